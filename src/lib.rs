@@ -1,0 +1,4 @@
+//! jetdir: offline reader and verifier for NATS JetStream file stores and backups.
+pub mod bytes;
+pub mod hash;
+pub mod problem;
