@@ -2,3 +2,5 @@
 pub mod bytes;
 pub mod hash;
 pub mod problem;
+#[cfg(test)]
+mod testdata;
