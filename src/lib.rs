@@ -1,6 +1,8 @@
 //! jetdir: offline reader and verifier for NATS JetStream file stores and backups.
+pub mod block;
 pub mod bytes;
 pub mod hash;
+pub mod meta;
 pub mod problem;
 #[cfg(test)]
 mod testdata;
