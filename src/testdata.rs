@@ -2,6 +2,7 @@
 //!
 //! `sample("v2.15.1-plain")` unpacks `../shared/spec/samples/v2.15.1-plain.tar.gz` (relative to the
 //! crate root) and returns the `TempDir`; the data is under `<dir>/v2.15.1-plain/store/jetstream/...`.
+#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 /// Directory holding the sample tarballs.
