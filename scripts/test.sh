@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one command to check jetdir: installs the real NATS servers + nats-py
+# (scripts/install-deps.sh), then runs rustfmt, clippy and every test,
+# including the end-to-end tests against nats-server 2.15.1 and 2.9.10.
+# Runs all three steps even if one fails; exits non-zero if any failed.
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+bash scripts/install-deps.sh || { echo "test.sh: install-deps.sh failed" >&2; exit 1; }
+
+export NATS_SERVER_215="${NATS_SERVER_215:-$REPO/.venv/bin/nats-server}"
+export NATS_SERVER_29="${NATS_SERVER_29:-/usr/sbin/nats-server}"
+export PATH="$REPO/.venv/bin:$PATH"
+
+failed=()
+step() {
+    local name="$1"; shift
+    echo "== $name: $*"
+    local t0=$SECONDS
+    if "$@"; then
+        echo "== $name: ok ($((SECONDS - t0))s)"
+    else
+        echo "== $name: FAILED ($((SECONDS - t0))s)"
+        failed+=("$name")
+    fi
+}
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --all-targets -- -D warnings
+step test cargo test --all-targets
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "test.sh: FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "test.sh: all steps passed"
