@@ -576,6 +576,9 @@ mod tests {
             ("v2.15.1-plain", "ORDERS"),
             ("v2.15.1-plain", "MULTI"),
             ("v2.15.1-plain", "EMPTY"),
+            ("v2.15.1-plain", "PURGED"),
+            ("v2.15.1-plain", "KV_config"),
+            ("v2.15.1-s2", "CMP"),
         ] {
             let f = file(s, st);
             let body = split_trailer(&f).unwrap().0;
