@@ -9,5 +9,6 @@ pub mod index_db;
 pub mod legacy;
 pub mod meta;
 pub mod problem;
+pub mod s2;
 #[cfg(test)]
 mod testdata;
