@@ -1,4 +1,5 @@
 //! jetdir: offline reader and verifier for NATS JetStream file stores and backups.
+pub mod archive;
 pub mod aux_files;
 pub mod avl;
 pub mod block;
