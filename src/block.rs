@@ -50,7 +50,15 @@ impl<'a> Record<'a> {
         }
     }
     pub fn computed_checksum(&self, key: &Key) -> [u8; 8] {
-        let h = hash::hh64(key, &[self.hashed_hdr, self.subject, self.headers.unwrap_or(&[]), self.payload]);
+        let h = hash::hh64(
+            key,
+            &[
+                self.hashed_hdr,
+                self.subject,
+                self.headers.unwrap_or(&[]),
+                self.payload,
+            ],
+        );
         h.to_le_bytes()
     }
     pub fn checksum_ok(&self, key: &Key) -> bool {
@@ -65,7 +73,10 @@ impl<'a> Record<'a> {
             return None;
         }
         if !valid_subject(self.subject) {
-            return Some(format!("invalid subject {:?}", String::from_utf8_lossy(self.subject)));
+            return Some(format!(
+                "invalid subject {:?}",
+                String::from_utf8_lossy(self.subject)
+            ));
         }
         if let Some(h) = self.headers {
             if !(h.starts_with(b"NATS/1.0") && h.ends_with(b"\r\n\r\n")) {
@@ -81,8 +92,7 @@ pub fn valid_subject(s: &[u8]) -> bool {
     if s.is_empty() || std::str::from_utf8(s).is_err() {
         return false;
     }
-    s.split(|&c| c == b'.').all(|tok| !tok.is_empty())
-        && !s.iter().any(|&c| c <= b' ' || c == 0x7f)
+    s.split(|&c| c == b'.').all(|tok| !tok.is_empty()) && !s.iter().any(|&c| c <= b' ' || c == 0x7f)
 }
 
 /// Why a record could not be framed. The server truncates a plain block at this offset.
@@ -99,7 +109,8 @@ impl std::fmt::Display for FrameError {
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(at..at + 4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 fn le_u64(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 8).map(|s| {
@@ -114,7 +125,9 @@ pub fn parse_record(buf: &[u8], off: usize) -> Result<Record<'_>, FrameError> {
     let err = |what: String| FrameError { offset: off, what };
     let rem = buf.len().saturating_sub(off);
     if rem < HDR_LEN {
-        return Err(err(format!("truncated record header ({rem} of {HDR_LEN} bytes)")));
+        return Err(err(format!(
+            "truncated record header ({rem} of {HDR_LEN} bytes)"
+        )));
     }
     let rl_raw = le_u32(buf, off).ok_or_else(|| err("short header".into()))?;
     let has_hdr = rl_raw & HBIT != 0;
@@ -124,10 +137,14 @@ pub fn parse_record(buf: &[u8], off: usize) -> Result<Record<'_>, FrameError> {
     }
     let rlu = rl as usize;
     if rlu < EMPTY_RECORD_LEN {
-        return Err(err(format!("record length {rl} is below the minimum of {EMPTY_RECORD_LEN}")));
+        return Err(err(format!(
+            "record length {rl} is below the minimum of {EMPTY_RECORD_LEN}"
+        )));
     }
     if rlu > rem {
-        return Err(err(format!("record length {rl} runs past the end of the block ({rem} bytes left)")));
+        return Err(err(format!(
+            "record length {rl} runs past the end of the block ({rem} bytes left)"
+        )));
     }
     let raw_seq = le_u64(buf, off + 4).ok_or_else(|| err("short header".into()))?;
     let ts = le_u64(buf, off + 12).ok_or_else(|| err("short header".into()))? as i64;
@@ -135,14 +152,18 @@ pub fn parse_record(buf: &[u8], off: usize) -> Result<Record<'_>, FrameError> {
     let dlen = rlu - HDR_LEN; // data incl. checksum
     let shlen = slen + if has_hdr { 4 } else { 0 };
     if shlen > dlen - CHECKSUM_LEN {
-        return Err(err(format!("subject length {slen} does not fit in record of length {rl}")));
+        return Err(err(format!(
+            "subject length {slen} does not fit in record of length {rl}"
+        )));
     }
     let data = &buf[off + HDR_LEN..off + rlu];
     let subject = &data[..slen];
     let (headers, body_start) = if has_hdr {
         let hlen = le_u32(data, slen).unwrap_or(u32::MAX) as usize;
         if hlen > dlen - CHECKSUM_LEN - shlen {
-            return Err(err(format!("header length {hlen} does not fit in record of length {rl}")));
+            return Err(err(format!(
+                "header length {hlen} does not fit in record of length {rl}"
+            )));
         }
         (Some(&data[shlen..shlen + hlen]), shlen + hlen)
     } else {
@@ -175,10 +196,18 @@ pub struct Records<'a> {
 
 impl<'a> Records<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Records { buf, pos: 0, done: false }
+        Records {
+            buf,
+            pos: 0,
+            done: false,
+        }
     }
     pub fn starting_at(buf: &'a [u8], pos: usize) -> Self {
-        Records { buf, pos, done: false }
+        Records {
+            buf,
+            pos,
+            done: false,
+        }
     }
 }
 
@@ -222,7 +251,15 @@ pub fn block_key(stream: &str, index: u32) -> Key {
 }
 
 /// Serialize one record exactly as the server does (used by tests and writers).
-pub fn encode_record(out: &mut Vec<u8>, key: &Key, raw_seq: u64, ts: i64, subject: &[u8], headers: Option<&[u8]>, payload: &[u8]) {
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    key: &Key,
+    raw_seq: u64,
+    ts: i64,
+    subject: &[u8],
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
     let hl = headers.map(|h| 4 + h.len()).unwrap_or(0);
     let rl = (HDR_LEN + subject.len() + hl + payload.len() + CHECKSUM_LEN) as u32;
     let rl_field = if headers.is_some() { rl | HBIT } else { rl };
@@ -237,7 +274,15 @@ pub fn encode_record(out: &mut Vec<u8>, key: &Key, raw_seq: u64, ts: i64, subjec
         out.extend_from_slice(h);
     }
     out.extend_from_slice(payload);
-    let sum = hash::hh64(key, &[&out[start + 4..start + 20], subject, headers.unwrap_or(&[]), payload]);
+    let sum = hash::hh64(
+        key,
+        &[
+            &out[start + 4..start + 20],
+            subject,
+            headers.unwrap_or(&[]),
+            payload,
+        ],
+    );
     out.extend_from_slice(&sum.to_le_bytes());
 }
 
@@ -249,7 +294,15 @@ mod tests {
         let k = block_key("T", 1);
         let mut b = Vec::new();
         encode_record(&mut b, &k, 1, 100, b"a.b", None, b"hello");
-        encode_record(&mut b, &k, 2, 200, b"a.c", Some(b"NATS/1.0\r\nX: 1\r\n\r\n"), b"world");
+        encode_record(
+            &mut b,
+            &k,
+            2,
+            200,
+            b"a.c",
+            Some(b"NATS/1.0\r\nX: 1\r\n\r\n"),
+            b"world",
+        );
         encode_record(&mut b, &k, 1 | TBIT, 100, b"", None, b"");
         b
     }
@@ -299,7 +352,10 @@ mod tests {
                     Err(_) => true,
                     Ok(r) => !r.checksum_ok(&k) || r.content_issue().is_some(),
                 });
-                assert!(caught || unhashed.contains(&i), "flip of bit {bit} at byte {i} went unnoticed");
+                assert!(
+                    caught || unhashed.contains(&i),
+                    "flip of bit {bit} at byte {i} went unnoticed"
+                );
             }
         }
     }

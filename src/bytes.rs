@@ -15,11 +15,16 @@ pub enum ParseError {
 impl ParseError {
     pub fn offset(&self) -> usize {
         match self {
-            ParseError::Eof { offset, .. } | ParseError::Varint { offset } | ParseError::Invalid { offset, .. } => *offset,
+            ParseError::Eof { offset, .. }
+            | ParseError::Varint { offset }
+            | ParseError::Invalid { offset, .. } => *offset,
         }
     }
     pub fn invalid(offset: usize, what: impl Into<String>) -> Self {
-        ParseError::Invalid { offset, what: what.into() }
+        ParseError::Invalid {
+            offset,
+            what: what.into(),
+        }
     }
 }
 
@@ -47,7 +52,10 @@ impl<'a> Cursor<'a> {
     }
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
         if n > self.remaining() {
-            return Err(ParseError::Eof { offset: self.pos, needed: n - self.remaining() });
+            return Err(ParseError::Eof {
+                offset: self.pos,
+                needed: n - self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -77,7 +85,10 @@ impl<'a> Cursor<'a> {
         let mut s: u32 = 0;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
-                return Err(ParseError::Eof { offset: self.pos, needed: 1 });
+                return Err(ParseError::Eof {
+                    offset: self.pos,
+                    needed: 1,
+                });
             };
             self.pos += 1;
             if b < 0x80 {
@@ -127,8 +138,14 @@ mod tests {
             put_varint(&mut b, v);
             assert_eq!(Cursor::new(&b).varint().unwrap(), v);
         }
-        assert!(matches!(Cursor::new(&[0x80]).uvarint(), Err(ParseError::Eof { .. })));
-        assert!(matches!(Cursor::new(&[0xff; 11]).uvarint(), Err(ParseError::Varint { .. })));
+        assert!(matches!(
+            Cursor::new(&[0x80]).uvarint(),
+            Err(ParseError::Eof { .. })
+        ));
+        assert!(matches!(
+            Cursor::new(&[0xff; 11]).uvarint(),
+            Err(ParseError::Varint { .. })
+        ));
         assert!(Cursor::new(&[1, 2]).u32le().is_err());
     }
 }

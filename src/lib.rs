@@ -1,4 +1,8 @@
 //! jetdir: offline reader and verifier for NATS JetStream file stores and backups.
+//!
+//! One module per on-disk artefact (`block`, `index_db`, `legacy`, `consumer_state`, `meta`,
+//! `aux_files`, `s2`), the verifier that combines them (`scan`, `verify`), and the thin
+//! output layer the CLI uses (`output`, `progress`).
 pub mod archive;
 pub mod aux_files;
 pub mod avl;
@@ -7,9 +11,14 @@ pub mod bytes;
 pub mod consumer_state;
 pub mod hash;
 pub mod index_db;
+pub mod layout;
 pub mod legacy;
 pub mod meta;
+pub mod output;
 pub mod problem;
+pub mod progress;
 pub mod s2;
+pub mod scan;
 #[cfg(test)]
 mod testdata;
+pub mod verify;

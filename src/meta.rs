@@ -24,9 +24,13 @@ impl MetaInf {
         if raw.is_empty() {
             return Err(MetaError::Empty);
         }
-        let v: Value = serde_json::from_slice(raw).map_err(|e| MetaError::NotJson(e.to_string()))?;
+        let v: Value =
+            serde_json::from_slice(raw).map_err(|e| MetaError::NotJson(e.to_string()))?;
         match v {
-            Value::Object(json) => Ok(MetaInf { raw: raw.to_vec(), json }),
+            Value::Object(json) => Ok(MetaInf {
+                raw: raw.to_vec(),
+                json,
+            }),
             _ => Err(MetaError::NotObject),
         }
     }
@@ -54,7 +58,9 @@ mod tests {
     #[test]
     fn meta_sum_of_real_samples() {
         let t = crate::testdata::sample("v2.15.1-plain");
-        let d = t.path().join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
         let inf = std::fs::read(d.join("meta.inf")).unwrap();
         let sum = std::fs::read_to_string(d.join("meta.sum")).unwrap();
         assert_eq!(expected_sum("ORDERS", &inf), sum);
@@ -66,7 +72,10 @@ mod tests {
         let sum = std::fs::read_to_string(c.join("meta.sum")).unwrap();
         assert_eq!(expected_sum("ORDERS/C1", &inf), sum);
         assert_eq!(MetaInf::parse(b"").unwrap_err(), MetaError::Empty);
-        assert!(matches!(MetaInf::parse(b"\x01\x02garbage"), Err(MetaError::NotJson(_))));
+        assert!(matches!(
+            MetaInf::parse(b"\x01\x02garbage"),
+            Err(MetaError::NotJson(_))
+        ));
         assert_eq!(MetaInf::parse(b"[1]").unwrap_err(), MetaError::NotObject);
     }
 }

@@ -37,16 +37,30 @@ pub struct Problem {
 
 impl Problem {
     pub fn error(kind: impl Into<String>, loc: Location, message: impl Into<String>) -> Self {
-        Problem { severity: Severity::Error, kind: kind.into(), loc, message: message.into() }
+        Problem {
+            severity: Severity::Error,
+            kind: kind.into(),
+            loc,
+            message: message.into(),
+        }
     }
     pub fn warning(kind: impl Into<String>, loc: Location, message: impl Into<String>) -> Self {
-        Problem { severity: Severity::Warning, kind: kind.into(), loc, message: message.into() }
+        Problem {
+            severity: Severity::Warning,
+            kind: kind.into(),
+            loc,
+            message: message.into(),
+        }
     }
 }
 
 impl Location {
     pub fn stream(account: &str, stream: &str) -> Self {
-        Location { account: Some(account.into()), stream: Some(stream.into()), ..Default::default() }
+        Location {
+            account: Some(account.into()),
+            stream: Some(stream.into()),
+            ..Default::default()
+        }
     }
     pub fn file(mut self, f: impl Into<String>) -> Self {
         self.file = Some(f.into());

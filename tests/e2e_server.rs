@@ -237,7 +237,20 @@ fn run_e2e(label: &str, env: &str, default: &Path) {
             ));
         }
 
-        let want_cons = want["consumers"].as_object().expect("expected.consumers");
+        // Consumers: compare with what the server reports after a restart on a copy of
+        // the files (2.9.10 reports ack floors at runtime that it never writes to o.dat).
+        let restarted = &facts["after_restart"][name.as_str()]["expected"]["consumers"];
+        let want_cons = if restarted.is_object() {
+            restarted.as_object().expect("after_restart consumers")
+        } else {
+            want["consumers"].as_object().expect("expected.consumers")
+        };
+        if let (Some(before), Some(after)) = (want["consumers"].as_object(), restarted.as_object())
+        {
+            if before != after {
+                println!("note: {name}: consumer info changed across a restart of the server on the same files");
+            }
+        }
         let got_cons = got["consumers"].as_array().unwrap_or(&empty);
         if got_cons.len() != want_cons.len() {
             errs.push(format!(

@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -139,6 +140,16 @@ async def run(url: str, streams: list[str]) -> dict:
         await nc.close()
 
 
+async def record_all(url: str) -> dict:
+    nc = await nats.connect(url)
+    try:
+        await nb.wait_jetstream(nc)
+        names = await nb.stream_names(nc)
+        return {n: await nb.record_stream(nc, n, with_messages=False) for n in names}
+    finally:
+        await nc.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -157,6 +168,19 @@ def main() -> int:
         print(srv.log_tail(), file=sys.stderr)
         raise
     rc = srv.stop()
+    # What a server computes from these files alone: restart on a copy and ask again.
+    # (2.9.10 reports ack floors at runtime that it never persists; after a restart it
+    # reports what o.dat holds, and that is what an offline tool can know.)
+    copy = out / "restart-store"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(store, copy)
+    srv2 = nb.NatsServer(a.server, copy, work_dir=out / "restart")
+    srv2.start()
+    try:
+        res["after_restart"] = asyncio.run(record_all(srv2.url))
+    finally:
+        srv2.stop()
+        shutil.rmtree(copy, ignore_errors=True)
     facts = {
         "version": nb.server_version(a.server),
         "binary": a.server,
