@@ -50,51 +50,48 @@ pub struct LiveMsg {
     pub ts: i64,
 }
 
-/// One bit per sequence from a base: which sequences of a block were counted live.
+/// One bit per sequence: which sequences of a block were counted live. Sparse (a map of
+/// 64-bit words), so damaged or far-apart sequences cost no more than dense ones.
 #[derive(Debug, Clone, Default)]
 pub struct SeqBits {
-    pub base: u64,
-    words: Vec<u64>,
+    words: std::collections::BTreeMap<u64, u64>,
 }
 
 impl SeqBits {
     pub fn set(&mut self, seq: u64) {
-        if self.words.is_empty() {
-            self.base = seq;
-        }
-        let Some(d) = seq.checked_sub(self.base) else {
-            return;
-        };
-        let (w, b) = ((d / 64) as usize, d % 64);
-        if w >= self.words.len() {
-            if w > (1 << 26) {
-                return; // absurd gap (damaged data): do not allocate for it
-            }
-            self.words.resize(w + 1, 0);
-        }
-        self.words[w] |= 1 << b;
+        *self.words.entry(seq / 64).or_insert(0) |= 1 << (seq % 64);
     }
     pub fn clear(&mut self, seq: u64) {
-        if let Some(d) = seq.checked_sub(self.base) {
-            if let Some(w) = self.words.get_mut((d / 64) as usize) {
-                *w &= !(1 << (d % 64));
+        let k = seq / 64;
+        if let Some(w) = self.words.get_mut(&k) {
+            *w &= !(1 << (seq % 64));
+            if *w == 0 {
+                self.words.remove(&k);
             }
         }
     }
     pub fn get(&self, seq: u64) -> bool {
-        seq.checked_sub(self.base)
-            .and_then(|d| {
-                self.words
-                    .get((d / 64) as usize)
-                    .map(|w| w & (1 << (d % 64)) != 0)
-            })
-            .unwrap_or(false)
+        self.words
+            .get(&(seq / 64))
+            .is_some_and(|w| w & (1 << (seq % 64)) != 0)
+    }
+    pub fn first(&self) -> Option<u64> {
+        self.words
+            .iter()
+            .next()
+            .map(|(&i, &w)| i * 64 + u64::from(w.trailing_zeros()))
+    }
+    pub fn last(&self) -> Option<u64> {
+        self.words
+            .iter()
+            .next_back()
+            .map(|(&i, &w)| i * 64 + 63 - u64::from(w.leading_zeros()))
     }
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.words.iter().enumerate().flat_map(move |(i, &w)| {
+        self.words.iter().flat_map(|(&i, &w)| {
             (0..64u64)
                 .filter(move |b| w & (1 << b) != 0)
-                .map(move |b| self.base + i as u64 * 64 + b)
+                .map(move |b| i * 64 + b)
         })
     }
 }
@@ -411,9 +408,30 @@ impl BlockScan {
             self.live.remove(i);
         }
         if self.first_live == Some(seq) || self.last_live == Some(seq) {
-            self.first_live = self.live_bits.iter().next();
-            self.last_live = self.live_bits.iter().last();
+            self.first_live = self.live_bits.first();
+            self.last_live = self.live_bits.last();
             self.ts_stale = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqBits;
+    #[test]
+    fn seqbits_sparse_and_ordered() {
+        let mut b = SeqBits::default();
+        for s in [5u64, 1, 64, 63, u64::MAX >> 2, 1_000_000_000] {
+            b.set(s);
+        }
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![1, 5, 63, 64, 1_000_000_000, u64::MAX >> 2]
+        );
+        assert_eq!((b.first(), b.last()), (Some(1), Some(u64::MAX >> 2)));
+        b.clear(1);
+        b.clear(u64::MAX >> 2);
+        assert!(!b.get(1) && b.get(5));
+        assert_eq!((b.first(), b.last()), (Some(5), Some(1_000_000_000)));
     }
 }
