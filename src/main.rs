@@ -35,6 +35,49 @@ enum Cmd {
     },
     /// Report what is in a store: config, state, blocks, consumers, warnings.
     Inspect { path: PathBuf },
+    /// Write a backup (backup dir, stream.tar.s2, .tgz, .tar) into a stopped server's store dir.
+    Extract {
+        archive: PathBuf,
+        /// The server's store dir (the one holding, or to hold, `jetstream/`).
+        #[arg(long)]
+        store_dir: PathBuf,
+        /// Account to restore into.
+        #[arg(long, default_value = "$G")]
+        account: String,
+        /// Verify and print what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Extract even when verification finds damage.
+        #[arg(long)]
+        allow_damaged: bool,
+        /// Override the running-server and clustered-node refusals (with a warning).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pack a stream on disk into a backup that `nats stream restore` accepts.
+    Pack {
+        /// A stream dir, or a store/account dir with --stream (or --all).
+        path: PathBuf,
+        /// Output: a backup directory (v1, v2, --all) or a .tgz file (tgz).
+        #[arg(short, long)]
+        out: PathBuf,
+        #[arg(long)]
+        stream: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, value_enum, default_value = "v1")]
+        format: jetdir::pack::PackFormat,
+        /// Pack every stream of the account (`nats account backup` layout).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        allow_damaged: bool,
+        #[arg(long)]
+        no_consumers: bool,
+        /// Read a store even when a running server seems to hold it.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn fail(json: bool, msg: &str) -> ExitCode {
@@ -54,7 +97,117 @@ fn main() -> ExitCode {
     match &cli.cmd {
         Cmd::Verify { path, quick } => run_report(&cli, path, *quick, false, mode),
         Cmd::Inspect { path } => run_report(&cli, path, false, true, mode),
+        Cmd::Extract {
+            archive,
+            store_dir,
+            account,
+            dry_run,
+            allow_damaged,
+            force,
+        } => {
+            let reporter = progress::Reporter::new(mode, "extract");
+            let opts = jetdir::extract::ExtractOptions {
+                store_dir: store_dir.clone(),
+                account: account.clone(),
+                dry_run: *dry_run,
+                allow_damaged: *allow_damaged,
+                force: *force,
+            };
+            match jetdir::extract::extract(archive, &opts, &reporter) {
+                Ok(r) => emit(cli.json, &r, || r.render(), r.exit_code()),
+                Err(e) => fail(cli.json, &format!("{e:#}")),
+            }
+        }
+        Cmd::Pack {
+            path,
+            out,
+            stream,
+            account,
+            format,
+            all,
+            allow_damaged,
+            no_consumers,
+            force,
+        } => {
+            let reporter = progress::Reporter::new(mode, "pack");
+            let opts = jetdir::pack::PackOptions {
+                out: out.clone(),
+                stream: stream.clone(),
+                account: account.clone(),
+                format: *format,
+                all: *all,
+                allow_damaged: *allow_damaged,
+                no_consumers: *no_consumers,
+                force: *force,
+            };
+            match jetdir::pack::pack(path, &opts, &reporter) {
+                Ok(r) => emit(cli.json, &r, || r.render(), r.exit_code()),
+                Err(e) => fail(cli.json, &format!("{e:#}")),
+            }
+        }
     }
+}
+
+/// Print a report as JSON or text and turn its exit code into the process's.
+fn emit<T: serde::Serialize>(
+    json: bool,
+    r: &T,
+    text: impl FnOnce() -> String,
+    code: i32,
+) -> ExitCode {
+    if json {
+        match serde_json::to_string_pretty(r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(true, &e.to_string()),
+        }
+    } else {
+        print!("{}", text());
+    }
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn run_report(
+    cli: &Cli,
+    path: &std::path::Path,
+    quick: bool,
+    inspect: bool,
+    mode: progress::Mode,
+) -> ExitCode {
+    let reporter = progress::Reporter::new(mode, if inspect { "inspect" } else { "verify" });
+    let opts = verify::Options { quick };
+    match jetdir::archive::verify::verify_path(path, &opts, &reporter) {
+        Ok(r) => emit(
+            cli.json,
+            &r,
+            || {
+                if inspect {
+                    output::render_inspect(&r)
+                } else {
+                    output::render_verify(&r)
+                }
+            },
+            r.exit_code(),
+        ),
+        Err(e) => fail(cli.json, &format!("{e:#}")),
+    }
+}
+
+/// Print a report as JSON or text and turn its exit code into the process's.
+fn emit<T: serde::Serialize>(
+    json: bool,
+    r: &T,
+    text: impl FnOnce() -> String,
+    code: i32,
+) -> ExitCode {
+    if json {
+        match serde_json::to_string_pretty(r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(true, &e.to_string()),
+        }
+    } else {
+        print!("{}", text());
+    }
+    ExitCode::from(code.clamp(0, 255) as u8)
 }
 
 fn run_report(

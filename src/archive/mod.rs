@@ -4,6 +4,7 @@ pub mod backup_json;
 pub mod detect;
 pub mod natsarc;
 pub mod tarsafe;
+pub mod verify;
 
 use std::io;
 
