@@ -19,6 +19,7 @@ pub mod output;
 pub mod pack;
 pub mod problem;
 pub mod progress;
+pub mod running;
 pub mod s2;
 pub mod scan;
 #[cfg(test)]
