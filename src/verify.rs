@@ -85,6 +85,9 @@ pub struct StreamReport {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
     pub ok: bool,
+    /// Set when the input was a backup rather than a store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<crate::archive::verify::ArchiveInfo>,
     pub streams: Vec<StreamReport>,
     pub problems: Vec<Problem>,
     /// Facts about the store that are not problems (clustered node, leftovers explained).
