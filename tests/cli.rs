@@ -1,0 +1,198 @@
+//! The CLI contract: exit codes, one JSON document on stdout, progress on stderr.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn jetdir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_jetdir"))
+        .args(args)
+        .output()
+        .expect("run jetdir")
+}
+
+fn fixture(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let dst = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn clean_store_exits_0_with_one_json_document() {
+    let out = jetdir(&["verify", "--json", "-q", &fixture("v2.15.1-plain/store")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["ok"], true);
+    assert!(v["problems"].as_array().unwrap().is_empty());
+    let orders = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ORDERS")
+        .unwrap();
+    for k in [
+        "account",
+        "name",
+        "messages",
+        "bytes",
+        "first_seq",
+        "last_seq",
+        "deleted",
+        "subjects",
+        "blocks",
+        "consumers",
+    ] {
+        assert!(orders.get(k).is_some(), "missing {k}");
+    }
+    assert_eq!(orders["messages"], 8);
+    assert_eq!(orders["account"], "$G");
+    let c1 = orders["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "C1")
+        .unwrap();
+    assert_eq!(c1["delivered_stream_seq"], 5);
+    assert_eq!(c1["ack_floor_stream_seq"], 3);
+    assert_eq!(c1["pending"], 1);
+    assert!(out.stderr.is_empty(), "-q must silence progress");
+}
+
+#[test]
+fn damage_exits_1_and_locates_the_problem() {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(&fixture("v2.15.1-plain/store")), t.path());
+    let blk = t.path().join("jetstream/$G/streams/ORDERS/msgs/1.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    b[40] ^= 0x04; // inside the first record's subject or payload
+    std::fs::write(&blk, b).unwrap();
+    let out = jetdir(&["verify", "--json", "-q", &t.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let p = &v["problems"][0];
+    assert_eq!(p["severity"], "error");
+    assert_eq!(p["stream"], "ORDERS");
+    assert_eq!(p["file"], "msgs/1.blk");
+    assert_eq!(p["offset"], 0);
+    assert_eq!(p["seq"], 1);
+    assert!(p.get("consumer").is_none() || p["consumer"].is_null());
+    // human output names the same place
+    let out = jetdir(&["verify", "-q", &t.path().display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("msgs/1.blk @0 seq 1"), "{text}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn cannot_run_exits_2() {
+    let t = tempfile::tempdir().unwrap();
+    let out = jetdir(&["verify", &t.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = jetdir(&["verify", "--json", "/nonexistent/store"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("/nonexistent/store"));
+    assert_eq!(jetdir(&["verify"]).status.code(), Some(2), "usage error");
+    assert_eq!(jetdir(&["frobnicate"]).status.code(), Some(2));
+    // encrypted store: key needed
+    let out = jetdir(&[
+        "verify",
+        "-q",
+        "--json",
+        &fixture("v2.15.1-enc-chacha/store"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["kind"] == "encrypted_key_needed"));
+}
+
+#[test]
+fn no_progress_gives_log_lines_on_stderr_only() {
+    let out = jetdir(&["verify", "--no-progress", &fixture("v2.15.1-plain/store")]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verify:") && err.contains("done"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OK: 5 stream(s)"), "{text}");
+    assert!(!text.contains("verify:"), "progress must not go to stdout");
+}
+
+#[test]
+fn inspect_reports_sections_and_json() {
+    let out = jetdir(&["inspect", "-q", &fixture("v2.15.1-s2/store")]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for s in [
+        "Stream CMP",
+        "Configuration:",
+        "State:",
+        "Blocks:",
+        "Consumers:",
+        "Warnings and problems:",
+        "(s2)",
+    ] {
+        assert!(text.contains(s), "missing {s:?} in\n{text}");
+    }
+    let out = jetdir(&["inspect", "--json", "-q", &fixture("v2.15.1-s2/store")]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["streams"][0]["compressed_blocks"], 3);
+    assert_eq!(v["streams"][0]["block_list"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn leftovers_are_warnings_not_errors() {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(&fixture("v2.15.1-plain/store")), t.path());
+    let s = t.path().join("jetstream/$G/streams/MULTI");
+    std::fs::create_dir_all(s.join("__msgs__")).unwrap();
+    std::fs::write(s.join("__msgs__/1.blk"), b"").unwrap();
+    std::fs::write(s.join("msgs/3.blk.tmp"), b"x").unwrap();
+    std::fs::create_dir_all(t.path().join("jetstream/$G/streams/.OLD")).unwrap();
+    let out = jetdir(&["verify", "--json", "-q", &t.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"leftover_purge") && kinds.contains(&"leftover_tmp"),
+        "{kinds:?}"
+    );
+    assert!(v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains(".OLD")));
+}
