@@ -87,9 +87,10 @@ impl<'a> Record<'a> {
     }
 }
 
-/// A publishable NATS subject: non-empty, UTF-8, no empty tokens, no whitespace or control bytes.
+/// A publishable NATS subject: non-empty, no empty tokens, no whitespace or control bytes.
+/// (Not required to be UTF-8: the server does not enforce it; see `verify` for the warning.)
 pub fn valid_subject(s: &[u8]) -> bool {
-    if s.is_empty() || std::str::from_utf8(s).is_err() {
+    if s.is_empty() {
         return false;
     }
     s.split(|&c| c == b'.').all(|tok| !tok.is_empty()) && !s.iter().any(|&c| c <= b' ' || c == 0x7f)

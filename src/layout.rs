@@ -114,7 +114,16 @@ fn scan_js_dir(js: &Path, rel: &str, lay: &mut Layout) -> Result<(), LayoutError
         }
         if p.join("_js_").is_dir() {
             for (g, gp) in sorted_subdirs(&p.join("_js_"))? {
-                let _ = g;
+                let role = if g == "_meta_" {
+                    "meta group (stream and consumer assignments)"
+                } else if g.starts_with("S-") {
+                    "stream raft group"
+                } else if g.starts_with("C-") {
+                    "consumer raft group"
+                } else {
+                    "raft group"
+                };
+                lay.notes.push((format!("{rel}{name}/_js_/{g}"), role.to_string()));
                 lay.raft_groups.push(gp);
             }
             lay.notes.push((

@@ -121,6 +121,8 @@ pub struct BlockScan {
     /// Live message count per subject (index into `subject_names`).
     pub subject_counts: Vec<u64>,
     pub subject_names: Vec<Vec<u8>>,
+    /// subject → index into `subject_names`.
+    pub subject_index: HashMap<Vec<u8>, u32>,
     /// Which sequences were counted live.
     pub live_bits: SeqBits,
     /// Live messages in order, only with [`ScanCtx::keep_live`].
@@ -195,7 +197,6 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
     let mut prev_ts: i64 = 0;
     let mut pos = 0usize;
     let mut last_rec_checksum: Option<[u8; 8]> = None;
-    let mut subj_ids: HashMap<Vec<u8>, u32> = HashMap::new();
     loop {
         let mut framing_failed = None;
         for rec in Records::starting_at(&plain, pos) {
@@ -223,6 +224,13 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                         hex(&r.computed_checksum(&key)),
                         loss_note(compressed, &file, r.offset)
                     ),
+                ));
+            }
+            if r.kind() == RecordKind::Message && std::str::from_utf8(r.subject).is_err() {
+                sc.problems.push(Problem::warning(
+                    "subject_not_utf8",
+                    loc(),
+                    format!("seq {}: subject {:?} is not valid UTF-8 (clients may not be able to address it)", r.seq, String::from_utf8_lossy(r.subject)),
                 ));
             }
             if let Some(issue) = r.content_issue() {
@@ -286,13 +294,13 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             }
             sc.last_live = Some(r.seq);
             sc.last_ts = r.ts;
-            let sid = match subj_ids.get(r.subject) {
+            let sid = match sc.subject_index.get(r.subject) {
                 Some(&i) => i,
                 None => {
                     let i = sc.subject_names.len() as u32;
                     sc.subject_names.push(r.subject.to_vec());
                     sc.subject_counts.push(0);
-                    subj_ids.insert(r.subject.to_vec(), i);
+                    sc.subject_index.insert(r.subject.to_vec(), i);
                     i
                 }
             };
@@ -391,7 +399,7 @@ pub fn hex(b: &[u8]) -> String {
 
 impl BlockScan {
     pub fn subject_id(&self, subject: &[u8]) -> Option<usize> {
-        self.subject_names.iter().position(|n| n == subject)
+        self.subject_index.get(subject).map(|&i| i as usize)
     }
     /// Subtract one live message that turned out dead.
     pub fn kill(&mut self, seq: u64, len: u32, subject: &[u8]) {

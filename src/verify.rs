@@ -571,6 +571,7 @@ pub fn finish_stream(
     check_index_db(&pre, &scans, &rep, &subjects, &mut problems, prefix);
     check_legacy(&pre, &scans, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
+    check_aux(&pre, src, last, &mut problems, prefix);
     rep.consumers = check_consumers(&pre, src, last, &mut problems, prefix);
     (rep, problems)
 }
@@ -789,6 +790,44 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
                     ));
                 }
             }
+        }
+    }
+}
+
+/// thw.db, sched.db, sources.db: no checksum of their own; a damaged one is rebuilt by the
+/// server (warning), one claiming sequences past the stream is stale.
+fn check_aux(
+    pre: &Prelude,
+    src: &dyn StreamSource,
+    last_seq: u64,
+    problems: &mut Vec<Problem>,
+    prefix: &str,
+) {
+    use crate::aux_files;
+    for (rel, what) in [
+        ("msgs/thw.db", "TTL hash wheel"),
+        ("msgs/sched.db", "message schedules"),
+        ("sources.db", "source positions"),
+    ] {
+        let Some(b) = src.read(rel) else { continue };
+        let high = match rel {
+            "msgs/thw.db" => aux_files::parse_thw(&b).map(|x| x.high_seq),
+            "msgs/sched.db" => aux_files::parse_sched(&b).map(|x| x.high_seq),
+            _ => aux_files::parse_sources(&b).map(|x| x.high_seq),
+        };
+        let loc = pre.loc().file(format!("{prefix}{rel}"));
+        match high {
+            Err(e) => problems.push(Problem::warning(
+                "aux_file_corrupt",
+                loc.at(e.offset() as u64),
+                format!("{what} ({rel}): {e}; the server discards it and rebuilds it by scanning the messages"),
+            )),
+            Ok(h) if rel != "sources.db" && h > last_seq.saturating_add(1) => problems.push(Problem::warning(
+                "aux_file_ahead",
+                loc,
+                format!("{what} ({rel}) was written at sequence {h}, past the stream's last sequence {last_seq}"),
+            )),
+            Ok(_) => {}
         }
     }
 }
@@ -1520,6 +1559,24 @@ mod tests {
             fs::write(d.join(f), b"").unwrap();
             let _ = run(&d, false);
         }
+    }
+
+    #[test]
+    fn damaged_ttl_wheel_is_a_warning() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/KV_config");
+        assert!(run(&d, false).problems.is_empty());
+        fs::write(d.join("msgs/thw.db"), b"\x01\x05").unwrap();
+        let rep = run(&d, false);
+        let p = rep
+            .problems
+            .iter()
+            .find(|p| p.kind == "aux_file_corrupt")
+            .unwrap();
+        assert_eq!(p.loc.file.as_deref(), Some("msgs/thw.db"));
+        assert_eq!(rep.exit_code(), 0);
     }
 
     #[test]
