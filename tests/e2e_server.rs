@@ -97,7 +97,7 @@ fn count_blocks(stream_dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn run_e2e(label: &str, env: &str, default: &Path) {
+fn run_e2e(label: &str, env: &str, default: &Path, scenario: &str) {
     let Some(server) = find_server(env, default) else {
         return;
     };
@@ -115,7 +115,7 @@ fn run_e2e(label: &str, env: &str, default: &Path) {
         .arg(&server)
         .arg("--out")
         .arg(&out)
-        .args(["--scenario", "mixed"])
+        .args(["--scenario", scenario])
         .output()
         .expect("run scenario.py");
     assert!(
@@ -305,10 +305,16 @@ fn e2e_nats_server_2_15() {
         "2.15",
         "NATS_SERVER_215",
         &repo().join(".venv/bin/nats-server"),
+        "mixed-2.15",
     );
 }
 
 #[test]
 fn e2e_nats_server_2_9() {
-    run_e2e("2.9", "NATS_SERVER_29", Path::new("/usr/sbin/nats-server"));
+    run_e2e(
+        "2.9",
+        "NATS_SERVER_29",
+        Path::new("/usr/sbin/nats-server"),
+        "mixed",
+    );
 }

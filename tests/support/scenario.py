@@ -123,6 +123,8 @@ async def mix(nc) -> list[dict]:
 SCENARIOS = {
     "recipes": ["ORDERS", "PURGED", "MULTI", "KV_config"],
     "mixed": ["ORDERS", "PURGED", "MULTI", "KV_config", "MIX"],
+    # 2.10+ only: S2-compressed blocks and a stream that never held a message
+    "mixed-2.15": ["ORDERS", "PURGED", "MULTI", "KV_config", "MIX", "CMP", "EMPTY"],
 }
 
 
