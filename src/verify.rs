@@ -980,45 +980,16 @@ fn check_consumers(
             redelivered: vec![],
             base_ts_secs: 0,
         });
-        let floc = || loc.clone().file(format!("{prefix}{}", rel("o.dat")));
-        if st.delivered.stream_seq > last_seq {
-            problems.push(Problem::error(
-                "consumer_past_stream",
-                floc().seq(st.delivered.stream_seq),
-                format!(
-                    "consumer delivered up to stream seq {} but the stream ends at {}",
-                    st.delivered.stream_seq, last_seq
-                ),
-            ));
-        }
-        if st.ack_floor.stream_seq > st.delivered.stream_seq
-            || st.ack_floor.consumer_seq > st.delivered.consumer_seq
-        {
-            problems.push(Problem::error(
-                "consumer_ack_floor",
-                floc().seq(st.ack_floor.stream_seq),
-                format!(
-                    "ack floor ({}, stream {}) is past delivered ({}, stream {})",
-                    st.ack_floor.consumer_seq,
-                    st.ack_floor.stream_seq,
-                    st.delivered.consumer_seq,
-                    st.delivered.stream_seq
-                ),
-            ));
-        }
-        for pnd in &st.pending {
-            if pnd.stream_seq <= st.ack_floor.stream_seq || pnd.stream_seq > st.delivered.stream_seq
-            {
-                problems.push(Problem::error(
-                    "consumer_pending_range",
-                    floc().seq(pnd.stream_seq),
-                    format!(
-                        "pending stream seq {} is outside (ack floor {}, delivered {}]",
-                        pnd.stream_seq, st.ack_floor.stream_seq, st.delivered.stream_seq
-                    ),
-                ));
-            }
-        }
+        let floc = loc.clone().file(format!("{prefix}{}", rel("o.dat")));
+        let pending: Vec<u64> = st.pending.iter().map(|p| p.stream_seq).collect();
+        check_consumer_invariants(
+            &floc,
+            (st.delivered.consumer_seq, st.delivered.stream_seq),
+            (st.ack_floor.consumer_seq, st.ack_floor.stream_seq),
+            &pending,
+            last_seq,
+            problems,
+        );
         rep.delivered_stream_seq = Some(st.delivered.stream_seq);
         rep.delivered_consumer_seq = Some(st.delivered.consumer_seq);
         rep.ack_floor_stream_seq = Some(st.ack_floor.stream_seq);
@@ -1028,6 +999,50 @@ fn check_consumers(
         out.push(rep);
     }
     out
+}
+
+/// What the server enforces on consumer state, checked against the stream's last sequence.
+/// `delivered` and `ack_floor` are (consumer seq, stream seq); `loc` names the state's file.
+pub fn check_consumer_invariants(
+    loc: &Location,
+    delivered: (u64, u64),
+    ack_floor: (u64, u64),
+    pending: &[u64],
+    last_seq: u64,
+    problems: &mut Vec<Problem>,
+) {
+    if delivered.1 > last_seq {
+        problems.push(Problem::error(
+            "consumer_past_stream",
+            loc.clone().seq(delivered.1),
+            format!(
+                "consumer delivered up to stream seq {} but the stream ends at {last_seq}",
+                delivered.1
+            ),
+        ));
+    }
+    if ack_floor.1 > delivered.1 || ack_floor.0 > delivered.0 {
+        problems.push(Problem::error(
+            "consumer_ack_floor",
+            loc.clone().seq(ack_floor.1),
+            format!(
+                "ack floor ({}, stream {}) is past delivered ({}, stream {})",
+                ack_floor.0, ack_floor.1, delivered.0, delivered.1
+            ),
+        ));
+    }
+    for &q in pending {
+        if q <= ack_floor.1 || q > delivered.1 {
+            problems.push(Problem::error(
+                "consumer_pending_range",
+                loc.clone().seq(q),
+                format!(
+                    "pending stream seq {q} is outside (ack floor {}, delivered {}]",
+                    ack_floor.1, delivered.1
+                ),
+            ));
+        }
+    }
 }
 
 /// Progress callbacks: `start(total_bytes)`, then `advance(bytes, what)`.

@@ -502,38 +502,15 @@ fn verify_v2<R: Read>(
                     .consumer(&c.name)
                     .file(format!("{label}:consumers/{}", c.name))
                     .at(c.offset);
-                if st.delivered.stream_seq > last {
-                    problems.push(Problem::error(
-                        "consumer_past_stream",
-                        loc.clone().seq(st.delivered.stream_seq),
-                        format!(
-                            "consumer delivered up to stream seq {} but the stream ends at {last}",
-                            st.delivered.stream_seq
-                        ),
-                    ));
-                }
-                if st.ack_floor.stream_seq > st.delivered.stream_seq {
-                    problems.push(Problem::error(
-                        "consumer_ack_floor",
-                        loc.clone().seq(st.ack_floor.stream_seq),
-                        format!(
-                            "ack floor stream seq {} is past delivered {}",
-                            st.ack_floor.stream_seq, st.delivered.stream_seq
-                        ),
-                    ));
-                }
-                for q in st.pending.iter().flat_map(|p| p.keys()) {
-                    if *q <= st.ack_floor.stream_seq || *q > st.delivered.stream_seq {
-                        problems.push(Problem::error(
-                            "consumer_pending_range",
-                            loc.clone().seq(*q),
-                            format!(
-                                "pending stream seq {q} is outside (ack floor {}, delivered {}]",
-                                st.ack_floor.stream_seq, st.delivered.stream_seq
-                            ),
-                        ));
-                    }
-                }
+                let pending: Vec<u64> = st.pending.iter().flat_map(|p| p.keys().copied()).collect();
+                verify::check_consumer_invariants(
+                    &loc,
+                    (st.delivered.consumer_seq, st.delivered.stream_seq),
+                    (st.ack_floor.consumer_seq, st.ack_floor.stream_seq),
+                    &pending,
+                    last,
+                    &mut problems,
+                );
             }
         }
         consumers.push(cr);
