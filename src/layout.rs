@@ -123,7 +123,8 @@ fn scan_js_dir(js: &Path, rel: &str, lay: &mut Layout) -> Result<(), LayoutError
                 } else {
                     "raft group"
                 };
-                lay.notes.push((format!("{rel}{name}/_js_/{g}"), role.to_string()));
+                lay.notes
+                    .push((format!("{rel}{name}/_js_/{g}"), role.to_string()));
                 lay.raft_groups.push(gp);
             }
             lay.notes.push((
