@@ -1153,8 +1153,13 @@ pub fn verify_store(
         ));
     }
     progress.start(total_block_bytes(&lay.streams));
-    for sd in &lay.streams {
-        let (s, mut p) = verify_stream_dir(sd, opts, progress);
+    // streams in parallel too (many small streams), each with its blocks in parallel
+    let results: Vec<(StreamReport, Vec<Problem>)> = lay
+        .streams
+        .par_iter()
+        .map(|sd| verify_stream_dir(sd, opts, progress))
+        .collect();
+    for (s, mut p) in results {
         rep.streams.push(s);
         rep.problems.append(&mut p);
     }
