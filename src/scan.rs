@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 /// Sequences known to be dead before any block is read (index.db / .idx delete maps and floors).
 #[derive(Debug, Default, Clone)]
 pub struct DeadSet {
-    pub seqs: HashSet<u64>,
+    pub seqs: HashSet<u64, FxBuild>,
     /// Per block index: sequences below this first_seq are dead (moved first seq).
     pub block_floor: HashMap<u32, u64>,
     /// Stream-wide floor (index.db first_seq): sequences below are dead.
@@ -17,6 +17,12 @@ pub struct DeadSet {
 }
 
 impl DeadSet {
+    /// Sequences of `block` below this are dead.
+    pub fn floor(&self, block: u32) -> u64 {
+        self.block_floor
+            .get(&block)
+            .map_or(self.stream_floor, |f| (*f).max(self.stream_floor))
+    }
     pub fn is_dead(&self, block: u32, seq: u64) -> bool {
         seq < self.stream_floor
             || self.block_floor.get(&block).is_some_and(|f| seq < *f)
@@ -50,51 +56,84 @@ pub struct LiveMsg {
     pub ts: i64,
 }
 
-/// One bit per sequence: which sequences of a block were counted live. Sparse (a map of
-/// 64-bit words), so damaged or far-apart sequences cost no more than dense ones.
+/// One bit per sequence: which sequences of a block were counted live. Sparse (sorted
+/// 64-bit words keyed by `seq / 64`), so damaged or far-apart sequences cost no more than dense
+/// ones; appending ascending sequences (the normal case) is O(1).
 #[derive(Debug, Clone, Default)]
 pub struct SeqBits {
-    words: std::collections::BTreeMap<u64, u64>,
+    words: Vec<(u64, u64)>,
 }
 
 impl SeqBits {
+    fn find(&self, k: u64) -> Result<usize, usize> {
+        match self.words.last() {
+            Some(&(lk, _)) if lk == k => Ok(self.words.len() - 1),
+            Some(&(lk, _)) if lk < k => Err(self.words.len()),
+            _ => self.words.binary_search_by_key(&k, |w| w.0),
+        }
+    }
     pub fn set(&mut self, seq: u64) {
-        *self.words.entry(seq / 64).or_insert(0) |= 1 << (seq % 64);
+        let k = seq / 64;
+        match self.find(k) {
+            Ok(i) => self.words[i].1 |= 1 << (seq % 64),
+            Err(i) => self.words.insert(i, (k, 1 << (seq % 64))),
+        }
     }
     pub fn clear(&mut self, seq: u64) {
-        let k = seq / 64;
-        if let Some(w) = self.words.get_mut(&k) {
-            *w &= !(1 << (seq % 64));
-            if *w == 0 {
-                self.words.remove(&k);
+        if let Ok(i) = self.find(seq / 64) {
+            self.words[i].1 &= !(1 << (seq % 64));
+            if self.words[i].1 == 0 {
+                self.words.remove(i);
             }
         }
     }
     pub fn get(&self, seq: u64) -> bool {
-        self.words
-            .get(&(seq / 64))
-            .is_some_and(|w| w & (1 << (seq % 64)) != 0)
+        self.find(seq / 64)
+            .is_ok_and(|i| self.words[i].1 & (1 << (seq % 64)) != 0)
     }
     pub fn first(&self) -> Option<u64> {
         self.words
-            .iter()
-            .next()
-            .map(|(&i, &w)| i * 64 + u64::from(w.trailing_zeros()))
+            .first()
+            .map(|&(i, w)| i * 64 + u64::from(w.trailing_zeros()))
     }
     pub fn last(&self) -> Option<u64> {
         self.words
-            .iter()
-            .next_back()
-            .map(|(&i, &w)| i * 64 + 63 - u64::from(w.leading_zeros()))
+            .last()
+            .map(|&(i, w)| i * 64 + 63 - u64::from(w.leading_zeros()))
     }
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.words.iter().flat_map(|(&i, &w)| {
+        self.words.iter().flat_map(|&(i, w)| {
             (0..64u64)
                 .filter(move |b| w & (1 << b) != 0)
                 .map(move |b| i * 64 + b)
         })
     }
 }
+
+/// A small, fast hasher for subject lookups (FxHash's multiply-rotate; keys are not
+/// attacker-chosen in a way that matters for a one-shot offline scan).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(a))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
 #[derive(Debug, Clone, Default)]
 pub struct BlockScan {
@@ -122,7 +161,7 @@ pub struct BlockScan {
     pub subject_counts: Vec<u64>,
     pub subject_names: Vec<Vec<u8>>,
     /// subject → index into `subject_names`.
-    pub subject_index: HashMap<Vec<u8>, u32>,
+    pub subject_index: HashMap<Vec<u8>, u32, FxBuild>,
     /// Which sequences were counted live.
     pub live_bits: SeqBits,
     /// Live messages in order, only with [`ScanCtx::keep_live`].
@@ -197,6 +236,8 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
     let mut prev_ts: i64 = 0;
     let mut pos = 0usize;
     let mut last_rec_checksum: Option<[u8; 8]> = None;
+    let floor = ctx.dead.floor(index);
+    let no_dead_seqs = ctx.dead.seqs.is_empty();
     loop {
         let mut framing_failed = None;
         for rec in Records::starting_at(&plain, pos) {
@@ -265,7 +306,10 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             prev_seq = Some(prev_seq.map_or(r.seq, |p| p.max(r.seq)));
             sc.min_seq = Some(sc.min_seq.map_or(r.seq, |m| m.min(r.seq)));
             sc.max_seq = Some(sc.max_seq.map_or(r.seq, |m| m.max(r.seq)));
-            if r.kind() == RecordKind::Erased || ctx.dead.is_dead(index, r.seq) {
+            if r.kind() == RecordKind::Erased
+                || r.seq < floor
+                || (!no_dead_seqs && ctx.dead.seqs.contains(&r.seq))
+            {
                 continue;
             }
             if r.ts <= 0 {
