@@ -30,7 +30,7 @@ const MAX_COMPRESSED_CHUNK: usize = MAX_BLOCK + 64;
 
 const ID_S2: &[u8; 6] = b"S2sTwO";
 const ID_SNAPPY: &[u8; 6] = b"sNaPpY";
-const CHUNK_HEADER: usize = 4;
+pub(crate) const CHUNK_HEADER: usize = 4;
 const CRC_SIZE: usize = 4;
 const CMP_MAGIC: &[u8; 3] = b"cmp";
 /// Length of the raw tail (last record checksum) of an on-disk compressed block.
@@ -410,7 +410,7 @@ fn mask(bytes: usize) -> u64 {
 // ------------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     S2,
     Snappy,
 }
@@ -432,7 +432,7 @@ impl Mode {
 
 /// What to do with a chunk, decided from its 4-byte header alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Identifier,
     Compressed,
     Uncompressed,
@@ -440,7 +440,7 @@ enum Kind {
 }
 
 /// Validates a chunk header (`at` = chunk start) before any of its body is read.
-fn classify(mode: Option<Mode>, kind: u8, len: usize, at: u64) -> Result<Kind, S2Error> {
+pub(crate) fn classify(mode: Option<Mode>, kind: u8, len: usize, at: u64) -> Result<Kind, S2Error> {
     if mode.is_none() && kind != 0xff {
         return Err(S2Error::MissingIdentifier { offset: at, kind });
     }
@@ -484,7 +484,7 @@ fn classify(mode: Option<Mode>, kind: u8, len: usize, at: u64) -> Result<Kind, S
     }
 }
 
-fn identifier(body: &[u8], at: u64) -> Result<Mode, S2Error> {
+pub(crate) fn identifier(body: &[u8], at: u64) -> Result<Mode, S2Error> {
     if body == ID_S2 {
         Ok(Mode::S2)
     } else if body == ID_SNAPPY {
@@ -497,7 +497,7 @@ fn identifier(body: &[u8], at: u64) -> Result<Mode, S2Error> {
 /// Decodes a data chunk body (checksum ‖ payload) starting at stream offset `at` (the chunk
 /// header) and appends the bytes to `out`. At most `budget` bytes may be appended.
 /// On error `out` is left unchanged.
-fn data_chunk(
+pub(crate) fn data_chunk(
     mode: Mode,
     kind: Kind,
     body: &[u8],

@@ -10,6 +10,7 @@ use super::detect::{self, ArchiveKind, Detected};
 use super::natsarc::{self, EntryRole, V2Options};
 use super::tarsafe::{self, Layout, TarOptions};
 use crate::problem::{Location, Problem};
+use crate::s2par::ParFrameReader;
 use crate::scan::{self, BlockScan, DeadSet, ScanCtx};
 use crate::verify::{self, ConsumerReport, Options, Progress, Report, StreamReport, StreamSource};
 use anyhow::Context;
@@ -117,6 +118,32 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
+/// Progress for the parallel S2 reader, whose input is read on its own thread: report the
+/// compressed position as the decoded bytes are consumed.
+struct ParCounted<'a> {
+    inner: ParFrameReader,
+    progress: &'a dyn Progress,
+    reported: u64,
+}
+
+impl Read for ParCounted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let at = self.inner.compressed_offset();
+        if at >= self.reported + (1 << 20) || n == 0 {
+            self.progress.advance(at.saturating_sub(self.reported), "");
+            self.reported = at;
+        }
+        Ok(n)
+    }
+}
+
+fn s2_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+}
+
 fn label_of(d: &Detected) -> String {
     d.payload
         .as_ref()
@@ -189,12 +216,23 @@ fn verify_one(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::
         progress,
         pending: 0,
     };
+    // S2 chunks decode in parallel (each is independent); the payload file is read on the
+    // decoder's own thread, so it is opened again there.
+    let par = |f: File| ParCounted {
+        inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
+        progress,
+        reported: 0,
+    };
     let (stream, mut problems) = match d.kind {
-        ArchiveKind::BackupDirV2 | ArchiveKind::BareV2 => {
-            verify_v2(crate::s2::FrameReader::new(counted), &label, bj.as_ref())
-        }
+        ArchiveKind::BackupDirV2 | ArchiveKind::BareV2 => verify_v2(
+            par(File::open(payload)
+                .with_context(|| format!("{}: cannot open", payload.display()))?),
+            &label,
+            bj.as_ref(),
+        ),
         ArchiveKind::BackupDirV1 | ArchiveKind::BareV1 => verify_v1(
-            crate::s2::FrameReader::new(counted),
+            par(File::open(payload)
+                .with_context(|| format!("{}: cannot open", payload.display()))?),
             &label,
             bj.as_ref(),
             opts,
@@ -430,7 +468,7 @@ fn verify_v2<R: Read>(
             .and_then(|m| u64::try_from(m).ok())
             .filter(|m| *m > 0),
     };
-    let mut subjects: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut subjects: HashMap<Vec<u8>, u64, crate::scan::FxBuild> = HashMap::default();
     let mut bytes = 0u64;
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
@@ -441,7 +479,12 @@ fn verify_v2<R: Read>(
         if role != EntryRole::Message {
             return;
         }
-        *subjects.entry(e.name.clone()).or_insert(0) += 1;
+        match subjects.get_mut(&e.name) {
+            Some(c) => *c += 1,
+            None => {
+                subjects.insert(e.name.clone(), 1);
+            }
+        }
         bytes += natsarc::filestore_msg_size(
             e.name.len() as u64,
             e.header.len() as u64,
