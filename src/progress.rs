@@ -81,6 +81,9 @@ fn human(n: u64) -> String {
 impl Progress for Reporter {
     fn start(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
+        // A second phase (extract: verify, then write) counts from zero again.
+        self.done.store(0, Ordering::Relaxed);
+        self.last_logged_pct.store(0, Ordering::Relaxed);
         if let Ok(mut s) = self.started.lock() {
             *s = Some(Instant::now());
         }

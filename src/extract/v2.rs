@@ -1,0 +1,614 @@
+//! Materialise a file store from a V2 (`NATSARC1`) backup.
+//!
+//! What is written, and why (checked against nats-server 2.15.1, see tests/extract_e2e.rs):
+//! - `meta.inf` = `{"Created": <now>, …config}` and `meta.sum` keyed by SHA-256(stream name);
+//! - `msgs/<N>.blk` from 1 up, records encoded as the server does, a new block when the next
+//!   record would make a non-empty block exceed the block size the server would choose;
+//! - deleted messages need nothing: when the server rebuilds a block it marks every sequence
+//!   missing between two records as deleted, and gaps between blocks are deleted by definition
+//!   of the stream state (last - first + 1 - msgs);
+//! - a `last_seq` beyond the last message (trailing deletes, or an empty stream that had
+//!   messages) is kept with one skip record (`seq | 1<<63`, empty, 30 bytes) — what the server's
+//!   own `SkipMsgs` writes;
+//! - no `index.db`: the server rebuilds it from the blocks at first start (and writes it at
+//!   shutdown);
+//! - consumers: `obs/<c>/meta.inf` (`{"Created", "Name", …config}`), `meta.sum` (key
+//!   `"<stream>/<c>"`), `o.dat` from the archived state.
+use super::stage::Sink;
+use crate::archive::backup_json::StreamStateJson;
+use crate::archive::natsarc::{
+    ArcError, ConsumerStateJson, EntryRole, NatsArcReader, V2Checker, V2Options, V2Summary,
+};
+use crate::block::{self, EBIT};
+use crate::consumer_state::{self, ConsumerState, Pending, SeqPair};
+use crate::meta;
+use crate::problem::{Location, Problem};
+use serde_json::{Map, Value};
+use std::io::Read;
+
+pub const MIN_BLOCK: u64 = 32_000;
+pub const MEDIUM_BLOCK: u64 = 4 << 20;
+pub const LARGE_BLOCK: u64 = 8 << 20;
+
+fn cfg_i64(cfg: &Map<String, Value>, k: &str) -> i64 {
+    cfg.get(k).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn tune(est: u64) -> u64 {
+    let mut b = est / 4 + 1;
+    if !b.is_multiple_of(100) {
+        b += 100 - b % 100;
+    }
+    if b <= MIN_BLOCK {
+        MIN_BLOCK
+    } else if b >= LARGE_BLOCK {
+        LARGE_BLOCK
+    } else {
+        MEDIUM_BLOCK
+    }
+}
+
+/// The block size nats-server picks for a new file stream with this config and no explicit
+/// store config (`autoTuneFileStorageBlockSize`, else `dynBlkSize`; unencrypted store).
+pub fn block_size_for(cfg: &Map<String, Value>) -> u64 {
+    let max_bytes = cfg_i64(cfg, "max_bytes");
+    let max_msgs = cfg_i64(cfg, "max_msgs");
+    let per_subject = cfg_i64(cfg, "max_msgs_per_subject");
+    if max_bytes > 0 {
+        return tune(max_bytes as u64);
+    }
+    if max_msgs > 0 {
+        // Server: fileStoreMsgSizeEstimate(longest literal subject or 256, max msg size or
+        // the account's max payload, default 1 MiB) = 30 + subject + 4 + payload.
+        let mut payload = cfg_i64(cfg, "max_msg_size");
+        if payload <= 0 {
+            payload = 1 << 20;
+        }
+        let subj = cfg
+            .get("subjects")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| !s.split('.').any(|t| t == "*" || t == ">"))
+                    .map(str::len)
+                    .max()
+                    .unwrap_or(256)
+            })
+            .unwrap_or(256) as u64;
+        let per_msg = 30 + subj + 4 + payload as u64;
+        return tune((max_msgs as u64).saturating_mul(per_msg));
+    }
+    if per_subject > 0 {
+        return MEDIUM_BLOCK;
+    }
+    match cfg.get("retention").and_then(Value::as_str) {
+        None | Some("limits") => LARGE_BLOCK,
+        _ => MEDIUM_BLOCK,
+    }
+}
+
+/// Block writer: accumulates records of the current block and hands full blocks to the sink.
+pub struct BlockWriter<'a> {
+    stream: String,
+    block_size: u64,
+    index: u32,
+    key: highway::Key,
+    buf: Vec<u8>,
+    pub blocks: u64,
+    pub last_seq: u64,
+    pub last_ts: i64,
+    sink: &'a mut Sink,
+}
+
+impl<'a> BlockWriter<'a> {
+    pub fn new(stream: &str, block_size: u64, sink: &'a mut Sink) -> Self {
+        BlockWriter {
+            stream: stream.to_string(),
+            block_size,
+            index: 1,
+            key: block::block_key(stream, 1),
+            buf: Vec::new(),
+            blocks: 0,
+            last_seq: 0,
+            last_ts: 0,
+            sink,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let rel = format!("msgs/{}.blk", self.index);
+        self.sink.write_file(&rel, &self.buf)?;
+        self.blocks += 1;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn room_for(&mut self, rl: u64) -> std::io::Result<()> {
+        if !self.buf.is_empty() && self.buf.len() as u64 + rl > self.block_size {
+            self.flush()?;
+            self.index += 1;
+            self.key = block::block_key(&self.stream, self.index);
+        }
+        Ok(())
+    }
+
+    pub fn message(
+        &mut self,
+        seq: u64,
+        ts: i64,
+        subject: &[u8],
+        hdr: &[u8],
+        body: &[u8],
+    ) -> std::io::Result<()> {
+        let h = if hdr.is_empty() { None } else { Some(hdr) };
+        let rl = crate::archive::natsarc::filestore_msg_size(
+            subject.len() as u64,
+            hdr.len() as u64,
+            body.len() as u64,
+        );
+        self.room_for(rl)?;
+        block::encode_record(&mut self.buf, &self.key, seq, ts, subject, h, body);
+        self.last_seq = seq;
+        self.last_ts = ts;
+        Ok(())
+    }
+
+    /// A skip marker: sequence `seq` deleted, and every sequence since the last record too.
+    pub fn skip(&mut self, seq: u64, ts: i64) -> std::io::Result<()> {
+        self.room_for(block::EMPTY_RECORD_LEN as u64)?;
+        block::encode_record(&mut self.buf, &self.key, seq | EBIT, ts, b"", None, b"");
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    /// Write the last block (an empty `1.blk` when nothing was written, as the server has).
+    pub fn close(mut self) -> std::io::Result<u64> {
+        if !self.buf.is_empty() || self.blocks == 0 {
+            self.flush()?;
+        }
+        Ok(self.blocks)
+    }
+}
+
+/// `meta.inf` bytes: `{"Created": created, …fields}` (a `Created` in `fields` is replaced).
+pub fn meta_inf(
+    created: &str,
+    extra_first: &[(&str, Value)],
+    fields: &Map<String, Value>,
+) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("Created".into(), Value::String(created.into()));
+    for (k, v) in extra_first {
+        m.insert((*k).into(), v.clone());
+    }
+    for (k, v) in fields {
+        if k != "Created" && !extra_first.iter().any(|(e, _)| e == k) {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+}
+
+/// o.dat for an archived consumer state. `now_secs` = the write time (the server's base).
+pub fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
+    let pending: Vec<Pending> = st
+        .pending
+        .iter()
+        .flatten()
+        .map(|(sseq, p)| Pending {
+            stream_seq: *sseq,
+            consumer_seq: p.sequence,
+            ts_secs: p.timestamp / 1_000_000_000,
+        })
+        .collect();
+    let redelivered: Vec<(u64, u64)> = st
+        .redelivered
+        .iter()
+        .flatten()
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    consumer_state::encode(&ConsumerState {
+        version: 2,
+        ack_floor: SeqPair {
+            consumer_seq: st.ack_floor.consumer_seq,
+            stream_seq: st.ack_floor.stream_seq,
+        },
+        delivered: SeqPair {
+            consumer_seq: st.delivered.consumer_seq,
+            stream_seq: st.delivered.stream_seq,
+        },
+        pending,
+        redelivered,
+        base_ts_secs: now_secs,
+    })
+}
+
+pub struct V2Input<'a> {
+    pub stream: &'a str,
+    pub account: &'a str,
+    pub label: &'a str,
+    /// Stream config (backup.json's), in its key order.
+    pub config: &'a Map<String, Value>,
+    /// backup.json's state, for limits when state.json is unusable.
+    pub backup_state: Option<&'a StreamStateJson>,
+    pub created: &'a str,
+    pub now_secs: i64,
+    /// Stop at the first structural problem (false with --allow-damaged).
+    pub strict: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct V2Result {
+    pub messages: u64,
+    pub blocks: u64,
+    pub consumers: Vec<String>,
+    pub skip_record: Option<u64>,
+    pub block_size: u64,
+    pub summary: V2Summary,
+    /// Problems found while writing (not the checker's), e.g. limits exceeded.
+    pub problems: Vec<Problem>,
+    /// A limit was exceeded or an entry could not be written: the result must not be used.
+    pub fatal: bool,
+}
+
+/// Parse an RFC 3339 timestamp (as Go writes them) into ns since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut nanos: i64 = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let frac = s.get(start..i)?;
+        if frac.is_empty() || frac.len() > 9 {
+            return None;
+        }
+        nanos = frac.parse::<i64>().ok()? * 10i64.pow(9 - frac.len() as u32);
+    }
+    let off: i64 = match b.get(i) {
+        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
+        Some(c @ (b'+' | b'-')) if i + 6 == b.len() => {
+            let oh = num(i + 1..i + 3)?;
+            let om = num(i + 4..i + 6)?;
+            let v = oh * 3600 + om * 60;
+            if *c == b'+' {
+                v
+            } else {
+                -v
+            }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - off;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+// Howard Hinnant's civil-to-days algorithm.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// RFC 3339 with nanoseconds, trailing zeros trimmed, UTC (Go's `time.RFC3339Nano`).
+pub fn rfc3339_nano(ns: i64) -> String {
+    let full = crate::output::ts(Some(ns));
+    if full == "-" {
+        return "1970-01-01T00:00:00Z".into();
+    }
+    match full.split_once('.') {
+        Some((head, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{head}Z")
+            } else {
+                format!("{head}.{digits}Z")
+            }
+        }
+        None => full,
+    }
+}
+
+/// Read the decoded archive `r` and write the stream into `sink`.
+pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Result<V2Result> {
+    let mut res = V2Result {
+        block_size: block_size_for(inp.config),
+        ..Default::default()
+    };
+    let loc = |file: &str, off: u64| Location {
+        account: Some(inp.account.to_string()),
+        stream: Some(inp.stream.to_string()),
+        file: Some(format!("{}:{file}", inp.label)),
+        offset: Some(off),
+        ..Default::default()
+    };
+
+    sink.dir("msgs")?;
+    sink.dir("obs")?;
+    let mi = meta_inf(inp.created, &[], inp.config);
+    sink.write_file("meta.inf", &mi)?;
+    sink.write_file("meta.sum", meta::expected_sum(inp.stream, &mi).as_bytes())?;
+
+    let mut opts = V2Options::new(inp.label);
+    opts.account = Some(inp.account.to_string());
+    opts.stream = Some(inp.stream.to_string());
+    opts.max_msg_size = inp
+        .config
+        .get("max_msg_size")
+        .and_then(Value::as_i64)
+        .filter(|v| *v > 0)
+        .map(|v| v as u64);
+    let mut ck = V2Checker::new(opts);
+    let mut state: Option<StreamStateJson> = None;
+    let mut bw = BlockWriter::new(inp.stream, res.block_size, sink);
+    let mut stored_bytes: u64 = 0;
+
+    let mut rd = match NatsArcReader::new(r) {
+        Ok(rd) => rd,
+        Err(e) => {
+            ck.error(&e);
+            res.summary = ck.finish(0);
+            res.fatal = true;
+            return Ok(res);
+        }
+    };
+    loop {
+        let e = match rd.next_entry() {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                let at = rd.position();
+                ck.sentinel(at.saturating_sub(5));
+                if let Ok(n) = rd.trailing_bytes() {
+                    ck.trailing(at, n);
+                }
+                break;
+            }
+            Err(e) => {
+                ck.error(&e);
+                if inp.strict
+                    || matches!(
+                        e,
+                        ArcError::EntryTooLarge { .. } | ArcError::NameTooLong { .. }
+                    )
+                {
+                    res.fatal = true;
+                }
+                break;
+            }
+        };
+        let role = ck.entry(&e);
+        match role {
+            EntryRole::State => {
+                let mut body = e.header.clone();
+                body.extend_from_slice(&e.payload);
+                state = serde_json::from_slice(&body).ok();
+            }
+            EntryRole::Consumer => {
+                let cname = e.name_lossy();
+                let cname = cname
+                    .strip_prefix("consumers/")
+                    .unwrap_or(&cname)
+                    .to_string();
+                let mut body = e.header.clone();
+                body.extend_from_slice(&e.payload);
+                let parsed: Option<Map<String, Value>> = serde_json::from_slice(&body).ok();
+                let cfg = parsed
+                    .as_ref()
+                    .and_then(|m| m.get("config"))
+                    .and_then(Value::as_object);
+                let st = parsed
+                    .as_ref()
+                    .and_then(|m| m.get("state"))
+                    .and_then(|v| serde_json::from_value::<ConsumerStateJson>(v.clone()).ok());
+                let (Some(cfg), Some(st)) = (cfg, st) else {
+                    res.problems.push(Problem::error(
+                        "extract_consumer_skipped",
+                        loc(&format!("consumers/{cname}"), e.offset).consumer(&cname),
+                        "consumer entry without a usable config and state: not written".to_string(),
+                    ));
+                    continue;
+                };
+                if super::stage::checked_components(&cname)
+                    .map(|c| c.len())
+                    .ok()
+                    != Some(1)
+                    || res.consumers.contains(&cname)
+                {
+                    res.problems.push(Problem::error(
+                        "extract_consumer_skipped",
+                        loc(&format!("consumers/{cname}"), e.offset),
+                        format!("consumer name {cname:?} cannot be a directory name (or repeats): not written"),
+                    ));
+                    continue;
+                }
+                let cmi = meta_inf(inp.created, &[("Name", Value::String(cname.clone()))], cfg);
+                let dir = format!("obs/{cname}");
+                bw.sink.write_file(&format!("{dir}/meta.inf"), &cmi)?;
+                bw.sink.write_file(
+                    &format!("{dir}/meta.sum"),
+                    meta::expected_sum(&format!("{}/{cname}", inp.stream), &cmi).as_bytes(),
+                )?;
+                bw.sink
+                    .write_file(&format!("{dir}/o.dat"), &consumer_odat(&st, inp.now_secs))?;
+                res.consumers.push(cname);
+            }
+            EntryRole::Message => {
+                if e.seq == 0 || e.seq <= bw.last_seq || e.seq & (EBIT | block::TBIT) != 0 {
+                    // Reported by the checker.
+                    if inp.strict {
+                        res.fatal = true;
+                        break;
+                    }
+                    continue;
+                }
+                // Decompression-bomb / damage limits against the declared state.
+                let limit_state = state.as_ref().or(inp.backup_state);
+                let size = crate::archive::natsarc::filestore_msg_size(
+                    e.name.len() as u64,
+                    e.header.len() as u64,
+                    e.payload.len() as u64,
+                );
+                stored_bytes = stored_bytes.saturating_add(size);
+                if let Some(st) = limit_state {
+                    if res.messages + 1 > st.messages
+                        || stored_bytes > st.bytes
+                        || e.seq > st.last_seq
+                    {
+                        res.problems.push(Problem::error(
+                            "extract_limit",
+                            loc(&e.name_lossy(), e.offset).seq(e.seq),
+                            format!(
+                                "the archive holds more than its state declares ({} messages, {} bytes, last seq {}): refusing to write more",
+                                st.messages, st.bytes, st.last_seq
+                            ),
+                        ));
+                        res.fatal = true;
+                        break;
+                    }
+                }
+                if e.name.len() > u16::MAX as usize || size > u64::from(block::MAX_RECORD_LEN) {
+                    res.problems.push(Problem::error(
+                        "extract_limit",
+                        loc(&e.name_lossy(), e.offset).seq(e.seq),
+                        "message too large for a file-store record".to_string(),
+                    ));
+                    res.fatal = true;
+                    break;
+                }
+                bw.message(e.seq, e.timestamp, &e.name, &e.header, &e.payload)?;
+                res.messages += 1;
+            }
+            EntryRole::Unexpected => {
+                if inp.strict {
+                    res.fatal = true;
+                    break;
+                }
+            }
+        }
+    }
+    if !res.fatal {
+        // Keep last_seq (trailing deletes) with one skip record.
+        let target = state.as_ref().or(inp.backup_state);
+        if let Some(st) = target {
+            if st.last_seq > bw.last_seq {
+                let ts = st
+                    .last_ts
+                    .as_deref()
+                    .and_then(parse_rfc3339)
+                    .filter(|t| *t > 0)
+                    .unwrap_or(bw.last_ts);
+                bw.skip(st.last_seq, ts)?;
+                res.skip_record = Some(st.last_seq);
+            }
+        }
+    }
+    res.blocks = bw.close()?;
+    let pos = rd.position();
+    res.summary = ck.finish(pos);
+    if inp.strict
+        && res
+            .summary
+            .problems
+            .iter()
+            .any(|p| p.severity == crate::problem::Severity::Error)
+    {
+        res.fatal = true;
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(j: &str) -> Map<String, Value> {
+        serde_json::from_str(j).unwrap()
+    }
+
+    #[test]
+    fn block_sizes_follow_the_server() {
+        assert_eq!(block_size_for(&cfg(r#"{"retention":"limits"}"#)), 8 << 20);
+        assert_eq!(
+            block_size_for(&cfg(r#"{"retention":"workqueue"}"#)),
+            4 << 20
+        );
+        assert_eq!(
+            block_size_for(&cfg(r#"{"retention":"interest","max_bytes":-1}"#)),
+            4 << 20
+        );
+        // MULTI sample: max_bytes 120000 -> 32000 (its blocks are 31191 bytes).
+        assert_eq!(block_size_for(&cfg(r#"{"max_bytes":120000}"#)), 32_000);
+        assert_eq!(block_size_for(&cfg(r#"{"max_bytes":1000000}"#)), 4 << 20);
+        assert_eq!(block_size_for(&cfg(r#"{"max_bytes":40000000}"#)), 8 << 20);
+        assert_eq!(
+            block_size_for(&cfg(r#"{"max_msgs_per_subject":3}"#)),
+            4 << 20
+        );
+        // 10 msgs x (30 + 256 + 4 + 1 MiB) / 4 -> between -> 4 MiB
+        assert_eq!(block_size_for(&cfg(r#"{"max_msgs":10}"#)), 4 << 20);
+        assert_eq!(
+            block_size_for(&cfg(r#"{"max_msgs":10,"max_msg_size":100}"#)),
+            32_000
+        );
+    }
+
+    #[test]
+    fn rfc3339_round_trip() {
+        let ns = parse_rfc3339("2026-11-24T21:48:35.15276551Z").unwrap();
+        assert_eq!(ns % 1_000_000_000, 152_765_510);
+        assert_eq!(rfc3339_nano(ns), "2026-11-24T21:48:35.15276551Z");
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(rfc3339_nano(1_000_000_000), "1970-01-01T00:00:01Z");
+        // Go zero time is outside the i64 ns range.
+        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("garbage"), None);
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn odat_matches_the_real_c1_file() {
+        // ORDERS/C1 (2.15.1): ack floor (2,3), delivered (5,5), pending {4: dseq 3}, redelivered {4:1}
+        let real = crate::testdata::sample("v2.15.1-plain");
+        let raw = crate::testdata::read(
+            &real,
+            "v2.15.1-plain",
+            "store/jetstream/$G/streams/ORDERS/obs/C1/o.dat",
+        );
+        let parsed = consumer_state::parse(&raw).unwrap().unwrap();
+        let p = parsed.pending.first().unwrap();
+        let st: ConsumerStateJson = serde_json::from_value(serde_json::json!({
+            "delivered": {"consumer_seq": 5, "stream_seq": 5},
+            "ack_floor": {"consumer_seq": 2, "stream_seq": 3},
+            "pending": {"4": {"Sequence": 3, "Timestamp": p.ts_secs * 1_000_000_000 + 123}},
+            "redelivered": {"4": 1}
+        }))
+        .unwrap();
+        assert_eq!(consumer_odat(&st, parsed.base_ts_secs), raw);
+    }
+}
