@@ -15,67 +15,13 @@
 //! When something is missing the test prints `SKIP: ...` and passes, unless
 //! `CI=true`, where it fails.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{find_server, have_nats_py, missing, python, repo};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn in_ci() -> bool {
-    matches!(
-        std::env::var("CI")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Ok("true") | Ok("1")
-    )
-}
-
-/// Fail under CI, otherwise say SKIP. Returns `None` so callers can `?`-style bail.
-fn missing(what: &str) -> Option<()> {
-    let msg = format!("{what} (install with `bash scripts/install-deps.sh`)");
-    if in_ci() {
-        panic!("CI=true and a real-server test prerequisite is missing: {msg}");
-    }
-    println!("SKIP: {msg}");
-    None
-}
-
-fn python() -> PathBuf {
-    let venv = repo().join(".venv/bin/python");
-    if venv.is_file() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-fn find_server(env: &str, default: &Path) -> Option<PathBuf> {
-    let path = match std::env::var_os(env) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => default.to_path_buf(),
-    };
-    if path.is_file() {
-        Some(path)
-    } else {
-        missing(&format!(
-            "nats-server not found at {} (set {env})",
-            path.display()
-        ))?;
-        None
-    }
-}
-
-fn have_nats_py(py: &Path) -> bool {
-    Command::new(py)
-        .args(["-c", "import nats"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 fn num(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(Value::as_i64)
