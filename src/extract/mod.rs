@@ -78,6 +78,10 @@ pub struct ExtractReport {
     /// Verification and extraction problems.
     pub problems: Vec<Problem>,
     pub elapsed_ms: u64,
+    /// An account backup: one report per stream (each extracted on its own; one failing does
+    /// not stop the others).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<ExtractReport>,
     #[serde(skip)]
     code: i32,
 }
@@ -92,6 +96,18 @@ impl ExtractReport {
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
+        if !self.streams.is_empty() {
+            for r in &self.streams {
+                s.push_str(&r.render());
+            }
+            let _ = writeln!(
+                s,
+                "account backup: {} stream(s), status {}",
+                self.streams.len(),
+                self.status
+            );
+            return s;
+        }
         let fmt = self.archive.format.as_deref().unwrap_or("?");
         let name = self.stream.as_deref().unwrap_or("?");
         for p in &self.problems {
@@ -297,16 +313,27 @@ fn run(
     };
     match det.kind {
         ArchiveKind::AccountBackupDir => {
-            let names: Vec<String> = det
-                .streams
-                .iter()
-                .map(|s| s.path.display().to_string())
-                .collect();
-            anyhow::bail!(
-                "{} is an account backup (one backup dir per stream); extract each stream: {}",
-                archive.display(),
-                names.join(", ")
-            );
+            // `nats account backup`: every stream dir in turn, each verified and staged alone.
+            for sd in &det.streams {
+                let r = match run(&sd.path, opts, progress) {
+                    Ok(r) => r,
+                    Err(e) => ExtractReport {
+                        status: "refused".into(),
+                        archive: ArchiveRef { format: sd.kind.format().map(str::to_string), path: sd.path.display().to_string() },
+                        account: opts.account.clone(),
+                        refused: Some(format!("{e:#}")),
+                        dry_run: opts.dry_run,
+                        code: 2,
+                        ..Default::default()
+                    },
+                };
+                rep.streams.push(r);
+            }
+            rep.archive.format = Some("account".into());
+            rep.code = rep.streams.iter().map(|r| r.code).max().unwrap_or(2);
+            rep.ok = !rep.streams.is_empty() && rep.streams.iter().all(|r| r.ok);
+            rep.status = if rep.ok { if opts.dry_run { "dry_run" } else { "written" } } else { "partial" }.into();
+            return Ok(rep);
         }
         k if k.is_store() => anyhow::bail!(
             "{} is a store/stream directory, not a backup; copy it with the server stopped, or `jetdir pack` it first",

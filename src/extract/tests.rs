@@ -162,3 +162,50 @@ fn dry_run_writes_nothing_and_other_account() {
     )
     .is_err());
 }
+
+/// `nats account backup` dirs: every stream extracted on its own; a refusal of one (here a
+/// second backup of a stream that now exists) does not undo the others, and the exit code says so.
+#[test]
+fn account_backup_extracts_each_stream() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let store = tmp.path().join("store");
+    let rep = extract(
+        Path::new(&format!("{SAMPLES}/v2.14")),
+        &opts(&store),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(rep.exit_code(), 0, "{}", rep.render());
+    assert_eq!(rep.streams.len(), 1);
+    assert_eq!(rep.status, "written");
+    let v = crate::verify::verify_store(&store, &crate::verify::Options::default(), &NoProgress)
+        .unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.streams[0].messages, Some(298));
+
+    // two backups of ORDERS in one account dir: the first lands, the second is refused
+    let acct = tmp.path().join("acct");
+    for (dir, src) in [
+        ("A", format!("{FIXTURES}/backups/v2.15.1/ORDERS")),
+        ("B", format!("{SAMPLES}/v2.9/ORDERS")),
+    ] {
+        fs::create_dir_all(acct.join(dir)).unwrap();
+        for f in ["backup.json", "stream.tar.s2"] {
+            fs::copy(Path::new(&src).join(f), acct.join(dir).join(f)).unwrap();
+        }
+    }
+    let store2 = tmp.path().join("store2");
+    let rep = extract(&acct, &opts(&store2), &NoProgress).unwrap();
+    assert_eq!(rep.streams.len(), 2);
+    assert_eq!(rep.status, "partial");
+    assert_eq!(rep.exit_code(), 2);
+    assert_eq!(rep.streams[0].status, "written");
+    assert!(rep.streams[1]
+        .refused
+        .as_deref()
+        .unwrap()
+        .contains("already exists in account $G"));
+    let v = crate::verify::verify_store(&store2, &crate::verify::Options::default(), &NoProgress)
+        .unwrap();
+    assert_eq!(v.streams[0].messages, Some(8));
+}
