@@ -14,6 +14,8 @@ pub mod hash;
 pub mod index_db;
 pub mod layout;
 pub mod legacy;
+pub mod manifest;
+pub mod messages;
 pub mod meta;
 pub mod output;
 pub mod pack;

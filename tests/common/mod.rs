@@ -65,3 +65,19 @@ pub fn have_nats_py(py: &Path) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// nats-server 2.9.x: env `NATS_SERVER_29`, else `/usr/sbin/nats-server` (Debian).
+pub fn server_29() -> Option<PathBuf> {
+    find_server("NATS_SERVER_29", Path::new("/usr/sbin/nats-server"))
+}
+
+/// Python with nats-py, or `None` after [`missing`].
+pub fn python_with_nats() -> Option<PathBuf> {
+    let py = python();
+    if have_nats_py(&py) {
+        Some(py)
+    } else {
+        missing(&format!("python with nats-py ({})", py.display()))?;
+        None
+    }
+}
