@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// A description of one process whose cwd or an open file is under `dir`, e.g.
 /// `nats-server pid 1234 has /data/jetstream/$G/streams/ORDERS/msgs/1.blk open`.
-/// `None` when no such process was found (or `/proc` is unavailable). Our own process is ignored.
+/// `None` when no such process was found (or `/proc` is unavailable). Our own process and other
+/// `jetdir` processes are ignored.
 pub fn server_holding(dir: &Path) -> Option<String> {
     let root = canonical(dir)?;
     server_holding_in(Path::new("/proc"), &root, std::process::id())
@@ -32,10 +33,15 @@ fn server_holding_in(proc_root: &Path, root: &Path, own_pid: u32) -> Option<Stri
     pids.sort_unstable();
     for pid in pids {
         let pdir = proc_root.join(pid.to_string());
+        let name = std::fs::read_to_string(pdir.join("comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "process".to_string());
+        // Another jetdir reading the store (verify, inspect, pack) is not a server; jetdir
+        // writes only into staging dirs of its own, which extract checks for separately.
+        if name == "jetdir" {
+            continue;
+        }
         if let Some(hit) = process_hit(&pdir, root) {
-            let name = std::fs::read_to_string(pdir.join("comm"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "process".to_string());
             return Some(match hit {
                 Hit::Cwd(p) => format!(
                     "{name} pid {pid} has its working directory in {}",

@@ -62,6 +62,21 @@ fn verify_detected(
     opts: &Options,
     progress: &dyn Progress,
 ) -> anyhow::Result<Report> {
+    let mut rep = verify_content(d, opts, progress)?;
+    // a `jetdir pack` output carries manifest.json: every file's sha256 and the manifest's own
+    if let Some(mut p) = crate::manifest::check_manifest(&d.path) {
+        rep.notes.push(format!(
+            "{}: manifest checked ({} problem(s))",
+            d.path.display(),
+            p.len()
+        ));
+        rep.problems.append(&mut p);
+        rep.finish();
+    }
+    Ok(rep)
+}
+
+fn verify_content(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
     if d.kind == ArchiveKind::AccountBackupDir {
         let mut rep = Report {
             archive: Some(ArchiveInfo {
