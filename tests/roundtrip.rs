@@ -5,7 +5,7 @@ use jetdir::extract::{extract, ExtractOptions};
 use jetdir::pack::{pack, PackFormat, PackOptions};
 use jetdir::verify::{verify_store, NoProgress, Options, Report, StreamReport};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -13,18 +13,11 @@ fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-fn state(
-    s: &StreamReport,
-) -> (
-    Option<u64>,
-    Option<u64>,
-    Option<u64>,
-    Option<u64>,
-    Option<u64>,
-    Option<u64>,
-    Vec<(String, Option<u64>, Option<u64>, Option<u64>)>,
-) {
-    let mut c: Vec<_> = s
+type Consumers = Vec<(String, Option<u64>, Option<u64>, Option<u64>)>;
+
+/// messages, bytes, first, last, deleted, subjects, and per consumer (delivered, ack floor, pending).
+fn state(s: &StreamReport) -> ([Option<u64>; 6], Consumers) {
+    let mut c: Consumers = s
         .consumers
         .iter()
         .map(|c| {
@@ -38,12 +31,14 @@ fn state(
         .collect();
     c.sort();
     (
-        s.messages,
-        s.bytes,
-        s.first_seq,
-        s.last_seq,
-        s.deleted,
-        s.subjects,
+        [
+            s.messages,
+            s.bytes,
+            s.first_seq,
+            s.last_seq,
+            s.deleted,
+            s.subjects,
+        ],
         c,
     )
 }
@@ -177,5 +172,4 @@ fn manifest_catches_a_changed_file() {
         "{p:?}"
     );
     assert_eq!(r.exit_code(), 1);
-    let _ = Path::new("");
 }
