@@ -196,3 +196,27 @@ fn leftovers_are_warnings_not_errors() {
         .iter()
         .any(|n| n.as_str().unwrap().contains(".OLD")));
 }
+
+#[test]
+fn a_process_in_the_store_gives_a_warning() {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(&fixture("v2.15.1-plain/store")), t.path());
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .current_dir(t.path().join("jetstream"))
+        .spawn()
+        .unwrap();
+    let out = jetdir(&["verify", "--json", "-q", &t.path().display().to_string()]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "a warning only");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "store_in_use")
+        .expect("store_in_use");
+    assert_eq!(p["severity"], "warning");
+    assert!(p["message"].as_str().unwrap().contains("sleep pid"), "{p}");
+}

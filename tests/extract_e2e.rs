@@ -773,27 +773,32 @@ fn damaged_archive_is_refused_unless_allowed() {
 }
 
 #[test]
-fn account_backup_and_store_dirs_are_not_extracted() {
+fn store_dirs_are_not_extracted_account_backups_are() {
     let tmp = tempfile::TempDir::new().unwrap();
     let store = tmp.path().join("store");
-    for p in [
-        samples().join("v2.15.1"),
-        fixtures().join("v2.15.1-plain/store"),
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+    let run = |p: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_jetdir"))
             .args(["--json", "-q", "extract"])
-            .arg(&p)
+            .arg(p)
             .arg("--store-dir")
             .arg(&store)
             .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{}", p.display());
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let err = v["error"].as_str().unwrap();
-        assert!(
-            err.contains("account backup") || err.contains("not a backup"),
-            "{err}"
-        );
-    }
+            .unwrap()
+    };
+    let out = run(&fixtures().join("v2.15.1-plain/store"));
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("not a backup"), "{v}");
     assert!(!store.exists());
+    // an account backup: each stream extracted
+    let out = run(&samples().join("v2.15.1"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["streams"][0]["stream"], "ORDERS");
+    assert!(store.join("jetstream/$G/streams/ORDERS/meta.inf").is_file());
 }
