@@ -13,15 +13,21 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// Data chunks are dealt out in batches of about [`BATCH`] compressed bytes, so small chunks
+/// (Snappy framing uses 64 KiB) do not cost a channel round trip each.
 enum Job {
-    Data {
-        mode: Mode,
-        kind: Kind,
-        body: Vec<u8>,
-        at: u64,
-    },
+    Data(Vec<Chunk>),
     Fail(Failure),
 }
+
+struct Chunk {
+    mode: Mode,
+    kind: Kind,
+    body: Vec<u8>,
+    at: u64,
+}
+
+const BATCH: usize = 512 << 10;
 
 #[derive(Debug, Clone)]
 enum Failure {
@@ -65,66 +71,84 @@ fn fill<R: Read>(r: &mut R, buf: &mut [u8], offset: &AtomicU64) -> io::Result<us
     Ok(got)
 }
 
+/// Deals jobs to the workers in turn, batching data chunks (order = stream order).
+struct Dealer {
+    jobs: Vec<SyncSender<Job>>,
+    k: usize,
+    batch: Vec<Chunk>,
+    batch_bytes: usize,
+}
+
+impl Dealer {
+    fn send(&mut self, j: Job) -> bool {
+        let ok = self.jobs[self.k % self.jobs.len()].send(j).is_ok();
+        self.k += 1;
+        ok
+    }
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        self.batch_bytes = 0;
+        let b = std::mem::take(&mut self.batch);
+        self.send(Job::Data(b))
+    }
+    fn data(&mut self, c: Chunk) -> bool {
+        self.batch_bytes += c.body.len();
+        self.batch.push(c);
+        self.batch_bytes < BATCH || self.flush()
+    }
+    /// Everything decoded so far, then the failure.
+    fn fail(&mut self, f: Failure) {
+        if self.flush() {
+            self.send(Job::Fail(f));
+        }
+    }
+}
+
 /// The reader thread: frame the input and deal data chunks to the workers.
 fn deal<R: Read>(mut r: R, jobs: Vec<SyncSender<Job>>, offset: Arc<AtomicU64>) {
-    let n = jobs.len();
-    let mut k = 0usize;
-    let mut mode: Option<Mode> = None;
-    let send = |k: &mut usize, j: Job| -> bool {
-        let ok = jobs[*k % n].send(j).is_ok();
-        *k += 1;
-        ok
+    let mut dl = Dealer {
+        jobs,
+        k: 0,
+        batch: Vec::new(),
+        batch_bytes: 0,
     };
+    let mut mode: Option<Mode> = None;
     loop {
         let at = offset.load(Ordering::Relaxed);
         let mut h = [0u8; CHUNK_HEADER];
         let got = match fill(&mut r, &mut h, &offset) {
             Ok(g) => g,
-            Err(e) => {
-                send(&mut k, Job::Fail(Failure::Io(e.kind(), e.to_string())));
-                return;
-            }
+            Err(e) => return dl.fail(Failure::Io(e.kind(), e.to_string())),
         };
         if got == 0 {
+            dl.flush();
             return; // clean end at a chunk boundary
         }
         let end = offset.load(Ordering::Relaxed);
         if got < CHUNK_HEADER {
-            send(
-                &mut k,
-                Job::Fail(Failure::Format(S2Error::Truncated {
-                    offset: at,
-                    end,
-                    what: "chunk header",
-                })),
-            );
-            return;
+            return dl.fail(Failure::Format(S2Error::Truncated {
+                offset: at,
+                end,
+                what: "chunk header",
+            }));
         }
         let len = usize::from(h[1]) | usize::from(h[2]) << 8 | usize::from(h[3]) << 16;
         let kind = match s2::classify(mode, h[0], len, at) {
             Ok(k) => k,
-            Err(e) => {
-                send(&mut k, Job::Fail(Failure::Format(e)));
-                return;
-            }
+            Err(e) => return dl.fail(Failure::Format(e)),
         };
         let mut body = vec![0u8; len];
         match fill(&mut r, &mut body, &offset) {
-            Err(e) => {
-                send(&mut k, Job::Fail(Failure::Io(e.kind(), e.to_string())));
-                return;
-            }
+            Err(e) => return dl.fail(Failure::Io(e.kind(), e.to_string())),
             Ok(g) if g < len => {
                 let end = offset.load(Ordering::Relaxed);
-                send(
-                    &mut k,
-                    Job::Fail(Failure::Format(S2Error::Truncated {
-                        offset: at,
-                        end,
-                        what: "chunk",
-                    })),
-                );
-                return;
+                return dl.fail(Failure::Format(S2Error::Truncated {
+                    offset: at,
+                    end,
+                    what: "chunk",
+                }));
             }
             Ok(_) => {}
         }
@@ -132,22 +156,16 @@ fn deal<R: Read>(mut r: R, jobs: Vec<SyncSender<Job>>, offset: Arc<AtomicU64>) {
             Kind::Skip => {}
             Kind::Identifier => match s2::identifier(&body, at) {
                 Ok(m) => mode = Some(m),
-                Err(e) => {
-                    send(&mut k, Job::Fail(Failure::Format(e)));
-                    return;
-                }
+                Err(e) => return dl.fail(Failure::Format(e)),
             },
             Kind::Compressed | Kind::Uncompressed => {
-                let m = mode.unwrap_or(Mode::S2);
-                if !send(
-                    &mut k,
-                    Job::Data {
-                        mode: m,
-                        kind,
-                        body,
-                        at,
-                    },
-                ) {
+                let c = Chunk {
+                    mode: mode.unwrap_or(Mode::S2),
+                    kind,
+                    body,
+                    at,
+                };
+                if !dl.data(c) {
                     return; // the consumer went away
                 }
             }
@@ -164,22 +182,28 @@ impl ParFrameReader {
         let mut results = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n + 1);
         for _ in 0..n {
-            let (jt, jr) = sync_channel::<Job>(2);
-            let (rt, rr) = sync_channel::<Result<Vec<u8>, Failure>>(2);
+            let (jt, jr) = sync_channel::<Job>(1);
+            let (rt, rr) = sync_channel::<Result<Vec<u8>, Failure>>(1);
             jobs.push(jt);
             results.push(rr);
             threads.push(std::thread::spawn(move || {
                 for j in jr {
                     let res = match j {
                         Job::Fail(f) => Err(f),
-                        Job::Data {
-                            mode,
-                            kind,
-                            body,
-                            at,
-                        } => {
+                        Job::Data(chunks) => {
                             let mut out = Vec::new();
-                            s2::data_chunk(mode, kind, &body, at, &mut out, u64::MAX)
+                            chunks
+                                .iter()
+                                .try_for_each(|c| {
+                                    s2::data_chunk(
+                                        c.mode,
+                                        c.kind,
+                                        &c.body,
+                                        c.at,
+                                        &mut out,
+                                        u64::MAX,
+                                    )
+                                })
                                 .map(|_| out)
                                 .map_err(Failure::Format)
                         }

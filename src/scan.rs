@@ -53,7 +53,6 @@ pub struct LiveMsg {
     pub len: u32,
     /// Index into [`BlockScan::subject_names`].
     pub subject: u32,
-    pub ts: i64,
 }
 
 /// One bit per sequence: which sequences of a block were counted live. Sparse (sorted
@@ -355,7 +354,6 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                     seq: r.seq,
                     len: r.len,
                     subject: sid,
-                    ts: r.ts,
                 });
             }
         }

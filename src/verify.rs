@@ -448,9 +448,9 @@ pub fn finish_stream(
     // timestamps of blocks whose first/last live message died
     for s in scans.iter_mut().filter(|s| s.ts_stale) {
         let (fl, ll) = (s.first_live, s.last_live);
-        if s.live.len() as u64 == s.msgs {
-            s.first_ts = s.live.first().map_or(0, |m| m.ts);
-            s.last_ts = s.live.last().map_or(0, |m| m.ts);
+        if s.msgs == 0 {
+            s.first_ts = 0;
+            s.last_ts = 0;
         } else if let Some(raw) = src.read(&s.file) {
             if let Ok((plain, _)) = scan::plain_block(&raw) {
                 for r in crate::block::Records::new(&plain).map_while(|r| r.ok()) {
@@ -460,6 +460,27 @@ pub fn finish_stream(
                     if r.kind() == crate::block::RecordKind::Message && Some(r.seq) == ll {
                         s.last_ts = r.ts;
                     }
+                }
+            }
+        } else {
+            // An archive's blocks cannot be read again: take the times the index files give
+            // for the same first/last sequence (what the server reports too).
+            let idx_times = pre
+                .index_db
+                .as_ref()
+                .and_then(|db| db.blocks.iter().find(|b| b.index == s.index))
+                .map(|b| (b.first_seq, b.first_ts, b.last_seq, b.last_ts))
+                .or_else(|| {
+                    pre.idx
+                        .get(&s.index)
+                        .map(|x| (x.first_seq, x.first_ts, x.last_seq, x.last_ts))
+                });
+            if let Some((f, fts, l, lts)) = idx_times {
+                if fl == Some(f) {
+                    s.first_ts = fts;
+                }
+                if ll == Some(l) {
+                    s.last_ts = lts;
                 }
             }
         }

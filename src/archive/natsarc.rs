@@ -603,7 +603,7 @@ impl V2Checker {
     /// Classify and check one entry.
     pub fn entry(&mut self, e: &ArcEntry) -> EntryRole {
         self.sum.entries += 1;
-        let name = e.name_lossy();
+        let name = String::from_utf8_lossy(&e.name);
         loop {
             match self.phase {
                 Phase::State => {
@@ -791,12 +791,13 @@ impl V2Checker {
             return EntryRole::Unexpected;
         }
         let seq = e.seq;
-        let loc = self.loc(name, e.offset).seq(seq);
+        // built only when a problem needs it (this runs once per message)
+        let mk = |c: &V2Checker| c.loc(name, e.offset).seq(seq);
         if let Some(prev) = self.sum.last_msg_seq {
             if seq <= prev {
                 self.err(
                     "v2_seq_not_ascending",
-                    loc.clone(),
+                    mk(self),
                     format!("message sequence {seq} out of order (after {prev})"),
                 );
             }
@@ -807,13 +808,14 @@ impl V2Checker {
                     "message sequence {seq} outside state.json's range {}..={}",
                     st.first_seq, st.last_seq
                 );
-                self.err("v2_seq_out_of_range", loc.clone(), msg);
+                let l = mk(self);
+                self.err("v2_seq_out_of_range", l, msg);
             }
         }
         if e.name.is_empty() {
             self.err(
                 "v2_bad_subject",
-                loc.clone(),
+                mk(self),
                 format!("message {seq} has an empty subject"),
             );
         }
@@ -822,7 +824,7 @@ impl V2Checker {
             if hl.saturating_add(pl) > mms {
                 self.err(
                     "v2_msg_too_large",
-                    loc.clone(),
+                    mk(self),
                     format!(
                         "message {seq} is {} bytes, above the stream's max_msg_size {mms}",
                         hl + pl
@@ -833,7 +835,7 @@ impl V2Checker {
         if hl > 0 && !e.header.starts_with(b"NATS/1.0") {
             self.err(
                 "v2_bad_header",
-                loc,
+                mk(self),
                 format!("message {seq}: header block does not start with NATS/1.0"),
             );
         }

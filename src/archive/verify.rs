@@ -359,9 +359,13 @@ fn verify_v1<R: Read>(
     };
     let prefix = format!("{label}:");
     let empty_dead = DeadSet::default();
-    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>)>(1);
+    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>)>(0);
     let mut tx = Some(tx);
     let mut rx = Some(rx);
+    // Block buffers go back to the reader for reuse: at most two exist (one being filled, one
+    // being checked), whatever the number of blocks.
+    let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+    let mut back_tx = Some(back_tx);
     let mut errors_txt: Vec<(String, String)> = Vec::new();
     let (summary, scans) = std::thread::scope(|scope| {
         let mut worker: Option<std::thread::ScopedJoinHandle<'_, Vec<BlockScan>>> = None;
@@ -372,7 +376,9 @@ fn verify_v1<R: Read>(
                     let Ok(n) = u32::try_from(*n) else {
                         return Ok(()); // absurd block index: listed, never scanned
                     };
-                    let mut buf = Vec::with_capacity(m.size.min(64 << 20) as usize);
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    buf.clear();
+                    buf.reserve(m.size.min(64 << 20) as usize);
                     rd.read_to_end(&mut buf)?;
                     if worker.is_none() {
                         let stream = name
@@ -385,6 +391,7 @@ fn verify_v1<R: Read>(
                             })
                             .unwrap_or_default();
                         let rx = rx.take().expect("one worker");
+                        let back = back_tx.take().expect("one worker");
                         let (account, prefix, dead) =
                             (account.clone(), prefix.clone(), &empty_dead);
                         let quick = opts.quick;
@@ -398,7 +405,11 @@ fn verify_v1<R: Read>(
                                 keep_live: true,
                             };
                             rx.iter()
-                                .map(|(i, b)| scan::scan_block(&ctx, i, &b))
+                                .map(|(i, b)| {
+                                    let sc = scan::scan_block(&ctx, i, &b);
+                                    let _ = back.send(b);
+                                    sc
+                                })
                                 .collect()
                         }));
                     }
