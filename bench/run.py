@@ -1,0 +1,1016 @@
+#!/usr/bin/env python3
+"""jetdir benchmark: speed and memory against baselines measured in the same run.
+
+    .venv/bin/python bench/run.py [--size-gib 1] [--work DIR] [--keep]
+
+What it does (see bench/README.md for details):
+  1. `cargo build --release` (unless --jetdir BIN is given);
+  2. makes the test data with the real nats-server 2.15.1 on 127.0.0.1: a plain stream BENCH of
+     --size-gib of block bytes, a plain stream SMALL of a quarter of that, an S2-compressed stream
+     BENCHS2 (a quarter, uncompressed) and a tiny stream TINY used for trial runs;
+  3. times, each in a fresh child process under GNU time (for its peak RSS and CPU):
+     raw read (`cat msgs/*.blk`), `jetdir verify` (deep and --quick), the real server's start-up
+     with index.db removed (it rebuilds the state by reading every block);
+  4. the snapshot API (= `nats stream backup`), `jetdir verify` of that backup, and - only when the
+     built binary implements them - `jetdir extract` against the server's restore API and
+     `jetdir pack --format v1` against the snapshot API;
+  5. prints a markdown table and writes it to bench/results-<date>.md.
+
+Every measurement is preceded by one untimed warm-up run of the same command (so the page cache
+holds the input) and is then repeated --repeats times; the best (lowest) wall time is reported,
+and the highest peak RSS of those runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+import natsbox  # noqa: E402
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+ACCOUNT = "$G"
+RSS_LIMIT_MIB = 64.0
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# measuring child processes
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float  # seconds, from fork to exit
+    maxrss_kib: int  # ru_maxrss of the child (Linux: KiB)
+    cpu: float  # user + system seconds
+    rc: int
+    stderr: str = ""
+    stdout: str = ""
+    other: Optional[float] = None  # share of the machine's CPU used by other processes meanwhile
+
+
+def busy_seconds() -> float:
+    """CPU seconds spent not idle, summed over all CPUs, since boot (/proc/stat)."""
+    f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    v = [int(x) for x in f[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measure:
+    name: str
+    runs: list[Run] = field(default_factory=list)
+    nbytes: int = 0  # bytes the throughput is computed from
+    note: str = ""
+
+    @property
+    def wall(self) -> float:
+        return min(r.wall for r in self.runs)
+
+    @property
+    def rss_mib(self) -> float:
+        return max(r.maxrss_kib for r in self.runs) / 1024.0
+
+    @property
+    def best(self) -> Run:
+        return min(self.runs, key=lambda r: r.wall)
+
+    @property
+    def cpu(self) -> float:
+        return self.best.cpu
+
+    @property
+    def mbps(self) -> float:
+        return self.nbytes / self.wall / 1e6 if self.wall > 0 else 0.0
+
+
+TIME = "/usr/bin/time"
+
+
+QUIET = {"max_wait": 30.0, "threshold": 0.15, "waited": 0.0}
+
+
+def wait_quiet() -> None:
+    """Before a timed run: wait (up to QUIET['max_wait'] s) until the machine has been less
+    than QUIET['threshold'] busy for half a second, so other helpers' builds skew less."""
+    deadline = time.monotonic() + QUIET["max_wait"]
+    ncpu = os.cpu_count() or 1
+    t = time.monotonic()
+    while True:
+        b0 = busy_seconds()
+        time.sleep(0.5)
+        if (busy_seconds() - b0) / (0.5 * ncpu) < QUIET["threshold"] or time.monotonic() > deadline:
+            break
+    QUIET["waited"] += time.monotonic() - t - 0.5
+
+
+def read_time_file(path: Path) -> tuple[int, float]:
+    """(peak RSS KiB, user+sys s) from GNU time's `-f "%M %U %S"` output file."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kib, user, sys_ = lines[-1].split()
+    return int(kib), float(user) + float(sys_)
+
+
+def timed_argv(argv: list[str], out: Path) -> list[str]:
+    """argv run under GNU time: a small C parent, so the child's ru_maxrss is its own
+    (a child forked from this Python process would inherit Python's high-water mark)."""
+    return [TIME, "-f", "%M %U %S", "-o", str(out), *argv]
+
+
+def run_child(argv: list[str], *, capture_stdout: bool = False) -> Run:
+    """Run argv in a fresh process; wall time from here, peak RSS and CPU from GNU time."""
+    with tempfile.TemporaryDirectory() as td:
+        tf = Path(td) / "time"
+        with open(Path(td) / "err", "w+b") as err, open(Path(td) / "out", "w+b") as out:
+            b0 = busy_seconds()
+            t0 = time.perf_counter()
+            p = subprocess.run(
+                timed_argv(argv, tf),
+                stdin=subprocess.DEVNULL,
+                stdout=out if capture_stdout else subprocess.DEVNULL,
+                stderr=err,
+            )
+            wall = time.perf_counter() - t0
+            busy = busy_seconds() - b0
+            err.seek(0)
+            out.seek(0)
+            kib, cpu = read_time_file(tf)
+            ncpu = os.cpu_count() or 1
+            return Run(
+                other=max(0.0, busy - cpu) / (wall * ncpu) if wall > 0 else None,
+                wall=wall,
+                maxrss_kib=kib,
+                cpu=cpu,
+                rc=p.returncode,
+                stderr=err.read().decode(errors="replace"),
+                stdout=out.read().decode(errors="replace") if capture_stdout else "",
+            )
+
+
+def measure(
+    name: str,
+    argv: list[str],
+    nbytes: int,
+    repeats: int,
+    *,
+    prepare: Optional[Callable[[int], list[str]]] = None,
+    cleanup: Optional[Callable[[int], None]] = None,
+    ok_rcs: tuple[int, ...] = (0,),
+) -> Measure:
+    """One warm-up run, then `repeats` timed runs. `prepare(i)` may return a fresh argv
+    per run (e.g. a new output dir); `cleanup(i)` runs after each."""
+    m = Measure(name, nbytes=nbytes)
+    for i in range(repeats + 1):
+        args = prepare(i) if prepare else argv
+        if i > 0:
+            wait_quiet()
+        r = run_child(args)
+        if cleanup:
+            cleanup(i)
+        if r.rc not in ok_rcs:
+            raise RuntimeError(f"{name}: {' '.join(args)} exited {r.rc}:\n{r.stderr[-2000:]}")
+        if i > 0:  # run 0 is the warm-up
+            m.runs.append(r)
+    log(f"{name}: best {m.wall:.3f}s, {m.mbps:.0f} MB/s, peak RSS {m.rss_mib:.1f} MiB, cpu {m.cpu:.2f}s")
+    return m
+
+
+# --------------------------------------------------------------------------
+# making the data
+# --------------------------------------------------------------------------
+
+PAYLOAD = 1000  # bytes: ~half random, ~half text (so S2 has something to do)
+SUBJECTS = 16
+WINDOW = 20000  # unacked publishes in flight
+ACK_EVERY = 100  # only every 100th publish asks for a PubAck (they come back in order)
+
+
+def make_pools() -> tuple[bytes, bytes]:
+    rnd = os.urandom(16 * MIB)
+    words = [
+        b"order", b"customer", b"shipped", b"paid", b"pending", b"warehouse", b"sku",
+        b"quantity", b"price", b"currency", b"EUR", b"USD", b"region", b"eu-west",
+        b"us-east", b"priority", b"normal", b"express", b"status", b"created", b"updated",
+    ]
+    import random
+
+    rng = random.Random(42)
+    parts = []
+    size = 0
+    while size < 4 * MIB:
+        w = b'{"%s":"%s-%d","%s":%d},' % (
+            rng.choice(words), rng.choice(words), rng.randrange(100000),
+            rng.choice(words), rng.randrange(1000),
+        )
+        parts.append(w)
+        size += len(w)
+    return rnd, b"".join(parts)
+
+
+def record_size(subject: str, hdr_len: int, payload: int) -> int:
+    # 22-byte header + subject + (u32 header length + headers) + payload + 8-byte hash
+    return 22 + len(subject) + (4 + hdr_len if hdr_len else 0) + payload + 8
+
+
+async def fill_stream(nc, prefix: str, target_bytes: int, pools: tuple[bytes, bytes]) -> int:
+    """Publish ~target_bytes of records to `<prefix>.sNN.evt`; returns the message count.
+    The stream must be empty and have this connection as its only publisher, so the
+    stream sequence of publish i is i; PubAcks are requested for every ACK_EVERY-th."""
+    rnd, txt = pools
+    half = PAYLOAD // 2
+    inbox = f"_BENCH_ACK.{prefix.replace('.', '_')}"
+    state = {"acked": 0, "errors": []}
+    ev = asyncio.Event()
+
+    async def on_ack(msg):
+        body = json.loads(msg.data)
+        if body.get("error"):
+            state["errors"].append(body["error"])
+        else:
+            state["acked"] = max(state["acked"], body["seq"])
+        ev.set()
+
+    sub = await nc.subscribe(inbox, cb=on_ack)
+    sent = 0
+    est = 0
+    t0 = time.perf_counter()
+    hdr_len = len(b"NATS/1.0\r\nX-Bench-Seq: 0000000\r\nContent-Type: application/octet-stream\r\n\r\n")
+    while est < target_bytes:
+        i = sent + 1
+        subj = f"{prefix}.s{i % SUBJECTS:02d}.evt"
+        ro = (i * 7919) % (len(rnd) - half)
+        to = (i * 104729) % (len(txt) - half)
+        payload = rnd[ro : ro + half] + txt[to : to + half]
+        hdrs = {"X-Bench-Seq": f"{i:07d}", "Content-Type": "application/octet-stream"}
+        last = est + record_size(subj, hdr_len, PAYLOAD) >= target_bytes
+        reply = inbox if (i % ACK_EVERY == 0 or last) else ""
+        await nc.publish(subj, payload, reply=reply, headers=hdrs)
+        est += record_size(subj, hdr_len, PAYLOAD)
+        sent = i
+        while sent - state["acked"] > WINDOW:
+            ev.clear()
+            try:
+                await asyncio.wait_for(ev.wait(), 30)
+            except asyncio.TimeoutError:
+                raise RuntimeError(f"no PubAck for 30 s (acked {state['acked']} of {sent})")
+            if state["errors"]:
+                raise RuntimeError(f"publish error: {state['errors'][0]}")
+    deadline = time.monotonic() + 120
+    while state["acked"] < sent:
+        if state["errors"]:
+            raise RuntimeError(f"publish error: {state['errors'][0]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"last PubAck missing (acked {state['acked']} of {sent})")
+        ev.clear()
+        try:
+            await asyncio.wait_for(ev.wait(), 5)
+        except asyncio.TimeoutError:
+            pass
+    await sub.unsubscribe()
+    dt = time.perf_counter() - t0
+    log(f"  {prefix}: {sent} messages, ~{est / MIB:.0f} MiB in {dt:.1f}s ({sent / dt:.0f} msg/s)")
+    return sent
+
+
+async def make_data(server: str, store: Path, work: Path, plan: list, tiny_backup: bool) -> dict:
+    """Create the streams of `plan` [(name, subject prefix, block bytes, compression)] on a
+    real server, stop it; returns what the server said about each."""
+    srv = natsbox.NatsServer(server, store, work_dir=work / f"gen-server-{store.name}")
+    srv.start()
+    facts: dict = {}
+    try:
+        nc = await natsbox.connect(srv.url)
+        await natsbox.wait_jetstream(nc)
+        pools = make_pools()
+        for name, prefix, nbytes, comp in plan:
+            cfg = {"name": name, "subjects": [f"{prefix}.>"]}
+            if comp != "none":  # 2.9 knows no `compression`
+                cfg["compression"] = comp
+            await natsbox.create_stream(nc, cfg)
+            n = await fill_stream(nc, prefix, nbytes, pools)
+            # a few deletes: half secure-erased (the API default), half tombstone-only
+            if n >= 20:
+                for k, seq in enumerate(range(n // 11, n, max(1, n // 11))[:10]):
+                    await natsbox.delete_msg(nc, name, seq, erase=(k % 2 == 0))
+            # one durable pull consumer with explicit acks: 1000 acked, 200 pending
+            await natsbox.create_consumer(
+                nc, name, {"durable_name": "C1", "ack_policy": "explicit", "ack_wait": 600_000_000_000}
+            )
+            got = await natsbox.fetch(nc, name, "C1", min(1000, n // 2), timeout=5)
+            for m in got:
+                await natsbox.ack(nc, m)
+            await natsbox.fetch(nc, name, "C1", min(200, n // 4), timeout=5)
+            info = await natsbox.stream_info(nc, name)
+            st = info["state"]
+            facts[name] = {
+                "messages": st["messages"],
+                "bytes": st["bytes"],
+                "first_seq": st["first_seq"],
+                "last_seq": st["last_seq"],
+                "num_deleted": st.get("num_deleted", 0),
+                "compression": comp,
+            }
+        if tiny_backup:  # a V2 backup of TINY for the trial run of `jetdir extract`
+            await natsbox.snapshot_stream(nc, "TINY", work / "tiny-backup")
+        await nc.close()
+    finally:
+        srv.stop(timeout=120)
+    return facts
+
+
+# --------------------------------------------------------------------------
+# the real server as the baseline
+# --------------------------------------------------------------------------
+
+
+def wait_listening(port: int, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.002)
+    raise RuntimeError("nats-server did not listen")
+
+
+async def _quiet_err(_e):
+    pass
+
+
+async def poll_stream_count(url: str, name: str, expected: int, deadline: float) -> float:
+    """perf_counter() when STREAM.INFO first answers with `expected` messages."""
+    import nats
+
+    nc = await nats.connect(
+        url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
+        error_cb=_quiet_err,
+    )
+    try:
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                r = await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=1)
+                body = json.loads(r.data)
+                last = body
+                if body.get("state", {}).get("messages") == expected:
+                    return time.perf_counter()
+            except Exception as e:  # no responders / timeout while JetStream recovers
+                last = repr(e)
+            await asyncio.sleep(0.002)
+        raise RuntimeError(f"{name} never reached {expected} messages: {str(last)[:300]}")
+    finally:
+        await nc.close()
+
+
+def child_pid(parent: int, deadline: float) -> int:
+    """The PID of `parent`'s (only) child: GNU time's server process."""
+    while time.monotonic() < deadline:
+        try:
+            kids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            kids = []
+            for st in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = st.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == parent:
+                    kids.append(st.parent.name)
+        if kids:
+            return int(kids[0])
+        time.sleep(0.001)
+    raise RuntimeError(f"no child of {parent}")
+
+
+def server_startup(server: str, store: Path, name: str, expected: int, log_path: Path) -> Run:
+    """Start nats-server (under GNU time) on `store`, time until STREAM.INFO shows all
+    messages, then SIGTERM the server's own PID and wait. CPU includes the clean shutdown."""
+    port = natsbox.free_port()
+    tf = log_path.with_suffix(".time")
+    with open(log_path, "ab") as logf:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(
+            timed_argv([server, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)], tf),
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+        )
+    spid = 0
+    try:
+        deadline = time.monotonic() + 1800
+        spid = child_pid(p.pid, deadline)
+        wait_listening(port, p, deadline)
+        t1 = asyncio.run(poll_stream_count(f"nats://127.0.0.1:{port}", name, expected, deadline))
+    finally:
+        if p.poll() is None:
+            if spid:
+                os.kill(spid, signal.SIGTERM)
+            else:  # the server never started: GNU time itself is all there is
+                os.kill(p.pid, signal.SIGTERM)
+        p.wait(timeout=600)
+    kib, cpu = read_time_file(tf)
+    tf.unlink()
+    return Run(wall=t1 - t0, maxrss_kib=kib, cpu=cpu, rc=0)
+
+
+def copy_stream(src_stream: Path, dst_store: Path) -> Path:
+    dst = dst_store / "jetstream" / ACCOUNT / "streams" / src_stream.name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(src_stream), str(dst)], check=True)
+    return dst
+
+
+def measure_rebuild(server: str, src_stream: Path, expected: int, nbytes: int, work: Path, repeats: int) -> Measure:
+    m = Measure(f"nats-server start-up, index.db removed ({src_stream.name})", nbytes=nbytes)
+    for i in range(repeats + 1):
+        store = work / f"rebuild-{src_stream.name}-{i}"
+        dst = copy_stream(src_stream, store)
+        (dst / "msgs" / "index.db").unlink(missing_ok=True)
+        subprocess.run(["sync"], check=True)
+        if i > 0:
+            wait_quiet()
+        r = server_startup(server, store, src_stream.name, expected, work / "rebuild-server.log")
+        shutil.rmtree(store)
+        if i > 0:
+            m.runs.append(r)
+    log(f"{m.name}: best {m.wall:.3f}s, {m.mbps:.0f} MB/s, peak RSS {m.rss_mib:.1f} MiB, cpu {m.cpu:.2f}s")
+    return m
+
+
+def measure_snapshot(server: str, store: Path, name: str, work: Path, nbytes: int, repeats: int) -> tuple[Measure, Path]:
+    """Time the snapshot API (what `nats stream backup` does) on a running server;
+    keeps the last backup dir."""
+    m = Measure(f"snapshot API = `nats stream backup` ({name})", nbytes=nbytes)
+    srv = natsbox.NatsServer(server, store, work_dir=work / "snap-server")
+    srv.start(timeout=600)
+    keep = work / f"backup-{name}"
+    try:
+        async def one(out: Path) -> float:
+            nc = await natsbox.connect(srv.url)
+            try:
+                await natsbox.wait_jetstream(nc, timeout=600)
+                t0 = time.perf_counter()
+                await natsbox.snapshot_stream(nc, name, out, idle_timeout=120)
+                return time.perf_counter() - t0
+            finally:
+                await nc.close()
+
+        for i in range(repeats + 1):
+            out = work / f"snap-{name}-{i}"
+            if i > 0:
+                wait_quiet()
+            wall = asyncio.run(one(out))
+            if i > 0:
+                m.runs.append(Run(wall=wall, maxrss_kib=0, cpu=0.0, rc=0))
+            if i < repeats:
+                shutil.rmtree(out)
+            else:
+                out.rename(keep)
+    finally:
+        srv.stop(timeout=300)
+    log(f"{m.name}: best {m.wall:.3f}s, {m.mbps:.0f} MB/s")
+    return m, keep
+
+
+def measure_restore(server: str, backup: Path, name: str, expected: int, work: Path, nbytes: int, repeats: int) -> Measure:
+    """Time the restore API (what `nats stream restore` does) into a fresh server."""
+    m = Measure(f"restore API = `nats stream restore` ({name})", nbytes=nbytes)
+    for i in range(repeats + 1):
+        store = work / f"restore-store-{i}"
+        srv = natsbox.NatsServer(server, store, work_dir=work / f"restore-server-{i}")
+        srv.start()
+
+        async def one() -> float:
+            nc = await natsbox.connect(srv.url)
+            try:
+                await natsbox.wait_jetstream(nc)
+                t0 = time.perf_counter()
+                await natsbox.restore_stream(nc, backup, timeout=1800)
+                wall = time.perf_counter() - t0
+                st = (await natsbox.stream_info(nc, name))["state"]
+                if st["messages"] != expected:
+                    raise RuntimeError(f"restore gave {st['messages']} messages, want {expected}")
+                return wall
+            finally:
+                await nc.close()
+
+        if i > 0:
+            wait_quiet()
+        try:
+            wall = asyncio.run(one())
+        finally:
+            srv.stop(timeout=300)
+            shutil.rmtree(store, ignore_errors=True)
+            shutil.rmtree(work / f"restore-server-{i}", ignore_errors=True)
+        if i > 0:
+            m.runs.append(Run(wall=wall, maxrss_kib=0, cpu=0.0, rc=0))
+    log(f"{m.name}: best {m.wall:.3f}s, {m.mbps:.0f} MB/s")
+    return m
+
+
+def server_accepts(server: str, store: Path, name: str, expected: int, work: Path) -> str:
+    """Start a server on `store` and check the stream's message count; '' when fine."""
+    try:
+        r = server_startup(server, store, name, expected, work / "check-server.log")
+        return "" if r.rc == 0 else "server failed"
+    except Exception as e:  # noqa: BLE001
+        return str(e)[:300]
+
+
+def restore_accepts(server: str, backup: Path, name: str, expected: int, work: Path) -> str:
+    store = work / "accept-store"
+    srv = natsbox.NatsServer(server, store, work_dir=work / "accept-server")
+    srv.start()
+
+    async def one() -> str:
+        nc = await natsbox.connect(srv.url)
+        try:
+            await natsbox.wait_jetstream(nc)
+            await natsbox.restore_stream(nc, backup, timeout=1800)
+            st = (await natsbox.stream_info(nc, name))["state"]
+            return "" if st["messages"] == expected else f"{st['messages']} messages, want {expected}"
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(one())
+    except Exception as e:  # noqa: BLE001
+        return str(e)[:300]
+    finally:
+        srv.stop(timeout=300)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def blk_files(stream_dir: Path) -> list[Path]:
+    def key(p: Path) -> int:
+        try:
+            return int(p.stem)
+        except ValueError:
+            return 0
+
+    return sorted((stream_dir / "msgs").glob("*.blk"), key=key)
+
+
+def dir_bytes(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+
+
+def uncompressed_bytes(stream_dir: Path) -> tuple[int, int]:
+    """(uncompressed size of all blocks, number of compressed blocks): the `cmp` header's
+    uvarint original size for compressed blocks, the file size otherwise."""
+    total = 0
+    ncmp = 0
+    for p in blk_files(stream_dir):
+        with open(p, "rb") as f:
+            head = f.read(16)
+        if len(head) >= 5 and head[:3] == b"cmp":
+            size, shift = 0, 0
+            for b in head[4:]:
+                size |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            total += size
+            ncmp += 1
+        else:
+            total += p.stat().st_size
+    return total, ncmp
+
+
+def jetdir_json(jetdir: str, path: Path) -> dict:
+    r = run_child([jetdir, "--json", "--quiet", "verify", str(path)], capture_stdout=True)
+    try:
+        return json.loads(r.stdout)
+    except json.JSONDecodeError:
+        return {"ok": False, "error": f"rc {r.rc}: {r.stderr[-500:]}"}
+
+
+def trial(jetdir: str, argv: list[str]) -> tuple[str, str]:
+    """('ok'|'missing'|'broken', detail) for a subcommand: --help, then a trial run."""
+    h = run_child([jetdir, argv[0], "--help"])
+    if h.rc != 0:
+        return "missing", f"`jetdir {argv[0]} --help` exited {h.rc}"
+    r = run_child([jetdir, *argv])
+    if r.rc == 0:
+        return "ok", ""
+    text = r.stderr.strip().splitlines()
+    last = text[-1] if text else f"exit {r.rc}"
+    if "not implemented" in r.stderr:
+        return "missing", f"the built binary says: {last}"
+    return "broken", f"trial run exited {r.rc}: {last}"
+
+
+def machine_notes(jetdir: str, server: str) -> list[str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    flags = ""
+    try:
+        txt = Path("/proc/cpuinfo").read_text()
+        flags = ", ".join(f for f in ("avx2", "avx512f", "sse4_2") if f" {f}" in txt)
+    except OSError:
+        pass
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "src"],
+        capture_output=True, text=True,
+    ).stdout.strip()
+    return [
+        f"CPU: {cpu} x {os.cpu_count()} ({flags}); RAM {mem}; kernel {platform.release()}",
+        f"{rustc}; jetdir at `{commit}`{' (src/ has uncommitted changes)' if dirty else ''}",
+        f"nats-server {natsbox.server_version(server)} ({server}); nats-py client; Python {platform.python_version()}",
+        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+    ]
+
+
+# --------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    what: str
+    ours: str
+    base: str
+    ratio: str
+    target: str
+    result: str
+
+
+def fmt_s(m: Measure) -> str:
+    return f"{m.wall:.2f} s"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "**FAIL**"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-gib", type=float, default=1.0, help="block bytes of the big stream (default 1)")
+    ap.add_argument("--work", type=Path, help="work dir (default: a new temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per measurement, after 1 warm-up (default 5)")
+    ap.add_argument("--jetdir", help="use this jetdir binary instead of building one")
+    ap.add_argument("--no-s2", action="store_true", help="skip the S2-compressed stream")
+    ap.add_argument("--no-v1", action="store_true", help="skip the V1 backup made with nats-server 2.9")
+    ap.add_argument("--quiet-wait", type=float, default=30.0,
+                    help="before each timed run, wait up to this many seconds for the machine to be idle (default 30)")
+    ap.add_argument("--out", type=Path, help="results file (default bench/results-<date>.md)")
+    args = ap.parse_args()
+
+    size = int(args.size_gib * GIB)
+    # SIGTERM -> SystemExit, so that servers get stopped and the work dir removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    QUIET["max_wait"] = max(0.0, args.quiet_wait)
+    repeats = max(1, args.repeats)
+    server = natsbox.find_server("2.15")
+    if not server:
+        print("nats-server 2.15 not found ($REPO/.venv/bin/nats-server or NATS_SERVER_215)", file=sys.stderr)
+        return 2
+
+    # 1. build
+    if args.jetdir:
+        jetdir = str(Path(args.jetdir).resolve())
+    else:
+        log("cargo build --release")
+        b = subprocess.run(["cargo", "build", "--release", "--bin", "jetdir"], cwd=REPO)
+        if b.returncode != 0:
+            print("cargo build --release failed", file=sys.stderr)
+            return 2
+        jetdir = str(REPO / "target" / "release" / "jetdir")
+
+    work = args.work.resolve() if args.work else Path(tempfile.mkdtemp(prefix="jetdir-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(work).free
+    need = int(size * 6.5)
+    if free < need:
+        print(f"need ~{need / GIB:.1f} GiB free in {work}, have {free / GIB:.1f}", file=sys.stderr)
+        return 2
+    log(f"work dir {work} ({free / GIB:.0f} GiB free)")
+    notes = machine_notes(jetdir, server)
+    skipped: list[str] = []
+    rows: list[Row] = []
+    figures: list[Measure] = []
+    checks: list[str] = []
+    try:
+        # 2. the data
+        store = work / "store"
+        log(f"making the streams with nats-server ({size / GIB:.2f} GiB + 1/4 + S2 1/4)")
+        t0 = time.perf_counter()
+        plan = [("BENCH", "bench", size, "none"), ("SMALL", "small", size // 4, "none")]
+        if not args.no_s2:
+            plan.append(("BENCHS2", "benchs2", size // 4, "s2"))
+        plan.append(("TINY", "tiny", 64 * 1024, "none"))
+        facts = asyncio.run(make_data(server, store, work, plan, True))
+        log(f"data made in {time.perf_counter() - t0:.0f}s")
+        streams = store / "jetstream" / ACCOUNT / "streams"
+        sdir = {n: streams / n for n in facts}
+        blk = {n: sum(p.stat().st_size for p in blk_files(sdir[n])) for n in facts}
+        raw = {n: uncompressed_bytes(sdir[n]) for n in facts}
+        for n in facts:
+            f = facts[n]
+            nb = len(blk_files(sdir[n]))
+            extra = ""
+            if f["compression"] != "none":
+                extra = f", {raw[n][1]} of {nb} blocks S2-compressed, {raw[n][0] / MIB:.1f} MiB uncompressed"
+            checks.append(
+                f"{n}: {f['messages']} messages ({f['num_deleted']} deleted), seqs {f['first_seq']}..{f['last_seq']}, "
+                f"{nb} blocks, {blk[n] / MIB:.1f} MiB of block bytes{extra}"
+            )
+        if blk["BENCH"] < size:
+            log(f"warning: BENCH has {blk['BENCH']} block bytes, less than {size}")
+
+        # sanity: jetdir agrees with the server before we time it
+        for n in facts:
+            rep = jetdir_json(jetdir, sdir[n])
+            got = next((s for s in rep.get("streams", []) if s.get("name") == n), {})
+            if not rep.get("ok") or got.get("messages") != facts[n]["messages"]:
+                checks.append(
+                    f"**jetdir verify disagrees on {n}**: ok={rep.get('ok')}, messages={got.get('messages')} "
+                    f"(server: {facts[n]['messages']}), problems: {json.dumps(rep.get('problems', []))[:300]}"
+                )
+            else:
+                checks.append(f"jetdir verify {n}: ok, {got.get('messages')} messages (= server)")
+
+        subprocess.run(["sync"], check=True)  # no writeback of the new data during the timings
+
+        # 3a/b. raw read and verify
+        def cat(n: str) -> list[str]:
+            return ["cat", *map(str, blk_files(sdir[n]))]
+
+        def verify(path: Path, *extra: str) -> list[str]:
+            return [jetdir, "--no-progress", "verify", *extra, str(path)]
+
+        m_cat = measure("raw read `cat msgs/*.blk` (BENCH)", cat("BENCH"), blk["BENCH"], repeats)
+        m_ver = measure("jetdir verify, deep (BENCH)", verify(sdir["BENCH"]), blk["BENCH"], repeats)
+        m_quick = measure("jetdir verify --quick (BENCH)", verify(sdir["BENCH"], "--quick"), blk["BENCH"], repeats)
+        m_cat_s = measure("raw read `cat msgs/*.blk` (SMALL)", cat("SMALL"), blk["SMALL"], repeats)
+        m_ver_s = measure("jetdir verify, deep (SMALL, 1/4 size)", verify(sdir["SMALL"]), blk["SMALL"], repeats)
+        # 3c. the server's own rebuild
+        m_reb = measure_rebuild(server, sdir["BENCH"], facts["BENCH"]["messages"], blk["BENCH"], work, repeats)
+        figures += [m_cat, m_ver, m_quick, m_cat_s, m_ver_s, m_reb]
+
+        rows.append(Row(
+            "verify (deep) vs server rebuild at start-up",
+            fmt_s(m_ver), fmt_s(m_reb), f"{m_reb.wall / m_ver.wall:.1f}x faster",
+            ">= 3x faster", verdict(m_reb.wall >= 3 * m_ver.wall),
+        ))
+        rows.append(Row(
+            "verify (deep) throughput vs raw read",
+            f"{m_ver.mbps:.0f} MB/s", f"{m_cat.mbps:.0f} MB/s", f"{100 * m_ver.mbps / m_cat.mbps:.0f}%",
+            ">= 50%", verdict(m_ver.mbps >= 0.5 * m_cat.mbps),
+        ))
+        rows.append(Row(
+            "verify --quick vs server rebuild",
+            fmt_s(m_quick), fmt_s(m_reb), f"{m_reb.wall / m_quick.wall:.1f}x faster", "(info)", "",
+        ))
+        for m, label in ((m_ver, f"{blk['BENCH'] / MIB:.0f} MiB"), (m_ver_s, f"{blk['SMALL'] / MIB:.0f} MiB"), (m_quick, "--quick")):
+            rows.append(Row(
+                f"verify peak RSS ({label})", f"{m.rss_mib:.1f} MiB", f"server {m_reb.rss_mib:.0f} MiB", "",
+                f"< {RSS_LIMIT_MIB:.0f} MiB", verdict(m.rss_mib < RSS_LIMIT_MIB),
+            ))
+
+        # S2 variant
+        if "BENCHS2" in facts:
+            n = "BENCHS2"
+            m_cat2 = measure("raw read `cat msgs/*.blk` (BENCHS2)", cat(n), blk[n], repeats)
+            m_ver2 = measure("jetdir verify, deep (BENCHS2, S2 blocks)", verify(sdir[n]), blk[n], repeats)
+            m_reb2 = measure_rebuild(server, sdir[n], facts[n]["messages"], blk[n], work, repeats)
+            figures += [m_cat2, m_ver2, m_reb2]
+            unc = raw[n][0]
+            rows.append(Row(
+                "S2 stream: verify (deep) vs server rebuild",
+                fmt_s(m_ver2), fmt_s(m_reb2), f"{m_reb2.wall / m_ver2.wall:.1f}x faster",
+                ">= 3x faster", verdict(m_reb2.wall >= 3 * m_ver2.wall),
+            ))
+            rows.append(Row(
+                "S2 stream: verify throughput (uncompressed MB/s)",
+                f"{unc / m_ver2.wall / 1e6:.0f} MB/s", f"{unc / m_reb2.wall / 1e6:.0f} MB/s (server)", "",
+                "(info)", "",
+            ))
+            rows.append(Row(
+                "S2 stream: verify peak RSS", f"{m_ver2.rss_mib:.1f} MiB", f"server {m_reb2.rss_mib:.0f} MiB", "",
+                f"< {RSS_LIMIT_MIB:.0f} MiB", verdict(m_ver2.rss_mib < RSS_LIMIT_MIB),
+            ))
+        else:
+            skipped.append("S2-compressed stream (--no-s2)")
+
+        # 4. backups
+        m_snap, backup = measure_snapshot(server, store, "BENCH", work, blk["BENCH"], repeats)
+        backup_bytes = dir_bytes(backup)
+        checks.append(f"snapshot of BENCH: {backup_bytes / MIB:.1f} MiB (backup.json + stream.tar.s2)")
+        figures.append(m_snap)
+        rep = jetdir_json(jetdir, backup)
+        checks.append(
+            f"jetdir verify of the server's backup: ok={rep.get('ok')} (2.15 writes V2 = NATSARC1, which "
+            "carries no record checksums: verify checks S2 CRCs, structure and state)"
+        )
+        m_vb = measure("jetdir verify, deep (server backup of BENCH)", verify(backup), blk["BENCH"], repeats)
+        figures.append(m_vb)
+        rows.append(Row(
+            "verify of a backup vs verify of the stream on disk",
+            fmt_s(m_vb), fmt_s(m_ver), f"{m_vb.wall / m_ver.wall:.2f}x the time", "<= 1.5x",
+            verdict(m_vb.wall <= 1.5 * m_ver.wall),
+        ))
+        rows.append(Row(
+            "verify of a backup: peak RSS", f"{m_vb.rss_mib:.1f} MiB", "", "", f"< {RSS_LIMIT_MIB:.0f} MiB",
+            verdict(m_vb.rss_mib < RSS_LIMIT_MIB),
+        ))
+
+        # V1 backup (tar inside S2, blocks with record checksums): only 2.9.10 still writes one
+        server29 = None if args.no_v1 else natsbox.find_server("2.9")
+        if server29:
+            n = "LEGACY"
+            store29 = work / "store29"
+            log(f"making {n} ({size // 4 / MIB:.0f} MiB) with nats-server {natsbox.server_version(server29)}")
+            f29 = asyncio.run(make_data(server29, store29, work, [(n, "legacy", size // 4, "none")], False))
+            d29 = store29 / "jetstream" / ACCOUNT / "streams" / n
+            b29 = sum(p.stat().st_size for p in blk_files(d29))
+            subprocess.run(["sync"], check=True)
+            m_snap1, backup1 = measure_snapshot(server29, store29, n, work, b29, repeats)
+            rep = jetdir_json(jetdir, backup1)
+            got = next((x for x in rep.get("streams", []) if x.get("name") == n), {})
+            checks.append(
+                f"{n} (2.9.10): {f29[n]['messages']} messages, {len(blk_files(d29))} blocks, {b29 / MIB:.1f} MiB; "
+                f"V1 backup {dir_bytes(backup1) / MIB:.1f} MiB; jetdir verify of it: ok={rep.get('ok')}, "
+                f"{got.get('messages')} messages"
+            )
+            m_v29 = measure(f"jetdir verify, deep ({n} on disk, 2.9 layout)", verify(d29), b29, repeats)
+            m_vb1 = measure(f"jetdir verify, deep (V1 backup of {n})", verify(backup1), b29, repeats)
+            figures += [m_snap1, m_v29, m_vb1]
+            rows.append(Row(
+                "verify of a V1 backup (2.9.10) vs verify of that stream on disk",
+                fmt_s(m_vb1), fmt_s(m_v29), f"{m_vb1.wall / m_v29.wall:.2f}x the time", "<= 1.5x",
+                verdict(m_vb1.wall <= 1.5 * m_v29.wall),
+            ))
+            rows.append(Row(
+                "verify of a V1 backup: peak RSS", f"{m_vb1.rss_mib:.1f} MiB", "", "", f"< {RSS_LIMIT_MIB:.0f} MiB",
+                verdict(m_vb1.rss_mib < RSS_LIMIT_MIB),
+            ))
+            shutil.rmtree(store29, ignore_errors=True)
+            shutil.rmtree(backup1, ignore_errors=True)
+        else:
+            skipped.append("V1 (tar) backup verify: no nats-server 2.9 (or --no-v1)")
+
+        # extract (only when implemented)
+        st, detail = trial(jetdir, ["extract", str(work / "tiny-backup"), "--store-dir", str(work / "trial-extract")])
+        shutil.rmtree(work / "trial-extract", ignore_errors=True)
+        if st != "ok":
+            skipped.append(f"`jetdir extract` vs restore API: {detail}")
+        else:
+            ex_dirs = lambda i: work / f"extract-{i}"  # noqa: E731
+
+            def ex_prep(i: int) -> list[str]:
+                shutil.rmtree(ex_dirs(i), ignore_errors=True)
+                return [jetdir, "--no-progress", "extract", str(backup), "--store-dir", str(ex_dirs(i))]
+
+            def ex_clean(i: int) -> None:
+                if i > 0:
+                    shutil.rmtree(ex_dirs(i), ignore_errors=True)
+
+            m_ex = measure("jetdir extract (server backup of BENCH)", [], blk["BENCH"], repeats,
+                           prepare=ex_prep, cleanup=ex_clean)
+            err = server_accepts(server, ex_dirs(0), "BENCH", facts["BENCH"]["messages"], work)
+            checks.append(f"server starts on jetdir's extract with all messages: {'yes' if not err else 'NO: ' + err}")
+            shutil.rmtree(ex_dirs(0), ignore_errors=True)
+            m_rest = measure_restore(server, backup, "BENCH", facts["BENCH"]["messages"], work, blk["BENCH"], repeats)
+            figures += [m_ex, m_rest]
+            rows.append(Row(
+                "extract vs server restore API", fmt_s(m_ex), fmt_s(m_rest),
+                f"{m_rest.wall / m_ex.wall:.1f}x faster", ">= 3x faster", verdict(m_rest.wall >= 3 * m_ex.wall),
+            ))
+            rows.append(Row(
+                "extract peak RSS", f"{m_ex.rss_mib:.1f} MiB", "", "", f"< {RSS_LIMIT_MIB:.0f} MiB",
+                verdict(m_ex.rss_mib < RSS_LIMIT_MIB),
+            ))
+
+        # pack (only when implemented)
+        st, detail = trial(jetdir, ["pack", str(sdir["TINY"]), "--out", str(work / "trial-pack"), "--format", "v1"])
+        shutil.rmtree(work / "trial-pack", ignore_errors=True)
+        if st != "ok":
+            skipped.append(f"`jetdir pack --format v1` vs snapshot API, and S2 throughput: {detail}")
+        else:
+            pk = lambda i: work / f"pack-{i}"  # noqa: E731
+
+            def pk_prep(i: int) -> list[str]:
+                shutil.rmtree(pk(i), ignore_errors=True)
+                return [jetdir, "--no-progress", "pack", str(sdir["BENCH"]), "--out", str(pk(i)), "--format", "v1"]
+
+            def pk_clean(i: int) -> None:
+                if i > 0:
+                    shutil.rmtree(pk(i), ignore_errors=True)
+
+            m_pk = measure("jetdir pack --format v1 (BENCH)", [], blk["BENCH"], repeats, prepare=pk_prep, cleanup=pk_clean)
+            figures.append(m_pk)
+            checks.append(f"jetdir pack output: {dir_bytes(pk(0)) / MIB:.1f} MiB")
+            rep = jetdir_json(jetdir, pk(0))
+            checks.append(f"jetdir verify of jetdir's pack output: ok={rep.get('ok')}")
+            err = restore_accepts(server, pk(0), "BENCH", facts["BENCH"]["messages"], work)
+            checks.append(f"server restore API accepts jetdir's pack output: {'yes' if not err else 'NO: ' + err}")
+            shutil.rmtree(pk(0), ignore_errors=True)
+            rows.append(Row(
+                "pack v1 vs snapshot API", fmt_s(m_pk), fmt_s(m_snap),
+                f"{m_snap.wall / m_pk.wall:.1f}x faster", ">= 5x faster", verdict(m_snap.wall >= 5 * m_pk.wall),
+            ))
+            per_core = blk["BENCH"] / m_pk.cpu / 1e6 if m_pk.cpu > 0 else 0.0
+            rows.append(Row(
+                "pack: S2 input per CPU second (all work counted)", f"{per_core:.0f} MB/s", "", "",
+                ">= 1000 MB/s per core", verdict(per_core >= 1000),
+            ))
+            rows.append(Row(
+                "pack peak RSS", f"{m_pk.rss_mib:.1f} MiB", "", "", f"< {RSS_LIMIT_MIB:.0f} MiB",
+                verdict(m_pk.rss_mib < RSS_LIMIT_MIB),
+            ))
+        notes.append(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        notes.append(
+            f"waited {QUIET['waited']:.0f} s in total for the machine to go idle (< "
+            f"{100 * QUIET['threshold']:.0f}% busy) before timed runs (at most {QUIET['max_wait']:.0f} s each)"
+        )
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    text = render(args, repeats, notes, checks, rows, figures, skipped)
+    print(text)
+    out = args.out or REPO / "bench" / f"results-{datetime.date.today().isoformat()}.md"
+    out.write_text(text)
+    log(f"wrote {out}")
+    return 1 if any("FAIL" in r.result for r in rows) else 0
+
+
+def render(args, repeats, notes, checks, rows, figures, skipped) -> str:
+    L = [f"# jetdir benchmark, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}", ""]
+    L.append(f"`bench/run.py --size-gib {args.size_gib}`: every figure is the best of {repeats} runs, each after "
+             "one untimed warm-up run of the same command (page cache warm); peak RSS is the highest "
+             "peak RSS (GNU time `%M`) of those runs. MB = 10^6 bytes of block files on disk.")
+    L += ["", "## Machine", ""] + [f"- {n}" for n in notes]
+    L += ["", "## Data (made by the real server in this run)", ""] + [f"- {c}" for c in checks]
+    L += ["", "## Targets", "", "| what | jetdir | baseline | ratio | target | result |", "|---|---|---|---|---|---|"]
+    L += [f"| {r.what} | {r.ours} | {r.base} | {r.ratio} | {r.target} | {r.result} |" for r in rows]
+    L += ["", "## All figures", "",
+          "| measurement | wall (best) | all runs | MB/s | peak RSS | CPU s (user+sys) | others' CPU |",
+          "|---|---|---|---|---|---|---|"]
+    for m in figures:
+        rss = f"{m.rss_mib:.1f} MiB" if m.rss_mib > 0 else "n/a (in-server)"
+        cpu = f"{m.cpu:.2f}" if m.rss_mib > 0 else "n/a"
+        other = f"{100 * m.best.other:.0f}%" if m.best.other is not None else "n/a"
+        runs = " ".join(f"{r.wall:.2f}" for r in m.runs)
+        L.append(f"| {m.name} | {m.wall:.3f} s | {runs} | {m.mbps:.0f} | {rss} | {cpu} | {other} |")
+    L += ["", "Notes: `cat` is one thread; jetdir uses every core (rayon). \"others' CPU\" = share of the "
+          "machine's CPU time used by processes other than the measured one during its best run "
+          "(other helpers share this machine). The server start-up time runs from fork until "
+          "`$JS.API.STREAM.INFO` answers with the full message count (the server restores streams "
+          "before it listens); its CPU includes the clean shutdown that follows. The snapshot and "
+          "restore API times run from the API request until the last chunk / final reply (nats-py "
+          "client in this process, like `nats stream backup|restore`)."]
+    L += ["", "## Skipped", ""] + ([f"- {s}" for s in skipped] or ["- nothing"])
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
