@@ -23,6 +23,7 @@ pub mod problem;
 pub mod progress;
 pub mod running;
 pub mod s2;
+pub mod s2enc;
 pub mod s2par;
 pub mod scan;
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! - `v1` (default): a `nats stream backup` directory — `backup.json` + `stream.tar.s2`, a tar
 //!   of the stream dir as the server's V1 snapshot writes it (meta.inf, meta.sum, per block
 //!   `.idx`/`.fss` for 2.9 stores then the **decompressed** `.blk`, `msgs/index.db`, then
-//!   `obs/<c>/{meta.inf,meta.sum,o.dat}`) inside Snappy framing.
+//!   `obs/<c>/{meta.inf,meta.sum,o.dat}`) inside S2 framing.
 //! - `v2`: the same directory with a NATSARC1 archive (state.json, consumers/<name>, one entry
 //!   per live message, end sentinel), for 2.15+ servers.
 //! - `tgz`: one gzip tarball of the stream dir(s), entries `<stream>/...`, to extract into a
@@ -360,12 +360,19 @@ impl StreamSrc {
     }
 }
 
-/// A file being written: buffered, hashed as it goes, fsynced at the end.
+/// A file being written: buffered, hashed as it goes, fsynced at the end. While a big file is
+/// written, a background thread flushes it to disk every [`SYNC_EVERY`] bytes, so the final
+/// fsync only waits for the tail.
 pub(crate) struct Sink {
     w: BufWriter<fs::File>,
     h: Sha256,
     n: u64,
+    synced_at: u64,
+    syncer: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
+
+/// Bytes written between background `fdatasync` calls.
+const SYNC_EVERY: u64 = 64 << 20;
 
 impl Sink {
     pub fn create(p: &Path) -> io::Result<Sink> {
@@ -374,17 +381,48 @@ impl Sink {
             .create_new(true)
             .open(p)?;
         Ok(Sink {
-            w: BufWriter::with_capacity(1 << 20, f),
+            // Compressed frames are bigger than this and go straight to the file.
+            w: BufWriter::with_capacity(64 << 10, f),
             h: Sha256::new(),
             n: 0,
+            synced_at: 0,
+            syncer: None,
         })
     }
+
+    /// Starts a background `fdatasync` when enough was written and none is running.
+    fn sync_in_background(&mut self) -> io::Result<()> {
+        if self.n - self.synced_at < SYNC_EVERY {
+            return Ok(());
+        }
+        if let Some(h) = &self.syncer {
+            if !h.is_finished() {
+                return Ok(());
+            }
+        }
+        if let Some(h) = self.syncer.take() {
+            join_sync(h)?;
+        }
+        let f = self.w.get_ref().try_clone()?;
+        self.syncer = Some(std::thread::spawn(move || f.sync_data()));
+        self.synced_at = self.n;
+        Ok(())
+    }
+
     /// Flush, fsync, and return (bytes, sha256 hex).
-    pub fn done(self) -> io::Result<(u64, String)> {
+    pub fn done(mut self) -> io::Result<(u64, String)> {
+        if let Some(h) = self.syncer.take() {
+            join_sync(h)?;
+        }
         let f = self.w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         Ok((self.n, manifest::hex(&self.h.finalize())))
     }
+}
+
+fn join_sync(h: std::thread::JoinHandle<io::Result<()>>) -> io::Result<()> {
+    h.join()
+        .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")))
 }
 
 impl Write for Sink {
@@ -392,6 +430,7 @@ impl Write for Sink {
         let k = self.w.write(buf)?;
         self.h.update(buf.get(..k).unwrap_or(&[]));
         self.n += k as u64;
+        self.sync_in_background()?;
         Ok(k)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -139,7 +139,7 @@ impl From<S2Error> for io::Error {
 }
 
 /// Masked CRC-32C as used by the Snappy/S2 framing format.
-fn masked_crc(data: &[u8]) -> u32 {
+pub(crate) fn masked_crc(data: &[u8]) -> u32 {
     let c = crc32c::crc32c(data);
     c.rotate_right(15).wrapping_add(0xa282_ead8)
 }

@@ -1,15 +1,15 @@
 //! V2 payload: a NATSARC1 archive (state.json, consumers/<name>, every live message, end
-//! sentinel) in Snappy framing, as 2.15+ servers snapshot and restore it.
+//! sentinel) in S2 framing, as 2.15+ servers snapshot and restore it.
 use super::{ConsumerSrc, StateNums, StreamSrc};
 use crate::archive::natsarc::NatsArcWriter;
 use crate::consumer_state;
 use crate::messages;
-use crate::s2::FrameWriter;
+use crate::s2enc::ParFrameWriter;
 use crate::verify::Progress;
 use serde_json::{Map, Value};
 use std::io::Write;
 
-pub(super) fn write<W: Write>(
+pub(super) fn write<W: Write + Send + 'static>(
     w: W,
     src: &StreamSrc,
     progress: &dyn Progress,
@@ -22,7 +22,7 @@ pub(super) fn write<W: Write>(
     } else {
         src.state.clone()
     };
-    let mut a = NatsArcWriter::new(FrameWriter::new(w))?;
+    let mut a = NatsArcWriter::new(ParFrameWriter::new(w))?;
     let sj = serde_json::to_vec(&st.to_json(src.consumers.len()))?;
     a.write_entry(b"state.json", src.snap_ts, 0, &[], &sj)?;
     for c in &src.consumers {
