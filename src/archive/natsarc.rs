@@ -91,6 +91,17 @@ pub struct ArcEntry {
 }
 
 impl ArcEntry {
+    /// An entry with no name and no bytes (a buffer for [`NatsArcReader::next_entry_into`]).
+    pub fn empty() -> Self {
+        ArcEntry {
+            name: Vec::new(),
+            timestamp: 0,
+            seq: 0,
+            header: Vec::new(),
+            payload: Vec::new(),
+            offset: 0,
+        }
+    }
     pub fn name_lossy(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()
     }
@@ -284,6 +295,70 @@ impl<R: Read> NatsArcReader<R> {
     }
 
     fn read_entry(&mut self) -> Result<Option<ArcEntry>, ArcError> {
+        let mut e = ArcEntry::empty();
+        Ok(self.read_entry_into(&mut e)?.then_some(e))
+    }
+
+    /// [`Self::next_entry`] into a reused entry, for reading many entries without allocating
+    /// for each: `Ok(true)` = `e` holds the next entry (its buffers are cleared and refilled,
+    /// keeping their capacity), `Ok(false)` = the end sentinel was read (`e` is then
+    /// unspecified). Same limits, errors and offsets as [`Self::next_entry`].
+    pub fn next_entry_into(&mut self, e: &mut ArcEntry) -> Result<bool, ArcError> {
+        if self.ended {
+            return Ok(false);
+        }
+        if self.failed {
+            return Err(ArcError::Io {
+                offset: self.pos,
+                source: io::Error::other("archive reader stopped at an earlier error"),
+            });
+        }
+        let res = self.read_entry_into(e);
+        if res.is_err() {
+            self.failed = true;
+        }
+        res
+    }
+
+    /// Replaces `out` with up to `n` bytes (fewer only at EOF); returns how many. Memory grows
+    /// with the bytes actually read (at most 1 MiB ahead of them), not with the claimed `n`.
+    fn read_into(&mut self, out: &mut Vec<u8>, n: u64) -> Result<u64, ArcError> {
+        const STEP: u64 = 1 << 20;
+        out.clear();
+        let start = self.pos;
+        let mut got: u64 = 0;
+        while got < n {
+            let at = out.len();
+            let want = at + (n - got).min(STEP) as usize;
+            out.resize(want, 0);
+            let mut filled = at;
+            while filled < want {
+                let Some(dst) = out.get_mut(filled..want) else {
+                    break;
+                };
+                match self.r.read(dst) {
+                    Ok(0) => break,
+                    Ok(k) => filled += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(ArcError::Io {
+                            offset: start,
+                            source: e,
+                        })
+                    }
+                }
+            }
+            out.truncate(filled);
+            got += (filled - at) as u64;
+            if filled < want {
+                break;
+            }
+        }
+        self.pos += got;
+        Ok(got)
+    }
+
+    fn read_entry_into(&mut self, e: &mut ArcEntry) -> Result<bool, ArcError> {
         let offset = self.pos;
         let Some(name_len) = self.uvarint(offset, "name length")? else {
             return Err(ArcError::MissingSentinel { offset });
@@ -312,8 +387,12 @@ impl<R: Read> NatsArcReader<R> {
                 max: self.max_entry,
             });
         }
-        let mut name = Vec::with_capacity(name_len.min(4096) as usize);
-        if self.read_up_to(&mut name, name_len)? < name_len {
+        e.offset = offset;
+        e.timestamp = timestamp;
+        e.seq = seq;
+        e.header.clear();
+        e.payload.clear();
+        if self.read_into(&mut e.name, name_len)? < name_len {
             return Err(ArcError::Truncated {
                 offset,
                 at: self.pos,
@@ -322,32 +401,23 @@ impl<R: Read> NatsArcReader<R> {
         }
         if name_len == 0 && timestamp == 0 && seq == 0 && hlen == 0 && plen == 0 {
             self.ended = true;
-            return Ok(None);
+            return Ok(false);
         }
-        let mut header = Vec::with_capacity(hlen.min(1 << 20) as usize);
-        if self.read_up_to(&mut header, hlen)? < hlen {
+        if self.read_into(&mut e.header, hlen)? < hlen {
             return Err(ArcError::Truncated {
                 offset,
                 at: self.pos,
                 what: "header",
             });
         }
-        let mut payload = Vec::with_capacity(plen.min(1 << 20) as usize);
-        if self.read_up_to(&mut payload, plen)? < plen {
+        if self.read_into(&mut e.payload, plen)? < plen {
             return Err(ArcError::Truncated {
                 offset,
                 at: self.pos,
                 what: "payload",
             });
         }
-        Ok(Some(ArcEntry {
-            name,
-            timestamp,
-            seq,
-            header,
-            payload,
-            offset,
-        }))
+        Ok(true)
     }
 
     /// After the sentinel: counts (and discards) every remaining byte. 0 = a clean end.
@@ -594,6 +664,11 @@ impl V2Checker {
             offset: Some(offset),
             ..Default::default()
         }
+    }
+
+    /// Problems found so far (for a caller that wants to stop early at the first error).
+    pub fn problems(&self) -> &[Problem] {
+        &self.sum.problems
     }
 
     fn err(&mut self, kind: &str, loc: Location, msg: String) {

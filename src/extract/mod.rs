@@ -12,6 +12,13 @@
 //!    it to `streams/<name>`, fsync `streams/`. The server removes "."-prefixed dirs in
 //!    `streams/` at start, so an interrupted run never leaves a stream a server would load.
 //!
+//! A V2 archive is verified and staged in one pass (steps 3 and 5 fused, S2 decoded in
+//! parallel): every entry is checked as `jetdir verify` checks it before it is written, blocks
+//! are written and fsynced on a second thread (direct I/O where possible), and the staging dir
+//! is renamed into place only when verification found no error (or `--allow-damaged`);
+//! otherwise it is removed: exit 1, nothing written. Leftover staging dirs of other runs are
+//! removed only once the archive verified.
+//!
 //! `--dry-run` runs steps 1–3 and the writer without touching the disk, listing the files.
 pub mod stage;
 pub mod v1;
@@ -21,6 +28,7 @@ use crate::archive::backup_json::{self, BackupJson};
 use crate::archive::detect::{self, ArchiveKind};
 use crate::archive::tarsafe::TarOptions;
 use crate::problem::{Problem, Severity};
+use crate::s2par::ParFrameReader;
 use crate::verify::{self, Progress};
 use serde::Serialize;
 use stage::{PlannedFile, Sink};
@@ -471,30 +479,37 @@ fn run(
         rep.warnings.push(format!("--force: {why}"));
     }
 
-    // Verify.
-    let vrep =
-        crate::archive::verify::verify_archive(archive, &verify::Options::default(), progress)?;
-    let fatal_verify = vrep.exit_code() == 2;
-    let damaged = vrep.problems.iter().any(|p| p.severity == Severity::Error);
-    rep.problems = vrep.problems;
-    if fatal_verify {
-        return Ok(rep.refuse(2, "the archive could not be verified"));
-    }
-    if damaged && !opts.allow_damaged {
-        return Ok(rep.refuse(
-            1,
-            "verification found damage (see problems); --allow-damaged writes it anyway",
-        ));
-    }
-    if damaged {
-        rep.warnings
-            .push("--allow-damaged: writing a damaged archive".into());
+    // Verify first (V1 / tarballs). A V2 archive is verified while it is staged, in the same
+    // pass (the staging dir is "."-prefixed: the server never loads it), and the staged files
+    // are renamed into place only when verification found nothing (or --allow-damaged).
+    let mut damaged = false;
+    if !is_v2 {
+        let vrep =
+            crate::archive::verify::verify_archive(archive, &verify::Options::default(), progress)?;
+        let fatal_verify = vrep.exit_code() == 2;
+        damaged = vrep.problems.iter().any(|p| p.severity == Severity::Error);
+        rep.problems = vrep.problems;
+        if fatal_verify {
+            return Ok(rep.refuse(2, "the archive could not be verified"));
+        }
+        if damaged && !opts.allow_damaged {
+            return Ok(rep.refuse(
+                1,
+                "verification found damage (see problems); --allow-damaged writes it anyway",
+            ));
+        }
+        if damaged {
+            rep.warnings
+                .push("--allow-damaged: writing a damaged archive".into());
+        }
     }
 
-    // Leftover staging dirs.
+    // Leftover staging dirs. For V2, only one of this very pid (stale: it must go before this
+    // run's own staging dir can be made) is removed now, the others once the archive verified.
     let own_pid = std::process::id();
-    for (p, pid) in leftover_staging(&streams, &name) {
-        if let Some(pid) = pid {
+    let leftovers = leftover_staging(&streams, &name);
+    for (p, pid) in &leftovers {
+        if let Some(pid) = *pid {
             if pid != own_pid && pid_is_jetdir(pid) {
                 return Ok(rep.refuse(
                     2,
@@ -505,16 +520,25 @@ fn run(
                 ));
             }
         }
-        if !opts.dry_run {
-            let is_dir = fs::symlink_metadata(&p)
-                .map(|m| m.is_dir())
-                .unwrap_or(false);
-            if is_dir {
-                fs::remove_dir_all(&p)?;
-            } else {
-                fs::remove_file(&p)?;
-            }
+    }
+    let remove_leftover = |p: &Path| -> io::Result<()> {
+        if opts.dry_run {
+            return Ok(());
         }
+        let is_dir = fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false);
+        if is_dir {
+            fs::remove_dir_all(p)
+        } else {
+            fs::remove_file(p)
+        }
+    };
+    let mut later = Vec::new();
+    for (p, pid) in leftovers {
+        if is_v2 && pid != Some(own_pid) {
+            later.push(p);
+            continue;
+        }
+        remove_leftover(&p)?;
         rep.removed_staging.push(p.display().to_string());
     }
 
@@ -544,6 +568,7 @@ fn run(
     let total = fs::metadata(&payload).map(|m| m.len()).unwrap_or(0);
     progress.start(total);
     let outcome = write_stream(
+        archive,
         &det.kind,
         &payload,
         &label,
@@ -554,7 +579,7 @@ fn run(
         &mut sink,
         &mut rep,
         progress,
-        damaged,
+        &mut damaged,
     );
     progress.finish();
     let cleanup = |sink: &Sink| {
@@ -573,6 +598,13 @@ fn run(
             return Ok(rep.refuse(code, why));
         }
         Ok(None) => {}
+    }
+    for p in later {
+        if let Err(e) = remove_leftover(&p) {
+            cleanup(&sink);
+            return Err(anyhow::anyhow!("removing {}: {e}", p.display()));
+        }
+        rep.removed_staging.push(p.display().to_string());
     }
     rep.files = sink.files.clone();
     rep.bytes = sink.total_bytes();
@@ -593,6 +625,12 @@ fn run(
             // New parents must be durable too.
             for d in &created_parents {
                 if let Some(p) = d.parent() {
+                    // a relative store dir's first component has the parent "" (= ".")
+                    let p = if p.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        p
+                    };
                     stage::fsync_dir(p)?;
                 }
             }
@@ -618,9 +656,37 @@ fn run(
     Ok(rep)
 }
 
+/// Counts compressed bytes consumed from a parallel S2 reader for the progress bar.
+struct ParProgress<'p> {
+    inner: ParFrameReader,
+    progress: &'p dyn Progress,
+    reported: u64,
+}
+
+impl Read for ParProgress<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let at = self.inner.compressed_offset();
+        if at >= self.reported + (1 << 20) || n == 0 {
+            self.progress
+                .advance(at.saturating_sub(self.reported), "extract");
+            self.reported = at;
+        }
+        Ok(n)
+    }
+}
+
+fn s2_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+}
+
 /// Run the format's writer. `Ok(Some((code, why)))` = refuse (the caller removes the staging).
+/// For V2 this also verifies the archive (one pass) and sets `damaged`.
 #[allow(clippy::too_many_arguments)]
 fn write_stream(
+    archive: &Path,
     kind: &ArchiveKind,
     payload: &Path,
     label: &str,
@@ -631,9 +697,8 @@ fn write_stream(
     sink: &mut Sink,
     rep: &mut ExtractReport,
     progress: &dyn Progress,
-    damaged: bool,
+    damaged: &mut bool,
 ) -> anyhow::Result<Option<(i32, String)>> {
-    let rd = open_decoded(*kind, payload, Some(progress))?;
     let now = now_ns();
     if let Some(cfg) = v2_config {
         let created = v2::rfc3339_nano(now);
@@ -642,29 +707,57 @@ fn write_stream(
             account: &opts.account,
             label,
             config: cfg,
-            backup_state: bj.map(|b| &b.state),
+            backup: bj,
             created: &created,
             now_secs: (now + 500_000_000).div_euclid(1_000_000_000),
             strict: !opts.allow_damaged,
         };
-        let res = v2::extract_v2(rd, &inp, sink)?;
+        let f = fs::File::open(payload)?;
+        let rd = ParProgress {
+            inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
+            progress,
+            reported: 0,
+        };
+        // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
+        let (res, manifest) = std::thread::scope(|s| {
+            let m = s.spawn(|| crate::manifest::check_manifest(archive));
+            let res = v2::extract_v2(rd, &inp, sink);
+            (res, m.join().ok().flatten())
+        });
+        let res = res?;
+        let mut verification = res.verification;
+        if let Some(m) = manifest {
+            verification.extend(m);
+            v2::sort_problems(&mut verification);
+        }
+        let fatal_verify = verification
+            .iter()
+            .any(|p| verify::FATAL_KINDS.contains(&p.kind.as_str()));
+        *damaged = verification.iter().any(|p| p.severity == Severity::Error);
+        rep.problems = verification;
+        if fatal_verify {
+            return Ok(Some((2, "the archive could not be verified".into())));
+        }
+        if *damaged && !opts.allow_damaged {
+            return Ok(Some((
+                1,
+                "verification found damage (see problems); --allow-damaged writes it anyway".into(),
+            )));
+        }
+        if *damaged {
+            rep.warnings
+                .push("--allow-damaged: writing a damaged archive".into());
+        }
         rep.messages = Some(res.messages);
         rep.blocks = res.blocks;
         rep.consumers = res.consumers;
         rep.block_size = Some(res.block_size);
         rep.skip_record = res.skip_record;
-        let new_problems: Vec<Problem> = res
-            .summary
-            .problems
-            .into_iter()
-            .filter(|p| !rep.problems.contains(p))
-            .collect();
-        rep.problems.extend(new_problems);
         rep.problems.extend(res.problems);
-        if res.fatal {
+        if res.fatal || res.stopped {
             return Ok(Some((
                 1,
-                if damaged || opts.allow_damaged {
+                if *damaged || opts.allow_damaged {
                     "the archive exceeds the limits of its own state or cannot be written (see problems)".into()
                 } else {
                     "the archive turned out damaged while extracting (see problems)".into()
@@ -673,6 +766,7 @@ fn write_stream(
         }
         return Ok(None);
     }
+    let rd = open_decoded(*kind, payload, Some(progress))?;
     let topts = TarOptions {
         label: label.to_string(),
         account: Some(opts.account.clone()),

@@ -14,15 +14,17 @@
 //!   shutdown);
 //! - consumers: `obs/<c>/meta.inf` (`{"Created", "Name", …config}`), `meta.sum` (key
 //!   `"<stream>/<c>"`), `o.dat` from the archived state.
-use super::stage::Sink;
+use super::stage::{AlignedBuf, FileJob, FileWriter, Sink};
+use crate::archive::backup_json::BackupJson;
 use crate::archive::backup_json::StreamStateJson;
 use crate::archive::natsarc::{
-    ArcError, ConsumerStateJson, EntryRole, NatsArcReader, V2Checker, V2Options, V2Summary,
+    ArcEntry, ArcError, ConsumerStateJson, EntryRole, NatsArcReader, V2Checker, V2Options,
+    V2Summary,
 };
 use crate::block::{self, EBIT};
 use crate::consumer_state::{self, ConsumerState, Pending, SeqPair};
 use crate::meta;
-use crate::problem::{Location, Problem};
+use crate::problem::{Location, Problem, Severity};
 use serde_json::{Map, Value};
 use std::io::Read;
 
@@ -88,13 +90,18 @@ pub fn block_size_for(cfg: &Map<String, Value>) -> u64 {
     }
 }
 
-/// Block writer: accumulates records of the current block and hands full blocks to the sink.
+/// Block writer: accumulates records of the current block (in an aligned buffer) and hands
+/// full blocks to a [`FileWriter`], which writes and fsyncs them on its own thread while the
+/// next block fills. In a dry run nothing is encoded; only sizes are counted.
 pub struct BlockWriter<'a> {
     stream: String,
     block_size: u64,
     index: u32,
     key: highway::Key,
-    buf: Vec<u8>,
+    buf: AlignedBuf,
+    /// Bytes of the current block.
+    len: u64,
+    writer: Option<FileWriter>,
     pub blocks: u64,
     pub last_seq: u64,
     pub last_ts: i64,
@@ -103,12 +110,15 @@ pub struct BlockWriter<'a> {
 
 impl<'a> BlockWriter<'a> {
     pub fn new(stream: &str, block_size: u64, sink: &'a mut Sink) -> Self {
+        let dry = sink.is_dry();
         BlockWriter {
             stream: stream.to_string(),
             block_size,
             index: 1,
             key: block::block_key(stream, 1),
-            buf: Vec::new(),
+            buf: AlignedBuf::with_capacity(if dry { 0 } else { Self::cap(block_size) }),
+            len: 0,
+            writer: (!dry).then(FileWriter::new),
             blocks: 0,
             last_seq: 0,
             last_ts: 0,
@@ -116,16 +126,32 @@ impl<'a> BlockWriter<'a> {
         }
     }
 
+    fn cap(block_size: u64) -> usize {
+        usize::try_from(block_size)
+            .unwrap_or(usize::MAX)
+            .min(64 << 20)
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         let rel = format!("msgs/{}.blk", self.index);
-        self.sink.write_file(&rel, &self.buf)?;
+        let path = self.sink.prepare(&rel)?;
+        if let (Some(path), Some(w)) = (path, self.writer.as_mut()) {
+            let data = std::mem::replace(&mut self.buf, AlignedBuf::with_capacity(0));
+            // Waits for the previous block's write, whose buffer then comes back.
+            w.write(FileJob { path, data })?;
+            self.buf = w
+                .reuse()
+                .unwrap_or_else(|| AlignedBuf::with_capacity(Self::cap(self.block_size)));
+            self.buf.reset();
+        }
+        self.sink.planned(&rel, self.len);
         self.blocks += 1;
-        self.buf.clear();
+        self.len = 0;
         Ok(())
     }
 
     fn room_for(&mut self, rl: u64) -> std::io::Result<()> {
-        if !self.buf.is_empty() && self.buf.len() as u64 + rl > self.block_size {
+        if self.len > 0 && self.len + rl > self.block_size {
             self.flush()?;
             self.index += 1;
             self.key = block::block_key(&self.stream, self.index);
@@ -148,7 +174,10 @@ impl<'a> BlockWriter<'a> {
             body.len() as u64,
         );
         self.room_for(rl)?;
-        block::encode_record(&mut self.buf, &self.key, seq, ts, subject, h, body);
+        if self.writer.is_some() {
+            block::encode_record(&mut self.buf.buf, &self.key, seq, ts, subject, h, body);
+        }
+        self.len += rl;
         self.last_seq = seq;
         self.last_ts = ts;
         Ok(())
@@ -157,15 +186,22 @@ impl<'a> BlockWriter<'a> {
     /// A skip marker: sequence `seq` deleted, and every sequence since the last record too.
     pub fn skip(&mut self, seq: u64, ts: i64) -> std::io::Result<()> {
         self.room_for(block::EMPTY_RECORD_LEN as u64)?;
-        block::encode_record(&mut self.buf, &self.key, seq | EBIT, ts, b"", None, b"");
+        if self.writer.is_some() {
+            block::encode_record(&mut self.buf.buf, &self.key, seq | EBIT, ts, b"", None, b"");
+        }
+        self.len += block::EMPTY_RECORD_LEN as u64;
         self.last_seq = seq;
         Ok(())
     }
 
-    /// Write the last block (an empty `1.blk` when nothing was written, as the server has).
+    /// Write the last block (an empty `1.blk` when nothing was written, as the server has)
+    /// and wait until every block is written and fsynced.
     pub fn close(mut self) -> std::io::Result<u64> {
-        if !self.buf.is_empty() || self.blocks == 0 {
+        if self.len > 0 || self.blocks == 0 {
             self.flush()?;
+        }
+        if let Some(w) = self.writer.take() {
+            w.finish()?;
         }
         Ok(self.blocks)
     }
@@ -230,11 +266,13 @@ pub struct V2Input<'a> {
     pub label: &'a str,
     /// Stream config (backup.json's), in its key order.
     pub config: &'a Map<String, Value>,
-    /// backup.json's state, for limits when state.json is unusable.
-    pub backup_state: Option<&'a StreamStateJson>,
+    /// backup.json, for limits when state.json is unusable and for the checks `jetdir verify`
+    /// makes of it against the archive.
+    pub backup: Option<&'a BackupJson>,
     pub created: &'a str,
     pub now_secs: i64,
-    /// Stop at the first structural problem (false with --allow-damaged).
+    /// Stop writing at the first problem (false with --allow-damaged); the archive is still
+    /// read to its end so that every problem is reported.
     pub strict: bool,
 }
 
@@ -245,11 +283,18 @@ pub struct V2Result {
     pub consumers: Vec<String>,
     pub skip_record: Option<u64>,
     pub block_size: u64,
+    /// What verifying the archive found: the same checks, and problem kinds, as
+    /// `jetdir verify` of the archive (structure, state.json and backup.json agreement,
+    /// consumer invariants), sorted like its report.
+    pub verification: Vec<Problem>,
     pub summary: V2Summary,
     /// Problems found while writing (not the checker's), e.g. limits exceeded.
     pub problems: Vec<Problem>,
     /// A limit was exceeded or an entry could not be written: the result must not be used.
     pub fatal: bool,
+    /// Writing stopped early (strict mode and a problem, or `fatal`): the staged files are
+    /// incomplete and must be discarded.
+    pub stopped: bool,
 }
 
 /// Parse an RFC 3339 timestamp (as Go writes them) into ns since the epoch.
@@ -334,7 +379,12 @@ pub fn rfc3339_nano(ns: i64) -> String {
     }
 }
 
-/// Read the decoded archive `r` and write the stream into `sink`.
+/// Read the decoded archive `r`, verify it and write the stream into `sink`, in one pass.
+///
+/// Every entry goes through [`V2Checker`] (what `jetdir verify` runs) before it is written;
+/// the caller decides from [`V2Result::verification`] whether the staged files may be used.
+/// In strict mode writing stops at the first error, but reading goes on to the end of the
+/// archive so that the problems reported are those `jetdir verify` reports.
 pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Result<V2Result> {
     let mut res = V2Result {
         block_size: block_size_for(inp.config),
@@ -357,42 +407,59 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
     let mut opts = V2Options::new(inp.label);
     opts.account = Some(inp.account.to_string());
     opts.stream = Some(inp.stream.to_string());
-    opts.max_msg_size = inp
-        .config
-        .get("max_msg_size")
-        .and_then(Value::as_i64)
-        .filter(|v| *v > 0)
-        .map(|v| v as u64);
+    // The stricter of the config written and backup.json's (which `jetdir verify` checks).
+    opts.max_msg_size = [
+        inp.config.get("max_msg_size").and_then(Value::as_i64),
+        inp.backup.and_then(|b| b.max_msg_size()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|v| *v > 0)
+    .map(|v| v as u64)
+    .min();
     let mut ck = V2Checker::new(opts);
     let mut state: Option<StreamStateJson> = None;
-    let mut bw = BlockWriter::new(inp.stream, res.block_size, sink);
+    let backup_state = inp.backup.map(|b| &b.state);
+    // `None` once writing stopped.
+    let mut bw = Some(BlockWriter::new(inp.stream, res.block_size, sink));
     let mut stored_bytes: u64 = 0;
+    let mut seen_problems = 0usize;
 
     let mut rd = match NatsArcReader::new(r) {
         Ok(rd) => rd,
         Err(e) => {
             ck.error(&e);
             res.summary = ck.finish(0);
+            res.verification = archive_checks(&res.summary, inp);
             res.fatal = true;
+            res.stopped = true;
             return Ok(res);
         }
     };
+    let mut e = ArcEntry::empty();
     loop {
-        let e = match rd.next_entry() {
-            Ok(Some(e)) => e,
-            Ok(None) => {
+        match rd.next_entry_into(&mut e) {
+            Ok(true) => {}
+            Ok(false) => {
                 let at = rd.position();
                 ck.sentinel(at.saturating_sub(5));
-                if let Ok(n) = rd.trailing_bytes() {
-                    ck.trailing(at, n);
+                match rd.trailing_bytes() {
+                    Ok(n) => ck.trailing(at, n),
+                    Err(err) => {
+                        let pos = rd.position();
+                        ck.error(&ArcError::Io {
+                            offset: pos,
+                            source: err,
+                        });
+                    }
                 }
                 break;
             }
-            Err(e) => {
-                ck.error(&e);
+            Err(err) => {
+                ck.error(&err);
                 if inp.strict
                     || matches!(
-                        e,
+                        err,
                         ArcError::EntryTooLarge { .. } | ArcError::NameTooLong { .. }
                     )
                 {
@@ -400,8 +467,15 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                 }
                 break;
             }
-        };
+        }
         let role = ck.entry(&e);
+        if inp.strict && ck.problems().len() > seen_problems {
+            let new = ck.problems().get(seen_problems..).unwrap_or_default();
+            if new.iter().any(|p| p.severity == Severity::Error) {
+                bw = None; // damaged: the result will be refused, only verify from here on
+            }
+            seen_problems = ck.problems().len();
+        }
         match role {
             EntryRole::State => {
                 let mut body = e.header.clone();
@@ -409,6 +483,7 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                 state = serde_json::from_slice(&body).ok();
             }
             EntryRole::Consumer => {
+                let Some(w) = bw.as_mut() else { continue };
                 let cname = e.name_lossy();
                 let cname = cname
                     .strip_prefix("consumers/")
@@ -448,26 +523,26 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                 }
                 let cmi = meta_inf(inp.created, &[("Name", Value::String(cname.clone()))], cfg);
                 let dir = format!("obs/{cname}");
-                bw.sink.write_file(&format!("{dir}/meta.inf"), &cmi)?;
-                bw.sink.write_file(
+                w.sink.write_file(&format!("{dir}/meta.inf"), &cmi)?;
+                w.sink.write_file(
                     &format!("{dir}/meta.sum"),
                     meta::expected_sum(&format!("{}/{cname}", inp.stream), &cmi).as_bytes(),
                 )?;
-                bw.sink
+                w.sink
                     .write_file(&format!("{dir}/o.dat"), &consumer_odat(&st, inp.now_secs))?;
                 res.consumers.push(cname);
             }
             EntryRole::Message => {
-                if e.seq == 0 || e.seq <= bw.last_seq || e.seq & (EBIT | block::TBIT) != 0 {
+                let Some(w) = bw.as_mut() else { continue };
+                if e.seq == 0 || e.seq <= w.last_seq || e.seq & (EBIT | block::TBIT) != 0 {
                     // Reported by the checker.
                     if inp.strict {
-                        res.fatal = true;
-                        break;
+                        bw = None;
                     }
                     continue;
                 }
                 // Decompression-bomb / damage limits against the declared state.
-                let limit_state = state.as_ref().or(inp.backup_state);
+                let limit_state = state.as_ref().or(backup_state);
                 let size = crate::archive::natsarc::filestore_msg_size(
                     e.name.len() as u64,
                     e.header.len() as u64,
@@ -488,7 +563,8 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                             ),
                         ));
                         res.fatal = true;
-                        break;
+                        bw = None;
+                        continue;
                     }
                 }
                 if e.name.len() > u16::MAX as usize || size > u64::from(block::MAX_RECORD_LEN) {
@@ -498,48 +574,133 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                         "message too large for a file-store record".to_string(),
                     ));
                     res.fatal = true;
-                    break;
+                    bw = None;
+                    continue;
                 }
-                bw.message(e.seq, e.timestamp, &e.name, &e.header, &e.payload)?;
+                w.message(e.seq, e.timestamp, &e.name, &e.header, &e.payload)?;
                 res.messages += 1;
             }
             EntryRole::Unexpected => {
                 if inp.strict {
-                    res.fatal = true;
-                    break;
+                    bw = None;
                 }
             }
         }
     }
-    if !res.fatal {
-        // Keep last_seq (trailing deletes) with one skip record.
-        let target = state.as_ref().or(inp.backup_state);
-        if let Some(st) = target {
-            if st.last_seq > bw.last_seq {
-                let ts = st
-                    .last_ts
-                    .as_deref()
-                    .and_then(parse_rfc3339)
-                    .filter(|t| *t > 0)
-                    .unwrap_or(bw.last_ts);
-                bw.skip(st.last_seq, ts)?;
-                res.skip_record = Some(st.last_seq);
+    if res.fatal {
+        bw = None;
+    }
+    match bw {
+        Some(mut w) => {
+            // Keep last_seq (trailing deletes) with one skip record.
+            if let Some(st) = state.as_ref().or(backup_state) {
+                if st.last_seq > w.last_seq {
+                    let ts = st
+                        .last_ts
+                        .as_deref()
+                        .and_then(parse_rfc3339)
+                        .filter(|t| *t > 0)
+                        .unwrap_or(w.last_ts);
+                    w.skip(st.last_seq, ts)?;
+                    res.skip_record = Some(st.last_seq);
+                }
+            }
+            res.blocks = w.close()?;
+        }
+        None => res.stopped = true,
+    }
+    let pos = rd.position();
+    res.summary = ck.finish(pos);
+    res.verification = archive_checks(&res.summary, inp);
+    Ok(res)
+}
+
+/// The problems `jetdir verify` reports for a V2 archive, from the checker's summary: the
+/// checker's own, consumer invariants against the stream's last sequence, and backup.json's
+/// state against the archive's content (sorted as in verify's report).
+fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
+    let mut problems = sum.problems.clone();
+    let msgs = sum.messages;
+    let mut last = sum.last_msg_seq.unwrap_or(0);
+    if let Some(s) = &sum.state {
+        last = last.max(s.last_seq);
+    }
+    let first = sum
+        .first_msg_seq
+        .unwrap_or(if last == 0 { 0 } else { last + 1 });
+    for c in &sum.consumers {
+        let Some(st) = c.entry.as_ref().and_then(|e| e.state.as_ref()) else {
+            continue;
+        };
+        let l = Location::stream(inp.account, inp.stream)
+            .consumer(&c.name)
+            .file(format!("{}:consumers/{}", inp.label, c.name))
+            .at(c.offset);
+        let pending: Vec<u64> = st.pending.iter().flat_map(|p| p.keys().copied()).collect();
+        crate::verify::check_consumer_invariants(
+            &l,
+            (st.delivered.consumer_seq, st.delivered.stream_seq),
+            (st.ack_floor.consumer_seq, st.ack_floor.stream_seq),
+            &pending,
+            last,
+            &mut problems,
+        );
+    }
+    if let Some(b) = inp.backup {
+        let l = || Location {
+            account: Some(inp.account.to_string()),
+            stream: Some(inp.stream.to_string()),
+            file: Some("backup.json".into()),
+            ..Default::default()
+        };
+        let st = &b.state;
+        for (what, want, have) in [
+            ("messages", st.messages, msgs),
+            ("first_seq", st.first_seq, first),
+            ("last_seq", st.last_seq, last),
+        ] {
+            if want != have {
+                let grew = last > st.last_seq && msgs >= st.messages;
+                let m = format!("backup.json state says {what} {want}, the archive holds {have}");
+                problems.push(if grew {
+                    Problem::warning("backup_json_state_grew", l(), m)
+                } else {
+                    Problem::error("backup_json_mismatch", l(), m)
+                });
+            }
+        }
+        if let Some(cc) = st.consumer_count {
+            if cc != sum.consumers.len() as u64 {
+                problems.push(Problem::error(
+                    "backup_json_mismatch",
+                    l(),
+                    format!(
+                        "backup.json state counts {cc} consumers, the archive holds {} ({})",
+                        sum.consumers.len(),
+                        sum.consumers
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
         }
     }
-    res.blocks = bw.close()?;
-    let pos = rd.position();
-    res.summary = ck.finish(pos);
-    if inp.strict
-        && res
-            .summary
-            .problems
-            .iter()
-            .any(|p| p.severity == crate::problem::Severity::Error)
-    {
-        res.fatal = true;
-    }
-    Ok(res)
+    sort_problems(&mut problems);
+    problems
+}
+
+/// The order of `jetdir verify`'s report.
+pub fn sort_problems(p: &mut [Problem]) {
+    p.sort_by(|a, b| {
+        (&a.loc.account, &a.loc.stream, &a.loc.file, a.loc.offset).cmp(&(
+            &b.loc.account,
+            &b.loc.stream,
+            &b.loc.file,
+            b.loc.offset,
+        ))
+    });
 }
 
 #[cfg(test)]
