@@ -12,7 +12,7 @@
 //! The output decodes with [`crate::s2::decode_block`] / [`crate::s2::FrameReader`] and with
 //! the Go S2 reader nats-server uses (the restore API and the block loader).
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -175,9 +175,14 @@ fn emit_copy(out: &mut [u8], d: usize, off: usize, len: usize, rep: usize) -> Op
         return emit_repeat(out, d, len);
     }
     let o = off as u64;
-    if len <= 11 && off < 2048 {
-        let v = 1 | (((len - 4) as u64) << 2) | ((o >> 8) << 5) | ((o & 0xff) << 8);
-        return put(out, d, v, 2);
+    if len <= 64 && off < 1 << 16 {
+        // Copy-1 or copy-2, chosen without a branch (the choice is hard to predict).
+        let short = (len <= 11) & (off < 2048);
+        let c1 = 1 | ((len.wrapping_sub(4) as u64 & 7) << 2) | ((o >> 8) << 5) | ((o & 0xff) << 8);
+        let c2 = 2 | (((len - 1) as u64) << 2) | (o << 8);
+        let pick = 0u64.wrapping_sub(u64::from(short));
+        let v = c2 ^ ((c1 ^ c2) & pick);
+        return put(out, d, v, 3 - usize::from(short));
     }
     // The first up to 64 bytes with an explicit offset; the rest (>= 4) as a repeat.
     let first = if len <= 64 {
@@ -441,8 +446,8 @@ pub fn compress_stream(src: &[u8]) -> Vec<u8> {
 // Parallel framed writer
 // ------------------------------------------------------------------------------------------------
 
-/// A chunk to compress: (sequence number, input).
-type Job = (u64, Vec<u8>);
+/// A chunk to compress: (sequence number, input buffer, bytes used).
+type Job = (u64, Vec<u8>, usize);
 /// A compressed chunk: (sequence number, input buffer to recycle, frame buffer, frame length).
 type Done = (u64, Vec<u8>, Vec<u8>, usize);
 
@@ -468,7 +473,10 @@ pub struct ParFrameWriter<W: Write + Send + 'static> {
     /// The inner writer while no pool is running.
     w: Option<W>,
     pool: Option<Pool<W>>,
+    /// The chunk being filled: always [`CHUNK`] bytes long, `fill` of them used (buffers are
+    /// zeroed once and recycled, so reading into them costs no clearing).
     cur: Vec<u8>,
+    fill: usize,
     seq: u64,
     threads: usize,
 }
@@ -485,7 +493,8 @@ impl<W: Write + Send + 'static> ParFrameWriter<W> {
         ParFrameWriter {
             w: Some(w),
             pool: None,
-            cur: Vec::with_capacity(CHUNK),
+            cur: vec![0; CHUNK],
+            fill: 0,
             seq: 0,
             threads: threads.max(1),
         }
@@ -514,13 +523,13 @@ impl<W: Write + Send + 'static> ParFrameWriter<W> {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let Ok((seq, input)) = job else { return };
+                    let Ok((seq, input, used)) = job else { return };
                     let mut frame = frame_rx
                         .lock()
                         .ok()
                         .and_then(|rx| rx.try_recv().ok())
                         .unwrap_or_default();
-                    let k = enc.frame_chunk(&input, &mut frame);
+                    let k = enc.frame_chunk(input.get(..used).unwrap_or(&[]), &mut frame);
                     if done_tx.send((seq, input, frame, k)).is_err() {
                         return;
                     }
@@ -549,13 +558,14 @@ impl<W: Write + Send + 'static> ParFrameWriter<W> {
             self.start_pool()?;
         }
         let handed = match self.pool.as_mut() {
-            Some(pool) => hand_over(pool, &mut self.cur, self.seq),
+            Some(pool) => hand_over(pool, &mut self.cur, self.fill, self.seq),
             None => false,
         };
         if !handed {
             return Err(self.shutdown().err().unwrap_or_else(dead_writer));
         }
         self.seq += 1;
+        self.fill = 0;
         Ok(())
     }
 
@@ -584,39 +594,71 @@ impl<W: Write + Send + 'static> ParFrameWriter<W> {
                 return Err(io::Error::other("S2 writer already finished"));
             };
             w.write_all(STREAM_IDENTIFIER)?;
-            if !self.cur.is_empty() {
+            if self.fill > 0 {
                 let mut frame = Vec::new();
-                let k = Encoder::new().frame_chunk(&self.cur, &mut frame);
+                let k = Encoder::new()
+                    .frame_chunk(self.cur.get(..self.fill).unwrap_or(&[]), &mut frame);
                 w.write_all(frame.get(..k).unwrap_or(&[]))?;
             }
             return Ok(w);
         }
-        if !self.cur.is_empty() {
+        if self.fill > 0 {
             self.submit()?;
         }
         self.shutdown()
     }
+
+    /// Appends exactly `n` bytes read from `r`, reading straight into the chunk buffers (no
+    /// intermediate copy). Fails with `UnexpectedEof` if `r` ends first.
+    pub fn read_from<R: Read>(&mut self, r: &mut R, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            let Some(room) = self.cur.get_mut(self.fill..) else {
+                return Err(io::Error::other("S2 writer chunk overrun"));
+            };
+            let want = (room.len() as u64).min(n) as usize;
+            let Some(dst) = room.get_mut(..want) else {
+                return Err(io::Error::other("S2 writer chunk overrun"));
+            };
+            let k = match r.read(dst) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("input ended {n} bytes early"),
+                    ))
+                }
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.fill += k;
+            n -= k as u64;
+            if self.fill == CHUNK {
+                self.submit()?;
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Sends `cur` as job `seq` and puts a free buffer in its place; false if the pool failed.
-fn hand_over<W>(pool: &mut Pool<W>, cur: &mut Vec<u8>, seq: u64) -> bool {
+/// Sends `cur[..used]` as job `seq` and puts a free buffer in its place; false if the pool
+/// failed.
+fn hand_over<W>(pool: &mut Pool<W>, cur: &mut Vec<u8>, used: usize, seq: u64) -> bool {
     if pool.failed.load(Ordering::Relaxed) {
         return false;
     }
     let next = if pool.allocated < pool.max_bufs {
         pool.allocated += 1;
-        Some(Vec::with_capacity(CHUNK))
+        Some(vec![0; CHUNK])
     } else {
         pool.free.recv().ok()
     };
-    let Some(mut next) = next else {
+    let Some(next) = next else {
         return false;
     };
-    next.clear();
     let full = std::mem::replace(cur, next);
     pool.jobs
         .as_ref()
-        .is_some_and(|j| j.send((seq, full)).is_ok())
+        .is_some_and(|j| j.send((seq, full, used)).is_ok())
 }
 
 fn dead_writer() -> io::Error {
@@ -663,11 +705,17 @@ impl<W: Write + Send + 'static> Write for ParFrameWriter<W> {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let total = buf.len();
         while !buf.is_empty() {
-            let room = CHUNK - self.cur.len();
-            let (now, rest) = buf.split_at(room.min(buf.len()));
-            self.cur.extend_from_slice(now);
+            let Some(room) = self.cur.get_mut(self.fill..) else {
+                return Err(io::Error::other("S2 writer chunk overrun"));
+            };
+            let k = room.len().min(buf.len());
+            let (now, rest) = buf.split_at(k);
+            if let Some(dst) = room.get_mut(..k) {
+                dst.copy_from_slice(now);
+            }
+            self.fill += k;
             buf = rest;
-            if self.cur.len() == CHUNK {
+            if self.fill == CHUNK {
                 self.submit()?;
             }
         }

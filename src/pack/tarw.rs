@@ -64,7 +64,24 @@ pub(crate) fn file(
     let w = b.get_mut();
     w.write_all(h.as_bytes())?;
     w.write_all(data)?;
-    let pad = (BLOCK - data.len() % BLOCK) % BLOCK;
+    pad(w, data.len() as u64)
+}
+
+/// Writes the header of a regular file of `size` bytes; the caller writes the data and then
+/// [`pad`]s it.
+pub(crate) fn file_header<W: Write>(
+    b: &mut tar::Builder<W>,
+    path: &str,
+    size: u64,
+    st: &Style,
+) -> io::Result<()> {
+    let h = header(b, path, tar::EntryType::Regular, size, st.file_mode, st)?;
+    b.get_mut().write_all(h.as_bytes())
+}
+
+/// Zeros after `size` bytes of member data, up to the next 512-byte boundary.
+pub(crate) fn pad(w: &mut impl Write, size: u64) -> io::Result<()> {
+    let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
     w.write_all(ZEROS.get(..pad).unwrap_or(&[]))
 }
 

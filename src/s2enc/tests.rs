@@ -299,3 +299,24 @@ fn parallel_writer_reports_write_errors() {
     w.write_all(&src).unwrap();
     drop(w);
 }
+
+#[test]
+fn read_from_matches_write() {
+    let src = records(12, 3 * CHUNK + 777);
+    let want = compress_stream(&src);
+    for threads in [1, 2] {
+        let mut w = ParFrameWriter::with_threads(Vec::new(), threads);
+        // Mixed: some bytes written, some read straight from a reader.
+        w.write_all(&src[..1000]).unwrap();
+        let mut r = &src[1000..2 * CHUNK + 5];
+        w.read_from(&mut r, (2 * CHUNK + 5 - 1000) as u64).unwrap();
+        assert!(r.is_empty());
+        w.write_all(&src[2 * CHUNK + 5..]).unwrap();
+        assert!(w.finish().unwrap() == want, "threads {threads}");
+    }
+    // A reader that ends early is an error, not a short stream.
+    let mut w = ParFrameWriter::with_threads(Vec::new(), 2);
+    let mut r = &src[..100];
+    let e = w.read_from(&mut r, 101).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+}
