@@ -96,14 +96,7 @@ pub struct Report {
 
 impl Report {
     pub fn finish(&mut self) {
-        self.problems.sort_by(|a, b| {
-            (&a.loc.account, &a.loc.stream, &a.loc.file, a.loc.offset).cmp(&(
-                &b.loc.account,
-                &b.loc.stream,
-                &b.loc.file,
-                b.loc.offset,
-            ))
-        });
+        sort_problems(&mut self.problems);
         self.ok = !self.problems.iter().any(|p| p.severity == Severity::Error);
     }
     /// 0 clean (warnings allowed), 1 problems found, 2 could not run.
@@ -120,6 +113,18 @@ impl Report {
             0
         }
     }
+}
+
+/// The order of every report: account, stream, file, offset.
+pub fn sort_problems(p: &mut [Problem]) {
+    p.sort_by(|a, b| {
+        (&a.loc.account, &a.loc.stream, &a.loc.file, a.loc.offset).cmp(&(
+            &b.loc.account,
+            &b.loc.stream,
+            &b.loc.file,
+            b.loc.offset,
+        ))
+    });
 }
 
 /// Source of a stream's files: the directory on disk, or members of an archive.

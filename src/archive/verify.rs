@@ -610,7 +610,7 @@ fn verify_v2<R: Read>(
 }
 
 /// backup.json against the archive's content: name, first/last seq, message count, consumers.
-fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &mut Vec<Problem>) {
+pub(crate) fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &mut Vec<Problem>) {
     let loc = || Location {
         account: Some(s.account.clone()),
         stream: Some(s.name.clone()),

@@ -647,61 +647,31 @@ fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
         );
     }
     if let Some(b) = inp.backup {
-        let l = || Location {
-            account: Some(inp.account.to_string()),
-            stream: Some(inp.stream.to_string()),
-            file: Some("backup.json".into()),
+        // the same backup.json checks as `jetdir verify`
+        let seen = crate::verify::StreamReport {
+            account: inp.account.to_string(),
+            name: inp.stream.to_string(),
+            messages: Some(msgs),
+            first_seq: Some(first),
+            last_seq: Some(last),
+            consumers: sum
+                .consumers
+                .iter()
+                .map(|c| crate::verify::ConsumerReport {
+                    name: c.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         };
-        let st = &b.state;
-        for (what, want, have) in [
-            ("messages", st.messages, msgs),
-            ("first_seq", st.first_seq, first),
-            ("last_seq", st.last_seq, last),
-        ] {
-            if want != have {
-                let grew = last > st.last_seq && msgs >= st.messages;
-                let m = format!("backup.json state says {what} {want}, the archive holds {have}");
-                problems.push(if grew {
-                    Problem::warning("backup_json_state_grew", l(), m)
-                } else {
-                    Problem::error("backup_json_mismatch", l(), m)
-                });
-            }
-        }
-        if let Some(cc) = st.consumer_count {
-            if cc != sum.consumers.len() as u64 {
-                problems.push(Problem::error(
-                    "backup_json_mismatch",
-                    l(),
-                    format!(
-                        "backup.json state counts {cc} consumers, the archive holds {} ({})",
-                        sum.consumers.len(),
-                        sum.consumers
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-        }
+        crate::archive::verify::compare_backup_json(&seen, b, &mut problems);
     }
     sort_problems(&mut problems);
     problems
 }
 
 /// The order of `jetdir verify`'s report.
-pub fn sort_problems(p: &mut [Problem]) {
-    p.sort_by(|a, b| {
-        (&a.loc.account, &a.loc.stream, &a.loc.file, a.loc.offset).cmp(&(
-            &b.loc.account,
-            &b.loc.stream,
-            &b.loc.file,
-            b.loc.offset,
-        ))
-    });
-}
+pub use crate::verify::sort_problems;
 
 #[cfg(test)]
 mod tests {
