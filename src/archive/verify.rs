@@ -135,10 +135,23 @@ impl<R: Read> Read for Counted<'_, R> {
 
 /// Progress for the parallel S2 reader, whose input is read on its own thread: report the
 /// compressed position as the decoded bytes are consumed.
-struct ParCounted<'a> {
+pub(crate) struct ParCounted<'a> {
     inner: ParFrameReader,
     progress: &'a dyn Progress,
     reported: u64,
+    what: &'static str,
+}
+
+impl<'a> ParCounted<'a> {
+    /// Decode `f` on all cores, reporting progress as `what`.
+    pub(crate) fn open(f: File, progress: &'a dyn Progress, what: &'static str) -> Self {
+        ParCounted {
+            inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
+            progress,
+            reported: 0,
+            what,
+        }
+    }
 }
 
 impl Read for ParCounted<'_> {
@@ -146,14 +159,15 @@ impl Read for ParCounted<'_> {
         let n = self.inner.read(buf)?;
         let at = self.inner.compressed_offset();
         if at >= self.reported + (1 << 20) || n == 0 {
-            self.progress.advance(at.saturating_sub(self.reported), "");
+            self.progress
+                .advance(at.saturating_sub(self.reported), self.what);
             self.reported = at;
         }
         Ok(n)
     }
 }
 
-fn s2_workers() -> usize {
+pub(crate) fn s2_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8)
@@ -233,11 +247,7 @@ fn verify_one(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::
     };
     // S2 chunks decode in parallel (each is independent); the payload file is read on the
     // decoder's own thread, so it is opened again there.
-    let par = |f: File| ParCounted {
-        inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
-        progress,
-        reported: 0,
-    };
+    let par = |f: File| ParCounted::open(f, progress, "");
     let (stream, mut problems) = match d.kind {
         ArchiveKind::BackupDirV2 | ArchiveKind::BareV2 => verify_v2(
             par(File::open(payload)

@@ -28,7 +28,6 @@ use crate::archive::backup_json::{self, BackupJson};
 use crate::archive::detect::{self, ArchiveKind};
 use crate::archive::tarsafe::TarOptions;
 use crate::problem::{Problem, Severity};
-use crate::s2par::ParFrameReader;
 use crate::verify::{self, Progress};
 use serde::Serialize;
 use stage::{PlannedFile, Sink};
@@ -656,32 +655,6 @@ fn run(
     Ok(rep)
 }
 
-/// Counts compressed bytes consumed from a parallel S2 reader for the progress bar.
-struct ParProgress<'p> {
-    inner: ParFrameReader,
-    progress: &'p dyn Progress,
-    reported: u64,
-}
-
-impl Read for ParProgress<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let at = self.inner.compressed_offset();
-        if at >= self.reported + (1 << 20) || n == 0 {
-            self.progress
-                .advance(at.saturating_sub(self.reported), "extract");
-            self.reported = at;
-        }
-        Ok(n)
-    }
-}
-
-fn s2_workers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8)
-}
-
 /// Run the format's writer. `Ok(Some((code, why)))` = refuse (the caller removes the staging).
 /// For V2 this also verifies the archive (one pass) and sets `damaged`.
 #[allow(clippy::too_many_arguments)]
@@ -713,11 +686,7 @@ fn write_stream(
             strict: !opts.allow_damaged,
         };
         let f = fs::File::open(payload)?;
-        let rd = ParProgress {
-            inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
-            progress,
-            reported: 0,
-        };
+        let rd = crate::archive::verify::ParCounted::open(f, progress, "extract");
         // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
         let (res, manifest) = std::thread::scope(|s| {
             let m = s.spawn(|| crate::manifest::check_manifest(archive));
