@@ -660,13 +660,13 @@ enum ChunkErr {
 
 /// A remembered (sticky) failure.
 #[derive(Debug, Clone)]
-enum Failure {
+pub(crate) enum Failure {
     Format(S2Error),
     Io(io::ErrorKind, String),
 }
 
 impl Failure {
-    fn to_io(&self) -> io::Error {
+    pub(crate) fn to_io(&self) -> io::Error {
         match self {
             Failure::Format(e) => io::Error::new(io::ErrorKind::InvalidData, e.clone()),
             Failure::Io(kind, msg) => io::Error::new(*kind, msg.clone()),

@@ -6,7 +6,7 @@
 //! workers in turn (chunk k goes to worker k mod N); worker i decodes and checks its chunks in
 //! order; the reader side of this type takes results from worker 0, 1, …, N-1, 0, … so the
 //! output is in stream order. Channels are bounded: at most two chunks wait per worker.
-use crate::s2::{self, Kind, Mode, S2Error, CHUNK_HEADER};
+use crate::s2::{self, Failure, Kind, Mode, S2Error, CHUNK_HEADER};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -28,21 +28,6 @@ struct Chunk {
 }
 
 const BATCH: usize = 512 << 10;
-
-#[derive(Debug, Clone)]
-enum Failure {
-    Format(S2Error),
-    Io(io::ErrorKind, String),
-}
-
-impl Failure {
-    fn to_io(&self) -> io::Error {
-        match self {
-            Failure::Format(e) => io::Error::new(io::ErrorKind::InvalidData, e.clone()),
-            Failure::Io(k, m) => io::Error::new(*k, m.clone()),
-        }
-    }
-}
 
 pub struct ParFrameReader {
     results: Vec<Receiver<Result<Vec<u8>, Failure>>>,
