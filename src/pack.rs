@@ -2,8 +2,10 @@
 //!
 //! - `v1` (default): a `nats stream backup` directory — `backup.json` + `stream.tar.s2`, a tar
 //!   of the stream dir as the server's V1 snapshot writes it (meta.inf, meta.sum, per block
-//!   `.idx`/`.fss` for 2.9 stores then the **decompressed** `.blk`, `msgs/index.db`, then
-//!   `obs/<c>/{meta.inf,meta.sum,o.dat}`) inside S2 framing.
+//!   `.idx` (+ `.fss` for 2.9 stores) then the **decompressed** `.blk`, `msgs/index.db`, then
+//!   `obs/<c>/{meta.inf,meta.sum,o.dat}`) inside S2 framing. Blocks of 2.10+ stores go in
+//!   without tombstones, one record per sequence, with a legacy `.idx` each, so that 2.9
+//!   restores them as well as 2.10+ ([`compat`]).
 //! - `v2`: the same directory with a NATSARC1 archive (state.json, consumers/<name>, one entry
 //!   per live message, end sentinel), for 2.15+ servers.
 //! - `tgz`: one gzip tarball of the stream dir(s), entries `<stream>/...`, to extract into a
@@ -12,6 +14,7 @@
 //! The source is verified first; damaged data is refused unless `--allow-damaged`, encrypted
 //! streams always. Output is staged beside OUT, fsynced and renamed into place; the same input
 //! gives byte-identical archives (only `manifest.json`'s `created` differs).
+mod compat;
 mod tarw;
 mod tgz;
 mod v1;
@@ -755,7 +758,8 @@ fn write_dir_out(
             } else {
                 (stage.clone(), String::new())
             };
-            let (st, files) = write_backup_dir(&dir, src, opts.format, progress)?;
+            let (st, notes, files) = write_backup_dir(&dir, src, opts.format, progress)?;
+            report.notes.extend(notes);
             let state_json = st.to_json(src.consumers.len());
             let names: Vec<String> = src.consumers.iter().map(|c| c.name.clone()).collect();
             let m = build_manifest(path, src, opts.format, &names, state_json, files.clone());
@@ -801,18 +805,25 @@ fn write_dir_out(
     result
 }
 
-/// Write backup.json + stream.tar.s2 of one stream into `dir`.
+/// Write backup.json + stream.tar.s2 of one stream into `dir`; also returns notes (v1: blocks
+/// nats-server 2.9 will not be able to read).
 fn write_backup_dir(
     dir: &Path,
     src: &StreamSrc,
     format: PackFormat,
     progress: &dyn Progress,
-) -> anyhow::Result<(StateNums, Vec<FileEntry>)> {
+) -> anyhow::Result<(StateNums, Vec<String>, Vec<FileEntry>)> {
     let tar_path = dir.join("stream.tar.s2");
     let sink = Sink::create(&tar_path)?;
-    let (sink, st) = match format {
-        PackFormat::V2 => v2::write(sink, src, progress)?,
-        _ => (v1::write(sink, src, progress)?, src.state.clone()),
+    let (sink, st, notes) = match format {
+        PackFormat::V2 => {
+            let (sink, st) = v2::write(sink, src, progress)?;
+            (sink, st, Vec::new())
+        }
+        _ => {
+            let (sink, notes) = v1::write(sink, src, progress)?;
+            (sink, src.state.clone(), notes)
+        }
     };
     let (tn, th) = sink.done()?;
     let mut bj = Map::new();
@@ -822,6 +833,7 @@ fn write_backup_dir(
     let (bn, bh) = write_small(&dir.join("backup.json"), &bjb)?;
     Ok((
         st,
+        notes,
         vec![
             FileEntry {
                 path: "backup.json".into(),

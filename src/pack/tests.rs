@@ -65,6 +65,7 @@ fn v1_of_a_2_15_stream_is_the_servers_layout() {
         vec![
             "meta.inf",
             "meta.sum",
+            "msgs/1.idx",
             "msgs/1.blk",
             "msgs/index.db",
             "obs/C1/meta.inf",
@@ -75,9 +76,51 @@ fn v1_of_a_2_15_stream_is_the_servers_layout() {
             "obs/C2/o.dat"
         ]
     );
+    let src_blk = fs::read(d.join("msgs/1.blk")).unwrap();
+    let blk = &m[3].1;
+    check_compat_block(blk, &src_blk, &[3, 6], "ORDERS", 1);
+    // 12 records on disk (10 sequences + tombstones for 3 and 6); in the tar 10, seq 3 as a
+    // 30-byte placeholder instead of its 59-byte record: 760 - 2*30 - 29
+    assert_eq!((src_blk.len(), blk.len()), (760, 671));
+    let idx = crate::legacy::parse_idx(&m[2].1).unwrap();
+    assert_eq!(
+        (
+            idx.msgs,
+            idx.bytes,
+            idx.first_seq,
+            idx.last_seq,
+            idx.num_deleted
+        ),
+        (8, 582, 1, 10, 2)
+    );
+    assert_eq!(idx.deleted, vec![3, 6]);
+    assert_eq!(idx.last_checksum, compat::tail(blk));
+    assert!(idx.consistent());
+    // index.db: the server's, but with the last checksum of the block as written
+    let src_db = fs::read(d.join("msgs/index.db")).unwrap();
+    let parse_db = |b: &[u8]| {
+        assert!(crate::index_db::trailer_ok(b, "ORDERS"));
+        crate::index_db::parse(crate::index_db::split_trailer(b).unwrap().0).unwrap()
+    };
+    let (a, mut b) = (parse_db(&m[4].1), parse_db(&src_db));
+    assert_ne!(b.last_checksum, compat::tail(blk));
+    b.last_checksum = compat::tail(blk);
+    b.version = a.version;
+    for e in &mut b.blocks {
+        e.offset = 0;
+    }
+    let mut a = a;
+    for e in &mut a.blocks {
+        e.offset = 0;
+    }
+    assert_eq!(a, b);
+    assert_eq!(idx.first_ts, a.blocks[0].first_ts);
+    assert_eq!(idx.last_ts, a.last_ts);
     for (n, data, h) in &m {
-        // plain copies of the server's files (this store's blocks are not compressed)
-        assert_eq!(data, &fs::read(d.join(n)).unwrap(), "{n}");
+        if !n.starts_with("msgs/") {
+            // plain copies of the server's files
+            assert_eq!(data, &fs::read(d.join(n)).unwrap(), "{n}");
+        }
         assert_eq!(h.mode().unwrap(), 0o600);
         assert_eq!(h.username().unwrap(), Some("nats"));
         assert_eq!(h.uid().unwrap(), 0);
@@ -131,15 +174,36 @@ fn v1_blocks_are_decompressed_and_2_9_gets_idx_fss() {
             !crate::s2::is_cmp_block(data),
             "{n} must be plain in the tar"
         );
+        let index: u32 = n[5..n.len() - 4].parse().unwrap();
         if crate::s2::is_cmp_block(&raw) {
             compressed += 1;
-            assert_eq!(data, &crate::s2::decompress_cmp_block(&raw).unwrap());
+            let plain = crate::s2::decompress_cmp_block(&raw).unwrap();
+            check_compat_block(data, &plain, &[10, 40], "CMP", index);
         } else {
-            assert_eq!(data, &raw);
+            check_compat_block(data, &raw, &[10, 40], "CMP", index);
         }
     }
     // the last (active) block is not compressed yet; the three sealed ones are
     assert_eq!(compressed, 3);
+    let idx: Vec<_> = m
+        .iter()
+        .filter(|x| x.0.ends_with(".idx"))
+        .map(|x| crate::legacy::parse_idx(&x.1).unwrap())
+        .collect();
+    let nums: Vec<_> = idx
+        .iter()
+        .map(|x| (x.msgs, x.first_seq, x.last_seq, x.deleted.clone()))
+        .collect();
+    assert_eq!(
+        nums,
+        vec![
+            (29, 1, 30, vec![10]),
+            (29, 31, 60, vec![40]),
+            (30, 61, 90, vec![]),
+            (10, 91, 100, vec![])
+        ]
+    );
+    assert_eq!(idx.iter().map(|x| x.bytes).sum::<u64>(), 101647);
     let t = testdata::sample("v2.9.10-legacy");
     let d = testdata::stream_dir(&t, "v2.9.10-legacy", "ORDERS");
     let out = t.path().join("bk");
@@ -312,6 +376,48 @@ fn refusals_write_nothing() {
     assert_eq!(r.exit_code(), 2);
     assert!(r.refused.as_deref().unwrap().contains("encrypted"));
     assert!(!out.exists());
+}
+
+/// A block as the v1 pack writes it for a 2.10+ store: no tombstones, one record per sequence
+/// from the first on, live records byte-identical to the source's, `dead` ones erased
+/// (`seq | 1<<63`), every checksum valid.
+fn check_compat_block(tar_blk: &[u8], src: &[u8], dead: &[u64], stream: &str, index: u32) {
+    use crate::block::{RecordKind, Records};
+    let key = crate::block::block_key(stream, index);
+    let mut by_seq = BTreeMap::new();
+    for r in Records::new(src) {
+        let r = r.unwrap();
+        if r.kind() != RecordKind::Tombstone {
+            by_seq.insert(r.seq, src[r.offset..r.offset + r.len as usize].to_vec());
+        }
+    }
+    let mut prev: Option<u64> = None;
+    for r in Records::new(tar_blk) {
+        let r = r.unwrap();
+        assert!(r.checksum_ok(&key), "{stream} {index} seq {}", r.seq);
+        assert_ne!(r.kind(), RecordKind::Tombstone, "{stream} {index}");
+        if let Some(p) = prev {
+            assert_eq!(r.seq, p + 1, "{stream} {index}: one record per sequence");
+        }
+        prev = Some(r.seq);
+        let bytes = &tar_blk[r.offset..r.offset + r.len as usize];
+        if dead.contains(&r.seq) {
+            assert_eq!(r.kind(), RecordKind::Erased, "{stream} seq {}", r.seq);
+        } else {
+            assert_eq!(
+                Some(&bytes.to_vec()),
+                by_seq.get(&r.seq),
+                "{stream} seq {}",
+                r.seq
+            );
+        }
+    }
+    let live_src = by_seq.keys().filter(|s| !dead.contains(s)).count();
+    let live_tar = Records::new(tar_blk)
+        .map(|r| r.unwrap())
+        .filter(|r| r.kind() == RecordKind::Message)
+        .count();
+    assert_eq!(live_src, live_tar, "{stream} {index}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! V1 payload: a tar of the stream dir as the server's V1 snapshot writes it, in S2 framing
-//! (compressed on all cores by [`ParFrameWriter`]).
+//! (compressed on all cores by [`ParFrameWriter`]). Blocks of 2.10+ stores are laid out so
+//! that 2.9 restores them as well ([`compat`]).
+use super::compat::{self, Layout};
 use super::tarw::{self, Style};
 use super::StreamSrc;
 use crate::meta::expected_sum;
@@ -10,24 +12,21 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-/// Member order: meta.inf, meta.sum, per block (`.idx`, `.fss` for 2.9 stores) the plain
-/// `.blk`, `msgs/index.db` when consistent, then `obs/<c>/{meta.inf,meta.sum,o.dat}`.
+/// Member order: meta.inf, meta.sum, per block the `.idx` (`.fss` too for 2.9 stores) and
+/// the plain `.blk`, `msgs/index.db` when the source's is consistent, then
+/// `obs/<c>/{meta.inf,meta.sum,o.dat}`. Returns notes on blocks 2.9 will not be able to read.
 pub(super) fn write<W: Write + Send + 'static>(
     w: W,
     src: &StreamSrc,
     progress: &dyn Progress,
-) -> anyhow::Result<W> {
-    let st = Style {
-        mtime: src.mtime,
-        file_mode: 0o600,
-        dir_mode: 0o700,
-        owner: "nats",
-    };
+) -> anyhow::Result<(W, Vec<String>)> {
+    if !src.legacy {
+        return write_compat(w, src, progress);
+    }
+    let st = style(src);
     let mut b = tar::Builder::new(ParFrameWriter::new(w));
     let dir = &src.sd.dir;
-    tarw::file(&mut b, "meta.inf", &src.meta.raw, &st)?;
-    let sum = expected_sum(&src.cfg_name, &src.meta.raw);
-    tarw::file(&mut b, "meta.sum", sum.as_bytes(), &st)?;
+    head(&mut b, src, &st)?;
     let mut raw = Vec::new();
     for i in &src.blocks {
         if src.legacy {
@@ -48,17 +47,98 @@ pub(super) fn write<W: Write + Send + 'static>(
         let d = fs::read(dir.join("msgs/index.db"))?;
         tarw::file(&mut b, "msgs/index.db", &d, &st)?;
     }
+    consumers(&mut b, src, &st)?;
+    let frame = b.into_inner()?;
+    Ok((frame.finish()?, Vec::new()))
+}
+
+/// A 2.10+ stream: tombstone-free blocks with placeholders and a `.idx` each, then the
+/// index.db that matches them.
+fn write_compat<W: Write + Send + 'static>(
+    w: W,
+    src: &StreamSrc,
+    progress: &dyn Progress,
+) -> anyhow::Result<(W, Vec<String>)> {
+    let st = style(src);
+    let plan = compat::plan(src)?;
+    let mut b = tar::Builder::new(ParFrameWriter::new(w));
+    head(&mut b, src, &st)?;
+    let dir = &src.sd.dir;
+    let mut raw = Vec::new();
+    let mut out = Vec::new();
+    let mut last_tail = [0u8; 8];
+    // A never-used stream: no block at all. 2.9 would turn an empty block into first_ts 1970
+    // (a rebuilt block has timestamp 0); without one both servers start it afresh, as the
+    // source is (first 0, last 0).
+    let blocks = if plan.never_used() {
+        &[][..]
+    } else {
+        &plan.blocks[..]
+    };
+    for bp in blocks {
+        let rel = format!("msgs/{}.blk", bp.index);
+        let path = dir.join(&rel);
+        raw.clear();
+        fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut raw))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
+        let decoded = scan::plain_block(&raw);
+        let (plain, layout): (&[u8], Layout) = match &decoded {
+            Ok((p, _)) => (p, compat::rewrite(&plan, bp, &src.cfg_name, p, &mut out)),
+            Err(_) => (&raw, Layout::Keep),
+        };
+        let data: &[u8] = match &layout {
+            Layout::Keep => plain,
+            Layout::Rewritten { idx } => {
+                if let Some(x) = idx {
+                    tarw::file(&mut b, &format!("msgs/{}.idx", bp.index), x, &st)?;
+                }
+                &out
+            }
+        };
+        tarw::file(&mut b, &rel, data, &st)?;
+        last_tail = compat::tail(data);
+        progress.advance(raw.len() as u64, &rel);
+    }
+    if let Some(db) =
+        compat::index_db(&plan, &src.cfg_name, last_tail).filter(|_| !blocks.is_empty())
+    {
+        tarw::file(&mut b, "msgs/index.db", &db, &st)?;
+    }
+    consumers(&mut b, src, &st)?;
+    let frame = b.into_inner()?;
+    Ok((frame.finish()?, plan.notes))
+}
+
+fn style(src: &StreamSrc) -> Style {
+    Style {
+        mtime: src.mtime,
+        file_mode: 0o600,
+        dir_mode: 0o700,
+        owner: "nats",
+    }
+}
+
+/// meta.inf and meta.sum.
+fn head<W: Write>(b: &mut tar::Builder<W>, src: &StreamSrc, st: &Style) -> io::Result<()> {
+    tarw::file(b, "meta.inf", &src.meta.raw, st)?;
+    let sum = expected_sum(&src.cfg_name, &src.meta.raw);
+    tarw::file(b, "meta.sum", sum.as_bytes(), st)
+}
+
+/// `obs/<c>/{meta.inf,meta.sum,o.dat}` of every consumer packed.
+fn consumers<W: Write>(b: &mut tar::Builder<W>, src: &StreamSrc, st: &Style) -> io::Result<()> {
     for c in &src.consumers {
         let base = format!("obs/{}", c.name);
-        tarw::file(&mut b, &format!("{base}/meta.inf"), &c.meta.raw, &st)?;
+        tarw::file(b, &format!("{base}/meta.inf"), &c.meta.raw, st)?;
         let sum = expected_sum(&format!("{}/{}", src.cfg_name, c.name), &c.meta.raw);
-        tarw::file(&mut b, &format!("{base}/meta.sum"), sum.as_bytes(), &st)?;
+        tarw::file(b, &format!("{base}/meta.sum"), sum.as_bytes(), st)?;
         if let Some(o) = &c.o_dat {
-            tarw::file(&mut b, &format!("{base}/o.dat"), o, &st)?;
+            tarw::file(b, &format!("{base}/o.dat"), o, st)?;
         }
     }
-    let frame = b.into_inner()?;
-    Ok(frame.finish()?)
+    Ok(())
 }
 
 /// Appends one block file as a tar member; returns its size on disk. A plain block is read

@@ -1,6 +1,7 @@
 """Load `jetdir pack` outputs into real servers and compare with the source's facts.
 
 Usage: pack_check.py CASES.json RESULTS.json
+       pack_check.py make-edges OUTDIR   (a 2.15 store with the edge cases below, see make_edges)
 
 CASES.json is a list of cases:
   {"id": str, "server": "2.15"|"2.9", "mode": "restore"|"tgz",
@@ -141,7 +142,60 @@ def run_case(case: dict) -> dict:
     return res
 
 
+async def _edge_ops(url: str) -> dict:
+    """Streams whose 2.15 blocks 2.9 cannot read as they are: deletes at the end (tombstones
+    last, last sequence past the last live message, an erased last record), a purge that
+    left a block holding only a tombstone, and blocks compacted by the server (records gone
+    from inside a block, from its head, and a whole block removed)."""
+    nc = await natsbox.connect(url)
+    try:
+        await natsbox.wait_jetstream(nc)
+        await natsbox.create_stream(nc, {"name": "LASTDEL", "subjects": ["last.>"],
+                                         "storage": "file"})
+        for i in range(1, 6):
+            await natsbox.publish(nc, f"last.{i % 2}", f"last {i}".encode())
+        await natsbox.delete_msg(nc, "LASTDEL", 4, erase=False)
+        await natsbox.delete_msg(nc, "LASTDEL", 5, erase=True)
+        await natsbox.create_stream(nc, {"name": "PURGEONLY", "subjects": ["po.>"],
+                                         "storage": "file"})
+        for i in range(1, 4):
+            await natsbox.publish(nc, f"po.{i}", b"x")
+        await natsbox.purge(nc, "PURGEONLY")
+        # max_bytes 120000 -> 32000-byte blocks of 30 records (1..30, 31..60, 61..90, 91..)
+        await natsbox.create_stream(nc, {"name": "COMPACT", "subjects": ["cmp.>"],
+                                         "storage": "file", "max_bytes": 120000})
+        body = b"c" * 1000
+        for i in range(1, 101):
+            await natsbox.publish(nc, f"cmp.{i % 3}", body)
+        dels = [s for s in range(1, 21) if s not in (3, 7)] + list(range(31, 51)) + \
+            list(range(61, 91)) + [95, 100]
+        for s in dels:
+            await natsbox.delete_msg(nc, "COMPACT", s, erase=False)
+        await asyncio.sleep(2.5)  # sync_interval 1s: the server compacts blocks 1 and 2
+        names = ["LASTDEL", "PURGEONLY", "COMPACT"]
+        return {n: await natsbox.record_stream(nc, n) for n in names}
+    finally:
+        await nc.close()
+
+
+def make_edges(out: Path) -> None:
+    binary = natsbox.find_server("2.15")
+    if binary is None:
+        raise SystemExit("no nats-server 2.15")
+    srv = natsbox.NatsServer(binary, out / "store", jetstream_extra={"sync_interval": "1s"},
+                             work_dir=out / "w")
+    srv.start()
+    try:
+        facts = asyncio.run(_edge_ops(srv.url))
+    finally:
+        srv.stop()
+    (out / "facts.json").write_text(json.dumps({"streams": facts}, indent=2))
+
+
 def main() -> None:
+    if sys.argv[1] == "make-edges":
+        make_edges(Path(sys.argv[2]))
+        return
     cases = json.loads(Path(sys.argv[1]).read_text())
     results = {c["id"]: run_case(c) for c in cases}
     Path(sys.argv[2]).write_text(json.dumps(results, indent=2))
