@@ -5,7 +5,7 @@
 //!   `.idx` (+ `.fss` for 2.9 stores) then the **decompressed** `.blk`, `msgs/index.db`, then
 //!   `obs/<c>/{meta.inf,meta.sum,o.dat}`) inside S2 framing. Blocks of 2.10+ stores go in
 //!   without tombstones, one record per sequence, with a legacy `.idx` each, so that 2.9
-//!   restores them as well as 2.10+ ([`compat`]).
+//!   restores them as well as 2.10+ (see `pack/compat.rs`).
 //! - `v2`: the same directory with a NATSARC1 archive (state.json, consumers/<name>, one entry
 //!   per live message, end sentinel), for 2.15+ servers.
 //! - `tgz`: one gzip tarball of the stream dir(s), entries `<stream>/...`, to extract into a
