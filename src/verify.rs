@@ -1151,7 +1151,10 @@ thread_local! {
 /// Read a whole file (opened read-only) into this thread's buffer and run `f` on it.
 /// (Memory-mapping was measured too: no faster on a warm page cache, and a file truncated
 /// under a mapping raises SIGBUS.)
-fn read_reusing<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> std::io::Result<(T, u64)> {
+pub(crate) fn read_reusing<T>(
+    path: &Path,
+    f: impl FnOnce(&[u8]) -> T,
+) -> std::io::Result<(T, u64)> {
     use std::io::Read;
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
