@@ -83,10 +83,20 @@ impl<'a> Record<'a> {
 /// A publishable NATS subject: non-empty, no empty tokens, no whitespace or control bytes.
 /// (Not required to be UTF-8: the server does not enforce it; see `verify` for the warning.)
 pub fn valid_subject(s: &[u8]) -> bool {
-    if s.is_empty() {
-        return false;
+    // one pass: no empty token (leading, trailing or doubled '.'), no space/control bytes
+    let mut prev_dot = true;
+    for &c in s {
+        if c <= b' ' || c == 0x7f || (c == b'.' && prev_dot) {
+            return false;
+        }
+        prev_dot = c == b'.';
     }
-    s.split(|&c| c == b'.').all(|tok| !tok.is_empty()) && !s.iter().any(|&c| c <= b' ' || c == 0x7f)
+    !prev_dot
+}
+
+/// UTF-8 check with an ASCII fast path (subjects are nearly always ASCII).
+pub fn is_utf8(s: &[u8]) -> bool {
+    s.is_ascii() || std::str::from_utf8(s).is_ok()
 }
 
 /// Why a record could not be framed. The server truncates a plain block at this offset.

@@ -266,7 +266,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                     ),
                 ));
             }
-            if r.kind() == RecordKind::Message && std::str::from_utf8(r.subject).is_err() {
+            if r.kind() == RecordKind::Message && !crate::block::is_utf8(r.subject) {
                 sc.problems.push(Problem::warning(
                     "subject_not_utf8",
                     loc(),

@@ -409,13 +409,29 @@ pub fn finish_stream(
         .collect();
     tombs.sort_unstable();
     tombs.dedup();
-    let tomb_set: std::collections::HashSet<u64> = tombs.iter().copied().collect();
+    let mut dead_sorted: Vec<u64> = pre.dead.seqs.iter().copied().collect();
+    dead_sorted.sort_unstable();
     for s in scans.iter_mut() {
-        let dying: Vec<u64> = s
-            .live_bits
-            .iter()
-            .filter(|&q| tomb_set.contains(&q) || pre.dead.is_dead(s.index, q))
-            .collect();
+        // Look the (few) dead sequences up in the live bits rather than every live sequence
+        // up in the dead sets.
+        let (Some(lo), Some(hi)) = (s.live_bits.first(), s.live_bits.last()) else {
+            continue;
+        };
+        let floor = pre.dead.floor(s.index);
+        let mut dying: Vec<u64> = s.live_bits.iter().take_while(|&q| q < floor).collect();
+        let (from, to) = (lo.max(floor), hi);
+        for sorted in [&tombs, &dead_sorted] {
+            let a = sorted.partition_point(|&q| q < from);
+            let b = sorted.partition_point(|&q| q <= to);
+            dying.extend(
+                sorted[a..b.max(a)]
+                    .iter()
+                    .copied()
+                    .filter(|&q| s.live_bits.get(q)),
+            );
+        }
+        dying.sort_unstable();
+        dying.dedup();
         if dying.is_empty() {
             continue;
         }
