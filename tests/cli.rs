@@ -32,7 +32,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn clean_store_exits_0_with_one_json_document() {
-    let out = jetdir(&["verify", "--json", "-q", &fixture("v2.15.1-plain/store")]);
+    // a private copy: other tests of this binary copy the fixture at the same time, and a
+    // process with store files open is reported (store_in_use)
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(&fixture("v2.15.1-plain/store")), t.path());
+    let out = jetdir(&["verify", "--json", "-q", &t.path().display().to_string()]);
     assert_eq!(
         out.status.code(),
         Some(0),
