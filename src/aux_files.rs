@@ -26,15 +26,7 @@ fn state_header(c: &mut Cursor, what: &str, min_entry: u64) -> Result<Header, Pa
     }
     let count = c.u64le()?;
     let high_seq = c.u64le()?;
-    if count.saturating_mul(min_entry) > c.remaining() as u64 {
-        return Err(ParseError::invalid(
-            1,
-            format!(
-                "{what}: {count} entries but only {} bytes left",
-                c.remaining()
-            ),
-        ));
-    }
+    c.check_count(1, count, min_entry, what)?;
     Ok(Header { count, high_seq })
 }
 
@@ -277,23 +269,7 @@ pub struct RaftSnapshot {
 impl RaftSnapshot {
     /// Decode the embedded peer state.
     pub fn peers(&self) -> Result<PeerState, ParseError> {
-        parse_peers(&self.peer_state).map_err(|e| shift(e, 20))
-    }
-}
-
-fn shift(e: ParseError, by: usize) -> ParseError {
-    match e {
-        ParseError::Eof { offset, needed } => ParseError::Eof {
-            offset: offset + by,
-            needed,
-        },
-        ParseError::Varint { offset } => ParseError::Varint {
-            offset: offset + by,
-        },
-        ParseError::Invalid { offset, what } => ParseError::Invalid {
-            offset: offset + by,
-            what,
-        },
+        parse_peers(&self.peer_state).map_err(|e| e.shifted(20))
     }
 }
 

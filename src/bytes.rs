@@ -26,6 +26,22 @@ impl ParseError {
             what: what.into(),
         }
     }
+    /// The same error `by` bytes further on: for parsers run over a sub-slice.
+    pub fn shifted(self, by: usize) -> Self {
+        match self {
+            ParseError::Eof { offset, needed } => ParseError::Eof {
+                offset: offset + by,
+                needed,
+            },
+            ParseError::Varint { offset } => ParseError::Varint {
+                offset: offset + by,
+            },
+            ParseError::Invalid { offset, what } => ParseError::Invalid {
+                offset: offset + by,
+                what,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +118,35 @@ impl<'a> Cursor<'a> {
         }
         Err(ParseError::Varint { offset: start })
     }
+    /// Refuse a count of entries that each take at least `min_entry` bytes when the rest of
+    /// the buffer cannot hold them, so a hostile count never drives an allocation. `what`
+    /// names the entries in the error, e.g. "index.db: 7 blocks".
+    pub fn check_count(
+        &self,
+        at: usize,
+        count: u64,
+        min_entry: u64,
+        what: &str,
+    ) -> Result<u64, ParseError> {
+        if count.saturating_mul(min_entry) > self.remaining() as u64 {
+            return Err(ParseError::invalid(
+                at,
+                format!(
+                    "{what}: {count} entries but only {} bytes left",
+                    self.remaining()
+                ),
+            ));
+        }
+        Ok(count)
+    }
+
+    /// A uvarint count checked with [`Cursor::check_count`].
+    pub fn count(&mut self, min_entry: u64, what: &str) -> Result<u64, ParseError> {
+        let at = self.pos;
+        let n = self.uvarint()?;
+        self.check_count(at, n, min_entry, what)
+    }
+
     /// Go `binary.Varint` (zig-zag).
     pub fn varint(&mut self) -> Result<i64, ParseError> {
         let ux = self.uvarint()?;

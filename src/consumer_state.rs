@@ -52,18 +52,7 @@ impl ConsumerState {
 }
 
 fn count(c: &mut Cursor, min_entry: u64, what: &str) -> Result<u64, ParseError> {
-    let at = c.pos();
-    let n = c.uvarint()?;
-    if n.saturating_mul(min_entry) > c.remaining() as u64 {
-        return Err(ParseError::invalid(
-            at,
-            format!(
-                "o.dat: {n} {what} entries but only {} bytes left",
-                c.remaining()
-            ),
-        ));
-    }
-    Ok(n)
+    c.count(min_entry, &format!("o.dat {what}"))
 }
 
 /// Parse `o.dat`. An empty file means "no state" (`Ok(None)`). Versions 1 and 2. Rejects what

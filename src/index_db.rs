@@ -174,18 +174,8 @@ pub fn parse_with_len(body: &[u8]) -> Result<(IndexDb, usize), ParseError> {
     let last_seq = c.uvarint()?;
     let last_ts = c.varint()?;
 
-    let at = c.pos();
-    let num_subjects = c.uvarint()?;
     // Each entry takes at least one byte.
-    if num_subjects > c.remaining() as u64 {
-        return Err(ParseError::invalid(
-            at,
-            format!(
-                "index.db: {num_subjects} subjects but only {} bytes left",
-                c.remaining()
-            ),
-        ));
-    }
+    let num_subjects = c.count(1, "index.db subjects")?;
     let mut subjects = Vec::with_capacity(num_subjects as usize);
     for _ in 0..num_subjects {
         let at = c.pos();
@@ -220,18 +210,8 @@ pub fn parse_with_len(body: &[u8]) -> Result<(IndexDb, usize), ParseError> {
         });
     }
 
-    let at = c.pos();
-    let num_blocks = c.uvarint()?;
     let min_entry = 7 + u64::from(version >= 2) + u64::from(version >= 3);
-    if num_blocks.saturating_mul(min_entry) > c.remaining() as u64 {
-        return Err(ParseError::invalid(
-            at,
-            format!(
-                "index.db: {num_blocks} blocks but only {} bytes left",
-                c.remaining()
-            ),
-        ));
-    }
+    let num_blocks = c.count(min_entry, "index.db blocks")?;
     let mut blocks = Vec::with_capacity(num_blocks as usize);
     for _ in 0..num_blocks {
         let offset = c.pos();
@@ -246,7 +226,7 @@ pub fn parse_with_len(body: &[u8]) -> Result<(IndexDb, usize), ParseError> {
         let schedules = if version >= 3 { c.uvarint()? } else { 0 };
         let deleted = if num_deleted > 0 {
             let at = c.pos();
-            let (seqs, n) = avl::decode_seqset(c.rest()).map_err(|e| shift(e, at))?;
+            let (seqs, n) = avl::decode_seqset(c.rest()).map_err(|e| e.shifted(at))?;
             c.take(n)?;
             seqs
         } else {
@@ -286,23 +266,6 @@ pub fn parse_with_len(body: &[u8]) -> Result<(IndexDb, usize), ParseError> {
         },
         used,
     ))
-}
-
-/// Re-base an error from a sub-slice parser to an absolute offset.
-fn shift(e: ParseError, by: usize) -> ParseError {
-    match e {
-        ParseError::Eof { offset, needed } => ParseError::Eof {
-            offset: offset + by,
-            needed,
-        },
-        ParseError::Varint { offset } => ParseError::Varint {
-            offset: offset + by,
-        },
-        ParseError::Invalid { offset, what } => ParseError::Invalid {
-            offset: offset + by,
-            what,
-        },
-    }
 }
 
 /// Encode as a version-4 plaintext body followed by the HH64 trailer (key SHA-256(stream name)).

@@ -200,18 +200,8 @@ pub fn parse_fss(buf: &[u8], stream_name: &str, block_index: u32) -> Result<Lega
             format!(".fss: unsupported version {version}"),
         ));
     }
-    let at = c.pos();
-    let count = c.uvarint()?;
     // Each entry is at least 4 bytes (len, msgs, first, last).
-    if count.saturating_mul(4) > c.remaining() as u64 {
-        return Err(ParseError::invalid(
-            at,
-            format!(
-                ".fss: {count} entries but only {} bytes left",
-                c.remaining()
-            ),
-        ));
-    }
+    let count = c.count(4, ".fss")?;
     let mut subjects = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let at = c.pos();
