@@ -993,23 +993,7 @@ mod tests {
         tarball("snapshots.tar.gz")
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
-        }
-    }
+    use crate::testdata::Rng;
 
     /// Text-like data: words from a small vocabulary, so it compresses but not trivially.
     fn wordy(rng: &mut Rng, n: usize) -> Vec<u8> {

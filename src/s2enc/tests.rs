@@ -2,23 +2,7 @@ use super::*;
 use crate::s2::{decode_block, decode_stream, FrameReader};
 use std::io::Read;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use crate::testdata::Rng;
 
 /// Message-block-like data: records with a binary header, a subject, NATS headers, half random
 /// and half JSON-ish payload, and an 8-byte hash (like bench/run.py's stream).
