@@ -1040,13 +1040,15 @@ pub fn scan_v2<R: Read>(
             return ck.finish(0);
         }
     };
+    // one entry whose buffers are reused for every message: no allocation per message
+    let mut e = ArcEntry::empty();
     loop {
-        match rd.next_entry() {
-            Ok(Some(e)) => {
+        match rd.next_entry_into(&mut e) {
+            Ok(true) => {
                 let role = ck.entry(&e);
                 on_entry(&e, role);
             }
-            Ok(None) => {
+            Ok(false) => {
                 let at = rd.position();
                 ck.sentinel(at.saturating_sub(5));
                 match rd.trailing_bytes() {
