@@ -140,6 +140,32 @@ impl<'a> Cursor<'a> {
         Ok(count)
     }
 
+    /// The two-byte file header every store file starts with: `magic`, then a version in
+    /// `versions`. `what` names the file in errors; `hint` is appended to a bad-magic error.
+    pub fn header(
+        &mut self,
+        magic: u8,
+        versions: std::ops::RangeInclusive<u8>,
+        what: &str,
+        hint: &str,
+    ) -> Result<u8, ParseError> {
+        let m = self.u8()?;
+        if m != magic {
+            return Err(ParseError::invalid(
+                0,
+                format!("{what}: bad magic {m} (want {magic}){hint}"),
+            ));
+        }
+        let v = self.u8()?;
+        if !versions.contains(&v) {
+            return Err(ParseError::invalid(
+                1,
+                format!("{what}: unsupported version {v}"),
+            ));
+        }
+        Ok(v)
+    }
+
     /// A uvarint count checked with [`Cursor::check_count`].
     pub fn count(&mut self, min_entry: u64, what: &str) -> Result<u64, ParseError> {
         let at = self.pos;

@@ -64,20 +64,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<ConsumerState>, ParseError> {
         return Ok(None);
     }
     let mut c = Cursor::new(buf);
-    let magic = c.u8()?;
-    if magic != MAGIC {
-        return Err(ParseError::invalid(
-            0,
-            format!("o.dat: bad magic {magic} (want {MAGIC}); encrypted?"),
-        ));
-    }
-    let version = c.u8()?;
-    if !(1..=2).contains(&version) {
-        return Err(ParseError::invalid(
-            1,
-            format!("o.dat: unsupported version {version}"),
-        ));
-    }
+    let version = c.header(MAGIC, 1..=2, "o.dat", "; encrypted?")?;
     let ack_floor = SeqPair {
         consumer_seq: c.uvarint()?,
         stream_seq: c.uvarint()?,

@@ -153,20 +153,7 @@ pub fn parse(body: &[u8]) -> Result<IndexDb, ParseError> {
 /// Like [`parse`], also returning the number of body bytes consumed.
 pub fn parse_with_len(body: &[u8]) -> Result<(IndexDb, usize), ParseError> {
     let mut c = Cursor::new(body);
-    let magic = c.u8()?;
-    if magic != MAGIC {
-        return Err(ParseError::invalid(
-            0,
-            format!("index.db: bad magic {magic} (want {MAGIC}); encrypted?"),
-        ));
-    }
-    let version = c.u8()?;
-    if !(1..=MAX_VERSION).contains(&version) {
-        return Err(ParseError::invalid(
-            1,
-            format!("index.db: unsupported version {version}"),
-        ));
-    }
+    let version = c.header(MAGIC, 1..=MAX_VERSION, "index.db", "; encrypted?")?;
     let msgs = c.uvarint()?;
     let bytes = c.uvarint()?;
     let first_seq = c.uvarint()?;

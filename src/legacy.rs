@@ -53,20 +53,7 @@ fn seq(c: &mut Cursor) -> Result<u64, ParseError> {
 /// Parse a plaintext `.idx` (`u8 22, u8 1`, header varints, 8-byte last checksum, delete map).
 pub fn parse_idx(buf: &[u8]) -> Result<LegacyIdx, ParseError> {
     let mut c = Cursor::new(buf);
-    let magic = c.u8()?;
-    if magic != MAGIC {
-        return Err(ParseError::invalid(
-            0,
-            format!(".idx: bad magic {magic} (want {MAGIC}); encrypted?"),
-        ));
-    }
-    let version = c.u8()?;
-    if version != 1 {
-        return Err(ParseError::invalid(
-            1,
-            format!(".idx: unsupported version {version}"),
-        ));
-    }
+    let version = c.header(MAGIC, 1..=1, ".idx", "; encrypted?")?;
     let msgs = seq(&mut c)?;
     let bytes = seq(&mut c)?;
     let first_seq = seq(&mut c)?;
@@ -186,20 +173,7 @@ pub fn parse_fss(buf: &[u8], stream_name: &str, block_index: u32) -> Result<Lega
         crate::hash::hh64(&block_key(stream_name, block_index), &[body]).to_le_bytes() == hash;
 
     let mut c = Cursor::new(body);
-    let magic = c.u8()?;
-    if magic != MAGIC {
-        return Err(ParseError::invalid(
-            0,
-            format!(".fss: bad magic {magic} (want {MAGIC})"),
-        ));
-    }
-    let version = c.u8()?;
-    if version != 1 {
-        return Err(ParseError::invalid(
-            1,
-            format!(".fss: unsupported version {version}"),
-        ));
-    }
+    let _version = c.header(MAGIC, 1..=1, ".fss", "")?;
     // Each entry is at least 4 bytes (len, msgs, first, last).
     let count = c.count(4, ".fss")?;
     let mut subjects = Vec::with_capacity(count as usize);
