@@ -1,6 +1,9 @@
 //! Thin CLI over the jetdir library: parse arguments, call the library, print, exit.
 use clap::{Parser, Subcommand};
-use jetdir::{output, progress, verify};
+mod cli;
+
+use cli::{progress_bar as progress, render as output};
+use jetdir::check::store as verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +25,24 @@ struct Cli {
     quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// `--format` of `jetdir pack`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    V1,
+    V2,
+    Tgz,
+}
+
+impl From<&Format> for jetdir::ops::pack::PackFormat {
+    fn from(f: &Format) -> Self {
+        match f {
+            Format::V1 => Self::V1,
+            Format::V2 => Self::V2,
+            Format::Tgz => Self::Tgz,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -66,7 +87,7 @@ enum Cmd {
         #[arg(long)]
         account: Option<String>,
         #[arg(long, value_enum, default_value = "v1")]
-        format: jetdir::pack::PackFormat,
+        format: Format,
         /// Pack every stream of the account (`nats account backup` layout).
         #[arg(long)]
         all: bool,
@@ -106,15 +127,15 @@ fn main() -> ExitCode {
             force,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
-            let opts = jetdir::extract::ExtractOptions {
+            let opts = jetdir::ops::extract::ExtractOptions {
                 store_dir: store_dir.clone(),
                 account: account.clone(),
                 dry_run: *dry_run,
                 allow_damaged: *allow_damaged,
                 force: *force,
             };
-            match jetdir::extract::extract(archive, &opts, &reporter) {
-                Ok(r) => emit(cli.json, &r, || r.render(), r.exit_code()),
+            match jetdir::ops::extract::extract(archive, &opts, &reporter) {
+                Ok(r) => emit(cli.json, &r, || output::render_extract(&r), r.exit_code()),
                 Err(e) => fail(cli.json, &format!("{e:#}")),
             }
         }
@@ -130,18 +151,18 @@ fn main() -> ExitCode {
             force,
         } => {
             let reporter = progress::Reporter::new(mode, "pack");
-            let opts = jetdir::pack::PackOptions {
+            let opts = jetdir::ops::pack::PackOptions {
                 out: out.clone(),
                 stream: stream.clone(),
                 account: account.clone(),
-                format: *format,
+                format: format.into(),
                 all: *all,
                 allow_damaged: *allow_damaged,
                 no_consumers: *no_consumers,
                 force: *force,
             };
-            match jetdir::pack::pack(path, &opts, &reporter) {
-                Ok(r) => emit(cli.json, &r, || r.render(), r.exit_code()),
+            match jetdir::ops::pack::pack(path, &opts, &reporter) {
+                Ok(r) => emit(cli.json, &r, || output::render_pack(&r), r.exit_code()),
                 Err(e) => fail(cli.json, &format!("{e:#}")),
             }
         }
@@ -175,7 +196,7 @@ fn run_report(
 ) -> ExitCode {
     let reporter = progress::Reporter::new(mode, if inspect { "inspect" } else { "verify" });
     let opts = verify::Options { quick };
-    match jetdir::archive::verify::verify_path(path, &opts, &reporter) {
+    match jetdir::check::archive::verify_path(path, &opts, &reporter) {
         Ok(r) => emit(
             cli.json,
             &r,

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use jetdir::archive::natsarc::NatsArcWriter;
+use jetdir::backup::natsarc::NatsArcWriter;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -117,15 +117,15 @@ fn sample_truth(t: &Value) -> Value {
 fn archive_messages(stream_tar_s2: &Path) -> Vec<Value> {
     let f = std::fs::File::open(stream_tar_s2).unwrap();
     let mut out = Vec::new();
-    jetdir::archive::natsarc::scan_v2(
+    jetdir::backup::natsarc::scan_v2(
         jetdir::s2::FrameReader::new(f),
-        jetdir::archive::natsarc::V2Options::new("stream.tar.s2"),
+        jetdir::backup::natsarc::V2Options::new("stream.tar.s2"),
         |e, role| {
-            if role == jetdir::archive::natsarc::EntryRole::Message {
+            if role == jetdir::backup::natsarc::EntryRole::Message {
                 out.push(json!({
                     "seq": e.seq,
                     "subject": e.name_lossy(),
-                    "time": jetdir::extract::v2::rfc3339_nano(e.timestamp),
+                    "time": jetdir::base::time::go_time(e.timestamp),
                     "hdrs": if e.header.is_empty() { Value::Null } else { json!(String::from_utf8_lossy(&e.header)) },
                     "data": String::from_utf8_lossy(&e.payload),
                 }));
@@ -286,11 +286,11 @@ fn build_v2(dir: &Path, config: Value, msgs: &[(u64, String, Vec<u8>)], first: u
     let bytes: u64 = msgs
         .iter()
         .map(|(_, s, p)| {
-            jetdir::archive::natsarc::filestore_msg_size(s.len() as u64, 0, p.len() as u64)
+            jetdir::backup::natsarc::filestore_msg_size(s.len() as u64, 0, p.len() as u64)
         })
         .sum();
     let ts_of = |seq: u64| ts0 + seq as i64 * 1_000_000;
-    let fmt = jetdir::extract::v2::rfc3339_nano;
+    let fmt = jetdir::base::time::go_time;
     let mut state = json!({
         "messages": msgs.len(), "bytes": bytes, "first_seq": first,
         "first_ts": msgs.first().map(|m| fmt(ts_of(m.0))).unwrap_or("0001-01-01T00:00:00Z".into()),
@@ -459,7 +459,7 @@ fn tree(root: &Path) -> Vec<(String, u64)> {
         .map(|e| {
             let h = if e.file_type().is_file() {
                 let b = std::fs::read(e.path()).unwrap();
-                jetdir::hash::hh64(&jetdir::hash::key_for("t"), &[&b])
+                jetdir::base::hash::hh64(&jetdir::base::hash::key_for("t"), &[&b])
             } else {
                 0
             };
@@ -635,7 +635,7 @@ type RawMember<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
 /// A plain tar with a valid ORDERS meta.inf/meta.sum and then `bad` (raw header fields).
 fn hostile_tar(path: &Path, bad: &[RawMember]) {
     let mi = br#"{"Created":"2026-11-24T00:00:00Z","name":"ORDERS","subjects":["orders.>"],"storage":"file"}"#;
-    let sum = jetdir::meta::expected_sum("ORDERS", mi);
+    let sum = jetdir::filestore::meta::expected_sum("ORDERS", mi);
     let mut bld = tar::Builder::new(std::fs::File::create(path).unwrap());
     let mut add = |name: &[u8], kind: u8, link: &[u8], data: &[u8]| {
         let mut h = tar::Header::new_ustar();
@@ -715,9 +715,9 @@ fn drop_last_message(src: &Path, dst: &Path) {
     std::fs::copy(src.join("backup.json"), dst.join("backup.json")).unwrap();
     let f = std::fs::File::open(src.join("stream.tar.s2")).unwrap();
     let mut entries = Vec::new();
-    jetdir::archive::natsarc::scan_v2(
+    jetdir::backup::natsarc::scan_v2(
         jetdir::s2::FrameReader::new(f),
-        jetdir::archive::natsarc::V2Options::new("x"),
+        jetdir::backup::natsarc::V2Options::new("x"),
         |e, _| entries.push(e.clone()),
     );
     // Drop seq 299 (an interior message: the last one, 300, keeps last_seq).

@@ -1,9 +1,9 @@
 //! pack → verify → extract → verify gives the same state, for every format; the manifest
 //! catches any change to a packed file.
-use jetdir::archive::verify::verify_path;
-use jetdir::extract::{extract, ExtractOptions};
-use jetdir::pack::{pack, PackFormat, PackOptions};
-use jetdir::verify::{verify_store, NoProgress, Options, Report, StreamReport};
+use jetdir::check::archive::verify_path;
+use jetdir::check::store::{verify_store, NoProgress, Options, Report, StreamReport};
+use jetdir::ops::extract::{extract, ExtractOptions};
+use jetdir::ops::pack::{pack, PackFormat, PackOptions};
 use std::fs;
 use std::path::PathBuf;
 
@@ -85,7 +85,7 @@ fn pack_verify_extract_same_state_every_format() {
                 pr.exit_code(),
                 0,
                 "{sample}/{stream} {format:?}: {}",
-                pr.render()
+                serde_json::to_string_pretty(&pr).unwrap()
             );
             let v = verify_path(&out, &Options::default(), &NoProgress).unwrap();
             assert!(
@@ -120,7 +120,7 @@ fn pack_verify_extract_same_state_every_format() {
                 er.exit_code(),
                 0,
                 "{sample}/{stream} {format:?}: {}",
-                er.render()
+                serde_json::to_string_pretty(&er).unwrap()
             );
             let back = verify_store(&dst, &Options::default(), &NoProgress).unwrap();
             assert!(

@@ -1,0 +1,1079 @@
+//! The `NATSARC1` archive (backup format V2, nats-server 2.15+), read and written as a stream.
+//!
+//! Layout (after S2 decoding): magic `NATSARC1`, then entries `uvarint nameLen | varint ts |
+//! uvarint seq | uvarint headerSize | uvarint payloadSize | name | header bytes | body bytes`,
+//! ended by an all-zero entry (5 zero bytes). No checksums, no padding.
+//! A backup holds `state.json`, `consumer_count` entries `consumers/<name>`, then one entry per
+//! message in ascending sequence, then the sentinel. [`V2Checker`] enforces what the server's
+//! restore enforces plus the counts a verifier can check against `state.json`.
+use super::backup_json::StreamStateJson;
+use crate::base::problem::{Location, Problem};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Read, Write};
+use thiserror::Error;
+
+pub const MAGIC: &[u8; 8] = b"NATSARC1";
+/// Default limit on an entry name (the server accepts up to 1 MiB; subjects are far shorter).
+pub const DEFAULT_MAX_NAME: u64 = 64 << 10;
+/// Default limit on header + payload of one entry (the server's max_payload is at most 64 MiB).
+pub const DEFAULT_MAX_ENTRY: u64 = 64 << 20;
+
+#[derive(Debug, Error)]
+pub enum ArcError {
+    #[error("read error at archive offset {offset}: {source}")]
+    Io {
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("not a NATSARC1 archive: starts with {found:02x?}")]
+    BadMagic { found: Vec<u8> },
+    #[error("archive truncated: {what} of the entry at offset {offset} ends at offset {at}")]
+    Truncated {
+        offset: u64,
+        at: u64,
+        what: &'static str,
+    },
+    #[error("archive ends at offset {offset} without the end-of-backup sentinel")]
+    MissingSentinel { offset: u64 },
+    #[error("malformed varint in the entry header at offset {offset}")]
+    Varint { offset: u64 },
+    #[error("entry at offset {offset}: name of {len} bytes is longer than the {max} accepted")]
+    NameTooLong { offset: u64, len: u64, max: u64 },
+    #[error("entry at offset {offset}: header {header} + payload {payload} bytes exceed the {max} accepted")]
+    EntryTooLarge {
+        offset: u64,
+        header: u64,
+        payload: u64,
+        max: u64,
+    },
+}
+
+impl ArcError {
+    /// Offset in the decoded archive (entry start, or where reading failed).
+    pub fn offset(&self) -> u64 {
+        match self {
+            ArcError::Io { offset, .. }
+            | ArcError::Truncated { offset, .. }
+            | ArcError::MissingSentinel { offset }
+            | ArcError::Varint { offset }
+            | ArcError::NameTooLong { offset, .. }
+            | ArcError::EntryTooLarge { offset, .. } => *offset,
+            ArcError::BadMagic { .. } => 0,
+        }
+    }
+    /// Stable problem kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ArcError::Io { source, .. } => super::io_error_kind(source),
+            ArcError::BadMagic { .. } => "v2_bad_magic",
+            ArcError::Truncated { .. } => "v2_truncated",
+            ArcError::MissingSentinel { .. } => "v2_missing_sentinel",
+            ArcError::Varint { .. } => "v2_corrupt",
+            ArcError::NameTooLong { .. } | ArcError::EntryTooLarge { .. } => "v2_entry_too_large",
+        }
+    }
+}
+
+/// One archive entry with its bytes. `header` is the message header block (`headerSize` bytes),
+/// `payload` the rest (`payloadSize` bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArcEntry {
+    pub name: Vec<u8>,
+    pub timestamp: i64,
+    pub seq: u64,
+    pub header: Vec<u8>,
+    pub payload: Vec<u8>,
+    /// Offset of the entry's first byte in the decoded archive (the magic is at 0).
+    pub offset: u64,
+}
+
+impl ArcEntry {
+    /// An entry with no name and no bytes (a buffer for [`NatsArcReader::next_entry_into`]).
+    pub fn empty() -> Self {
+        ArcEntry {
+            name: Vec::new(),
+            timestamp: 0,
+            seq: 0,
+            header: Vec::new(),
+            payload: Vec::new(),
+            offset: 0,
+        }
+    }
+    pub fn name_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+    /// Bytes this entry occupies in the archive.
+    pub fn encoded_len(&self) -> u64 {
+        let mut v = Vec::with_capacity(40);
+        put_entry_header(
+            &mut v,
+            self.name.len() as u64,
+            self.timestamp,
+            self.seq,
+            self.header.len() as u64,
+            self.payload.len() as u64,
+        );
+        v.len() as u64
+            + self.name.len() as u64
+            + self.header.len() as u64
+            + self.payload.len() as u64
+    }
+}
+
+fn put_entry_header(v: &mut Vec<u8>, name_len: u64, ts: i64, seq: u64, hlen: u64, plen: u64) {
+    crate::base::bytes::put_uvarint(v, name_len);
+    crate::base::bytes::put_varint(v, ts);
+    crate::base::bytes::put_uvarint(v, seq);
+    crate::base::bytes::put_uvarint(v, hlen);
+    crate::base::bytes::put_uvarint(v, plen);
+}
+
+/// Streaming reader. Memory per entry is bounded by the limits (name, header + payload).
+pub struct NatsArcReader<R: Read> {
+    r: R,
+    pos: u64,
+    ended: bool,
+    failed: bool,
+    max_name: u64,
+    max_entry: u64,
+}
+
+enum ByteRead {
+    Byte(u8),
+    Eof,
+}
+
+impl<R: Read> NatsArcReader<R> {
+    /// Reads and checks the magic.
+    pub fn new(r: R) -> Result<Self, ArcError> {
+        Self::with_limits(r, DEFAULT_MAX_NAME, DEFAULT_MAX_ENTRY)
+    }
+
+    pub fn with_limits(r: R, max_name: u64, max_entry: u64) -> Result<Self, ArcError> {
+        let mut me = NatsArcReader {
+            r,
+            pos: 0,
+            ended: false,
+            failed: false,
+            max_name,
+            max_entry,
+        };
+        let mut magic = Vec::with_capacity(8);
+        let n = me.read_up_to(&mut magic, 8)?;
+        if n < 8 {
+            if magic.as_slice() == &MAGIC[..magic.len()] {
+                return Err(ArcError::Truncated {
+                    offset: 0,
+                    at: n,
+                    what: "magic",
+                });
+            }
+            return Err(ArcError::BadMagic { found: magic });
+        }
+        if magic.as_slice() != MAGIC {
+            return Err(ArcError::BadMagic { found: magic });
+        }
+        Ok(me)
+    }
+
+    /// Position in the decoded archive (bytes consumed so far).
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// True once the end sentinel was read.
+    pub fn at_end(&self) -> bool {
+        self.ended
+    }
+
+    pub fn get_ref(&self) -> &R {
+        &self.r
+    }
+
+    pub fn into_inner(self) -> R {
+        self.r
+    }
+
+    fn read_byte(&mut self) -> Result<ByteRead, ArcError> {
+        let mut b = [0u8; 1];
+        loop {
+            match self.r.read(&mut b) {
+                Ok(0) => return Ok(ByteRead::Eof),
+                Ok(_) => {
+                    self.pos += 1;
+                    return Ok(ByteRead::Byte(b[0]));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(ArcError::Io {
+                        offset: self.pos,
+                        source: e,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Appends up to `n` bytes to `out`; returns how many were read (less only at EOF).
+    fn read_up_to(&mut self, out: &mut Vec<u8>, n: u64) -> Result<u64, ArcError> {
+        let start = self.pos;
+        let got = (&mut self.r).take(n).read_to_end(out);
+        match got {
+            Ok(k) => {
+                self.pos += k as u64;
+                Ok(k as u64)
+            }
+            Err(e) => Err(ArcError::Io {
+                offset: start,
+                source: e,
+            }),
+        }
+    }
+
+    /// Go `binary.ReadUvarint`. `Ok(None)` = clean EOF before the first byte.
+    fn uvarint(&mut self, entry: u64, what: &'static str) -> Result<Option<u64>, ArcError> {
+        let start = self.pos;
+        let mut x: u64 = 0;
+        let mut s: u32 = 0;
+        for i in 0..10 {
+            let b = match self.read_byte()? {
+                ByteRead::Byte(b) => b,
+                ByteRead::Eof if i == 0 => return Ok(None),
+                ByteRead::Eof => {
+                    return Err(ArcError::Truncated {
+                        offset: entry,
+                        at: self.pos,
+                        what,
+                    })
+                }
+            };
+            if b < 0x80 {
+                if i == 9 && b > 1 {
+                    return Err(ArcError::Varint { offset: start });
+                }
+                return Ok(Some(x | (u64::from(b) << s)));
+            }
+            x |= u64::from(b & 0x7f) << s;
+            s += 7;
+        }
+        Err(ArcError::Varint { offset: start })
+    }
+
+    fn field(&mut self, entry: u64, what: &'static str) -> Result<u64, ArcError> {
+        match self.uvarint(entry, what)? {
+            Some(v) => Ok(v),
+            None => Err(ArcError::Truncated {
+                offset: entry,
+                at: self.pos,
+                what,
+            }),
+        }
+    }
+
+    /// Next entry, or `None` after the end sentinel (an all-zero entry with an empty name).
+    /// EOF on an entry boundary is [`ArcError::MissingSentinel`]; EOF inside an entry is
+    /// [`ArcError::Truncated`].
+    /// After an error every further call fails again (at the same offset).
+    pub fn next_entry(&mut self) -> Result<Option<ArcEntry>, ArcError> {
+        if self.ended {
+            return Ok(None);
+        }
+        if self.failed {
+            return Err(ArcError::Io {
+                offset: self.pos,
+                source: io::Error::other("archive reader stopped at an earlier error"),
+            });
+        }
+        let res = self.read_entry();
+        if res.is_err() {
+            self.failed = true;
+        }
+        res
+    }
+
+    fn read_entry(&mut self) -> Result<Option<ArcEntry>, ArcError> {
+        let mut e = ArcEntry::empty();
+        Ok(self.read_entry_into(&mut e)?.then_some(e))
+    }
+
+    /// [`Self::next_entry`] into a reused entry, for reading many entries without allocating
+    /// for each: `Ok(true)` = `e` holds the next entry (its buffers are cleared and refilled,
+    /// keeping their capacity), `Ok(false)` = the end sentinel was read (`e` is then
+    /// unspecified). Same limits, errors and offsets as [`Self::next_entry`].
+    pub fn next_entry_into(&mut self, e: &mut ArcEntry) -> Result<bool, ArcError> {
+        if self.ended {
+            return Ok(false);
+        }
+        if self.failed {
+            return Err(ArcError::Io {
+                offset: self.pos,
+                source: io::Error::other("archive reader stopped at an earlier error"),
+            });
+        }
+        let res = self.read_entry_into(e);
+        if res.is_err() {
+            self.failed = true;
+        }
+        res
+    }
+
+    /// Replaces `out` with up to `n` bytes (fewer only at EOF); returns how many. Memory grows
+    /// with the bytes actually read (at most 1 MiB ahead of them), not with the claimed `n`.
+    fn read_into(&mut self, out: &mut Vec<u8>, n: u64) -> Result<u64, ArcError> {
+        const STEP: u64 = 1 << 20;
+        out.clear();
+        let start = self.pos;
+        let mut got: u64 = 0;
+        while got < n {
+            let at = out.len();
+            let want = at + (n - got).min(STEP) as usize;
+            out.resize(want, 0);
+            let mut filled = at;
+            while filled < want {
+                let Some(dst) = out.get_mut(filled..want) else {
+                    break;
+                };
+                match self.r.read(dst) {
+                    Ok(0) => break,
+                    Ok(k) => filled += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(ArcError::Io {
+                            offset: start,
+                            source: e,
+                        })
+                    }
+                }
+            }
+            out.truncate(filled);
+            got += (filled - at) as u64;
+            if filled < want {
+                break;
+            }
+        }
+        self.pos += got;
+        Ok(got)
+    }
+
+    fn read_entry_into(&mut self, e: &mut ArcEntry) -> Result<bool, ArcError> {
+        let offset = self.pos;
+        let Some(name_len) = self.uvarint(offset, "name length")? else {
+            return Err(ArcError::MissingSentinel { offset });
+        };
+        let ts_raw = self.field(offset, "timestamp")?;
+        let timestamp = ((ts_raw >> 1) as i64) ^ -((ts_raw & 1) as i64);
+        let seq = self.field(offset, "sequence")?;
+        let hlen = self.field(offset, "header size")?;
+        let plen = self.field(offset, "payload size")?;
+        if name_len > self.max_name {
+            return Err(ArcError::NameTooLong {
+                offset,
+                len: name_len,
+                max: self.max_name,
+            });
+        }
+        let total = hlen.checked_add(plen);
+        if hlen > i64::MAX as u64
+            || plen > i64::MAX as u64
+            || total.is_none_or(|t| t > self.max_entry)
+        {
+            return Err(ArcError::EntryTooLarge {
+                offset,
+                header: hlen,
+                payload: plen,
+                max: self.max_entry,
+            });
+        }
+        e.offset = offset;
+        e.timestamp = timestamp;
+        e.seq = seq;
+        e.header.clear();
+        e.payload.clear();
+        if self.read_into(&mut e.name, name_len)? < name_len {
+            return Err(ArcError::Truncated {
+                offset,
+                at: self.pos,
+                what: "name",
+            });
+        }
+        if name_len == 0 && timestamp == 0 && seq == 0 && hlen == 0 && plen == 0 {
+            self.ended = true;
+            return Ok(false);
+        }
+        if self.read_into(&mut e.header, hlen)? < hlen {
+            return Err(ArcError::Truncated {
+                offset,
+                at: self.pos,
+                what: "header",
+            });
+        }
+        if self.read_into(&mut e.payload, plen)? < plen {
+            return Err(ArcError::Truncated {
+                offset,
+                at: self.pos,
+                what: "payload",
+            });
+        }
+        Ok(true)
+    }
+
+    /// After the sentinel: counts (and discards) every remaining byte. 0 = a clean end.
+    pub fn trailing_bytes(&mut self) -> io::Result<u64> {
+        let n = io::copy(&mut self.r, &mut io::sink())?;
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Writes a NATSARC1 archive byte-for-byte as the server does.
+pub struct NatsArcWriter<W: Write> {
+    w: W,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> NatsArcWriter<W> {
+    /// Writes the magic.
+    pub fn new(mut w: W) -> io::Result<Self> {
+        w.write_all(MAGIC)?;
+        Ok(NatsArcWriter {
+            w,
+            scratch: Vec::with_capacity(64),
+        })
+    }
+
+    pub fn write_entry(
+        &mut self,
+        name: &[u8],
+        ts: i64,
+        seq: u64,
+        header: &[u8],
+        payload: &[u8],
+    ) -> io::Result<()> {
+        self.scratch.clear();
+        put_entry_header(
+            &mut self.scratch,
+            name.len() as u64,
+            ts,
+            seq,
+            header.len() as u64,
+            payload.len() as u64,
+        );
+        self.w.write_all(&self.scratch)?;
+        self.w.write_all(name)?;
+        self.w.write_all(header)?;
+        self.w.write_all(payload)
+    }
+
+    /// Writes the end sentinel and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.w.write_all(&[0u8; 5])?;
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed entry models.
+
+/// A `(consumer_seq, stream_seq)` pair.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeqPairJson {
+    #[serde(default)]
+    pub consumer_seq: u64,
+    #[serde(default)]
+    pub stream_seq: u64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One pending ack (Go struct without JSON tags, hence the capitalised keys).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PendingJson {
+    #[serde(rename = "Sequence", default)]
+    pub sequence: u64,
+    #[serde(rename = "Timestamp", default)]
+    pub timestamp: i64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Consumer state as the V2 archive stores it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerStateJson {
+    #[serde(default)]
+    pub delivered: SeqPairJson,
+    #[serde(default)]
+    pub ack_floor: SeqPairJson,
+    /// Keyed by stream sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<BTreeMap<u64, PendingJson>>,
+    /// Stream sequence -> delivery count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivered: Option<BTreeMap<u64, u64>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The consumer config fields jetdir looks at; everything else stays in `extra`, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerConfigJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_subjects: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Payload of a `consumers/<name>` entry. The server refuses a restore when `config` or `state`
+/// is missing; both are Options here so the checker can say which.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerEntryJson {
+    #[serde(default)]
+    pub config: Option<ConsumerConfigJson>,
+    #[serde(default)]
+    pub state: Option<ConsumerStateJson>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structure checker.
+
+/// What role an entry played in the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryRole {
+    State,
+    Consumer,
+    Message,
+    /// Out of place (already reported as a problem).
+    Unexpected,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct V2Options {
+    /// Archive member label used in problem locations, e.g. `stream.tar.s2`.
+    pub label: String,
+    pub account: Option<String>,
+    pub stream: Option<String>,
+    /// The stream's `max_msg_size` (from backup.json), when limited.
+    pub max_msg_size: Option<u64>,
+}
+
+impl V2Options {
+    /// Options with the given location label (normally `stream.tar.s2`).
+    pub fn new(label: impl Into<String>) -> Self {
+        V2Options {
+            label: label.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A consumer entry as found in the archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V2Consumer {
+    pub name: String,
+    pub offset: u64,
+    /// `None` when the JSON could not be parsed (reported).
+    pub entry: Option<ConsumerEntryJson>,
+}
+
+/// What a full pass over a V2 archive found.
+#[derive(Debug, Clone, Default)]
+pub struct V2Summary {
+    pub state: Option<StreamStateJson>,
+    /// The snapshot time (state.json's timestamp, ns).
+    pub snapshot_ts: Option<i64>,
+    pub consumers: Vec<V2Consumer>,
+    /// Entries read, sentinel not included.
+    pub entries: u64,
+    pub messages: u64,
+    pub messages_with_headers: u64,
+    pub first_msg_seq: Option<u64>,
+    pub last_msg_seq: Option<u64>,
+    /// Sum of the file-store record sizes of the messages (what state.bytes counts).
+    pub stored_bytes: u64,
+    pub sentinel: bool,
+    /// Decoded bytes after the sentinel.
+    pub trailing_bytes: u64,
+    /// Decoded archive size up to where reading stopped.
+    pub archive_bytes: u64,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    State,
+    /// Consumer entries still expected (`None` = unknown because state.json was bad).
+    Consumers(Option<u64>),
+    Messages,
+}
+
+/// File-store record size of a message (`fileStoreMsgSizeRaw`): 22-byte header, subject,
+/// 4-byte header length + headers when present, body, 8-byte checksum.
+pub fn filestore_msg_size(subject_len: u64, header_len: u64, body_len: u64) -> u64 {
+    let h = if header_len > 0 { 4 + header_len } else { 0 };
+    22u64
+        .saturating_add(subject_len)
+        .saturating_add(h)
+        .saturating_add(body_len)
+        .saturating_add(8)
+}
+
+/// Incremental checker: feed it every entry in order, then the end (sentinel, error, trailing).
+pub struct V2Checker {
+    opts: V2Options,
+    phase: Phase,
+    declared_consumers: Option<u64>,
+    consumer_names: HashSet<String>,
+    sum: V2Summary,
+    complete: bool,
+}
+
+impl V2Checker {
+    pub fn new(opts: V2Options) -> Self {
+        V2Checker {
+            opts,
+            phase: Phase::State,
+            declared_consumers: None,
+            consumer_names: HashSet::new(),
+            sum: V2Summary::default(),
+            complete: false,
+        }
+    }
+
+    fn loc(&self, name: &str, offset: u64) -> Location {
+        Location {
+            account: self.opts.account.clone(),
+            stream: self.opts.stream.clone(),
+            file: Some(if name.is_empty() {
+                self.opts.label.clone()
+            } else {
+                format!("{}:{}", self.opts.label, name)
+            }),
+            offset: Some(offset),
+            ..Default::default()
+        }
+    }
+
+    /// Problems found so far (for a caller that wants to stop early at the first error).
+    pub fn problems(&self) -> &[Problem] {
+        &self.sum.problems
+    }
+
+    fn err(&mut self, kind: &str, loc: Location, msg: String) {
+        self.sum.problems.push(Problem::error(kind, loc, msg));
+    }
+
+    /// Classify and check one entry.
+    pub fn entry(&mut self, e: &ArcEntry) -> EntryRole {
+        self.sum.entries += 1;
+        let name = String::from_utf8_lossy(&e.name);
+        loop {
+            match self.phase {
+                Phase::State => {
+                    if e.name == b"state.json" {
+                        self.state_entry(e);
+                        return EntryRole::State;
+                    }
+                    self.err(
+                        "v2_order",
+                        self.loc(&name, e.offset),
+                        format!("expected state.json first, found {name:?}"),
+                    );
+                    self.phase = Phase::Consumers(None);
+                }
+                Phase::Consumers(remaining) => {
+                    if remaining == Some(0) {
+                        self.phase = Phase::Messages;
+                        continue;
+                    }
+                    if let Some(cname) = name.strip_prefix("consumers/") {
+                        self.consumer_entry(e, cname);
+                        self.phase = Phase::Consumers(remaining.map(|r| r.saturating_sub(1)));
+                        return EntryRole::Consumer;
+                    }
+                    if e.name == b"state.json" {
+                        self.err(
+                            "v2_order",
+                            self.loc(&name, e.offset),
+                            "a second state.json entry".into(),
+                        );
+                        return EntryRole::Unexpected;
+                    }
+                    if let (Some(r), Some(d)) = (remaining, self.declared_consumers) {
+                        let found = d.saturating_sub(r);
+                        self.err(
+                            "v2_consumer_count",
+                            self.loc(&name, e.offset),
+                            format!("state.json declares {d} consumers but only {found} consumer entries precede {name:?} (the server's restore fails: expected consumer)"),
+                        );
+                    }
+                    self.phase = Phase::Messages;
+                }
+                Phase::Messages => return self.message_entry(e, &name),
+            }
+        }
+    }
+
+    fn state_entry(&mut self, e: &ArcEntry) {
+        self.sum.snapshot_ts = Some(e.timestamp);
+        let mut body = e.header.clone();
+        body.extend_from_slice(&e.payload);
+        match serde_json::from_slice::<StreamStateJson>(&body) {
+            Ok(st) => {
+                if st.messages > 0 && (st.first_seq == 0 || st.last_seq < st.first_seq) {
+                    self.err(
+                        "v2_state_json",
+                        self.loc("state.json", e.offset),
+                        format!(
+                            "state.json has {} messages but first_seq {} / last_seq {}",
+                            st.messages, st.first_seq, st.last_seq
+                        ),
+                    );
+                }
+                let n = st.consumers();
+                self.declared_consumers = Some(n);
+                self.phase = Phase::Consumers(Some(n));
+                self.sum.state = Some(st);
+            }
+            Err(err) => {
+                self.err(
+                    "v2_state_json",
+                    self.loc("state.json", e.offset),
+                    format!("error in state.json: {err}"),
+                );
+                self.phase = Phase::Consumers(None);
+            }
+        }
+    }
+
+    fn consumer_entry(&mut self, e: &ArcEntry, cname: &str) {
+        let full = format!("consumers/{cname}");
+        if !self.consumer_names.insert(cname.to_string()) {
+            let loc = self.loc(&full, e.offset).consumer(cname);
+            self.err(
+                "v2_consumer_duplicate",
+                loc,
+                format!("consumer {cname:?} appears twice"),
+            );
+        }
+        if cname.is_empty() || cname.contains(['/', '\\', '.', '*', '>', ' ', '\t', '\r', '\n']) {
+            let loc = self.loc(&full, e.offset).consumer(cname);
+            self.err(
+                "v2_consumer_json",
+                loc,
+                format!("invalid consumer name {cname:?}"),
+            );
+        }
+        let mut body = e.header.clone();
+        body.extend_from_slice(&e.payload);
+        let parsed = match serde_json::from_slice::<ConsumerEntryJson>(&body) {
+            Ok(c) => {
+                let missing = match (&c.config, &c.state) {
+                    (None, _) => Some("config"),
+                    (_, None) => Some("state"),
+                    _ => None,
+                };
+                if let Some(m) = missing {
+                    let loc = self.loc(&full, e.offset).consumer(cname);
+                    self.err(
+                        "v2_consumer_json",
+                        loc,
+                        format!("consumer {cname:?} is missing {m}"),
+                    );
+                }
+                if let (Some(st), Some(state)) = (&c.state, &self.sum.state) {
+                    if st.delivered.stream_seq > state.last_seq
+                        || st.ack_floor.stream_seq > st.delivered.stream_seq
+                    {
+                        let loc = self.loc(&full, e.offset).consumer(cname);
+                        self.err(
+                            "v2_consumer_state",
+                            loc,
+                            format!(
+                                "consumer {cname:?}: delivered stream seq {} / ack floor {} inconsistent with the stream's last_seq {}",
+                                st.delivered.stream_seq, st.ack_floor.stream_seq, state.last_seq
+                            ),
+                        );
+                    }
+                }
+                Some(c)
+            }
+            Err(err) => {
+                let loc = self.loc(&full, e.offset).consumer(cname);
+                self.err(
+                    "v2_consumer_json",
+                    loc,
+                    format!("failed to decode consumer {cname:?} state: {err}"),
+                );
+                None
+            }
+        };
+        self.sum.consumers.push(V2Consumer {
+            name: cname.to_string(),
+            offset: e.offset,
+            entry: parsed,
+        });
+    }
+
+    fn message_entry(&mut self, e: &ArcEntry, name: &str) -> EntryRole {
+        if e.seq == 0 {
+            if name.starts_with("consumers/") {
+                let kind = if self.sum.messages == 0 {
+                    "v2_consumer_count"
+                } else {
+                    "v2_order"
+                };
+                let d = self
+                    .declared_consumers
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "?".into());
+                self.err(
+                    kind,
+                    self.loc(name, e.offset),
+                    format!("consumer entry {name:?} after the {d} consumers state.json declares"),
+                );
+            } else if e.name == b"state.json" {
+                self.err(
+                    "v2_order",
+                    self.loc(name, e.offset),
+                    "a second state.json entry".into(),
+                );
+            } else if e.timestamp == 0 && e.header.is_empty() && e.payload.is_empty() {
+                self.err(
+                    "v2_bad_sentinel",
+                    self.loc(name, e.offset),
+                    format!("end-of-backup sentinel with a name ({name:?}); the server stops reading here"),
+                );
+            } else {
+                self.err(
+                    "v2_seq_missing",
+                    self.loc(name, e.offset),
+                    format!("entry {name:?} has no message sequence"),
+                );
+            }
+            return EntryRole::Unexpected;
+        }
+        let seq = e.seq;
+        // built only when a problem needs it (this runs once per message)
+        let mk = |c: &V2Checker| c.loc(name, e.offset).seq(seq);
+        if let Some(prev) = self.sum.last_msg_seq {
+            if seq <= prev {
+                self.err(
+                    "v2_seq_not_ascending",
+                    mk(self),
+                    format!("message sequence {seq} out of order (after {prev})"),
+                );
+            }
+        }
+        if let Some(st) = &self.sum.state {
+            if seq < st.first_seq || seq > st.last_seq {
+                let msg = format!(
+                    "message sequence {seq} outside state.json's range {}..={}",
+                    st.first_seq, st.last_seq
+                );
+                let l = mk(self);
+                self.err("v2_seq_out_of_range", l, msg);
+            }
+        }
+        if e.name.is_empty() {
+            self.err(
+                "v2_bad_subject",
+                mk(self),
+                format!("message {seq} has an empty subject"),
+            );
+        }
+        let (hl, pl) = (e.header.len() as u64, e.payload.len() as u64);
+        if let Some(mms) = self.opts.max_msg_size {
+            if hl.saturating_add(pl) > mms {
+                self.err(
+                    "v2_msg_too_large",
+                    mk(self),
+                    format!(
+                        "message {seq} is {} bytes, above the stream's max_msg_size {mms}",
+                        hl + pl
+                    ),
+                );
+            }
+        }
+        if hl > 0 && !e.header.starts_with(b"NATS/1.0") {
+            self.err(
+                "v2_bad_header",
+                mk(self),
+                format!("message {seq}: header block does not start with NATS/1.0"),
+            );
+        }
+        if hl > 0 {
+            self.sum.messages_with_headers += 1;
+        }
+        self.sum.messages += 1;
+        self.sum.stored_bytes =
+            self.sum
+                .stored_bytes
+                .saturating_add(filestore_msg_size(e.name.len() as u64, hl, pl));
+        if self.sum.first_msg_seq.is_none() {
+            self.sum.first_msg_seq = Some(seq);
+        }
+        self.sum.last_msg_seq = Some(self.sum.last_msg_seq.map_or(seq, |p| p.max(seq)));
+        EntryRole::Message
+    }
+
+    /// The sentinel was read at `offset`.
+    pub fn sentinel(&mut self, offset: u64) {
+        match self.phase {
+            Phase::State => {
+                self.err(
+                    "v2_order",
+                    self.loc("", offset),
+                    "archive ends before state.json".into(),
+                );
+            }
+            Phase::Consumers(Some(r)) if r > 0 => {
+                let d = self.declared_consumers.unwrap_or(0);
+                self.err(
+                    "v2_consumer_count",
+                    self.loc("", offset),
+                    format!(
+                        "state.json declares {d} consumers but the archive ends after {}",
+                        d.saturating_sub(r)
+                    ),
+                );
+            }
+            _ => {}
+        }
+        self.sum.sentinel = true;
+        self.complete = true;
+    }
+
+    /// Reading stopped with `e` (truncation, corrupt framing, limits).
+    pub fn error(&mut self, e: &ArcError) {
+        let off = e.offset();
+        let mut loc = self.loc("", off);
+        if let ArcError::Io { source, .. } = e {
+            if let Some(c) = super::compressed_offset_of(source) {
+                loc = self.loc("", c);
+            }
+        }
+        self.err(e.kind(), loc, e.to_string());
+    }
+
+    /// `n` decoded bytes follow the sentinel at `offset`.
+    pub fn trailing(&mut self, offset: u64, n: u64) {
+        self.sum.trailing_bytes = n;
+        if n > 0 {
+            let loc = self.loc("", offset);
+            self.sum.problems.push(Problem::warning(
+                "v2_trailing_data",
+                loc,
+                format!("{n} bytes after the end-of-backup sentinel (the server ignores them)"),
+            ));
+        }
+    }
+
+    /// Final cross-checks against state.json (only for a complete archive).
+    pub fn finish(mut self, archive_bytes: u64) -> V2Summary {
+        self.sum.archive_bytes = archive_bytes;
+        if self.complete {
+            if let Some(st) = self.sum.state.clone() {
+                let loc = self.loc("state.json", 8);
+                if self.sum.messages != st.messages {
+                    self.err(
+                        "v2_message_count",
+                        loc.clone(),
+                        format!(
+                            "state.json says {} messages, the archive holds {}",
+                            st.messages, self.sum.messages
+                        ),
+                    );
+                }
+                if let Some(f) = self.sum.first_msg_seq {
+                    if f != st.first_seq {
+                        self.err(
+                            "v2_first_seq",
+                            loc.clone(),
+                            format!(
+                                "state.json first_seq {} but the first message is {f}",
+                                st.first_seq
+                            ),
+                        );
+                    }
+                }
+                if self.sum.stored_bytes != st.bytes && self.sum.messages == st.messages {
+                    self.err(
+                        "v2_bytes",
+                        loc,
+                        format!(
+                            "state.json says {} bytes, the messages add up to {}",
+                            st.bytes, self.sum.stored_bytes
+                        ),
+                    );
+                }
+            }
+        }
+        self.sum
+    }
+}
+
+/// One pass over a decoded V2 archive (`r` yields the bytes after S2 decoding). `on_entry` sees
+/// every entry with its role, in order, e.g. to materialise messages; memory stays bounded.
+pub fn scan_v2<R: Read>(
+    r: R,
+    opts: V2Options,
+    mut on_entry: impl FnMut(&ArcEntry, EntryRole),
+) -> V2Summary {
+    let mut ck = V2Checker::new(opts);
+    let mut rd = match NatsArcReader::new(r) {
+        Ok(rd) => rd,
+        Err(e) => {
+            ck.error(&e);
+            return ck.finish(0);
+        }
+    };
+    // one entry whose buffers are reused for every message: no allocation per message
+    let mut e = ArcEntry::empty();
+    loop {
+        match rd.next_entry_into(&mut e) {
+            Ok(true) => {
+                let role = ck.entry(&e);
+                on_entry(&e, role);
+            }
+            Ok(false) => {
+                let at = rd.position();
+                ck.sentinel(at.saturating_sub(5));
+                match rd.trailing_bytes() {
+                    Ok(n) => ck.trailing(at, n),
+                    Err(e) => {
+                        let pos = rd.position();
+                        ck.error(&ArcError::Io {
+                            offset: pos,
+                            source: e,
+                        });
+                    }
+                }
+                break;
+            }
+            Err(e) => {
+                ck.error(&e);
+                break;
+            }
+        }
+    }
+    let pos = rd.position();
+    ck.finish(pos)
+}
+
+/// [`scan_v2`] without a callback.
+pub fn check_v2_structure<R: Read>(r: R, opts: V2Options) -> V2Summary {
+    scan_v2(r, opts, |_, _| {})
+}

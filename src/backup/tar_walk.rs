@@ -1,0 +1,707 @@
+//! Walk a tar stream of a stream directory (V1 backup payload, `.tar`, `.tgz`) without unpacking,
+//! refusing everything that is not a plain file of the stream layout.
+//!
+//! The tar crate is used in raw mode so PAX / GNU long-name headers are handled here with size
+//! limits (the crate would read them whole into memory). Each accepted member's bytes are handed
+//! to a callback as they stream by; nothing is buffered beyond one 32 KiB copy buffer.
+//!
+//! Locations in problems: `file` = `<label>:<member path as written in the archive>` and
+//! `offset` = the member's header offset in the decoded tar stream (for S2 decoding errors:
+//! `file` = `<label>` and the offset in the compressed file).
+use crate::base::problem::{Location, Problem};
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+const BLOCK: u64 = 512;
+/// Limit for PAX extended headers and GNU long names (real ones are < 200 bytes).
+const MAX_EXT_HEADER: u64 = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct TarOptions {
+    /// Name of the archive in problem locations, e.g. `stream.tar.s2` or `ORDERS.tgz`.
+    pub label: String,
+    pub account: Option<String>,
+    pub stream: Option<String>,
+    /// Largest member accepted (decompression-bomb guard); larger ones are hostile.
+    pub max_member_size: u64,
+    /// Most members accepted; the walk stops after that many.
+    pub max_members: u64,
+    /// Strip one top-level directory shared by every member (`ORDERS/meta.inf` → `meta.inf`).
+    pub strip_top_dir: bool,
+}
+
+impl Default for TarOptions {
+    fn default() -> Self {
+        TarOptions {
+            label: "stream.tar.s2".into(),
+            account: None,
+            stream: None,
+            max_member_size: 1 << 30,
+            max_members: 1_000_000,
+            strip_top_dir: true,
+        }
+    }
+}
+
+/// What a member is in the stream directory layout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Layout {
+    MetaInf,
+    MetaSum,
+    /// `msgs/<N>.blk`
+    Block(u64),
+    /// `msgs/<N>.idx` (≤ 2.9)
+    BlockIdx(u64),
+    /// `msgs/<N>.fss` (≤ 2.9)
+    BlockFss(u64),
+    IndexDb,
+    ThwDb,
+    SchedDb,
+    SourcesDb,
+    ErrorsTxt,
+    ConsumerMetaInf(String),
+    ConsumerMetaSum(String),
+    ConsumerState(String),
+}
+
+/// An accepted regular-file member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarMember {
+    /// Normalised path relative to the stream directory (`/` separators, top dir stripped).
+    pub path: String,
+    pub size: u64,
+    /// Offset of the member's data in the decoded tar stream.
+    pub offset: u64,
+    /// Offset of the member's (ustar) header in the decoded tar stream.
+    pub header_offset: u64,
+    pub layout: Layout,
+}
+
+/// Result of a walk.
+#[derive(Debug, Clone, Default)]
+pub struct TarSummary {
+    /// Accepted members, in archive order.
+    pub members: Vec<TarMember>,
+    /// The stripped top-level directory, if any.
+    pub top_dir: Option<String>,
+    /// Directory entries seen (ignored).
+    pub directories: u64,
+    /// An end-of-archive zero block was read.
+    pub end_marker: bool,
+    /// Bytes after the end-of-archive block (zero padding included).
+    pub trailing_bytes: u64,
+    /// Decoded tar bytes read in total.
+    pub tar_bytes: u64,
+    /// The walk stopped early (corruption, truncation, callback error, limits).
+    pub aborted: bool,
+    pub problems: Vec<Problem>,
+}
+
+impl TarSummary {
+    pub fn member(&self, path: &str) -> Option<&TarMember> {
+        self.members.iter().find(|m| m.path == path)
+    }
+
+    /// Members the server's V1 restore needs: `meta.inf` (restore fails without it) and
+    /// `meta.sum` (the server drops the stream at the next start without a valid one).
+    /// Only meaningful for a walk that was not aborted.
+    pub fn missing_required(&self, opts: &TarOptions) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if self.aborted {
+            return out;
+        }
+        for (name, why) in [
+            ("meta.inf", "the server's restore fails without it"),
+            (
+                "meta.sum",
+                "the server skips the stream at start-up without it",
+            ),
+        ] {
+            if self.member(name).is_none() {
+                let loc = Location {
+                    account: opts.account.clone(),
+                    stream: opts.stream.clone(),
+                    file: Some(format!("{}:{name}", opts.label)),
+                    ..Default::default()
+                };
+                out.push(Problem::error(
+                    "archive_missing_member",
+                    loc,
+                    format!("no {name} in the archive: {why}"),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Consumer (durable) names as the server allows them in a path.
+fn valid_consumer_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 255
+        && n != "."
+        && n != ".."
+        && !n.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '.' | '*' | '>')
+        })
+}
+
+fn block_index(name: &str, ext: &str) -> Option<u64> {
+    let digits = name.strip_suffix(ext)?;
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Classify a normalised relative path (components) in the stream directory layout.
+pub fn classify(comps: &[&str]) -> Option<Layout> {
+    match comps {
+        ["meta.inf"] => Some(Layout::MetaInf),
+        ["meta.sum"] => Some(Layout::MetaSum),
+        ["sources.db"] => Some(Layout::SourcesDb),
+        ["errors.txt"] => Some(Layout::ErrorsTxt),
+        ["msgs", "index.db"] => Some(Layout::IndexDb),
+        ["msgs", "thw.db"] => Some(Layout::ThwDb),
+        ["msgs", "sched.db"] => Some(Layout::SchedDb),
+        ["msgs", f] => block_index(f, ".blk")
+            .map(Layout::Block)
+            .or_else(|| block_index(f, ".idx").map(Layout::BlockIdx))
+            .or_else(|| block_index(f, ".fss").map(Layout::BlockFss)),
+        ["obs", c, f] if valid_consumer_name(c) => match *f {
+            "meta.inf" => Some(Layout::ConsumerMetaInf(c.to_string())),
+            "meta.sum" => Some(Layout::ConsumerMetaSum(c.to_string())),
+            "o.dat" => Some(Layout::ConsumerState(c.to_string())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Split a member path into safe components: no absolute path, no `..`, no empty component,
+/// `.` components dropped, one trailing `/` allowed (directories).
+fn split_path(raw: &[u8]) -> Result<Vec<&str>, String> {
+    let s = std::str::from_utf8(raw).map_err(|_| "path is not UTF-8".to_string())?;
+    if s.is_empty() {
+        return Err("empty path".into());
+    }
+    if s.contains('\0') {
+        return Err("path contains NUL".into());
+    }
+    if s.starts_with('/') {
+        return Err("absolute path".into());
+    }
+    if s.contains('\\') {
+        return Err("path contains a backslash".into());
+    }
+    let body = s.strip_suffix('/').unwrap_or(s);
+    let mut out = Vec::new();
+    for c in body.split('/') {
+        match c {
+            "" => return Err("empty path component".into()),
+            ".." => return Err("`..` component".into()),
+            "." => {}
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn type_name(t: u8) -> &'static str {
+    match t {
+        b'1' => "hard link",
+        b'2' => "symbolic link",
+        b'3' => "character device",
+        b'4' => "block device",
+        b'6' => "fifo",
+        b'7' => "contiguous file",
+        b'S' => "sparse file",
+        b'V' => "volume header",
+        b'M' => "multi-volume continuation",
+        _ => "unknown entry type",
+    }
+}
+
+#[derive(Clone, Default)]
+struct Counter(Rc<Cell<u64>>);
+
+struct CountingReader<R> {
+    inner: R,
+    n: Counter,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.0.set(self.n.0.get() + k as u64);
+        Ok(k)
+    }
+}
+
+/// Hands a member's data to the callback, noticing a short stream.
+struct MemberReader<'a, R: Read> {
+    inner: &'a mut R,
+    left: u64,
+    short: bool,
+    failed: Option<io::ErrorKind>,
+}
+
+impl<R: Read> Read for MemberReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let slice = buf.get_mut(..want).unwrap_or_default();
+        match self.inner.read(slice) {
+            Ok(0) => {
+                self.short = true;
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "tar member truncated",
+                ))
+            }
+            Ok(k) => {
+                self.left -= k as u64;
+                Ok(k)
+            }
+            Err(e) => {
+                self.failed = Some(e.kind());
+                Err(e)
+            }
+        }
+    }
+}
+
+fn drain<R: Read>(r: &mut R) -> io::Result<u64> {
+    io::copy(r, &mut io::sink())
+}
+
+/// Read a small extension header body (PAX / GNU long name), refusing large ones.
+fn read_small<R: Read>(r: &mut R, size: u64) -> io::Result<Option<Vec<u8>>> {
+    if size > MAX_EXT_HEADER {
+        drain(r)?;
+        return Ok(None);
+    }
+    let mut v = Vec::with_capacity(size as usize);
+    r.take(size).read_to_end(&mut v)?;
+    if (v.len() as u64) < size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "tar extension header truncated",
+        ));
+    }
+    Ok(Some(v))
+}
+
+/// PAX records `"<len> <key>=<value>\n"`; returns the value of `key`.
+fn pax_value<'a>(pax: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut rest = pax;
+    while !rest.is_empty() {
+        let sp = rest.iter().position(|b| *b == b' ')?;
+        let len: usize = std::str::from_utf8(rest.get(..sp)?).ok()?.parse().ok()?;
+        let rec = rest.get(..len)?;
+        rest = rest.get(len..)?;
+        let kv = rec.get(sp + 1..)?.strip_suffix(b"\n")?;
+        let eq = kv.iter().position(|b| *b == b'=')?;
+        if kv.get(..eq)? == key.as_bytes() {
+            return kv.get(eq + 1..);
+        }
+    }
+    None
+}
+
+fn strip_nuls(v: &[u8]) -> &[u8] {
+    let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
+    v.get(..end).unwrap_or(v)
+}
+
+struct Walker<'o> {
+    opts: &'o TarOptions,
+    sum: TarSummary,
+    seen: HashSet<String>,
+    /// `None` = not decided yet; `Some(None)` = no top dir; `Some(Some(d))` = strip `d`.
+    prefix: Option<Option<String>>,
+}
+
+impl Walker<'_> {
+    fn loc(&self, raw: &str, off: u64) -> Location {
+        Location {
+            account: self.opts.account.clone(),
+            stream: self.opts.stream.clone(),
+            file: Some(if raw.is_empty() {
+                self.opts.label.clone()
+            } else {
+                format!("{}:{}", self.opts.label, raw)
+            }),
+            offset: Some(off),
+            ..Default::default()
+        }
+    }
+
+    fn hostile(&mut self, raw: &str, off: u64, why: &str) {
+        let loc = self.loc(raw, off);
+        self.sum.problems.push(Problem::error(
+            "archive_hostile_member",
+            loc,
+            format!("member {raw:?} refused: {why}"),
+        ));
+    }
+
+    fn stream_error(&mut self, e: &io::Error, tar_off: u64, raw: &str) {
+        self.sum.aborted = true;
+        if let Some(c) = super::compressed_offset_of(e) {
+            let loc = self.loc("", c);
+            self.sum
+                .problems
+                .push(Problem::error(super::io_error_kind(e), loc, e.to_string()));
+            return;
+        }
+        let text = e.to_string();
+        let kind = if e.kind() == io::ErrorKind::UnexpectedEof
+            || text.contains("entire block")
+            || text.contains("unexpected EOF")
+        {
+            "archive_truncated"
+        } else if text.contains("checksum")
+            || text.contains("numeric field")
+            || e.kind() == io::ErrorKind::Other
+        {
+            "archive_corrupt"
+        } else {
+            super::io_error_kind(e)
+        };
+        let loc = self.loc(raw, tar_off);
+        self.sum
+            .problems
+            .push(Problem::error(kind, loc, format!("tar stream: {text}")));
+    }
+
+    /// Map a file member's components to (normalised path, layout), deciding the top dir on the
+    /// first file.
+    fn place(&mut self, comps: &[&str]) -> Result<(String, Layout), String> {
+        if self.prefix.is_none() {
+            if classify(comps).is_some() || !self.opts.strip_top_dir {
+                self.prefix = Some(None);
+            } else if let [top, rest @ ..] = comps {
+                if classify(rest).is_some() {
+                    self.prefix = Some(Some(top.to_string()));
+                }
+            }
+        }
+        let rel: &[&str] = match &self.prefix {
+            Some(Some(p)) => match comps {
+                [top, rest @ ..] if top == p => rest,
+                _ => return Err(format!("outside the archive's top-level directory {p:?}")),
+            },
+            _ => comps,
+        };
+        match classify(rel) {
+            Some(l) => Ok((rel.join("/"), l)),
+            None => Err("not a file of the stream directory layout".into()),
+        }
+    }
+}
+
+/// Walk every member of the tar stream `r` (already decompressed). `f` gets each accepted
+/// regular file with a reader over exactly its bytes; it may read all, some or none of them
+/// (the rest is skipped). Return `Err` from `f` only to abort the walk; content problems are the
+/// caller's to record. Hostile members are reported and skipped, never given to `f`.
+pub fn walk_tar<R: Read>(
+    r: R,
+    opts: &TarOptions,
+    mut f: impl FnMut(&TarMember, &mut dyn Read) -> io::Result<()>,
+) -> TarSummary {
+    let counter = Counter::default();
+    let mut archive = tar::Archive::new(CountingReader {
+        inner: r,
+        n: counter.clone(),
+    });
+    let mut w = Walker {
+        opts,
+        sum: TarSummary::default(),
+        seen: HashSet::new(),
+        prefix: None,
+    };
+    let mut next_header: u64 = 0;
+    let mut pax: Option<Vec<u8>> = None;
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut long_link: Option<Vec<u8>> = None;
+    // An extension header was refused: the next member's real name is unknown.
+    let mut poisoned = false;
+    let mut count: u64 = 0;
+
+    match archive.entries() {
+        Err(e) => w.stream_error(&e, 0, ""),
+        Ok(entries) => {
+            let mut entries = entries.raw(true);
+            loop {
+                let mut entry = match entries.next() {
+                    None => break,
+                    Some(Ok(e)) => e,
+                    Some(Err(e)) => {
+                        w.stream_error(&e, next_header, "");
+                        break;
+                    }
+                };
+                let hpos = entry.raw_header_position();
+                let fpos = entry.raw_file_position();
+                let size = entry.size();
+                next_header = fpos.saturating_add(size.div_ceil(BLOCK).saturating_mul(BLOCK));
+                let tflag = entry.header().entry_type().as_byte();
+                let header_name =
+                    String::from_utf8_lossy(&entry.header().path_bytes()).into_owned();
+
+                // Extension headers describe the next member.
+                if matches!(tflag, b'x' | b'g' | b'L' | b'K') {
+                    let body = match read_small(&mut entry, size) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            w.stream_error(&e, hpos, &header_name);
+                            break;
+                        }
+                    };
+                    let Some(body) = body else {
+                        w.hostile(
+                            &header_name,
+                            hpos,
+                            &format!("extension header of {size} bytes"),
+                        );
+                        poisoned = true;
+                        continue;
+                    };
+                    let slot = match tflag {
+                        b'x' => &mut pax,
+                        b'L' => &mut long_name,
+                        b'K' => &mut long_link,
+                        _ => continue, // global PAX headers carry nothing we use
+                    };
+                    if slot.is_some() {
+                        w.hostile(
+                            &header_name,
+                            hpos,
+                            "two extension headers of the same kind for one member",
+                        );
+                        poisoned = true;
+                    }
+                    *slot = Some(body);
+                    continue;
+                }
+
+                let this_pax = pax.take();
+                let this_long = long_name.take();
+                let this_link = long_link.take();
+                let raw_path: Vec<u8> = if let Some(l) = &this_long {
+                    strip_nuls(l).to_vec()
+                } else if let Some(p) = this_pax.as_deref().and_then(|p| pax_value(p, "path")) {
+                    p.to_vec()
+                } else {
+                    entry.header().path_bytes().into_owned()
+                };
+                let raw = String::from_utf8_lossy(&raw_path).into_owned();
+                if let Some(ps) = this_pax.as_deref().and_then(|p| pax_value(p, "size")) {
+                    if std::str::from_utf8(ps)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        != Some(size)
+                    {
+                        let loc = w.loc(&raw, hpos);
+                        w.sum.problems.push(Problem::error(
+                            "archive_corrupt",
+                            loc,
+                            format!(
+                                "PAX size {:?} disagrees with the header size {size}",
+                                String::from_utf8_lossy(ps)
+                            ),
+                        ));
+                        w.sum.aborted = true;
+                        break;
+                    }
+                }
+                let was_poisoned = std::mem::replace(&mut poisoned, false);
+
+                count += 1;
+                if count > opts.max_members {
+                    w.hostile(
+                        &raw,
+                        hpos,
+                        &format!("more than {} members", opts.max_members),
+                    );
+                    w.sum.aborted = true;
+                    break;
+                }
+
+                let verdict: Result<Option<(String, Layout)>, String> = (|| {
+                    if was_poisoned {
+                        return Err("preceded by a refused extension header".into());
+                    }
+                    let comps = split_path(&raw_path)?;
+                    let is_dir =
+                        tflag == b'5' || (matches!(tflag, b'0' | 0) && raw_path.ends_with(b"/"));
+                    if is_dir {
+                        return Ok(None);
+                    }
+                    if !matches!(tflag, b'0' | 0) {
+                        let mut why = type_name(tflag).to_string();
+                        if let Some(l) = this_link
+                            .as_deref()
+                            .map(strip_nuls)
+                            .map(|b| String::from_utf8_lossy(b).into_owned())
+                            .or_else(|| {
+                                entry
+                                    .header()
+                                    .link_name_bytes()
+                                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                            })
+                        {
+                            if matches!(tflag, b'1' | b'2') {
+                                why = format!("{why} to {l:?}");
+                            }
+                        }
+                        return Err(why);
+                    }
+                    if comps.is_empty() {
+                        return Err("empty path".into());
+                    }
+                    let placed = w.place(&comps)?;
+                    if size > opts.max_member_size {
+                        return Err(format!(
+                            "{size} bytes, more than the {} accepted",
+                            opts.max_member_size
+                        ));
+                    }
+                    if w.seen.contains(&placed.0) {
+                        return Err(format!("duplicate of an earlier member {:?}", placed.0));
+                    }
+                    Ok(Some(placed))
+                })();
+
+                let mut member_reader = MemberReader {
+                    inner: &mut entry,
+                    left: size,
+                    short: false,
+                    failed: None,
+                };
+                match verdict {
+                    Err(why) => w.hostile(&raw, hpos, &why),
+                    Ok(None) => w.sum.directories += 1,
+                    Ok(Some((path, layout))) => {
+                        w.seen.insert(path.clone());
+                        let m = TarMember {
+                            path,
+                            size,
+                            offset: fpos,
+                            header_offset: hpos,
+                            layout,
+                        };
+                        let res = f(&m, &mut member_reader);
+                        w.sum.members.push(m);
+                        if let Err(e) = res {
+                            if member_reader.short {
+                                w.stream_error(
+                                    &io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()),
+                                    hpos,
+                                    &raw,
+                                );
+                            } else {
+                                w.stream_error(&e, hpos, &raw);
+                            }
+                            break;
+                        }
+                    }
+                }
+                // Skip what the callback left, noticing truncation.
+                match drain(&mut member_reader) {
+                    Ok(_) if member_reader.short || member_reader.left > 0 => {
+                        let e = io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("member data ends {} bytes early", member_reader.left),
+                        );
+                        w.stream_error(&e, hpos, &raw);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let e = if member_reader.short {
+                            io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("member data ends {} bytes early", member_reader.left),
+                            )
+                        } else {
+                            e
+                        };
+                        w.stream_error(&e, hpos, &raw);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    if !w.sum.aborted {
+        if pax.is_some() || long_name.is_some() || long_link.is_some() {
+            let loc = w.loc("", next_header);
+            w.sum.problems.push(Problem::error(
+                "archive_truncated",
+                loc,
+                "tar ends after an extension header".to_string(),
+            ));
+        }
+        let consumed = counter.0.get();
+        if consumed >= next_header.saturating_add(BLOCK) {
+            w.sum.end_marker = true;
+        } else {
+            let loc = w.loc("", next_header);
+            w.sum.problems.push(Problem::error(
+                "archive_truncated",
+                loc,
+                format!("tar stream ends at offset {consumed} without the end-of-archive blocks"),
+            ));
+        }
+    }
+    w.sum.top_dir = w.prefix.clone().flatten();
+    let tar_end = counter.0.get();
+    if !w.sum.aborted {
+        // Everything after the first zero block: zeros are padding, anything else is garbage.
+        let mut inner = archive.into_inner();
+        let mut buf = vec![0u8; 32 << 10];
+        let mut first_nonzero: Option<u64> = None;
+        let mut total: u64 = 0;
+        loop {
+            match inner.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => {
+                    if first_nonzero.is_none() {
+                        if let Some(i) = buf.get(..k).and_then(|b| b.iter().position(|x| *x != 0)) {
+                            first_nonzero = Some(tar_end + total + i as u64);
+                        }
+                    }
+                    total += k as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let off = tar_end + total;
+                    w.stream_error(&e, off, "");
+                    break;
+                }
+            }
+        }
+        w.sum.trailing_bytes = total;
+        if let Some(off) = first_nonzero {
+            let loc = w.loc("", off);
+            w.sum.problems.push(Problem::warning(
+                "archive_trailing_data",
+                loc,
+                format!("non-zero data after the tar end-of-archive block (offset {off}, {total} trailing bytes)"),
+            ));
+        }
+        w.sum.tar_bytes = tar_end + total;
+    } else {
+        w.sum.tar_bytes = tar_end;
+    }
+    w.sum
+}

@@ -1,0 +1,957 @@
+//! `jetdir verify ARCHIVE`: verify a backup without extracting it, with the same report as
+//! for stores. Entry point for both: [`verify_path`].
+//!
+//! V1 payloads (tar inside S2, `.tgz`, `.tar`) are walked once: small files are kept in
+//! memory, each block is checked as it streams by (on a second thread, while the first one
+//! keeps decoding), and the stream is then judged exactly as on disk. V2 payloads (NATSARC1)
+//! are checked entry by entry and the state is computed from the messages.
+use crate::backup::backup_json::{self, BackupJson};
+use crate::backup::detect::{self, ArchiveKind, Detected};
+use crate::backup::natsarc::{self, EntryRole, V2Options};
+use crate::backup::tar_walk::{self, Layout, TarOptions};
+use crate::base::problem::{Location, Problem};
+use crate::check::store::{
+    self, ConsumerReport, Options, Progress, Report, StreamReport, StreamSource,
+};
+use crate::s2::par::ParFrameReader;
+use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+use std::sync::mpsc;
+
+/// `archive` field of the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveInfo {
+    /// "v1" | "v2" | "tgz" | "tar" | "account" (an account backup of several streams).
+    pub format: String,
+    pub path: String,
+}
+
+/// Verify whatever `path` is: a store / account / stream dir, or any backup form.
+pub fn verify_path(path: &Path, opts: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
+    match detect::detect(path) {
+        Ok(d) if d.kind.is_store() => Ok(store::verify_store(path, opts, progress)?),
+        Ok(d) => verify_detected(&d, opts, progress),
+        Err(detect::DetectError::Unrecognised { .. }) if path.is_dir() => {
+            Ok(store::verify_store(path, opts, progress)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Verify a backup (never a store dir). Errors mean "could not run" (exit 2).
+pub fn verify_archive(
+    path: &Path,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> anyhow::Result<Report> {
+    let d = detect::detect(path)?;
+    if d.kind.is_store() {
+        anyhow::bail!(
+            "{}: this is a store or stream directory, not a backup",
+            path.display()
+        );
+    }
+    verify_detected(&d, opts, progress)
+}
+
+fn verify_detected(
+    d: &Detected,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> anyhow::Result<Report> {
+    let mut rep = verify_content(d, opts, progress)?;
+    // a `jetdir pack` output carries manifest.json: every file's sha256 and the manifest's own
+    if let Some(mut p) = crate::backup::manifest::check_manifest(&d.path) {
+        rep.notes.push(format!(
+            "{}: manifest checked ({} problem(s))",
+            d.path.display(),
+            p.len()
+        ));
+        rep.problems.append(&mut p);
+        rep.finish();
+    }
+    Ok(rep)
+}
+
+fn verify_content(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
+    if d.kind == ArchiveKind::AccountBackupDir {
+        let mut rep = Report {
+            archive: Some(ArchiveInfo {
+                format: "account".into(),
+                path: d.path.display().to_string(),
+            }),
+            ..Default::default()
+        };
+        let total: u64 = d
+            .streams
+            .iter()
+            .filter_map(|s| s.payload.as_ref())
+            .filter_map(|p| p.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        progress.start(total);
+        for s in &d.streams {
+            let mut r = verify_one(s, opts, progress)?;
+            rep.streams.append(&mut r.streams);
+            rep.problems.append(&mut r.problems);
+            rep.notes.append(&mut r.notes);
+        }
+        progress.finish();
+        rep.finish();
+        return Ok(rep);
+    }
+    let total = d
+        .payload
+        .as_ref()
+        .and_then(|p| p.metadata().ok())
+        .map_or(0, |m| m.len());
+    progress.start(total);
+    let r = verify_one(d, opts, progress);
+    progress.finish();
+    r
+}
+
+/// Counts bytes read from the payload file for progress.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+    pending: u64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending += n as u64;
+        if self.pending >= 1 << 20 || n == 0 {
+            self.progress.advance(self.pending, "");
+            self.pending = 0;
+        }
+        Ok(n)
+    }
+}
+
+/// Progress for the parallel S2 reader, whose input is read on its own thread: report the
+/// compressed position as the decoded bytes are consumed.
+pub(crate) struct ParCounted<'a> {
+    inner: ParFrameReader,
+    progress: &'a dyn Progress,
+    reported: u64,
+    what: &'static str,
+}
+
+impl<'a> ParCounted<'a> {
+    /// Decode `f` on all cores, reporting progress as `what`.
+    pub(crate) fn open(f: File, progress: &'a dyn Progress, what: &'static str) -> Self {
+        ParCounted {
+            inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
+            progress,
+            reported: 0,
+            what,
+        }
+    }
+}
+
+impl Read for ParCounted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let at = self.inner.compressed_offset();
+        if at >= self.reported + (1 << 20) || n == 0 {
+            self.progress
+                .advance(at.saturating_sub(self.reported), self.what);
+            self.reported = at;
+        }
+        Ok(n)
+    }
+}
+
+pub(crate) fn s2_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+}
+
+fn label_of(d: &Detected) -> String {
+    d.payload
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "stream.tar.s2".into())
+}
+
+fn verify_one(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
+    let label = label_of(d);
+    let mut rep = Report {
+        archive: Some(ArchiveInfo {
+            format: d.kind.format().unwrap_or("unknown").to_string(),
+            path: d.path.display().to_string(),
+        }),
+        ..Default::default()
+    };
+    // backup.json
+    let in_dir = matches!(
+        d.kind,
+        ArchiveKind::BackupDirV1 | ArchiveKind::BackupDirV2 | ArchiveKind::BackupDirUnknown
+    );
+    let bj: Option<BackupJson> = match &d.backup_json {
+        Some(p) => match backup_json::read_backup_json(p) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                rep.problems.push(Problem::error(
+                    format!("backup_json_{}", e.kind()),
+                    Location {
+                        file: Some("backup.json".into()),
+                        offset: e.offset(),
+                        ..Default::default()
+                    },
+                    format!("backup.json: {e}; `nats stream restore` cannot use this backup"),
+                ));
+                None
+            }
+        },
+        None if in_dir => {
+            rep.problems.push(Problem::error(
+                "backup_json_missing",
+                Location {
+                    file: Some("backup.json".into()),
+                    ..Default::default()
+                },
+                "backup.json is missing: `nats stream restore` needs it",
+            ));
+            None
+        }
+        None => None,
+    };
+    let Some(payload) = &d.payload else {
+        rep.problems.push(Problem::error(
+            "archive_missing",
+            Location {
+                file: Some(label),
+                ..Default::default()
+            },
+            format!(
+                "no archive payload: {}",
+                d.reason.clone().unwrap_or_default()
+            ),
+        ));
+        rep.finish();
+        return Ok(rep);
+    };
+    let f = File::open(payload).with_context(|| format!("{}: cannot open", payload.display()))?;
+    let counted = Counted {
+        inner: BufReader::with_capacity(1 << 20, f),
+        progress,
+        pending: 0,
+    };
+    // S2 chunks decode in parallel (each is independent); the payload file is read on the
+    // decoder's own thread, so it is opened again there.
+    let par = |f: File| ParCounted::open(f, progress, "");
+    let (stream, mut problems) = match d.kind {
+        ArchiveKind::BackupDirV2 | ArchiveKind::BareV2 => verify_v2(
+            par(File::open(payload)
+                .with_context(|| format!("{}: cannot open", payload.display()))?),
+            &label,
+            bj.as_ref(),
+        ),
+        ArchiveKind::BackupDirV1 | ArchiveKind::BareV1 => verify_v1(
+            par(File::open(payload)
+                .with_context(|| format!("{}: cannot open", payload.display()))?),
+            &label,
+            bj.as_ref(),
+            opts,
+        ),
+        ArchiveKind::Tgz => verify_v1(
+            flate2::read::MultiGzDecoder::new(counted),
+            &label,
+            bj.as_ref(),
+            opts,
+        ),
+        ArchiveKind::Tar => verify_v1(counted, &label, bj.as_ref(), opts),
+        _ if s2_framed(payload) => {
+            // S2 framing whose first chunk does not decode: say exactly where and why.
+            let mut fr = crate::s2::FrameReader::new(counted);
+            let err = io::copy(&mut fr, &mut io::sink()).err();
+            let (kind, off, what) = match &err {
+                Some(e) => (
+                    crate::backup::io_error_kind(e),
+                    crate::backup::compressed_offset_of(e),
+                    e.to_string(),
+                ),
+                None => (
+                    "archive_unrecognised",
+                    Some(0),
+                    "decodes, but to neither a tar nor a NATSARC1 archive".to_string(),
+                ),
+            };
+            rep.problems.push(Problem::error(
+                kind,
+                Location {
+                    file: Some(label.clone()),
+                    offset: off,
+                    ..Default::default()
+                },
+                format!("{label}: {what}"),
+            ));
+            (None, Vec::new())
+        }
+        _ => {
+            rep.problems.push(Problem::error(
+                "archive_unrecognised",
+                Location {
+                    file: Some(label.clone()),
+                    offset: Some(0),
+                    ..Default::default()
+                },
+                format!(
+                    "{label}: {}",
+                    d.reason
+                        .clone()
+                        .unwrap_or_else(|| "not a tar or NATSARC1 payload".into())
+                ),
+            ));
+            (None, Vec::new())
+        }
+    };
+    rep.problems.append(&mut problems);
+    if let (Some(s), Some(b)) = (&stream, &bj) {
+        compare_backup_json(s, b, &mut rep.problems);
+    }
+    if let Some(s) = stream {
+        rep.streams.push(s);
+    }
+    rep.finish();
+    Ok(rep)
+}
+
+fn s2_framed(p: &Path) -> bool {
+    let mut b = [0u8; 10];
+    File::open(p).and_then(|mut f| f.read_exact(&mut b)).is_ok() && crate::s2::is_framed(&b)
+}
+
+/// Small files of a V1 archive, kept in memory for the shared stream checks.
+#[derive(Default)]
+struct MemSource {
+    files: BTreeMap<String, Vec<u8>>,
+    /// Every member path (blocks included, whose bytes are not kept).
+    names: Vec<String>,
+}
+
+impl StreamSource for MemSource {
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        self.files.get(rel).cloned()
+    }
+    fn files(&self) -> Vec<String> {
+        let mut v = self.names.clone();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+const SMALL_FILE_CAP: u64 = 256 << 20;
+
+fn verify_v1<R: Read>(
+    r: R,
+    label: &str,
+    bj: Option<&BackupJson>,
+    opts: &Options,
+) -> (Option<StreamReport>, Vec<Problem>) {
+    let mut mem = MemSource::default();
+    let mut problems = Vec::new();
+    let account = "$G".to_string();
+    let mut name: Option<String> = bj.and_then(|b| b.stream_name().map(str::to_string));
+    let topts = TarOptions {
+        label: label.to_string(),
+        stream: name.clone(),
+        ..Default::default()
+    };
+    let prefix = format!("{label}:");
+    let empty_dead = DeadSet::default();
+    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>)>(0);
+    let mut tx = Some(tx);
+    let mut rx = Some(rx);
+    // Block buffers go back to the reader for reuse: at most two exist (one being filled, one
+    // being checked), whatever the number of blocks.
+    let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+    let mut back_tx = Some(back_tx);
+    let mut errors_txt: Vec<(String, String)> = Vec::new();
+    let (summary, scans) = std::thread::scope(|scope| {
+        let mut worker: Option<std::thread::ScopedJoinHandle<'_, Vec<BlockScan>>> = None;
+        let summary = tar_walk::walk_tar(r, &topts, |m, rd| {
+            mem.names.push(m.path.clone());
+            match &m.layout {
+                Layout::Block(n) => {
+                    let Ok(n) = u32::try_from(*n) else {
+                        return Ok(()); // absurd block index: listed, never scanned
+                    };
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    buf.clear();
+                    buf.reserve(m.size.min(64 << 20) as usize);
+                    rd.read_to_end(&mut buf)?;
+                    if worker.is_none() {
+                        let stream = name
+                            .clone()
+                            .or_else(|| {
+                                mem.files
+                                    .get("meta.inf")
+                                    .and_then(|b| crate::filestore::meta::MetaInf::parse(b).ok())
+                                    .and_then(|m| m.name().map(str::to_string))
+                            })
+                            .unwrap_or_default();
+                        let rx = rx.take().expect("one worker");
+                        let back = back_tx.take().expect("one worker");
+                        let (account, prefix, dead) =
+                            (account.clone(), prefix.clone(), &empty_dead);
+                        let quick = opts.quick;
+                        worker = Some(scope.spawn(move || {
+                            let ctx = ScanCtx {
+                                account: &account,
+                                stream: &stream,
+                                dead,
+                                quick,
+                                file_prefix: &prefix,
+                                keep_live: true,
+                            };
+                            rx.iter()
+                                .map(|(i, b)| {
+                                    let sc = scan::scan_block(&ctx, i, &b);
+                                    let _ = back.send(b);
+                                    sc
+                                })
+                                .collect()
+                        }));
+                    }
+                    if let Some(t) = &tx {
+                        if t.send((n, buf)).is_err() {
+                            return Err(io::Error::other("block checker stopped"));
+                        }
+                    }
+                }
+                Layout::ErrorsTxt => {
+                    let mut s = String::new();
+                    let _ = rd.take(1 << 20).read_to_string(&mut s);
+                    errors_txt.push((m.path.clone(), s));
+                }
+                _ => {
+                    if m.size > SMALL_FILE_CAP {
+                        return Ok(());
+                    }
+                    let mut buf = Vec::with_capacity(m.size as usize);
+                    rd.read_to_end(&mut buf)?;
+                    if m.path == "meta.inf" && name.is_none() {
+                        name = crate::filestore::meta::MetaInf::parse(&buf)
+                            .ok()
+                            .and_then(|x| x.name().map(str::to_string));
+                    }
+                    mem.files.insert(m.path.clone(), buf);
+                }
+            }
+            Ok(())
+        });
+        tx = None; // close the channel: the worker finishes
+        let scans = worker
+            .map(|w| w.join().unwrap_or_default())
+            .unwrap_or_default();
+        (summary, scans)
+    });
+    drop(tx);
+    problems.extend(summary.problems.iter().cloned());
+    problems.extend(summary.missing_required(&topts));
+    for (p, text) in errors_txt {
+        problems.push(Problem::error(
+            "backup_errors_txt",
+            Location {
+                file: Some(format!("{prefix}{p}")),
+                ..Default::default()
+            },
+            format!(
+                "the server reported an error while making this backup: {}",
+                text.trim()
+            ),
+        ));
+    }
+    if !mem.files.contains_key("meta.inf") && scans.is_empty() {
+        return (None, problems);
+    }
+    let dir_name = name
+        .clone()
+        .unwrap_or_else(|| summary.top_dir.clone().unwrap_or_default());
+    let pre = store::prelude(&mem, &account, &dir_name, &prefix);
+    if pre.encrypted {
+        problems.extend(pre.problems);
+        return (None, problems);
+    }
+    let (mut rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix);
+    rep.account = account;
+    problems.append(&mut p);
+    (Some(rep), problems)
+}
+
+fn verify_v2<R: Read>(
+    r: R,
+    label: &str,
+    bj: Option<&BackupJson>,
+) -> (Option<StreamReport>, Vec<Problem>) {
+    let name = bj.and_then(|b| b.stream_name().map(str::to_string));
+    let vopts = V2Options {
+        label: label.to_string(),
+        account: Some("$G".into()),
+        stream: name.clone(),
+        max_msg_size: bj
+            .and_then(|b| b.max_msg_size())
+            .and_then(|m| u64::try_from(m).ok())
+            .filter(|m| *m > 0),
+    };
+    let mut subjects: HashMap<Vec<u8>, u64, crate::state::scan::FxBuild> = HashMap::default();
+    let mut bytes = 0u64;
+    let mut first_ts: Option<i64> = None;
+    let mut last_ts: Option<i64> = None;
+    // only the first 1000 deleted sequences are listed
+    let mut gaps: Vec<u64> = Vec::new();
+    let mut prev: Option<u64> = None;
+    let sum = natsarc::scan_v2(r, vopts, |e, role| {
+        if role != EntryRole::Message {
+            return;
+        }
+        match subjects.get_mut(&e.name) {
+            Some(c) => *c += 1,
+            None => {
+                subjects.insert(e.name.clone(), 1);
+            }
+        }
+        bytes += natsarc::filestore_msg_size(
+            e.name.len() as u64,
+            e.header.len() as u64,
+            e.payload.len() as u64,
+        );
+        if first_ts.is_none() {
+            first_ts = Some(e.timestamp);
+        }
+        last_ts = Some(e.timestamp);
+        if let Some(p) = prev {
+            let mut q = p + 1;
+            while q < e.seq && gaps.len() < 1000 {
+                gaps.push(q);
+                q += 1;
+            }
+        }
+        prev = Some(e.seq);
+    });
+    let mut problems = sum.problems.clone();
+    let state = sum.state.as_ref();
+    let msgs = sum.messages;
+    let mut last = sum.last_msg_seq.unwrap_or(0);
+    if let Some(s) = state {
+        last = last.max(s.last_seq);
+    }
+    let first = sum
+        .first_msg_seq
+        .unwrap_or(if last == 0 { 0 } else { last + 1 });
+    let deleted = (last + 1).saturating_sub(first).saturating_sub(msgs);
+    if let Some(p) = prev {
+        let mut q = p + 1;
+        while q <= last && gaps.len() < 1000 {
+            gaps.push(q);
+            q += 1;
+        }
+    }
+    let stream_name = name.clone().unwrap_or_default();
+    let mut consumers = Vec::new();
+    for c in &sum.consumers {
+        let mut cr = ConsumerReport {
+            name: c.name.clone(),
+            ..Default::default()
+        };
+        if let Some(e) = &c.entry {
+            if let Some(cfg) = &e.config {
+                cr.durable = cfg.durable_name.clone();
+                cr.ack_policy = cfg.ack_policy.clone();
+                cr.filter_subject = cfg.filter_subject.clone();
+            }
+            if let Some(st) = &e.state {
+                cr.delivered_stream_seq = Some(st.delivered.stream_seq);
+                cr.delivered_consumer_seq = Some(st.delivered.consumer_seq);
+                cr.ack_floor_stream_seq = Some(st.ack_floor.stream_seq);
+                cr.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
+                cr.pending = Some(st.pending.as_ref().map_or(0, |p| p.len() as u64));
+                cr.redelivered = Some(st.redelivered.as_ref().map_or(0, |p| p.len() as u64));
+                let loc = Location::stream("$G", &stream_name)
+                    .consumer(&c.name)
+                    .file(format!("{label}:consumers/{}", c.name))
+                    .at(c.offset);
+                let pending: Vec<u64> = st.pending.iter().flat_map(|p| p.keys().copied()).collect();
+                store::check_consumer_invariants(
+                    &loc,
+                    (st.delivered.consumer_seq, st.delivered.stream_seq),
+                    (st.ack_floor.consumer_seq, st.ack_floor.stream_seq),
+                    &pending,
+                    last,
+                    &mut problems,
+                );
+            }
+        }
+        consumers.push(cr);
+    }
+    let rep = StreamReport {
+        account: "$G".into(),
+        name: stream_name,
+        messages: Some(msgs),
+        bytes: Some(bytes),
+        first_seq: Some(first),
+        last_seq: Some(last),
+        deleted: Some(deleted),
+        subjects: Some(subjects.len() as u64),
+        blocks: 0,
+        consumers,
+        first_ts,
+        last_ts,
+        index: "none (V2 archive)".into(),
+        config: bj.map(|b| b.config.clone()),
+        deleted_seqs: if msgs > 0 { gaps } else { Vec::new() },
+        subject_counts: subjects
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), *v))
+            .collect(),
+        ..Default::default()
+    };
+    (Some(rep), problems)
+}
+
+/// backup.json against the archive's content: name, first/last seq, message count, consumers.
+pub(crate) fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &mut Vec<Problem>) {
+    let loc = || Location {
+        account: Some(s.account.clone()),
+        stream: Some(s.name.clone()),
+        file: Some("backup.json".into()),
+        ..Default::default()
+    };
+    if let Some(n) = b.stream_name() {
+        if n != s.name {
+            problems.push(Problem::error(
+                "backup_json_mismatch",
+                loc(),
+                format!(
+                    "backup.json names stream {n:?}, the archive holds {:?}",
+                    s.name
+                ),
+            ));
+        }
+    }
+    let st = &b.state;
+    let got = (
+        s.messages.unwrap_or(0),
+        s.first_seq.unwrap_or(0),
+        s.last_seq.unwrap_or(0),
+    );
+    // A V1 snapshot is not a point-in-time copy: blocks may have grown while it was taken.
+    // Content holding everything backup.json promises (and more) is a warning, less is an error.
+    for (what, want, have) in [
+        ("messages", st.messages, got.0),
+        ("first_seq", st.first_seq, got.1),
+        ("last_seq", st.last_seq, got.2),
+    ] {
+        if want != have {
+            let grew = got.2 > st.last_seq && got.0 >= st.messages;
+            let msg = format!("backup.json state says {what} {want}, the archive holds {have}");
+            problems.push(if grew {
+                Problem::warning("backup_json_state_grew", loc(), msg)
+            } else {
+                Problem::error("backup_json_mismatch", loc(), msg)
+            });
+        }
+    }
+    if let Some(cc) = st.consumer_count {
+        if cc != s.consumers.len() as u64 {
+            problems.push(Problem::error(
+                "backup_json_mismatch",
+                loc(),
+                format!(
+                    "backup.json state counts {cc} consumers, the archive holds {} ({})",
+                    s.consumers.len(),
+                    s.consumers
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(cfg) = &s.config {
+        // fields that must agree for the restored stream to be the one backed up
+        for k in [
+            "name",
+            "subjects",
+            "retention",
+            "storage",
+            "max_msgs",
+            "max_bytes",
+            "max_age",
+            "max_msgs_per_subject",
+            "discard",
+            "num_replicas",
+        ] {
+            if let (Some(a), Some(bv)) = (cfg.get(k), b.config.get(k)) {
+                if a != bv {
+                    problems.push(Problem::warning(
+                        "backup_json_config_differs",
+                        loc(),
+                        format!("config {k}: backup.json has {bv}, the archive's meta.inf has {a} (restore applies backup.json's config)"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::store::NoProgress;
+    use std::fs;
+    use std::path::PathBuf;
+
+    fn samples() -> PathBuf {
+        crate::testdata::samples_dir().join("backups")
+    }
+
+    fn run(p: &Path) -> Report {
+        verify_path(p, &Options::default(), &NoProgress).unwrap()
+    }
+
+    fn kinds(r: &Report) -> Vec<&str> {
+        r.problems.iter().map(|p| p.kind.as_str()).collect()
+    }
+
+    /// Every real backup: clean, and the same numbers the server reported before the snapshot.
+    #[test]
+    fn real_backups_match_server_truth() {
+        for (v, fmt) in [("v2.15.1", "v2"), ("v2.14", "v1"), ("v2.9", "v1")] {
+            let dir = samples().join(v);
+            let truth: serde_json::Value =
+                serde_json::from_slice(&fs::read(dir.join("server-truth.json")).unwrap()).unwrap();
+            let t = &truth["summary"];
+            for p in [
+                dir.join("ORDERS"),
+                dir.join("ORDERS/stream.tar.s2"),
+                dir.clone(),
+            ] {
+                let r = run(&p);
+                assert!(
+                    r.ok && r.exit_code() == 0,
+                    "{}: {:#?}",
+                    p.display(),
+                    r.problems
+                );
+                let a = r.archive.as_ref().unwrap();
+                assert_eq!(
+                    a.format,
+                    if p == dir { "account" } else { fmt },
+                    "{}",
+                    p.display()
+                );
+                let s = &r.streams[0];
+                assert_eq!(s.messages, t["messages"].as_u64(), "{v}");
+                assert_eq!(s.bytes, t["bytes"].as_u64(), "{v}");
+                assert_eq!(s.first_seq, t["first_seq"].as_u64());
+                assert_eq!(s.last_seq, t["last_seq"].as_u64());
+                assert_eq!(s.deleted, t["num_deleted"].as_u64());
+                assert_eq!(s.subjects, t["num_subjects"].as_u64());
+                assert_eq!(s.deleted_seqs, vec![100, 101]);
+                for c in &s.consumers {
+                    let tc = &t["consumers"][&c.name];
+                    assert_eq!(
+                        c.delivered_stream_seq,
+                        tc["delivered"][1].as_u64(),
+                        "{v} {}",
+                        c.name
+                    );
+                    assert_eq!(c.ack_floor_stream_seq, tc["ack_floor"][1].as_u64());
+                    assert_eq!(c.pending, tc["num_ack_pending"].as_u64());
+                    assert_eq!(c.redelivered, tc["num_redelivered"].as_u64());
+                }
+            }
+        }
+    }
+
+    fn copy_backup(v: &str) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("ORDERS");
+        fs::create_dir(&d).unwrap();
+        for f in ["backup.json", "stream.tar.s2"] {
+            fs::copy(samples().join(v).join("ORDERS").join(f), d.join(f)).unwrap();
+        }
+        (t, d)
+    }
+
+    /// Rewrite the tar inside a V1 backup: `edit` gets (path, bytes) and may change, drop or add members.
+    fn rewrite_v1(d: &Path, edit: impl Fn(&mut Vec<(String, Vec<u8>)>)) {
+        let raw = fs::read(d.join("stream.tar.s2")).unwrap();
+        let tar_bytes = crate::s2::decode_stream(&raw).unwrap();
+        let mut ar = tar::Archive::new(&tar_bytes[..]);
+        let mut members: Vec<(String, Vec<u8>)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let p = e.path().unwrap().to_string_lossy().into_owned();
+                let mut b = Vec::new();
+                e.read_to_end(&mut b).unwrap();
+                (p, b)
+            })
+            .collect();
+        edit(&mut members);
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, data) in &members {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            b.append_data(&mut h, p, &data[..]).unwrap();
+        }
+        let tar_out = b.into_inner().unwrap();
+        let mut w = crate::s2::FrameWriter::new(Vec::new());
+        std::io::Write::write_all(&mut w, &tar_out).unwrap();
+        fs::write(d.join("stream.tar.s2"), w.finish().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn record_damage_inside_a_v1_backup_names_the_member() {
+        let (_t, d) = copy_backup("v2.14");
+        rewrite_v1(&d, |m| {
+            let blk = m.iter_mut().find(|(p, _)| p == "msgs/1.blk").unwrap();
+            let n = blk.1.len();
+            blk.1[n / 2] ^= 0x20;
+        });
+        let r = run(&d);
+        assert_eq!(r.exit_code(), 1);
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.kind == "record_checksum" || p.kind == "record_content")
+            .unwrap_or_else(|| panic!("{:#?}", r.problems));
+        assert_eq!(p.loc.file.as_deref(), Some("stream.tar.s2:msgs/1.blk"));
+        assert!(
+            p.loc.offset.unwrap() <= 31628 / 2 && p.loc.seq.is_some(),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn missing_block_errors_txt_and_missing_consumer_files() {
+        let (_t, d) = copy_backup("v2.14");
+        rewrite_v1(&d, |m| {
+            m.retain(|(p, _)| p != "msgs/1.blk" && p != "obs/SHIP/meta.sum");
+            m.push(("errors.txt".into(), b"snapshot failed: disk full".to_vec()));
+        });
+        let r = run(&d);
+        let k = kinds(&r);
+        assert!(k.contains(&"index_db_missing_block"), "{k:?}");
+        assert!(k.contains(&"backup_errors_txt"), "{k:?}");
+        assert!(k.contains(&"consumer_meta_sum_missing"), "{k:?}");
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.kind == "index_db_missing_block")
+            .unwrap();
+        assert_eq!(p.loc.file.as_deref(), Some("stream.tar.s2:msgs/1.blk"));
+        assert_eq!(r.exit_code(), 1);
+    }
+
+    #[test]
+    fn s2_damage_truncation_and_trailing_garbage() {
+        for v in ["v2.14", "v2.15.1"] {
+            let (_t, d) = copy_backup(v);
+            let p = d.join("stream.tar.s2");
+            let orig = fs::read(&p).unwrap();
+            let mut b = orig.clone();
+            b[orig.len() / 2] ^= 1;
+            fs::write(&p, &b).unwrap();
+            let r = run(&d);
+            let pr = r
+                .problems
+                .iter()
+                .find(|p| p.kind == "s2_corrupt")
+                .unwrap_or_else(|| panic!("{v}: {:#?}", r.problems));
+            assert_eq!(pr.loc.file.as_deref(), Some("stream.tar.s2"), "{v}");
+            assert_eq!(r.exit_code(), 1);
+
+            fs::write(&p, &orig[..orig.len() - 100]).unwrap();
+            let r = run(&d);
+            assert!(
+                kinds(&r).iter().any(|k| k.contains("truncated")),
+                "{v}: {:?}",
+                kinds(&r)
+            );
+            assert_eq!(r.exit_code(), 1);
+
+            let mut b = orig.clone();
+            b.extend_from_slice(b"garbage after the end");
+            fs::write(&p, &b).unwrap();
+            let r = run(&d);
+            assert!(!r.problems.is_empty(), "{v}: trailing garbage unnoticed");
+        }
+    }
+
+    #[test]
+    fn backup_json_missing_empty_partial_and_disagreeing() {
+        let (_t, d) = copy_backup("v2.15.1");
+        let bj = fs::read(d.join("backup.json")).unwrap();
+        fs::remove_file(d.join("backup.json")).unwrap();
+        assert!(kinds(&run(&d)).contains(&"backup_json_missing"));
+        fs::write(d.join("backup.json"), b"").unwrap();
+        assert!(kinds(&run(&d))
+            .iter()
+            .any(|k| k.starts_with("backup_json_")));
+        fs::write(d.join("backup.json"), &bj[..bj.len() / 2]).unwrap();
+        let r = run(&d);
+        assert!(
+            kinds(&r).iter().any(|k| k.starts_with("backup_json_")),
+            "{:?}",
+            kinds(&r)
+        );
+        assert_eq!(r.exit_code(), 1);
+        let mut v: serde_json::Value = serde_json::from_slice(&bj).unwrap();
+        v["state"]["messages"] = 9999.into();
+        v["state"]["consumer_count"] = 5.into();
+        fs::write(d.join("backup.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+        let r = run(&d);
+        let n = r
+            .problems
+            .iter()
+            .filter(|p| p.kind == "backup_json_mismatch")
+            .count();
+        assert_eq!(n, 2, "{:#?}", r.problems);
+    }
+
+    #[test]
+    fn tgz_and_bare_files_are_recognised_by_content() {
+        let t = tempfile::tempdir().unwrap();
+        let fx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/backups");
+        // misleading names on purpose
+        let a = t.path().join("backup.zip");
+        fs::copy(fx.join("ORDERS.tgz"), &a).unwrap();
+        let r = run(&a);
+        assert_eq!(r.archive.as_ref().unwrap().format, "tgz");
+        assert_eq!(r.streams[0].messages, Some(8));
+        assert!(r.ok, "{:#?}", r.problems);
+        let b = t.path().join("x.tgz");
+        fs::copy(samples().join("v2.9/ORDERS/stream.tar.s2"), &b).unwrap();
+        let r = run(&b);
+        assert_eq!(r.archive.as_ref().unwrap().format, "v1");
+        assert_eq!(r.streams[0].messages, Some(298));
+    }
+
+    #[test]
+    fn json_report_carries_the_archive() {
+        let r = run(&samples().join("v2.15.1/ORDERS"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["archive"]["format"], "v2");
+        assert_eq!(v["streams"][0]["messages"], 298);
+        assert!(v["problems"].as_array().unwrap().is_empty());
+    }
+}

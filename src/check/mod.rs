@@ -1,0 +1,3 @@
+//! Every judgement: turns the state model into findings with severities.
+pub mod archive;
+pub mod store;

@@ -1,0 +1,3 @@
+//! Binary-only layer: human rendering and the progress bar.
+pub mod progress_bar;
+pub mod render;

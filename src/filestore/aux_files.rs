@@ -1,0 +1,530 @@
+//! Small auxiliary state files: `thw.db`, `sched.db`, `sources.db` (spec §5.5, §5.6) and the raft
+//! files of clustered mode: `peers.idx`, `tav.idx`, `commit.idx`, `snapshots/snap.<term>.<index>`
+//! (spec §1.6). All parsers are pure and bounds-checked; errors carry byte offsets.
+use crate::base::bytes::{Cursor, ParseError};
+use crate::base::hash;
+
+/// Header of thw.db / sched.db / sources.db: `u8 1, u64 LE count, u64 LE high_seq`.
+pub const STATE_HEADER_LEN: usize = 17;
+/// Length of a raft peer / server id.
+pub const PEER_ID_LEN: usize = 8;
+/// Shortest raft snapshot file: term, index, peer-state length, hash.
+pub const MIN_SNAPSHOT_LEN: usize = 28;
+
+struct Header {
+    count: u64,
+    high_seq: u64,
+}
+
+fn state_header(c: &mut Cursor, what: &str, min_entry: u64) -> Result<Header, ParseError> {
+    let v = c.u8()?;
+    if v != 1 {
+        return Err(ParseError::invalid(
+            0,
+            format!("{what}: unknown version {v}"),
+        ));
+    }
+    let count = c.u64le()?;
+    let high_seq = c.u64le()?;
+    c.check_count(1, count, min_entry, what)?;
+    Ok(Header { count, high_seq })
+}
+
+/// One TTL entry of `thw.db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlEntry {
+    /// Expiry time, ns since the epoch.
+    pub expires: i64,
+    pub seq: u64,
+}
+
+/// `msgs/thw.db` (TTL hash wheel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThwDb {
+    pub count: u64,
+    /// Stream last_seq + 1 when written: messages at or above it were not covered.
+    pub high_seq: u64,
+    pub entries: Vec<TtlEntry>,
+    /// Bytes after the last entry (ignored by the server).
+    pub trailing: usize,
+}
+
+/// Parse `thw.db`: `u8 1, u64 count, u64 high_seq, count × {varint expires, uvarint seq}`.
+pub fn parse_thw(buf: &[u8]) -> Result<ThwDb, ParseError> {
+    let mut c = Cursor::new(buf);
+    let h = state_header(&mut c, "thw.db", 2)?;
+    let mut entries = Vec::with_capacity(h.count as usize);
+    for _ in 0..h.count {
+        let expires = c.varint()?;
+        let seq = c.uvarint()?;
+        entries.push(TtlEntry { expires, seq });
+    }
+    Ok(ThwDb {
+        count: h.count,
+        high_seq: h.high_seq,
+        entries,
+        trailing: c.remaining(),
+    })
+}
+
+/// One entry of `sched.db`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    pub subject: Vec<u8>,
+    /// Next fire time, ns since the epoch.
+    pub ts: i64,
+    pub seq: u64,
+}
+
+/// `msgs/sched.db` (message schedules, 2.12+).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedDb {
+    pub count: u64,
+    pub high_seq: u64,
+    pub entries: Vec<ScheduleEntry>,
+    pub trailing: usize,
+}
+
+/// Parse `sched.db`: header, `count × {u16 LE len, subject, varint ts, uvarint seq}`.
+pub fn parse_sched(buf: &[u8]) -> Result<SchedDb, ParseError> {
+    let mut c = Cursor::new(buf);
+    let h = state_header(&mut c, "sched.db", 4)?;
+    let mut entries = Vec::with_capacity(h.count as usize);
+    for _ in 0..h.count {
+        let len = c.u16le()? as usize;
+        let subject = c.take(len)?.to_vec();
+        let ts = c.varint()?;
+        let seq = c.uvarint()?;
+        entries.push(ScheduleEntry { subject, ts, seq });
+    }
+    Ok(SchedDb {
+        count: h.count,
+        high_seq: h.high_seq,
+        entries,
+        trailing: c.remaining(),
+    })
+}
+
+/// One entry of `sources.db`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceEntry {
+    /// The source's index name (key of the stream's source map).
+    pub name: Vec<u8>,
+    pub seq: u64,
+    pub ident: Vec<u8>,
+}
+
+/// `<stream>/sources.db` (2.15+ / HEAD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcesDb {
+    pub count: u64,
+    pub high_seq: u64,
+    pub entries: Vec<SourceEntry>,
+    pub trailing: usize,
+}
+
+fn len_prefixed(c: &mut Cursor, what: &str) -> Result<Vec<u8>, ParseError> {
+    let at = c.pos();
+    let n = c.uvarint()?;
+    if n > c.remaining() as u64 {
+        return Err(ParseError::invalid(
+            at,
+            format!("{what}: length {n} past end of file"),
+        ));
+    }
+    Ok(c.take(n as usize)?.to_vec())
+}
+
+/// Parse `sources.db`: header, `count × {uvarint len, name, uvarint seq, uvarint len, ident}`.
+pub fn parse_sources(buf: &[u8]) -> Result<SourcesDb, ParseError> {
+    let mut c = Cursor::new(buf);
+    let h = state_header(&mut c, "sources.db", 3)?;
+    let mut entries = Vec::with_capacity(h.count as usize);
+    for _ in 0..h.count {
+        let name = len_prefixed(&mut c, "sources.db name")?;
+        let seq = c.uvarint()?;
+        let ident = len_prefixed(&mut c, "sources.db ident")?;
+        entries.push(SourceEntry { name, seq, ident });
+    }
+    Ok(SourcesDb {
+        count: h.count,
+        high_seq: h.high_seq,
+        entries,
+        trailing: c.remaining(),
+    })
+}
+
+/// Raft peer state (`peers.idx`, and embedded in snapshots).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerState {
+    pub cluster_size: u32,
+    /// 8-byte peer ids, in file order.
+    pub peers: Vec<[u8; PEER_ID_LEN]>,
+    /// Domain-extension state; None when the 2 bytes are absent (the server accepts that).
+    pub domain_ext: Option<u16>,
+    /// Bytes after the domain-extension field (ignored by the server).
+    pub trailing: usize,
+}
+
+/// Parse `peers.idx`: `u32 cluster size, u32 count, count × 8-byte id, [u16 domain ext]`.
+pub fn parse_peers(buf: &[u8]) -> Result<PeerState, ParseError> {
+    let mut c = Cursor::new(buf);
+    let cluster_size = c.u32le()?;
+    let n = c.u32le()?;
+    if u64::from(n) * PEER_ID_LEN as u64 > c.remaining() as u64 {
+        return Err(ParseError::invalid(
+            4,
+            format!(
+                "peers: {n} peers need {} bytes, only {} left",
+                u64::from(n) * 8,
+                c.remaining()
+            ),
+        ));
+    }
+    let mut peers = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let mut id = [0u8; PEER_ID_LEN];
+        id.copy_from_slice(c.take(PEER_ID_LEN)?);
+        peers.push(id);
+    }
+    let domain_ext = if c.remaining() >= 2 {
+        Some(c.u16le()?)
+    } else {
+        None
+    };
+    Ok(PeerState {
+        cluster_size,
+        peers,
+        domain_ext,
+        trailing: c.remaining(),
+    })
+}
+
+/// Raft `tav.idx`: current term and the id voted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermVote {
+    pub term: u64,
+    /// The vote (the server takes every byte after the term; normally 8); None when fewer than
+    /// 8 bytes follow the term (the server reads that as "no vote").
+    pub vote: Option<Vec<u8>>,
+}
+
+/// Parse `tav.idx`. Shorter than 8 bytes is an error here (the server would read term 0).
+pub fn parse_tav(buf: &[u8]) -> Result<TermVote, ParseError> {
+    let mut c = Cursor::new(buf);
+    let term = c.u64le()?;
+    let vote = if c.remaining() >= PEER_ID_LEN {
+        Some(c.rest().to_vec())
+    } else {
+        None
+    };
+    Ok(TermVote { term, vote })
+}
+
+/// Raft `commit.idx` (seen in 2.15.1 meta groups): u64 commit index + HH64 of those 8 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitIdx {
+    pub commit: u64,
+    pub hash: [u8; 8],
+    /// Stored hash equals HH64(SHA-256(group name), first 8 bytes).
+    pub hash_ok: bool,
+}
+
+/// Parse `commit.idx` (exactly 16 bytes) and check its hash with key SHA-256(`group`).
+pub fn parse_commit_idx(buf: &[u8], group: &str) -> Result<CommitIdx, ParseError> {
+    if buf.len() != 16 {
+        return Err(ParseError::invalid(
+            0,
+            format!("commit.idx: {} bytes, expected 16", buf.len()),
+        ));
+    }
+    let mut c = Cursor::new(buf);
+    let commit = c.u64le()?;
+    let mut hash = [0u8; 8];
+    hash.copy_from_slice(c.take(8)?);
+    let hash_ok = hash::hh64(&hash::key_for(group), &[&buf[..8]]).to_le_bytes() == hash;
+    Ok(CommitIdx {
+        commit,
+        hash,
+        hash_ok,
+    })
+}
+
+/// Raft snapshot file `snapshots/snap.<term>.<index>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftSnapshot {
+    pub term: u64,
+    pub index: u64,
+    /// Raw peer-state bytes (see [`RaftSnapshot::peers`]).
+    pub peer_state: Vec<u8>,
+    /// Offset of the snapshot data in the file.
+    pub data_offset: usize,
+    /// Upper-layer snapshot data (stream state, consumer state, meta JSON (S2) …), uninterpreted.
+    pub data: Vec<u8>,
+    pub hash: [u8; 8],
+    /// Stored hash equals HH64(SHA-256(group name), everything before it).
+    pub hash_ok: bool,
+}
+
+impl RaftSnapshot {
+    /// Decode the embedded peer state.
+    pub fn peers(&self) -> Result<PeerState, ParseError> {
+        parse_peers(&self.peer_state).map_err(|e| e.shifted(20))
+    }
+}
+
+/// Parse a raft snapshot: `u64 term, u64 index, u32 peer-state len, peer state, data, HH64`.
+/// `group` is the raft group name (its directory name, e.g. `_meta_`, `S-R3F-W7suG6Iu`).
+pub fn parse_snapshot(buf: &[u8], group: &str) -> Result<RaftSnapshot, ParseError> {
+    if buf.len() < MIN_SNAPSHOT_LEN {
+        return Err(ParseError::invalid(
+            0,
+            format!("snapshot: {} bytes, minimum {MIN_SNAPSHOT_LEN}", buf.len()),
+        ));
+    }
+    let hoff = buf.len() - 8;
+    let (body, tail) = buf.split_at(hoff);
+    let mut hash = [0u8; 8];
+    hash.copy_from_slice(tail);
+    let hash_ok = hash::hh64(&hash::key_for(group), &[body]).to_le_bytes() == hash;
+    let mut c = Cursor::new(body);
+    let term = c.u64le()?;
+    let index = c.u64le()?;
+    let lps = c.u32le()?;
+    if lps as usize > c.remaining() {
+        return Err(ParseError::invalid(
+            16,
+            format!("snapshot: peer state length {lps} past the hash at {hoff}"),
+        ));
+    }
+    let peer_state = c.take(lps as usize)?.to_vec();
+    let data_offset = c.pos();
+    let data = c.rest().to_vec();
+    Ok(RaftSnapshot {
+        term,
+        index,
+        peer_state,
+        data_offset,
+        data,
+        hash,
+        hash_ok,
+    })
+}
+
+/// Parse a snapshot file name `snap.<term>.<index>` into (term, index).
+pub fn parse_snapshot_name(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("snap.")?;
+    let (t, i) = rest.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(t) || !digits(i) {
+        return None;
+    }
+    Some((t.parse().ok()?, i.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::bytes::{put_uvarint, put_varint};
+    use crate::testdata;
+
+    const CL: &str = "v2.15.1-cluster-n1";
+    const RAFT: &str = "store/jetstream/$SYS/_js_";
+
+    #[test]
+    fn kv_thw_db() {
+        let d = testdata::sample("v2.15.1-plain");
+        let raw = testdata::read(
+            &d,
+            "v2.15.1-plain",
+            "store/jetstream/$G/streams/KV_config/msgs/thw.db",
+        );
+        assert_eq!(raw.len(), 17);
+        let t = parse_thw(&raw).unwrap();
+        assert_eq!(
+            (t.count, t.high_seq, t.entries.len(), t.trailing),
+            (0, 8, 0, 0)
+        );
+        for cut in 0..raw.len() {
+            assert!(parse_thw(&raw[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn synthetic_thw_sched_sources() {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&2u64.to_le_bytes());
+        b.extend_from_slice(&50u64.to_le_bytes());
+        for (ts, seq) in [(1_700_000_000_000_000_000i64, 7u64), (-3, 9)] {
+            put_varint(&mut b, ts);
+            put_uvarint(&mut b, seq);
+        }
+        let t = parse_thw(&b).unwrap();
+        assert_eq!(
+            t.entries,
+            vec![
+                TtlEntry {
+                    expires: 1_700_000_000_000_000_000,
+                    seq: 7
+                },
+                TtlEntry {
+                    expires: -3,
+                    seq: 9
+                }
+            ]
+        );
+        for cut in 0..b.len() {
+            assert!(parse_thw(&b[..cut]).is_err(), "cut {cut}");
+        }
+
+        let mut b = vec![1u8];
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&12u64.to_le_bytes());
+        b.extend_from_slice(&5u16.to_le_bytes());
+        b.extend_from_slice(b"a.b.c");
+        put_varint(&mut b, 99);
+        put_uvarint(&mut b, 11);
+        let s = parse_sched(&b).unwrap();
+        assert_eq!(
+            (
+                s.high_seq,
+                s.entries[0].subject.as_slice(),
+                s.entries[0].ts,
+                s.entries[0].seq
+            ),
+            (12, &b"a.b.c"[..], 99, 11)
+        );
+        for cut in 0..b.len() {
+            assert!(parse_sched(&b[..cut]).is_err(), "cut {cut}");
+        }
+
+        let mut b = vec![1u8];
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&3u64.to_le_bytes());
+        put_uvarint(&mut b, 3);
+        b.extend_from_slice(b"SRC");
+        put_uvarint(&mut b, 42);
+        put_uvarint(&mut b, 2);
+        b.extend_from_slice(b"id");
+        let s = parse_sources(&b).unwrap();
+        assert_eq!(
+            s.entries,
+            vec![SourceEntry {
+                name: b"SRC".to_vec(),
+                seq: 42,
+                ident: b"id".to_vec()
+            }]
+        );
+        for cut in 0..b.len() {
+            assert!(parse_sources(&b[..cut]).is_err(), "cut {cut}");
+        }
+        // Huge counts / versions.
+        let mut b = vec![1u8];
+        b.extend_from_slice(&u64::MAX.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&[0; 16]);
+        assert!(parse_thw(&b).is_err() && parse_sched(&b).is_err() && parse_sources(&b).is_err());
+        b[0] = 2;
+        assert!(parse_thw(&b).is_err());
+    }
+
+    #[test]
+    fn cluster_peers_tav_commit() {
+        let d = testdata::sample(CL);
+        let ids = [*b"44jzkV9D", *b"fjFyEjc1", *b"BXScrY9i"];
+        for g in ["_meta_", "S-R3F-W7suG6Iu", "C-R3F-nuxqBIEP"] {
+            let raw = testdata::read(&d, CL, &format!("{RAFT}/{g}/peers.idx"));
+            assert_eq!(raw.len(), 34);
+            let p = parse_peers(&raw).unwrap();
+            assert_eq!((p.cluster_size, p.domain_ext, p.trailing), (3, Some(0), 0));
+            let mut got = p.peers.clone();
+            got.sort();
+            let mut want = ids.to_vec();
+            want.sort();
+            assert_eq!(got, want, "{g}");
+            for cut in 0..raw.len() {
+                match parse_peers(&raw[..cut]) {
+                    Ok(p) => assert!(cut >= 32 && p.domain_ext.is_none(), "cut {cut}"),
+                    Err(_) => assert!(cut < 32),
+                }
+            }
+            let tav = parse_tav(&testdata::read(&d, CL, &format!("{RAFT}/{g}/tav.idx"))).unwrap();
+            assert_eq!(tav.term, 3);
+            assert!(ids.iter().any(|id| Some(id.to_vec()) == tav.vote), "{g}");
+        }
+        assert_eq!(
+            parse_tav(&testdata::read(
+                &d,
+                CL,
+                &format!("{RAFT}/S-R3F-W7suG6Iu/tav.idx")
+            ))
+            .unwrap()
+            .vote,
+            Some(b"BXScrY9i".to_vec())
+        );
+        assert!(parse_tav(&[1, 2, 3]).is_err());
+        assert_eq!(
+            parse_tav(&[5, 0, 0, 0, 0, 0, 0, 0, 1]).unwrap(),
+            TermVote {
+                term: 5,
+                vote: None
+            }
+        );
+
+        let raw = testdata::read(&d, CL, &format!("{RAFT}/_meta_/commit.idx"));
+        let ci = parse_commit_idx(&raw, "_meta_").unwrap();
+        assert_eq!(ci.commit, 9);
+        assert!(ci.hash_ok);
+        assert!(!parse_commit_idx(&raw, "_meta").unwrap().hash_ok);
+        for cut in 0..raw.len() {
+            assert!(parse_commit_idx(&raw[..cut], "_meta_").is_err());
+        }
+        // A huge peer count must not allocate.
+        let mut b = 3u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_peers(&b).is_err());
+    }
+
+    #[test]
+    fn cluster_snapshots() {
+        let d = testdata::sample(CL);
+        for (g, name, len) in [
+            ("_meta_", "snap.3.9", 804usize),
+            ("S-R3F-W7suG6Iu", "snap.3.10", 71),
+            ("C-R3F-nuxqBIEP", "snap.1.2", 70),
+        ] {
+            let raw = testdata::read(&d, CL, &format!("{RAFT}/{g}/snapshots/{name}"));
+            assert_eq!(raw.len(), len);
+            let s = parse_snapshot(&raw, g).unwrap();
+            assert!(s.hash_ok, "{g}");
+            assert!(!parse_snapshot(&raw, "other").unwrap().hash_ok);
+            assert_eq!(Some((s.term, s.index)), parse_snapshot_name(name));
+            let p = s.peers().unwrap();
+            assert_eq!(
+                (p.cluster_size, p.peers.len(), p.domain_ext),
+                (3, 3, Some(0))
+            );
+            assert_eq!(s.data_offset, 54);
+            assert_eq!(s.data.len(), len - 54 - 8);
+            for cut in 0..raw.len() {
+                if let Ok(t) = parse_snapshot(&raw[..cut], g) {
+                    assert!(!t.hash_ok, "{g} cut {cut}");
+                }
+            }
+        }
+        // The consumer group's snapshot data is an o.dat-encoded consumer state (all zero: D never fetched).
+        let raw = testdata::read(&d, CL, &format!("{RAFT}/C-R3F-nuxqBIEP/snapshots/snap.1.2"));
+        let s = parse_snapshot(&raw, "C-R3F-nuxqBIEP").unwrap();
+        let st = crate::filestore::consumer_state::parse(&s.data)
+            .unwrap()
+            .unwrap();
+        assert_eq!((st.delivered.stream_seq, st.ack_floor.stream_seq), (0, 0));
+        assert_eq!(parse_snapshot_name("snap.1"), None);
+        assert_eq!(parse_snapshot_name("snap.1.x"), None);
+        assert_eq!(parse_snapshot_name("snap.+1.2"), None);
+        // Peer-state length past the end.
+        let mut bad = raw.clone();
+        bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_snapshot(&bad, "C-R3F-nuxqBIEP").is_err());
+    }
+}

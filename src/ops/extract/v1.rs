@@ -1,0 +1,158 @@
+//! V1 backups and tarballs: the members are the stream directory's files; write them as they
+//! are (regular files of the stream layout only, as [`walk_tar`] accepts them).
+use super::stage::Sink;
+use crate::backup::tar_walk::{walk_tar, Layout, TarMember, TarOptions, TarSummary};
+use crate::base::problem::{Location, Problem};
+use std::io::{self, Read};
+
+/// Largest member of each kind accepted (decompression-bomb guard). A block holds at most one
+/// record beyond the block size (≤ 8 MiB) and records are ≤ 32 MiB.
+pub fn member_limit(l: &Layout) -> u64 {
+    match l {
+        Layout::MetaInf
+        | Layout::MetaSum
+        | Layout::ConsumerMetaInf(_)
+        | Layout::ConsumerMetaSum(_)
+        | Layout::ErrorsTxt => 4 << 20,
+        Layout::Block(_) => 64 << 20,
+        _ => 512 << 20,
+    }
+}
+
+/// Read the first `meta.inf` of a tar stream (stops reading right after it).
+pub fn peek_meta_inf<R: Read>(r: R, opts: &TarOptions) -> (Option<Vec<u8>>, TarSummary) {
+    let mut found: Option<Vec<u8>> = None;
+    let sum = walk_tar(r, opts, |m, rd| {
+        if m.layout == Layout::MetaInf {
+            let mut v = Vec::new();
+            rd.take(member_limit(&Layout::MetaInf))
+                .read_to_end(&mut v)?;
+            found = Some(v);
+            return Err(io::Error::other("found meta.inf"));
+        }
+        Ok(())
+    });
+    (found, sum)
+}
+
+#[derive(Debug, Default)]
+pub struct V1Result {
+    pub summary: TarSummary,
+    pub meta_inf: Option<Vec<u8>>,
+    pub meta_sum: Option<Vec<u8>>,
+    pub blocks: u64,
+    pub consumers: Vec<String>,
+    pub skipped: Vec<String>,
+    pub problems: Vec<Problem>,
+    /// A limit was exceeded, a member was hostile or could not be written: do not use.
+    pub fatal: bool,
+}
+
+pub struct V1Input<'a> {
+    pub opts: &'a TarOptions,
+    /// Total bytes of all members accepted (from backup.json's state when known).
+    pub total_limit: u64,
+}
+
+/// Walk the decoded tar `r` and write every accepted member into `sink`.
+pub fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Sink) -> io::Result<V1Result> {
+    let mut res = V1Result::default();
+    let mut total: u64 = 0;
+    let mut write_err: Option<io::Error> = None;
+    sink.dir("msgs")?;
+    sink.dir("obs")?;
+    let loc = |m: &TarMember| Location {
+        account: inp.opts.account.clone(),
+        stream: inp.opts.stream.clone(),
+        file: Some(format!("{}:{}", inp.opts.label, m.path)),
+        offset: Some(m.header_offset),
+        ..Default::default()
+    };
+    let mut problems = Vec::new();
+    let mut fatal = false;
+    let summary = walk_tar(r, inp.opts, |m, rd| {
+        if m.layout == Layout::ErrorsTxt {
+            let mut v = Vec::new();
+            rd.take(4096).read_to_end(&mut v)?;
+            problems.push(Problem::warning(
+                "extract_errors_txt",
+                loc(m),
+                format!(
+                    "the backup holds errors.txt (not written): {}",
+                    String::from_utf8_lossy(&v).trim()
+                ),
+            ));
+            res.skipped.push(m.path.clone());
+            return Ok(());
+        }
+        let limit = member_limit(&m.layout);
+        total = total.saturating_add(m.size);
+        if m.size > limit || total > inp.total_limit {
+            problems.push(Problem::error(
+                "extract_limit",
+                loc(m),
+                if m.size > limit {
+                    format!(
+                        "member of {} bytes is larger than the {limit} accepted for it",
+                        m.size
+                    )
+                } else {
+                    format!(
+                        "members add up to more than the {} bytes the backup's state allows",
+                        inp.total_limit
+                    )
+                },
+            ));
+            fatal = true;
+            return Err(io::Error::other("limit exceeded"));
+        }
+        let keep_small = matches!(m.layout, Layout::MetaInf | Layout::MetaSum);
+        if keep_small {
+            let mut v = Vec::new();
+            rd.take(limit).read_to_end(&mut v)?;
+            if let Err(e) = sink.write_file(&m.path, &v) {
+                write_err = Some(e);
+                return Err(io::Error::other("write failed"));
+            }
+            if m.layout == Layout::MetaInf {
+                res.meta_inf = Some(v);
+            } else {
+                res.meta_sum = Some(v);
+            }
+            return Ok(());
+        }
+        match sink.copy_file(&m.path, rd, m.size) {
+            Ok(_) => {}
+            Err(e) => {
+                // A read error of the archive is the walker's to report; a write error is ours.
+                if e.kind() == io::ErrorKind::InvalidData
+                    || e.kind() == io::ErrorKind::UnexpectedEof
+                {
+                    return Err(e);
+                }
+                write_err = Some(e);
+                return Err(io::Error::other("write failed"));
+            }
+        }
+        match &m.layout {
+            Layout::Block(_) => res.blocks += 1,
+            Layout::ConsumerMetaInf(c) => res.consumers.push(c.clone()),
+            _ => {}
+        }
+        Ok(())
+    });
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    if summary
+        .problems
+        .iter()
+        .any(|p| p.kind == "archive_hostile_member")
+    {
+        fatal = true;
+    }
+    res.problems = problems;
+    res.fatal = fatal;
+    res.summary = summary;
+    Ok(res)
+}

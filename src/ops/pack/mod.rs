@@ -1,0 +1,879 @@
+//! `jetdir pack`: turn a stream on disk into a backup that the server's restore accepts.
+//!
+//! - `v1` (default): a `nats stream backup` directory — `backup.json` + `stream.tar.s2`, a tar
+//!   of the stream dir as the server's V1 snapshot writes it (meta.inf, meta.sum, per block
+//!   `.idx` (+ `.fss` for 2.9 stores) then the **decompressed** `.blk`, `msgs/index.db`, then
+//!   `obs/<c>/{meta.inf,meta.sum,o.dat}`) inside S2 framing. Blocks of 2.10+ stores go in
+//!   without tombstones, one record per sequence, with a legacy `.idx` each, so that 2.9
+//!   restores them as well as 2.10+ (see `pack/compat.rs`).
+//! - `v2`: the same directory with a NATSARC1 archive (state.json, consumers/<name>, one entry
+//!   per live message, end sentinel), for 2.15+ servers.
+//! - `tgz`: one gzip tarball of the stream dir(s), entries `<stream>/...`, to extract into a
+//!   stopped server's `jetstream/<ACC>/streams/`.
+//!
+//! The source is verified first; damaged data is refused unless `--allow-damaged`, encrypted
+//! streams always. Output is staged beside OUT, fsynced and renamed into place; the same input
+//! gives byte-identical archives (only `manifest.json`'s `created` differs).
+mod compat;
+mod tgz;
+mod v1;
+mod v2;
+
+use crate::backup::manifest::{self, FileEntry, Manifest};
+use crate::base::problem::{Problem, Severity};
+use crate::base::time::go_time;
+use crate::check::store::{self, Progress, StreamReport, FATAL_KINDS};
+use crate::filestore::discover::{self, StreamDir};
+use crate::filestore::meta::MetaInf;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The backup form `jetdir pack` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackFormat {
+    V1,
+    V2,
+    Tgz,
+}
+
+impl PackFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackFormat::V1 => "v1",
+            PackFormat::V2 => "v2",
+            PackFormat::Tgz => "tgz",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    pub out: PathBuf,
+    pub stream: Option<String>,
+    pub account: Option<String>,
+    pub format: PackFormat,
+    pub all: bool,
+    pub allow_damaged: bool,
+    pub no_consumers: bool,
+    pub force: bool,
+}
+
+/// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
+#[derive(Debug, Clone, Serialize)]
+pub struct PackedFile {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PackedStream {
+    pub account: String,
+    pub name: String,
+    pub source: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub num_deleted: u64,
+    pub consumers: Vec<String>,
+    /// What happened to `msgs/index.db`: `copied`, `omitted (...)`, `legacy .idx/.fss`, `none`.
+    pub index_db: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PackReport {
+    /// True when the backup was written.
+    pub ok: bool,
+    pub format: Option<PackFormat>,
+    pub out: String,
+    /// The manifest written (OUT/manifest.json, OUT/<stream>/manifest.json, or OUT.manifest.json).
+    pub manifests: Vec<String>,
+    /// Why nothing was written.
+    pub refused: Option<String>,
+    pub streams: Vec<PackedStream>,
+    pub files: Vec<PackedFile>,
+    /// Everything verification found (errors only when --allow-damaged or refused).
+    pub problems: Vec<Problem>,
+    pub notes: Vec<String>,
+    #[serde(skip)]
+    code: i32,
+}
+
+impl PackReport {
+    /// 0 written, 1 refused because the source is damaged, 2 could not run (encrypted source,
+    /// a server holds the store, OUT exists, bad arguments).
+    pub fn exit_code(&self) -> i32 {
+        self.code
+    }
+
+    fn refuse(mut self, code: i32, why: String) -> Self {
+        self.ok = false;
+        self.code = code;
+        self.refused = Some(why);
+        self
+    }
+}
+
+/// Stream numbers as backup.json / state.json carry them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StateNums {
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    pub first_ts: Option<i64>,
+    pub last_seq: u64,
+    pub last_ts: Option<i64>,
+    pub num_subjects: u64,
+    pub num_deleted: u64,
+}
+
+impl StateNums {
+    fn from_report(r: &StreamReport) -> Self {
+        StateNums {
+            messages: r.messages.unwrap_or(0),
+            bytes: r.bytes.unwrap_or(0),
+            first_seq: r.first_seq.unwrap_or(0),
+            first_ts: r.first_ts.filter(|_| r.messages.unwrap_or(0) > 0),
+            last_seq: r.last_seq.unwrap_or(0),
+            last_ts: r.last_ts.filter(|_| r.messages.unwrap_or(0) > 0),
+            num_subjects: r.subjects.unwrap_or(0),
+            num_deleted: r.deleted.unwrap_or(0),
+        }
+    }
+
+    /// The StreamState JSON object (Go field order, omitempty fields dropped).
+    pub fn to_json(&self, consumers: usize) -> Value {
+        let mut m = Map::new();
+        m.insert("messages".into(), self.messages.into());
+        m.insert("bytes".into(), self.bytes.into());
+        m.insert("first_seq".into(), self.first_seq.into());
+        m.insert(
+            "first_ts".into(),
+            go_time(self.first_ts.unwrap_or(0)).into(),
+        );
+        m.insert("last_seq".into(), self.last_seq.into());
+        m.insert("last_ts".into(), go_time(self.last_ts.unwrap_or(0)).into());
+        if self.num_subjects > 0 {
+            m.insert("num_subjects".into(), self.num_subjects.into());
+        }
+        if self.num_deleted > 0 {
+            m.insert("num_deleted".into(), self.num_deleted.into());
+        }
+        m.insert("consumer_count".into(), (consumers as u64).into());
+        Value::Object(m)
+    }
+}
+
+/// One consumer to pack.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerSrc {
+    pub name: String,
+    pub meta: MetaInf,
+    pub o_dat: Option<Vec<u8>>,
+}
+
+/// Everything known about one source stream once it verified.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSrc {
+    pub sd: StreamDir,
+    pub cfg_name: String,
+    pub meta: MetaInf,
+    pub blocks: Vec<u32>,
+    pub legacy: bool,
+    /// Copy msgs/index.db (it exists and verification found it consistent with the blocks).
+    pub index_db_ok: bool,
+    pub index_db_note: String,
+    pub consumers: Vec<ConsumerSrc>,
+    pub state: StateNums,
+    /// Seconds used as every tar member's mtime (the last message's time; deterministic).
+    pub mtime: u64,
+    /// Nanoseconds used as the V2 snapshot time.
+    pub snap_ts: i64,
+    /// Verification found errors (packing anyway with --allow-damaged).
+    pub damaged: bool,
+    pub files: Vec<String>,
+}
+
+impl StreamSrc {
+    fn build(
+        sd: &StreamDir,
+        rep: &StreamReport,
+        problems: &[Problem],
+        opts: &PackOptions,
+        notes: &mut Vec<String>,
+    ) -> anyhow::Result<StreamSrc> {
+        let raw = fs::read(sd.dir.join("meta.inf"))
+            .map_err(|e| anyhow::anyhow!("{}: cannot read meta.inf: {e}", sd.dir.display()))?;
+        let meta = MetaInf::parse(&raw)
+            .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", sd.dir.display()))?;
+        let cfg_name = meta.name().unwrap_or(&sd.name).to_string();
+        let legacy = rep.index.starts_with("legacy");
+        let on_disk = sd.dir.join("msgs/index.db").is_file();
+        let idx_problem = problems
+            .iter()
+            .find(|p| p.kind.starts_with("index_db"))
+            .map(|p| p.kind.clone());
+        let (index_db_ok, index_db_note) = match (on_disk, idx_problem) {
+            (false, _) if legacy => (false, "legacy .idx/.fss".to_string()),
+            (false, _) => (
+                false,
+                "none (the server rebuilds it from the blocks)".to_string(),
+            ),
+            (true, None) => (true, "copied".to_string()),
+            (true, Some(k)) => (
+                false,
+                format!("omitted ({k}: the server rebuilds it from the blocks)"),
+            ),
+        };
+        let mut consumers = Vec::new();
+        if !opts.no_consumers {
+            for c in &rep.consumers {
+                let cdir = sd.dir.join("obs").join(&c.name);
+                let m = fs::read(cdir.join("meta.inf"))
+                    .ok()
+                    .and_then(|b| MetaInf::parse(&b).ok());
+                match m {
+                    Some(meta) => consumers.push(ConsumerSrc {
+                        name: c.name.clone(),
+                        meta,
+                        o_dat: fs::read(cdir.join("o.dat")).ok(),
+                    }),
+                    None => notes.push(format!(
+                        "{} > {}: consumer {} left out: its meta.inf is missing or unreadable",
+                        sd.account, sd.name, c.name
+                    )),
+                }
+            }
+        }
+        let state = StateNums::from_report(rep);
+        let last_ns = state.last_ts.unwrap_or(0).max(0);
+        let mut blocks: Vec<u32> = rep.block_list.iter().map(|b| b.index).collect();
+        blocks.sort_unstable();
+        Ok(StreamSrc {
+            sd: sd.clone(),
+            cfg_name,
+            meta,
+            blocks,
+            legacy,
+            index_db_ok,
+            index_db_note,
+            consumers,
+            state,
+            mtime: (last_ns / 1_000_000_000) as u64,
+            snap_ts: last_ns,
+            damaged: problems.iter().any(|p| p.severity == Severity::Error),
+            files: rep.files.clone(),
+        })
+    }
+
+    /// backup.json's `config`: meta.inf without the file-store-only `Created`.
+    pub fn config(&self) -> Map<String, Value> {
+        let mut c = self.meta.json.clone();
+        c.shift_remove("Created");
+        c
+    }
+
+    fn metadata(&self, k: &str) -> Option<String> {
+        self.meta
+            .json
+            .get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+/// A file being written: buffered, hashed as it goes, fsynced at the end. While a big file is
+/// written, a background thread flushes it to disk every [`SYNC_EVERY`] bytes, so the final
+/// fsync only waits for the tail.
+pub(crate) struct Sink {
+    w: BufWriter<fs::File>,
+    h: Sha256,
+    n: u64,
+    synced_at: u64,
+    syncer: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+/// Bytes written between background `fdatasync` calls.
+const SYNC_EVERY: u64 = 64 << 20;
+
+impl Sink {
+    pub fn create(p: &Path) -> io::Result<Sink> {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)?;
+        Ok(Sink {
+            // Compressed frames are bigger than this and go straight to the file.
+            w: BufWriter::with_capacity(64 << 10, f),
+            h: Sha256::new(),
+            n: 0,
+            synced_at: 0,
+            syncer: None,
+        })
+    }
+
+    /// Starts a background `fdatasync` when enough was written and none is running.
+    fn sync_in_background(&mut self) -> io::Result<()> {
+        if self.n - self.synced_at < SYNC_EVERY {
+            return Ok(());
+        }
+        if let Some(h) = &self.syncer {
+            if !h.is_finished() {
+                return Ok(());
+            }
+        }
+        if let Some(h) = self.syncer.take() {
+            join_sync(h)?;
+        }
+        let f = self.w.get_ref().try_clone()?;
+        self.syncer = Some(std::thread::spawn(move || f.sync_data()));
+        self.synced_at = self.n;
+        Ok(())
+    }
+
+    /// Flush, fsync, and return (bytes, sha256 hex).
+    pub fn done(mut self) -> io::Result<(u64, String)> {
+        if let Some(h) = self.syncer.take() {
+            join_sync(h)?;
+        }
+        let f = self.w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok((self.n, manifest::hex(&self.h.finalize())))
+    }
+}
+
+fn join_sync(h: std::thread::JoinHandle<io::Result<()>>) -> io::Result<()> {
+    h.join()
+        .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")))
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let k = self.w.write(buf)?;
+        self.h.update(buf.get(..k).unwrap_or(&[]));
+        self.n += k as u64;
+        self.sync_in_background()?;
+        Ok(k)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+fn write_small(p: &Path, data: &[u8]) -> io::Result<(u64, String)> {
+    let mut s = Sink::create(p)?;
+    s.write_all(data)?;
+    s.done()
+}
+
+fn fsync_dir(p: &Path) {
+    if let Ok(f) = fs::File::open(p) {
+        let _ = f.sync_all();
+    }
+}
+
+fn hostname() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
+fn now_rfc3339() -> String {
+    go_time(crate::base::time::now_ns())
+}
+
+/// The directory a running server would hold files under: the store dir (parent of
+/// `jetstream/`) when the path is inside one, else the path itself.
+fn store_root(p: &Path) -> PathBuf {
+    let abs = fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    for a in abs.ancestors() {
+        if a.file_name().is_some_and(|n| n == "jetstream") {
+            if let Some(parent) = a.parent() {
+                return parent.to_path_buf();
+            }
+        }
+    }
+    if abs.join("jetstream").is_dir() {
+        return abs;
+    }
+    abs
+}
+
+/// Which streams PATH + options name.
+fn select_streams(path: &Path, opts: &PackOptions) -> anyhow::Result<Vec<StreamDir>> {
+    let lay = discover::discover(path)?;
+    let account = opts.account.as_deref().unwrap_or("$G");
+    let is_stream_dir = lay.streams.len() == 1
+        && lay.streams.first().is_some_and(|s| s.dir == path)
+        && discover::looks_like_stream_dir(path);
+    if is_stream_dir {
+        if opts.all {
+            anyhow::bail!(
+                "{} is a stream dir: --all needs a store or account dir",
+                path.display()
+            );
+        }
+        if let (Some(want), Some(s)) = (&opts.stream, lay.streams.first()) {
+            if want != &s.name {
+                anyhow::bail!(
+                    "{} is the stream dir of {:?}, not {want:?}",
+                    path.display(),
+                    s.name
+                );
+            }
+        }
+        return Ok(lay.streams);
+    }
+    let in_acct: Vec<StreamDir> = lay
+        .streams
+        .iter()
+        .filter(|s| s.account == account)
+        .cloned()
+        .collect();
+    let names = || {
+        in_acct
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if opts.all {
+        if opts.stream.is_some() {
+            anyhow::bail!("--all and --stream exclude each other");
+        }
+        if in_acct.is_empty() {
+            anyhow::bail!("no streams of account {account:?} under {}", path.display());
+        }
+        return Ok(in_acct);
+    }
+    match &opts.stream {
+        Some(n) => match in_acct.iter().find(|s| &s.name == n) {
+            Some(s) => Ok(vec![s.clone()]),
+            None => anyhow::bail!(
+                "no stream {n:?} in account {account:?} under {} (streams: {})",
+                path.display(),
+                names()
+            ),
+        },
+        None if in_acct.len() == 1 => Ok(in_acct),
+        None => anyhow::bail!(
+            "{} holds {} streams in account {account:?} ({}): name one with --stream, or use --all",
+            path.display(),
+            in_acct.len(),
+            names()
+        ),
+    }
+}
+
+/// Pack the stream(s) PATH names into OUT.
+pub fn pack(
+    path: &Path,
+    opts: &PackOptions,
+    progress: &dyn Progress,
+) -> anyhow::Result<PackReport> {
+    let mut report = PackReport {
+        format: Some(opts.format),
+        out: opts.out.display().to_string(),
+        ..Default::default()
+    };
+    let streams = select_streams(path, opts)?;
+    let out = &opts.out;
+    let side_manifest = side_manifest_path(out);
+    if out.exists() || fs::symlink_metadata(out).is_ok() {
+        return Ok(report.refuse(
+            2,
+            format!("{} exists; pack never overwrites", out.display()),
+        ));
+    }
+    if opts.format == PackFormat::Tgz && side_manifest.exists() {
+        return Ok(report.refuse(
+            2,
+            format!("{} exists; pack never overwrites", side_manifest.display()),
+        ));
+    }
+    // A running server rewrites files while we read them.
+    let mut roots: Vec<PathBuf> = streams.iter().map(|s| store_root(&s.dir)).collect();
+    roots.sort();
+    roots.dedup();
+    for r in &roots {
+        if let Some(who) = crate::filestore::running::server_holding(r) {
+            if opts.force {
+                report
+                    .notes
+                    .push(format!("--force: {who}; the backup may not be consistent"));
+            } else {
+                return Ok(report.refuse(
+                    2,
+                    format!(
+                        "{who}: a running server may be writing this store; stop it first (or --force)"
+                    ),
+                ));
+            }
+        }
+    }
+    // Verify every stream first.
+    let block_bytes = store::total_block_bytes(&streams);
+    progress.start(block_bytes.saturating_mul(2));
+    let mut checked = Vec::new();
+    for sd in &streams {
+        let (rep, problems) =
+            store::verify_stream_dir(sd, &store::Options { quick: false }, progress);
+        checked.push((sd.clone(), rep, problems));
+    }
+    for (_, _, p) in &checked {
+        report.problems.extend(p.iter().cloned());
+    }
+    if let Some(p) = report
+        .problems
+        .iter()
+        .find(|p| FATAL_KINDS.contains(&p.kind.as_str()))
+    {
+        progress.finish();
+        let who = p.loc.stream.clone().unwrap_or_default();
+        return Ok(report.refuse(
+            2,
+            format!("stream {who} is encrypted at rest: a key is needed to read it (not supported); nothing packed"),
+        ));
+    }
+    let errors = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    if errors > 0 && !opts.allow_damaged {
+        progress.finish();
+        return Ok(report.refuse(
+            1,
+            format!("verification found {errors} error(s) in the source; fix them or pack anyway with --allow-damaged"),
+        ));
+    }
+    if errors > 0 {
+        report.notes.push(format!(
+            "--allow-damaged: packing despite {errors} verification error(s)"
+        ));
+    }
+    let mut srcs = Vec::new();
+    for (sd, rep, problems) in &checked {
+        srcs.push(StreamSrc::build(
+            sd,
+            rep,
+            problems,
+            opts,
+            &mut report.notes,
+        )?);
+    }
+    let res = match opts.format {
+        PackFormat::Tgz => write_tgz_out(path, &srcs, opts, progress, &mut report),
+        _ => write_dir_out(path, &srcs, opts, progress, &mut report),
+    };
+    progress.finish();
+    res?;
+    report.ok = true;
+    report.code = 0;
+    Ok(report)
+}
+
+fn side_manifest_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!("{name}.manifest.json"))
+}
+
+fn staging_path(out: &Path, tag: &str) -> anyhow::Result<PathBuf> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{}: OUT needs a file name", out.display()))?
+        .to_string_lossy()
+        .into_owned();
+    Ok(out.with_file_name(format!(".{name}{tag}.jetdir-pack-{}", std::process::id())))
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn build_manifest(
+    path: &Path,
+    src: &StreamSrc,
+    format: PackFormat,
+    consumers: &[String],
+    stream: Value,
+    files: Vec<FileEntry>,
+) -> Manifest {
+    let abs = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let spath = if abs.is_dir() && abs != src.sd.dir && discover::looks_like_stream_dir(&src.sd.dir)
+    {
+        fs::canonicalize(&src.sd.dir).unwrap_or_else(|_| src.sd.dir.clone())
+    } else {
+        abs
+    };
+    Manifest {
+        manifest: manifest::MANIFEST_VERSION.into(),
+        tool: "jetdir".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        created: now_rfc3339(),
+        format: format.as_str().into(),
+        source: manifest::Source {
+            path: spath.display().to_string(),
+            host: hostname(),
+            account: src.sd.account.clone(),
+            stream: src.sd.name.clone(),
+        },
+        server_version: src.metadata("_nats.ver"),
+        server_api_level: src.metadata("_nats.level"),
+        stream,
+        consumers: consumers.to_vec(),
+        files,
+        manifest_sha256: String::new(),
+    }
+}
+
+fn packed_stream(src: &StreamSrc, st: &StateNums) -> PackedStream {
+    PackedStream {
+        account: src.sd.account.clone(),
+        name: src.sd.name.clone(),
+        source: src.sd.dir.display().to_string(),
+        messages: st.messages,
+        bytes: st.bytes,
+        first_seq: st.first_seq,
+        last_seq: st.last_seq,
+        num_deleted: st.num_deleted,
+        consumers: src.consumers.iter().map(|c| c.name.clone()).collect(),
+        index_db: src.index_db_note.clone(),
+    }
+}
+
+/// v1 / v2: a backup directory (or, with several streams, one per stream under OUT).
+fn write_dir_out(
+    path: &Path,
+    srcs: &[StreamSrc],
+    opts: &PackOptions,
+    progress: &dyn Progress,
+    report: &mut PackReport,
+) -> anyhow::Result<()> {
+    let out = &opts.out;
+    let stage = staging_path(out, "")?;
+    let _ = fs::remove_dir_all(&stage);
+    fs::create_dir(&stage)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", stage.display()))?;
+    let nested = opts.all;
+    let result = (|| -> anyhow::Result<()> {
+        for src in srcs {
+            let (dir, prefix) = if nested {
+                let d = stage.join(&src.sd.name);
+                fs::create_dir(&d)?;
+                (d, format!("{}/", src.sd.name))
+            } else {
+                (stage.clone(), String::new())
+            };
+            let (st, notes, files) = write_backup_dir(&dir, src, opts.format, progress)?;
+            report.notes.extend(notes);
+            let state_json = st.to_json(src.consumers.len());
+            let names: Vec<String> = src.consumers.iter().map(|c| c.name.clone()).collect();
+            let m = build_manifest(path, src, opts.format, &names, state_json, files.clone());
+            let mb = m.to_bytes();
+            let (n, h) = write_small(&dir.join(manifest::MANIFEST_NAME), &mb)?;
+            for f in files {
+                report.files.push(PackedFile {
+                    path: format!("{prefix}{}", f.path),
+                    bytes: f.bytes,
+                    sha256: f.sha256,
+                });
+            }
+            report.files.push(PackedFile {
+                path: format!("{prefix}{}", manifest::MANIFEST_NAME),
+                bytes: n,
+                sha256: h,
+            });
+            report.manifests.push(
+                out.join(format!("{prefix}{}", manifest::MANIFEST_NAME))
+                    .display()
+                    .to_string(),
+            );
+            report.streams.push(packed_stream(src, &st));
+            fsync_dir(&dir);
+        }
+        fsync_dir(&stage);
+        if out.exists() {
+            anyhow::bail!("{} appeared while packing; not overwriting", out.display());
+        }
+        fs::rename(&stage, out).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot rename {} to {}: {e}",
+                stage.display(),
+                out.display()
+            )
+        })?;
+        fsync_dir(&parent_dir(out));
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&stage);
+    }
+    result
+}
+
+/// Write backup.json + stream.tar.s2 of one stream into `dir`; also returns notes (v1: blocks
+/// nats-server 2.9 will not be able to read).
+fn write_backup_dir(
+    dir: &Path,
+    src: &StreamSrc,
+    format: PackFormat,
+    progress: &dyn Progress,
+) -> anyhow::Result<(StateNums, Vec<String>, Vec<FileEntry>)> {
+    let tar_path = dir.join("stream.tar.s2");
+    let sink = Sink::create(&tar_path)?;
+    let (sink, st, notes) = match format {
+        PackFormat::V2 => {
+            let (sink, st) = v2::write(sink, src, progress)?;
+            (sink, st, Vec::new())
+        }
+        _ => {
+            let (sink, notes) = v1::write(sink, src, progress)?;
+            (sink, src.state.clone(), notes)
+        }
+    };
+    let (tn, th) = sink.done()?;
+    let mut bj = Map::new();
+    bj.insert("config".into(), Value::Object(src.config()));
+    bj.insert("state".into(), st.to_json(src.consumers.len()));
+    let bjb = serde_json::to_vec_pretty(&Value::Object(bj))?;
+    let (bn, bh) = write_small(&dir.join("backup.json"), &bjb)?;
+    Ok((
+        st,
+        notes,
+        vec![
+            FileEntry {
+                path: "backup.json".into(),
+                bytes: bn,
+                sha256: bh,
+            },
+            FileEntry {
+                path: "stream.tar.s2".into(),
+                bytes: tn,
+                sha256: th,
+            },
+        ],
+    ))
+}
+
+/// tgz: one tarball (+ `<OUT>.manifest.json` beside it).
+fn write_tgz_out(
+    path: &Path,
+    srcs: &[StreamSrc],
+    opts: &PackOptions,
+    progress: &dyn Progress,
+    report: &mut PackReport,
+) -> anyhow::Result<()> {
+    let out = &opts.out;
+    let side = side_manifest_path(out);
+    let stage = staging_path(out, "")?;
+    let mstage = staging_path(&side, "")?;
+    let _ = fs::remove_file(&stage);
+    let _ = fs::remove_file(&mstage);
+    let result = (|| -> anyhow::Result<()> {
+        let sink = Sink::create(&stage)?;
+        let sink = tgz::write(sink, srcs, progress)?;
+        let (n, h) = sink.done()?;
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let files = vec![FileEntry {
+            path: name.clone(),
+            bytes: n,
+            sha256: h.clone(),
+        }];
+        let first = srcs
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no stream to pack"))?;
+        let m = if srcs.len() == 1 {
+            let names: Vec<String> = first.consumers.iter().map(|c| c.name.clone()).collect();
+            build_manifest(
+                path,
+                first,
+                PackFormat::Tgz,
+                &names,
+                first.state.to_json(first.consumers.len()),
+                files,
+            )
+        } else {
+            let mut states = Map::new();
+            let mut names = Vec::new();
+            for s in srcs {
+                states.insert(s.sd.name.clone(), s.state.to_json(s.consumers.len()));
+                names.extend(
+                    s.consumers
+                        .iter()
+                        .map(|c| format!("{}/{}", s.sd.name, c.name)),
+                );
+            }
+            let mut m = build_manifest(
+                path,
+                first,
+                PackFormat::Tgz,
+                &names,
+                Value::Object(states),
+                files,
+            );
+            m.source.stream = "*".into();
+            m.source.path = fs::canonicalize(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string();
+            m
+        };
+        let (mn, mh) = write_small(&mstage, &m.to_bytes())?;
+        // hard links never replace an existing name
+        fs::hard_link(&stage, out)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+        if let Err(e) = fs::hard_link(&mstage, &side) {
+            let _ = fs::remove_file(out);
+            anyhow::bail!("cannot create {}: {e}", side.display());
+        }
+        let _ = fs::remove_file(&stage);
+        let _ = fs::remove_file(&mstage);
+        fsync_dir(&parent_dir(out));
+        report.files.push(PackedFile {
+            path: name,
+            bytes: n,
+            sha256: h,
+        });
+        report.files.push(PackedFile {
+            path: side
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            bytes: mn,
+            sha256: mh,
+        });
+        report.manifests.push(side.display().to_string());
+        for s in srcs {
+            report.streams.push(packed_stream(s, &s.state));
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&stage);
+        let _ = fs::remove_file(&mstage);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests;

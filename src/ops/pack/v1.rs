@@ -1,0 +1,190 @@
+//! V1 payload: a tar of the stream dir as the server's V1 snapshot writes it, in S2 framing
+//! (compressed on all cores by [`ParFrameWriter`]). Blocks of 2.10+ stores are laid out so
+//! that 2.9 restores them as well ([`compat`]).
+use super::compat::{self, Layout};
+use super::StreamSrc;
+use crate::backup::tar_write::{self, Style};
+use crate::check::store::Progress;
+use crate::filestore::meta::expected_sum;
+use crate::s2::encode::ParFrameWriter;
+use crate::state::scan;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// Member order: meta.inf, meta.sum, per block the `.idx` (`.fss` too for 2.9 stores) and
+/// the plain `.blk`, `msgs/index.db` when the source's is consistent, then
+/// `obs/<c>/{meta.inf,meta.sum,o.dat}`. Returns notes on blocks 2.9 will not be able to read.
+pub(super) fn write<W: Write + Send + 'static>(
+    w: W,
+    src: &StreamSrc,
+    progress: &dyn Progress,
+) -> anyhow::Result<(W, Vec<String>)> {
+    if !src.legacy {
+        return write_compat(w, src, progress);
+    }
+    let st = style(src);
+    let mut b = tar::Builder::new(ParFrameWriter::new(w));
+    let dir = &src.sd.dir;
+    head(&mut b, src, &st)?;
+    let mut raw = Vec::new();
+    for i in &src.blocks {
+        if src.legacy {
+            for ext in ["idx", "fss"] {
+                let rel = format!("msgs/{i}.{ext}");
+                if let Ok(d) = fs::read(dir.join(&rel)) {
+                    tar_write::file(&mut b, &rel, &d, &st)?;
+                }
+            }
+        }
+        let rel = format!("msgs/{i}.blk");
+        let path = dir.join(&rel);
+        let len = block(&mut b, &path, &rel, &st, &mut raw)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        progress.advance(len, &rel);
+    }
+    if src.index_db_ok {
+        let d = fs::read(dir.join("msgs/index.db"))?;
+        tar_write::file(&mut b, "msgs/index.db", &d, &st)?;
+    }
+    consumers(&mut b, src, &st)?;
+    let frame = b.into_inner()?;
+    Ok((frame.finish()?, Vec::new()))
+}
+
+/// A 2.10+ stream: tombstone-free blocks with placeholders and a `.idx` each, then the
+/// index.db that matches them.
+fn write_compat<W: Write + Send + 'static>(
+    w: W,
+    src: &StreamSrc,
+    progress: &dyn Progress,
+) -> anyhow::Result<(W, Vec<String>)> {
+    let st = style(src);
+    let plan = compat::plan(src)?;
+    let mut b = tar::Builder::new(ParFrameWriter::new(w));
+    head(&mut b, src, &st)?;
+    let dir = &src.sd.dir;
+    let mut raw = Vec::new();
+    let mut out = Vec::new();
+    let mut last_tail = [0u8; 8];
+    // A never-used stream: no block at all. 2.9 would turn an empty block into first_ts 1970
+    // (a rebuilt block has timestamp 0); without one both servers start it afresh, as the
+    // source is (first 0, last 0).
+    let blocks = if plan.never_used() {
+        &[][..]
+    } else {
+        &plan.blocks[..]
+    };
+    for bp in blocks {
+        let rel = format!("msgs/{}.blk", bp.index);
+        let path = dir.join(&rel);
+        raw.clear();
+        fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut raw))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
+        let decoded = scan::plain_block(&raw);
+        let (plain, layout): (&[u8], Layout) = match &decoded {
+            Ok((p, _)) => (p, compat::rewrite(&plan, bp, &src.cfg_name, p, &mut out)),
+            Err(_) => (&raw, Layout::Keep),
+        };
+        let data: &[u8] = match &layout {
+            Layout::Keep => plain,
+            Layout::Rewritten { idx } => {
+                if let Some(x) = idx {
+                    tar_write::file(&mut b, &format!("msgs/{}.idx", bp.index), x, &st)?;
+                }
+                &out
+            }
+        };
+        tar_write::file(&mut b, &rel, data, &st)?;
+        last_tail = compat::tail(data);
+        progress.advance(raw.len() as u64, &rel);
+    }
+    if let Some(db) =
+        compat::index_db(&plan, &src.cfg_name, last_tail).filter(|_| !blocks.is_empty())
+    {
+        tar_write::file(&mut b, "msgs/index.db", &db, &st)?;
+    }
+    consumers(&mut b, src, &st)?;
+    let frame = b.into_inner()?;
+    Ok((frame.finish()?, plan.notes))
+}
+
+fn style(src: &StreamSrc) -> Style {
+    Style {
+        mtime: src.mtime,
+        file_mode: 0o600,
+        dir_mode: 0o700,
+        owner: "nats",
+    }
+}
+
+/// meta.inf and meta.sum.
+fn head<W: Write>(b: &mut tar::Builder<W>, src: &StreamSrc, st: &Style) -> io::Result<()> {
+    tar_write::file(b, "meta.inf", &src.meta.raw, st)?;
+    let sum = expected_sum(&src.cfg_name, &src.meta.raw);
+    tar_write::file(b, "meta.sum", sum.as_bytes(), st)
+}
+
+/// `obs/<c>/{meta.inf,meta.sum,o.dat}` of every consumer packed.
+fn consumers<W: Write>(b: &mut tar::Builder<W>, src: &StreamSrc, st: &Style) -> io::Result<()> {
+    for c in &src.consumers {
+        let base = format!("obs/{}", c.name);
+        tar_write::file(b, &format!("{base}/meta.inf"), &c.meta.raw, st)?;
+        let sum = expected_sum(&format!("{}/{}", src.cfg_name, c.name), &c.meta.raw);
+        tar_write::file(b, &format!("{base}/meta.sum"), sum.as_bytes(), st)?;
+        if let Some(o) = &c.o_dat {
+            tar_write::file(b, &format!("{base}/o.dat"), o, st)?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends one block file as a tar member; returns its size on disk. A plain block is read
+/// straight into the compressor's buffers; a compressed one is decompressed, as the server
+/// snapshots it (an undecodable one, only with --allow-damaged, goes in as it is).
+fn block<W: Write + Send + 'static>(
+    b: &mut tar::Builder<ParFrameWriter<W>>,
+    path: &Path,
+    rel: &str,
+    st: &Style,
+    raw: &mut Vec<u8>,
+) -> io::Result<u64> {
+    let mut f = fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = [0u8; 8];
+    let got = read_up_to(&mut f, &mut head)?;
+    let head = head.get(..got).unwrap_or(&[]);
+    if !crate::s2::is_cmp_block(head) {
+        tar_write::file_header(b, rel, len, st)?;
+        let w = b.get_mut();
+        w.write_all(head)?;
+        w.read_from(&mut f, len - got as u64)?;
+        tar_write::pad(w, len)?;
+        return Ok(len);
+    }
+    // One buffer for every compressed block: no fresh allocation (and page faults) per block.
+    raw.clear();
+    raw.extend_from_slice(head);
+    f.read_to_end(raw)?;
+    match scan::plain_block(raw) {
+        Ok((plain, _)) => tar_write::file(b, rel, &plain, st)?,
+        Err(_) => tar_write::file(b, rel, raw, st)?,
+    }
+    Ok(raw.len() as u64)
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_up_to(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
+        match f.read(rest) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

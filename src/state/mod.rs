@@ -1,0 +1,3 @@
+//! What the server would compute from a stream's files: data only, no severity policy.
+pub mod messages;
+pub mod scan;

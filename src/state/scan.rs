@@ -1,0 +1,487 @@
+//! Scanning one message block: the per-block half of stream verification. It works on the bytes
+//! of a `.blk` file wherever they came from (disk, a tar member), so the store verifier and the
+//! archive verifier share it.
+use crate::base::problem::{Location, Problem};
+use crate::filestore::block::{self, RecordKind, Records};
+use crate::s2;
+use std::collections::{HashMap, HashSet};
+
+/// Sequences known to be dead before any block is read (index.db / .idx delete maps and floors).
+#[derive(Debug, Default, Clone)]
+pub struct DeadSet {
+    pub seqs: HashSet<u64, FxBuild>,
+    /// Per block index: sequences below this first_seq are dead (moved first seq).
+    pub block_floor: HashMap<u32, u64>,
+    /// Stream-wide floor (index.db first_seq): sequences below are dead.
+    pub stream_floor: u64,
+}
+
+impl DeadSet {
+    /// Sequences of `block` below this are dead.
+    pub fn floor(&self, block: u32) -> u64 {
+        self.block_floor
+            .get(&block)
+            .map_or(self.stream_floor, |f| (*f).max(self.stream_floor))
+    }
+    pub fn is_dead(&self, block: u32, seq: u64) -> bool {
+        seq < self.stream_floor
+            || self.block_floor.get(&block).is_some_and(|f| seq < *f)
+            || self.seqs.contains(&seq)
+    }
+}
+
+/// What the scan of one block needs to know.
+pub struct ScanCtx<'a> {
+    pub account: &'a str,
+    /// `cfg.Name`: the record hash key is SHA-256("<name>-<index>").
+    pub stream: &'a str,
+    pub dead: &'a DeadSet,
+    /// Skip record checksums (structure and state only).
+    pub quick: bool,
+    /// Prefix for problem file names (e.g. `stream.tar.s2:` inside archives).
+    pub file_prefix: &'a str,
+    /// Keep a compact entry per live message (16 bytes each) so deaths learned later can
+    /// be subtracted without reading the block again. Archives need it (their index.db
+    /// comes after the blocks); on disk a block is simply re-read instead.
+    pub keep_live: bool,
+}
+
+/// A message record counted live by the scan, kept so later deaths can be subtracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveMsg {
+    pub seq: u64,
+    pub len: u32,
+    /// Index into [`BlockScan::subject_names`].
+    pub subject: u32,
+}
+
+/// One bit per sequence: which sequences of a block were counted live. Sparse (sorted
+/// 64-bit words keyed by `seq / 64`), so damaged or far-apart sequences cost no more than dense
+/// ones; appending ascending sequences (the normal case) is O(1).
+#[derive(Debug, Clone, Default)]
+pub struct SeqBits {
+    words: Vec<(u64, u64)>,
+}
+
+impl SeqBits {
+    fn find(&self, k: u64) -> Result<usize, usize> {
+        match self.words.last() {
+            Some(&(lk, _)) if lk == k => Ok(self.words.len() - 1),
+            Some(&(lk, _)) if lk < k => Err(self.words.len()),
+            _ => self.words.binary_search_by_key(&k, |w| w.0),
+        }
+    }
+    pub fn set(&mut self, seq: u64) {
+        let k = seq / 64;
+        match self.find(k) {
+            Ok(i) => self.words[i].1 |= 1 << (seq % 64),
+            Err(i) => self.words.insert(i, (k, 1 << (seq % 64))),
+        }
+    }
+    pub fn clear(&mut self, seq: u64) {
+        if let Ok(i) = self.find(seq / 64) {
+            self.words[i].1 &= !(1 << (seq % 64));
+            if self.words[i].1 == 0 {
+                self.words.remove(i);
+            }
+        }
+    }
+    pub fn get(&self, seq: u64) -> bool {
+        self.find(seq / 64)
+            .is_ok_and(|i| self.words[i].1 & (1 << (seq % 64)) != 0)
+    }
+    pub fn first(&self) -> Option<u64> {
+        self.words
+            .first()
+            .map(|&(i, w)| i * 64 + u64::from(w.trailing_zeros()))
+    }
+    pub fn last(&self) -> Option<u64> {
+        self.words
+            .last()
+            .map(|&(i, w)| i * 64 + 63 - u64::from(w.leading_zeros()))
+    }
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.words.iter().flat_map(|&(i, w)| {
+            (0..64u64)
+                .filter(move |b| w & (1 << b) != 0)
+                .map(move |b| i * 64 + b)
+        })
+    }
+}
+
+/// A small, fast hasher for subject lookups (FxHash's multiply-rotate; keys are not
+/// attacker-chosen in a way that matters for a one-shot offline scan).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(a))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+#[derive(Debug, Clone, Default)]
+pub struct BlockScan {
+    pub index: u32,
+    pub file: String,
+    pub file_len: u64,
+    pub plain_len: u64,
+    pub compressed: bool,
+    /// The block could not be decoded at all (e.g. corrupt S2 data).
+    pub unreadable: bool,
+    pub records: u64,
+    pub tombstones: Vec<u64>,
+    pub erased: Vec<u64>,
+    /// Lowest and highest non-tombstone sequence present (messages and erased records).
+    pub min_seq: Option<u64>,
+    pub max_seq: Option<u64>,
+    /// Live messages after the pre-known dead set and erasures.
+    pub msgs: u64,
+    pub bytes: u64,
+    pub first_live: Option<u64>,
+    pub last_live: Option<u64>,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// Live message count per subject (index into `subject_names`).
+    pub subject_counts: Vec<u64>,
+    pub subject_names: Vec<Vec<u8>>,
+    /// subject → index into `subject_names`.
+    pub subject_index: HashMap<Vec<u8>, u32, FxBuild>,
+    /// Which sequences were counted live.
+    pub live_bits: SeqBits,
+    /// Live messages in order, only with [`ScanCtx::keep_live`].
+    pub live: Vec<LiveMsg>,
+    /// Last 8 bytes of the plain block (the last record's checksum).
+    pub last_checksum: Option<[u8; 8]>,
+    pub bad_checksums: u64,
+    /// The block's last record is an erased one (2.9 does not update `.idx`/`.fss` last
+    /// checksums when it erases, so their mismatch is expected then).
+    pub last_record_erased: bool,
+    /// first_ts/last_ts no longer belong to first_live/last_live (set by [`BlockScan::kill`]).
+    pub ts_stale: bool,
+    pub problems: Vec<Problem>,
+}
+
+impl BlockScan {
+    pub fn loc(ctx: &ScanCtx, file: &str) -> Location {
+        Location::stream(ctx.account, ctx.stream).file(format!("{}{}", ctx.file_prefix, file))
+    }
+}
+
+/// Turn the file bytes into the plain record stream (decompress `cmp` blocks).
+pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), s2::S2Error> {
+    if s2::is_cmp_block(raw) {
+        Ok((
+            std::borrow::Cow::Owned(s2::decompress_cmp_block(raw)?),
+            true,
+        ))
+    } else {
+        Ok((std::borrow::Cow::Borrowed(raw), false))
+    }
+}
+
+/// Scan one block. Never panics on input; every problem carries file and offset.
+pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
+    let file = format!("msgs/{index}.blk");
+    let mut sc = BlockScan {
+        index,
+        file: file.clone(),
+        file_len: raw.len() as u64,
+        ..Default::default()
+    };
+    let (plain, compressed) = match plain_block(raw) {
+        Ok(p) => p,
+        Err(e) => {
+            sc.unreadable = true;
+            sc.problems.push(Problem::error(
+                "block_decompress",
+                BlockScan::loc(ctx, &file).at(e.offset()),
+                format!(
+                    "compressed block cannot be decoded: {e}; a server rebuilding this stream fails with \
+                     'Error recreating stream' and DELETES the whole stream directory"
+                ),
+            ));
+            return sc;
+        }
+    };
+    sc.compressed = compressed;
+    sc.plain_len = plain.len() as u64;
+    if plain.len() >= 8 {
+        let mut l = [0u8; 8];
+        l.copy_from_slice(&plain[plain.len() - 8..]);
+        sc.last_checksum = Some(l);
+    }
+    let key = block::block_key(ctx.stream, index);
+    let where_note = if compressed {
+        " (offset in the decompressed block)"
+    } else {
+        ""
+    };
+    let mut prev_seq: Option<u64> = None;
+    let mut prev_ts: i64 = 0;
+    let mut pos = 0usize;
+    let mut last_rec_checksum: Option<[u8; 8]> = None;
+    let floor = ctx.dead.floor(index);
+    let no_dead_seqs = ctx.dead.seqs.is_empty();
+    loop {
+        let mut framing_failed = None;
+        for rec in Records::starting_at(&plain, pos) {
+            let r = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    framing_failed = Some(e);
+                    break;
+                }
+            };
+            sc.records += 1;
+            last_rec_checksum = Some(r.checksum);
+            sc.last_record_erased = r.kind() == RecordKind::Erased;
+            let loc = || BlockScan::loc(ctx, &file).at(r.offset as u64).seq(r.seq);
+            if !ctx.quick && !r.checksum_ok(&key) {
+                sc.bad_checksums += 1;
+                sc.problems.push(Problem::error(
+                    "record_checksum",
+                    loc(),
+                    format!(
+                        "record checksum mismatch for seq {}{}: stored {}, computed {}; {}",
+                        r.seq,
+                        where_note,
+                        hex(&r.checksum),
+                        hex(&r.computed_checksum(&key)),
+                        loss_note(compressed, &file, r.offset)
+                    ),
+                ));
+            }
+            if r.kind() == RecordKind::Message && !crate::filestore::block::is_utf8(r.subject) {
+                sc.problems.push(Problem::warning(
+                    "subject_not_utf8",
+                    loc(),
+                    format!("seq {}: subject {:?} is not valid UTF-8 (clients may not be able to address it)", r.seq, String::from_utf8_lossy(r.subject)),
+                ));
+            }
+            if let Some(issue) = r.content_issue() {
+                sc.problems.push(Problem::error(
+                    "record_content",
+                    loc(),
+                    format!("seq {}: {issue} (a damaged length field shifts subject/header/payload without changing the checksum)", r.seq),
+                ));
+            }
+            match r.kind() {
+                RecordKind::Tombstone => {
+                    sc.tombstones.push(r.seq);
+                    continue;
+                }
+                RecordKind::Erased => {
+                    sc.erased.push(r.seq);
+                }
+                RecordKind::Message => {}
+            }
+            if let Some(p) = prev_seq {
+                if r.seq <= p {
+                    sc.problems.push(Problem::error(
+                        "seq_order",
+                        loc(),
+                        format!(
+                            "sequence {} follows {} in the same block (must strictly increase)",
+                            r.seq, p
+                        ),
+                    ));
+                }
+            }
+            prev_seq = Some(prev_seq.map_or(r.seq, |p| p.max(r.seq)));
+            sc.min_seq = Some(sc.min_seq.map_or(r.seq, |m| m.min(r.seq)));
+            sc.max_seq = Some(sc.max_seq.map_or(r.seq, |m| m.max(r.seq)));
+            if r.kind() == RecordKind::Erased
+                || r.seq < floor
+                || (!no_dead_seqs && ctx.dead.seqs.contains(&r.seq))
+            {
+                continue;
+            }
+            if r.ts <= 0 {
+                sc.problems.push(Problem::error(
+                    "record_timestamp",
+                    loc(),
+                    format!("message seq {} has timestamp {}", r.seq, r.ts),
+                ));
+            } else if r.ts < prev_ts {
+                sc.problems.push(Problem::warning(
+                    "timestamp_backwards",
+                    loc(),
+                    format!(
+                        "message seq {} is {} ns older than the message before it (clock change?)",
+                        r.seq,
+                        prev_ts - r.ts
+                    ),
+                ));
+            }
+            prev_ts = prev_ts.max(r.ts);
+            sc.msgs += 1;
+            sc.bytes += u64::from(r.len);
+            if sc.first_live.is_none() {
+                sc.first_live = Some(r.seq);
+                sc.first_ts = r.ts;
+            }
+            sc.last_live = Some(r.seq);
+            sc.last_ts = r.ts;
+            let sid = match sc.subject_index.get(r.subject) {
+                Some(&i) => i,
+                None => {
+                    let i = sc.subject_names.len() as u32;
+                    sc.subject_names.push(r.subject.to_vec());
+                    sc.subject_counts.push(0);
+                    sc.subject_index.insert(r.subject.to_vec(), i);
+                    i
+                }
+            };
+            sc.subject_counts[sid as usize] += 1;
+            sc.live_bits.set(r.seq);
+            if ctx.keep_live {
+                sc.live.push(LiveMsg {
+                    seq: r.seq,
+                    len: r.len,
+                    subject: sid,
+                });
+            }
+        }
+        let Some(fe) = framing_failed else { break };
+        // Damage in the framing: report, then look for the next intact record.
+        let lo = prev_seq.map_or(0, |p| p + 1);
+        let next = block::resync(&plain, fe.offset + 1, &key, (lo, u64::MAX >> 2));
+        let next_seq = next
+            .and_then(|o| block::parse_record(&plain, o).ok())
+            .map(|r| r.seq);
+        let skipped = match next {
+            Some(n) => format!(
+                "bytes {}..{} are unreadable{}",
+                fe.offset,
+                n,
+                skipped_seqs(prev_seq, next_seq)
+            ),
+            None => format!(
+                "the rest of the block from offset {} ({} bytes) is unreadable",
+                fe.offset,
+                plain.len() - fe.offset
+            ),
+        };
+        let mut loc = BlockScan::loc(ctx, &file).at(fe.offset as u64);
+        if let Some(p) = prev_seq {
+            loc = loc.seq(p + 1);
+        }
+        sc.problems.push(Problem::error(
+            "record_framing",
+            loc,
+            format!(
+                "{}{}; {}; {}",
+                fe.what,
+                where_note,
+                skipped,
+                loss_note(compressed, &file, fe.offset)
+            ),
+        ));
+        match next {
+            Some(n) => pos = n,
+            None => break,
+        }
+    }
+    let _ = last_rec_checksum;
+    // Say which sequences a truncating server would lose: from the damaged record to the end.
+    if let Some(maxs) = sc.max_seq {
+        for p in sc.problems.iter_mut() {
+            if p.kind == "record_checksum" || p.kind == "record_framing" {
+                if let Some(s) = p.loc.seq {
+                    if maxs > s {
+                        p.loc.seq_end = Some(maxs);
+                    }
+                    if !compressed {
+                        p.message
+                            .push_str(&format!(" (sequences {s}..={})", maxs.max(s)));
+                    }
+                }
+            }
+        }
+    }
+    sc
+}
+
+fn skipped_seqs(prev: Option<u64>, next: Option<u64>) -> String {
+    match (prev, next) {
+        (Some(p), Some(n)) if n > p + 1 => {
+            format!(" (sequences {}..={} may be in them)", p + 1, n - 1)
+        }
+        (None, Some(n)) if n > 1 => format!(" (sequences before {n} may be in them)"),
+        _ => String::new(),
+    }
+}
+
+fn loss_note(compressed: bool, file: &str, off: usize) -> String {
+    if compressed {
+        "a server rebuilding this stream cannot truncate a compressed block and may delete the stream".into()
+    } else {
+        format!("a server rebuilding this stream truncates {file} at offset {off} and loses every record from here to the end of the block")
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl BlockScan {
+    pub fn subject_id(&self, subject: &[u8]) -> Option<usize> {
+        self.subject_index.get(subject).map(|&i| i as usize)
+    }
+    /// Subtract one live message that turned out dead.
+    pub fn kill(&mut self, seq: u64, len: u32, subject: &[u8]) {
+        if !self.live_bits.get(seq) {
+            return;
+        }
+        self.live_bits.clear(seq);
+        self.msgs = self.msgs.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(u64::from(len));
+        if let Some(i) = self.subject_id(subject) {
+            self.subject_counts[i] = self.subject_counts[i].saturating_sub(1);
+        }
+        if let Ok(i) = self.live.binary_search_by_key(&seq, |m| m.seq) {
+            self.live.remove(i);
+        }
+        if self.first_live == Some(seq) || self.last_live == Some(seq) {
+            self.first_live = self.live_bits.first();
+            self.last_live = self.live_bits.last();
+            self.ts_stale = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqBits;
+    #[test]
+    fn seqbits_sparse_and_ordered() {
+        let mut b = SeqBits::default();
+        for s in [5u64, 1, 64, 63, u64::MAX >> 2, 1_000_000_000] {
+            b.set(s);
+        }
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![1, 5, 63, 64, 1_000_000_000, u64::MAX >> 2]
+        );
+        assert_eq!((b.first(), b.last()), (Some(1), Some(u64::MAX >> 2)));
+        b.clear(1);
+        b.clear(u64::MAX >> 2);
+        assert!(!b.get(1) && b.get(5));
+        assert_eq!((b.first(), b.last()), (Some(5), Some(1_000_000_000)));
+    }
+}
