@@ -3,7 +3,7 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 use cli::{progress_bar as progress, render as output};
-use jetdir::check::store as verify;
+use jetdir::check as verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -196,7 +196,7 @@ fn run_report(
 ) -> ExitCode {
     let reporter = progress::Reporter::new(mode, if inspect { "inspect" } else { "verify" });
     let opts = verify::Options { quick };
-    match jetdir::check::archive::verify_path(path, &opts, &reporter) {
+    match jetdir::check::verify_path(path, &opts, &reporter) {
         Ok(r) => emit(
             cli.json,
             &r,

@@ -305,7 +305,7 @@ fn build_v2(dir: &Path, config: Value, msgs: &[(u64, String, Vec<u8>)], first: u
         state["num_deleted"] = json!(nd);
     }
     let f = std::fs::File::create(dir.join("stream.tar.s2")).unwrap();
-    let mut w = NatsArcWriter::new(jetdir::s2::FrameWriter::new(f)).unwrap();
+    let mut w = NatsArcWriter::new(jetdir::s2::encode::ParFrameWriter::new(f)).unwrap();
     w.write_entry(b"state.json", ts0, 0, b"", state.to_string().as_bytes())
         .unwrap();
     let cons = json!({"config": {"durable_name": "D", "name": "D", "deliver_policy": "all",
@@ -723,7 +723,7 @@ fn drop_last_message(src: &Path, dst: &Path) {
     // Drop seq 299 (an interior message: the last one, 300, keeps last_seq).
     entries.retain(|e| e.seq != 299);
     let out = std::fs::File::create(dst.join("stream.tar.s2")).unwrap();
-    let mut w = NatsArcWriter::new(jetdir::s2::FrameWriter::new(out)).unwrap();
+    let mut w = NatsArcWriter::new(jetdir::s2::encode::ParFrameWriter::new(out)).unwrap();
     for e in &entries {
         w.write_entry(&e.name, e.timestamp, e.seq, &e.header, &e.payload)
             .unwrap();

@@ -1,7 +1,11 @@
 //! pack → verify → extract → verify gives the same state, for every format; the manifest
 //! catches any change to a packed file.
-use jetdir::check::archive::verify_path;
-use jetdir::check::store::{verify_store, NoProgress, Options, Report, StreamReport};
+use jetdir::base::progress::NoProgress;
+use jetdir::base::report::Report;
+use jetdir::base::report::StreamReport;
+use jetdir::check::store::verify_store;
+use jetdir::check::verify_path;
+use jetdir::check::Options;
 use jetdir::ops::extract::{extract, ExtractOptions};
 use jetdir::ops::pack::{pack, PackFormat, PackOptions};
 use std::fs;

@@ -164,7 +164,7 @@ fn sniff_framed(path: &Path) -> Result<(Payload, Option<String>), DetectError> {
     match (&mut rd).take(SNIFF as u64).read_to_end(&mut v) {
         Ok(_) => {}
         Err(e) => {
-            if super::s2_error_of(&e).is_some() || e.kind() == io::ErrorKind::InvalidData {
+            if crate::s2::s2_error_of(&e).is_some() || e.kind() == io::ErrorKind::InvalidData {
                 // Partial output may still tell the format (the error can be in a later chunk).
                 let p = classify_payload(&v);
                 if p == Payload::NatsArc || (p == Payload::Tar && v.len() >= 512) {

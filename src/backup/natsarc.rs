@@ -961,7 +961,7 @@ impl V2Checker {
         let off = e.offset();
         let mut loc = self.loc("", off);
         if let ArcError::Io { source, .. } = e {
-            if let Some(c) = super::compressed_offset_of(source) {
+            if let Some(c) = crate::s2::compressed_offset_of(source) {
                 loc = self.loc("", c);
             }
         }

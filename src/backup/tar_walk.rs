@@ -354,7 +354,7 @@ impl Walker<'_> {
 
     fn stream_error(&mut self, e: &io::Error, tar_off: u64, raw: &str) {
         self.sum.aborted = true;
-        if let Some(c) = super::compressed_offset_of(e) {
+        if let Some(c) = crate::s2::compressed_offset_of(e) {
             let loc = self.loc("", c);
             self.sum
                 .problems

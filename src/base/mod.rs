@@ -2,4 +2,6 @@
 pub mod bytes;
 pub mod hash;
 pub mod problem;
+pub mod progress;
+pub mod report;
 pub mod time;

@@ -6,115 +6,26 @@
 //! keeps decoding), and the stream is then judged exactly as on disk. V2 payloads (NATSARC1)
 //! are checked entry by entry and the state is computed from the messages.
 use crate::backup::backup_json::{self, BackupJson};
-use crate::backup::detect::{self, ArchiveKind, Detected};
+use crate::backup::detect::{ArchiveKind, Detected};
 use crate::backup::natsarc::{self, EntryRole, V2Options};
 use crate::backup::tar_walk::{self, Layout, TarOptions};
 use crate::base::problem::{Location, Problem};
-use crate::check::store::{
-    self, ConsumerReport, Options, Progress, Report, StreamReport, StreamSource,
-};
+use crate::base::progress::Progress;
+use crate::base::report::ArchiveInfo;
+use crate::base::report::ConsumerReport;
+use crate::base::report::Report;
+use crate::base::report::StreamReport;
+use crate::check::store;
+use crate::check::Options;
+use crate::filestore::source::StreamSource;
 use crate::s2::par::ParFrameReader;
 use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
 use anyhow::Context;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc;
-
-/// `archive` field of the JSON report.
-#[derive(Debug, Clone, Serialize)]
-pub struct ArchiveInfo {
-    /// "v1" | "v2" | "tgz" | "tar" | "account" (an account backup of several streams).
-    pub format: String,
-    pub path: String,
-}
-
-/// Verify whatever `path` is: a store / account / stream dir, or any backup form.
-pub fn verify_path(path: &Path, opts: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
-    match detect::detect(path) {
-        Ok(d) if d.kind.is_store() => Ok(store::verify_store(path, opts, progress)?),
-        Ok(d) => verify_detected(&d, opts, progress),
-        Err(detect::DetectError::Unrecognised { .. }) if path.is_dir() => {
-            Ok(store::verify_store(path, opts, progress)?)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Verify a backup (never a store dir). Errors mean "could not run" (exit 2).
-pub fn verify_archive(
-    path: &Path,
-    opts: &Options,
-    progress: &dyn Progress,
-) -> anyhow::Result<Report> {
-    let d = detect::detect(path)?;
-    if d.kind.is_store() {
-        anyhow::bail!(
-            "{}: this is a store or stream directory, not a backup",
-            path.display()
-        );
-    }
-    verify_detected(&d, opts, progress)
-}
-
-fn verify_detected(
-    d: &Detected,
-    opts: &Options,
-    progress: &dyn Progress,
-) -> anyhow::Result<Report> {
-    let mut rep = verify_content(d, opts, progress)?;
-    // a `jetdir pack` output carries manifest.json: every file's sha256 and the manifest's own
-    if let Some(mut p) = crate::backup::manifest::check_manifest(&d.path) {
-        rep.notes.push(format!(
-            "{}: manifest checked ({} problem(s))",
-            d.path.display(),
-            p.len()
-        ));
-        rep.problems.append(&mut p);
-        rep.finish();
-    }
-    Ok(rep)
-}
-
-fn verify_content(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
-    if d.kind == ArchiveKind::AccountBackupDir {
-        let mut rep = Report {
-            archive: Some(ArchiveInfo {
-                format: "account".into(),
-                path: d.path.display().to_string(),
-            }),
-            ..Default::default()
-        };
-        let total: u64 = d
-            .streams
-            .iter()
-            .filter_map(|s| s.payload.as_ref())
-            .filter_map(|p| p.metadata().ok())
-            .map(|m| m.len())
-            .sum();
-        progress.start(total);
-        for s in &d.streams {
-            let mut r = verify_one(s, opts, progress)?;
-            rep.streams.append(&mut r.streams);
-            rep.problems.append(&mut r.problems);
-            rep.notes.append(&mut r.notes);
-        }
-        progress.finish();
-        rep.finish();
-        return Ok(rep);
-    }
-    let total = d
-        .payload
-        .as_ref()
-        .and_then(|p| p.metadata().ok())
-        .map_or(0, |m| m.len());
-    progress.start(total);
-    let r = verify_one(d, opts, progress);
-    progress.finish();
-    r
-}
 
 /// Counts bytes read from the payload file for progress.
 struct Counted<'a, R> {
@@ -183,7 +94,11 @@ fn label_of(d: &Detected) -> String {
         .unwrap_or_else(|| "stream.tar.s2".into())
 }
 
-fn verify_one(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
+pub(crate) fn verify_one(
+    d: &Detected,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> anyhow::Result<Report> {
     let label = label_of(d);
     let mut rep = Report {
         archive: Some(ArchiveInfo {
@@ -278,7 +193,7 @@ fn verify_one(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyhow::
             let (kind, off, what) = match &err {
                 Some(e) => (
                     crate::backup::io_error_kind(e),
-                    crate::backup::compressed_offset_of(e),
+                    crate::s2::compressed_offset_of(e),
                     e.to_string(),
                 ),
                 None => (
@@ -480,7 +395,7 @@ fn verify_v1<R: Read>(
     let dir_name = name
         .clone()
         .unwrap_or_else(|| summary.top_dir.clone().unwrap_or_default());
-    let pre = store::prelude(&mem, &account, &dir_name, &prefix);
+    let pre = crate::state::prelude::prelude(&mem, &account, &dir_name, &prefix);
     if pre.encrypted {
         problems.extend(pre.problems);
         return (None, problems);
@@ -711,7 +626,7 @@ pub(crate) fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &m
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::store::NoProgress;
+    use crate::base::progress::NoProgress;
     use std::fs;
     use std::path::PathBuf;
 
@@ -720,7 +635,7 @@ mod tests {
     }
 
     fn run(p: &Path) -> Report {
-        verify_path(p, &Options::default(), &NoProgress).unwrap()
+        crate::check::verify_path(p, &Options::default(), &NoProgress).unwrap()
     }
 
     fn kinds(r: &Report) -> Vec<&str> {

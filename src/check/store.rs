@@ -3,368 +3,20 @@
 //!
 //! The pieces that only need bytes (`StreamInputs` → `StreamReport`) are shared by the store
 //! verifier ([`verify_store`]) and the archive verifier.
-use crate::base::problem::{Location, Problem, Severity};
+use crate::base::problem::{Location, Problem};
+use crate::base::progress::Progress;
+use crate::base::report::{BlockReport, ConsumerReport, Report, StreamReport};
+use crate::check::Options;
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
-use crate::filestore::index_db::{self, IndexDb};
-use crate::filestore::legacy::{self, LegacyFss, LegacyIdx};
 use crate::filestore::meta::{self, MetaInf};
-use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
+use crate::filestore::source::{read_reusing, DirSource, StreamSource};
+use crate::state::prelude::{block_index, prelude, Prelude};
+use crate::state::scan::{self, BlockScan, ScanCtx};
 use rayon::prelude::*;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Skip record checksums.
-    pub quick: bool,
-}
-
-/// Kinds that mean "could not run" (exit code 2) rather than "damaged".
-pub const FATAL_KINDS: &[&str] = &["encrypted_key_needed"];
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct ConsumerReport {
-    pub name: String,
-    pub delivered_stream_seq: Option<u64>,
-    pub ack_floor_stream_seq: Option<u64>,
-    /// Messages delivered and not yet acknowledged (`num_ack_pending`).
-    pub pending: Option<u64>,
-    pub delivered_consumer_seq: Option<u64>,
-    pub ack_floor_consumer_seq: Option<u64>,
-    pub redelivered: Option<u64>,
-    pub durable: Option<String>,
-    pub ack_policy: Option<String>,
-    pub filter_subject: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BlockReport {
-    pub index: u32,
-    pub file: String,
-    pub file_bytes: u64,
-    pub compressed: bool,
-    pub records: u64,
-    pub messages: u64,
-    pub bytes: u64,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    pub tombstones: usize,
-    pub erased: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct StreamReport {
-    pub account: String,
-    pub name: String,
-    pub messages: Option<u64>,
-    pub bytes: Option<u64>,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    pub deleted: Option<u64>,
-    pub subjects: Option<u64>,
-    pub blocks: usize,
-    pub consumers: Vec<ConsumerReport>,
-    pub first_ts: Option<i64>,
-    pub last_ts: Option<i64>,
-    pub encrypted: bool,
-    /// "index.db v4", "legacy .idx/.fss", or "none".
-    pub index: String,
-    pub compressed_blocks: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub config: Option<serde_json::Map<String, serde_json::Value>>,
-    pub block_list: Vec<BlockReport>,
-    /// Deleted sequences (interior gaps), capped at 1000 entries for output.
-    pub deleted_seqs: Vec<u64>,
-    pub subject_counts: BTreeMap<String, u64>,
-    pub files: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Report {
-    pub ok: bool,
-    /// Set when the input was a backup rather than a store.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub archive: Option<crate::check::archive::ArchiveInfo>,
-    pub streams: Vec<StreamReport>,
-    pub problems: Vec<Problem>,
-    /// Facts about the store that are not problems (clustered node, leftovers explained).
-    pub notes: Vec<String>,
-}
-
-impl Report {
-    pub fn finish(&mut self) {
-        sort_problems(&mut self.problems);
-        self.ok = !self.problems.iter().any(|p| p.severity == Severity::Error);
-    }
-    /// 0 clean (warnings allowed), 1 problems found, 2 could not run.
-    pub fn exit_code(&self) -> i32 {
-        if self
-            .problems
-            .iter()
-            .any(|p| FATAL_KINDS.contains(&p.kind.as_str()))
-        {
-            2
-        } else if self.problems.iter().any(|p| p.severity == Severity::Error) {
-            1
-        } else {
-            0
-        }
-    }
-}
-
-/// The order of every report: account, stream, file, offset.
-pub fn sort_problems(p: &mut [Problem]) {
-    p.sort_by(|a, b| {
-        (&a.loc.account, &a.loc.stream, &a.loc.file, a.loc.offset).cmp(&(
-            &b.loc.account,
-            &b.loc.stream,
-            &b.loc.file,
-            b.loc.offset,
-        ))
-    });
-}
-
-/// Source of a stream's files: the directory on disk, or members of an archive.
-pub trait StreamSource: Sync {
-    /// Whole content of a small file (meta.inf, index.db, o.dat…), relative to the stream dir.
-    fn read(&self, rel: &str) -> Option<Vec<u8>>;
-    /// All files, relative to the stream dir, sorted.
-    fn files(&self) -> Vec<String>;
-}
-
-pub struct DirSource {
-    pub dir: PathBuf,
-}
-
-impl StreamSource for DirSource {
-    fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        fs::read(self.dir.join(rel)).ok()
-    }
-    fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = walkdir::WalkDir::new(&self.dir)
-            .min_depth(1)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .filter(|e| !e.file_type().is_dir())
-            .filter_map(|e| {
-                e.path()
-                    .strip_prefix(&self.dir)
-                    .ok()
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-            })
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-fn block_index(rel: &str, ext: &str) -> Option<u32> {
-    let n = rel.strip_prefix("msgs/")?.strip_suffix(ext)?;
-    if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    n.parse().ok()
-}
-
-/// Everything about one stream that is known before blocks are scanned.
-pub struct Prelude {
-    pub account: String,
-    pub dir_name: String,
-    /// Name used for record/index keys (cfg.Name; the dir name when meta.inf is unreadable).
-    pub cfg_name: String,
-    pub meta: Option<MetaInf>,
-    pub index_db: Option<IndexDb>,
-    pub index_db_raw_ok: bool,
-    pub idx: BTreeMap<u32, LegacyIdx>,
-    pub fss: BTreeMap<u32, LegacyFss>,
-    pub dead: DeadSet,
-    pub encrypted: bool,
-    pub problems: Vec<Problem>,
-    pub files: Vec<String>,
-    pub blocks: Vec<u32>,
-}
-
-impl Prelude {
-    fn loc(&self) -> Location {
-        Location::stream(&self.account, &self.dir_name)
-    }
-}
-
-/// Read meta, index.db / .idx / .fss, and list the blocks.
-pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &str) -> Prelude {
-    let files = src.files();
-    let mut p = Prelude {
-        account: account.to_string(),
-        dir_name: dir_name.to_string(),
-        cfg_name: dir_name.to_string(),
-        meta: None,
-        index_db: None,
-        index_db_raw_ok: false,
-        idx: BTreeMap::new(),
-        fss: BTreeMap::new(),
-        dead: DeadSet::default(),
-        encrypted: false,
-        problems: Vec::new(),
-        files: files.clone(),
-        blocks: Vec::new(),
-    };
-    let f = |n: &str| format!("{prefix}{n}");
-    p.encrypted = files
-        .iter()
-        .any(|n| n == "meta.key" || (n.starts_with("msgs/") && n.ends_with(".key")));
-    // meta.inf / meta.sum
-    match src.read("meta.inf") {
-        None => p.problems.push(Problem::error(
-            "meta_missing",
-            p.loc().file(f("meta.inf")),
-            "meta.inf is missing: the server skips this stream ('Missing stream metafile')",
-        )),
-        Some(raw) => {
-            match src.read("meta.sum") {
-                None => p.problems.push(Problem::error(
-                    "meta_sum_missing",
-                    p.loc().file(f("meta.sum")),
-                    "meta.sum is missing: the server skips this stream ('Missing stream checksum file')",
-                )),
-                Some(sum) => {
-                    let want = meta::expected_sum(dir_name, &raw);
-                    if sum != want.as_bytes() {
-                        p.problems.push(Problem::error(
-                            "meta_sum_mismatch",
-                            p.loc().file(f("meta.sum")).at(0),
-                            format!(
-                                "meta.sum {:?} does not match meta.inf (computed {want} with key SHA-256({dir_name:?})): the server skips this stream at start",
-                                String::from_utf8_lossy(&sum)
-                            ),
-                        ));
-                    }
-                }
-            }
-            if p.encrypted {
-                p.problems.push(Problem::error(
-                    "encrypted_key_needed",
-                    p.loc().file(f("meta.key")),
-                    "stream is encrypted at rest: key needed (decryption is not supported yet)",
-                ));
-                return p;
-            }
-            match MetaInf::parse(&raw) {
-                Ok(m) => {
-                    match m.name() {
-                        Some(n) if n != dir_name => p.problems.push(Problem::error(
-                            "meta_name_mismatch",
-                            p.loc().file(f("meta.inf")),
-                            format!("meta.inf names the stream {n:?} but its directory is {dir_name:?}: record checksums are keyed by the config name"),
-                        )),
-                        None => p.problems.push(Problem::error("meta_corrupt", p.loc().file(f("meta.inf")), "meta.inf has no \"name\"")),
-                        _ => {}
-                    }
-                    if let Some(n) = m.name() {
-                        p.cfg_name = n.to_string();
-                    }
-                    p.meta = Some(m);
-                }
-                Err(e) => p.problems.push(Problem::error(
-                    "meta_corrupt",
-                    p.loc().file(f("meta.inf")),
-                    format!("meta.inf: {e}"),
-                )),
-            }
-        }
-    }
-    // blocks
-    p.blocks = files
-        .iter()
-        .filter_map(|n| block_index(n, ".blk"))
-        .collect();
-    p.blocks.sort_unstable();
-    // index.db
-    if let Some(raw) = src.read("msgs/index.db") {
-        read_index_db(&mut p, &raw, &f("msgs/index.db"));
-    }
-    // legacy .idx / .fss
-    for n in &files {
-        if let Some(i) = block_index(n, ".idx") {
-            match src.read(n).map(|b| legacy::parse_idx(&b)) {
-                Some(Ok(x)) => {
-                    p.idx.insert(i, x);
-                }
-                Some(Err(e)) => p.problems.push(Problem::error(
-                    "idx_corrupt",
-                    p.loc().file(f(n)).at(e.offset() as u64),
-                    format!("legacy index: {e}; the server rebuilds it from the block"),
-                )),
-                None => {}
-            }
-        } else if let Some(i) = block_index(n, ".fss") {
-            match src.read(n).map(|b| legacy::parse_fss(&b, &p.cfg_name, i)) {
-                Some(Ok(x)) => {
-                    if !x.hash_ok {
-                        p.problems.push(Problem::error(
-                            "fss_checksum",
-                            p.loc().file(f(n)),
-                            "per-subject state checksum mismatch; the server regenerates it from the block",
-                        ));
-                    }
-                    p.fss.insert(i, x);
-                }
-                Some(Err(e)) => p.problems.push(Problem::error(
-                    "fss_corrupt",
-                    p.loc().file(f(n)).at(e.offset() as u64),
-                    format!("legacy per-subject state: {e}"),
-                )),
-                None => {}
-            }
-        }
-    }
-    // dead set from index files
-    if let Some(db) = &p.index_db {
-        p.dead.stream_floor = db.first_seq;
-        for b in &db.blocks {
-            p.dead.block_floor.insert(b.index, b.first_seq);
-            p.dead.seqs.extend(b.deleted.iter().copied());
-        }
-    }
-    for (i, x) in &p.idx {
-        p.dead.block_floor.entry(*i).or_insert(x.first_seq);
-        p.dead.seqs.extend(x.deleted.iter().copied());
-    }
-    p
-}
-
-fn read_index_db(p: &mut Prelude, raw: &[u8], file: &str) {
-    let (body, _) = match index_db::split_trailer(raw) {
-        Ok(x) => x,
-        Err(e) => {
-            p.problems.push(Problem::error(
-                "index_db_corrupt",
-                p.loc().file(file).at(e.offset() as u64),
-                format!("index.db: {e}; the server deletes it and rebuilds from the blocks"),
-            ));
-            return;
-        }
-    };
-    if !index_db::trailer_ok(raw, &p.cfg_name) {
-        p.problems.push(Problem::error(
-            "index_db_checksum",
-            p.loc().file(file).at(body.len() as u64),
-            "index.db checksum mismatch; the server deletes it and rebuilds the state from every block",
-        ));
-        return;
-    }
-    p.index_db_raw_ok = true;
-    match index_db::parse(body) {
-        Ok(db) => p.index_db = Some(db),
-        Err(e) => p.problems.push(Problem::error(
-            "index_db_corrupt",
-            p.loc().file(file).at(e.offset() as u64),
-            format!("index.db: {e}; the server deletes it and rebuilds from the blocks"),
-        )),
-    }
-}
+use std::path::Path;
 
 /// Combine the prelude, block scans and consumers into the stream report.
 /// `rescan(index)` returns the plain bytes of a block again, for deaths discovered late
@@ -452,7 +104,7 @@ pub fn finish_stream(
             let raw = src.read(&s.file);
             let plain = raw
                 .as_deref()
-                .and_then(|r| scan::plain_block(r).ok())
+                .and_then(|r| crate::filestore::block::plain_block(r).ok())
                 .map(|(p, _)| p.into_owned())
                 .unwrap_or_default();
             let dying: std::collections::HashSet<u64> = dying.into_iter().collect();
@@ -476,7 +128,7 @@ pub fn finish_stream(
             s.first_ts = 0;
             s.last_ts = 0;
         } else if let Some(raw) = src.read(&s.file) {
-            if let Ok((plain, _)) = scan::plain_block(&raw) {
+            if let Ok((plain, _)) = crate::filestore::block::plain_block(&raw) {
                 for r in crate::filestore::block::Records::new(&plain).map_while(|r| r.ok()) {
                     if r.kind() == crate::filestore::block::RecordKind::Message && Some(r.seq) == fl
                     {
@@ -1092,16 +744,6 @@ pub fn check_consumer_invariants(
     }
 }
 
-/// Progress callbacks: `start(total_bytes)`, then `advance(bytes, what)`.
-pub trait Progress: Sync {
-    fn start(&self, _total: u64) {}
-    fn advance(&self, _bytes: u64, _what: &str) {}
-    fn finish(&self) {}
-}
-
-pub struct NoProgress;
-impl Progress for NoProgress {}
-
 /// Verify one stream directory.
 pub fn verify_stream_dir(
     sd: &StreamDir,
@@ -1161,34 +803,6 @@ pub fn verify_stream_dir(
         })
         .collect();
     finish_stream(pre, scans, &src, "")
-}
-
-thread_local! {
-    /// One read buffer per worker thread, reused across blocks: no fresh allocation (and page
-    /// faults) per 8 MiB block.
-    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Read a whole file (opened read-only) into this thread's buffer and run `f` on it.
-/// (Memory-mapping was measured too: no faster on a warm page cache, and a file truncated
-/// under a mapping raises SIGBUS.)
-pub(crate) fn read_reusing<T>(
-    path: &Path,
-    f: impl FnOnce(&[u8]) -> T,
-) -> std::io::Result<(T, u64)> {
-    use std::io::Read;
-    READ_BUF.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        buf.clear();
-        let mut file = fs::File::open(path)?;
-        file.read_to_end(&mut buf)?;
-        let n = buf.len() as u64;
-        let out = f(&buf);
-        if buf.capacity() > 64 << 20 {
-            *buf = Vec::new(); // do not keep an outsized buffer from a damaged or huge file
-        }
-        Ok((out, n))
-    })
 }
 
 /// Total bytes of all block files (for progress).
@@ -1253,6 +867,8 @@ pub fn verify_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::problem::Severity;
+    use crate::base::progress::NoProgress;
     use crate::testdata;
     use std::path::{Path, PathBuf};
 

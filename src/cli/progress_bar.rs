@@ -1,7 +1,7 @@
 //! Progress reporting on stderr: a bar by bytes on a terminal, short log lines otherwise
 //! (or with `--no-progress`), nothing with `--quiet`.
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use jetdir::check::store::Progress;
+use jetdir::base::progress::Progress;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

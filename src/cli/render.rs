@@ -1,6 +1,8 @@
 //! Human-readable rendering of reports (JSON is serde of the same structs).
 use jetdir::base::problem::{Problem, Severity};
-use jetdir::check::store::{Report, StreamReport};
+use jetdir::base::report::Report;
+use jetdir::base::report::StreamReport;
+
 use jetdir::ops::extract::ExtractReport;
 use jetdir::ops::pack::{PackFormat, PackReport};
 use std::fmt::Write;

@@ -291,6 +291,121 @@ pub fn encode_record(
     out.extend_from_slice(&sum.to_le_bytes());
 }
 
+/// Algorithm byte for S2 in a `cmp` block header.
+const CMP_ALG_S2: u8 = 1;
+/// Length of the raw tail (last record checksum) of an on-disk compressed block.
+const CMP_TAIL: usize = 8;
+const CMP_MAGIC: &[u8; 3] = b"cmp";
+// ------------------------------------------------------------------------------------------------
+// On-disk compressed message blocks
+// ------------------------------------------------------------------------------------------------
+
+/// True if `buf` starts like an on-disk compressed block: `"cmp"` and at least 5 bytes
+/// (the server treats anything else as a plain block).
+pub fn is_cmp_block(buf: &[u8]) -> bool {
+    buf.len() >= 5 && buf.starts_with(CMP_MAGIC)
+}
+
+/// Decompresses an on-disk `cmp` block: `"cmp"` ‖ alg (1 = S2) ‖ uvarint original size ‖
+/// S2 stream of `original[..len-8]` ‖ raw last 8 bytes. Checks the algorithm and that the
+/// result has exactly the declared original size. Error offsets are offsets in `buf`.
+pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
+    if !is_cmp_block(buf) {
+        return Err(crate::s2::S2Error::BadCmpHeader {
+            offset: 0,
+            what: "missing \"cmp\" prefix",
+        });
+    }
+    let mut c = crate::base::bytes::Cursor::new(buf);
+    let _ = c.take(3);
+    let alg = c.u8().map_err(|_| crate::s2::S2Error::BadCmpHeader {
+        offset: 3,
+        what: "missing algorithm byte",
+    })?;
+    if alg != CMP_ALG_S2 {
+        return Err(crate::s2::S2Error::UnsupportedAlgorithm { offset: 3, alg });
+    }
+    let orig = c.uvarint().map_err(|e| match e {
+        crate::base::bytes::ParseError::Eof { .. } => crate::s2::S2Error::BadCmpHeader {
+            offset: 4,
+            what: "original size varint is incomplete",
+        },
+        _ => crate::s2::S2Error::BadCmpHeader {
+            offset: 4,
+            what: "original size varint is malformed",
+        },
+    })?;
+    let hdr = c.pos();
+    if orig < CMP_TAIL as u64 {
+        return Err(crate::s2::S2Error::BadCmpHeader {
+            offset: 4,
+            what: "original size is smaller than the 8-byte checksum tail",
+        });
+    }
+    let Some(stream_end) = buf.len().checked_sub(CMP_TAIL).filter(|&e| e >= hdr) else {
+        return Err(crate::s2::S2Error::Truncated {
+            offset: hdr as u64,
+            end: buf.len() as u64,
+            what: "compressed block (header plus 8-byte checksum tail)",
+        });
+    };
+    let (Some(stream), Some(tail)) = (buf.get(hdr..stream_end), buf.get(stream_end..)) else {
+        return Err(crate::s2::S2Error::BadCmpHeader {
+            offset: hdr as u64,
+            what: "internal: block split",
+        });
+    };
+    let mut out = Vec::with_capacity(orig.min(crate::s2::MAX_RAW_BLOCK as u64) as usize);
+    crate::s2::decode_stream_into(stream, &mut out, orig - CMP_TAIL as u64)
+        .map_err(|e| e.shifted(hdr as u64))?;
+    out.extend_from_slice(tail);
+    if out.len() as u64 != orig {
+        return Err(crate::s2::S2Error::SizeMismatch {
+            offset: stream_end as u64,
+            expected: orig,
+            actual: out.len() as u64,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+/// Test helper: builds an on-disk `cmp` block from a plain block (inverse of [`decompress_cmp_block`]).
+/// The body is Snappy-framed (the server's S2 reader accepts it). A block shorter than its
+/// 8-byte checksum tail cannot be represented and is returned unchanged (i.e. stored plain).
+pub fn compress_cmp_block(plain: &[u8]) -> Vec<u8> {
+    let Some(split) = plain.len().checked_sub(CMP_TAIL) else {
+        return plain.to_vec();
+    };
+    let (body, tail) = plain.split_at(split);
+    let mut out = Vec::with_capacity(16 + body.len() / 2);
+    out.extend_from_slice(CMP_MAGIC);
+    out.push(CMP_ALG_S2);
+    crate::base::bytes::put_uvarint(&mut out, plain.len() as u64);
+    use std::io::Write as _;
+    let mut enc = snap::write::FrameEncoder::new(out);
+    let written = enc
+        .write_all(body)
+        .and_then(|()| enc.into_inner().map_err(|e| e.into_error()));
+    match written {
+        Ok(mut out) => {
+            out.extend_from_slice(tail);
+            out
+        }
+        // Writing into a Vec cannot fail; should it ever, a plain block is still valid on disk.
+        Err(_) => plain.to_vec(),
+    }
+}
+
+/// Turn the file bytes into the plain record stream (decompress `cmp` blocks).
+pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), crate::s2::S2Error> {
+    if is_cmp_block(raw) {
+        Ok((std::borrow::Cow::Owned(decompress_cmp_block(raw)?), true))
+    } else {
+        Ok((std::borrow::Cow::Borrowed(raw), false))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,3 +8,4 @@ pub mod legacy;
 pub mod meta;
 pub mod running;
 pub mod seqset;
+pub mod source;

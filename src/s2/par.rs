@@ -320,9 +320,7 @@ mod tests {
         let at = bad.len() / 2;
         bad[at] ^= 0x10;
         let e = par_decode(bad.clone(), 2).unwrap_err();
-        let pe = crate::backup::s2_error_of(&e)
-            .expect("S2 error inside")
-            .clone();
+        let pe = crate::s2::s2_error_of(&e).expect("S2 error inside").clone();
         assert_eq!(pe, s2::decode_stream(&bad).unwrap_err());
         assert!(par_decode(b"garbage!".to_vec(), 2).is_err());
         assert_eq!(par_decode(Vec::new(), 2).unwrap(), Vec::<u8>::new());

@@ -7,8 +7,10 @@
 //! walks the records again and hands out the live ones. Damaged framing is skipped the way the
 //! scanner skips it (resync to the next intact record); a sequence that does not increase is
 //! never handed out twice, so the output is always strictly ascending.
-use crate::check::store::{self, DirSource, NoProgress, Progress};
+use crate::base::progress::NoProgress;
+use crate::base::progress::Progress;
 use crate::filestore::block::{self, RecordKind, Records};
+use crate::filestore::source::DirSource;
 use crate::state::scan::{self, ScanCtx, SeqBits};
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -98,7 +100,7 @@ where
     let src = DirSource {
         dir: stream_dir.to_path_buf(),
     };
-    let pre = store::prelude(&src, &account, &name, "");
+    let pre = crate::state::prelude::prelude(&src, &account, &name, "");
     if pre.encrypted {
         return Err(MessagesError::Encrypted(stream_dir.display().to_string()));
     }
@@ -155,8 +157,8 @@ where
         }
         let rel = format!("msgs/{}.blk", b.index);
         let raw = fs::read(stream_dir.join(&rel)).map_err(|e| MessagesError::Io(rel.clone(), e))?;
-        let (plain, _) =
-            scan::plain_block(&raw).map_err(|e| MessagesError::Decompress(rel.clone(), e))?;
+        let (plain, _) = crate::filestore::block::plain_block(&raw)
+            .map_err(|e| MessagesError::Decompress(rel.clone(), e))?;
         let key = block::block_key(&pre.cfg_name, b.index);
         let mut cb_err: Option<std::io::Error> = None;
         walk_records(&plain, &key, |r| {

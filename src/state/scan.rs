@@ -3,7 +3,6 @@
 //! archive verifier share it.
 use crate::base::problem::{Location, Problem};
 use crate::filestore::block::{self, RecordKind, Records};
-use crate::s2;
 use std::collections::{HashMap, HashSet};
 
 /// Sequences known to be dead before any block is read (index.db / .idx delete maps and floors).
@@ -182,18 +181,6 @@ impl BlockScan {
     }
 }
 
-/// Turn the file bytes into the plain record stream (decompress `cmp` blocks).
-pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), s2::S2Error> {
-    if s2::is_cmp_block(raw) {
-        Ok((
-            std::borrow::Cow::Owned(s2::decompress_cmp_block(raw)?),
-            true,
-        ))
-    } else {
-        Ok((std::borrow::Cow::Borrowed(raw), false))
-    }
-}
-
 /// Scan one block. Never panics on input; every problem carries file and offset.
 pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
     let file = format!("msgs/{index}.blk");
@@ -203,7 +190,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
         file_len: raw.len() as u64,
         ..Default::default()
     };
-    let (plain, compressed) = match plain_block(raw) {
+    let (plain, compressed) = match crate::filestore::block::plain_block(raw) {
         Ok(p) => p,
         Err(e) => {
             sc.unreadable = true;

@@ -28,7 +28,7 @@ use crate::backup::backup_json::{self, BackupJson};
 use crate::backup::detect::{self, ArchiveKind};
 use crate::backup::tar_walk::TarOptions;
 use crate::base::problem::{Problem, Severity};
-use crate::check::store::{self, Progress};
+use crate::base::progress::Progress;
 use serde::Serialize;
 use stage::{PlannedFile, Sink};
 use std::fs;
@@ -399,7 +399,7 @@ fn run(
     let mut damaged = false;
     if !is_v2 {
         let vrep =
-            crate::check::archive::verify_archive(archive, &store::Options::default(), progress)?;
+            crate::check::verify_archive(archive, &crate::check::Options::default(), progress)?;
         let fatal_verify = vrep.exit_code() == 2;
         damaged = vrep.problems.iter().any(|p| p.severity == Severity::Error);
         rep.problems = vrep.problems;
@@ -616,7 +616,7 @@ fn write_stream(
         }
         let fatal_verify = verification
             .iter()
-            .any(|p| store::FATAL_KINDS.contains(&p.kind.as_str()));
+            .any(|p| crate::base::report::FATAL_KINDS.contains(&p.kind.as_str()));
         *damaged = verification.iter().any(|p| p.severity == Severity::Error);
         rep.problems = verification;
         if fatal_verify {

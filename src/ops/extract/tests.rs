@@ -1,5 +1,5 @@
 use super::*;
-use crate::check::store::NoProgress;
+use crate::base::progress::NoProgress;
 
 const SAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -40,12 +40,9 @@ fn v2_materialised_store_verifies_clean_with_the_servers_numbers() {
     assert_eq!(rep.block_size, Some(8 << 20));
     assert_eq!(rep.skip_record, None);
     assert_eq!(rep.consumers, ["SHIP", "AUDIT"]);
-    let v = crate::check::store::verify_store(
-        &store,
-        &crate::check::store::Options::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let v =
+        crate::check::store::verify_store(&store, &crate::check::Options::default(), &NoProgress)
+            .unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     let s = &v.streams[0];
     assert_eq!(
@@ -199,12 +196,9 @@ fn account_backup_extracts_each_stream() {
     );
     assert_eq!(rep.streams.len(), 1);
     assert_eq!(rep.status, "written");
-    let v = crate::check::store::verify_store(
-        &store,
-        &crate::check::store::Options::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let v =
+        crate::check::store::verify_store(&store, &crate::check::Options::default(), &NoProgress)
+            .unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert_eq!(v.streams[0].messages, Some(298));
 
@@ -230,12 +224,9 @@ fn account_backup_extracts_each_stream() {
         .as_deref()
         .unwrap()
         .contains("already exists in account $G"));
-    let v = crate::check::store::verify_store(
-        &store2,
-        &crate::check::store::Options::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let v =
+        crate::check::store::verify_store(&store2, &crate::check::Options::default(), &NoProgress)
+            .unwrap();
     assert_eq!(v.streams[0].messages, Some(8));
 }
 
@@ -356,12 +347,8 @@ fn v2_damage_is_refused_with_the_problems_verify_reports() {
     }
 
     for (name, dir, kind) in &cases {
-        let v = crate::check::archive::verify_archive(
-            dir,
-            &crate::check::store::Options::default(),
-            &NoProgress,
-        )
-        .unwrap();
+        let v = crate::check::verify_archive(dir, &crate::check::Options::default(), &NoProgress)
+            .unwrap();
         let want = error_kinds(&v.problems);
         assert!(want.contains(*kind), "{name}: verify found {want:?}");
         for dry in [false, true] {
@@ -401,12 +388,9 @@ fn v2_damage_is_refused_with_the_problems_verify_reports() {
     assert_eq!(rep.status, "written_damaged");
     assert_eq!(rep.messages, Some(297));
     assert!(error_kinds(&rep.problems).contains("v2_message_count"));
-    let v = crate::check::store::verify_store(
-        &store,
-        &crate::check::store::Options::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let v =
+        crate::check::store::verify_store(&store, &crate::check::Options::default(), &NoProgress)
+            .unwrap();
     assert_eq!(v.streams[0].messages, Some(297));
     assert_eq!(v.streams[0].deleted_seqs, [100, 101, 299]);
 }

@@ -566,7 +566,7 @@ fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
     }
     if let Some(b) = inp.backup {
         // the same backup.json checks as `jetdir verify`
-        let seen = crate::check::store::StreamReport {
+        let seen = crate::base::report::StreamReport {
             account: inp.account.to_string(),
             name: inp.stream.to_string(),
             messages: Some(msgs),
@@ -575,7 +575,7 @@ fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
             consumers: sum
                 .consumers
                 .iter()
-                .map(|c| crate::check::store::ConsumerReport {
+                .map(|c| crate::base::report::ConsumerReport {
                     name: c.name.clone(),
                     ..Default::default()
                 })
@@ -589,7 +589,7 @@ fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
 }
 
 /// The order of `jetdir verify`'s report.
-pub use crate::check::store::sort_problems;
+pub use crate::base::report::sort_problems;
 
 #[cfg(test)]
 mod tests {

@@ -18,10 +18,10 @@
 //! The index.db written next to them is the source's, with the last checksum of the last block
 //! as written and the block ranges the placeholders extended.
 use super::StreamSrc;
-use crate::check::store::{self, DirSource};
 use crate::filestore::block::{self, RecordKind, Records, EBIT};
 use crate::filestore::index_db::{self, IndexDb};
 use crate::filestore::legacy::{self, LegacyIdx};
+use crate::filestore::source::DirSource;
 use crate::state::scan::{self, ScanCtx, SeqBits};
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -69,7 +69,7 @@ impl Plan {
 /// tombstones from every block) and how far each rewritten block reaches.
 pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
     let dir = &src.sd.dir;
-    let pre = store::prelude(
+    let pre = crate::state::prelude::prelude(
         &DirSource { dir: dir.clone() },
         &src.sd.account,
         &src.sd.name,
@@ -97,9 +97,10 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         .par_iter()
         .map(|&i| {
             // the same per-thread buffers verify used: no new 8 MiB allocation per block
-            match store::read_reusing(&dir.join(format!("msgs/{i}.blk")), |raw| {
-                scan::scan_block(&ctx, i, raw)
-            }) {
+            match crate::filestore::source::read_reusing(
+                &dir.join(format!("msgs/{i}.blk")),
+                |raw| scan::scan_block(&ctx, i, raw),
+            ) {
                 Ok((s, _)) => {
                     let framing = s.problems.iter().any(|p| p.kind == "record_framing");
                     First {

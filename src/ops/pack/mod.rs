@@ -21,8 +21,11 @@ mod v2;
 
 use crate::backup::manifest::{self, FileEntry, Manifest};
 use crate::base::problem::{Problem, Severity};
+use crate::base::progress::Progress;
+use crate::base::report::StreamReport;
+use crate::base::report::FATAL_KINDS;
 use crate::base::time::go_time;
-use crate::check::store::{self, Progress, StreamReport, FATAL_KINDS};
+use crate::check::store;
 use crate::filestore::discover::{self, StreamDir};
 use crate::filestore::meta::MetaInf;
 use serde::Serialize;
@@ -527,7 +530,7 @@ pub fn pack(
     let mut checked = Vec::new();
     for sd in &streams {
         let (rep, problems) =
-            store::verify_stream_dir(sd, &store::Options { quick: false }, progress);
+            store::verify_stream_dir(sd, &crate::check::Options { quick: false }, progress);
         checked.push((sd.clone(), rep, problems));
     }
     for (_, _, p) in &checked {

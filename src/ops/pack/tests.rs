@@ -1,6 +1,6 @@
 use super::*;
 use crate::backup::natsarc::{check_v2_structure, V2Options};
-use crate::check::store::NoProgress;
+use crate::base::progress::NoProgress;
 use crate::s2::FrameReader;
 use crate::testdata;
 use std::collections::BTreeMap;
@@ -182,13 +182,13 @@ fn v1_blocks_are_decompressed_and_2_9_gets_idx_fss() {
     for (n, data, _) in blocks {
         let raw = fs::read(d.join(n)).unwrap();
         assert!(
-            !crate::s2::is_cmp_block(data),
+            !crate::filestore::block::is_cmp_block(data),
             "{n} must be plain in the tar"
         );
         let index: u32 = n[5..n.len() - 4].parse().unwrap();
-        if crate::s2::is_cmp_block(&raw) {
+        if crate::filestore::block::is_cmp_block(&raw) {
             compressed += 1;
-            let plain = crate::s2::decompress_cmp_block(&raw).unwrap();
+            let plain = crate::filestore::block::decompress_cmp_block(&raw).unwrap();
             check_compat_block(data, &plain, &[10, 40], "CMP", index);
         } else {
             check_compat_block(data, &raw, &[10, 40], "CMP", index);

@@ -4,7 +4,7 @@
 //! index.db that disagrees with the blocks is left out (the server rebuilds it).
 use super::StreamSrc;
 use crate::backup::tar_write::{self, Style};
-use crate::check::store::Progress;
+use crate::base::progress::Progress;
 use crate::filestore::meta::expected_sum;
 use flate2::{Compression, GzBuilder};
 use std::fs;

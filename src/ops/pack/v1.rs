@@ -4,10 +4,9 @@
 use super::compat::{self, Layout};
 use super::StreamSrc;
 use crate::backup::tar_write::{self, Style};
-use crate::check::store::Progress;
+use crate::base::progress::Progress;
 use crate::filestore::meta::expected_sum;
 use crate::s2::encode::ParFrameWriter;
-use crate::state::scan;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -83,7 +82,7 @@ fn write_compat<W: Write + Send + 'static>(
             .and_then(|mut f| f.read_to_end(&mut raw))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
-        let decoded = scan::plain_block(&raw);
+        let decoded = crate::filestore::block::plain_block(&raw);
         let (plain, layout): (&[u8], Layout) = match &decoded {
             Ok((p, _)) => (p, compat::rewrite(&plan, bp, &src.cfg_name, p, &mut out)),
             Err(_) => (&raw, Layout::Keep),
@@ -156,7 +155,7 @@ fn block<W: Write + Send + 'static>(
     let mut head = [0u8; 8];
     let got = read_up_to(&mut f, &mut head)?;
     let head = head.get(..got).unwrap_or(&[]);
-    if !crate::s2::is_cmp_block(head) {
+    if !crate::filestore::block::is_cmp_block(head) {
         tar_write::file_header(b, rel, len, st)?;
         let w = b.get_mut();
         w.write_all(head)?;
@@ -168,7 +167,7 @@ fn block<W: Write + Send + 'static>(
     raw.clear();
     raw.extend_from_slice(head);
     f.read_to_end(raw)?;
-    match scan::plain_block(raw) {
+    match crate::filestore::block::plain_block(raw) {
         Ok((plain, _)) => tar_write::file(b, rel, &plain, st)?,
         Err(_) => tar_write::file(b, rel, raw, st)?,
     }

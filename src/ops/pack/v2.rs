@@ -2,7 +2,7 @@
 //! sentinel) in S2 framing, as 2.15+ servers snapshot and restore it.
 use super::{ConsumerSrc, StateNums, StreamSrc};
 use crate::backup::natsarc::NatsArcWriter;
-use crate::check::store::Progress;
+use crate::base::progress::Progress;
 use crate::filestore::consumer_state;
 use crate::s2::encode::ParFrameWriter;
 use crate::state::messages;

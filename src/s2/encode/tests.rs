@@ -182,7 +182,7 @@ fn real_blocks_roundtrip() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "blk") {
                 let raw = std::fs::read(p).unwrap();
-                let plain = crate::state::scan::plain_block(&raw)
+                let plain = crate::filestore::block::plain_block(&raw)
                     .unwrap()
                     .0
                     .into_owned();

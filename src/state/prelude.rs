@@ -1,0 +1,214 @@
+//! Everything about one stream known before its blocks are scanned: meta.inf, index.db or the
+//! legacy .idx/.fss, the delete map, and the list of blocks.
+use crate::base::problem::{Location, Problem};
+use crate::filestore::index_db::{self, IndexDb};
+use crate::filestore::legacy::{self, LegacyFss, LegacyIdx};
+use crate::filestore::meta::{self, MetaInf};
+use crate::filestore::source::StreamSource;
+use crate::state::scan::DeadSet;
+use std::collections::BTreeMap;
+
+pub(crate) fn block_index(rel: &str, ext: &str) -> Option<u32> {
+    let n = rel.strip_prefix("msgs/")?.strip_suffix(ext)?;
+    if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// Everything about one stream that is known before blocks are scanned.
+pub struct Prelude {
+    pub account: String,
+    pub dir_name: String,
+    /// Name used for record/index keys (cfg.Name; the dir name when meta.inf is unreadable).
+    pub cfg_name: String,
+    pub meta: Option<MetaInf>,
+    pub index_db: Option<IndexDb>,
+    pub index_db_raw_ok: bool,
+    pub idx: BTreeMap<u32, LegacyIdx>,
+    pub fss: BTreeMap<u32, LegacyFss>,
+    pub dead: DeadSet,
+    pub encrypted: bool,
+    pub problems: Vec<Problem>,
+    pub files: Vec<String>,
+    pub blocks: Vec<u32>,
+}
+
+impl Prelude {
+    pub(crate) fn loc(&self) -> Location {
+        Location::stream(&self.account, &self.dir_name)
+    }
+}
+
+/// Read meta, index.db / .idx / .fss, and list the blocks.
+pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &str) -> Prelude {
+    let files = src.files();
+    let mut p = Prelude {
+        account: account.to_string(),
+        dir_name: dir_name.to_string(),
+        cfg_name: dir_name.to_string(),
+        meta: None,
+        index_db: None,
+        index_db_raw_ok: false,
+        idx: BTreeMap::new(),
+        fss: BTreeMap::new(),
+        dead: DeadSet::default(),
+        encrypted: false,
+        problems: Vec::new(),
+        files: files.clone(),
+        blocks: Vec::new(),
+    };
+    let f = |n: &str| format!("{prefix}{n}");
+    p.encrypted = files
+        .iter()
+        .any(|n| n == "meta.key" || (n.starts_with("msgs/") && n.ends_with(".key")));
+    // meta.inf / meta.sum
+    match src.read("meta.inf") {
+        None => p.problems.push(Problem::error(
+            "meta_missing",
+            p.loc().file(f("meta.inf")),
+            "meta.inf is missing: the server skips this stream ('Missing stream metafile')",
+        )),
+        Some(raw) => {
+            match src.read("meta.sum") {
+                None => p.problems.push(Problem::error(
+                    "meta_sum_missing",
+                    p.loc().file(f("meta.sum")),
+                    "meta.sum is missing: the server skips this stream ('Missing stream checksum file')",
+                )),
+                Some(sum) => {
+                    let want = meta::expected_sum(dir_name, &raw);
+                    if sum != want.as_bytes() {
+                        p.problems.push(Problem::error(
+                            "meta_sum_mismatch",
+                            p.loc().file(f("meta.sum")).at(0),
+                            format!(
+                                "meta.sum {:?} does not match meta.inf (computed {want} with key SHA-256({dir_name:?})): the server skips this stream at start",
+                                String::from_utf8_lossy(&sum)
+                            ),
+                        ));
+                    }
+                }
+            }
+            if p.encrypted {
+                p.problems.push(Problem::error(
+                    "encrypted_key_needed",
+                    p.loc().file(f("meta.key")),
+                    "stream is encrypted at rest: key needed (decryption is not supported yet)",
+                ));
+                return p;
+            }
+            match MetaInf::parse(&raw) {
+                Ok(m) => {
+                    match m.name() {
+                        Some(n) if n != dir_name => p.problems.push(Problem::error(
+                            "meta_name_mismatch",
+                            p.loc().file(f("meta.inf")),
+                            format!("meta.inf names the stream {n:?} but its directory is {dir_name:?}: record checksums are keyed by the config name"),
+                        )),
+                        None => p.problems.push(Problem::error("meta_corrupt", p.loc().file(f("meta.inf")), "meta.inf has no \"name\"")),
+                        _ => {}
+                    }
+                    if let Some(n) = m.name() {
+                        p.cfg_name = n.to_string();
+                    }
+                    p.meta = Some(m);
+                }
+                Err(e) => p.problems.push(Problem::error(
+                    "meta_corrupt",
+                    p.loc().file(f("meta.inf")),
+                    format!("meta.inf: {e}"),
+                )),
+            }
+        }
+    }
+    // blocks
+    p.blocks = files
+        .iter()
+        .filter_map(|n| block_index(n, ".blk"))
+        .collect();
+    p.blocks.sort_unstable();
+    // index.db
+    if let Some(raw) = src.read("msgs/index.db") {
+        read_index_db(&mut p, &raw, &f("msgs/index.db"));
+    }
+    // legacy .idx / .fss
+    for n in &files {
+        if let Some(i) = block_index(n, ".idx") {
+            match src.read(n).map(|b| legacy::parse_idx(&b)) {
+                Some(Ok(x)) => {
+                    p.idx.insert(i, x);
+                }
+                Some(Err(e)) => p.problems.push(Problem::error(
+                    "idx_corrupt",
+                    p.loc().file(f(n)).at(e.offset() as u64),
+                    format!("legacy index: {e}; the server rebuilds it from the block"),
+                )),
+                None => {}
+            }
+        } else if let Some(i) = block_index(n, ".fss") {
+            match src.read(n).map(|b| legacy::parse_fss(&b, &p.cfg_name, i)) {
+                Some(Ok(x)) => {
+                    if !x.hash_ok {
+                        p.problems.push(Problem::error(
+                            "fss_checksum",
+                            p.loc().file(f(n)),
+                            "per-subject state checksum mismatch; the server regenerates it from the block",
+                        ));
+                    }
+                    p.fss.insert(i, x);
+                }
+                Some(Err(e)) => p.problems.push(Problem::error(
+                    "fss_corrupt",
+                    p.loc().file(f(n)).at(e.offset() as u64),
+                    format!("legacy per-subject state: {e}"),
+                )),
+                None => {}
+            }
+        }
+    }
+    // dead set from index files
+    if let Some(db) = &p.index_db {
+        p.dead.stream_floor = db.first_seq;
+        for b in &db.blocks {
+            p.dead.block_floor.insert(b.index, b.first_seq);
+            p.dead.seqs.extend(b.deleted.iter().copied());
+        }
+    }
+    for (i, x) in &p.idx {
+        p.dead.block_floor.entry(*i).or_insert(x.first_seq);
+        p.dead.seqs.extend(x.deleted.iter().copied());
+    }
+    p
+}
+
+fn read_index_db(p: &mut Prelude, raw: &[u8], file: &str) {
+    let (body, _) = match index_db::split_trailer(raw) {
+        Ok(x) => x,
+        Err(e) => {
+            p.problems.push(Problem::error(
+                "index_db_corrupt",
+                p.loc().file(file).at(e.offset() as u64),
+                format!("index.db: {e}; the server deletes it and rebuilds from the blocks"),
+            ));
+            return;
+        }
+    };
+    if !index_db::trailer_ok(raw, &p.cfg_name) {
+        p.problems.push(Problem::error(
+            "index_db_checksum",
+            p.loc().file(file).at(body.len() as u64),
+            "index.db checksum mismatch; the server deletes it and rebuilds the state from every block",
+        ));
+        return;
+    }
+    p.index_db_raw_ok = true;
+    match index_db::parse(body) {
+        Ok(db) => p.index_db = Some(db),
+        Err(e) => p.problems.push(Problem::error(
+            "index_db_corrupt",
+            p.loc().file(file).at(e.offset() as u64),
+            format!("index.db: {e}; the server deletes it and rebuilds from the blocks"),
+        )),
+    }
+}
