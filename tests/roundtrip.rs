@@ -165,7 +165,7 @@ fn manifest_catches_a_changed_file() {
     let p = r
         .problems
         .iter()
-        .find(|p| p.kind.starts_with("manifest_"))
+        .find(|p| p.kind.as_str().starts_with("manifest_"))
         .unwrap_or_else(|| panic!("{:#?}", r.problems));
     assert_eq!(p.kind, "manifest_file_mismatch");
     assert!(

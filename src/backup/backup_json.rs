@@ -3,6 +3,7 @@
 //! The CLI creates the file empty before the transfer and fills it only on success, so an empty
 //! file means an interrupted backup. There is no version, checksum or format marker in it.
 //! Unknown fields are kept (`extra`), so nothing a newer server writes is lost.
+use crate::base::problem::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -110,15 +111,15 @@ pub enum BackupJsonError {
 
 impl BackupJsonError {
     /// Stable problem kind for reports.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            BackupJsonError::Missing => "backup_json_missing",
-            BackupJsonError::Io(_) => "backup_json_unreadable",
-            BackupJsonError::Empty => "backup_json_empty",
-            BackupJsonError::TooLarge { .. } => "backup_json_too_large",
-            BackupJsonError::Truncated { .. } => "backup_json_truncated",
-            BackupJsonError::Syntax { .. } => "backup_json_invalid",
-            BackupJsonError::Shape { .. } | BackupJsonError::NoName => "backup_json_invalid",
+            BackupJsonError::Missing => Kind::BackupJsonMissing,
+            BackupJsonError::Io(_) => Kind::BackupJsonUnreadable,
+            BackupJsonError::Empty => Kind::BackupJsonEmpty,
+            BackupJsonError::TooLarge { .. } => Kind::BackupJsonTooLarge,
+            BackupJsonError::Truncated { .. } => Kind::BackupJsonTruncated,
+            BackupJsonError::Syntax { .. } => Kind::BackupJsonInvalid,
+            BackupJsonError::Shape { .. } | BackupJsonError::NoName => Kind::BackupJsonInvalid,
         }
     }
     /// Byte offset of a syntax problem, when known.

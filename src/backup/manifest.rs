@@ -10,7 +10,7 @@
 //! SHA-256 of the manifest file's bytes with the 64 hex digits of that value replaced by 64
 //! ASCII `0`s (so `sed 's/"manifest_sha256": "[0-9a-f]*"/"manifest_sha256": "000…"/' | sha256sum`
 //! reproduces it).
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -167,8 +167,8 @@ fn check_one(path: &Path, problems: &mut Vec<Problem>) {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            problems.push(Problem::error(
-                "manifest_unreadable",
+            problems.push(Problem::new(
+                Kind::ManifestUnreadable,
                 Location {
                     file: Some(mname),
                     ..Default::default()
@@ -181,8 +181,8 @@ fn check_one(path: &Path, problems: &mut Vec<Problem>) {
     let m: Manifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
         Err(e) => {
-            problems.push(Problem::error(
-                "manifest_unreadable",
+            problems.push(Problem::new(
+                Kind::ManifestUnreadable,
                 Location {
                     file: Some(mname),
                     offset: Some(e.column() as u64),
@@ -201,8 +201,8 @@ fn check_one(path: &Path, problems: &mut Vec<Problem>) {
     };
     match self_hash(&bytes) {
         Some(h) if h == m.manifest_sha256 => {}
-        other => problems.push(Problem::error(
-            "manifest_checksum",
+        other => problems.push(Problem::new(
+            Kind::ManifestChecksum,
             loc(&mname),
             format!(
                 "manifest_sha256 {} does not match the manifest's content (computed {}): the manifest was edited or damaged",
@@ -220,23 +220,23 @@ fn check_one(path: &Path, problems: &mut Vec<Problem>) {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            problems.push(Problem::error(
-                "manifest_bad_path",
+            problems.push(Problem::new(
+                Kind::ManifestBadPath,
                 loc(&f.path),
                 "file path in the manifest leaves the backup directory",
             ));
             continue;
         }
         match sha256_file(&base.join(rel)) {
-            Err(e) => problems.push(Problem::error(
-                "manifest_file_missing",
+            Err(e) => problems.push(Problem::new(
+                Kind::ManifestFileMissing,
                 loc(&f.path),
                 format!("listed in {mname} but cannot be read: {e}"),
             )),
             Ok((n, h)) => {
                 if n != f.bytes || h != f.sha256 {
-                    problems.push(Problem::error(
-                        "manifest_file_mismatch",
+                    problems.push(Problem::new(
+                        Kind::ManifestFileMismatch,
                         loc(&f.path),
                         format!(
                             "content differs from {mname}: {n} bytes sha256 {h}, the manifest says {} bytes sha256 {}",
@@ -264,8 +264,8 @@ fn check_one(path: &Path, problems: &mut Vec<Problem>) {
             .collect();
         extra.sort();
         for x in extra {
-            problems.push(Problem::warning(
-                "manifest_extra_file",
+            problems.push(Problem::new(
+                Kind::ManifestExtraFile,
                 loc(&x),
                 format!("not listed in {mname} (added after the pack?)"),
             ));

@@ -7,24 +7,25 @@ pub mod natsarc;
 pub mod tar_walk;
 pub mod tar_write;
 
+use crate::base::problem::Kind;
 use std::io;
 
 /// Problem kind for an I/O error met while reading an archive: `s2_truncated` when the S2 file
 /// ends inside a chunk, `s2_corrupt` for other framing/CRC errors of the S2 layer,
 /// `archive_corrupt` for other invalid data (e.g. gzip), `archive_truncated`, `io_error`.
-pub fn io_error_kind(e: &io::Error) -> &'static str {
+pub fn io_error_kind(e: &io::Error) -> Kind {
     if let Some(s) = crate::s2::s2_error_of(e) {
-        if s.to_string().to_ascii_lowercase().contains("truncated") {
-            "s2_truncated"
+        if matches!(s, crate::s2::S2Error::Truncated { .. }) {
+            Kind::S2Truncated
         } else {
-            "s2_corrupt"
+            Kind::S2Corrupt
         }
     } else if e.kind() == io::ErrorKind::InvalidInput || e.kind() == io::ErrorKind::InvalidData {
-        "archive_corrupt"
+        Kind::ArchiveCorrupt
     } else if e.kind() == io::ErrorKind::UnexpectedEof {
-        "archive_truncated"
+        Kind::ArchiveTruncated
     } else {
-        "io_error"
+        Kind::IoError
     }
 }
 

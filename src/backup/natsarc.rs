@@ -7,7 +7,7 @@
 //! message in ascending sequence, then the sentinel. [`V2Checker`] enforces what the server's
 //! restore enforces plus the counts a verifier can check against `state.json`.
 use super::backup_json::StreamStateJson;
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -65,14 +65,14 @@ impl ArcError {
         }
     }
     /// Stable problem kind.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
             ArcError::Io { source, .. } => super::io_error_kind(source),
-            ArcError::BadMagic { .. } => "v2_bad_magic",
-            ArcError::Truncated { .. } => "v2_truncated",
-            ArcError::MissingSentinel { .. } => "v2_missing_sentinel",
-            ArcError::Varint { .. } => "v2_corrupt",
-            ArcError::NameTooLong { .. } | ArcError::EntryTooLarge { .. } => "v2_entry_too_large",
+            ArcError::BadMagic { .. } => Kind::V2BadMagic,
+            ArcError::Truncated { .. } => Kind::V2Truncated,
+            ArcError::MissingSentinel { .. } => Kind::V2MissingSentinel,
+            ArcError::Varint { .. } => Kind::V2Corrupt,
+            ArcError::NameTooLong { .. } | ArcError::EntryTooLarge { .. } => Kind::V2EntryTooLarge,
         }
     }
 }
@@ -671,8 +671,8 @@ impl V2Checker {
         &self.sum.problems
     }
 
-    fn err(&mut self, kind: &str, loc: Location, msg: String) {
-        self.sum.problems.push(Problem::error(kind, loc, msg));
+    fn err(&mut self, kind: Kind, loc: Location, msg: String) {
+        self.sum.problems.push(Problem::new(kind, loc, msg));
     }
 
     /// Classify and check one entry.
@@ -687,7 +687,7 @@ impl V2Checker {
                         return EntryRole::State;
                     }
                     self.err(
-                        "v2_order",
+                        Kind::V2Order,
                         self.loc(&name, e.offset),
                         format!("expected state.json first, found {name:?}"),
                     );
@@ -705,7 +705,7 @@ impl V2Checker {
                     }
                     if e.name == b"state.json" {
                         self.err(
-                            "v2_order",
+                            Kind::V2Order,
                             self.loc(&name, e.offset),
                             "a second state.json entry".into(),
                         );
@@ -714,7 +714,7 @@ impl V2Checker {
                     if let (Some(r), Some(d)) = (remaining, self.declared_consumers) {
                         let found = d.saturating_sub(r);
                         self.err(
-                            "v2_consumer_count",
+                            Kind::V2ConsumerCount,
                             self.loc(&name, e.offset),
                             format!("state.json declares {d} consumers but only {found} consumer entries precede {name:?} (the server's restore fails: expected consumer)"),
                         );
@@ -734,7 +734,7 @@ impl V2Checker {
             Ok(st) => {
                 if st.messages > 0 && (st.first_seq == 0 || st.last_seq < st.first_seq) {
                     self.err(
-                        "v2_state_json",
+                        Kind::V2StateJson,
                         self.loc("state.json", e.offset),
                         format!(
                             "state.json has {} messages but first_seq {} / last_seq {}",
@@ -749,7 +749,7 @@ impl V2Checker {
             }
             Err(err) => {
                 self.err(
-                    "v2_state_json",
+                    Kind::V2StateJson,
                     self.loc("state.json", e.offset),
                     format!("error in state.json: {err}"),
                 );
@@ -763,7 +763,7 @@ impl V2Checker {
         if !self.consumer_names.insert(cname.to_string()) {
             let loc = self.loc(&full, e.offset).consumer(cname);
             self.err(
-                "v2_consumer_duplicate",
+                Kind::V2ConsumerDuplicate,
                 loc,
                 format!("consumer {cname:?} appears twice"),
             );
@@ -771,7 +771,7 @@ impl V2Checker {
         if cname.is_empty() || cname.contains(['/', '\\', '.', '*', '>', ' ', '\t', '\r', '\n']) {
             let loc = self.loc(&full, e.offset).consumer(cname);
             self.err(
-                "v2_consumer_json",
+                Kind::V2ConsumerJson,
                 loc,
                 format!("invalid consumer name {cname:?}"),
             );
@@ -788,7 +788,7 @@ impl V2Checker {
                 if let Some(m) = missing {
                     let loc = self.loc(&full, e.offset).consumer(cname);
                     self.err(
-                        "v2_consumer_json",
+                        Kind::V2ConsumerJson,
                         loc,
                         format!("consumer {cname:?} is missing {m}"),
                     );
@@ -799,7 +799,7 @@ impl V2Checker {
                     {
                         let loc = self.loc(&full, e.offset).consumer(cname);
                         self.err(
-                            "v2_consumer_state",
+                            Kind::V2ConsumerState,
                             loc,
                             format!(
                                 "consumer {cname:?}: delivered stream seq {} / ack floor {} inconsistent with the stream's last_seq {}",
@@ -813,7 +813,7 @@ impl V2Checker {
             Err(err) => {
                 let loc = self.loc(&full, e.offset).consumer(cname);
                 self.err(
-                    "v2_consumer_json",
+                    Kind::V2ConsumerJson,
                     loc,
                     format!("failed to decode consumer {cname:?} state: {err}"),
                 );
@@ -831,9 +831,9 @@ impl V2Checker {
         if e.seq == 0 {
             if name.starts_with("consumers/") {
                 let kind = if self.sum.messages == 0 {
-                    "v2_consumer_count"
+                    Kind::V2ConsumerCount
                 } else {
-                    "v2_order"
+                    Kind::V2Order
                 };
                 let d = self
                     .declared_consumers
@@ -846,19 +846,19 @@ impl V2Checker {
                 );
             } else if e.name == b"state.json" {
                 self.err(
-                    "v2_order",
+                    Kind::V2Order,
                     self.loc(name, e.offset),
                     "a second state.json entry".into(),
                 );
             } else if e.timestamp == 0 && e.header.is_empty() && e.payload.is_empty() {
                 self.err(
-                    "v2_bad_sentinel",
+                    Kind::V2BadSentinel,
                     self.loc(name, e.offset),
                     format!("end-of-backup sentinel with a name ({name:?}); the server stops reading here"),
                 );
             } else {
                 self.err(
-                    "v2_seq_missing",
+                    Kind::V2SeqMissing,
                     self.loc(name, e.offset),
                     format!("entry {name:?} has no message sequence"),
                 );
@@ -871,7 +871,7 @@ impl V2Checker {
         if let Some(prev) = self.sum.last_msg_seq {
             if seq <= prev {
                 self.err(
-                    "v2_seq_not_ascending",
+                    Kind::V2SeqNotAscending,
                     mk(self),
                     format!("message sequence {seq} out of order (after {prev})"),
                 );
@@ -884,12 +884,12 @@ impl V2Checker {
                     st.first_seq, st.last_seq
                 );
                 let l = mk(self);
-                self.err("v2_seq_out_of_range", l, msg);
+                self.err(Kind::V2SeqOutOfRange, l, msg);
             }
         }
         if e.name.is_empty() {
             self.err(
-                "v2_bad_subject",
+                Kind::V2BadSubject,
                 mk(self),
                 format!("message {seq} has an empty subject"),
             );
@@ -898,7 +898,7 @@ impl V2Checker {
         if let Some(mms) = self.opts.max_msg_size {
             if hl.saturating_add(pl) > mms {
                 self.err(
-                    "v2_msg_too_large",
+                    Kind::V2MsgTooLarge,
                     mk(self),
                     format!(
                         "message {seq} is {} bytes, above the stream's max_msg_size {mms}",
@@ -909,7 +909,7 @@ impl V2Checker {
         }
         if hl > 0 && !e.header.starts_with(b"NATS/1.0") {
             self.err(
-                "v2_bad_header",
+                Kind::V2BadHeader,
                 mk(self),
                 format!("message {seq}: header block does not start with NATS/1.0"),
             );
@@ -934,7 +934,7 @@ impl V2Checker {
         match self.phase {
             Phase::State => {
                 self.err(
-                    "v2_order",
+                    Kind::V2Order,
                     self.loc("", offset),
                     "archive ends before state.json".into(),
                 );
@@ -942,7 +942,7 @@ impl V2Checker {
             Phase::Consumers(Some(r)) if r > 0 => {
                 let d = self.declared_consumers.unwrap_or(0);
                 self.err(
-                    "v2_consumer_count",
+                    Kind::V2ConsumerCount,
                     self.loc("", offset),
                     format!(
                         "state.json declares {d} consumers but the archive ends after {}",
@@ -973,8 +973,8 @@ impl V2Checker {
         self.sum.trailing_bytes = n;
         if n > 0 {
             let loc = self.loc("", offset);
-            self.sum.problems.push(Problem::warning(
-                "v2_trailing_data",
+            self.sum.problems.push(Problem::new(
+                Kind::V2TrailingData,
                 loc,
                 format!("{n} bytes after the end-of-backup sentinel (the server ignores them)"),
             ));
@@ -989,7 +989,7 @@ impl V2Checker {
                 let loc = self.loc("state.json", 8);
                 if self.sum.messages != st.messages {
                     self.err(
-                        "v2_message_count",
+                        Kind::V2MessageCount,
                         loc.clone(),
                         format!(
                             "state.json says {} messages, the archive holds {}",
@@ -1000,7 +1000,7 @@ impl V2Checker {
                 if let Some(f) = self.sum.first_msg_seq {
                     if f != st.first_seq {
                         self.err(
-                            "v2_first_seq",
+                            Kind::V2FirstSeq,
                             loc.clone(),
                             format!(
                                 "state.json first_seq {} but the first message is {f}",
@@ -1011,7 +1011,7 @@ impl V2Checker {
                 }
                 if self.sum.stored_bytes != st.bytes && self.sum.messages == st.messages {
                     self.err(
-                        "v2_bytes",
+                        Kind::V2Bytes,
                         loc,
                         format!(
                             "state.json says {} bytes, the messages add up to {}",

@@ -8,7 +8,7 @@
 //! Locations in problems: `file` = `<label>:<member path as written in the archive>` and
 //! `offset` = the member's header offset in the decoded tar stream (for S2 decoding errors:
 //! `file` = `<label>` and the offset in the compressed file).
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -126,8 +126,8 @@ impl TarSummary {
                     file: Some(format!("{}:{name}", opts.label)),
                     ..Default::default()
                 };
-                out.push(Problem::error(
-                    "archive_missing_member",
+                out.push(Problem::new(
+                    Kind::ArchiveMissingMember,
                     loc,
                     format!("no {name} in the archive: {why}"),
                 ));
@@ -345,8 +345,8 @@ impl Walker<'_> {
 
     fn hostile(&mut self, raw: &str, off: u64, why: &str) {
         let loc = self.loc(raw, off);
-        self.sum.problems.push(Problem::error(
-            "archive_hostile_member",
+        self.sum.problems.push(Problem::new(
+            Kind::ArchiveHostileMember,
             loc,
             format!("member {raw:?} refused: {why}"),
         ));
@@ -358,7 +358,7 @@ impl Walker<'_> {
             let loc = self.loc("", c);
             self.sum
                 .problems
-                .push(Problem::error(super::io_error_kind(e), loc, e.to_string()));
+                .push(Problem::new(super::io_error_kind(e), loc, e.to_string()));
             return;
         }
         let text = e.to_string();
@@ -366,19 +366,19 @@ impl Walker<'_> {
             || text.contains("entire block")
             || text.contains("unexpected EOF")
         {
-            "archive_truncated"
+            Kind::ArchiveTruncated
         } else if text.contains("checksum")
             || text.contains("numeric field")
             || e.kind() == io::ErrorKind::Other
         {
-            "archive_corrupt"
+            Kind::ArchiveCorrupt
         } else {
             super::io_error_kind(e)
         };
         let loc = self.loc(raw, tar_off);
         self.sum
             .problems
-            .push(Problem::error(kind, loc, format!("tar stream: {text}")));
+            .push(Problem::new(kind, loc, format!("tar stream: {text}")));
     }
 
     /// Map a file member's components to (normalised path, layout), deciding the top dir on the
@@ -510,8 +510,8 @@ pub fn walk_tar<R: Read>(
                         != Some(size)
                     {
                         let loc = w.loc(&raw, hpos);
-                        w.sum.problems.push(Problem::error(
-                            "archive_corrupt",
+                        w.sum.problems.push(Problem::new(
+                            Kind::ArchiveCorrupt,
                             loc,
                             format!(
                                 "PAX size {:?} disagrees with the header size {size}",
@@ -645,8 +645,8 @@ pub fn walk_tar<R: Read>(
     if !w.sum.aborted {
         if pax.is_some() || long_name.is_some() || long_link.is_some() {
             let loc = w.loc("", next_header);
-            w.sum.problems.push(Problem::error(
-                "archive_truncated",
+            w.sum.problems.push(Problem::new(
+                Kind::ArchiveTruncated,
                 loc,
                 "tar ends after an extension header".to_string(),
             ));
@@ -656,8 +656,8 @@ pub fn walk_tar<R: Read>(
             w.sum.end_marker = true;
         } else {
             let loc = w.loc("", next_header);
-            w.sum.problems.push(Problem::error(
-                "archive_truncated",
+            w.sum.problems.push(Problem::new(
+                Kind::ArchiveTruncated,
                 loc,
                 format!("tar stream ends at offset {consumed} without the end-of-archive blocks"),
             ));
@@ -693,8 +693,8 @@ pub fn walk_tar<R: Read>(
         w.sum.trailing_bytes = total;
         if let Some(off) = first_nonzero {
             let loc = w.loc("", off);
-            w.sum.problems.push(Problem::warning(
-                "archive_trailing_data",
+            w.sum.problems.push(Problem::new(
+                Kind::ArchiveTrailingData,
                 loc,
                 format!("non-zero data after the tar end-of-archive block (offset {off}, {total} trailing bytes)"),
             ));

@@ -8,6 +8,184 @@ pub enum Severity {
     Error,
 }
 
+/// Declares [`Kind`]: each variant with its stable identifier and its severity, in one table.
+macro_rules! kinds {
+    ($($v:ident = $s:literal, $sev:ident;)*) => {
+        /// What a finding is about: the stable identifier of the JSON contract
+        /// (`problems[].kind`, the snake_case name in each variant's doc). The kind decides the
+        /// finding's severity ([`Kind::severity`]) and whether it means "could not run"
+        /// ([`Kind::is_fatal`], exit code 2).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Kind {
+            $(#[doc = concat!("`", $s, "`")] $v,)*
+        }
+        impl Kind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [Kind] = &[$(Kind::$v,)*];
+            /// The stable identifier (`record_checksum`, …).
+            pub fn as_str(self) -> &'static str {
+                match self { $(Kind::$v => $s,)* }
+            }
+            /// The severity every finding of this kind has.
+            pub fn severity(self) -> Severity {
+                match self { $(Kind::$v => Severity::$sev,)* }
+            }
+        }
+    };
+}
+
+kinds! {
+    // Stream metadata (meta.inf, meta.sum)
+    MetaCorrupt = "meta_corrupt", Error;
+    MetaMissing = "meta_missing", Error;
+    MetaNameMismatch = "meta_name_mismatch", Error;
+    MetaSumMismatch = "meta_sum_mismatch", Error;
+    MetaSumMissing = "meta_sum_missing", Error;
+    // Message blocks and records
+    BlockDecompress = "block_decompress", Error;
+    RecordChecksum = "record_checksum", Error;
+    RecordContent = "record_content", Error;
+    RecordFraming = "record_framing", Error;
+    RecordTimestamp = "record_timestamp", Error;
+    SeqOrder = "seq_order", Error;
+    SeqOrderAcrossBlocks = "seq_order_across_blocks", Error;
+    SubjectNotUtf8 = "subject_not_utf8", Warning;
+    TimestampBackwards = "timestamp_backwards", Warning;
+    // index.db
+    IndexDbChecksum = "index_db_checksum", Error;
+    IndexDbCorrupt = "index_db_corrupt", Error;
+    IndexDbMismatch = "index_db_mismatch", Error;
+    IndexDbMissingBlock = "index_db_missing_block", Error;
+    IndexDbStale = "index_db_stale", Warning;
+    // Legacy .idx/.fss (2.9)
+    FssChecksum = "fss_checksum", Error;
+    FssCorrupt = "fss_corrupt", Error;
+    FssMismatch = "fss_mismatch", Error;
+    FssStale = "fss_stale", Warning;
+    IdxCorrupt = "idx_corrupt", Error;
+    IdxInconsistent = "idx_inconsistent", Warning;
+    IdxMismatch = "idx_mismatch", Error;
+    IdxMissing = "idx_missing", Warning;
+    IdxStale = "idx_stale", Warning;
+    // Consumers
+    ConsumerAckFloor = "consumer_ack_floor", Error;
+    ConsumerMetaCorrupt = "consumer_meta_corrupt", Error;
+    ConsumerMetaMissing = "consumer_meta_missing", Error;
+    ConsumerMetaSumMismatch = "consumer_meta_sum_mismatch", Warning;
+    ConsumerMetaSumMissing = "consumer_meta_sum_missing", Error;
+    ConsumerPastStream = "consumer_past_stream", Error;
+    ConsumerPendingRange = "consumer_pending_range", Error;
+    ConsumerStateCorrupt = "consumer_state_corrupt", Error;
+    // Auxiliary state (thw.db, sched.db, sources.db, raft)
+    AuxFileAhead = "aux_file_ahead", Warning;
+    AuxFileCorrupt = "aux_file_corrupt", Warning;
+    // Files of a stream dir
+    LeftoverBatch = "leftover_batch", Warning;
+    LeftoverProbe = "leftover_probe", Warning;
+    LeftoverPurge = "leftover_purge", Warning;
+    LeftoverTmp = "leftover_tmp", Warning;
+    UnknownFile = "unknown_file", Warning;
+    // Backups: detection, tar and S2
+    ArchiveCorrupt = "archive_corrupt", Error;
+    ArchiveHostileMember = "archive_hostile_member", Error;
+    ArchiveMissing = "archive_missing", Error;
+    ArchiveMissingMember = "archive_missing_member", Error;
+    ArchiveTrailingData = "archive_trailing_data", Warning;
+    ArchiveTruncated = "archive_truncated", Error;
+    ArchiveUnrecognised = "archive_unrecognised", Error;
+    S2Corrupt = "s2_corrupt", Error;
+    S2Truncated = "s2_truncated", Error;
+    // backup.json and errors.txt
+    BackupErrorsTxt = "backup_errors_txt", Error;
+    BackupJsonConfigDiffers = "backup_json_config_differs", Warning;
+    BackupJsonEmpty = "backup_json_empty", Error;
+    BackupJsonInvalid = "backup_json_invalid", Error;
+    BackupJsonMismatch = "backup_json_mismatch", Error;
+    BackupJsonMissing = "backup_json_missing", Error;
+    BackupJsonStateGrew = "backup_json_state_grew", Warning;
+    BackupJsonTooLarge = "backup_json_too_large", Error;
+    BackupJsonTruncated = "backup_json_truncated", Error;
+    BackupJsonUnreadable = "backup_json_unreadable", Error;
+    // V2 (NATSARC1) archives
+    V2BadHeader = "v2_bad_header", Error;
+    V2BadMagic = "v2_bad_magic", Error;
+    V2BadSentinel = "v2_bad_sentinel", Error;
+    V2BadSubject = "v2_bad_subject", Error;
+    V2Bytes = "v2_bytes", Error;
+    V2ConsumerCount = "v2_consumer_count", Error;
+    V2ConsumerDuplicate = "v2_consumer_duplicate", Error;
+    V2ConsumerJson = "v2_consumer_json", Error;
+    V2ConsumerState = "v2_consumer_state", Error;
+    V2Corrupt = "v2_corrupt", Error;
+    V2EntryTooLarge = "v2_entry_too_large", Error;
+    V2FirstSeq = "v2_first_seq", Error;
+    V2MessageCount = "v2_message_count", Error;
+    V2MissingSentinel = "v2_missing_sentinel", Error;
+    V2MsgTooLarge = "v2_msg_too_large", Error;
+    V2Order = "v2_order", Error;
+    V2SeqMissing = "v2_seq_missing", Error;
+    V2SeqNotAscending = "v2_seq_not_ascending", Error;
+    V2SeqOutOfRange = "v2_seq_out_of_range", Error;
+    V2StateJson = "v2_state_json", Error;
+    V2TrailingData = "v2_trailing_data", Warning;
+    V2Truncated = "v2_truncated", Error;
+    // Pack manifest
+    ManifestBadPath = "manifest_bad_path", Error;
+    ManifestChecksum = "manifest_checksum", Error;
+    ManifestExtraFile = "manifest_extra_file", Warning;
+    ManifestFileMismatch = "manifest_file_mismatch", Error;
+    ManifestFileMissing = "manifest_file_missing", Error;
+    ManifestUnreadable = "manifest_unreadable", Error;
+    // Extract
+    ExtractConsumerSkipped = "extract_consumer_skipped", Error;
+    ExtractErrorsTxt = "extract_errors_txt", Warning;
+    ExtractLimit = "extract_limit", Error;
+    // Running, keys, I/O
+    EncryptedKeyNeeded = "encrypted_key_needed", Error;
+    IoError = "io_error", Error;
+    StoreInUse = "store_in_use", Warning;
+}
+
+impl Kind {
+    /// Kinds that mean "could not run" (exit code 2) rather than "damaged input".
+    pub fn is_fatal(self) -> bool {
+        matches!(self, Kind::EncryptedKeyNeeded)
+    }
+    /// Findings about `msgs/index.db`.
+    pub fn is_index_db(self) -> bool {
+        matches!(
+            self,
+            Kind::IndexDbChecksum
+                | Kind::IndexDbCorrupt
+                | Kind::IndexDbMismatch
+                | Kind::IndexDbMissingBlock
+                | Kind::IndexDbStale
+        )
+    }
+    /// The kind with this identifier.
+    pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Kind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Where a problem is. Every field is optional; absent ones print as JSON null.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Location {
@@ -29,25 +207,18 @@ pub struct Location {
 pub struct Problem {
     pub severity: Severity,
     /// Stable machine-readable kind, e.g. `record_checksum`, `meta_sum_mismatch`.
-    pub kind: String,
+    pub kind: Kind,
     #[serde(flatten)]
     pub loc: Location,
     pub message: String,
 }
 
 impl Problem {
-    pub fn error(kind: impl Into<String>, loc: Location, message: impl Into<String>) -> Self {
+    /// A finding of `kind` at `loc`; its severity is the kind's.
+    pub fn new(kind: Kind, loc: Location, message: impl Into<String>) -> Self {
         Problem {
-            severity: Severity::Error,
-            kind: kind.into(),
-            loc,
-            message: message.into(),
-        }
-    }
-    pub fn warning(kind: impl Into<String>, loc: Location, message: impl Into<String>) -> Self {
-        Problem {
-            severity: Severity::Warning,
-            kind: kind.into(),
+            severity: kind.severity(),
+            kind,
             loc,
             message: message.into(),
         }

@@ -4,9 +4,6 @@ use crate::base::problem::{Problem, Severity};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Kinds that mean "could not run" (exit code 2) rather than "damaged".
-pub const FATAL_KINDS: &[&str] = &["encrypted_key_needed"];
-
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ConsumerReport {
     pub name: String,
@@ -52,8 +49,8 @@ pub struct StreamReport {
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
     pub encrypted: bool,
-    /// "index.db v4", "legacy .idx/.fss", or "none".
-    pub index: String,
+    /// Which index the stream has ("index.db v4", "legacy .idx/.fss", "none", …).
+    pub index: IndexKind,
     pub compressed_blocks: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Map<String, serde_json::Value>>,
@@ -83,11 +80,7 @@ impl Report {
     }
     /// 0 clean (warnings allowed), 1 problems found, 2 could not run.
     pub fn exit_code(&self) -> i32 {
-        if self
-            .problems
-            .iter()
-            .any(|p| FATAL_KINDS.contains(&p.kind.as_str()))
-        {
+        if self.problems.iter().any(|p| p.kind.is_fatal()) {
             2
         } else if self.problems.iter().any(|p| p.severity == Severity::Error) {
             1
@@ -115,4 +108,38 @@ pub struct ArchiveInfo {
     /// "v1" | "v2" | "tgz" | "tar" | "account" (an account backup of several streams).
     pub format: String,
     pub path: String,
+}
+
+/// The index files a stream has; serialised as the text of today's JSON contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexKind {
+    /// `msgs/index.db` of this version (2.10+).
+    IndexDb(u8),
+    /// Per-block `.idx`/`.fss` files (2.9 and older).
+    Legacy,
+    /// No index file: the server rebuilds the state from the blocks.
+    #[default]
+    None,
+    /// Encrypted and not read.
+    Encrypted,
+    /// A V2 (NATSARC1) archive: messages, no index.
+    V2Archive,
+}
+
+impl std::fmt::Display for IndexKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexKind::IndexDb(v) => write!(f, "index.db v{v}"),
+            IndexKind::Legacy => f.write_str("legacy .idx/.fss"),
+            IndexKind::None => f.write_str("none"),
+            IndexKind::Encrypted => f.write_str("encrypted"),
+            IndexKind::V2Archive => f.write_str("none (V2 archive)"),
+        }
+    }
+}
+
+impl Serialize for IndexKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }

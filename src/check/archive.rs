@@ -9,7 +9,7 @@ use crate::backup::backup_json::{self, BackupJson};
 use crate::backup::detect::{ArchiveKind, Detected};
 use crate::backup::natsarc::{self, EntryRole, V2Options};
 use crate::backup::tar_walk::{self, Layout, TarOptions};
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use crate::base::progress::Progress;
 use crate::base::report::ArchiveInfo;
 use crate::base::report::ConsumerReport;
@@ -116,8 +116,8 @@ pub(crate) fn verify_one(
         Some(p) => match backup_json::read_backup_json(p) {
             Ok(b) => Some(b),
             Err(e) => {
-                rep.problems.push(Problem::error(
-                    format!("backup_json_{}", e.kind()),
+                rep.problems.push(Problem::new(
+                    e.kind(),
                     Location {
                         file: Some("backup.json".into()),
                         offset: e.offset(),
@@ -129,8 +129,8 @@ pub(crate) fn verify_one(
             }
         },
         None if in_dir => {
-            rep.problems.push(Problem::error(
-                "backup_json_missing",
+            rep.problems.push(Problem::new(
+                Kind::BackupJsonMissing,
                 Location {
                     file: Some("backup.json".into()),
                     ..Default::default()
@@ -142,8 +142,8 @@ pub(crate) fn verify_one(
         None => None,
     };
     let Some(payload) = &d.payload else {
-        rep.problems.push(Problem::error(
-            "archive_missing",
+        rep.problems.push(Problem::new(
+            Kind::ArchiveMissing,
             Location {
                 file: Some(label),
                 ..Default::default()
@@ -197,12 +197,12 @@ pub(crate) fn verify_one(
                     e.to_string(),
                 ),
                 None => (
-                    "archive_unrecognised",
+                    Kind::ArchiveUnrecognised,
                     Some(0),
                     "decodes, but to neither a tar nor a NATSARC1 archive".to_string(),
                 ),
             };
-            rep.problems.push(Problem::error(
+            rep.problems.push(Problem::new(
                 kind,
                 Location {
                     file: Some(label.clone()),
@@ -214,8 +214,8 @@ pub(crate) fn verify_one(
             (None, Vec::new())
         }
         _ => {
-            rep.problems.push(Problem::error(
-                "archive_unrecognised",
+            rep.problems.push(Problem::new(
+                Kind::ArchiveUnrecognised,
                 Location {
                     file: Some(label.clone()),
                     offset: Some(0),
@@ -377,8 +377,8 @@ fn verify_v1<R: Read>(
     problems.extend(summary.problems.iter().cloned());
     problems.extend(summary.missing_required(&topts));
     for (p, text) in errors_txt {
-        problems.push(Problem::error(
-            "backup_errors_txt",
+        problems.push(Problem::new(
+            Kind::BackupErrorsTxt,
             Location {
                 file: Some(format!("{prefix}{p}")),
                 ..Default::default()
@@ -524,7 +524,7 @@ fn verify_v2<R: Read>(
         consumers,
         first_ts,
         last_ts,
-        index: "none (V2 archive)".into(),
+        index: crate::base::report::IndexKind::V2Archive,
         config: bj.map(|b| b.config.clone()),
         deleted_seqs: if msgs > 0 { gaps } else { Vec::new() },
         subject_counts: subjects
@@ -546,8 +546,8 @@ pub(crate) fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &m
     };
     if let Some(n) = b.stream_name() {
         if n != s.name {
-            problems.push(Problem::error(
-                "backup_json_mismatch",
+            problems.push(Problem::new(
+                Kind::BackupJsonMismatch,
                 loc(),
                 format!(
                     "backup.json names stream {n:?}, the archive holds {:?}",
@@ -573,16 +573,16 @@ pub(crate) fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &m
             let grew = got.2 > st.last_seq && got.0 >= st.messages;
             let msg = format!("backup.json state says {what} {want}, the archive holds {have}");
             problems.push(if grew {
-                Problem::warning("backup_json_state_grew", loc(), msg)
+                Problem::new(Kind::BackupJsonStateGrew, loc(), msg)
             } else {
-                Problem::error("backup_json_mismatch", loc(), msg)
+                Problem::new(Kind::BackupJsonMismatch, loc(), msg)
             });
         }
     }
     if let Some(cc) = st.consumer_count {
         if cc != s.consumers.len() as u64 {
-            problems.push(Problem::error(
-                "backup_json_mismatch",
+            problems.push(Problem::new(
+                Kind::BackupJsonMismatch,
                 loc(),
                 format!(
                     "backup.json state counts {cc} consumers, the archive holds {} ({})",
@@ -612,8 +612,8 @@ pub(crate) fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &m
         ] {
             if let (Some(a), Some(bv)) = (cfg.get(k), b.config.get(k)) {
                 if a != bv {
-                    problems.push(Problem::warning(
-                        "backup_json_config_differs",
+                    problems.push(Problem::new(
+                        Kind::BackupJsonConfigDiffers,
                         loc(),
                         format!("config {k}: backup.json has {bv}, the archive's meta.inf has {a} (restore applies backup.json's config)"),
                     ));

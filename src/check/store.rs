@@ -3,9 +3,9 @@
 //!
 //! The pieces that only need bytes (`StreamInputs` → `StreamReport`) are shared by the store
 //! verifier ([`verify_store`]) and the archive verifier.
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use crate::base::progress::Progress;
-use crate::base::report::{BlockReport, ConsumerReport, Report, StreamReport};
+use crate::base::report::{BlockReport, ConsumerReport, IndexKind, Report, StreamReport};
 use crate::check::Options;
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
@@ -39,8 +39,8 @@ pub fn finish_stream(
     for s in &scans {
         if let (Some((pi, pmax)), Some(min)) = (prev, s.min_seq) {
             if min <= pmax {
-                problems.push(Problem::error(
-                    "seq_order_across_blocks",
+                problems.push(Problem::new(
+                    Kind::SeqOrderAcrossBlocks,
                     loc.clone().file(f(&s.file)).seq(min),
                     format!(
                         "block {} starts at seq {min}, not after block {pi}'s last seq {pmax}",
@@ -235,11 +235,11 @@ pub fn finish_stream(
         last_ts,
         encrypted: false,
         index: if let Some(db) = &pre.index_db {
-            format!("index.db v{}", db.version)
+            IndexKind::IndexDb(db.version)
         } else if !pre.idx.is_empty() {
-            "legacy .idx/.fss".into()
+            IndexKind::Legacy
         } else {
-            "none".into()
+            IndexKind::None
         },
         compressed_blocks: scans.iter().filter(|s| s.compressed).count(),
         config: pre.meta.as_ref().map(|m| m.json.clone()),
@@ -319,8 +319,8 @@ fn check_index_db(
     }
     let stale = !stale_reasons.is_empty();
     if stale {
-        problems.push(Problem::warning(
-            "index_db_stale",
+        problems.push(Problem::new(
+            Kind::IndexDbStale,
             loc.clone(),
             format!("index.db is older than the blocks ({}): the server rebuilds the state from the blocks on start (unclean shutdown, or a server still running?)", stale_reasons.join("; ")),
         ));
@@ -345,8 +345,8 @@ fn check_index_db(
     for be in &db.blocks {
         let bl = loc.clone().at(be.offset as u64);
         match by_index.get(&be.index) {
-            None => problems.push(Problem::error(
-                "index_db_missing_block",
+            None => problems.push(Problem::new(
+                Kind::IndexDbMissingBlock,
                 pre.loc().file(format!("{prefix}msgs/{}.blk", be.index)).seqs(be.first_seq, be.last_seq),
                 format!(
                     "index.db lists block {} (seqs {}..={}, {} messages) but msgs/{}.blk is missing: those messages are lost",
@@ -419,9 +419,9 @@ fn check_index_db(
     }
     for (what, l) in mism {
         problems.push(if stale {
-            Problem::warning("index_db_stale", l, what)
+            Problem::new(Kind::IndexDbStale, l, what)
         } else {
-            Problem::error("index_db_mismatch", l, what)
+            Problem::new(Kind::IndexDbMismatch, l, what)
         });
     }
 }
@@ -439,13 +439,13 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
                 || s.last_checksum == Some(x.last_checksum)
                 || s.last_record_erased;
             if !x.consistent() {
-                problems.push(Problem::warning("idx_inconsistent", loc.clone(), format!("legacy index counts do not add up (msgs {}, first {}, last {}, deleted {}); the server rebuilds it", x.msgs, x.first_seq, x.last_seq, x.deleted.len())));
+                problems.push(Problem::new(Kind::IdxInconsistent, loc.clone(), format!("legacy index counts do not add up (msgs {}, first {}, last {}, deleted {}); the server rebuilds it", x.msgs, x.first_seq, x.last_seq, x.deleted.len())));
             }
             if !trusted {
-                problems.push(Problem::warning("idx_stale", loc.clone(), "legacy index's last checksum does not match the block: the server rebuilds it from the block"));
+                problems.push(Problem::new(Kind::IdxStale, loc.clone(), "legacy index's last checksum does not match the block: the server rebuilds it from the block"));
             } else if !s.unreadable && (x.msgs != s.msgs || x.bytes != s.bytes) {
-                problems.push(Problem::error(
-                    "idx_mismatch",
+                problems.push(Problem::new(
+                    Kind::IdxMismatch,
                     loc.seqs(x.first_seq, x.last_seq),
                     format!(
                         "legacy index says {} messages / {} bytes, the block holds {} / {}",
@@ -454,8 +454,8 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
                 ));
             }
         } else if !pre.idx.is_empty() {
-            problems.push(Problem::warning(
-                "idx_missing",
+            problems.push(Problem::new(
+                Kind::IdxMissing,
                 pre.loc().file(format!("{prefix}msgs/{}.idx", s.index)),
                 "legacy layout but this block has no .idx: the server rebuilds it (deletes recorded only there are forgotten and those messages come back)",
             ));
@@ -463,8 +463,8 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
         if let Some(fs) = pre.fss.get(&s.index) {
             let file = format!("{prefix}msgs/{}.fss", s.index);
             if s.last_checksum != Some(fs.last_checksum) && !s.last_record_erased {
-                problems.push(Problem::warning(
-                    "fss_stale",
+                problems.push(Problem::new(
+                    Kind::FssStale,
                     pre.loc().file(&file),
                     "per-subject state is older than the block; the server regenerates it",
                 ));
@@ -477,8 +477,8 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
                     .copied()
                     .unwrap_or(0);
                 if have != e.msgs {
-                    problems.push(Problem::error(
-                        "fss_mismatch",
+                    problems.push(Problem::new(
+                        Kind::FssMismatch,
                         pre.loc().file(&file),
                         format!(
                             "per-subject state counts {} messages on {:?}, the block holds {}",
@@ -516,13 +516,13 @@ fn check_aux(
         };
         let loc = pre.loc().file(format!("{prefix}{rel}"));
         match high {
-            Err(e) => problems.push(Problem::warning(
-                "aux_file_corrupt",
+            Err(e) => problems.push(Problem::new(
+                Kind::AuxFileCorrupt,
                 loc.at(e.offset() as u64),
                 format!("{what} ({rel}): {e}; the server discards it and rebuilds it by scanning the messages"),
             )),
-            Ok(h) if rel != "sources.db" && h > last_seq.saturating_add(1) => problems.push(Problem::warning(
-                "aux_file_ahead",
+            Ok(h) if rel != "sources.db" && h > last_seq.saturating_add(1) => problems.push(Problem::new(
+                Kind::AuxFileAhead,
                 loc,
                 format!("{what} ({rel}) was written at sequence {h}, past the stream's last sequence {last_seq}"),
             )),
@@ -535,16 +535,16 @@ fn check_leftovers(pre: &Prelude, problems: &mut Vec<Problem>, prefix: &str) {
     let mut seen_dirs = std::collections::BTreeSet::new();
     for n in &pre.files {
         let top = n.split('/').next().unwrap_or("");
-        let msg: Option<(&str, String)> = if top == "__msgs__" || top == "__new_msgs__" {
+        let msg: Option<(Kind, String)> = if top == "__msgs__" || top == "__new_msgs__" {
             if seen_dirs.insert(top.to_string()) {
-                Some(("leftover_purge", format!("{top}/ is left from an interrupted purge; the server completes or undoes the purge at start")))
+                Some((Kind::LeftoverPurge, format!("{top}/ is left from an interrupted purge; the server completes or undoes the purge at start")))
             } else {
                 None
             }
         } else if top == "batches" {
             if seen_dirs.insert(top.to_string()) {
                 Some((
-                    "leftover_batch",
+                    Kind::LeftoverBatch,
                     "batches/ holds atomic-batch staging; the server recovers and removes it"
                         .into(),
                 ))
@@ -553,12 +553,12 @@ fn check_leftovers(pre: &Prelude, problems: &mut Vec<Problem>, prefix: &str) {
             }
         } else if n.ends_with(".tmp") || n.ends_with(".new") {
             Some((
-                "leftover_tmp",
+                Kind::LeftoverTmp,
                 format!("{n} is left from an interrupted rewrite; the server never reads it"),
             ))
         } else if n.starts_with("_test_") {
             Some((
-                "leftover_probe",
+                Kind::LeftoverProbe,
                 format!(
                     "{n} is the server's writability probe: a server may be running on this store"
                 ),
@@ -581,12 +581,12 @@ fn check_leftovers(pre: &Prelude, problems: &mut Vec<Problem>, prefix: &str) {
             None
         } else {
             Some((
-                "unknown_file",
+                Kind::UnknownFile,
                 format!("{n} is not part of the stream layout"),
             ))
         };
         if let Some((kind, m)) = msg {
-            problems.push(Problem::warning(
+            problems.push(Problem::new(
                 kind,
                 pre.loc().file(format!("{prefix}{n}")),
                 m,
@@ -618,23 +618,23 @@ fn check_consumers(
             ..Default::default()
         };
         match src.read(&rel("meta.inf")) {
-            None => problems.push(Problem::error(
-                "consumer_meta_missing",
+            None => problems.push(Problem::new(
+                Kind::ConsumerMetaMissing,
                 loc.clone().file(format!("{prefix}{}", rel("meta.inf"))),
                 "consumer meta.inf is missing: the server does not load this consumer",
             )),
             Some(raw) => {
                 match src.read(&rel("meta.sum")) {
-                    None => problems.push(Problem::error(
-                        "consumer_meta_sum_missing",
+                    None => problems.push(Problem::new(
+                        Kind::ConsumerMetaSumMissing,
                         loc.clone().file(format!("{prefix}{}", rel("meta.sum"))),
                         "consumer meta.sum is missing: the server does not load this consumer",
                     )),
                     Some(sum) => {
                         let want = meta::expected_sum(&format!("{}/{c}", pre.cfg_name), &raw);
                         if sum != want.as_bytes() {
-                            problems.push(Problem::warning(
-                                "consumer_meta_sum_mismatch",
+                            problems.push(Problem::new(
+                                Kind::ConsumerMetaSumMismatch,
                                 loc.clone().file(format!("{prefix}{}", rel("meta.sum"))),
                                 format!("consumer meta.sum does not match meta.inf (computed {want}); the server does not check it, but meta.inf may be damaged"),
                             ));
@@ -647,8 +647,8 @@ fn check_consumers(
                         rep.ack_policy = m.str_field("ack_policy").map(str::to_string);
                         rep.filter_subject = m.str_field("filter_subject").map(str::to_string);
                     }
-                    Err(e) => problems.push(Problem::error(
-                        "consumer_meta_corrupt",
+                    Err(e) => problems.push(Problem::new(
+                        Kind::ConsumerMetaCorrupt,
                         loc.clone().file(format!("{prefix}{}", rel("meta.inf"))),
                         format!("consumer meta.inf: {e}"),
                     )),
@@ -660,8 +660,8 @@ fn check_consumers(
             Some(b) => match consumer_state::parse(&b) {
                 Ok(s) => s,
                 Err(e) => {
-                    problems.push(Problem::error(
-                        "consumer_state_corrupt",
+                    problems.push(Problem::new(
+                        Kind::ConsumerStateCorrupt,
                         loc.clone()
                             .file(format!("{prefix}{}", rel("o.dat")))
                             .at(e.offset() as u64),
@@ -711,8 +711,8 @@ pub fn check_consumer_invariants(
     problems: &mut Vec<Problem>,
 ) {
     if delivered.1 > last_seq {
-        problems.push(Problem::error(
-            "consumer_past_stream",
+        problems.push(Problem::new(
+            Kind::ConsumerPastStream,
             loc.clone().seq(delivered.1),
             format!(
                 "consumer delivered up to stream seq {} but the stream ends at {last_seq}",
@@ -721,8 +721,8 @@ pub fn check_consumer_invariants(
         ));
     }
     if ack_floor.1 > delivered.1 || ack_floor.0 > delivered.0 {
-        problems.push(Problem::error(
-            "consumer_ack_floor",
+        problems.push(Problem::new(
+            Kind::ConsumerAckFloor,
             loc.clone().seq(ack_floor.1),
             format!(
                 "ack floor ({}, stream {}) is past delivered ({}, stream {})",
@@ -732,8 +732,8 @@ pub fn check_consumer_invariants(
     }
     for &q in pending {
         if q <= ack_floor.1 || q > delivered.1 {
-            problems.push(Problem::error(
-                "consumer_pending_range",
+            problems.push(Problem::new(
+                Kind::ConsumerPendingRange,
                 loc.clone().seq(q),
                 format!(
                     "pending stream seq {q} is outside (ack floor {}, delivered {}]",
@@ -761,7 +761,7 @@ pub fn verify_stream_dir(
             name: sd.name.clone(),
             encrypted: true,
             blocks: pre.blocks.len(),
-            index: "encrypted".into(),
+            index: IndexKind::Encrypted,
             files: pre.files.clone(),
             ..Default::default()
         };
@@ -792,8 +792,8 @@ pub fn verify_stream_dir(
                         unreadable: true,
                         ..Default::default()
                     };
-                    s.problems.push(Problem::error(
-                        "io_error",
+                    s.problems.push(Problem::new(
+                        Kind::IoError,
                         BlockScan::loc(&ctx, &rel),
                         format!("cannot read: {e}"),
                     ));
@@ -843,8 +843,8 @@ pub fn verify_store(
     progress.start(total_block_bytes(&lay.streams));
     // A running server may change files while they are read: say so.
     if let Some(h) = crate::filestore::running::server_holding(path) {
-        rep.problems.push(Problem::warning(
-            "store_in_use",
+        rep.problems.push(Problem::new(
+            Kind::StoreInUse,
             Location::default(),
             format!("{h}: a running server may be changing these files; verify a stopped server's store for exact results"),
         ));

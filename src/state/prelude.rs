@@ -1,6 +1,6 @@
 //! Everything about one stream known before its blocks are scanned: meta.inf, index.db or the
 //! legacy .idx/.fss, the delete map, and the list of blocks.
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use crate::filestore::index_db::{self, IndexDb};
 use crate::filestore::legacy::{self, LegacyFss, LegacyIdx};
 use crate::filestore::meta::{self, MetaInf};
@@ -64,23 +64,23 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
         .any(|n| n == "meta.key" || (n.starts_with("msgs/") && n.ends_with(".key")));
     // meta.inf / meta.sum
     match src.read("meta.inf") {
-        None => p.problems.push(Problem::error(
-            "meta_missing",
+        None => p.problems.push(Problem::new(
+            Kind::MetaMissing,
             p.loc().file(f("meta.inf")),
             "meta.inf is missing: the server skips this stream ('Missing stream metafile')",
         )),
         Some(raw) => {
             match src.read("meta.sum") {
-                None => p.problems.push(Problem::error(
-                    "meta_sum_missing",
+                None => p.problems.push(Problem::new(
+                    Kind::MetaSumMissing,
                     p.loc().file(f("meta.sum")),
                     "meta.sum is missing: the server skips this stream ('Missing stream checksum file')",
                 )),
                 Some(sum) => {
                     let want = meta::expected_sum(dir_name, &raw);
                     if sum != want.as_bytes() {
-                        p.problems.push(Problem::error(
-                            "meta_sum_mismatch",
+                        p.problems.push(Problem::new(
+                            Kind::MetaSumMismatch,
                             p.loc().file(f("meta.sum")).at(0),
                             format!(
                                 "meta.sum {:?} does not match meta.inf (computed {want} with key SHA-256({dir_name:?})): the server skips this stream at start",
@@ -91,8 +91,8 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
                 }
             }
             if p.encrypted {
-                p.problems.push(Problem::error(
-                    "encrypted_key_needed",
+                p.problems.push(Problem::new(
+                    Kind::EncryptedKeyNeeded,
                     p.loc().file(f("meta.key")),
                     "stream is encrypted at rest: key needed (decryption is not supported yet)",
                 ));
@@ -101,12 +101,12 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
             match MetaInf::parse(&raw) {
                 Ok(m) => {
                     match m.name() {
-                        Some(n) if n != dir_name => p.problems.push(Problem::error(
-                            "meta_name_mismatch",
+                        Some(n) if n != dir_name => p.problems.push(Problem::new(
+                            Kind::MetaNameMismatch,
                             p.loc().file(f("meta.inf")),
                             format!("meta.inf names the stream {n:?} but its directory is {dir_name:?}: record checksums are keyed by the config name"),
                         )),
-                        None => p.problems.push(Problem::error("meta_corrupt", p.loc().file(f("meta.inf")), "meta.inf has no \"name\"")),
+                        None => p.problems.push(Problem::new(Kind::MetaCorrupt, p.loc().file(f("meta.inf")), "meta.inf has no \"name\"")),
                         _ => {}
                     }
                     if let Some(n) = m.name() {
@@ -114,8 +114,8 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
                     }
                     p.meta = Some(m);
                 }
-                Err(e) => p.problems.push(Problem::error(
-                    "meta_corrupt",
+                Err(e) => p.problems.push(Problem::new(
+                    Kind::MetaCorrupt,
                     p.loc().file(f("meta.inf")),
                     format!("meta.inf: {e}"),
                 )),
@@ -139,8 +139,8 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
                 Some(Ok(x)) => {
                     p.idx.insert(i, x);
                 }
-                Some(Err(e)) => p.problems.push(Problem::error(
-                    "idx_corrupt",
+                Some(Err(e)) => p.problems.push(Problem::new(
+                    Kind::IdxCorrupt,
                     p.loc().file(f(n)).at(e.offset() as u64),
                     format!("legacy index: {e}; the server rebuilds it from the block"),
                 )),
@@ -150,16 +150,16 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
             match src.read(n).map(|b| legacy::parse_fss(&b, &p.cfg_name, i)) {
                 Some(Ok(x)) => {
                     if !x.hash_ok {
-                        p.problems.push(Problem::error(
-                            "fss_checksum",
+                        p.problems.push(Problem::new(
+                            Kind::FssChecksum,
                             p.loc().file(f(n)),
                             "per-subject state checksum mismatch; the server regenerates it from the block",
                         ));
                     }
                     p.fss.insert(i, x);
                 }
-                Some(Err(e)) => p.problems.push(Problem::error(
-                    "fss_corrupt",
+                Some(Err(e)) => p.problems.push(Problem::new(
+                    Kind::FssCorrupt,
                     p.loc().file(f(n)).at(e.offset() as u64),
                     format!("legacy per-subject state: {e}"),
                 )),
@@ -186,8 +186,8 @@ fn read_index_db(p: &mut Prelude, raw: &[u8], file: &str) {
     let (body, _) = match index_db::split_trailer(raw) {
         Ok(x) => x,
         Err(e) => {
-            p.problems.push(Problem::error(
-                "index_db_corrupt",
+            p.problems.push(Problem::new(
+                Kind::IndexDbCorrupt,
                 p.loc().file(file).at(e.offset() as u64),
                 format!("index.db: {e}; the server deletes it and rebuilds from the blocks"),
             ));
@@ -195,8 +195,8 @@ fn read_index_db(p: &mut Prelude, raw: &[u8], file: &str) {
         }
     };
     if !index_db::trailer_ok(raw, &p.cfg_name) {
-        p.problems.push(Problem::error(
-            "index_db_checksum",
+        p.problems.push(Problem::new(
+            Kind::IndexDbChecksum,
             p.loc().file(file).at(body.len() as u64),
             "index.db checksum mismatch; the server deletes it and rebuilds the state from every block",
         ));
@@ -205,8 +205,8 @@ fn read_index_db(p: &mut Prelude, raw: &[u8], file: &str) {
     p.index_db_raw_ok = true;
     match index_db::parse(body) {
         Ok(db) => p.index_db = Some(db),
-        Err(e) => p.problems.push(Problem::error(
-            "index_db_corrupt",
+        Err(e) => p.problems.push(Problem::new(
+            Kind::IndexDbCorrupt,
             p.loc().file(file).at(e.offset() as u64),
             format!("index.db: {e}; the server deletes it and rebuilds from the blocks"),
         )),

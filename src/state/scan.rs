@@ -1,7 +1,7 @@
 //! Scanning one message block: the per-block half of stream verification. It works on the bytes
 //! of a `.blk` file wherever they came from (disk, a tar member), so the store verifier and the
 //! archive verifier share it.
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use crate::filestore::block::{self, RecordKind, Records};
 use std::collections::{HashMap, HashSet};
 
@@ -194,8 +194,8 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
         Ok(p) => p,
         Err(e) => {
             sc.unreadable = true;
-            sc.problems.push(Problem::error(
-                "block_decompress",
+            sc.problems.push(Problem::new(
+                Kind::BlockDecompress,
                 BlockScan::loc(ctx, &file).at(e.offset()),
                 format!(
                     "compressed block cannot be decoded: {e}; a server rebuilding this stream fails with \
@@ -240,8 +240,8 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             let loc = || BlockScan::loc(ctx, &file).at(r.offset as u64).seq(r.seq);
             if !ctx.quick && !r.checksum_ok(&key) {
                 sc.bad_checksums += 1;
-                sc.problems.push(Problem::error(
-                    "record_checksum",
+                sc.problems.push(Problem::new(
+                    Kind::RecordChecksum,
                     loc(),
                     format!(
                         "record checksum mismatch for seq {}{}: stored {}, computed {}; {}",
@@ -254,15 +254,15 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                 ));
             }
             if r.kind() == RecordKind::Message && !crate::filestore::block::is_utf8(r.subject) {
-                sc.problems.push(Problem::warning(
-                    "subject_not_utf8",
+                sc.problems.push(Problem::new(
+                    Kind::SubjectNotUtf8,
                     loc(),
                     format!("seq {}: subject {:?} is not valid UTF-8 (clients may not be able to address it)", r.seq, String::from_utf8_lossy(r.subject)),
                 ));
             }
             if let Some(issue) = r.content_issue() {
-                sc.problems.push(Problem::error(
-                    "record_content",
+                sc.problems.push(Problem::new(
+                    Kind::RecordContent,
                     loc(),
                     format!("seq {}: {issue} (a damaged length field shifts subject/header/payload without changing the checksum)", r.seq),
                 ));
@@ -279,8 +279,8 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             }
             if let Some(p) = prev_seq {
                 if r.seq <= p {
-                    sc.problems.push(Problem::error(
-                        "seq_order",
+                    sc.problems.push(Problem::new(
+                        Kind::SeqOrder,
                         loc(),
                         format!(
                             "sequence {} follows {} in the same block (must strictly increase)",
@@ -299,14 +299,14 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                 continue;
             }
             if r.ts <= 0 {
-                sc.problems.push(Problem::error(
-                    "record_timestamp",
+                sc.problems.push(Problem::new(
+                    Kind::RecordTimestamp,
                     loc(),
                     format!("message seq {} has timestamp {}", r.seq, r.ts),
                 ));
             } else if r.ts < prev_ts {
-                sc.problems.push(Problem::warning(
-                    "timestamp_backwards",
+                sc.problems.push(Problem::new(
+                    Kind::TimestampBackwards,
                     loc(),
                     format!(
                         "message seq {} is {} ns older than the message before it (clock change?)",
@@ -368,8 +368,8 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
         if let Some(p) = prev_seq {
             loc = loc.seq(p + 1);
         }
-        sc.problems.push(Problem::error(
-            "record_framing",
+        sc.problems.push(Problem::new(
+            Kind::RecordFraming,
             loc,
             format!(
                 "{}{}; {}; {}",
@@ -388,7 +388,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
     // Say which sequences a truncating server would lose: from the damaged record to the end.
     if let Some(maxs) = sc.max_seq {
         for p in sc.problems.iter_mut() {
-            if p.kind == "record_checksum" || p.kind == "record_framing" {
+            if p.kind == Kind::RecordChecksum || p.kind == Kind::RecordFraming {
                 if let Some(s) = p.loc.seq {
                     if maxs > s {
                         p.loc.seq_end = Some(maxs);

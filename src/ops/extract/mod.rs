@@ -27,7 +27,7 @@ pub mod v2;
 use crate::backup::backup_json::{self, BackupJson};
 use crate::backup::detect::{self, ArchiveKind};
 use crate::backup::tar_walk::TarOptions;
-use crate::base::problem::{Problem, Severity};
+use crate::base::problem::{Kind, Problem, Severity};
 use crate::base::progress::Progress;
 use serde::Serialize;
 use stage::{PlannedFile, Sink};
@@ -614,9 +614,7 @@ fn write_stream(
             verification.extend(m);
             v2::sort_problems(&mut verification);
         }
-        let fatal_verify = verification
-            .iter()
-            .any(|p| crate::base::report::FATAL_KINDS.contains(&p.kind.as_str()));
+        let fatal_verify = verification.iter().any(|p| p.kind.is_fatal());
         *damaged = verification.iter().any(|p| p.severity == Severity::Error);
         rep.problems = verification;
         if fatal_verify {
@@ -693,7 +691,7 @@ fn write_stream(
             .summary
             .problems
             .iter()
-            .any(|p| p.kind == "archive_hostile_member");
+            .any(|p| p.kind == Kind::ArchiveHostileMember);
     let has_walk_errors = res
         .summary
         .problems

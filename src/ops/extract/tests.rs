@@ -277,7 +277,7 @@ fn write_v2(dst: &Path, bj: &[u8], entries: &[ArcEntry], tail: &[u8]) {
 fn error_kinds(p: &[Problem]) -> BTreeSet<String> {
     p.iter()
         .filter(|p| p.severity == Severity::Error)
-        .map(|p| p.kind.clone())
+        .map(|p| p.kind.to_string())
         .collect()
 }
 

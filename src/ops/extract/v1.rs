@@ -2,7 +2,7 @@
 //! are (regular files of the stream layout only, as [`walk_tar`] accepts them).
 use super::stage::Sink;
 use crate::backup::tar_walk::{walk_tar, Layout, TarMember, TarOptions, TarSummary};
-use crate::base::problem::{Location, Problem};
+use crate::base::problem::{Kind, Location, Problem};
 use std::io::{self, Read};
 
 /// Largest member of each kind accepted (decompression-bomb guard). A block holds at most one
@@ -74,8 +74,8 @@ pub fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Sink) -> io::Result<V
         if m.layout == Layout::ErrorsTxt {
             let mut v = Vec::new();
             rd.take(4096).read_to_end(&mut v)?;
-            problems.push(Problem::warning(
-                "extract_errors_txt",
+            problems.push(Problem::new(
+                Kind::ExtractErrorsTxt,
                 loc(m),
                 format!(
                     "the backup holds errors.txt (not written): {}",
@@ -88,8 +88,8 @@ pub fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Sink) -> io::Result<V
         let limit = member_limit(&m.layout);
         total = total.saturating_add(m.size);
         if m.size > limit || total > inp.total_limit {
-            problems.push(Problem::error(
-                "extract_limit",
+            problems.push(Problem::new(
+                Kind::ExtractLimit,
                 loc(m),
                 if m.size > limit {
                     format!(
@@ -147,7 +147,7 @@ pub fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Sink) -> io::Result<V
     if summary
         .problems
         .iter()
-        .any(|p| p.kind == "archive_hostile_member")
+        .any(|p| p.kind == Kind::ArchiveHostileMember)
     {
         fatal = true;
     }

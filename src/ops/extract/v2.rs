@@ -21,7 +21,7 @@ use crate::backup::natsarc::{
     ArcEntry, ArcError, ConsumerStateJson, EntryRole, NatsArcReader, V2Checker, V2Options,
     V2Summary,
 };
-use crate::base::problem::{Location, Problem, Severity};
+use crate::base::problem::{Kind, Location, Problem, Severity};
 use crate::filestore::block::{self, EBIT};
 use crate::filestore::consumer_state::{self, ConsumerState, Pending, SeqPair};
 use crate::filestore::meta;
@@ -419,8 +419,8 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                     .and_then(|m| m.get("state"))
                     .and_then(|v| serde_json::from_value::<ConsumerStateJson>(v.clone()).ok());
                 let (Some(cfg), Some(st)) = (cfg, st) else {
-                    res.problems.push(Problem::error(
-                        "extract_consumer_skipped",
+                    res.problems.push(Problem::new(
+                        Kind::ExtractConsumerSkipped,
                         loc(&format!("consumers/{cname}"), e.offset).consumer(&cname),
                         "consumer entry without a usable config and state: not written".to_string(),
                     ));
@@ -432,8 +432,8 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                     != Some(1)
                     || res.consumers.contains(&cname)
                 {
-                    res.problems.push(Problem::error(
-                        "extract_consumer_skipped",
+                    res.problems.push(Problem::new(
+                        Kind::ExtractConsumerSkipped,
                         loc(&format!("consumers/{cname}"), e.offset),
                         format!("consumer name {cname:?} cannot be a directory name (or repeats): not written"),
                     ));
@@ -472,8 +472,8 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                         || stored_bytes > st.bytes
                         || e.seq > st.last_seq
                     {
-                        res.problems.push(Problem::error(
-                            "extract_limit",
+                        res.problems.push(Problem::new(
+                            Kind::ExtractLimit,
                             loc(&e.name_lossy(), e.offset).seq(e.seq),
                             format!(
                                 "the archive holds more than its state declares ({} messages, {} bytes, last seq {}): refusing to write more",
@@ -486,8 +486,8 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                     }
                 }
                 if e.name.len() > u16::MAX as usize || size > u64::from(block::MAX_RECORD_LEN) {
-                    res.problems.push(Problem::error(
-                        "extract_limit",
+                    res.problems.push(Problem::new(
+                        Kind::ExtractLimit,
                         loc(&e.name_lossy(), e.offset).seq(e.seq),
                         "message too large for a file-store record".to_string(),
                     ));

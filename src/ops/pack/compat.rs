@@ -18,6 +18,7 @@
 //! The index.db written next to them is the source's, with the last checksum of the last block
 //! as written and the block ranges the placeholders extended.
 use super::StreamSrc;
+use crate::base::problem::Kind;
 use crate::filestore::block::{self, RecordKind, Records, EBIT};
 use crate::filestore::index_db::{self, IndexDb};
 use crate::filestore::legacy::{self, LegacyIdx};
@@ -102,7 +103,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
                 |raw| scan::scan_block(&ctx, i, raw),
             ) {
                 Ok((s, _)) => {
-                    let framing = s.problems.iter().any(|p| p.kind == "record_framing");
+                    let framing = s.problems.iter().any(|p| p.kind == Kind::RecordFraming);
                     First {
                         records: s.records.saturating_sub(s.tombstones.len() as u64),
                         live: s.live_bits,

@@ -23,7 +23,6 @@ use crate::backup::manifest::{self, FileEntry, Manifest};
 use crate::base::problem::{Problem, Severity};
 use crate::base::progress::Progress;
 use crate::base::report::StreamReport;
-use crate::base::report::FATAL_KINDS;
 use crate::base::time::go_time;
 use crate::check::store;
 use crate::filestore::discover::{self, StreamDir};
@@ -216,12 +215,12 @@ impl StreamSrc {
         let meta = MetaInf::parse(&raw)
             .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", sd.dir.display()))?;
         let cfg_name = meta.name().unwrap_or(&sd.name).to_string();
-        let legacy = rep.index.starts_with("legacy");
+        let legacy = rep.index == crate::base::report::IndexKind::Legacy;
         let on_disk = sd.dir.join("msgs/index.db").is_file();
         let idx_problem = problems
             .iter()
-            .find(|p| p.kind.starts_with("index_db"))
-            .map(|p| p.kind.clone());
+            .find(|p| p.kind.is_index_db())
+            .map(|p| p.kind);
         let (index_db_ok, index_db_note) = match (on_disk, idx_problem) {
             (false, _) if legacy => (false, "legacy .idx/.fss".to_string()),
             (false, _) => (
@@ -536,11 +535,7 @@ pub fn pack(
     for (_, _, p) in &checked {
         report.problems.extend(p.iter().cloned());
     }
-    if let Some(p) = report
-        .problems
-        .iter()
-        .find(|p| FATAL_KINDS.contains(&p.kind.as_str()))
-    {
+    if let Some(p) = report.problems.iter().find(|p| p.kind.is_fatal()) {
         progress.finish();
         let who = p.loc.stream.clone().unwrap_or_default();
         return Ok(report.refuse(
