@@ -970,7 +970,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/samples/");
+    const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/samples/");
 
     /// All regular files of a sample tarball, by path.
     fn tarball(name: &str) -> BTreeMap<String, Vec<u8>> {

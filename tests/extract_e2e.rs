@@ -17,7 +17,7 @@ fn fixtures() -> PathBuf {
     repo().join("fixtures")
 }
 fn samples() -> PathBuf {
-    repo().join("../shared/spec/samples/backups")
+    repo().join("fixtures/samples/backups")
 }
 
 /// Run `jetdir extract --json ARCHIVE --store-dir STORE extra...` → (exit code, JSON report).
@@ -94,7 +94,7 @@ fn consumer_of(c: &Value) -> Value {
     })
 }
 
-/// server-truth.json of shared/spec/samples/backups/<v>/ in the same shape.
+/// server-truth.json of fixtures/samples/backups/<v>/ in the same shape.
 fn sample_truth(t: &Value) -> Value {
     let st = &t["stream_info_state"];
     let mut cons = serde_json::Map::new();
