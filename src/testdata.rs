@@ -1,16 +1,13 @@
 //! Test helper: unpack one of the real server-written sample tarballs into a temporary directory.
 //!
-//! `sample("v2.15.1-plain")` unpacks `../shared/spec/samples/v2.15.1-plain.tar.gz` (relative to the
+//! `sample("v2.15.1-plain")` unpacks `fixtures/samples/v2.15.1-plain.tar.gz` (relative to the
 //! crate root) and returns the `TempDir`; the data is under `<dir>/v2.15.1-plain/store/jetstream/...`.
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 /// Directory holding the sample tarballs.
 pub fn samples_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/spec/samples"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/samples"))
 }
 
 /// Unpack `<name>.tar.gz` into a fresh temporary directory (panics if it is missing: tests only).

@@ -214,10 +214,7 @@ pub fn read_backup_json(path: &Path) -> Result<BackupJson, BackupJsonError> {
 mod tests {
     use super::*;
 
-    const SAMPLES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/spec/samples/backups"
-    );
+    const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/samples/backups");
 
     #[test]
     fn real_backup_json_files() {

@@ -1,4 +1,4 @@
-//! Tests over the real server-written backups in `../shared/spec/samples/` plus damaged and
+//! Tests over the real server-written backups in `fixtures/samples/` plus damaged and
 //! hostile copies made here.
 use super::detect::{detect, ArchiveKind, DetectError};
 use super::natsarc::*;
@@ -7,7 +7,7 @@ use crate::base::problem::{Problem, Severity};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/samples");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/samples");
 
 fn backup_dir(v: &str) -> PathBuf {
     PathBuf::from(format!("{SAMPLES}/backups/{v}/ORDERS"))

@@ -2,7 +2,7 @@ use super::*;
 use crate::filestore::block::{compress_cmp_block, decompress_cmp_block, is_cmp_block};
 use std::collections::BTreeMap;
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/samples/");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/samples/");
 
 /// All regular files of a sample tarball, by path.
 fn tarball(name: &str) -> BTreeMap<String, Vec<u8>> {

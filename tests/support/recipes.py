@@ -1,4 +1,4 @@
-"""The stream recipes of shared/spec/samples/README.md, as code.
+"""The stream recipes of fixtures/samples/README.md, as code.
 
 Each recipe is `async def recipe(nc) -> list[dict]` (the ops log) and builds
 one stream on a running server. Used by fixtures/make_fixtures.py and by

@@ -1,10 +1,7 @@
 use super::*;
 use crate::base::progress::NoProgress;
 
-const SAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/samples/backups"
-);
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/samples/backups");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
 fn opts(store: &Path) -> ExtractOptions {

@@ -1,0 +1,92 @@
+//! Decides whether the real-server tests can run on this machine.
+//!
+//! The tests that start a real nats-server (tests/e2e_server.rs, tests/e2e_pack.rs,
+//! tests/extract_e2e.rs) carry
+//! `#[cfg_attr(jetdir_no_server, ignore = "...")]`. This script sets `jetdir_no_server`
+//! when a prerequisite is missing, so the test runner reports those tests as *ignored*
+//! (with the reason) instead of letting them pass without testing anything:
+//!
+//! - nats-server 2.15: env `NATS_SERVER_215`, else `<repo>/.venv/bin/nats-server`;
+//! - nats-server 2.9: env `NATS_SERVER_29`, else `/usr/sbin/nats-server`;
+//! - Python with nats-py: `<repo>/.venv/bin/python` (else `python3`) must `import nats`.
+//!
+//! The same lookups are in tests/common/mod.rs. Under `CI=true` (or `CI=1`) the cfg is never
+//! set: the tests run, and a missing prerequisite makes them fail.
+//!
+//! Re-running: the script runs again when `CI`, `NATS_SERVER_215` or `NATS_SERVER_29` change,
+//! when this file changes, and when a watched path that existed at the last run changes or
+//! disappears (`.venv/`, `/usr/sbin/nats-server`, the env-given server paths). Paths that do
+//! not exist are deliberately not watched: Cargo treats a missing watched path as always
+//! stale, which would rebuild the crate on every `cargo test`. So after installing the
+//! prerequisites by hand, `touch build.rs`; `scripts/install-deps.sh` does that itself.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn env_path(var: &str, default: PathBuf) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => default,
+    }
+}
+
+fn watch(path: &Path) {
+    if path.exists() {
+        println!("cargo::rerun-if-changed={}", path.display());
+    }
+}
+
+fn in_ci() -> bool {
+    matches!(
+        std::env::var("CI")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref(),
+        Ok("true") | Ok("1")
+    )
+}
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(jetdir_no_server)");
+    println!("cargo::rerun-if-changed=build.rs");
+    for var in ["CI", "NATS_SERVER_215", "NATS_SERVER_29"] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+
+    let repo = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let venv = repo.join(".venv");
+    let s215 = env_path("NATS_SERVER_215", venv.join("bin/nats-server"));
+    let s29 = env_path("NATS_SERVER_29", PathBuf::from("/usr/sbin/nats-server"));
+    let venv_py = venv.join("bin/python");
+    let py = if venv_py.is_file() {
+        venv_py
+    } else {
+        PathBuf::from("python3")
+    };
+    watch(&venv);
+    watch(&s215);
+    watch(&s29);
+
+    let mut missing = Vec::new();
+    for (name, p) in [("nats-server 2.15", &s215), ("nats-server 2.9", &s29)] {
+        if !p.is_file() {
+            missing.push(format!("{name} at {}", p.display()));
+        }
+    }
+    let nats_py = Command::new(&py)
+        .args(["-c", "import nats"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !nats_py {
+        missing.push(format!("nats-py for {}", py.display()));
+    }
+
+    if missing.is_empty() || in_ci() {
+        return;
+    }
+    println!("cargo::rustc-cfg=jetdir_no_server");
+    println!(
+        "cargo::warning=real-server tests will be reported as ignored; missing: {} \
+         (bash scripts/install-deps.sh; after installing by hand: touch build.rs)",
+        missing.join(", ")
+    );
+}
