@@ -1025,52 +1025,119 @@ impl V2Checker {
     }
 }
 
-/// One pass over a decoded V2 archive (`r` yields the bytes after S2 decoding). `on_entry` sees
-/// every entry with its role, in order, e.g. to materialise messages; memory stays bounded.
+/// How a V2 scan ended early, when it did not reach the sentinel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// The archive does not start with a readable NATSARC1 header.
+    BadHeader,
+    /// An entry declares a name or size beyond the limits: nothing after it can be trusted.
+    Oversized,
+    /// Truncated, corrupt or unreadable at some entry.
+    Damaged,
+}
+
+/// The one NATSARC1 read loop: entries are read into one reused [`ArcEntry`] (no allocation per
+/// message) and each is checked by the [`V2Checker`] before the caller sees it; the sentinel,
+/// trailing bytes and read errors are handled here. `jetdir verify` and `jetdir extract` both
+/// drive it.
+pub struct V2Scan<R: Read> {
+    ck: V2Checker,
+    rd: Option<NatsArcReader<R>>,
+    e: ArcEntry,
+    done: bool,
+    ended: Option<ScanEnd>,
+}
+
+impl<R: Read> V2Scan<R> {
+    /// Read the archive header; a bad header ends the scan at once (see [`V2Scan::ended`]).
+    pub fn new(r: R, opts: V2Options) -> Self {
+        let mut ck = V2Checker::new(opts);
+        let (rd, ended) = match NatsArcReader::new(r) {
+            Ok(rd) => (Some(rd), None),
+            Err(e) => {
+                ck.error(&e);
+                (None, Some(ScanEnd::BadHeader))
+            }
+        };
+        V2Scan {
+            ck,
+            rd,
+            e: ArcEntry::empty(),
+            done: ended.is_some(),
+            ended,
+        }
+    }
+
+    /// The next entry, checked: its role, with the entry itself in [`V2Scan::entry`]. `None` at
+    /// the sentinel or at the first read error.
+    pub fn advance(&mut self) -> Option<EntryRole> {
+        if self.done {
+            return None;
+        }
+        let rd = self.rd.as_mut()?;
+        match rd.next_entry_into(&mut self.e) {
+            Ok(true) => Some(self.ck.entry(&self.e)),
+            Ok(false) => {
+                self.done = true;
+                let at = rd.position();
+                self.ck.sentinel(at.saturating_sub(5));
+                match rd.trailing_bytes() {
+                    Ok(n) => self.ck.trailing(at, n),
+                    Err(source) => {
+                        let offset = rd.position();
+                        // reported; the entries before the sentinel are complete
+                        self.ck.error(&ArcError::Io { offset, source });
+                    }
+                }
+                None
+            }
+            Err(err) => {
+                self.done = true;
+                self.ended = Some(match err {
+                    ArcError::EntryTooLarge { .. } | ArcError::NameTooLong { .. } => {
+                        ScanEnd::Oversized
+                    }
+                    _ => ScanEnd::Damaged,
+                });
+                self.ck.error(&err);
+                None
+            }
+        }
+    }
+
+    /// The entry [`V2Scan::advance`] returned last.
+    pub fn entry(&self) -> &ArcEntry {
+        &self.e
+    }
+
+    /// Problems found so far.
+    pub fn problems(&self) -> &[Problem] {
+        self.ck.problems()
+    }
+
+    /// Why the scan stopped before the sentinel, if it did.
+    pub fn ended(&self) -> Option<ScanEnd> {
+        self.ended
+    }
+
+    /// Finish the checks (state.json against the entries seen) and return the summary.
+    pub fn finish(self) -> V2Summary {
+        let pos = self.rd.as_ref().map_or(0, |rd| rd.position());
+        self.ck.finish(pos)
+    }
+}
+
+/// Check a whole archive, calling `on_entry` for every entry with its role.
 pub fn scan_v2<R: Read>(
     r: R,
     opts: V2Options,
     mut on_entry: impl FnMut(&ArcEntry, EntryRole),
 ) -> V2Summary {
-    let mut ck = V2Checker::new(opts);
-    let mut rd = match NatsArcReader::new(r) {
-        Ok(rd) => rd,
-        Err(e) => {
-            ck.error(&e);
-            return ck.finish(0);
-        }
-    };
-    // one entry whose buffers are reused for every message: no allocation per message
-    let mut e = ArcEntry::empty();
-    loop {
-        match rd.next_entry_into(&mut e) {
-            Ok(true) => {
-                let role = ck.entry(&e);
-                on_entry(&e, role);
-            }
-            Ok(false) => {
-                let at = rd.position();
-                ck.sentinel(at.saturating_sub(5));
-                match rd.trailing_bytes() {
-                    Ok(n) => ck.trailing(at, n),
-                    Err(e) => {
-                        let pos = rd.position();
-                        ck.error(&ArcError::Io {
-                            offset: pos,
-                            source: e,
-                        });
-                    }
-                }
-                break;
-            }
-            Err(e) => {
-                ck.error(&e);
-                break;
-            }
-        }
+    let mut scan = V2Scan::new(r, opts);
+    while let Some(role) = scan.advance() {
+        on_entry(scan.entry(), role);
     }
-    let pos = rd.position();
-    ck.finish(pos)
+    scan.finish()
 }
 
 /// [`scan_v2`] without a callback.

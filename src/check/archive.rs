@@ -20,6 +20,7 @@ use crate::check::Options;
 use crate::filestore::source::StreamSource;
 use crate::s2::par::ParFrameReader;
 use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
+use crate::state::stream::{DeletedList, StreamTotals};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -425,9 +426,7 @@ fn verify_v2<R: Read>(
     let mut bytes = 0u64;
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
-    // only the first 1000 deleted sequences are listed
-    let mut gaps: Vec<u64> = Vec::new();
-    let mut prev: Option<u64> = None;
+    let mut gaps = DeletedList::new();
     let sum = natsarc::scan_v2(r, vopts, |e, role| {
         if role != EntryRole::Message {
             return;
@@ -447,34 +446,18 @@ fn verify_v2<R: Read>(
             first_ts = Some(e.timestamp);
         }
         last_ts = Some(e.timestamp);
-        if let Some(p) = prev {
-            let mut q = p + 1;
-            while q < e.seq && gaps.len() < 1000 {
-                gaps.push(q);
-                q += 1;
-            }
-        }
-        prev = Some(e.seq);
+        gaps.live(e.seq);
     });
     let mut problems = sum.problems.clone();
-    let state = sum.state.as_ref();
-    let msgs = sum.messages;
-    let mut last = sum.last_msg_seq.unwrap_or(0);
-    if let Some(s) = state {
-        last = last.max(s.last_seq);
-    }
-    let first = sum
-        .first_msg_seq
-        .unwrap_or(if last == 0 { 0 } else { last + 1 });
-    let deleted = (last + 1).saturating_sub(first).saturating_sub(msgs);
-    if let Some(p) = prev {
-        let mut q = p + 1;
-        while q <= last && gaps.len() < 1000 {
-            gaps.push(q);
-            q += 1;
-        }
-    }
+    let totals = v2_totals(&sum, bytes);
+    let (msgs, first, last, deleted) = (
+        totals.messages,
+        totals.first_seq,
+        totals.last_seq,
+        totals.deleted,
+    );
     let stream_name = name.clone().unwrap_or_default();
+    check_v2_consumers(&sum, "$G", &stream_name, label, last, &mut problems);
     let mut consumers = Vec::new();
     for c in &sum.consumers {
         let mut cr = ConsumerReport {
@@ -494,19 +477,6 @@ fn verify_v2<R: Read>(
                 cr.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
                 cr.pending = Some(st.pending.as_ref().map_or(0, |p| p.len() as u64));
                 cr.redelivered = Some(st.redelivered.as_ref().map_or(0, |p| p.len() as u64));
-                let loc = Location::stream("$G", &stream_name)
-                    .consumer(&c.name)
-                    .file(format!("{label}:consumers/{}", c.name))
-                    .at(c.offset);
-                let pending: Vec<u64> = st.pending.iter().flat_map(|p| p.keys().copied()).collect();
-                store::check_consumer_invariants(
-                    &loc,
-                    (st.delivered.consumer_seq, st.delivered.stream_seq),
-                    (st.ack_floor.consumer_seq, st.ack_floor.stream_seq),
-                    &pending,
-                    last,
-                    &mut problems,
-                );
             }
         }
         consumers.push(cr);
@@ -526,7 +496,7 @@ fn verify_v2<R: Read>(
         last_ts,
         index: crate::base::report::IndexKind::V2Archive,
         config: bj.map(|b| b.config.clone()),
-        deleted_seqs: if msgs > 0 { gaps } else { Vec::new() },
+        deleted_seqs: gaps.finish(last),
         subject_counts: subjects
             .iter()
             .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), *v))
@@ -534,6 +504,46 @@ fn verify_v2<R: Read>(
         ..Default::default()
     };
     (Some(rep), problems)
+}
+
+/// Each consumer's state in a V2 archive against the stream's last sequence (the same checks as
+/// for o.dat on disk).
+pub(crate) fn check_v2_consumers(
+    sum: &natsarc::V2Summary,
+    account: &str,
+    stream: &str,
+    label: &str,
+    last: u64,
+    problems: &mut Vec<Problem>,
+) {
+    for c in &sum.consumers {
+        let Some(st) = c.entry.as_ref().and_then(|e| e.state.as_ref()) else {
+            continue;
+        };
+        let loc = Location::stream(account, stream)
+            .consumer(&c.name)
+            .file(format!("{label}:consumers/{}", c.name))
+            .at(c.offset);
+        let pending: Vec<u64> = st.pending.iter().flat_map(|p| p.keys().copied()).collect();
+        store::check_consumer_invariants(
+            &loc,
+            (st.delivered.consumer_seq, st.delivered.stream_seq),
+            (st.ack_floor.consumer_seq, st.ack_floor.stream_seq),
+            &pending,
+            last,
+            problems,
+        );
+    }
+}
+
+/// The stream state the server restores from a V2 archive: its messages, and the last
+/// sequence of state.json (deletes at the end of the stream).
+pub(crate) fn v2_totals(sum: &natsarc::V2Summary, bytes: u64) -> StreamTotals {
+    let last = sum
+        .last_msg_seq
+        .unwrap_or(0)
+        .max(sum.state.as_ref().map_or(0, |s| s.last_seq));
+    StreamTotals::new(sum.messages, bytes, sum.first_msg_seq, last)
 }
 
 /// backup.json against the archive's content: name, first/last seq, message count, consumers.

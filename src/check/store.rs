@@ -13,6 +13,7 @@ use crate::filestore::meta::{self, MetaInf};
 use crate::filestore::source::{read_reusing, DirSource, StreamSource};
 use crate::state::prelude::{block_index, prelude, Prelude};
 use crate::state::scan::{self, BlockScan, ScanCtx};
+use crate::state::stream::{DeletedList, StreamTotals};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::fs;
@@ -183,12 +184,13 @@ pub fn finish_stream(
     for x in pre.idx.values() {
         last = last.max(x.last_seq);
     }
-    let first = scans
-        .iter()
-        .filter_map(|s| s.first_live)
-        .min()
-        .unwrap_or(if last == 0 { 0 } else { last + 1 });
-    let deleted = (last + 1).saturating_sub(first).saturating_sub(msgs);
+    let totals = StreamTotals::new(
+        msgs,
+        bytes,
+        scans.iter().filter_map(|s| s.first_live).min(),
+        last,
+    );
+    let (first, deleted) = (totals.first_seq, totals.deleted);
     let first_ts = scans
         .iter()
         .filter(|s| s.first_live.is_some())
@@ -201,26 +203,22 @@ pub fn finish_stream(
         .map(|s| s.last_ts)
         .next();
     // deleted seqs list (bounded)
-    let mut deleted_seqs = Vec::new();
+    let mut deleted_seqs = DeletedList::new();
     if msgs > 0 && deleted > 0 {
-        let mut expect = first;
-        'outer: for s in &scans {
+        'blocks: for s in &scans {
             for q in s.live_bits.iter() {
-                while expect < q {
-                    deleted_seqs.push(expect);
-                    expect += 1;
-                    if deleted_seqs.len() >= 1000 {
-                        break 'outer;
-                    }
+                if deleted_seqs.is_full() {
+                    break 'blocks;
                 }
-                expect = q + 1;
+                deleted_seqs.live(q);
             }
         }
-        while expect <= last && deleted_seqs.len() < 1000 {
-            deleted_seqs.push(expect);
-            expect += 1;
-        }
     }
+    let deleted_seqs = if deleted > 0 {
+        deleted_seqs.finish(last)
+    } else {
+        Vec::new()
+    };
     let mut rep = StreamReport {
         account: pre.account.clone(),
         name: pre.dir_name.clone(),

@@ -2,3 +2,4 @@
 pub mod messages;
 pub mod prelude;
 pub mod scan;
+pub mod stream;

@@ -17,10 +17,7 @@
 use super::stage::{AlignedBuf, FileJob, FileWriter, Sink};
 use crate::backup::backup_json::BackupJson;
 use crate::backup::backup_json::StreamStateJson;
-use crate::backup::natsarc::{
-    ArcEntry, ArcError, ConsumerStateJson, EntryRole, NatsArcReader, V2Checker, V2Options,
-    V2Summary,
-};
+use crate::backup::natsarc::{ConsumerStateJson, EntryRole, ScanEnd, V2Options, V2Scan, V2Summary};
 use crate::base::problem::{Kind, Location, Problem, Severity};
 use crate::filestore::block::{self, EBIT};
 use crate::filestore::consumer_state::{self, ConsumerState, Pending, SeqPair};
@@ -335,7 +332,7 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
     .filter(|v| *v > 0)
     .map(|v| v as u64)
     .min();
-    let mut ck = V2Checker::new(opts);
+    let mut scan = V2Scan::new(r, opts);
     let mut state: Option<StreamStateJson> = None;
     let backup_state = inp.backup.map(|b| &b.state);
     // `None` once writing stopped.
@@ -343,56 +340,21 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
     let mut stored_bytes: u64 = 0;
     let mut seen_problems = 0usize;
 
-    let mut rd = match NatsArcReader::new(r) {
-        Ok(rd) => rd,
-        Err(e) => {
-            ck.error(&e);
-            res.summary = ck.finish(0);
-            res.verification = archive_checks(&res.summary, inp);
-            res.fatal = true;
-            res.stopped = true;
-            return Ok(res);
-        }
-    };
-    let mut e = ArcEntry::empty();
-    loop {
-        match rd.next_entry_into(&mut e) {
-            Ok(true) => {}
-            Ok(false) => {
-                let at = rd.position();
-                ck.sentinel(at.saturating_sub(5));
-                match rd.trailing_bytes() {
-                    Ok(n) => ck.trailing(at, n),
-                    Err(err) => {
-                        let pos = rd.position();
-                        ck.error(&ArcError::Io {
-                            offset: pos,
-                            source: err,
-                        });
-                    }
-                }
-                break;
-            }
-            Err(err) => {
-                ck.error(&err);
-                if inp.strict
-                    || matches!(
-                        err,
-                        ArcError::EntryTooLarge { .. } | ArcError::NameTooLong { .. }
-                    )
-                {
-                    res.fatal = true;
-                }
-                break;
-            }
-        }
-        let role = ck.entry(&e);
-        if inp.strict && ck.problems().len() > seen_problems {
-            let new = ck.problems().get(seen_problems..).unwrap_or_default();
+    if scan.ended() == Some(ScanEnd::BadHeader) {
+        res.summary = scan.finish();
+        res.verification = archive_checks(&res.summary, inp);
+        res.fatal = true;
+        res.stopped = true;
+        return Ok(res);
+    }
+    while let Some(role) = scan.advance() {
+        let e = scan.entry();
+        if inp.strict && scan.problems().len() > seen_problems {
+            let new = scan.problems().get(seen_problems..).unwrap_or_default();
             if new.iter().any(|p| p.severity == Severity::Error) {
                 bw = None; // damaged: the result will be refused, only verify from here on
             }
-            seen_problems = ck.problems().len();
+            seen_problems = scan.problems().len();
         }
         match role {
             EntryRole::State => {
@@ -505,6 +467,11 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
             }
         }
     }
+    match scan.ended() {
+        Some(ScanEnd::Oversized) => res.fatal = true,
+        Some(_) if inp.strict => res.fatal = true,
+        _ => {}
+    }
     if res.fatal {
         bw = None;
     }
@@ -527,8 +494,7 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
         }
         None => res.stopped = true,
     }
-    let pos = rd.position();
-    res.summary = ck.finish(pos);
+    res.summary = scan.finish();
     res.verification = archive_checks(&res.summary, inp);
     Ok(res)
 }
@@ -538,32 +504,16 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
 /// state against the archive's content (sorted as in verify's report).
 fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
     let mut problems = sum.problems.clone();
-    let msgs = sum.messages;
-    let mut last = sum.last_msg_seq.unwrap_or(0);
-    if let Some(s) = &sum.state {
-        last = last.max(s.last_seq);
-    }
-    let first = sum
-        .first_msg_seq
-        .unwrap_or(if last == 0 { 0 } else { last + 1 });
-    for c in &sum.consumers {
-        let Some(st) = c.entry.as_ref().and_then(|e| e.state.as_ref()) else {
-            continue;
-        };
-        let l = Location::stream(inp.account, inp.stream)
-            .consumer(&c.name)
-            .file(format!("{}:consumers/{}", inp.label, c.name))
-            .at(c.offset);
-        let pending: Vec<u64> = st.pending.iter().flat_map(|p| p.keys().copied()).collect();
-        crate::check::store::check_consumer_invariants(
-            &l,
-            (st.delivered.consumer_seq, st.delivered.stream_seq),
-            (st.ack_floor.consumer_seq, st.ack_floor.stream_seq),
-            &pending,
-            last,
-            &mut problems,
-        );
-    }
+    let totals = crate::check::archive::v2_totals(sum, 0);
+    let (msgs, first, last) = (totals.messages, totals.first_seq, totals.last_seq);
+    crate::check::archive::check_v2_consumers(
+        sum,
+        inp.account,
+        inp.stream,
+        inp.label,
+        last,
+        &mut problems,
+    );
     if let Some(b) = inp.backup {
         // the same backup.json checks as `jetdir verify`
         let seen = crate::base::report::StreamReport {
