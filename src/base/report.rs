@@ -78,15 +78,13 @@ impl Report {
         sort_problems(&mut self.problems);
         self.ok = !self.problems.iter().any(|p| p.severity == Severity::Error);
     }
+    /// What the findings add up to.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(&self.problems)
+    }
     /// 0 clean (warnings allowed), 1 problems found, 2 could not run.
     pub fn exit_code(&self) -> i32 {
-        if self.problems.iter().any(|p| p.kind.is_fatal()) {
-            2
-        } else if self.problems.iter().any(|p| p.severity == Severity::Error) {
-            1
-        } else {
-            0
-        }
+        self.outcome().exit_code()
     }
 }
 
@@ -141,5 +139,40 @@ impl std::fmt::Display for IndexKind {
 impl Serialize for IndexKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// The result of any command, and so its exit code: the same three in every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing wrong (warnings allowed): exit code 0.
+    #[default]
+    Clean,
+    /// The input is damaged or inconsistent: exit code 1.
+    Damaged,
+    /// The command could not run (bad arguments, encrypted without a key, a server holds the
+    /// store, I/O failure): exit code 2.
+    CouldNotRun,
+}
+
+impl Outcome {
+    /// The outcome of a list of findings: the worst of them.
+    pub fn of(problems: &[Problem]) -> Outcome {
+        if problems.iter().any(|p| p.kind.is_fatal()) {
+            Outcome::CouldNotRun
+        } else if problems.iter().any(|p| p.severity == Severity::Error) {
+            Outcome::Damaged
+        } else {
+            Outcome::Clean
+        }
+    }
+    /// The process exit code: 0, 1 or 2.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Damaged => 1,
+            Outcome::CouldNotRun => 2,
+        }
     }
 }
