@@ -257,8 +257,8 @@ struct MemSource {
 }
 
 impl StreamSource for MemSource {
-    fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        self.files.get(rel).cloned()
+    fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.files.get(rel).cloned())
     }
     fn files(&self) -> Vec<String> {
         let mut v = self.names.clone();

@@ -10,7 +10,7 @@ use crate::check::Options;
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
 use crate::filestore::meta::{self, MetaInf};
-use crate::filestore::source::{read_reusing, DirSource, StreamSource};
+use crate::filestore::source::{read_reusing, DirSource, FileRead, StreamSource};
 use crate::state::prelude::{block_index, prelude, Prelude};
 use crate::state::scan::{self, BlockScan, ScanCtx};
 use crate::state::stream::{DeletedList, StreamTotals};
@@ -102,7 +102,10 @@ pub fn finish_stream(
             }
         } else {
             // re-read the block for the sizes and subjects of the dying records
-            let raw = src.read(&s.file);
+            let raw = match src.fetch(&s.file, loc.clone().file(f(&s.file)), &mut problems) {
+                FileRead::Bytes(b) => Some(b),
+                FileRead::Absent | FileRead::Unreadable => None,
+            };
             let plain = raw
                 .as_deref()
                 .and_then(|r| crate::filestore::block::plain_block(r).ok())
@@ -128,7 +131,9 @@ pub fn finish_stream(
         if s.msgs == 0 {
             s.first_ts = 0;
             s.last_ts = 0;
-        } else if let Some(raw) = src.read(&s.file) {
+        } else if let FileRead::Bytes(raw) =
+            src.fetch(&s.file, loc.clone().file(f(&s.file)), &mut problems)
+        {
             if let Ok((plain, _)) = crate::filestore::block::plain_block(&raw) {
                 for r in crate::filestore::block::Records::new(&plain).map_while(|r| r.ok()) {
                     if r.kind() == crate::filestore::block::RecordKind::Message && Some(r.seq) == fl
@@ -506,7 +511,10 @@ fn check_aux(
         ("msgs/sched.db", "message schedules"),
         ("sources.db", "source positions"),
     ] {
-        let Some(b) = src.read(rel) else { continue };
+        let FileRead::Bytes(b) = src.fetch(rel, pre.loc().file(format!("{prefix}{rel}")), problems)
+        else {
+            continue;
+        };
         let high = match rel {
             "msgs/thw.db" => aux_files::parse_thw(&b).map(|x| x.high_seq),
             "msgs/sched.db" => aux_files::parse_sched(&b).map(|x| x.high_seq),
@@ -615,20 +623,23 @@ fn check_consumers(
             name: c.clone(),
             ..Default::default()
         };
-        match src.read(&rel("meta.inf")) {
-            None => problems.push(Problem::new(
+        let file = |n: &str| loc.clone().file(format!("{prefix}{}", rel(n)));
+        match src.fetch(&rel("meta.inf"), file("meta.inf"), problems) {
+            FileRead::Unreadable => {}
+            FileRead::Absent => problems.push(Problem::new(
                 Kind::ConsumerMetaMissing,
                 loc.clone().file(format!("{prefix}{}", rel("meta.inf"))),
                 "consumer meta.inf is missing: the server does not load this consumer",
             )),
-            Some(raw) => {
-                match src.read(&rel("meta.sum")) {
-                    None => problems.push(Problem::new(
+            FileRead::Bytes(raw) => {
+                match src.fetch(&rel("meta.sum"), file("meta.sum"), problems) {
+                    FileRead::Unreadable => {}
+                    FileRead::Absent => problems.push(Problem::new(
                         Kind::ConsumerMetaSumMissing,
                         loc.clone().file(format!("{prefix}{}", rel("meta.sum"))),
                         "consumer meta.sum is missing: the server does not load this consumer",
                     )),
-                    Some(sum) => {
+                    FileRead::Bytes(sum) => {
                         let want = meta::expected_sum(&format!("{}/{c}", pre.cfg_name), &raw);
                         if sum != want.as_bytes() {
                             problems.push(Problem::new(
@@ -653,9 +664,9 @@ fn check_consumers(
                 }
             }
         }
-        let st: Option<ConsumerState> = match src.read(&rel("o.dat")) {
-            None => None,
-            Some(b) => match consumer_state::parse(&b) {
+        let st: Option<ConsumerState> = match src.fetch(&rel("o.dat"), file("o.dat"), problems) {
+            FileRead::Absent | FileRead::Unreadable => None,
+            FileRead::Bytes(b) => match consumer_state::parse(&b) {
                 Ok(s) => s,
                 Err(e) => {
                     problems.push(Problem::new(
@@ -869,6 +880,32 @@ mod tests {
     use crate::base::progress::NoProgress;
     use crate::testdata;
     use std::path::{Path, PathBuf};
+
+    /// A file that exists but cannot be read (here: a directory in its place, EISDIR) is an
+    /// `io_error` naming it, never "missing" and never silently skipped.
+    #[test]
+    fn unreadable_files_are_io_errors() {
+        for (rel, not) in [
+            ("meta.inf", Some("meta_missing")),
+            ("msgs/index.db", None),
+            ("obs/C1/o.dat", None),
+            ("obs/C1/meta.inf", Some("consumer_meta_missing")),
+        ] {
+            let t = testdata::sample("v2.15.1-plain");
+            let d = testdata::stream_dir(&t, "v2.15.1-plain", "ORDERS");
+            std::fs::remove_file(d.join(rel)).unwrap();
+            std::fs::create_dir(d.join(rel)).unwrap();
+            let r = verify_store(&d, &Options::default(), &NoProgress).unwrap();
+            let io: Vec<_> = r.problems.iter().filter(|p| p.kind == "io_error").collect();
+            assert_eq!(io.len(), 1, "{rel}: {:#?}", r.problems);
+            assert_eq!(io[0].loc.file.as_deref(), Some(rel), "{rel}");
+            assert!(io[0].message.contains("cannot be read"), "{rel}");
+            assert_eq!(r.exit_code(), 1, "{rel}");
+            if let Some(k) = not {
+                assert!(!r.problems.iter().any(|p| p.kind == k), "{rel}: also {k}");
+            }
+        }
+    }
 
     fn facts(dir: &Path, sample: &str) -> serde_json::Value {
         serde_json::from_slice(&fs::read(dir.join(sample).join("facts.json")).unwrap()).unwrap()

@@ -1,13 +1,43 @@
 //! Where a stream's files come from: a directory on disk, or members of an archive in memory.
+use crate::base::problem::{Kind, Location, Problem};
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
+
+/// A small file of a stream read for a check: its bytes, or why there are none.
+#[derive(Debug)]
+pub enum FileRead {
+    /// The whole file.
+    Bytes(Vec<u8>),
+    /// There is no such file.
+    Absent,
+    /// The file exists but could not be read; an `io_error` finding says why.
+    Unreadable,
+}
 
 /// Source of a stream's files: the directory on disk, or members of an archive.
 pub trait StreamSource: Sync {
-    /// Whole content of a small file (meta.inf, index.db, o.dat…), relative to the stream dir.
-    fn read(&self, rel: &str) -> Option<Vec<u8>>;
+    /// Whole content of a small file (meta.inf, index.db, o.dat…), relative to the stream dir:
+    /// `Ok(None)` when there is no such file, `Err` when it exists but cannot be read.
+    fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>>;
     /// All files, relative to the stream dir, sorted.
     fn files(&self) -> Vec<String>;
+    /// [`StreamSource::read`] for a check: a file that exists but cannot be read is reported
+    /// at `loc` as `io_error` (never as missing, never silently skipped).
+    fn fetch(&self, rel: &str, loc: Location, problems: &mut Vec<Problem>) -> FileRead {
+        match self.read(rel) {
+            Ok(Some(b)) => FileRead::Bytes(b),
+            Ok(None) => FileRead::Absent,
+            Err(e) => {
+                problems.push(Problem::new(
+                    Kind::IoError,
+                    loc,
+                    format!("{rel} exists but cannot be read: {e}"),
+                ));
+                FileRead::Unreadable
+            }
+        }
+    }
 }
 
 pub struct DirSource {
@@ -15,8 +45,12 @@ pub struct DirSource {
 }
 
 impl StreamSource for DirSource {
-    fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        fs::read(self.dir.join(rel)).ok()
+    fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.dir.join(rel)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
     fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = walkdir::WalkDir::new(&self.dir)

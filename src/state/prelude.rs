@@ -4,7 +4,7 @@ use crate::base::problem::{Kind, Location, Problem};
 use crate::filestore::index_db::{self, IndexDb};
 use crate::filestore::legacy::{self, LegacyFss, LegacyIdx};
 use crate::filestore::meta::{self, MetaInf};
-use crate::filestore::source::StreamSource;
+use crate::filestore::source::{FileRead, StreamSource};
 use crate::state::scan::DeadSet;
 use std::collections::BTreeMap;
 
@@ -63,20 +63,22 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
         .iter()
         .any(|n| n == "meta.key" || (n.starts_with("msgs/") && n.ends_with(".key")));
     // meta.inf / meta.sum
-    match src.read("meta.inf") {
-        None => p.problems.push(Problem::new(
+    match src.fetch("meta.inf", p.loc().file(f("meta.inf")), &mut p.problems) {
+        FileRead::Unreadable => {}
+        FileRead::Absent => p.problems.push(Problem::new(
             Kind::MetaMissing,
             p.loc().file(f("meta.inf")),
             "meta.inf is missing: the server skips this stream ('Missing stream metafile')",
         )),
-        Some(raw) => {
-            match src.read("meta.sum") {
-                None => p.problems.push(Problem::new(
+        FileRead::Bytes(raw) => {
+            match src.fetch("meta.sum", p.loc().file(f("meta.sum")), &mut p.problems) {
+                FileRead::Unreadable => {}
+                FileRead::Absent => p.problems.push(Problem::new(
                     Kind::MetaSumMissing,
                     p.loc().file(f("meta.sum")),
                     "meta.sum is missing: the server skips this stream ('Missing stream checksum file')",
                 )),
-                Some(sum) => {
+                FileRead::Bytes(sum) => {
                     let want = meta::expected_sum(dir_name, &raw);
                     if sum != want.as_bytes() {
                         p.problems.push(Problem::new(
@@ -129,13 +131,19 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
         .collect();
     p.blocks.sort_unstable();
     // index.db
-    if let Some(raw) = src.read("msgs/index.db") {
+    let loc = p.loc().file(f("msgs/index.db"));
+    if let FileRead::Bytes(raw) = src.fetch("msgs/index.db", loc, &mut p.problems) {
         read_index_db(&mut p, &raw, &f("msgs/index.db"));
     }
     // legacy .idx / .fss
     for n in &files {
         if let Some(i) = block_index(n, ".idx") {
-            match src.read(n).map(|b| legacy::parse_idx(&b)) {
+            let loc = p.loc().file(f(n));
+            let parsed = match src.fetch(n, loc, &mut p.problems) {
+                FileRead::Bytes(b) => Some(legacy::parse_idx(&b)),
+                FileRead::Absent | FileRead::Unreadable => None,
+            };
+            match parsed {
                 Some(Ok(x)) => {
                     p.idx.insert(i, x);
                 }
@@ -147,7 +155,12 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
                 None => {}
             }
         } else if let Some(i) = block_index(n, ".fss") {
-            match src.read(n).map(|b| legacy::parse_fss(&b, &p.cfg_name, i)) {
+            let loc = p.loc().file(f(n));
+            let parsed = match src.fetch(n, loc, &mut p.problems) {
+                FileRead::Bytes(b) => Some(legacy::parse_fss(&b, &p.cfg_name, i)),
+                FileRead::Absent | FileRead::Unreadable => None,
+            };
+            match parsed {
                 Some(Ok(x)) => {
                     if !x.hash_ok {
                         p.problems.push(Problem::new(
