@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use jetdir::backup::natsarc::NatsArcWriter;
+use jetdir::backup::NatsArcWriter;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -118,11 +118,11 @@ fn sample_truth(t: &Value) -> Value {
 fn archive_messages(stream_tar_s2: &Path) -> Vec<Value> {
     let f = std::fs::File::open(stream_tar_s2).unwrap();
     let mut out = Vec::new();
-    jetdir::backup::natsarc::scan_v2(
+    jetdir::backup::scan_v2(
         jetdir::s2::FrameReader::new(f),
-        jetdir::backup::natsarc::V2Options::new("stream.tar.s2"),
+        jetdir::backup::V2Options::new("stream.tar.s2"),
         |e, role| {
-            if role == jetdir::backup::natsarc::EntryRole::Message {
+            if role == jetdir::backup::EntryRole::Message {
                 out.push(json!({
                     "seq": e.seq,
                     "subject": e.name_lossy(),
@@ -287,9 +287,7 @@ fn build_v2(dir: &Path, config: Value, msgs: &[(u64, String, Vec<u8>)], first: u
     let ts0: i64 = 1_790_000_000_000_000_000;
     let bytes: u64 = msgs
         .iter()
-        .map(|(_, s, p)| {
-            jetdir::backup::natsarc::filestore_msg_size(s.len() as u64, 0, p.len() as u64)
-        })
+        .map(|(_, s, p)| jetdir::backup::filestore_msg_size(s.len() as u64, 0, p.len() as u64))
         .sum();
     let ts_of = |seq: u64| ts0 + seq as i64 * 1_000_000;
     let fmt = jetdir::base::time::go_time;
@@ -672,7 +670,7 @@ type RawMember<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
 /// A plain tar with a valid ORDERS meta.inf/meta.sum and then `bad` (raw header fields).
 fn hostile_tar(path: &Path, bad: &[RawMember]) {
     let mi = br#"{"Created":"2026-11-24T00:00:00Z","name":"ORDERS","subjects":["orders.>"],"storage":"file"}"#;
-    let sum = jetdir::filestore::meta::expected_sum("ORDERS", mi);
+    let sum = jetdir::filestore::expected_sum("ORDERS", mi);
     let mut bld = tar::Builder::new(std::fs::File::create(path).unwrap());
     let mut add = |name: &[u8], kind: u8, link: &[u8], data: &[u8]| {
         let mut h = tar::Header::new_ustar();
@@ -752,9 +750,9 @@ fn drop_last_message(src: &Path, dst: &Path) {
     std::fs::copy(src.join("backup.json"), dst.join("backup.json")).unwrap();
     let f = std::fs::File::open(src.join("stream.tar.s2")).unwrap();
     let mut entries = Vec::new();
-    jetdir::backup::natsarc::scan_v2(
+    jetdir::backup::scan_v2(
         jetdir::s2::FrameReader::new(f),
-        jetdir::backup::natsarc::V2Options::new("x"),
+        jetdir::backup::V2Options::new("x"),
         |e, _| entries.push(e.clone()),
     );
     // Drop seq 299 (an interior message: the last one, 300, keeps last_seq).

@@ -1,11 +1,11 @@
 //! Backup archive formats: detection by content, the V2 `NATSARC1` archive, `backup.json`, and a
 //! hostile-input-safe tar walker for V1 / tarball backups. Nothing here writes to disk.
-pub mod backup_json;
-pub mod detect;
-pub mod manifest;
-pub mod natsarc;
-pub mod tar_walk;
-pub mod tar_write;
+pub(crate) mod backup_json;
+pub(crate) mod detect;
+pub(crate) mod manifest;
+pub(crate) mod natsarc;
+pub(crate) mod tar_walk;
+pub(crate) mod tar_write;
 
 use crate::base::problem::Kind;
 use std::io;
@@ -31,3 +31,7 @@ pub fn io_error_kind(e: &io::Error) -> Kind {
 
 #[cfg(test)]
 mod tests;
+
+pub use natsarc::{
+    filestore_msg_size, scan_v2, ArcEntry, EntryRole, NatsArcWriter, V2Options, V2Summary,
+};

@@ -81,10 +81,15 @@ impl ArcError {
 /// `payload` the rest (`payloadSize` bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArcEntry {
+    /// Entry name: the message subject, or `state.json` / `consumers/<name>`.
     pub name: Vec<u8>,
+    /// Message time, ns since the epoch.
     pub timestamp: i64,
+    /// Stream sequence (0 for non-message entries).
     pub seq: u64,
+    /// NATS header block.
     pub header: Vec<u8>,
+    /// Message payload (or the JSON document).
     pub payload: Vec<u8>,
     /// Offset of the entry's first byte in the decoded archive (the magic is at 0).
     pub offset: u64,
@@ -102,6 +107,7 @@ impl ArcEntry {
             offset: 0,
         }
     }
+    /// The name as text (invalid UTF-8 replaced).
     pub fn name_lossy(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()
     }
@@ -185,16 +191,9 @@ impl<R: Read> NatsArcReader<R> {
     }
 
     /// True once the end sentinel was read.
+    #[cfg(test)]
     pub fn at_end(&self) -> bool {
         self.ended
-    }
-
-    pub fn get_ref(&self) -> &R {
-        &self.r
-    }
-
-    pub fn into_inner(self) -> R {
-        self.r
     }
 
     fn read_byte(&mut self) -> Result<ByteRead, ArcError> {
@@ -273,6 +272,7 @@ impl<R: Read> NatsArcReader<R> {
         }
     }
 
+    #[cfg(test)]
     /// Next entry, or `None` after the end sentinel (an all-zero entry with an empty name).
     /// EOF on an entry boundary is [`ArcError::MissingSentinel`]; EOF inside an entry is
     /// [`ArcError::Truncated`].
@@ -294,6 +294,7 @@ impl<R: Read> NatsArcReader<R> {
         res
     }
 
+    #[cfg(test)]
     fn read_entry(&mut self) -> Result<Option<ArcEntry>, ArcError> {
         let mut e = ArcEntry::empty();
         Ok(self.read_entry_into(&mut e)?.then_some(e))
@@ -444,6 +445,7 @@ impl<W: Write> NatsArcWriter<W> {
         })
     }
 
+    /// One entry: name, time (ns), sequence, header block and payload.
     pub fn write_entry(
         &mut self,
         name: &[u8],
@@ -552,18 +554,24 @@ pub struct ConsumerEntryJson {
 /// What role an entry played in the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryRole {
+    /// `state.json`: the stream state at snapshot time.
     State,
+    /// `consumers/<name>`: a consumer's config and state.
     Consumer,
+    /// A message.
     Message,
     /// Out of place (already reported as a problem).
     Unexpected,
 }
 
+/// How a V2 archive is checked and where its findings are located.
 #[derive(Debug, Clone, Default)]
 pub struct V2Options {
     /// Archive member label used in problem locations, e.g. `stream.tar.s2`.
     pub label: String,
+    /// Account of the findings.
     pub account: Option<String>,
+    /// Stream of the findings.
     pub stream: Option<String>,
     /// The stream's `max_msg_size` (from backup.json), when limited.
     pub max_msg_size: Option<u64>,
@@ -582,7 +590,9 @@ impl V2Options {
 /// A consumer entry as found in the archive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct V2Consumer {
+    /// Consumer name (after `consumers/`).
     pub name: String,
+    /// Offset of its entry in the decoded archive.
     pub offset: u64,
     /// `None` when the JSON could not be parsed (reported).
     pub entry: Option<ConsumerEntryJson>,
@@ -591,23 +601,31 @@ pub struct V2Consumer {
 /// What a full pass over a V2 archive found.
 #[derive(Debug, Clone, Default)]
 pub struct V2Summary {
+    /// `state.json`, when present and valid.
     pub state: Option<StreamStateJson>,
     /// The snapshot time (state.json's timestamp, ns).
     pub snapshot_ts: Option<i64>,
+    /// Consumer entries, in archive order.
     pub consumers: Vec<V2Consumer>,
     /// Entries read, sentinel not included.
     pub entries: u64,
+    /// Message entries.
     pub messages: u64,
+    /// Message entries with a header block.
     pub messages_with_headers: u64,
+    /// Sequence of the first message entry.
     pub first_msg_seq: Option<u64>,
+    /// Sequence of the last message entry.
     pub last_msg_seq: Option<u64>,
     /// Sum of the file-store record sizes of the messages (what state.bytes counts).
     pub stored_bytes: u64,
+    /// The end-of-backup sentinel was found.
     pub sentinel: bool,
     /// Decoded bytes after the sentinel.
     pub trailing_bytes: u64,
     /// Decoded archive size up to where reading stopped.
     pub archive_bytes: u64,
+    /// Findings.
     pub problems: Vec<Problem>,
 }
 
@@ -1140,6 +1158,7 @@ pub fn scan_v2<R: Read>(
     scan.finish()
 }
 
+#[cfg(test)]
 /// [`scan_v2`] without a callback.
 pub fn check_v2_structure<R: Read>(r: R, opts: V2Options) -> V2Summary {
     scan_v2(r, opts, |_, _| {})

@@ -1,5 +1,5 @@
 //! Bottom layer: byte-level primitives, hashing and the finding type; knows no format.
-pub mod bytes;
+pub(crate) mod bytes;
 pub mod hash;
 pub mod problem;
 pub mod progress;

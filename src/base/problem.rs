@@ -1,10 +1,13 @@
 //! One finding type shared by every checker: human output, JSON and exit codes all come from here.
 use serde::Serialize;
 
+/// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The server repairs it without losing acknowledged data.
     Warning,
+    /// The server loses or refuses data, or the input is inconsistent.
     Error,
 }
 
@@ -189,12 +192,16 @@ impl PartialEq<&str> for Kind {
 /// Where a problem is. Every field is optional; absent ones print as JSON null.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Location {
+    /// Account directory.
     pub account: Option<String>,
+    /// Stream directory.
     pub stream: Option<String>,
+    /// Consumer name, for consumer findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
     /// Path relative to the stream dir (e.g. `msgs/12.blk`), or `archive:member` inside archives.
     pub file: Option<String>,
+    /// Byte offset in the file (in the decoded archive for archive members).
     pub offset: Option<u64>,
     /// First (or only) sequence concerned.
     pub seq: Option<u64>,
@@ -203,13 +210,17 @@ pub struct Location {
     pub seq_end: Option<u64>,
 }
 
+/// One finding: what it is, where, and what the server does about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// Error (data lost, refused or wrong) or warning (the server repairs it).
     pub severity: Severity,
     /// Stable machine-readable kind, e.g. `record_checksum`, `meta_sum_mismatch`.
     pub kind: Kind,
+    /// Where it is.
     #[serde(flatten)]
     pub loc: Location,
+    /// For people: what is wrong and what the server does about it.
     pub message: String,
 }
 
@@ -226,6 +237,7 @@ impl Problem {
 }
 
 impl Location {
+    /// In `stream` of `account`.
     pub fn stream(account: &str, stream: &str) -> Self {
         Location {
             account: Some(account.into()),
@@ -233,18 +245,22 @@ impl Location {
             ..Default::default()
         }
     }
+    /// In this file (relative to the stream dir).
     pub fn file(mut self, f: impl Into<String>) -> Self {
         self.file = Some(f.into());
         self
     }
+    /// At this byte offset.
     pub fn at(mut self, off: u64) -> Self {
         self.offset = Some(off);
         self
     }
+    /// About this sequence.
     pub fn seq(mut self, s: u64) -> Self {
         self.seq = Some(s);
         self
     }
+    /// About the sequences `first..=last`.
     pub fn seqs(mut self, first: u64, last: u64) -> Self {
         self.seq = Some(first);
         if last != first {
@@ -252,6 +268,7 @@ impl Location {
         }
         self
     }
+    /// About this consumer.
     pub fn consumer(mut self, c: impl Into<String>) -> Self {
         self.consumer = Some(c.into());
         self

@@ -4,76 +4,122 @@ use crate::base::problem::{Problem, Severity};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// A consumer as the server will load it (`CONSUMER.INFO`).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ConsumerReport {
+    /// Durable name (the `obs/<name>` directory).
     pub name: String,
+    /// Stream sequence of the last delivered message.
     pub delivered_stream_seq: Option<u64>,
+    /// Stream sequence below which every message is acknowledged.
     pub ack_floor_stream_seq: Option<u64>,
     /// Messages delivered and not yet acknowledged (`num_ack_pending`).
     pub pending: Option<u64>,
+    /// Consumer sequence of the last delivery.
     pub delivered_consumer_seq: Option<u64>,
+    /// Consumer sequence of the ack floor.
     pub ack_floor_consumer_seq: Option<u64>,
+    /// Messages delivered more than once and still pending.
     pub redelivered: Option<u64>,
+    /// `durable_name` of the consumer config.
     pub durable: Option<String>,
+    /// `ack_policy` of the consumer config.
     pub ack_policy: Option<String>,
+    /// `filter_subject` of the consumer config.
     pub filter_subject: Option<String>,
 }
 
+/// One message block (`msgs/<index>.blk`) as scanned.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockReport {
+    /// Block number.
     pub index: u32,
+    /// Path relative to the stream dir.
     pub file: String,
+    /// Size of the file on disk.
     pub file_bytes: u64,
+    /// Stored as an S2 `cmp` block.
     pub compressed: bool,
+    /// Records of every kind.
     pub records: u64,
+    /// Live messages.
     pub messages: u64,
+    /// Stored bytes of the live messages.
     pub bytes: u64,
+    /// First live sequence.
     pub first_seq: Option<u64>,
+    /// Last live sequence.
     pub last_seq: Option<u64>,
+    /// Tombstone records (deletes of messages in other blocks).
     pub tombstones: usize,
+    /// Erased (overwritten) records.
     pub erased: usize,
 }
 
+/// A stream as the server will load it: its state (`STREAM.INFO`), consumers and files.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct StreamReport {
+    /// Account directory (`$G` without accounts).
     pub account: String,
+    /// Stream directory name.
     pub name: String,
+    /// Live messages.
     pub messages: Option<u64>,
+    /// Stored bytes of the live messages.
     pub bytes: Option<u64>,
+    /// First live sequence (last + 1 when empty).
     pub first_seq: Option<u64>,
+    /// Highest sequence used.
     pub last_seq: Option<u64>,
+    /// Sequences between first and last that are not live.
     pub deleted: Option<u64>,
+    /// Distinct subjects of the live messages.
     pub subjects: Option<u64>,
+    /// Message blocks.
     pub blocks: usize,
+    /// Consumers, by name.
     pub consumers: Vec<ConsumerReport>,
+    /// Time of the first live message, ns since the epoch.
     pub first_ts: Option<i64>,
+    /// Time of the last live message, ns since the epoch.
     pub last_ts: Option<i64>,
+    /// Encrypted at rest: not read without a key.
     pub encrypted: bool,
     /// Which index the stream has ("index.db v4", "legacy .idx/.fss", "none", …).
     pub index: IndexKind,
+    /// Blocks stored as S2 `cmp` blocks.
     pub compressed_blocks: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The stream config from `meta.inf` (or backup.json).
     pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Every block, in order.
     pub block_list: Vec<BlockReport>,
     /// Deleted sequences (interior gaps), capped at 1000 entries for output.
     pub deleted_seqs: Vec<u64>,
+    /// Live messages per subject.
     pub subject_counts: BTreeMap<String, u64>,
+    /// Every file of the stream dir, relative to it.
     pub files: Vec<String>,
 }
 
+/// The result of `verify` or `inspect`: streams, findings and notes.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
+    /// No finding of severity error.
     pub ok: bool,
     /// Set when the input was a backup rather than a store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<crate::base::report::ArchiveInfo>,
+    /// Every stream found.
     pub streams: Vec<StreamReport>,
+    /// Every finding, in report order.
     pub problems: Vec<Problem>,
     /// Facts about the store that are not problems (clustered node, leftovers explained).
     pub notes: Vec<String>,
 }
 
 impl Report {
+    /// Sort the findings into report order and set `ok`.
     pub fn finish(&mut self) {
         sort_problems(&mut self.problems);
         self.ok = !self.problems.iter().any(|p| p.severity == Severity::Error);
@@ -105,6 +151,7 @@ pub fn sort_problems(p: &mut [Problem]) {
 pub struct ArchiveInfo {
     /// "v1" | "v2" | "tgz" | "tar" | "account" (an account backup of several streams).
     pub format: String,
+    /// The backup as given on the command line.
     pub path: String,
 }
 

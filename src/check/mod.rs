@@ -1,6 +1,6 @@
 //! Every judgement: turns the state model into findings with severities. The entry point of
 //! `jetdir verify` and `jetdir inspect` is [`verify_path`].
-pub mod archive;
+pub(crate) mod archive;
 pub mod store;
 
 use crate::backup::detect::{self, ArchiveKind, Detected};
@@ -8,6 +8,7 @@ use crate::base::progress::Progress;
 use crate::base::report::{ArchiveInfo, Report};
 use std::path::Path;
 
+/// How thorough `verify` is.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Skip record checksums.

@@ -505,7 +505,7 @@ fn check_aux(
     problems: &mut Vec<Problem>,
     prefix: &str,
 ) {
-    use crate::filestore::aux_files;
+    use crate::filestore::aux_state;
     for (rel, what) in [
         ("msgs/thw.db", "TTL hash wheel"),
         ("msgs/sched.db", "message schedules"),
@@ -516,9 +516,9 @@ fn check_aux(
             continue;
         };
         let high = match rel {
-            "msgs/thw.db" => aux_files::parse_thw(&b).map(|x| x.high_seq),
-            "msgs/sched.db" => aux_files::parse_sched(&b).map(|x| x.high_seq),
-            _ => aux_files::parse_sources(&b).map(|x| x.high_seq),
+            "msgs/thw.db" => aux_state::parse_thw(&b).map(|x| x.high_seq),
+            "msgs/sched.db" => aux_state::parse_sched(&b).map(|x| x.high_seq),
+            _ => aux_state::parse_sources(&b).map(|x| x.high_seq),
         };
         let loc = pre.loc().file(format!("{prefix}{rel}"));
         match high {

@@ -39,6 +39,7 @@ pub struct ConsumerState {
 }
 
 impl ConsumerState {
+    #[cfg(test)]
     /// Server-side invariants (not enforced by the decoder): ack floor ≤ delivered for both
     /// sequences and every pending stream seq in (ack_floor.stream, delivered.stream].
     pub fn invariants_hold(&self) -> bool {

@@ -101,6 +101,7 @@ pub fn trailer_ok(file: &[u8], stream_name: &str) -> bool {
     }
 }
 
+#[cfg(test)]
 /// True when the body does not start with magic 11 and a version 1..=4, i.e. it is presumably
 /// `nonce ‖ AEAD` (a random nonce looks like a plaintext header with probability 1/64 K).
 pub fn looks_encrypted(file: &[u8]) -> bool {

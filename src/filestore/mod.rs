@@ -1,11 +1,15 @@
 //! The on-disk file store: one parser (and encoder) per artefact of a stream directory.
-pub mod aux_files;
-pub mod block;
-pub mod consumer_state;
-pub mod discover;
-pub mod index_db;
-pub mod legacy;
-pub mod meta;
-pub mod running;
-pub mod seqset;
-pub mod source;
+pub(crate) mod aux_state;
+pub(crate) mod block;
+pub(crate) mod consumer_state;
+pub(crate) mod discover;
+pub(crate) mod index_db;
+pub(crate) mod legacy;
+pub(crate) mod meta;
+pub(crate) mod raft;
+pub(crate) mod running;
+pub(crate) mod seqset;
+pub(crate) mod source;
+
+/// `meta.sum` for a stream or consumer's `meta.inf` (see [`meta`]).
+pub use meta::expected_sum;

@@ -217,6 +217,7 @@ impl Default for Encoder {
 }
 
 impl Encoder {
+    /// An encoder with an empty hash table.
     pub fn new() -> Encoder {
         Encoder {
             table: Box::new([0u32; TABLE_SIZE]),

@@ -13,7 +13,7 @@
 //!
 //! Every error carries the byte offset in the compressed input where decoding failed.
 pub mod encode;
-pub mod par;
+pub(crate) mod par;
 
 #[cfg(test)]
 use std::io::Write;
@@ -41,6 +41,9 @@ const CRC_SIZE: usize = 4;
 /// An S2 decoding failure. `offset` is always a byte offset in the compressed input that was
 /// given to the failing function (for [`FrameReader`], in the whole stream read so far).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+// The variant fields (offsets in the input, sizes, what was expected) are named in each
+// variant's doc and error message.
+#[allow(missing_docs)]
 pub enum S2Error {
     /// The input ended inside a chunk. `offset` is where the chunk starts.
     #[error("S2 input is truncated: {what} at offset {offset} is incomplete (input ends at offset {end})")]
@@ -679,6 +682,7 @@ impl Failure {
 }
 
 impl<R: Read> FrameReader<R> {
+    /// A strict reader of the framed stream `r`.
     pub fn new(r: R) -> Self {
         FrameReader {
             inner: r,
@@ -708,6 +712,7 @@ impl<R: Read> FrameReader<R> {
         self.mode.map(Mode::name)
     }
 
+    /// The underlying reader.
     pub fn into_inner(self) -> R {
         self.inner
     }
@@ -851,6 +856,7 @@ pub struct FrameWriter<W: Write> {
 
 #[cfg(test)]
 impl<W: Write> FrameWriter<W> {
+    /// A Snappy-framed writer into `w` (the `snap` crate's encoder).
     pub fn new(w: W) -> Self {
         FrameWriter {
             enc: snap::write::FrameEncoder::new(w),

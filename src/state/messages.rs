@@ -25,8 +25,6 @@ pub struct Msg<'a> {
     pub subject: &'a [u8],
     pub headers: &'a [u8],
     pub payload: &'a [u8],
-    /// File-store record length (what `state.bytes` counts).
-    pub record_len: u32,
 }
 
 /// Totals over the messages handed out.
@@ -67,21 +65,13 @@ fn dir_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Calls `f` for every live message of `stream_dir`, in ascending sequence order.
-pub fn for_each_live_message<F>(stream_dir: &Path, f: F) -> Result<LiveStats, MessagesError>
-where
-    F: FnMut(&Msg) -> std::io::Result<()>,
-{
-    walk_live(stream_dir, &NoProgress, f)
-}
-
 /// Totals of the live messages without doing anything with them.
 pub fn live_stats(stream_dir: &Path) -> Result<LiveStats, MessagesError> {
     walk_live(stream_dir, &NoProgress, |_| Ok(()))
 }
 
-/// [`for_each_live_message`] that also reports progress (bytes of block files of the second
-/// pass).
+/// Calls `f` for every live message of `stream_dir`, in ascending sequence order, reporting
+/// progress (bytes of block files of the second pass).
 pub fn walk_live<F>(
     stream_dir: &Path,
     progress: &dyn Progress,
@@ -175,7 +165,6 @@ where
                 subject: r.subject,
                 headers: r.headers.unwrap_or(&[]),
                 payload: r.payload,
-                record_len: r.len,
             };
             if let Err(e) = f(&m) {
                 cb_err = Some(e);
@@ -265,7 +254,7 @@ mod tests {
                     .join("store/jetstream/$G/streams")
                     .join(name);
                 let mut got = Vec::new();
-                let st = for_each_live_message(&dir, |m| {
+                let st = walk_live(&dir, &NoProgress, |m| {
                     got.push((
                         m.seq,
                         String::from_utf8_lossy(m.subject).into_owned(),
@@ -316,7 +305,7 @@ mod tests {
         b[2] = 0xff;
         fs::write(&blk, b).unwrap();
         let mut seqs = Vec::new();
-        let st = for_each_live_message(&d, |m| {
+        let st = walk_live(&d, &NoProgress, |m| {
             seqs.push(m.seq);
             Ok(())
         })

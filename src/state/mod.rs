@@ -1,5 +1,5 @@
 //! What the server would compute from a stream's files: data only, no severity policy.
-pub mod messages;
-pub mod prelude;
-pub mod scan;
-pub mod stream;
+pub(crate) mod messages;
+pub(crate) mod prelude;
+pub(crate) mod scan;
+pub(crate) mod stream;

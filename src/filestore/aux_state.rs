@@ -1,0 +1,251 @@
+//! The auxiliary state files of a stream: `msgs/thw.db` (TTL hash wheel), `msgs/sched.db`
+//! (message schedules) and `sources.db` (source positions). All parsers are pure and
+//! bounds-checked; errors carry byte offsets.
+use crate::base::bytes::{Cursor, ParseError};
+
+struct Header {
+    count: u64,
+    high_seq: u64,
+}
+
+fn state_header(c: &mut Cursor, what: &str, min_entry: u64) -> Result<Header, ParseError> {
+    let v = c.u8()?;
+    if v != 1 {
+        return Err(ParseError::invalid(
+            0,
+            format!("{what}: unknown version {v}"),
+        ));
+    }
+    let count = c.u64le()?;
+    let high_seq = c.u64le()?;
+    c.check_count(1, count, min_entry, what)?;
+    Ok(Header { count, high_seq })
+}
+
+/// One TTL entry of `thw.db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlEntry {
+    /// Expiry time, ns since the epoch.
+    pub expires: i64,
+    pub seq: u64,
+}
+
+/// `msgs/thw.db` (TTL hash wheel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThwDb {
+    pub count: u64,
+    /// Stream last_seq + 1 when written: messages at or above it were not covered.
+    pub high_seq: u64,
+    pub entries: Vec<TtlEntry>,
+    /// Bytes after the last entry (ignored by the server).
+    pub trailing: usize,
+}
+
+/// Parse `thw.db`: `u8 1, u64 count, u64 high_seq, count × {varint expires, uvarint seq}`.
+pub fn parse_thw(buf: &[u8]) -> Result<ThwDb, ParseError> {
+    let mut c = Cursor::new(buf);
+    let h = state_header(&mut c, "thw.db", 2)?;
+    let mut entries = Vec::with_capacity(h.count as usize);
+    for _ in 0..h.count {
+        let expires = c.varint()?;
+        let seq = c.uvarint()?;
+        entries.push(TtlEntry { expires, seq });
+    }
+    Ok(ThwDb {
+        count: h.count,
+        high_seq: h.high_seq,
+        entries,
+        trailing: c.remaining(),
+    })
+}
+
+/// One entry of `sched.db`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    pub subject: Vec<u8>,
+    /// Next fire time, ns since the epoch.
+    pub ts: i64,
+    pub seq: u64,
+}
+
+/// `msgs/sched.db` (message schedules, 2.12+).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedDb {
+    pub count: u64,
+    pub high_seq: u64,
+    pub entries: Vec<ScheduleEntry>,
+    pub trailing: usize,
+}
+
+/// Parse `sched.db`: header, `count × {u16 LE len, subject, varint ts, uvarint seq}`.
+pub fn parse_sched(buf: &[u8]) -> Result<SchedDb, ParseError> {
+    let mut c = Cursor::new(buf);
+    let h = state_header(&mut c, "sched.db", 4)?;
+    let mut entries = Vec::with_capacity(h.count as usize);
+    for _ in 0..h.count {
+        let len = c.u16le()? as usize;
+        let subject = c.take(len)?.to_vec();
+        let ts = c.varint()?;
+        let seq = c.uvarint()?;
+        entries.push(ScheduleEntry { subject, ts, seq });
+    }
+    Ok(SchedDb {
+        count: h.count,
+        high_seq: h.high_seq,
+        entries,
+        trailing: c.remaining(),
+    })
+}
+
+/// One entry of `sources.db`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceEntry {
+    /// The source's index name (key of the stream's source map).
+    pub name: Vec<u8>,
+    pub seq: u64,
+    pub ident: Vec<u8>,
+}
+
+/// `<stream>/sources.db` (2.15+ / HEAD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcesDb {
+    pub count: u64,
+    pub high_seq: u64,
+    pub entries: Vec<SourceEntry>,
+    pub trailing: usize,
+}
+
+fn len_prefixed(c: &mut Cursor, what: &str) -> Result<Vec<u8>, ParseError> {
+    let at = c.pos();
+    let n = c.uvarint()?;
+    if n > c.remaining() as u64 {
+        return Err(ParseError::invalid(
+            at,
+            format!("{what}: length {n} past end of file"),
+        ));
+    }
+    Ok(c.take(n as usize)?.to_vec())
+}
+
+/// Parse `sources.db`: header, `count × {uvarint len, name, uvarint seq, uvarint len, ident}`.
+pub fn parse_sources(buf: &[u8]) -> Result<SourcesDb, ParseError> {
+    let mut c = Cursor::new(buf);
+    let h = state_header(&mut c, "sources.db", 3)?;
+    let mut entries = Vec::with_capacity(h.count as usize);
+    for _ in 0..h.count {
+        let name = len_prefixed(&mut c, "sources.db name")?;
+        let seq = c.uvarint()?;
+        let ident = len_prefixed(&mut c, "sources.db ident")?;
+        entries.push(SourceEntry { name, seq, ident });
+    }
+    Ok(SourcesDb {
+        count: h.count,
+        high_seq: h.high_seq,
+        entries,
+        trailing: c.remaining(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::bytes::{put_uvarint, put_varint};
+    use crate::testdata;
+
+    #[test]
+    fn kv_thw_db() {
+        let d = testdata::sample("v2.15.1-plain");
+        let raw = testdata::read(
+            &d,
+            "v2.15.1-plain",
+            "store/jetstream/$G/streams/KV_config/msgs/thw.db",
+        );
+        assert_eq!(raw.len(), 17);
+        let t = parse_thw(&raw).unwrap();
+        assert_eq!(
+            (t.count, t.high_seq, t.entries.len(), t.trailing),
+            (0, 8, 0, 0)
+        );
+        for cut in 0..raw.len() {
+            assert!(parse_thw(&raw[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn synthetic_thw_sched_sources() {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&2u64.to_le_bytes());
+        b.extend_from_slice(&50u64.to_le_bytes());
+        for (ts, seq) in [(1_700_000_000_000_000_000i64, 7u64), (-3, 9)] {
+            put_varint(&mut b, ts);
+            put_uvarint(&mut b, seq);
+        }
+        let t = parse_thw(&b).unwrap();
+        assert_eq!(
+            t.entries,
+            vec![
+                TtlEntry {
+                    expires: 1_700_000_000_000_000_000,
+                    seq: 7
+                },
+                TtlEntry {
+                    expires: -3,
+                    seq: 9
+                }
+            ]
+        );
+        for cut in 0..b.len() {
+            assert!(parse_thw(&b[..cut]).is_err(), "cut {cut}");
+        }
+
+        let mut b = vec![1u8];
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&12u64.to_le_bytes());
+        b.extend_from_slice(&5u16.to_le_bytes());
+        b.extend_from_slice(b"a.b.c");
+        put_varint(&mut b, 99);
+        put_uvarint(&mut b, 11);
+        let s = parse_sched(&b).unwrap();
+        assert_eq!(
+            (
+                s.high_seq,
+                s.entries[0].subject.as_slice(),
+                s.entries[0].ts,
+                s.entries[0].seq
+            ),
+            (12, &b"a.b.c"[..], 99, 11)
+        );
+        for cut in 0..b.len() {
+            assert!(parse_sched(&b[..cut]).is_err(), "cut {cut}");
+        }
+
+        let mut b = vec![1u8];
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&3u64.to_le_bytes());
+        put_uvarint(&mut b, 3);
+        b.extend_from_slice(b"SRC");
+        put_uvarint(&mut b, 42);
+        put_uvarint(&mut b, 2);
+        b.extend_from_slice(b"id");
+        let s = parse_sources(&b).unwrap();
+        assert_eq!(
+            s.entries,
+            vec![SourceEntry {
+                name: b"SRC".to_vec(),
+                seq: 42,
+                ident: b"id".to_vec()
+            }]
+        );
+        for cut in 0..b.len() {
+            assert!(parse_sources(&b[..cut]).is_err(), "cut {cut}");
+        }
+        // Huge counts / versions.
+        let mut b = vec![1u8];
+        b.extend_from_slice(&u64::MAX.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&[0; 16]);
+        assert!(parse_thw(&b).is_err() && parse_sched(&b).is_err() && parse_sources(&b).is_err());
+        b[0] = 2;
+        assert!(parse_thw(&b).is_err());
+    }
+}
