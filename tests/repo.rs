@@ -60,3 +60,45 @@ fn nothing_reads_outside_the_repository() {
         String::from_utf8_lossy(needle)
     );
 }
+
+/// README's list of problem kinds is the enum's table: every kind, each once, warnings marked.
+#[test]
+fn readme_lists_every_problem_kind_with_its_severity() {
+    use jetdir::base::problem::{Kind, Severity};
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let start = readme
+        .find("- Problem kinds are stable identifiers")
+        .expect("README lists the problem kinds");
+    let end = readme[start..]
+        .find("\n## ")
+        .map_or(readme.len(), |e| start + e);
+    let list = &readme[start..end];
+    let mut listed: Vec<(String, bool)> = Vec::new();
+    for line in list
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- ") && l.contains(": `"))
+    {
+        let items = &line[line.find(": `").unwrap() + 2..];
+        for item in items.trim_end_matches('.').split(", ") {
+            let name = item.split('`').nth(1).unwrap_or_default().to_string();
+            listed.push((name, item.ends_with("(w)")));
+        }
+    }
+    let want: Vec<(String, bool)> = Kind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), k.severity() == Severity::Warning))
+        .collect();
+    let mut a = listed.clone();
+    let mut b = want.clone();
+    a.sort();
+    b.sort();
+    assert_eq!(
+        a, b,
+        "README's problem kinds differ from src/base/problem.rs"
+    );
+    for k in Kind::ALL {
+        assert_eq!(Kind::from_name(k.as_str()), Some(*k));
+    }
+}

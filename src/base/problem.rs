@@ -79,7 +79,7 @@ kinds! {
     ConsumerPastStream = "consumer_past_stream", Error;
     ConsumerPendingRange = "consumer_pending_range", Error;
     ConsumerStateCorrupt = "consumer_state_corrupt", Error;
-    // Auxiliary state (thw.db, sched.db, sources.db, raft)
+    // Auxiliary state (thw.db, sched.db, sources.db)
     AuxFileAhead = "aux_file_ahead", Warning;
     AuxFileCorrupt = "aux_file_corrupt", Warning;
     // Files of a stream dir
