@@ -30,14 +30,32 @@ pub fn finish_stream(
 ) -> (StreamReport, Vec<Problem>) {
     let mut problems = pre.problems.clone();
     let loc = pre.loc();
-    let f = |n: &str| format!("{prefix}{n}");
     scans.sort_by_key(|s| s.index);
     for s in &mut scans {
         problems.append(&mut s.problems);
     }
-    // sequence order across blocks
+    check_block_order(&scans, &loc, prefix, &mut problems);
+    let late = settle_late_deaths(&pre, &mut scans, src, prefix, &mut problems);
+    settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
+    let (mut rep, subjects, last) = stream_report(&pre, &scans, &late);
+    check_index_db(&pre, &scans, &rep, &subjects, &mut problems, prefix);
+    check_legacy(&pre, &scans, &mut problems, prefix);
+    check_leftovers(&pre, &mut problems, prefix);
+    check_aux(&pre, src, last, &mut problems, prefix);
+    rep.consumers = check_consumers(&pre, src, last, &mut problems, prefix);
+    (rep, problems)
+}
+
+/// Blocks must hold ascending, non-overlapping sequence ranges.
+fn check_block_order(
+    scans: &[BlockScan],
+    loc: &Location,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let f = |n: &str| format!("{prefix}{n}");
     let mut prev: Option<(u32, u64)> = None;
-    for s in &scans {
+    for s in scans {
         if let (Some((pi, pmax)), Some(min)) = (prev, s.min_seq) {
             if min <= pmax {
                 problems.push(Problem::new(
@@ -54,6 +72,19 @@ pub fn finish_stream(
             prev = Some((s.index, prev.map_or(m, |p| p.1.max(m))));
         }
     }
+}
+
+/// Deaths the block scans could not know (tombstones in later blocks, delete maps that arrive
+/// after the blocks) applied to the scans; returns the tombstoned sequences.
+fn settle_late_deaths(
+    pre: &Prelude,
+    scans: &mut [BlockScan],
+    src: &dyn StreamSource,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<u64> {
+    let loc = pre.loc();
+    let f = |n: &str| format!("{prefix}{n}");
     // Deaths the scans could not know: tombstones (often in later blocks) and, for archives,
     // index.db delete maps that arrive after the blocks.
     let mut tombs: Vec<u64> = scans
@@ -102,7 +133,7 @@ pub fn finish_stream(
             }
         } else {
             // re-read the block for the sizes and subjects of the dying records
-            let raw = match src.fetch(&s.file, loc.clone().file(f(&s.file)), &mut problems) {
+            let raw = match src.fetch(&s.file, loc.clone().file(f(&s.file)), problems) {
                 FileRead::Bytes(b) => Some(b),
                 FileRead::Absent | FileRead::Unreadable => None,
             };
@@ -125,6 +156,19 @@ pub fn finish_stream(
             }
         }
     }
+    tombs
+}
+
+/// First and last timestamps of blocks whose first or last live message died late.
+fn settle_timestamps(
+    pre: &Prelude,
+    scans: &mut [BlockScan],
+    src: &dyn StreamSource,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let loc = pre.loc();
+    let f = |n: &str| format!("{prefix}{n}");
     // timestamps of blocks whose first/last live message died
     for s in scans.iter_mut().filter(|s| s.ts_stale) {
         let (fl, ll) = (s.first_live, s.last_live);
@@ -132,7 +176,7 @@ pub fn finish_stream(
             s.first_ts = 0;
             s.last_ts = 0;
         } else if let FileRead::Bytes(raw) =
-            src.fetch(&s.file, loc.clone().file(f(&s.file)), &mut problems)
+            src.fetch(&s.file, loc.clone().file(f(&s.file)), problems)
         {
             if let Ok((plain, _)) = crate::filestore::block::plain_block(&raw) {
                 for r in crate::filestore::block::Records::new(&plain).map_while(|r| r.ok()) {
@@ -169,9 +213,17 @@ pub fn finish_stream(
             }
         }
     }
-    let late = tombs;
+}
+
+/// The stream's report from the settled scans, with the per-subject counts and the last
+/// sequence the checks need.
+fn stream_report(
+    pre: &Prelude,
+    scans: &[BlockScan],
+    late: &[u64],
+) -> (StreamReport, HashMap<Vec<u8>, u64>, u64) {
     let mut subjects: HashMap<Vec<u8>, u64> = HashMap::new();
-    for s in &scans {
+    for s in scans {
         for (i, n) in s.subject_names.iter().enumerate() {
             *subjects.entry(n.clone()).or_insert(0) +=
                 s.subject_counts.get(i).copied().unwrap_or(0);
@@ -210,7 +262,7 @@ pub fn finish_stream(
     // deleted seqs list (bounded)
     let mut deleted_seqs = DeletedList::new();
     if msgs > 0 && deleted > 0 {
-        'blocks: for s in &scans {
+        'blocks: for s in scans {
             for q in s.live_bits.iter() {
                 if deleted_seqs.is_full() {
                     break 'blocks;
@@ -224,7 +276,7 @@ pub fn finish_stream(
     } else {
         Vec::new()
     };
-    let mut rep = StreamReport {
+    let rep = StreamReport {
         account: pre.account.clone(),
         name: pre.dir_name.clone(),
         messages: Some(msgs),
@@ -270,12 +322,7 @@ pub fn finish_stream(
         files: pre.files.clone(),
         consumers: Vec::new(),
     };
-    check_index_db(&pre, &scans, &rep, &subjects, &mut problems, prefix);
-    check_legacy(&pre, &scans, &mut problems, prefix);
-    check_leftovers(&pre, &mut problems, prefix);
-    check_aux(&pre, src, last, &mut problems, prefix);
-    rep.consumers = check_consumers(&pre, src, last, &mut problems, prefix);
-    (rep, problems)
+    (rep, subjects, last)
 }
 
 fn check_index_db(
@@ -287,9 +334,6 @@ fn check_index_db(
     prefix: &str,
 ) {
     let Some(db) = &pre.index_db else {
-        if pre.idx.is_empty() && !scans.is_empty() && pre.index_db_raw_ok {
-            // unreachable: raw ok implies parsed or reported
-        }
         return;
     };
     let file = format!("{prefix}msgs/index.db");

@@ -24,7 +24,6 @@ pub struct Prelude {
     pub cfg_name: String,
     pub meta: Option<MetaInf>,
     pub index_db: Option<IndexDb>,
-    pub index_db_raw_ok: bool,
     pub idx: BTreeMap<u32, LegacyIdx>,
     pub fss: BTreeMap<u32, LegacyFss>,
     pub dead: DeadSet,
@@ -49,7 +48,6 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
         cfg_name: dir_name.to_string(),
         meta: None,
         index_db: None,
-        index_db_raw_ok: false,
         idx: BTreeMap::new(),
         fss: BTreeMap::new(),
         dead: DeadSet::default(),
@@ -215,7 +213,6 @@ fn read_index_db(p: &mut Prelude, raw: &[u8], file: &str) {
         ));
         return;
     }
-    p.index_db_raw_ok = true;
     match index_db::parse(body) {
         Ok(db) => p.index_db = Some(db),
         Err(e) => p.problems.push(Problem::new(
