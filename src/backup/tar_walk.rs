@@ -46,25 +46,7 @@ impl Default for TarOptions {
 }
 
 /// What a member is in the stream directory layout.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Layout {
-    MetaInf,
-    MetaSum,
-    /// `msgs/<N>.blk`
-    Block(u64),
-    /// `msgs/<N>.idx` (≤ 2.9)
-    BlockIdx(u64),
-    /// `msgs/<N>.fss` (≤ 2.9)
-    BlockFss(u64),
-    IndexDb,
-    ThwDb,
-    SchedDb,
-    SourcesDb,
-    ErrorsTxt,
-    ConsumerMetaInf(String),
-    ConsumerMetaSum(String),
-    ConsumerState(String),
-}
+pub use crate::filestore::layout::StreamFile as Layout;
 
 /// An accepted regular-file member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,47 +119,9 @@ impl TarSummary {
     }
 }
 
-/// Consumer (durable) names as the server allows them in a path.
-fn valid_consumer_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 255
-        && n != "."
-        && n != ".."
-        && !n.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '.' | '*' | '>')
-        })
-}
-
-fn block_index(name: &str, ext: &str) -> Option<u64> {
-    let digits = name.strip_suffix(ext)?;
-    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Classify a normalised relative path (components) in the stream directory layout.
-pub fn classify(comps: &[&str]) -> Option<Layout> {
-    match comps {
-        ["meta.inf"] => Some(Layout::MetaInf),
-        ["meta.sum"] => Some(Layout::MetaSum),
-        ["sources.db"] => Some(Layout::SourcesDb),
-        ["errors.txt"] => Some(Layout::ErrorsTxt),
-        ["msgs", "index.db"] => Some(Layout::IndexDb),
-        ["msgs", "thw.db"] => Some(Layout::ThwDb),
-        ["msgs", "sched.db"] => Some(Layout::SchedDb),
-        ["msgs", f] => block_index(f, ".blk")
-            .map(Layout::Block)
-            .or_else(|| block_index(f, ".idx").map(Layout::BlockIdx))
-            .or_else(|| block_index(f, ".fss").map(Layout::BlockFss)),
-        ["obs", c, f] if valid_consumer_name(c) => match *f {
-            "meta.inf" => Some(Layout::ConsumerMetaInf(c.to_string())),
-            "meta.sum" => Some(Layout::ConsumerMetaSum(c.to_string())),
-            "o.dat" => Some(Layout::ConsumerState(c.to_string())),
-            _ => None,
-        },
-        _ => None,
-    }
+/// The stream layout, less the key files a backup never holds.
+fn classify(comps: &[&str]) -> Option<Layout> {
+    crate::filestore::layout::classify(comps).filter(|f| !f.is_key())
 }
 
 /// Split a member path into safe components: no absolute path, no `..`, no empty component,

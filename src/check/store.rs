@@ -9,9 +9,10 @@ use crate::base::report::{BlockReport, ConsumerReport, IndexKind, Report, Stream
 use crate::check::Options;
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
+use crate::filestore::layout;
 use crate::filestore::meta::{self, MetaInf};
 use crate::filestore::source::{read_reusing, DirSource, FileRead, StreamSource};
-use crate::state::prelude::{block_index, prelude, Prelude};
+use crate::state::prelude::{prelude, Prelude};
 use crate::state::scan::{self, BlockScan, ScanCtx};
 use crate::state::stream::{DeletedList, StreamTotals};
 use rayon::prelude::*;
@@ -613,21 +614,7 @@ fn check_leftovers(pre: &Prelude, problems: &mut Vec<Problem>, prefix: &str) {
                     "{n} is the server's writability probe: a server may be running on this store"
                 ),
             ))
-        } else if matches!(
-            n.as_str(),
-            "meta.inf"
-                | "meta.sum"
-                | "meta.key"
-                | "sources.db"
-                | "msgs/index.db"
-                | "msgs/thw.db"
-                | "msgs/sched.db"
-        ) || block_index(n, ".blk").is_some()
-            || block_index(n, ".idx").is_some()
-            || block_index(n, ".fss").is_some()
-            || block_index(n, ".key").is_some()
-            || n.starts_with("obs/")
-        {
+        } else if n.starts_with("obs/") || layout::classify_path(n).is_some_and(|f| f.on_disk()) {
             None
         } else {
             Some((

@@ -4,6 +4,7 @@ pub(crate) mod block;
 pub(crate) mod consumer_state;
 pub(crate) mod discover;
 pub(crate) mod index_db;
+pub(crate) mod layout;
 pub(crate) mod legacy;
 pub(crate) mod meta;
 pub(crate) mod raft;

@@ -2,19 +2,12 @@
 //! legacy .idx/.fss, the delete map, and the list of blocks.
 use crate::base::problem::{Kind, Location, Problem};
 use crate::filestore::index_db::{self, IndexDb};
+use crate::filestore::layout::{self, StreamFile};
 use crate::filestore::legacy::{self, LegacyFss, LegacyIdx};
 use crate::filestore::meta::{self, MetaInf};
 use crate::filestore::source::{FileRead, StreamSource};
 use crate::state::scan::DeadSet;
 use std::collections::BTreeMap;
-
-pub(crate) fn block_index(rel: &str, ext: &str) -> Option<u32> {
-    let n = rel.strip_prefix("msgs/")?.strip_suffix(ext)?;
-    if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    n.parse().ok()
-}
 
 /// Everything about one stream that is known before blocks are scanned.
 pub struct Prelude {
@@ -125,7 +118,10 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
     // blocks
     p.blocks = files
         .iter()
-        .filter_map(|n| block_index(n, ".blk"))
+        .filter_map(|n| match layout::classify_path(n) {
+            Some(f @ StreamFile::Block(_)) => f.block(),
+            _ => None,
+        })
         .collect();
     p.blocks.sort_unstable();
     // index.db
@@ -135,7 +131,9 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
     }
     // legacy .idx / .fss
     for n in &files {
-        if let Some(i) = block_index(n, ".idx") {
+        let file = layout::classify_path(n);
+        let i = file.as_ref().and_then(StreamFile::block);
+        if let (Some(StreamFile::BlockIdx(_)), Some(i)) = (&file, i) {
             let loc = p.loc().file(f(n));
             let parsed = match src.fetch(n, loc, &mut p.problems) {
                 FileRead::Bytes(b) => Some(legacy::parse_idx(&b)),
@@ -152,7 +150,7 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
                 )),
                 None => {}
             }
-        } else if let Some(i) = block_index(n, ".fss") {
+        } else if let (Some(StreamFile::BlockFss(_)), Some(i)) = (&file, i) {
             let loc = p.loc().file(f(n));
             let parsed = match src.fetch(n, loc, &mut p.problems) {
                 FileRead::Bytes(b) => Some(legacy::parse_fss(&b, &p.cfg_name, i)),
