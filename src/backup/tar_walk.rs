@@ -273,6 +273,45 @@ struct Walker<'o> {
 }
 
 impl Walker<'_> {
+    /// Whether a member is accepted: `Ok(Some((path, layout)))` for a file of the stream
+    /// layout, `Ok(None)` for a directory, `Err(why)` for anything refused.
+    fn verdict(
+        &mut self,
+        tflag: u8,
+        raw_path: &[u8],
+        link: Option<&str>,
+        size: u64,
+    ) -> Result<Option<(String, Layout)>, String> {
+        let comps = split_path(raw_path)?;
+        let is_dir = tflag == b'5' || (matches!(tflag, b'0' | 0) && raw_path.ends_with(b"/"));
+        if is_dir {
+            return Ok(None);
+        }
+        if !matches!(tflag, b'0' | 0) {
+            let mut why = type_name(tflag).to_string();
+            if let Some(l) = link {
+                if matches!(tflag, b'1' | b'2') {
+                    why = format!("{why} to {l:?}");
+                }
+            }
+            return Err(why);
+        }
+        if comps.is_empty() {
+            return Err("empty path".into());
+        }
+        let placed = self.place(&comps)?;
+        if size > self.opts.max_member_size {
+            return Err(format!(
+                "{size} bytes, more than the {} accepted",
+                self.opts.max_member_size
+            ));
+        }
+        if self.seen.contains(&placed.0) {
+            return Err(format!("duplicate of an earlier member {:?}", placed.0));
+        }
+        Ok(Some(placed))
+    }
+
     fn loc(&self, raw: &str, off: u64) -> Location {
         Location {
             account: self.opts.account.clone(),
@@ -372,11 +411,7 @@ pub fn walk_tar<R: Read>(
         prefix: None,
     };
     let mut next_header: u64 = 0;
-    let mut pax: Option<Vec<u8>> = None;
-    let mut long_name: Option<Vec<u8>> = None;
-    let mut long_link: Option<Vec<u8>> = None;
-    // An extension header was refused: the next member's real name is unknown.
-    let mut poisoned = false;
+    let mut ext = Extensions::default();
     let mut count: u64 = 0;
 
     match archive.entries() {
@@ -392,260 +427,286 @@ pub fn walk_tar<R: Read>(
                         break;
                     }
                 };
-                let hpos = entry.raw_header_position();
-                let fpos = entry.raw_file_position();
                 let size = entry.size();
-                next_header = fpos.saturating_add(size.div_ceil(BLOCK).saturating_mul(BLOCK));
-                let tflag = entry.header().entry_type().as_byte();
-                let header_name =
-                    String::from_utf8_lossy(&entry.header().path_bytes()).into_owned();
-
-                // Extension headers describe the next member.
-                if matches!(tflag, b'x' | b'g' | b'L' | b'K') {
-                    let body = match read_small(&mut entry, size) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            w.stream_error(&e, hpos, &header_name);
-                            break;
-                        }
-                    };
-                    let Some(body) = body else {
-                        w.hostile(
-                            &header_name,
-                            hpos,
-                            &format!("extension header of {size} bytes"),
-                        );
-                        poisoned = true;
-                        continue;
-                    };
-                    let slot = match tflag {
-                        b'x' => &mut pax,
-                        b'L' => &mut long_name,
-                        b'K' => &mut long_link,
-                        _ => continue, // global PAX headers carry nothing we use
-                    };
-                    if slot.is_some() {
-                        w.hostile(
-                            &header_name,
-                            hpos,
-                            "two extension headers of the same kind for one member",
-                        );
-                        poisoned = true;
-                    }
-                    *slot = Some(body);
-                    continue;
+                next_header = entry
+                    .raw_file_position()
+                    .saturating_add(size.div_ceil(BLOCK).saturating_mul(BLOCK));
+                match ext.absorb(&mut w, &mut entry) {
+                    Flow::Next => continue,
+                    Flow::Stop => break,
+                    Flow::Member => {}
                 }
-
-                let this_pax = pax.take();
-                let this_long = long_name.take();
-                let this_link = long_link.take();
-                let raw_path: Vec<u8> = if let Some(l) = &this_long {
-                    strip_nuls(l).to_vec()
-                } else if let Some(p) = this_pax.as_deref().and_then(|p| pax_value(p, "path")) {
-                    p.to_vec()
-                } else {
-                    entry.header().path_bytes().into_owned()
-                };
-                let raw = String::from_utf8_lossy(&raw_path).into_owned();
-                if let Some(ps) = this_pax.as_deref().and_then(|p| pax_value(p, "size")) {
-                    if std::str::from_utf8(ps)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        != Some(size)
-                    {
-                        let loc = w.loc(&raw, hpos);
-                        w.sum.problems.push(Problem::new(
-                            Kind::ArchiveCorrupt,
-                            loc,
-                            format!(
-                                "PAX size {:?} disagrees with the header size {size}",
-                                String::from_utf8_lossy(ps)
-                            ),
-                        ));
-                        w.sum.aborted = true;
-                        break;
-                    }
-                }
-                let was_poisoned = std::mem::replace(&mut poisoned, false);
-
                 count += 1;
-                if count > opts.max_members {
-                    w.hostile(
-                        &raw,
-                        hpos,
-                        &format!("more than {} members", opts.max_members),
-                    );
-                    w.sum.aborted = true;
+                if !member(&mut w, &mut ext, &mut entry, count, &mut f) {
                     break;
-                }
-
-                let verdict: Result<Option<(String, Layout)>, String> = (|| {
-                    if was_poisoned {
-                        return Err("preceded by a refused extension header".into());
-                    }
-                    let comps = split_path(&raw_path)?;
-                    let is_dir =
-                        tflag == b'5' || (matches!(tflag, b'0' | 0) && raw_path.ends_with(b"/"));
-                    if is_dir {
-                        return Ok(None);
-                    }
-                    if !matches!(tflag, b'0' | 0) {
-                        let mut why = type_name(tflag).to_string();
-                        if let Some(l) = this_link
-                            .as_deref()
-                            .map(strip_nuls)
-                            .map(|b| String::from_utf8_lossy(b).into_owned())
-                            .or_else(|| {
-                                entry
-                                    .header()
-                                    .link_name_bytes()
-                                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                            })
-                        {
-                            if matches!(tflag, b'1' | b'2') {
-                                why = format!("{why} to {l:?}");
-                            }
-                        }
-                        return Err(why);
-                    }
-                    if comps.is_empty() {
-                        return Err("empty path".into());
-                    }
-                    let placed = w.place(&comps)?;
-                    if size > opts.max_member_size {
-                        return Err(format!(
-                            "{size} bytes, more than the {} accepted",
-                            opts.max_member_size
-                        ));
-                    }
-                    if w.seen.contains(&placed.0) {
-                        return Err(format!("duplicate of an earlier member {:?}", placed.0));
-                    }
-                    Ok(Some(placed))
-                })();
-
-                let mut member_reader = MemberReader {
-                    inner: &mut entry,
-                    left: size,
-                    short: false,
-                    failed: None,
-                };
-                match verdict {
-                    Err(why) => w.hostile(&raw, hpos, &why),
-                    Ok(None) => w.sum.directories += 1,
-                    Ok(Some((path, layout))) => {
-                        w.seen.insert(path.clone());
-                        let m = TarMember {
-                            path,
-                            size,
-                            offset: fpos,
-                            header_offset: hpos,
-                            layout,
-                        };
-                        let res = f(&m, &mut member_reader);
-                        w.sum.members.push(m);
-                        if let Err(e) = res {
-                            if member_reader.short {
-                                w.stream_error(
-                                    &io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()),
-                                    hpos,
-                                    &raw,
-                                );
-                            } else {
-                                w.stream_error(&e, hpos, &raw);
-                            }
-                            break;
-                        }
-                    }
-                }
-                // Skip what the callback left, noticing truncation.
-                match drain(&mut member_reader) {
-                    Ok(_) if member_reader.short || member_reader.left > 0 => {
-                        let e = io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("member data ends {} bytes early", member_reader.left),
-                        );
-                        w.stream_error(&e, hpos, &raw);
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let e = if member_reader.short {
-                            io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                format!("member data ends {} bytes early", member_reader.left),
-                            )
-                        } else {
-                            e
-                        };
-                        w.stream_error(&e, hpos, &raw);
-                        break;
-                    }
                 }
             }
         }
     }
 
     if !w.sum.aborted {
-        if pax.is_some() || long_name.is_some() || long_link.is_some() {
-            let loc = w.loc("", next_header);
-            w.sum.problems.push(Problem::new(
-                Kind::ArchiveTruncated,
-                loc,
-                "tar ends after an extension header".to_string(),
-            ));
-        }
-        let consumed = counter.0.get();
-        if consumed >= next_header.saturating_add(BLOCK) {
-            w.sum.end_marker = true;
-        } else {
-            let loc = w.loc("", next_header);
-            w.sum.problems.push(Problem::new(
-                Kind::ArchiveTruncated,
-                loc,
-                format!("tar stream ends at offset {consumed} without the end-of-archive blocks"),
-            ));
-        }
+        check_end(&mut w, &ext, counter.0.get(), next_header);
     }
     w.sum.top_dir = w.prefix.clone().flatten();
     let tar_end = counter.0.get();
+    w.sum.tar_bytes = tar_end;
     if !w.sum.aborted {
-        // Everything after the first zero block: zeros are padding, anything else is garbage.
-        let mut inner = archive.into_inner();
-        let mut buf = vec![0u8; 32 << 10];
-        let mut first_nonzero: Option<u64> = None;
-        let mut total: u64 = 0;
-        loop {
-            match inner.read(&mut buf) {
-                Ok(0) => break,
-                Ok(k) => {
-                    if first_nonzero.is_none() {
-                        if let Some(i) = buf.get(..k).and_then(|b| b.iter().position(|x| *x != 0)) {
-                            first_nonzero = Some(tar_end + total + i as u64);
-                        }
-                    }
-                    total += k as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let off = tar_end + total;
-                    w.stream_error(&e, off, "");
-                    break;
-                }
-            }
-        }
-        w.sum.trailing_bytes = total;
-        if let Some(off) = first_nonzero {
-            let loc = w.loc("", off);
-            w.sum.problems.push(Problem::new(
-                Kind::ArchiveTrailingData,
-                loc,
-                format!("non-zero data after the tar end-of-archive block (offset {off}, {total} trailing bytes)"),
-            ));
-        }
-        w.sum.tar_bytes = tar_end + total;
-    } else {
-        w.sum.tar_bytes = tar_end;
+        trailing(&mut w, archive.into_inner(), tar_end);
     }
     w.sum
+}
+
+/// What the walk does after a header.
+enum Flow {
+    /// It was an extension header: go on to the member it describes.
+    Next,
+    /// The archive cannot be read on.
+    Stop,
+    /// A member to judge.
+    Member,
+}
+
+/// PAX and GNU long-name/long-link headers waiting for the member they describe.
+#[derive(Default)]
+struct Extensions {
+    pax: Option<Vec<u8>>,
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    /// An extension header was refused: the next member's real name is unknown.
+    poisoned: bool,
+}
+
+impl Extensions {
+    /// Keep an extension header's body for the next member.
+    fn absorb<R: Read>(&mut self, w: &mut Walker, entry: &mut tar::Entry<R>) -> Flow {
+        let tflag = entry.header().entry_type().as_byte();
+        if !matches!(tflag, b'x' | b'g' | b'L' | b'K') {
+            return Flow::Member;
+        }
+        let hpos = entry.raw_header_position();
+        let size = entry.size();
+        let header_name = String::from_utf8_lossy(&entry.header().path_bytes()).into_owned();
+        let body = match read_small(entry, size) {
+            Ok(b) => b,
+            Err(e) => {
+                w.stream_error(&e, hpos, &header_name);
+                return Flow::Stop;
+            }
+        };
+        let Some(body) = body else {
+            w.hostile(
+                &header_name,
+                hpos,
+                &format!("extension header of {size} bytes"),
+            );
+            self.poisoned = true;
+            return Flow::Next;
+        };
+        let slot = match tflag {
+            b'x' => &mut self.pax,
+            b'L' => &mut self.long_name,
+            b'K' => &mut self.long_link,
+            _ => return Flow::Next, // global PAX headers carry nothing we use
+        };
+        if slot.is_some() {
+            w.hostile(
+                &header_name,
+                hpos,
+                "two extension headers of the same kind for one member",
+            );
+            self.poisoned = true;
+        }
+        *slot = Some(body);
+        Flow::Next
+    }
+
+    fn pending(&self) -> bool {
+        self.pax.is_some() || self.long_name.is_some() || self.long_link.is_some()
+    }
+}
+
+/// Judge one member, hand it to `f` when it is accepted, and skip what `f` left. False when
+/// the walk must stop.
+fn member<R: Read>(
+    w: &mut Walker,
+    ext: &mut Extensions,
+    entry: &mut tar::Entry<R>,
+    count: u64,
+    f: &mut impl FnMut(&TarMember, &mut dyn Read) -> io::Result<()>,
+) -> bool {
+    let hpos = entry.raw_header_position();
+    let fpos = entry.raw_file_position();
+    let size = entry.size();
+    let tflag = entry.header().entry_type().as_byte();
+    let this_pax = ext.pax.take();
+    let this_long = ext.long_name.take();
+    let this_link = ext.long_link.take();
+    let raw_path: Vec<u8> = if let Some(l) = &this_long {
+        strip_nuls(l).to_vec()
+    } else if let Some(p) = this_pax.as_deref().and_then(|p| pax_value(p, "path")) {
+        p.to_vec()
+    } else {
+        entry.header().path_bytes().into_owned()
+    };
+    let raw = String::from_utf8_lossy(&raw_path).into_owned();
+    if let Some(ps) = this_pax.as_deref().and_then(|p| pax_value(p, "size")) {
+        if std::str::from_utf8(ps)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            != Some(size)
+        {
+            let loc = w.loc(&raw, hpos);
+            w.sum.problems.push(Problem::new(
+                Kind::ArchiveCorrupt,
+                loc,
+                format!(
+                    "PAX size {:?} disagrees with the header size {size}",
+                    String::from_utf8_lossy(ps)
+                ),
+            ));
+            w.sum.aborted = true;
+            return false;
+        }
+    }
+    let was_poisoned = std::mem::replace(&mut ext.poisoned, false);
+    if count > w.opts.max_members {
+        w.hostile(
+            &raw,
+            hpos,
+            &format!("more than {} members", w.opts.max_members),
+        );
+        w.sum.aborted = true;
+        return false;
+    }
+    let link = this_link
+        .as_deref()
+        .map(strip_nuls)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .or_else(|| {
+            entry
+                .header()
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        });
+    let verdict = if was_poisoned {
+        Err("preceded by a refused extension header".into())
+    } else {
+        w.verdict(tflag, &raw_path, link.as_deref(), size)
+    };
+    let mut member_reader = MemberReader {
+        inner: entry,
+        left: size,
+        short: false,
+        failed: None,
+    };
+    match verdict {
+        Err(why) => w.hostile(&raw, hpos, &why),
+        Ok(None) => w.sum.directories += 1,
+        Ok(Some((path, layout))) => {
+            w.seen.insert(path.clone());
+            let m = TarMember {
+                path,
+                size,
+                offset: fpos,
+                header_offset: hpos,
+                layout,
+            };
+            let res = f(&m, &mut member_reader);
+            w.sum.members.push(m);
+            if let Err(e) = res {
+                if member_reader.short {
+                    w.stream_error(
+                        &io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()),
+                        hpos,
+                        &raw,
+                    );
+                } else {
+                    w.stream_error(&e, hpos, &raw);
+                }
+                return false;
+            }
+        }
+    }
+    // Skip what the callback left, noticing truncation.
+    let early = |r: &MemberReader<'_, _>| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("member data ends {} bytes early", r.left),
+        )
+    };
+    match drain(&mut member_reader) {
+        Ok(_) if member_reader.short || member_reader.left > 0 => {
+            let e = early(&member_reader);
+            w.stream_error(&e, hpos, &raw);
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            let e = if member_reader.short {
+                early(&member_reader)
+            } else {
+                e
+            };
+            w.stream_error(&e, hpos, &raw);
+            false
+        }
+    }
+}
+
+/// The archive must end with its end-of-archive blocks, not inside an extension header.
+fn check_end(w: &mut Walker, ext: &Extensions, consumed: u64, next_header: u64) {
+    if ext.pending() {
+        let loc = w.loc("", next_header);
+        w.sum.problems.push(Problem::new(
+            Kind::ArchiveTruncated,
+            loc,
+            "tar ends after an extension header".to_string(),
+        ));
+    }
+    if consumed >= next_header.saturating_add(BLOCK) {
+        w.sum.end_marker = true;
+    } else {
+        let loc = w.loc("", next_header);
+        w.sum.problems.push(Problem::new(
+            Kind::ArchiveTruncated,
+            loc,
+            format!("tar stream ends at offset {consumed} without the end-of-archive blocks"),
+        ));
+    }
+}
+
+/// Everything after the first zero block: zeros are padding, anything else is garbage.
+fn trailing<R: Read>(w: &mut Walker, mut inner: R, tar_end: u64) {
+    let mut buf = vec![0u8; 32 << 10];
+    let mut first_nonzero: Option<u64> = None;
+    let mut total: u64 = 0;
+    loop {
+        match inner.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => {
+                if first_nonzero.is_none() {
+                    if let Some(i) = buf.get(..k).and_then(|b| b.iter().position(|x| *x != 0)) {
+                        first_nonzero = Some(tar_end + total + i as u64);
+                    }
+                }
+                total += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let off = tar_end + total;
+                w.stream_error(&e, off, "");
+                break;
+            }
+        }
+    }
+    w.sum.trailing_bytes = total;
+    if let Some(off) = first_nonzero {
+        let loc = w.loc("", off);
+        w.sum.problems.push(Problem::new(
+            Kind::ArchiveTrailingData,
+            loc,
+            format!("non-zero data after the tar end-of-archive block (offset {off}, {total} trailing bytes)"),
+        ));
+    }
+    w.sum.tar_bytes = tar_end + total;
 }
