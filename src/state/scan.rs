@@ -213,15 +213,9 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
         sc.last_checksum = Some(l);
     }
     let key = block::block_key(ctx.stream, index);
-    let where_note = if compressed {
-        " (offset in the decompressed block)"
-    } else {
-        ""
-    };
     let mut prev_seq: Option<u64> = None;
     let mut prev_ts: i64 = 0;
     let mut pos = 0usize;
-    let mut last_rec_checksum: Option<[u8; 8]> = None;
     let floor = ctx.dead.floor(index);
     let no_dead_seqs = ctx.dead.seqs.is_empty();
     loop {
@@ -235,38 +229,8 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                 }
             };
             sc.records += 1;
-            last_rec_checksum = Some(r.checksum);
             sc.last_record_erased = r.kind() == RecordKind::Erased;
-            let loc = || BlockScan::loc(ctx, &file).at(r.offset as u64).seq(r.seq);
-            if !ctx.quick && !r.checksum_ok(&key) {
-                sc.bad_checksums += 1;
-                sc.problems.push(Problem::new(
-                    Kind::RecordChecksum,
-                    loc(),
-                    format!(
-                        "record checksum mismatch for seq {}{}: stored {}, computed {}; {}",
-                        r.seq,
-                        where_note,
-                        hex(&r.checksum),
-                        hex(&r.computed_checksum(&key)),
-                        loss_note(compressed, &file, r.offset)
-                    ),
-                ));
-            }
-            if r.kind() == RecordKind::Message && !crate::filestore::block::is_utf8(r.subject) {
-                sc.problems.push(Problem::new(
-                    Kind::SubjectNotUtf8,
-                    loc(),
-                    format!("seq {}: subject {:?} is not valid UTF-8 (clients may not be able to address it)", r.seq, String::from_utf8_lossy(r.subject)),
-                ));
-            }
-            if let Some(issue) = r.content_issue() {
-                sc.problems.push(Problem::new(
-                    Kind::RecordContent,
-                    loc(),
-                    format!("seq {}: {issue} (a damaged length field shifts subject/header/payload without changing the checksum)", r.seq),
-                ));
-            }
+            check_record(ctx, &mut sc, &file, &r, &key, compressed);
             match r.kind() {
                 RecordKind::Tombstone => {
                     sc.tombstones.push(r.seq);
@@ -281,7 +245,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                 if r.seq <= p {
                     sc.problems.push(Problem::new(
                         Kind::SeqOrder,
-                        loc(),
+                        BlockScan::loc(ctx, &file).at(r.offset as u64).seq(r.seq),
                         format!(
                             "sequence {} follows {} in the same block (must strictly increase)",
                             r.seq, p
@@ -298,110 +262,213 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             {
                 continue;
             }
-            if r.ts <= 0 {
-                sc.problems.push(Problem::new(
-                    Kind::RecordTimestamp,
-                    loc(),
-                    format!("message seq {} has timestamp {}", r.seq, r.ts),
-                ));
-            } else if r.ts < prev_ts {
-                sc.problems.push(Problem::new(
-                    Kind::TimestampBackwards,
-                    loc(),
-                    format!(
-                        "message seq {} is {} ns older than the message before it (clock change?)",
-                        r.seq,
-                        prev_ts - r.ts
-                    ),
-                ));
-            }
+            check_time(ctx, &mut sc, &file, &r, prev_ts);
             prev_ts = prev_ts.max(r.ts);
-            sc.msgs += 1;
-            sc.bytes += u64::from(r.len);
-            if sc.first_live.is_none() {
-                sc.first_live = Some(r.seq);
-                sc.first_ts = r.ts;
-            }
-            sc.last_live = Some(r.seq);
-            sc.last_ts = r.ts;
-            let sid = match sc.subject_index.get(r.subject) {
-                Some(&i) => i,
-                None => {
-                    let i = sc.subject_names.len() as u32;
-                    sc.subject_names.push(r.subject.to_vec());
-                    sc.subject_counts.push(0);
-                    sc.subject_index.insert(r.subject.to_vec(), i);
-                    i
-                }
-            };
-            sc.subject_counts[sid as usize] += 1;
-            sc.live_bits.set(r.seq);
-            if ctx.keep_live {
-                sc.live.push(LiveMsg {
-                    seq: r.seq,
-                    len: r.len,
-                    subject: sid,
-                });
-            }
+            sc.count_live(ctx, &r);
         }
         let Some(fe) = framing_failed else { break };
         // Damage in the framing: report, then look for the next intact record.
-        let lo = prev_seq.map_or(0, |p| p + 1);
-        let next = block::resync(&plain, fe.offset + 1, &key, (lo, u64::MAX >> 2));
-        let next_seq = next
-            .and_then(|o| block::parse_record(&plain, o).ok())
-            .map(|r| r.seq);
-        let skipped = match next {
-            Some(n) => format!(
-                "bytes {}..{} are unreadable{}",
-                fe.offset,
-                n,
-                skipped_seqs(prev_seq, next_seq)
-            ),
-            None => format!(
-                "the rest of the block from offset {} ({} bytes) is unreadable",
-                fe.offset,
-                plain.len() - fe.offset
-            ),
+        let here = Here {
+            ctx,
+            file: &file,
+            key: &key,
+            compressed,
         };
-        let mut loc = BlockScan::loc(ctx, &file).at(fe.offset as u64);
-        if let Some(p) = prev_seq {
-            loc = loc.seq(p + 1);
-        }
-        sc.problems.push(Problem::new(
-            Kind::RecordFraming,
-            loc,
-            format!(
-                "{}{}; {}; {}",
-                fe.what,
-                where_note,
-                skipped,
-                loss_note(compressed, &file, fe.offset)
-            ),
-        ));
-        match next {
+        match framing_damage(&here, &mut sc, &plain, &fe, prev_seq) {
             Some(n) => pos = n,
             None => break,
         }
     }
-    let _ = last_rec_checksum;
-    // Say which sequences a truncating server would lose: from the damaged record to the end.
-    if let Some(maxs) = sc.max_seq {
-        for p in sc.problems.iter_mut() {
-            if p.kind == Kind::RecordChecksum || p.kind == Kind::RecordFraming {
-                if let Some(s) = p.loc.seq {
-                    if maxs > s {
-                        p.loc.seq_end = Some(maxs);
-                    }
-                    if !compressed {
-                        p.message
-                            .push_str(&format!(" (sequences {s}..={})", maxs.max(s)));
-                    }
+    annotate_losses(&mut sc, compressed);
+    sc
+}
+
+/// " (offset in the decompressed block)" for compressed blocks.
+fn where_note(compressed: bool) -> &'static str {
+    if compressed {
+        " (offset in the decompressed block)"
+    } else {
+        ""
+    }
+}
+
+/// The checks of one record that need no neighbour: checksum, subject, content.
+#[inline]
+fn check_record(
+    ctx: &ScanCtx,
+    sc: &mut BlockScan,
+    file: &str,
+    r: &block::Record,
+    key: &highway::Key,
+    compressed: bool,
+) {
+    let loc = || BlockScan::loc(ctx, file).at(r.offset as u64).seq(r.seq);
+    if !ctx.quick && !r.checksum_ok(key) {
+        sc.bad_checksums += 1;
+        sc.problems.push(Problem::new(
+            Kind::RecordChecksum,
+            loc(),
+            format!(
+                "record checksum mismatch for seq {}{}: stored {}, computed {}; {}",
+                r.seq,
+                where_note(compressed),
+                hex(&r.checksum),
+                hex(&r.computed_checksum(key)),
+                loss_note(compressed, file, r.offset)
+            ),
+        ));
+    }
+    if r.kind() == RecordKind::Message && !crate::filestore::block::is_utf8(r.subject) {
+        sc.problems.push(Problem::new(
+            Kind::SubjectNotUtf8,
+            loc(),
+            format!(
+                "seq {}: subject {:?} is not valid UTF-8 (clients may not be able to address it)",
+                r.seq,
+                String::from_utf8_lossy(r.subject)
+            ),
+        ));
+    }
+    if let Some(issue) = r.content_issue() {
+        sc.problems.push(Problem::new(
+            Kind::RecordContent,
+            loc(),
+            format!("seq {}: {issue} (a damaged length field shifts subject/header/payload without changing the checksum)", r.seq),
+        ));
+    }
+}
+
+/// A live message's time: positive, and not before the message before it.
+#[inline]
+fn check_time(ctx: &ScanCtx, sc: &mut BlockScan, file: &str, r: &block::Record, prev_ts: i64) {
+    let loc = || BlockScan::loc(ctx, file).at(r.offset as u64).seq(r.seq);
+    if r.ts <= 0 {
+        sc.problems.push(Problem::new(
+            Kind::RecordTimestamp,
+            loc(),
+            format!("message seq {} has timestamp {}", r.seq, r.ts),
+        ));
+    } else if r.ts < prev_ts {
+        sc.problems.push(Problem::new(
+            Kind::TimestampBackwards,
+            loc(),
+            format!(
+                "message seq {} is {} ns older than the message before it (clock change?)",
+                r.seq,
+                prev_ts - r.ts
+            ),
+        ));
+    }
+}
+
+/// The block being scanned: where findings go and how records are keyed.
+struct Here<'a> {
+    ctx: &'a ScanCtx<'a>,
+    file: &'a str,
+    key: &'a highway::Key,
+    compressed: bool,
+}
+
+/// Report damage in the record framing at `fe` and find the next intact record, if any.
+fn framing_damage(
+    here: &Here,
+    sc: &mut BlockScan,
+    plain: &[u8],
+    fe: &block::FrameError,
+    prev_seq: Option<u64>,
+) -> Option<usize> {
+    let Here {
+        ctx,
+        file,
+        key,
+        compressed,
+    } = *here;
+    let lo = prev_seq.map_or(0, |p| p + 1);
+    let next = block::resync(plain, fe.offset + 1, key, (lo, u64::MAX >> 2));
+    let next_seq = next
+        .and_then(|o| block::parse_record(plain, o).ok())
+        .map(|r| r.seq);
+    let skipped = match next {
+        Some(n) => format!(
+            "bytes {}..{} are unreadable{}",
+            fe.offset,
+            n,
+            skipped_seqs(prev_seq, next_seq)
+        ),
+        None => format!(
+            "the rest of the block from offset {} ({} bytes) is unreadable",
+            fe.offset,
+            plain.len() - fe.offset
+        ),
+    };
+    let mut loc = BlockScan::loc(ctx, file).at(fe.offset as u64);
+    if let Some(p) = prev_seq {
+        loc = loc.seq(p + 1);
+    }
+    sc.problems.push(Problem::new(
+        Kind::RecordFraming,
+        loc,
+        format!(
+            "{}{}; {}; {}",
+            fe.what,
+            where_note(compressed),
+            skipped,
+            loss_note(compressed, file, fe.offset)
+        ),
+    ));
+    next
+}
+
+/// Say which sequences a truncating server would lose: from the damaged record to the end.
+fn annotate_losses(sc: &mut BlockScan, compressed: bool) {
+    let Some(maxs) = sc.max_seq else { return };
+    for p in sc.problems.iter_mut() {
+        if p.kind == Kind::RecordChecksum || p.kind == Kind::RecordFraming {
+            if let Some(s) = p.loc.seq {
+                if maxs > s {
+                    p.loc.seq_end = Some(maxs);
+                }
+                if !compressed {
+                    p.message
+                        .push_str(&format!(" (sequences {s}..={})", maxs.max(s)));
                 }
             }
         }
     }
-    sc
+}
+
+impl BlockScan {
+    /// Count a live message: totals, first/last, its subject, its bit.
+    #[inline]
+    fn count_live(&mut self, ctx: &ScanCtx, r: &block::Record) {
+        self.msgs += 1;
+        self.bytes += u64::from(r.len);
+        if self.first_live.is_none() {
+            self.first_live = Some(r.seq);
+            self.first_ts = r.ts;
+        }
+        self.last_live = Some(r.seq);
+        self.last_ts = r.ts;
+        let sid = match self.subject_index.get(r.subject) {
+            Some(&i) => i,
+            None => {
+                let i = self.subject_names.len() as u32;
+                self.subject_names.push(r.subject.to_vec());
+                self.subject_counts.push(0);
+                self.subject_index.insert(r.subject.to_vec(), i);
+                i
+            }
+        };
+        self.subject_counts[sid as usize] += 1;
+        self.live_bits.set(r.seq);
+        if ctx.keep_live {
+            self.live.push(LiveMsg {
+                seq: r.seq,
+                len: r.len,
+                subject: sid,
+            });
+        }
+    }
 }
 
 fn skipped_seqs(prev: Option<u64>, next: Option<u64>) -> String {
