@@ -20,20 +20,19 @@
 //! removed only once the archive verified.
 //!
 //! `--dry-run` runs steps 1–3 and the writer without touching the disk, listing the files.
-pub mod stage;
-pub mod v1;
-pub mod v2;
+mod v1;
+mod v2;
 
 use crate::backup::backup_json::{self, BackupJson};
 use crate::backup::detect::{self, ArchiveKind};
 use crate::backup::tar_walk::TarOptions;
 use crate::base::problem::{Kind, Problem, Severity};
 use crate::base::progress::Progress;
+pub use crate::ops::staging::PlannedFile;
+use crate::ops::staging::{self, CommitError, CreatedDirs, Perms, Stage};
 use serde::Serialize;
-use stage::{PlannedFile, Sink};
 use std::fs;
 use std::io::{self, BufReader, Read};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -158,52 +157,9 @@ fn valid_dir_name(n: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '*' | '>'))
 }
 
-const STAGING_PREFIX: &str = ".jetdir-staging-";
-
-fn pid_is_jetdir(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim().starts_with("jetdir"))
-        .unwrap_or(false)
-}
-
-/// Leftover staging dirs of `name` in `streams`: (path, pid of the run that made it).
-fn leftover_staging(streams: &Path, name: &str) -> Vec<(PathBuf, Option<u32>)> {
-    let prefix = format!("{STAGING_PREFIX}{name}-");
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(streams) {
-        for e in rd.flatten() {
-            let fname = e.file_name();
-            let Some(f) = fname.to_str() else { continue };
-            if let Some(pid) = f.strip_prefix(&prefix) {
-                if pid.bytes().all(|b| b.is_ascii_digit()) {
-                    out.push((e.path(), pid.parse().ok()));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Directories of `path` that do not exist yet, outermost first.
-fn missing_dirs(path: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    let mut cur = Some(path);
-    while let Some(p) = cur {
-        if p.as_os_str().is_empty() || fs::symlink_metadata(p).is_ok() {
-            break;
-        }
-        v.push(p.to_path_buf());
-        cur = p.parent();
-    }
-    v.reverse();
-    v
-}
-
-fn remove_created(dirs: &[PathBuf]) {
-    for d in dirs.iter().rev() {
-        let _ = fs::remove_dir(d);
-    }
+/// Staging dirs in `streams/` are `.jetdir-staging-<name>-<pid>`.
+fn staging_stem(name: &str) -> String {
+    format!("jetdir-staging-{name}-")
 }
 
 /// Write `archive` into `opts.store_dir`. `Err` = could not run (exit 2).
@@ -421,10 +377,10 @@ fn run(
     // Leftover staging dirs. For V2, only one of this very pid (stale: it must go before this
     // run's own staging dir can be made) is removed now, the others once the archive verified.
     let own_pid = std::process::id();
-    let leftovers = leftover_staging(&streams, &name);
+    let leftovers = staging::leftovers(&streams, &staging_stem(&name));
     for (p, pid) in &leftovers {
         if let Some(pid) = *pid {
-            if pid != own_pid && pid_is_jetdir(pid) {
+            if pid != own_pid && staging::pid_is_jetdir(pid) {
                 return Ok(rep.refuse(
                     2,
                     format!(
@@ -439,12 +395,7 @@ fn run(
         if opts.dry_run {
             return Ok(());
         }
-        let is_dir = fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false);
-        if is_dir {
-            fs::remove_dir_all(p)
-        } else {
-            fs::remove_file(p)
-        }
+        staging::remove_leftover(p)
     };
     let mut later = Vec::new();
     for (p, pid) in leftovers {
@@ -457,24 +408,19 @@ fn run(
     }
 
     // Write.
-    let staging = streams.join(format!("{STAGING_PREFIX}{name}-{own_pid}"));
+    let staging = staging::staging_path(&target, &staging_stem(&name));
     let created_parents = if opts.dry_run {
-        Vec::new()
+        CreatedDirs::default()
     } else {
-        let miss = missing_dirs(&streams);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&streams)?;
-        miss
+        CreatedDirs::create(&streams)?
     };
     let mut sink = if opts.dry_run {
-        Sink::dry()
+        Stage::dry()
     } else {
-        match Sink::staging(&staging) {
+        match Stage::create(&staging, Perms::Private) {
             Ok(s) => s,
             Err(e) => {
-                remove_created(&created_parents);
+                created_parents.remove();
                 return Err(anyhow::anyhow!("creating {}: {e}", staging.display()));
             }
         }
@@ -496,11 +442,9 @@ fn run(
         &mut damaged,
     );
     progress.finish();
-    let cleanup = |sink: &Sink| {
-        if let Some(root) = sink.root() {
-            let _ = fs::remove_dir_all(root);
-        }
-        remove_created(&created_parents);
+    let cleanup = |sink: &Stage| {
+        sink.discard();
+        created_parents.remove();
     };
     match outcome {
         Err(e) => {
@@ -522,39 +466,23 @@ fn run(
     }
     rep.files = sink.files.clone();
     rep.bytes = sink.total_bytes();
-    if !opts.dry_run {
-        let done = (|| -> io::Result<()> {
-            sink.finish()?;
-            if fs::symlink_metadata(&target).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
-                        "stream \"{name}\" already exists in account {}",
-                        opts.account
-                    ),
-                ));
-            }
-            fs::rename(&staging, &target)?;
-            stage::fsync_dir(&streams)?;
-            // New parents must be durable too.
-            for d in &created_parents {
-                if let Some(p) = d.parent() {
-                    // a relative store dir's first component has the parent "" (= ".")
-                    let p = if p.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        p
-                    };
-                    stage::fsync_dir(p)?;
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = done {
+    let done = sink
+        .commit(&target)
+        .and_then(|()| created_parents.fsync().map_err(CommitError::Sync));
+    match done {
+        Ok(()) => {}
+        Err(CommitError::TargetExists) => {
             cleanup(&sink);
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                return Ok(rep.refuse(2, e.to_string()));
-            }
+            return Ok(rep.refuse(
+                2,
+                format!(
+                    "stream \"{name}\" already exists in account {}",
+                    opts.account
+                ),
+            ));
+        }
+        Err(CommitError::Sync(e) | CommitError::Rename(e) | CommitError::Link(_, e)) => {
+            cleanup(&sink);
             return Err(anyhow::anyhow!("finishing {}: {e}", target.display()));
         }
     }
@@ -582,7 +510,7 @@ fn write_stream(
     opts: &ExtractOptions,
     bj: Option<&BackupJson>,
     v2_config: Option<&serde_json::Map<String, serde_json::Value>>,
-    sink: &mut Sink,
+    sink: &mut Stage,
     rep: &mut ExtractReport,
     progress: &dyn Progress,
     damaged: &mut bool,

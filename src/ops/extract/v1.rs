@@ -1,8 +1,8 @@
 //! V1 backups and tarballs: the members are the stream directory's files; write them as they
 //! are (regular files of the stream layout only, as [`walk_tar`] accepts them).
-use super::stage::Sink;
 use crate::backup::tar_walk::{walk_tar, Layout, TarMember, TarOptions, TarSummary};
 use crate::base::problem::{Kind, Location, Problem};
+use crate::ops::staging::Stage;
 use std::io::{self, Read};
 
 /// Largest member of each kind accepted (decompression-bomb guard). A block holds at most one
@@ -55,7 +55,7 @@ pub struct V1Input<'a> {
 }
 
 /// Walk the decoded tar `r` and write every accepted member into `sink`.
-pub fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Sink) -> io::Result<V1Result> {
+pub fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Stage) -> io::Result<V1Result> {
     let mut res = V1Result::default();
     let mut total: u64 = 0;
     let mut write_err: Option<io::Error> = None;

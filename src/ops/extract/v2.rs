@@ -14,7 +14,6 @@
 //!   shutdown);
 //! - consumers: `obs/<c>/meta.inf` (`{"Created", "Name", …config}`), `meta.sum` (key
 //!   `"<stream>/<c>"`), `o.dat` from the archived state.
-use super::stage::{AlignedBuf, FileJob, FileWriter, Sink};
 use crate::backup::backup_json::BackupJson;
 use crate::backup::backup_json::StreamStateJson;
 use crate::backup::natsarc::{ConsumerStateJson, EntryRole, ScanEnd, V2Options, V2Scan, V2Summary};
@@ -22,6 +21,7 @@ use crate::base::problem::{Kind, Location, Problem, Severity};
 use crate::filestore::block::{self, EBIT};
 use crate::filestore::consumer_state::{self, ConsumerState, Pending, SeqPair};
 use crate::filestore::meta;
+use crate::ops::staging::{AlignedBuf, FileJob, FileWriter, Stage};
 use serde_json::{Map, Value};
 use std::io::Read;
 
@@ -102,11 +102,11 @@ pub struct BlockWriter<'a> {
     pub blocks: u64,
     pub last_seq: u64,
     pub last_ts: i64,
-    sink: &'a mut Sink,
+    sink: &'a mut Stage,
 }
 
 impl<'a> BlockWriter<'a> {
-    pub fn new(stream: &str, block_size: u64, sink: &'a mut Sink) -> Self {
+    pub fn new(stream: &str, block_size: u64, sink: &'a mut Stage) -> Self {
         let dry = sink.is_dry();
         BlockWriter {
             stream: stream.to_string(),
@@ -300,7 +300,7 @@ pub struct V2Result {
 /// the caller decides from [`V2Result::verification`] whether the staged files may be used.
 /// In strict mode writing stops at the first error, but reading goes on to the end of the
 /// archive so that the problems reported are those `jetdir verify` reports.
-pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Result<V2Result> {
+pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Stage) -> std::io::Result<V2Result> {
     let mut res = V2Result {
         block_size: block_size_for(inp.config),
         ..Default::default()
@@ -388,7 +388,7 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
                     ));
                     continue;
                 };
-                if super::stage::checked_components(&cname)
+                if crate::ops::staging::checked_components(&cname)
                     .map(|c| c.len())
                     .ok()
                     != Some(1)

@@ -1,37 +1,212 @@
-//! Where extracted files go: a staging directory (real run) or nowhere (dry run, sizes only).
+//! Staged output, shared by `extract` and `pack`: nothing appears at its final name until it
+//! is complete and durable.
 //!
-//! Every path is relative to the stream directory and checked component by component, so no
-//! file can be created outside the staging dir whatever the archive says. Files are created
-//! with `O_EXCL` (mode 0600, dirs 0700 as the server uses), written, and fsynced; directories
-//! are fsynced in [`Sink::finish`] before the staging dir is renamed into place.
+//! - Output is written under a "."-prefixed name next to the target, tagged with this
+//!   process's pid ([`staging_path`]); the server ignores (and removes) "."-prefixed dirs in
+//!   `streams/`, and a leftover names the run that made it ([`leftovers`], [`pid_is_jetdir`]:
+//!   the pid liveness check before a leftover is removed).
+//! - [`Stage`] writes a directory tree: every path is relative to the staging dir and checked
+//!   component by component, so no file can be created outside it whatever an archive says.
+//!   Files are created with `O_EXCL`, written and fsynced; [`Stage::commit`] fsyncs every
+//!   directory, renames the staging dir to the target (never over an existing one) and
+//!   fsyncs the target's parent. A dry-run `Stage` only lists what would be written.
+//! - [`HashedFile`] is one big file written through a buffer, hashed as it goes and fsynced
+//!   (in the background while it grows); [`commit_files`] links staged files to their final
+//!   names (never replacing one) and fsyncs the parent.
+//! - [`FileWriter`] writes whole files on a second thread, with direct I/O where possible.
+//!
+//! Every fsync, rename and link error is returned to the caller.
+//!
+//! Crash tests: in debug builds (which `cargo test` builds, the binary included), the env var
+//! [`ABORT_ENV`] makes a real [`Stage`] abort the process after that many files. Release
+//! builds never read it (`#[cfg(debug_assertions)]`).
+use crate::backup::manifest;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Env var for crash tests: abort() the process after this many files were written.
-pub const ABORT_ENV: &str = "JETDIR_TEST_ABORT_AFTER_FILES";
+/// Env var for crash tests (debug builds only): abort() the process after this many files
+/// were written into a [`Stage`].
+pub(crate) const ABORT_ENV: &str = "JETDIR_TEST_ABORT_AFTER_FILES";
 
-/// One file written (or, in a dry run, that would be written).
+/// The crash-test limit from [`ABORT_ENV`]; always `None` in release builds.
+fn abort_after_from_env() -> Option<usize> {
+    #[cfg(debug_assertions)]
+    {
+        std::env::var(ABORT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        None
+    }
+}
+
+/// Permissions of what a [`Stage`] creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Perms {
+    /// Dirs 0700, files 0600: what the server uses for its store.
+    Private,
+    /// Dirs 0777, files 0666, less the umask: ordinary output (backups).
+    Umask,
+}
+
+impl Perms {
+    fn dir(self) -> u32 {
+        match self {
+            Perms::Private => 0o700,
+            Perms::Umask => 0o777,
+        }
+    }
+    fn file(self) -> u32 {
+        match self {
+            Perms::Private => 0o600,
+            Perms::Umask => 0o666,
+        }
+    }
+}
+
+/// Where this process stages `target`: `.<stem><pid>` in the same directory.
+pub(crate) fn staging_path(target: &Path, stem: &str) -> PathBuf {
+    target.with_file_name(format!(".{stem}{}", std::process::id()))
+}
+
+/// Staging entries `.<stem><pid>` in `dir`, sorted: (path, pid of the run that made it).
+pub(crate) fn leftovers(dir: &Path, stem: &str) -> Vec<(PathBuf, Option<u32>)> {
+    let prefix = format!(".{stem}");
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let fname = e.file_name();
+            let Some(f) = fname.to_str() else { continue };
+            if let Some(pid) = f.strip_prefix(&prefix) {
+                if pid.bytes().all(|b| b.is_ascii_digit()) {
+                    out.push((e.path(), pid.parse().ok()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether `pid` is a live jetdir process (its leftovers are still being written).
+pub(crate) fn pid_is_jetdir(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().starts_with("jetdir"))
+        .unwrap_or(false)
+}
+
+/// Remove a leftover staging entry (a dir with everything in it, or a file).
+pub(crate) fn remove_leftover(p: &Path) -> io::Result<()> {
+    let is_dir = fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false);
+    if is_dir {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    }
+}
+
+/// The directory `p` is in (`.` for a bare relative name).
+pub(crate) fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// fsync a directory (its entries are durable afterwards).
+pub(crate) fn fsync_dir(p: &Path) -> io::Result<()> {
+    File::open(p)?.sync_all()
+}
+
+/// Directories created for the output (the parents of a staging dir that did not exist),
+/// outermost first: fsynced into their parents on commit, removed again on failure.
+#[derive(Debug, Default)]
+pub(crate) struct CreatedDirs(Vec<PathBuf>);
+
+impl CreatedDirs {
+    /// Create `path` and its missing parents (mode 0700); remembers which were missing.
+    pub(crate) fn create(path: &Path) -> io::Result<CreatedDirs> {
+        let mut missing = Vec::new();
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if p.as_os_str().is_empty() || fs::symlink_metadata(p).is_ok() {
+                break;
+            }
+            missing.push(p.to_path_buf());
+            cur = p.parent();
+        }
+        missing.reverse();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)?;
+        Ok(CreatedDirs(missing))
+    }
+
+    /// fsync the parent of every created dir, so the new dirs are durable.
+    pub(crate) fn fsync(&self) -> io::Result<()> {
+        for d in &self.0 {
+            if let Some(p) = d.parent() {
+                // a relative path's first component has the parent "" (= ".")
+                fsync_dir(if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the created dirs again (innermost first; only empty ones go).
+    pub(crate) fn remove(&self) {
+        for d in self.0.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// One file written into a [`Stage`] (or, in a dry run, that would be written).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PlannedFile {
     /// Relative to the stream dir, `/`-separated.
     pub path: String,
+    /// Its size in bytes.
     pub bytes: u64,
 }
 
-pub struct Sink {
+/// Why [`Stage::commit`] failed.
+#[derive(Debug)]
+pub(crate) enum CommitError {
+    /// The target appeared meanwhile; nothing was replaced.
+    TargetExists,
+    /// fsync of a staged dir or of the target's parent failed.
+    Sync(io::Error),
+    /// Renaming the staging dir to the target failed.
+    Rename(io::Error),
+    /// Linking a staged file to this target failed (the links made before were removed).
+    Link(PathBuf, io::Error),
+}
+
+/// A staging directory being filled (or, `root == None`, a dry run that only lists files).
+pub(crate) struct Stage {
     /// `None` = dry run.
     root: Option<PathBuf>,
+    perms: Perms,
     dirs: BTreeSet<String>,
-    pub files: Vec<PlannedFile>,
+    pub(crate) files: Vec<PlannedFile>,
     abort_after: Option<usize>,
 }
 
 /// Check a relative path and return its components.
-pub fn checked_components(rel: &str) -> io::Result<Vec<&str>> {
+pub(crate) fn checked_components(rel: &str) -> io::Result<Vec<&str>> {
     let comps: Vec<&str> = rel.split('/').collect();
     let bad = comps
         .iter()
@@ -45,41 +220,40 @@ pub fn checked_components(rel: &str) -> io::Result<Vec<&str>> {
     Ok(comps)
 }
 
-impl Sink {
-    /// A sink that writes into `root`, which must not exist yet (it is created here).
-    pub fn staging(root: &Path) -> io::Result<Sink> {
-        fs::DirBuilder::new().mode(0o700).create(root)?;
-        let abort_after = std::env::var(ABORT_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        Ok(Sink {
+impl Stage {
+    /// A stage that writes into `root`, which must not exist yet (it is created here).
+    pub(crate) fn create(root: &Path, perms: Perms) -> io::Result<Stage> {
+        fs::DirBuilder::new().mode(perms.dir()).create(root)?;
+        Ok(Stage {
             root: Some(root.to_path_buf()),
+            perms,
             dirs: BTreeSet::new(),
             files: Vec::new(),
-            abort_after,
+            abort_after: abort_after_from_env(),
         })
     }
 
-    /// A sink that only records what would be written.
-    pub fn dry() -> Sink {
-        Sink {
+    /// A stage that only records what would be written.
+    pub(crate) fn dry() -> Stage {
+        Stage {
             root: None,
+            perms: Perms::Private,
             dirs: BTreeSet::new(),
             files: Vec::new(),
             abort_after: None,
         }
     }
 
-    pub fn is_dry(&self) -> bool {
+    pub(crate) fn is_dry(&self) -> bool {
         self.root.is_none()
     }
 
-    pub fn total_bytes(&self) -> u64 {
+    pub(crate) fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
     }
 
     /// Create a directory (and its parents) under the root.
-    pub fn dir(&mut self, rel: &str) -> io::Result<()> {
+    pub(crate) fn dir(&mut self, rel: &str) -> io::Result<()> {
         let comps = checked_components(rel)?;
         let mut cur = String::new();
         for c in comps {
@@ -92,7 +266,7 @@ impl Sink {
             }
             if let Some(root) = &self.root {
                 let p = root.join(&cur);
-                match fs::DirBuilder::new().mode(0o700).create(&p) {
+                match fs::DirBuilder::new().mode(self.perms.dir()).create(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         // Only a directory we made ourselves can be there.
@@ -109,21 +283,22 @@ impl Sink {
     }
 
     fn open_new(&mut self, rel: &str) -> io::Result<Option<File>> {
+        let mode = self.perms.file();
         match self.prepare(rel)? {
             None => Ok(None),
             Some(path) => OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .mode(mode)
                 .open(path)
                 .map(Some),
         }
     }
 
     /// Check `rel`, create its parent dirs, and return where the file goes (`None` in a dry
-    /// run). For a file written elsewhere (e.g. by [`FileWriter`]), with [`write_new_file`];
-    /// list it with [`Sink::planned`].
-    pub fn prepare(&mut self, rel: &str) -> io::Result<Option<PathBuf>> {
+    /// run). For a file written elsewhere (by a [`FileWriter`] or as a [`HashedFile`]); list
+    /// it with [`Stage::planned`].
+    pub(crate) fn prepare(&mut self, rel: &str) -> io::Result<Option<PathBuf>> {
         let comps = checked_components(rel)?;
         if let Some((_, parents)) = comps.split_last() {
             if !parents.is_empty() {
@@ -133,9 +308,18 @@ impl Sink {
         Ok(self.root.as_ref().map(|root| root.join(rel)))
     }
 
-    /// List a file of `bytes` bytes prepared with [`Sink::prepare`] (and written, or about to
-    /// be, by a [`FileWriter`]).
-    pub fn planned(&mut self, rel: &str, bytes: u64) {
+    /// Create `rel` as a [`HashedFile`] (not in a dry run: that is an error).
+    pub(crate) fn hashed_file(&mut self, rel: &str) -> io::Result<HashedFile> {
+        let mode = self.perms.file();
+        let path = self
+            .prepare(rel)?
+            .ok_or_else(|| io::Error::other(format!("{rel}: no file in a dry run")))?;
+        HashedFile::create(&path, mode)
+    }
+
+    /// List a file of `bytes` bytes prepared with [`Stage::prepare`] (and written, or about to
+    /// be, by a [`FileWriter`] or a [`HashedFile`]).
+    pub(crate) fn planned(&mut self, rel: &str, bytes: u64) {
         self.done(rel, bytes);
     }
 
@@ -153,7 +337,7 @@ impl Sink {
     }
 
     /// Write a whole file.
-    pub fn write_file(&mut self, rel: &str, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_file(&mut self, rel: &str, data: &[u8]) -> io::Result<()> {
         if let Some(mut f) = self.open_new(rel)? {
             f.write_all(data)?;
             f.sync_all()?;
@@ -163,7 +347,7 @@ impl Sink {
     }
 
     /// Copy a file from `r` (at most `limit` bytes are accepted; more is an error).
-    pub fn copy_file(&mut self, rel: &str, r: &mut dyn Read, limit: u64) -> io::Result<u64> {
+    pub(crate) fn copy_file(&mut self, rel: &str, r: &mut dyn Read, limit: u64) -> io::Result<u64> {
         let mut f = self.open_new(rel)?;
         let mut buf = vec![0u8; 64 << 10];
         let mut n: u64 = 0;
@@ -203,7 +387,7 @@ impl Sink {
     }
 
     /// fsync every directory written (deepest first) and the root.
-    pub fn finish(&self) -> io::Result<()> {
+    pub(crate) fn finish(&self) -> io::Result<()> {
         let Some(root) = &self.root else {
             return Ok(());
         };
@@ -213,13 +397,129 @@ impl Sink {
         fsync_dir(root)
     }
 
-    pub fn root(&self) -> Option<&Path> {
-        self.root.as_deref()
+    /// Make the staged tree durable and move it to `target`: fsync every dir, refuse when
+    /// `target` exists (a rename would replace an empty dir), rename, fsync the parent of
+    /// `target`. Nothing to do in a dry run.
+    pub(crate) fn commit(&self, target: &Path) -> Result<(), CommitError> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        self.finish().map_err(CommitError::Sync)?;
+        if fs::symlink_metadata(target).is_ok() {
+            return Err(CommitError::TargetExists);
+        }
+        fs::rename(root, target).map_err(CommitError::Rename)?;
+        fsync_dir(&parent_dir(target)).map_err(CommitError::Sync)
+    }
+
+    /// Remove the staging dir and everything in it (after a failure).
+    pub(crate) fn discard(&self) {
+        if let Some(root) = &self.root {
+            let _ = fs::remove_dir_all(root);
+        }
     }
 }
 
-pub fn fsync_dir(p: &Path) -> io::Result<()> {
-    File::open(p)?.sync_all()
+/// A file being written: buffered, hashed as it goes, fsynced at the end. While a big file is
+/// written, a background thread flushes it to disk every [`SYNC_EVERY`] bytes, so the final
+/// fsync only waits for the tail.
+pub(crate) struct HashedFile {
+    w: BufWriter<File>,
+    h: Sha256,
+    n: u64,
+    synced_at: u64,
+    syncer: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+/// Bytes written between background `fdatasync` calls.
+const SYNC_EVERY: u64 = 64 << 20;
+
+impl HashedFile {
+    /// Create `p` (it must not exist) with `mode` (less the umask).
+    pub(crate) fn create(p: &Path, mode: u32) -> io::Result<HashedFile> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(p)?;
+        Ok(HashedFile {
+            // Compressed frames are bigger than this and go straight to the file.
+            w: BufWriter::with_capacity(64 << 10, f),
+            h: Sha256::new(),
+            n: 0,
+            synced_at: 0,
+            syncer: None,
+        })
+    }
+
+    /// Starts a background `fdatasync` when enough was written and none is running.
+    fn sync_in_background(&mut self) -> io::Result<()> {
+        if self.n - self.synced_at < SYNC_EVERY {
+            return Ok(());
+        }
+        if let Some(h) = &self.syncer {
+            if !h.is_finished() {
+                return Ok(());
+            }
+        }
+        if let Some(h) = self.syncer.take() {
+            join_sync(h)?;
+        }
+        let f = self.w.get_ref().try_clone()?;
+        self.syncer = Some(std::thread::spawn(move || f.sync_data()));
+        self.synced_at = self.n;
+        Ok(())
+    }
+
+    /// Flush, fsync, and return (bytes, sha256 hex).
+    pub(crate) fn done(mut self) -> io::Result<(u64, String)> {
+        if let Some(h) = self.syncer.take() {
+            join_sync(h)?;
+        }
+        let f = self.w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok((self.n, manifest::hex(&self.h.finalize())))
+    }
+}
+
+fn join_sync(h: std::thread::JoinHandle<io::Result<()>>) -> io::Result<()> {
+    h.join()
+        .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")))
+}
+
+impl Write for HashedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let k = self.w.write(buf)?;
+        self.h.update(buf.get(..k).unwrap_or(&[]));
+        self.n += k as u64;
+        self.sync_in_background()?;
+        Ok(k)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Give staged files (each `(staged, target)`, all in one directory) their final names:
+/// hard links never replace an existing name; on an error the links made are removed again.
+/// Then the staged names go and the directory is fsynced.
+pub(crate) fn commit_files(pairs: &[(&Path, &Path)]) -> Result<(), CommitError> {
+    for (i, (staged, target)) in pairs.iter().enumerate() {
+        if let Err(e) = fs::hard_link(staged, target) {
+            for (_, t) in pairs.iter().take(i) {
+                let _ = fs::remove_file(t);
+            }
+            return Err(CommitError::Link(target.to_path_buf(), e));
+        }
+    }
+    for (staged, _) in pairs {
+        // Both names are the complete file now; a staged name left behind is only clutter.
+        let _ = fs::remove_file(staged);
+    }
+    if let Some((_, t)) = pairs.first() {
+        fsync_dir(&parent_dir(t)).map_err(CommitError::Sync)?;
+    }
+    Ok(())
 }
 
 /// Alignment of buffer address, file offset and length for direct I/O (covers 512-byte and
@@ -331,14 +631,6 @@ impl AlignedBuf {
     pub fn data(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
-
-    pub fn len(&self) -> usize {
-        self.buf.len().saturating_sub(self.start)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A file for [`FileWriter`]: where it goes and its bytes.
@@ -441,7 +733,7 @@ mod tests {
     fn writes_files_and_dirs_inside_root_only() {
         let tmp = tempfile::TempDir::new().unwrap();
         let root = tmp.path().join("stage");
-        let mut s = Sink::staging(&root).unwrap();
+        let mut s = Stage::create(&root, Perms::Private).unwrap();
         s.write_file("meta.inf", b"{}").unwrap();
         s.write_file("obs/C1/o.dat", b"\x16\x02").unwrap();
         let mut r: &[u8] = b"abc";
@@ -467,7 +759,7 @@ mod tests {
         assert!(s.prepare("../x").is_err());
         assert_eq!(s.total_bytes(), 2 + 2 + 3 + 9000);
 
-        let mut d = Sink::dry();
+        let mut d = Stage::dry();
         d.write_file("meta.inf", b"12345").unwrap();
         assert!(d.is_dry());
         assert_eq!(
@@ -477,6 +769,71 @@ mod tests {
                 bytes: 5
             }]
         );
+    }
+
+    /// A staged tree lands at its target only when the target does not exist.
+    #[test]
+    fn commit_renames_and_never_replaces() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let target = tmp.path().join("OUT");
+        let root = staging_path(&target, "OUT.jetdir-pack-");
+        assert!(root
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(".OUT.jetdir-pack-"));
+        let mut s = Stage::create(&root, Perms::Umask).unwrap();
+        s.dir("A").unwrap();
+        let mut f = s.hashed_file("A/x").unwrap();
+        f.write_all(b"hello").unwrap();
+        let (n, h) = f.done().unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(h, manifest::hex(&Sha256::digest(b"hello")));
+        s.planned("A/x", n);
+        assert_eq!(
+            leftovers(tmp.path(), "OUT.jetdir-pack-"),
+            vec![(root.clone(), Some(std::process::id()))]
+        );
+        fs::create_dir(&target).unwrap();
+        assert!(matches!(s.commit(&target), Err(CommitError::TargetExists)));
+        fs::remove_dir(&target).unwrap();
+        s.commit(&target).unwrap();
+        assert_eq!(fs::read(target.join("A/x")).unwrap(), b"hello");
+        assert!(!root.exists());
+        assert!(Stage::dry().hashed_file("x").is_err());
+        assert!(Stage::dry().commit(&target).is_ok());
+    }
+
+    /// Staged files get their names by links (never replacing one), all or none.
+    #[test]
+    fn commit_files_links_all_or_none() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let (a, b) = (tmp.path().join(".a-1"), tmp.path().join(".b-1"));
+        let (ta, tb) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::write(&a, b"A").unwrap();
+        fs::write(&b, b"B").unwrap();
+        fs::write(&tb, b"taken").unwrap();
+        let e = commit_files(&[(&a, &ta), (&b, &tb)]).unwrap_err();
+        assert!(matches!(e, CommitError::Link(ref p, _) if p == &tb));
+        assert!(!ta.exists(), "the first link is undone");
+        fs::remove_file(&tb).unwrap();
+        commit_files(&[(&a, &ta), (&b, &tb)]).unwrap();
+        assert_eq!(fs::read(&ta).unwrap(), b"A");
+        assert_eq!(fs::read(&tb).unwrap(), b"B");
+        assert!(!a.exists() && !b.exists());
+    }
+
+    /// fsync errors are returned, not ignored.
+    #[test]
+    fn fsync_dir_reports_errors() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        assert!(fsync_dir(&tmp.path().join("missing")).is_err());
+        let c = CreatedDirs::create(&tmp.path().join("x/y/z")).unwrap();
+        assert_eq!(c.0.len(), 3);
+        c.fsync().unwrap();
+        c.remove();
+        assert!(!tmp.path().join("x").exists());
     }
 
     /// Every size and alignment: the file holds exactly the bytes, and is never overwritten.
@@ -509,7 +866,7 @@ mod tests {
             }
         }
         let b = AlignedBuf::with_capacity(100);
-        assert!(b.is_empty());
+        assert!(b.data().is_empty());
         assert_eq!(b.buf.len(), b.start);
     }
 
