@@ -28,6 +28,7 @@ use crate::backup::detect::{self, ArchiveKind};
 use crate::backup::tar_walk::TarOptions;
 use crate::base::problem::{Kind, Problem, Severity};
 use crate::base::progress::Progress;
+use crate::base::report::Outcome;
 pub use crate::ops::staging::PlannedFile;
 use crate::ops::staging::{self, CommitError, CreatedDirs, Perms, Stage};
 use serde::Serialize;
@@ -55,9 +56,8 @@ pub struct ArchiveRef {
 pub struct ExtractReport {
     /// True when the stream was written (or, with --dry-run, would be) from an undamaged archive.
     pub ok: bool,
-    /// `written`, `dry_run`, `refused` (exit 2), `damaged` (refused, exit 1) or
-    /// `written_damaged` (--allow-damaged, exit 1).
-    pub status: String,
+    /// What happened.
+    pub status: ExtractStatus,
     pub archive: ArchiveRef,
     pub account: String,
     pub stream: Option<String>,
@@ -89,20 +89,63 @@ pub struct ExtractReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<ExtractReport>,
     #[serde(skip)]
-    code: i32,
+    outcome: Outcome,
+}
+
+/// What `jetdir extract` did: the report's `status`, serialised as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractStatus {
+    /// The stream was written (exit 0).
+    Written,
+    /// A damaged archive written anyway with --allow-damaged (exit 1).
+    WrittenDamaged,
+    /// --dry-run: nothing written, the files listed (exit 0, or 1 for a damaged archive).
+    DryRun,
+    /// Refused because the archive is damaged (exit 1).
+    Damaged,
+    /// Refused, or could not run (exit 2). Also the placeholder until a run decides.
+    #[default]
+    Refused,
+    /// An account backup of which not every stream was written.
+    Partial,
+}
+
+impl ExtractStatus {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExtractStatus::Written => "written",
+            ExtractStatus::WrittenDamaged => "written_damaged",
+            ExtractStatus::DryRun => "dry_run",
+            ExtractStatus::Damaged => "damaged",
+            ExtractStatus::Refused => "refused",
+            ExtractStatus::Partial => "partial",
+        }
+    }
+}
+
+impl std::fmt::Display for ExtractStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ExtractReport {
     /// 0 written / dry run fine; 1 damaged archive (refused, or written with --allow-damaged);
     /// 2 refused or could not run.
     pub fn exit_code(&self) -> i32 {
-        self.code
+        self.outcome.exit_code()
     }
 
-    fn refuse(mut self, code: i32, why: impl Into<String>) -> Self {
+    fn refuse(mut self, outcome: Outcome, why: impl Into<String>) -> Self {
         self.refused = Some(why.into());
-        self.status = if code == 1 { "damaged" } else { "refused" }.into();
-        self.code = code;
+        self.status = if outcome == Outcome::Damaged {
+            ExtractStatus::Damaged
+        } else {
+            ExtractStatus::Refused
+        };
+        self.outcome = outcome;
         self.ok = false;
         self.files.clear();
         self.bytes = 0;
@@ -196,21 +239,30 @@ fn run(
                 let r = match run(&sd.path, opts, progress) {
                     Ok(r) => r,
                     Err(e) => ExtractReport {
-                        status: "refused".into(),
+                        status: ExtractStatus::Refused,
                         archive: ArchiveRef { format: sd.kind.format().map(str::to_string), path: sd.path.display().to_string() },
                         account: opts.account.clone(),
                         refused: Some(format!("{e:#}")),
                         dry_run: opts.dry_run,
-                        code: 2,
+                        outcome: Outcome::CouldNotRun,
                         ..Default::default()
                     },
                 };
                 rep.streams.push(r);
             }
             rep.archive.format = Some("account".into());
-            rep.code = rep.streams.iter().map(|r| r.code).max().unwrap_or(2);
+            rep.outcome = rep
+                .streams
+                .iter()
+                .map(|r| r.outcome)
+                .max()
+                .unwrap_or(Outcome::CouldNotRun);
             rep.ok = !rep.streams.is_empty() && rep.streams.iter().all(|r| r.ok);
-            rep.status = if rep.ok { if opts.dry_run { "dry_run" } else { "written" } } else { "partial" }.into();
+            rep.status = match (rep.ok, opts.dry_run) {
+                (true, true) => ExtractStatus::DryRun,
+                (true, false) => ExtractStatus::Written,
+                (false, _) => ExtractStatus::Partial,
+            };
             return Ok(rep);
         }
         k if k.is_store() => anyhow::bail!(
@@ -315,7 +367,7 @@ fn run(
     // Refusals that need no reading.
     if fs::symlink_metadata(&target).is_ok() {
         return Ok(rep.refuse(
-            2,
+            Outcome::CouldNotRun,
             format!(
                 "stream \"{name}\" already exists in account {}",
                 opts.account
@@ -334,7 +386,7 @@ fn run(
             meta_group.display()
         );
         if !opts.force {
-            return Ok(rep.refuse(2, format!("{why}; --force overrides")));
+            return Ok(rep.refuse(Outcome::CouldNotRun, format!("{why}; --force overrides")));
         }
         rep.warnings.push(format!("--force: {why}"));
     }
@@ -344,7 +396,10 @@ fn run(
             store.display()
         );
         if !opts.force {
-            return Ok(rep.refuse(2, format!("{why}; stop it first (--force overrides)")));
+            return Ok(rep.refuse(
+                Outcome::CouldNotRun,
+                format!("{why}; stop it first (--force overrides)"),
+            ));
         }
         rep.warnings.push(format!("--force: {why}"));
     }
@@ -356,15 +411,15 @@ fn run(
     if !is_v2 {
         let vrep =
             crate::check::verify_archive(archive, &crate::check::Options::default(), progress)?;
-        let fatal_verify = vrep.exit_code() == 2;
+        let fatal_verify = vrep.outcome() == Outcome::CouldNotRun;
         damaged = vrep.problems.iter().any(|p| p.severity == Severity::Error);
         rep.problems = vrep.problems;
         if fatal_verify {
-            return Ok(rep.refuse(2, "the archive could not be verified"));
+            return Ok(rep.refuse(Outcome::CouldNotRun, "the archive could not be verified"));
         }
         if damaged && !opts.allow_damaged {
             return Ok(rep.refuse(
-                1,
+                Outcome::Damaged,
                 "verification found damage (see problems); --allow-damaged writes it anyway",
             ));
         }
@@ -382,7 +437,7 @@ fn run(
         if let Some(pid) = *pid {
             if pid != own_pid && staging::pid_is_jetdir(pid) {
                 return Ok(rep.refuse(
-                    2,
+                    Outcome::CouldNotRun,
                     format!(
                         "another jetdir (pid {pid}) is extracting stream {name:?} into {}",
                         p.display()
@@ -451,9 +506,9 @@ fn run(
             cleanup(&sink);
             return Err(e);
         }
-        Ok(Some((code, why))) => {
+        Ok(Some((outcome, why))) => {
             cleanup(&sink);
-            return Ok(rep.refuse(code, why));
+            return Ok(rep.refuse(outcome, why));
         }
         Ok(None) => {}
     }
@@ -474,7 +529,7 @@ fn run(
         Err(CommitError::TargetExists) => {
             cleanup(&sink);
             return Ok(rep.refuse(
-                2,
+                Outcome::CouldNotRun,
                 format!(
                     "stream \"{name}\" already exists in account {}",
                     opts.account
@@ -486,19 +541,19 @@ fn run(
             return Err(anyhow::anyhow!("finishing {}: {e}", target.display()));
         }
     }
-    let (status, code) = match (opts.dry_run, damaged) {
-        (true, false) => ("dry_run", 0),
-        (true, true) => ("dry_run", 1),
-        (false, false) => ("written", 0),
-        (false, true) => ("written_damaged", 1),
+    let (status, outcome) = match (opts.dry_run, damaged) {
+        (true, false) => (ExtractStatus::DryRun, Outcome::Clean),
+        (true, true) => (ExtractStatus::DryRun, Outcome::Damaged),
+        (false, false) => (ExtractStatus::Written, Outcome::Clean),
+        (false, true) => (ExtractStatus::WrittenDamaged, Outcome::Damaged),
     };
-    rep.status = status.into();
-    rep.code = code;
-    rep.ok = code == 0;
+    rep.status = status;
+    rep.outcome = outcome;
+    rep.ok = outcome == Outcome::Clean;
     Ok(rep)
 }
 
-/// Run the format's writer. `Ok(Some((code, why)))` = refuse (the caller removes the staging).
+/// Run the format's writer. `Ok(Some((outcome, why)))` = refuse (the caller removes the staging).
 /// For V2 this also verifies the archive (one pass) and sets `damaged`.
 #[allow(clippy::too_many_arguments)]
 fn write_stream(
@@ -514,7 +569,7 @@ fn write_stream(
     rep: &mut ExtractReport,
     progress: &dyn Progress,
     damaged: &mut bool,
-) -> anyhow::Result<Option<(i32, String)>> {
+) -> anyhow::Result<Option<(Outcome, String)>> {
     let now = crate::base::time::now_ns();
     if let Some(cfg) = v2_config {
         let created = crate::base::time::go_time(now);
@@ -546,11 +601,14 @@ fn write_stream(
         *damaged = verification.iter().any(|p| p.severity == Severity::Error);
         rep.problems = verification;
         if fatal_verify {
-            return Ok(Some((2, "the archive could not be verified".into())));
+            return Ok(Some((
+                Outcome::CouldNotRun,
+                "the archive could not be verified".into(),
+            )));
         }
         if *damaged && !opts.allow_damaged {
             return Ok(Some((
-                1,
+                Outcome::Damaged,
                 "verification found damage (see problems); --allow-damaged writes it anyway".into(),
             )));
         }
@@ -566,7 +624,7 @@ fn write_stream(
         rep.problems.extend(res.problems);
         if res.fatal || res.stopped {
             return Ok(Some((
-                1,
+                Outcome::Damaged,
                 if *damaged || opts.allow_damaged {
                     "the archive exceeds the limits of its own state or cannot be written (see problems)".into()
                 } else {
@@ -632,25 +690,28 @@ fn write_stream(
     }
     if hostile {
         return Ok(Some((
-            1,
+            Outcome::Damaged,
             "the archive has hostile members or exceeds its limits (see problems)".into(),
         )));
     }
     if has_walk_errors && !opts.allow_damaged {
         return Ok(Some((
-            1,
+            Outcome::Damaged,
             "the archive turned out damaged while extracting (see problems)".into(),
         )));
     }
     match &res.meta_inf {
         None => {
-            return Ok(Some((1, "no meta.inf in the archive".into())));
+            return Ok(Some((
+                Outcome::Damaged,
+                "no meta.inf in the archive".into(),
+            )));
         }
         Some(mi) => {
             let parsed = crate::filestore::meta::MetaInf::parse(mi).ok();
             if parsed.as_ref().and_then(|m| m.name()) != Some(name) {
                 return Ok(Some((
-                    1,
+                    Outcome::Damaged,
                     format!("the archive's meta.inf does not name stream {name:?} (it changed between reads?)"),
                 )));
             }

@@ -22,7 +22,7 @@ mod v2;
 use crate::backup::manifest::{self, FileEntry, Manifest};
 use crate::base::problem::{Problem, Severity};
 use crate::base::progress::Progress;
-use crate::base::report::StreamReport;
+use crate::base::report::{Outcome, StreamReport};
 use crate::base::time::go_time;
 use crate::check::store;
 use crate::filestore::discover::{self, StreamDir};
@@ -104,19 +104,19 @@ pub struct PackReport {
     pub problems: Vec<Problem>,
     pub notes: Vec<String>,
     #[serde(skip)]
-    code: i32,
+    outcome: Outcome,
 }
 
 impl PackReport {
     /// 0 written, 1 refused because the source is damaged, 2 could not run (encrypted source,
     /// a server holds the store, OUT exists, bad arguments).
     pub fn exit_code(&self) -> i32 {
-        self.code
+        self.outcome.exit_code()
     }
 
-    fn refuse(mut self, code: i32, why: String) -> Self {
+    fn refuse(mut self, outcome: Outcome, why: String) -> Self {
         self.ok = false;
-        self.code = code;
+        self.outcome = outcome;
         self.refused = Some(why);
         self
     }
@@ -438,13 +438,13 @@ pub fn pack(
     let side_manifest = side_manifest_path(out);
     if out.exists() || fs::symlink_metadata(out).is_ok() {
         return Ok(report.refuse(
-            2,
+            Outcome::CouldNotRun,
             format!("{} exists; pack never overwrites", out.display()),
         ));
     }
     if opts.format == PackFormat::Tgz && side_manifest.exists() {
         return Ok(report.refuse(
-            2,
+            Outcome::CouldNotRun,
             format!("{} exists; pack never overwrites", side_manifest.display()),
         ));
     }
@@ -460,7 +460,7 @@ pub fn pack(
                     .push(format!("--force: {who}; the backup may not be consistent"));
             } else {
                 return Ok(report.refuse(
-                    2,
+                    Outcome::CouldNotRun,
                     format!(
                         "{who}: a running server may be writing this store; stop it first (or --force)"
                     ),
@@ -484,7 +484,7 @@ pub fn pack(
         progress.finish();
         let who = p.loc.stream.clone().unwrap_or_default();
         return Ok(report.refuse(
-            2,
+            Outcome::CouldNotRun,
             format!("stream {who} is encrypted at rest: a key is needed to read it (not supported); nothing packed"),
         ));
     }
@@ -496,7 +496,7 @@ pub fn pack(
     if errors > 0 && !opts.allow_damaged {
         progress.finish();
         return Ok(report.refuse(
-            1,
+            Outcome::Damaged,
             format!("verification found {errors} error(s) in the source; fix them or pack anyway with --allow-damaged"),
         ));
     }
@@ -522,7 +522,7 @@ pub fn pack(
     progress.finish();
     res?;
     report.ok = true;
-    report.code = 0;
+    report.outcome = Outcome::Clean;
     Ok(report)
 }
 
