@@ -524,7 +524,7 @@ pub(crate) fn commit_files(pairs: &[(&Path, &Path)]) -> Result<(), CommitError> 
 
 /// Alignment of buffer address, file offset and length for direct I/O (covers 512-byte and
 /// 4 KiB sectors).
-pub const DIRECT_ALIGN: usize = 4096;
+pub(crate) const DIRECT_ALIGN: usize = 4096;
 
 // `O_DIRECT` (no libc dependency for one constant): its value differs between architectures.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -544,7 +544,7 @@ const O_DIRECT: Option<i32> = None;
 /// (on a VM that copy, and the page allocation behind it, costs more than the disk write).
 /// The unaligned tail, and everything when the file system refuses direct I/O, goes through
 /// the page cache. Either way the file is complete and fsynced when this returns `Ok`.
-pub fn write_new_file(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_new_file(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
     let direct_ok = aligned > 0 && (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN);
@@ -603,14 +603,14 @@ fn write_direct(f: &mut File, data: &[u8]) -> usize {
 
 /// A buffer whose bytes from `start` on begin at a [`DIRECT_ALIGN`]-aligned address (when the
 /// allocation allows), so [`write_new_file`] can write it directly.
-pub struct AlignedBuf {
-    pub buf: Vec<u8>,
-    pub start: usize,
+pub(crate) struct AlignedBuf {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) start: usize,
 }
 
 impl AlignedBuf {
     /// Room for `cap` bytes after the alignment padding.
-    pub fn with_capacity(cap: usize) -> Self {
+    pub(crate) fn with_capacity(cap: usize) -> Self {
         let mut b = AlignedBuf {
             buf: Vec::with_capacity(cap + DIRECT_ALIGN),
             start: 0,
@@ -620,7 +620,7 @@ impl AlignedBuf {
     }
 
     /// Empty it (keeping the allocation) and realign.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.buf.clear();
         let misalign = (self.buf.as_ptr() as usize) % DIRECT_ALIGN;
         self.start = (DIRECT_ALIGN - misalign) % DIRECT_ALIGN;
@@ -628,29 +628,29 @@ impl AlignedBuf {
     }
 
     /// The bytes after the padding.
-    pub fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
 }
 
 /// A file for [`FileWriter`]: where it goes and its bytes.
-pub struct FileJob {
-    pub path: PathBuf,
-    pub data: AlignedBuf,
+pub(crate) struct FileJob {
+    pub(crate) path: PathBuf,
+    pub(crate) data: AlignedBuf,
 }
 
 /// Writes files on a second thread (each created, written and fsynced by [`write_new_file`]),
 /// so the caller can fill the next buffer meanwhile; written buffers come back for reuse.
 /// Handing over a file waits until the previous one is written (double buffering: with
 /// [`FileWriter::reuse`] right after [`FileWriter::write`], two buffers are enough).
-pub struct FileWriter {
+pub(crate) struct FileWriter {
     jobs: Option<std::sync::mpsc::SyncSender<FileJob>>,
     back: std::sync::mpsc::Receiver<AlignedBuf>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 impl FileWriter {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (jobs, rx) = std::sync::mpsc::sync_channel::<FileJob>(0);
         let (tx_back, back) = std::sync::mpsc::channel::<AlignedBuf>();
         let thread = std::thread::spawn(move || -> io::Result<()> {
@@ -668,7 +668,7 @@ impl FileWriter {
     }
 
     /// Queue a file. An error here is the writer's first error (it stopped).
-    pub fn write(&mut self, job: FileJob) -> io::Result<()> {
+    pub(crate) fn write(&mut self, job: FileJob) -> io::Result<()> {
         let sent = self.jobs.as_ref().map(|j| j.send(job).is_ok());
         if sent == Some(true) {
             return Ok(());
@@ -680,12 +680,12 @@ impl FileWriter {
     }
 
     /// A written buffer, if one came back.
-    pub fn reuse(&mut self) -> Option<AlignedBuf> {
+    pub(crate) fn reuse(&mut self) -> Option<AlignedBuf> {
         self.back.try_recv().ok()
     }
 
     /// Wait until every queued file is written and fsynced; its first error, if any.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         self.stop()
     }
 

@@ -36,41 +36,58 @@ use std::fs;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+/// What `jetdir extract` was asked to do.
 #[derive(Debug, Clone)]
 pub struct ExtractOptions {
+    /// The stopped server's store dir (the parent of `jetstream/`).
     pub store_dir: PathBuf,
+    /// The account the stream goes into (`$G` by default).
     pub account: String,
+    /// `--dry-run`: verify and list the files, write nothing.
     pub dry_run: bool,
+    /// `--allow-damaged`: write a damaged archive anyway (exit 1).
     pub allow_damaged: bool,
+    /// `--force`: go on despite a running server or a clustered store (with a warning).
     pub force: bool,
 }
 
+/// The report's `archive`: what was read.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ArchiveRef {
-    /// `v1`, `v2`, `tgz` or `tar`.
+    /// `v1`, `v2`, `tgz`, `tar`, or `account` (an account backup of several streams).
     pub format: Option<String>,
+    /// The path given.
     pub path: String,
 }
 
+/// The result of `jetdir extract` (its JSON report).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ExtractReport {
     /// True when the stream was written (or, with --dry-run, would be) from an undamaged archive.
     pub ok: bool,
     /// What happened.
     pub status: ExtractStatus,
+    /// What was read.
     pub archive: ArchiveRef,
+    /// The account written into.
     pub account: String,
+    /// The stream's name, once known.
     pub stream: Option<String>,
     /// The stream dir written (or that would be).
     pub target: Option<String>,
     /// Why nothing was written.
     pub refused: Option<String>,
+    /// `--dry-run` was given.
     pub dry_run: bool,
     /// Files written, relative to the stream dir.
     pub files: Vec<PlannedFile>,
+    /// Bytes of the files written.
     pub bytes: u64,
+    /// V2: messages written.
     pub messages: Option<u64>,
+    /// Message blocks written.
     pub blocks: u64,
+    /// Consumers written.
     pub consumers: Vec<String>,
     /// V2: block size used (the server's choice for this config).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,11 +95,13 @@ pub struct ExtractReport {
     /// V2: sequence of the skip record written to keep last_seq after trailing deletes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_record: Option<u64>,
+    /// Things to know that did not stop the extraction.
     pub warnings: Vec<String>,
     /// Staging dirs of earlier interrupted runs that were removed (or would be, dry run).
     pub removed_staging: Vec<String>,
     /// Verification and extraction problems.
     pub problems: Vec<Problem>,
+    /// Wall-clock time of the run.
     pub elapsed_ms: u64,
     /// An account backup: one report per stream (each extracted on its own; one failing does
     /// not stop the others).

@@ -27,9 +27,9 @@ use crate::ops::staging::{AlignedBuf, FileJob, FileWriter, Stage};
 use serde_json::{Map, Value};
 use std::io::Read;
 
-pub const MIN_BLOCK: u64 = 32_000;
-pub const MEDIUM_BLOCK: u64 = 4 << 20;
-pub const LARGE_BLOCK: u64 = 8 << 20;
+pub(crate) const MIN_BLOCK: u64 = 32_000;
+pub(crate) const MEDIUM_BLOCK: u64 = 4 << 20;
+pub(crate) const LARGE_BLOCK: u64 = 8 << 20;
 
 fn cfg_i64(cfg: &Map<String, Value>, k: &str) -> i64 {
     cfg.get(k).and_then(Value::as_i64).unwrap_or(0)
@@ -51,7 +51,7 @@ fn tune(est: u64) -> u64 {
 
 /// The block size nats-server picks for a new file stream with this config and no explicit
 /// store config (`autoTuneFileStorageBlockSize`, else `dynBlkSize`; unencrypted store).
-pub fn block_size_for(cfg: &Map<String, Value>) -> u64 {
+pub(crate) fn block_size_for(cfg: &Map<String, Value>) -> u64 {
     let max_bytes = cfg_i64(cfg, "max_bytes");
     let max_msgs = cfg_i64(cfg, "max_msgs");
     let per_subject = cfg_i64(cfg, "max_msgs_per_subject");
@@ -92,7 +92,7 @@ pub fn block_size_for(cfg: &Map<String, Value>) -> u64 {
 /// Block writer: accumulates records of the current block (in an aligned buffer) and hands
 /// full blocks to a [`FileWriter`], which writes and fsyncs them on its own thread while the
 /// next block fills. In a dry run nothing is encoded; only sizes are counted.
-pub struct BlockWriter<'a> {
+pub(crate) struct BlockWriter<'a> {
     stream: String,
     block_size: u64,
     index: u32,
@@ -101,14 +101,14 @@ pub struct BlockWriter<'a> {
     /// Bytes of the current block.
     len: u64,
     writer: Option<FileWriter>,
-    pub blocks: u64,
-    pub last_seq: u64,
-    pub last_ts: i64,
+    pub(crate) blocks: u64,
+    pub(crate) last_seq: u64,
+    pub(crate) last_ts: i64,
     sink: &'a mut Stage,
 }
 
 impl<'a> BlockWriter<'a> {
-    pub fn new(stream: &str, block_size: u64, sink: &'a mut Stage) -> Self {
+    pub(crate) fn new(stream: &str, block_size: u64, sink: &'a mut Stage) -> Self {
         let dry = sink.is_dry();
         BlockWriter {
             stream: stream.to_string(),
@@ -158,7 +158,7 @@ impl<'a> BlockWriter<'a> {
         Ok(())
     }
 
-    pub fn message(
+    pub(crate) fn message(
         &mut self,
         seq: u64,
         ts: i64,
@@ -183,7 +183,7 @@ impl<'a> BlockWriter<'a> {
     }
 
     /// A skip marker: sequence `seq` deleted, and every sequence since the last record too.
-    pub fn skip(&mut self, seq: u64, ts: i64) -> std::io::Result<()> {
+    pub(crate) fn skip(&mut self, seq: u64, ts: i64) -> std::io::Result<()> {
         self.room_for(block::EMPTY_RECORD_LEN as u64)?;
         if self.writer.is_some() {
             block::encode_record(&mut self.buf.buf, &self.key, seq | EBIT, ts, b"", None, b"");
@@ -195,7 +195,7 @@ impl<'a> BlockWriter<'a> {
 
     /// Write the last block (an empty `1.blk` when nothing was written, as the server has)
     /// and wait until every block is written and fsynced.
-    pub fn close(mut self) -> std::io::Result<u64> {
+    pub(crate) fn close(mut self) -> std::io::Result<u64> {
         if self.len > 0 || self.blocks == 0 {
             self.flush()?;
         }
@@ -207,7 +207,7 @@ impl<'a> BlockWriter<'a> {
 }
 
 /// `meta.inf` bytes: `{"Created": created, …fields}` (a `Created` in `fields` is replaced).
-pub fn meta_inf(
+pub(crate) fn meta_inf(
     created: &str,
     extra_first: &[(&str, Value)],
     fields: &Map<String, Value>,
@@ -226,7 +226,7 @@ pub fn meta_inf(
 }
 
 /// o.dat for an archived consumer state. `now_secs` = the write time (the server's base).
-pub fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
+pub(crate) fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
     let pending: Vec<Pending> = st
         .pending
         .iter()
@@ -259,41 +259,41 @@ pub fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
     })
 }
 
-pub struct V2Input<'a> {
-    pub stream: &'a str,
-    pub account: &'a str,
-    pub label: &'a str,
+pub(crate) struct V2Input<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) label: &'a str,
     /// Stream config (backup.json's), in its key order.
-    pub config: &'a Map<String, Value>,
+    pub(crate) config: &'a Map<String, Value>,
     /// backup.json, for limits when state.json is unusable and for the checks `jetdir verify`
     /// makes of it against the archive.
-    pub backup: Option<&'a BackupJson>,
-    pub created: &'a str,
-    pub now_secs: i64,
+    pub(crate) backup: Option<&'a BackupJson>,
+    pub(crate) created: &'a str,
+    pub(crate) now_secs: i64,
     /// Stop writing at the first problem (false with --allow-damaged); the archive is still
     /// read to its end so that every problem is reported.
-    pub strict: bool,
+    pub(crate) strict: bool,
 }
 
 #[derive(Debug, Default)]
-pub struct V2Result {
-    pub messages: u64,
-    pub blocks: u64,
-    pub consumers: Vec<String>,
-    pub skip_record: Option<u64>,
-    pub block_size: u64,
+pub(crate) struct V2Result {
+    pub(crate) messages: u64,
+    pub(crate) blocks: u64,
+    pub(crate) consumers: Vec<String>,
+    pub(crate) skip_record: Option<u64>,
+    pub(crate) block_size: u64,
     /// What verifying the archive found: the same checks, and problem kinds, as
     /// `jetdir verify` of the archive (structure, state.json and backup.json agreement,
     /// consumer invariants), sorted like its report.
-    pub verification: Vec<Problem>,
-    pub summary: V2Summary,
+    pub(crate) verification: Vec<Problem>,
+    pub(crate) summary: V2Summary,
     /// Problems found while writing (not the checker's), e.g. limits exceeded.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
     /// A limit was exceeded or an entry could not be written: the result must not be used.
-    pub fatal: bool,
+    pub(crate) fatal: bool,
     /// Writing stopped early (strict mode and a problem, or `fatal`): the staged files are
     /// incomplete and must be discarded.
-    pub stopped: bool,
+    pub(crate) stopped: bool,
 }
 
 /// Read the decoded archive `r`, verify it and write the stream into `sink`, in one pass.
@@ -302,7 +302,11 @@ pub struct V2Result {
 /// the caller decides from [`V2Result::verification`] whether the staged files may be used.
 /// In strict mode writing stops at the first error, but reading goes on to the end of the
 /// archive so that the problems reported are those `jetdir verify` reports.
-pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Stage) -> std::io::Result<V2Result> {
+pub(crate) fn extract_v2<R: Read>(
+    r: R,
+    inp: &V2Input,
+    sink: &mut Stage,
+) -> std::io::Result<V2Result> {
     let block_size = block_size_for(inp.config);
     sink.dir("msgs")?;
     sink.dir("obs")?;
@@ -590,7 +594,7 @@ fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
 }
 
 /// The order of `jetdir verify`'s report.
-pub use crate::base::report::sort_problems;
+pub(crate) use crate::base::report::sort_problems;
 
 #[cfg(test)]
 mod tests {

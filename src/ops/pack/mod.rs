@@ -38,12 +38,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PackFormat {
+    /// A `nats stream backup` directory with a V1 snapshot (tar in S2); every server version.
     V1,
+    /// A `nats stream backup` directory with a V2 (NATSARC1) archive, for 2.15+ servers.
     V2,
+    /// One gzip tarball of the stream dir(s), to extract into a stopped server's store.
     Tgz,
 }
 
 impl PackFormat {
+    /// The name on the command line and in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             PackFormat::V1 => "v1",
@@ -53,55 +57,83 @@ impl PackFormat {
     }
 }
 
+/// What `jetdir pack` was asked to do.
 #[derive(Debug, Clone)]
 pub struct PackOptions {
+    /// OUT: the backup to create (never overwritten).
     pub out: PathBuf,
+    /// `--stream`: the stream to pack when PATH holds several.
     pub stream: Option<String>,
+    /// `--account` (default `$G`).
     pub account: Option<String>,
+    /// The backup form to write.
     pub format: PackFormat,
+    /// `--all`: every stream of the account.
     pub all: bool,
+    /// `--allow-damaged`: pack a source that verification found damaged.
     pub allow_damaged: bool,
+    /// `--no-consumers`: leave the consumers out.
     pub no_consumers: bool,
+    /// `--force`: pack although a server seems to hold the store.
     pub force: bool,
 }
 
 /// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
 #[derive(Debug, Clone, Serialize)]
 pub struct PackedFile {
+    /// Relative to OUT.
     pub path: String,
+    /// Its size.
     pub bytes: u64,
+    /// Its SHA-256, hex.
     pub sha256: String,
 }
 
+/// One stream packed, with the state the backup declares.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PackedStream {
+    /// Its account.
     pub account: String,
+    /// Its name.
     pub name: String,
+    /// The stream dir read.
     pub source: String,
+    /// Messages in the backup.
     pub messages: u64,
+    /// Their bytes (as the server counts them).
     pub bytes: u64,
+    /// First sequence.
     pub first_seq: u64,
+    /// Last sequence.
     pub last_seq: u64,
+    /// Deleted sequences between first and last.
     pub num_deleted: u64,
+    /// Consumers packed.
     pub consumers: Vec<String>,
     /// What happened to `msgs/index.db`: `copied`, `omitted (...)`, `legacy .idx/.fss`, `none`.
     pub index_db: String,
 }
 
+/// The result of `jetdir pack` (its JSON report).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PackReport {
     /// True when the backup was written.
     pub ok: bool,
+    /// The backup form.
     pub format: Option<PackFormat>,
+    /// OUT.
     pub out: String,
     /// The manifest written (OUT/manifest.json, OUT/<stream>/manifest.json, or OUT.manifest.json).
     pub manifests: Vec<String>,
     /// Why nothing was written.
     pub refused: Option<String>,
+    /// The streams packed.
     pub streams: Vec<PackedStream>,
+    /// The files written.
     pub files: Vec<PackedFile>,
     /// Everything verification found (errors only when --allow-damaged or refused).
     pub problems: Vec<Problem>,
+    /// Things to know that did not stop the packing.
     pub notes: Vec<String>,
     #[serde(skip)]
     outcome: Outcome,
@@ -125,14 +157,14 @@ impl PackReport {
 /// Stream numbers as backup.json / state.json carry them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StateNums {
-    pub messages: u64,
-    pub bytes: u64,
-    pub first_seq: u64,
-    pub first_ts: Option<i64>,
-    pub last_seq: u64,
-    pub last_ts: Option<i64>,
-    pub num_subjects: u64,
-    pub num_deleted: u64,
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+    pub(crate) first_seq: u64,
+    pub(crate) first_ts: Option<i64>,
+    pub(crate) last_seq: u64,
+    pub(crate) last_ts: Option<i64>,
+    pub(crate) num_subjects: u64,
+    pub(crate) num_deleted: u64,
 }
 
 impl StateNums {
@@ -150,7 +182,7 @@ impl StateNums {
     }
 
     /// The StreamState JSON object (Go field order, omitempty fields dropped).
-    pub fn to_json(&self, consumers: usize) -> Value {
+    pub(crate) fn to_json(&self, consumers: usize) -> Value {
         let mut m = Map::new();
         m.insert("messages".into(), self.messages.into());
         m.insert("bytes".into(), self.bytes.into());
@@ -175,31 +207,31 @@ impl StateNums {
 /// One consumer to pack.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerSrc {
-    pub name: String,
-    pub meta: MetaInf,
-    pub o_dat: Option<Vec<u8>>,
+    pub(crate) name: String,
+    pub(crate) meta: MetaInf,
+    pub(crate) o_dat: Option<Vec<u8>>,
 }
 
 /// Everything known about one source stream once it verified.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamSrc {
-    pub sd: StreamDir,
-    pub cfg_name: String,
-    pub meta: MetaInf,
-    pub blocks: Vec<u32>,
-    pub legacy: bool,
+    pub(crate) sd: StreamDir,
+    pub(crate) cfg_name: String,
+    pub(crate) meta: MetaInf,
+    pub(crate) blocks: Vec<u32>,
+    pub(crate) legacy: bool,
     /// Copy msgs/index.db (it exists and verification found it consistent with the blocks).
-    pub index_db_ok: bool,
-    pub index_db_note: String,
-    pub consumers: Vec<ConsumerSrc>,
-    pub state: StateNums,
+    pub(crate) index_db_ok: bool,
+    pub(crate) index_db_note: String,
+    pub(crate) consumers: Vec<ConsumerSrc>,
+    pub(crate) state: StateNums,
     /// Seconds used as every tar member's mtime (the last message's time; deterministic).
-    pub mtime: u64,
+    pub(crate) mtime: u64,
     /// Nanoseconds used as the V2 snapshot time.
-    pub snap_ts: i64,
+    pub(crate) snap_ts: i64,
     /// Verification found errors (packing anyway with --allow-damaged).
-    pub damaged: bool,
-    pub files: Vec<String>,
+    pub(crate) damaged: bool,
+    pub(crate) files: Vec<String>,
 }
 
 impl StreamSrc {
@@ -275,7 +307,7 @@ impl StreamSrc {
     }
 
     /// backup.json's `config`: meta.inf without the file-store-only `Created`.
-    pub fn config(&self) -> Map<String, Value> {
+    pub(crate) fn config(&self) -> Map<String, Value> {
         let mut c = self.meta.json.clone();
         c.shift_remove("Created");
         c
