@@ -579,7 +579,9 @@ fn dry_run_lists_files_and_writes_nothing() {
 }
 
 /// Run `jetdir extract` of the 2.15.1 ORDERS sample backup into `store`, aborting (SIGABRT)
-/// after `files` files; returns the names left in the account's `streams/` dir.
+/// after `files` files; returns the names left in the account's `streams/` dir. The env var is
+/// read only by builds with debug assertions (`src/ops/staging.rs`): `cargo test` builds
+/// `CARGO_BIN_EXE_jetdir` in its (debug) test profile; `cargo test --release` would not abort.
 fn interrupted_extract(store: &Path, files: &str) -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_jetdir"))
         .args(["-q", "extract"])

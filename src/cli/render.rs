@@ -3,7 +3,7 @@ use jetdir::base::problem::{Problem, Severity};
 use jetdir::base::report::Report;
 use jetdir::base::report::StreamReport;
 
-use jetdir::ops::extract::ExtractReport;
+use jetdir::ops::extract::{ExtractReport, ExtractStatus};
 use jetdir::ops::pack::{PackFormat, PackReport};
 use std::fmt::Write;
 
@@ -279,7 +279,7 @@ pub fn render_extract(rep: &ExtractReport) -> String {
         rep.bytes,
         rep.blocks
     );
-    if rep.status == "written_damaged" {
+    if rep.status == ExtractStatus::WrittenDamaged {
         let _ = writeln!(
             s,
             "the archive is damaged: written anyway (--allow-damaged)"

@@ -20,58 +20,74 @@
 //! removed only once the archive verified.
 //!
 //! `--dry-run` runs steps 1–3 and the writer without touching the disk, listing the files.
-pub mod stage;
-pub mod v1;
-pub mod v2;
+mod v1;
+mod v2;
 
 use crate::backup::backup_json::{self, BackupJson};
 use crate::backup::detect::{self, ArchiveKind};
 use crate::backup::tar_walk::TarOptions;
 use crate::base::problem::{Kind, Problem, Severity};
 use crate::base::progress::Progress;
+use crate::base::report::Outcome;
+pub use crate::ops::staging::PlannedFile;
+use crate::ops::staging::{self, CommitError, CreatedDirs, Perms, Stage};
 use serde::Serialize;
-use stage::{PlannedFile, Sink};
 use std::fs;
 use std::io::{self, BufReader, Read};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+/// What `jetdir extract` was asked to do.
 #[derive(Debug, Clone)]
 pub struct ExtractOptions {
+    /// The stopped server's store dir (the parent of `jetstream/`).
     pub store_dir: PathBuf,
+    /// The account the stream goes into (`$G` by default).
     pub account: String,
+    /// `--dry-run`: verify and list the files, write nothing.
     pub dry_run: bool,
+    /// `--allow-damaged`: write a damaged archive anyway (exit 1).
     pub allow_damaged: bool,
+    /// `--force`: go on despite a running server or a clustered store (with a warning).
     pub force: bool,
 }
 
+/// The report's `archive`: what was read.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ArchiveRef {
-    /// `v1`, `v2`, `tgz` or `tar`.
+    /// `v1`, `v2`, `tgz`, `tar`, or `account` (an account backup of several streams).
     pub format: Option<String>,
+    /// The path given.
     pub path: String,
 }
 
+/// The result of `jetdir extract` (its JSON report).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ExtractReport {
     /// True when the stream was written (or, with --dry-run, would be) from an undamaged archive.
     pub ok: bool,
-    /// `written`, `dry_run`, `refused` (exit 2), `damaged` (refused, exit 1) or
-    /// `written_damaged` (--allow-damaged, exit 1).
-    pub status: String,
+    /// What happened.
+    pub status: ExtractStatus,
+    /// What was read.
     pub archive: ArchiveRef,
+    /// The account written into.
     pub account: String,
+    /// The stream's name, once known.
     pub stream: Option<String>,
     /// The stream dir written (or that would be).
     pub target: Option<String>,
     /// Why nothing was written.
     pub refused: Option<String>,
+    /// `--dry-run` was given.
     pub dry_run: bool,
     /// Files written, relative to the stream dir.
     pub files: Vec<PlannedFile>,
+    /// Bytes of the files written.
     pub bytes: u64,
+    /// V2: messages written.
     pub messages: Option<u64>,
+    /// Message blocks written.
     pub blocks: u64,
+    /// Consumers written.
     pub consumers: Vec<String>,
     /// V2: block size used (the server's choice for this config).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,31 +95,76 @@ pub struct ExtractReport {
     /// V2: sequence of the skip record written to keep last_seq after trailing deletes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_record: Option<u64>,
+    /// Things to know that did not stop the extraction.
     pub warnings: Vec<String>,
     /// Staging dirs of earlier interrupted runs that were removed (or would be, dry run).
     pub removed_staging: Vec<String>,
     /// Verification and extraction problems.
     pub problems: Vec<Problem>,
+    /// Wall-clock time of the run.
     pub elapsed_ms: u64,
     /// An account backup: one report per stream (each extracted on its own; one failing does
     /// not stop the others).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<ExtractReport>,
     #[serde(skip)]
-    code: i32,
+    outcome: Outcome,
+}
+
+/// What `jetdir extract` did: the report's `status`, serialised as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractStatus {
+    /// The stream was written (exit 0).
+    Written,
+    /// A damaged archive written anyway with --allow-damaged (exit 1).
+    WrittenDamaged,
+    /// --dry-run: nothing written, the files listed (exit 0, or 1 for a damaged archive).
+    DryRun,
+    /// Refused because the archive is damaged (exit 1).
+    Damaged,
+    /// Refused, or could not run (exit 2). Also the placeholder until a run decides.
+    #[default]
+    Refused,
+    /// An account backup of which not every stream was written.
+    Partial,
+}
+
+impl ExtractStatus {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExtractStatus::Written => "written",
+            ExtractStatus::WrittenDamaged => "written_damaged",
+            ExtractStatus::DryRun => "dry_run",
+            ExtractStatus::Damaged => "damaged",
+            ExtractStatus::Refused => "refused",
+            ExtractStatus::Partial => "partial",
+        }
+    }
+}
+
+impl std::fmt::Display for ExtractStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ExtractReport {
     /// 0 written / dry run fine; 1 damaged archive (refused, or written with --allow-damaged);
     /// 2 refused or could not run.
     pub fn exit_code(&self) -> i32 {
-        self.code
+        self.outcome.exit_code()
     }
 
-    fn refuse(mut self, code: i32, why: impl Into<String>) -> Self {
+    fn refuse(mut self, outcome: Outcome, why: impl Into<String>) -> Self {
         self.refused = Some(why.into());
-        self.status = if code == 1 { "damaged" } else { "refused" }.into();
-        self.code = code;
+        self.status = if outcome == Outcome::Damaged {
+            ExtractStatus::Damaged
+        } else {
+            ExtractStatus::Refused
+        };
+        self.outcome = outcome;
         self.ok = false;
         self.files.clear();
         self.bytes = 0;
@@ -158,52 +219,9 @@ fn valid_dir_name(n: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '*' | '>'))
 }
 
-const STAGING_PREFIX: &str = ".jetdir-staging-";
-
-fn pid_is_jetdir(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim().starts_with("jetdir"))
-        .unwrap_or(false)
-}
-
-/// Leftover staging dirs of `name` in `streams`: (path, pid of the run that made it).
-fn leftover_staging(streams: &Path, name: &str) -> Vec<(PathBuf, Option<u32>)> {
-    let prefix = format!("{STAGING_PREFIX}{name}-");
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(streams) {
-        for e in rd.flatten() {
-            let fname = e.file_name();
-            let Some(f) = fname.to_str() else { continue };
-            if let Some(pid) = f.strip_prefix(&prefix) {
-                if pid.bytes().all(|b| b.is_ascii_digit()) {
-                    out.push((e.path(), pid.parse().ok()));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Directories of `path` that do not exist yet, outermost first.
-fn missing_dirs(path: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    let mut cur = Some(path);
-    while let Some(p) = cur {
-        if p.as_os_str().is_empty() || fs::symlink_metadata(p).is_ok() {
-            break;
-        }
-        v.push(p.to_path_buf());
-        cur = p.parent();
-    }
-    v.reverse();
-    v
-}
-
-fn remove_created(dirs: &[PathBuf]) {
-    for d in dirs.iter().rev() {
-        let _ = fs::remove_dir(d);
-    }
+/// Staging dirs in `streams/` are `.jetdir-staging-<name>-<pid>`.
+fn staging_stem(name: &str) -> String {
+    format!("jetdir-staging-{name}-")
 }
 
 /// Write `archive` into `opts.store_dir`. `Err` = could not run (exit 2).
@@ -216,6 +234,81 @@ pub fn extract(
     let mut rep = run(archive, opts, progress)?;
     rep.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(rep)
+}
+
+/// Why nothing was written: the report's outcome and its `refused` text.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) outcome: Outcome,
+    pub(crate) why: String,
+}
+
+impl Refusal {
+    fn could_not_run(why: impl Into<String>) -> Self {
+        Refusal {
+            outcome: Outcome::CouldNotRun,
+            why: why.into(),
+        }
+    }
+
+    fn damaged(why: impl Into<String>) -> Self {
+        Refusal {
+            outcome: Outcome::Damaged,
+            why: why.into(),
+        }
+    }
+}
+
+/// A step that may refuse (`Ok(Err(_))`, a report saying why) or fail (`Err`, exit 2).
+type Step<T> = anyhow::Result<Result<T, Refusal>>;
+
+/// `?` for the refusal of a `Result<T, Refusal>` inside a [`Step`].
+macro_rules! or_refuse {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return Ok(Err(r)),
+        }
+    };
+}
+
+/// What an extraction of one stream archive will do, once every check before writing passed.
+struct Plan<'a> {
+    opts: &'a ExtractOptions,
+    archive: &'a Path,
+    kind: ArchiveKind,
+    /// The archive file itself (`stream.tar.s2`, a tarball, ...).
+    payload: PathBuf,
+    /// The payload's file name, for problem locations.
+    label: String,
+    backup_json: Option<BackupJson>,
+    /// The stream name (and so its directory name).
+    name: String,
+    /// V2: the stream config (the archive holds none).
+    v2_config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `STORE/jetstream/<ACC>/streams`.
+    streams: PathBuf,
+    /// `streams/<name>`.
+    target: PathBuf,
+    /// Verification before writing (V1 / tarballs) found errors (and --allow-damaged).
+    damaged: bool,
+    /// Leftover staging dirs of other runs, removed once the archive verified (V2).
+    later: Vec<PathBuf>,
+}
+
+/// The stream written into its staging dir (not yet in place).
+struct Staged {
+    stage: Stage,
+    created: CreatedDirs,
+    damaged: bool,
+}
+
+impl Staged {
+    /// Remove what was staged, and the parent dirs made for it.
+    fn discard(&self) {
+        self.stage.discard();
+        self.created.remove();
+    }
 }
 
 fn run(
@@ -234,29 +327,7 @@ fn run(
         ..Default::default()
     };
     match det.kind {
-        ArchiveKind::AccountBackupDir => {
-            // `nats account backup`: every stream dir in turn, each verified and staged alone.
-            for sd in &det.streams {
-                let r = match run(&sd.path, opts, progress) {
-                    Ok(r) => r,
-                    Err(e) => ExtractReport {
-                        status: "refused".into(),
-                        archive: ArchiveRef { format: sd.kind.format().map(str::to_string), path: sd.path.display().to_string() },
-                        account: opts.account.clone(),
-                        refused: Some(format!("{e:#}")),
-                        dry_run: opts.dry_run,
-                        code: 2,
-                        ..Default::default()
-                    },
-                };
-                rep.streams.push(r);
-            }
-            rep.archive.format = Some("account".into());
-            rep.code = rep.streams.iter().map(|r| r.code).max().unwrap_or(2);
-            rep.ok = !rep.streams.is_empty() && rep.streams.iter().all(|r| r.ok);
-            rep.status = if rep.ok { if opts.dry_run { "dry_run" } else { "written" } } else { "partial" }.into();
-            return Ok(rep);
-        }
+        ArchiveKind::AccountBackupDir => return Ok(run_account(&det, opts, progress, rep)),
         k if k.is_store() => anyhow::bail!(
             "{} is a store/stream directory, not a backup; copy it with the server stopped, or `jetdir pack` it first",
             archive.display()
@@ -268,6 +339,82 @@ fn run(
         ),
         _ => {}
     }
+    let plan = match plan(archive, &det, opts, progress, &mut rep)? {
+        Ok(p) => p,
+        Err(r) => return Ok(rep.refuse(r.outcome, r.why)),
+    };
+    let staged = match stage(&plan, progress, &mut rep)? {
+        Ok(s) => s,
+        Err(r) => return Ok(rep.refuse(r.outcome, r.why)),
+    };
+    rep.files = staged.stage.files.clone();
+    rep.bytes = staged.stage.total_bytes();
+    let damaged = staged.damaged;
+    if let Err(r) = commit(staged, &plan)? {
+        return Ok(rep.refuse(r.outcome, r.why));
+    }
+    let (status, outcome) = match (opts.dry_run, damaged) {
+        (true, false) => (ExtractStatus::DryRun, Outcome::Clean),
+        (true, true) => (ExtractStatus::DryRun, Outcome::Damaged),
+        (false, false) => (ExtractStatus::Written, Outcome::Clean),
+        (false, true) => (ExtractStatus::WrittenDamaged, Outcome::Damaged),
+    };
+    rep.status = status;
+    rep.outcome = outcome;
+    rep.ok = outcome == Outcome::Clean;
+    Ok(rep)
+}
+
+/// `nats account backup`: every stream dir in turn, each verified and staged alone.
+fn run_account(
+    det: &detect::Detected,
+    opts: &ExtractOptions,
+    progress: &dyn Progress,
+    mut rep: ExtractReport,
+) -> ExtractReport {
+    for sd in &det.streams {
+        let r = match run(&sd.path, opts, progress) {
+            Ok(r) => r,
+            Err(e) => ExtractReport {
+                status: ExtractStatus::Refused,
+                archive: ArchiveRef {
+                    format: sd.kind.format().map(str::to_string),
+                    path: sd.path.display().to_string(),
+                },
+                account: opts.account.clone(),
+                refused: Some(format!("{e:#}")),
+                dry_run: opts.dry_run,
+                outcome: Outcome::CouldNotRun,
+                ..Default::default()
+            },
+        };
+        rep.streams.push(r);
+    }
+    rep.archive.format = Some("account".into());
+    rep.outcome = rep
+        .streams
+        .iter()
+        .map(|r| r.outcome)
+        .max()
+        .unwrap_or(Outcome::CouldNotRun);
+    rep.ok = !rep.streams.is_empty() && rep.streams.iter().all(|r| r.ok);
+    rep.status = match (rep.ok, opts.dry_run) {
+        (true, true) => ExtractStatus::DryRun,
+        (true, false) => ExtractStatus::Written,
+        (false, _) => ExtractStatus::Partial,
+    };
+    rep
+}
+
+/// Steps 1–4: what to write and where, every refusal that comes before writing, verification
+/// of a V1 archive / tarball, and leftover staging dirs.
+fn plan<'a>(
+    archive: &'a Path,
+    det: &detect::Detected,
+    opts: &'a ExtractOptions,
+    progress: &dyn Progress,
+    rep: &mut ExtractReport,
+) -> Step<Plan<'a>> {
     let payload = det
         .payload
         .clone()
@@ -276,95 +423,147 @@ fn run(
     if !valid_dir_name(&opts.account) {
         anyhow::bail!("account name {:?} cannot be a directory name", opts.account);
     }
-
-    // backup.json (required for V2: the archive has no stream config).
-    let bj: Option<BackupJson> = match &det.backup_json {
-        None => None,
-        Some(p) => match backup_json::read_backup_json(p) {
-            Ok(b) => Some(b),
-            Err(e) if is_v2 => anyhow::bail!(
-                "{}: {e}; a V2 backup holds no stream config, backup.json is needed",
-                p.display()
-            ),
-            Err(e) => {
-                rep.warnings.push(format!(
-                    "backup.json unusable ({e}); using the archive's meta.inf"
-                ));
-                None
-            }
-        },
-    };
+    let backup_json = read_backup_json(det, is_v2, rep)?;
     let label = payload
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "archive".into());
-
-    // The stream name, and for V2 the config.
     let (name, v2_config) = if is_v2 {
-        let Some(b) = &bj else {
-            anyhow::bail!(
-                "{}: a V2 (NATSARC1) backup holds no stream config; put its backup.json beside it",
-                payload.display()
-            );
-        };
-        let cfg = b
-            .state
-            .extra
-            .get("config")
-            .and_then(|v| v.as_object())
-            .cloned()
-            .unwrap_or_else(|| b.config.clone());
-        let n = cfg
-            .get("name")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| anyhow::anyhow!("backup.json config has no name"))?
-            .to_string();
-        if cfg.get("storage").and_then(|v| v.as_str()) == Some("memory") {
-            anyhow::bail!("stream {n:?} has memory storage: it cannot be extracted into a file store (restore it through the server)");
-        }
+        let (n, cfg) = v2_name_and_config(backup_json.as_ref(), &payload)?;
         (n, Some(cfg))
     } else {
-        let topts = TarOptions {
-            label: label.clone(),
-            ..Default::default()
-        };
-        let rd = open_decoded(det.kind, &payload, None)?;
-        let (mi, _) = v1::peek_meta_inf(rd, &topts);
-        let mi =
-            mi.ok_or_else(|| anyhow::anyhow!("{}: no meta.inf in the archive", payload.display()))?;
-        let m = crate::filestore::meta::MetaInf::parse(&mi)
-            .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", payload.display()))?;
-        let n = m
-            .name()
-            .ok_or_else(|| anyhow::anyhow!("{}: meta.inf has no name", payload.display()))?
-            .to_string();
-        if let Some(bn) = bj.as_ref().and_then(|b| b.stream_name()) {
-            if bn != n {
-                rep.warnings.push(format!(
-                    "backup.json names the stream {bn:?} but the archive's meta.inf says {n:?}; using {n:?}"
-                ));
-            }
-        }
+        let n = v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)?;
         (n, None)
     };
     if !valid_dir_name(&name) {
         anyhow::bail!("stream name {name:?} cannot be a directory name");
     }
     rep.stream = Some(name.clone());
-    let store = &opts.store_dir;
-    let streams = store.join("jetstream").join(&opts.account).join("streams");
+    let streams = opts
+        .store_dir
+        .join("jetstream")
+        .join(&opts.account)
+        .join("streams");
     let target = streams.join(&name);
     rep.target = Some(target.display().to_string());
+    or_refuse!(refusals_before_reading(&name, &target, opts, rep));
+    let damaged = or_refuse!(verify_first(archive, is_v2, opts, progress, rep)?);
+    let later = or_refuse!(clear_leftovers(&streams, &name, is_v2, opts, rep)?);
+    Ok(Ok(Plan {
+        opts,
+        archive,
+        kind: det.kind,
+        payload,
+        label,
+        backup_json,
+        name,
+        v2_config,
+        streams,
+        target,
+        damaged,
+        later,
+    }))
+}
 
-    // Refusals that need no reading.
-    if fs::symlink_metadata(&target).is_ok() {
-        return Ok(rep.refuse(
-            2,
-            format!(
-                "stream \"{name}\" already exists in account {}",
-                opts.account
-            ),
-        ));
+/// backup.json (required for V2: the archive has no stream config).
+fn read_backup_json(
+    det: &detect::Detected,
+    is_v2: bool,
+    rep: &mut ExtractReport,
+) -> anyhow::Result<Option<BackupJson>> {
+    let Some(p) = &det.backup_json else {
+        return Ok(None);
+    };
+    match backup_json::read_backup_json(p) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if is_v2 => anyhow::bail!(
+            "{}: {e}; a V2 backup holds no stream config, backup.json is needed",
+            p.display()
+        ),
+        Err(e) => {
+            rep.warnings.push(format!(
+                "backup.json unusable ({e}); using the archive's meta.inf"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// A V2 archive's stream name and config, from its backup.json.
+fn v2_name_and_config(
+    bj: Option<&BackupJson>,
+    payload: &Path,
+) -> anyhow::Result<(String, serde_json::Map<String, serde_json::Value>)> {
+    let Some(b) = bj else {
+        anyhow::bail!(
+            "{}: a V2 (NATSARC1) backup holds no stream config; put its backup.json beside it",
+            payload.display()
+        );
+    };
+    let cfg = b
+        .state
+        .extra
+        .get("config")
+        .and_then(|v| v.as_object())
+        .cloned()
+        .unwrap_or_else(|| b.config.clone());
+    let n = cfg
+        .get("name")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| anyhow::anyhow!("backup.json config has no name"))?
+        .to_string();
+    if cfg.get("storage").and_then(|v| v.as_str()) == Some("memory") {
+        anyhow::bail!("stream {n:?} has memory storage: it cannot be extracted into a file store (restore it through the server)");
+    }
+    Ok((n, cfg))
+}
+
+/// A V1 archive's / tarball's stream name, from the archive's `meta.inf`.
+fn v1_name(
+    kind: ArchiveKind,
+    payload: &Path,
+    label: &str,
+    bj: Option<&BackupJson>,
+    rep: &mut ExtractReport,
+) -> anyhow::Result<String> {
+    let topts = TarOptions {
+        label: label.to_string(),
+        ..Default::default()
+    };
+    let rd = open_decoded(kind, payload, None)?;
+    let (mi, _) = v1::peek_meta_inf(rd, &topts);
+    let mi =
+        mi.ok_or_else(|| anyhow::anyhow!("{}: no meta.inf in the archive", payload.display()))?;
+    let m = crate::filestore::meta::MetaInf::parse(&mi)
+        .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", payload.display()))?;
+    let n = m
+        .name()
+        .ok_or_else(|| anyhow::anyhow!("{}: meta.inf has no name", payload.display()))?
+        .to_string();
+    if let Some(bn) = bj.and_then(|b| b.stream_name()) {
+        if bn != n {
+            rep.warnings.push(format!(
+                "backup.json names the stream {bn:?} but the archive's meta.inf says {n:?}; using {n:?}"
+            ));
+        }
+    }
+    Ok(n)
+}
+
+/// Refusals that need no reading: the stream exists, a clustered node, a running server
+/// (`--force` overrides the last two, with a warning).
+fn refusals_before_reading(
+    name: &str,
+    target: &Path,
+    opts: &ExtractOptions,
+    rep: &mut ExtractReport,
+) -> Result<(), Refusal> {
+    let store = &opts.store_dir;
+    if fs::symlink_metadata(target).is_ok() {
+        return Err(Refusal::could_not_run(format!(
+            "stream \"{name}\" already exists in account {}",
+            opts.account
+        )));
     }
     let meta_group = store
         .join("jetstream")
@@ -378,7 +577,7 @@ fn run(
             meta_group.display()
         );
         if !opts.force {
-            return Ok(rep.refuse(2, format!("{why}; --force overrides")));
+            return Err(Refusal::could_not_run(format!("{why}; --force overrides")));
         }
         rep.warnings.push(format!("--force: {why}"));
     }
@@ -388,277 +587,270 @@ fn run(
             store.display()
         );
         if !opts.force {
-            return Ok(rep.refuse(2, format!("{why}; stop it first (--force overrides)")));
+            return Err(Refusal::could_not_run(format!(
+                "{why}; stop it first (--force overrides)"
+            )));
         }
         rep.warnings.push(format!("--force: {why}"));
     }
+    Ok(())
+}
 
-    // Verify first (V1 / tarballs). A V2 archive is verified while it is staged, in the same
-    // pass (the staging dir is "."-prefixed: the server never loads it), and the staged files
-    // are renamed into place only when verification found nothing (or --allow-damaged).
-    let mut damaged = false;
-    if !is_v2 {
-        let vrep =
-            crate::check::verify_archive(archive, &crate::check::Options::default(), progress)?;
-        let fatal_verify = vrep.exit_code() == 2;
-        damaged = vrep.problems.iter().any(|p| p.severity == Severity::Error);
-        rep.problems = vrep.problems;
-        if fatal_verify {
-            return Ok(rep.refuse(2, "the archive could not be verified"));
-        }
-        if damaged && !opts.allow_damaged {
-            return Ok(rep.refuse(
-                1,
-                "verification found damage (see problems); --allow-damaged writes it anyway",
-            ));
-        }
-        if damaged {
-            rep.warnings
-                .push("--allow-damaged: writing a damaged archive".into());
-        }
+/// Verify first (V1 / tarballs); returns whether the archive is damaged (and allowed). A V2
+/// archive is verified while it is staged, in the same pass (the staging dir is "."-prefixed:
+/// the server never loads it), and the staged files are renamed into place only when
+/// verification found nothing (or --allow-damaged).
+fn verify_first(
+    archive: &Path,
+    is_v2: bool,
+    opts: &ExtractOptions,
+    progress: &dyn Progress,
+    rep: &mut ExtractReport,
+) -> Step<bool> {
+    if is_v2 {
+        return Ok(Ok(false));
     }
+    let vrep = crate::check::verify_archive(archive, &crate::check::Options::default(), progress)?;
+    let fatal_verify = vrep.outcome() == Outcome::CouldNotRun;
+    let damaged = vrep.problems.iter().any(|p| p.severity == Severity::Error);
+    rep.problems = vrep.problems;
+    if fatal_verify {
+        return Ok(Err(Refusal::could_not_run(
+            "the archive could not be verified",
+        )));
+    }
+    if damaged && !opts.allow_damaged {
+        return Ok(Err(Refusal::damaged(
+            "verification found damage (see problems); --allow-damaged writes it anyway",
+        )));
+    }
+    if damaged {
+        rep.warnings
+            .push("--allow-damaged: writing a damaged archive".into());
+    }
+    Ok(Ok(damaged))
+}
 
-    // Leftover staging dirs. For V2, only one of this very pid (stale: it must go before this
-    // run's own staging dir can be made) is removed now, the others once the archive verified.
+/// Remove a leftover staging dir (not in a dry run).
+fn remove_leftover(p: &Path, opts: &ExtractOptions) -> io::Result<()> {
+    if opts.dry_run {
+        return Ok(());
+    }
+    staging::remove_leftover(p)
+}
+
+/// Leftover staging dirs: refuse when a live jetdir is writing one, else remove them. For V2,
+/// only one of this very pid (stale: it must go before this run's own staging dir can be made)
+/// is removed now; the others are returned, to go once the archive verified.
+fn clear_leftovers(
+    streams: &Path,
+    name: &str,
+    is_v2: bool,
+    opts: &ExtractOptions,
+    rep: &mut ExtractReport,
+) -> Step<Vec<PathBuf>> {
     let own_pid = std::process::id();
-    let leftovers = leftover_staging(&streams, &name);
+    let leftovers = staging::leftovers(streams, &staging_stem(name));
     for (p, pid) in &leftovers {
         if let Some(pid) = *pid {
-            if pid != own_pid && pid_is_jetdir(pid) {
-                return Ok(rep.refuse(
-                    2,
-                    format!(
-                        "another jetdir (pid {pid}) is extracting stream {name:?} into {}",
-                        p.display()
-                    ),
-                ));
+            if pid != own_pid && staging::pid_is_jetdir(pid) {
+                return Ok(Err(Refusal::could_not_run(format!(
+                    "another jetdir (pid {pid}) is extracting stream {name:?} into {}",
+                    p.display()
+                ))));
             }
         }
     }
-    let remove_leftover = |p: &Path| -> io::Result<()> {
-        if opts.dry_run {
-            return Ok(());
-        }
-        let is_dir = fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false);
-        if is_dir {
-            fs::remove_dir_all(p)
-        } else {
-            fs::remove_file(p)
-        }
-    };
     let mut later = Vec::new();
     for (p, pid) in leftovers {
         if is_v2 && pid != Some(own_pid) {
             later.push(p);
             continue;
         }
-        remove_leftover(&p)?;
+        remove_leftover(&p, opts)?;
         rep.removed_staging.push(p.display().to_string());
     }
+    Ok(Ok(later))
+}
 
-    // Write.
-    let staging = streams.join(format!("{STAGING_PREFIX}{name}-{own_pid}"));
-    let created_parents = if opts.dry_run {
-        Vec::new()
+/// Step 5, first half: write the stream into its staging dir (a dry-run stage in a dry run),
+/// then remove the leftovers the plan kept for later. On a refusal or an error, what was
+/// staged is removed again.
+fn stage(plan: &Plan, progress: &dyn Progress, rep: &mut ExtractReport) -> Step<Staged> {
+    let staging = staging::staging_path(&plan.target, &staging_stem(&plan.name));
+    let (stage, created) = if plan.opts.dry_run {
+        (Stage::dry(), CreatedDirs::default())
     } else {
-        let miss = missing_dirs(&streams);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&streams)?;
-        miss
-    };
-    let mut sink = if opts.dry_run {
-        Sink::dry()
-    } else {
-        match Sink::staging(&staging) {
-            Ok(s) => s,
+        let created = CreatedDirs::create(&plan.streams)?;
+        match Stage::create(&staging, Perms::Private) {
+            Ok(s) => (s, created),
             Err(e) => {
-                remove_created(&created_parents);
+                created.remove();
                 return Err(anyhow::anyhow!("creating {}: {e}", staging.display()));
             }
         }
     };
-    let total = fs::metadata(&payload).map(|m| m.len()).unwrap_or(0);
-    progress.start(total);
-    let outcome = write_stream(
-        archive,
-        &det.kind,
-        &payload,
-        &label,
-        &name,
-        opts,
-        bj.as_ref(),
-        v2_config.as_ref(),
-        &mut sink,
-        &mut rep,
-        progress,
-        &mut damaged,
-    );
-    progress.finish();
-    let cleanup = |sink: &Sink| {
-        if let Some(root) = sink.root() {
-            let _ = fs::remove_dir_all(root);
-        }
-        remove_created(&created_parents);
+    let mut staged = Staged {
+        stage,
+        created,
+        damaged: plan.damaged,
     };
-    match outcome {
+    let total = fs::metadata(&plan.payload).map(|m| m.len()).unwrap_or(0);
+    progress.start(total);
+    let written = write_stream(plan, &mut staged.stage, rep, progress);
+    progress.finish();
+    match written {
         Err(e) => {
-            cleanup(&sink);
+            staged.discard();
             return Err(e);
         }
-        Ok(Some((code, why))) => {
-            cleanup(&sink);
-            return Ok(rep.refuse(code, why));
+        Ok(Err(r)) => {
+            staged.discard();
+            return Ok(Err(r));
         }
-        Ok(None) => {}
+        Ok(Ok(damaged)) => staged.damaged |= damaged,
     }
-    for p in later {
-        if let Err(e) = remove_leftover(&p) {
-            cleanup(&sink);
+    for p in &plan.later {
+        if let Err(e) = remove_leftover(p, plan.opts) {
+            staged.discard();
             return Err(anyhow::anyhow!("removing {}: {e}", p.display()));
         }
         rep.removed_staging.push(p.display().to_string());
     }
-    rep.files = sink.files.clone();
-    rep.bytes = sink.total_bytes();
-    if !opts.dry_run {
-        let done = (|| -> io::Result<()> {
-            sink.finish()?;
-            if fs::symlink_metadata(&target).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
-                        "stream \"{name}\" already exists in account {}",
-                        opts.account
-                    ),
-                ));
-            }
-            fs::rename(&staging, &target)?;
-            stage::fsync_dir(&streams)?;
-            // New parents must be durable too.
-            for d in &created_parents {
-                if let Some(p) = d.parent() {
-                    // a relative store dir's first component has the parent "" (= ".")
-                    let p = if p.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        p
-                    };
-                    stage::fsync_dir(p)?;
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = done {
-            cleanup(&sink);
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                return Ok(rep.refuse(2, e.to_string()));
-            }
-            return Err(anyhow::anyhow!("finishing {}: {e}", target.display()));
-        }
-    }
-    let (status, code) = match (opts.dry_run, damaged) {
-        (true, false) => ("dry_run", 0),
-        (true, true) => ("dry_run", 1),
-        (false, false) => ("written", 0),
-        (false, true) => ("written_damaged", 1),
-    };
-    rep.status = status.into();
-    rep.code = code;
-    rep.ok = code == 0;
-    Ok(rep)
+    Ok(Ok(staged))
 }
 
-/// Run the format's writer. `Ok(Some((code, why)))` = refuse (the caller removes the staging).
-/// For V2 this also verifies the archive (one pass) and sets `damaged`.
-#[allow(clippy::too_many_arguments)]
+/// Step 5, second half: fsync the staged files' dirs, rename the staging dir to the stream
+/// dir, fsync `streams/` and any parent dir made (nothing in a dry run). On failure the
+/// staging dir is removed.
+fn commit(staged: Staged, plan: &Plan) -> Step<()> {
+    let done = staged
+        .stage
+        .commit(&plan.target)
+        .and_then(|()| staged.created.fsync().map_err(CommitError::Sync));
+    match done {
+        Ok(()) => Ok(Ok(())),
+        Err(CommitError::TargetExists) => {
+            staged.discard();
+            Ok(Err(Refusal::could_not_run(format!(
+                "stream \"{}\" already exists in account {}",
+                plan.name, plan.opts.account
+            ))))
+        }
+        Err(CommitError::Sync(e) | CommitError::Rename(e) | CommitError::Link(_, e)) => {
+            staged.discard();
+            Err(anyhow::anyhow!("finishing {}: {e}", plan.target.display()))
+        }
+    }
+}
+
+/// Run the format's writer; returns whether the archive turned out damaged (V2: verified in
+/// the same pass). A refusal leaves the staging to the caller to remove.
 fn write_stream(
-    archive: &Path,
-    kind: &ArchiveKind,
-    payload: &Path,
-    label: &str,
-    name: &str,
-    opts: &ExtractOptions,
-    bj: Option<&BackupJson>,
-    v2_config: Option<&serde_json::Map<String, serde_json::Value>>,
-    sink: &mut Sink,
+    plan: &Plan,
+    stage: &mut Stage,
     rep: &mut ExtractReport,
     progress: &dyn Progress,
-    damaged: &mut bool,
-) -> anyhow::Result<Option<(i32, String)>> {
-    let now = crate::base::time::now_ns();
-    if let Some(cfg) = v2_config {
-        let created = crate::base::time::go_time(now);
-        let inp = v2::V2Input {
-            stream: name,
-            account: &opts.account,
-            label,
-            config: cfg,
-            backup: bj,
-            created: &created,
-            now_secs: (now + 500_000_000).div_euclid(1_000_000_000),
-            strict: !opts.allow_damaged,
-        };
-        let f = fs::File::open(payload)?;
-        let rd = crate::check::archive::ParCounted::open(f, progress, "extract");
-        // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
-        let (res, manifest) = std::thread::scope(|s| {
-            let m = s.spawn(|| crate::backup::manifest::check_manifest(archive));
-            let res = v2::extract_v2(rd, &inp, sink);
-            (res, m.join().ok().flatten())
-        });
-        let res = res?;
-        let mut verification = res.verification;
-        if let Some(m) = manifest {
-            verification.extend(m);
-            v2::sort_problems(&mut verification);
+) -> Step<bool> {
+    match &plan.v2_config {
+        Some(cfg) => write_v2(plan, cfg, stage, rep, progress),
+        None => {
+            or_refuse!(write_v1(plan, stage, rep, progress)?);
+            Ok(Ok(false))
         }
-        let fatal_verify = verification.iter().any(|p| p.kind.is_fatal());
-        *damaged = verification.iter().any(|p| p.severity == Severity::Error);
-        rep.problems = verification;
-        if fatal_verify {
-            return Ok(Some((2, "the archive could not be verified".into())));
-        }
-        if *damaged && !opts.allow_damaged {
-            return Ok(Some((
-                1,
-                "verification found damage (see problems); --allow-damaged writes it anyway".into(),
-            )));
-        }
-        if *damaged {
-            rep.warnings
-                .push("--allow-damaged: writing a damaged archive".into());
-        }
-        rep.messages = Some(res.messages);
-        rep.blocks = res.blocks;
-        rep.consumers = res.consumers;
-        rep.block_size = Some(res.block_size);
-        rep.skip_record = res.skip_record;
-        rep.problems.extend(res.problems);
-        if res.fatal || res.stopped {
-            return Ok(Some((
-                1,
-                if *damaged || opts.allow_damaged {
-                    "the archive exceeds the limits of its own state or cannot be written (see problems)".into()
-                } else {
-                    "the archive turned out damaged while extracting (see problems)".into()
-                },
-            )));
-        }
-        return Ok(None);
     }
-    let rd = open_decoded(*kind, payload, Some(progress))?;
+}
+
+/// V2: verify and write in one pass (the manifest of a `jetdir pack` output checked
+/// alongside); refuse what verification or writing found, unless --allow-damaged.
+fn write_v2(
+    plan: &Plan,
+    cfg: &serde_json::Map<String, serde_json::Value>,
+    stage: &mut Stage,
+    rep: &mut ExtractReport,
+    progress: &dyn Progress,
+) -> Step<bool> {
+    let opts = plan.opts;
+    let now = crate::base::time::now_ns();
+    let created = crate::base::time::go_time(now);
+    let inp = v2::V2Input {
+        stream: &plan.name,
+        account: &opts.account,
+        label: &plan.label,
+        config: cfg,
+        backup: plan.backup_json.as_ref(),
+        created: &created,
+        now_secs: (now + 500_000_000).div_euclid(1_000_000_000),
+        strict: !opts.allow_damaged,
+    };
+    let f = fs::File::open(&plan.payload)?;
+    let rd = crate::check::archive::ParCounted::open(f, progress, "extract");
+    // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
+    let (res, manifest) = std::thread::scope(|s| {
+        let m = s.spawn(|| crate::backup::manifest::check_manifest(plan.archive));
+        let res = v2::extract_v2(rd, &inp, stage);
+        (res, m.join().ok().flatten())
+    });
+    let res = res?;
+    let mut verification = res.verification;
+    if let Some(m) = manifest {
+        verification.extend(m);
+        v2::sort_problems(&mut verification);
+    }
+    let fatal_verify = verification.iter().any(|p| p.kind.is_fatal());
+    let damaged = verification.iter().any(|p| p.severity == Severity::Error);
+    rep.problems = verification;
+    if fatal_verify {
+        return Ok(Err(Refusal::could_not_run(
+            "the archive could not be verified",
+        )));
+    }
+    if damaged && !opts.allow_damaged {
+        return Ok(Err(Refusal::damaged(
+            "verification found damage (see problems); --allow-damaged writes it anyway",
+        )));
+    }
+    if damaged {
+        rep.warnings
+            .push("--allow-damaged: writing a damaged archive".into());
+    }
+    rep.messages = Some(res.messages);
+    rep.blocks = res.blocks;
+    rep.consumers = res.consumers;
+    rep.block_size = Some(res.block_size);
+    rep.skip_record = res.skip_record;
+    rep.problems.extend(res.problems);
+    if res.fatal || res.stopped {
+        return Ok(Err(Refusal::damaged(if damaged || opts.allow_damaged {
+            "the archive exceeds the limits of its own state or cannot be written (see problems)"
+        } else {
+            "the archive turned out damaged while extracting (see problems)"
+        })));
+    }
+    Ok(Ok(damaged))
+}
+
+/// V1 / tarballs (verified before): write the members, and refuse what only writing found.
+fn write_v1(
+    plan: &Plan,
+    stage: &mut Stage,
+    rep: &mut ExtractReport,
+    progress: &dyn Progress,
+) -> Step<()> {
+    let opts = plan.opts;
+    let rd = open_decoded(plan.kind, &plan.payload, Some(progress))?;
     let topts = TarOptions {
-        label: label.to_string(),
+        label: plan.label.clone(),
         account: Some(opts.account.clone()),
-        stream: Some(name.to_string()),
+        stream: Some(plan.name.clone()),
         max_member_size: 512 << 20,
         ..Default::default()
     };
     // Budget for all members: blocks may hold deleted records, tombstones and index files
     // besides the live bytes, so allow a generous factor over the declared state.
-    let total_limit = bj
+    let total_limit = plan
+        .backup_json
+        .as_ref()
         .map(|b| {
             b.state
                 .bytes
@@ -671,7 +863,7 @@ fn write_stream(
         opts: &topts,
         total_limit,
     };
-    let res = v1::extract_v1(rd, &inp, sink)?;
+    let res = v1::extract_v1(rd, &inp, stage)?;
     rep.blocks = res.blocks;
     rep.consumers = res.consumers.clone();
     let walk_errors: Vec<Problem> = res
@@ -703,43 +895,42 @@ fn write_stream(
         rep.warnings.push(format!("{s} not written"));
     }
     if hostile {
-        return Ok(Some((
-            1,
-            "the archive has hostile members or exceeds its limits (see problems)".into(),
+        return Ok(Err(Refusal::damaged(
+            "the archive has hostile members or exceeds its limits (see problems)",
         )));
     }
     if has_walk_errors && !opts.allow_damaged {
-        return Ok(Some((
-            1,
-            "the archive turned out damaged while extracting (see problems)".into(),
+        return Ok(Err(Refusal::damaged(
+            "the archive turned out damaged while extracting (see problems)",
         )));
     }
-    match &res.meta_inf {
-        None => {
-            return Ok(Some((1, "no meta.inf in the archive".into())));
-        }
-        Some(mi) => {
-            let parsed = crate::filestore::meta::MetaInf::parse(mi).ok();
-            if parsed.as_ref().and_then(|m| m.name()) != Some(name) {
-                return Ok(Some((
-                    1,
-                    format!("the archive's meta.inf does not name stream {name:?} (it changed between reads?)"),
-                )));
-            }
-            let want = crate::filestore::meta::expected_sum(name, mi);
-            match &res.meta_sum {
-                Some(s) if s.as_slice() == want.as_bytes() => {}
-                Some(s) => rep.warnings.push(format!(
-                    "meta.sum {:?} does not match meta.inf (expected {want}): the server will skip this stream at start-up",
-                    String::from_utf8_lossy(s)
-                )),
-                None => rep.warnings.push(
-                    "no meta.sum in the archive: the server will skip this stream at start-up".into(),
-                ),
-            }
-        }
+    Ok(check_meta(&plan.name, &res, rep))
+}
+
+/// The written `meta.inf` must name the stream; a `meta.sum` that does not match it is a
+/// warning (the server skips such a stream at start-up).
+fn check_meta(name: &str, res: &v1::V1Result, rep: &mut ExtractReport) -> Result<(), Refusal> {
+    let Some(mi) = &res.meta_inf else {
+        return Err(Refusal::damaged("no meta.inf in the archive"));
+    };
+    let parsed = crate::filestore::meta::MetaInf::parse(mi).ok();
+    if parsed.as_ref().and_then(|m| m.name()) != Some(name) {
+        return Err(Refusal::damaged(format!(
+            "the archive's meta.inf does not name stream {name:?} (it changed between reads?)"
+        )));
     }
-    Ok(None)
+    let want = crate::filestore::meta::expected_sum(name, mi);
+    match &res.meta_sum {
+        Some(s) if s.as_slice() == want.as_bytes() => {}
+        Some(s) => rep.warnings.push(format!(
+            "meta.sum {:?} does not match meta.inf (expected {want}): the server will skip this stream at start-up",
+            String::from_utf8_lossy(s)
+        )),
+        None => rep.warnings.push(
+            "no meta.sum in the archive: the server will skip this stream at start-up".into(),
+        ),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -143,7 +143,7 @@ fn dry_run_writes_nothing_and_other_account() {
     )
     .unwrap();
     assert_eq!(rep.exit_code(), 0);
-    assert_eq!(rep.status, "dry_run");
+    assert_eq!(rep.status, ExtractStatus::DryRun);
     assert!(rep
         .target
         .as_deref()
@@ -192,7 +192,7 @@ fn account_backup_extracts_each_stream() {
         serde_json::to_string_pretty(&rep).unwrap()
     );
     assert_eq!(rep.streams.len(), 1);
-    assert_eq!(rep.status, "written");
+    assert_eq!(rep.status, ExtractStatus::Written);
     let v =
         crate::check::store::verify_store(&store, &crate::check::Options::default(), &NoProgress)
             .unwrap();
@@ -213,9 +213,9 @@ fn account_backup_extracts_each_stream() {
     let store2 = tmp.path().join("store2");
     let rep = extract(&acct, &opts(&store2), &NoProgress).unwrap();
     assert_eq!(rep.streams.len(), 2);
-    assert_eq!(rep.status, "partial");
+    assert_eq!(rep.status, ExtractStatus::Partial);
     assert_eq!(rep.exit_code(), 2);
-    assert_eq!(rep.streams[0].status, "written");
+    assert_eq!(rep.streams[0].status, ExtractStatus::Written);
     assert!(rep.streams[1]
         .refused
         .as_deref()
@@ -359,7 +359,7 @@ fn v2_damage_is_refused_with_the_problems_verify_reports() {
                 "{name}: {}",
                 serde_json::to_string_pretty(&rep).unwrap()
             );
-            assert_eq!(rep.status, "damaged", "{name}");
+            assert_eq!(rep.status, ExtractStatus::Damaged, "{name}");
             let got = error_kinds(&rep.problems);
             assert!(
                 want.is_subset(&got),
@@ -382,7 +382,7 @@ fn v2_damage_is_refused_with_the_problems_verify_reports() {
         "{}",
         serde_json::to_string_pretty(&rep).unwrap()
     );
-    assert_eq!(rep.status, "written_damaged");
+    assert_eq!(rep.status, ExtractStatus::WrittenDamaged);
     assert_eq!(rep.messages, Some(297));
     assert!(error_kinds(&rep.problems).contains("v2_message_count"));
     let v =
@@ -409,7 +409,7 @@ fn leftover_staging_is_kept_when_the_archive_is_damaged() {
     let rep = extract(&bad, &opts(&store), &NoProgress).unwrap();
     assert_eq!(
         rep.status,
-        "damaged",
+        ExtractStatus::Damaged,
         "{}",
         serde_json::to_string_pretty(&rep).unwrap()
     );
@@ -427,7 +427,7 @@ fn leftover_staging_is_kept_when_the_archive_is_damaged() {
     let rep = extract(&src, &opts(&store), &NoProgress).unwrap();
     assert_eq!(
         rep.status,
-        "written",
+        ExtractStatus::Written,
         "{}",
         serde_json::to_string_pretty(&rep).unwrap()
     );
@@ -492,4 +492,22 @@ fn next_entry_into_reads_what_next_entry_reads() {
         r.next_entry_into(&mut e),
         Err(natsarc::ArcError::EntryTooLarge { .. })
     ));
+}
+
+/// The `status` contract: the JSON text of every value (the same as its `Display`).
+#[test]
+fn status_serialises_as_before() {
+    for (st, text) in [
+        (ExtractStatus::Written, "written"),
+        (ExtractStatus::WrittenDamaged, "written_damaged"),
+        (ExtractStatus::DryRun, "dry_run"),
+        (ExtractStatus::Damaged, "damaged"),
+        (ExtractStatus::Refused, "refused"),
+        (ExtractStatus::Partial, "partial"),
+    ] {
+        assert_eq!(serde_json::to_value(st).unwrap(), text);
+        assert_eq!(st.to_string(), text);
+    }
+    let j = serde_json::to_value(ExtractReport::default()).unwrap();
+    assert!(j.get("outcome").is_none() && j.get("code").is_none());
 }

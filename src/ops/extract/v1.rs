@@ -1,13 +1,13 @@
 //! V1 backups and tarballs: the members are the stream directory's files; write them as they
 //! are (regular files of the stream layout only, as [`walk_tar`] accepts them).
-use super::stage::Sink;
 use crate::backup::tar_walk::{walk_tar, Layout, TarMember, TarOptions, TarSummary};
 use crate::base::problem::{Kind, Location, Problem};
+use crate::ops::staging::Stage;
 use std::io::{self, Read};
 
 /// Largest member of each kind accepted (decompression-bomb guard). A block holds at most one
 /// record beyond the block size (≤ 8 MiB) and records are ≤ 32 MiB.
-pub fn member_limit(l: &Layout) -> u64 {
+pub(crate) fn member_limit(l: &Layout) -> u64 {
     match l {
         Layout::MetaInf
         | Layout::MetaSum
@@ -20,7 +20,7 @@ pub fn member_limit(l: &Layout) -> u64 {
 }
 
 /// Read the first `meta.inf` of a tar stream (stops reading right after it).
-pub fn peek_meta_inf<R: Read>(r: R, opts: &TarOptions) -> (Option<Vec<u8>>, TarSummary) {
+pub(crate) fn peek_meta_inf<R: Read>(r: R, opts: &TarOptions) -> (Option<Vec<u8>>, TarSummary) {
     let mut found: Option<Vec<u8>> = None;
     let sum = walk_tar(r, opts, |m, rd| {
         if m.layout == Layout::MetaInf {
@@ -36,26 +36,26 @@ pub fn peek_meta_inf<R: Read>(r: R, opts: &TarOptions) -> (Option<Vec<u8>>, TarS
 }
 
 #[derive(Debug, Default)]
-pub struct V1Result {
-    pub summary: TarSummary,
-    pub meta_inf: Option<Vec<u8>>,
-    pub meta_sum: Option<Vec<u8>>,
-    pub blocks: u64,
-    pub consumers: Vec<String>,
-    pub skipped: Vec<String>,
-    pub problems: Vec<Problem>,
+pub(crate) struct V1Result {
+    pub(crate) summary: TarSummary,
+    pub(crate) meta_inf: Option<Vec<u8>>,
+    pub(crate) meta_sum: Option<Vec<u8>>,
+    pub(crate) blocks: u64,
+    pub(crate) consumers: Vec<String>,
+    pub(crate) skipped: Vec<String>,
+    pub(crate) problems: Vec<Problem>,
     /// A limit was exceeded, a member was hostile or could not be written: do not use.
-    pub fatal: bool,
+    pub(crate) fatal: bool,
 }
 
-pub struct V1Input<'a> {
-    pub opts: &'a TarOptions,
+pub(crate) struct V1Input<'a> {
+    pub(crate) opts: &'a TarOptions,
     /// Total bytes of all members accepted (from backup.json's state when known).
-    pub total_limit: u64,
+    pub(crate) total_limit: u64,
 }
 
 /// Walk the decoded tar `r` and write every accepted member into `sink`.
-pub fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Sink) -> io::Result<V1Result> {
+pub(crate) fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Stage) -> io::Result<V1Result> {
     let mut res = V1Result::default();
     let mut total: u64 = 0;
     let mut write_err: Option<io::Error> = None;

@@ -14,20 +14,22 @@
 //!   shutdown);
 //! - consumers: `obs/<c>/meta.inf` (`{"Created", "Name", …config}`), `meta.sum` (key
 //!   `"<stream>/<c>"`), `o.dat` from the archived state.
-use super::stage::{AlignedBuf, FileJob, FileWriter, Sink};
 use crate::backup::backup_json::BackupJson;
 use crate::backup::backup_json::StreamStateJson;
-use crate::backup::natsarc::{ConsumerStateJson, EntryRole, ScanEnd, V2Options, V2Scan, V2Summary};
+use crate::backup::natsarc::{
+    ArcEntry, ConsumerStateJson, EntryRole, ScanEnd, V2Options, V2Scan, V2Summary,
+};
 use crate::base::problem::{Kind, Location, Problem, Severity};
 use crate::filestore::block::{self, EBIT};
 use crate::filestore::consumer_state::{self, ConsumerState, Pending, SeqPair};
 use crate::filestore::meta;
+use crate::ops::staging::{AlignedBuf, FileJob, FileWriter, Stage};
 use serde_json::{Map, Value};
 use std::io::Read;
 
-pub const MIN_BLOCK: u64 = 32_000;
-pub const MEDIUM_BLOCK: u64 = 4 << 20;
-pub const LARGE_BLOCK: u64 = 8 << 20;
+pub(crate) const MIN_BLOCK: u64 = 32_000;
+pub(crate) const MEDIUM_BLOCK: u64 = 4 << 20;
+pub(crate) const LARGE_BLOCK: u64 = 8 << 20;
 
 fn cfg_i64(cfg: &Map<String, Value>, k: &str) -> i64 {
     cfg.get(k).and_then(Value::as_i64).unwrap_or(0)
@@ -49,7 +51,7 @@ fn tune(est: u64) -> u64 {
 
 /// The block size nats-server picks for a new file stream with this config and no explicit
 /// store config (`autoTuneFileStorageBlockSize`, else `dynBlkSize`; unencrypted store).
-pub fn block_size_for(cfg: &Map<String, Value>) -> u64 {
+pub(crate) fn block_size_for(cfg: &Map<String, Value>) -> u64 {
     let max_bytes = cfg_i64(cfg, "max_bytes");
     let max_msgs = cfg_i64(cfg, "max_msgs");
     let per_subject = cfg_i64(cfg, "max_msgs_per_subject");
@@ -90,7 +92,7 @@ pub fn block_size_for(cfg: &Map<String, Value>) -> u64 {
 /// Block writer: accumulates records of the current block (in an aligned buffer) and hands
 /// full blocks to a [`FileWriter`], which writes and fsyncs them on its own thread while the
 /// next block fills. In a dry run nothing is encoded; only sizes are counted.
-pub struct BlockWriter<'a> {
+pub(crate) struct BlockWriter<'a> {
     stream: String,
     block_size: u64,
     index: u32,
@@ -99,14 +101,14 @@ pub struct BlockWriter<'a> {
     /// Bytes of the current block.
     len: u64,
     writer: Option<FileWriter>,
-    pub blocks: u64,
-    pub last_seq: u64,
-    pub last_ts: i64,
-    sink: &'a mut Sink,
+    pub(crate) blocks: u64,
+    pub(crate) last_seq: u64,
+    pub(crate) last_ts: i64,
+    sink: &'a mut Stage,
 }
 
 impl<'a> BlockWriter<'a> {
-    pub fn new(stream: &str, block_size: u64, sink: &'a mut Sink) -> Self {
+    pub(crate) fn new(stream: &str, block_size: u64, sink: &'a mut Stage) -> Self {
         let dry = sink.is_dry();
         BlockWriter {
             stream: stream.to_string(),
@@ -156,7 +158,7 @@ impl<'a> BlockWriter<'a> {
         Ok(())
     }
 
-    pub fn message(
+    pub(crate) fn message(
         &mut self,
         seq: u64,
         ts: i64,
@@ -181,7 +183,7 @@ impl<'a> BlockWriter<'a> {
     }
 
     /// A skip marker: sequence `seq` deleted, and every sequence since the last record too.
-    pub fn skip(&mut self, seq: u64, ts: i64) -> std::io::Result<()> {
+    pub(crate) fn skip(&mut self, seq: u64, ts: i64) -> std::io::Result<()> {
         self.room_for(block::EMPTY_RECORD_LEN as u64)?;
         if self.writer.is_some() {
             block::encode_record(&mut self.buf.buf, &self.key, seq | EBIT, ts, b"", None, b"");
@@ -193,7 +195,7 @@ impl<'a> BlockWriter<'a> {
 
     /// Write the last block (an empty `1.blk` when nothing was written, as the server has)
     /// and wait until every block is written and fsynced.
-    pub fn close(mut self) -> std::io::Result<u64> {
+    pub(crate) fn close(mut self) -> std::io::Result<u64> {
         if self.len > 0 || self.blocks == 0 {
             self.flush()?;
         }
@@ -205,7 +207,7 @@ impl<'a> BlockWriter<'a> {
 }
 
 /// `meta.inf` bytes: `{"Created": created, …fields}` (a `Created` in `fields` is replaced).
-pub fn meta_inf(
+pub(crate) fn meta_inf(
     created: &str,
     extra_first: &[(&str, Value)],
     fields: &Map<String, Value>,
@@ -224,7 +226,7 @@ pub fn meta_inf(
 }
 
 /// o.dat for an archived consumer state. `now_secs` = the write time (the server's base).
-pub fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
+pub(crate) fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
     let pending: Vec<Pending> = st
         .pending
         .iter()
@@ -257,72 +259,118 @@ pub fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
     })
 }
 
-pub struct V2Input<'a> {
-    pub stream: &'a str,
-    pub account: &'a str,
-    pub label: &'a str,
+pub(crate) struct V2Input<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) label: &'a str,
     /// Stream config (backup.json's), in its key order.
-    pub config: &'a Map<String, Value>,
+    pub(crate) config: &'a Map<String, Value>,
     /// backup.json, for limits when state.json is unusable and for the checks `jetdir verify`
     /// makes of it against the archive.
-    pub backup: Option<&'a BackupJson>,
-    pub created: &'a str,
-    pub now_secs: i64,
+    pub(crate) backup: Option<&'a BackupJson>,
+    pub(crate) created: &'a str,
+    pub(crate) now_secs: i64,
     /// Stop writing at the first problem (false with --allow-damaged); the archive is still
     /// read to its end so that every problem is reported.
-    pub strict: bool,
+    pub(crate) strict: bool,
 }
 
 #[derive(Debug, Default)]
-pub struct V2Result {
-    pub messages: u64,
-    pub blocks: u64,
-    pub consumers: Vec<String>,
-    pub skip_record: Option<u64>,
-    pub block_size: u64,
+pub(crate) struct V2Result {
+    pub(crate) messages: u64,
+    pub(crate) blocks: u64,
+    pub(crate) consumers: Vec<String>,
+    pub(crate) skip_record: Option<u64>,
+    pub(crate) block_size: u64,
     /// What verifying the archive found: the same checks, and problem kinds, as
     /// `jetdir verify` of the archive (structure, state.json and backup.json agreement,
     /// consumer invariants), sorted like its report.
-    pub verification: Vec<Problem>,
-    pub summary: V2Summary,
+    pub(crate) verification: Vec<Problem>,
+    pub(crate) summary: V2Summary,
     /// Problems found while writing (not the checker's), e.g. limits exceeded.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
     /// A limit was exceeded or an entry could not be written: the result must not be used.
-    pub fatal: bool,
+    pub(crate) fatal: bool,
     /// Writing stopped early (strict mode and a problem, or `fatal`): the staged files are
     /// incomplete and must be discarded.
-    pub stopped: bool,
+    pub(crate) stopped: bool,
 }
 
 /// Read the decoded archive `r`, verify it and write the stream into `sink`, in one pass.
 ///
-/// Every entry goes through [`V2Checker`] (what `jetdir verify` runs) before it is written;
+/// Every entry goes through the checker of `jetdir verify` ([`V2Scan`]) before it is written;
 /// the caller decides from [`V2Result::verification`] whether the staged files may be used.
 /// In strict mode writing stops at the first error, but reading goes on to the end of the
 /// archive so that the problems reported are those `jetdir verify` reports.
-pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Result<V2Result> {
-    let mut res = V2Result {
-        block_size: block_size_for(inp.config),
-        ..Default::default()
-    };
-    let loc = |file: &str, off: u64| Location {
-        account: Some(inp.account.to_string()),
-        stream: Some(inp.stream.to_string()),
-        file: Some(format!("{}:{file}", inp.label)),
-        offset: Some(off),
-        ..Default::default()
-    };
-
+pub(crate) fn extract_v2<R: Read>(
+    r: R,
+    inp: &V2Input,
+    sink: &mut Stage,
+) -> std::io::Result<V2Result> {
+    let block_size = block_size_for(inp.config);
     sink.dir("msgs")?;
     sink.dir("obs")?;
     let mi = meta_inf(inp.created, &[], inp.config);
     sink.write_file("meta.inf", &mi)?;
     sink.write_file("meta.sum", meta::expected_sum(inp.stream, &mi).as_bytes())?;
 
+    let mut scan = V2Scan::new(r, scan_options(inp));
+    let mut w = V2Writer {
+        inp,
+        res: V2Result {
+            block_size,
+            ..Default::default()
+        },
+        bw: Some(BlockWriter::new(inp.stream, block_size, sink)),
+        state: None,
+        stored_bytes: 0,
+    };
+    if scan.ended() == Some(ScanEnd::BadHeader) {
+        let mut res = w.res;
+        res.summary = scan.finish();
+        res.verification = archive_checks(&res.summary, inp);
+        res.fatal = true;
+        res.stopped = true;
+        return Ok(res);
+    }
+    let mut seen_problems = 0usize;
+    while let Some(role) = scan.advance() {
+        if inp.strict && scan.problems().len() > seen_problems {
+            let new = scan.problems().get(seen_problems..).unwrap_or_default();
+            if new.iter().any(|p| p.severity == Severity::Error) {
+                w.bw = None; // damaged: the result will be refused, only verify from here on
+            }
+            seen_problems = scan.problems().len();
+        }
+        let e = scan.entry();
+        match role {
+            EntryRole::State => w.state_entry(e),
+            EntryRole::Consumer => w.consumer(e)?,
+            EntryRole::Message => w.message(e)?,
+            EntryRole::Unexpected => {
+                if inp.strict {
+                    w.bw = None;
+                }
+            }
+        }
+    }
+    match scan.ended() {
+        Some(ScanEnd::Oversized) => w.res.fatal = true,
+        Some(_) if inp.strict => w.res.fatal = true,
+        _ => {}
+    }
+    let mut res = w.close()?;
+    res.summary = scan.finish();
+    res.verification = archive_checks(&res.summary, inp);
+    Ok(res)
+}
+
+/// The checker's options: names for problem locations, and the stricter of the config's
+/// `max_msg_size` and backup.json's (which `jetdir verify` checks).
+fn scan_options(inp: &V2Input) -> V2Options {
     let mut opts = V2Options::new(inp.label);
     opts.account = Some(inp.account.to_string());
     opts.stream = Some(inp.stream.to_string());
-    // The stricter of the config written and backup.json's (which `jetdir verify` checks).
     opts.max_msg_size = [
         inp.config.get("max_msg_size").and_then(Value::as_i64),
         inp.backup.and_then(|b| b.max_msg_size()),
@@ -332,171 +380,178 @@ pub fn extract_v2<R: Read>(r: R, inp: &V2Input, sink: &mut Sink) -> std::io::Res
     .filter(|v| *v > 0)
     .map(|v| v as u64)
     .min();
-    let mut scan = V2Scan::new(r, opts);
-    let mut state: Option<StreamStateJson> = None;
-    let backup_state = inp.backup.map(|b| &b.state);
-    // `None` once writing stopped.
-    let mut bw = Some(BlockWriter::new(inp.stream, res.block_size, sink));
-    let mut stored_bytes: u64 = 0;
-    let mut seen_problems = 0usize;
+    opts
+}
 
-    if scan.ended() == Some(ScanEnd::BadHeader) {
-        res.summary = scan.finish();
-        res.verification = archive_checks(&res.summary, inp);
-        res.fatal = true;
-        res.stopped = true;
-        return Ok(res);
+/// Where in the archive: `<label>:<file>` at `off`.
+fn loc(inp: &V2Input, file: &str, off: u64) -> Location {
+    Location {
+        account: Some(inp.account.to_string()),
+        stream: Some(inp.stream.to_string()),
+        file: Some(format!("{}:{file}", inp.label)),
+        offset: Some(off),
+        ..Default::default()
     }
-    while let Some(role) = scan.advance() {
-        let e = scan.entry();
-        if inp.strict && scan.problems().len() > seen_problems {
-            let new = scan.problems().get(seen_problems..).unwrap_or_default();
-            if new.iter().any(|p| p.severity == Severity::Error) {
-                bw = None; // damaged: the result will be refused, only verify from here on
-            }
-            seen_problems = scan.problems().len();
+}
+
+/// The writing side of [`extract_v2`], one method per entry role.
+struct V2Writer<'i, 's> {
+    inp: &'i V2Input<'i>,
+    res: V2Result,
+    /// `None` once writing stopped.
+    bw: Option<BlockWriter<'s>>,
+    /// The archive's state.json, once read.
+    state: Option<StreamStateJson>,
+    /// File-store bytes of the messages so far.
+    stored_bytes: u64,
+}
+
+impl V2Writer<'_, '_> {
+    fn state_entry(&mut self, e: &ArcEntry) {
+        let mut body = e.header.clone();
+        body.extend_from_slice(&e.payload);
+        self.state = serde_json::from_slice(&body).ok();
+    }
+
+    /// `obs/<c>/{meta.inf,meta.sum,o.dat}` from a consumer entry (skipped, with a problem,
+    /// when unusable or its name is not a plain directory name or repeats).
+    fn consumer(&mut self, e: &ArcEntry) -> std::io::Result<()> {
+        let inp = self.inp;
+        let Some(w) = self.bw.as_mut() else {
+            return Ok(());
+        };
+        let cname = e.name_lossy();
+        let cname = cname
+            .strip_prefix("consumers/")
+            .unwrap_or(&cname)
+            .to_string();
+        let mut body = e.header.clone();
+        body.extend_from_slice(&e.payload);
+        let parsed: Option<Map<String, Value>> = serde_json::from_slice(&body).ok();
+        let cfg = parsed
+            .as_ref()
+            .and_then(|m| m.get("config"))
+            .and_then(Value::as_object);
+        let st = parsed
+            .as_ref()
+            .and_then(|m| m.get("state"))
+            .and_then(|v| serde_json::from_value::<ConsumerStateJson>(v.clone()).ok());
+        let (Some(cfg), Some(st)) = (cfg, st) else {
+            self.res.problems.push(Problem::new(
+                Kind::ExtractConsumerSkipped,
+                loc(inp, &format!("consumers/{cname}"), e.offset).consumer(&cname),
+                "consumer entry without a usable config and state: not written".to_string(),
+            ));
+            return Ok(());
+        };
+        if crate::ops::staging::checked_components(&cname)
+            .map(|c| c.len())
+            .ok()
+            != Some(1)
+            || self.res.consumers.contains(&cname)
+        {
+            self.res.problems.push(Problem::new(
+                Kind::ExtractConsumerSkipped,
+                loc(inp, &format!("consumers/{cname}"), e.offset),
+                format!(
+                    "consumer name {cname:?} cannot be a directory name (or repeats): not written"
+                ),
+            ));
+            return Ok(());
         }
-        match role {
-            EntryRole::State => {
-                let mut body = e.header.clone();
-                body.extend_from_slice(&e.payload);
-                state = serde_json::from_slice(&body).ok();
+        let cmi = meta_inf(inp.created, &[("Name", Value::String(cname.clone()))], cfg);
+        let dir = format!("obs/{cname}");
+        w.sink.write_file(&format!("{dir}/meta.inf"), &cmi)?;
+        w.sink.write_file(
+            &format!("{dir}/meta.sum"),
+            meta::expected_sum(&format!("{}/{cname}", inp.stream), &cmi).as_bytes(),
+        )?;
+        w.sink
+            .write_file(&format!("{dir}/o.dat"), &consumer_odat(&st, inp.now_secs))?;
+        self.res.consumers.push(cname);
+        Ok(())
+    }
+
+    /// One message record, within the limits of the declared state (decompression bomb,
+    /// damage) and of a file-store record; beyond them writing stops (`fatal`).
+    fn message(&mut self, e: &ArcEntry) -> std::io::Result<()> {
+        let inp = self.inp;
+        let Some(w) = self.bw.as_mut() else {
+            return Ok(());
+        };
+        if e.seq == 0 || e.seq <= w.last_seq || e.seq & (EBIT | block::TBIT) != 0 {
+            // Reported by the checker.
+            if inp.strict {
+                self.bw = None;
             }
-            EntryRole::Consumer => {
-                let Some(w) = bw.as_mut() else { continue };
-                let cname = e.name_lossy();
-                let cname = cname
-                    .strip_prefix("consumers/")
-                    .unwrap_or(&cname)
-                    .to_string();
-                let mut body = e.header.clone();
-                body.extend_from_slice(&e.payload);
-                let parsed: Option<Map<String, Value>> = serde_json::from_slice(&body).ok();
-                let cfg = parsed
-                    .as_ref()
-                    .and_then(|m| m.get("config"))
-                    .and_then(Value::as_object);
-                let st = parsed
-                    .as_ref()
-                    .and_then(|m| m.get("state"))
-                    .and_then(|v| serde_json::from_value::<ConsumerStateJson>(v.clone()).ok());
-                let (Some(cfg), Some(st)) = (cfg, st) else {
-                    res.problems.push(Problem::new(
-                        Kind::ExtractConsumerSkipped,
-                        loc(&format!("consumers/{cname}"), e.offset).consumer(&cname),
-                        "consumer entry without a usable config and state: not written".to_string(),
-                    ));
-                    continue;
-                };
-                if super::stage::checked_components(&cname)
-                    .map(|c| c.len())
-                    .ok()
-                    != Some(1)
-                    || res.consumers.contains(&cname)
-                {
-                    res.problems.push(Problem::new(
-                        Kind::ExtractConsumerSkipped,
-                        loc(&format!("consumers/{cname}"), e.offset),
-                        format!("consumer name {cname:?} cannot be a directory name (or repeats): not written"),
-                    ));
-                    continue;
-                }
-                let cmi = meta_inf(inp.created, &[("Name", Value::String(cname.clone()))], cfg);
-                let dir = format!("obs/{cname}");
-                w.sink.write_file(&format!("{dir}/meta.inf"), &cmi)?;
-                w.sink.write_file(
-                    &format!("{dir}/meta.sum"),
-                    meta::expected_sum(&format!("{}/{cname}", inp.stream), &cmi).as_bytes(),
-                )?;
-                w.sink
-                    .write_file(&format!("{dir}/o.dat"), &consumer_odat(&st, inp.now_secs))?;
-                res.consumers.push(cname);
-            }
-            EntryRole::Message => {
-                let Some(w) = bw.as_mut() else { continue };
-                if e.seq == 0 || e.seq <= w.last_seq || e.seq & (EBIT | block::TBIT) != 0 {
-                    // Reported by the checker.
-                    if inp.strict {
-                        bw = None;
-                    }
-                    continue;
-                }
-                // Decompression-bomb / damage limits against the declared state.
-                let limit_state = state.as_ref().or(backup_state);
-                let size = crate::backup::natsarc::filestore_msg_size(
-                    e.name.len() as u64,
-                    e.header.len() as u64,
-                    e.payload.len() as u64,
-                );
-                stored_bytes = stored_bytes.saturating_add(size);
-                if let Some(st) = limit_state {
-                    if res.messages + 1 > st.messages
-                        || stored_bytes > st.bytes
-                        || e.seq > st.last_seq
-                    {
-                        res.problems.push(Problem::new(
-                            Kind::ExtractLimit,
-                            loc(&e.name_lossy(), e.offset).seq(e.seq),
-                            format!(
-                                "the archive holds more than its state declares ({} messages, {} bytes, last seq {}): refusing to write more",
-                                st.messages, st.bytes, st.last_seq
-                            ),
-                        ));
-                        res.fatal = true;
-                        bw = None;
-                        continue;
-                    }
-                }
-                if e.name.len() > u16::MAX as usize || size > u64::from(block::MAX_RECORD_LEN) {
-                    res.problems.push(Problem::new(
-                        Kind::ExtractLimit,
-                        loc(&e.name_lossy(), e.offset).seq(e.seq),
-                        "message too large for a file-store record".to_string(),
-                    ));
-                    res.fatal = true;
-                    bw = None;
-                    continue;
-                }
-                w.message(e.seq, e.timestamp, &e.name, &e.header, &e.payload)?;
-                res.messages += 1;
-            }
-            EntryRole::Unexpected => {
-                if inp.strict {
-                    bw = None;
-                }
+            return Ok(());
+        }
+        let limit_state = self.state.as_ref().or(inp.backup.map(|b| &b.state));
+        let size = crate::backup::natsarc::filestore_msg_size(
+            e.name.len() as u64,
+            e.header.len() as u64,
+            e.payload.len() as u64,
+        );
+        self.stored_bytes = self.stored_bytes.saturating_add(size);
+        if let Some(st) = limit_state {
+            if self.res.messages + 1 > st.messages
+                || self.stored_bytes > st.bytes
+                || e.seq > st.last_seq
+            {
+                self.res.problems.push(Problem::new(
+                    Kind::ExtractLimit,
+                    loc(inp, &e.name_lossy(), e.offset).seq(e.seq),
+                    format!(
+                        "the archive holds more than its state declares ({} messages, {} bytes, last seq {}): refusing to write more",
+                        st.messages, st.bytes, st.last_seq
+                    ),
+                ));
+                self.res.fatal = true;
+                self.bw = None;
+                return Ok(());
             }
         }
-    }
-    match scan.ended() {
-        Some(ScanEnd::Oversized) => res.fatal = true,
-        Some(_) if inp.strict => res.fatal = true,
-        _ => {}
-    }
-    if res.fatal {
-        bw = None;
-    }
-    match bw {
-        Some(mut w) => {
-            // Keep last_seq (trailing deletes) with one skip record.
-            if let Some(st) = state.as_ref().or(backup_state) {
-                if st.last_seq > w.last_seq {
-                    let ts = st
-                        .last_ts
-                        .as_deref()
-                        .and_then(crate::base::time::parse_rfc3339)
-                        .filter(|t| *t > 0)
-                        .unwrap_or(w.last_ts);
-                    w.skip(st.last_seq, ts)?;
-                    res.skip_record = Some(st.last_seq);
-                }
-            }
-            res.blocks = w.close()?;
+        if e.name.len() > u16::MAX as usize || size > u64::from(block::MAX_RECORD_LEN) {
+            self.res.problems.push(Problem::new(
+                Kind::ExtractLimit,
+                loc(inp, &e.name_lossy(), e.offset).seq(e.seq),
+                "message too large for a file-store record".to_string(),
+            ));
+            self.res.fatal = true;
+            self.bw = None;
+            return Ok(());
         }
-        None => res.stopped = true,
+        w.message(e.seq, e.timestamp, &e.name, &e.header, &e.payload)?;
+        self.res.messages += 1;
+        Ok(())
     }
-    res.summary = scan.finish();
-    res.verification = archive_checks(&res.summary, inp);
-    Ok(res)
+
+    /// Finish the blocks (unless writing stopped): a skip record keeps a `last_seq` beyond the
+    /// last message (trailing deletes), then every block is written and fsynced.
+    fn close(mut self) -> std::io::Result<V2Result> {
+        if self.res.fatal {
+            self.bw = None;
+        }
+        let Some(mut w) = self.bw else {
+            self.res.stopped = true;
+            return Ok(self.res);
+        };
+        let inp = self.inp;
+        if let Some(st) = self.state.as_ref().or(inp.backup.map(|b| &b.state)) {
+            if st.last_seq > w.last_seq {
+                let ts = st
+                    .last_ts
+                    .as_deref()
+                    .and_then(crate::base::time::parse_rfc3339)
+                    .filter(|t| *t > 0)
+                    .unwrap_or(w.last_ts);
+                w.skip(st.last_seq, ts)?;
+                self.res.skip_record = Some(st.last_seq);
+            }
+        }
+        self.res.blocks = w.close()?;
+        Ok(self.res)
+    }
 }
 
 /// The problems `jetdir verify` reports for a V2 archive, from the checker's summary: the
@@ -539,7 +594,7 @@ fn archive_checks(sum: &V2Summary, inp: &V2Input) -> Vec<Problem> {
 }
 
 /// The order of `jetdir verify`'s report.
-pub use crate::base::report::sort_problems;
+pub(crate) use crate::base::report::sort_problems;
 
 #[cfg(test)]
 mod tests {

@@ -33,35 +33,35 @@ pub(super) const FILL_CAP: u64 = 1 << 20;
 
 #[derive(Debug, Default)]
 pub(super) struct BlockPlan {
-    pub index: u32,
+    pub(crate) index: u32,
     /// Sequences whose message records are live.
-    pub live: SeqBits,
+    pub(crate) live: SeqBits,
     /// Last sequence the rewritten block covers; `None` when no record is left.
-    pub end: Option<u64>,
+    pub(crate) end: Option<u64>,
     /// Highest sequence covered by an earlier block (`.idx` of an empty block).
-    pub before: u64,
+    pub(crate) before: u64,
     /// Copy the block unchanged and write no `.idx` (unreadable, or a gap too big to fill).
-    pub keep: bool,
-    pub is_last: bool,
+    pub(crate) keep: bool,
+    pub(crate) is_last: bool,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Plan {
-    pub blocks: Vec<BlockPlan>,
-    pub last_seq: u64,
+    pub(crate) blocks: Vec<BlockPlan>,
+    pub(crate) last_seq: u64,
     /// Time of the last sequence as the source server keeps it (index.db's last_ts: the
     /// publish time of the last sequence even when that message is gone).
-    pub last_ts: Option<i64>,
+    pub(crate) last_ts: Option<i64>,
     /// The last live message's time (used without an index.db).
-    pub live_last_ts: i64,
+    pub(crate) live_last_ts: i64,
     /// The source index.db, parsed (only when the verifier found it consistent).
-    pub index_db: Option<(Vec<u8>, IndexDb)>,
-    pub notes: Vec<String>,
+    pub(crate) index_db: Option<(Vec<u8>, IndexDb)>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Plan {
     /// Nothing was ever stored: last seq 0 and no record in any block.
-    pub fn never_used(&self) -> bool {
+    pub(crate) fn never_used(&self) -> bool {
         self.last_seq == 0 && self.blocks.iter().all(|b| b.end.is_none() && !b.keep)
     }
 }

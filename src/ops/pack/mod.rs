@@ -22,28 +22,32 @@ mod v2;
 use crate::backup::manifest::{self, FileEntry, Manifest};
 use crate::base::problem::{Problem, Severity};
 use crate::base::progress::Progress;
-use crate::base::report::StreamReport;
+use crate::base::report::{Outcome, StreamReport};
 use crate::base::time::go_time;
 use crate::check::store;
 use crate::filestore::discover::{self, StreamDir};
 use crate::filestore::meta::MetaInf;
+use crate::ops::staging::{self, CommitError, HashedFile, Perms, Stage};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The backup form `jetdir pack` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PackFormat {
+    /// A `nats stream backup` directory with a V1 snapshot (tar in S2); every server version.
     V1,
+    /// A `nats stream backup` directory with a V2 (NATSARC1) archive, for 2.15+ servers.
     V2,
+    /// One gzip tarball of the stream dir(s), to extract into a stopped server's store.
     Tgz,
 }
 
 impl PackFormat {
+    /// The name on the command line and in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             PackFormat::V1 => "v1",
@@ -53,70 +57,98 @@ impl PackFormat {
     }
 }
 
+/// What `jetdir pack` was asked to do.
 #[derive(Debug, Clone)]
 pub struct PackOptions {
+    /// OUT: the backup to create (never overwritten).
     pub out: PathBuf,
+    /// `--stream`: the stream to pack when PATH holds several.
     pub stream: Option<String>,
+    /// `--account` (default `$G`).
     pub account: Option<String>,
+    /// The backup form to write.
     pub format: PackFormat,
+    /// `--all`: every stream of the account.
     pub all: bool,
+    /// `--allow-damaged`: pack a source that verification found damaged.
     pub allow_damaged: bool,
+    /// `--no-consumers`: leave the consumers out.
     pub no_consumers: bool,
+    /// `--force`: pack although a server seems to hold the store.
     pub force: bool,
 }
 
 /// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
 #[derive(Debug, Clone, Serialize)]
 pub struct PackedFile {
+    /// Relative to OUT.
     pub path: String,
+    /// Its size.
     pub bytes: u64,
+    /// Its SHA-256, hex.
     pub sha256: String,
 }
 
+/// One stream packed, with the state the backup declares.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PackedStream {
+    /// Its account.
     pub account: String,
+    /// Its name.
     pub name: String,
+    /// The stream dir read.
     pub source: String,
+    /// Messages in the backup.
     pub messages: u64,
+    /// Their bytes (as the server counts them).
     pub bytes: u64,
+    /// First sequence.
     pub first_seq: u64,
+    /// Last sequence.
     pub last_seq: u64,
+    /// Deleted sequences between first and last.
     pub num_deleted: u64,
+    /// Consumers packed.
     pub consumers: Vec<String>,
     /// What happened to `msgs/index.db`: `copied`, `omitted (...)`, `legacy .idx/.fss`, `none`.
     pub index_db: String,
 }
 
+/// The result of `jetdir pack` (its JSON report).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PackReport {
     /// True when the backup was written.
     pub ok: bool,
+    /// The backup form.
     pub format: Option<PackFormat>,
+    /// OUT.
     pub out: String,
     /// The manifest written (OUT/manifest.json, OUT/<stream>/manifest.json, or OUT.manifest.json).
     pub manifests: Vec<String>,
     /// Why nothing was written.
     pub refused: Option<String>,
+    /// The streams packed.
     pub streams: Vec<PackedStream>,
+    /// The files written.
     pub files: Vec<PackedFile>,
     /// Everything verification found (errors only when --allow-damaged or refused).
     pub problems: Vec<Problem>,
+    /// Things to know that did not stop the packing.
     pub notes: Vec<String>,
     #[serde(skip)]
-    code: i32,
+    outcome: Outcome,
 }
 
 impl PackReport {
     /// 0 written, 1 refused because the source is damaged, 2 could not run (encrypted source,
     /// a server holds the store, OUT exists, bad arguments).
     pub fn exit_code(&self) -> i32 {
-        self.code
+        self.outcome.exit_code()
     }
 
-    fn refuse(mut self, code: i32, why: String) -> Self {
+    fn refuse(mut self, outcome: Outcome, why: String) -> Self {
         self.ok = false;
-        self.code = code;
+        self.outcome = outcome;
         self.refused = Some(why);
         self
     }
@@ -125,14 +157,14 @@ impl PackReport {
 /// Stream numbers as backup.json / state.json carry them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StateNums {
-    pub messages: u64,
-    pub bytes: u64,
-    pub first_seq: u64,
-    pub first_ts: Option<i64>,
-    pub last_seq: u64,
-    pub last_ts: Option<i64>,
-    pub num_subjects: u64,
-    pub num_deleted: u64,
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+    pub(crate) first_seq: u64,
+    pub(crate) first_ts: Option<i64>,
+    pub(crate) last_seq: u64,
+    pub(crate) last_ts: Option<i64>,
+    pub(crate) num_subjects: u64,
+    pub(crate) num_deleted: u64,
 }
 
 impl StateNums {
@@ -150,7 +182,7 @@ impl StateNums {
     }
 
     /// The StreamState JSON object (Go field order, omitempty fields dropped).
-    pub fn to_json(&self, consumers: usize) -> Value {
+    pub(crate) fn to_json(&self, consumers: usize) -> Value {
         let mut m = Map::new();
         m.insert("messages".into(), self.messages.into());
         m.insert("bytes".into(), self.bytes.into());
@@ -175,31 +207,31 @@ impl StateNums {
 /// One consumer to pack.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerSrc {
-    pub name: String,
-    pub meta: MetaInf,
-    pub o_dat: Option<Vec<u8>>,
+    pub(crate) name: String,
+    pub(crate) meta: MetaInf,
+    pub(crate) o_dat: Option<Vec<u8>>,
 }
 
 /// Everything known about one source stream once it verified.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamSrc {
-    pub sd: StreamDir,
-    pub cfg_name: String,
-    pub meta: MetaInf,
-    pub blocks: Vec<u32>,
-    pub legacy: bool,
+    pub(crate) sd: StreamDir,
+    pub(crate) cfg_name: String,
+    pub(crate) meta: MetaInf,
+    pub(crate) blocks: Vec<u32>,
+    pub(crate) legacy: bool,
     /// Copy msgs/index.db (it exists and verification found it consistent with the blocks).
-    pub index_db_ok: bool,
-    pub index_db_note: String,
-    pub consumers: Vec<ConsumerSrc>,
-    pub state: StateNums,
+    pub(crate) index_db_ok: bool,
+    pub(crate) index_db_note: String,
+    pub(crate) consumers: Vec<ConsumerSrc>,
+    pub(crate) state: StateNums,
     /// Seconds used as every tar member's mtime (the last message's time; deterministic).
-    pub mtime: u64,
+    pub(crate) mtime: u64,
     /// Nanoseconds used as the V2 snapshot time.
-    pub snap_ts: i64,
+    pub(crate) snap_ts: i64,
     /// Verification found errors (packing anyway with --allow-damaged).
-    pub damaged: bool,
-    pub files: Vec<String>,
+    pub(crate) damaged: bool,
+    pub(crate) files: Vec<String>,
 }
 
 impl StreamSrc {
@@ -275,7 +307,7 @@ impl StreamSrc {
     }
 
     /// backup.json's `config`: meta.inf without the file-store-only `Created`.
-    pub fn config(&self) -> Map<String, Value> {
+    pub(crate) fn config(&self) -> Map<String, Value> {
         let mut c = self.meta.json.clone();
         c.shift_remove("Created");
         c
@@ -291,93 +323,38 @@ impl StreamSrc {
     }
 }
 
-/// A file being written: buffered, hashed as it goes, fsynced at the end. While a big file is
-/// written, a background thread flushes it to disk every [`SYNC_EVERY`] bytes, so the final
-/// fsync only waits for the tail.
-pub(crate) struct Sink {
-    w: BufWriter<fs::File>,
-    h: Sha256,
-    n: u64,
-    synced_at: u64,
-    syncer: Option<std::thread::JoinHandle<io::Result<()>>>,
+/// Write a small file into the stage: (bytes, sha256 hex).
+fn write_small(stage: &mut Stage, rel: &str, data: &[u8]) -> io::Result<(u64, String)> {
+    let mut f = stage.hashed_file(rel)?;
+    f.write_all(data)?;
+    let (n, h) = f.done()?;
+    stage.planned(rel, n);
+    Ok((n, h))
 }
 
-/// Bytes written between background `fdatasync` calls.
-const SYNC_EVERY: u64 = 64 << 20;
+/// Staging names of pack beside OUT: `.<OUT name>.jetdir-pack-<pid>`.
+fn staging_for(out: &Path) -> anyhow::Result<PathBuf> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{}: OUT needs a file name", out.display()))?
+        .to_string_lossy()
+        .into_owned();
+    Ok(staging::staging_path(out, &format!("{name}.jetdir-pack-")))
+}
 
-impl Sink {
-    pub fn create(p: &Path) -> io::Result<Sink> {
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(p)?;
-        Ok(Sink {
-            // Compressed frames are bigger than this and go straight to the file.
-            w: BufWriter::with_capacity(64 << 10, f),
-            h: Sha256::new(),
-            n: 0,
-            synced_at: 0,
-            syncer: None,
-        })
-    }
-
-    /// Starts a background `fdatasync` when enough was written and none is running.
-    fn sync_in_background(&mut self) -> io::Result<()> {
-        if self.n - self.synced_at < SYNC_EVERY {
-            return Ok(());
+/// What a failed commit of OUT means, as an error.
+fn commit_error(stage: &Path, out: &Path, e: CommitError) -> anyhow::Error {
+    match e {
+        CommitError::TargetExists => {
+            anyhow::anyhow!("{} appeared while packing; not overwriting", out.display())
         }
-        if let Some(h) = &self.syncer {
-            if !h.is_finished() {
-                return Ok(());
-            }
-        }
-        if let Some(h) = self.syncer.take() {
-            join_sync(h)?;
-        }
-        let f = self.w.get_ref().try_clone()?;
-        self.syncer = Some(std::thread::spawn(move || f.sync_data()));
-        self.synced_at = self.n;
-        Ok(())
-    }
-
-    /// Flush, fsync, and return (bytes, sha256 hex).
-    pub fn done(mut self) -> io::Result<(u64, String)> {
-        if let Some(h) = self.syncer.take() {
-            join_sync(h)?;
-        }
-        let f = self.w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        Ok((self.n, manifest::hex(&self.h.finalize())))
-    }
-}
-
-fn join_sync(h: std::thread::JoinHandle<io::Result<()>>) -> io::Result<()> {
-    h.join()
-        .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")))
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let k = self.w.write(buf)?;
-        self.h.update(buf.get(..k).unwrap_or(&[]));
-        self.n += k as u64;
-        self.sync_in_background()?;
-        Ok(k)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-}
-
-fn write_small(p: &Path, data: &[u8]) -> io::Result<(u64, String)> {
-    let mut s = Sink::create(p)?;
-    s.write_all(data)?;
-    s.done()
-}
-
-fn fsync_dir(p: &Path) {
-    if let Ok(f) = fs::File::open(p) {
-        let _ = f.sync_all();
+        CommitError::Rename(e) => anyhow::anyhow!(
+            "cannot rename {} to {}: {e}",
+            stage.display(),
+            out.display()
+        ),
+        CommitError::Link(p, e) => anyhow::anyhow!("cannot create {}: {e}", p.display()),
+        CommitError::Sync(e) => anyhow::anyhow!("cannot fsync {}: {e}", out.display()),
     }
 }
 
@@ -493,13 +470,13 @@ pub fn pack(
     let side_manifest = side_manifest_path(out);
     if out.exists() || fs::symlink_metadata(out).is_ok() {
         return Ok(report.refuse(
-            2,
+            Outcome::CouldNotRun,
             format!("{} exists; pack never overwrites", out.display()),
         ));
     }
     if opts.format == PackFormat::Tgz && side_manifest.exists() {
         return Ok(report.refuse(
-            2,
+            Outcome::CouldNotRun,
             format!("{} exists; pack never overwrites", side_manifest.display()),
         ));
     }
@@ -515,7 +492,7 @@ pub fn pack(
                     .push(format!("--force: {who}; the backup may not be consistent"));
             } else {
                 return Ok(report.refuse(
-                    2,
+                    Outcome::CouldNotRun,
                     format!(
                         "{who}: a running server may be writing this store; stop it first (or --force)"
                     ),
@@ -539,7 +516,7 @@ pub fn pack(
         progress.finish();
         let who = p.loc.stream.clone().unwrap_or_default();
         return Ok(report.refuse(
-            2,
+            Outcome::CouldNotRun,
             format!("stream {who} is encrypted at rest: a key is needed to read it (not supported); nothing packed"),
         ));
     }
@@ -551,7 +528,7 @@ pub fn pack(
     if errors > 0 && !opts.allow_damaged {
         progress.finish();
         return Ok(report.refuse(
-            1,
+            Outcome::Damaged,
             format!("verification found {errors} error(s) in the source; fix them or pack anyway with --allow-damaged"),
         ));
     }
@@ -577,7 +554,7 @@ pub fn pack(
     progress.finish();
     res?;
     report.ok = true;
-    report.code = 0;
+    report.outcome = Outcome::Clean;
     Ok(report)
 }
 
@@ -587,22 +564,6 @@ fn side_manifest_path(out: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     out.with_file_name(format!("{name}.manifest.json"))
-}
-
-fn staging_path(out: &Path, tag: &str) -> anyhow::Result<PathBuf> {
-    let name = out
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("{}: OUT needs a file name", out.display()))?
-        .to_string_lossy()
-        .into_owned();
-    Ok(out.with_file_name(format!(".{name}{tag}.jetdir-pack-{}", std::process::id())))
-}
-
-fn parent_dir(p: &Path) -> PathBuf {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 fn build_manifest(
@@ -665,27 +626,32 @@ fn write_dir_out(
     report: &mut PackReport,
 ) -> anyhow::Result<()> {
     let out = &opts.out;
-    let stage = staging_path(out, "")?;
-    let _ = fs::remove_dir_all(&stage);
-    fs::create_dir(&stage)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", stage.display()))?;
+    let stage_path = staging_for(out)?;
+    // a stale one of this very pid
+    let _ = staging::remove_leftover(&stage_path);
+    let mut stage = Stage::create(&stage_path, Perms::Umask)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", stage_path.display()))?;
     let nested = opts.all;
     let result = (|| -> anyhow::Result<()> {
         for src in srcs {
-            let (dir, prefix) = if nested {
-                let d = stage.join(&src.sd.name);
-                fs::create_dir(&d)?;
-                (d, format!("{}/", src.sd.name))
+            let prefix = if nested {
+                stage.dir(&src.sd.name)?;
+                format!("{}/", src.sd.name)
             } else {
-                (stage.clone(), String::new())
+                String::new()
             };
-            let (st, notes, files) = write_backup_dir(&dir, src, opts.format, progress)?;
+            let (st, notes, files) =
+                write_backup_dir(&mut stage, &prefix, src, opts.format, progress)?;
             report.notes.extend(notes);
             let state_json = st.to_json(src.consumers.len());
             let names: Vec<String> = src.consumers.iter().map(|c| c.name.clone()).collect();
             let m = build_manifest(path, src, opts.format, &names, state_json, files.clone());
             let mb = m.to_bytes();
-            let (n, h) = write_small(&dir.join(manifest::MANIFEST_NAME), &mb)?;
+            let (n, h) = write_small(
+                &mut stage,
+                &format!("{prefix}{}", manifest::MANIFEST_NAME),
+                &mb,
+            )?;
             for f in files {
                 report.files.push(PackedFile {
                     path: format!("{prefix}{}", f.path),
@@ -704,38 +670,28 @@ fn write_dir_out(
                     .to_string(),
             );
             report.streams.push(packed_stream(src, &st));
-            fsync_dir(&dir);
         }
-        fsync_dir(&stage);
-        if out.exists() {
-            anyhow::bail!("{} appeared while packing; not overwriting", out.display());
-        }
-        fs::rename(&stage, out).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot rename {} to {}: {e}",
-                stage.display(),
-                out.display()
-            )
-        })?;
-        fsync_dir(&parent_dir(out));
-        Ok(())
+        stage
+            .commit(out)
+            .map_err(|e| commit_error(&stage_path, out, e))
     })();
     if result.is_err() {
-        let _ = fs::remove_dir_all(&stage);
+        stage.discard();
     }
     result
 }
 
-/// Write backup.json + stream.tar.s2 of one stream into `dir`; also returns notes (v1: blocks
-/// nats-server 2.9 will not be able to read).
+/// Write backup.json + stream.tar.s2 of one stream into the stage (names prefixed with
+/// `prefix`); also returns notes (v1: blocks nats-server 2.9 will not be able to read).
 fn write_backup_dir(
-    dir: &Path,
+    stage: &mut Stage,
+    prefix: &str,
     src: &StreamSrc,
     format: PackFormat,
     progress: &dyn Progress,
 ) -> anyhow::Result<(StateNums, Vec<String>, Vec<FileEntry>)> {
-    let tar_path = dir.join("stream.tar.s2");
-    let sink = Sink::create(&tar_path)?;
+    let tar_rel = format!("{prefix}stream.tar.s2");
+    let sink = stage.hashed_file(&tar_rel)?;
     let (sink, st, notes) = match format {
         PackFormat::V2 => {
             let (sink, st) = v2::write(sink, src, progress)?;
@@ -747,11 +703,12 @@ fn write_backup_dir(
         }
     };
     let (tn, th) = sink.done()?;
+    stage.planned(&tar_rel, tn);
     let mut bj = Map::new();
     bj.insert("config".into(), Value::Object(src.config()));
     bj.insert("state".into(), st.to_json(src.consumers.len()));
     let bjb = serde_json::to_vec_pretty(&Value::Object(bj))?;
-    let (bn, bh) = write_small(&dir.join("backup.json"), &bjb)?;
+    let (bn, bh) = write_small(stage, &format!("{prefix}backup.json"), &bjb)?;
     Ok((
         st,
         notes,
@@ -780,12 +737,13 @@ fn write_tgz_out(
 ) -> anyhow::Result<()> {
     let out = &opts.out;
     let side = side_manifest_path(out);
-    let stage = staging_path(out, "")?;
-    let mstage = staging_path(&side, "")?;
-    let _ = fs::remove_file(&stage);
-    let _ = fs::remove_file(&mstage);
+    let stage = staging_for(out)?;
+    let mstage = staging_for(&side)?;
+    // stale ones of this very pid
+    let _ = staging::remove_leftover(&stage);
+    let _ = staging::remove_leftover(&mstage);
     let result = (|| -> anyhow::Result<()> {
-        let sink = Sink::create(&stage)?;
+        let sink = HashedFile::create(&stage, 0o666)?;
         let sink = tgz::write(sink, srcs, progress)?;
         let (n, h) = sink.done()?;
         let name = out
@@ -836,17 +794,11 @@ fn write_tgz_out(
                 .to_string();
             m
         };
-        let (mn, mh) = write_small(&mstage, &m.to_bytes())?;
-        // hard links never replace an existing name
-        fs::hard_link(&stage, out)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-        if let Err(e) = fs::hard_link(&mstage, &side) {
-            let _ = fs::remove_file(out);
-            anyhow::bail!("cannot create {}: {e}", side.display());
-        }
-        let _ = fs::remove_file(&stage);
-        let _ = fs::remove_file(&mstage);
-        fsync_dir(&parent_dir(out));
+        let mut mf = HashedFile::create(&mstage, 0o666)?;
+        mf.write_all(&m.to_bytes())?;
+        let (mn, mh) = mf.done()?;
+        staging::commit_files(&[(&stage, out), (&mstage, &side)])
+            .map_err(|e| commit_error(&stage, out, e))?;
         report.files.push(PackedFile {
             path: name,
             bytes: n,
