@@ -22,7 +22,6 @@ pub mod backup;
 pub mod base;
 pub mod check;
 pub mod filestore;
-#[allow(missing_docs)] // documented with the ops split (in progress)
 pub mod ops;
 pub mod s2;
 pub(crate) mod state;

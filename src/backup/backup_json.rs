@@ -66,6 +66,7 @@ impl BackupJson {
             .and_then(Value::as_i64)
             .filter(|v| *v >= 0)
     }
+    #[cfg(test)]
     /// `config.storage`, when present.
     pub fn storage(&self) -> Option<&str> {
         self.config.get("storage").and_then(Value::as_str)

@@ -46,7 +46,7 @@ impl Default for TarOptions {
 }
 
 /// What a member is in the stream directory layout.
-pub use crate::filestore::layout::StreamFile as Layout;
+use crate::filestore::layout::StreamFile;
 
 /// An accepted regular-file member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub struct TarMember {
     pub offset: u64,
     /// Offset of the member's (ustar) header in the decoded tar stream.
     pub header_offset: u64,
-    pub layout: Layout,
+    pub layout: StreamFile,
 }
 
 /// Result of a walk.
@@ -120,7 +120,7 @@ impl TarSummary {
 }
 
 /// The stream layout, less the key files a backup never holds.
-fn classify(comps: &[&str]) -> Option<Layout> {
+fn classify(comps: &[&str]) -> Option<StreamFile> {
     crate::filestore::layout::classify(comps).filter(|f| !f.is_key())
 }
 
@@ -281,7 +281,7 @@ impl Walker<'_> {
         raw_path: &[u8],
         link: Option<&str>,
         size: u64,
-    ) -> Result<Option<(String, Layout)>, String> {
+    ) -> Result<Option<(String, StreamFile)>, String> {
         let comps = split_path(raw_path)?;
         let is_dir = tflag == b'5' || (matches!(tflag, b'0' | 0) && raw_path.ends_with(b"/"));
         if is_dir {
@@ -366,7 +366,7 @@ impl Walker<'_> {
 
     /// Map a file member's components to (normalised path, layout), deciding the top dir on the
     /// first file.
-    fn place(&mut self, comps: &[&str]) -> Result<(String, Layout), String> {
+    fn place(&mut self, comps: &[&str]) -> Result<(String, StreamFile), String> {
         if self.prefix.is_none() {
             if classify(comps).is_some() || !self.opts.strip_top_dir {
                 self.prefix = Some(None);

@@ -4,6 +4,7 @@ use super::detect::{detect, ArchiveKind, DetectError};
 use super::natsarc::*;
 use super::tar_walk::*;
 use crate::base::problem::{Problem, Severity};
+use crate::filestore::layout::StreamFile;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -512,14 +513,14 @@ fn v1_samples_members_exact() {
         assert_eq!(
             s.members[2].layout,
             if v == "v2.14" {
-                Layout::Block(1)
+                StreamFile::Block(1)
             } else {
-                Layout::BlockIdx(1)
+                StreamFile::BlockIdx(1)
             }
         );
         assert_eq!(
             s.member("obs/SHIP/o.dat").unwrap().layout,
-            Layout::ConsumerState("SHIP".into())
+            StreamFile::ConsumerState("SHIP".into())
         );
         assert!(s.missing_required(&TarOptions::default()).is_empty());
     }

@@ -8,7 +8,7 @@
 use crate::backup::backup_json::{self, BackupJson};
 use crate::backup::detect::{ArchiveKind, Detected};
 use crate::backup::natsarc::{self, EntryRole, V2Options};
-use crate::backup::tar_walk::{self, Layout, TarOptions};
+use crate::backup::tar_walk::{self, TarOptions};
 use crate::base::problem::{Kind, Location, Problem};
 use crate::base::progress::Progress;
 use crate::base::report::ArchiveInfo;
@@ -17,6 +17,7 @@ use crate::base::report::Report;
 use crate::base::report::StreamReport;
 use crate::check::store;
 use crate::check::Options;
+use crate::filestore::layout::StreamFile;
 use crate::filestore::source::StreamSource;
 use crate::s2::par::ParFrameReader;
 use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
@@ -300,7 +301,7 @@ fn verify_v1<R: Read>(
         let summary = tar_walk::walk_tar(r, &topts, |m, rd| {
             mem.names.push(m.path.clone());
             match &m.layout {
-                Layout::Block(n) => {
+                StreamFile::Block(n) => {
                     let Ok(n) = u32::try_from(*n) else {
                         return Ok(()); // absurd block index: listed, never scanned
                     };
@@ -347,7 +348,7 @@ fn verify_v1<R: Read>(
                         }
                     }
                 }
-                Layout::ErrorsTxt => {
+                StreamFile::ErrorsTxt => {
                     let mut s = String::new();
                     let _ = rd.take(1 << 20).read_to_string(&mut s);
                     errors_txt.push((m.path.clone(), s));

@@ -1,20 +1,21 @@
 //! V1 backups and tarballs: the members are the stream directory's files; write them as they
 //! are (regular files of the stream layout only, as [`walk_tar`] accepts them).
-use crate::backup::tar_walk::{walk_tar, Layout, TarMember, TarOptions, TarSummary};
+use crate::backup::tar_walk::{walk_tar, TarMember, TarOptions, TarSummary};
 use crate::base::problem::{Kind, Location, Problem};
+use crate::filestore::layout::StreamFile;
 use crate::ops::staging::Stage;
 use std::io::{self, Read};
 
 /// Largest member of each kind accepted (decompression-bomb guard). A block holds at most one
 /// record beyond the block size (≤ 8 MiB) and records are ≤ 32 MiB.
-pub(crate) fn member_limit(l: &Layout) -> u64 {
+pub(crate) fn member_limit(l: &StreamFile) -> u64 {
     match l {
-        Layout::MetaInf
-        | Layout::MetaSum
-        | Layout::ConsumerMetaInf(_)
-        | Layout::ConsumerMetaSum(_)
-        | Layout::ErrorsTxt => 4 << 20,
-        Layout::Block(_) => 64 << 20,
+        StreamFile::MetaInf
+        | StreamFile::MetaSum
+        | StreamFile::ConsumerMetaInf(_)
+        | StreamFile::ConsumerMetaSum(_)
+        | StreamFile::ErrorsTxt => 4 << 20,
+        StreamFile::Block(_) => 64 << 20,
         _ => 512 << 20,
     }
 }
@@ -23,9 +24,9 @@ pub(crate) fn member_limit(l: &Layout) -> u64 {
 pub(crate) fn peek_meta_inf<R: Read>(r: R, opts: &TarOptions) -> (Option<Vec<u8>>, TarSummary) {
     let mut found: Option<Vec<u8>> = None;
     let sum = walk_tar(r, opts, |m, rd| {
-        if m.layout == Layout::MetaInf {
+        if m.layout == StreamFile::MetaInf {
             let mut v = Vec::new();
-            rd.take(member_limit(&Layout::MetaInf))
+            rd.take(member_limit(&StreamFile::MetaInf))
                 .read_to_end(&mut v)?;
             found = Some(v);
             return Err(io::Error::other("found meta.inf"));
@@ -71,7 +72,7 @@ pub(crate) fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Stage) -> io::
     let mut problems = Vec::new();
     let mut fatal = false;
     let summary = walk_tar(r, inp.opts, |m, rd| {
-        if m.layout == Layout::ErrorsTxt {
+        if m.layout == StreamFile::ErrorsTxt {
             let mut v = Vec::new();
             rd.take(4096).read_to_end(&mut v)?;
             problems.push(Problem::new(
@@ -106,7 +107,7 @@ pub(crate) fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Stage) -> io::
             fatal = true;
             return Err(io::Error::other("limit exceeded"));
         }
-        let keep_small = matches!(m.layout, Layout::MetaInf | Layout::MetaSum);
+        let keep_small = matches!(m.layout, StreamFile::MetaInf | StreamFile::MetaSum);
         if keep_small {
             let mut v = Vec::new();
             rd.take(limit).read_to_end(&mut v)?;
@@ -114,7 +115,7 @@ pub(crate) fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Stage) -> io::
                 write_err = Some(e);
                 return Err(io::Error::other("write failed"));
             }
-            if m.layout == Layout::MetaInf {
+            if m.layout == StreamFile::MetaInf {
                 res.meta_inf = Some(v);
             } else {
                 res.meta_sum = Some(v);
@@ -135,8 +136,8 @@ pub(crate) fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Stage) -> io::
             }
         }
         match &m.layout {
-            Layout::Block(_) => res.blocks += 1,
-            Layout::ConsumerMetaInf(c) => res.consumers.push(c.clone()),
+            StreamFile::Block(_) => res.blocks += 1,
+            StreamFile::ConsumerMetaInf(c) => res.consumers.push(c.clone()),
             _ => {}
         }
         Ok(())
