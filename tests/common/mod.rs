@@ -86,3 +86,16 @@ pub fn python_with_nats() -> PathBuf {
     }
     py
 }
+
+/// Copy a directory tree (tests verify a private copy, never the shared fixture).
+pub fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let dst = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}

@@ -611,23 +611,10 @@ fn verify_first(
         return Ok(Ok(false));
     }
     let vrep = crate::check::verify_archive(archive, &crate::check::Options::default(), progress)?;
-    let fatal_verify = vrep.outcome() == Outcome::CouldNotRun;
-    let damaged = vrep.problems.iter().any(|p| p.severity == Severity::Error);
-    rep.problems = vrep.problems;
-    if fatal_verify {
-        return Ok(Err(Refusal::could_not_run(
-            "the archive could not be verified",
-        )));
-    }
-    if damaged && !opts.allow_damaged {
-        return Ok(Err(Refusal::damaged(
-            "verification found damage (see problems); --allow-damaged writes it anyway",
-        )));
-    }
-    if damaged {
-        rep.warnings
-            .push("--allow-damaged: writing a damaged archive".into());
-    }
+    let damaged = match accept_verification(vrep.problems, opts, rep) {
+        Ok(damaged) => damaged,
+        Err(r) => return Ok(Err(r)),
+    };
     Ok(Ok(damaged))
 }
 
@@ -797,23 +784,10 @@ fn write_v2(
         verification.extend(m);
         v2::sort_problems(&mut verification);
     }
-    let fatal_verify = verification.iter().any(|p| p.kind.is_fatal());
-    let damaged = verification.iter().any(|p| p.severity == Severity::Error);
-    rep.problems = verification;
-    if fatal_verify {
-        return Ok(Err(Refusal::could_not_run(
-            "the archive could not be verified",
-        )));
-    }
-    if damaged && !opts.allow_damaged {
-        return Ok(Err(Refusal::damaged(
-            "verification found damage (see problems); --allow-damaged writes it anyway",
-        )));
-    }
-    if damaged {
-        rep.warnings
-            .push("--allow-damaged: writing a damaged archive".into());
-    }
+    let damaged = match accept_verification(verification, opts, rep) {
+        Ok(damaged) => damaged,
+        Err(r) => return Ok(Err(r)),
+    };
     rep.messages = Some(res.messages);
     rep.blocks = res.blocks;
     rep.consumers = res.consumers;
@@ -935,3 +909,26 @@ fn check_meta(name: &str, res: &v1::V1Result, rep: &mut ExtractReport) -> Result
 
 #[cfg(test)]
 mod tests;
+
+/// Take the archive's verification into the report: refuse when it could not be verified, or
+/// when it is damaged and `--allow-damaged` was not given. `Ok(true)`: damaged, allowed.
+fn accept_verification(
+    verification: Vec<Problem>,
+    opts: &ExtractOptions,
+    rep: &mut ExtractReport,
+) -> Result<bool, Refusal> {
+    let outcome = Outcome::of(&verification);
+    rep.problems = verification;
+    match outcome {
+        Outcome::CouldNotRun => Err(Refusal::could_not_run("the archive could not be verified")),
+        Outcome::Damaged if !opts.allow_damaged => Err(Refusal::damaged(
+            "verification found damage (see problems); --allow-damaged writes it anyway",
+        )),
+        Outcome::Damaged => {
+            rep.warnings
+                .push("--allow-damaged: writing a damaged archive".into());
+            Ok(true)
+        }
+        Outcome::Clean => Ok(false),
+    }
+}
