@@ -168,19 +168,48 @@ fn type_name(t: u8) -> &'static str {
     }
 }
 
+/// What the walk saw of its input: bytes read, whether it ended, whether reading it failed.
+/// Shared between the reader the tar parser pulls from and the walker that classifies errors,
+/// so that an error is classified by where it came from, not by its text.
 #[derive(Clone, Default)]
-struct Counter(Rc<Cell<u64>>);
+struct Input(Rc<InputState>);
+
+#[derive(Default)]
+struct InputState {
+    bytes: Cell<u64>,
+    eof: Cell<bool>,
+    failed: Cell<bool>,
+}
+
+impl Input {
+    fn bytes(&self) -> u64 {
+        self.0.bytes.get()
+    }
+}
 
 struct CountingReader<R> {
     inner: R,
-    n: Counter,
+    n: Input,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let k = self.inner.read(buf)?;
-        self.n.0.set(self.n.0.get() + k as u64);
-        Ok(k)
+        match self.inner.read(buf) {
+            Ok(0) if !buf.is_empty() => {
+                self.n.0.eof.set(true);
+                Ok(0)
+            }
+            Ok(k) => {
+                self.n.0.bytes.set(self.n.0.bytes.get() + k as u64);
+                Ok(k)
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.n.0.failed.set(true);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -270,6 +299,8 @@ struct Walker<'o> {
     seen: HashSet<String>,
     /// `None` = not decided yet; `Some(None)` = no top dir; `Some(Some(d))` = strip `d`.
     prefix: Option<Option<String>>,
+    /// What the tar parser's input did, to classify errors.
+    input: Input,
 }
 
 impl Walker<'_> {
@@ -345,15 +376,14 @@ impl Walker<'_> {
             return;
         }
         let text = e.to_string();
-        let kind = if e.kind() == io::ErrorKind::UnexpectedEof
-            || text.contains("entire block")
-            || text.contains("unexpected EOF")
-        {
+        let kind = if e.kind() == io::ErrorKind::UnexpectedEof || self.input.0.eof.get() {
+            // the input ended inside a header or a member
             Kind::ArchiveTruncated
-        } else if text.contains("checksum")
-            || text.contains("numeric field")
-            || e.kind() == io::ErrorKind::Other
-        {
+        } else if self.input.0.failed.get() {
+            // reading the input failed (gzip / S2 decoding, I/O)
+            super::io_error_kind(e)
+        } else if e.kind() == io::ErrorKind::Other {
+            // the tar parser refused bytes it read (header checksum, numeric field, …)
             Kind::ArchiveCorrupt
         } else {
             super::io_error_kind(e)
@@ -399,7 +429,7 @@ pub fn walk_tar<R: Read>(
     opts: &TarOptions,
     mut f: impl FnMut(&TarMember, &mut dyn Read) -> io::Result<()>,
 ) -> TarSummary {
-    let counter = Counter::default();
+    let counter = Input::default();
     let mut archive = tar::Archive::new(CountingReader {
         inner: r,
         n: counter.clone(),
@@ -409,6 +439,7 @@ pub fn walk_tar<R: Read>(
         sum: TarSummary::default(),
         seen: HashSet::new(),
         prefix: None,
+        input: counter.clone(),
     };
     let mut next_header: u64 = 0;
     let mut ext = Extensions::default();
@@ -445,10 +476,10 @@ pub fn walk_tar<R: Read>(
     }
 
     if !w.sum.aborted {
-        check_end(&mut w, &ext, counter.0.get(), next_header);
+        check_end(&mut w, &ext, counter.bytes(), next_header);
     }
     w.sum.top_dir = w.prefix.clone().flatten();
-    let tar_end = counter.0.get();
+    let tar_end = counter.bytes();
     w.sum.tar_bytes = tar_end;
     if !w.sum.aborted {
         trailing(&mut w, archive.into_inner(), tar_end);
