@@ -1047,7 +1047,7 @@ fn fuzz_mutations_never_panic() {
 
 /// Throughput report; run with `cargo test --release -- --ignored --nocapture s2_throughput`.
 #[test]
-#[ignore]
+#[ignore = "a throughput report, not a check: cargo test --release -- --ignored --nocapture s2_throughput"]
 fn s2_throughput() {
     use std::time::Instant;
     let mut rng = Rng(42);
