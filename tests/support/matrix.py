@@ -393,7 +393,13 @@ async def run_phase(url: str, version: str, phase: int, workloads: list[str], lo
 
 async def flood(url: str, seconds: float) -> int:
     """Publish without waiting for acks to PLAIN and KV for `seconds`; returns count."""
-    nc = await nb.connect(url)
+    import nats
+
+    async def quiet(e):  # the server is killed under us: no tracebacks
+        pass
+
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0,
+                            allow_reconnect=False, error_cb=quiet)
     n = 0
     t_end = time.monotonic() + seconds
     try:
@@ -442,7 +448,7 @@ def build_store(binary: str, version: str, out: Path, mode: str, workloads: list
             box: dict = {}
 
             def pub():
-                box["n"] = asyncio.run(flood(srv.url, 5.0))
+                box["n"] = asyncio.run(flood(srv.url, 1.5))
 
             th = threading.Thread(target=pub)
             th.start()
@@ -564,10 +570,22 @@ def f_expired(store: Path, ctx: dict) -> str:
     return f"no damage; restarted {AGE_S + 2}s+ after the build (AGE/TTL past their age)"
 
 
-def mk_flip(field: str, noidx: bool = False) -> Callable:
+def last_block_record(sd: Path) -> tuple[Path, dict]:
+    """The middle live record of the last block."""
+    p = blocks(sd)[-1]
+    recs = live_records(p)
+    if not recs:
+        raise Skip("no live record in the last block")
+    return p, recs[len(recs) // 2]
+
+
+def mk_flip(field: str, noidx: bool = False, last: bool = False) -> Callable:
     def f(store: Path, ctx: dict) -> str:
         sd = sdir(store)
-        p, r = target_record(sd, want_hdr=(field == "hdr"))
+        if last:
+            p, r = last_block_record(sd)
+        else:
+            p, r = target_record(sd, want_hdr=(field == "hdr"))
         off = {
             "len": r["off"],
             "len_hi": r["off"] + 2,
@@ -716,7 +734,45 @@ def f_consumer_past(store: Path, ctx: dict) -> str:
     return "PLAIN removed " + ",".join(gone) + "; " + drop_index(sd)
 
 
-# name -> (fn, build mode, sample?)
+def f_odat_flip(store: Path, ctx: dict) -> str:
+    sd = sdir(store)
+    p = sd / "obs" / "C_EXPL" / "o.dat"
+    if not p.exists():
+        raise Skip("no o.dat")
+    return "PLAIN consumer C_EXPL " + flip(p, p.stat().st_size // 2)
+
+
+def f_meta_sum_bad(store: Path, ctx: dict) -> str:
+    sd = sdir(store)
+    return "PLAIN " + flip(sd / "meta.sum", 0)
+
+
+def f_first_blk_empty(store: Path, ctx: dict) -> str:
+    sd = sdir(store)
+    p = blocks(sd)[0]
+    size = p.stat().st_size
+    os.truncate(p, 0)
+    return f"PLAIN {p.name} truncated {size}->0; " + drop_index(sd)
+
+
+def f_lost_tombstones(store: Path, ctx: dict) -> str:
+    """Cut the last block of PLAIN just before its first tombstone (deletes of
+    earlier blocks' messages are recorded there)."""
+    sd = sdir(store)
+    p = blocks(sd)[-1]
+    recs = records(p.read_bytes())
+    tombs = [r for r in recs if r["tomb"]]
+    if not tombs:
+        raise Skip("no tombstone in the last block")
+    at = tombs[0]["off"]
+    size = p.stat().st_size
+    os.truncate(p, at)
+    return (f"PLAIN {p.name} truncated {size}->{at} before tombstone for seq {tombs[0]['seq']} "
+            f"(cut {sum(1 for r in recs if r['off'] >= at)} records, "
+            f"{sum(1 for r in recs if r['off'] >= at and r['tomb'])} tombstones)")
+
+
+# name -> (fn, build mode)
 FAILURES: dict[str, tuple[Callable, str]] = {
     "clean": (f_none, "clean"),
     "kill_idle": (f_none, "kill_idle"),
@@ -737,9 +793,18 @@ FAILURES: dict[str, tuple[Callable, str]] = {
        for fld in ("len", "len_hi", "seq", "ts", "subjlen", "subj", "hdr", "payload", "cksum")},
     **{f"flip_{fld}+noidx": (mk_flip(fld, True), "clean")
        for fld in ("len", "len_hi", "seq", "ts", "subjlen", "subj", "hdr", "payload", "cksum")},
+    **{f"flip_last_{fld}": (mk_flip(fld, last=True), "clean")
+       for fld in ("len", "seq", "payload", "cksum")},
+    "lost_tombstones": (f_lost_tombstones, "clean"),
+    "first_blk_empty+noidx": (f_first_blk_empty, "clean"),
+    "odat_flip": (f_odat_flip, "clean"),
+    "meta_sum_bad": (f_meta_sum_bad, "clean"),
     "cmp_flip": (f_cmp_flip, "clean"),
     "cmp_trunc": (f_cmp_trunc, "clean"),
     "expired": (f_expired, "clean"),
+    # the store was written by another release (clean stop), loaded by this one
+    "from_prev_release": (f_none, "from_prev"),
+    "from_2.9.10": (f_none, "from_2.9.10"),
 }
 SAMPLE_RELEASES = ["2.10.26", "2.12.8", "2.15.1"]
 SAMPLE_FAILURES = ["clean", "kill_mid", "flip_len+noidx", "idx_missing"]
@@ -1042,14 +1107,55 @@ def fmt_val(v: Any) -> str:
     return s if len(s) <= 160 else s[:157] + "…"
 
 
+ABBREV = {"messages": "msgs", "bytes": "bytes", "first_seq": "first", "last_seq": "last",
+          "deleted": "del", "deleted_seqs": "dseqs", "subjects": "nsubj",
+          "subject_counts": "subjc", "live_seqs": "live", "first_ts": "fts", "last_ts": "lts",
+          "stream": "STREAM"}
+
+
+def abbrev(field: str) -> str:
+    if field in ABBREV:
+        return ABBREV[field]
+    return "cons"  # consumer fields and presence
+
+
 def cell(c: dict) -> str:
     if "skipped" in c:
         return "skip"
     if c.get("diffs"):
-        return "**≠** " + ",".join(sorted({d[0].split(".")[-1] if "." in d[0] else d[0]
-                                         for d in c["diffs"]}))
+        fields = {abbrev(d[0]) for d in c["diffs"]}
+        order = list(ABBREV.values()) + ["cons"]
+        return "**≠** " + ",".join(sorted(fields, key=order.index))
     errs = [p for p in c.get("jetdir_problems", []) if p.startswith("error:")]
     return "ok" + (" (jetdir err)" if errs else "")
+
+
+def summary_table(results: list[dict], releases: list[str]) -> list[str]:
+    """failure x release; a cell lists the streams that disagree."""
+    failures = []
+    for r in results:
+        if r["failure"] not in failures:
+            failures.append(r["failure"])
+    by = {(r["release"], r["failure"]): r for r in results}
+    lines = ["## Summary (streams where jetdir and the server disagree)", "",
+             "| failure | " + " | ".join(releases) + " |", "|---|" + "---|" * len(releases)]
+    for f in failures:
+        cells = []
+        for v in releases:
+            r = by.get((v, f))
+            if r is None:
+                cells.append("")
+            elif "skipped" in r:
+                cells.append("n/a")
+            elif r.get("server_error"):
+                cells.append("server error")
+            elif r.get("jetdir_error"):
+                cells.append("jetdir error")
+            else:
+                bad = [s for s, c in r["streams"].items() if c.get("diffs")]
+                cells.append("≠ " + ", ".join(bad) if bad else "ok")
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def write_results(results: list[dict], path: Path, releases: list[str], mode: str,
@@ -1073,6 +1179,15 @@ def write_results(results: list[dict], path: Path, releases: list[str], mode: st
         "deleted_seqs, subject_counts, live_seqs (STREAM.MSG.GET of every seq when the range "
         f"is ≤ {MAX_GET}), consumers' " + ", ".join(f[0] for f in CONSUMER_FIELDS) + ". "
         "Not reported by jetdir, so not compared: " + "; ".join(NOT_REPORTED) + ".",
+        "",
+    ]
+    lines += summary_table(results, releases)
+    lines += [
+        "Cell fields: msgs, bytes, first/last (seq), del (num_deleted), dseqs (deleted "
+        "sequences), nsubj (num_subjects), subjc (per-subject counts), live (sequences the "
+        "server serves by MSG.GET vs jetdir's first..last minus deleted), fts/lts (first/last "
+        "timestamp), cons (a consumer's delivered / ack floor / ack pending / redelivered, or "
+        "a consumer present on one side only), STREAM (stream present on one side only).",
         "",
     ]
     for v in releases:
@@ -1174,9 +1289,23 @@ def main() -> int:
             bmode = FAILURES[f][1]
             t0 = time.time()
             try:
+                bbin, bver, kind = binary, v, bmode
+                if bmode.startswith("from_"):
+                    bver = (nb.RELEASES[nb.RELEASES.index(v) - 1] if v in nb.RELEASES
+                            and nb.RELEASES.index(v) > 0 else None) \
+                        if bmode == "from_prev" else bmode[5:]
+                    bbin = nb.find_release(bver) if bver else None
+                    kind = "clean"
+                    if bbin is None or vt(bver) >= vt(v):
+                        r = {"release": v, "failure": f,
+                             "skipped": f"no older release {bver or ''} installed"}
+                        results.append(r)
+                        print(f"[{time.time() - t_start:6.0f}s] {v} {f}: {r['skipped']}")
+                        continue
                 if bmode not in builds or bmode != "clean":
                     bdir = out / v / f"_build_{bmode}"
-                    info = build_store(binary, v, bdir, bmode, workloads)
+                    info = build_store(bbin, bver, bdir, kind, workloads)
+                    info["built_by"] = bver
                     bad = [x for x in info["log"] if not x["ok"]]
                     for x in bad:
                         print(f"matrix: {v} workload {x['workload']} phase {x['phase']}: "
