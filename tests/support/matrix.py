@@ -131,20 +131,23 @@ async def w_cmp(nc, v, phase):
 
 
 async def w_s2switch(nc, v, phase):
-    """Created without compression; switched to s2 between the phases."""
+    """Created without compression, 60 messages, switched to s2 (a running
+    server keeps writing uncompressed blocks until it restarts); 60 more after
+    the restart between the phases, which go into s2 blocks."""
     name = "SWITCH"
     if phase == 1:
         await nb.create_stream(nc, {"name": name, "subjects": ["switch.>"], "max_bytes": 120000})
         rng = range(1, 61)
     else:
+        rng = range(61, 121)
+    for i in rng:
+        await nb.publish(nc, f"switch.{i % 3}", lorem(name, i, 800))
+    if phase == 1:
         info = await nb.stream_info(nc, name)
         cfg = info["config"]
         cfg["compression"] = "s2"
         await nb.js_api(nc, f"$JS.API.STREAM.UPDATE.{name}", cfg)
-        rng = range(61, 121)
-    for i in rng:
-        await nb.publish(nc, f"switch.{i % 3}", lorem(name, i, 800))
-    if phase == 2:
+    else:
         await nb.delete_msg(nc, name, 30, erase=False)
 
 
@@ -1121,6 +1124,8 @@ def abbrev(field: str) -> str:
 def cell(c: dict) -> str:
     if "skipped" in c:
         return "skip"
+    if c.get("as_clean"):
+        return "as clean"
     if c.get("diffs"):
         fields = {abbrev(d[0]) for d in c["diffs"]}
         order = list(ABBREV.values()) + ["cons"]
@@ -1137,6 +1142,8 @@ def summary_table(results: list[dict], releases: list[str]) -> list[str]:
             failures.append(r["failure"])
     by = {(r["release"], r["failure"]): r for r in results}
     lines = ["## Summary (streams where jetdir and the server disagree)", "",
+             "Streams whose disagreement is the same as in the release's `clean` row are "
+             "not repeated in the other rows.", "",
              "| failure | " + " | ".join(releases) + " |", "|---|" + "---|" * len(releases)]
     for f in failures:
         cells = []
@@ -1151,14 +1158,32 @@ def summary_table(results: list[dict], releases: list[str]) -> list[str]:
             elif r.get("jetdir_error"):
                 cells.append("jetdir error")
             else:
-                bad = [s for s, c in r["streams"].items() if c.get("diffs")]
+                bad = [s for s, c in r["streams"].items()
+                       if c.get("diffs") and not c.get("as_clean")]
                 cells.append("≠ " + ", ".join(bad) if bad else "ok")
         lines.append(f"| {f} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
+def mark_as_clean(results: list[dict]) -> None:
+    """A stream whose disagreement in a row is exactly the one of the same
+    release's `clean` row (same fields, same values) is marked as_clean, so
+    that the tables show what the failure changed."""
+    clean = {r["release"]: r for r in results if r["failure"] == "clean" and "streams" in r}
+    for r in results:
+        base = clean.get(r["release"])
+        if base is None or r is base or "streams" not in r:
+            continue
+        for s, c in r["streams"].items():
+            b = base["streams"].get(s) or {}
+            if c.get("diffs") and json.dumps(c["diffs"], default=str) == json.dumps(
+                    b.get("diffs"), default=str):
+                c["as_clean"] = True
+
+
 def write_results(results: list[dict], path: Path, releases: list[str], mode: str,
                   took: float, jetdir_rev: str) -> None:
+    mark_as_clean(results)
     done = [r for r in results if "skipped" not in r]
     streams = sorted({s for r in done for s in r["streams"]})
     lines = [
@@ -1172,7 +1197,8 @@ def write_results(results: list[dict], path: Path, releases: list[str], mode: st
         "applied to a copy, the same release restarted on a second copy. A cell is the "
         "stream's comparison: `ok` = every field jetdir reports equals the server's "
         "(`(jetdir err)`: numbers equal but jetdir reported an error-severity problem); "
-        "`≠ fields` = disagreement (details below); `skip` = time-sensitive stream restarted "
+        "`≠ fields` = disagreement (details below); `as clean` = the same disagreement, "
+        "field for field, as in this release's `clean` row (listed there only); `skip` = time-sensitive stream restarted "
         "after its age passed (see `expired`); `-` = stream not in this release. "
         "Compared: " + ", ".join(f[0] for f in STREAM_FIELDS) + ", first_ts, last_ts, "
         "deleted_seqs, subject_counts, live_seqs (STREAM.MSG.GET of every seq when the range "
@@ -1215,7 +1241,7 @@ def write_results(results: list[dict], path: Path, releases: list[str], mode: st
         lines.append("")
     lines += ["## Disagreements", ""]
     for r in done:
-        bad = {s: c for s, c in r["streams"].items() if c.get("diffs")}
+        bad = {s: c for s, c in r["streams"].items() if c.get("diffs") and not c.get("as_clean")}
         if not bad and not r.get("jetdir_error") and not r.get("server_error"):
             continue
         lines.append(f"### {r['release']} {r['failure']}")
