@@ -215,11 +215,9 @@ async def w_age(nc, v, phase):
 
 
 async def w_ttl(nc, v, phase):
-    """2.11+: allow_msg_ttl; 20 messages with a 6s TTL, 20 without, 10 with 1h,
-    subject delete markers (TTL 60s)."""
+    """2.11+: allow_msg_ttl; 20 messages with a 6s TTL, 20 without, 10 with 1h."""
     if phase == 1:
-        await nb.create_stream(nc, {"name": "TTL", "subjects": ["ttl.>"], "allow_msg_ttl": True,
-                                    "subject_delete_marker_ttl": 60_000_000_000})
+        await nb.create_stream(nc, {"name": "TTL", "subjects": ["ttl.>"], "allow_msg_ttl": True})
         return
     for i in range(1, 51):
         hdrs = None
@@ -228,6 +226,19 @@ async def w_ttl(nc, v, phase):
         elif i > 40:
             hdrs = {"Nats-TTL": "1h"}
         await nb.publish(nc, f"ttl.{i % 10}", f"t{i}".encode(), hdrs)
+
+
+async def w_sdm(nc, v, phase):
+    """2.11+: subject delete markers: max_age 6s, subject_delete_marker_ttl 60s.
+    (With subject_delete_marker_ttl set, 2.15.1 did not expire per-message TTLs
+    at all in a quick test, so TTL is a separate stream.)"""
+    if phase == 1:
+        await nb.create_stream(nc, {"name": "SDM", "subjects": ["sdm.>"], "allow_msg_ttl": True,
+                                    "max_age": AGE_S * 1_000_000_000,
+                                    "subject_delete_marker_ttl": 60_000_000_000})
+        return
+    for i in range(1, 31):
+        await nb.publish(nc, f"sdm.{i % 5}", f"d{i}".encode())
 
 
 async def w_wq(nc, v, phase):
@@ -275,12 +286,19 @@ async def w_sealed(nc, v, phase):
 
 
 async def w_mirror(nc, v, phase):
-    """MIRROR mirrors PLAIN; SRC sources LIM_SUBJ. Waits for them to catch up."""
+    """MIRROR mirrors ORIGIN (a small stream no failure touches, so that nothing
+    is left to sync after a restart); SRC sources LIM_SUBJ. Waits for both to
+    catch up."""
     if phase == 1:
-        await nb.create_stream(nc, {"name": "MIRROR", "mirror": {"name": "PLAIN"}})
+        await nb.create_stream(nc, {"name": "ORIGIN", "subjects": ["origin.>"]})
+        await nb.create_stream(nc, {"name": "MIRROR", "mirror": {"name": "ORIGIN"}})
         await nb.create_stream(nc, {"name": "SRC", "subjects": ["src.>"],
                                     "sources": [{"name": "LIM_SUBJ"}]})
-    for mirror, origin in (("MIRROR", "PLAIN"), ("SRC", "LIM_SUBJ")):
+    for i in range(1, 31):
+        await nb.publish(nc, f"origin.{i % 3}", f"o{phase}.{i}".encode())
+    if phase == 2:
+        await nb.delete_msg(nc, "ORIGIN", 7, erase=False)
+    for mirror, origin in (("MIRROR", "ORIGIN"), ("SRC", "LIM_SUBJ")):
         want = (await nb.stream_info(nc, origin))["state"]["last_seq"]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -345,6 +363,7 @@ WORKLOADS: dict[str, tuple[Callable, str, bool]] = {
     "LIM_SUBJ": (w_lim_persubj, "2.9.0", False),
     "AGE": (w_age, "2.9.0", True),
     "TTL": (w_ttl, "2.11.0", True),
+    "SDM": (w_sdm, "2.11.0", True),
     "WQ": (w_wq, "2.9.0", False),
     "INTEREST": (w_interest, "2.9.0", False),
     "SEALED": (w_sealed, "2.9.0", False),
@@ -354,7 +373,7 @@ WORKLOADS: dict[str, tuple[Callable, str, bool]] = {
     "COUNTER": (w_counter, "2.12.0", False),
     "BATCH": (w_batch, "2.12.0", False),
 }
-TIME_SENSITIVE = {"AGE", "TTL"}
+TIME_SENSITIVE = {"AGE", "TTL", "SDM"}
 SAMPLE_WORKLOADS = ["PLAIN", "CMP", "KV_cfg", "LIM_MSGS", "LIM_SUBJ", "AGE", "TTL"]
 
 
@@ -424,8 +443,10 @@ def build_store(binary: str, version: str, out: Path, mode: str, workloads: list
     out.mkdir(parents=True)
     store = out / "store"
     wl = [w for w in workloads if vt(version) >= vt(WORKLOADS[w][1])]
-    # time-sensitive ones last, so that they are as young as possible at the stop
-    wl.sort(key=lambda w: w in TIME_SENSITIVE)
+    # in WORKLOADS order (MIRROR needs LIM_SUBJ); time-sensitive ones last, so
+    # that they are as young as possible at the stop
+    order = list(WORKLOADS)
+    wl.sort(key=lambda w: (w in TIME_SENSITIVE, order.index(w)))
     log: list = []
     srv = nb.NatsServer(binary, store, work_dir=out / "build")
     srv.start()
@@ -570,7 +591,8 @@ def f_expired(store: Path, ctx: dict) -> str:
     wait = ctx["built_at"] + AGE_S + 2 - time.time()
     if wait > 0:
         time.sleep(wait)
-    return f"no damage; restarted {AGE_S + 2}s+ after the build (AGE/TTL past their age)"
+    return (f"no damage; restarted {AGE_S + 2}s+ after the build (AGE/TTL past their age); "
+            "state read 3s after JetStream is up")
 
 
 def last_block_record(sd: Path) -> tuple[Path, dict]:
@@ -705,16 +727,17 @@ def mk_trunc(which: str, inside: bool, noidx: bool = False) -> Callable:
     return f
 
 
-def f_cmp_flip(store: Path, ctx: dict) -> str:
+def f_cmp_flip(store: Path, ctx: dict, noidx: bool = False) -> str:
     sd = sdir(store, "CMP")
     bl = [p for p in blocks(sd) if is_compressed(p)]
     if not bl:
         raise Skip("no compressed block")
     p = bl[0]
-    return "CMP " + flip(p, p.stat().st_size // 2)
+    d = "CMP " + flip(p, p.stat().st_size // 2)
+    return d + ("; " + drop_index(sd) if noidx else "")
 
 
-def f_cmp_trunc(store: Path, ctx: dict) -> str:
+def f_cmp_trunc(store: Path, ctx: dict, noidx: bool = False) -> str:
     sd = sdir(store, "CMP")
     bl = [p for p in blocks(sd) if is_compressed(p)]
     if not bl:
@@ -722,7 +745,8 @@ def f_cmp_trunc(store: Path, ctx: dict) -> str:
     p = bl[0]
     size = p.stat().st_size
     os.truncate(p, size // 2)
-    return f"CMP {p.name} truncated {size}->{size // 2}"
+    d = f"CMP {p.name} truncated {size}->{size // 2}"
+    return d + ("; " + drop_index(sd) if noidx else "")
 
 
 def f_consumer_past(store: Path, ctx: dict) -> str:
@@ -804,6 +828,8 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     "meta_sum_bad": (f_meta_sum_bad, "clean"),
     "cmp_flip": (f_cmp_flip, "clean"),
     "cmp_trunc": (f_cmp_trunc, "clean"),
+    "cmp_flip+noidx": (lambda st, c: f_cmp_flip(st, c, True), "clean"),
+    "cmp_trunc+noidx": (lambda st, c: f_cmp_trunc(st, c, True), "clean"),
     "expired": (f_expired, "clean"),
     # the store was written by another release (clean stop), loaded by this one
     "from_prev_release": (f_none, "from_prev"),
@@ -847,10 +873,12 @@ async def live_seqs(nc, stream: str, first: int, last: int) -> dict:
     return {"seqs": seqs, "errors": errors}
 
 
-async def record_truth(url: str, skip_gets: set[str]) -> dict:
+async def record_truth(url: str, skip_gets: set[str], settle: float = 0.0) -> dict:
     nc = await nb.connect(url)
     try:
         await nb.wait_jetstream(nc, timeout=60)
+        if settle:
+            await asyncio.sleep(settle)
         names = await nb.stream_names(nc)
         out = {}
         for n in names:
@@ -878,7 +906,7 @@ async def record_truth(url: str, skip_gets: set[str]) -> dict:
         await nc.close()
 
 
-def server_truth(binary: str, store: Path, work: Path) -> dict:
+def server_truth(binary: str, store: Path, work: Path, settle: float = 0.0) -> dict:
     srv = nb.NatsServer(binary, store, work_dir=work)
     t0 = time.time()
     truth: dict = {"restarted_at": t0}
@@ -889,7 +917,8 @@ def server_truth(binary: str, store: Path, work: Path) -> dict:
         truth["log"] = [ln for ln in srv.log_tail(400).splitlines() if LOG_LEVEL.search(ln)]
         return truth
     try:
-        truth["streams"] = asyncio.run(record_truth(srv.url, {"BIG"}))
+        truth["streams"] = asyncio.run(record_truth(srv.url, {"BIG"}, settle))
+        truth["settle_s"] = settle
     except Exception as e:  # noqa: BLE001
         truth["error"] = repr(e)
     finally:
@@ -1090,7 +1119,9 @@ def run_case(binary: str, version: str, build_dir: Path, build_info: dict, failu
         return {"release": version, "failure": failure, "skipped": str(e)}
     restart = case / "restart-store"
     shutil.copytree(store, restart, symlinks=True)
-    truth = server_truth(binary, restart, case / "restart")
+    # `expired`: TTL expiry runs after the load, asynchronously; give it 3s
+    truth = server_truth(binary, restart, case / "restart",
+                         settle=3.0 if failure == "expired" else 0.0)
     truth["damage"] = desc
     (case / "truth.json").write_text(json.dumps(truth, indent=1, default=str) + "\n")
     shutil.rmtree(restart, ignore_errors=True)
