@@ -1299,6 +1299,47 @@ def write_results(results: list[dict], path: Path, releases: list[str], mode: st
     path.write_text("\n".join(lines) + "\n")
 
 
+def disagreement_keys(results: list[dict]) -> dict[str, list[str]]:
+    """"release failure stream" -> sorted disagreeing fields (consumer fields
+    as "consumer NAME field"), plus "release failure" -> ["jetdir error"] etc."""
+    out: dict[str, list[str]] = {}
+    for r in results:
+        if "skipped" in r:
+            continue
+        key = f"{r['release']} {r['failure']}"
+        if r.get("server_error"):
+            out[key] = ["server error"]
+        if r.get("jetdir_error"):
+            out[key] = ["jetdir error"]
+        for s, c in r.get("streams", {}).items():
+            if c.get("diffs"):
+                out[f"{key} {s}"] = sorted({d[0] for d in c["diffs"]})
+    return out
+
+
+def check_baseline(results: list[dict], path: Path) -> int:
+    """Compare with a committed list of known disagreements: a new one, a
+    changed one or one that went away fails (update the file when jetdir
+    improves: --write-baseline)."""
+    want = json.loads(path.read_text())["disagreements"]
+    got = disagreement_keys(results)
+    ran = {f"{r['release']} {r['failure']}" for r in results if "skipped" not in r}
+    bad = []
+    for k in sorted(set(want) | set(got)):
+        if " ".join(k.split(" ")[:2]) not in ran:
+            continue
+        if k not in want:
+            bad.append(f"NEW disagreement {k}: {got[k]}")
+        elif k not in got:
+            bad.append(f"GONE (jetdir now agrees?) {k}: was {want[k]}")
+        elif want[k] != got[k]:
+            bad.append(f"CHANGED {k}: {want[k]} -> {got[k]}")
+    for b in bad:
+        print("matrix baseline: " + b, file=sys.stderr)
+    print(f"matrix baseline: {len(bad)} difference(s) from {path}")
+    return 1 if bad else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group()
@@ -1310,6 +1351,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "matrix-out"))
     ap.add_argument("--results")
     ap.add_argument("--jetdir", default=str(REPO / "target" / "release" / "jetdir"))
+    ap.add_argument("--baseline", help="known disagreements (JSON); exit 1 when the run differs")
+    ap.add_argument("--write-baseline", help="write this run's disagreements to this JSON file")
     a = ap.parse_args()
     mode = "full" if a.full else "sample"
     releases = a.releases.split(",") if a.releases else (
@@ -1384,6 +1427,14 @@ def main() -> int:
     (out / f"results-{mode}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     write_results(results, results_path, used, mode, took, rev)
     print(f"matrix: {len(results)} cases in {took:.0f}s; table in {results_path}")
+    if a.write_baseline:
+        Path(a.write_baseline).write_text(json.dumps(
+            {"note": "known jetdir/server disagreements, written by tests/support/matrix.py "
+                     "--write-baseline; each key is 'release failure stream'",
+             "releases": used, "failures": failures,
+             "disagreements": disagreement_keys(results)}, indent=1, sort_keys=True) + "\n")
+    if a.baseline:
+        return check_baseline(results, Path(a.baseline))
     return 0
 
 
