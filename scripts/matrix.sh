@@ -2,9 +2,12 @@
 # Differential matrix: jetdir's prediction against the real server's load,
 # for every installed release (see tests/support/matrix.py).
 #
-#   bash scripts/matrix.sh --sample   # CI-sized: 3 releases x 4 failures (~1 min)
-#   bash scripts/matrix.sh --full     # every release x every failure; writes
-#                                     # tests/matrix-results.md
+#   bash scripts/matrix.sh --sample   # CI-sized: 3 releases x 4 failures x 7
+#                                     # streams (~15 s after the installs); exits 1
+#                                     # when a disagreement appears, changes or goes
+#                                     # away against tests/matrix-sample-baseline.json
+#   bash scripts/matrix.sh --full     # every release x every failure x every
+#                                     # workload (~4 min); writes tests/matrix-results.md
 #   bash scripts/matrix.sh --full --releases 2.12.8 --failures clean,flip_len
 #
 # Installs the servers (scripts/install-deps.sh), builds jetdir (release), runs
@@ -21,4 +24,7 @@ mode=(--sample)
 case "${1:-}" in
     --sample|--full) mode=("$1"); shift ;;
 esac
+if [ "${mode[0]}" = --sample ] && [ $# -eq 0 ]; then
+    set -- --baseline "$REPO/tests/matrix-sample-baseline.json"
+fi
 exec "$REPO/.venv/bin/python" tests/support/matrix.py "${mode[@]}" "$@"
