@@ -12,7 +12,8 @@
 #
 # Installs the servers (scripts/install-deps.sh), builds jetdir (release), runs
 # one server at a time on 127.0.0.1. Cases, stores and truths go to
-# matrix-out/ (gitignored); the sample table to matrix-out/results-sample.md.
+# matrix-out/{sample,full}/ (gitignored); the sample table to
+# matrix-out/sample/results-sample.md.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

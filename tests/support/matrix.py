@@ -1348,7 +1348,7 @@ def main() -> int:
     ap.add_argument("--releases")
     ap.add_argument("--failures")
     ap.add_argument("--workloads")
-    ap.add_argument("--out", default=str(REPO / "matrix-out"))
+    ap.add_argument("--out", help="case dirs (default matrix-out/sample or matrix-out/full)")
     ap.add_argument("--results")
     ap.add_argument("--jetdir", default=str(REPO / "target" / "release" / "jetdir"))
     ap.add_argument("--baseline", help="known disagreements (JSON); exit 1 when the run differs")
@@ -1361,6 +1361,8 @@ def main() -> int:
         list(FAILURES) if mode == "full" else SAMPLE_FAILURES)
     workloads = a.workloads.split(",") if a.workloads else (
         list(WORKLOADS) if mode == "full" else SAMPLE_WORKLOADS)
+    if not a.out:
+        a.out = str(REPO / "matrix-out" / mode)
     for f in failures:
         if f not in FAILURES:
             ap.error(f"unknown failure {f}; known: {', '.join(FAILURES)}")
