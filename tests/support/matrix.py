@@ -124,6 +124,17 @@ async def w_plain(nc, v: str, phase: int, name: str = "PLAIN", compression: Opti
                                         "ack_wait": 120_000_000_000})
     await nb.create_consumer(nc, name, {"durable_name": "C_NEW", "ack_policy": "none",
                                         "deliver_policy": "new"})
+    await explicit_consumer(nc, name, "C_START", 5, 3, extra={"deliver_policy": "by_start_sequence",
+                                                            "opt_start_seq": 50})
+    await explicit_consumer(nc, name, "C_MAXDEL", 4, 0, nak=0, extra={"max_deliver": 2})
+    if vt(v) >= (2, 10):
+        await explicit_consumer(nc, name, "C_MULTI", 8, 5,
+                                extra={"filter_subjects": [f"{pre}.1", f"{pre}.3"]})
+    if vt(v) >= (2, 11):
+        until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        await nb.create_consumer(nc, name, {"durable_name": "C_PAUSED", "ack_policy": "explicit",
+                                            "deliver_policy": "all",
+                                            "pause_until": until.isoformat().replace("+00:00", "Z")})
 
 
 async def w_cmp(nc, v, phase):
@@ -351,6 +362,20 @@ async def w_batch(nc, v, phase):
                 await nc.publish(f"batch.{k}", f"{bid}:{k}".encode(), headers=hdrs)
 
 
+async def w_sched(nc, v, phase):
+    """2.12+: message schedules (allow_msg_schedules), two one-shot schedules an
+    hour and two hours ahead (nothing fires during the run), plus plain messages."""
+    if phase == 1:
+        await nb.create_stream(nc, {"name": "SCHED", "subjects": ["sched.>"],
+                                    "allow_msg_schedules": True})
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    at = (now + dt.timedelta(hours=phase)).isoformat().replace("+00:00", "Z")
+    await nb.publish(nc, f"sched.job{phase}", f"scheduled {phase}".encode(),
+                     {"Nats-Schedule": f"@at {at}", "Nats-Schedule-Target": f"sched.fired.{phase}"})
+    for i in range(1, 11):
+        await nb.publish(nc, f"sched.plain.{phase}", f"p{phase}.{i}".encode())
+
+
 # name -> (builder, min version, time-sensitive)
 WORKLOADS: dict[str, tuple[Callable, str, bool]] = {
     "PLAIN": (w_plain, "2.9.0", False),
@@ -372,6 +397,7 @@ WORKLOADS: dict[str, tuple[Callable, str, bool]] = {
     "MANY": (w_many, "2.9.0", False),
     "COUNTER": (w_counter, "2.12.0", False),
     "BATCH": (w_batch, "2.12.0", False),
+    "SCHED": (w_sched, "2.12.0", False),
 }
 TIME_SENSITIVE = {"AGE", "TTL", "SDM"}
 SAMPLE_WORKLOADS = ["PLAIN", "CMP", "KV_cfg", "LIM_MSGS", "LIM_SUBJ", "AGE", "TTL"]
@@ -799,6 +825,30 @@ def f_lost_tombstones(store: Path, ctx: dict) -> str:
             f"{sum(1 for r in recs if r['off'] >= at and r['tomb'])} tombstones)")
 
 
+def f_idx_from_prev(store: Path, ctx: dict) -> str:
+    """PLAIN's index.db replaced by the one the previous release wrote for the same
+    workload (same sequences, other timestamps/checksums, maybe another index.db
+    version)."""
+    v = ctx["version"]
+    if v not in nb.RELEASES or nb.RELEASES.index(v) == 0:
+        raise Skip("no previous release")
+    prev = nb.RELEASES[nb.RELEASES.index(v) - 1]
+    src = ctx["out"] / prev / "_build_clean" / "store" / "jetstream" / "$G" / "streams" / \
+        "PLAIN" / "msgs" / "index.db"
+    if not src.exists():
+        raise Skip(f"no index.db from {prev} in this run")
+    sd = sdir(store)
+    dst = sd / "msgs" / "index.db"
+    if not dst.exists():
+        raise Skip("this release writes no index.db")
+    with open(src, "rb") as f:
+        hdr = f.read(2)
+    with open(dst, "rb") as f:
+        own = f.read(2)
+    shutil.copy2(src, dst)
+    return f"PLAIN index.db replaced by {prev}'s (version byte {hdr[1]}, own {own[1]})"
+
+
 # name -> (fn, build mode)
 FAILURES: dict[str, tuple[Callable, str]] = {
     "clean": (f_none, "clean"),
@@ -826,6 +876,7 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     "first_blk_empty+noidx": (f_first_blk_empty, "clean"),
     "odat_flip": (f_odat_flip, "clean"),
     "meta_sum_bad": (f_meta_sum_bad, "clean"),
+    "idx_from_prev_release": (f_idx_from_prev, "clean"),
     "cmp_flip": (f_cmp_flip, "clean"),
     "cmp_trunc": (f_cmp_trunc, "clean"),
     "cmp_flip+noidx": (lambda st, c: f_cmp_flip(st, c, True), "clean"),
@@ -1111,7 +1162,7 @@ def run_case(binary: str, version: str, build_dir: Path, build_info: dict, failu
     case.mkdir(parents=True)
     store = case / "store"
     shutil.copytree(build_dir / "store", store, symlinks=True)
-    ctx = {**build_info, "build_dir": build_dir, "version": version}
+    ctx = {**build_info, "build_dir": build_dir, "version": version, "out": out}
     try:
         desc = fn(store, ctx)
     except Skip as e:
