@@ -1391,6 +1391,21 @@ def check_baseline(results: list[dict], path: Path) -> int:
     return 1 if bad else 0
 
 
+def update_readme(results: list[dict], releases: list[str], when: str) -> bool:
+    """Put the summary table between the matrix-summary markers of README.md."""
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start = text.find("<!-- matrix-summary:start")
+    end = text.find("<!-- matrix-summary:end -->")
+    if start < 0 or end < 0:
+        return False
+    start = text.index("\n", start) + 1
+    table = summary_table(results, releases)[4:]  # without its heading and note
+    body = f"Run {when}.\n\n" + "\n".join(table).rstrip() + "\n"
+    readme.write_text(text[:start] + body + text[end:])
+    return True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group()
@@ -1448,9 +1463,11 @@ def main() -> int:
                         if bmode == "from_prev" else bmode[5:]
                     bbin = nb.find_release(bver) if bver else None
                     kind = "clean"
-                    if bbin is None or vt(bver) >= vt(v):
-                        r = {"release": v, "failure": f,
-                             "skipped": f"no older release {bver or ''} installed"}
+                    if bver is None or vt(bver) >= vt(v):
+                        r = {"release": v, "failure": f, "skipped": "no older release"}
+                    elif bbin is None:
+                        r = {"release": v, "failure": f, "skipped": f"{bver} not installed"}
+                    if bver is None or bbin is None or vt(bver) >= vt(v):
                         results.append(r)
                         print(f"[{time.time() - t_start:6.0f}s] {v} {f}: {r['skipped']}")
                         continue
@@ -1479,6 +1496,11 @@ def main() -> int:
     took = time.time() - t_start
     (out / f"results-{mode}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     write_results(results, results_path, used, mode, took, rev)
+    if mode == "full" and not a.results and set(used) == set(nb.RELEASES) \
+            and set(failures) == set(FAILURES):
+        when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+        if update_readme(results, used, f"{when}, jetdir {rev}, {took / 60:.1f} min"):
+            print("matrix: summary table updated in README.md")
     print(f"matrix: {len(results)} cases in {took:.0f}s; table in {results_path}")
     if a.write_baseline:
         Path(a.write_baseline).write_text(json.dumps(
