@@ -636,7 +636,7 @@ def mk_flip(field: str, noidx: bool = False, last: bool = False) -> Callable:
         if last:
             p, r = last_block_record(sd)
         else:
-            p, r = target_record(sd, want_hdr=(field == "hdr"))
+            p, r = target_record(sd, want_hdr=(field in ("hdr", "hdrlen")))
         off = {
             "len": r["off"],
             "len_hi": r["off"] + 2,
@@ -645,6 +645,7 @@ def mk_flip(field: str, noidx: bool = False, last: bool = False) -> Callable:
             "subjlen": r["off"] + 20,
             "subj": r["subj_off"],
             "hdr": r.get("hdr_off", 0) + r.get("hlen", 0) // 2,
+            "hdrlen": r.get("hdr_off", 4) - 4,  # low byte of the u32 header length
             "payload": r["payload_off"] + r["payload_len"] // 2,
             "cksum": r["cksum_off"],
         }[field]
@@ -867,11 +868,15 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     "trunc_mid_at_rec+noidx": (mk_trunc("mid", False, True), "clean"),
     "trunc_last_in_rec+noidx": (mk_trunc("last", True, True), "clean"),
     **{f"flip_{fld}": (mk_flip(fld), "clean")
-       for fld in ("len", "len_hi", "seq", "ts", "subjlen", "subj", "hdr", "payload", "cksum")},
+       for fld in ("len", "len_hi", "seq", "ts", "subjlen", "subj", "hdrlen", "hdr", "payload",
+                   "cksum")},
     **{f"flip_{fld}+noidx": (mk_flip(fld, True), "clean")
-       for fld in ("len", "len_hi", "seq", "ts", "subjlen", "subj", "hdr", "payload", "cksum")},
+       for fld in ("len", "len_hi", "seq", "ts", "subjlen", "subj", "hdrlen", "hdr", "payload",
+                   "cksum")},
     **{f"flip_last_{fld}": (mk_flip(fld, last=True), "clean")
        for fld in ("len", "seq", "payload", "cksum")},
+    **{f"flip_last_{fld}+noidx": (mk_flip(fld, True, last=True), "clean")
+       for fld in ("len", "payload")},
     "lost_tombstones": (f_lost_tombstones, "clean"),
     "first_blk_empty+noidx": (f_first_blk_empty, "clean"),
     "odat_flip": (f_odat_flip, "clean"),
