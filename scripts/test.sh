@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command to check jetdir: installs the real NATS servers + nats-py
 # (scripts/install-deps.sh), then runs rustfmt, clippy and every test,
-# including the end-to-end tests against nats-server 2.15.1 and 2.9.10.
-# Runs all three steps even if one fails; exits non-zero if any failed.
+# including the end-to-end tests against nats-server 2.15.1 and 2.9.10, and
+# the sampled differential matrix (scripts/matrix.sh --sample).
+# Runs every step even if one fails; exits non-zero if any failed.
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +31,13 @@ step() {
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 step test cargo test --all-targets
+# The sampled differential matrix (tests/support/matrix.py, about 15 s): jetdir against
+# nats-server 2.10.26, 2.12.8 and 2.15.1 on damaged and killed stores; fails when a known
+# disagreement (tests/matrix-sample-baseline.json) changes. JETDIR_SKIP_MATRIX=1 skips it.
+if [ "${JETDIR_SKIP_MATRIX:-0}" != 1 ]; then
+    step matrix-sample "$REPO/.venv/bin/python" tests/support/matrix.py --sample \
+        --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-baseline.json
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "test.sh: FAILED: ${failed[*]}"

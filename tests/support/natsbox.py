@@ -45,6 +45,35 @@ def find_server(which: str) -> Optional[str]:
     return None
 
 
+# Every release the differential matrix knows, oldest first, and where
+# scripts/install-deps.sh puts it. JETDIR_SERVERS="2.12.8=/path/bin,2.9.10=/x"
+# overrides single entries.
+RELEASES = ["2.9.10", "2.10.26", "2.11.6", "2.11.11", "2.12.8", "2.14.6", "2.15.1"]
+
+
+def _release_default(version: str) -> str:
+    if version == "2.9.10":
+        return "/usr/sbin/nats-server"
+    if version == "2.15.1":
+        return str(REPO / ".venv" / "bin" / "nats-server")
+    return str(REPO / ".servers" / version / "bin" / "nats-server")
+
+
+def find_release(version: str) -> Optional[str]:
+    """Path of the nats-server binary of exactly `version` ("2.12.8"), or None.
+
+    Looks at $JETDIR_SERVERS ("VER=PATH,VER=PATH"), then the location
+    scripts/install-deps.sh installs it to."""
+    env = os.environ.get("JETDIR_SERVERS", "")
+    paths = dict(
+        item.split("=", 1) for item in env.replace(";", ",").split(",") if "=" in item
+    )
+    path = paths.get(version) or _release_default(version)
+    if path and os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    return None
+
+
 def server_version(binary: str) -> str:
     """"2.15.1" for a binary printing "nats-server: v2.15.1"."""
     out = subprocess.run(
