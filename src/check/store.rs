@@ -949,8 +949,13 @@ mod tests {
     /// Every stream in the sample: our state equals what the server reported before it stopped.
     fn check_sample_against_server(sample: &str) {
         let t = testdata::sample(sample);
-        let f = facts(t.path(), sample);
-        let rep = run(&t.path().join(sample).join("store"), false);
+        check_against_server(t.path(), sample);
+    }
+
+    /// `dir/sample/store` verified; its state equals `dir/sample/facts.json`.
+    fn check_against_server(dir: &Path, sample: &str) {
+        let f = facts(dir, sample);
+        let rep = run(&dir.join(sample).join("store"), false);
         assert!(rep.ok, "{sample}: {:#?}", rep.problems);
         assert_eq!(rep.exit_code(), 0);
         let fs_streams = f["streams"].as_object().unwrap();
@@ -1053,6 +1058,17 @@ mod tests {
     #[test]
     fn s2_2_15_matches_server() {
         check_sample_against_server("v2.15.1-s2");
+    }
+    /// 2.11.7 to 2.12.4 write the compressed length into a rewritten block's size field.
+    #[test]
+    fn s2_2_11_11_matches_server() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let blk = fs::read(fixtures.join("v2.11.11-s2/store/jetstream/$G/streams/CMP/msgs/1.blk"))
+            .unwrap();
+        let mut c = crate::base::bytes::Cursor::new(&blk[4..]);
+        let size = c.uvarint().unwrap();
+        assert_eq!(size as usize, blk.len() - 4 - c.pos(), "a 2.11.11 size field");
+        check_against_server(&fixtures, "v2.11.11-s2");
     }
     #[test]
     fn legacy_2_9_matches_server() {

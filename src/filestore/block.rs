@@ -306,9 +306,18 @@ pub fn is_cmp_block(buf: &[u8]) -> bool {
     buf.len() >= 5 && buf.starts_with(CMP_MAGIC)
 }
 
-/// Decompresses an on-disk `cmp` block: `"cmp"` ‖ alg (1 = S2) ‖ uvarint original size ‖
-/// S2 stream of `original[..len-8]` ‖ raw last 8 bytes. Checks the algorithm and that the
-/// result has exactly the declared original size. Error offsets are offsets in `buf`.
+/// The largest plain block a server writes: a block is closed once it passes the maximum block
+/// size (8 MiB, `maxBlockSize`), so it holds at most that plus one record of up to
+/// [`MAX_RECORD_LEN`]. Decoding stops there, whatever the input claims.
+pub const MAX_PLAIN_BLOCK: u64 = 8 * 1024 * 1024 + MAX_RECORD_LEN as u64;
+
+/// Decompresses an on-disk `cmp` block: `"cmp"` ‖ alg (1 = S2) ‖ uvarint size ‖ S2 stream of
+/// `original[..len-8]` ‖ raw last 8 bytes. Error offsets are offsets in `buf`.
+///
+/// The size field is advisory: the server never reads it (`Decompress` reads the S2 stream to
+/// its end), and releases 2.11.7 to 2.12.4 store the *compressed* length there for blocks they
+/// rewrote (fixed by "OriginalSize reflects non-compressed size" in 2.12.5). It is used only as
+/// a capacity hint; the decoded size is bounded by [`MAX_PLAIN_BLOCK`].
 pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
     if !is_cmp_block(buf) {
         return Err(crate::s2::S2Error::BadCmpHeader {
@@ -325,23 +334,17 @@ pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
     if alg != CMP_ALG_S2 {
         return Err(crate::s2::S2Error::UnsupportedAlgorithm { offset: 3, alg });
     }
-    let orig = c.uvarint().map_err(|e| match e {
+    let hint = c.uvarint().map_err(|e| match e {
         crate::base::bytes::ParseError::Eof { .. } => crate::s2::S2Error::BadCmpHeader {
             offset: 4,
-            what: "original size varint is incomplete",
+            what: "size varint is incomplete",
         },
         _ => crate::s2::S2Error::BadCmpHeader {
             offset: 4,
-            what: "original size varint is malformed",
+            what: "size varint is malformed",
         },
     })?;
     let hdr = c.pos();
-    if orig < CMP_TAIL as u64 {
-        return Err(crate::s2::S2Error::BadCmpHeader {
-            offset: 4,
-            what: "original size is smaller than the 8-byte checksum tail",
-        });
-    }
     let Some(stream_end) = buf.len().checked_sub(CMP_TAIL).filter(|&e| e >= hdr) else {
         return Err(crate::s2::S2Error::Truncated {
             offset: hdr as u64,
@@ -355,17 +358,10 @@ pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
             what: "internal: block split",
         });
     };
-    let mut out = Vec::with_capacity(orig.min(crate::s2::MAX_RAW_BLOCK as u64) as usize);
-    crate::s2::decode_stream_into(stream, &mut out, orig - CMP_TAIL as u64)
+    let mut out = Vec::with_capacity(hint.min(MAX_PLAIN_BLOCK) as usize);
+    crate::s2::decode_stream_into(stream, &mut out, MAX_PLAIN_BLOCK - CMP_TAIL as u64)
         .map_err(|e| e.shifted(hdr as u64))?;
     out.extend_from_slice(tail);
-    if out.len() as u64 != orig {
-        return Err(crate::s2::S2Error::SizeMismatch {
-            offset: stream_end as u64,
-            expected: orig,
-            actual: out.len() as u64,
-        });
-    }
     Ok(out)
 }
 
