@@ -53,9 +53,15 @@ enum Cmd {
         /// Skip record checksums (structure and state only).
         #[arg(long)]
         quick: bool,
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// Report what is in a store: config, state, blocks, consumers, warnings.
-    Inspect { path: PathBuf },
+    Inspect {
+        path: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Write a backup (backup dir, stream.tar.s2, .tgz, .tar) into a stopped server's store dir.
     Extract {
         archive: PathBuf,
@@ -101,6 +107,33 @@ enum Cmd {
     },
 }
 
+/// Which server load the verdict is for.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Predict the load by this nats-server release (default: the release that wrote the
+    /// files, from their metadata and formats).
+    #[arg(long, value_name = "X.Y.Z")]
+    server_version: Option<String>,
+    /// Predict the load at this time, RFC 3339 (max_age is measured against it; default now).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+impl ModelArgs {
+    fn target(&self) -> Result<jetdir::check::Target, String> {
+        let mut t = jetdir::check::Target::default();
+        if let Some(v) = &self.server_version {
+            t.release = Some(jetdir::base::release::Release::parse(v).map_err(|e| e.to_string())?);
+        }
+        if let Some(at) = &self.at {
+            t.at_ns = jetdir::base::time::parse_rfc3339(at).ok_or_else(|| {
+                format!("--at {at:?}: not an RFC 3339 time (e.g. 2026-11-30T10:00:00Z)")
+            })?;
+        }
+        Ok(t)
+    }
+}
+
 fn fail(json: bool, msg: &str) -> ExitCode {
     if json {
         println!(
@@ -116,8 +149,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mode = progress::Mode::choose(cli.no_progress, cli.quiet);
     match &cli.cmd {
-        Cmd::Verify { path, quick } => run_report(&cli, path, *quick, false, mode),
-        Cmd::Inspect { path } => run_report(&cli, path, false, true, mode),
+        Cmd::Verify { path, quick, model } => run_report(&cli, path, *quick, model, false, mode),
+        Cmd::Inspect { path, model } => run_report(&cli, path, false, model, true, mode),
         Cmd::Extract {
             archive,
             store_dir,
@@ -191,11 +224,16 @@ fn run_report(
     cli: &Cli,
     path: &std::path::Path,
     quick: bool,
+    model: &ModelArgs,
     inspect: bool,
     mode: progress::Mode,
 ) -> ExitCode {
     let reporter = progress::Reporter::new(mode, if inspect { "inspect" } else { "verify" });
-    let opts = verify::Options { quick };
+    let target = match model.target() {
+        Ok(t) => t,
+        Err(e) => return fail(cli.json, &e),
+    };
+    let opts = verify::Options { quick, target };
     match jetdir::check::verify_path(path, &opts, &reporter) {
         Ok(r) => emit(
             cli.json,

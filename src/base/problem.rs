@@ -50,13 +50,16 @@ kinds! {
     RecordContent = "record_content", Error;
     RecordFraming = "record_framing", Error;
     RecordTimestamp = "record_timestamp", Error;
+    TornTail = "torn_tail", Warning;
     SeqOrder = "seq_order", Error;
     SeqOrderAcrossBlocks = "seq_order_across_blocks", Error;
     SubjectNotUtf8 = "subject_not_utf8", Warning;
+    // What the load does (the load model)
+    LimitsAtLoad = "limits_at_load", Warning;
     TimestampBackwards = "timestamp_backwards", Warning;
     // index.db
-    IndexDbChecksum = "index_db_checksum", Error;
-    IndexDbCorrupt = "index_db_corrupt", Error;
+    IndexDbChecksum = "index_db_checksum", Warning;
+    IndexDbCorrupt = "index_db_corrupt", Warning;
     IndexDbMismatch = "index_db_mismatch", Error;
     IndexDbMissingBlock = "index_db_missing_block", Error;
     IndexDbStale = "index_db_stale", Warning;

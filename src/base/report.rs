@@ -100,6 +100,74 @@ pub struct StreamReport {
     pub subject_counts: BTreeMap<String, u64>,
     /// Every file of the stream dir, relative to it.
     pub files: Vec<String>,
+    /// What the server does with these files at load (the numbers above are its result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
+}
+
+/// The load model's answer for one stream: how the server recovers it and what that costs.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LoadReport {
+    /// The verdict, first thing an operator reads.
+    pub verdict: Verdict,
+    /// The release modelled (`2.15.1`); `null` when neither given nor recorded in the files.
+    pub release: Option<String>,
+    /// The time of the load assumed for max_age, RFC 3339.
+    pub at: String,
+    /// `index.db` (read and trusted), `rebuild` (from the blocks) or `legacy` (2.9 files).
+    pub recovery: String,
+    /// Why the state is rebuilt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Sequences lost to damage (the server truncates a block), as inclusive ranges.
+    pub lost: Vec<(u64, u64)>,
+    /// How many messages `lost` covers.
+    pub lost_messages: u64,
+    /// Deleted sequences that come back (their delete markers were in a truncated part).
+    pub revived: Vec<u64>,
+    /// Messages the stream's limits remove at load, per limit.
+    pub removed: Vec<Removal>,
+    /// The next step for the operator.
+    pub next_step: Option<String>,
+}
+
+/// Messages one limit removes at load.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removal {
+    /// The config field (`max_msgs`, `max_bytes`, `max_age`, `max_msgs_per_subject`).
+    pub limit: String,
+    /// Messages removed.
+    pub messages: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Removed sequences as inclusive ranges (at most 1000 ranges).
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// What happens to a stream's data when the server loads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Loads as it is.
+    #[default]
+    Loads,
+    /// The server repairs or rebuilds something without losing acknowledged data.
+    Repaired,
+    /// Acknowledged messages are lost.
+    LosesData,
+    /// The server does not load the stream.
+    Skipped,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Loads => "loads",
+            Verdict::Repaired => "repaired at load",
+            Verdict::LosesData => "loses data",
+            Verdict::Skipped => "not loaded",
+        })
+    }
 }
 
 /// The result of `verify` or `inspect`: streams, findings and notes.

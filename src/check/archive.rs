@@ -332,6 +332,7 @@ fn verify_v1<R: Read>(
                                 quick,
                                 file_prefix: &prefix,
                                 keep_live: true,
+                                stop_at_damage: false,
                             };
                             rx.iter()
                                 .map(|(i, b)| {
@@ -402,7 +403,23 @@ fn verify_v1<R: Read>(
         problems.extend(pre.problems);
         return (None, problems);
     }
-    let (mut rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix);
+    // Blocks of an archive cannot be read twice: the load model decides from the index files
+    // and applies no truncation or limits here (a restore loads a snapshot's index.db).
+    let release = opts
+        .target
+        .release
+        .clone()
+        .or_else(|| crate::state::load::writer_release(&pre));
+    let recovery = crate::state::load::decide(&pre, release.as_ref(), &mem);
+    let dead = pre.dead.clone();
+    let input = store::LoadInput {
+        recovery,
+        release,
+        at_ns: opts.target.at_ns,
+        dead: &dead,
+        quick: opts.quick,
+    };
+    let (mut rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix, &input);
     rep.account = account;
     problems.append(&mut p);
     (Some(rep), problems)

@@ -8,11 +8,15 @@ use crate::base::progress::Progress;
 use crate::base::report::{ArchiveInfo, Report};
 use std::path::Path;
 
-/// How thorough `verify` is.
+pub use crate::state::load::Target;
+
+/// How thorough `verify` is, and which load it predicts.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Skip record checksums.
     pub quick: bool,
+    /// The release and time of the load the verdict is for.
+    pub target: Target,
 }
 
 /// Verify whatever `path` is: a store / account / stream dir, or any backup form.

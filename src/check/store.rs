@@ -5,48 +5,162 @@
 //! verifier ([`verify_store`]) and the archive verifier.
 use crate::base::problem::{Kind, Location, Problem};
 use crate::base::progress::Progress;
+use crate::base::release::Release;
 use crate::base::report::{BlockReport, ConsumerReport, IndexKind, Report, StreamReport};
+use crate::base::report::{LoadReport, Removal, Verdict};
 use crate::check::Options;
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
 use crate::filestore::layout;
 use crate::filestore::meta::{self, MetaInf};
 use crate::filestore::source::{read_reusing, DirSource, FileRead, StreamSource};
+use crate::state::load::{self, LimitRemoval, Recovery, Truncation};
 use crate::state::prelude::{prelude, Prelude};
-use crate::state::scan::{self, BlockScan, ScanCtx};
+use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
 use crate::state::stream::{DeletedList, StreamTotals};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-/// Combine the prelude, block scans and consumers into the stream report.
-/// `rescan(index)` returns the plain bytes of a block again, for deaths discovered late
-/// (tombstones in later blocks); sources that cannot re-read rely on `BlockScan::live`.
+/// What the load model needs besides the files: how the server recovers the stream, the
+/// release modelled, the time of the load, and the dead set the scans applied.
+pub struct LoadInput<'a> {
+    /// How the server recovers the stream's state.
+    pub recovery: Recovery,
+    /// The release modelled.
+    pub release: Option<Release>,
+    /// The time of the load, ns since the epoch.
+    pub at_ns: i64,
+    /// The delete set the block scans applied.
+    pub dead: &'a DeadSet,
+    /// Checksums were skipped.
+    pub quick: bool,
+}
+
+/// Combine the prelude, block scans and consumers into the stream report: the state the
+/// server has after it loads these files (truncations, late deaths, limits applied).
+/// `src` re-reads blocks for deaths discovered late (tombstones in later blocks) and for the
+/// load model; sources that cannot re-read rely on `BlockScan::live`.
 pub fn finish_stream(
     pre: Prelude,
     mut scans: Vec<BlockScan>,
     src: &dyn StreamSource,
     prefix: &str,
+    load: &LoadInput,
 ) -> (StreamReport, Vec<Problem>) {
     let mut problems = pre.problems.clone();
     let loc = pre.loc();
     scans.sort_by_key(|s| s.index);
+    let ctx = ScanCtx {
+        account: &pre.account,
+        stream: &pre.cfg_name,
+        dead: load.dead,
+        quick: load.quick,
+        file_prefix: prefix,
+        keep_live: false,
+        stop_at_damage: false,
+    };
+    let truncs =
+        load::truncate_blocks(&load.recovery, load.release.as_ref(), &mut scans, &ctx, src);
     for s in &mut scans {
         problems.append(&mut s.problems);
     }
+    describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
     check_block_order(&scans, &loc, prefix, &mut problems);
-    let late = settle_late_deaths(&pre, &mut scans, src, prefix, &mut problems);
+    let late = settle_late_deaths(&pre, load.dead, &mut scans, src, prefix, &mut problems);
+    let limits = pre
+        .meta
+        .as_ref()
+        .map(|m| load::Limits::of(&m.json))
+        .unwrap_or_default();
+    let removed = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
+    problems.extend(load::limit_findings(&loc, &removed));
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
-    let (mut rep, subjects, last) = stream_report(&pre, &scans, &late);
-    check_index_db(&pre, &scans, &rep, &subjects, &mut problems, prefix);
+    let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery);
+    check_index_db(
+        &pre,
+        &scans,
+        &rep,
+        &subjects,
+        &load.recovery,
+        &mut problems,
+        prefix,
+    );
     check_legacy(&pre, &scans, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
     check_aux(&pre, src, last, &mut problems, prefix);
     rep.consumers = check_consumers(&pre, src, last, &mut problems, prefix);
+    rep.load = Some(load_report(&pre, load, &truncs, &removed, &problems));
     (rep, problems)
 }
 
+/// The first damaged record of each block gets the load's outcome: what the server keeps,
+/// loses and brings back. A torn last record (crash mid-write) becomes a warning.
+fn describe_damage(
+    scans: &[BlockScan],
+    truncs: &[Truncation],
+    recovery: &Recovery,
+    prefix: &str,
+    problems: &mut [Problem],
+) {
+    for s in scans {
+        let Some(d) = s.damage else { continue };
+        let file = format!("{prefix}{}", s.file);
+        let Some(p) = problems.iter_mut().find(|p| {
+            matches!(p.kind, Kind::RecordChecksum | Kind::RecordFraming)
+                && p.loc.file.as_deref() == Some(file.as_str())
+                && p.loc.offset == Some(d.offset as u64)
+        }) else {
+            continue;
+        };
+        let t = truncs.iter().find(|t| t.file == s.file);
+        let how = match recovery {
+            Recovery::Rebuild { why, .. } => format!("the server rebuilds this stream ({why})"),
+            Recovery::Index => "the server loads this block".to_string(),
+            Recovery::Legacy => String::new(),
+        };
+        let note = match t {
+            Some(t) if t.torn => {
+                *p = Problem::new(
+                    Kind::TornTail,
+                    p.loc.clone(),
+                    format!(
+                        "{}; a torn last write (crash): {how} and truncates {} at offset {}, losing no acknowledged message",
+                        p.message, s.file, t.offset
+                    ),
+                );
+                continue;
+            }
+            Some(t) => {
+                let mut n = format!(
+                    "{how} and truncates {} at offset {}: ",
+                    s.file, t.offset
+                );
+                if t.lost.is_empty() {
+                    n.push_str("no live message is lost");
+                } else {
+                    n.push_str(&format!("loses seqs {}", load::ranges_text(&t.lost)));
+                }
+                if !t.revived.is_empty() {
+                    n.push_str(&format!(
+                        "; deleted seqs {} come back (their delete markers are in the cut part)",
+                        load::ranges_text(&load::ranges(t.revived.iter().copied()))
+                            .split(" (")
+                            .next()
+                            .unwrap_or_default()
+                    ));
+                }
+                n
+            }
+            None if matches!(recovery, Recovery::Index) && !d.framing => {
+                "the server trusts index.db: it counts this message but cannot serve it (MSG.GET answers \"no message found\"); a server that rebuilds the state (index.db removed or outdated) truncates the block here and loses every record after it".to_string()
+            }
+            None => continue,
+        };
+        p.message = format!("{}; {note}", p.message);
+    }
+}
 /// Blocks must hold ascending, non-overlapping sequence ranges.
 fn check_block_order(
     scans: &[BlockScan],
@@ -79,6 +193,7 @@ fn check_block_order(
 /// after the blocks) applied to the scans; returns the tombstoned sequences.
 fn settle_late_deaths(
     pre: &Prelude,
+    dead: &DeadSet,
     scans: &mut [BlockScan],
     src: &dyn StreamSource,
     prefix: &str,
@@ -94,7 +209,7 @@ fn settle_late_deaths(
         .collect();
     tombs.sort_unstable();
     tombs.dedup();
-    let mut dead_sorted: Vec<u64> = pre.dead.seqs.iter().copied().collect();
+    let mut dead_sorted: Vec<u64> = dead.seqs.iter().copied().collect();
     dead_sorted.sort_unstable();
     for s in scans.iter_mut() {
         // Look the (few) dead sequences up in the live bits rather than every live sequence
@@ -102,7 +217,7 @@ fn settle_late_deaths(
         let (Some(lo), Some(hi)) = (s.live_bits.first(), s.live_bits.last()) else {
             continue;
         };
-        let floor = pre.dead.floor(s.index);
+        let floor = dead.floor(s.index);
         let mut dying: Vec<u64> = s.live_bits.iter().take_while(|&q| q < floor).collect();
         let (from, to) = (lo.max(floor), hi);
         for sorted in [&tombs, &dead_sorted] {
@@ -222,6 +337,7 @@ fn stream_report(
     pre: &Prelude,
     scans: &[BlockScan],
     late: &[u64],
+    recovery: &Recovery,
 ) -> (StreamReport, HashMap<Vec<u8>, u64>, u64) {
     let mut subjects: HashMap<Vec<u8>, u64> = HashMap::new();
     for s in scans {
@@ -236,8 +352,10 @@ fn stream_report(
     let bytes: u64 = scans.iter().map(|s| s.bytes).sum();
     let mut last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
     last = last.max(late.last().copied().unwrap_or(0));
-    if let Some(db) = &pre.index_db {
-        last = last.max(db.last_seq);
+    match recovery {
+        Recovery::Index => last = last.max(pre.index_db.as_ref().map_or(0, |d| d.last_seq)),
+        Recovery::Rebuild { prior_last, .. } => last = last.max(prior_last.map_or(0, |p| p.0)),
+        Recovery::Legacy => {}
     }
     for x in pre.idx.values() {
         last = last.max(x.last_seq);
@@ -322,6 +440,7 @@ fn stream_report(
             .collect(),
         files: pre.files.clone(),
         consumers: Vec::new(),
+        load: None,
     };
     (rep, subjects, last)
 }
@@ -331,6 +450,7 @@ fn check_index_db(
     scans: &[BlockScan],
     rep: &StreamReport,
     subjects: &HashMap<Vec<u8>, u64>,
+    recovery: &Recovery,
     problems: &mut Vec<Problem>,
     prefix: &str,
 ) {
@@ -365,7 +485,12 @@ fn check_index_db(
             rep.last_seq.unwrap_or(0)
         ));
     }
-    let stale = !stale_reasons.is_empty();
+    if let Recovery::Rebuild { why, .. } = recovery {
+        if stale_reasons.is_empty() {
+            stale_reasons.push(why.clone());
+        }
+    }
+    let stale = !stale_reasons.is_empty() || recovery.rebuilds();
     if stale {
         problems.push(Problem::new(
             Kind::IndexDbStale,
@@ -807,13 +932,21 @@ pub fn verify_stream_dir(
         };
         return (rep, problems);
     }
+    let release = opts
+        .target
+        .release
+        .clone()
+        .or_else(|| load::writer_release(&pre));
+    let recovery = load::decide(&pre, release.as_ref(), &src);
+    let dead = load::dead_set_for(&pre, &recovery);
     let ctx = ScanCtx {
         account: &sd.account,
         stream: &pre.cfg_name,
-        dead: &pre.dead,
+        dead: &dead,
         quick: opts.quick,
         file_prefix: "",
         keep_live: false,
+        stop_at_damage: false,
     };
     let scans: Vec<BlockScan> = pre
         .blocks
@@ -842,7 +975,85 @@ pub fn verify_stream_dir(
             }
         })
         .collect();
-    finish_stream(pre, scans, &src, "")
+    let input = LoadInput {
+        recovery,
+        release,
+        at_ns: opts.target.at_ns,
+        dead: &dead,
+        quick: opts.quick,
+    };
+    finish_stream(pre, scans, &src, "", &input)
+}
+
+/// The load model's report for the stream, from what the load does and the findings.
+fn load_report(
+    pre: &Prelude,
+    load: &LoadInput,
+    truncs: &[Truncation],
+    removed: &[LimitRemoval],
+    problems: &[Problem],
+) -> LoadReport {
+    let mut lost: Vec<(u64, u64)> = truncs.iter().flat_map(|t| t.lost.iter().copied()).collect();
+    lost.sort_unstable();
+    let lost_messages = lost.iter().map(|(a, b)| b - a + 1).sum();
+    let mut revived: Vec<u64> = truncs
+        .iter()
+        .flat_map(|t| t.revived.iter().copied())
+        .collect();
+    revived.sort_unstable();
+    let skipped = pre.problems.iter().any(|p| {
+        matches!(
+            p.kind,
+            Kind::MetaSumMismatch | Kind::MetaCorrupt | Kind::MetaMissing
+        )
+    });
+    let errors = problems
+        .iter()
+        .any(|p| p.severity == crate::base::problem::Severity::Error);
+    let verdict = if skipped {
+        Verdict::Skipped
+    } else if lost_messages > 0 {
+        Verdict::LosesData
+    } else if errors {
+        Verdict::LosesData
+    } else if load.recovery.rebuilds() || !truncs.is_empty() || !removed.is_empty() {
+        Verdict::Repaired
+    } else {
+        Verdict::Loads
+    };
+    let next_step = match verdict {
+        Verdict::Loads => None,
+        Verdict::Repaired => Some("nothing to do: the server repairs this at start".to_string()),
+        Verdict::LosesData | Verdict::Skipped => Some(
+            "restore this stream from a backup or a healthy replica before starting the server on these files"
+                .to_string(),
+        ),
+    };
+    let (recovery, reason) = match &load.recovery {
+        Recovery::Index => ("index.db", None),
+        Recovery::Rebuild { why, .. } => ("rebuild", Some(why.clone())),
+        Recovery::Legacy => ("legacy", None),
+    };
+    LoadReport {
+        verdict,
+        release: load.release.as_ref().map(|r| r.to_string()),
+        at: crate::base::time::rfc3339_full(load.at_ns),
+        recovery: recovery.to_string(),
+        reason,
+        lost,
+        lost_messages,
+        revived,
+        removed: removed
+            .iter()
+            .map(|r| Removal {
+                limit: r.limit.to_string(),
+                messages: r.messages,
+                bytes: r.bytes,
+                ranges: r.ranges.clone(),
+            })
+            .collect(),
+        next_step,
+    }
 }
 
 /// Total bytes of all block files (for progress).
@@ -943,7 +1154,15 @@ mod tests {
     }
 
     fn run(p: &Path, quick: bool) -> Report {
-        verify_store(p, &Options { quick }, &NoProgress).unwrap()
+        verify_store(
+            p,
+            &Options {
+                quick,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
+        .unwrap()
     }
 
     /// Every stream in the sample: our state equals what the server reported before it stopped.
@@ -1067,7 +1286,11 @@ mod tests {
             .unwrap();
         let mut c = crate::base::bytes::Cursor::new(&blk[4..]);
         let size = c.uvarint().unwrap();
-        assert_eq!(size as usize, blk.len() - 4 - c.pos(), "a 2.11.11 size field");
+        assert_eq!(
+            size as usize,
+            blk.len() - 4 - c.pos(),
+            "a 2.11.11 size field"
+        );
         check_against_server(&fixtures, "v2.11.11-s2");
     }
     #[test]

@@ -948,11 +948,20 @@ fn cmp_block_errors() {
         crate::base::bytes::put_uvarint(&mut h, plain.len() as u64);
         h.len()
     };
-    for declared in [plain.len() as u64 - 1, plain.len() as u64 + 1, (good.len() - hl) as u64, 0] {
+    for declared in [
+        plain.len() as u64 - 1,
+        plain.len() as u64 + 1,
+        (good.len() - hl) as u64,
+        0,
+    ] {
         let mut m = b"cmp\x01".to_vec();
         crate::base::bytes::put_uvarint(&mut m, declared);
         m.extend_from_slice(&good[hl..]);
-        assert_eq!(decompress_cmp_block(&m).unwrap(), plain, "declared {declared}");
+        assert_eq!(
+            decompress_cmp_block(&m).unwrap(),
+            plain,
+            "declared {declared}"
+        );
     }
     // Too short for header + tail; incomplete size varint; an empty stream is just the tail.
     assert!(matches!(
@@ -963,7 +972,10 @@ fn cmp_block_errors() {
         decompress_cmp_block(b"cmp\x01\x80"),
         Err(S2Error::BadCmpHeader { offset: 4, .. })
     ));
-    assert_eq!(decompress_cmp_block(b"cmp\x01\x07abcdefgh").unwrap(), b"abcdefgh");
+    assert_eq!(
+        decompress_cmp_block(b"cmp\x01\x07abcdefgh").unwrap(),
+        b"abcdefgh"
+    );
     // A flipped byte inside the stream part reports an offset inside buf.
     let mut m = good.clone();
     let p = hl + 20;

@@ -101,6 +101,7 @@ where
         quick: true,
         file_prefix: "",
         keep_live: false,
+        stop_at_damage: false,
     };
     // Pass 1: live sequences per block and every tombstone.
     let firsts: Vec<(BlockLive, Vec<u64>)> = pre

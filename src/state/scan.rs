@@ -30,6 +30,7 @@ impl DeadSet {
 }
 
 /// What the scan of one block needs to know.
+#[derive(Clone, Copy)]
 pub struct ScanCtx<'a> {
     pub account: &'a str,
     /// `cfg.Name`: the record hash key is SHA-256("<name>-<index>").
@@ -43,6 +44,20 @@ pub struct ScanCtx<'a> {
     /// be subtracted without reading the block again. Archives need it (their index.db
     /// comes after the blocks); on disk a block is simply re-read instead.
     pub keep_live: bool,
+    /// Stop at the first record a rebuilding server rejects (bad framing or checksum), as
+    /// the server's truncation does: the scan then describes what the server keeps.
+    pub stop_at_damage: bool,
+}
+
+/// The first record of a block that a rebuilding server rejects: it truncates the block here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// Offset in the plain block.
+    pub offset: usize,
+    /// The record's framing is broken (length or header), not only its checksum.
+    pub framing: bool,
+    /// No intact record follows in the block (what a torn write leaves).
+    pub nothing_after: bool,
 }
 
 /// A message record counted live by the scan, kept so later deaths can be subtracted.
@@ -172,6 +187,8 @@ pub struct BlockScan {
     pub last_record_erased: bool,
     /// first_ts/last_ts no longer belong to first_live/last_live (set by [`BlockScan::kill`]).
     pub ts_stale: bool,
+    /// The first record a rebuilding server rejects, if any (checksums only when not quick).
+    pub damage: Option<Damage>,
     pub problems: Vec<Problem>,
 }
 
@@ -197,10 +214,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             sc.problems.push(Problem::new(
                 Kind::BlockDecompress,
                 BlockScan::loc(ctx, &file).at(e.offset()),
-                format!(
-                    "compressed block cannot be decoded: {e}; a server rebuilding this stream fails with \
-                     'Error recreating stream' and DELETES the whole stream directory"
-                ),
+                format!("compressed block cannot be decoded: {e}"),
             ));
             return sc;
         }
@@ -228,9 +242,18 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
                     break;
                 }
             };
+            if !check_record(ctx, &mut sc, &file, &r, &key, compressed) && sc.damage.is_none() {
+                sc.damage = Some(Damage {
+                    offset: r.offset,
+                    framing: false,
+                    nothing_after: false,
+                });
+                if ctx.stop_at_damage {
+                    break;
+                }
+            }
             sc.records += 1;
             sc.last_record_erased = r.kind() == RecordKind::Erased;
-            check_record(ctx, &mut sc, &file, &r, &key, compressed);
             match r.kind() {
                 RecordKind::Tombstone => {
                     sc.tombstones.push(r.seq);
@@ -267,6 +290,16 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             sc.count_live(ctx, &r);
         }
         let Some(fe) = framing_failed else { break };
+        if sc.damage.is_none() {
+            sc.damage = Some(Damage {
+                offset: fe.offset,
+                framing: true,
+                nothing_after: false,
+            });
+        }
+        if ctx.stop_at_damage {
+            break;
+        }
         // Damage in the framing: report, then look for the next intact record.
         let here = Here {
             ctx,
@@ -276,10 +309,15 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
         };
         match framing_damage(&here, &mut sc, &plain, &fe, prev_seq) {
             Some(n) => pos = n,
-            None => break,
+            None => {
+                if let Some(d) = sc.damage.as_mut().filter(|d| d.offset == fe.offset) {
+                    d.nothing_after = true;
+                }
+                break;
+            }
         }
     }
-    annotate_losses(&mut sc, compressed);
+    annotate_losses(&mut sc);
     sc
 }
 
@@ -301,20 +339,21 @@ fn check_record(
     r: &block::Record,
     key: &highway::Key,
     compressed: bool,
-) {
+) -> bool {
     let loc = || BlockScan::loc(ctx, file).at(r.offset as u64).seq(r.seq);
+    let mut intact = true;
     if !ctx.quick && !r.checksum_ok(key) {
+        intact = false;
         sc.bad_checksums += 1;
         sc.problems.push(Problem::new(
             Kind::RecordChecksum,
             loc(),
             format!(
-                "record checksum mismatch for seq {}{}: stored {}, computed {}; {}",
+                "record checksum mismatch for seq {}{}: stored {}, computed {}",
                 r.seq,
                 where_note(compressed),
                 hex(&r.checksum),
                 hex(&r.computed_checksum(key)),
-                loss_note(compressed, file, r.offset)
             ),
         ));
     }
@@ -336,6 +375,7 @@ fn check_record(
             format!("seq {}: {issue} (a damaged length field shifts subject/header/payload without changing the checksum)", r.seq),
         ));
     }
+    intact
 }
 
 /// A live message's time: positive, and not before the message before it.
@@ -408,29 +448,19 @@ fn framing_damage(
     sc.problems.push(Problem::new(
         Kind::RecordFraming,
         loc,
-        format!(
-            "{}{}; {}; {}",
-            fe.what,
-            where_note(compressed),
-            skipped,
-            loss_note(compressed, file, fe.offset)
-        ),
+        format!("{}{}; {}", fe.what, where_note(compressed), skipped),
     ));
     next
 }
 
 /// Say which sequences a truncating server would lose: from the damaged record to the end.
-fn annotate_losses(sc: &mut BlockScan, compressed: bool) {
+fn annotate_losses(sc: &mut BlockScan) {
     let Some(maxs) = sc.max_seq else { return };
     for p in sc.problems.iter_mut() {
         if p.kind == Kind::RecordChecksum || p.kind == Kind::RecordFraming {
             if let Some(s) = p.loc.seq {
                 if maxs > s {
                     p.loc.seq_end = Some(maxs);
-                }
-                if !compressed {
-                    p.message
-                        .push_str(&format!(" (sequences {s}..={})", maxs.max(s)));
                 }
             }
         }
@@ -478,14 +508,6 @@ fn skipped_seqs(prev: Option<u64>, next: Option<u64>) -> String {
         }
         (None, Some(n)) if n > 1 => format!(" (sequences before {n} may be in them)"),
         _ => String::new(),
-    }
-}
-
-fn loss_note(compressed: bool, file: &str, off: usize) -> String {
-    if compressed {
-        "a server rebuilding this stream cannot truncate a compressed block and may delete the stream".into()
-    } else {
-        format!("a server rebuilding this stream truncates {file} at offset {off} and loses every record from here to the end of the block")
     }
 }
 

@@ -83,6 +83,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         quick: true,
         file_prefix: "",
         keep_live: false,
+        stop_at_damage: false,
     };
     struct First {
         live: SeqBits,

@@ -1,0 +1,532 @@
+//! The load model: what a nats-server release does with a stream's files when it starts.
+//!
+//! Facts (nats-server `server/filestore.go`, `newFileStoreWithCreated` and
+//! `recoverFullState`, tags v2.10.26 to v2.14.5; each confirmed by the differential matrix,
+//! `tests/matrix-findings.md`):
+//! - 2.10+ read `msgs/index.db` and trust it unless it is missing, damaged (checksum, magic,
+//!   a version the release does not know: 2.10 reads 1, 2.11 up to 2, 2.12 up to 3, 2.14+ up
+//!   to 4), or outdated: its last block is missing ("could not locate msg block"), the last
+//!   8 bytes of that block differ from the checksum it recorded ("last block has additional
+//!   entries"), a block after it exists ("found extra blocks"), or a block it lists is gone.
+//!   Then the state is rebuilt from the blocks: delete maps and limit removals that only the
+//!   index knew are forgotten; tombstones and erased records still count. When the index was
+//!   readable but outdated ("prior state"), its last sequence is kept if the blocks end
+//!   earlier (the server writes a tombstone for it).
+//! - A rebuilt block is truncated at its first record with a bad framing or checksum: the
+//!   rest of the block is lost, including tombstones there (the messages they deleted come
+//!   back, M7). With a trusted index a framing error still truncates the block when it is
+//!   loaded (M8); a checksum error only makes that one message unreadable (M6).
+//! - Then, always: max_msgs and max_bytes (discard old only) drop the oldest messages,
+//!   max_age drops messages at least that old at start (not with subject delete markers),
+//!   max_msgs_per_subject drops the oldest of each subject over the limit (M1, M2).
+use crate::base::problem::{Kind, Location, Problem};
+use crate::base::release::Release;
+use crate::filestore::block::{self, RecordKind};
+use crate::filestore::source::{FileRead, StreamSource};
+use crate::state::prelude::Prelude;
+use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
+use std::collections::HashMap;
+
+/// What to model: the server release that loads the files, and when.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The release that loads the store; `None`: the release that wrote it.
+    pub release: Option<Release>,
+    /// The time of the load, ns since the epoch (for max_age).
+    pub at_ns: i64,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            release: None,
+            at_ns: crate::base::time::now_ns(),
+        }
+    }
+}
+
+/// How the server recovers the stream's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// index.db is read and trusted.
+    Index,
+    /// Rebuilt from the blocks.
+    Rebuild {
+        /// Why, in the server's words where it logs them.
+        why: String,
+        /// Last sequence and time of an outdated index, kept when the blocks end earlier.
+        prior_last: Option<(u64, i64)>,
+    },
+    /// 2.9 per-block `.idx`/`.fss` files.
+    Legacy,
+}
+
+impl Recovery {
+    /// True when the state is rebuilt from the blocks.
+    pub fn rebuilds(&self) -> bool {
+        matches!(self, Recovery::Rebuild { .. })
+    }
+}
+
+/// The release that wrote the stream: meta.inf's `_nats.ver` (2.11+), else what the index
+/// format says (index.db version 1: 2.10; legacy files: 2.9).
+pub fn writer_release(pre: &Prelude) -> Option<Release> {
+    let from_meta = pre
+        .meta
+        .as_ref()
+        .and_then(|m| m.json.get("metadata"))
+        .and_then(|m| m.get("_nats.ver"))
+        .and_then(|v| v.as_str())
+        .and_then(|v| Release::parse(v).ok());
+    if from_meta.is_some() {
+        return from_meta;
+    }
+    match pre.index_db.as_ref().map(|d| d.version) {
+        Some(1) => Some(Release::new(2, 10, 0)),
+        Some(2) => Some(Release::new(2, 11, 0)),
+        Some(3) => Some(Release::new(2, 12, 0)),
+        Some(_) => Some(Release::new(2, 14, 0)),
+        None if !pre.idx.is_empty() => Some(Release::new(2, 9, 0)),
+        None => None,
+    }
+}
+
+/// Highest index.db version a release reads.
+pub fn index_db_version_read_by(r: &Release) -> u8 {
+    match (r.major, r.minor) {
+        (2, ..=10) => 1,
+        (2, 11) => 2,
+        (2, 12..=13) => 3,
+        _ => 4,
+    }
+}
+
+/// True for releases before 2.10 (legacy per-block index files, no index.db).
+pub fn is_legacy(r: &Release) -> bool {
+    r.major == 2 && r.minor < 10
+}
+
+/// Decide how `release` recovers the stream (before its blocks are scanned).
+pub fn decide(pre: &Prelude, release: Option<&Release>, src: &dyn StreamSource) -> Recovery {
+    let has_db_file = pre.files.iter().any(|f| f == "msgs/index.db");
+    if release.is_some_and(is_legacy) || (!has_db_file && !pre.idx.is_empty()) {
+        return Recovery::Legacy;
+    }
+    let rebuild = |why: &str, prior: bool| Recovery::Rebuild {
+        why: why.to_string(),
+        prior_last: pre
+            .index_db
+            .as_ref()
+            .filter(|_| prior)
+            .map(|d| (d.last_seq, d.last_ts)),
+    };
+    if !has_db_file {
+        return rebuild("there is no index.db", false);
+    }
+    let Some(db) = &pre.index_db else {
+        return rebuild("index.db is damaged", false);
+    };
+    if let Some(r) = release {
+        let max = index_db_version_read_by(r);
+        if db.version > max {
+            return rebuild(
+                &format!(
+                    "index.db version {} is newer than {r} reads (up to {max}): \"Stream state magic and version mismatch\"",
+                    db.version
+                ),
+                false,
+            );
+        }
+    }
+    // The block that was last when the index was written must still end with its checksum.
+    let last_rel = format!("msgs/{}.blk", db.last_block);
+    let mut scratch = Vec::new();
+    match src.fetch(&last_rel, pre.loc(), &mut scratch) {
+        FileRead::Bytes(raw) => {
+            let tail: [u8; 8] = raw
+                .len()
+                .checked_sub(8)
+                .and_then(|s| raw.get(s..))
+                .and_then(|t| t.try_into().ok())
+                .unwrap_or([0; 8]);
+            if tail != db.last_checksum {
+                return rebuild(
+                    "index.db is outdated: \"last block has additional entries\"",
+                    true,
+                );
+            }
+        }
+        // an archive's blocks are not at hand a second time: trust the listing
+        FileRead::Absent if pre.blocks.contains(&db.last_block) => {}
+        FileRead::Absent | FileRead::Unreadable => {
+            return rebuild(
+                &format!(
+                    "index.db is outdated: \"could not locate msg block {}\"",
+                    db.last_block
+                ),
+                true,
+            );
+        }
+    }
+    if pre.blocks.iter().any(|&b| b > db.last_block) {
+        return rebuild("index.db is outdated: \"found extra blocks\"", true);
+    }
+    if let Some(b) = db
+        .blocks
+        .iter()
+        .find(|b| b.msgs() > 0 && !pre.blocks.contains(&b.index))
+    {
+        return rebuild(
+            &format!(
+                "index.db lists a block that is gone: \"could not locate msg block {}\"",
+                b.index
+            ),
+            true,
+        );
+    }
+    Recovery::Index
+}
+
+/// The dead set the scan applies: the index's delete maps only when the index is used.
+pub fn dead_set_for(pre: &Prelude, recovery: &Recovery) -> DeadSet {
+    if recovery.rebuilds() {
+        DeadSet::default()
+    } else {
+        pre.dead.clone()
+    }
+}
+
+/// A block the server truncates, and what that costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// Block file, relative to the stream dir.
+    pub file: String,
+    /// Offset of the first rejected record (in the plain block).
+    pub offset: usize,
+    /// Sequences that were live and are lost, as inclusive ranges.
+    pub lost: Vec<(u64, u64)>,
+    /// Deleted sequences whose tombstones are cut away (they come back unless deleted again).
+    pub revived: Vec<u64>,
+    /// A torn last record after a crash: nothing acknowledged is lost.
+    pub torn: bool,
+}
+
+/// Inclusive ranges of an ascending sequence list.
+pub fn ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for q in seqs {
+        match out.last_mut() {
+            Some((_, b)) if *b + 1 == q => *b = q,
+            _ => out.push((q, q)),
+        }
+    }
+    out
+}
+
+/// "46..60 (15 messages)" style text for ranges, at most a few ranges spelled out.
+pub fn ranges_text(r: &[(u64, u64)]) -> String {
+    let n: u64 = r.iter().map(|(a, b)| b - a + 1).sum();
+    let mut parts: Vec<String> = r
+        .iter()
+        .take(5)
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            }
+        })
+        .collect();
+    if r.len() > 5 {
+        parts.push(format!("… ({} ranges)", r.len()));
+    }
+    format!(
+        "{} ({n} message{})",
+        parts.join(", "),
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// Truncate every block the server truncates: the scan of such a block is replaced by a scan
+/// of the part the server keeps (its problems are kept). Returns what each truncation costs.
+pub fn truncate_blocks(
+    recovery: &Recovery,
+    release: Option<&Release>,
+    scans: &mut [BlockScan],
+    ctx: &ScanCtx,
+    src: &dyn StreamSource,
+) -> Vec<Truncation> {
+    let mut out = Vec::new();
+    let last_index = scans.iter().map(|s| s.index).max();
+    for s in scans.iter_mut() {
+        let Some(d) = s.damage else { continue };
+        let truncates = match recovery {
+            Recovery::Rebuild { .. } => true,
+            // a trusted index does not protect against framing errors (2.10+, M8)
+            Recovery::Index => d.framing && !release.is_some_and(is_legacy),
+            Recovery::Legacy => false,
+        };
+        if !truncates {
+            continue;
+        }
+        let mut scratch = Vec::new();
+        let FileRead::Bytes(raw) = src.fetch(&s.file, Location::default(), &mut scratch) else {
+            continue;
+        };
+        let stop = ScanCtx {
+            stop_at_damage: true,
+            ..*ctx
+        };
+        let mut kept = scan::scan_block(&stop, s.index, &raw);
+        let lost = ranges(s.live_bits.iter().filter(|&q| !kept.live_bits.get(q)));
+        let kept_tombs: std::collections::HashSet<u64> = kept.tombstones.iter().copied().collect();
+        let revived: Vec<u64> = s
+            .tombstones
+            .iter()
+            .copied()
+            .filter(|q| !kept_tombs.contains(q))
+            .collect();
+        let torn = d.framing && d.nothing_after && Some(s.index) == last_index && lost.is_empty();
+        kept.problems = std::mem::take(&mut s.problems);
+        kept.damage = s.damage;
+        out.push(Truncation {
+            file: s.file.clone(),
+            offset: d.offset,
+            lost,
+            revived,
+            torn,
+        });
+        *s = kept;
+    }
+    out
+}
+
+/// The limits of a stream config that the server enforces at load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `max_msgs` (discard old only).
+    pub max_msgs: Option<u64>,
+    /// `max_bytes` (discard old only).
+    pub max_bytes: Option<u64>,
+    /// `max_age` in ns (not with subject delete markers).
+    pub max_age_ns: Option<i64>,
+    /// `max_msgs_per_subject`.
+    pub max_per_subject: Option<u64>,
+}
+
+impl Limits {
+    /// From a stream config (meta.inf / backup.json `config`).
+    pub fn of(cfg: &serde_json::Map<String, serde_json::Value>) -> Limits {
+        let pos = |k: &str| {
+            cfg.get(k)
+                .and_then(|v| v.as_i64())
+                .filter(|&v| v > 0)
+                .map(|v| v as u64)
+        };
+        let discard_old = cfg.get("discard").and_then(|v| v.as_str()) != Some("new");
+        let sdm = pos("subject_delete_marker_ttl").is_some();
+        Limits {
+            max_msgs: pos("max_msgs").filter(|_| discard_old),
+            max_bytes: pos("max_bytes").filter(|_| discard_old),
+            max_age_ns: pos("max_age").filter(|_| !sdm).map(|v| v as i64),
+            max_per_subject: pos("max_msgs_per_subject"),
+        }
+    }
+}
+
+/// Messages one limit removes at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitRemoval {
+    /// The config field: `max_msgs`, `max_bytes`, `max_age`, `max_msgs_per_subject`.
+    pub limit: &'static str,
+    /// Messages removed.
+    pub messages: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+    /// Removed sequences as inclusive ranges (at most [`MAX_RANGES`] kept).
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// Ranges kept per limit removal (the count is always exact).
+pub const MAX_RANGES: usize = 1000;
+
+/// Apply the limits the server enforces at load, oldest first, by killing messages in the
+/// scans. Needs the blocks again (`src`); returns what each limit removed.
+pub fn enforce_limits(
+    limits: &Limits,
+    at_ns: i64,
+    scans: &mut [BlockScan],
+    src: &dyn StreamSource,
+) -> Vec<LimitRemoval> {
+    let mut n: u64 = scans.iter().map(|s| s.msgs).sum();
+    let mut b: u64 = scans.iter().map(|s| s.bytes).sum();
+    let mut per_subject: HashMap<Vec<u8>, u64> = HashMap::new();
+    for s in scans.iter() {
+        for (i, name) in s.subject_names.iter().enumerate() {
+            let c = s.subject_counts.get(i).copied().unwrap_or(0);
+            if c > 0 {
+                *per_subject.entry(name.clone()).or_insert(0) += c;
+            }
+        }
+    }
+    let cutoff = limits.max_age_ns.map(|a| at_ns.saturating_sub(a));
+    let first_ts = scans.iter().find(|s| s.msgs > 0).map(|s| s.first_ts);
+    let front_needed = limits.max_msgs.is_some_and(|m| n > m)
+        || limits.max_bytes.is_some_and(|m| b > m)
+        || matches!((cutoff, first_ts), (Some(c), Some(t)) if t <= c);
+    let subj_needed = limits
+        .max_per_subject
+        .is_some_and(|m| per_subject.values().any(|&c| c > m));
+    if !front_needed && !subj_needed {
+        return Vec::new();
+    }
+    let mut removed: Vec<LimitRemoval> =
+        ["max_msgs", "max_bytes", "max_age", "max_msgs_per_subject"]
+            .iter()
+            .map(|&l| LimitRemoval {
+                limit: l,
+                messages: 0,
+                bytes: 0,
+                ranges: Vec::new(),
+            })
+            .collect();
+    let mut front_done = !front_needed;
+    for s in scans.iter_mut() {
+        if s.msgs == 0 {
+            continue;
+        }
+        let mut scratch = Vec::new();
+        let FileRead::Bytes(raw) = src.fetch(&s.file, Location::default(), &mut scratch) else {
+            continue;
+        };
+        let Ok((plain, _)) = block::plain_block(&raw) else {
+            continue;
+        };
+        let mut kills: Vec<(u64, u32, Vec<u8>)> = Vec::new();
+        for r in block::Records::new(&plain).map_while(|r| r.ok()) {
+            if r.kind() != RecordKind::Message || !s.live_bits.get(r.seq) {
+                continue;
+            }
+            let mut why = None;
+            if !front_done {
+                if limits.max_msgs.is_some_and(|m| n > m) {
+                    why = Some(0);
+                } else if limits.max_bytes.is_some_and(|m| b > m) {
+                    why = Some(1);
+                } else if cutoff.is_some_and(|c| r.ts <= c) {
+                    why = Some(2);
+                } else {
+                    front_done = true;
+                }
+            }
+            if why.is_none() && front_done {
+                if let (Some(m), Some(c)) = (limits.max_per_subject, per_subject.get_mut(r.subject))
+                {
+                    if *c > m {
+                        why = Some(3);
+                    }
+                }
+            }
+            let Some(w) = why else { continue };
+            n -= 1;
+            b = b.saturating_sub(u64::from(r.len));
+            if let Some(c) = per_subject.get_mut(r.subject) {
+                *c = c.saturating_sub(1);
+            }
+            let rm = &mut removed[w];
+            rm.messages += 1;
+            rm.bytes += u64::from(r.len);
+            let full = rm.ranges.len() >= MAX_RANGES;
+            match rm.ranges.last_mut() {
+                Some((_, e)) if *e + 1 == r.seq => *e = r.seq,
+                _ if !full => rm.ranges.push((r.seq, r.seq)),
+                _ => {}
+            }
+            kills.push((r.seq, r.len, r.subject.to_vec()));
+        }
+        for (q, len, subj) in kills {
+            s.kill(q, len, &subj);
+        }
+        if front_done && !subj_needed {
+            break;
+        }
+    }
+    removed.retain(|r| r.messages > 0);
+    removed
+}
+
+/// Messages the limits' ranges cover, spelled for a finding.
+pub fn removal_text(r: &LimitRemoval) -> String {
+    let what = match r.limit {
+        "max_age" => "are older than max_age at the time of the load",
+        "max_msgs_per_subject" => "exceed max_msgs_per_subject",
+        "max_bytes" => "exceed max_bytes",
+        _ => "exceed max_msgs",
+    };
+    format!(
+        "{} message(s) {what}; the server removes them at load: seqs {}",
+        r.messages,
+        ranges_text(&r.ranges)
+    )
+}
+
+/// Findings for what the load does to the stream (truncations are reported on the damaged
+/// record's own finding by the caller; these are the limit removals).
+pub fn limit_findings(loc: &Location, removed: &[LimitRemoval]) -> Vec<Problem> {
+    removed
+        .iter()
+        .map(|r| {
+            let (a, z) = (
+                r.ranges.first().map_or(0, |x| x.0),
+                r.ranges.last().map_or(0, |x| x.1),
+            );
+            Problem::new(Kind::LimitsAtLoad, loc.clone().seqs(a, z), removal_text(r))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_runs() {
+        assert_eq!(ranges([1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
+        assert_eq!(ranges_text(&[(46, 60)]), "46..60 (15 messages)");
+        assert_eq!(ranges_text(&[(9, 9)]), "9 (1 message)");
+    }
+
+    #[test]
+    fn limits_from_config() {
+        let cfg: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"max_msgs":50,"max_bytes":-1,"max_age":6000000000,"max_msgs_per_subject":0,"discard":"old"}"#,
+        )
+        .unwrap();
+        let l = Limits::of(&cfg);
+        assert_eq!(l.max_msgs, Some(50));
+        assert_eq!(l.max_bytes, None);
+        assert_eq!(l.max_age_ns, Some(6_000_000_000));
+        assert_eq!(l.max_per_subject, None);
+        let cfg: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"max_msgs":50,"discard":"new","max_age":6,"subject_delete_marker_ttl":60}"#,
+        )
+        .unwrap();
+        let l = Limits::of(&cfg);
+        assert_eq!((l.max_msgs, l.max_age_ns), (None, None));
+    }
+
+    #[test]
+    fn index_versions_per_release() {
+        let v = |s: &str| index_db_version_read_by(&Release::parse(s).unwrap());
+        assert_eq!(
+            [
+                v("2.10.26"),
+                v("2.11.11"),
+                v("2.12.8"),
+                v("2.14.6"),
+                v("2.15.1")
+            ],
+            [1, 2, 3, 4, 4]
+        );
+    }
+}
