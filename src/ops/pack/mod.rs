@@ -410,6 +410,17 @@ fn target_of(
         ));
     }
     match on_disk_version(sd) {
+        // sources.db is written from 2.15 on, with index.db version 4
+        Some(crate::filestore::index_db::MAX_VERSION) if sd.dir.join("sources.db").is_file() => {
+            Some((
+                ServerVersion {
+                    major: 2,
+                    minor: 15,
+                    patch: 0,
+                },
+                TargetSource::Layout,
+            ))
+        }
         Some(v @ 1..=crate::filestore::index_db::MAX_VERSION) => {
             Some((ServerVersion::writer_of_index_db(v), TargetSource::Layout))
         }
