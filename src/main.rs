@@ -104,6 +104,11 @@ enum Cmd {
         /// Read a store even when a running server seems to hold it.
         #[arg(long)]
         force: bool,
+        /// The nats-server release that will restore the backup (e.g. 2.12.8): index.db is
+        /// written in the version it reads (none for 2.9) and thw.db / sched.db / sources.db
+        /// only when it reads them. Default: the release that wrote each stream.
+        #[arg(long, value_name = "X.Y.Z")]
+        server_version: Option<jetdir::ops::pack::target::ServerVersion>,
     },
 }
 
@@ -182,6 +187,7 @@ fn main() -> ExitCode {
             allow_damaged,
             no_consumers,
             force,
+            server_version,
         } => {
             let reporter = progress::Reporter::new(mode, "pack");
             let opts = jetdir::ops::pack::PackOptions {
@@ -193,6 +199,7 @@ fn main() -> ExitCode {
                 allow_damaged: *allow_damaged,
                 no_consumers: *no_consumers,
                 force: *force,
+                server_version: *server_version,
             };
             match jetdir::ops::pack::pack(path, &opts, &reporter) {
                 Ok(r) => emit(cli.json, &r, || output::render_pack(&r), r.exit_code()),

@@ -83,6 +83,7 @@ fn pack_verify_extract_same_state_every_format() {
                 allow_damaged: false,
                 no_consumers: false,
                 force: false,
+                server_version: None,
             };
             let pr = pack(&store, &opts, &NoProgress).unwrap();
             assert_eq!(
@@ -154,6 +155,7 @@ fn manifest_catches_a_changed_file() {
         allow_damaged: false,
         no_consumers: false,
         force: false,
+        server_version: None,
     };
     pack(&fixture("v2.15.1-plain/store"), &opts, &NoProgress).unwrap();
     // a still-valid backup.json that is not the one packed

@@ -257,10 +257,21 @@ pub fn parse_with_len(body: &[u8]) -> Result<(IndexDb, usize), ParseError> {
 }
 
 /// Encode as a version-4 plaintext body followed by the HH64 trailer (key SHA-256(stream name)).
-/// `db.version` is ignored; each block's delete count is written as `deleted.len()` (the field
-/// `num_deleted` is not used), with the delete map encoded by [`seqset::encode_seqset`].
+/// `db.version` is ignored; see [`encode_version`].
+#[cfg(test)]
 pub fn encode(db: &IndexDb, stream_name: &str) -> Vec<u8> {
-    let mut b = vec![MAGIC, MAX_VERSION];
+    encode_version(db, stream_name, MAX_VERSION)
+}
+
+/// Encode as a plaintext body of `version` (clamped to 1..=4) followed by the HH64 trailer.
+/// What each version adds (nats-server `writeFullState`): 2 (2.11) a per-block TTL count,
+/// 3 (2.12) a per-block schedule count, 4 (2.14) a subject's last block even when it holds one
+/// message. Fields a version lacks are dropped. `db.version` is ignored; each block's delete
+/// count is written as `deleted.len()` (the field `num_deleted` is not used), with the delete
+/// map encoded by [`seqset::encode_seqset`].
+pub fn encode_version(db: &IndexDb, stream_name: &str, version: u8) -> Vec<u8> {
+    let version = version.clamp(1, MAX_VERSION);
+    let mut b = vec![MAGIC, version];
     put_uvarint(&mut b, db.msgs);
     put_uvarint(&mut b, db.bytes);
     put_uvarint(&mut b, db.first_seq);
@@ -273,7 +284,9 @@ pub fn encode(db: &IndexDb, stream_name: &str) -> Vec<u8> {
         b.extend_from_slice(&s.subject);
         put_uvarint(&mut b, s.total);
         put_uvarint(&mut b, u64::from(s.first_blk));
-        put_uvarint(&mut b, u64::from(s.last_blk));
+        if version >= 4 || s.total > 1 {
+            put_uvarint(&mut b, u64::from(s.last_blk));
+        }
     }
     put_uvarint(&mut b, db.blocks.len() as u64);
     for blk in &db.blocks {
@@ -284,8 +297,12 @@ pub fn encode(db: &IndexDb, stream_name: &str) -> Vec<u8> {
         put_uvarint(&mut b, blk.last_seq);
         put_varint(&mut b, blk.last_ts.wrapping_sub(db.first_ts));
         put_uvarint(&mut b, blk.deleted.len() as u64);
-        put_uvarint(&mut b, blk.ttls);
-        put_uvarint(&mut b, blk.schedules);
+        if version >= 2 {
+            put_uvarint(&mut b, blk.ttls);
+        }
+        if version >= 3 {
+            put_uvarint(&mut b, blk.schedules);
+        }
         if !blk.deleted.is_empty() {
             b.extend_from_slice(&seqset::encode_seqset(&blk.deleted));
         }
@@ -509,6 +526,8 @@ mod tests {
                 (db.last_block, db.last_checksum),
                 (9, [1, 2, 3, 4, 5, 6, 7, 8])
             );
+            // Encoding at the same version gives the same bytes.
+            assert_eq!(&encode_version(&db, "X", version)[..b.len()], &b[..]);
             // Re-encoding upgrades to v4 and parses back to the same content.
             let enc = encode(&db, "X");
             assert!(trailer_ok(&enc, "X"));
@@ -519,6 +538,29 @@ mod tests {
             }
             assert_eq!(back, want);
         }
+    }
+
+    /// Every version re-encodes a hand-built v1..v3 body byte for byte, and a v4 file parses
+    /// back from each lower version with the fields that version carries.
+    #[test]
+    fn encode_each_version() {
+        let (_, db) = load("v2.15.1-plain", "MULTI");
+        for version in 1u8..=4 {
+            let enc = encode_version(&db, "MULTI", version);
+            assert!(trailer_ok(&enc, "MULTI"));
+            let back = parse(split_trailer(&enc).unwrap().0).unwrap();
+            assert_eq!(back.version, version);
+            assert_eq!(
+                encode_version(&back, "MULTI", version),
+                enc,
+                "v{version} is stable"
+            );
+            assert_eq!((back.msgs, back.bytes, back.last_seq), (98, 101843, 100));
+            let del: Vec<u64> = back.blocks.iter().flat_map(|b| b.deleted.clone()).collect();
+            assert_eq!(del, vec![10, 40]);
+            assert_eq!(back.subjects.len(), db.subjects.len());
+        }
+        assert_eq!(encode_version(&db, "MULTI", 9)[1], MAX_VERSION);
     }
 
     #[test]

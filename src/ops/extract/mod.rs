@@ -20,6 +20,7 @@
 //! removed only once the archive verified.
 //!
 //! `--dry-run` runs steps 1–3 and the writer without touching the disk, listing the files.
+mod aux;
 mod v1;
 mod v2;
 
@@ -793,6 +794,7 @@ fn write_v2(
     rep.consumers = res.consumers;
     rep.block_size = Some(res.block_size);
     rep.skip_record = res.skip_record;
+    rep.warnings.extend(res.aux_notes);
     rep.problems.extend(res.problems);
     if res.fatal || res.stopped {
         return Ok(Err(Refusal::damaged(if damaged || opts.allow_damaged {

@@ -294,6 +294,10 @@ pub(crate) struct V2Result {
     /// Writing stopped early (strict mode and a problem, or `fatal`): the staged files are
     /// incomplete and must be discarded.
     pub(crate) stopped: bool,
+    /// thw.db / sched.db / sources.db written (rebuilt from the messages).
+    pub(crate) aux_files: Vec<String>,
+    /// Why one of them was left out.
+    pub(crate) aux_notes: Vec<String>,
 }
 
 /// Read the decoded archive `r`, verify it and write the stream into `sink`, in one pass.
@@ -324,6 +328,7 @@ pub(crate) fn extract_v2<R: Read>(
         bw: Some(BlockWriter::new(inp.stream, block_size, sink)),
         state: None,
         stored_bytes: 0,
+        aux: super::aux::AuxBuilder::for_config(inp.config),
     };
     if scan.ended() == Some(ScanEnd::BadHeader) {
         let mut res = w.res;
@@ -404,6 +409,8 @@ struct V2Writer<'i, 's> {
     state: Option<StreamStateJson>,
     /// File-store bytes of the messages so far.
     stored_bytes: u64,
+    /// TTLs, schedules and source positions of the messages written.
+    aux: super::aux::AuxBuilder,
 }
 
 impl V2Writer<'_, '_> {
@@ -522,6 +529,7 @@ impl V2Writer<'_, '_> {
             return Ok(());
         }
         w.message(e.seq, e.timestamp, &e.name, &e.header, &e.payload)?;
+        self.aux.message(e.seq, e.timestamp, &e.name, &e.header);
         self.res.messages += 1;
         Ok(())
     }
@@ -549,6 +557,12 @@ impl V2Writer<'_, '_> {
                 self.res.skip_record = Some(st.last_seq);
             }
         }
+        let aux = self.aux.finish(w.last_seq);
+        for (rel, data) in &aux.files {
+            w.sink.write_file(rel, data)?;
+            self.res.aux_files.push(rel.to_string());
+        }
+        self.res.aux_notes = aux.notes;
         self.res.blocks = w.close()?;
         Ok(self.res)
     }

@@ -377,7 +377,13 @@ pub(super) fn tail(b: &[u8]) -> [u8; 8] {
 /// the source's with the ranges the placeholders extended and `last_tail` (the last 8 bytes of
 /// the last block as written) as its last checksum, re-encoded. `None` without a usable source
 /// index.db (the restoring server then rebuilds from the blocks and the `.idx` files).
-pub(super) fn index_db(plan: &Plan, cfg_name: &str, last_tail: [u8; 8]) -> Option<Vec<u8>> {
+/// Re-encoded also when the source's version is newer than `version` (the target's).
+pub(super) fn index_db(
+    plan: &Plan,
+    cfg_name: &str,
+    last_tail: [u8; 8],
+    version: u8,
+) -> Option<Vec<u8>> {
     let (raw, db) = plan.index_db.as_ref()?;
     let mut db = db.clone();
     let mut changed = false;
@@ -403,8 +409,8 @@ pub(super) fn index_db(plan: &Plan, cfg_name: &str, last_tail: [u8; 8]) -> Optio
         db.last_checksum = last_tail;
         changed = true;
     }
-    Some(if changed {
-        index_db::encode(&db, cfg_name)
+    Some(if changed || db.version > version {
+        index_db::encode_version(&db, cfg_name, version.min(db.version))
     } else {
         raw.clone()
     })

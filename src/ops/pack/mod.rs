@@ -15,6 +15,7 @@
 //! streams always. Output is staged beside OUT, fsynced and renamed into place; the same input
 //! gives byte-identical archives (only `manifest.json`'s `created` differs).
 mod compat;
+pub mod target;
 mod tgz;
 mod v1;
 mod v2;
@@ -33,6 +34,7 @@ use serde_json::{Map, Value};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use target::{ServerVersion, TargetSource};
 
 /// The backup form `jetdir pack` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,6 +78,9 @@ pub struct PackOptions {
     pub no_consumers: bool,
     /// `--force`: pack although a server seems to hold the store.
     pub force: bool,
+    /// `--server-version`: the release that will restore the backup (default: the release
+    /// that wrote each stream, from meta.inf's `_nats.ver` or the layout).
+    pub server_version: Option<ServerVersion>,
 }
 
 /// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
@@ -112,6 +117,11 @@ pub struct PackedStream {
     pub consumers: Vec<String>,
     /// What happened to `msgs/index.db`: `copied`, `omitted (...)`, `legacy .idx/.fss`, `none`.
     pub index_db: String,
+    /// The release the backup is laid out for and why (`2.12.8 (--server-version)`), or
+    /// `unknown` (no `_nats.ver`, no index.db and not a 2.9 layout: files are kept as they are).
+    pub server_version: String,
+    /// Auxiliary state files carried (`msgs/thw.db`, `msgs/sched.db`, `sources.db`).
+    pub aux_files: Vec<String>,
 }
 
 /// The result of `jetdir pack` (its JSON report).
@@ -231,7 +241,11 @@ pub(crate) struct StreamSrc {
     pub(crate) snap_ts: i64,
     /// Verification found errors (packing anyway with --allow-damaged).
     pub(crate) damaged: bool,
-    pub(crate) files: Vec<String>,
+    /// The release the backup is for (`None`: unknown, keep files as they are).
+    pub(crate) target: Option<(ServerVersion, TargetSource)>,
+    /// thw.db / sched.db / sources.db to carry (relative paths; present, readable and
+    /// read by the target).
+    pub(crate) aux: Vec<&'static str>,
 }
 
 impl StreamSrc {
@@ -286,6 +300,17 @@ impl StreamSrc {
             }
         }
         let state = StateNums::from_report(rep);
+        let target = target_of(sd, &meta, legacy, opts, notes);
+        let aux = aux_files(sd, rep, problems, target.map(|t| t.0), notes);
+        let index_db_note = match target.map(|t| t.0.index_db_version()) {
+            Some(None) if index_db_ok => {
+                "omitted (nats-server 2.9 reads the .idx files)".to_string()
+            }
+            Some(Some(v)) if index_db_ok && on_disk_version(sd) > Some(v) => {
+                format!("copied as version {v}, the newest the target reads")
+            }
+            _ => index_db_note,
+        };
         let last_ns = state.last_ts.unwrap_or(0).max(0);
         let mut blocks: Vec<u32> = rep.block_list.iter().map(|b| b.index).collect();
         blocks.sort_unstable();
@@ -302,8 +327,33 @@ impl StreamSrc {
             mtime: (last_ns / 1_000_000_000) as u64,
             snap_ts: last_ns,
             damaged: problems.iter().any(|p| p.severity == Severity::Error),
-            files: rep.files.clone(),
+            target,
+            aux,
         })
+    }
+
+    /// The index.db version to write: `None` for a 2.9 target (no index.db), the newest
+    /// when the target is unknown.
+    pub(crate) fn index_db_version(&self) -> Option<u8> {
+        match self.target {
+            Some((t, _)) => t.index_db_version(),
+            None => Some(crate::filestore::index_db::MAX_VERSION),
+        }
+    }
+
+    /// For the report: `2.12.8 (--server-version)`.
+    fn target_text(&self) -> String {
+        match self.target {
+            None => "unknown".into(),
+            Some((v, how)) => format!(
+                "{v} ({})",
+                match how {
+                    TargetSource::Option => "--server-version",
+                    TargetSource::Metadata => "meta.inf _nats.ver",
+                    TargetSource::Layout => "from the layout",
+                }
+            ),
+        }
     }
 
     /// backup.json's `config`: meta.inf without the file-store-only `Created`.
@@ -321,6 +371,127 @@ impl StreamSrc {
             .and_then(Value::as_str)
             .map(str::to_string)
     }
+}
+
+/// The release a stream is packed for: `--server-version`, else meta.inf's `_nats.ver`, else
+/// the layout (2.9 `.idx` files, or the version of its index.db).
+fn target_of(
+    sd: &StreamDir,
+    meta: &MetaInf,
+    legacy: bool,
+    opts: &PackOptions,
+    notes: &mut Vec<String>,
+) -> Option<(ServerVersion, TargetSource)> {
+    if let Some(v) = opts.server_version {
+        return Some((v, TargetSource::Option));
+    }
+    let ver = meta
+        .json
+        .get("metadata")
+        .and_then(|m| m.get("_nats.ver"))
+        .and_then(Value::as_str);
+    if let Some(s) = ver {
+        match s.parse::<ServerVersion>() {
+            Ok(v) => return Some((v, TargetSource::Metadata)),
+            Err(e) => notes.push(format!(
+                "{} > {}: meta.inf _nats.ver ignored: {e}",
+                sd.account, sd.name
+            )),
+        }
+    }
+    if legacy {
+        return Some((
+            ServerVersion {
+                major: 2,
+                minor: 9,
+                patch: 0,
+            },
+            TargetSource::Layout,
+        ));
+    }
+    match on_disk_version(sd) {
+        // sources.db is written from 2.15 on, with index.db version 4
+        Some(crate::filestore::index_db::MAX_VERSION) if sd.dir.join("sources.db").is_file() => {
+            Some((
+                ServerVersion {
+                    major: 2,
+                    minor: 15,
+                    patch: 0,
+                },
+                TargetSource::Layout,
+            ))
+        }
+        Some(v @ 1..=crate::filestore::index_db::MAX_VERSION) => {
+            Some((ServerVersion::writer_of_index_db(v), TargetSource::Layout))
+        }
+        _ => None,
+    }
+}
+
+/// The source's msgs/index.db as the target reads it: as it is when the target reads its
+/// version, re-encoded at the target's version when it is newer, `None` for a 2.9 target.
+pub(crate) fn index_db_for_target(src: &StreamSrc) -> anyhow::Result<Option<Vec<u8>>> {
+    use crate::filestore::index_db;
+    let Some(want) = src.index_db_version() else {
+        return Ok(None);
+    };
+    let p = src.sd.dir.join("msgs/index.db");
+    let raw = fs::read(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    if raw.get(1).is_some_and(|&v| v <= want) {
+        return Ok(Some(raw));
+    }
+    let (body, _) =
+        index_db::split_trailer(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    let db = index_db::parse(body).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    Ok(Some(index_db::encode_version(&db, &src.cfg_name, want)))
+}
+
+/// The version byte of a plaintext msgs/index.db.
+fn on_disk_version(sd: &StreamDir) -> Option<u8> {
+    let mut head = [0u8; 2];
+    let mut f = fs::File::open(sd.dir.join("msgs/index.db")).ok()?;
+    io::Read::read_exact(&mut f, &mut head).ok()?;
+    (head[0] == crate::filestore::index_db::MAGIC).then_some(head[1])
+}
+
+/// The auxiliary state files to carry: present, not found damaged by verification, and read
+/// by the target release.
+fn aux_files(
+    sd: &StreamDir,
+    rep: &StreamReport,
+    problems: &[Problem],
+    target: Option<ServerVersion>,
+    notes: &mut Vec<String>,
+) -> Vec<&'static str> {
+    use crate::base::problem::Kind;
+    let mut out = Vec::new();
+    for rel in ["msgs/thw.db", "msgs/sched.db", "sources.db"] {
+        if !rep.files.iter().any(|f| f == rel) {
+            continue;
+        }
+        let read = target.is_none_or(|t| match rel {
+            "msgs/thw.db" => t.reads_thw(),
+            "msgs/sched.db" => t.reads_sched(),
+            _ => t.reads_sources(),
+        });
+        if !read {
+            continue;
+        }
+        let bad = problems.iter().any(|p| {
+            matches!(p.kind, Kind::AuxFileCorrupt | Kind::AuxFileAhead)
+                && p.loc.file.as_deref().is_some_and(|f| f.ends_with(rel))
+        });
+        if bad {
+            notes.push(format!(
+                "{} > {}: {rel} left out (verification found it damaged or ahead of the stream; \
+                 the server rebuilds it by scanning the messages)",
+                sd.account, sd.name
+            ));
+            continue;
+        }
+        out.push(rel);
+    }
+    out
 }
 
 /// Write a small file into the stage: (bytes, sha256 hex).
@@ -480,6 +651,14 @@ pub fn pack(
             format!("{} exists; pack never overwrites", side_manifest.display()),
         ));
     }
+    if let Some(v) = opts.server_version {
+        if opts.format == PackFormat::V2 && !v.restores_v2() {
+            return Ok(report.refuse(
+                Outcome::CouldNotRun,
+                format!("--server-version {v}: V2 backups restore on nats-server 2.15+ only; use --format v1"),
+            ));
+        }
+    }
     // A running server rewrites files while we read them.
     let mut roots: Vec<PathBuf> = streams.iter().map(|s| store_root(&s.dir)).collect();
     roots.sort();
@@ -546,6 +725,22 @@ pub fn pack(
             opts,
             &mut report.notes,
         )?);
+    }
+    if opts.format == PackFormat::Tgz {
+        if let Some(s) = srcs
+            .iter()
+            .find(|s| !s.legacy && s.target.is_some_and(|t| t.0.is_legacy()))
+        {
+            progress.finish();
+            return Ok(report.refuse(
+                Outcome::CouldNotRun,
+                format!(
+                    "stream {}: tgz copies the blocks as they are and nats-server 2.9 cannot read \
+                     2.10+ blocks; use --format v1 for a 2.9 target",
+                    s.sd.name
+                ),
+            ));
+        }
     }
     let res = match opts.format {
         PackFormat::Tgz => write_tgz_out(path, &srcs, opts, progress, &mut report),
@@ -614,6 +809,8 @@ fn packed_stream(src: &StreamSrc, st: &StateNums) -> PackedStream {
         num_deleted: st.num_deleted,
         consumers: src.consumers.iter().map(|c| c.name.clone()).collect(),
         index_db: src.index_db_note.clone(),
+        server_version: src.target_text(),
+        aux_files: src.aux.iter().map(|s| s.to_string()).collect(),
     }
 }
 

@@ -16,6 +16,7 @@ fn opts(out: &Path, format: PackFormat) -> PackOptions {
         allow_damaged: false,
         no_consumers: false,
         force: false,
+        server_version: None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! tgz: a gzip tarball of the stream dir(s), entries `<stream>/...`, for GNU tar to extract into
 //! a stopped server's `jetstream/<ACC>/streams/`. Files are copied as they are (compressed
-//! blocks stay compressed: 2.10+ reads them), except that meta.sum files are recomputed and an
-//! index.db that disagrees with the blocks is left out (the server rebuilds it).
+//! blocks stay compressed: 2.10+ reads them), except that meta.sum files are recomputed, an
+//! index.db that disagrees with the blocks is left out (the server rebuilds it), one newer than
+//! the target release reads is re-encoded at its version, and thw.db / sched.db / sources.db
+//! go in only when the target reads them and verification found them sound.
 use super::StreamSrc;
 use crate::backup::tar_write::{self, Style};
 use crate::base::progress::Progress;
@@ -34,7 +36,7 @@ pub(super) fn write<W: Write>(
         tar_write::file(&mut b, &format!("{n}/meta.inf"), &src.meta.raw, &st)?;
         let sum = expected_sum(n, &src.meta.raw);
         tar_write::file(&mut b, &format!("{n}/meta.sum"), sum.as_bytes(), &st)?;
-        if src.files.iter().any(|f| f == "sources.db") {
+        if src.aux.contains(&"sources.db") {
             tar_write::file(
                 &mut b,
                 &format!("{n}/sources.db"),
@@ -63,20 +65,18 @@ pub(super) fn write<W: Write>(
                 }
             }
         }
-        let mut extra = Vec::new();
         if src.index_db_ok {
-            extra.push("msgs/index.db");
-        }
-        extra.extend(["msgs/thw.db", "msgs/sched.db"]);
-        for rel in extra {
-            if src.files.iter().any(|f| f == rel) {
-                tar_write::file(
-                    &mut b,
-                    &format!("{n}/{rel}"),
-                    &fs::read(dir.join(rel))?,
-                    &st,
-                )?;
+            if let Some(d) = super::index_db_for_target(src)? {
+                tar_write::file(&mut b, &format!("{n}/msgs/index.db"), &d, &st)?;
             }
+        }
+        for rel in src.aux.iter().filter(|r| r.starts_with("msgs/")) {
+            tar_write::file(
+                &mut b,
+                &format!("{n}/{rel}"),
+                &fs::read(dir.join(rel))?,
+                &st,
+            )?;
         }
         tar_write::dir(&mut b, &format!("{n}/obs"), &st)?;
         for c in &src.consumers {

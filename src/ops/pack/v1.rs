@@ -43,9 +43,11 @@ pub(super) fn write<W: Write + Send + 'static>(
         progress.advance(len, &rel);
     }
     if src.index_db_ok {
-        let d = fs::read(dir.join("msgs/index.db"))?;
-        tar_write::file(&mut b, "msgs/index.db", &d, &st)?;
+        if let Some(d) = super::index_db_for_target(src)? {
+            tar_write::file(&mut b, "msgs/index.db", &d, &st)?;
+        }
     }
+    aux(&mut b, src, &st)?;
     consumers(&mut b, src, &st)?;
     let frame = b.into_inner()?;
     Ok((frame.finish()?, Vec::new()))
@@ -100,11 +102,14 @@ fn write_compat<W: Write + Send + 'static>(
         last_tail = compat::tail(data);
         progress.advance(raw.len() as u64, &rel);
     }
-    if let Some(db) =
-        compat::index_db(&plan, &src.cfg_name, last_tail).filter(|_| !blocks.is_empty())
+    let version = src.index_db_version();
+    if let Some(db) = version
+        .and_then(|v| compat::index_db(&plan, &src.cfg_name, last_tail, v))
+        .filter(|_| !blocks.is_empty())
     {
         tar_write::file(&mut b, "msgs/index.db", &db, &st)?;
     }
+    aux(&mut b, src, &st)?;
     consumers(&mut b, src, &st)?;
     let frame = b.into_inner()?;
     Ok((frame.finish()?, plan.notes))
@@ -124,6 +129,18 @@ fn head<W: Write>(b: &mut tar::Builder<W>, src: &StreamSrc, st: &Style) -> io::R
     tar_write::file(b, "meta.inf", &src.meta.raw, st)?;
     let sum = expected_sum(&src.cfg_name, &src.meta.raw);
     tar_write::file(b, "meta.sum", sum.as_bytes(), st)
+}
+
+/// `msgs/thw.db`, `msgs/sched.db`, `sources.db` as the source holds them. The blocks written
+/// keep every sequence and the last sequence, so the positions these files record (up to the
+/// source's last sequence + 1) stay true for the restored stream.
+fn aux<W: Write>(b: &mut tar::Builder<W>, src: &StreamSrc, st: &Style) -> anyhow::Result<()> {
+    for rel in &src.aux {
+        let p = src.sd.dir.join(rel);
+        let d = fs::read(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        tar_write::file(b, rel, &d, st)?;
+    }
+    Ok(())
 }
 
 /// `obs/<c>/{meta.inf,meta.sum,o.dat}` of every consumer packed.
