@@ -53,6 +53,10 @@ enum Cmd {
         /// Skip record checksums (structure and state only).
         #[arg(long)]
         quick: bool,
+        /// Judge stream and consumer configs as this nats-server release loads them (e.g.
+        /// 2.10.26); default: the release a config records, else the newest jetdir knows.
+        #[arg(long, value_name = "VERSION", value_parser = parse_release)]
+        server_version: Option<jetdir::base::release::Release>,
     },
     /// Report what is in a store: config, state, blocks, consumers, warnings.
     Inspect { path: PathBuf },
@@ -116,8 +120,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mode = progress::Mode::choose(cli.no_progress, cli.quiet);
     match &cli.cmd {
-        Cmd::Verify { path, quick } => run_report(&cli, path, *quick, false, mode),
-        Cmd::Inspect { path } => run_report(&cli, path, false, true, mode),
+        Cmd::Verify {
+            path,
+            quick,
+            server_version,
+        } => {
+            let opts = verify::Options {
+                quick: *quick,
+                server_version: server_version.clone(),
+            };
+            run_report(&cli, path, &opts, false, mode)
+        }
+        Cmd::Inspect { path } => run_report(&cli, path, &Default::default(), true, mode),
         Cmd::Extract {
             archive,
             store_dir,
@@ -187,16 +201,19 @@ fn emit<T: serde::Serialize>(
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+fn parse_release(s: &str) -> Result<jetdir::base::release::Release, String> {
+    jetdir::base::release::Release::parse(s).map_err(|e| e.to_string())
+}
+
 fn run_report(
     cli: &Cli,
     path: &std::path::Path,
-    quick: bool,
+    opts: &verify::Options,
     inspect: bool,
     mode: progress::Mode,
 ) -> ExitCode {
     let reporter = progress::Reporter::new(mode, if inspect { "inspect" } else { "verify" });
-    let opts = verify::Options { quick };
-    match jetdir::check::verify_path(path, &opts, &reporter) {
+    match jetdir::check::verify_path(path, opts, &reporter) {
         Ok(r) => emit(
             cli.json,
             &r,

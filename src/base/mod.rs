@@ -3,5 +3,6 @@ pub(crate) mod bytes;
 pub mod hash;
 pub mod problem;
 pub mod progress;
+pub mod release;
 pub mod report;
 pub mod time;

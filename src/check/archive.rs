@@ -17,6 +17,7 @@ use crate::base::report::Report;
 use crate::base::report::StreamReport;
 use crate::check::store;
 use crate::check::Options;
+use crate::filestore::config_fields::{self, ConfigDoc};
 use crate::filestore::layout::StreamFile;
 use crate::filestore::source::StreamSource;
 use crate::s2::par::ParFrameReader;
@@ -143,6 +144,21 @@ pub(crate) fn verify_one(
         }
         None => None,
     };
+    if let Some(b) = &bj {
+        let c = config_fields::check_config(
+            &b.config,
+            ConfigDoc::StreamConfig,
+            opts.server_version.as_ref(),
+        );
+        let loc = Location {
+            account: Some("$G".into()),
+            stream: b.stream_name().map(str::to_string),
+            file: Some("backup.json".into()),
+            ..Default::default()
+        };
+        rep.problems
+            .extend(config_fields::problems(&c, "backup.json", &loc));
+    }
     let Some(payload) = &d.payload else {
         rep.problems.push(Problem::new(
             Kind::ArchiveMissing,
@@ -397,7 +413,13 @@ fn verify_v1<R: Read>(
     let dir_name = name
         .clone()
         .unwrap_or_else(|| summary.top_dir.clone().unwrap_or_default());
-    let pre = crate::state::prelude::prelude(&mem, &account, &dir_name, &prefix);
+    let pre = crate::state::prelude::prelude_for(
+        &mem,
+        &account,
+        &dir_name,
+        &prefix,
+        opts.server_version.as_ref(),
+    );
     if pre.encrypted {
         problems.extend(pre.problems);
         return (None, problems);

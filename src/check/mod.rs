@@ -13,6 +13,9 @@ use std::path::Path;
 pub struct Options {
     /// Skip record checksums.
     pub quick: bool,
+    /// The nats-server release the configs are checked against (`--server-version`). `None`:
+    /// the release a config records (`metadata._nats.ver`), else the newest jetdir knows.
+    pub server_version: Option<crate::base::release::Release>,
 }
 
 /// Verify whatever `path` is: a store / account / stream dir, or any backup form.

@@ -506,7 +506,7 @@ pub fn pack(
     let mut checked = Vec::new();
     for sd in &streams {
         let (rep, problems) =
-            store::verify_stream_dir(sd, &crate::check::Options { quick: false }, progress);
+            store::verify_stream_dir(sd, &crate::check::Options::default(), progress);
         checked.push((sd.clone(), rep, problems));
     }
     for (_, _, p) in &checked {
