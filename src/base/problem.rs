@@ -44,6 +44,11 @@ kinds! {
     MetaNameMismatch = "meta_name_mismatch", Error;
     MetaSumMismatch = "meta_sum_mismatch", Error;
     MetaSumMissing = "meta_sum_missing", Error;
+    // Stream and consumer configs against the server release that loads them
+    ConfigApiLevel = "config_api_level", Error;
+    ConfigApiLevelIgnored = "config_api_level_ignored", Warning;
+    ConfigUnknownField = "config_unknown_field", Error;
+    ConfigUnknownFieldIgnored = "config_unknown_field_ignored", Warning;
     // Message blocks and records
     BlockDecompress = "block_decompress", Error;
     RecordChecksum = "record_checksum", Error;

@@ -6,11 +6,11 @@ use std::fmt;
 /// One nats-server release: major.minor.patch and an optional pre-release suffix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Release {
-    /// Major number (2).
+    /// `2` in 2.15.1.
     pub major: u32,
-    /// Minor number (15).
+    /// `15` in 2.15.1.
     pub minor: u32,
-    /// Patch number (1).
+    /// `1` in 2.15.1.
     pub patch: u32,
     /// The text after `-` (`RC.1`, `dev`), when there is one. A build suffix (`+…`) is dropped.
     pub pre: Option<String>,
@@ -22,7 +22,7 @@ pub struct Release {
 pub struct ReleaseParseError(pub String);
 
 impl Release {
-    /// A release without a pre-release suffix.
+    /// The release `major.minor.patch` (no pre-release suffix).
     pub const fn new(major: u32, minor: u32, patch: u32) -> Release {
         Release {
             major,

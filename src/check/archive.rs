@@ -17,6 +17,7 @@ use crate::base::report::Report;
 use crate::base::report::StreamReport;
 use crate::check::store;
 use crate::check::Options;
+use crate::filestore::config_fields::{self, ConfigDoc};
 use crate::filestore::layout::StreamFile;
 use crate::filestore::source::StreamSource;
 use crate::s2::par::ParFrameReader;
@@ -143,6 +144,21 @@ pub(crate) fn verify_one(
         }
         None => None,
     };
+    if let Some(b) = &bj {
+        let c = config_fields::check_config(
+            &b.config,
+            ConfigDoc::StreamConfig,
+            opts.target.release.as_ref(),
+        );
+        let loc = Location {
+            account: Some("$G".into()),
+            stream: b.stream_name().map(str::to_string),
+            file: Some("backup.json".into()),
+            ..Default::default()
+        };
+        rep.problems
+            .extend(config_fields::problems(&c, "backup.json", &loc));
+    }
     let Some(payload) = &d.payload else {
         rep.problems.push(Problem::new(
             Kind::ArchiveMissing,
@@ -398,7 +414,13 @@ fn verify_v1<R: Read>(
     let dir_name = name
         .clone()
         .unwrap_or_else(|| summary.top_dir.clone().unwrap_or_default());
-    let pre = crate::state::prelude::prelude(&mem, &account, &dir_name, &prefix);
+    let pre = crate::state::prelude::prelude_for(
+        &mem,
+        &account,
+        &dir_name,
+        &prefix,
+        opts.target.release.as_ref(),
+    );
     if pre.encrypted {
         problems.extend(pre.problems);
         return (None, problems);
@@ -763,6 +785,71 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_in_the_metas_inside_a_v1_backup() {
+        let (_t, d) = copy_backup("v2.14");
+        // meta.inf with a renamed key and its meta.sum recomputed; a consumer meta.inf with a
+        // misspelt key.
+        rewrite_v1(&d, |m| {
+            let name = {
+                let inf = &m.iter().find(|(p, _)| p == "meta.inf").unwrap().1;
+                crate::filestore::meta::MetaInf::parse(inf)
+                    .unwrap()
+                    .name()
+                    .unwrap()
+                    .to_string()
+            };
+            let inf = m.iter_mut().find(|(p, _)| p == "meta.inf").unwrap();
+            let new = String::from_utf8(inf.1.clone()).unwrap().replacen(
+                "\"subjects\":",
+                "\"rubjects\":",
+                1,
+            );
+            inf.1 = new.clone().into_bytes();
+            let sum = m.iter_mut().find(|(p, _)| p == "meta.sum").unwrap();
+            sum.1 = crate::filestore::meta::expected_sum(&name, new.as_bytes()).into_bytes();
+            let c = m
+                .iter_mut()
+                .find(|(p, _)| p.starts_with("obs/") && p.ends_with("/meta.inf"))
+                .unwrap();
+            c.1 = String::from_utf8(c.1.clone())
+                .unwrap()
+                .replacen("\"ack_policy\":", "\"ack_polcy\":", 1)
+                .into_bytes();
+        });
+        let r = run(&d);
+        assert!(
+            !r.problems.iter().any(|p| p.kind == "meta_sum_mismatch"),
+            "{:#?}",
+            r.problems
+        );
+        let p: Vec<_> = r
+            .problems
+            .iter()
+            .filter(|p| p.kind == "config_unknown_field")
+            .collect();
+        assert_eq!(p.len(), 2, "{:#?}", r.problems);
+        assert_eq!(p[0].loc.file.as_deref(), Some("stream.tar.s2:meta.inf"));
+        assert!(
+            p[0].message
+                .contains("unknown field \"rubjects\" in meta.inf"),
+            "{}",
+            p[0].message
+        );
+        assert!(p[1].loc.consumer.is_some());
+        assert!(
+            p[1].message.contains("marks this consumer offline"),
+            "{}",
+            p[1].message
+        );
+        assert!(
+            p[1].message.contains("unknown field \"ack_polcy\""),
+            "{}",
+            p[1].message
+        );
+        assert_eq!(r.exit_code(), 1);
+    }
+
+    #[test]
     fn record_damage_inside_a_v1_backup_names_the_member() {
         let (_t, d) = copy_backup("v2.14");
         rewrite_v1(&d, |m| {
@@ -837,6 +924,51 @@ mod tests {
             fs::write(&p, &b).unwrap();
             let r = run(&d);
             assert!(!r.problems.is_empty(), "{v}: trailing garbage unnoticed");
+        }
+    }
+
+    #[test]
+    fn unknown_key_in_backup_json_is_judged_for_the_release() {
+        for v in ["v2.15.1", "v2.14", "v2.9"] {
+            let (_t, d) = copy_backup(v);
+            let bj = fs::read_to_string(d.join("backup.json")).unwrap();
+            assert!(run(&d)
+                .problems
+                .iter()
+                .all(|p| !p.kind.as_str().starts_with("config_")));
+            let bad = bj.replacen("\"subjects\":", "\"rubjects\":", 1);
+            assert_ne!(bad, bj);
+            fs::write(d.join("backup.json"), bad).unwrap();
+            let r = run(&d);
+            let p: Vec<_> = r
+                .problems
+                .iter()
+                .filter(|p| p.kind == "config_unknown_field")
+                .collect();
+            assert_eq!(p.len(), 1, "{v}: {:#?}", r.problems);
+            assert_eq!(p[0].loc.file.as_deref(), Some("backup.json"));
+            assert!(
+                p[0].message.starts_with(
+                    "nats-server 2.15.1 marks this stream offline: unknown field \"rubjects\" in backup.json"
+                ),
+                "{}",
+                p[0].message
+            );
+            assert_eq!(r.exit_code(), 1);
+            let opts = Options {
+                target: crate::check::Target {
+                    release: Some(crate::base::release::Release::new(2, 10, 26)),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let r = crate::check::verify_path(&d, &opts, &NoProgress).unwrap();
+            let kinds: Vec<&str> = r.problems.iter().map(|p| p.kind.as_str()).collect();
+            assert!(
+                kinds.contains(&"config_unknown_field_ignored"),
+                "{v}: {kinds:?}"
+            );
+            assert!(!kinds.contains(&"config_unknown_field"), "{v}: {kinds:?}");
         }
     }
 

@@ -9,13 +9,14 @@ use crate::base::release::Release;
 use crate::base::report::{BlockReport, ConsumerReport, IndexKind, Report, StreamReport};
 use crate::base::report::{LoadReport, Removal, Verdict};
 use crate::check::Options;
+use crate::filestore::config_fields::{self, ConfigDoc};
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
 use crate::filestore::layout;
 use crate::filestore::meta::{self, MetaInf};
 use crate::filestore::source::{read_reusing, DirSource, FileRead, StreamSource};
 use crate::state::load::{self, LimitRemoval, Recovery, Truncation};
-use crate::state::prelude::{prelude, Prelude};
+use crate::state::prelude::{prelude_for, Prelude};
 use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
 use crate::state::stream::{DeletedList, StreamTotals};
 use rayon::prelude::*;
@@ -771,6 +772,15 @@ fn check_consumers(
         .filter_map(|r| r.split_once('/').map(|(c, _)| c.to_string()))
         .collect();
     names.dedup();
+    // Consumers are checked against the stream's release: the caller's, else the one its
+    // meta.inf records (else each consumer's own, else the newest known).
+    let release = pre.release.clone().or_else(|| {
+        let m = pre.meta.as_ref()?;
+        match config_fields::target_release(None, &m.json) {
+            (r, config_fields::ReleaseFrom::Metadata) => Some(r),
+            _ => None,
+        }
+    });
     let mut out = Vec::new();
     for c in names {
         let loc = pre.loc().consumer(&c);
@@ -808,6 +818,13 @@ fn check_consumers(
                 }
                 match MetaInf::parse(&raw) {
                     Ok(m) => {
+                        let cc = config_fields::check_config(
+                            &m.json,
+                            ConfigDoc::ConsumerMeta,
+                            release.as_ref(),
+                        );
+                        let floc = loc.clone().file(format!("{prefix}{}", rel("meta.inf")));
+                        problems.extend(config_fields::problems(&cc, "meta.inf", &floc));
                         rep.durable = m.str_field("durable_name").map(str::to_string);
                         rep.ack_policy = m.str_field("ack_policy").map(str::to_string);
                         rep.filter_subject = m.str_field("filter_subject").map(str::to_string);
@@ -918,7 +935,13 @@ pub fn verify_stream_dir(
     let src = DirSource {
         dir: sd.dir.clone(),
     };
-    let pre = prelude(&src, &sd.account, &sd.name, "");
+    let pre = prelude_for(
+        &src,
+        &sd.account,
+        &sd.name,
+        "",
+        opts.target.release.as_ref(),
+    );
     if pre.encrypted {
         let problems = pre.problems.clone();
         let rep = StreamReport {

@@ -1,6 +1,7 @@
 //! The on-disk file store: one parser (and encoder) per artefact of a stream directory.
 pub(crate) mod aux_state;
 pub(crate) mod block;
+pub mod config_fields;
 pub(crate) mod consumer_state;
 pub(crate) mod discover;
 pub(crate) mod index_db;

@@ -1,6 +1,8 @@
 //! Everything about one stream known before its blocks are scanned: meta.inf, index.db or the
 //! legacy .idx/.fss, the delete map, and the list of blocks.
 use crate::base::problem::{Kind, Location, Problem};
+use crate::base::release::Release;
+use crate::filestore::config_fields::{self, ConfigDoc};
 use crate::filestore::index_db::{self, IndexDb};
 use crate::filestore::layout::{self, StreamFile};
 use crate::filestore::legacy::{self, LegacyFss, LegacyIdx};
@@ -24,6 +26,8 @@ pub struct Prelude {
     pub problems: Vec<Problem>,
     pub files: Vec<String>,
     pub blocks: Vec<u32>,
+    /// The release configs are checked against, when the caller named one.
+    pub release: Option<Release>,
 }
 
 impl Prelude {
@@ -34,6 +38,18 @@ impl Prelude {
 
 /// Read meta, index.db / .idx / .fss, and list the blocks.
 pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &str) -> Prelude {
+    prelude_for(src, account, dir_name, prefix, None)
+}
+
+/// [`prelude`], checking meta.inf's config against `release` (`None`: the one it records,
+/// else the newest known; see [`config_fields::target_release`]).
+pub fn prelude_for(
+    src: &dyn StreamSource,
+    account: &str,
+    dir_name: &str,
+    prefix: &str,
+    release: Option<&Release>,
+) -> Prelude {
     let files = src.files();
     let mut p = Prelude {
         account: account.to_string(),
@@ -48,6 +64,7 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
         problems: Vec::new(),
         files: files.clone(),
         blocks: Vec::new(),
+        release: release.cloned(),
     };
     let f = |n: &str| format!("{prefix}{n}");
     p.encrypted = files
@@ -105,6 +122,10 @@ pub fn prelude(src: &dyn StreamSource, account: &str, dir_name: &str, prefix: &s
                     if let Some(n) = m.name() {
                         p.cfg_name = n.to_string();
                     }
+                    let c = config_fields::check_config(&m.json, ConfigDoc::StreamMeta, release);
+                    let loc = p.loc().file(f("meta.inf"));
+                    p.problems
+                        .extend(config_fields::problems(&c, "meta.inf", &loc));
                     p.meta = Some(m);
                 }
                 Err(e) => p.problems.push(Problem::new(
