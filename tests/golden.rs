@@ -237,7 +237,7 @@ fn inspect_backup_v2_15() {
 fn verify_json_v2_15_plain() {
     golden(
         "verify-json-v2.15.1-plain",
-        &["--json", "verify"],
+        &["--json", "verify", "--at", "2026-12-01T00:00:00Z"],
         "v2.15.1-plain/store",
     );
 }

@@ -112,6 +112,9 @@ pub struct LoadReport {
     pub verdict: Verdict,
     /// The release modelled (`2.15.1`); `null` when neither given nor recorded in the files.
     pub release: Option<String>,
+    /// Where `release` comes from: `--server-version`, `meta.inf _nats.ver`, or the index
+    /// format (`index.db version 4: 2.14 or later`).
+    pub release_from: Option<String>,
     /// The time of the load assumed for max_age, RFC 3339.
     pub at: String,
     /// `index.db` (read and trusted), `rebuild` (from the blocks) or `legacy` (2.9 files).

@@ -427,16 +427,13 @@ fn verify_v1<R: Read>(
     }
     // Blocks of an archive cannot be read twice: the load model decides from the index files
     // and applies no truncation or limits here (a restore loads a snapshot's index.db).
-    let release = opts
-        .target
-        .release
-        .clone()
-        .or_else(|| crate::state::load::writer_release(&pre));
+    let (release, release_from) = store::model_release(opts, &pre);
     let recovery = crate::state::load::decide(&pre, release.as_ref(), &mem);
     let dead = pre.dead.clone();
     let input = store::LoadInput {
         recovery,
         release,
+        release_from,
         at_ns: opts.target.at_ns,
         dead: &dead,
         quick: opts.quick,

@@ -31,6 +31,8 @@ pub struct LoadInput<'a> {
     pub recovery: Recovery,
     /// The release modelled.
     pub release: Option<Release>,
+    /// Where the release comes from (`--server-version`, meta.inf, the index format).
+    pub release_from: Option<String>,
     /// The time of the load, ns since the epoch.
     pub at_ns: i64,
     /// The delete set the block scans applied.
@@ -85,6 +87,7 @@ pub fn finish_stream(
         &rep,
         &subjects,
         &load.recovery,
+        !removed.is_empty(),
         &mut problems,
         prefix,
     );
@@ -103,11 +106,30 @@ fn describe_damage(
     truncs: &[Truncation],
     recovery: &Recovery,
     prefix: &str,
-    problems: &mut [Problem],
+    problems: &mut Vec<Problem>,
 ) {
     for s in scans {
         let Some(d) = s.damage else { continue };
         let file = format!("{prefix}{}", s.file);
+        // one finding per root cause: damage after the cut is in the part the server drops
+        let mut after_cut = 0usize;
+        if truncs.iter().any(|t| t.file == s.file) {
+            problems.retain(|p| {
+                let later = matches!(
+                    p.kind,
+                    Kind::RecordChecksum
+                        | Kind::RecordFraming
+                        | Kind::RecordContent
+                        | Kind::RecordTimestamp
+                        | Kind::SeqOrder
+                        | Kind::SubjectNotUtf8
+                        | Kind::TimestampBackwards
+                ) && p.loc.file.as_deref() == Some(file.as_str())
+                    && p.loc.offset.is_some_and(|o| o > d.offset as u64);
+                after_cut += usize::from(later);
+                !later
+            });
+        }
         let Some(p) = problems.iter_mut().find(|p| {
             matches!(p.kind, Kind::RecordChecksum | Kind::RecordFraming)
                 && p.loc.file.as_deref() == Some(file.as_str())
@@ -142,6 +164,11 @@ fn describe_damage(
                     n.push_str("no live message is lost");
                 } else {
                     n.push_str(&format!("loses seqs {}", load::ranges_text(&t.lost)));
+                }
+                if after_cut > 0 {
+                    n.push_str(&format!(
+                        " ({after_cut} more damaged record(s) lie in the cut part)"
+                    ));
                 }
                 if !t.revived.is_empty() {
                     n.push_str(&format!(
@@ -452,6 +479,7 @@ fn check_index_db(
     rep: &StreamReport,
     subjects: &HashMap<Vec<u8>, u64>,
     recovery: &Recovery,
+    limits_applied: bool,
     problems: &mut Vec<Problem>,
     prefix: &str,
 ) {
@@ -507,7 +535,8 @@ fn check_index_db(
         ("last_seq", db.last_seq, rep.last_seq.unwrap_or(0)),
     ];
     for (what, a, b) in cmp {
-        if a != b {
+        // after the limits removed messages, the index (written before) cannot agree
+        if a != b && !limits_applied {
             mism_push(
                 &mut mism,
                 format!("index.db says stream {what} {a}, the blocks give {b}"),
@@ -531,7 +560,7 @@ fn check_index_db(
                 if s.unreadable {
                     continue;
                 }
-                if be.msgs() != s.msgs || be.bytes != s.bytes {
+                if (be.msgs() != s.msgs || be.bytes != s.bytes) && !limits_applied {
                     mism_push(&mut mism,
                         format!(
                             "index.db says block {} holds {} messages / {} bytes, the block holds {} / {}",
@@ -561,7 +590,7 @@ fn check_index_db(
     for se in &db.subjects {
         listed.insert(&se.subject, se.total);
     }
-    if !listed.is_empty() {
+    if !listed.is_empty() && !limits_applied {
         for (k, v) in subjects {
             let l = listed.get(k.as_slice()).copied().unwrap_or(0);
             if l != *v {
@@ -955,11 +984,7 @@ pub fn verify_stream_dir(
         };
         return (rep, problems);
     }
-    let release = opts
-        .target
-        .release
-        .clone()
-        .or_else(|| load::writer_release(&pre));
+    let (release, release_from) = model_release(opts, &pre);
     let recovery = load::decide(&pre, release.as_ref(), &src);
     let dead = load::dead_set_for(&pre, &recovery);
     let ctx = ScanCtx {
@@ -1001,11 +1026,23 @@ pub fn verify_stream_dir(
     let input = LoadInput {
         recovery,
         release,
+        release_from,
         at_ns: opts.target.at_ns,
         dead: &dead,
         quick: opts.quick,
     };
     finish_stream(pre, scans, &src, "", &input)
+}
+
+/// The release modelled for the stream and where it comes from.
+pub(crate) fn model_release(opts: &Options, pre: &Prelude) -> (Option<Release>, Option<String>) {
+    match &opts.target.release {
+        Some(r) => (Some(r.clone()), Some("--server-version".into())),
+        None => match load::writer_release_from(pre) {
+            Some((r, from)) => (Some(r), Some(from)),
+            None => (None, None),
+        },
+    }
 }
 
 /// The load model's report for the stream, from what the load does and the findings.
@@ -1060,6 +1097,7 @@ fn load_report(
     LoadReport {
         verdict,
         release: load.release.as_ref().map(|r| r.to_string()),
+        release_from: load.release_from.clone(),
         at: crate::base::time::rfc3339_full(load.at_ns),
         recovery: recovery.to_string(),
         reason,

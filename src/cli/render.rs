@@ -1,7 +1,7 @@
 //! Human-readable rendering of reports (JSON is serde of the same structs).
 use jetdir::base::problem::{Problem, Severity};
 use jetdir::base::report::Report;
-use jetdir::base::report::StreamReport;
+use jetdir::base::report::{StreamReport, Verdict};
 
 use jetdir::ops::extract::{ExtractReport, ExtractStatus};
 use jetdir::ops::pack::{PackFormat, PackReport};
@@ -68,6 +68,59 @@ fn stream_line(s: &StreamReport) -> String {
     )
 }
 
+/// Inclusive ranges as "46..60, 77".
+fn ranges(r: &[(u64, u64)]) -> String {
+    let mut parts: Vec<String> = r
+        .iter()
+        .take(8)
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}..{b}") })
+        .collect();
+    if r.len() > 8 {
+        parts.push(format!("… ({} ranges)", r.len()));
+    }
+    parts.join(", ")
+}
+
+/// The load model's verdict for a stream, then what the load does and the next step.
+fn load_lines(s: &StreamReport, o: &mut String) {
+    let Some(l) = &s.load else { return };
+    let who = match (&l.release, &l.release_from) {
+        (Some(_), Some(f)) if f.starts_with("index.db") || f.starts_with("legacy") => {
+            format!("nats-server of the release that wrote it, from {f}")
+        }
+        (Some(r), _) => format!("nats-server {r}"),
+        (None, _) => "nats-server 2.10 or later".to_string(),
+    };
+    let _ = writeln!(o, "  verdict: {} ({who})", l.verdict);
+    if let Some(why) = &l.reason {
+        let _ = writeln!(o, "  load: state rebuilt from the blocks: {why}");
+    }
+    if l.lost_messages > 0 {
+        let _ = writeln!(
+            o,
+            "  loses: {} message(s), seqs {}",
+            l.lost_messages,
+            ranges(&l.lost)
+        );
+    }
+    if !l.revived.is_empty() {
+        let rv: Vec<(u64, u64)> = l.revived.iter().map(|&q| (q, q)).collect();
+        let _ = writeln!(o, "  deleted messages that come back: seqs {}", ranges(&rv));
+    }
+    for r in &l.removed {
+        let _ = writeln!(
+            o,
+            "  {} removes {} message(s) at load: seqs {}",
+            r.limit,
+            r.messages,
+            ranges(&r.ranges)
+        );
+    }
+    if let Some(n) = &l.next_step {
+        let _ = writeln!(o, "  next: {n}");
+    }
+}
+
 pub fn render_verify(r: &Report) -> String {
     let mut o = String::new();
     for n in &r.notes {
@@ -75,6 +128,9 @@ pub fn render_verify(r: &Report) -> String {
     }
     for s in &r.streams {
         let _ = writeln!(o, "{}", stream_line(s));
+        if s.load.as_ref().is_some_and(|l| l.verdict != Verdict::Loads) {
+            load_lines(s, &mut o);
+        }
         for c in &s.consumers {
             let _ = writeln!(
                 o,
@@ -96,13 +152,33 @@ pub fn render_verify(r: &Report) -> String {
         .filter(|p| p.severity == Severity::Error)
         .count();
     let warns = r.problems.len() - errs;
+    let losing: Vec<String> = r
+        .streams
+        .iter()
+        .filter_map(|s| {
+            let l = s.load.as_ref()?;
+            match l.verdict {
+                Verdict::LosesData if l.lost_messages > 0 => {
+                    Some(format!("{} loses {} message(s)", s.name, l.lost_messages))
+                }
+                Verdict::LosesData => Some(format!("{} loses data", s.name)),
+                Verdict::Skipped => Some(format!("{} is not loaded", s.name)),
+                _ => None,
+            }
+        })
+        .collect();
     let _ = writeln!(
         o,
-        "{}: {} stream(s), {} error(s), {} warning(s)",
+        "{}: {} stream(s), {} error(s), {} warning(s){}",
         if errs == 0 { "OK" } else { "PROBLEMS FOUND" },
         r.streams.len(),
         errs,
-        warns
+        warns,
+        if losing.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", losing.join(", "))
+        }
     );
     o
 }
@@ -117,6 +193,10 @@ pub fn render_inspect(r: &Report) -> String {
         if s.encrypted {
             let _ = writeln!(o, "  encrypted at rest: key needed\n");
             continue;
+        }
+        if s.load.is_some() {
+            load_lines(s, &mut o);
+            o.push('\n');
         }
         if let Some(c) = &s.config {
             let _ = writeln!(o, "Configuration:\n");

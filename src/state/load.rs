@@ -68,9 +68,10 @@ impl Recovery {
     }
 }
 
-/// The release that wrote the stream: meta.inf's `_nats.ver` (2.11+), else what the index
-/// format says (index.db version 1: 2.10; legacy files: 2.9).
-pub fn writer_release(pre: &Prelude) -> Option<Release> {
+/// The release that wrote the stream, and where that comes from: meta.inf's `_nats.ver` when
+/// present, else the oldest release that writes its index format (index.db version 1: 2.10;
+/// legacy files: 2.9).
+pub fn writer_release_from(pre: &Prelude) -> Option<(Release, String)> {
     let from_meta = pre
         .meta
         .as_ref()
@@ -78,17 +79,18 @@ pub fn writer_release(pre: &Prelude) -> Option<Release> {
         .and_then(|m| m.get("_nats.ver"))
         .and_then(|v| v.as_str())
         .and_then(|v| Release::parse(v).ok());
-    if from_meta.is_some() {
-        return from_meta;
+    if let Some(r) = from_meta {
+        return Some((r, "meta.inf _nats.ver".into()));
     }
-    match pre.index_db.as_ref().map(|d| d.version) {
-        Some(1) => Some(Release::new(2, 10, 0)),
-        Some(2) => Some(Release::new(2, 11, 0)),
-        Some(3) => Some(Release::new(2, 12, 0)),
-        Some(_) => Some(Release::new(2, 14, 0)),
-        None if !pre.idx.is_empty() => Some(Release::new(2, 9, 0)),
-        None => None,
-    }
+    let (r, what) = match pre.index_db.as_ref().map(|d| d.version) {
+        Some(1) => (Release::new(2, 10, 0), "index.db version 1: 2.10"),
+        Some(2) => (Release::new(2, 11, 0), "index.db version 2: 2.11"),
+        Some(3) => (Release::new(2, 12, 0), "index.db version 3: 2.12"),
+        Some(_) => (Release::new(2, 14, 0), "index.db version 4: 2.14 or later"),
+        None if !pre.idx.is_empty() => (Release::new(2, 9, 0), "legacy .idx files: 2.9"),
+        None => return None,
+    };
+    Some((r, what.into()))
 }
 
 /// Highest index.db version a release reads.
