@@ -2,8 +2,8 @@
 # Differential matrix: jetdir's prediction against the real server's load,
 # for every installed release (see tests/support/matrix.py).
 #
-#   bash scripts/matrix.sh --sample   # CI-sized: 3 releases x 4 failures x 7
-#                                     # streams (~15 s after the installs); exits 1
+#   bash scripts/matrix.sh --sample   # CI-sized: 5 releases x 9 failures x 7
+#                                     # streams (~40 s after the installs); exits 1
 #                                     # when a disagreement appears, changes or goes
 #                                     # away against tests/matrix-sample-baseline.json
 #   bash scripts/matrix.sh --full     # every release x every failure x every

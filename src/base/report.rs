@@ -126,8 +126,12 @@ pub struct LoadReport {
     pub lost: Vec<(u64, u64)>,
     /// How many messages `lost` covers.
     pub lost_messages: u64,
-    /// Deleted sequences that come back (their delete markers were in a truncated part).
+    /// Deleted sequences that come back (their delete markers were in a truncated part, or
+    /// only the index knew them).
     pub revived: Vec<u64>,
+    /// Messages the trusted index.db counts but whose records are damaged: the server answers
+    /// "no message found" for them (inclusive ranges).
+    pub unreadable: Vec<(u64, u64)>,
     /// Messages the stream's limits remove at load, per limit.
     pub removed: Vec<Removal>,
     /// The next step for the operator.

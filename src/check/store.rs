@@ -64,12 +64,19 @@ pub fn finish_stream(
         keep_live: false,
         stop_at_damage: false,
     };
-    let truncs =
-        load::truncate_blocks(&load.recovery, load.release.as_ref(), &mut scans, &ctx, src);
+    let indexed: Vec<u32> = pre.idx.keys().copied().collect();
+    let truncs = load::truncate_blocks(
+        &load.recovery,
+        load.release.as_ref(),
+        &indexed,
+        &mut scans,
+        &ctx,
+        src,
+    );
     for s in &mut scans {
         problems.append(&mut s.problems);
     }
-    describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
+    let unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
     check_block_order(&scans, &loc, prefix, &mut problems);
     let late = settle_late_deaths(&pre, load.dead, &mut scans, src, prefix, &mut problems);
     let limits = pre
@@ -95,7 +102,23 @@ pub fn finish_stream(
     check_leftovers(&pre, &mut problems, prefix);
     check_aux(&pre, src, last, &mut problems, prefix);
     rep.consumers = check_consumers(&pre, src, last, &mut problems, prefix);
-    rep.load = Some(load_report(&pre, load, &truncs, &removed, &problems));
+    // deletes only the index knew are forgotten by a rebuild: those messages come back
+    let revived: Vec<u64> = if load.recovery.rebuilds() {
+        let mut v: Vec<u64> = pre
+            .dead
+            .seqs
+            .iter()
+            .copied()
+            .filter(|&q| scans.iter().any(|s| s.live_bits.get(q)))
+            .collect();
+        v.sort_unstable();
+        v
+    } else {
+        Vec::new()
+    };
+    let mut lr = load_report(&pre, load, &truncs, &removed, &revived, &problems);
+    lr.unreadable = load::ranges(unreadable);
+    rep.load = Some(lr);
     (rep, problems)
 }
 
@@ -107,7 +130,27 @@ fn describe_damage(
     recovery: &Recovery,
     prefix: &str,
     problems: &mut Vec<Problem>,
-) {
+) -> Vec<u64> {
+    let mut unreadable = Vec::new();
+    if matches!(recovery, Recovery::Index) {
+        // a trusted index counts damaged messages the server cannot read back
+        for s in scans
+            .iter()
+            .filter(|s| !truncs.iter().any(|t| t.file == s.file))
+        {
+            let file = format!("{prefix}{}", s.file);
+            unreadable.extend(
+                problems
+                    .iter()
+                    .filter(|p| {
+                        p.kind == Kind::RecordChecksum && p.loc.file.as_deref() == Some(&file)
+                    })
+                    .filter_map(|p| p.loc.seq),
+            );
+        }
+        unreadable.sort_unstable();
+        unreadable.dedup();
+    }
     for s in scans {
         let Some(d) = s.damage else { continue };
         let file = format!("{prefix}{}", s.file);
@@ -125,7 +168,9 @@ fn describe_damage(
                         | Kind::SubjectNotUtf8
                         | Kind::TimestampBackwards
                 ) && p.loc.file.as_deref() == Some(file.as_str())
-                    && p.loc.offset.is_some_and(|o| o > d.offset as u64);
+                    && p.loc.offset.is_some_and(|o| o >= d.offset as u64)
+                    && !(matches!(p.kind, Kind::RecordChecksum | Kind::RecordFraming)
+                        && p.loc.offset == Some(d.offset as u64));
                 after_cut += usize::from(later);
                 !later
             });
@@ -188,7 +233,9 @@ fn describe_damage(
         };
         p.message = format!("{}; {note}", p.message);
     }
+    unreadable
 }
+
 /// Blocks must hold ascending, non-overlapping sequence ranges.
 fn check_block_order(
     scans: &[BlockScan],
@@ -545,9 +592,24 @@ fn check_index_db(
         }
     }
     let by_index: HashMap<u32, &BlockScan> = scans.iter().map(|s| (s.index, s)).collect();
+    let front_limited = pre.meta.as_ref().is_some_and(|m| {
+        let l = load::Limits::of(&m.json);
+        l.max_msgs.is_some() || l.max_bytes.is_some() || l.max_age_ns.is_some()
+    });
     for be in &db.blocks {
         let bl = loc.clone().at(be.offset as u64);
+        let first_on_disk = scans.first().map_or(u32::MAX, |s| s.index);
         match by_index.get(&be.index) {
+            None if recovery.rebuilds() && be.index < first_on_disk && front_limited => {
+                problems.push(Problem::new(
+                    Kind::IndexDbStale,
+                    pre.loc().file(format!("{prefix}msgs/{}.blk", be.index)).seqs(be.first_seq, be.last_seq),
+                    format!(
+                        "index.db lists block {} (seqs {}..={}), which is gone: it lay before every block on disk, so the stream's limits removed it after index.db was written (the server logs \"could not locate msg block {}\" and counts it as lost)",
+                        be.index, be.first_seq, be.last_seq, be.index
+                    ),
+                ))
+            }
             None => problems.push(Problem::new(
                 Kind::IndexDbMissingBlock,
                 pre.loc().file(format!("{prefix}msgs/{}.blk", be.index)).seqs(be.first_seq, be.last_seq),
@@ -1051,6 +1113,7 @@ fn load_report(
     load: &LoadInput,
     truncs: &[Truncation],
     removed: &[LimitRemoval],
+    forgotten: &[u64],
     problems: &[Problem],
 ) -> LoadReport {
     let mut lost: Vec<(u64, u64)> = truncs.iter().flat_map(|t| t.lost.iter().copied()).collect();
@@ -1059,8 +1122,10 @@ fn load_report(
     let mut revived: Vec<u64> = truncs
         .iter()
         .flat_map(|t| t.revived.iter().copied())
+        .chain(forgotten.iter().copied())
         .collect();
     revived.sort_unstable();
+    revived.dedup();
     let skipped = pre.problems.iter().any(|p| {
         matches!(
             p.kind,
@@ -1104,6 +1169,7 @@ fn load_report(
         lost,
         lost_messages,
         revived,
+        unreadable: Vec::new(),
         removed: removed
             .iter()
             .map(|r| Removal {
@@ -1510,6 +1576,146 @@ mod tests {
             "seqs 20..=30 are gone"
         );
         assert_eq!(rep.exit_code(), 1);
+    }
+
+    fn stream_dir(t: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+        t.path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams")
+            .join(name)
+    }
+
+    fn truncate_to(p: &Path, len: usize) {
+        let b = fs::read(p).unwrap();
+        fs::write(p, &b[..len]).unwrap();
+    }
+
+    /// Numbers nats-server 2.15.1 reported after a restart on the same damage (findings F7,
+    /// matrix M7): the truncated last block loses its tombstones, so deleted seqs come back.
+    #[test]
+    fn cut_tombstones_bring_deleted_messages_back() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = stream_dir(&t, "ORDERS");
+        truncate_to(&d.join("msgs/1.blk"), 700);
+        let rep = run(&d, false);
+        let s = &rep.streams[0];
+        assert_eq!((s.messages, s.deleted_seqs.clone()), (Some(9), vec![6]));
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.recovery, "rebuild", "{l:?}");
+        assert_eq!(l.revived, vec![3]);
+        // the cut is at a record boundary: nothing acknowledged is lost, the server repairs
+        assert_eq!(l.lost_messages, 0);
+
+        let t = testdata::sample("v2.15.1-plain");
+        let d = multi(&t);
+        truncate_to(&d.join("msgs/4.blk"), 7259);
+        let rep = run(&d, false);
+        let s = &rep.streams[0];
+        assert_eq!(s.messages, Some(97));
+        assert_eq!(s.deleted_seqs, vec![98, 99, 100]);
+    }
+
+    /// A record cut in the middle of a block without index.db (the server truncates there and
+    /// loses the rest of the block; the tombstone of seq 10 in the cut part is lost too).
+    #[test]
+    fn truncation_without_index_loses_exactly_the_cut_part() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = multi(&t);
+        let blk = d.join("msgs/1.blk");
+        let (off, _) = rec_off(&blk, 20);
+        let mut b = fs::read(&blk).unwrap();
+        b[off + 40] ^= 0x55; // payload byte: checksum mismatch
+        fs::write(&blk, &b).unwrap();
+        fs::remove_file(d.join("msgs/index.db")).unwrap();
+        let rep = run(&d, false);
+        let s = &rep.streams[0];
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.verdict, crate::base::report::Verdict::LosesData);
+        assert_eq!(l.reason.as_deref(), Some("there is no index.db"));
+        assert_eq!(l.lost, vec![(20, 30)], "1.blk holds 1..30");
+        assert_eq!(l.lost_messages, 11);
+        assert_eq!(s.block_list[0].last_seq, Some(19));
+        let errs: Vec<_> = rep
+            .problems
+            .iter()
+            .filter(|p| p.severity == crate::base::problem::Severity::Error)
+            .collect();
+        assert_eq!(errs.len(), 1, "one finding per root cause: {errs:#?}");
+        assert!(
+            errs[0].message.contains("loses seqs 20.."),
+            "{}",
+            errs[0].message
+        );
+        // with index.db the server trusts it: the numbers stay, the one message is unreadable
+        let t = testdata::sample("v2.15.1-plain");
+        let d = multi(&t);
+        let blk = d.join("msgs/1.blk");
+        fs::write(&blk, &b).unwrap();
+        let rep = run(&d, false);
+        assert_eq!(rep.streams[0].messages, Some(98));
+        assert_eq!(rep.streams[0].load.as_ref().unwrap().lost_messages, 0);
+        assert!(rep.problems[0].message.contains("cannot serve it"));
+    }
+
+    /// A torn last record (crash mid-write) is a warning: the server truncates it silently.
+    #[test]
+    fn torn_tail_is_a_warning() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = multi(&t);
+        let blk = d.join("msgs/4.blk");
+        let len = fs::metadata(&blk).unwrap().len() as usize;
+        truncate_to(&blk, len - 15);
+        fs::remove_file(d.join("msgs/index.db")).unwrap();
+        let rep = run(&d, false);
+        assert!(kinds(&rep).contains(&"torn_tail"), "{:#?}", rep.problems);
+        assert_eq!(rep.exit_code(), 0, "{:#?}", rep.problems);
+        assert_eq!(
+            rep.streams[0].load.as_ref().unwrap().verdict,
+            crate::base::report::Verdict::Repaired
+        );
+    }
+
+    /// Limits are enforced at load: the oldest messages go first, per-subject history too,
+    /// and max_age counts from `--at`.
+    #[test]
+    fn limits_are_enforced_at_load() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = multi(&t);
+        let meta = d.join("meta.inf");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        cfg["max_msgs"] = 50.into();
+        let raw = serde_json::to_vec(&cfg).unwrap();
+        fs::write(&meta, &raw).unwrap();
+        fs::write(d.join("meta.sum"), meta::expected_sum("MULTI", &raw)).unwrap();
+        fs::remove_file(d.join("msgs/index.db")).unwrap();
+        let rep = run(&d, false);
+        let s = &rep.streams[0];
+        assert_eq!(s.messages, Some(50));
+        assert_eq!((s.first_seq, s.last_seq), (Some(51), Some(100)));
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.removed[0].limit, "max_msgs");
+        assert_eq!(l.removed[0].messages, 48, "98 live, 50 kept");
+        assert_eq!(rep.exit_code(), 0, "{:#?}", rep.problems);
+
+        cfg["max_msgs"] = (-1).into();
+        cfg["max_msgs_per_subject"] = 2.into();
+        cfg["max_age"] = 3_600_000_000_000i64.into();
+        let raw = serde_json::to_vec(&cfg).unwrap();
+        fs::write(&meta, &raw).unwrap();
+        fs::write(d.join("meta.sum"), meta::expected_sum("MULTI", &raw)).unwrap();
+        let last_ts = rep.streams[0].last_ts.unwrap();
+        let at = |ns: i64| Options {
+            target: crate::check::Target {
+                release: None,
+                at_ns: ns,
+            },
+            ..Default::default()
+        };
+        let r = verify_store(&d, &at(last_ts + 1), &NoProgress).unwrap();
+        let s = &r.streams[0];
+        assert_eq!(s.messages, Some(2 * s.subjects.unwrap()), "2 per subject");
+        let r = verify_store(&d, &at(last_ts + 3_600_000_000_001), &NoProgress).unwrap();
+        assert_eq!(r.streams[0].messages, Some(0), "all older than max_age");
+        assert_eq!(r.streams[0].first_seq, Some(101));
     }
 
     #[test]

@@ -73,7 +73,13 @@ fn ranges(r: &[(u64, u64)]) -> String {
     let mut parts: Vec<String> = r
         .iter()
         .take(8)
-        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}..{b}") })
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            }
+        })
         .collect();
     if r.len() > 8 {
         parts.push(format!("… ({} ranges)", r.len()));

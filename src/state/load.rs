@@ -254,6 +254,7 @@ pub fn ranges_text(r: &[(u64, u64)]) -> String {
 pub fn truncate_blocks(
     recovery: &Recovery,
     release: Option<&Release>,
+    legacy_indexed: &[u32],
     scans: &mut [BlockScan],
     ctx: &ScanCtx,
     src: &dyn StreamSource,
@@ -266,7 +267,8 @@ pub fn truncate_blocks(
             Recovery::Rebuild { .. } => true,
             // a trusted index does not protect against framing errors (2.10+, M8)
             Recovery::Index => d.framing && !release.is_some_and(is_legacy),
-            Recovery::Legacy => false,
+            // 2.9 rebuilds a block whose .idx is missing, and truncates it as 2.10+ do
+            Recovery::Legacy => !legacy_indexed.contains(&s.index),
         };
         if !truncates {
             continue;
