@@ -88,16 +88,13 @@ pub fn finish_stream(
     problems.extend(load::limit_findings(&loc, &removed));
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
     let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery);
-    check_index_db(
-        &pre,
-        &scans,
-        &rep,
-        &subjects,
-        &load.recovery,
-        !removed.is_empty(),
-        &mut problems,
-        prefix,
-    );
+    let state = Loaded {
+        rep: &rep,
+        subjects: &subjects,
+        recovery: &load.recovery,
+        limits_applied: !removed.is_empty(),
+    };
+    check_index_db(&pre, &scans, &state, &mut problems, prefix);
     check_legacy(&pre, &scans, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
     check_aux(&pre, src, last, &mut problems, prefix);
@@ -520,19 +517,31 @@ fn stream_report(
     (rep, subjects, last)
 }
 
+/// The stream as loaded, for the index check: its report and subject counts, how it was
+/// recovered, and whether limits removed messages after the blocks were read.
+struct Loaded<'a> {
+    rep: &'a StreamReport,
+    subjects: &'a HashMap<Vec<u8>, u64>,
+    recovery: &'a Recovery,
+    limits_applied: bool,
+}
+
 fn check_index_db(
     pre: &Prelude,
     scans: &[BlockScan],
-    rep: &StreamReport,
-    subjects: &HashMap<Vec<u8>, u64>,
-    recovery: &Recovery,
-    limits_applied: bool,
+    state: &Loaded,
     problems: &mut Vec<Problem>,
     prefix: &str,
 ) {
     let Some(db) = &pre.index_db else {
         return;
     };
+    let Loaded {
+        rep,
+        subjects,
+        recovery,
+        limits_applied,
+    } = *state;
     let file = format!("{prefix}msgs/index.db");
     let loc = pre.loc().file(&file);
     let last_scan = scans.last();
@@ -1137,9 +1146,7 @@ fn load_report(
         .any(|p| p.severity == crate::base::problem::Severity::Error);
     let verdict = if skipped {
         Verdict::Skipped
-    } else if lost_messages > 0 {
-        Verdict::LosesData
-    } else if errors {
+    } else if lost_messages > 0 || errors {
         Verdict::LosesData
     } else if load.recovery.rebuilds() || !truncs.is_empty() || !removed.is_empty() {
         Verdict::Repaired

@@ -109,6 +109,13 @@ fn load_lines(s: &StreamReport, o: &mut String) {
             ranges(&l.lost)
         );
     }
+    if !l.unreadable.is_empty() {
+        let _ = writeln!(
+            o,
+            "  unreadable: seqs {} (counted from index.db; MSG.GET answers \"no message found\")",
+            ranges(&l.unreadable)
+        );
+    }
     if !l.revived.is_empty() {
         let rv: Vec<(u64, u64)> = l.revived.iter().map(|&q| (q, q)).collect();
         let _ = writeln!(o, "  deleted messages that come back: seqs {}", ranges(&rv));

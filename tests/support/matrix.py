@@ -1156,6 +1156,12 @@ def compare_case(jet: dict, truth: dict, time_sensitive_ok: bool) -> dict:
         verdict = ((jstreams.get(name) or {}).get("load") or {}).get("verdict")
         if verdict == "loses_data" and (lost.get("msgs") or lost.get("bytes")):
             c["error_justified"] = True
+        # or when messages jetdir calls unreadable are indeed not served
+        unread = ((jstreams.get(name) or {}).get("load") or {}).get("unreadable") or []
+        served = set(((tstreams.get(name) or {}).get("live") or {}).get("seqs") or [])
+        if verdict == "loses_data" and unread and (tstreams.get(name) or {}).get("live") and not any(
+                q in served for a, b in unread for q in range(a, b + 1)):
+            c["error_justified"] = True
         live = (tstreams.get(name) or {}).get("live") or {}
         if live.get("errors"):
             c["server_get_errors"] = {str(k): v for k, v in list(live["errors"].items())[:5]}
