@@ -298,3 +298,22 @@ impl Outcome {
         }
     }
 }
+
+/// Inclusive sequence ranges as text, "46..60, 77", at most `max` ranges spelled out.
+pub fn ranges_text(r: &[(u64, u64)], max: usize) -> String {
+    let mut parts: Vec<String> = r
+        .iter()
+        .take(max)
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            }
+        })
+        .collect();
+    if r.len() > max {
+        parts.push(format!("… ({} ranges)", r.len()));
+    }
+    parts.join(", ")
+}

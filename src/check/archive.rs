@@ -427,17 +427,10 @@ fn verify_v1<R: Read>(
     }
     // Blocks of an archive cannot be read twice: the load model decides from the index files
     // and applies no truncation or limits here (a restore loads a snapshot's index.db).
-    let (release, release_from) = store::model_release(opts, &pre);
-    let recovery = crate::state::load::decide(&pre, release.as_ref(), &mem);
+    let release = store::model_release(opts, &pre);
+    let recovery = crate::state::load::decide(&pre, release.0.as_ref(), &mem);
     let dead = pre.dead.clone();
-    let input = store::LoadInput {
-        recovery,
-        release,
-        release_from,
-        at_ns: opts.target.at_ns,
-        dead: &dead,
-        quick: opts.quick,
-    };
+    let input = store::LoadInput::new(opts, recovery, release, &dead);
     let (mut rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix, &input);
     rep.account = account;
     problems.append(&mut p);

@@ -41,6 +41,26 @@ pub struct LoadInput<'a> {
     pub quick: bool,
 }
 
+impl<'a> LoadInput<'a> {
+    /// The input for `opts`, a recovery decision, the release modelled (and where it comes
+    /// from) and the dead set the scans applied.
+    pub fn new(
+        opts: &Options,
+        recovery: Recovery,
+        (release, release_from): (Option<Release>, Option<String>),
+        dead: &'a DeadSet,
+    ) -> Self {
+        LoadInput {
+            recovery,
+            release,
+            release_from,
+            at_ns: opts.target.at_ns,
+            dead,
+            quick: opts.quick,
+        }
+    }
+}
+
 /// Combine the prelude, block scans and consumers into the stream report: the state the
 /// server has after it loads these files (truncations, late deaths, limits applied).
 /// `src` re-reads blocks for deaths discovered late (tombstones in later blocks) and for the
@@ -1094,14 +1114,7 @@ pub fn verify_stream_dir(
             }
         })
         .collect();
-    let input = LoadInput {
-        recovery,
-        release,
-        release_from,
-        at_ns: opts.target.at_ns,
-        dead: &dead,
-        quick: opts.quick,
-    };
+    let input = LoadInput::new(opts, recovery, (release, release_from), &dead);
     finish_stream(pre, scans, &src, "", &input)
 }
 

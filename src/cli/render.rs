@@ -68,23 +68,8 @@ fn stream_line(s: &StreamReport) -> String {
     )
 }
 
-/// Inclusive ranges as "46..60, 77".
 fn ranges(r: &[(u64, u64)]) -> String {
-    let mut parts: Vec<String> = r
-        .iter()
-        .take(8)
-        .map(|&(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}..{b}")
-            }
-        })
-        .collect();
-    if r.len() > 8 {
-        parts.push(format!("… ({} ranges)", r.len()));
-    }
-    parts.join(", ")
+    jetdir::base::report::ranges_text(r, 8)
 }
 
 /// The load model's verdict for a stream, then what the load does and the next step.

@@ -228,23 +228,9 @@ pub fn ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
 /// "46..60 (15 messages)" style text for ranges, at most a few ranges spelled out.
 pub fn ranges_text(r: &[(u64, u64)]) -> String {
     let n: u64 = r.iter().map(|(a, b)| b - a + 1).sum();
-    let mut parts: Vec<String> = r
-        .iter()
-        .take(5)
-        .map(|&(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}..{b}")
-            }
-        })
-        .collect();
-    if r.len() > 5 {
-        parts.push(format!("… ({} ranges)", r.len()));
-    }
     format!(
         "{} ({n} message{})",
-        parts.join(", "),
+        crate::base::report::ranges_text(r, 5),
         if n == 1 { "" } else { "s" }
     )
 }
