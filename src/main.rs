@@ -80,6 +80,9 @@ enum Cmd {
         /// Override the running-server and clustered-node refusals (with a warning).
         #[arg(long)]
         force: bool,
+        /// The nats-server release that will load the stream (configs are judged for it).
+        #[arg(long, value_name = "X.Y.Z")]
+        server_version: Option<String>,
     },
     /// Pack a stream on disk into a backup that `nats stream restore` accepts.
     Pack {
@@ -163,14 +166,24 @@ fn main() -> ExitCode {
             dry_run,
             allow_damaged,
             force,
+            server_version,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
+            let server_version = match server_version
+                .as_deref()
+                .map(jetdir::base::release::Release::parse)
+                .transpose()
+            {
+                Ok(v) => v,
+                Err(e) => return fail(cli.json, &e.to_string()),
+            };
             let opts = jetdir::ops::extract::ExtractOptions {
                 store_dir: store_dir.clone(),
                 account: account.clone(),
                 dry_run: *dry_run,
                 allow_damaged: *allow_damaged,
                 force: *force,
+                server_version,
             };
             match jetdir::ops::extract::extract(archive, &opts, &reporter) {
                 Ok(r) => emit(cli.json, &r, || output::render_extract(&r), r.exit_code()),

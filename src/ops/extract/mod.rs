@@ -50,6 +50,9 @@ pub struct ExtractOptions {
     pub allow_damaged: bool,
     /// `--force`: go on despite a running server or a clustered store (with a warning).
     pub force: bool,
+    /// `--server-version`: the release that will load the extracted stream (configs and the
+    /// load verdict are judged for it); `None`: the release the backup records, else the newest.
+    pub server_version: Option<crate::base::release::Release>,
 }
 
 /// The report's `archive`: what was read.
@@ -611,7 +614,14 @@ fn verify_first(
     if is_v2 {
         return Ok(Ok(false));
     }
-    let vrep = crate::check::verify_archive(archive, &crate::check::Options::default(), progress)?;
+    let vopts = crate::check::Options {
+        target: crate::check::Target {
+            release: opts.server_version.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let vrep = crate::check::verify_archive(archive, &vopts, progress)?;
     let damaged = match accept_verification(vrep.problems, opts, rep) {
         Ok(damaged) => damaged,
         Err(r) => return Ok(Err(r)),
