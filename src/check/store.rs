@@ -108,6 +108,10 @@ pub fn finish_stream(
     problems.extend(load::limit_findings(&loc, &removed));
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
     let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery);
+    if rep.messages == Some(0) && !removed.is_empty() {
+        // emptied by its limits: the server keeps the last message's time
+        rep.last_ts = removed.iter().map(|r| r.last_ts).max();
+    }
     let state = Loaded {
         rep: &rep,
         subjects: &subjects,

@@ -335,6 +335,9 @@ pub struct LimitRemoval {
     pub bytes: u64,
     /// Removed sequences as inclusive ranges (at most [`MAX_RANGES`] kept).
     pub ranges: Vec<(u64, u64)>,
+    /// Time of the newest message removed (the stream keeps it as its last time when the
+    /// limits empty it).
+    pub last_ts: i64,
 }
 
 /// Ranges kept per limit removal (the count is always exact).
@@ -378,6 +381,7 @@ pub fn enforce_limits(
                 messages: 0,
                 bytes: 0,
                 ranges: Vec::new(),
+                last_ts: 0,
             })
             .collect();
     let mut front_done = !front_needed;
@@ -426,6 +430,7 @@ pub fn enforce_limits(
             let rm = &mut removed[w];
             rm.messages += 1;
             rm.bytes += u64::from(r.len);
+            rm.last_ts = rm.last_ts.max(r.ts);
             let full = rm.ranges.len() >= MAX_RANGES;
             match rm.ranges.last_mut() {
                 Some((_, e)) if *e + 1 == r.seq => *e = r.seq,
