@@ -1044,6 +1044,8 @@ def compare_stream(j: Optional[dict], t: Optional[dict]) -> dict:
     if j is None:
         return {"diffs": [("stream", "absent", "present")], "compared": ["stream"]}
     if t is None:
+        if (j.get("load") or {}).get("verdict") == "skipped":
+            return {"diffs": [], "compared": ["stream"]}  # listed, and predicted not loaded
         return {"diffs": [("stream", "present", "absent (not loaded)")], "compared": ["stream"]}
     if "error" in t:
         return {"diffs": [("stream", "present", f"info error {t['error']}")], "compared": ["stream"]}
