@@ -22,6 +22,13 @@ pub trait StreamSource: Sync {
     fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>>;
     /// All files, relative to the stream dir, sorted.
     fn files(&self) -> Vec<String>;
+    /// The last `n` bytes of a file (all of it when shorter), like [`StreamSource::read`].
+    /// Sources that can seek read only those bytes.
+    fn tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
+        Ok(self
+            .read(rel)?
+            .map(|b| b[b.len().saturating_sub(n)..].to_vec()))
+    }
     /// [`StreamSource::read`] for a check: a file that exists but cannot be read is reported
     /// at `loc` as `io_error` (never as missing, never silently skipped).
     fn fetch(&self, rel: &str, loc: Location, problems: &mut Vec<Problem>) -> FileRead {
@@ -51,6 +58,19 @@ impl StreamSource for DirSource {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+    fn tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match fs::File::open(self.dir.join(rel)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(n as u64)))?;
+        let mut b = Vec::with_capacity(n);
+        f.take(n as u64).read_to_end(&mut b)?;
+        Ok(Some(b))
     }
     fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = walkdir::WalkDir::new(&self.dir)

@@ -142,15 +142,10 @@ pub fn decide(pre: &Prelude, release: Option<&Release>, src: &dyn StreamSource) 
     }
     // The block that was last when the index was written must still end with its checksum.
     let last_rel = format!("msgs/{}.blk", db.last_block);
-    let mut scratch = Vec::new();
-    match src.fetch(&last_rel, pre.loc(), &mut scratch) {
-        FileRead::Bytes(raw) => {
-            let tail: [u8; 8] = raw
-                .len()
-                .checked_sub(8)
-                .and_then(|s| raw.get(s..))
-                .and_then(|t| t.try_into().ok())
-                .unwrap_or([0; 8]);
+    match src.tail(&last_rel, 8) {
+        Ok(Some(t)) => {
+            // an empty block ends with no checksum: the index records zeros then
+            let tail: [u8; 8] = t.as_slice().try_into().unwrap_or([0; 8]);
             if tail != db.last_checksum {
                 return rebuild(
                     "index.db is outdated: \"last block has additional entries\"",
@@ -159,8 +154,10 @@ pub fn decide(pre: &Prelude, release: Option<&Release>, src: &dyn StreamSource) 
             }
         }
         // an archive's blocks are not at hand a second time: trust the listing
-        FileRead::Absent if pre.blocks.contains(&db.last_block) => {}
-        FileRead::Absent | FileRead::Unreadable => {
+        Ok(None) if pre.blocks.contains(&db.last_block) => {}
+        // unreadable blocks are reported by the scan
+        Err(_) if pre.blocks.contains(&db.last_block) => {}
+        Ok(None) | Err(_) => {
             return rebuild(
                 &format!(
                     "index.db is outdated: \"could not locate msg block {}\"",
@@ -351,10 +348,13 @@ pub fn enforce_limits(
     scans: &mut [BlockScan],
     src: &dyn StreamSource,
 ) -> Vec<LimitRemoval> {
+    if *limits == Limits::default() {
+        return Vec::new();
+    }
     let mut n: u64 = scans.iter().map(|s| s.msgs).sum();
     let mut b: u64 = scans.iter().map(|s| s.bytes).sum();
     let mut per_subject: HashMap<Vec<u8>, u64> = HashMap::new();
-    for s in scans.iter() {
+    for s in scans.iter().filter(|_| limits.max_per_subject.is_some()) {
         for (i, name) in s.subject_names.iter().enumerate() {
             let c = s.subject_counts.get(i).copied().unwrap_or(0);
             if c > 0 {
