@@ -155,20 +155,18 @@ fn describe_damage(
     let mut unreadable = Vec::new();
     if matches!(recovery, Recovery::Index) {
         // a trusted index counts damaged messages the server cannot read back
-        for s in scans
+        // (damage in a truncated block is lost, not unreadable)
+        let cut: std::collections::HashSet<String> = truncs
             .iter()
-            .filter(|s| !truncs.iter().any(|t| t.file == s.file))
-        {
-            let file = format!("{prefix}{}", s.file);
-            unreadable.extend(
-                problems
-                    .iter()
-                    .filter(|p| {
-                        p.kind == Kind::RecordChecksum && p.loc.file.as_deref() == Some(&file)
-                    })
-                    .filter_map(|p| p.loc.seq),
-            );
-        }
+            .map(|t| format!("{prefix}{}", t.file))
+            .collect();
+        unreadable.extend(
+            problems
+                .iter()
+                .filter(|p| p.kind == Kind::RecordChecksum)
+                .filter(|p| p.loc.file.as_ref().is_some_and(|f| !cut.contains(f)))
+                .filter_map(|p| p.loc.seq),
+        );
         unreadable.sort_unstable();
         unreadable.dedup();
     }
