@@ -200,6 +200,14 @@ fn a_process_in_the_store_gives_a_warning() {
         .current_dir(t.path().join("jetstream"))
         .spawn()
         .unwrap();
+    // Between fork and exec the child still carries this thread's name; wait until it is `sleep`.
+    let comm = format!("/proc/{}/comm", child.id());
+    for _ in 0..500 {
+        if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let out = jetdir(&["verify", "--json", "-q", &t.path().display().to_string()]);
     let _ = child.kill();
     let _ = child.wait();
