@@ -159,7 +159,7 @@ fn corrupt(offset: usize, base: u64, what: &'static str) -> S2Error {
 // ------------------------------------------------------------------------------------------------
 
 /// Reads the block's decoded-length varint: `(length, header bytes)`.
-fn block_len(src: &[u8], base: u64) -> Result<(u64, usize), S2Error> {
+pub(crate) fn block_len(src: &[u8], base: u64) -> Result<(u64, usize), S2Error> {
     let mut c = Cursor::new(src);
     let v = c.uvarint().map_err(|e| match e {
         ParseError::Eof { .. } => corrupt(0, base, "block length varint is incomplete"),

@@ -5,18 +5,89 @@
 //! Threads: one reads chunk headers and bodies from the input and deals data chunks out to the
 //! workers in turn (chunk k goes to worker k mod N); worker i decodes and checks its chunks in
 //! order; the reader side of this type takes results from worker 0, 1, …, N-1, 0, … so the
-//! output is in stream order. Channels are bounded: at most two chunks wait per worker.
+//! output is in stream order.
+//!
+//! Memory: decoding never runs more than [`WINDOW`] bytes ahead of the consumer. Every batch is
+//! charged its compressed bytes plus the decoded size its chunks declare (each S2 chunk decodes
+//! to at most 4 MiB, a Snappy chunk to 64 KiB; a chunk that decodes to more than it declares is
+//! an error) before it is dealt, and the charge is returned when the consumer moves past the
+//! batch's output. A stream of tiny chunks that each decode to 4 MiB of zeros therefore costs
+//! the same memory as any other stream.
 use crate::s2::{self, Failure, Kind, Mode, S2Error, CHUNK_HEADER};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+
+/// Bytes (compressed plus declared decoded) in flight between the input and the consumer.
+pub const WINDOW: u64 = 16 << 20;
+/// A batch is dealt once its chunks declare this many decoded bytes.
+const DECODED_BATCH: u64 = 1 << 20;
+
+/// The shared byte budget: the dealer takes, the consumer gives back.
+struct Budget {
+    used: Mutex<(u64, bool, u64)>, // (bytes in flight, closed, peak in flight)
+    cv: Condvar,
+}
+
+impl Budget {
+    /// Waits until `n` bytes fit in [`WINDOW`] (a single batch above it waits for an empty
+    /// window). False when the consumer has gone away.
+    fn take(&self, n: u64) -> bool {
+        let Ok(mut g) = self.used.lock() else {
+            return false;
+        };
+        while !g.1 && g.0 > 0 && g.0 + n > WINDOW {
+            g = match self.cv.wait(g) {
+                Ok(g) => g,
+                Err(_) => return false,
+            };
+        }
+        if g.1 {
+            return false;
+        }
+        g.0 += n;
+        g.2 = g.2.max(g.0);
+        true
+    }
+    fn give(&self, n: u64) {
+        if let Ok(mut g) = self.used.lock() {
+            g.0 = g.0.saturating_sub(n);
+        }
+        self.cv.notify_all();
+    }
+    fn close(&self) {
+        if let Ok(mut g) = self.used.lock() {
+            g.1 = true;
+        }
+        self.cv.notify_all();
+    }
+}
+
+/// Upper bound of what a data chunk decodes to, from its header and the block's length varint
+/// (decoding refuses a block that produces anything else, or more than the mode allows).
+fn declared_len(c: &Chunk) -> u64 {
+    let limit = match c.mode {
+        Mode::S2 => s2::MAX_BLOCK as u64,
+        Mode::Snappy => s2::MAX_SNAPPY_BLOCK as u64,
+    };
+    match c.kind {
+        Kind::Uncompressed => c.body.len().saturating_sub(4) as u64,
+        _ => c
+            .body
+            .get(4..)
+            .and_then(|b| s2::block_len(b, 0).ok())
+            .map_or(0, |(v, _)| v)
+            .min(limit),
+    }
+}
 
 /// Data chunks are dealt out in batches of about [`BATCH`] compressed bytes, so small chunks
 /// (Snappy framing uses 64 KiB) do not cost a channel round trip each.
 enum Job {
-    Data(Vec<Chunk>),
+    /// Chunks and the bytes charged to the budget for them.
+    Data(Vec<Chunk>, u64),
     Fail(Failure),
 }
 
@@ -29,10 +100,15 @@ struct Chunk {
 
 const BATCH: usize = 512 << 10;
 
+type Decoded = Result<(Vec<u8>, u64), Failure>;
+
 pub struct ParFrameReader {
-    results: Vec<Receiver<Result<Vec<u8>, Failure>>>,
+    results: Vec<Receiver<Decoded>>,
     next: usize,
     out: Vec<u8>,
+    /// Budget charge of the batch in `out`, given back when the consumer moves past it.
+    charged: u64,
+    budget: Arc<Budget>,
     pos: usize,
     failed: Option<Failure>,
     eof: bool,
@@ -62,6 +138,8 @@ struct Dealer {
     k: usize,
     batch: Vec<Chunk>,
     batch_bytes: usize,
+    batch_decoded: u64,
+    budget: Arc<Budget>,
 }
 
 impl Dealer {
@@ -74,14 +152,24 @@ impl Dealer {
         if self.batch.is_empty() {
             return true;
         }
+        let charge = self.batch_bytes as u64 + self.batch_decoded;
         self.batch_bytes = 0;
+        self.batch_decoded = 0;
+        if !self.budget.take(charge) {
+            return false;
+        }
         let b = std::mem::take(&mut self.batch);
-        self.send(Job::Data(b))
+        self.send(Job::Data(b, charge))
     }
     fn data(&mut self, c: Chunk) -> bool {
+        let d = declared_len(&c);
+        if !self.batch.is_empty() && self.batch_decoded + d > DECODED_BATCH && !self.flush() {
+            return false;
+        }
         self.batch_bytes += c.body.len();
+        self.batch_decoded += d;
         self.batch.push(c);
-        self.batch_bytes < BATCH || self.flush()
+        (self.batch_bytes < BATCH && self.batch_decoded < DECODED_BATCH) || self.flush()
     }
     /// Everything decoded so far, then the failure.
     fn fail(&mut self, f: Failure) {
@@ -92,12 +180,19 @@ impl Dealer {
 }
 
 /// The reader thread: frame the input and deal data chunks to the workers.
-fn deal<R: Read>(mut r: R, jobs: Vec<SyncSender<Job>>, offset: Arc<AtomicU64>) {
+fn deal<R: Read>(
+    mut r: R,
+    jobs: Vec<SyncSender<Job>>,
+    offset: Arc<AtomicU64>,
+    budget: Arc<Budget>,
+) {
     let mut dl = Dealer {
         jobs,
         k: 0,
         batch: Vec::new(),
         batch_bytes: 0,
+        batch_decoded: 0,
+        budget,
     };
     let mut mode: Option<Mode> = None;
     loop {
@@ -168,15 +263,16 @@ impl ParFrameReader {
         let mut threads = Vec::with_capacity(n + 1);
         for _ in 0..n {
             let (jt, jr) = sync_channel::<Job>(1);
-            let (rt, rr) = sync_channel::<Result<Vec<u8>, Failure>>(1);
+            let (rt, rr) = sync_channel::<Decoded>(1);
             jobs.push(jt);
             results.push(rr);
             threads.push(std::thread::spawn(move || {
                 for j in jr {
                     let res = match j {
                         Job::Fail(f) => Err(f),
-                        Job::Data(chunks) => {
-                            let mut out = Vec::new();
+                        Job::Data(chunks, charge) => {
+                            let cap: u64 = chunks.iter().map(declared_len).sum();
+                            let mut out = Vec::with_capacity(cap as usize);
                             chunks
                                 .iter()
                                 .try_for_each(|c| {
@@ -189,7 +285,7 @@ impl ParFrameReader {
                                         u64::MAX,
                                     )
                                 })
-                                .map(|_| out)
+                                .map(|_| (out, charge))
                                 .map_err(Failure::Format)
                         }
                     };
@@ -201,17 +297,29 @@ impl ParFrameReader {
             }));
         }
         let off = offset.clone();
-        threads.push(std::thread::spawn(move || deal(r, jobs, off)));
+        let budget = Arc::new(Budget {
+            used: Mutex::new((0, false, 0)),
+            cv: Condvar::new(),
+        });
+        let b = budget.clone();
+        threads.push(std::thread::spawn(move || deal(r, jobs, off, b)));
         ParFrameReader {
             results,
             next: 0,
             out: Vec::new(),
+            charged: 0,
+            budget,
             pos: 0,
             failed: None,
             eof: false,
             offset,
             threads,
         }
+    }
+
+    /// The most bytes that were ever in flight (charged to the window) at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.budget.used.lock().map_or(0, |g| g.2)
     }
 
     /// Bytes consumed from the input so far (the reader thread runs a little ahead).
@@ -238,11 +346,15 @@ impl Read for ParFrameReader {
             if self.eof {
                 return Ok(0);
             }
+            // The consumer is past the previous batch: give its charge back.
+            self.out = Vec::new();
+            self.budget.give(std::mem::take(&mut self.charged));
             let i = self.next % self.results.len();
             match self.results[i].recv() {
-                Ok(Ok(v)) => {
+                Ok(Ok((v, charge))) => {
                     self.next += 1;
                     self.out = v;
+                    self.charged = charge;
                     self.pos = 0;
                 }
                 Ok(Err(f)) => {
@@ -257,7 +369,9 @@ impl Read for ParFrameReader {
 
 impl Drop for ParFrameReader {
     fn drop(&mut self) {
-        // Closing the result channels stops the workers, which stops the dealer.
+        // Closing the result channels stops the workers, which stops the dealer (also when it
+        // waits for budget).
+        self.budget.close();
         self.results.clear();
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -324,6 +438,38 @@ mod tests {
         assert_eq!(pe, s2::decode_stream(&bad).unwrap_err());
         assert!(par_decode(b"garbage!".to_vec(), 2).is_err());
         assert_eq!(par_decode(Vec::new(), 2).unwrap(), Vec::<u8>::new());
+    }
+
+    /// Chunks of 4 MiB of zeros compress to a few hundred bytes each: 256 MiB in a few KB.
+    /// Decoding stays within the window however slowly the consumer reads.
+    #[test]
+    fn bombs_decode_within_the_window() {
+        let mut frame = Vec::new();
+        let k = crate::s2::encode::Encoder::new().frame_chunk(&vec![0u8; 4 << 20], &mut frame);
+        let mut src = b"\xff\x06\x00\x00S2sTwO".to_vec();
+        for _ in 0..64 {
+            src.extend_from_slice(&frame[..k]);
+        }
+        assert!(src.len() < 50_000, "{}", src.len());
+        for n in [1, 3] {
+            let mut r = ParFrameReader::new(io::Cursor::new(src.clone()), n);
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let k = r.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                total += k as u64;
+                if total % (64 << 20) == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(5)); // a slow consumer
+                }
+            }
+            assert_eq!(total, 64 * (4 << 20));
+            let peak = r.peak_in_flight();
+            assert!(peak <= WINDOW + (4 << 20), "{n} workers: {peak} bytes in flight");
+            assert!(peak > 0);
+        }
     }
 
     #[test]
