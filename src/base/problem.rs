@@ -51,6 +51,7 @@ kinds! {
     ConfigUnknownFieldIgnored = "config_unknown_field_ignored", Warning;
     // Message blocks and records
     BlockDecompress = "block_decompress", Error;
+    BlockTooLarge = "block_too_large", Error;
     RecordChecksum = "record_checksum", Error;
     RecordContent = "record_content", Error;
     RecordFraming = "record_framing", Error;

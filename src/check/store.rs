@@ -347,13 +347,13 @@ fn settle_late_deaths(
                 FileRead::Bytes(b) => Some(b),
                 FileRead::Absent | FileRead::Unreadable => None,
             };
-            let plain = raw
+            let decoded = raw
                 .as_deref()
                 .and_then(|r| crate::filestore::block::plain_block(r).ok())
-                .map(|(p, _)| p.into_owned())
-                .unwrap_or_default();
+                .map(|(p, _)| p);
+            let plain: &[u8] = decoded.as_deref().unwrap_or(&[]);
             let dying: std::collections::HashSet<u64> = dying.into_iter().collect();
-            let found: Vec<(u64, u32, Vec<u8>)> = crate::filestore::block::Records::new(&plain)
+            let found: Vec<(u64, u32, Vec<u8>)> = crate::filestore::block::Records::new(plain)
                 .map_while(|r| r.ok())
                 .filter(|r| {
                     r.kind() == crate::filestore::block::RecordKind::Message
@@ -1095,8 +1095,9 @@ pub fn verify_stream_dir(
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
             match read_reusing(&sd.dir.join(&rel), |raw| scan::scan_block(&ctx, i, raw)) {
-                Ok((s, n)) => {
+                Ok((mut s, n)) => {
                     progress.advance(n, &rel);
+                    too_large(&ctx, &mut s, n);
                     s
                 }
                 Err(e) => {
@@ -1118,6 +1119,26 @@ pub fn verify_stream_dir(
         .collect();
     let input = LoadInput::new(opts, recovery, (release, release_from), &dead);
     finish_stream(pre, scans, &src, "", &input)
+}
+
+/// A block file longer than any block a server writes: only its first
+/// [`MAX_BLOCK_FILE`](crate::filestore::block::MAX_BLOCK_FILE) bytes were read and checked.
+pub(crate) fn too_large(ctx: &ScanCtx, s: &mut BlockScan, file_len: u64) {
+    use crate::filestore::block::{MAX_BLOCK_FILE, MAX_BLOCK_SIZE, MAX_RECORD_LEN};
+    if file_len <= MAX_BLOCK_FILE {
+        return;
+    }
+    s.file_len = file_len;
+    s.problems.push(Problem::new(
+        Kind::BlockTooLarge,
+        BlockScan::loc(ctx, &s.file).at(MAX_BLOCK_FILE),
+        format!(
+            "block file is {file_len} bytes, more than the {MAX_BLOCK_FILE} bytes any nats-server \
+             block can hold ({MAX_BLOCK_SIZE}-byte maximum block size plus one record of at most \
+             {MAX_RECORD_LEN} bytes, and framing): damaged or not written by a server; only the \
+             first {MAX_BLOCK_FILE} bytes were checked"
+        ),
+    ));
 }
 
 /// The release modelled for the stream and where it comes from.

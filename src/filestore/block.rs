@@ -237,12 +237,26 @@ impl<'a> Iterator for Records<'a> {
 
 /// Find the next offset after `from` where a record frames and its checksum verifies, with a
 /// sequence in `seq_range` (inclusive). Used to say what lies beyond damage.
+///
+/// Linear and cheap per byte: a candidate needs a plausible length (at least
+/// [`EMPTY_RECORD_LEN`], at most [`MAX_RECORD_LEN`] and what is left) and a sequence in range
+/// before the record is parsed and hashed, so garbage (zeros, random bytes) is passed over at
+/// memory speed.
 pub fn resync(buf: &[u8], from: usize, key: &Key, seq_range: (u64, u64)) -> Option<usize> {
     let mut off = from;
     while off + EMPTY_RECORD_LEN <= buf.len() {
-        if let Ok(r) = parse_record(buf, off) {
-            if r.seq >= seq_range.0 && r.seq <= seq_range.1 && r.checksum_ok(key) {
-                return Some(off);
+        let rl = le_u32(buf, off).unwrap_or(0) & !HBIT;
+        let plausible = rl as usize >= EMPTY_RECORD_LEN
+            && rl <= MAX_RECORD_LEN
+            && rl as usize <= buf.len() - off
+            && le_u64(buf, off + 4)
+                .map(|q| q & !(EBIT | TBIT))
+                .is_some_and(|q| q >= seq_range.0 && q <= seq_range.1);
+        if plausible {
+            if let Ok(r) = parse_record(buf, off) {
+                if r.checksum_ok(key) {
+                    return Some(off);
+                }
             }
         }
         off += 1;
@@ -309,7 +323,50 @@ pub fn is_cmp_block(buf: &[u8]) -> bool {
 /// The largest plain block a server writes: a block is closed once it passes the maximum block
 /// size (8 MiB, `maxBlockSize`), so it holds at most that plus one record of up to
 /// [`MAX_RECORD_LEN`]. Decoding stops there, whatever the input claims.
-pub const MAX_PLAIN_BLOCK: u64 = 8 * 1024 * 1024 + MAX_RECORD_LEN as u64;
+///
+/// Every release from 2.9 to 2.15 has the same limits: `maxBlockSize` = `defaultLargeBlockSize`
+/// = 8 MiB (a configured block size above it is refused), and `rlBadThresh` = 32 MiB for one
+/// record (the server rolls to a new block *before* a record that would pass the block size,
+/// so a block above 8 MiB holds a single record; this bound is the sum, to stay on the safe side).
+pub const MAX_PLAIN_BLOCK: u64 = MAX_BLOCK_SIZE + MAX_RECORD_LEN as u64;
+/// `maxBlockSize` of every release (2.9.10 to 2.15.1): 8 MiB.
+pub const MAX_BLOCK_SIZE: u64 = 8 * 1024 * 1024;
+/// The largest block *file* jetdir reads: [`MAX_PLAIN_BLOCK`] plus room for the `cmp` header
+/// and the S2 framing of a block that did not compress. Bytes past it are never read; a longer
+/// file is reported (`block_too_large`) and checked up to this size.
+pub const MAX_BLOCK_FILE: u64 = MAX_PLAIN_BLOCK + (1 << 20);
+/// Blocks (files or decoded `cmp` blocks) above this size are handled one at a time across
+/// threads (see [`big_block_guard`]): real blocks are at most [`MAX_BLOCK_SIZE`], so only a
+/// block holding one record above 8 MiB, or a damaged or hostile one, waits.
+pub const BIG_BLOCK: u64 = MAX_BLOCK_SIZE + (1 << 20);
+
+static BIG_BLOCK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+thread_local! {
+    static HOLDS_BIG: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Serialises work on blocks above [`BIG_BLOCK`] across threads, so that at most one such
+/// block is in memory at a time (peak memory stays bounded whatever the number of cores).
+/// Re-entrant on one thread: the inner call gets `None` and the outer guard still holds.
+pub struct BigBlockGuard(Option<std::sync::MutexGuard<'static, ()>>);
+
+impl Drop for BigBlockGuard {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            HOLDS_BIG.with(|h| h.set(false));
+        }
+    }
+}
+
+/// Take the big-block lock when `size` is above [`BIG_BLOCK`] (and this thread does not hold it).
+pub fn big_block_guard(size: u64) -> BigBlockGuard {
+    if size <= BIG_BLOCK || HOLDS_BIG.with(|h| h.get()) {
+        return BigBlockGuard(None);
+    }
+    let g = BIG_BLOCK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    HOLDS_BIG.with(|h| h.set(true));
+    BigBlockGuard(Some(g))
+}
 
 /// Decompresses an on-disk `cmp` block: `"cmp"` ‖ alg (1 = S2) ‖ uvarint size ‖ S2 stream of
 /// `original[..len-8]` ‖ raw last 8 bytes. Error offsets are offsets in `buf`.
@@ -358,9 +415,18 @@ pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
             what: "internal: block split",
         });
     };
-    let mut out = Vec::with_capacity(hint.min(MAX_PLAIN_BLOCK) as usize);
-    crate::s2::decode_stream_into(stream, &mut out, MAX_PLAIN_BLOCK - CMP_TAIL as u64)
-        .map_err(|e| e.shifted(hdr as u64))?;
+    // Decode up to the size of a real block first; only a block that decodes to more (one huge
+    // record, or damage) is decoded again under the big-block lock, up to the largest block.
+    let mut out = Vec::with_capacity(hint.min(BIG_BLOCK) as usize);
+    let first = crate::s2::decode_stream_into(stream, &mut out, BIG_BLOCK - CMP_TAIL as u64);
+    if let Err(crate::s2::S2Error::TooLarge { .. }) = first {
+        let _g = big_block_guard(MAX_PLAIN_BLOCK);
+        out = Vec::new();
+        crate::s2::decode_stream_into(stream, &mut out, MAX_PLAIN_BLOCK - CMP_TAIL as u64)
+            .map_err(|e| e.shifted(hdr as u64))?;
+    } else {
+        first.map_err(|e| e.shifted(hdr as u64))?;
+    }
     out.extend_from_slice(tail);
     Ok(out)
 }

@@ -9,6 +9,11 @@
 //! ```
 //! plus `errors.txt`, which only a backup holds (the snapshot's list of read errors).
 
+use crate::filestore::block::MAX_BLOCK_FILE;
+
+/// The largest state file (`index.db`, `o.dat`, `thw.db`, `sched.db`, `sources.db`) jetdir reads.
+pub const MAX_STATE_FILE: u64 = 64 << 20;
+
 /// What a file of a stream directory is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StreamFile {
@@ -69,6 +74,40 @@ impl StreamFile {
             | StreamFile::BlockFss(_)
             | StreamFile::BlockKey(_) => self.block().is_some(),
             _ => true,
+        }
+    }
+
+    /// The largest file of this kind jetdir reads, from what servers write (every release 2.9
+    /// to 2.15). A longer file is damaged or hostile: an archive member above it is refused
+    /// (`archive_hostile_member`) and a file on disk is read only up to it.
+    ///
+    /// - blocks: [`MAX_BLOCK_FILE`] (8 MiB `maxBlockSize` + one 32 MiB record + framing);
+    /// - `.idx` / `.fss` (2.9): they describe one block, so no more than its size;
+    /// - `meta.inf` (stream and consumer configs): 8 MiB, the largest `max_payload` the server
+    ///   accepts without a warning (`MAX_PAYLOAD_MAX_SIZE`), which bounds the API request that
+    ///   created the config;
+    /// - `meta.sum`, key files: 4 KiB (16 hex digits; a key is under 100 bytes);
+    /// - `index.db`, `o.dat`, `thw.db`, `sched.db`, `sources.db`: 64 MiB. The format does not
+    ///   bound them (they grow with subjects, deletes, pending acks, timers), so this is a
+    ///   generous practical limit: several million entries;
+    /// - `errors.txt`: 16 MiB.
+    pub fn max_size(&self) -> u64 {
+        match self {
+            StreamFile::Block(_) | StreamFile::BlockIdx(_) | StreamFile::BlockFss(_) => {
+                MAX_BLOCK_FILE
+            }
+            StreamFile::MetaInf | StreamFile::ConsumerMetaInf(_) => 8 << 20,
+            StreamFile::MetaSum
+            | StreamFile::ConsumerMetaSum(_)
+            | StreamFile::MetaKey
+            | StreamFile::BlockKey(_)
+            | StreamFile::ConsumerKey(_) => 4 << 10,
+            StreamFile::IndexDb
+            | StreamFile::ThwDb
+            | StreamFile::SchedDb
+            | StreamFile::SourcesDb
+            | StreamFile::ConsumerState(_) => MAX_STATE_FILE,
+            StreamFile::ErrorsTxt => 16 << 20,
         }
     }
 

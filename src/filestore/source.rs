@@ -4,6 +4,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+#[cfg(doc)]
+use crate::filestore::{block::MAX_BLOCK_FILE, layout::StreamFile};
+
 /// A small file of a stream read for a check: its bytes, or why there are none.
 #[derive(Debug)]
 pub enum FileRead {
@@ -51,9 +54,36 @@ pub struct DirSource {
     pub dir: PathBuf,
 }
 
+/// The most bytes read of a file at `rel` (a path relative to a stream dir): the layout's
+/// [`StreamFile::max_size`](crate::filestore::layout::StreamFile::max_size), or the state-file
+/// limit for a file outside the layout.
+pub fn read_cap(rel: &str) -> u64 {
+    crate::filestore::layout::classify_path(rel)
+        .map_or(crate::filestore::layout::MAX_STATE_FILE, |f| f.max_size())
+}
+
+/// Read at most `cap` bytes of the file at `path` (opened read-only) into `buf` (cleared first).
+/// Returns the file's full length, so the caller can tell a longer file.
+pub fn read_capped_into(path: &Path, cap: u64, buf: &mut Vec<u8>) -> io::Result<u64> {
+    use std::io::Read;
+    buf.clear();
+    let f = fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    buf.reserve(len.min(cap) as usize);
+    f.take(cap).read_to_end(buf)?;
+    Ok(len.max(buf.len() as u64))
+}
+
+/// [`read_capped_into`] into a new buffer, capped by the layout ([`read_cap`] of `rel`).
+pub fn read_file_capped(dir: &Path, rel: &str) -> io::Result<Vec<u8>> {
+    let mut b = Vec::new();
+    read_capped_into(&dir.join(rel), read_cap(rel), &mut b)?;
+    Ok(b)
+}
+
 impl StreamSource for DirSource {
     fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.dir.join(rel)) {
+        match read_file_capped(&self.dir, rel) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -90,22 +120,23 @@ impl StreamSource for DirSource {
     }
 }
 
-/// Read a whole file (opened read-only) into this thread's buffer and run `f` on it.
-/// (Memory-mapping was measured too: no faster on a warm page cache, and a file truncated
-/// under a mapping raises SIGBUS.)
+/// Read a block file (opened read-only, at most [`MAX_BLOCK_FILE`] bytes) into this thread's
+/// buffer and run `f` on what was read. Returns `f`'s result and the file's full length.
+/// Files above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) are read and checked one at a
+/// time across threads. (Memory-mapping was measured too: no faster on a warm page cache, and
+/// a file truncated under a mapping raises SIGBUS.)
 pub(crate) fn read_reusing<T>(
     path: &Path,
     f: impl FnOnce(&[u8]) -> T,
 ) -> std::io::Result<(T, u64)> {
-    use std::io::Read;
+    use crate::filestore::block::{big_block_guard, BIG_BLOCK, MAX_BLOCK_FILE};
+    let size = fs::metadata(path)?.len();
+    let _big = big_block_guard(size.min(MAX_BLOCK_FILE));
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
-        buf.clear();
-        let mut file = fs::File::open(path)?;
-        file.read_to_end(&mut buf)?;
-        let n = buf.len() as u64;
+        let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
         let out = f(&buf);
-        if buf.capacity() > 64 << 20 {
+        if buf.capacity() as u64 > BIG_BLOCK {
             *buf = Vec::new(); // do not keep an outsized buffer from a damaged or huge file
         }
         Ok((out, n))

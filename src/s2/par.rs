@@ -318,6 +318,7 @@ impl ParFrameReader {
     }
 
     /// The most bytes that were ever in flight (charged to the window) at once.
+    #[cfg(test)]
     pub fn peak_in_flight(&self) -> u64 {
         self.budget.used.lock().map_or(0, |g| g.2)
     }

@@ -14,7 +14,6 @@ use crate::filestore::source::DirSource;
 use crate::state::scan::{self, ScanCtx, SeqBits};
 use rayon::prelude::*;
 use std::collections::HashSet;
-use std::fs;
 use std::path::Path;
 
 /// One live message. `headers` is the raw NATS header block (empty when the record has none).
@@ -108,7 +107,10 @@ where
         .blocks
         .par_iter()
         .map(
-            |&i| match fs::read(stream_dir.join(format!("msgs/{i}.blk"))) {
+            |&i| match crate::filestore::source::read_file_capped(
+                stream_dir,
+                &format!("msgs/{i}.blk"),
+            ) {
                 Ok(raw) => {
                     let s = scan::scan_block(&ctx, i, &raw);
                     (
@@ -147,7 +149,8 @@ where
             continue;
         }
         let rel = format!("msgs/{}.blk", b.index);
-        let raw = fs::read(stream_dir.join(&rel)).map_err(|e| MessagesError::Io(rel.clone(), e))?;
+        let raw = crate::filestore::source::read_file_capped(stream_dir, &rel)
+            .map_err(|e| MessagesError::Io(rel.clone(), e))?;
         let (plain, _) = crate::filestore::block::plain_block(&raw)
             .map_err(|e| MessagesError::Decompress(rel.clone(), e))?;
         let key = block::block_key(&pre.cfg_name, b.index);
@@ -235,6 +238,7 @@ fn walk_records<'a>(
 mod tests {
     use super::*;
     use crate::testdata;
+    use std::fs;
 
     fn facts(t: &tempfile::TempDir, sample: &str) -> serde_json::Value {
         serde_json::from_slice(&fs::read(t.path().join(sample).join("facts.json")).unwrap())

@@ -79,10 +79,12 @@ fn write_compat<W: Write + Send + 'static>(
     for bp in blocks {
         let rel = format!("msgs/{}.blk", bp.index);
         let path = dir.join(&rel);
-        raw.clear();
-        fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut raw))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        crate::filestore::source::read_capped_into(
+            &path,
+            crate::filestore::block::MAX_BLOCK_FILE,
+            &mut raw,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
         let decoded = crate::filestore::block::plain_block(&raw);
         let (plain, layout): (&[u8], Layout) = match &decoded {
