@@ -301,6 +301,23 @@ struct Walker<'o> {
     prefix: Option<Option<String>>,
     /// What the tar parser's input did, to classify errors.
     input: Input,
+    /// The member just refused is larger than its kind of file can be: stop the walk.
+    bomb: bool,
+}
+
+/// A file kind in words, for refusals.
+fn what_file(f: &StreamFile) -> &'static str {
+    match f {
+        StreamFile::Block(_) => "message block",
+        StreamFile::BlockIdx(_) | StreamFile::BlockFss(_) => "block index file",
+        StreamFile::MetaInf | StreamFile::ConsumerMetaInf(_) => "meta.inf",
+        StreamFile::MetaSum | StreamFile::ConsumerMetaSum(_) => "meta.sum",
+        StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_) => "key file",
+        StreamFile::IndexDb => "index.db",
+        StreamFile::ThwDb | StreamFile::SchedDb | StreamFile::SourcesDb => "state file",
+        StreamFile::ConsumerState(_) => "consumer state file (o.dat)",
+        StreamFile::ErrorsTxt => "errors.txt",
+    }
 }
 
 impl Walker<'_> {
@@ -331,10 +348,14 @@ impl Walker<'_> {
             return Err("empty path".into());
         }
         let placed = self.place(&comps)?;
-        if size > self.opts.max_member_size {
+        let cap = self.opts.max_member_size.min(placed.1.max_size());
+        if size > cap {
+            // Larger than any such file a server writes: a decompression bomb. Skipping it
+            // would mean decompressing all of it, so the walk stops here.
+            self.bomb = true;
             return Err(format!(
-                "{size} bytes, more than the {} accepted",
-                self.opts.max_member_size
+                "{size} bytes, more than the {cap} bytes a {} can be (the walk stops here)",
+                what_file(&placed.1)
             ));
         }
         if self.seen.contains(&placed.0) {
@@ -420,6 +441,24 @@ impl Walker<'_> {
     }
 }
 
+/// The bytes of the first accepted member of kind `want` (at most its kind's largest size),
+/// reading the tar stream `r` only up to the end of that member. Used for a first pass over
+/// an archive whose `meta.inf` may come after the blocks (GNU tar and friends store members
+/// in directory order): the stream name keys every record checksum.
+pub fn read_member<R: Read>(r: R, opts: &TarOptions, want: &StreamFile) -> Option<Vec<u8>> {
+    let mut found: Option<Vec<u8>> = None;
+    walk_tar(r, opts, |m, rd| {
+        if &m.layout == want {
+            let mut v = Vec::new();
+            rd.take(want.max_size()).read_to_end(&mut v)?;
+            found = Some(v);
+            return Err(io::Error::other("found"));
+        }
+        Ok(())
+    });
+    found
+}
+
 /// Walk every member of the tar stream `r` (already decompressed). `f` gets each accepted
 /// regular file with a reader over exactly its bytes; it may read all, some or none of them
 /// (the rest is skipped). Return `Err` from `f` only to abort the walk; content problems are the
@@ -440,6 +479,7 @@ pub fn walk_tar<R: Read>(
         seen: HashSet::new(),
         prefix: None,
         input: counter.clone(),
+        bomb: false,
     };
     let mut next_header: u64 = 0;
     let mut ext = Extensions::default();
@@ -631,6 +671,11 @@ fn member<R: Read>(
         failed: None,
     };
     match verdict {
+        Err(why) if w.bomb => {
+            w.hostile(&raw, hpos, &why);
+            w.sum.aborted = true;
+            return false;
+        }
         Err(why) => w.hostile(&raw, hpos, &why),
         Ok(None) => w.sum.directories += 1,
         Ok(Some((path, layout))) => {

@@ -196,14 +196,22 @@ pub(crate) fn verify_one(
             &label,
             bj.as_ref(),
             opts,
+            stream_name_first(d, payload, &label, bj.as_ref()),
         ),
         ArchiveKind::Tgz => verify_v1(
             flate2::read::MultiGzDecoder::new(counted),
             &label,
             bj.as_ref(),
             opts,
+            stream_name_first(d, payload, &label, bj.as_ref()),
         ),
-        ArchiveKind::Tar => verify_v1(counted, &label, bj.as_ref(), opts),
+        ArchiveKind::Tar => verify_v1(
+            counted,
+            &label,
+            bj.as_ref(),
+            opts,
+            stream_name_first(d, payload, &label, bj.as_ref()),
+        ),
         _ if s2_framed(payload) => {
             // S2 framing whose first chunk does not decode: say exactly where and why.
             let mut fr = crate::s2::FrameReader::new(counted);
@@ -260,6 +268,43 @@ pub(crate) fn verify_one(
     Ok(rep)
 }
 
+/// The stream name that keys the record checksums, before the blocks stream by: backup.json's,
+/// else the `meta.inf` of the archive, found by a first pass that reads the archive only up to
+/// that member (the first member in server-made archives; after the blocks in archives made
+/// by GNU tar, bsdtar or Python from a stream dir). Nothing is kept but meta.inf.
+fn stream_name_first(
+    d: &Detected,
+    payload: &Path,
+    label: &str,
+    bj: Option<&BackupJson>,
+) -> Option<String> {
+    if let Some(n) = bj.and_then(|b| b.stream_name()) {
+        return Some(n.to_string());
+    }
+    let f = File::open(payload).ok()?;
+    let topts = TarOptions {
+        label: label.to_string(),
+        ..Default::default()
+    };
+    let want = StreamFile::MetaInf;
+    let raw = match d.kind {
+        ArchiveKind::Tgz => tar_walk::read_member(
+            flate2::read::MultiGzDecoder::new(BufReader::new(f)),
+            &topts,
+            &want,
+        ),
+        ArchiveKind::Tar => tar_walk::read_member(BufReader::new(f), &topts, &want),
+        _ => tar_walk::read_member(
+            crate::s2::FrameReader::new(BufReader::new(f)),
+            &topts,
+            &want,
+        ),
+    }?;
+    crate::filestore::meta::MetaInf::parse(&raw)
+        .ok()
+        .and_then(|m| m.name().map(str::to_string))
+}
+
 fn s2_framed(p: &Path) -> bool {
     let mut b = [0u8; 10];
     File::open(p).and_then(|mut f| f.read_exact(&mut b)).is_ok() && crate::s2::is_framed(&b)
@@ -285,18 +330,19 @@ impl StreamSource for MemSource {
     }
 }
 
-const SMALL_FILE_CAP: u64 = 256 << 20;
-
 fn verify_v1<R: Read>(
     r: R,
     label: &str,
     bj: Option<&BackupJson>,
     opts: &Options,
+    name_first: Option<String>,
 ) -> (Option<StreamReport>, Vec<Problem>) {
     let mut mem = MemSource::default();
     let mut problems = Vec::new();
     let account = "$G".to_string();
-    let mut name: Option<String> = bj.and_then(|b| b.stream_name().map(str::to_string));
+    let mut name: Option<String> = bj
+        .and_then(|b| b.stream_name().map(str::to_string))
+        .or(name_first);
     let topts = TarOptions {
         label: label.to_string(),
         stream: name.clone(),
@@ -321,9 +367,12 @@ fn verify_v1<R: Read>(
                     let Ok(n) = u32::try_from(*n) else {
                         return Ok(()); // absurd block index: listed, never scanned
                     };
+                    // A member above a real block's size waits until no other big block is
+                    // in memory (the checker takes the same lock while it scans one).
+                    let _big = crate::filestore::block::big_block_guard(m.size);
                     let mut buf = back_rx.try_recv().unwrap_or_default();
                     buf.clear();
-                    buf.reserve(m.size.min(64 << 20) as usize);
+                    buf.reserve(m.size as usize); // capped by the walker (a block's largest size)
                     rd.read_to_end(&mut buf)?;
                     if worker.is_none() {
                         let stream = name
@@ -352,8 +401,12 @@ fn verify_v1<R: Read>(
                             };
                             rx.iter()
                                 .map(|(i, b)| {
+                                    let big = b.len() as u64;
+                                    let _big = crate::filestore::block::big_block_guard(big);
                                     let sc = scan::scan_block(&ctx, i, &b);
-                                    let _ = back.send(b);
+                                    if b.capacity() as u64 <= crate::filestore::block::BIG_BLOCK {
+                                        let _ = back.send(b); // reuse; big ones are freed
+                                    }
                                     sc
                                 })
                                 .collect()
@@ -371,9 +424,6 @@ fn verify_v1<R: Read>(
                     errors_txt.push((m.path.clone(), s));
                 }
                 _ => {
-                    if m.size > SMALL_FILE_CAP {
-                        return Ok(());
-                    }
                     let mut buf = Vec::with_capacity(m.size as usize);
                     rd.read_to_end(&mut buf)?;
                     if m.path == "meta.inf" && name.is_none() {

@@ -6,18 +6,10 @@ use crate::filestore::layout::StreamFile;
 use crate::ops::staging::Stage;
 use std::io::{self, Read};
 
-/// Largest member of each kind accepted (decompression-bomb guard). A block holds at most one
-/// record beyond the block size (≤ 8 MiB) and records are ≤ 32 MiB.
+/// Largest member of each kind accepted (decompression-bomb guard): the largest such file a
+/// server writes ([`StreamFile::max_size`]).
 pub(crate) fn member_limit(l: &StreamFile) -> u64 {
-    match l {
-        StreamFile::MetaInf
-        | StreamFile::MetaSum
-        | StreamFile::ConsumerMetaInf(_)
-        | StreamFile::ConsumerMetaSum(_)
-        | StreamFile::ErrorsTxt => 4 << 20,
-        StreamFile::Block(_) => 64 << 20,
-        _ => 512 << 20,
-    }
+    l.max_size()
 }
 
 /// Read the first `meta.inf` of a tar stream (stops reading right after it).
