@@ -625,8 +625,11 @@ pub struct V2Summary {
     pub trailing_bytes: u64,
     /// Decoded archive size up to where reading stopped.
     pub archive_bytes: u64,
-    /// Findings.
+    /// Findings: at most [`MAX_PER_KIND`](crate::base::problem::MAX_PER_KIND) of each kind
+    /// from the per-entry checks.
     pub problems: Vec<Problem>,
+    /// Per-entry findings not kept, per kind identifier.
+    pub suppressed: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -656,6 +659,8 @@ pub struct V2Checker {
     consumer_names: HashSet<String>,
     sum: V2Summary,
     complete: bool,
+    /// Findings per kind so far (for the per-kind cap).
+    counts: std::collections::HashMap<Kind, u64>,
 }
 
 impl V2Checker {
@@ -667,6 +672,7 @@ impl V2Checker {
             consumer_names: HashSet::new(),
             sum: V2Summary::default(),
             complete: false,
+            counts: std::collections::HashMap::new(),
         }
     }
 
@@ -689,8 +695,20 @@ impl V2Checker {
         &self.sum.problems
     }
 
+    /// Record a finding; beyond [`MAX_PER_KIND`](crate::base::problem::MAX_PER_KIND) of a
+    /// kind only the count is kept (an archive can hold millions of bad entries).
     fn err(&mut self, kind: Kind, loc: Location, msg: String) {
-        self.sum.problems.push(Problem::new(kind, loc, msg));
+        let n = self.counts.entry(kind).or_insert(0);
+        *n += 1;
+        if *n > crate::base::problem::MAX_PER_KIND {
+            *self
+                .sum
+                .suppressed
+                .entry(kind.as_str().to_string())
+                .or_insert(0) += 1;
+        } else {
+            self.sum.problems.push(Problem::new(kind, loc, msg));
+        }
     }
 
     /// Classify and check one entry.

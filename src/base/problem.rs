@@ -29,6 +29,10 @@ macro_rules! kinds {
             pub fn as_str(self) -> &'static str {
                 match self { $(Kind::$v => $s,)* }
             }
+            /// The kind of a stable identifier.
+            pub fn from_id(id: &str) -> Option<Kind> {
+                match id { $($s => Some(Kind::$v),)* _ => None }
+            }
             /// The severity every finding of this kind has.
             pub fn severity(self) -> Severity {
                 match self { $(Kind::$v => Severity::$sev,)* }
@@ -282,4 +286,28 @@ impl Location {
         self.consumer = Some(c.into());
         self
     }
+}
+
+/// Findings kept per kind in a report: the rest are counted ([`cap_per_kind`]). A damaged
+/// archive or store can produce one finding per message; a report of millions of lines helps
+/// nobody and would cost memory in proportion.
+pub const MAX_PER_KIND: u64 = 100;
+
+/// Keeps the first [`MAX_PER_KIND`] findings of each kind (in the current order) and adds the
+/// number of the others to `suppressed` (per kind identifier).
+pub fn cap_per_kind(
+    problems: &mut Vec<Problem>,
+    suppressed: &mut std::collections::BTreeMap<String, u64>,
+) {
+    let mut seen: std::collections::HashMap<Kind, u64> = std::collections::HashMap::new();
+    problems.retain(|p| {
+        let n = seen.entry(p.kind).or_insert(0);
+        *n += 1;
+        if *n > MAX_PER_KIND {
+            *suppressed.entry(p.kind.as_str().to_string()).or_insert(0) += 1;
+            false
+        } else {
+            true
+        }
+    });
 }

@@ -59,6 +59,10 @@ pub struct BlockReport {
 /// A stream as the server will load it: its state (`STREAM.INFO`), consumers and files.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct StreamReport {
+    /// Findings of this stream not listed, per kind; moved into [`Report::suppressed`] by
+    /// [`Report::finish`].
+    #[serde(skip)]
+    pub suppressed: std::collections::BTreeMap<String, u64>,
     /// Account directory (`$G` without accounts).
     pub account: String,
     /// Stream directory name.
@@ -187,16 +191,26 @@ pub struct Report {
     pub archive: Option<crate::base::report::ArchiveInfo>,
     /// Every stream found.
     pub streams: Vec<StreamReport>,
-    /// Every finding, in report order.
+    /// Every finding, in report order: at most
+    /// [`MAX_PER_KIND`](crate::base::problem::MAX_PER_KIND) of each kind.
     pub problems: Vec<Problem>,
+    /// Findings not listed, per kind: those beyond the first 100 of their kind.
+    pub suppressed: std::collections::BTreeMap<String, u64>,
     /// Facts about the store that are not problems (clustered node, leftovers explained).
     pub notes: Vec<String>,
 }
 
 impl Report {
-    /// Sort the findings into report order and set `ok`.
+    /// Sort the findings into report order, keep the first 100 of each kind (counting the
+    /// others in `suppressed`) and set `ok`.
     pub fn finish(&mut self) {
+        for s in &mut self.streams {
+            for (k, n) in std::mem::take(&mut s.suppressed) {
+                *self.suppressed.entry(k).or_insert(0) += n;
+            }
+        }
         sort_problems(&mut self.problems);
+        crate::base::problem::cap_per_kind(&mut self.problems, &mut self.suppressed);
         self.ok = !self.problems.iter().any(|p| p.severity == Severity::Error);
     }
     /// What the findings add up to.

@@ -189,6 +189,7 @@ pub(crate) fn verify_one(
                 .with_context(|| format!("{}: cannot open", payload.display()))?),
             &label,
             bj.as_ref(),
+            &mut rep.suppressed,
         ),
         ArchiveKind::BackupDirV1 | ArchiveKind::BareV1 => verify_v1(
             par(File::open(payload)
@@ -491,6 +492,7 @@ fn verify_v2<R: Read>(
     r: R,
     label: &str,
     bj: Option<&BackupJson>,
+    suppressed: &mut std::collections::BTreeMap<String, u64>,
 ) -> (Option<StreamReport>, Vec<Problem>) {
     let name = bj.and_then(|b| b.stream_name().map(str::to_string));
     let vopts = V2Options {
@@ -529,6 +531,9 @@ fn verify_v2<R: Read>(
         gaps.live(e.seq);
     });
     let mut problems = sum.problems.clone();
+    for (k, n) in &sum.suppressed {
+        *suppressed.entry(k.clone()).or_insert(0) += n;
+    }
     let totals = v2_totals(&sum, bytes);
     let (msgs, first, last, deleted) = (
         totals.messages,

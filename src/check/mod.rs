@@ -87,6 +87,9 @@ fn verify_content(d: &Detected, opts: &Options, progress: &dyn Progress) -> anyh
             let mut r = archive::verify_one(s, opts, progress)?;
             rep.streams.append(&mut r.streams);
             rep.problems.append(&mut r.problems);
+            for (k, n) in std::mem::take(&mut r.suppressed) {
+                *rep.suppressed.entry(k).or_insert(0) += n;
+            }
             rep.notes.append(&mut r.notes);
         }
         progress.finish();

@@ -93,8 +93,12 @@ pub fn finish_stream(
         &ctx,
         src,
     );
+    let mut suppressed = std::collections::BTreeMap::new();
     for s in &mut scans {
         problems.append(&mut s.problems);
+        for (k, n) in std::mem::take(&mut s.suppressed) {
+            *suppressed.entry(k).or_insert(0) += n;
+        }
     }
     let unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
     check_block_order(&scans, &loc, prefix, &mut problems);
@@ -108,6 +112,7 @@ pub fn finish_stream(
     problems.extend(load::limit_findings(&loc, &removed));
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
     let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery);
+    rep.suppressed = suppressed;
     if rep.messages == Some(0) && !removed.is_empty() {
         // emptied by its limits: the server keeps the last message's time
         rep.last_ts = removed.iter().map(|r| r.last_ts).max();
@@ -490,6 +495,7 @@ fn stream_report(
         Vec::new()
     };
     let rep = StreamReport {
+        suppressed: Default::default(),
         account: pre.account.clone(),
         name: pre.dir_name.clone(),
         messages: Some(msgs),

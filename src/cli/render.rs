@@ -144,12 +144,19 @@ pub fn render_verify(r: &Report) -> String {
     for p in &r.problems {
         let _ = writeln!(o, "{}", problem_line(p));
     }
-    let errs = r
+    let mut errs = r
         .problems
         .iter()
         .filter(|p| p.severity == Severity::Error)
         .count();
-    let warns = r.problems.len() - errs;
+    let mut warns = r.problems.len() - errs;
+    for (kind, n) in &r.suppressed {
+        let _ = writeln!(o, "… {n} more [{kind}] finding(s) not listed (100 per kind are)");
+        match jetdir::base::problem::Kind::from_id(kind).map(|k| k.severity()) {
+            Some(Severity::Error) => errs += *n as usize,
+            _ => warns += *n as usize,
+        }
+    }
     let losing: Vec<String> = r
         .streams
         .iter()

@@ -189,10 +189,26 @@ pub struct BlockScan {
     pub ts_stale: bool,
     /// The first record a rebuilding server rejects, if any (checksums only when not quick).
     pub damage: Option<Damage>,
+    /// Findings: at most [`MAX_PER_KIND`](crate::base::problem::MAX_PER_KIND) of each kind.
     pub problems: Vec<Problem>,
+    /// Findings not kept, per kind identifier.
+    pub suppressed: std::collections::BTreeMap<String, u64>,
 }
 
 impl BlockScan {
+    /// Record a finding, keeping at most [`MAX_PER_KIND`](crate::base::problem::MAX_PER_KIND)
+    /// of each kind (a damaged block can hold a bad record per message).
+    pub fn problem(&mut self, p: Problem) {
+        let n = self.problems.iter().filter(|q| q.kind == p.kind).count() as u64;
+        if n >= crate::base::problem::MAX_PER_KIND {
+            *self
+                .suppressed
+                .entry(p.kind.as_str().to_string())
+                .or_insert(0) += 1;
+        } else {
+            self.problems.push(p);
+        }
+    }
     pub fn loc(ctx: &ScanCtx, file: &str) -> Location {
         Location::stream(ctx.account, ctx.stream).file(format!("{}{}", ctx.file_prefix, file))
     }
@@ -211,7 +227,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
         Ok(p) => p,
         Err(e) => {
             sc.unreadable = true;
-            sc.problems.push(Problem::new(
+            sc.problem(Problem::new(
                 Kind::BlockDecompress,
                 BlockScan::loc(ctx, &file).at(e.offset()),
                 format!("compressed block cannot be decoded: {e}"),
@@ -266,7 +282,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
             }
             if let Some(p) = prev_seq {
                 if r.seq <= p {
-                    sc.problems.push(Problem::new(
+                    sc.problem(Problem::new(
                         Kind::SeqOrder,
                         BlockScan::loc(ctx, &file).at(r.offset as u64).seq(r.seq),
                         format!(
@@ -345,7 +361,7 @@ fn check_record(
     if !ctx.quick && !r.checksum_ok(key) {
         intact = false;
         sc.bad_checksums += 1;
-        sc.problems.push(Problem::new(
+        sc.problem(Problem::new(
             Kind::RecordChecksum,
             loc(),
             format!(
@@ -358,7 +374,7 @@ fn check_record(
         ));
     }
     if r.kind() == RecordKind::Message && !crate::filestore::block::is_utf8(r.subject) {
-        sc.problems.push(Problem::new(
+        sc.problem(Problem::new(
             Kind::SubjectNotUtf8,
             loc(),
             format!(
@@ -369,7 +385,7 @@ fn check_record(
         ));
     }
     if let Some(issue) = r.content_issue() {
-        sc.problems.push(Problem::new(
+        sc.problem(Problem::new(
             Kind::RecordContent,
             loc(),
             format!("seq {}: {issue} (a damaged length field shifts subject/header/payload without changing the checksum)", r.seq),
@@ -383,13 +399,13 @@ fn check_record(
 fn check_time(ctx: &ScanCtx, sc: &mut BlockScan, file: &str, r: &block::Record, prev_ts: i64) {
     let loc = || BlockScan::loc(ctx, file).at(r.offset as u64).seq(r.seq);
     if r.ts <= 0 {
-        sc.problems.push(Problem::new(
+        sc.problem(Problem::new(
             Kind::RecordTimestamp,
             loc(),
             format!("message seq {} has timestamp {}", r.seq, r.ts),
         ));
     } else if r.ts < prev_ts {
-        sc.problems.push(Problem::new(
+        sc.problem(Problem::new(
             Kind::TimestampBackwards,
             loc(),
             format!(
@@ -445,7 +461,7 @@ fn framing_damage(
     if let Some(p) = prev_seq {
         loc = loc.seq(p + 1);
     }
-    sc.problems.push(Problem::new(
+    sc.problem(Problem::new(
         Kind::RecordFraming,
         loc,
         format!("{}{}; {}", fe.what, where_note(compressed), skipped),
