@@ -151,7 +151,10 @@ pub fn render_verify(r: &Report) -> String {
         .count();
     let mut warns = r.problems.len() - errs;
     for (kind, n) in &r.suppressed {
-        let _ = writeln!(o, "… {n} more [{kind}] finding(s) not listed (100 per kind are)");
+        let _ = writeln!(
+            o,
+            "… {n} more [{kind}] finding(s) not listed (100 per kind are)"
+        );
         match jetdir::base::problem::Kind::from_id(kind).map(|k| k.severity()) {
             Some(Severity::Error) => errs += *n as usize,
             _ => warns += *n as usize,

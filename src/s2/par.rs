@@ -468,7 +468,10 @@ mod tests {
             }
             assert_eq!(total, 64 * (4 << 20));
             let peak = r.peak_in_flight();
-            assert!(peak <= WINDOW + (4 << 20), "{n} workers: {peak} bytes in flight");
+            assert!(
+                peak <= WINDOW + (4 << 20),
+                "{n} workers: {peak} bytes in flight"
+            );
             assert!(peak > 0);
         }
     }

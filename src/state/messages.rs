@@ -106,11 +106,8 @@ where
     let firsts: Vec<(BlockLive, Vec<u64>)> = pre
         .blocks
         .par_iter()
-        .map(
-            |&i| match crate::filestore::source::read_file_capped(
-                stream_dir,
-                &format!("msgs/{i}.blk"),
-            ) {
+        .map(|&i| {
+            match crate::filestore::source::read_file_capped(stream_dir, &format!("msgs/{i}.blk")) {
                 Ok(raw) => {
                     let s = scan::scan_block(&ctx, i, &raw);
                     (
@@ -130,8 +127,8 @@ where
                     },
                     Vec::new(),
                 ),
-            },
-        )
+            }
+        })
         .collect();
     let mut tombs: HashSet<u64> = HashSet::new();
     let mut blocks = Vec::with_capacity(firsts.len());

@@ -436,7 +436,10 @@ fn plan<'a>(
         let (n, cfg) = v2_name_and_config(backup_json.as_ref(), &payload)?;
         (n, Some(cfg))
     } else {
-        let n = v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)?;
+        let n = match v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)? {
+            Ok(n) => n,
+            Err(r) => return Ok(Err(r)),
+        };
         (n, None)
     };
     if !valid_dir_name(&name) {
@@ -529,15 +532,23 @@ fn v1_name(
     label: &str,
     bj: Option<&BackupJson>,
     rep: &mut ExtractReport,
-) -> anyhow::Result<String> {
+) -> Step<String> {
     let topts = TarOptions {
         label: label.to_string(),
         ..Default::default()
     };
     let rd = open_decoded(kind, payload, None)?;
-    let (mi, _) = v1::peek_meta_inf(rd, &topts);
-    let mi =
-        mi.ok_or_else(|| anyhow::anyhow!("{}: no meta.inf in the archive", payload.display()))?;
+    let (mi, sum) = v1::peek_meta_inf(rd, &topts);
+    let Some(mi) = mi else {
+        // The archive itself says why (hostile or oversized members stop the walk, damage,
+        // truncation), or it is an archive without meta.inf: damaged input either way.
+        rep.problems.extend(sum.problems.iter().cloned());
+        rep.problems.extend(sum.missing_required(&topts));
+        return Ok(Err(Refusal::damaged(format!(
+            "{}: no meta.inf in the archive (see problems)",
+            payload.display()
+        ))));
+    };
     let m = crate::filestore::meta::MetaInf::parse(&mi)
         .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", payload.display()))?;
     let n = m
@@ -551,7 +562,7 @@ fn v1_name(
             ));
         }
     }
-    Ok(n)
+    Ok(Ok(n))
 }
 
 /// Refusals that need no reading: the stream exists, a clustered node, a running server

@@ -1,0 +1,414 @@
+//! Hostile and oversized input: every case is built at test time (nothing large is stored),
+//! the jetdir binary runs as a child under GNU time, and each run must stay under 64 MiB of
+//! peak RSS, finish in bounded time and exit 1 (damaged) or 0 (harmless), never 2 or a panic.
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+struct Run {
+    code: i32,
+    stdout: String,
+    rss_kib: u64,
+    took: Duration,
+}
+
+/// Run jetdir under GNU time (`%M` = peak RSS of the child, exact).
+fn run(args: &[&str]) -> Run {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        common::missing("GNU time at /usr/bin/time");
+    }
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let t0 = Instant::now();
+    let out = Command::new(time)
+        .args(["-f", "%M", "-o"])
+        .arg(tmp.path())
+        .arg(env!("CARGO_BIN_EXE_jetdir"))
+        .args(args)
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let rss_kib = fs::read_to_string(tmp.path())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .expect("GNU time wrote the peak RSS");
+    let code = out.status.code().unwrap_or(-1);
+    Run {
+        code,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        rss_kib,
+        took,
+    }
+}
+
+/// The bound every hostile run must respect, and its exit code.
+fn bounded(what: &str, r: &Run, codes: &[i32]) {
+    assert!(
+        codes.contains(&r.code),
+        "{what}: exit {} (want {codes:?})\n{}",
+        r.code,
+        r.stdout
+    );
+    assert!(
+        r.rss_kib < RSS_LIMIT_KIB,
+        "{what}: peak RSS {} KiB >= 64 MiB",
+        r.rss_kib
+    );
+    assert!(r.took < TIME_LIMIT, "{what}: took {:?}", r.took);
+    eprintln!(
+        "{what}: exit {}, peak RSS {:.1} MiB, {:.2} s",
+        r.code,
+        r.rss_kib as f64 / 1024.0,
+        r.took.as_secs_f64()
+    );
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    common::repo().join("fixtures").join(rel)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    common::copy_dir(from, to)
+}
+
+/// One S2 data chunk that decodes to 4 MiB of zeros (a few hundred bytes).
+fn zero_chunk() -> Vec<u8> {
+    let mut frame = Vec::new();
+    let k = jetdir::s2::encode::Encoder::new().frame_chunk(&vec![0u8; 4 << 20], &mut frame);
+    frame.truncate(k);
+    frame
+}
+
+fn append_zero_chunks(file: &Path, n: usize) {
+    let c = zero_chunk();
+    let mut f = fs::OpenOptions::new().append(true).open(file).unwrap();
+    for _ in 0..n {
+        f.write_all(&c).unwrap();
+    }
+}
+
+/// S2 chunks decoding to 1 GiB appended to the real V1 and V2 backups: decoding must not run
+/// ahead of the reader (D4).
+#[test]
+fn s2_bombs_after_the_archive() {
+    for (v, codes) in [("v2.9.10", [0, 1]), ("v2.15.1", [0, 1])] {
+        let t = tempfile::tempdir().unwrap();
+        let bk = t.path().join("ORDERS");
+        copy_dir(&fixture(&format!("backups/{v}/ORDERS")), &bk);
+        let payload = bk.join("stream.tar.s2");
+        let before = fs::metadata(&payload).unwrap().len();
+        append_zero_chunks(&payload, 256);
+        assert!(fs::metadata(&payload).unwrap().len() < before + 200_000);
+        let r = run(&["verify", bk.to_str().unwrap(), "-q"]);
+        bounded(&format!("{v} backup + 1 GiB S2 bomb: verify"), &r, &codes);
+        if v == "v2.15.1" {
+            assert!(r.stdout.contains("[v2_trailing_data]"), "{}", r.stdout);
+        }
+        let store = t.path().join("store");
+        let r = run(&[
+            "extract",
+            bk.to_str().unwrap(),
+            "--store-dir",
+            store.to_str().unwrap(),
+            "--dry-run",
+            "-q",
+        ]);
+        bounded(&format!("{v} backup + 1 GiB S2 bomb: extract"), &r, &[0, 1]);
+    }
+}
+
+fn store_copy(t: &Path, fixture_store: &str) -> (PathBuf, PathBuf) {
+    let s = t.join("store");
+    copy_dir(&fixture(fixture_store), &s);
+    let stream = s.join("jetstream/$G/streams");
+    (s, stream)
+}
+
+/// A `cmp` block whose S2 stream decodes to 1 GiB of zeros, its header declaring 2 GiB (D5).
+#[test]
+fn cmp_block_declaring_gigabytes() {
+    let t = tempfile::tempdir().unwrap();
+    let (s, streams) = store_copy(t.path(), "v2.11.11-s2/store");
+    let blk = streams.join("CMP/msgs/1.blk");
+    let mut b = b"cmp\x01".to_vec();
+    let mut v = 2u64 << 30;
+    while v >= 0x80 {
+        b.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+    b.extend_from_slice(b"\xff\x06\x00\x00S2sTwO");
+    let c = zero_chunk();
+    for _ in 0..256 {
+        b.extend_from_slice(&c);
+    }
+    b.extend_from_slice(&[0u8; 8]);
+    fs::write(&blk, &b).unwrap();
+    let r = run(&["verify", s.to_str().unwrap(), "-q"]);
+    bounded("cmp block of 1 GiB zeros: verify", &r, &[1]);
+    assert!(r.stdout.contains("[block_decompress]"), "{}", r.stdout);
+    let r = run(&["inspect", s.to_str().unwrap(), "-q"]);
+    bounded("cmp block of 1 GiB zeros: inspect", &r, &[1]);
+}
+
+/// A 1 GiB block file of zeros (sparse) is read only up to the largest real block and the
+/// zeros are passed over at memory speed (D6).
+#[test]
+fn huge_zero_block_file() {
+    let t = tempfile::tempdir().unwrap();
+    let (s, streams) = store_copy(t.path(), "v2.15.1-plain/store");
+    let blk = streams.join("ORDERS/msgs/1.blk");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&blk)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let r = run(&["verify", s.to_str().unwrap(), "-q"]);
+    bounded("1 GiB zero block: verify", &r, &[1]);
+    assert!(r.stdout.contains("[block_too_large]"), "{}", r.stdout);
+    assert!(r.took < Duration::from_secs(20), "{:?}", r.took);
+    // the same block, all zeros from the start (no record at all)
+    fs::write(&blk, b"").unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&blk)
+        .unwrap()
+        .set_len(40 << 20)
+        .unwrap();
+    // (exit 0 today: the load model calls a block that is all zeros a torn write the server
+    // repairs, D2 of the load-model issue; the bound is what this test is about)
+    let r = run(&["verify", s.to_str().unwrap(), "-q"]);
+    bounded("40 MiB zero block: verify", &r, &[0, 1]);
+    let out = t.path().join("pack");
+    let r = run(&[
+        "pack",
+        streams.join("ORDERS").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--allow-damaged",
+        "-q",
+    ]);
+    bounded("40 MiB zero block: pack --allow-damaged", &r, &[0, 1]);
+}
+
+/// A tarball whose block member is 100 MiB of zeros (a real block is at most 41 MiB): refused
+/// at its header, without decompressing it (D7).
+#[test]
+fn tgz_member_far_above_any_real_block() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ORDERS");
+    copy_dir(
+        &fixture("v2.15.1-plain/store/jetstream/$G/streams/ORDERS"),
+        &src,
+    );
+    fs::OpenOptions::new()
+        .write(true)
+        .open(src.join("msgs/1.blk"))
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
+    let tgz = t.path().join("ORDERS.tgz");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(t.path())
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("ORDERS")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = run(&["verify", tgz.to_str().unwrap(), "-q"]);
+    bounded("tgz with a 100 MiB block member: verify", &r, &[1]);
+    assert!(
+        r.stdout.contains("[archive_hostile_member]"),
+        "{}",
+        r.stdout
+    );
+    let store = t.path().join("store");
+    for extra in [&["--dry-run"][..], &["--allow-damaged"][..]] {
+        let mut a = vec![
+            "extract",
+            tgz.to_str().unwrap(),
+            "--store-dir",
+            store.to_str().unwrap(),
+            "-q",
+        ];
+        a.extend_from_slice(extra);
+        let r = run(&a);
+        bounded(
+            &format!("tgz with a 100 MiB block member: extract {extra:?}"),
+            &r,
+            &[1],
+        );
+    }
+    assert!(!store.join("jetstream/$G/streams/ORDERS").exists());
+}
+
+/// Archives made by GNU tar (name order, `./` prefixes, no top dir) and Python's tarfile (PAX,
+/// meta.inf last) verify and extract like the server's own files.
+#[test]
+fn tarballs_from_any_tar_in_any_member_order() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ORDERS");
+    copy_dir(
+        &fixture("v2.15.1-plain/store/jetstream/$G/streams/ORDERS"),
+        &src,
+    );
+    let mut made = Vec::new();
+    // GNU tar with `./` prefixes and no top dir, meta.inf last
+    let dot = t.path().join("gnu-dot.tgz");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-czf")
+        .arg(&dot)
+        .args(["./msgs", "./obs", "./meta.sum", "./meta.inf"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    made.push(dot);
+    let pax = t.path().join("gnu-pax.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(t.path())
+        .args(["--format=pax", "-cf"])
+        .arg(&pax)
+        .args([
+            "ORDERS/obs",
+            "ORDERS/msgs",
+            "ORDERS/meta.sum",
+            "ORDERS/meta.inf",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    made.push(pax);
+    let py = t.path().join("python.tgz");
+    let script = format!(
+        "import tarfile, os\n\
+         src = {src:?}\n\
+         files = sorted(os.path.join(r, f) for r, _, fs in os.walk(src) for f in fs)\n\
+         files.sort(key=lambda p: os.path.relpath(p, src) == 'meta.inf')\n\
+         with tarfile.open({out:?}, 'w:gz', format=tarfile.PAX_FORMAT) as t:\n\
+         \x20   for p in files: t.add(p, arcname='ORDERS/' + os.path.relpath(p, src))\n",
+        src = src.to_str().unwrap(),
+        out = py.to_str().unwrap()
+    );
+    let st = Command::new("python3").args(["-c", &script]).status();
+    if let Ok(st) = st {
+        assert!(st.success());
+        made.push(py);
+    } else {
+        common::missing("python3");
+    }
+    for a in &made {
+        let list = Command::new("tar").arg("-tf").arg(a).output().unwrap();
+        let names = String::from_utf8_lossy(&list.stdout).into_owned();
+        let last = names.lines().last().unwrap_or_default();
+        assert!(
+            ["meta.inf", "./meta.inf", "ORDERS/meta.inf"].contains(&last),
+            "{}: the stream's meta.inf must come last here:\n{names}",
+            a.display()
+        );
+        let r = run(&["verify", a.to_str().unwrap()]);
+        bounded(&format!("{}: verify", a.display()), &r, &[0]);
+        assert!(r.stdout.contains("8 messages"), "{}", r.stdout);
+        let store = t.path().join(format!(
+            "store-{}",
+            made.iter().position(|x| x == a).unwrap()
+        ));
+        fs::create_dir_all(&store).unwrap();
+        let r = run(&[
+            "extract",
+            a.to_str().unwrap(),
+            "--store-dir",
+            store.to_str().unwrap(),
+            "-q",
+        ]);
+        bounded(&format!("{}: extract", a.display()), &r, &[0]);
+        let r = run(&["verify", store.to_str().unwrap(), "-q"]);
+        bounded(
+            &format!("{}: verify the extracted store", a.display()),
+            &r,
+            &[0],
+        );
+    }
+}
+
+/// A real-sized compressible stream (about 150 MB of block bytes, made of records written the
+/// way the server writes them) packed by jetdir as a V1 backup: pack, verify and extract each
+/// stay under 64 MiB.
+#[test]
+fn compressible_150_mb_backup() {
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("store");
+    let dir = s.join("jetstream/$G/streams/ORDERS");
+    fs::create_dir_all(dir.join("msgs")).unwrap();
+    let orig = fixture("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+    for f in ["meta.inf", "meta.sum"] {
+        fs::copy(orig.join(f), dir.join(f)).unwrap();
+    }
+    let mut seq = 1u64;
+    let mut total = 0u64;
+    let payload: Vec<u8> = (0..1000u32)
+        .flat_map(|i| format!("{{\"order\":{i},\"state\":\"new\"}}").into_bytes())
+        .take(1000)
+        .collect();
+    for blk in 1..=18u32 {
+        // the server's record: len ‖ seq ‖ ts ‖ subject len ‖ subject ‖ payload ‖
+        // HighwayHash-64 (key SHA-256("<stream>-<block>")) of seq ‖ ts ‖ subject ‖ payload
+        let key = jetdir::base::hash::key_for(&format!("ORDERS-{blk}"));
+        let subject = b"orders.new";
+        let mut b = Vec::with_capacity(8 << 20);
+        while b.len() + 1100 < 8 << 20 {
+            let rl = (22 + subject.len() + payload.len() + 8) as u32;
+            let start = b.len();
+            b.extend_from_slice(&rl.to_le_bytes());
+            b.extend_from_slice(&seq.to_le_bytes());
+            b.extend_from_slice(&(1_795_482_016_000_000_000 + seq as i64).to_le_bytes());
+            b.extend_from_slice(&(subject.len() as u16).to_le_bytes());
+            b.extend_from_slice(subject);
+            b.extend_from_slice(&payload);
+            let sum =
+                jetdir::base::hash::hh64(&key, &[&b[start + 4..start + 20], subject, &payload]);
+            b.extend_from_slice(&sum.to_le_bytes());
+            seq += 1;
+        }
+        total += b.len() as u64;
+        fs::write(dir.join(format!("msgs/{blk}.blk")), &b).unwrap();
+    }
+    assert!(total > 140_000_000, "{total}");
+    let r = run(&["verify", s.to_str().unwrap(), "-q"]);
+    bounded("150 MB store: verify", &r, &[0]);
+    let bk = t.path().join("bk");
+    let r = run(&[
+        "pack",
+        dir.to_str().unwrap(),
+        "-o",
+        bk.to_str().unwrap(),
+        "-q",
+    ]);
+    bounded("150 MB store: pack v1", &r, &[0]);
+    let r = run(&["verify", bk.to_str().unwrap(), "-q"]);
+    bounded("150 MB V1 backup: verify", &r, &[0]);
+    let store2 = t.path().join("store2");
+    fs::create_dir_all(&store2).unwrap();
+    let r = run(&[
+        "extract",
+        bk.to_str().unwrap(),
+        "--store-dir",
+        store2.to_str().unwrap(),
+        "-q",
+    ]);
+    bounded("150 MB V1 backup: extract", &r, &[0]);
+}
