@@ -311,3 +311,30 @@ pub fn cap_per_kind(
         }
     });
 }
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn a_million_findings_keep_100_per_kind_and_count_the_rest() {
+        let mut v: Vec<Problem> = (0..1_000_000u64)
+            .map(|i| {
+                let k = if i % 2 == 0 {
+                    Kind::V2SeqOutOfRange
+                } else {
+                    Kind::TornTail
+                };
+                Problem::new(k, Location::default(), format!("#{i}"))
+            })
+            .collect();
+        v.push(Problem::new(Kind::IoError, Location::default(), "one"));
+        let mut sup = std::collections::BTreeMap::new();
+        cap_per_kind(&mut v, &mut sup);
+        assert_eq!(v.len(), 201);
+        assert_eq!(sup.get("v2_seq_out_of_range"), Some(&499_900));
+        assert_eq!(sup.get("torn_tail"), Some(&499_900));
+        assert_eq!(sup.get("io_error"), None);
+        assert_eq!(v[0].message, "#0"); // the first ones are kept, in order
+    }
+}

@@ -462,7 +462,7 @@ mod tests {
                     break;
                 }
                 total += k as u64;
-                if total % (64 << 20) == 0 {
+                if total.is_multiple_of(64 << 20) {
                     std::thread::sleep(std::time::Duration::from_millis(5)); // a slow consumer
                 }
             }
