@@ -412,3 +412,120 @@ fn compressible_150_mb_backup() {
     ]);
     bounded("150 MB V1 backup: extract", &r, &[0]);
 }
+
+fn uvarint(b: &[u8], at: &mut usize) -> u64 {
+    let (mut v, mut s) = (0u64, 0);
+    loop {
+        let x = b[*at];
+        *at += 1;
+        v |= u64::from(x & 0x7f) << s;
+        if x < 0x80 {
+            return v;
+        }
+        s += 7;
+    }
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A V2 (NATSARC1) backup with a million messages where its state.json says 9: one finding per
+/// message, of which 100 are listed and the rest counted; memory stays bounded (D8).
+#[test]
+fn v2_archive_with_a_million_problems() {
+    let t = tempfile::tempdir().unwrap();
+    let bk = t.path().join("ORDERS");
+    copy_dir(&fixture("backups/v2.15.1/ORDERS"), &bk);
+    let raw = fs::read(bk.join("stream.tar.s2")).unwrap();
+    let arc = jetdir::s2::decode_stream(&raw).unwrap();
+    assert_eq!(&arc[..8], b"NATSARC1");
+    // keep state.json and the consumer entries, replace the messages
+    let mut at = 8;
+    let msgs_at = loop {
+        let start = at;
+        let nl = uvarint(&arc, &mut at) as usize;
+        let _ts = uvarint(&arc, &mut at);
+        let _seq = uvarint(&arc, &mut at);
+        let hl = uvarint(&arc, &mut at) as usize;
+        let pl = uvarint(&arc, &mut at) as usize;
+        let name = &arc[at..at + nl];
+        if name != b"state.json" && !name.starts_with(b"consumers/") {
+            break start;
+        }
+        at += nl + hl + pl;
+    };
+    let mut out = arc[..msgs_at].to_vec();
+    let n = 1_000_000u64;
+    for seq in 1..=n {
+        let subject = b"orders.new";
+        put_uvarint(&mut out, subject.len() as u64);
+        put_uvarint(&mut out, (1_795_482_016_000_000_000u64 + seq) << 1); // zigzag
+        put_uvarint(&mut out, seq);
+        put_uvarint(&mut out, 0);
+        put_uvarint(&mut out, 4);
+        out.extend_from_slice(subject);
+        out.extend_from_slice(b"{}\r\n");
+    }
+    out.extend_from_slice(&[0u8; 5]);
+    fs::write(
+        bk.join("stream.tar.s2"),
+        jetdir::s2::encode::compress_stream(&out),
+    )
+    .unwrap();
+    let r = run(&["verify", bk.to_str().unwrap(), "--json", "-q"]);
+    bounded(
+        "V2 archive, 1M messages, state says 9: verify --json",
+        &r,
+        &[1],
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let problems = j["problems"].as_array().unwrap();
+    assert!(problems.len() <= 100 * 20, "{}", problems.len());
+    let suppressed: u64 = j["suppressed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(
+        suppressed >= n - 1000,
+        "suppressed {suppressed}: {}",
+        j["suppressed"]
+    );
+    let r = run(&["verify", bk.to_str().unwrap(), "-q"]);
+    bounded("V2 archive, 1M messages, state says 9: verify", &r, &[1]);
+    assert!(
+        r.stdout.contains("more ["),
+        "{}",
+        &r.stdout[r.stdout.len() - 500..]
+    );
+    assert!(r.stdout.lines().count() < 2000);
+    let store = t.path().join("store");
+    let r = run(&[
+        "extract",
+        bk.to_str().unwrap(),
+        "--store-dir",
+        store.to_str().unwrap(),
+        "--dry-run",
+        "--json",
+        "-q",
+    ]);
+    bounded(
+        "V2 archive, 1M messages, state says 9: extract --dry-run",
+        &r,
+        &[1],
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let suppressed: u64 = j["suppressed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(suppressed >= n - 1000, "extract: {}", j["suppressed"]);
+}

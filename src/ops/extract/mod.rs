@@ -103,8 +103,10 @@ pub struct ExtractReport {
     pub warnings: Vec<String>,
     /// Staging dirs of earlier interrupted runs that were removed (or would be, dry run).
     pub removed_staging: Vec<String>,
-    /// Verification and extraction problems.
+    /// Verification and extraction problems: at most 100 of each kind.
     pub problems: Vec<Problem>,
+    /// Problems not listed, per kind (as in `verify`).
+    pub suppressed: std::collections::BTreeMap<String, u64>,
     /// Wall-clock time of the run.
     pub elapsed_ms: u64,
     /// An account backup: one report per stream (each extracted on its own; one failing does
@@ -633,6 +635,7 @@ fn verify_first(
         ..Default::default()
     };
     let vrep = crate::check::verify_archive(archive, &vopts, progress)?;
+    rep.suppressed = vrep.suppressed;
     let damaged = match accept_verification(vrep.problems, opts, rep) {
         Ok(damaged) => damaged,
         Err(r) => return Ok(Err(r)),
@@ -801,6 +804,7 @@ fn write_v2(
         (res, m.join().ok().flatten())
     });
     let res = res?;
+    rep.suppressed = res.summary.suppressed.clone();
     let mut verification = res.verification;
     if let Some(m) = manifest {
         verification.extend(m);
@@ -942,6 +946,7 @@ fn accept_verification(
 ) -> Result<bool, Refusal> {
     let outcome = Outcome::of(&verification);
     rep.problems = verification;
+    crate::base::problem::cap_per_kind(&mut rep.problems, &mut rep.suppressed);
     match outcome {
         Outcome::CouldNotRun => Err(Refusal::could_not_run("the archive could not be verified")),
         Outcome::Damaged if !opts.allow_damaged => Err(Refusal::damaged(
