@@ -107,6 +107,8 @@ pub fn finish_stream(
         .as_ref()
         .map(|m| load::Limits::of(&m.json))
         .unwrap_or_default();
+    // .idx/.fss describe the blocks as written: compare before the limits remove anything
+    check_legacy(&pre, &scans, &mut problems, prefix);
     let removed = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
     problems.extend(load::limit_findings(&loc, &removed));
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
@@ -114,6 +116,10 @@ pub fn finish_stream(
     if rep.messages == Some(0) && !removed.is_empty() {
         // emptied by its limits: the server keeps the last message's time
         rep.last_ts = removed.iter().map(|r| r.last_ts).max();
+        if matches!(load.recovery, Recovery::Legacy) {
+            // 2.9 reports the epoch as the first time of an emptied stream (2.10+: none)
+            rep.first_ts = Some(0);
+        }
     }
     let state = Loaded {
         rep: &rep,
@@ -122,7 +128,6 @@ pub fn finish_stream(
         limits_applied: !removed.is_empty(),
     };
     check_index_db(&pre, &scans, &state, &mut problems, prefix);
-    check_legacy(&pre, &scans, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
     check_aux(&pre, src, last, &mut problems, prefix);
     let view = consumers::ScannedStream {
