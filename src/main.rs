@@ -80,6 +80,9 @@ enum Cmd {
         /// Override the running-server and clustered-node refusals (with a warning).
         #[arg(long)]
         force: bool,
+        /// Create the store dir when it does not exist (otherwise refused).
+        #[arg(long)]
+        create: bool,
         /// The nats-server release that will load the stream (configs are judged for it).
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<String>,
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
             dry_run,
             allow_damaged,
             force,
+            create,
             server_version,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
@@ -183,6 +187,7 @@ fn main() -> ExitCode {
                 dry_run: *dry_run,
                 allow_damaged: *allow_damaged,
                 force: *force,
+                create: *create,
                 server_version,
             };
             match jetdir::ops::extract::extract(archive, &opts, &reporter) {

@@ -150,6 +150,11 @@ impl CreatedDirs {
         Ok(CreatedDirs(missing))
     }
 
+    /// The dirs created, outermost first.
+    pub(crate) fn dirs(&self) -> &[PathBuf] {
+        &self.0
+    }
+
     /// fsync the parent of every created dir, so the new dirs are durable.
     pub(crate) fn fsync(&self) -> io::Result<()> {
         for d in &self.0 {
@@ -242,6 +247,11 @@ impl Stage {
             files: Vec::new(),
             abort_after: None,
         }
+    }
+
+    /// The staging dir (`None` in a dry run).
+    pub(crate) fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     pub(crate) fn is_dry(&self) -> bool {

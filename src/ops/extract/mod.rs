@@ -32,6 +32,7 @@ use crate::base::progress::Progress;
 use crate::base::report::Outcome;
 pub use crate::ops::staging::PlannedFile;
 use crate::ops::staging::{self, CommitError, CreatedDirs, Perms, Stage};
+use crate::ops::target_dir::{self, Owner};
 use serde::Serialize;
 use std::fs;
 use std::io::{self, BufReader, Read};
@@ -50,6 +51,9 @@ pub struct ExtractOptions {
     pub allow_damaged: bool,
     /// `--force`: go on despite a running server or a clustered store (with a warning).
     pub force: bool,
+    /// `--create`: create the store dir when it does not exist (otherwise refused: a
+    /// mistyped path would give a store no server looks at).
+    pub create: bool,
     /// `--server-version`: the release that will load the extracted stream (configs and the
     /// load verdict are judged for it); `None`: the release the backup records, else the newest.
     pub server_version: Option<crate::base::release::Release>,
@@ -298,6 +302,8 @@ struct Plan<'a> {
     damaged: bool,
     /// Leftover staging dirs of other runs, removed once the archive verified (V2).
     later: Vec<PathBuf>,
+    /// Running as root into a store owned by someone else: what is created goes to them.
+    owner: Option<Owner>,
 }
 
 /// The stream written into its staging dir (not yet in place).
@@ -427,6 +433,7 @@ fn plan<'a>(
     if !valid_dir_name(&opts.account) {
         anyhow::bail!("account name {:?} cannot be a directory name", opts.account);
     }
+    let owner = or_refuse!(store_checks(opts, rep));
     let backup_json = read_backup_json(det, is_v2, rep)?;
     let label = payload
         .file_name()
@@ -451,6 +458,21 @@ fn plan<'a>(
     let target = streams.join(&name);
     rep.target = Some(target.display().to_string());
     or_refuse!(refusals_before_reading(&name, &target, opts, rep));
+    if !opts.dry_run {
+        // Room for what is known to be written: the live bytes backup.json declares (blocks
+        // hold them plus per-record overhead; the archive's own size for a tarball without one).
+        let needed = backup_json
+            .as_ref()
+            .map(|b| {
+                b.state
+                    .bytes
+                    .saturating_add(b.state.messages.saturating_mul(32))
+            })
+            .unwrap_or_else(|| fs::metadata(&payload).map(|m| m.len()).unwrap_or(0));
+        if let Err(why) = target_dir::writable_with_room(&streams, Some(needed), "the stream") {
+            return Ok(Err(Refusal::could_not_run(why)));
+        }
+    }
     let damaged = or_refuse!(verify_first(archive, is_v2, opts, progress, rep)?);
     let later = or_refuse!(clear_leftovers(&streams, &name, is_v2, opts, rep)?);
     Ok(Ok(Plan {
@@ -466,7 +488,34 @@ fn plan<'a>(
         target,
         damaged,
         later,
+        owner,
     }))
+}
+
+/// The store dir itself: the right level (not `jetstream/`, an account or a streams dir),
+/// existing unless `--create`, no symlink out of it on the way to `streams/`, and owned by
+/// someone whose files we can make (the owner to give them to, as root).
+fn store_checks(opts: &ExtractOptions, rep: &mut ExtractReport) -> Result<Option<Owner>, Refusal> {
+    let store = &opts.store_dir;
+    target_dir::store_dir_shape(store, opts.create, opts.dry_run)
+        .map_err(Refusal::could_not_run)?;
+    target_dir::no_symlink_out(store, &opts.account).map_err(Refusal::could_not_run)?;
+    match Owner::for_dir(store) {
+        Ok(o) => {
+            if let Some(o) = o {
+                rep.warnings.push(format!(
+                    "running as root: what is created is given to the store dir's owner, uid {} gid {}",
+                    o.uid, o.gid
+                ));
+            }
+            Ok(o)
+        }
+        Err(why) if opts.force => {
+            rep.warnings.push(format!("--force: {why}"));
+            Ok(None)
+        }
+        Err(why) => Err(Refusal::could_not_run(format!("{why} (--force overrides)"))),
+    }
 }
 
 /// backup.json (required for V2: the archive has no stream config).
@@ -722,6 +771,18 @@ fn stage(plan: &Plan, progress: &dyn Progress, rep: &mut ExtractReport) -> Step<
 /// dir, fsync `streams/` and any parent dir made (nothing in a dry run). On failure the
 /// staging dir is removed.
 fn commit(staged: Staged, plan: &Plan) -> Step<()> {
+    if let (Some(o), Some(root)) = (plan.owner, staged.stage.root()) {
+        let given = o
+            .chown_tree(root)
+            .and_then(|()| staged.created.dirs().iter().try_for_each(|d| o.chown(d)));
+        if let Err(e) = given {
+            staged.discard();
+            return Ok(Err(Refusal::could_not_run(format!(
+                "{e}; nothing written (a server running as uid {} could not use files owned by root)",
+                o.uid
+            ))));
+        }
+    }
     let done = staged
         .stage
         .commit(&plan.target)
