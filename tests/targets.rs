@@ -273,3 +273,210 @@ fn idle_server_with_the_default_store_dir_is_found() {
         "{why}"
     );
 }
+
+#[test]
+fn store_dir_at_the_wrong_level_is_refused_with_the_path_to_use() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let store = tmp.path().join("store");
+    let (code, rep, _) = jetdir_json(&[
+        "extract",
+        &s(&orders_backup()),
+        "--store-dir",
+        &s(&store),
+        "--account",
+        "ACC9",
+    ]);
+    assert_eq!(code, 2, "{rep:#}");
+    assert!(
+        rep["refused"].as_str().unwrap().contains("--create"),
+        "{rep:#}"
+    );
+    assert!(!store.exists(), "created without --create");
+    store_with_orders(&store);
+    let canon = std::fs::canonicalize(&store).unwrap();
+    let js = store.join("jetstream");
+    for (dir, what, hint) in [
+        (
+            js.clone(),
+            "jetstream/ dir",
+            format!("--store-dir {}", canon.display()),
+        ),
+        (
+            js.join("$G"),
+            "account dir",
+            format!("--store-dir {}", canon.display()),
+        ),
+        (
+            js.join("$G/streams"),
+            "streams dir",
+            format!("--store-dir {}", canon.display()),
+        ),
+        (
+            js.join("$G/streams/ORDERS"),
+            "stream dir",
+            format!("--store-dir {}", canon.display()),
+        ),
+    ] {
+        let before = tree(&store);
+        let (code, rep, _) = jetdir_json(&[
+            "extract",
+            &s(&orders_backup()),
+            "--store-dir",
+            &s(&dir),
+            "--account",
+            "ACC9",
+            "--create",
+        ]);
+        assert_eq!(code, 2, "{}: {rep:#}", dir.display());
+        let why = rep["refused"].as_str().unwrap();
+        assert!(why.contains(what) && why.contains(&hint), "{why}");
+        assert_eq!(tree(&store), before, "{} changed the store", dir.display());
+    }
+    // the account hint for another account's dirs
+    let (code, rep, _) = jetdir_json(&[
+        "extract",
+        &s(&fixtures().join("backups/v2.9.10/ORDERS")),
+        "--store-dir",
+        &s(&store),
+        "--account",
+        "ACC9",
+    ]);
+    assert_eq!(code, 0, "{rep:#}");
+    let (code, rep, _) = jetdir_json(&[
+        "extract",
+        &s(&orders_backup()),
+        "--store-dir",
+        &s(&js.join("ACC9/streams")),
+    ]);
+    assert_eq!(code, 2, "{rep:#}");
+    assert!(
+        rep["refused"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("--store-dir {} --account 'ACC9'", canon.display())),
+        "{rep:#}"
+    );
+}
+
+/// Relative path → size (dirs: u64::MAX) of everything under `root`.
+fn tree(root: &Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            (rel, if m.is_dir() { u64::MAX } else { m.len() })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn symlinks_out_of_the_store_are_refused() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for level in ["jetstream", "jetstream/$G", "jetstream/$G/streams"] {
+        let store = tmp.path().join(format!("store-{}", level.len()));
+        let link = store.join(level);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(&elsewhere, &link).unwrap();
+        for dry in [false, true] {
+            let mut args = vec![
+                "extract".to_string(),
+                s(&orders_backup()),
+                "--store-dir".into(),
+                s(&store),
+            ];
+            if dry {
+                args.push("--dry-run".into());
+            }
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, rep, _) = jetdir_json(&a);
+            assert_eq!(code, 2, "{level}: {rep:#}");
+            let why = rep["refused"].as_str().unwrap();
+            assert!(
+                why.contains(&format!(
+                    "{} is a symlink to {}",
+                    link.display(),
+                    elsewhere.display()
+                )),
+                "{why}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).unwrap().count(),
+            0,
+            "{level}: written through the link"
+        );
+    }
+    // The store dir itself may be a link: it is the path the operator gave.
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let linked = tmp.path().join("linked");
+    symlink(&real, &linked).unwrap();
+    let (code, rep, _) =
+        jetdir_json(&["extract", &s(&orders_backup()), "--store-dir", &s(&linked)]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert!(real.join("jetstream/$G/streams/ORDERS/meta.inf").is_file());
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// As root into a store owned by uid 1000: every dir and file created belongs to 1000:1000,
+/// with the server's modes (dirs 0700, files 0600). As uid 1000 into a store of uid 1001:
+/// refused (the server could not read our 0600 files).
+#[test]
+fn extract_as_root_gives_the_files_to_the_store_owner() {
+    if !is_root() {
+        panic!("this test needs root (chown); the suite runs as root in CI");
+    }
+    let tmp = tempfile::TempDir::new().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = tmp.path().join("owned");
+    std::fs::create_dir(&store).unwrap();
+    std::os::unix::fs::chown(&store, Some(1000), Some(1000)).unwrap();
+    let (code, rep, _) = jetdir_json(&["extract", &s(&orders_backup()), "--store-dir", &s(&store)]);
+    assert_eq!(code, 0, "{rep:#}");
+    let mut n = 0;
+    for e in walkdir::WalkDir::new(store.join("jetstream")) {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 1000), "{}", e.path().display());
+        let want = if m.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(m.mode() & 0o7777, want, "{}", e.path().display());
+        n += 1;
+    }
+    assert!(n > 8, "{n} entries");
+
+    // not root, store of another uid: refused, nothing written
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&other, Some(1001), Some(1001)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "1000", "--regid", "1000", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_jetdir"))
+        .args(["--json", "-q", "extract"])
+        .arg(orders_backup())
+        .arg("--store-dir")
+        .arg(&other)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(out.status.code(), Some(2), "{v:#}");
+    assert!(
+        v["refused"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to uid 1001"),
+        "{v:#}"
+    );
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+}
