@@ -305,6 +305,17 @@ pub(crate) fn writable_with_room(
 /// `e` with `path` in its message; a full disk also says how much was needed (when known)
 /// and how much is free there.
 pub(crate) fn io_at(path: &Path, needed: Option<u64>, e: io::Error) -> io::Error {
+    io_at_after(path, needed, None, e)
+}
+
+/// [`io_at`] for a file written as a stream: `written` bytes of it were written before the
+/// error.
+pub(crate) fn io_at_after(
+    path: &Path,
+    needed: Option<u64>,
+    written: Option<u64>,
+    e: io::Error,
+) -> io::Error {
     let msg = e.to_string();
     if msg.contains(&path.display().to_string()) {
         return e;
@@ -319,12 +330,25 @@ pub(crate) fn io_at(path: &Path, needed: Option<u64>, e: io::Error) -> io::Error
         if let Some(n) = needed {
             text.push_str(&format!(": {n} bytes needed for this file"));
         }
+        if let Some(w) = written {
+            text.push_str(&format!(": {w} bytes of it written"));
+        }
         if let Some(f) = free {
             text.push_str(&format!(", {f} bytes free"));
         }
         text.push(')');
     }
     io::Error::new(e.kind(), text)
+}
+
+/// `fs::read` whose error names the path.
+pub(crate) fn read(p: &Path) -> io::Result<Vec<u8>> {
+    fs::read(p).map_err(|e| io_at(p, None, e))
+}
+
+/// `File::open` whose error names the path.
+pub(crate) fn open(p: &Path) -> io::Result<fs::File> {
+    fs::File::open(p).map_err(|e| io_at(p, None, e))
 }
 
 #[cfg(test)]

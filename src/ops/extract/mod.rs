@@ -202,7 +202,7 @@ fn open_decoded<'p>(
     payload: &Path,
     progress: Option<&'p dyn Progress>,
 ) -> io::Result<Box<dyn Read + 'p>> {
-    let f = BufReader::with_capacity(256 << 10, fs::File::open(payload)?);
+    let f = BufReader::with_capacity(256 << 10, target_dir::open(payload)?);
     let raw: Box<dyn Read + 'p> = match progress {
         Some(p) => Box::new(ProgressReader {
             inner: f,
@@ -342,11 +342,29 @@ fn run(
             "{} is a store/stream directory, not a backup; copy it with the server stopped, or `jetdir pack` it first",
             archive.display()
         ),
-        ArchiveKind::BackupDirUnknown | ArchiveKind::BareUnknown => anyhow::bail!(
-            "{}: not a backup jetdir can extract ({})",
-            archive.display(),
-            det.reason.as_deref().unwrap_or("unrecognised payload")
-        ),
+        ArchiveKind::BackupDirUnknown | ArchiveKind::BareUnknown => {
+            // A backup whose payload does not decode (an S2 CRC error in its only chunk, an
+            // empty stream.tar.s2) is a damaged backup, as verify says: exit 1 with its
+            // problems. Only what verify cannot call damaged is "not a backup" (exit 2).
+            let vopts = crate::check::Options::default();
+            if let Ok(v) = crate::check::verify_archive(archive, &vopts, progress) {
+                if Outcome::of(&v.problems) == Outcome::Damaged {
+                    rep.problems = v.problems;
+                    return Ok(rep.refuse(
+                        Outcome::Damaged,
+                        format!(
+                            "the archive is damaged ({}); nothing written, even with --allow-damaged: there is nothing to write",
+                            det.reason.as_deref().unwrap_or("unreadable payload")
+                        ),
+                    ));
+                }
+            }
+            anyhow::bail!(
+                "{}: not a backup jetdir can extract ({})",
+                archive.display(),
+                det.reason.as_deref().unwrap_or("unrecognised payload")
+            )
+        }
         _ => {}
     }
     let plan = match plan(archive, &det, opts, progress, &mut rep)? {
@@ -434,17 +452,22 @@ fn plan<'a>(
         anyhow::bail!("account name {:?} cannot be a directory name", opts.account);
     }
     let owner = or_refuse!(store_checks(opts, rep));
-    let backup_json = read_backup_json(det, is_v2, rep)?;
     let label = payload
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "archive".into());
-    let (name, v2_config) = if is_v2 {
-        let (n, cfg) = v2_name_and_config(backup_json.as_ref(), &payload)?;
-        (n, Some(cfg))
-    } else {
-        let n = v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)?;
-        (n, None)
+    let named = read_backup_json(det, is_v2, rep).and_then(|backup_json| {
+        if is_v2 {
+            let (n, cfg) = v2_name_and_config(backup_json.as_ref(), &payload)?;
+            Ok((backup_json, n, Some(cfg)))
+        } else {
+            let n = v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)?;
+            Ok((backup_json, n, None))
+        }
+    });
+    let (backup_json, name, v2_config) = match named {
+        Ok(v) => v,
+        Err(e) => return damaged_or_not(archive, e, progress, rep).map(Err),
     };
     if !valid_dir_name(&name) {
         anyhow::bail!("stream name {name:?} cannot be a directory name");
@@ -516,6 +539,28 @@ fn store_checks(opts: &ExtractOptions, rep: &mut ExtractReport) -> Result<Option
         }
         Err(why) => Err(Refusal::could_not_run(format!("{why} (--force overrides)"))),
     }
+}
+
+/// The stream's name or config could not be read: when verification calls the archive
+/// damaged (a hostile or corrupt `meta.inf`, a V2 backup.json missing from its dir, ...),
+/// the refusal is "damaged" (exit 1) with verify's problems, as `jetdir verify` answers;
+/// otherwise the error stands (exit 2).
+fn damaged_or_not(
+    archive: &Path,
+    e: anyhow::Error,
+    progress: &dyn Progress,
+    rep: &mut ExtractReport,
+) -> anyhow::Result<Refusal> {
+    let vopts = crate::check::Options::default();
+    if let Ok(v) = crate::check::verify_archive(archive, &vopts, progress) {
+        if Outcome::of(&v.problems) == Outcome::Damaged {
+            rep.problems = v.problems;
+            return Ok(Refusal::damaged(format!(
+                "{e:#}; verification found damage (see problems)"
+            )));
+        }
+    }
+    Err(e)
 }
 
 /// backup.json (required for V2: the archive has no stream config).
@@ -842,7 +887,7 @@ fn write_v2(
         now_secs: (now + 500_000_000).div_euclid(1_000_000_000),
         strict: !opts.allow_damaged,
     };
-    let f = fs::File::open(&plan.payload)?;
+    let f = target_dir::open(&plan.payload)?;
     let rd = crate::check::archive::ParCounted::open(f, progress, "extract");
     // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
     let (res, manifest) = std::thread::scope(|s| {
