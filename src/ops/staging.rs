@@ -414,8 +414,14 @@ impl Stage {
                 ));
             }
             if let (Some(f), Some(chunk)) = (f.as_mut(), buf.get(..k)) {
-                f.write_all(chunk)
-                    .map_err(|e| self.io_err(rel, None, Some(n - k as u64), e))?;
+                f.write_all(chunk).map_err(|e| {
+                    self.io_err(
+                        rel,
+                        (limit < u64::MAX).then_some(limit),
+                        Some(n - k as u64),
+                        e,
+                    )
+                })?;
             }
         }
         if let Some(f) = f.as_mut() {

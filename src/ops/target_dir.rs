@@ -331,7 +331,10 @@ pub(crate) fn io_at_after(
             text.push_str(&format!(": {n} bytes needed for this file"));
         }
         if let Some(w) = written {
-            text.push_str(&format!(": {w} bytes of it written"));
+            text.push_str(&format!(
+                "{}{w} bytes of it written",
+                if needed.is_some() { ", " } else { ": " }
+            ));
         }
         if let Some(f) = free {
             text.push_str(&format!(", {f} bytes free"));

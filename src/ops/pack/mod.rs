@@ -643,18 +643,6 @@ pub fn pack(
     let streams = select_streams(path, opts)?;
     let out = &opts.out;
     let side_manifest = side_manifest_path(out);
-    if out.exists() || fs::symlink_metadata(out).is_ok() {
-        return Ok(report.refuse(
-            Outcome::CouldNotRun,
-            format!("{} exists; pack never overwrites", out.display()),
-        ));
-    }
-    if opts.format == PackFormat::Tgz && side_manifest.exists() {
-        return Ok(report.refuse(
-            Outcome::CouldNotRun,
-            format!("{} exists; pack never overwrites", side_manifest.display()),
-        ));
-    }
     // OUT's dir: it must exist and be writable before the long verify starts.
     let out_dir = staging::parent_dir(out);
     if !out_dir.is_dir() {
@@ -672,6 +660,18 @@ pub fn pack(
     }
     if let Err(why) = clear_pack_leftovers(out, &mut report) {
         return Ok(report.refuse(Outcome::CouldNotRun, why));
+    }
+    if out.exists() || fs::symlink_metadata(out).is_ok() {
+        return Ok(report.refuse(
+            Outcome::CouldNotRun,
+            format!("{} exists; pack never overwrites", out.display()),
+        ));
+    }
+    if opts.format == PackFormat::Tgz && side_manifest.exists() {
+        return Ok(report.refuse(
+            Outcome::CouldNotRun,
+            format!("{} exists; pack never overwrites", side_manifest.display()),
+        ));
     }
     if let Some(v) = opts.server_version {
         if opts.format == PackFormat::V2 && !v.restores_v2() {
