@@ -46,7 +46,7 @@ fn run_json(args: &[String]) -> (i32, Value) {
 }
 
 macro_rules! args {
-    ($($a:expr),* $(,)?) => { vec![$(String::from($a)),*] };
+    ($($a:expr),* $(,)?) => { Vec::<String>::from([$(String::from($a)),*]) };
 }
 
 /// Inputs of every kind, in a temp dir.
