@@ -391,7 +391,12 @@ fn refusals_write_nothing() {
     let mut op = opts(&out, PackFormat::V1);
     op.allow_damaged = true;
     let r = pack(&d, &op, &NoProgress).unwrap();
-    assert_eq!(r.exit_code(), 0);
+    assert_eq!(
+        r.exit_code(),
+        1,
+        "written, and damaged: as extract --allow-damaged"
+    );
+    assert!(!r.ok);
     assert!(out.join("stream.tar.s2").is_file());
     // encrypted
     let t = testdata::sample("v2.15.1-enc-chacha");
