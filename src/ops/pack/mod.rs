@@ -705,9 +705,13 @@ pub fn pack(
     let block_bytes = store::total_block_bytes(&streams);
     progress.start(block_bytes.saturating_mul(2));
     let mut checked = Vec::new();
+    // the source is checked for the release the output is made for, when one is named
+    let mut vopts = crate::check::Options::default();
+    vopts.target.release = opts
+        .server_version
+        .map(|v| crate::base::release::Release::new(v.major, v.minor, v.patch));
     for sd in &streams {
-        let (rep, problems) =
-            store::verify_stream_dir(sd, &crate::check::Options::default(), progress);
+        let (rep, problems) = store::verify_stream_dir(sd, &vopts, progress);
         checked.push((sd.clone(), rep, problems));
     }
     for (_, _, p) in &checked {
