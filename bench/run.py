@@ -896,7 +896,7 @@ def main() -> int:
             skipped.append("V1 (tar) backup verify: no nats-server 2.9 (or --no-v1)")
 
         # extract (only when implemented)
-        st, detail = trial(jetdir, ["extract", str(work / "tiny-backup"), "--store-dir", str(work / "trial-extract")])
+        st, detail = trial(jetdir, ["extract", str(work / "tiny-backup"), "--store-dir", str(work / "trial-extract"), "--create"])
         shutil.rmtree(work / "trial-extract", ignore_errors=True)
         if st != "ok":
             skipped.append(f"`jetdir extract` vs restore API: {detail}")
@@ -905,7 +905,7 @@ def main() -> int:
 
             def ex_prep(i: int) -> list[str]:
                 shutil.rmtree(ex_dirs(i), ignore_errors=True)
-                return [jetdir, "--no-progress", "extract", str(backup), "--store-dir", str(ex_dirs(i))]
+                return [jetdir, "--no-progress", "extract", str(backup), "--store-dir", str(ex_dirs(i)), "--create"]
 
             def ex_clean(i: int) -> None:
                 if i > 0:

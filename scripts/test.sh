@@ -31,7 +31,7 @@ step() {
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 step test cargo test --all-targets
-# The sampled differential matrix (tests/support/matrix.py, about 15 s): jetdir against
+# The sampled differential matrix (tests/support/matrix.py, about 70 s): jetdir against
 # nats-server 2.10.26, 2.12.8 and 2.15.1 on damaged and killed stores; fails when a known
 # disagreement (tests/matrix-sample-baseline.json) changes. JETDIR_SKIP_MATRIX=1 skips it.
 if [ "${JETDIR_SKIP_MATRIX:-0}" != 1 ]; then

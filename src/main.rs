@@ -80,6 +80,9 @@ enum Cmd {
         /// Override the running-server and clustered-node refusals (with a warning).
         #[arg(long)]
         force: bool,
+        /// Create the store dir when it does not exist (otherwise refused).
+        #[arg(long)]
+        create: bool,
         /// The nats-server release that will load the stream (configs are judged for it).
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<String>,
@@ -142,14 +145,32 @@ impl ModelArgs {
     }
 }
 
+/// Write to stdout; a reader that went away (`jetdir ... | head -1`: EPIPE) ends the output
+/// quietly, never with a panic. Other write errors are reported on stderr.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            err(&format!("jetdir: cannot write the output: {e}"));
+        }
+    }
+}
+
+/// A line on stderr (ignoring a closed stderr).
+fn err(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 fn fail(json: bool, msg: &str) -> ExitCode {
     if json {
-        println!(
-            "{}",
+        out(&format!(
+            "{}\n",
             serde_json::json!({"ok": false, "error": msg, "streams": [], "problems": []})
-        );
+        ));
     }
-    eprintln!("jetdir: {msg}");
+    err(&format!("jetdir: {msg}"));
     ExitCode::from(2)
 }
 
@@ -166,6 +187,7 @@ fn main() -> ExitCode {
             dry_run,
             allow_damaged,
             force,
+            create,
             server_version,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
@@ -183,6 +205,7 @@ fn main() -> ExitCode {
                 dry_run: *dry_run,
                 allow_damaged: *allow_damaged,
                 force: *force,
+                create: *create,
                 server_version,
             };
             match jetdir::ops::extract::extract(archive, &opts, &reporter) {
@@ -231,11 +254,11 @@ fn emit<T: serde::Serialize>(
 ) -> ExitCode {
     if json {
         match serde_json::to_string_pretty(r) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => out(&format!("{s}\n")),
             Err(e) => return fail(true, &e.to_string()),
         }
     } else {
-        print!("{}", text());
+        out(&text());
     }
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -510,6 +510,7 @@ fn pack_verify_extract_round_trip() {
                 .arg(&out)
                 .arg("--store-dir")
                 .arg(&dst)
+                .arg("--create")
                 .output()
                 .unwrap();
             assert!(

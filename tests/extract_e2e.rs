@@ -28,6 +28,7 @@ fn extract(archive: &Path, store: &Path, extra: &[&str]) -> (i32, Value) {
         .arg(archive)
         .arg("--store-dir")
         .arg(store)
+        .arg("--create")
         .args(extra)
         .output()
         .expect("run jetdir");
@@ -588,6 +589,7 @@ fn interrupted_extract(store: &Path, files: &str) -> Vec<String> {
         .arg(samples().join("v2.15.1/ORDERS"))
         .arg("--store-dir")
         .arg(store)
+        .arg("--create")
         .env("JETDIR_TEST_ABORT_AFTER_FILES", files)
         .output()
         .unwrap();
@@ -835,6 +837,7 @@ fn store_dirs_are_not_extracted_account_backups_are() {
             .arg(p)
             .arg("--store-dir")
             .arg(&store)
+            .arg("--create")
             .output()
             .unwrap()
     };

@@ -114,6 +114,7 @@ fn s2_bombs_after_the_archive() {
             assert!(r.stdout.contains("[v2_trailing_data]"), "{}", r.stdout);
         }
         let store = t.path().join("store");
+        fs::create_dir_all(&store).unwrap();
         let r = run(&[
             "extract",
             bk.to_str().unwrap(),
@@ -235,6 +236,7 @@ fn tgz_member_far_above_any_real_block() {
         r.stdout
     );
     let store = t.path().join("store");
+    fs::create_dir_all(&store).unwrap();
     for extra in [&["--dry-run"][..], &["--allow-damaged"][..]] {
         let mut a = vec![
             "extract",
@@ -506,6 +508,7 @@ fn v2_archive_with_a_million_problems() {
     );
     assert!(r.stdout.lines().count() < 2000);
     let store = t.path().join("store");
+    fs::create_dir_all(&store).unwrap();
     let r = run(&[
         "extract",
         bk.to_str().unwrap(),

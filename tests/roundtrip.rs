@@ -117,6 +117,7 @@ fn pack_verify_extract_same_state_every_format() {
                     dry_run: false,
                     allow_damaged: false,
                     force: false,
+                    create: true,
                     server_version: None,
                 },
                 &NoProgress,

@@ -145,6 +145,11 @@ pub fn looks_like_tar(block: &[u8]) -> bool {
     stored == Some(sum)
 }
 
+/// The `ustar` magic of a tar header at 257 (whatever its checksum says).
+fn has_ustar_magic(block: &[u8]) -> bool {
+    block.len() >= 512 && block.get(257..262) == Some(b"ustar")
+}
+
 /// Classify decoded payload bytes.
 pub fn classify_payload(decoded: &[u8]) -> Payload {
     if decoded.starts_with(super::natsarc::MAGIC) {
@@ -224,8 +229,11 @@ fn detect_file(path: &Path) -> Result<Detected, DetectError> {
     if head.starts_with(&[0x1f, 0x8b]) {
         let f = File::open(path).map_err(io_err(path))?;
         let inner = read_prefix(flate2::read::GzDecoder::new(io::BufReader::new(f)), SNIFF);
+        // A gzip file that does not decompress, or whose tar header is damaged (the ustar
+        // magic is there, the checksum is not), is a damaged tarball: verification says
+        // where (exit 1), not "not a backup" (exit 2).
         return match inner {
-            Ok(b) if looks_like_tar(&b) => {
+            Ok(b) if looks_like_tar(&b) || has_ustar_magic(&b) => {
                 d.kind = ArchiveKind::Tgz;
                 Ok(d)
             }
@@ -233,13 +241,14 @@ fn detect_file(path: &Path) -> Result<Detected, DetectError> {
                 path: path.to_path_buf(),
                 why: "gzip file that does not hold a tar".into(),
             }),
-            Err(e) => Err(DetectError::Unrecognised {
-                path: path.to_path_buf(),
-                why: format!("gzip file that does not decompress: {e}"),
-            }),
+            Err(e) => {
+                d.kind = ArchiveKind::Tgz;
+                d.reason = Some(format!("gzip file that does not decompress: {e}"));
+                Ok(d)
+            }
         };
     }
-    if looks_like_tar(&head) {
+    if looks_like_tar(&head) || has_ustar_magic(&head) {
         d.kind = ArchiveKind::Tar;
         return Ok(d);
     }

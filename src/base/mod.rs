@@ -5,4 +5,5 @@ pub mod problem;
 pub mod progress;
 pub mod release;
 pub mod report;
+pub mod subject;
 pub mod time;

@@ -90,6 +90,7 @@ kinds! {
     ConsumerMetaSumMismatch = "consumer_meta_sum_mismatch", Warning;
     ConsumerMetaSumMissing = "consumer_meta_sum_missing", Error;
     ConsumerPastStream = "consumer_past_stream", Error;
+    ConsumerFloorMoved = "consumer_floor_moved", Warning;
     ConsumerPendingRange = "consumer_pending_range", Error;
     ConsumerStateCorrupt = "consumer_state_corrupt", Error;
     // Auxiliary state (thw.db, sched.db, sources.db)

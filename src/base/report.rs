@@ -27,6 +27,29 @@ pub struct ConsumerReport {
     pub ack_policy: Option<String>,
     /// `filter_subject` of the consumer config.
     pub filter_subject: Option<String>,
+    /// Where the numbers come from: `o.dat`, or `deliver_policy` when there is no o.dat
+    /// (the server starts the consumer from its deliver policy).
+    pub state_from: Option<String>,
+    /// o.dat's numbers when the load changes them (the numbers above are the server's after
+    /// the load); absent when the server keeps o.dat as it is.
+    pub on_disk: Option<ConsumerNumbers>,
+}
+
+/// A consumer's sequences as o.dat stores them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ConsumerNumbers {
+    /// Stream sequence of the last delivered message.
+    pub delivered_stream_seq: u64,
+    /// Consumer sequence of the last delivery.
+    pub delivered_consumer_seq: u64,
+    /// Stream sequence below which every message is acknowledged.
+    pub ack_floor_stream_seq: u64,
+    /// Consumer sequence of the ack floor.
+    pub ack_floor_consumer_seq: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub pending: u64,
+    /// Messages delivered more than once and still pending.
+    pub redelivered: u64,
 }
 
 /// One message block (`msgs/<index>.blk`) as scanned.

@@ -145,3 +145,70 @@ mod tests {
         assert_eq!(rfc3339_full(0), "1970-01-01T00:00:00.000000000Z");
     }
 }
+
+/// Parse a Go duration (`time.ParseDuration`: `6s`, `1.5h`, `1h30m`, `300ms`, `-2m`) into ns.
+/// `None` when it is not one or does not fit.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let (neg, mut t) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if t == "0" {
+        return Some(0);
+    }
+    if t.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !t.is_empty() {
+        let n = t
+            .bytes()
+            .take_while(|c| c.is_ascii_digit() || *c == b'.')
+            .count();
+        if n == 0 {
+            return None;
+        }
+        let v: f64 = t[..n].parse().ok()?;
+        t = &t[n..];
+        let u = t
+            .bytes()
+            .take_while(|c| !c.is_ascii_digit() && *c != b'.')
+            .count();
+        let mult = match &t[..u] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        t = &t[u..];
+        total += v * mult;
+    }
+    if total > i64::MAX as f64 {
+        return None;
+    }
+    Some(if neg { -(total as i64) } else { total as i64 })
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_go_duration as d;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(d("6s"), Some(6_000_000_000));
+        assert_eq!(d("1m0s"), Some(60_000_000_000));
+        assert_eq!(d("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(d("1.5s"), Some(1_500_000_000));
+        assert_eq!(d("300ms"), Some(300_000_000));
+        assert_eq!(d("0"), Some(0));
+        assert_eq!(d("-2m"), Some(-120_000_000_000));
+        assert_eq!(d("6"), None);
+        assert_eq!(d("s"), None);
+        assert_eq!(d(""), None);
+        assert_eq!(d("5x"), None);
+    }
+}

@@ -6,7 +6,9 @@
 use crate::base::problem::{Kind, Location, Problem};
 use crate::base::progress::Progress;
 use crate::base::release::Release;
-use crate::base::report::{BlockReport, ConsumerReport, IndexKind, Report, StreamReport};
+use crate::base::report::{
+    BlockReport, ConsumerNumbers, ConsumerReport, IndexKind, Report, StreamReport,
+};
 use crate::base::report::{LoadReport, Removal, Verdict};
 use crate::check::Options;
 use crate::filestore::config_fields::{self, ConfigDoc};
@@ -15,6 +17,7 @@ use crate::filestore::discover::{self, StreamDir};
 use crate::filestore::layout;
 use crate::filestore::meta::{self, MetaInf};
 use crate::filestore::source::{read_reusing, DirSource, FileRead, StreamSource};
+use crate::state::consumers::{self, ConsumerCfg, ConsumerChanges, StreamView};
 use crate::state::load::{self, LimitRemoval, Recovery, Truncation};
 use crate::state::prelude::{prelude_for, Prelude};
 use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
@@ -108,6 +111,8 @@ pub fn finish_stream(
         .as_ref()
         .map(|m| load::Limits::of(&m.json))
         .unwrap_or_default();
+    // .idx/.fss describe the blocks as written: compare before the limits remove anything
+    check_legacy(&pre, &scans, &mut problems, prefix);
     let removed = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
     problems.extend(load::limit_findings(&loc, &removed));
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
@@ -116,6 +121,10 @@ pub fn finish_stream(
     if rep.messages == Some(0) && !removed.is_empty() {
         // emptied by its limits: the server keeps the last message's time
         rep.last_ts = removed.iter().map(|r| r.last_ts).max();
+        if matches!(load.recovery, Recovery::Legacy) {
+            // 2.9 reports the epoch as the first time of an emptied stream (2.10+: none)
+            rep.first_ts = Some(0);
+        }
     }
     let state = Loaded {
         rep: &rep,
@@ -124,10 +133,26 @@ pub fn finish_stream(
         limits_applied: !removed.is_empty(),
     };
     check_index_db(&pre, &scans, &state, &mut problems, prefix);
-    check_legacy(&pre, &scans, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
     check_aux(&pre, src, last, &mut problems, prefix);
-    rep.consumers = check_consumers(&pre, src, last, &mut problems, prefix);
+    let view = consumers::ScannedStream {
+        first: rep.first_seq.unwrap_or(last + 1),
+        last,
+        max_per_subject: pre
+            .meta
+            .as_ref()
+            .and_then(|m| m.i64_field("max_msgs_per_subject"))
+            .unwrap_or(0),
+        scans: &scans,
+        src,
+    };
+    rep.consumers = check_consumers(
+        &pre,
+        src,
+        (&view, load.release.as_ref()),
+        &mut problems,
+        prefix,
+    );
     // deletes only the index knew are forgotten by a rebuild: those messages come back
     let revived: Vec<u64> = if load.recovery.rebuilds() {
         let mut v: Vec<u64> = pre
@@ -889,10 +914,11 @@ fn check_leftovers(pre: &Prelude, problems: &mut Vec<Problem>, prefix: &str) {
 fn check_consumers(
     pre: &Prelude,
     src: &dyn StreamSource,
-    last_seq: u64,
+    (view, model): (&dyn StreamView, Option<&Release>),
     problems: &mut Vec<Problem>,
     prefix: &str,
 ) -> Vec<ConsumerReport> {
+    let (first_seq, last_seq) = view.first_last();
     let mut names: Vec<String> = pre
         .files
         .iter()
@@ -918,6 +944,7 @@ fn check_consumers(
             ..Default::default()
         };
         let file = |n: &str| loc.clone().file(format!("{prefix}{}", rel(n)));
+        let mut cfg = None;
         match src.fetch(&rel("meta.inf"), file("meta.inf"), problems) {
             FileRead::Unreadable => {}
             FileRead::Absent => problems.push(Problem::new(
@@ -956,6 +983,7 @@ fn check_consumers(
                         rep.durable = m.str_field("durable_name").map(str::to_string);
                         rep.ack_policy = m.str_field("ack_policy").map(str::to_string);
                         rep.filter_subject = m.str_field("filter_subject").map(str::to_string);
+                        cfg = Some(ConsumerCfg::of(&m.json, pre.meta.as_ref().map(|s| &s.json)));
                     }
                     Err(e) => problems.push(Problem::new(
                         Kind::ConsumerMetaCorrupt,
@@ -965,10 +993,24 @@ fn check_consumers(
                 }
             }
         }
+        // the server's view of o.dat: absent (start from the deliver policy), a state, or
+        // one jetdir does not model (unreadable, empty or corrupt)
+        let mut modelled = true;
+        let mut absent = false;
         let st: Option<ConsumerState> = match src.fetch(&rel("o.dat"), file("o.dat"), problems) {
-            FileRead::Absent | FileRead::Unreadable => None,
+            FileRead::Absent => {
+                absent = true;
+                None
+            }
+            FileRead::Unreadable => {
+                modelled = false;
+                None
+            }
             FileRead::Bytes(b) => match consumer_state::parse(&b) {
-                Ok(s) => s,
+                Ok(s) => {
+                    modelled = s.is_some();
+                    s
+                }
                 Err(e) => {
                     problems.push(Problem::new(
                         Kind::ConsumerStateCorrupt,
@@ -977,10 +1019,12 @@ fn check_consumers(
                             .at(e.offset() as u64),
                         format!("consumer state: {e}"),
                     ));
+                    modelled = false;
                     None
                 }
             },
         };
+        let on_disk = st.clone();
         let st = st.unwrap_or_else(|| ConsumerState {
             version: 2,
             ack_floor: Default::default(),
@@ -999,6 +1043,30 @@ fn check_consumers(
             last_seq,
             problems,
         );
+        let st = match (&cfg, modelled) {
+            (Some(cfg), true) => {
+                let (after, ch) = consumers::at_load(cfg, on_disk.as_ref(), view, model);
+                rep.state_from = Some(if absent { "deliver_policy" } else { "o.dat" }.into());
+                // with no release known, what a 2.14+ reset would give, for the finding
+                let reset = (model.is_none() && ch.kept_past_stream).then(|| {
+                    let r = Release::new(2, 14, 0);
+                    consumers::at_load(cfg, on_disk.as_ref(), view, Some(&r)).0
+                });
+                consumer_load_findings(
+                    &floc,
+                    (&st, &after, reset.as_ref()),
+                    &ch,
+                    (first_seq, last_seq),
+                    model,
+                    problems,
+                );
+                if !absent && after != st {
+                    rep.on_disk = Some(numbers(&st));
+                }
+                after
+            }
+            _ => st,
+        };
         rep.delivered_stream_seq = Some(st.delivered.stream_seq);
         rep.delivered_consumer_seq = Some(st.delivered.consumer_seq);
         rep.ack_floor_stream_seq = Some(st.ack_floor.stream_seq);
@@ -1008,6 +1076,74 @@ fn check_consumers(
         out.push(rep);
     }
     out
+}
+
+fn numbers(st: &ConsumerState) -> ConsumerNumbers {
+    ConsumerNumbers {
+        delivered_stream_seq: st.delivered.stream_seq,
+        delivered_consumer_seq: st.delivered.consumer_seq,
+        ack_floor_stream_seq: st.ack_floor.stream_seq,
+        ack_floor_consumer_seq: st.ack_floor.consumer_seq,
+        pending: st.pending.len() as u64,
+        redelivered: st.redelivered.len() as u64,
+    }
+}
+
+/// What the load does to a consumer, said in the findings: a consumer delivered past the
+/// stream (reset from 2.14, kept before) and pending acks dropped with the floor moved.
+fn consumer_load_findings(
+    loc: &Location,
+    (before, after, reset): (&ConsumerState, &ConsumerState, Option<&ConsumerState>),
+    ch: &ConsumerChanges,
+    (first, last): (u64, u64),
+    release: Option<&Release>,
+    problems: &mut Vec<Problem>,
+) {
+    let rel = release.map_or("the newest release".to_string(), |r| r.to_string());
+    if ch.reconciled || ch.kept_past_stream {
+        if let Some(p) = problems.iter_mut().find(|p| {
+            p.kind == Kind::ConsumerPastStream
+                && p.loc == loc.clone().seq(before.delivered.stream_seq)
+        }) {
+            if release.is_none() {
+                p.message.push_str(&format!(
+                    "; a 2.14+ server resets it at load (to delivered stream seq {}, logging \"delivered sequence {} past last stream sequence of {last}\"), earlier releases keep it and skip new messages up to stream seq {} (pass --server-version to choose)",
+                    reset.map_or(last, |r| r.delivered.stream_seq), before.delivered.stream_seq, before.delivered.stream_seq
+                ));
+            } else if ch.reconciled {
+                p.message.push_str(&format!(
+                    "; the server ({rel}) resets it at load to delivered stream seq {}, ack floor {} (logged: \"delivered sequence {} past last stream sequence of {last}\"): messages acknowledged above {last} will be delivered again when new ones take their seqs",
+                    after.delivered.stream_seq, after.ack_floor.stream_seq, before.delivered.stream_seq
+                ));
+            } else {
+                p.message.push_str(&format!(
+                    "; the server ({rel}) keeps this state: the consumer skips new messages up to stream seq {}",
+                    before.delivered.stream_seq
+                ));
+            }
+        }
+    }
+    if !ch.terminated.is_empty() || ch.floor_raised {
+        let mut m = format!("the stream now starts at seq {first}");
+        if !ch.terminated.is_empty() {
+            m.push_str(&format!(
+                ": the server ({rel}) drops {} pending ack(s) for messages that are gone (seqs {})",
+                ch.terminated.len(),
+                load::ranges_text(&load::ranges(ch.terminated.iter().copied()))
+            ));
+        } else {
+            m.push_str(&format!(": the server ({rel})"));
+        }
+        if ch.floor_raised {
+            m.push_str(&format!(
+                "{} moves the ack floor from stream seq {} to {}",
+                if ch.terminated.is_empty() { "" } else { " and" },
+                before.ack_floor.stream_seq,
+                after.ack_floor.stream_seq
+            ));
+        }
+        problems.push(Problem::new(Kind::ConsumerFloorMoved, loc.clone(), m));
+    }
 }
 
 /// What the server enforces on consumer state, checked against the stream's last sequence.

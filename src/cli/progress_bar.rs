@@ -86,7 +86,7 @@ impl Progress for Reporter {
                     *g = Some(b);
                 }
             }
-            Mode::Log => eprintln!("{}: {} to read", self.verb, human(total)),
+            Mode::Log => crate::err(&format!("{}: {} to read", self.verb, human(total))),
             Mode::Quiet => {}
         }
     }
@@ -107,14 +107,14 @@ impl Progress for Reporter {
                 // a line every 10 %, like natscli's non-interactive output
                 if pct / 10 > last / 10 || (last == 0 && pct == 100) {
                     self.last_logged_pct.store(pct, Ordering::Relaxed);
-                    eprintln!(
+                    crate::err(&format!(
                         "{}: {} of {} ({}%) {}",
                         self.verb,
                         human(done),
                         human(total),
                         pct.min(100),
                         what
-                    );
+                    ));
                 }
             }
             Mode::Quiet => {}
@@ -135,12 +135,12 @@ impl Progress for Reporter {
                     }
                 }
             }
-            Mode::Log => eprintln!(
+            Mode::Log => crate::err(&format!(
                 "{}: done, {} in {:.2}s",
                 self.verb,
                 human(self.done.load(Ordering::Relaxed)),
                 secs
-            ),
+            )),
             Mode::Quiet => {}
         }
     }

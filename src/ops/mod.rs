@@ -6,3 +6,4 @@
 pub mod extract;
 pub mod pack;
 pub(crate) mod staging;
+pub(crate) mod target_dir;

@@ -21,6 +21,7 @@
 //! [`ABORT_ENV`] makes a real [`Stage`] abort the process after that many files. Release
 //! builds never read it (`#[cfg(debug_assertions)]`).
 use crate::backup::manifest;
+use crate::ops::target_dir::{io_at, io_at_after};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -122,7 +123,9 @@ pub(crate) fn parent_dir(p: &Path) -> PathBuf {
 
 /// fsync a directory (its entries are durable afterwards).
 pub(crate) fn fsync_dir(p: &Path) -> io::Result<()> {
-    File::open(p)?.sync_all()
+    File::open(p)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_at(p, None, e))
 }
 
 /// Directories created for the output (the parents of a staging dir that did not exist),
@@ -146,8 +149,14 @@ impl CreatedDirs {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(path)?;
+            .create(path)
+            .map_err(|e| io_at(path, None, e))?;
         Ok(CreatedDirs(missing))
+    }
+
+    /// The dirs created, outermost first.
+    pub(crate) fn dirs(&self) -> &[PathBuf] {
+        &self.0
     }
 
     /// fsync the parent of every created dir, so the new dirs are durable.
@@ -223,7 +232,10 @@ pub(crate) fn checked_components(rel: &str) -> io::Result<Vec<&str>> {
 impl Stage {
     /// A stage that writes into `root`, which must not exist yet (it is created here).
     pub(crate) fn create(root: &Path, perms: Perms) -> io::Result<Stage> {
-        fs::DirBuilder::new().mode(perms.dir()).create(root)?;
+        fs::DirBuilder::new()
+            .mode(perms.dir())
+            .create(root)
+            .map_err(|e| io_at(root, None, e))?;
         Ok(Stage {
             root: Some(root.to_path_buf()),
             perms,
@@ -242,6 +254,11 @@ impl Stage {
             files: Vec::new(),
             abort_after: None,
         }
+    }
+
+    /// The staging dir (`None` in a dry run).
+    pub(crate) fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     pub(crate) fn is_dry(&self) -> bool {
@@ -270,11 +287,14 @@ impl Stage {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         // Only a directory we made ourselves can be there.
-                        if !fs::symlink_metadata(&p)?.is_dir() {
-                            return Err(e);
+                        if !fs::symlink_metadata(&p)
+                            .map_err(|e| io_at(&p, None, e))?
+                            .is_dir()
+                        {
+                            return Err(io_at(&p, None, e));
                         }
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(io_at(&p, None, e)),
                 }
             }
             self.dirs.insert(cur.clone());
@@ -290,8 +310,9 @@ impl Stage {
                 .write(true)
                 .create_new(true)
                 .mode(mode)
-                .open(path)
-                .map(Some),
+                .open(&path)
+                .map(Some)
+                .map_err(|e| io_at(&path, None, e)),
         }
     }
 
@@ -336,11 +357,27 @@ impl Stage {
         }
     }
 
+    /// An I/O error on `rel`, naming its path in the stage.
+    fn io_err(
+        &self,
+        rel: &str,
+        needed: Option<u64>,
+        written: Option<u64>,
+        e: io::Error,
+    ) -> io::Error {
+        let p = match &self.root {
+            Some(r) => r.join(rel),
+            None => PathBuf::from(rel),
+        };
+        io_at_after(&p, needed, written, e)
+    }
+
     /// Write a whole file.
     pub(crate) fn write_file(&mut self, rel: &str, data: &[u8]) -> io::Result<()> {
         if let Some(mut f) = self.open_new(rel)? {
-            f.write_all(data)?;
-            f.sync_all()?;
+            f.write_all(data)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| self.io_err(rel, Some(data.len() as u64), None, e))?;
         }
         self.done(rel, data.len() as u64);
         Ok(())
@@ -359,7 +396,8 @@ impl Stage {
                 Err(e) => {
                     // Keep the partial file listed: with --allow-damaged it stays.
                     if let Some(f) = f.as_mut() {
-                        f.sync_all()?;
+                        f.sync_all()
+                            .map_err(|e| self.io_err(rel, None, Some(n), e))?;
                     }
                     self.files.push(PlannedFile {
                         path: rel.to_string(),
@@ -376,11 +414,19 @@ impl Stage {
                 ));
             }
             if let (Some(f), Some(chunk)) = (f.as_mut(), buf.get(..k)) {
-                f.write_all(chunk)?;
+                f.write_all(chunk).map_err(|e| {
+                    self.io_err(
+                        rel,
+                        (limit < u64::MAX).then_some(limit),
+                        Some(n - k as u64),
+                        e,
+                    )
+                })?;
             }
         }
         if let Some(f) = f.as_mut() {
-            f.sync_all()?;
+            f.sync_all()
+                .map_err(|e| self.io_err(rel, None, Some(n), e))?;
         }
         self.done(rel, n);
         Ok(n)
@@ -424,6 +470,7 @@ impl Stage {
 /// written, a background thread flushes it to disk every [`SYNC_EVERY`] bytes, so the final
 /// fsync only waits for the tail.
 pub(crate) struct HashedFile {
+    path: PathBuf,
     w: BufWriter<File>,
     h: Sha256,
     n: u64,
@@ -441,8 +488,10 @@ impl HashedFile {
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(p)?;
+            .open(p)
+            .map_err(|e| io_at(p, None, e))?;
         Ok(HashedFile {
+            path: p.to_path_buf(),
             // Compressed frames are bigger than this and go straight to the file.
             w: BufWriter::with_capacity(64 << 10, f),
             h: Sha256::new(),
@@ -473,11 +522,13 @@ impl HashedFile {
 
     /// Flush, fsync, and return (bytes, sha256 hex).
     pub(crate) fn done(mut self) -> io::Result<(u64, String)> {
+        let (path, n) = (self.path.clone(), self.n);
+        let err = |e| io_at_after(&path, None, Some(n), e);
         if let Some(h) = self.syncer.take() {
-            join_sync(h)?;
+            join_sync(h).map_err(err)?;
         }
-        let f = self.w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
+        let f = self.w.into_inner().map_err(|e| err(e.into_error()))?;
+        f.sync_all().map_err(err)?;
         Ok((self.n, manifest::hex(&self.h.finalize())))
     }
 }
@@ -489,14 +540,20 @@ fn join_sync(h: std::thread::JoinHandle<io::Result<()>>) -> io::Result<()> {
 
 impl Write for HashedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let k = self.w.write(buf)?;
+        let k = self
+            .w
+            .write(buf)
+            .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))?;
         self.h.update(buf.get(..k).unwrap_or(&[]));
         self.n += k as u64;
-        self.sync_in_background()?;
+        self.sync_in_background()
+            .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))?;
         Ok(k)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
+        self.w
+            .flush()
+            .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))
     }
 }
 
@@ -545,6 +602,10 @@ const O_DIRECT: Option<i32> = None;
 /// The unaligned tail, and everything when the file system refuses direct I/O, goes through
 /// the page cache. Either way the file is complete and fsynced when this returns `Ok`.
 pub(crate) fn write_new_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_new_file_inner(path, data).map_err(|e| io_at(path, Some(data.len() as u64), e))
+}
+
+fn write_new_file_inner(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
     let direct_ok = aligned > 0 && (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN);

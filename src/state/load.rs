@@ -299,6 +299,8 @@ pub struct Limits {
     pub max_age_ns: Option<i64>,
     /// `max_msgs_per_subject`.
     pub max_per_subject: Option<u64>,
+    /// `allow_msg_ttl` without subject delete markers: messages expire at their `Nats-TTL`.
+    pub msg_ttl: bool,
 }
 
 impl Limits {
@@ -317,6 +319,7 @@ impl Limits {
             max_bytes: pos("max_bytes").filter(|_| discard_old),
             max_age_ns: pos("max_age").filter(|_| !sdm).map(|v| v as i64),
             max_per_subject: pos("max_msgs_per_subject"),
+            msg_ttl: cfg.get("allow_msg_ttl").and_then(|v| v.as_bool()) == Some(true) && !sdm,
         }
     }
 }
@@ -370,20 +373,25 @@ pub fn enforce_limits(
     let subj_needed = limits
         .max_per_subject
         .is_some_and(|m| per_subject.values().any(|&c| c > m));
-    if !front_needed && !subj_needed {
+    if !front_needed && !subj_needed && !limits.msg_ttl {
         return Vec::new();
     }
-    let mut removed: Vec<LimitRemoval> =
-        ["max_msgs", "max_bytes", "max_age", "max_msgs_per_subject"]
-            .iter()
-            .map(|&l| LimitRemoval {
-                limit: l,
-                messages: 0,
-                bytes: 0,
-                ranges: Vec::new(),
-                last_ts: 0,
-            })
-            .collect();
+    let mut removed: Vec<LimitRemoval> = [
+        "max_msgs",
+        "max_bytes",
+        "max_age",
+        "max_msgs_per_subject",
+        "msg_ttl",
+    ]
+    .iter()
+    .map(|&l| LimitRemoval {
+        limit: l,
+        messages: 0,
+        bytes: 0,
+        ranges: Vec::new(),
+        last_ts: 0,
+    })
+    .collect();
     let mut front_done = !front_needed;
     for s in scans.iter_mut() {
         if s.msgs == 0 {
@@ -421,11 +429,25 @@ pub fn enforce_limits(
                     }
                 }
             }
+            // per-message TTLs expire after the load, on what the limits left
+            if why.is_none() && front_done && limits.msg_ttl {
+                let ttl = r
+                    .headers
+                    .and_then(|h| header_value(h, b"Nats-TTL"))
+                    .map(message_ttl);
+                if ttl.is_some_and(|t| {
+                    t > 0 && r.ts.saturating_add(t.saturating_mul(1_000_000_000)) <= at_ns
+                }) {
+                    why = Some(4);
+                }
+            }
             let Some(w) = why else { continue };
             n -= 1;
             b = b.saturating_sub(u64::from(r.len));
-            if let Some(c) = per_subject.get_mut(r.subject) {
-                *c = c.saturating_sub(1);
+            if w < 4 {
+                if let Some(c) = per_subject.get_mut(r.subject) {
+                    *c = c.saturating_sub(1);
+                }
             }
             let rm = &mut removed[w];
             rm.messages += 1;
@@ -442,12 +464,41 @@ pub fn enforce_limits(
         for (q, len, subj) in kills {
             s.kill(q, len, &subj);
         }
-        if front_done && !subj_needed {
+        if front_done && !subj_needed && !limits.msg_ttl {
             break;
         }
     }
     removed.retain(|r| r.messages > 0);
     removed
+}
+
+/// The value of header `key` in a NATS header block (`NATS/1.0\r\nKey: value\r\n…`),
+/// trimmed; the first one when there are several.
+pub fn header_value<'a>(hdr: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    hdr.split(|&c| c == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (k, v) = line.split_at(line.iter().position(|&c| c == b':')?);
+        (k == key).then(|| v[1..].trim_ascii())
+    })
+}
+
+/// A `Nats-TTL` value in seconds as the server reads it (`parseMessageTTL`): `never` is −1,
+/// a Go duration of at least 1 s or a whole number of seconds; anything else is 0 (no TTL).
+pub fn message_ttl(v: &[u8]) -> i64 {
+    let Ok(t) = std::str::from_utf8(v) else {
+        return 0;
+    };
+    if t.eq_ignore_ascii_case("never") {
+        return -1;
+    }
+    if let Some(ns) = crate::base::time::parse_go_duration(t) {
+        return if ns < 1_000_000_000 {
+            0
+        } else {
+            ns / 1_000_000_000
+        };
+    }
+    t.parse::<i64>().ok().filter(|&n| n >= 0).unwrap_or(0)
 }
 
 /// Messages the limits' ranges cover, spelled for a finding.
@@ -456,6 +507,13 @@ pub fn removal_text(r: &LimitRemoval) -> String {
         "max_age" => "are older than max_age at the time of the load",
         "max_msgs_per_subject" => "exceed max_msgs_per_subject",
         "max_bytes" => "exceed max_bytes",
+        "msg_ttl" => {
+            return format!(
+                "{} message(s) carry a Nats-TTL that has run out at the time of the load; the server removes them right after it starts: seqs {}",
+                r.messages,
+                ranges_text(&r.ranges)
+            )
+        }
         _ => "exceed max_msgs",
     };
     format!(
@@ -508,6 +566,19 @@ mod tests {
         .unwrap();
         let l = Limits::of(&cfg);
         assert_eq!((l.max_msgs, l.max_age_ns), (None, None));
+    }
+
+    #[test]
+    fn ttl_headers() {
+        let h = b"NATS/1.0\r\nNats-TTL: 6s\r\nX: y\r\n\r\n";
+        assert_eq!(header_value(h, b"Nats-TTL"), Some(&b"6s"[..]));
+        assert_eq!(header_value(h, b"X"), Some(&b"y"[..]));
+        assert_eq!(header_value(h, b"Nats"), None);
+        assert_eq!(message_ttl(b"6s"), 6);
+        assert_eq!(message_ttl(b"90"), 90);
+        assert_eq!(message_ttl(b"never"), -1);
+        assert_eq!(message_ttl(b"500ms"), 0);
+        assert_eq!(message_ttl(b"-5"), 0);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! What the server would compute from a stream's files: data only, no severity policy.
+pub mod consumers;
 pub mod load;
 pub(crate) mod messages;
 pub(crate) mod prelude;

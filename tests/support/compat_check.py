@@ -201,7 +201,7 @@ def one_release(jetdir: str, out: Path, version: str) -> dict:
         def extract(st: Path) -> None:
             st.mkdir(parents=True)
             for n in facts:
-                run([jetdir, "extract", str(out / "server-v2" / n), "--store-dir", str(st)])
+                run([jetdir, "extract", str(out / "server-v2" / n), "--store-dir", str(st), "--create"])
 
         result["cases"]["extract-server-v2"] = check_store(binary, out / "r-ext", facts,
                                                            prepare=extract)

@@ -32,6 +32,7 @@ use crate::base::progress::Progress;
 use crate::base::report::Outcome;
 pub use crate::ops::staging::PlannedFile;
 use crate::ops::staging::{self, CommitError, CreatedDirs, Perms, Stage};
+use crate::ops::target_dir::{self, Owner};
 use serde::Serialize;
 use std::fs;
 use std::io::{self, BufReader, Read};
@@ -50,6 +51,9 @@ pub struct ExtractOptions {
     pub allow_damaged: bool,
     /// `--force`: go on despite a running server or a clustered store (with a warning).
     pub force: bool,
+    /// `--create`: create the store dir when it does not exist (otherwise refused: a
+    /// mistyped path would give a store no server looks at).
+    pub create: bool,
     /// `--server-version`: the release that will load the extracted stream (configs and the
     /// load verdict are judged for it); `None`: the release the backup records, else the newest.
     pub server_version: Option<crate::base::release::Release>,
@@ -200,7 +204,7 @@ fn open_decoded<'p>(
     payload: &Path,
     progress: Option<&'p dyn Progress>,
 ) -> io::Result<Box<dyn Read + 'p>> {
-    let f = BufReader::with_capacity(256 << 10, fs::File::open(payload)?);
+    let f = BufReader::with_capacity(256 << 10, target_dir::open(payload)?);
     let raw: Box<dyn Read + 'p> = match progress {
         Some(p) => Box::new(ProgressReader {
             inner: f,
@@ -300,6 +304,8 @@ struct Plan<'a> {
     damaged: bool,
     /// Leftover staging dirs of other runs, removed once the archive verified (V2).
     later: Vec<PathBuf>,
+    /// Running as root into a store owned by someone else: what is created goes to them.
+    owner: Option<Owner>,
 }
 
 /// The stream written into its staging dir (not yet in place).
@@ -338,11 +344,29 @@ fn run(
             "{} is a store/stream directory, not a backup; copy it with the server stopped, or `jetdir pack` it first",
             archive.display()
         ),
-        ArchiveKind::BackupDirUnknown | ArchiveKind::BareUnknown => anyhow::bail!(
-            "{}: not a backup jetdir can extract ({})",
-            archive.display(),
-            det.reason.as_deref().unwrap_or("unrecognised payload")
-        ),
+        ArchiveKind::BackupDirUnknown | ArchiveKind::BareUnknown => {
+            // A backup whose payload does not decode (an S2 CRC error in its only chunk, an
+            // empty stream.tar.s2) is a damaged backup, as verify says: exit 1 with its
+            // problems. Only what verify cannot call damaged is "not a backup" (exit 2).
+            let vopts = crate::check::Options::default();
+            if let Ok(v) = crate::check::verify_archive(archive, &vopts, progress) {
+                if Outcome::of(&v.problems) == Outcome::Damaged {
+                    rep.problems = v.problems;
+                    return Ok(rep.refuse(
+                        Outcome::Damaged,
+                        format!(
+                            "the archive is damaged ({}); nothing written, even with --allow-damaged: there is nothing to write",
+                            det.reason.as_deref().unwrap_or("unreadable payload")
+                        ),
+                    ));
+                }
+            }
+            anyhow::bail!(
+                "{}: not a backup jetdir can extract ({})",
+                archive.display(),
+                det.reason.as_deref().unwrap_or("unrecognised payload")
+            )
+        }
         _ => {}
     }
     let plan = match plan(archive, &det, opts, progress, &mut rep)? {
@@ -429,20 +453,23 @@ fn plan<'a>(
     if !valid_dir_name(&opts.account) {
         anyhow::bail!("account name {:?} cannot be a directory name", opts.account);
     }
-    let backup_json = read_backup_json(det, is_v2, rep)?;
+    let owner = or_refuse!(store_checks(opts, rep));
     let label = payload
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "archive".into());
-    let (name, v2_config) = if is_v2 {
-        let (n, cfg) = v2_name_and_config(backup_json.as_ref(), &payload)?;
-        (n, Some(cfg))
-    } else {
-        let n = match v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)? {
-            Ok(n) => n,
-            Err(r) => return Ok(Err(r)),
-        };
-        (n, None)
+    let named = read_backup_json(det, is_v2, rep).and_then(|backup_json| {
+        if is_v2 {
+            let (n, cfg) = v2_name_and_config(backup_json.as_ref(), &payload)?;
+            Ok((backup_json, n, Some(cfg)))
+        } else {
+            let n = v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)?;
+            Ok((backup_json, n, None))
+        }
+    });
+    let (backup_json, name, v2_config) = match named {
+        Ok(v) => v,
+        Err(e) => return damaged_or_not(archive, e, progress, rep).map(Err),
     };
     if !valid_dir_name(&name) {
         anyhow::bail!("stream name {name:?} cannot be a directory name");
@@ -456,6 +483,21 @@ fn plan<'a>(
     let target = streams.join(&name);
     rep.target = Some(target.display().to_string());
     or_refuse!(refusals_before_reading(&name, &target, opts, rep));
+    if !opts.dry_run {
+        // Room for what is known to be written: the live bytes backup.json declares (blocks
+        // hold them plus per-record overhead; the archive's own size for a tarball without one).
+        let needed = backup_json
+            .as_ref()
+            .map(|b| {
+                b.state
+                    .bytes
+                    .saturating_add(b.state.messages.saturating_mul(32))
+            })
+            .unwrap_or_else(|| fs::metadata(&payload).map(|m| m.len()).unwrap_or(0));
+        if let Err(why) = target_dir::writable_with_room(&streams, Some(needed), "the stream") {
+            return Ok(Err(Refusal::could_not_run(why)));
+        }
+    }
     let damaged = or_refuse!(verify_first(archive, is_v2, opts, progress, rep)?);
     let later = or_refuse!(clear_leftovers(&streams, &name, is_v2, opts, rep)?);
     Ok(Ok(Plan {
@@ -471,7 +513,56 @@ fn plan<'a>(
         target,
         damaged,
         later,
+        owner,
     }))
+}
+
+/// The store dir itself: the right level (not `jetstream/`, an account or a streams dir),
+/// existing unless `--create`, no symlink out of it on the way to `streams/`, and owned by
+/// someone whose files we can make (the owner to give them to, as root).
+fn store_checks(opts: &ExtractOptions, rep: &mut ExtractReport) -> Result<Option<Owner>, Refusal> {
+    let store = &opts.store_dir;
+    target_dir::store_dir_shape(store, opts.create, opts.dry_run)
+        .map_err(Refusal::could_not_run)?;
+    target_dir::no_symlink_out(store, &opts.account).map_err(Refusal::could_not_run)?;
+    match Owner::for_dir(store) {
+        Ok(o) => {
+            if let Some(o) = o {
+                rep.warnings.push(format!(
+                    "running as root: what is created is given to the store dir's owner, uid {} gid {}",
+                    o.uid, o.gid
+                ));
+            }
+            Ok(o)
+        }
+        Err(why) if opts.force => {
+            rep.warnings.push(format!("--force: {why}"));
+            Ok(None)
+        }
+        Err(why) => Err(Refusal::could_not_run(format!("{why} (--force overrides)"))),
+    }
+}
+
+/// The stream's name or config could not be read: when verification calls the archive
+/// damaged (a hostile or corrupt `meta.inf`, a V2 backup.json missing from its dir, ...),
+/// the refusal is "damaged" (exit 1) with verify's problems, as `jetdir verify` answers;
+/// otherwise the error stands (exit 2).
+fn damaged_or_not(
+    archive: &Path,
+    e: anyhow::Error,
+    progress: &dyn Progress,
+    rep: &mut ExtractReport,
+) -> anyhow::Result<Refusal> {
+    let vopts = crate::check::Options::default();
+    if let Ok(v) = crate::check::verify_archive(archive, &vopts, progress) {
+        if Outcome::of(&v.problems) == Outcome::Damaged {
+            rep.problems = v.problems;
+            return Ok(Refusal::damaged(format!(
+                "{e:#}; verification found damage (see problems)"
+            )));
+        }
+    }
+    Err(e)
 }
 
 /// backup.json (required for V2: the archive has no stream config).
@@ -534,23 +625,15 @@ fn v1_name(
     label: &str,
     bj: Option<&BackupJson>,
     rep: &mut ExtractReport,
-) -> Step<String> {
+) -> anyhow::Result<String> {
     let topts = TarOptions {
         label: label.to_string(),
         ..Default::default()
     };
     let rd = open_decoded(kind, payload, None)?;
-    let (mi, sum) = v1::peek_meta_inf(rd, &topts);
-    let Some(mi) = mi else {
-        // The archive itself says why (hostile or oversized members stop the walk, damage,
-        // truncation), or it is an archive without meta.inf: damaged input either way.
-        rep.problems.extend(sum.problems.iter().cloned());
-        rep.problems.extend(sum.missing_required(&topts));
-        return Ok(Err(Refusal::damaged(format!(
-            "{}: no meta.inf in the archive (see problems)",
-            payload.display()
-        ))));
-    };
+    let (mi, _) = v1::peek_meta_inf(rd, &topts);
+    let mi =
+        mi.ok_or_else(|| anyhow::anyhow!("{}: no meta.inf in the archive", payload.display()))?;
     let m = crate::filestore::meta::MetaInf::parse(&mi)
         .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", payload.display()))?;
     let n = m
@@ -564,7 +647,7 @@ fn v1_name(
             ));
         }
     }
-    Ok(Ok(n))
+    Ok(n)
 }
 
 /// Refusals that need no reading: the stream exists, a clustered node, a running server
@@ -736,6 +819,18 @@ fn stage(plan: &Plan, progress: &dyn Progress, rep: &mut ExtractReport) -> Step<
 /// dir, fsync `streams/` and any parent dir made (nothing in a dry run). On failure the
 /// staging dir is removed.
 fn commit(staged: Staged, plan: &Plan) -> Step<()> {
+    if let (Some(o), Some(root)) = (plan.owner, staged.stage.root()) {
+        let given = o
+            .chown_tree(root)
+            .and_then(|()| staged.created.dirs().iter().try_for_each(|d| o.chown(d)));
+        if let Err(e) = given {
+            staged.discard();
+            return Ok(Err(Refusal::could_not_run(format!(
+                "{e}; nothing written (a server running as uid {} could not use files owned by root)",
+                o.uid
+            ))));
+        }
+    }
     let done = staged
         .stage
         .commit(&plan.target)
@@ -795,7 +890,7 @@ fn write_v2(
         now_secs: (now + 500_000_000).div_euclid(1_000_000_000),
         strict: !opts.allow_damaged,
     };
-    let f = fs::File::open(&plan.payload)?;
+    let f = target_dir::open(&plan.payload)?;
     let rd = crate::check::archive::ParCounted::open(f, progress, "extract");
     // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
     let (res, manifest) = std::thread::scope(|s| {

@@ -11,6 +11,7 @@ fn opts(store: &Path) -> ExtractOptions {
         dry_run: false,
         allow_damaged: false,
         force: false,
+        create: true,
         server_version: None,
     }
 }

@@ -26,7 +26,6 @@ use crate::filestore::source::DirSource;
 use crate::state::scan::{self, ScanCtx, SeqBits};
 use rayon::prelude::*;
 use std::collections::HashSet;
-use std::fs;
 
 /// Most placeholders written for one block (30 bytes each: 30 MiB).
 pub(super) const FILL_CAP: u64 = 1 << 20;
@@ -209,7 +208,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
     }
     plan.blocks = blocks;
     if src.index_db_ok {
-        let raw = fs::read(dir.join("msgs/index.db"))?;
+        let raw = crate::ops::target_dir::read(&dir.join("msgs/index.db"))?;
         let (body, _) = index_db::split_trailer(&raw)
             .map_err(|e| anyhow::anyhow!("{}: index.db: {e}", dir.display()))?;
         let db = index_db::parse(body)

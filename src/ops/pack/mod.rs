@@ -29,6 +29,7 @@ use crate::check::store;
 use crate::filestore::discover::{self, StreamDir};
 use crate::filestore::meta::MetaInf;
 use crate::ops::staging::{self, CommitError, HashedFile, Perms, Stage};
+use crate::ops::target_dir::{self, Owner};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fs;
@@ -145,13 +146,16 @@ pub struct PackReport {
     pub problems: Vec<Problem>,
     /// Things to know that did not stop the packing.
     pub notes: Vec<String>,
+    /// Staging leftovers of earlier interrupted packs to the same OUT that were removed.
+    pub removed_staging: Vec<String>,
     #[serde(skip)]
     outcome: Outcome,
 }
 
 impl PackReport {
-    /// 0 written, 1 refused because the source is damaged, 2 could not run (encrypted source,
-    /// a server holds the store, OUT exists, bad arguments).
+    /// 0 written; 1 the source is damaged (refused, or written anyway with --allow-damaged);
+    /// 2 could not run (encrypted source, a server holds the store, OUT exists or its dir
+    /// is unusable, bad arguments).
     pub fn exit_code(&self) -> i32 {
         self.outcome.exit_code()
     }
@@ -639,6 +643,24 @@ pub fn pack(
     let streams = select_streams(path, opts)?;
     let out = &opts.out;
     let side_manifest = side_manifest_path(out);
+    // OUT's dir: it must exist and be writable before the long verify starts.
+    let out_dir = staging::parent_dir(out);
+    if !out_dir.is_dir() {
+        return Ok(report.refuse(
+            Outcome::CouldNotRun,
+            format!(
+                "{} does not exist (or is not a directory): create it first, pack writes {} into it",
+                out_dir.display(),
+                out.display()
+            ),
+        ));
+    }
+    if let Err(why) = target_dir::writable_with_room(&out_dir, None, "the backup") {
+        return Ok(report.refuse(Outcome::CouldNotRun, why));
+    }
+    if let Err(why) = clear_pack_leftovers(out, &mut report) {
+        return Ok(report.refuse(Outcome::CouldNotRun, why));
+    }
     if out.exists() || fs::symlink_metadata(out).is_ok() {
         return Ok(report.refuse(
             Outcome::CouldNotRun,
@@ -683,9 +705,13 @@ pub fn pack(
     let block_bytes = store::total_block_bytes(&streams);
     progress.start(block_bytes.saturating_mul(2));
     let mut checked = Vec::new();
+    // the source is checked for the release the output is made for, when one is named
+    let mut vopts = crate::check::Options::default();
+    vopts.target.release = opts
+        .server_version
+        .map(|v| crate::base::release::Release::new(v.major, v.minor, v.patch));
     for sd in &streams {
-        let (rep, problems) =
-            store::verify_stream_dir(sd, &crate::check::Options::default(), progress);
+        let (rep, problems) = store::verify_stream_dir(sd, &vopts, progress);
         checked.push((sd.clone(), rep, problems));
     }
     for (_, _, p) in &checked {
@@ -748,9 +774,56 @@ pub fn pack(
     };
     progress.finish();
     res?;
-    report.ok = true;
-    report.outcome = Outcome::Clean;
+    // --allow-damaged writes a damaged source, and says so with exit 1 (as extract does)
+    report.ok = errors == 0;
+    report.outcome = if errors == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::Damaged
+    };
     Ok(report)
+}
+
+/// Staging leftovers of interrupted packs to OUT (`.<OUT>.jetdir-pack-<pid>`, and for tgz
+/// `.<OUT>.manifest.json.jetdir-pack-<pid>`): refused while the jetdir that made them runs,
+/// else removed and reported.
+fn clear_pack_leftovers(out: &Path, report: &mut PackReport) -> Result<(), String> {
+    let dir = staging::parent_dir(out);
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(());
+    };
+    let own = std::process::id();
+    let mut found = staging::leftovers(&dir, &format!("{name}.jetdir-pack-"));
+    found.extend(staging::leftovers(
+        &dir,
+        &format!("{name}.manifest.json.jetdir-pack-"),
+    ));
+    for (p, pid) in &found {
+        if let Some(pid) = *pid {
+            if pid != own && staging::pid_is_jetdir(pid) {
+                return Err(format!(
+                    "another jetdir (pid {pid}) is packing to {} ({} exists)",
+                    out.display(),
+                    p.display()
+                ));
+            }
+        }
+    }
+    for (p, _) in found {
+        staging::remove_leftover(&p)
+            .map_err(|e| format!("cannot remove the leftover {}: {e}", p.display()))?;
+        report.notes.push(format!(
+            "removed {}: staging left by an interrupted pack",
+            p.display()
+        ));
+        report.removed_staging.push(p.display().to_string());
+    }
+    Ok(())
+}
+
+/// As root into a dir owned by someone else: the backup goes to that dir's owner.
+fn out_owner(out: &Path) -> Option<Owner> {
+    Owner::for_dir(&staging::parent_dir(out)).ok().flatten()
 }
 
 fn side_manifest_path(out: &Path) -> PathBuf {
@@ -867,6 +940,9 @@ fn write_dir_out(
                     .to_string(),
             );
             report.streams.push(packed_stream(src, &st));
+        }
+        if let Some(o) = out_owner(out) {
+            o.chown_tree(&stage_path)?;
         }
         stage
             .commit(out)
@@ -994,6 +1070,10 @@ fn write_tgz_out(
         let mut mf = HashedFile::create(&mstage, 0o666)?;
         mf.write_all(&m.to_bytes())?;
         let (mn, mh) = mf.done()?;
+        if let Some(o) = out_owner(out) {
+            o.chown(&stage)?;
+            o.chown(&mstage)?;
+        }
         staging::commit_files(&[(&stage, out), (&mstage, &side)])
             .map_err(|e| commit_error(&stage, out, e))?;
         report.files.push(PackedFile {

@@ -391,7 +391,12 @@ fn refusals_write_nothing() {
     let mut op = opts(&out, PackFormat::V1);
     op.allow_damaged = true;
     let r = pack(&d, &op, &NoProgress).unwrap();
-    assert_eq!(r.exit_code(), 0);
+    assert_eq!(
+        r.exit_code(),
+        1,
+        "written, and damaged: as extract --allow-damaged"
+    );
+    assert!(!r.ok);
     assert!(out.join("stream.tar.s2").is_file());
     // encrypted
     let t = testdata::sample("v2.15.1-enc-chacha");
@@ -539,4 +544,36 @@ fn all_streams_and_selection() {
         crate::backup::manifest::check_manifest(&out).map(|p| p.len()),
         Some(0)
     );
+}
+
+#[test]
+fn the_source_is_checked_for_the_target_release() {
+    // allow_msg_counter is 2.12+: a 2.11.11 server marks the stream offline, so packing for it
+    // is refused as damaged; for the writer's own release it packs
+    let t = testdata::sample("v2.15.1-plain");
+    let d = testdata::stream_dir(&t, "v2.15.1-plain", "ORDERS");
+    let raw = fs::read_to_string(d.join("meta.inf")).unwrap();
+    let raw = raw.replacen('{', "{\"allow_msg_counter\":false,", 1);
+    fs::write(d.join("meta.inf"), &raw).unwrap();
+    let sum = crate::filestore::meta::expected_sum("ORDERS", raw.as_bytes());
+    fs::write(d.join("meta.sum"), sum).unwrap();
+    let mut o = opts(&t.path().join("old"), PackFormat::V1);
+    o.server_version = Some(ServerVersion {
+        major: 2,
+        minor: 11,
+        patch: 11,
+    });
+    let r = pack(&d, &o, &NoProgress).unwrap();
+    assert!(!r.ok, "{:?}", r.refused);
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.kind == crate::base::problem::Kind::ConfigUnknownField));
+    let r = pack(
+        &d,
+        &opts(&t.path().join("new"), PackFormat::V1),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(r.ok, "{:?}", r.refused);
 }

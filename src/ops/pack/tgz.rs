@@ -40,7 +40,7 @@ pub(super) fn write<W: Write>(
             tar_write::file(
                 &mut b,
                 &format!("{n}/sources.db"),
-                &fs::read(dir.join("sources.db"))?,
+                &crate::ops::target_dir::read(&dir.join("sources.db"))?,
                 &st,
             )?;
         }
@@ -74,7 +74,7 @@ pub(super) fn write<W: Write>(
             tar_write::file(
                 &mut b,
                 &format!("{n}/{rel}"),
-                &fs::read(dir.join(rel))?,
+                &crate::ops::target_dir::read(&dir.join(rel))?,
                 &st,
             )?;
         }

@@ -169,7 +169,7 @@ fn block<W: Write + Send + 'static>(
     st: &Style,
     raw: &mut Vec<u8>,
 ) -> io::Result<u64> {
-    let mut f = fs::File::open(path)?;
+    let mut f = crate::ops::target_dir::open(path)?;
     let len = f.metadata()?.len();
     let mut head = [0u8; 8];
     let got = read_up_to(&mut f, &mut head)?;

@@ -1,0 +1,614 @@
+//! Consumers at load: the state a nats-server release gives each consumer of a stream once it
+//! has loaded the stream's files.
+//!
+//! Facts (nats-server `server/consumer.go`: `selectStartingSeqNo`, `readStoredState`,
+//! `applyState`, `checkRedelivered`, `checkAckFloor`, `processAckMsg`/`moveAckFloor`,
+//! `reconcileStateWithStream`; tags v2.10.26 to v2.14.5; seen by the differential matrix,
+//! `tests/matrix-findings.md` M12):
+//! - Without `o.dat` (2.10 writes none for a consumer that never delivered) the server picks
+//!   the start from the deliver policy against the loaded stream (all → first seq, last → last
+//!   seq or the last matching the filter, new → last + 1, by_start_sequence, by_start_time,
+//!   last_per_subject), clamped into [first, last + 1]; delivered is (0, start − 1), the ack
+//!   floor (0, 0).
+//! - 2.14+: a consumer with one replica whose delivered stream seq is past the stream's last
+//!   seq is reconciled ("delivered sequence N past last stream sequence of M"): an ack floor
+//!   past the stream drops to the last seq with every pending ack; pending acks past the
+//!   stream are dropped; delivered goes back to the highest pending (or to the ack floor).
+//!   Earlier releases keep the state: the consumer skips new messages up to its old delivered.
+//! - Redelivery counts at or below the ack floor or past the stream are dropped.
+//! - `checkPending` (2.10+ when the consumer starts, 2.9 when its pending timer first fires,
+//!   0.5 to 1.5 s later): pending acks below the stream's first seq (2.10+: or at or below the
+//!   ack floor) are dropped; 2.10+ raise the ack floor to the highest dropped, and to delivered
+//!   when none is left.
+//! - 2.10 (`checkAckFloor`, right after): when the stream's first seq is past ack floor + 1,
+//!   pending acks below it are terminated as if acked (explicit: floor moves to just below the
+//!   next pending; all: floor moves to the acked one), and when the floor is still 50 or more
+//!   behind the first seq it is set to just below the lowest pending (or to delivered, at
+//!   least first − 1). 2.11.11, 2.12.8 and 2.15.1 run the same code but were not seen doing it
+//!   within seconds of the start (matrix `kill_mid`: floors kept at 16 with first seq 36286);
+//!   their periodic check (every 1 to 2 minutes) may do it later, which this model leaves out.
+//! - When the release is not known, 2.10+'s `checkPending` is modelled and neither the 2.14
+//!   reset nor 2.10's `checkAckFloor`.
+use crate::base::release::Release;
+use crate::base::subject;
+use crate::filestore::block::{self, RecordKind};
+use crate::filestore::consumer_state::{ConsumerState, SeqPair};
+use crate::filestore::source::{FileRead, StreamSource};
+use crate::state::scan::BlockScan;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+
+/// `deliver_policy` of a consumer config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliverPolicy {
+    All,
+    Last,
+    New,
+    ByStartSequence,
+    ByStartTime,
+    LastPerSubject,
+}
+
+/// `ack_policy` of a consumer config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckPolicy {
+    None,
+    All,
+    Explicit,
+}
+
+/// What the load needs of a consumer's config (meta.inf).
+#[derive(Debug, Clone)]
+pub struct ConsumerCfg {
+    pub deliver: DeliverPolicy,
+    pub opt_start_seq: u64,
+    pub opt_start_time_ns: Option<i64>,
+    /// `filter_subject` and `filter_subjects`; empty: every subject.
+    pub filters: Vec<String>,
+    pub ack: AckPolicy,
+    /// Replicas: the consumer's `num_replicas`, else the stream's, else 1.
+    pub replicas: i64,
+}
+
+impl ConsumerCfg {
+    /// From a consumer's meta.inf and its stream's config.
+    pub fn of(
+        cfg: &serde_json::Map<String, serde_json::Value>,
+        stream_cfg: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> ConsumerCfg {
+        let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let deliver = match s("deliver_policy") {
+            "last" => DeliverPolicy::Last,
+            "new" => DeliverPolicy::New,
+            "by_start_sequence" => DeliverPolicy::ByStartSequence,
+            "by_start_time" => DeliverPolicy::ByStartTime,
+            "last_per_subject" => DeliverPolicy::LastPerSubject,
+            _ => DeliverPolicy::All,
+        };
+        let ack = match s("ack_policy") {
+            "none" => AckPolicy::None,
+            "all" => AckPolicy::All,
+            _ => AckPolicy::Explicit,
+        };
+        let mut filters: Vec<String> = Vec::new();
+        if !s("filter_subject").is_empty() {
+            filters.push(s("filter_subject").to_string());
+        }
+        if let Some(fs) = cfg.get("filter_subjects").and_then(|v| v.as_array()) {
+            filters.extend(fs.iter().filter_map(|v| v.as_str()).map(str::to_string));
+        }
+        let own = cfg
+            .get("num_replicas")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
+        let stream = stream_cfg
+            .and_then(|c| c.get("num_replicas"))
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
+        let replicas = if own > 0 { own } else { stream.max(1) };
+        ConsumerCfg {
+            deliver,
+            opt_start_seq: cfg
+                .get("opt_start_seq")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            opt_start_time_ns: cfg
+                .get("opt_start_time")
+                .and_then(|v| v.as_str())
+                .and_then(crate::base::time::parse_rfc3339),
+            filters,
+            ack,
+            replicas,
+        }
+    }
+}
+
+/// A visitor of live messages: (seq, subject, timestamp); `Break` stops the walk.
+pub type Visit<'a> = dyn FnMut(u64, &[u8], i64) -> ControlFlow<()> + 'a;
+
+/// The loaded stream, as the consumers see it.
+pub trait StreamView {
+    /// First and last sequence after the load (first = last + 1 when empty).
+    fn first_last(&self) -> (u64, u64);
+    /// `max_msgs_per_subject` of the stream (0: none).
+    fn max_per_subject(&self) -> i64;
+    /// Every live message in sequence order: (seq, subject, timestamp) until `f` breaks.
+    fn walk(&self, f: &mut Visit);
+}
+
+/// A stream view over block scans, re-reading the blocks on demand.
+pub struct ScannedStream<'a> {
+    pub first: u64,
+    pub last: u64,
+    pub max_per_subject: i64,
+    pub scans: &'a [BlockScan],
+    pub src: &'a dyn StreamSource,
+}
+
+impl StreamView for ScannedStream<'_> {
+    fn first_last(&self) -> (u64, u64) {
+        (self.first, self.last)
+    }
+    fn max_per_subject(&self) -> i64 {
+        self.max_per_subject
+    }
+    fn walk(&self, f: &mut Visit) {
+        for s in self.scans.iter().filter(|s| s.msgs > 0) {
+            let mut scratch = Vec::new();
+            let FileRead::Bytes(raw) = self.src.fetch(&s.file, Default::default(), &mut scratch)
+            else {
+                continue;
+            };
+            let Ok((plain, _)) = block::plain_block(&raw) else {
+                continue;
+            };
+            for r in block::Records::new(&plain).map_while(|r| r.ok()) {
+                if r.kind() != RecordKind::Message || !s.live_bits.get(r.seq) {
+                    continue;
+                }
+                if f(r.seq, r.subject, r.ts).is_break() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn matches_any(filters: &[String], subj: &[u8]) -> bool {
+    filters.is_empty() || filters.iter().any(|f| subject::matches(f.as_bytes(), subj))
+}
+
+/// The next sequence to deliver of a consumer without stored state (`selectStartingSeqNo`).
+pub fn starting_seq(cfg: &ConsumerCfg, stream: &dyn StreamView) -> u64 {
+    let (first, last) = stream.first_last();
+    let mut sseq = if cfg.opt_start_seq > 0 {
+        cfg.opt_start_seq
+    } else {
+        match cfg.deliver {
+            DeliverPolicy::All => first,
+            DeliverPolicy::Last if cfg.filters.is_empty() => last,
+            DeliverPolicy::Last => {
+                let mut m = 0;
+                stream.walk(&mut |seq, subj, _| {
+                    if matches_any(&cfg.filters, subj) {
+                        m = seq;
+                    }
+                    ControlFlow::Continue(())
+                });
+                m
+            }
+            DeliverPolicy::LastPerSubject if stream.max_per_subject() == 1 => first,
+            DeliverPolicy::LastPerSubject => {
+                let mut lasts: HashMap<Vec<u8>, u64> = HashMap::new();
+                stream.walk(&mut |seq, subj, _| {
+                    if matches_any(&cfg.filters, subj) {
+                        lasts.insert(subj.to_vec(), seq);
+                    }
+                    ControlFlow::Continue(())
+                });
+                lasts.values().copied().min().unwrap_or(last)
+            }
+            _ if cfg.opt_start_time_ns.is_some() => {
+                let t = cfg.opt_start_time_ns.unwrap_or(0);
+                let mut found = last + 1;
+                stream.walk(&mut |seq, _, ts| {
+                    if ts >= t {
+                        found = seq;
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                });
+                found
+            }
+            _ => last + 1,
+        }
+    };
+    if first == 0 {
+        sseq = 1;
+    } else if sseq < first {
+        sseq = first;
+    } else if sseq > last {
+        sseq = last + 1;
+    }
+    sseq
+}
+
+/// What the load changed in one consumer's state, for the findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerChanges {
+    /// No o.dat: the start was derived from the deliver policy.
+    pub derived_start: bool,
+    /// 2.14+ reconciled a consumer delivered past the stream.
+    pub reconciled: bool,
+    /// The release keeps a delivered seq past the stream (before 2.14).
+    pub kept_past_stream: bool,
+    /// Pending acks below the stream's first seq, terminated at start.
+    pub terminated: Vec<u64>,
+    /// The ack floor was raised towards the stream's first seq.
+    pub floor_raised: bool,
+    /// Redelivery counts dropped.
+    pub redelivered_dropped: u64,
+}
+
+/// The server's consumer state after the load. `state` is o.dat's (`None`: no o.dat);
+/// `release` the release modelled (`None`: the newest behaviour).
+pub fn at_load(
+    cfg: &ConsumerCfg,
+    state: Option<&ConsumerState>,
+    stream: &dyn StreamView,
+    release: Option<&Release>,
+) -> (ConsumerState, ConsumerChanges) {
+    let mut ch = ConsumerChanges::default();
+    let (first, last) = stream.first_last();
+    let since = |maj, min| release.is_none_or(|r| r.base() >= Release::new(2, maj, min));
+    let mut st = match state {
+        Some(s) => s.clone(),
+        None => {
+            ch.derived_start = true;
+            let sseq = starting_seq(cfg, stream);
+            ConsumerState {
+                version: 2,
+                ack_floor: SeqPair::default(),
+                delivered: SeqPair {
+                    consumer_seq: 0,
+                    stream_seq: sseq.saturating_sub(1),
+                },
+                pending: vec![],
+                redelivered: vec![],
+                base_ts_secs: 0,
+            }
+        }
+    };
+    // pending by stream seq → delivery seq
+    let mut pending: BTreeMap<u64, u64> = st
+        .pending
+        .iter()
+        .map(|p| (p.stream_seq, p.consumer_seq))
+        .collect();
+    let mut rdc: BTreeMap<u64, u64> = st.redelivered.iter().copied().collect();
+    let (mut dseq, mut sseq) = (
+        st.delivered.consumer_seq.saturating_add(1),
+        st.delivered.stream_seq.saturating_add(1),
+    );
+    let (mut adflr, mut asflr) = (st.ack_floor.consumer_seq, st.ack_floor.stream_seq);
+
+    if state.is_some() && sseq - 1 > last {
+        if release.is_some() && since(14, 0) && cfg.replicas == 1 {
+            ch.reconciled = true;
+            if asflr > last {
+                asflr = last;
+                adflr = dseq.saturating_sub(1);
+                pending.clear();
+                rdc.clear();
+            }
+            pending.retain(|&q, _| q <= last);
+            rdc.retain(|&q, _| q <= last);
+            if pending.is_empty() {
+                sseq = asflr + 1;
+                dseq = adflr + 1;
+            } else {
+                sseq = pending.keys().max().copied().unwrap_or(0) + 1;
+                dseq = pending.values().max().copied().unwrap_or(0) + 1;
+            }
+        } else {
+            ch.kept_past_stream = true;
+        }
+    }
+    let before = rdc.len();
+    rdc.retain(|&q, _| q > asflr && q <= last);
+    ch.redelivered_dropped = (before - rdc.len()) as u64;
+
+    // checkPending: at start (2.10+, in setLeader) or when the pending timer first fires
+    // (2.9, 0.5 to 1.5 s after start), pending acks for messages below the first seq (2.10+:
+    // or at or below the ack floor) are dropped; 2.10+ move the floor up to the highest one
+    // dropped, and to delivered when none is left.
+    if !pending.is_empty() {
+        let gone: Vec<(u64, u64)> = pending
+            .iter()
+            .filter(|(&q, _)| q < first || (since(10, 0) && q <= asflr))
+            .map(|(&q, &d)| (q, d))
+            .collect();
+        for &(q, d) in &gone {
+            pending.remove(&q);
+            rdc.remove(&q);
+            ch.terminated.push(q);
+            if since(10, 0) {
+                asflr = asflr.max(q);
+                adflr = adflr.max(d);
+            }
+        }
+        if since(10, 0) && pending.is_empty() {
+            adflr = dseq - 1;
+            asflr = sseq - 1;
+        }
+    }
+
+    let ten = release.is_some_and(|r| r.major == 2 && r.minor == 10);
+    if ten && asflr != 0 && first != 0 && asflr < first - 1 {
+        let mut term: Vec<(u64, u64)> = if first - asflr - 1 < pending.len() as u64 {
+            pending
+                .range(asflr + 1..first)
+                .map(|(&q, &d)| (q, d))
+                .collect()
+        } else {
+            pending.range(..first).map(|(&q, &d)| (q, d)).collect()
+        };
+        term.sort_unstable();
+        for (q, d) in term {
+            if q >= sseq {
+                continue;
+            }
+            match cfg.ack {
+                AckPolicy::Explicit => {
+                    if let Some(d) = pending.remove(&q) {
+                        ch.terminated.push(q);
+                        if pending.is_empty() {
+                            adflr = dseq - 1;
+                            asflr = sseq - 1;
+                        } else if d == adflr + 1 {
+                            adflr = d;
+                            asflr = q;
+                            if let Some((&nq, &nd)) = pending.range(q + 1..sseq).next() {
+                                if nd > 0 {
+                                    adflr = nd - 1;
+                                    asflr = nq - 1;
+                                }
+                            }
+                        }
+                    }
+                    rdc.remove(&q);
+                }
+                AckPolicy::All => {
+                    if d <= adflr || q <= asflr {
+                        continue;
+                    }
+                    adflr = d;
+                    asflr = q;
+                    let gone: Vec<u64> = pending.range(..=q).map(|(&k, _)| k).collect();
+                    for k in gone {
+                        pending.remove(&k);
+                        rdc.remove(&k);
+                        ch.terminated.push(k);
+                    }
+                }
+                AckPolicy::None => {}
+            }
+        }
+        const MIN_OFF: u64 = 50;
+        if first >= MIN_OFF && asflr < first - MIN_OFF {
+            match pending.iter().next() {
+                Some((&q, &d)) => {
+                    asflr = q - 1;
+                    adflr = d.saturating_sub(1);
+                }
+                None => {
+                    asflr = (sseq - 1).max(first - 1);
+                    adflr = dseq - 1;
+                }
+            }
+        }
+    }
+    ch.floor_raised = asflr > st.ack_floor.stream_seq && state.is_some();
+    ch.terminated.sort_unstable();
+    ch.terminated.dedup();
+
+    st.delivered = SeqPair {
+        consumer_seq: dseq - 1,
+        stream_seq: sseq - 1,
+    };
+    st.ack_floor = SeqPair {
+        consumer_seq: adflr,
+        stream_seq: asflr,
+    };
+    st.pending.retain(|p| pending.contains_key(&p.stream_seq));
+    st.redelivered.retain(|(q, _)| rdc.contains_key(q));
+    (st, ch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filestore::consumer_state::Pending;
+
+    struct View {
+        first: u64,
+        last: u64,
+        msgs: Vec<(u64, &'static str, i64)>,
+        mmp: i64,
+    }
+    impl StreamView for View {
+        fn first_last(&self) -> (u64, u64) {
+            (self.first, self.last)
+        }
+        fn max_per_subject(&self) -> i64 {
+            self.mmp
+        }
+        fn walk(&self, f: &mut Visit) {
+            for &(q, s, t) in &self.msgs {
+                if f(q, s.as_bytes(), t).is_break() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn view(first: u64, last: u64) -> View {
+        let subj = ["a.1", "a.2", "b.1"];
+        View {
+            first,
+            last,
+            msgs: (first..=last)
+                .map(|q| (q, subj[(q % 3) as usize], q as i64 * 10))
+                .collect(),
+            mmp: 0,
+        }
+    }
+
+    fn cfg(deliver: DeliverPolicy, ack: AckPolicy) -> ConsumerCfg {
+        ConsumerCfg {
+            deliver,
+            opt_start_seq: 0,
+            opt_start_time_ns: None,
+            filters: vec![],
+            ack,
+            replicas: 1,
+        }
+    }
+
+    fn state(delivered: (u64, u64), floor: (u64, u64), pending: &[(u64, u64)]) -> ConsumerState {
+        ConsumerState {
+            version: 2,
+            ack_floor: SeqPair {
+                consumer_seq: floor.0,
+                stream_seq: floor.1,
+            },
+            delivered: SeqPair {
+                consumer_seq: delivered.0,
+                stream_seq: delivered.1,
+            },
+            pending: pending
+                .iter()
+                .map(|&(s, c)| Pending {
+                    stream_seq: s,
+                    consumer_seq: c,
+                    ts_secs: 0,
+                })
+                .collect(),
+            redelivered: vec![],
+            base_ts_secs: 0,
+        }
+    }
+
+    #[test]
+    fn no_state_starts_from_the_deliver_policy() {
+        let v = view(11, 100);
+        let r = Release::new(2, 10, 26);
+        let d = |c: &ConsumerCfg| at_load(c, None, &v, Some(&r)).0;
+        // seen: C_PUSH (deliver last, 2.10.26) delivered 99 = last - 1, floor 0
+        let s = d(&cfg(DeliverPolicy::Last, AckPolicy::Explicit));
+        assert_eq!((s.delivered.stream_seq, s.ack_floor.stream_seq), (99, 0));
+        assert_eq!(
+            d(&cfg(DeliverPolicy::All, AckPolicy::None))
+                .delivered
+                .stream_seq,
+            10
+        );
+        assert_eq!(
+            d(&cfg(DeliverPolicy::New, AckPolicy::None))
+                .delivered
+                .stream_seq,
+            100
+        );
+        let mut c = cfg(DeliverPolicy::Last, AckPolicy::None);
+        c.filters = vec!["a.*".into()];
+        // 100 % 3 == 1 → a.2; the last a.* is 100
+        assert_eq!(d(&c).delivered.stream_seq, 99);
+        c.filters = vec!["b.1".into()];
+        assert_eq!(d(&c).delivered.stream_seq, 97); // the last b.1 is 98
+        let mut c = cfg(DeliverPolicy::ByStartSequence, AckPolicy::None);
+        c.opt_start_seq = 5; // below first: clamped
+        assert_eq!(d(&c).delivered.stream_seq, 10);
+        let mut c = cfg(DeliverPolicy::ByStartTime, AckPolicy::None);
+        c.opt_start_time_ns = Some(505);
+        assert_eq!(d(&c).delivered.stream_seq, 50);
+        let c = cfg(DeliverPolicy::LastPerSubject, AckPolicy::None);
+        assert_eq!(d(&c).delivered.stream_seq, 97);
+    }
+
+    #[test]
+    fn floor_follows_the_first_seq() {
+        // seen (2.15.1, first_seq 31): C_ALL 13/12 floor 9/9 pending 3 → floor 13/12
+        let v = view(31, 100);
+        let r = Release::new(2, 15, 1);
+        let c = cfg(DeliverPolicy::All, AckPolicy::All);
+        let (s, ch) = at_load(
+            &c,
+            Some(&state((12, 13), (9, 9), &[(11, 10), (12, 11), (13, 12)])),
+            &v,
+            Some(&r),
+        );
+        assert_eq!((s.ack_floor.consumer_seq, s.ack_floor.stream_seq), (12, 13));
+        assert!(s.pending.is_empty() && ch.floor_raised);
+        // C_FILT 47/10 floor 21/4, pending 22/5 27/6 32/7 .. → floor 27/6, 4 pending
+        let c = cfg(DeliverPolicy::All, AckPolicy::Explicit);
+        let p = [(22, 5), (27, 6), (32, 7), (37, 8), (42, 9), (47, 10)];
+        let (s, _) = at_load(&c, Some(&state((10, 47), (4, 21), &p)), &v, Some(&r));
+        assert_eq!((s.ack_floor.consumer_seq, s.ack_floor.stream_seq), (6, 27));
+        assert_eq!(s.pending.len(), 4);
+        // C_EXPL 31/30 floor 3/3, pending 4/4 and 22/21..31/30 → floor 30/29, 1 pending
+        let mut p = vec![(4, 4)];
+        p.extend((22..=31).map(|q| (q, q - 1)));
+        let (s, _) = at_load(&c, Some(&state((30, 31), (3, 3), &p)), &v, Some(&r));
+        assert_eq!((s.ack_floor.consumer_seq, s.ack_floor.stream_seq), (29, 30));
+        assert_eq!(s.pending.len(), 1);
+        // 2.9 drops the pending acks below the first seq and moves no floor
+        let p = [(22, 5), (27, 6), (32, 7), (37, 8), (42, 9), (47, 10)];
+        let old = Release::new(2, 9, 10);
+        let (s, ch) = at_load(&c, Some(&state((10, 47), (4, 21), &p)), &v, Some(&old));
+        assert_eq!(s.ack_floor.stream_seq, 21);
+        assert_eq!((s.pending.len(), ch.terminated.clone()), (4, vec![22, 27]));
+        assert!(!ch.floor_raised);
+    }
+
+    #[test]
+    fn floors_far_behind_are_kept_from_2_11() {
+        // seen (2.11.11, 2.12.8, 2.15.1 kill_mid): floors kept with first seq 36286
+        let v = view(36286, 36400);
+        let c = cfg(DeliverPolicy::All, AckPolicy::None);
+        for r in [Release::new(2, 11, 11), Release::new(2, 15, 1)] {
+            let (s, ch) = at_load(&c, Some(&state((15, 16), (15, 16), &[])), &v, Some(&r));
+            assert_eq!(s.ack_floor.stream_seq, 16);
+            assert_eq!(ch, ConsumerChanges::default());
+        }
+    }
+
+    #[test]
+    fn far_behind_floor_of_ack_none_jumps_to_first() {
+        // seen (2.10.26 kill_mid): every consumer's ack floor became first - 1 = 43535
+        let v = view(43536, 43650);
+        let c = cfg(DeliverPolicy::All, AckPolicy::None);
+        let r = Release::new(2, 10, 26);
+        let (s, _) = at_load(&c, Some(&state((16, 16), (16, 16), &[])), &v, Some(&r));
+        assert_eq!(s.ack_floor.stream_seq, 43535);
+        assert_eq!(s.ack_floor.consumer_seq, 16);
+        assert_eq!(s.delivered.stream_seq, 16);
+    }
+
+    #[test]
+    fn delivered_past_the_stream_is_reconciled_from_2_14() {
+        // seen: C_NEW delivered 100, stream ends at 60 → 2.14.6/2.15.1 reset to 60
+        let v = view(1, 60);
+        let c = cfg(DeliverPolicy::New, AckPolicy::None);
+        let st = state((100, 100), (100, 100), &[]);
+        let (s, ch) = at_load(&c, Some(&st), &v, Some(&Release::new(2, 15, 1)));
+        assert_eq!((s.delivered.stream_seq, s.ack_floor.stream_seq), (60, 60));
+        assert!(ch.reconciled);
+        let (s, ch) = at_load(&c, Some(&st), &v, Some(&Release::new(2, 12, 8)));
+        assert_eq!(s.delivered.stream_seq, 100);
+        assert!(ch.kept_past_stream);
+        // unknown release: kept (the finding names both outcomes)
+        let (s, ch) = at_load(&c, Some(&st), &v, None);
+        assert_eq!(s.delivered.stream_seq, 100);
+        assert!(ch.kept_past_stream);
+    }
+}
