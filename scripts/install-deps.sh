@@ -93,6 +93,19 @@ else
     fi
 fi
 
+# --- GNU time (tests/hostile.rs measures each run's peak RSS with it) -------------
+if [ -x /usr/bin/time ]; then
+    :
+elif [ "${JETDIR_SKIP_APT:-0}" = 1 ]; then
+    log "JETDIR_SKIP_APT=1: not installing GNU time"
+else
+    log "apt-get install time"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq time >/dev/null
+    changed=1
+fi
+
 # --- Rust components ------------------------------------------------------------
 if command -v rustup >/dev/null 2>&1; then
     installed="$(rustup component list --installed 2>/dev/null || true)"
