@@ -458,5 +458,8 @@ mod tests {
             verify_store(d);
             verify_archive(d);
         }
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("jetdir-fuzz-{}", std::process::id())),
+        );
     }
 }
