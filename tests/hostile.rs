@@ -313,6 +313,27 @@ fn tarballs_from_any_tar_in_any_member_order() {
     } else {
         common::missing("python3");
     }
+    // bsdtar (libarchive), PAX, top dir, meta.inf last
+    let bsd = t.path().join("bsdtar.tgz");
+    match Command::new("bsdtar")
+        .arg("-C")
+        .arg(t.path())
+        .args(["--format=pax", "-czf"])
+        .arg(&bsd)
+        .args([
+            "ORDERS/msgs",
+            "ORDERS/obs",
+            "ORDERS/meta.sum",
+            "ORDERS/meta.inf",
+        ])
+        .status()
+    {
+        Ok(st) => {
+            assert!(st.success());
+            made.push(bsd);
+        }
+        Err(_) => common::missing("bsdtar (apt-get install libarchive-tools)"),
+    }
     for a in &made {
         let list = Command::new("tar").arg("-tf").arg(a).output().unwrap();
         let names = String::from_utf8_lossy(&list.stdout).into_owned();
