@@ -553,3 +553,36 @@ fn v2_archive_with_a_million_problems() {
         .sum();
     assert!(suppressed >= n - 1000, "extract: {}", j["suppressed"]);
 }
+
+/// A `cmp` block file of 41 MiB that does not compress (S2 chunks stored as they are), the
+/// largest block file jetdir reads: decoded as it is read, so its compressed and decoded
+/// bytes are never both in memory.
+#[test]
+fn incompressible_cmp_block_at_the_limit() {
+    let t = tempfile::tempdir().unwrap();
+    let (s, streams) = store_copy(t.path(), "v2.11.11-s2/store");
+    let blk = streams.join("CMP/msgs/1.blk");
+    let mut b = b"cmp\x01\x80\x80\x80\x14".to_vec(); // size field 40 MiB
+    b.extend_from_slice(b"\xff\x06\x00\x00S2sTwO");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut enc = jetdir::s2::encode::Encoder::new();
+    let mut frame = Vec::new();
+    for _ in 0..10 {
+        let chunk: Vec<u8> = (0..(4 << 20) / 8)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect();
+        let k = enc.frame_chunk(&chunk, &mut frame);
+        b.extend_from_slice(&frame[..k]);
+    }
+    b.extend_from_slice(&[0u8; 8]);
+    assert!(b.len() > 40 << 20, "{}", b.len());
+    fs::write(&blk, &b).unwrap();
+    let r = run(&["verify", s.to_str().unwrap(), "-q"]);
+    bounded("incompressible 40 MiB cmp block: verify", &r, &[1]);
+    assert!(r.stdout.contains("CMP"), "{}", r.stdout);
+}

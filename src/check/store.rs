@@ -1236,7 +1236,7 @@ pub fn verify_stream_dir(
         .par_iter()
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
-            match read_reusing(&sd.dir.join(&rel), |raw| scan::scan_block(&ctx, i, raw)) {
+            match read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d)) {
                 Ok((mut s, n)) => {
                     progress.advance(n, &rel);
                     too_large(&ctx, &mut s, n);

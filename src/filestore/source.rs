@@ -120,26 +120,56 @@ impl StreamSource for DirSource {
     }
 }
 
+/// A block file as read for a scan: its plain records (or why a `cmp` block does not
+/// decode), whether it was compressed, and the file's full length.
+pub(crate) type Decoded<'a> = Result<(std::borrow::Cow<'a, [u8]>, bool), crate::s2::S2Error>;
+
 /// Read a block file (opened read-only, at most [`MAX_BLOCK_FILE`] bytes) into this thread's
-/// buffer and run `f` on what was read. Returns `f`'s result and the file's full length.
-/// Files above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) are read and checked one at a
-/// time across threads. (Memory-mapping was measured too: no faster on a warm page cache, and
-/// a file truncated under a mapping raises SIGBUS.)
+/// buffer, decode it when it is a `cmp` block, and run `f` on the plain block and the file's
+/// full length. A `cmp` file above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) is
+/// decoded as it is read (its compressed bytes are never all in memory), and such files are
+/// handled one at a time across threads. (Memory-mapping was measured too: no faster on a
+/// warm page cache, and a file truncated under a mapping raises SIGBUS.)
 pub(crate) fn read_reusing<T>(
     path: &Path,
-    f: impl FnOnce(&[u8]) -> T,
+    f: impl FnOnce(Decoded<'_>, u64) -> T,
 ) -> std::io::Result<(T, u64)> {
-    use crate::filestore::block::{big_block_guard, BIG_BLOCK, MAX_BLOCK_FILE};
+    use crate::filestore::block::{big_block_guard, is_cmp_block, BIG_BLOCK, MAX_BLOCK_FILE};
+    use std::io::Read;
     let size = fs::metadata(path)?.len();
     let _big = big_block_guard(size.min(MAX_BLOCK_FILE));
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
-        let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
-        let out = f(&buf);
+        let streamed = if size > BIG_BLOCK {
+            let mut file = fs::File::open(path)?;
+            let mut head = [0u8; 5];
+            let n = file.read(&mut head)?;
+            if is_cmp_block(head.get(..n).unwrap_or(&[])) {
+                let file = fs::File::open(path)?;
+                let r = std::io::BufReader::with_capacity(1 << 20, file);
+                Some(crate::filestore::block::decompress_cmp_reader(
+                    r, size, &mut buf,
+                )?)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let out = match streamed {
+            Some(res) => f(
+                res.map(|()| (std::borrow::Cow::Borrowed(&buf[..]), true)),
+                size,
+            ),
+            None => {
+                let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
+                f(crate::filestore::block::plain_block(&buf), n)
+            }
+        };
         if buf.capacity() as u64 > BIG_BLOCK {
             *buf = Vec::new(); // do not keep an outsized buffer from a damaged or huge file
         }
-        Ok((out, n))
+        Ok((out, size))
     })
 }
 
