@@ -48,7 +48,33 @@ pub trait StreamSource: Sync {
             }
         }
     }
+    /// A block file for a second pass: its plain records (or why its `cmp` form does not
+    /// decode), whether it was compressed, and the file's length; `None` when it is absent or
+    /// unreadable (reported as [`StreamSource::fetch`] does). Never holds a big `cmp` block's
+    /// compressed and decoded bytes at once where the source can stream it.
+    fn fetch_block(
+        &self,
+        rel: &str,
+        loc: Location,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(OwnedDecoded, u64)> {
+        match self.fetch(rel, loc, problems) {
+            FileRead::Bytes(raw) => {
+                let n = raw.len() as u64;
+                if crate::filestore::block::is_cmp_block(&raw) {
+                    let d = crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
+                    Some((d, n))
+                } else {
+                    Some((Ok((raw, false)), n))
+                }
+            }
+            FileRead::Absent | FileRead::Unreadable => None,
+        }
+    }
 }
+
+/// An owned plain block and whether it was compressed, or why it does not decode.
+pub type OwnedDecoded = Result<(Vec<u8>, bool), crate::s2::S2Error>;
 
 pub struct DirSource {
     pub dir: PathBuf,
@@ -101,6 +127,61 @@ impl StreamSource for DirSource {
         let mut b = Vec::with_capacity(n);
         f.take(n as u64).read_to_end(&mut b)?;
         Ok(Some(b))
+    }
+    fn fetch_block(
+        &self,
+        rel: &str,
+        loc: Location,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(OwnedDecoded, u64)> {
+        use crate::filestore::block::{
+            big_block_guard, decompress_cmp_reader, is_cmp_block, BIG_BLOCK, MAX_BLOCK_FILE,
+        };
+        use std::io::Read;
+        let path = self.dir.join(rel);
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let _big = big_block_guard(size.min(MAX_BLOCK_FILE));
+        let mut head = [0u8; 5];
+        let n = fs::File::open(&path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        if size <= BIG_BLOCK || !is_cmp_block(head.get(..n).unwrap_or(&[])) {
+            let mut scratch = Vec::new();
+            let r = match self.fetch(rel, loc, &mut scratch) {
+                FileRead::Bytes(raw) => {
+                    let n = raw.len() as u64;
+                    if is_cmp_block(&raw) {
+                        let d =
+                            crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
+                        Some((d, n))
+                    } else {
+                        Some((Ok((raw, false)), n))
+                    }
+                }
+                FileRead::Absent | FileRead::Unreadable => None,
+            };
+            problems.append(&mut scratch);
+            return r;
+        }
+        let mut out = Vec::new();
+        let res = fs::File::open(&path).and_then(|f| {
+            decompress_cmp_reader(
+                std::io::BufReader::with_capacity(1 << 20, f),
+                size,
+                &mut out,
+            )
+        });
+        match res {
+            Ok(d) => Some((d.map(|()| (out, true)), size)),
+            Err(e) => {
+                problems.push(Problem::new(
+                    Kind::IoError,
+                    loc,
+                    format!("{rel} exists but cannot be read: {e}"),
+                ));
+                None
+            }
+        }
     }
     fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = walkdir::WalkDir::new(&self.dir)
