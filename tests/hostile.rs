@@ -586,3 +586,50 @@ fn incompressible_cmp_block_at_the_limit() {
     bounded("incompressible 40 MiB cmp block: verify", &r, &[1]);
     assert!(r.stdout.contains("CMP"), "{}", r.stdout);
 }
+
+/// A V2 archive whose last message carries `payload_mib` MiB of zeros (a few KB compressed).
+fn v2_with_big_message(dir: &Path, payload_mib: usize) -> PathBuf {
+    let bk = dir.join("ORDERS");
+    copy_dir(&fixture("backups/v2.15.1/ORDERS"), &bk);
+    let raw = fs::read(bk.join("stream.tar.s2")).unwrap();
+    let arc = jetdir::s2::decode_stream(&raw).unwrap();
+    let mut out = arc[..arc.len() - 5].to_vec(); // without the sentinel
+    let subject = b"orders.new";
+    put_uvarint(&mut out, subject.len() as u64);
+    put_uvarint(&mut out, 1_795_482_017_000_000_000u64 << 1);
+    put_uvarint(&mut out, 11);
+    put_uvarint(&mut out, 0);
+    put_uvarint(&mut out, (payload_mib << 20) as u64);
+    out.extend_from_slice(subject);
+    out.resize(out.len() + (payload_mib << 20), 0);
+    out.extend_from_slice(&[0u8; 5]);
+    fs::write(
+        bk.join("stream.tar.s2"),
+        jetdir::s2::encode::compress_stream(&out),
+    )
+    .unwrap();
+    bk
+}
+
+/// A V2 message larger than any record a file store holds (32 MiB, `rlBadThresh`) is refused
+/// without being read into memory; one just under it is checked within the bound.
+#[test]
+fn v2_messages_up_to_the_record_limit() {
+    for (mib, codes) in [(60usize, [1, 1]), (31, [0, 1])] {
+        let t = tempfile::tempdir().unwrap();
+        let bk = v2_with_big_message(t.path(), mib);
+        let r = run(&["verify", bk.to_str().unwrap(), "-q"]);
+        bounded(&format!("V2 with a {mib} MiB message: verify"), &r, &codes);
+        let store = t.path().join("store");
+        fs::create_dir_all(&store).unwrap();
+        let r = run(&[
+            "extract",
+            bk.to_str().unwrap(),
+            "--store-dir",
+            store.to_str().unwrap(),
+            "--allow-damaged",
+            "-q",
+        ]);
+        bounded(&format!("V2 with a {mib} MiB message: extract"), &r, &codes);
+    }
+}
