@@ -200,6 +200,20 @@ fn huge_zero_block_file() {
         "-q",
     ]);
     bounded("40 MiB zero block: pack --allow-damaged", &r, &[0, 1]);
+    // the V1 backup holding that block as a 40 MiB tar member inside S2
+    let r = run(&["verify", out.to_str().unwrap(), "-q"]);
+    bounded("V1 backup with a 40 MiB zero block: verify", &r, &[0, 1]);
+    let store2 = t.path().join("store2");
+    fs::create_dir_all(&store2).unwrap();
+    let r = run(&[
+        "extract",
+        out.to_str().unwrap(),
+        "--store-dir",
+        store2.to_str().unwrap(),
+        "--allow-damaged",
+        "-q",
+    ]);
+    bounded("V1 backup with a 40 MiB zero block: extract", &r, &[0, 1]);
 }
 
 /// A tarball whose block member is 100 MiB of zeros (a real block is at most 41 MiB): refused
