@@ -75,6 +75,18 @@ if [ "${JETDIR_SKIP_RELEASES:-0}" != 1 ]; then
     done
 fi
 
+# --- bsdtar (tests/hostile.rs: tarballs made by libarchive) ----------------------
+if command -v bsdtar >/dev/null 2>&1; then
+    :
+elif [ "${JETDIR_SKIP_APT:-0}" = 1 ]; then
+    log "JETDIR_SKIP_APT=1: not installing bsdtar (libarchive-tools)"
+else
+    log "apt-get install libarchive-tools (bsdtar)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq libarchive-tools >/dev/null
+fi
+
 # --- Debian nats-server 2.9.10 -------------------------------------------------
 if [ -x /usr/sbin/nats-server ]; then
     :

@@ -212,6 +212,20 @@ fn huge_zero_block_file() {
         "-q",
     ]);
     bounded("40 MiB zero block: pack --allow-damaged", &r, &[0, 1]);
+    // the V1 backup holding that block as a 40 MiB tar member inside S2
+    let r = run(&["verify", out.to_str().unwrap(), "-q"]);
+    bounded("V1 backup with a 40 MiB zero block: verify", &r, &[0, 1]);
+    let store2 = t.path().join("store2");
+    fs::create_dir_all(&store2).unwrap();
+    let r = run(&[
+        "extract",
+        out.to_str().unwrap(),
+        "--store-dir",
+        store2.to_str().unwrap(),
+        "--allow-damaged",
+        "-q",
+    ]);
+    bounded("V1 backup with a 40 MiB zero block: extract", &r, &[0, 1]);
 }
 
 /// A tarball whose block member is 100 MiB of zeros (a real block is at most 41 MiB): refused
@@ -332,6 +346,27 @@ fn tarballs_from_any_tar_in_any_member_order() {
         made.push(py);
     } else {
         common::missing("python3");
+    }
+    // bsdtar (libarchive), PAX, top dir, meta.inf last
+    let bsd = t.path().join("bsdtar.tgz");
+    match Command::new("bsdtar")
+        .arg("-C")
+        .arg(t.path())
+        .args(["--format=pax", "-czf"])
+        .arg(&bsd)
+        .args([
+            "ORDERS/msgs",
+            "ORDERS/obs",
+            "ORDERS/meta.sum",
+            "ORDERS/meta.inf",
+        ])
+        .status()
+    {
+        Ok(st) => {
+            assert!(st.success());
+            made.push(bsd);
+        }
+        Err(_) => common::missing("bsdtar (apt-get install libarchive-tools)"),
     }
     for a in &made {
         let list = Command::new("tar").arg("-tf").arg(a).output().unwrap();
@@ -559,4 +594,84 @@ fn v2_archive_with_a_million_problems() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert!(suppressed >= n - 1000, "extract: {}", j["suppressed"]);
+}
+
+/// A `cmp` block file of 41 MiB that does not compress (S2 chunks stored as they are), the
+/// largest block file jetdir reads: decoded as it is read, so its compressed and decoded
+/// bytes are never both in memory.
+#[test]
+fn incompressible_cmp_block_at_the_limit() {
+    let t = tempfile::tempdir().unwrap();
+    let (s, streams) = store_copy(t.path(), "v2.11.11-s2/store");
+    let blk = streams.join("CMP/msgs/1.blk");
+    let mut b = b"cmp\x01\x80\x80\x80\x14".to_vec(); // size field 40 MiB
+    b.extend_from_slice(b"\xff\x06\x00\x00S2sTwO");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut enc = jetdir::s2::encode::Encoder::new();
+    let mut frame = Vec::new();
+    for _ in 0..10 {
+        let chunk: Vec<u8> = (0..(4 << 20) / 8)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect();
+        let k = enc.frame_chunk(&chunk, &mut frame);
+        b.extend_from_slice(&frame[..k]);
+    }
+    b.extend_from_slice(&[0u8; 8]);
+    assert!(b.len() > 40 << 20, "{}", b.len());
+    fs::write(&blk, &b).unwrap();
+    let r = run(&["verify", s.to_str().unwrap(), "-q"]);
+    bounded("incompressible 40 MiB cmp block: verify", &r, &[1]);
+    assert!(r.stdout.contains("CMP"), "{}", r.stdout);
+}
+
+/// A V2 archive whose last message carries `payload_mib` MiB of zeros (a few KB compressed).
+fn v2_with_big_message(dir: &Path, payload_mib: usize) -> PathBuf {
+    let bk = dir.join("ORDERS");
+    copy_dir(&fixture("backups/v2.15.1/ORDERS"), &bk);
+    let raw = fs::read(bk.join("stream.tar.s2")).unwrap();
+    let arc = jetdir::s2::decode_stream(&raw).unwrap();
+    let mut out = arc[..arc.len() - 5].to_vec(); // without the sentinel
+    let subject = b"orders.new";
+    put_uvarint(&mut out, subject.len() as u64);
+    put_uvarint(&mut out, 1_795_482_017_000_000_000u64 << 1);
+    put_uvarint(&mut out, 11);
+    put_uvarint(&mut out, 0);
+    put_uvarint(&mut out, (payload_mib << 20) as u64);
+    out.extend_from_slice(subject);
+    out.resize(out.len() + (payload_mib << 20), 0);
+    out.extend_from_slice(&[0u8; 5]);
+    fs::write(
+        bk.join("stream.tar.s2"),
+        jetdir::s2::encode::compress_stream(&out),
+    )
+    .unwrap();
+    bk
+}
+
+/// A V2 message larger than any record a file store holds (32 MiB, `rlBadThresh`) is refused
+/// without being read into memory; one just under it is checked within the bound.
+#[test]
+fn v2_messages_up_to_the_record_limit() {
+    for (mib, codes) in [(60usize, [1, 1]), (31, [0, 1])] {
+        let t = tempfile::tempdir().unwrap();
+        let bk = v2_with_big_message(t.path(), mib);
+        let r = run(&["verify", bk.to_str().unwrap(), "-q"]);
+        bounded(&format!("V2 with a {mib} MiB message: verify"), &r, &codes);
+        let store = t.path().join("store");
+        fs::create_dir_all(&store).unwrap();
+        let r = run(&[
+            "extract",
+            bk.to_str().unwrap(),
+            "--store-dir",
+            store.to_str().unwrap(),
+            "--allow-damaged",
+            "-q",
+        ]);
+        bounded(&format!("V2 with a {mib} MiB message: extract"), &r, &codes);
+    }
 }

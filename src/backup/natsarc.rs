@@ -17,8 +17,11 @@ use thiserror::Error;
 pub const MAGIC: &[u8; 8] = b"NATSARC1";
 /// Default limit on an entry name (the server accepts up to 1 MiB; subjects are far shorter).
 pub const DEFAULT_MAX_NAME: u64 = 64 << 10;
-/// Default limit on header + payload of one entry (the server's max_payload is at most 64 MiB).
-pub const DEFAULT_MAX_ENTRY: u64 = 64 << 20;
+/// Default limit on header + payload of one entry: a message a file store can hold, whose
+/// whole record (header, subject, headers, payload, checksum) is at most `rlBadThresh` = 32 MiB
+/// in every release (a longer record is corrupt when the server reads the block back). The
+/// entry is held in memory while it is checked, so this also bounds memory.
+pub const DEFAULT_MAX_ENTRY: u64 = crate::filestore::block::MAX_RECORD_LEN as u64;
 
 #[derive(Debug, Error)]
 pub enum ArcError {

@@ -373,13 +373,9 @@ fn settle_late_deaths(
             }
         } else {
             // re-read the block for the sizes and subjects of the dying records
-            let raw = match src.fetch(&s.file, loc.clone().file(f(&s.file)), problems) {
-                FileRead::Bytes(b) => Some(b),
-                FileRead::Absent | FileRead::Unreadable => None,
-            };
-            let decoded = raw
-                .as_deref()
-                .and_then(|r| crate::filestore::block::plain_block(r).ok())
+            let decoded = src
+                .fetch_block(&s.file, loc.clone().file(f(&s.file)), problems)
+                .and_then(|(d, _)| d.ok())
                 .map(|(p, _)| p);
             let plain: &[u8] = decoded.as_deref().unwrap_or(&[]);
             let dying: std::collections::HashSet<u64> = dying.into_iter().collect();
@@ -415,10 +411,10 @@ fn settle_timestamps(
         if s.msgs == 0 {
             s.first_ts = 0;
             s.last_ts = 0;
-        } else if let FileRead::Bytes(raw) =
-            src.fetch(&s.file, loc.clone().file(f(&s.file)), problems)
+        } else if let Some((decoded, _)) =
+            src.fetch_block(&s.file, loc.clone().file(f(&s.file)), problems)
         {
-            if let Ok((plain, _)) = crate::filestore::block::plain_block(&raw) {
+            if let Ok((plain, _)) = decoded {
                 for r in crate::filestore::block::Records::new(&plain).map_while(|r| r.ok()) {
                     if r.kind() == crate::filestore::block::RecordKind::Message && Some(r.seq) == fl
                     {
@@ -1236,7 +1232,7 @@ pub fn verify_stream_dir(
         .par_iter()
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
-            match read_reusing(&sd.dir.join(&rel), |raw| scan::scan_block(&ctx, i, raw)) {
+            match read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d)) {
                 Ok((mut s, n)) => {
                     progress.advance(n, &rel);
                     too_large(&ctx, &mut s, n);

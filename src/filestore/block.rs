@@ -375,7 +375,9 @@ pub fn big_block_guard(size: u64) -> BigBlockGuard {
 /// its end), and releases 2.11.7 to 2.12.4 store the *compressed* length there for blocks they
 /// rewrote (fixed by "OriginalSize reflects non-compressed size" in 2.12.5). It is used only as
 /// a capacity hint; the decoded size is bounded by [`MAX_PLAIN_BLOCK`].
-pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
+/// Parses a `cmp` block header: `"cmp"` ‖ alg ‖ uvarint size. Returns the header length and
+/// the (advisory) size field.
+fn cmp_header(buf: &[u8]) -> Result<(usize, u64), crate::s2::S2Error> {
     if !is_cmp_block(buf) {
         return Err(crate::s2::S2Error::BadCmpHeader {
             offset: 0,
@@ -401,7 +403,64 @@ pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
             what: "size varint is malformed",
         },
     })?;
-    let hdr = c.pos();
+    Ok((c.pos(), hint))
+}
+
+/// Decodes a `cmp` block file from `r` as it is read (the compressed bytes are never all in
+/// memory): the same result and errors as [`decompress_cmp_block`] on the file's bytes.
+/// `file_len` is the file's length; the plain block goes to `out` (cleared first).
+pub fn decompress_cmp_reader<R: std::io::Read>(
+    mut r: R,
+    file_len: u64,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Result<(), crate::s2::S2Error>> {
+    use std::io::Read as _;
+    out.clear();
+    let mut head = Vec::with_capacity(16);
+    r.by_ref().take(14).read_to_end(&mut head)?;
+    let (hdr, _) = match cmp_header(&head) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
+    };
+    let Some(stream_len) = file_len.checked_sub((hdr + CMP_TAIL) as u64) else {
+        return Ok(Err(crate::s2::S2Error::Truncated {
+            offset: hdr as u64,
+            end: file_len,
+            what: "compressed block (header plus 8-byte checksum tail)",
+        }));
+    };
+    let body = std::io::Cursor::new(head[hdr..].to_vec()).chain(r.by_ref());
+    let mut fr = crate::s2::FrameReader::new(body.take(stream_len));
+    let limit = MAX_PLAIN_BLOCK - CMP_TAIL as u64;
+    if let Err(e) = fr.by_ref().take(limit + 1).read_to_end(out) {
+        return match crate::s2::s2_error_of(&e) {
+            Some(se) => Ok(Err(se.clone().shifted(hdr as u64))),
+            None => Err(e),
+        };
+    }
+    if out.len() as u64 > limit {
+        return Ok(Err(crate::s2::S2Error::TooLarge {
+            offset: hdr as u64,
+            declared: out.len() as u64,
+            limit,
+        }));
+    }
+    let mut tail = Vec::with_capacity(CMP_TAIL);
+    let (_, rest) = fr.into_inner().into_inner().into_inner();
+    rest.take(CMP_TAIL as u64).read_to_end(&mut tail)?;
+    if tail.len() < CMP_TAIL {
+        return Ok(Err(crate::s2::S2Error::Truncated {
+            offset: hdr as u64,
+            end: file_len,
+            what: "compressed block (header plus 8-byte checksum tail)",
+        }));
+    }
+    out.extend_from_slice(&tail);
+    Ok(Ok(()))
+}
+
+pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
+    let (hdr, hint) = cmp_header(buf)?;
     let Some(stream_end) = buf.len().checked_sub(CMP_TAIL).filter(|&e| e >= hdr) else {
         return Err(crate::s2::S2Error::Truncated {
             offset: hdr as u64,
@@ -538,6 +597,56 @@ mod tests {
                     caught || unhashed.contains(&i),
                     "flip of bit {bit} at byte {i} went unnoticed"
                 );
+            }
+        }
+    }
+
+    /// The streaming decoder gives what the in-memory one gives, errors included.
+    #[test]
+    fn cmp_reader_agrees_with_the_in_memory_decoder() {
+        let real = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/v2.11.11-s2/store/jetstream/$G/streams/CMP/msgs/1.blk"),
+        )
+        .unwrap();
+        let mut plain = sample_block();
+        for i in 0..3000u64 {
+            encode_record(
+                &mut plain,
+                &block_key("T", 1),
+                10 + i,
+                5,
+                b"a.b",
+                None,
+                b"x",
+            );
+        }
+        let mine = compress_cmp_block(&plain);
+        for b in [real, mine] {
+            assert!(is_cmp_block(&b));
+            let want = decompress_cmp_block(&b);
+            assert!(want.is_ok());
+            let mut got = Vec::new();
+            let r = decompress_cmp_reader(&b[..], b.len() as u64, &mut got).unwrap();
+            assert_eq!(r.map(|()| got.clone()), want);
+            let step = (b.len() / 53).max(1);
+            for cut in (0..b.len()).step_by(step) {
+                let want = decompress_cmp_block(&b[..cut]);
+                let r = decompress_cmp_reader(&b[..cut], cut as u64, &mut got).unwrap();
+                assert_eq!(r.is_ok(), want.is_ok(), "cut {cut}");
+                if let (Ok(()), Ok(w)) = (&r, &want) {
+                    assert_eq!(&got, w);
+                }
+            }
+            for at in (0..b.len()).step_by(step) {
+                let mut c = b.clone();
+                c[at] ^= 0x20;
+                let want = decompress_cmp_block(&c);
+                let r = decompress_cmp_reader(&c[..], c.len() as u64, &mut got).unwrap();
+                assert_eq!(r.is_ok(), want.is_ok(), "flip at {at}");
+                if let (Ok(()), Ok(w)) = (&r, &want) {
+                    assert_eq!(&got, w, "flip at {at}");
+                }
             }
         }
     }

@@ -48,7 +48,33 @@ pub trait StreamSource: Sync {
             }
         }
     }
+    /// A block file for a second pass: its plain records (or why its `cmp` form does not
+    /// decode), whether it was compressed, and the file's length; `None` when it is absent or
+    /// unreadable (reported as [`StreamSource::fetch`] does). Never holds a big `cmp` block's
+    /// compressed and decoded bytes at once where the source can stream it.
+    fn fetch_block(
+        &self,
+        rel: &str,
+        loc: Location,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(OwnedDecoded, u64)> {
+        match self.fetch(rel, loc, problems) {
+            FileRead::Bytes(raw) => {
+                let n = raw.len() as u64;
+                if crate::filestore::block::is_cmp_block(&raw) {
+                    let d = crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
+                    Some((d, n))
+                } else {
+                    Some((Ok((raw, false)), n))
+                }
+            }
+            FileRead::Absent | FileRead::Unreadable => None,
+        }
+    }
 }
+
+/// An owned plain block and whether it was compressed, or why it does not decode.
+pub type OwnedDecoded = Result<(Vec<u8>, bool), crate::s2::S2Error>;
 
 pub struct DirSource {
     pub dir: PathBuf,
@@ -102,6 +128,61 @@ impl StreamSource for DirSource {
         f.take(n as u64).read_to_end(&mut b)?;
         Ok(Some(b))
     }
+    fn fetch_block(
+        &self,
+        rel: &str,
+        loc: Location,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(OwnedDecoded, u64)> {
+        use crate::filestore::block::{
+            big_block_guard, decompress_cmp_reader, is_cmp_block, BIG_BLOCK, MAX_BLOCK_FILE,
+        };
+        use std::io::Read;
+        let path = self.dir.join(rel);
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let _big = big_block_guard(size.min(MAX_BLOCK_FILE));
+        let mut head = [0u8; 5];
+        let n = fs::File::open(&path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        if size <= BIG_BLOCK || !is_cmp_block(head.get(..n).unwrap_or(&[])) {
+            let mut scratch = Vec::new();
+            let r = match self.fetch(rel, loc, &mut scratch) {
+                FileRead::Bytes(raw) => {
+                    let n = raw.len() as u64;
+                    if is_cmp_block(&raw) {
+                        let d =
+                            crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
+                        Some((d, n))
+                    } else {
+                        Some((Ok((raw, false)), n))
+                    }
+                }
+                FileRead::Absent | FileRead::Unreadable => None,
+            };
+            problems.append(&mut scratch);
+            return r;
+        }
+        let mut out = Vec::new();
+        let res = fs::File::open(&path).and_then(|f| {
+            decompress_cmp_reader(
+                std::io::BufReader::with_capacity(1 << 20, f),
+                size,
+                &mut out,
+            )
+        });
+        match res {
+            Ok(d) => Some((d.map(|()| (out, true)), size)),
+            Err(e) => {
+                problems.push(Problem::new(
+                    Kind::IoError,
+                    loc,
+                    format!("{rel} exists but cannot be read: {e}"),
+                ));
+                None
+            }
+        }
+    }
     fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = walkdir::WalkDir::new(&self.dir)
             .min_depth(1)
@@ -120,26 +201,56 @@ impl StreamSource for DirSource {
     }
 }
 
+/// A block file as read for a scan: its plain records (or why a `cmp` block does not
+/// decode), whether it was compressed, and the file's full length.
+pub(crate) type Decoded<'a> = Result<(std::borrow::Cow<'a, [u8]>, bool), crate::s2::S2Error>;
+
 /// Read a block file (opened read-only, at most [`MAX_BLOCK_FILE`] bytes) into this thread's
-/// buffer and run `f` on what was read. Returns `f`'s result and the file's full length.
-/// Files above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) are read and checked one at a
-/// time across threads. (Memory-mapping was measured too: no faster on a warm page cache, and
-/// a file truncated under a mapping raises SIGBUS.)
+/// buffer, decode it when it is a `cmp` block, and run `f` on the plain block and the file's
+/// full length. A `cmp` file above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) is
+/// decoded as it is read (its compressed bytes are never all in memory), and such files are
+/// handled one at a time across threads. (Memory-mapping was measured too: no faster on a
+/// warm page cache, and a file truncated under a mapping raises SIGBUS.)
 pub(crate) fn read_reusing<T>(
     path: &Path,
-    f: impl FnOnce(&[u8]) -> T,
+    f: impl FnOnce(Decoded<'_>, u64) -> T,
 ) -> std::io::Result<(T, u64)> {
-    use crate::filestore::block::{big_block_guard, BIG_BLOCK, MAX_BLOCK_FILE};
+    use crate::filestore::block::{big_block_guard, is_cmp_block, BIG_BLOCK, MAX_BLOCK_FILE};
+    use std::io::Read;
     let size = fs::metadata(path)?.len();
     let _big = big_block_guard(size.min(MAX_BLOCK_FILE));
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
-        let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
-        let out = f(&buf);
+        let streamed = if size > BIG_BLOCK {
+            let mut file = fs::File::open(path)?;
+            let mut head = [0u8; 5];
+            let n = file.read(&mut head)?;
+            if is_cmp_block(head.get(..n).unwrap_or(&[])) {
+                let file = fs::File::open(path)?;
+                let r = std::io::BufReader::with_capacity(1 << 20, file);
+                Some(crate::filestore::block::decompress_cmp_reader(
+                    r, size, &mut buf,
+                )?)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let out = match streamed {
+            Some(res) => f(
+                res.map(|()| (std::borrow::Cow::Borrowed(&buf[..]), true)),
+                size,
+            ),
+            None => {
+                let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
+                f(crate::filestore::block::plain_block(&buf), n)
+            }
+        };
         if buf.capacity() as u64 > BIG_BLOCK {
             *buf = Vec::new(); // do not keep an outsized buffer from a damaged or huge file
         }
-        Ok((out, n))
+        Ok((out, size))
     })
 }
 

@@ -22,7 +22,7 @@
 use crate::base::problem::{Kind, Location, Problem};
 use crate::base::release::Release;
 use crate::filestore::block::{self, RecordKind};
-use crate::filestore::source::{FileRead, StreamSource};
+use crate::filestore::source::StreamSource;
 use crate::state::prelude::Prelude;
 use crate::state::scan::{self, BlockScan, DeadSet, ScanCtx};
 use std::collections::HashMap;
@@ -257,14 +257,16 @@ pub fn truncate_blocks(
             continue;
         }
         let mut scratch = Vec::new();
-        let FileRead::Bytes(raw) = src.fetch(&s.file, Location::default(), &mut scratch) else {
+        let Some((decoded, file_len)) = src.fetch_block(&s.file, Location::default(), &mut scratch)
+        else {
             continue;
         };
         let stop = ScanCtx {
             stop_at_damage: true,
             ..*ctx
         };
-        let mut kept = scan::scan_block(&stop, s.index, &raw);
+        let decoded = decoded.map(|(p, c)| (std::borrow::Cow::Owned(p), c));
+        let mut kept = scan::scan_decoded(&stop, s.index, file_len, decoded);
         let lost = ranges(s.live_bits.iter().filter(|&q| !kept.live_bits.get(q)));
         let kept_tombs: std::collections::HashSet<u64> = kept.tombstones.iter().copied().collect();
         let revived: Vec<u64> = s
@@ -398,10 +400,8 @@ pub fn enforce_limits(
             continue;
         }
         let mut scratch = Vec::new();
-        let FileRead::Bytes(raw) = src.fetch(&s.file, Location::default(), &mut scratch) else {
-            continue;
-        };
-        let Ok((plain, _)) = block::plain_block(&raw) else {
+        let Some((Ok((plain, _)), _)) = src.fetch_block(&s.file, Location::default(), &mut scratch)
+        else {
             continue;
         };
         let mut kills: Vec<(u64, u32, Vec<u8>)> = Vec::new();

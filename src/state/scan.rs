@@ -216,14 +216,30 @@ impl BlockScan {
 
 /// Scan one block. Never panics on input; every problem carries file and offset.
 pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
+    scan_decoded(
+        ctx,
+        index,
+        raw.len() as u64,
+        crate::filestore::block::plain_block(raw),
+    )
+}
+
+/// [`scan_block`] of a block already decoded (`Ok((plain, compressed))`) or not decodable, its
+/// file being `file_len` bytes long.
+pub fn scan_decoded(
+    ctx: &ScanCtx,
+    index: u32,
+    file_len: u64,
+    decoded: Result<(std::borrow::Cow<'_, [u8]>, bool), crate::s2::S2Error>,
+) -> BlockScan {
     let file = format!("msgs/{index}.blk");
     let mut sc = BlockScan {
         index,
         file: file.clone(),
-        file_len: raw.len() as u64,
+        file_len,
         ..Default::default()
     };
-    let (plain, compressed) = match crate::filestore::block::plain_block(raw) {
+    let (plain, compressed) = match decoded {
         Ok(p) => p,
         Err(e) => {
             sc.unreadable = true;

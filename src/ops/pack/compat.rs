@@ -100,7 +100,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
             // the same per-thread buffers verify used: no new 8 MiB allocation per block
             match crate::filestore::source::read_reusing(
                 &dir.join(format!("msgs/{i}.blk")),
-                |raw| scan::scan_block(&ctx, i, raw),
+                |d, n| scan::scan_decoded(&ctx, i, n, d),
             ) {
                 Ok((s, _)) => {
                     let framing = s.problems.iter().any(|p| p.kind == Kind::RecordFraming);
