@@ -32,8 +32,8 @@ step() {
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 step test cargo test --all-targets
-# Every fuzz target (fuzz/, cargo-fuzz) for a few seconds each, about 1.5 minutes with the build:
-# scripts/fuzz.sh; JETDIR_SKIP_FUZZ=1 skips it.
+# Every fuzz target (fuzz/, cargo-fuzz) for 4 seconds each, about a minute plus the build of the
+# instrumented targets: scripts/fuzz.sh; JETDIR_SKIP_FUZZ=1 skips it.
 if [ "${JETDIR_SKIP_FUZZ:-0}" != 1 ]; then
     step fuzz bash scripts/fuzz.sh
 fi
