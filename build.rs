@@ -10,6 +10,9 @@
 //! - nats-server 2.9: env `NATS_SERVER_29`, else `/usr/sbin/nats-server`;
 //! - Python with nats-py: `<repo>/.venv/bin/python` (else `python3`) must `import nats`.
 //!
+//! Likewise `jetdir_no_gnu_time` when `/usr/bin/time` (GNU time, which tests/hostile.rs uses to
+//! measure peak RSS) is missing.
+//!
 //! The same lookups are in tests/common/mod.rs. Under `CI=true` (or `CI=1`) the cfg is never
 //! set: the tests run, and a missing prerequisite makes them fail.
 //!
@@ -46,6 +49,17 @@ fn in_ci() -> bool {
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(jetdir_no_server)");
+    println!("cargo::rustc-check-cfg=cfg(jetdir_no_gnu_time)");
+    // tests/hostile.rs measures peak RSS with GNU time
+    let gnu_time = Path::new("/usr/bin/time");
+    watch(gnu_time);
+    if !gnu_time.is_file() && !in_ci() {
+        println!("cargo::rustc-cfg=jetdir_no_gnu_time");
+        println!(
+            "cargo::warning=hostile-input tests will be reported as ignored: /usr/bin/time is missing \
+             (bash scripts/install-deps.sh installs it)"
+        );
+    }
     println!("cargo::rerun-if-changed=build.rs");
     for var in ["CI", "NATS_SERVER_215", "NATS_SERVER_29"] {
         println!("cargo::rerun-if-env-changed={var}");

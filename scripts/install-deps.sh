@@ -105,6 +105,19 @@ else
     fi
 fi
 
+# --- GNU time (tests/hostile.rs measures each run's peak RSS with it) -------------
+if [ -x /usr/bin/time ]; then
+    :
+elif [ "${JETDIR_SKIP_APT:-0}" = 1 ]; then
+    log "JETDIR_SKIP_APT=1: not installing GNU time"
+else
+    log "apt-get install time"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq time >/dev/null
+    changed=1
+fi
+
 # --- Rust components ------------------------------------------------------------
 if command -v rustup >/dev/null 2>&1; then
     installed="$(rustup component list --installed 2>/dev/null || true)"
@@ -114,6 +127,29 @@ if command -v rustup >/dev/null 2>&1; then
             rustup component add "$c" || log "WARNING: could not add $c (offline?)"
         fi
     done
+fi
+
+# --- cargo-fuzz (scripts/fuzz.sh) ---------------------------------------------------
+# The fuzz targets build on the stable toolchain (RUSTC_BOOTSTRAP=1, no sanitizer); libFuzzer
+# itself is C++ (a C++ compiler is needed). JETDIR_SKIP_FUZZ=1 skips this. Under CI=true a
+# failed install fails; elsewhere scripts/fuzz.sh then says it did not run.
+CARGO_FUZZ_VERSION="0.13.2"
+if [ "${JETDIR_SKIP_FUZZ:-0}" != 1 ]; then
+    if ! command -v c++ >/dev/null 2>&1 && [ "${JETDIR_SKIP_APT:-0}" != 1 ]; then
+        log "apt-get install g++ (libFuzzer is C++)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq g++ >/dev/null
+    fi
+    if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+        log "cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
+        if ! cargo install -q cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked; then
+            if [ "${CI:-}" = true ]; then
+                log "ERROR: could not install cargo-fuzz"
+                exit 1
+            fi
+            log "WARNING: could not install cargo-fuzz; scripts/fuzz.sh will not run"
+        fi
+    fi
 fi
 
 # build.rs decides whether the real-server tests run or are reported as ignored; it
@@ -134,5 +170,6 @@ if [ "${JETDIR_SKIP_RELEASES:-0}" != 1 ]; then
         log "nats-server $v (.servers/$v/bin/nats-server): $("$REPO/.servers/$v/bin/nats-server" --version 2>&1 || echo missing)"
     done
 fi
+log "cargo-fuzz: $(cargo fuzz --version 2>&1 || echo missing)"
 log "nats-py: $("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("nats-py"))')"
 log "done in $(( $(date +%s) - start ))s"

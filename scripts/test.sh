@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command to check jetdir: installs the real NATS servers + nats-py
 # (scripts/install-deps.sh), then runs rustfmt, clippy and every test,
-# including the end-to-end tests against nats-server 2.15.1 and 2.9.10, and
-# the sampled differential matrix (scripts/matrix.sh --sample).
+# including the end-to-end tests against nats-server 2.15.1 and 2.9.10, a short
+# run of every fuzz target (scripts/fuzz.sh), and the sampled differential matrix
+# (scripts/matrix.sh --sample).
 # Runs every step even if one fails; exits non-zero if any failed.
 set -uo pipefail
 
@@ -31,6 +32,11 @@ step() {
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 step test cargo test --all-targets
+# Every fuzz target (fuzz/, cargo-fuzz) for a few seconds each, about 1.5 minutes with the build:
+# scripts/fuzz.sh; JETDIR_SKIP_FUZZ=1 skips it.
+if [ "${JETDIR_SKIP_FUZZ:-0}" != 1 ]; then
+    step fuzz bash scripts/fuzz.sh
+fi
 # The sampled differential matrix (tests/support/matrix.py, about 70 s): jetdir against
 # nats-server 2.10.26, 2.12.8 and 2.15.1 on damaged and killed stores; fails when a known
 # disagreement (tests/matrix-sample-baseline.json) changes. JETDIR_SKIP_MATRIX=1 skips it.

@@ -22,6 +22,9 @@ pub mod backup;
 pub mod base;
 pub mod check;
 pub mod filestore;
+/// Entry points of the fuzz targets (`fuzz/`); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ops;
 pub mod s2;
 pub(crate) mod state;

@@ -99,6 +99,10 @@ fn append_zero_chunks(file: &Path, n: usize) {
 /// S2 chunks decoding to 1 GiB appended to the real V1 and V2 backups: decoding must not run
 /// ahead of the reader (D4).
 #[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
 fn s2_bombs_after_the_archive() {
     for (v, codes) in [("v2.9.10", [0, 1]), ("v2.15.1", [0, 1])] {
         let t = tempfile::tempdir().unwrap();
@@ -136,6 +140,10 @@ fn store_copy(t: &Path, fixture_store: &str) -> (PathBuf, PathBuf) {
 
 /// A `cmp` block whose S2 stream decodes to 1 GiB of zeros, its header declaring 2 GiB (D5).
 #[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
 fn cmp_block_declaring_gigabytes() {
     let t = tempfile::tempdir().unwrap();
     let (s, streams) = store_copy(t.path(), "v2.11.11-s2/store");
@@ -164,6 +172,10 @@ fn cmp_block_declaring_gigabytes() {
 /// A 1 GiB block file of zeros (sparse) is read only up to the largest real block and the
 /// zeros are passed over at memory speed (D6).
 #[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
 fn huge_zero_block_file() {
     let t = tempfile::tempdir().unwrap();
     let (s, streams) = store_copy(t.path(), "v2.15.1-plain/store");
@@ -219,6 +231,10 @@ fn huge_zero_block_file() {
 /// A tarball whose block member is 100 MiB of zeros (a real block is at most 41 MiB): refused
 /// at its header, without decompressing it (D7).
 #[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
 fn tgz_member_far_above_any_real_block() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ORDERS");
@@ -273,6 +289,10 @@ fn tgz_member_far_above_any_real_block() {
 /// Archives made by GNU tar (name order, `./` prefixes, no top dir) and Python's tarfile (PAX,
 /// meta.inf last) verify and extract like the server's own files.
 #[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
 fn tarballs_from_any_tar_in_any_member_order() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("ORDERS");
@@ -386,6 +406,10 @@ fn tarballs_from_any_tar_in_any_member_order() {
 /// way the server writes them) packed by jetdir as a V1 backup: pack, verify and extract each
 /// stay under 64 MiB.
 #[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
 fn compressible_150_mb_backup() {
     let t = tempfile::tempdir().unwrap();
     let s = t.path().join("store");
@@ -474,6 +498,10 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 /// A V2 (NATSARC1) backup with a million messages where its state.json says 9: one finding per
 /// message, of which 100 are listed and the rest counted; memory stays bounded (D8).
 #[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
 fn v2_archive_with_a_million_problems() {
     let t = tempfile::tempdir().unwrap();
     let bk = t.path().join("ORDERS");

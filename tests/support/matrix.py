@@ -1059,7 +1059,8 @@ def compare_stream(j: Optional[dict], t: Optional[dict]) -> dict:
     for jf in ("first_ts", "last_ts"):
         sv = parse_ts(st.get(jf))
         jv = j.get(jf)
-        if jv == 0:
+        if jv == 0 and sv is None:
+            # no time at all: jetdir's 0 and Go's zero time say the same
             jv = None
         if jv is None and sv is None:
             continue
