@@ -33,7 +33,7 @@ use crate::base::release::Release;
 use crate::base::subject;
 use crate::filestore::block::{self, RecordKind};
 use crate::filestore::consumer_state::{ConsumerState, SeqPair};
-use crate::filestore::source::{FileRead, StreamSource};
+use crate::filestore::source::StreamSource;
 use crate::state::scan::BlockScan;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
@@ -155,11 +155,10 @@ impl StreamView for ScannedStream<'_> {
     fn walk(&self, f: &mut Visit) {
         for s in self.scans.iter().filter(|s| s.msgs > 0) {
             let mut scratch = Vec::new();
-            let FileRead::Bytes(raw) = self.src.fetch(&s.file, Default::default(), &mut scratch)
+            let Some((Ok((plain, _)), _)) =
+                self.src
+                    .fetch_block(&s.file, Default::default(), &mut scratch)
             else {
-                continue;
-            };
-            let Ok((plain, _)) = block::plain_block(&raw) else {
                 continue;
             };
             for r in block::Records::new(&plain).map_while(|r| r.ok()) {

@@ -11,6 +11,7 @@
 //! sched.db is left out (the server rebuilds it, with its warning). `Nats-Stream-Source` is
 //! `<stream> <seq> <filter> <transform> <...> <ident>`; its index name is stream, filter and
 //! transform joined by spaces. Every file is stamped `last_seq + 1`.
+use crate::state::load;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -141,73 +142,14 @@ fn head(count: u64, high: u64) -> Vec<u8> {
 }
 
 /// The value of the first header `name` (case-sensitive, as the server's lookup) in a NATS
-/// header block `NATS/1.0[ status]\r\nKey: Value\r\n...\r\n`.
+/// header block, as text.
 fn header<'a>(hdr: &'a [u8], name: &str) -> Option<&'a str> {
-    let text = std::str::from_utf8(hdr).ok()?;
-    text.split("\r\n").skip(1).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        (k == name).then(|| v.trim())
-    })
+    load::header_value(hdr, name.as_bytes()).and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// Whole seconds of a `Nats-TTL` value; `None` for `never`, invalid or zero.
 fn ttl_secs(v: &str) -> Option<i64> {
-    if v.eq_ignore_ascii_case("never") {
-        return None;
-    }
-    if let Some(ns) = go_duration_ns(v) {
-        return (ns >= 1_000_000_000).then_some(ns / 1_000_000_000);
-    }
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        return v.parse::<i64>().ok().filter(|s| *s > 0);
-    }
-    None
-}
-
-/// A Go `time.ParseDuration` string (`1h30m`, `1.5s`, `-2m`, `0`) in nanoseconds.
-fn go_duration_ns(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num = &rest[..n];
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += value * unit;
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    let ns = total as i64;
-    Some(if neg { -ns } else { ns })
+    Some(load::message_ttl(v.as_bytes())).filter(|&t| t > 0)
 }
 
 #[cfg(test)]
@@ -224,8 +166,6 @@ mod tests {
         assert_eq!(ttl_secs("never"), None);
         assert_eq!(ttl_secs("-5"), None);
         assert_eq!(ttl_secs("x"), None);
-        assert_eq!(go_duration_ns("1h30m"), Some(5_400_000_000_000));
-        assert_eq!(go_duration_ns("1x"), None);
     }
 
     #[test]
