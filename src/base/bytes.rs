@@ -220,3 +220,25 @@ mod tests {
         assert!(Cursor::new(&[1, 2]).u32le().is_err());
     }
 }
+
+/// `b` for a human: printable ASCII as it is, everything else escaped (`\x07`), cut to
+/// `max` characters with `…` (binary garbage is never printed as a subject).
+pub fn printable(b: &[u8], max: usize) -> String {
+    let s: String = b.escape_ascii().to_string();
+    if s.chars().count() <= max {
+        return s;
+    }
+    let mut t: String = s.chars().take(max).collect();
+    t.push('…');
+    t
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn escapes_and_cuts() {
+        assert_eq!(super::printable(b"orders.new", 64), "orders.new");
+        assert_eq!(super::printable(b"a\x07b", 64), "a\\x07b");
+        assert_eq!(super::printable(b"abcdef", 3), "abc…");
+    }
+}

@@ -163,6 +163,21 @@ pub struct LoadReport {
     pub removed: Vec<Removal>,
     /// The next step for the operator.
     pub next_step: Option<String>,
+    /// Subject delete markers the server writes right after the load
+    /// (`subject_delete_marker_ttl`: max_age emptied their subjects).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<MarkerReport>,
+}
+
+/// A subject delete marker the server appends after the load.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkerReport {
+    /// Its sequence.
+    pub seq: u64,
+    /// The subject max_age emptied.
+    pub subject: String,
+    /// The expired message it replaces.
+    pub replaces: u64,
 }
 
 /// Messages one limit removes at load.

@@ -146,6 +146,17 @@ mod tests {
     }
 }
 
+/// A whole number of seconds as Go's `time.Duration.String` spells it (`5s`, `1m0s`,
+/// `1h30m0s`): how the server writes a subject delete marker's `Nats-TTL`.
+pub fn go_duration_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
 /// Parse a Go duration (`time.ParseDuration`: `6s`, `1.5h`, `1h30m`, `300ms`, `-2m`) into ns.
 /// `None` when it is not one or does not fit.
 pub fn parse_go_duration(s: &str) -> Option<i64> {
@@ -210,5 +221,15 @@ mod duration_tests {
         assert_eq!(d("s"), None);
         assert_eq!(d(""), None);
         assert_eq!(d("5x"), None);
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        use super::go_duration_secs as g;
+        assert_eq!(
+            [g(5), g(60), g(90), g(3600), g(5400)],
+            ["5s", "1m0s", "1m30s", "1h0m0s", "1h30m0s"]
+        );
+        assert_eq!(d(&g(5400)), Some(5_400_000_000_000));
     }
 }

@@ -113,10 +113,11 @@ pub fn finish_stream(
         .unwrap_or_default();
     // .idx/.fss describe the blocks as written: compare before the limits remove anything
     check_legacy(&pre, &scans, &mut problems, prefix);
-    let removed = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
-    problems.extend(load::limit_findings(&loc, &removed));
+    let enforced = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
+    let removed = &enforced.removed;
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
     let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery);
+    problems.extend(load::limit_findings(&loc, &enforced, last));
     rep.suppressed = suppressed;
     if rep.messages == Some(0) && !removed.is_empty() {
         // emptied by its limits: the server keeps the last message's time
@@ -167,10 +168,48 @@ pub fn finish_stream(
     } else {
         Vec::new()
     };
-    let mut lr = load_report(&pre, load, &truncs, &removed, &revived, &problems);
+    add_markers(&mut rep, &enforced.markers, last, load.at_ns);
+    let mut lr = load_report(&pre, load, &truncs, removed, &revived, &problems);
+    lr.markers = enforced
+        .markers
+        .iter()
+        .zip(last + 1..)
+        .map(|(m, seq)| crate::base::report::MarkerReport {
+            seq,
+            subject: String::from_utf8_lossy(&m.subject).into_owned(),
+            replaces: m.replaces,
+        })
+        .collect();
     lr.unreadable = load::ranges(unreadable);
     rep.load = Some(lr);
     (rep, problems)
+}
+
+/// The subject delete markers the server appends after the load: the stream grows by one
+/// message per marker, stamped with the time of the load.
+fn add_markers(rep: &mut StreamReport, markers: &[load::Marker], last: u64, at_ns: i64) {
+    if markers.is_empty() {
+        return;
+    }
+    let n = markers.len() as u64;
+    if rep.messages == Some(0) {
+        rep.first_seq = Some(last + 1);
+        rep.first_ts = Some(at_ns);
+        rep.deleted = Some(0);
+        rep.deleted_seqs.clear();
+    }
+    rep.messages = rep.messages.map(|m| m + n);
+    rep.bytes = rep
+        .bytes
+        .map(|b| b + markers.iter().map(|m| m.bytes()).sum::<u64>());
+    rep.last_seq = Some(last + n);
+    rep.last_ts = Some(at_ns);
+    for m in markers {
+        *rep.subject_counts
+            .entry(String::from_utf8_lossy(&m.subject).into_owned())
+            .or_insert(0) += 1;
+    }
+    rep.subjects = Some(rep.subject_counts.len() as u64);
 }
 
 /// The first damaged record of each block gets the load's outcome: what the server keeps,
@@ -1361,6 +1400,7 @@ fn load_report(
             })
             .collect(),
         next_step,
+        markers: Vec::new(),
     }
 }
 
@@ -1897,6 +1937,73 @@ mod tests {
         let r = verify_store(&d, &at(last_ts + 3_600_000_000_001), &NoProgress).unwrap();
         assert_eq!(r.streams[0].messages, Some(0), "all older than max_age");
         assert_eq!(r.streams[0].first_seq, Some(101));
+    }
+
+    /// With subject_delete_marker_ttl, max_age leaves one delete marker per emptied subject,
+    /// appended after the last sequence in the order of the subjects' last messages
+    /// (agrees with 2.11.11, 2.12.8 and 2.15.1 in the sampled matrix's `expired` row).
+    #[test]
+    fn subject_delete_markers_replace_expired_subjects() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = multi(&t);
+        let before = run(&d, false);
+        let b = &before.streams[0];
+        let meta = d.join("meta.inf");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        cfg["max_age"] = 3_600_000_000_000i64.into();
+        cfg["allow_msg_ttl"] = true.into();
+        cfg["subject_delete_marker_ttl"] = 90_000_000_000i64.into();
+        let raw = serde_json::to_vec(&cfg).unwrap();
+        fs::write(&meta, &raw).unwrap();
+        fs::write(d.join("meta.sum"), meta::expected_sum("MULTI", &raw)).unwrap();
+        let at = b.last_ts.unwrap() + 3_600_000_000_001;
+        let opts = Options {
+            target: crate::check::Target {
+                release: None,
+                at_ns: at,
+            },
+            ..Default::default()
+        };
+        let r = verify_store(&d, &opts, &NoProgress).unwrap();
+        let s = &r.streams[0];
+        let n = b.subjects.unwrap();
+        let last = b.last_seq.unwrap();
+        assert_eq!(s.messages, Some(n), "one marker per subject");
+        assert_eq!((s.first_seq, s.last_seq), (Some(last + 1), Some(last + n)));
+        assert_eq!((s.first_ts, s.last_ts), (Some(at), Some(at)));
+        assert_eq!(s.deleted, Some(0));
+        let hdr = load::marker_headers(90);
+        assert!(hdr.ends_with(b"Nats-TTL: 1m30s\r\nNats-Rollup: sub\r\n\r\n"));
+        let want_bytes: u64 = s
+            .subject_counts
+            .keys()
+            .map(|k| (22 + k.len() + 4 + hdr.len() + 8) as u64)
+            .sum();
+        assert_eq!(s.bytes, Some(want_bytes));
+        assert_eq!(
+            s.subject_counts.keys().collect::<Vec<_>>(),
+            b.subject_counts.keys().collect::<Vec<_>>()
+        );
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.markers.len() as u64, n);
+        assert!(l
+            .markers
+            .windows(2)
+            .all(|w| w[0].replaces < w[1].replaces && w[0].seq + 1 == w[1].seq));
+        assert_eq!(l.removed[0].limit, "max_age");
+        assert_eq!(l.removed[0].messages, b.messages.unwrap());
+        assert_eq!(r.exit_code(), 0, "{:#?}", r.problems);
+        // before max_age: nothing expires, no marker
+        let opts = Options {
+            target: crate::check::Target {
+                release: None,
+                at_ns: b.last_ts.unwrap() + 1,
+            },
+            ..Default::default()
+        };
+        let r = verify_store(&d, &opts, &NoProgress).unwrap();
+        assert_eq!(r.streams[0].messages, b.messages);
+        assert!(r.streams[0].load.as_ref().unwrap().markers.is_empty());
     }
 
     #[test]

@@ -297,8 +297,12 @@ pub struct Limits {
     pub max_msgs: Option<u64>,
     /// `max_bytes` (discard old only).
     pub max_bytes: Option<u64>,
-    /// `max_age` in ns (not with subject delete markers).
+    /// `max_age` in ns.
     pub max_age_ns: Option<i64>,
+    /// `subject_delete_marker_ttl` in whole seconds: max_age then expires messages after the
+    /// load (not during it), skips `Nats-TTL: never` ones, and writes a delete marker for
+    /// each subject it empties.
+    pub sdm_ttl_s: Option<u64>,
     /// `max_msgs_per_subject`.
     pub max_per_subject: Option<u64>,
     /// `allow_msg_ttl` without subject delete markers: messages expire at their `Nats-TTL`.
@@ -319,7 +323,10 @@ impl Limits {
         Limits {
             max_msgs: pos("max_msgs").filter(|_| discard_old),
             max_bytes: pos("max_bytes").filter(|_| discard_old),
-            max_age_ns: pos("max_age").filter(|_| !sdm).map(|v| v as i64),
+            max_age_ns: pos("max_age").map(|v| v as i64),
+            sdm_ttl_s: pos("subject_delete_marker_ttl")
+                .map(|ns| ns / 1_000_000_000)
+                .filter(|&s| s > 0),
             max_per_subject: pos("max_msgs_per_subject"),
             msg_ttl: cfg.get("allow_msg_ttl").and_then(|v| v.as_bool()) == Some(true) && !sdm,
         }
@@ -342,24 +349,74 @@ pub struct LimitRemoval {
     pub last_ts: i64,
 }
 
+/// A subject delete marker the server writes after the load (`subject_delete_marker_ttl`):
+/// max_age removed the last message of `subject`. It gets the next sequence, in the order of
+/// the messages it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// The emptied subject.
+    pub subject: Vec<u8>,
+    /// The expired message it replaces (the marker's `Nats-Rollup: sub` purges it).
+    pub replaces: u64,
+    /// The headers the server writes.
+    pub headers: Vec<u8>,
+}
+
+impl Marker {
+    /// The marker's stored size (`fileStoreMsgSize`: 22 + subject + 4 + headers + 8).
+    pub fn bytes(&self) -> u64 {
+        (22 + self.subject.len() + 4 + self.headers.len() + 8) as u64
+    }
+}
+
+/// The headers of a max_age subject delete marker (`handleRemovalOrSdm`).
+pub fn marker_headers(ttl_s: u64) -> Vec<u8> {
+    format!(
+        "NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {}\r\nNats-Rollup: sub\r\n\r\n",
+        crate::base::time::go_duration_secs(ttl_s)
+    )
+    .into_bytes()
+}
+
+/// True for a message that is itself a delete marker (`isSubjectDeleteMarker`): it has a
+/// `Nats-Marker-Reason`, or is a KV purge; its expiry writes no new marker.
+pub fn is_delete_marker(hdr: Option<&[u8]>) -> bool {
+    hdr.is_some_and(|h| {
+        header_value(h, b"Nats-Marker-Reason").is_some_and(|v| !v.is_empty())
+            || header_value(h, b"KV-Operation") == Some(b"PURGE")
+    })
+}
+
+/// What the limits do at load: the messages each removes, and the delete markers written.
+#[derive(Debug, Clone, Default)]
+pub struct Enforced {
+    /// Per limit, the messages removed.
+    pub removed: Vec<LimitRemoval>,
+    /// Subject delete markers appended after the last sequence.
+    pub markers: Vec<Marker>,
+}
+
 /// Ranges kept per limit removal (the count is always exact).
 pub const MAX_RANGES: usize = 1000;
 
 /// Apply the limits the server enforces at load, oldest first, by killing messages in the
-/// scans. Needs the blocks again (`src`); returns what each limit removed.
+/// scans. Needs the blocks again (`src`); returns what each limit removed and the subject
+/// delete markers written.
 pub fn enforce_limits(
     limits: &Limits,
     at_ns: i64,
     scans: &mut [BlockScan],
     src: &dyn StreamSource,
-) -> Vec<LimitRemoval> {
+) -> Enforced {
+    let mut markers = Vec::new();
     if *limits == Limits::default() {
-        return Vec::new();
+        return Enforced::default();
     }
     let mut n: u64 = scans.iter().map(|s| s.msgs).sum();
     let mut b: u64 = scans.iter().map(|s| s.bytes).sum();
     let mut per_subject: HashMap<Vec<u8>, u64> = HashMap::new();
-    for s in scans.iter().filter(|_| limits.max_per_subject.is_some()) {
+    let count_subjects = limits.max_per_subject.is_some() || limits.sdm_ttl_s.is_some();
+    for s in scans.iter().filter(|_| count_subjects) {
         for (i, name) in s.subject_names.iter().enumerate() {
             let c = s.subject_counts.get(i).copied().unwrap_or(0);
             if c > 0 {
@@ -376,7 +433,7 @@ pub fn enforce_limits(
         .max_per_subject
         .is_some_and(|m| per_subject.values().any(|&c| c > m));
     if !front_needed && !subj_needed && !limits.msg_ttl {
-        return Vec::new();
+        return Enforced::default();
     }
     let mut removed: Vec<LimitRemoval> = [
         "max_msgs",
@@ -416,7 +473,28 @@ pub fn enforce_limits(
                 } else if limits.max_bytes.is_some_and(|m| b > m) {
                     why = Some(1);
                 } else if cutoff.is_some_and(|c| r.ts <= c) {
-                    why = Some(2);
+                    if let Some(ttl_s) = limits.sdm_ttl_s {
+                        // expireMsgs: `Nats-TTL: never` is skipped; the last message of a
+                        // subject is replaced by a marker (unless it is a marker itself)
+                        let ttl = r
+                            .headers
+                            .and_then(|h| header_value(h, b"Nats-TTL"))
+                            .map_or(0, message_ttl);
+                        if ttl >= 0 {
+                            why = Some(2);
+                            if per_subject.get(r.subject) == Some(&1)
+                                && !is_delete_marker(r.headers)
+                            {
+                                markers.push(Marker {
+                                    subject: r.subject.to_vec(),
+                                    replaces: r.seq,
+                                    headers: marker_headers(ttl_s),
+                                });
+                            }
+                        }
+                    } else {
+                        why = Some(2);
+                    }
                 } else {
                     front_done = true;
                 }
@@ -469,7 +547,7 @@ pub fn enforce_limits(
         }
     }
     removed.retain(|r| r.messages > 0);
-    removed
+    Enforced { removed, markers }
 }
 
 /// The value of header `key` in a NATS header block (`NATS/1.0\r\nKey: value\r\n…`),
@@ -502,8 +580,15 @@ pub fn message_ttl(v: &[u8]) -> i64 {
 }
 
 /// Messages the limits' ranges cover, spelled for a finding.
-pub fn removal_text(r: &LimitRemoval) -> String {
+pub fn removal_text(r: &LimitRemoval, sdm: bool) -> String {
     let what = match r.limit {
+        "max_age" if sdm => {
+            return format!(
+                "{} message(s) are older than max_age at the time of the load; with subject delete markers the server removes them right after it starts: seqs {}",
+                r.messages,
+                ranges_text(&r.ranges)
+            )
+        }
         "max_age" => "are older than max_age at the time of the load",
         "max_msgs_per_subject" => "exceed max_msgs_per_subject",
         "max_bytes" => "exceed max_bytes",
@@ -525,17 +610,43 @@ pub fn removal_text(r: &LimitRemoval) -> String {
 
 /// Findings for what the load does to the stream (truncations are reported on the damaged
 /// record's own finding by the caller; these are the limit removals).
-pub fn limit_findings(loc: &Location, removed: &[LimitRemoval]) -> Vec<Problem> {
-    removed
+pub fn limit_findings(loc: &Location, done: &Enforced, last_seq: u64) -> Vec<Problem> {
+    let sdm = !done.markers.is_empty();
+    let mut out: Vec<Problem> = done
+        .removed
         .iter()
         .map(|r| {
             let (a, z) = (
                 r.ranges.first().map_or(0, |x| x.0),
                 r.ranges.last().map_or(0, |x| x.1),
             );
-            Problem::new(Kind::LimitsAtLoad, loc.clone().seqs(a, z), removal_text(r))
+            Problem::new(
+                Kind::LimitsAtLoad,
+                loc.clone().seqs(a, z),
+                removal_text(r, sdm),
+            )
         })
-        .collect()
+        .collect();
+    if sdm {
+        let n = done.markers.len() as u64;
+        let names: Vec<String> = done
+            .markers
+            .iter()
+            .take(5)
+            .map(|m| crate::base::bytes::printable(&m.subject, 64))
+            .collect();
+        let more = if n > 5 { ", …" } else { "" };
+        out.push(Problem::new(
+            Kind::LimitsAtLoad,
+            loc.clone().seqs(last_seq + 1, last_seq + n),
+            format!(
+                "the server writes {n} subject delete marker(s) (subject_delete_marker_ttl) for the subjects max_age empties, as seqs {} ({}{more})",
+                ranges_text(&[(last_seq + 1, last_seq + n)]),
+                names.join(", ")
+            ),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -565,7 +676,26 @@ mod tests {
         )
         .unwrap();
         let l = Limits::of(&cfg);
-        assert_eq!((l.max_msgs, l.max_age_ns), (None, None));
+        assert_eq!(
+            (l.max_msgs, l.max_age_ns, l.sdm_ttl_s),
+            (None, Some(6), None)
+        );
+        let cfg: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"max_age":6000000000,"subject_delete_marker_ttl":60000000000}"#,
+        )
+        .unwrap();
+        assert_eq!(Limits::of(&cfg).sdm_ttl_s, Some(60));
+        assert_eq!(
+            marker_headers(60),
+            b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 1m0s\r\nNats-Rollup: sub\r\n\r\n"
+        );
+        assert!(is_delete_marker(Some(&marker_headers(60))));
+        assert!(is_delete_marker(Some(
+            b"NATS/1.0\r\nKV-Operation: PURGE\r\n\r\n"
+        )));
+        assert!(!is_delete_marker(Some(
+            b"NATS/1.0\r\nKV-Operation: DEL\r\n\r\n"
+        )));
     }
 
     #[test]
