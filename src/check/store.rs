@@ -96,6 +96,7 @@ pub fn finish_stream(
         &ctx,
         src,
     );
+    let index_counted = count_undecodable_from_index(&pre, &load.recovery, &mut scans, prefix);
     let mut suppressed = std::collections::BTreeMap::new();
     for s in &mut scans {
         problems.append(&mut s.problems);
@@ -103,7 +104,9 @@ pub fn finish_stream(
             *suppressed.entry(k).or_insert(0) += n;
         }
     }
-    let unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
+    let mut unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
+    unreadable.extend(index_counted);
+    unreadable.sort_unstable();
     check_block_order(&scans, &loc, prefix, &mut problems);
     let late = settle_late_deaths(&pre, load.dead, &mut scans, src, prefix, &mut problems);
     let limits = pre
@@ -113,12 +116,16 @@ pub fn finish_stream(
         .unwrap_or_default();
     // .idx/.fss describe the blocks as written: compare before the limits remove anything
     check_legacy(&pre, &scans, &mut problems, prefix);
+    let before_limits = subject_totals(&scans);
     let enforced = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
     let removed = &enforced.removed;
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
     let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery);
     problems.extend(load::limit_findings(&loc, &enforced, last));
     rep.suppressed = suppressed;
+    if let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) {
+        subjects_from_index(&mut rep, db, &before_limits, &subjects);
+    }
     if rep.messages == Some(0) && !removed.is_empty() {
         // emptied by its limits: the server keeps the last message's time
         rep.last_ts = removed.iter().map(|r| r.last_ts).max();
@@ -210,6 +217,97 @@ fn add_markers(rep: &mut StreamReport, markers: &[load::Marker], last: u64, at_n
             .or_insert(0) += 1;
     }
     rep.subjects = Some(rep.subject_counts.len() as u64);
+}
+
+/// Live messages per subject over all scans.
+fn subject_totals(scans: &[BlockScan]) -> HashMap<Vec<u8>, u64> {
+    let mut m: HashMap<Vec<u8>, u64> = HashMap::new();
+    for s in scans {
+        for (i, n) in s.subject_names.iter().enumerate() {
+            let c = s.subject_counts.get(i).copied().unwrap_or(0);
+            if c > 0 {
+                *m.entry(n.clone()).or_insert(0) += c;
+            }
+        }
+    }
+    m
+}
+
+/// Under a trusted index.db the server's per-subject counts are the index's (it does not
+/// recount them from the blocks, also when a block is truncated or damaged: M6, M10, M11),
+/// less what the limits remove at load.
+fn subjects_from_index(
+    rep: &mut StreamReport,
+    db: &crate::filestore::index_db::IndexDb,
+    before: &HashMap<Vec<u8>, u64>,
+    after: &HashMap<Vec<u8>, u64>,
+) {
+    if db.subjects.is_empty() {
+        return;
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for se in &db.subjects {
+        let removed = before
+            .get(&se.subject)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(after.get(&se.subject).copied().unwrap_or(0));
+        let n = se.total.saturating_sub(removed);
+        if n > 0 {
+            counts.insert(String::from_utf8_lossy(&se.subject).into_owned(), n);
+        }
+    }
+    rep.subjects = Some(counts.len() as u64);
+    rep.subject_counts = counts;
+}
+
+/// A block that cannot be decoded under a trusted index.db: the server counts the block's
+/// messages from the index and cannot serve them (2.10.26 and 2.11.6 log "Cache lookup
+/// detected no cache" when asked; M3/M5 of the matrix findings). The scan takes the index's
+/// numbers (subjects stay unknown); returns the live sequences counted that way.
+fn count_undecodable_from_index(
+    pre: &Prelude,
+    recovery: &Recovery,
+    scans: &mut [BlockScan],
+    prefix: &str,
+) -> Vec<u64> {
+    let (Recovery::Index, Some(db)) = (recovery, pre.index_db.as_ref()) else {
+        return Vec::new();
+    };
+    let mut counted = Vec::new();
+    for s in scans.iter_mut().filter(|s| s.unreadable) {
+        let Some(be) = db.blocks.iter().find(|b| b.index == s.index) else {
+            continue;
+        };
+        if be.msgs() == 0 || be.msgs() > 1 << 24 {
+            continue;
+        }
+        let dead: std::collections::HashSet<u64> = be.deleted.iter().copied().collect();
+        for q in be.first_seq..=be.last_seq {
+            if !dead.contains(&q) && !pre.dead.seqs.contains(&q) {
+                s.live_bits.set(q);
+                counted.push(q);
+            }
+        }
+        s.msgs = s.live_bits.iter().count() as u64;
+        s.bytes = be.bytes;
+        s.first_live = s.live_bits.first();
+        s.last_live = s.live_bits.last();
+        s.min_seq = Some(be.first_seq);
+        s.max_seq = Some(be.last_seq);
+        s.first_ts = be.first_ts;
+        s.last_ts = be.last_ts;
+        let file = format!("{prefix}{}", s.file);
+        if let Some(p) = s.problems.iter_mut().find(|p| {
+            p.kind == Kind::BlockDecompress && p.loc.file.as_deref() == Some(file.as_str())
+        }) {
+            p.message = format!(
+                "{}; the server trusts index.db: it counts the block's {} message(s) (seqs {}..{}) but cannot serve them (MSG.GET answers \"no message found\"; 2.10 and 2.11 log \"Cache lookup detected no cache\")",
+                p.message, s.msgs, be.first_seq, be.last_seq
+            );
+        }
+    }
+    counted
 }
 
 /// The first damaged record of each block gets the load's outcome: what the server keeps,
@@ -749,7 +847,8 @@ fn check_index_db(
     for se in &db.subjects {
         listed.insert(&se.subject, se.total);
     }
-    if !listed.is_empty() && !limits_applied {
+    // an undecodable block's subjects are unknown (its counts come from the index)
+    if !listed.is_empty() && !limits_applied && !scans.iter().any(|s| s.unreadable) {
         for (k, v) in subjects {
             let l = listed.get(k.as_slice()).copied().unwrap_or(0);
             if l != *v {
