@@ -105,6 +105,7 @@ pub fn finish_stream(
         }
     }
     let mut unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
+    let not_loaded = undecodable_on_rebuild(&scans, load, prefix, &mut problems);
     unreadable.extend(index_counted);
     unreadable.sort_unstable();
     check_block_order(&scans, &loc, prefix, &mut problems);
@@ -188,6 +189,9 @@ pub fn finish_stream(
         })
         .collect();
     lr.unreadable = load::ranges(unreadable);
+    if not_loaded {
+        lr.verdict = crate::base::report::Verdict::Skipped;
+    }
     rep.load = Some(lr);
     (rep, problems)
 }
@@ -217,6 +221,43 @@ fn add_markers(rep: &mut StreamReport, markers: &[load::Marker], last: u64, at_n
             .or_insert(0) += 1;
     }
     rep.subjects = Some(rep.subject_counts.len() as u64);
+}
+
+/// A block that cannot be decoded when the server rebuilds the stream from its blocks:
+/// 2.10 to 2.12 drop the block (its messages are lost: the stream numbers
+/// already leave it out); 2.14+ fail the stream's recovery and do not load it ("Error
+/// recreating stream …: error reading compression reader: s2: corrupt input"; the files stay).
+/// Both seen in the differential matrix (`cmp_flip+noidx`, `cmp_trunc+noidx`). Returns true
+/// when the modelled release does not load the stream.
+fn undecodable_on_rebuild(
+    scans: &[BlockScan],
+    load: &LoadInput,
+    prefix: &str,
+    problems: &mut [Problem],
+) -> bool {
+    if !load.recovery.rebuilds() {
+        return false;
+    }
+    let fails = load.release.as_ref().map(|r| *r >= Release::new(2, 14, 0));
+    let mut any = false;
+    for s in scans.iter().filter(|s| s.unreadable) {
+        any = true;
+        let file = format!("{prefix}{}", s.file);
+        let Some(p) = problems.iter_mut().find(|p| {
+            p.kind == Kind::BlockDecompress && p.loc.file.as_deref() == Some(file.as_str())
+        }) else {
+            continue;
+        };
+        let drop = "the server rebuilds this stream, cannot decode the block, drops it and loses its messages (2.10 to 2.12)";
+        let fail = "the server rebuilds this stream, cannot decode the block and does not load the stream at all: it logs \"Error recreating stream: error reading compression reader: s2: corrupt input\" and leaves the files on disk (2.14 and later)";
+        let what = match fails {
+            Some(true) => fail.to_string(),
+            Some(false) => drop.to_string(),
+            None => format!("{drop}; {fail}"),
+        };
+        p.message = format!("{}; {what}", p.message);
+    }
+    any && fails == Some(true)
 }
 
 /// Live messages per subject over all scans.
@@ -2103,6 +2144,58 @@ mod tests {
         let r = verify_store(&d, &opts, &NoProgress).unwrap();
         assert_eq!(r.streams[0].messages, b.messages);
         assert!(r.streams[0].load.as_ref().unwrap().markers.is_empty());
+    }
+
+    /// An undecodable compressed block when the server rebuilds: 2.10–2.12 drop the block,
+    /// 2.14+ do not load the stream (differential matrix, `cmp_flip+noidx`).
+    #[test]
+    fn undecodable_block_on_rebuild_depends_on_the_release() {
+        let t = testdata::sample("v2.15.1-s2");
+        let d = t.path().join("v2.15.1-s2/store/jetstream/$G/streams/CMP");
+        let clean = run(&d, false);
+        let blk = d.join("msgs/1.blk");
+        let len = fs::metadata(&blk).unwrap().len() as usize;
+        truncate_to(&blk, len / 2);
+        fs::remove_file(d.join("msgs/index.db")).unwrap();
+        let for_release = |v: &str| {
+            let opts = Options {
+                target: crate::check::Target {
+                    release: Some(Release::parse(v).unwrap()),
+                    at_ns: crate::base::time::now_ns(),
+                },
+                ..Default::default()
+            };
+            verify_store(&d, &opts, &NoProgress).unwrap()
+        };
+        let old = for_release("2.12.8");
+        let s = &old.streams[0];
+        assert_eq!(s.load.as_ref().unwrap().verdict, Verdict::LosesData);
+        assert!(
+            s.messages < clean.streams[0].messages,
+            "block 1's messages are gone"
+        );
+        let p = old
+            .problems
+            .iter()
+            .find(|p| p.kind == "block_decompress")
+            .unwrap();
+        assert!(p.message.contains("drops it"), "{}", p.message);
+        let new = for_release("2.15.1");
+        assert_eq!(
+            new.streams[0].load.as_ref().unwrap().verdict,
+            Verdict::Skipped
+        );
+        let p = new
+            .problems
+            .iter()
+            .find(|p| p.kind == "block_decompress")
+            .unwrap();
+        assert!(
+            p.message.contains("does not load the stream"),
+            "{}",
+            p.message
+        );
+        assert_eq!(new.exit_code(), 1);
     }
 
     #[test]
