@@ -248,8 +248,15 @@ pub fn truncate_blocks(
         let Some(d) = s.damage else { continue };
         let truncates = match recovery {
             Recovery::Rebuild { .. } => true,
-            // a trusted index does not protect against framing errors (2.10+, M8)
-            Recovery::Index => d.framing && !release.is_some_and(is_legacy),
+            // a trusted index does not protect against framing errors (2.10+, M8): loading
+            // the block fails on one anywhere in it, and the rebuild that follows truncates
+            // at the first bad record (a checksum error before it included)
+            Recovery::Index => {
+                (d.framing
+                    || s.problems.iter().any(|p| p.kind == Kind::RecordFraming)
+                    || s.suppressed.contains_key(Kind::RecordFraming.as_str()))
+                    && !release.is_some_and(is_legacy)
+            }
             // 2.9 rebuilds a block whose .idx is missing, and truncates it as 2.10+ do
             Recovery::Legacy => !legacy_indexed.contains(&s.index),
         };
@@ -269,11 +276,13 @@ pub fn truncate_blocks(
         let mut kept = scan::scan_decoded(&stop, s.index, file_len, decoded);
         let lost = ranges(s.live_bits.iter().filter(|&q| !kept.live_bits.get(q)));
         let kept_tombs: std::collections::HashSet<u64> = kept.tombstones.iter().copied().collect();
+        // under a trusted index the deletes stay in its delete maps: nothing comes back
         let revived: Vec<u64> = s
             .tombstones
             .iter()
             .copied()
             .filter(|q| !kept_tombs.contains(q))
+            .filter(|_| !matches!(recovery, Recovery::Index))
             .collect();
         let torn = d.framing && d.nothing_after && Some(s.index) == last_index && lost.is_empty();
         kept.problems = std::mem::take(&mut s.problems);
