@@ -253,7 +253,11 @@ fn summarise(
             match s.verdict {
                 Verdict::Skipped => d.push_str(" not loaded"),
                 _ if s.lost_messages > 0 => {
-                    let _ = write!(d, " loses {}", plural(s.lost_messages, "message", "messages"));
+                    let _ = write!(
+                        d,
+                        " loses {}",
+                        plural(s.lost_messages, "message", "messages")
+                    );
                 }
                 _ if s.unreadable_messages > 0 => {
                     let _ = write!(
@@ -275,10 +279,9 @@ fn summarise(
             "{what} verified, {}, no data lost",
             plural(warnings, "warning", "warnings")
         ),
-        Status::Critical if damaged.is_empty() => format!(
-            "{what} verified, {}",
-            plural(errors, "error", "errors")
-        ),
+        Status::Critical if damaged.is_empty() => {
+            format!("{what} verified, {}", plural(errors, "error", "errors"))
+        }
         Status::Critical => format!(
             "{what} verified, {} damaged: {}",
             damaged.len(),
@@ -531,8 +534,12 @@ mod tests {
         );
         assert_eq!(r.status, Status::Unknown);
         assert_eq!(r.exit_code, 2);
-        assert!(r.nagios().starts_with("UNKNOWN jetdir /nope: could not run"));
-        assert!(r.prometheus().contains("jetdir_check_success{path=\"/nope\"} 0\n"));
+        assert!(r
+            .nagios()
+            .starts_with("UNKNOWN jetdir /nope: could not run"));
+        assert!(r
+            .prometheus()
+            .contains("jetdir_check_success{path=\"/nope\"} 0\n"));
     }
 
     #[test]
