@@ -581,7 +581,7 @@ mod tests {
         assert!(
             v.contains(&format!(
                 "index.db versions 1-{}",
-                jetdir::filestore::index_db::MAX_VERSION
+                jetdir::filestore::INDEX_DB_MAX_VERSION
             )),
             "{v}"
         );

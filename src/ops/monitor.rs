@@ -493,7 +493,14 @@ pub fn write_textfile(target: &Path, text: &str) -> io::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let named = |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+    let named = |p: &Path, e: io::Error| {
+        let what = if p == target {
+            format!("{}: {e}", target.display())
+        } else {
+            format!("{}: {e} (staging file {})", target.display(), p.display())
+        };
+        io::Error::new(e.kind(), what)
+    };
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
