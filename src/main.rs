@@ -331,6 +331,13 @@ fn main() -> ExitCode {
             model,
         } => {
             let format = if cli.json { CheckFormat::Json } else { *format };
+            // a monitoring run (cron, NRPE) prints its result only: no log lines on a
+            // non-terminal stderr unless --no-progress asks for them
+            let mode = if cli.no_progress || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                mode
+            } else {
+                progress::Mode::Quiet
+            };
             let opts = CheckOpts {
                 format,
                 textfile: textfile.as_deref(),
