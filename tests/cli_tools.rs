@@ -360,6 +360,18 @@ fn check_missing_path_is_unknown_exits_2_and_still_writes_the_textfile() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no/dir/x.prom"));
 }
 
+#[test]
+fn check_encrypted_store_is_unknown_not_damaged() {
+    let o = jetdir(&["-q", "check", &s(&fixture("v2.15.1-enc-chacha/store"))]);
+    let line = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{line}");
+    assert!(
+        line.contains(": could not run: encrypted_key_needed ($G > "),
+        "{line}"
+    );
+    assert!(line.contains(" damaged=0 "), "{line}");
+}
+
 const SUBCOMMANDS: &[&str] = &[
     "verify",
     "inspect",

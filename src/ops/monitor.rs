@@ -75,7 +75,8 @@ pub struct StreamMetrics {
     pub unreadable_messages: u64,
     /// What the server does with the stream.
     pub verdict: Verdict,
-    /// Error findings in this stream.
+    /// Error findings in this stream (not counting the could-not-run kinds such as
+    /// `encrypted_key_needed`: such a stream is not damaged, it was not read).
     pub errors: u64,
     /// Warning findings in this stream.
     pub warnings: u64,
@@ -163,6 +164,7 @@ pub fn from_report(
                     .iter()
                     .filter(|p| {
                         p.severity == sev
+                            && !p.kind.is_fatal()
                             && p.loc.account.as_deref() == Some(s.account.as_str())
                             && p.loc.stream.as_deref() == Some(s.name.as_str())
                     })
@@ -288,11 +290,14 @@ fn summarise(
             damaged.join(", ")
         ),
         Status::Unknown => {
-            let fatal: Vec<&str> = r
+            let fatal: Vec<String> = r
                 .problems
                 .iter()
                 .filter(|p| p.kind.is_fatal())
-                .map(|p| p.kind.as_str())
+                .map(|p| match (&p.loc.account, &p.loc.stream) {
+                    (Some(a), Some(st)) => format!("{} ({a} > {st})", p.kind.as_str()),
+                    _ => p.kind.as_str().to_string(),
+                })
                 .collect();
             format!("could not run: {}", fatal.join(", "))
         }
