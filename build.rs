@@ -13,6 +13,11 @@
 //! Likewise `jetdir_no_gnu_time` when `/usr/bin/time` (GNU time, which tests/hostile.rs uses to
 //! measure peak RSS) is missing.
 //!
+//! It also sets `JETDIR_GIT_COMMIT` for `jetdir --version`: the commit the binary is built
+//! from (12 hex digits, `-dirty` is not tracked), or `unknown` when built outside a git
+//! checkout of this repository (a crate tarball, `cargo install` from a copy). The script
+//! re-runs when HEAD or the branch it points to moves.
+//!
 //! The same lookups are in tests/common/mod.rs. Under `CI=true` (or `CI=1`) the cfg is never
 //! set: the tests run, and a missing prerequisite makes them fail.
 //!
@@ -47,7 +52,46 @@ fn in_ci() -> bool {
     )
 }
 
+/// `git ARGS` in `dir`: its trimmed stdout, or `None` when git is missing or fails.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let o = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    let s = String::from_utf8(o.stdout).ok()?.trim().to_string();
+    (o.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// The commit this repository's checkout is at, for `--version`, and the git files to watch.
+fn git_commit(repo: &Path) -> String {
+    // only our own checkout: a crate unpacked inside some other repository is "unknown"
+    let top = git(repo, &["rev-parse", "--show-toplevel"]).map(PathBuf::from);
+    let ours = match (top.and_then(|t| t.canonicalize().ok()), repo.canonicalize()) {
+        (Some(t), Ok(r)) => t == r,
+        _ => false,
+    };
+    if !ours {
+        return "unknown".into();
+    }
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    if let Some(r) = git(repo, &["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(r);
+    }
+    for w in watched {
+        if let Some(p) = git(repo, &["rev-parse", "--git-path", &w]) {
+            watch(&repo.join(p));
+        }
+    }
+    git(repo, &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into())
+}
+
 fn main() {
+    {
+        let repo =
+            PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+        println!("cargo::rustc-env=JETDIR_GIT_COMMIT={}", git_commit(&repo));
+    }
     println!("cargo::rustc-check-cfg=cfg(jetdir_no_server)");
     println!("cargo::rustc-check-cfg=cfg(jetdir_no_gnu_time)");
     // tests/hostile.rs measures peak RSS with GNU time

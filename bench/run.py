@@ -4,7 +4,7 @@
     .venv/bin/python bench/run.py [--size-gib 1] [--work DIR] [--keep]
 
 What it does (see bench/README.md for details):
-  1. `cargo build --release` (unless --jetdir BIN is given);
+  1. `cargo build --profile profiling` (release with debug info; unless --jetdir BIN is given);
   2. makes the test data with the real nats-server 2.15.1 on 127.0.0.1: a plain stream BENCH of
      --size-gib of block bytes, a plain stream SMALL of a quarter of that, an S2-compressed stream
      BENCHS2 (a quarter, uncompressed) and a tiny stream TINY used for trial runs;
@@ -715,12 +715,17 @@ def main() -> int:
     if args.jetdir:
         jetdir = str(Path(args.jetdir).resolve())
     else:
-        log("cargo build --release")
-        b = subprocess.run(["cargo", "build", "--release", "--bin", "jetdir"], cwd=REPO)
+        # the release build with debug info (Cargo.toml's `profiling` profile), so that a
+        # figure can be looked into with perf on the very binary that was timed
+        log("cargo build --profile profiling")
+        b = subprocess.run(["cargo", "build", "--profile", "profiling", "--bin", "jetdir"], cwd=REPO)
         if b.returncode != 0:
-            print("cargo build --release failed", file=sys.stderr)
+            print("cargo build --profile profiling failed", file=sys.stderr)
             return 2
-        jetdir = str(REPO / "target" / "release" / "jetdir")
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+        if not target.is_absolute():
+            target = REPO / target
+        jetdir = str(target / "profiling" / "jetdir")
 
     work = args.work.resolve() if args.work else Path(tempfile.mkdtemp(prefix="jetdir-bench-"))
     work.mkdir(parents=True, exist_ok=True)

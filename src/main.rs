@@ -1,5 +1,5 @@
 //! Thin CLI over the jetdir library: parse arguments, call the library, print, exit.
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 mod cli;
 
 use cli::{progress_bar as progress, render as output};
@@ -11,11 +11,13 @@ use std::process::ExitCode;
 #[command(
     name = "jetdir",
     version,
-    about = "Offline reader, verifier and backup tool for NATS JetStream file stores (stopped servers only)"
+    long_version = cli::about::LONG_VERSION,
+    about = "Offline reader, verifier and backup tool for NATS JetStream file stores (stopped servers only)",
+    after_help = cli::about::AFTER_HELP
 )]
 struct Cli {
     /// Print one JSON document on stdout instead of text.
-    #[arg(long, global = true)]
+    #[arg(short = 'j', long, global = true)]
     json: bool,
     /// Log lines on stderr instead of a progress bar.
     #[arg(long, global = true)]
@@ -30,8 +32,11 @@ struct Cli {
 /// `--format` of `jetdir pack`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {
+    /// `nats stream backup` dir: backup.json + stream.tar.s2 (tar in S2)
     V1,
+    /// `nats stream backup` dir with a NATSARC1 archive (2.15+)
     V2,
+    /// one gzip tarball of the stream dir, for a stopped server
     Tgz,
 }
 
@@ -48,7 +53,10 @@ impl From<&Format> for jetdir::ops::pack::PackFormat {
 #[derive(Subcommand)]
 enum Cmd {
     /// Check every checksum and invariant of a store, account, stream dir or backup.
+    #[command(after_help = cli::about::VERIFY_AFTER)]
     Verify {
+        /// A store dir (holding jetstream/), the jetstream/ dir, an account dir, a stream dir,
+        /// or a backup (nats stream/account backup dir, stream.tar.s2, .tgz, .tar).
         path: PathBuf,
         /// Skip record checksums (structure and state only).
         #[arg(long)]
@@ -57,13 +65,19 @@ enum Cmd {
         model: ModelArgs,
     },
     /// Report what is in a store: config, state, blocks, consumers, warnings.
+    #[command(after_help = cli::about::INSPECT_AFTER)]
     Inspect {
+        /// A store, account or stream dir, or a backup (as for verify).
         path: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
     },
     /// Write a backup (backup dir, stream.tar.s2, .tgz, .tar) into a stopped server's store dir.
+    #[command(after_help = cli::about::EXTRACT_AFTER)]
     Extract {
+        /// The backup: a nats stream backup dir (V1 or V2), a bare stream.tar.s2 (V2 with its
+        /// backup.json beside it), a .tgz/.tar.gz or .tar of a stream dir, or a nats account
+        /// backup dir.
         archive: PathBuf,
         /// The server's store dir (the one holding, or to hold, `jetstream/`).
         #[arg(long)]
@@ -77,8 +91,8 @@ enum Cmd {
         /// Extract even when verification finds damage.
         #[arg(long)]
         allow_damaged: bool,
-        /// Override the running-server and clustered-node refusals (with a warning).
-        #[arg(long)]
+        /// Override the running-server, owner and clustered-node refusals (with a warning).
+        #[arg(short, long)]
         force: bool,
         /// Create the store dir when it does not exist (otherwise refused).
         #[arg(long)]
@@ -88,27 +102,34 @@ enum Cmd {
         server_version: Option<String>,
     },
     /// Pack a stream on disk into a backup that `nats stream restore` accepts.
+    #[command(after_help = cli::about::PACK_AFTER)]
     Pack {
         /// A stream dir, or a store/account dir with --stream (or --all).
         path: PathBuf,
         /// Output: a backup directory (v1, v2, --all) or a .tgz file (tgz).
         #[arg(short, long)]
         out: PathBuf,
-        #[arg(long)]
+        /// The stream to pack when PATH is a store or account dir.
+        #[arg(long, value_name = "NAME")]
         stream: Option<String>,
-        #[arg(long)]
+        /// The account of --stream / --all when PATH is a store dir (default $G).
+        #[arg(long, value_name = "ACC")]
         account: Option<String>,
+        /// v1: backup dir as `nats stream backup` writes it (tar in S2); v2: the same with a
+        /// NATSARC1 archive (restores into 2.15+); tgz: one gzip tarball of the stream dir.
         #[arg(long, value_enum, default_value = "v1")]
         format: Format,
         /// Pack every stream of the account (`nats account backup` layout).
         #[arg(long)]
         all: bool,
+        /// Pack even when verification finds damage (still exits 1).
         #[arg(long)]
         allow_damaged: bool,
+        /// Leave the consumers out of the backup (stream data only).
         #[arg(long)]
         no_consumers: bool,
         /// Read a store even when a running server seems to hold it.
-        #[arg(long)]
+        #[arg(short, long)]
         force: bool,
         /// The nats-server release that will restore the backup (e.g. 2.12.8): index.db is
         /// written in the version it reads (none for 2.9) and thw.db / sched.db / sources.db
@@ -116,7 +137,65 @@ enum Cmd {
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<jetdir::ops::pack::target::ServerVersion>,
     },
+    // ---- cli branch (issue #11): check, completions, man ----
+    /// Verify for monitoring: a Nagios status line or Prometheus metrics (like `nats server check`).
+    #[command(after_help = cli::about::CHECK_AFTER)]
+    Check {
+        /// A store, account or stream dir, or a backup (as for verify).
+        path: PathBuf,
+        /// What to print on stdout (-j/--json means --format json).
+        #[arg(long, value_enum, default_value = "nagios")]
+        format: CheckFormat,
+        /// Also write the Prometheus metrics to this file (for node_exporter's textfile
+        /// collector: name it *.prom), staged, fsynced and renamed over the old one.
+        #[arg(long, value_name = "FILE")]
+        textfile: Option<PathBuf>,
+        /// Skip record checksums (structure and state only).
+        #[arg(long)]
+        quick: bool,
+        /// Exit with the Nagios plugin codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) instead
+        /// of jetdir's (0 clean, 1 damaged, 2 could not run).
+        #[arg(long)]
+        nagios_exit_codes: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Print shell completions (bash, zsh, fish) generated from the command definitions.
+    #[command(after_help = cli::about::COMPLETIONS_AFTER)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff, section 1) generated from the command definitions.
+    #[command(after_help = cli::about::MAN_AFTER)]
+    Man,
+    // ---- end cli branch ----
 }
+
+// ---- cli branch (issue #11): value enums of check and completions ----
+/// `--format` of `jetdir check`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckFormat {
+    /// one Nagios plugin line: STATUS, summary, perfdata
+    Nagios,
+    /// Prometheus text exposition format
+    Prometheus,
+    /// the check result as one JSON document
+    Json,
+}
+
+/// The shells of `jetdir completions`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    /// bash (bash-completion)
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
+}
+// ---- end cli branch ----
 
 /// Which server load the verdict is for.
 #[derive(clap::Args)]
@@ -242,6 +321,43 @@ fn main() -> ExitCode {
                 Err(e) => fail(cli.json, &format!("{e:#}")),
             }
         }
+        // ---- cli branch (issue #11) ----
+        Cmd::Check {
+            path,
+            format,
+            textfile,
+            quick,
+            nagios_exit_codes,
+            model,
+        } => {
+            let format = if cli.json { CheckFormat::Json } else { *format };
+            // a monitoring run (cron, NRPE) prints its result only: no log lines on a
+            // non-terminal stderr unless --no-progress asks for them
+            let mode = if cli.no_progress || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                mode
+            } else {
+                progress::Mode::Quiet
+            };
+            let opts = CheckOpts {
+                format,
+                textfile: textfile.as_deref(),
+                quick: *quick,
+                nagios_exit_codes: *nagios_exit_codes,
+            };
+            run_check(path, &opts, model, mode)
+        }
+        Cmd::Completions { shell } => {
+            out(&completions(*shell));
+            ExitCode::SUCCESS
+        }
+        Cmd::Man => match man_page() {
+            Ok(page) => {
+                out(&page);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(cli.json, &format!("cannot render the man page: {e}")),
+        },
+        // ---- end cli branch ----
     }
 }
 
@@ -293,3 +409,190 @@ fn run_report(
         Err(e) => fail(cli.json, &format!("{e:#}")),
     }
 }
+
+// ---- cli branch (issue #11): check, completions, man ----
+
+/// The options of `jetdir check` that shape its output.
+struct CheckOpts<'a> {
+    format: CheckFormat,
+    textfile: Option<&'a std::path::Path>,
+    quick: bool,
+    nagios_exit_codes: bool,
+}
+
+/// `jetdir check`: verify, print the status in the chosen format, write the textfile.
+fn run_check(
+    path: &std::path::Path,
+    opts: &CheckOpts,
+    model: &ModelArgs,
+    mode: progress::Mode,
+) -> ExitCode {
+    use jetdir::ops::monitor;
+    let reporter = progress::Reporter::new(mode, "check");
+    let result = match model.target() {
+        Ok(target) => {
+            let vopts = verify::Options {
+                quick: opts.quick,
+                target,
+            };
+            monitor::check(path, &vopts, &reporter)
+        }
+        Err(e) => monitor::could_not_run(
+            path,
+            opts.quick,
+            &e,
+            std::time::Duration::ZERO,
+            jetdir::base::time::now_ns() / 1_000_000_000,
+        ),
+    };
+    let mut code = if opts.nagios_exit_codes {
+        result.status.nagios_exit_code()
+    } else {
+        result.exit_code
+    };
+    if let Some(file) = opts.textfile {
+        if let Err(e) = monitor::write_textfile(file, &result.prometheus()) {
+            err(&format!("jetdir: cannot write the textfile: {e}"));
+            code = if opts.nagios_exit_codes { 3 } else { 2 };
+        }
+    }
+    match opts.format {
+        CheckFormat::Nagios => out(&result.nagios()),
+        CheckFormat::Prometheus => out(&result.prometheus()),
+        CheckFormat::Json => match serde_json::to_string_pretty(&result) {
+            Ok(s) => out(&format!("{s}\n")),
+            Err(e) => return fail(true, &e.to_string()),
+        },
+    }
+    if let Some(e) = &result.error {
+        err(&format!("jetdir: {e}"));
+    }
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// `jetdir completions SHELL`: the completion script, generated from the clap definitions.
+fn completions(shell: Shell) -> String {
+    use clap_complete::{generate, shells};
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    match shell {
+        Shell::Bash => generate(shells::Bash, &mut cmd, "jetdir", &mut buf),
+        Shell::Zsh => generate(shells::Zsh, &mut cmd, "jetdir", &mut buf),
+        Shell::Fish => generate(shells::Fish, &mut cmd, "jetdir", &mut buf),
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `jetdir man`: one roff page, section 1, with every subcommand's usage, options and
+/// examples (clap_mangen renders each command; the subcommands become sections of one page).
+fn man_page() -> std::io::Result<String> {
+    let cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .title("JETDIR")
+        .manual("jetdir manual")
+        .render(&mut buf)?;
+    // the subcommands are sections of this page, not pages of their own
+    let mut main = String::from_utf8_lossy(&buf).into_owned();
+    for sub in cmd.get_subcommands() {
+        let n = sub.get_name();
+        main = main.replace(&format!("jetdir\\-{n}(1)"), &format!("\\fBjetdir {n}\\fR"));
+    }
+    main = main.replace("jetdir\\-help(1)", "\\fBjetdir help\\fR");
+    let mut buf = main.into_bytes();
+    for sub in cmd.get_subcommands() {
+        let name = format!("jetdir {}", sub.get_name());
+        let mut page = Vec::new();
+        // a subcommand's own page, without its title header, as a section of the main page
+        clap_mangen::Man::new(
+            sub.clone()
+                .bin_name(name.clone())
+                .display_name(name.clone()),
+        )
+        .render(&mut page)?;
+        let page = String::from_utf8_lossy(&page);
+        buf.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+        for line in page.lines() {
+            if line.starts_with(".TH ") || line.starts_with(".ie ") || line.starts_with(".el ") {
+                continue;
+            }
+            // demote the sub-page's sections to subsections
+            let line = match line.strip_prefix(".SH ") {
+                Some(rest) => format!(".SS {rest}"),
+                None => line.to_string(),
+            };
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument and flag of every subcommand has help text (positional ones too).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("{path}: no about"));
+            }
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for s in cmd.get_subcommands() {
+                if s.get_name() == "help" {
+                    continue;
+                }
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        walk(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+        // the walk sees what it should
+        let verify = cmd.find_subcommand("verify").unwrap();
+        assert!(verify.get_arguments().any(|a| a.get_id() == "path"));
+    }
+
+    /// natscli's short flags: -j/--json (global), -f/--force.
+    #[test]
+    fn natscli_short_flags() {
+        let c = Cli::try_parse_from(["jetdir", "verify", "-j", "x"]).unwrap();
+        assert!(c.json);
+        for cmd in ["extract", "pack"] {
+            let sub = Cli::command();
+            let sub = sub.find_subcommand(cmd).unwrap();
+            let f = sub.get_arguments().find(|a| a.get_id() == "force").unwrap();
+            assert_eq!(f.get_short(), Some('f'), "{cmd}");
+        }
+    }
+
+    /// The facts in `--version` are the library's.
+    #[test]
+    fn version_names_what_the_library_knows() {
+        let v = cli::about::LONG_VERSION;
+        let newest = jetdir::filestore::config_fields::newest_known();
+        let newest = format!("{}.{}.{}", newest.major, newest.minor, newest.patch);
+        assert!(v.contains(&newest), "{v}");
+        assert!(
+            v.contains(&format!(
+                "index.db versions 1-{}",
+                jetdir::filestore::INDEX_DB_MAX_VERSION
+            )),
+            "{v}"
+        );
+        assert!(v.starts_with(env!("CARGO_PKG_VERSION")), "{v}");
+    }
+}
+// ---- end cli branch ----

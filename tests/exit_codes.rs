@@ -295,7 +295,15 @@ fn other_invocations() {
     assert_eq!(run(&args!["--version"]).0, 0);
     assert_eq!(run(&args![]).0, 2);
     assert_eq!(run(&args!["frobnicate"]).0, 2);
-    for cmd in ["verify", "inspect", "extract", "pack"] {
+    for cmd in [
+        "verify",
+        "inspect",
+        "extract",
+        "pack",
+        "check",
+        "completions",
+        "man",
+    ] {
         assert_eq!(run(&args![cmd, "--help"]).0, 0);
         assert_eq!(run(&args![cmd, "--no-such-flag"]).0, 2);
     }
@@ -359,6 +367,17 @@ fn closed_stdout_ends_quietly() {
             0,
         ),
         (args!["--help"], 0),
+        (args!["--version"], 0),
+        (args!["check", s(&i.store)], 0),
+        (
+            args!["check", s(&i.damaged_store), "--format", "prometheus"],
+            1,
+        ),
+        (args!["--json", "check", s(&i.text_file)], 2),
+        (args!["completions", "bash"], 0),
+        (args!["completions", "zsh"], 0),
+        (args!["completions", "fish"], 0),
+        (args!["man"], 0),
     ];
     for (a, want) in cases {
         for _ in 0..3 {
@@ -384,7 +403,7 @@ fn closed_stdout_ends_quietly() {
                 !stderr.contains("panicked") && code != 101,
                 "{a:?}: {stderr}"
             );
-            if a.iter().any(|x| x == "--help") {
+            if a.iter().any(|x| x == "--help" || x == "--version") {
                 continue;
             }
             assert_eq!(code, want, "{a:?}: {stderr}");

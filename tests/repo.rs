@@ -102,3 +102,57 @@ fn readme_lists_every_problem_kind_with_its_severity() {
         assert_eq!(Kind::from_name(k.as_str()), Some(*k));
     }
 }
+
+/// Packaging (issue #11): the LICENSE file is the license Cargo.toml names, the manifest has
+/// what a published crate needs, the release profile carries no debug info and the
+/// `profiling` profile (bench/run.py) does.
+#[test]
+fn license_and_manifest_metadata() {
+    let root = repo();
+    let license = std::fs::read_to_string(root.join("LICENSE")).expect("LICENSE file");
+    assert!(
+        license.contains("Apache License") && license.contains("Version 2.0, January 2004"),
+        "LICENSE is not the Apache-2.0 text"
+    );
+    assert!(
+        license.contains("END OF TERMS AND CONDITIONS"),
+        "LICENSE is cut short"
+    );
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("license = \"Apache-2.0\""),
+        "Cargo.toml's license"
+    );
+    for key in [
+        "description",
+        "readme",
+        "keywords",
+        "categories",
+        "rust-version",
+    ] {
+        assert!(
+            manifest
+                .lines()
+                .any(|l| l.starts_with(&format!("{key} = "))),
+            "Cargo.toml lacks {key}"
+        );
+    }
+    let section = |name: &str| -> String {
+        let head = format!("[profile.{name}]");
+        let start = manifest.find(&head).unwrap_or_else(|| panic!("no {head}"));
+        let rest = &manifest[start + head.len()..];
+        rest[..rest.find("\n[").unwrap_or(rest.len())].to_string()
+    };
+    let release = section("release");
+    assert!(release.contains("debug = false"), "release: {release}");
+    let profiling = section("profiling");
+    assert!(
+        profiling.contains("inherits = \"release\"") && profiling.contains("debug = 1"),
+        "profiling: {profiling}"
+    );
+    let bench = std::fs::read_to_string(root.join("bench/run.py")).unwrap();
+    assert!(
+        bench.contains("\"--profile\", \"profiling\""),
+        "bench/run.py builds the profiling profile"
+    );
+}

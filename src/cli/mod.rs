@@ -1,3 +1,4 @@
-//! Binary-only layer: human rendering and the progress bar.
+//! Binary-only layer: human rendering, the progress bar, help texts, `jetdir check` output.
+pub mod about;
 pub mod progress_bar;
 pub mod render;

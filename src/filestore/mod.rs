@@ -13,5 +13,7 @@ pub(crate) mod running;
 pub(crate) mod seqset;
 pub(crate) mod source;
 
+/// The newest index.db version jetdir reads (`jetdir --version` names it).
+pub use index_db::MAX_VERSION as INDEX_DB_MAX_VERSION;
 /// `meta.sum` for a stream or consumer's `meta.inf` (see [`meta`]).
 pub use meta::expected_sum;
