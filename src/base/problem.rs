@@ -55,6 +55,7 @@ kinds! {
     ConfigUnknownFieldIgnored = "config_unknown_field_ignored", Warning;
     // Message blocks and records
     BlockDecompress = "block_decompress", Error;
+    BlockShort = "block_short", Error;
     BlockTooLarge = "block_too_large", Error;
     RecordChecksum = "record_checksum", Error;
     RecordContent = "record_content", Error;

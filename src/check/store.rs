@@ -96,7 +96,10 @@ pub fn finish_stream(
         &ctx,
         src,
     );
-    let index_counted = count_undecodable_from_index(&pre, &load.recovery, &mut scans, prefix);
+    let mut index_counted = count_undecodable_from_index(&pre, &load.recovery, &mut scans, prefix);
+    index_counted.extend(count_short_blocks_from_index(
+        &pre, load, &mut scans, prefix,
+    ));
     let mut suppressed = std::collections::BTreeMap::new();
     for s in &mut scans {
         problems.append(&mut s.problems);
@@ -121,7 +124,16 @@ pub fn finish_stream(
     let enforced = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
     let removed = &enforced.removed;
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
-    let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery);
+    let shape = IndexShape {
+        cut_last: scans
+            .last()
+            .is_some_and(|l| truncs.iter().any(|t| t.file == l.file)),
+        gaps_counted: load
+            .release
+            .as_ref()
+            .is_none_or(|r| *r >= Release::new(2, 12, 0)),
+    };
+    let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery, shape);
     problems.extend(load::limit_findings(&loc, &enforced, last));
     rep.suppressed = suppressed;
     if let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) {
@@ -146,9 +158,16 @@ pub fn finish_stream(
     check_index_db(&pre, &scans, &state, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
     check_aux(&pre, src, last, &mut problems, prefix);
+    // consumers are set up before a cut block is loaded: under a trusted index they see the
+    // index's last sequence (M10b with index.db: 2.14+ do not reset them, 2.10 starts a
+    // consumer without o.dat from it)
+    let consumers_last = match (&load.recovery, pre.index_db.as_ref()) {
+        (Recovery::Index, Some(db)) if shape.cut_last => last.max(db.last_seq),
+        _ => last,
+    };
     let view = consumers::ScannedStream {
         first: rep.first_seq.unwrap_or(last + 1),
-        last,
+        last: consumers_last,
         max_per_subject: pre
             .meta
             .as_ref()
@@ -260,6 +279,70 @@ fn undecodable_on_rebuild(
         p.message = format!("{}; {what}", p.message);
     }
     any && fails == Some(true)
+}
+
+/// A block cut cleanly at a record boundary (no damaged record: the file just ends early)
+/// under a trusted index.db: 2.10 and 2.11 keep the index's numbers for it without a word
+/// and cannot serve the missing messages; 2.12+ notice and count only what is there (matrix
+/// `trunc_mid_at_rec`). Returns the sequences counted from the index.
+fn count_short_blocks_from_index(
+    pre: &Prelude,
+    load: &LoadInput,
+    scans: &mut [BlockScan],
+    prefix: &str,
+) -> Vec<u64> {
+    let (Recovery::Index, Some(db), Some(r)) =
+        (&load.recovery, pre.index_db.as_ref(), load.release.as_ref())
+    else {
+        return Vec::new();
+    };
+    if *r >= Release::new(2, 12, 0) || load::is_legacy(r) {
+        return Vec::new();
+    }
+    let mut counted = Vec::new();
+    for s in scans
+        .iter_mut()
+        .filter(|s| !s.unreadable && s.damage.is_none())
+    {
+        let Some(be) = db.blocks.iter().find(|b| b.index == s.index) else {
+            continue;
+        };
+        let from = s.max_seq.map_or(be.first_seq, |m| m + 1);
+        if from > be.last_seq || be.last_seq - from > 1 << 24 {
+            continue;
+        }
+        let dead: std::collections::HashSet<u64> = be.deleted.iter().copied().collect();
+        let missing: Vec<u64> = (from..=be.last_seq)
+            .filter(|q| !dead.contains(q) && !pre.dead.seqs.contains(q))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        for &q in &missing {
+            s.live_bits.set(q);
+        }
+        s.msgs += missing.len() as u64;
+        s.bytes = be.bytes;
+        s.first_live = s.live_bits.first();
+        s.last_live = s.live_bits.last();
+        s.max_seq = Some(be.last_seq);
+        s.last_ts = be.last_ts;
+        s.problem(Problem::new(
+            Kind::BlockShort,
+            pre.loc().file(format!("{prefix}{}", s.file))
+                .at(s.plain_len)
+                .seqs(from, be.last_seq),
+            format!(
+                "the block ends at offset {} after seq {}, but index.db says it holds seqs up to {}: release {r} trusts index.db, counts seqs {} and cannot serve them (MSG.GET answers \"no message found\"); 2.12+ and a rebuild lose them",
+                s.plain_len,
+                from - 1,
+                be.last_seq,
+                load::ranges_text(&load::ranges(missing.iter().copied()))
+            ),
+        ));
+        counted.extend(missing);
+    }
+    counted
 }
 
 /// Live messages per subject over all scans.
@@ -633,11 +716,22 @@ fn settle_timestamps(
 
 /// The stream's report from the settled scans, with the per-subject counts and the last
 /// sequence the checks need.
+/// How a trusted index.db shapes the stream's numbers beyond the blocks (see `stream_report`).
+#[derive(Clone, Copy, Default)]
+struct IndexShape {
+    /// The last block was truncated at load: the stream ends where the kept part ends (M10b).
+    cut_last: bool,
+    /// 2.12+ count every sequence missing between first and last as deleted, also one whose
+    /// record carries another (damaged) sequence (M9).
+    gaps_counted: bool,
+}
+
 fn stream_report(
     pre: &Prelude,
     scans: &[BlockScan],
     late: &[u64],
     recovery: &Recovery,
+    shape: IndexShape,
 ) -> (StreamReport, HashMap<Vec<u8>, u64>, u64) {
     let mut subjects: HashMap<Vec<u8>, u64> = HashMap::new();
     for s in scans {
@@ -653,7 +747,10 @@ fn stream_report(
     let mut last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
     last = last.max(late.last().copied().unwrap_or(0));
     match recovery {
-        Recovery::Index => last = last.max(pre.index_db.as_ref().map_or(0, |d| d.last_seq)),
+        Recovery::Index if !shape.cut_last => {
+            last = last.max(pre.index_db.as_ref().map_or(0, |d| d.last_seq))
+        }
+        Recovery::Index => {}
         Recovery::Rebuild { prior_last, .. } => last = last.max(prior_last.map_or(0, |p| p.0)),
         Recovery::Legacy => {}
     }
@@ -666,7 +763,19 @@ fn stream_report(
         scans.iter().filter_map(|s| s.first_live).min(),
         last,
     );
-    let (first, deleted) = (totals.first_seq, totals.deleted);
+    let (first, mut deleted) = (totals.first_seq, totals.deleted);
+    if matches!(recovery, Recovery::Index) && shape.gaps_counted {
+        let live: u64 = scans
+            .iter()
+            .map(|s| {
+                s.live_bits
+                    .iter()
+                    .filter(|&q| q >= first && q <= last)
+                    .count() as u64
+            })
+            .sum();
+        deleted = (last + 1).saturating_sub(first).saturating_sub(live);
+    }
     let first_ts = scans
         .iter()
         .filter(|s| s.first_live.is_some())
@@ -690,11 +799,25 @@ fn stream_report(
             }
         }
     }
-    let deleted_seqs = if deleted > 0 {
+    let mut deleted_seqs = if deleted > 0 {
         deleted_seqs.finish(last)
     } else {
         Vec::new()
     };
+    if let (Recovery::Index, Some(db)) = (recovery, pre.index_db.as_ref()) {
+        // a cut last block leaves the index's deletes past the new end in the list (and
+        // the count), as the server reports them (M10b)
+        let beyond: std::collections::BTreeSet<u64> = db
+            .blocks
+            .iter()
+            .flat_map(|b| b.deleted.iter().copied())
+            .filter(|&q| q > last && q <= db.last_seq)
+            .collect();
+        if deleted_seqs.len() + beyond.len() <= crate::state::stream::MAX_LISTED_DELETES {
+            deleted += beyond.len() as u64;
+            deleted_seqs.extend(beyond);
+        }
+    }
     let rep = StreamReport {
         suppressed: Default::default(),
         account: pre.account.clone(),
