@@ -66,7 +66,7 @@ fn clean_store_exits_0_with_one_json_document() {
         .unwrap();
     assert_eq!(c1["delivered_stream_seq"], 5);
     assert_eq!(c1["ack_floor_stream_seq"], 3);
-    assert_eq!(c1["pending"], 1);
+    assert_eq!(c1["num_ack_pending"], 1);
     assert!(out.stderr.is_empty(), "-q must silence progress");
 }
 

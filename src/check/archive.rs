@@ -543,29 +543,7 @@ fn verify_v2<R: Read>(
     );
     let stream_name = name.clone().unwrap_or_default();
     check_v2_consumers(&sum, "$G", &stream_name, label, last, &mut problems);
-    let mut consumers = Vec::new();
-    for c in &sum.consumers {
-        let mut cr = ConsumerReport {
-            name: c.name.clone(),
-            ..Default::default()
-        };
-        if let Some(e) = &c.entry {
-            if let Some(cfg) = &e.config {
-                cr.durable = cfg.durable_name.clone();
-                cr.ack_policy = cfg.ack_policy.clone();
-                cr.filter_subject = cfg.filter_subject.clone();
-            }
-            if let Some(st) = &e.state {
-                cr.delivered_stream_seq = Some(st.delivered.stream_seq);
-                cr.delivered_consumer_seq = Some(st.delivered.consumer_seq);
-                cr.ack_floor_stream_seq = Some(st.ack_floor.stream_seq);
-                cr.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
-                cr.pending = Some(st.pending.as_ref().map_or(0, |p| p.len() as u64));
-                cr.redelivered = Some(st.redelivered.as_ref().map_or(0, |p| p.len() as u64));
-            }
-        }
-        consumers.push(cr);
-    }
+    let consumers = v2_consumer_reports(&sum);
     let rep = StreamReport {
         account: "$G".into(),
         name: stream_name,
@@ -629,6 +607,34 @@ pub(crate) fn v2_totals(sum: &natsarc::V2Summary, bytes: u64) -> StreamTotals {
         .unwrap_or(0)
         .max(sum.state.as_ref().map_or(0, |s| s.last_seq));
     StreamTotals::new(sum.messages, bytes, sum.first_msg_seq, last)
+}
+
+/// The consumers of a V2 archive as reports: config and state as the archive holds them.
+pub(crate) fn v2_consumer_reports(sum: &natsarc::V2Summary) -> Vec<ConsumerReport> {
+    let mut consumers = Vec::new();
+    for c in &sum.consumers {
+        let mut cr = ConsumerReport {
+            name: c.name.clone(),
+            ..Default::default()
+        };
+        if let Some(e) = &c.entry {
+            if let Some(cfg) = &e.config {
+                cr.durable = cfg.durable_name.clone();
+                cr.ack_policy = cfg.ack_policy.clone();
+                cr.filter_subject = cfg.filter_subject.clone();
+            }
+            if let Some(st) = &e.state {
+                cr.delivered_stream_seq = Some(st.delivered.stream_seq);
+                cr.delivered_consumer_seq = Some(st.delivered.consumer_seq);
+                cr.ack_floor_stream_seq = Some(st.ack_floor.stream_seq);
+                cr.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
+                cr.pending = Some(st.pending.as_ref().map_or(0, |p| p.len() as u64));
+                cr.redelivered = Some(st.redelivered.as_ref().map_or(0, |p| p.len() as u64));
+            }
+        }
+        consumers.push(cr);
+    }
+    consumers
 }
 
 /// backup.json against the archive's content: name, first/last seq, message count, consumers.

@@ -1069,6 +1069,9 @@ fn check_consumers(
         rep.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
         rep.pending = Some(st.pending.len() as u64);
         rep.redelivered = Some(st.redelivered.len() as u64);
+        if let (Some(cfg), true) = (&cfg, modelled) {
+            rep.num_pending = Some(consumers::num_pending(cfg, st.delivered.stream_seq, view));
+        }
         out.push(rep);
     }
     out

@@ -401,12 +401,12 @@ pub fn render_pack(rep: &PackReport) -> String {
             st.bytes,
             st.first_seq,
             st.last_seq,
-            st.num_deleted,
+            st.deleted,
             st.consumers.len(),
             if st.consumers.is_empty() {
                 String::new()
             } else {
-                format!(" [{}]", st.consumers.join(", "))
+                format!(" [{}]", st.consumers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "))
             },
             st.index_db
         );

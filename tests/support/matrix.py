@@ -1018,11 +1018,11 @@ CONSUMER_FIELDS = [  # jetdir field, path in CONSUMER.INFO
     ("delivered_consumer_seq", ("delivered", "consumer_seq")),
     ("ack_floor_stream_seq", ("ack_floor", "stream_seq")),
     ("ack_floor_consumer_seq", ("ack_floor", "consumer_seq")),
-    ("pending", ("num_ack_pending",)),
+    ("num_ack_pending", ("num_ack_pending",)),
+    ("num_pending", ("num_pending",)),
     ("redelivered", ("num_redelivered",)),
 ]
 NOT_REPORTED = [
-    "consumer num_pending (messages left to deliver)",
     "consumer num_waiting / push-bound state",
     "message contents (only sequences are compared)",
     "STREAM.INFO lost {msgs, bytes}",
