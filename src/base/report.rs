@@ -385,3 +385,71 @@ pub fn ranges_text(r: &[(u64, u64)], max: usize) -> String {
     }
     parts.join(", ")
 }
+
+/// The version of the JSON document's schema (`schema/jetdir.schema.json`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The options of a run that change the meaning of its result, recorded in every JSON
+/// document (`options`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunOptions {
+    /// `--quick`: record checksums were not verified.
+    pub quick: bool,
+    /// The time of the load the verdicts are for (`--at`, default now), RFC 3339; `null` for
+    /// commands without a load model (extract, pack).
+    pub at: Option<String>,
+    /// `--server-version`: the release the verdicts (or the output) are for; `null` when the
+    /// release is taken from the files.
+    pub server_version: Option<String>,
+    /// extract `--dry-run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// extract / pack `--allow-damaged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_damaged: Option<bool>,
+    /// extract / pack `--force`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+}
+
+/// One JSON document of any command: what ran and with which options, its exit code, then
+/// the command's own report (flattened) or, when it could not run, `error`.
+#[derive(Debug, Serialize)]
+pub struct Document<'a, T: Serialize> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `verify`, `inspect`, `extract` or `pack`.
+    pub command: &'a str,
+    /// See [`RunOptions`].
+    pub options: &'a RunOptions,
+    /// The process exit code: 0 clean, 1 damaged input, 2 could not run.
+    pub exit_code: i32,
+    /// The command's report.
+    #[serde(flatten)]
+    pub body: &'a T,
+}
+
+/// The report of a run that could not start or failed (exit code 2).
+#[derive(Debug, Serialize)]
+pub struct ErrorReport {
+    /// Always false.
+    pub ok: bool,
+    /// What went wrong, naming the file.
+    pub error: String,
+    /// Always empty.
+    pub streams: Vec<StreamReport>,
+    /// Always empty.
+    pub problems: Vec<Problem>,
+}
+
+impl ErrorReport {
+    /// The report of an error.
+    pub fn new(error: impl Into<String>) -> Self {
+        ErrorReport {
+            ok: false,
+            error: error.into(),
+            streams: vec![],
+            problems: vec![],
+        }
+    }
+}

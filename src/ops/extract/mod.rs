@@ -136,7 +136,7 @@ pub struct ExtractReport {
     pub elapsed_ms: u64,
     /// An account backup: one report per stream (each extracted on its own; one failing does
     /// not stop the others).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// (Empty for a single stream, whose report is the document itself.)
     pub streams: Vec<ExtractReport>,
     #[serde(skip)]
     outcome: Outcome,
