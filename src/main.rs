@@ -329,6 +329,7 @@ fn run_report(
         Err(e) => return fail(&run, &e),
     };
     run.options.at = Some(jetdir::base::time::rfc3339_full(target.at_ns));
+    let at_ns = target.at_ns;
     let opts = verify::Options { quick, target };
     match jetdir::check::verify_path(path, &opts, &reporter) {
         Ok(r) => emit(
@@ -336,9 +337,9 @@ fn run_report(
             &r,
             || {
                 if inspect {
-                    output::render_inspect(&r)
+                    output::render_inspect(&r, at_ns)
                 } else {
-                    output::render_verify(&r)
+                    output::render_verify(&r, at_ns)
                 }
             },
             r.exit_code(),

@@ -30,11 +30,27 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc;
 
+/// The payload as progress names it: its dir and file (`ORDERS/stream.tar.s2`), the backup
+/// dir being named after the stream by `nats stream backup`.
+pub(crate) fn payload_name(p: &Path) -> String {
+    let file = p.file_name().map(|f| f.to_string_lossy().into_owned());
+    let dir = p
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|d| d.to_string_lossy().into_owned());
+    match (dir, file) {
+        (Some(d), Some(f)) => format!("{d}/{f}"),
+        (None, Some(f)) => f,
+        _ => p.display().to_string(),
+    }
+}
+
 /// Counts bytes read from the payload file for progress.
 struct Counted<'a, R> {
     inner: R,
     progress: &'a dyn Progress,
     pending: u64,
+    what: String,
 }
 
 impl<R: Read> Read for Counted<'_, R> {
@@ -42,7 +58,7 @@ impl<R: Read> Read for Counted<'_, R> {
         let n = self.inner.read(buf)?;
         self.pending += n as u64;
         if self.pending >= 1 << 20 || n == 0 {
-            self.progress.advance(self.pending, "");
+            self.progress.advance(self.pending, &self.what);
             self.pending = 0;
         }
         Ok(n)
@@ -55,12 +71,12 @@ pub(crate) struct ParCounted<'a> {
     inner: ParFrameReader,
     progress: &'a dyn Progress,
     reported: u64,
-    what: &'static str,
+    what: String,
 }
 
 impl<'a> ParCounted<'a> {
     /// Decode `f` on all cores, reporting progress as `what`.
-    pub(crate) fn open(f: File, progress: &'a dyn Progress, what: &'static str) -> Self {
+    pub(crate) fn open(f: File, progress: &'a dyn Progress, what: String) -> Self {
         ParCounted {
             inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
             progress,
@@ -76,7 +92,7 @@ impl Read for ParCounted<'_> {
         let at = self.inner.compressed_offset();
         if at >= self.reported + (1 << 20) || n == 0 {
             self.progress
-                .advance(at.saturating_sub(self.reported), self.what);
+                .advance(at.saturating_sub(self.reported), &self.what);
             self.reported = at;
         }
         Ok(n)
@@ -175,14 +191,16 @@ pub(crate) fn verify_one(
         return Ok(rep);
     };
     let f = File::open(payload).with_context(|| format!("{}: cannot open", payload.display()))?;
+    let what = payload_name(payload);
     let counted = Counted {
         inner: BufReader::with_capacity(1 << 20, f),
         progress,
         pending: 0,
+        what: what.clone(),
     };
     // S2 chunks decode in parallel (each is independent); the payload file is read on the
     // decoder's own thread, so it is opened again there.
-    let par = |f: File| ParCounted::open(f, progress, "");
+    let par = |f: File| ParCounted::open(f, progress, what.clone());
     let (stream, mut problems) = match d.kind {
         ArchiveKind::BackupDirV2 | ArchiveKind::BareV2 => verify_v2(
             par(File::open(payload)

@@ -246,13 +246,14 @@ impl ExtractReport {
 struct ProgressReader<'p, R> {
     inner: R,
     progress: &'p dyn Progress,
+    what: String,
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            self.progress.advance(n as u64, "extract");
+            self.progress.advance(n as u64, &self.what);
         }
         Ok(n)
     }
@@ -269,6 +270,7 @@ fn open_decoded<'p>(
         Some(p) => Box::new(ProgressReader {
             inner: f,
             progress: p,
+            what: crate::check::archive::payload_name(payload),
         }),
         None => Box::new(f),
     };
@@ -777,6 +779,7 @@ fn verify_first(
         },
         ..Default::default()
     };
+    progress.phase("verify");
     let vrep = crate::check::verify_archive(archive, &vopts, progress)?;
     if let Some(s) = vrep.streams.first() {
         rep.take_state(s);
@@ -854,6 +857,12 @@ fn stage(plan: &Plan, progress: &dyn Progress, rep: &mut ExtractReport) -> Step<
         damaged: plan.damaged,
     };
     let total = fs::metadata(&plan.payload).map(|m| m.len()).unwrap_or(0);
+    progress.phase(match (plan.opts.dry_run, plan.kind.format()) {
+        (true, Some("v2")) => "verify",
+        (true, _) => "check",
+        (false, Some("v2")) => "verify and write",
+        (false, _) => "write",
+    });
     progress.start(total);
     let written = write_stream(plan, &mut staged.stage, rep, progress);
     progress.finish();
@@ -954,7 +963,16 @@ fn write_v2(
         strict: !opts.allow_damaged,
     };
     let f = target_dir::open(&plan.payload)?;
-    let rd = crate::check::archive::ParCounted::open(f, progress, "extract");
+    let rd = crate::check::archive::ParCounted::open(
+        f,
+        progress,
+        format!(
+            "{} > {} {}",
+            opts.account,
+            plan.name,
+            crate::check::archive::payload_name(&plan.payload)
+        ),
+    );
     // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
     let (res, manifest) = std::thread::scope(|s| {
         let m = s.spawn(|| crate::backup::manifest::check_manifest(plan.archive));

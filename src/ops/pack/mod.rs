@@ -720,7 +720,9 @@ pub fn pack(
     }
     // Verify every stream first.
     let block_bytes = store::total_block_bytes(&streams);
-    progress.start(block_bytes.saturating_mul(2));
+    // two phases, each over the stream's blocks: verify them, then write the backup
+    progress.phase("verify");
+    progress.start(block_bytes);
     let mut checked = Vec::new();
     // the source is checked for the release the output is made for, when one is named
     let mut vopts = crate::check::Options::default();
@@ -785,6 +787,9 @@ pub fn pack(
             ));
         }
     }
+    progress.finish();
+    progress.phase("write");
+    progress.start(block_bytes);
     let res = match opts.format {
         PackFormat::Tgz => write_tgz_out(path, &srcs, opts, progress, &mut report),
         _ => write_dir_out(path, &srcs, opts, progress, &mut report),
