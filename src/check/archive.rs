@@ -142,7 +142,7 @@ pub(crate) fn verify_one(
                         offset: e.offset(),
                         ..Default::default()
                     },
-                    format!("backup.json: {e}; `nats stream restore` cannot use this backup"),
+                    format!("{e}; `nats stream restore` cannot use this backup"),
                 ));
                 None
             }

@@ -121,13 +121,23 @@ fn verdict_short(r: &Report, s: &StreamReport) -> String {
     }
 }
 
+/// A stream's name, or what stands for it when the input does not say (a V2 archive
+/// without backup.json).
+fn name_of(s: &StreamReport) -> &str {
+    if s.name.is_empty() {
+        "(name unknown)"
+    } else {
+        &s.name
+    }
+}
+
 /// "ORDERS" when every stream is in one account, else "ACC > ORDERS".
 fn stream_label(r: &Report, s: &StreamReport) -> String {
     let one_account = r.streams.iter().all(|x| x.account == s.account);
     if one_account {
-        s.name.clone()
+        name_of(s).to_string()
     } else {
-        format!("{} > {}", s.account, s.name)
+        format!("{} > {}", s.account, name_of(s))
     }
 }
 
@@ -154,18 +164,24 @@ fn summary_line(r: &Report, errs: usize, warns: usize) -> String {
                 l.map_or(0, |l| l.unreadable.iter().map(|&(a, b)| b - a + 1).sum());
             match l.map(|l| (l.verdict, l.lost_messages)) {
                 Some((Verdict::LosesData, n)) if n > 0 => {
-                    format!("{} loses {}", s.name, n_of(n, "message"))
+                    format!("{} loses {}", name_of(s), n_of(n, "message"))
                 }
                 Some((Verdict::LosesData, _)) if unreadable > 0 => {
-                    format!("{} has {} unreadable", s.name, n_of(unreadable, "message"))
+                    format!(
+                        "{} has {} unreadable",
+                        name_of(s),
+                        n_of(unreadable, "message")
+                    )
                 }
-                Some((Verdict::Skipped, _)) => format!("{} is not loaded", s.name),
-                _ => format!("{} is damaged", s.name),
+                Some((Verdict::Skipped, _)) => format!("{} is not loaded", name_of(s)),
+                _ => format!("{} is damaged", name_of(s)),
             }
         })
         .collect();
-    let damaged_txt = if bad.is_empty() {
-        "no stream damaged, the input is".to_string()
+    let damaged_txt = if bad.is_empty() && r.archive.is_some() {
+        "the backup is damaged".to_string()
+    } else if bad.is_empty() {
+        "errors outside the streams".to_string()
     } else {
         format!("{} damaged: {}", bad.len(), what.join(", "))
     };
@@ -201,6 +217,13 @@ fn archive_lines(r: &Report, o: &mut String) {
         ),
         _ => ("a backup", "its framing and content"),
     };
+    // a bare stream.tar.s2 (no backup dir around it)
+    let bare = std::path::Path::new(&a.path).is_file() && matches!(a.format.as_str(), "v1" | "v2");
+    let what = match (bare, a.format.as_str()) {
+        (true, "v1") => "a bare stream.tar.s2, V1: a tar of the stream dir in S2 framing",
+        (true, _) => "a bare stream.tar.s2, V2: a NATSARC1 archive in S2 framing",
+        _ => what,
+    };
     let _ = writeln!(o, "Backup {}: {what}", a.path);
     let msgs: u64 = r.streams.iter().filter_map(|s| s.messages).sum();
     let cons: usize = r.streams.iter().map(|s| s.consumers.len()).sum();
@@ -223,6 +246,12 @@ fn archive_lines(r: &Report, o: &mut String) {
     };
     let _ = writeln!(o, "  inside: {inside}");
     let _ = writeln!(o, "  checked: {checks}");
+    if bare && a.format == "v2" {
+        let _ = writeln!(
+            o,
+            "  note: a V2 archive holds no stream config: `jetdir extract` and `nats stream restore` need its backup.json beside it"
+        );
+    }
 }
 
 /// The load model's verdict for a stream, then what the load does and the next step.
@@ -391,7 +420,7 @@ pub fn render_verify(r: &Report, now: i64) -> String {
     let mut details = String::new();
     for s in &r.streams {
         if s.load.as_ref().is_some_and(|l| l.verdict != Verdict::Loads) {
-            let _ = writeln!(details, "{} > {}:", s.account, s.name);
+            let _ = writeln!(details, "{} > {}:", s.account, name_of(s));
             load_lines(s, &mut details);
         }
     }
@@ -550,7 +579,7 @@ pub fn render_inspect(r: &Report, now: i64) -> String {
         let _ = writeln!(
             o,
             "Stream {} (account {}): {}\n",
-            s.name,
+            name_of(s),
             s.account,
             verdict_short(r, s)
         );
