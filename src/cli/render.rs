@@ -663,7 +663,7 @@ pub fn render_inspect(r: &Report, now: i64) -> String {
                 .collect();
             o.push_str(
                 &human::table(
-                    &["Block", "Seqs", "", "Messages", "Size", "File", ""],
+                    &["Block", "Seqs", "", "Messages", "Msg Size", "File Size", ""],
                     &rows,
                     &[3, 4, 5],
                 )
