@@ -348,12 +348,14 @@ fn verify_backup_tgz() {
     );
 }
 
+/// A V1 backup: its files are written as they are, so the sizes are fixed (a V2 extract writes
+/// meta.inf with the time of the run: its size varies with the trailing zeros of the fraction).
 #[test]
-fn extract_dry_run_v2() {
+fn extract_dry_run_v1() {
     golden_full(
-        "extract-dry-run-v2.15.1",
+        "extract-dry-run-v2.9.10",
         &["extract"],
-        "backups/v2.15.1/ORDERS",
+        "backups/v2.9.10/ORDERS",
         &|_| {},
         &["--store-dir", "<tmp>", "--dry-run"],
     );
