@@ -242,12 +242,26 @@ fn err(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-fn fail(json: bool, msg: &str) -> ExitCode {
-    if json {
-        out(&format!(
-            "{}\n",
-            serde_json::json!({"ok": false, "error": msg, "streams": [], "problems": []})
-        ));
+/// What ran, for the JSON document: the command and the options that change the result.
+struct Run {
+    json: bool,
+    command: &'static str,
+    options: jetdir::base::report::RunOptions,
+}
+
+fn fail(run: &Run, msg: &str) -> ExitCode {
+    if run.json {
+        let body = jetdir::base::report::ErrorReport::new(msg);
+        let doc = jetdir::base::report::Document {
+            schema_version: jetdir::base::report::SCHEMA_VERSION,
+            command: run.command,
+            options: &run.options,
+            exit_code: 2,
+            body: &body,
+        };
+        if let Ok(s) = serde_json::to_string_pretty(&doc) {
+            out(&format!("{s}\n"));
+        }
     }
     err(&format!("jetdir: {msg}"));
     ExitCode::from(2)
@@ -270,13 +284,24 @@ fn main() -> ExitCode {
             server_version,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
+            let run = Run {
+                json: cli.json,
+                command: "extract",
+                options: jetdir::base::report::RunOptions {
+                    server_version: server_version.clone(),
+                    dry_run: Some(*dry_run),
+                    allow_damaged: Some(*allow_damaged),
+                    force: Some(*force),
+                    ..Default::default()
+                },
+            };
             let server_version = match server_version
                 .as_deref()
                 .map(jetdir::base::release::Release::parse)
                 .transpose()
             {
                 Ok(v) => v,
-                Err(e) => return fail(cli.json, &e.to_string()),
+                Err(e) => return fail(&run, &e.to_string()),
             };
             let opts = jetdir::ops::extract::ExtractOptions {
                 store_dir: store_dir.clone(),
@@ -288,8 +313,8 @@ fn main() -> ExitCode {
                 server_version,
             };
             match jetdir::ops::extract::extract(archive, &opts, &reporter) {
-                Ok(r) => emit(cli.json, &r, || output::render_extract(&r), r.exit_code()),
-                Err(e) => fail(cli.json, &format!("{e:#}")),
+                Ok(r) => emit(&run, &r, || output::render_extract(&r), r.exit_code()),
+                Err(e) => fail(&run, &format!("{e:#}")),
             }
         }
         Cmd::Pack {
@@ -305,6 +330,16 @@ fn main() -> ExitCode {
             server_version,
         } => {
             let reporter = progress::Reporter::new(mode, "pack");
+            let run = Run {
+                json: cli.json,
+                command: "pack",
+                options: jetdir::base::report::RunOptions {
+                    server_version: server_version.map(|v| v.to_string()),
+                    allow_damaged: Some(*allow_damaged),
+                    force: Some(*force),
+                    ..Default::default()
+                },
+            };
             let opts = jetdir::ops::pack::PackOptions {
                 out: out.clone(),
                 stream: stream.clone(),
@@ -317,8 +352,8 @@ fn main() -> ExitCode {
                 server_version: *server_version,
             };
             match jetdir::ops::pack::pack(path, &opts, &reporter) {
-                Ok(r) => emit(cli.json, &r, || output::render_pack(&r), r.exit_code()),
-                Err(e) => fail(cli.json, &format!("{e:#}")),
+                Ok(r) => emit(&run, &r, || output::render_pack(&r), r.exit_code()),
+                Err(e) => fail(&run, &format!("{e:#}")),
             }
         }
         // ---- cli branch (issue #11) ----
@@ -355,7 +390,14 @@ fn main() -> ExitCode {
                 out(&page);
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(cli.json, &format!("cannot render the man page: {e}")),
+            Err(e) => fail(
+                &Run {
+                    json: cli.json,
+                    command: "man",
+                    options: Default::default(),
+                },
+                &format!("cannot render the man page: {e}"),
+            ),
         },
         // ---- end cli branch ----
     }
@@ -363,15 +405,22 @@ fn main() -> ExitCode {
 
 /// Print a report as JSON or text and turn its exit code into the process's.
 fn emit<T: serde::Serialize>(
-    json: bool,
+    run: &Run,
     r: &T,
     text: impl FnOnce() -> String,
     code: i32,
 ) -> ExitCode {
-    if json {
-        match serde_json::to_string_pretty(r) {
+    if run.json {
+        let doc = jetdir::base::report::Document {
+            schema_version: jetdir::base::report::SCHEMA_VERSION,
+            command: run.command,
+            options: &run.options,
+            exit_code: code,
+            body: r,
+        };
+        match serde_json::to_string_pretty(&doc) {
             Ok(s) => out(&format!("{s}\n")),
-            Err(e) => return fail(true, &e.to_string()),
+            Err(e) => return fail(run, &e.to_string()),
         }
     } else {
         out(&text());
@@ -387,26 +436,38 @@ fn run_report(
     inspect: bool,
     mode: progress::Mode,
 ) -> ExitCode {
-    let reporter = progress::Reporter::new(mode, if inspect { "inspect" } else { "verify" });
+    let command = if inspect { "inspect" } else { "verify" };
+    let reporter = progress::Reporter::new(mode, command);
+    let mut run = Run {
+        json: cli.json,
+        command,
+        options: jetdir::base::report::RunOptions {
+            quick,
+            server_version: model.server_version.clone(),
+            ..Default::default()
+        },
+    };
     let target = match model.target() {
         Ok(t) => t,
-        Err(e) => return fail(cli.json, &e),
+        Err(e) => return fail(&run, &e),
     };
+    run.options.at = Some(jetdir::base::time::rfc3339_full(target.at_ns));
+    let at_ns = target.at_ns;
     let opts = verify::Options { quick, target };
     match jetdir::check::verify_path(path, &opts, &reporter) {
         Ok(r) => emit(
-            cli.json,
+            &run,
             &r,
             || {
                 if inspect {
-                    output::render_inspect(&r)
+                    output::render_inspect(&r, at_ns)
                 } else {
-                    output::render_verify(&r)
+                    output::render_verify(&r, at_ns)
                 }
             },
             r.exit_code(),
         ),
-        Err(e) => fail(cli.json, &format!("{e:#}")),
+        Err(e) => fail(&run, &format!("{e:#}")),
     }
 }
 
@@ -429,7 +490,12 @@ fn run_check(
 ) -> ExitCode {
     use jetdir::ops::monitor;
     let reporter = progress::Reporter::new(mode, "check");
-    let result = match model.target() {
+    let target = model.target();
+    let at = target
+        .as_ref()
+        .ok()
+        .map(|t| jetdir::base::time::rfc3339_full(t.at_ns));
+    let result = match target {
         Ok(target) => {
             let vopts = verify::Options {
                 quick: opts.quick,
@@ -459,9 +525,29 @@ fn run_check(
     match opts.format {
         CheckFormat::Nagios => out(&result.nagios()),
         CheckFormat::Prometheus => out(&result.prometheus()),
-        CheckFormat::Json => match serde_json::to_string_pretty(&result) {
+        CheckFormat::Json => match serde_json::to_string_pretty(&jetdir::base::report::Document {
+            schema_version: jetdir::base::report::SCHEMA_VERSION,
+            command: "check",
+            options: &jetdir::base::report::RunOptions {
+                quick: opts.quick,
+                at,
+                server_version: model.server_version.clone(),
+                ..Default::default()
+            },
+            exit_code: result.exit_code,
+            body: &result,
+        }) {
             Ok(s) => out(&format!("{s}\n")),
-            Err(e) => return fail(true, &e.to_string()),
+            Err(e) => {
+                return fail(
+                    &Run {
+                        json: true,
+                        command: "check",
+                        options: Default::default(),
+                    },
+                    &e.to_string(),
+                )
+            }
         },
     }
     if let Some(e) = &result.error {

@@ -66,7 +66,7 @@ fn clean_store_exits_0_with_one_json_document() {
         .unwrap();
     assert_eq!(c1["delivered_stream_seq"], 5);
     assert_eq!(c1["ack_floor_stream_seq"], 3);
-    assert_eq!(c1["pending"], 1);
+    assert_eq!(c1["num_ack_pending"], 1);
     assert!(out.stderr.is_empty(), "-q must silence progress");
 }
 
@@ -92,7 +92,7 @@ fn damage_exits_1_and_locates_the_problem() {
     // human output names the same place
     let out = jetdir(&["verify", "-q", &t.path().display().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("msgs/1.blk @0 seq 1"), "{text}");
+    assert!(text.contains("msgs/1.blk @0 seqs 1..10"), "{text}");
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -136,8 +136,54 @@ fn no_progress_gives_log_lines_on_stderr_only() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("verify:") && err.contains("done"), "{err}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("OK: 5 stream(s)"), "{text}");
+    assert!(
+        text.starts_with("OK: 5 streams checked, none damaged"),
+        "{text}"
+    );
     assert!(!text.contains("verify:"), "progress must not go to stdout");
+    // log lines name the stream and the file
+    assert!(err.contains("$G > MULTI msgs/"), "{err}");
+}
+
+#[test]
+fn pack_progress_names_each_phase_and_its_total_is_the_stream_size() {
+    let t = tempfile::tempdir().unwrap();
+    let out = jetdir(&[
+        "pack",
+        "--no-progress",
+        &fixture("v2.15.1-plain/store"),
+        "--stream",
+        "MULTI",
+        "-o",
+        &t.path().join("m").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // MULTI's blocks are 104,031 bytes (101.6 KiB): each phase reads them once
+    assert!(err.contains("pack (verify): 101.6 KiB to read"), "{err}");
+    assert!(err.contains("pack (write): 101.6 KiB to read"), "{err}");
+    assert!(!err.contains("203.2 KiB"), "{err}");
+    assert!(err.contains("$G > MULTI msgs/4.blk"), "{err}");
+    // the restore hint of a tgz names jetdir extract
+    let o = t.path().join("m.tgz").display().to_string();
+    let out = jetdir(&[
+        "pack",
+        "-q",
+        &fixture("v2.15.1-plain/store"),
+        "--stream",
+        "MULTI",
+        "--format",
+        "tgz",
+        "-o",
+        &o,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("jetdir extract {o} --store-dir")),
+        "{text}"
+    );
+    assert!(!text.contains("tar -xzf"), "{text}");
 }
 
 #[test]
@@ -152,7 +198,7 @@ fn inspect_reports_sections_and_json() {
         "Blocks:",
         "Consumers:",
         "Warnings and problems:",
-        "(s2)",
+        " s2",
     ] {
         assert!(text.contains(s), "missing {s:?} in\n{text}");
     }

@@ -467,7 +467,7 @@ fn summary(v: &Value) -> Vec<Value> {
                         c["delivered_consumer_seq"],
                         c["ack_floor_stream_seq"],
                         c["ack_floor_consumer_seq"],
-                        c["pending"]
+                        c["num_ack_pending"]
                     ])
                 })
                 .collect();

@@ -214,7 +214,18 @@ fn run_e2e(label: &str, env: &str, default: &Path, scenario: &str) {
                     "ack_floor_stream_seq",
                     wc["ack_floor"]["stream_seq"].as_i64(),
                 ),
-                ("pending", wc["num_ack_pending"].as_i64()),
+                ("num_ack_pending", wc["num_ack_pending"].as_i64()),
+                // natscli's "Unprocessed": jetdir counts it from the files as 2.10+'s
+                // fileStore.NumPending does; 2.9's FilteredState counts more after interior
+                // deletes (MIX: 100 where 2.10+ say 96), which jetdir does not model
+                (
+                    "num_pending",
+                    if version.starts_with("2.9.") {
+                        num(gc, "num_pending")
+                    } else {
+                        wc["num_pending"].as_i64()
+                    },
+                ),
             ] {
                 if num(gc, jkey) != want_val {
                     errs.push(format!(

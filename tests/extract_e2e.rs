@@ -855,6 +855,6 @@ fn store_dirs_are_not_extracted_account_backups_are() {
         String::from_utf8_lossy(&out.stdout)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["streams"][0]["stream"], "ORDERS");
+    assert_eq!(v["streams"][0]["name"], "ORDERS");
     assert!(store.join("jetstream/$G/streams/ORDERS/meta.inf").is_file());
 }

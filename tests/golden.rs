@@ -125,23 +125,44 @@ fn diff(expected: &str, actual: &str, max: usize) -> String {
     out.join("\n")
 }
 
+/// The time every verify/inspect golden is rendered at (ages are measured against it).
+const AT: &str = "2026-12-01T00:00:00Z";
+
 /// Run `jetdir --no-progress ARGS... <copy of fixture>` and compare with `tests/golden/<name>.txt`.
 fn golden(name: &str, args: &[&str], fixture: &str) {
+    golden_full(name, args, fixture, &|_| {}, &[]);
+}
+
+/// [`golden`] with the copy edited by `edit` first (damage), and `tail` arguments after the
+/// path, where `<tmp>` stands for the scratch dir.
+fn golden_full(name: &str, args: &[&str], fixture: &str, edit: &dyn Fn(&Path), tail: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let leaf = Path::new(fixture).file_name().unwrap();
     let target = tmp.path().join(leaf);
-    copy_dir(&repo().join("fixtures").join(fixture), &target);
+    let src = repo().join("fixtures").join(fixture);
+    if src.is_file() {
+        std::fs::copy(&src, &target).unwrap();
+    } else {
+        copy_dir(&src, &target);
+    }
+    edit(&target);
+    let tail: Vec<String> = tail
+        .iter()
+        .map(|a| a.replace("<tmp>", &tmp.path().display().to_string()))
+        .collect();
     let run = || {
         let out = Command::new(env!("CARGO_BIN_EXE_jetdir"))
             .arg("--no-progress")
             .args(args)
             .arg(&target)
+            .args(&tail)
             .output()
             .expect("run jetdir");
         let mut text = format!(
-            "$ jetdir --no-progress {} {}\nexit code: {}\n--- stdout\n",
+            "$ jetdir --no-progress {} {}{}\nexit code: {}\n--- stdout\n",
             args.join(" "),
             target.display(),
+            tail.iter().map(|a| format!(" {a}")).collect::<String>(),
             out.status
                 .code()
                 .map_or("killed by a signal".into(), |c| c.to_string())
@@ -183,43 +204,63 @@ fn golden(name: &str, args: &[&str], fixture: &str) {
 
 #[test]
 fn verify_v2_15_plain() {
-    golden("verify-v2.15.1-plain", &["verify"], "v2.15.1-plain/store");
+    golden(
+        "verify-v2.15.1-plain",
+        &["verify", "--at", AT],
+        "v2.15.1-plain/store",
+    );
 }
 
 #[test]
 fn inspect_v2_15_plain() {
-    golden("inspect-v2.15.1-plain", &["inspect"], "v2.15.1-plain/store");
+    golden(
+        "inspect-v2.15.1-plain",
+        &["inspect", "--at", AT],
+        "v2.15.1-plain/store",
+    );
 }
 
 #[test]
 fn verify_v2_9_legacy() {
-    golden("verify-v2.9.10-legacy", &["verify"], "v2.9.10-legacy/store");
+    golden(
+        "verify-v2.9.10-legacy",
+        &["verify", "--at", AT],
+        "v2.9.10-legacy/store",
+    );
 }
 
 #[test]
 fn inspect_v2_9_legacy() {
     golden(
         "inspect-v2.9.10-legacy",
-        &["inspect"],
+        &["inspect", "--at", AT],
         "v2.9.10-legacy/store",
     );
 }
 
 #[test]
 fn verify_v2_15_s2() {
-    golden("verify-v2.15.1-s2", &["verify"], "v2.15.1-s2/store");
+    golden(
+        "verify-v2.15.1-s2",
+        &["verify", "--at", AT],
+        "v2.15.1-s2/store",
+    );
 }
 
 #[test]
 fn inspect_v2_15_s2() {
-    golden("inspect-v2.15.1-s2", &["inspect"], "v2.15.1-s2/store");
+    golden(
+        "inspect-v2.15.1-s2",
+        &["inspect", "--at", AT],
+        "v2.15.1-s2/store",
+    );
 }
 
 #[test]
 fn verify_backup_v2_15() {
     golden(
         "verify-backup-v2.15.1",
-        &["verify"],
+        &["verify", "--at", AT],
         "backups/v2.15.1/ORDERS",
     );
 }
@@ -228,7 +269,7 @@ fn verify_backup_v2_15() {
 fn inspect_backup_v2_15() {
     golden(
         "inspect-backup-v2.15.1",
-        &["inspect"],
+        &["inspect", "--at", AT],
         "backups/v2.15.1/ORDERS",
     );
 }
@@ -239,6 +280,84 @@ fn verify_json_v2_15_plain() {
         "verify-json-v2.15.1-plain",
         &["--json", "verify", "--at", "2026-12-01T00:00:00Z"],
         "v2.15.1-plain/store",
+    );
+}
+
+/// One flipped payload byte in MULTI/msgs/2.blk (seq 35).
+fn flip_multi(store: &Path) {
+    let blk = store.join("jetstream/$G/streams/MULTI/msgs/2.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    b[4200] ^= 0x20;
+    std::fs::write(&blk, b).unwrap();
+}
+
+/// The same, and index.db gone: the server rebuilds and truncates the block.
+fn flip_multi_no_index(store: &Path) {
+    flip_multi(store);
+    std::fs::remove_file(store.join("jetstream/$G/streams/MULTI/msgs/index.db")).unwrap();
+}
+
+#[test]
+fn verify_damaged_unreadable() {
+    golden_full(
+        "verify-damaged-unreadable",
+        &["verify", "--at", AT],
+        "v2.15.1-plain/store",
+        &flip_multi,
+        &[],
+    );
+}
+
+#[test]
+fn verify_damaged_loses() {
+    golden_full(
+        "verify-damaged-loses",
+        &["verify", "--at", AT],
+        "v2.15.1-plain/store",
+        &flip_multi_no_index,
+        &[],
+    );
+}
+
+#[test]
+fn inspect_damaged_loses() {
+    golden_full(
+        "inspect-damaged-loses",
+        &["inspect", "--at", AT],
+        "v2.15.1-plain/store",
+        &flip_multi_no_index,
+        &[],
+    );
+}
+
+#[test]
+fn verify_backup_v1_2_9() {
+    golden(
+        "verify-backup-v2.9.10",
+        &["verify", "--at", AT],
+        "backups/v2.9.10/ORDERS",
+    );
+}
+
+#[test]
+fn verify_backup_tgz() {
+    golden(
+        "verify-backup-tgz",
+        &["verify", "--at", AT],
+        "backups/ORDERS.tgz",
+    );
+}
+
+/// A V1 backup: its files are written as they are, so the sizes are fixed (a V2 extract writes
+/// meta.inf with the time of the run: its size varies with the trailing zeros of the fraction).
+#[test]
+fn extract_dry_run_v1() {
+    golden_full(
+        "extract-dry-run-v2.9.10",
+        &["extract"],
+        "backups/v2.9.10/ORDERS",
+        &|_| {},
+        &["--store-dir", "<tmp>", "--dry-run"],
     );
 }
 

@@ -919,7 +919,7 @@ impl V2Checker {
         if let Some(st) = &self.sum.state {
             if seq < st.first_seq || seq > st.last_seq {
                 let msg = format!(
-                    "message sequence {seq} outside state.json's range {}..={}",
+                    "message sequence {seq} outside state.json's range {}..{}",
                     st.first_seq, st.last_seq
                 );
                 let l = mk(self);

@@ -13,8 +13,13 @@ pub struct ConsumerReport {
     pub delivered_stream_seq: Option<u64>,
     /// Stream sequence below which every message is acknowledged.
     pub ack_floor_stream_seq: Option<u64>,
-    /// Messages delivered and not yet acknowledged (`num_ack_pending`).
+    /// Messages delivered and not yet acknowledged: natscli's "Outstanding Acks"
+    /// (`num_ack_pending`).
+    #[serde(rename = "num_ack_pending")]
     pub pending: Option<u64>,
+    /// Messages of the stream after the consumer's next sequence that match its filter:
+    /// natscli's "Unprocessed" (`num_pending`, counted as the server's `NumPending`).
+    pub num_pending: Option<u64>,
     /// Consumer sequence of the last delivery.
     pub delivered_consumer_seq: Option<u64>,
     /// Consumer sequence of the ack floor.
@@ -46,7 +51,8 @@ pub struct ConsumerNumbers {
     pub ack_floor_stream_seq: u64,
     /// Consumer sequence of the ack floor.
     pub ack_floor_consumer_seq: u64,
-    /// Messages delivered and not yet acknowledged.
+    /// Messages delivered and not yet acknowledged (`num_ack_pending`).
+    #[serde(rename = "num_ack_pending")]
     pub pending: u64,
     /// Messages delivered more than once and still pending.
     pub redelivered: u64,
@@ -106,9 +112,11 @@ pub struct StreamReport {
     pub blocks: usize,
     /// Consumers, by name.
     pub consumers: Vec<ConsumerReport>,
-    /// Time of the first live message, ns since the epoch.
+    /// Time of the first live message, ns since the epoch; JSON also `first_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "first_time")]
     pub first_ts: Option<i64>,
-    /// Time of the last live message, ns since the epoch.
+    /// Time of the last live message, ns since the epoch; JSON also `last_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "last_time")]
     pub last_ts: Option<i64>,
     /// Encrypted at rest: not read without a key.
     pub encrypted: bool,
@@ -130,6 +138,29 @@ pub struct StreamReport {
     /// What the server does with these files at load (the numbers above are its result).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadReport>,
+}
+
+/// A time in ns since the epoch as two JSON fields: `<name>_ts` (the integer, exact) and
+/// `<name>_time` (RFC 3339 with nanoseconds, for jq and people; `null` when unset or 0).
+pub fn serialize_time<S: serde::Serializer>(
+    name: &str,
+    ns: Option<i64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(2))?;
+    m.serialize_entry(&format!("{name}_ts"), &ns)?;
+    let t = ns.filter(|&n| n != 0).map(crate::base::time::rfc3339_full);
+    m.serialize_entry(&format!("{name}_time"), &t)?;
+    m.end()
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    serialize_time("last", *ns, s)
 }
 
 /// The load model's answer for one stream: how the server recovers it and what that costs.
@@ -368,4 +399,72 @@ pub fn ranges_text(r: &[(u64, u64)], max: usize) -> String {
         parts.push(format!("… ({} ranges)", r.len()));
     }
     parts.join(", ")
+}
+
+/// The version of the JSON document's schema (`schema/jetdir.schema.json`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The options of a run that change the meaning of its result, recorded in every JSON
+/// document (`options`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunOptions {
+    /// `--quick`: record checksums were not verified.
+    pub quick: bool,
+    /// The time of the load the verdicts are for (`--at`, default now), RFC 3339; `null` for
+    /// commands without a load model (extract, pack).
+    pub at: Option<String>,
+    /// `--server-version`: the release the verdicts (or the output) are for; `null` when the
+    /// release is taken from the files.
+    pub server_version: Option<String>,
+    /// extract `--dry-run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// extract / pack `--allow-damaged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_damaged: Option<bool>,
+    /// extract / pack `--force`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+}
+
+/// One JSON document of any command: what ran and with which options, its exit code, then
+/// the command's own report (flattened) or, when it could not run, `error`.
+#[derive(Debug, Serialize)]
+pub struct Document<'a, T: Serialize> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `verify`, `inspect`, `extract` or `pack`.
+    pub command: &'a str,
+    /// See [`RunOptions`].
+    pub options: &'a RunOptions,
+    /// The process exit code: 0 clean, 1 damaged input, 2 could not run.
+    pub exit_code: i32,
+    /// The command's report.
+    #[serde(flatten)]
+    pub body: &'a T,
+}
+
+/// The report of a run that could not start or failed (exit code 2).
+#[derive(Debug, Serialize)]
+pub struct ErrorReport {
+    /// Always false.
+    pub ok: bool,
+    /// What went wrong, naming the file.
+    pub error: String,
+    /// Always empty.
+    pub streams: Vec<StreamReport>,
+    /// Always empty.
+    pub problems: Vec<Problem>,
+}
+
+impl ErrorReport {
+    /// The report of an error.
+    pub fn new(error: impl Into<String>) -> Self {
+        ErrorReport {
+            ok: false,
+            error: error.into(),
+            streams: vec![],
+            problems: vec![],
+        }
+    }
 }

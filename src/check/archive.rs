@@ -30,11 +30,27 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc;
 
+/// The payload as progress names it: its dir and file (`ORDERS/stream.tar.s2`), the backup
+/// dir being named after the stream by `nats stream backup`.
+pub(crate) fn payload_name(p: &Path) -> String {
+    let file = p.file_name().map(|f| f.to_string_lossy().into_owned());
+    let dir = p
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|d| d.to_string_lossy().into_owned());
+    match (dir, file) {
+        (Some(d), Some(f)) => format!("{d}/{f}"),
+        (None, Some(f)) => f,
+        _ => p.display().to_string(),
+    }
+}
+
 /// Counts bytes read from the payload file for progress.
 struct Counted<'a, R> {
     inner: R,
     progress: &'a dyn Progress,
     pending: u64,
+    what: String,
 }
 
 impl<R: Read> Read for Counted<'_, R> {
@@ -42,7 +58,7 @@ impl<R: Read> Read for Counted<'_, R> {
         let n = self.inner.read(buf)?;
         self.pending += n as u64;
         if self.pending >= 1 << 20 || n == 0 {
-            self.progress.advance(self.pending, "");
+            self.progress.advance(self.pending, &self.what);
             self.pending = 0;
         }
         Ok(n)
@@ -55,12 +71,12 @@ pub(crate) struct ParCounted<'a> {
     inner: ParFrameReader,
     progress: &'a dyn Progress,
     reported: u64,
-    what: &'static str,
+    what: String,
 }
 
 impl<'a> ParCounted<'a> {
     /// Decode `f` on all cores, reporting progress as `what`.
-    pub(crate) fn open(f: File, progress: &'a dyn Progress, what: &'static str) -> Self {
+    pub(crate) fn open(f: File, progress: &'a dyn Progress, what: String) -> Self {
         ParCounted {
             inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
             progress,
@@ -76,7 +92,7 @@ impl Read for ParCounted<'_> {
         let at = self.inner.compressed_offset();
         if at >= self.reported + (1 << 20) || n == 0 {
             self.progress
-                .advance(at.saturating_sub(self.reported), self.what);
+                .advance(at.saturating_sub(self.reported), &self.what);
             self.reported = at;
         }
         Ok(n)
@@ -126,7 +142,7 @@ pub(crate) fn verify_one(
                         offset: e.offset(),
                         ..Default::default()
                     },
-                    format!("backup.json: {e}; `nats stream restore` cannot use this backup"),
+                    format!("{e}; `nats stream restore` cannot use this backup"),
                 ));
                 None
             }
@@ -175,14 +191,16 @@ pub(crate) fn verify_one(
         return Ok(rep);
     };
     let f = File::open(payload).with_context(|| format!("{}: cannot open", payload.display()))?;
+    let what = payload_name(payload);
     let counted = Counted {
         inner: BufReader::with_capacity(1 << 20, f),
         progress,
         pending: 0,
+        what: what.clone(),
     };
     // S2 chunks decode in parallel (each is independent); the payload file is read on the
     // decoder's own thread, so it is opened again there.
-    let par = |f: File| ParCounted::open(f, progress, "");
+    let par = |f: File| ParCounted::open(f, progress, what.clone());
     let (stream, mut problems) = match d.kind {
         ArchiveKind::BackupDirV2 | ArchiveKind::BareV2 => verify_v2(
             par(File::open(payload)
@@ -543,29 +561,7 @@ fn verify_v2<R: Read>(
     );
     let stream_name = name.clone().unwrap_or_default();
     check_v2_consumers(&sum, "$G", &stream_name, label, last, &mut problems);
-    let mut consumers = Vec::new();
-    for c in &sum.consumers {
-        let mut cr = ConsumerReport {
-            name: c.name.clone(),
-            ..Default::default()
-        };
-        if let Some(e) = &c.entry {
-            if let Some(cfg) = &e.config {
-                cr.durable = cfg.durable_name.clone();
-                cr.ack_policy = cfg.ack_policy.clone();
-                cr.filter_subject = cfg.filter_subject.clone();
-            }
-            if let Some(st) = &e.state {
-                cr.delivered_stream_seq = Some(st.delivered.stream_seq);
-                cr.delivered_consumer_seq = Some(st.delivered.consumer_seq);
-                cr.ack_floor_stream_seq = Some(st.ack_floor.stream_seq);
-                cr.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
-                cr.pending = Some(st.pending.as_ref().map_or(0, |p| p.len() as u64));
-                cr.redelivered = Some(st.redelivered.as_ref().map_or(0, |p| p.len() as u64));
-            }
-        }
-        consumers.push(cr);
-    }
+    let consumers = v2_consumer_reports(&sum);
     let rep = StreamReport {
         account: "$G".into(),
         name: stream_name,
@@ -629,6 +625,34 @@ pub(crate) fn v2_totals(sum: &natsarc::V2Summary, bytes: u64) -> StreamTotals {
         .unwrap_or(0)
         .max(sum.state.as_ref().map_or(0, |s| s.last_seq));
     StreamTotals::new(sum.messages, bytes, sum.first_msg_seq, last)
+}
+
+/// The consumers of a V2 archive as reports: config and state as the archive holds them.
+pub(crate) fn v2_consumer_reports(sum: &natsarc::V2Summary) -> Vec<ConsumerReport> {
+    let mut consumers = Vec::new();
+    for c in &sum.consumers {
+        let mut cr = ConsumerReport {
+            name: c.name.clone(),
+            ..Default::default()
+        };
+        if let Some(e) = &c.entry {
+            if let Some(cfg) = &e.config {
+                cr.durable = cfg.durable_name.clone();
+                cr.ack_policy = cfg.ack_policy.clone();
+                cr.filter_subject = cfg.filter_subject.clone();
+            }
+            if let Some(st) = &e.state {
+                cr.delivered_stream_seq = Some(st.delivered.stream_seq);
+                cr.delivered_consumer_seq = Some(st.delivered.consumer_seq);
+                cr.ack_floor_stream_seq = Some(st.ack_floor.stream_seq);
+                cr.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
+                cr.pending = Some(st.pending.as_ref().map_or(0, |p| p.len() as u64));
+                cr.redelivered = Some(st.redelivered.as_ref().map_or(0, |p| p.len() as u64));
+            }
+        }
+        consumers.push(cr);
+    }
+    consumers
 }
 
 /// backup.json against the archive's content: name, first/last seq, message count, consumers.

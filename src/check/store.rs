@@ -966,7 +966,7 @@ fn check_index_db(
                     Kind::IndexDbStale,
                     pre.loc().file(format!("{prefix}msgs/{}.blk", be.index)).seqs(be.first_seq, be.last_seq),
                     format!(
-                        "index.db lists block {} (seqs {}..={}), which is gone: it lay before every block on disk, so the stream's limits removed it after index.db was written (the server logs \"could not locate msg block {}\" and counts it as lost)",
+                        "index.db lists block {} (seqs {}..{}), which is gone: it lay before every block on disk, so the stream's limits removed it after index.db was written (the server logs \"could not locate msg block {}\" and counts it as lost)",
                         be.index, be.first_seq, be.last_seq, be.index
                     ),
                 ))
@@ -975,7 +975,7 @@ fn check_index_db(
                 Kind::IndexDbMissingBlock,
                 pre.loc().file(format!("{prefix}msgs/{}.blk", be.index)).seqs(be.first_seq, be.last_seq),
                 format!(
-                    "index.db lists block {} (seqs {}..={}, {} messages) but msgs/{}.blk is missing: those messages are lost",
+                    "index.db lists block {} (seqs {}..{}, {} messages) but msgs/{}.blk is missing: those messages are lost",
                     be.index, be.first_seq, be.last_seq, be.msgs(), be.index
                 ),
             )),
@@ -1373,6 +1373,9 @@ fn check_consumers(
         rep.ack_floor_consumer_seq = Some(st.ack_floor.consumer_seq);
         rep.pending = Some(st.pending.len() as u64);
         rep.redelivered = Some(st.redelivered.len() as u64);
+        if let (Some(cfg), true) = (&cfg, modelled) {
+            rep.num_pending = consumers::num_pending(cfg, st.delivered.stream_seq, view);
+        }
         out.push(rep);
     }
     out
@@ -1538,7 +1541,7 @@ pub fn verify_stream_dir(
             let rel = format!("msgs/{i}.blk");
             match read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d)) {
                 Ok((mut s, n)) => {
-                    progress.advance(n, &rel);
+                    progress.advance(n, &format!("{} > {} {rel}", sd.account, sd.name));
                     too_large(&ctx, &mut s, n);
                     s
                 }

@@ -28,6 +28,7 @@ impl Mode {
 pub struct Reporter {
     mode: Mode,
     verb: String,
+    phase: Mutex<String>,
     bar: Mutex<Option<ProgressBar>>,
     total: AtomicU64,
     done: AtomicU64,
@@ -40,6 +41,7 @@ impl Reporter {
         Reporter {
             mode,
             verb: verb.to_string(),
+            phase: Mutex::new(String::new()),
             bar: Mutex::new(None),
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
@@ -64,7 +66,22 @@ fn human(n: u64) -> String {
     }
 }
 
+impl Reporter {
+    /// "pack", or "pack (verify)" in a phase.
+    fn label(&self) -> String {
+        match self.phase.lock().ok().filter(|p| !p.is_empty()) {
+            Some(p) => format!("{} ({})", self.verb, *p),
+            None => self.verb.clone(),
+        }
+    }
+}
+
 impl Progress for Reporter {
+    fn phase(&self, name: &str) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = name.to_string();
+        }
+    }
     fn start(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
         // A second phase (extract: verify, then write) counts from zero again.
@@ -81,12 +98,14 @@ impl Progress for Reporter {
                 ) {
                     b.set_style(st.progress_chars("=> "));
                 }
-                b.set_message(self.verb.clone());
+                b.set_message(self.label());
                 if let Ok(mut g) = self.bar.lock() {
-                    *g = Some(b);
+                    if let Some(old) = g.replace(b) {
+                        old.finish_and_clear();
+                    }
                 }
             }
-            Mode::Log => crate::err(&format!("{}: {} to read", self.verb, human(total))),
+            Mode::Log => crate::err(&format!("{}: {} to read", self.label(), human(total))),
             Mode::Quiet => {}
         }
     }
@@ -97,6 +116,9 @@ impl Progress for Reporter {
                 if let Ok(g) = self.bar.lock() {
                     if let Some(b) = g.as_ref() {
                         b.set_position(done);
+                        if !what.is_empty() {
+                            b.set_message(format!("{} {what}", self.label()));
+                        }
                     }
                 }
             }
@@ -109,7 +131,7 @@ impl Progress for Reporter {
                     self.last_logged_pct.store(pct, Ordering::Relaxed);
                     crate::err(&format!(
                         "{}: {} of {} ({}%) {}",
-                        self.verb,
+                        self.label(),
                         human(done),
                         human(total),
                         pct.min(100),
@@ -137,7 +159,7 @@ impl Progress for Reporter {
             }
             Mode::Log => crate::err(&format!(
                 "{}: done, {} in {:.2}s",
-                self.verb,
+                self.label(),
                 human(self.done.load(Ordering::Relaxed)),
                 secs
             )),

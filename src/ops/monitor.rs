@@ -87,13 +87,18 @@ pub struct StreamMetrics {
 pub struct CheckResult {
     /// The monitoring state.
     pub status: Status,
-    /// jetdir's exit code: 0 clean, 1 damaged, 2 could not run.
+    /// jetdir's exit code: 0 clean, 1 damaged, 2 could not run (in the JSON document's
+    /// envelope, `exit_code`).
+    #[serde(skip)]
     pub exit_code: i32,
+    /// True when the exit code is 0.
+    pub ok: bool,
     /// The path checked, as given.
     pub path: String,
     /// One line for people: what is wrong, or that nothing is.
     pub summary: String,
-    /// `--quick`: record checksums were not verified.
+    /// `--quick`: record checksums were not verified (in the envelope's `options`).
+    #[serde(skip)]
     pub quick: bool,
     /// Every stream found (empty when the check could not run).
     pub streams: Vec<StreamMetrics>,
@@ -106,7 +111,10 @@ pub struct CheckResult {
     /// When the check ran, seconds since the epoch.
     pub timestamp: i64,
     /// Why the check could not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The findings listed (as verify lists them).
+    pub problems: Vec<crate::base::problem::Problem>,
 }
 
 /// Run verify on `path` and turn the report into a [`CheckResult`]. Never fails: a verify
@@ -195,6 +203,8 @@ pub fn from_report(
     let summary = summarise(r, &streams, status, errors, warnings);
     CheckResult {
         status,
+        ok: outcome.exit_code() == 0,
+        problems: r.problems.clone(),
         exit_code: outcome.exit_code(),
         path: path.display().to_string(),
         summary,
@@ -218,6 +228,8 @@ pub fn could_not_run(
 ) -> CheckResult {
     CheckResult {
         status: Status::Unknown,
+        ok: false,
+        problems: Vec::new(),
         exit_code: 2,
         path: path.display().to_string(),
         summary: format!("could not run: {error}"),

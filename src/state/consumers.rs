@@ -232,6 +232,47 @@ pub fn starting_seq(cfg: &ConsumerCfg, stream: &dyn StreamView) -> u64 {
     sseq
 }
 
+/// The consumer's unprocessed messages (`num_pending`, natscli's "Unprocessed"), as the
+/// server's `fileStore.NumPending(sseq, filter, lastPerSubject)` counts them
+/// (`consumer.go` `calculateNumPending`): live messages at or after the next sequence to
+/// deliver (`delivered_stream_seq + 1`, raised to the first seq) that match the consumer's
+/// filters; for `deliver_policy: last_per_subject`, the subjects whose last message is there.
+/// `None` when the messages cannot be read again (a stream inside an archive, read once).
+pub fn num_pending(
+    cfg: &ConsumerCfg,
+    delivered_stream_seq: u64,
+    stream: &dyn StreamView,
+) -> Option<u64> {
+    let (first, last) = stream.first_last();
+    let sseq = delivered_stream_seq.saturating_add(1).max(first);
+    if sseq > last || last == 0 {
+        return Some(0);
+    }
+    let mut n = 0u64;
+    let mut seen = false;
+    let mut lasts: HashMap<Vec<u8>, u64> = HashMap::new();
+    let per_subject = cfg.deliver == DeliverPolicy::LastPerSubject;
+    stream.walk(&mut |seq, subj, _| {
+        seen = true;
+        if matches_any(&cfg.filters, subj) {
+            if per_subject {
+                lasts.insert(subj.to_vec(), seq);
+            } else if seq >= sseq {
+                n += 1;
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    // the first seq is a live message: a walk that sees none could not read the blocks
+    if !seen && first > 0 && first <= last {
+        return None;
+    }
+    if per_subject {
+        n = lasts.values().filter(|&&q| q >= sseq).count() as u64;
+    }
+    Some(n)
+}
+
 /// What the load changed in one consumer's state, for the findings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsumerChanges {
@@ -496,6 +537,34 @@ mod tests {
             redelivered: vec![],
             base_ts_secs: 0,
         }
+    }
+
+    #[test]
+    fn num_pending_counts_after_delivered_matching_the_filter() {
+        let v = view(5, 14);
+        let mut c = cfg(DeliverPolicy::All, AckPolicy::Explicit);
+        // every message after delivered 9: seqs 10..=14
+        assert_eq!(num_pending(&c, 9, &v), Some(5));
+        // delivered below the first seq: counted from the first
+        assert_eq!(num_pending(&c, 0, &v), Some(10));
+        assert_eq!(num_pending(&c, 14, &v), Some(0));
+        assert_eq!(num_pending(&c, 20, &v), Some(0));
+        // subjects cycle a.1 (q%3==0), a.2, b.1: 10..=14 has a.1 at 12 only; a.* at 12, 13
+        c.filters = vec!["a.1".into()];
+        assert_eq!(num_pending(&c, 9, &v), Some(1));
+        c.filters = vec!["a.*".into()];
+        assert_eq!(num_pending(&c, 9, &v), Some(3));
+        // last per subject: a.1's last is 12, a.2's 13, b.1's 14; after delivered 12: 2
+        let mut l = cfg(DeliverPolicy::LastPerSubject, AckPolicy::Explicit);
+        assert_eq!(num_pending(&l, 12, &v), Some(2));
+        l.filters = vec!["b.>".into()];
+        assert_eq!(num_pending(&l, 12, &v), Some(1));
+        // blocks that cannot be read again (an archive): not known, rather than 0
+        let unread = View {
+            msgs: vec![],
+            ..view(5, 14)
+        };
+        assert_eq!(num_pending(&c, 9, &unread), None);
     }
 
     #[test]

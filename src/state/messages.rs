@@ -188,7 +188,7 @@ where
         if let Some(e) = cb_err {
             return Err(MessagesError::Callback(e));
         }
-        progress.advance(raw.len() as u64, &rel);
+        progress.advance(raw.len() as u64, &format!("{account} > {name} {rel}"));
     }
     stats.subjects = subjects.len() as u64;
     Ok(stats)

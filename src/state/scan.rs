@@ -536,7 +536,7 @@ impl BlockScan {
 fn skipped_seqs(prev: Option<u64>, next: Option<u64>) -> String {
     match (prev, next) {
         (Some(p), Some(n)) if n > p + 1 => {
-            format!(" (sequences {}..={} may be in them)", p + 1, n - 1)
+            format!(" (sequences {}..{} may be in them)", p + 1, n - 1)
         }
         (None, Some(n)) if n > 1 => format!(" (sequences before {n} may be in them)"),
         _ => String::new(),

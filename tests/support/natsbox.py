@@ -468,6 +468,7 @@ def summarize(info: dict, consumers: dict[str, dict]) -> dict:
                 },
                 "num_ack_pending": c["num_ack_pending"],
                 "num_redelivered": c["num_redelivered"],
+                "num_pending": c["num_pending"],
             }
             for name, c in sorted(consumers.items())
         },

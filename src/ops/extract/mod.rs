@@ -79,7 +79,8 @@ pub struct ExtractReport {
     pub archive: ArchiveRef,
     /// The account written into.
     pub account: String,
-    /// The stream's name, once known.
+    /// The stream's name, once known (`name`, as everywhere a stream appears).
+    #[serde(rename = "name")]
     pub stream: Option<String>,
     /// The stream dir written (or that would be).
     pub target: Option<String>,
@@ -90,13 +91,33 @@ pub struct ExtractReport {
     /// Files written, relative to the stream dir.
     pub files: Vec<PlannedFile>,
     /// Bytes of the files written.
+    #[serde(rename = "file_bytes")]
     pub bytes: u64,
-    /// V2: messages written.
+    /// Messages in the stream written, as verification counted them.
     pub messages: Option<u64>,
+    /// Their stored bytes (as `STREAM.INFO` counts them), when known.
+    #[serde(rename = "bytes")]
+    pub msg_bytes: Option<u64>,
+    /// First sequence, when known.
+    pub first_seq: Option<u64>,
+    /// Last sequence, when known.
+    pub last_seq: Option<u64>,
+    /// Deleted sequences between first and last, when known.
+    pub deleted: Option<u64>,
+    /// Time of the first message, ns since the epoch; JSON also `first_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "first_time")]
+    pub first_ts: Option<i64>,
+    /// Time of the last message, ns since the epoch; JSON also `last_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "last_time")]
+    pub last_ts: Option<i64>,
     /// Message blocks written.
     pub blocks: u64,
-    /// Consumers written.
+    /// Consumers written (names; the JSON lists `consumer_reports` as `consumers`).
+    #[serde(skip)]
     pub consumers: Vec<String>,
+    /// Consumers written, as verification found them (at least their names).
+    #[serde(rename = "consumers")]
+    pub consumer_reports: Vec<crate::base::report::ConsumerReport>,
     /// V2: block size used (the server's choice for this config).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u64>,
@@ -115,10 +136,18 @@ pub struct ExtractReport {
     pub elapsed_ms: u64,
     /// An account backup: one report per stream (each extracted on its own; one failing does
     /// not stop the others).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// (Empty for a single stream, whose report is the document itself.)
     pub streams: Vec<ExtractReport>,
     #[serde(skip)]
     outcome: Outcome,
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("last", *ns, s)
 }
 
 /// What `jetdir extract` did: the report's `status`, serialised as its snake_case name.
@@ -161,6 +190,37 @@ impl std::fmt::Display for ExtractStatus {
 }
 
 impl ExtractReport {
+    /// The stream's numbers and consumers from verification's report of it.
+    fn take_state(&mut self, s: &crate::base::report::StreamReport) {
+        self.messages = s.messages;
+        self.msg_bytes = s.bytes;
+        self.first_seq = s.first_seq;
+        self.last_seq = s.last_seq;
+        self.deleted = s.deleted;
+        self.first_ts = s.first_ts;
+        self.last_ts = s.last_ts;
+        self.consumer_reports = s.consumers.clone();
+    }
+
+    /// Consumer reports for the names written, keeping what verification knew of them.
+    fn settle_consumers(&mut self) {
+        let known = std::mem::take(&mut self.consumer_reports);
+        self.consumer_reports = self
+            .consumers
+            .iter()
+            .map(|n| {
+                known
+                    .iter()
+                    .find(|c| &c.name == n)
+                    .cloned()
+                    .unwrap_or_else(|| crate::base::report::ConsumerReport {
+                        name: n.clone(),
+                        ..Default::default()
+                    })
+            })
+            .collect();
+    }
+
     /// 0 written / dry run fine; 1 damaged archive (refused, or written with --allow-damaged);
     /// 2 refused or could not run.
     pub fn exit_code(&self) -> i32 {
@@ -186,13 +246,14 @@ impl ExtractReport {
 struct ProgressReader<'p, R> {
     inner: R,
     progress: &'p dyn Progress,
+    what: String,
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            self.progress.advance(n as u64, "extract");
+            self.progress.advance(n as u64, &self.what);
         }
         Ok(n)
     }
@@ -209,6 +270,7 @@ fn open_decoded<'p>(
         Some(p) => Box::new(ProgressReader {
             inner: f,
             progress: p,
+            what: crate::check::archive::payload_name(payload),
         }),
         None => Box::new(f),
     };
@@ -717,7 +779,11 @@ fn verify_first(
         },
         ..Default::default()
     };
+    progress.phase("verify");
     let vrep = crate::check::verify_archive(archive, &vopts, progress)?;
+    if let Some(s) = vrep.streams.first() {
+        rep.take_state(s);
+    }
     rep.suppressed = vrep.suppressed;
     let damaged = match accept_verification(vrep.problems, opts, rep) {
         Ok(damaged) => damaged,
@@ -791,6 +857,12 @@ fn stage(plan: &Plan, progress: &dyn Progress, rep: &mut ExtractReport) -> Step<
         damaged: plan.damaged,
     };
     let total = fs::metadata(&plan.payload).map(|m| m.len()).unwrap_or(0);
+    progress.phase(match (plan.opts.dry_run, plan.kind.format()) {
+        (true, Some("v2")) => "verify",
+        (true, _) => "check",
+        (false, Some("v2")) => "verify and write",
+        (false, _) => "write",
+    });
     progress.start(total);
     let written = write_stream(plan, &mut staged.stage, rep, progress);
     progress.finish();
@@ -891,7 +963,16 @@ fn write_v2(
         strict: !opts.allow_damaged,
     };
     let f = target_dir::open(&plan.payload)?;
-    let rd = crate::check::archive::ParCounted::open(f, progress, "extract");
+    let rd = crate::check::archive::ParCounted::open(
+        f,
+        progress,
+        format!(
+            "{} > {} {}",
+            opts.account,
+            plan.name,
+            crate::check::archive::payload_name(&plan.payload)
+        ),
+    );
     // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
     let (res, manifest) = std::thread::scope(|s| {
         let m = s.spawn(|| crate::backup::manifest::check_manifest(plan.archive));
@@ -909,9 +990,16 @@ fn write_v2(
         Ok(damaged) => damaged,
         Err(r) => return Ok(Err(r)),
     };
+    let totals = crate::check::archive::v2_totals(&res.summary, res.summary.stored_bytes);
     rep.messages = Some(res.messages);
+    rep.msg_bytes = Some(totals.bytes);
+    rep.first_seq = Some(totals.first_seq);
+    rep.last_seq = Some(totals.last_seq);
+    rep.deleted = Some(totals.deleted);
+    rep.consumer_reports = crate::check::archive::v2_consumer_reports(&res.summary);
     rep.blocks = res.blocks;
     rep.consumers = res.consumers;
+    rep.settle_consumers();
     rep.block_size = Some(res.block_size);
     rep.skip_record = res.skip_record;
     rep.warnings.extend(res.aux_notes);
@@ -962,6 +1050,7 @@ fn write_v1(
     let res = v1::extract_v1(rd, &inp, stage)?;
     rep.blocks = res.blocks;
     rep.consumers = res.consumers.clone();
+    rep.settle_consumers();
     let walk_errors: Vec<Problem> = res
         .summary
         .problems

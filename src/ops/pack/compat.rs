@@ -185,7 +185,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
                 b.end = Some(upper);
             } else if b.is_last {
                 plan.notes.push(format!(
-                    "{} > {}: sequences {}..={upper} have no record after msgs/{}.blk; nats-server 2.9 would \
+                    "{} > {}: sequences {}..{upper} have no record after msgs/{}.blk; nats-server 2.9 would \
                      append after a gap it cannot read (2.10+ restores it)",
                     src.sd.account,
                     src.sd.name,

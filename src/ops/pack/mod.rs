@@ -112,10 +112,16 @@ pub struct PackedStream {
     pub first_seq: u64,
     /// Last sequence.
     pub last_seq: u64,
-    /// Deleted sequences between first and last.
-    pub num_deleted: u64,
-    /// Consumers packed.
-    pub consumers: Vec<String>,
+    /// Deleted sequences between first and last (the server's `num_deleted`).
+    pub deleted: u64,
+    /// Time of the first message, ns since the epoch; JSON also `first_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "first_time")]
+    pub first_ts: Option<i64>,
+    /// Time of the last message, ns since the epoch; JSON also `last_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "last_time")]
+    pub last_ts: Option<i64>,
+    /// Consumers packed, as verification found them.
+    pub consumers: Vec<crate::base::report::ConsumerReport>,
     /// What happened to `msgs/index.db`: `copied`, `omitted (...)`, `legacy .idx/.fss`, `none`.
     pub index_db: String,
     /// The release the backup is laid out for and why (`2.12.8 (--server-version)`), or
@@ -123,6 +129,14 @@ pub struct PackedStream {
     pub server_version: String,
     /// Auxiliary state files carried (`msgs/thw.db`, `msgs/sched.db`, `sources.db`).
     pub aux_files: Vec<String>,
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("last", *ns, s)
 }
 
 /// The result of `jetdir pack` (its JSON report).
@@ -222,6 +236,8 @@ impl StateNums {
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerSrc {
     pub(crate) name: String,
+    /// The consumer as verification found it (for the report).
+    pub(crate) report: crate::base::report::ConsumerReport,
     pub(crate) meta: MetaInf,
     pub(crate) o_dat: Option<Vec<u8>>,
 }
@@ -293,6 +309,7 @@ impl StreamSrc {
                 match m {
                     Some(meta) => consumers.push(ConsumerSrc {
                         name: c.name.clone(),
+                        report: c.clone(),
                         meta,
                         o_dat: fs::read(cdir.join("o.dat")).ok(),
                     }),
@@ -703,7 +720,9 @@ pub fn pack(
     }
     // Verify every stream first.
     let block_bytes = store::total_block_bytes(&streams);
-    progress.start(block_bytes.saturating_mul(2));
+    // two phases, each over the stream's blocks: verify them, then write the backup
+    progress.phase("verify");
+    progress.start(block_bytes);
     let mut checked = Vec::new();
     // the source is checked for the release the output is made for, when one is named
     let mut vopts = crate::check::Options::default();
@@ -768,6 +787,9 @@ pub fn pack(
             ));
         }
     }
+    progress.finish();
+    progress.phase("write");
+    progress.start(block_bytes);
     let res = match opts.format {
         PackFormat::Tgz => write_tgz_out(path, &srcs, opts, progress, &mut report),
         _ => write_dir_out(path, &srcs, opts, progress, &mut report),
@@ -879,8 +901,10 @@ fn packed_stream(src: &StreamSrc, st: &StateNums) -> PackedStream {
         bytes: st.bytes,
         first_seq: st.first_seq,
         last_seq: st.last_seq,
-        num_deleted: st.num_deleted,
-        consumers: src.consumers.iter().map(|c| c.name.clone()).collect(),
+        deleted: st.num_deleted,
+        first_ts: st.first_ts,
+        last_ts: st.last_ts,
+        consumers: src.consumers.iter().map(|c| c.report.clone()).collect(),
         index_db: src.index_db_note.clone(),
         server_version: src.target_text(),
         aux_files: src.aux.iter().map(|s| s.to_string()).collect(),

@@ -55,7 +55,10 @@ pub(super) fn write<W: Write>(
                     Ok(d) => {
                         tar_write::file(&mut b, &format!("{n}/{rel}"), &d, &st)?;
                         if ext == "blk" {
-                            progress.advance(d.len() as u64, &rel);
+                            progress.advance(
+                                d.len() as u64,
+                                &format!("{} > {} {rel}", src.sd.account, src.sd.name),
+                            );
                         }
                     }
                     Err(e) if ext == "blk" => {

@@ -40,7 +40,7 @@ pub(super) fn write<W: Write + Send + 'static>(
         let path = dir.join(&rel);
         let len = block(&mut b, &path, &rel, &st, &mut raw)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        progress.advance(len, &rel);
+        progress.advance(len, &format!("{} > {} {rel}", src.sd.account, src.sd.name));
     }
     if src.index_db_ok {
         if let Some(d) = super::index_db_for_target(src)? {
@@ -102,7 +102,10 @@ fn write_compat<W: Write + Send + 'static>(
         };
         tar_write::file(&mut b, &rel, data, &st)?;
         last_tail = compat::tail(data);
-        progress.advance(raw.len() as u64, &rel);
+        progress.advance(
+            raw.len() as u64,
+            &format!("{} > {} {rel}", src.sd.account, src.sd.name),
+        );
     }
     let version = src.index_db_version();
     if let Some(db) = version

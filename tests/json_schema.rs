@@ -1,0 +1,390 @@
+//! Every command's `--json` document against the published schema, `schema/jetdir.schema.json`:
+//! verify and inspect (stores of each layout, backups of each format, damaged inputs, an
+//! encrypted store), extract (written, dry run, refused, account backup), pack (v1, v2, tgz,
+//! --all, refused) and the error document of a run that could not start (exit 2).
+mod common;
+#[path = "common/schema.rs"]
+mod schema;
+
+use common::copy_dir;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn the_schema() -> Value {
+    let raw = std::fs::read(repo().join("schema/jetdir.schema.json")).expect("schema file");
+    serde_json::from_slice(&raw).expect("the schema is JSON")
+}
+
+fn errors(doc: &Value) -> Vec<String> {
+    let s = the_schema();
+    let mut errs = Vec::new();
+    schema::validate(&s, &s, doc, "", &mut errs);
+    errs
+}
+
+/// Run jetdir with `--json -q`, check the exit code, validate the document, return it.
+fn run(args: &[&str], code: i32) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+        .args(["--json", "-q"])
+        .args(args)
+        .output()
+        .expect("run jetdir");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(doc["exit_code"], code, "{args:?}");
+    let errs = errors(&doc);
+    assert!(
+        errs.is_empty(),
+        "{args:?}: the document does not match schema/jetdir.schema.json:\n  {}\n{doc:#}",
+        errs.join("\n  ")
+    );
+    doc
+}
+
+fn fixture(rel: &str) -> String {
+    repo().join("fixtures").join(rel).display().to_string()
+}
+
+fn private_copy(rel: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(&fixture(rel)), t.path());
+    t
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn the_schema_uses_only_what_the_test_validator_implements() {
+    let sc = the_schema();
+    let mut bad = Vec::new();
+    schema::check_keywords(&sc, "#", &mut bad);
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert_eq!(
+        sc["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+#[test]
+fn verify_and_inspect_documents_match_the_schema() {
+    for store in [
+        "v2.15.1-plain/store",
+        "v2.15.1-s2/store",
+        "v2.11.11-s2/store",
+        "v2.9.10-legacy/store",
+    ] {
+        let t = private_copy(store);
+        let v = run(&["verify", &s(t.path())], 0);
+        assert_eq!(v["command"], "verify");
+        assert_eq!(v["options"]["quick"], false);
+        let i = run(&["inspect", &s(t.path())], 0);
+        assert_eq!(i["command"], "inspect");
+    }
+    // backups of every format
+    for b in [
+        "backups/v2.15.1/ORDERS",
+        "backups/v2.9.10/ORDERS",
+        "backups/ORDERS.tgz",
+    ] {
+        let v = run(&["verify", &fixture(b)], 0);
+        assert!(v["archive"]["format"].is_string(), "{b}: {v:#}");
+        run(&["inspect", &fixture(b)], 0);
+    }
+    // an encrypted store: could not run (exit 2), as a report with its problem
+    let t = private_copy("v2.15.1-enc-chacha/store");
+    let v = run(&["verify", &s(t.path())], 2);
+    assert!(v.get("error").is_none(), "{v:#}");
+}
+
+#[test]
+fn the_options_that_change_the_result_are_recorded() {
+    let t = private_copy("v2.15.1-plain/store");
+    let v = run(
+        &[
+            "verify",
+            "--quick",
+            "--at",
+            "2030-01-02T03:04:05Z",
+            "--server-version",
+            "2.12.8",
+            &s(t.path()),
+        ],
+        0,
+    );
+    assert_eq!(v["options"]["quick"], true, "{v:#}");
+    assert_eq!(v["options"]["at"], "2030-01-02T03:04:05.000000000Z");
+    assert_eq!(v["options"]["server_version"], "2.12.8");
+    // and the times are there as integers and as RFC 3339 strings
+    let orders = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ORDERS")
+        .unwrap();
+    assert!(orders["first_ts"].is_i64());
+    assert!(orders["first_time"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("2026-11-24T")));
+    let c1 = &orders["consumers"][0];
+    assert_eq!(c1["name"], "C1");
+    assert_eq!(c1["num_ack_pending"], 1);
+    // C1 delivered up to seq 5 of 1..=10 with 6 and 9 deleted... the loaded stream decides
+    assert!(c1["num_pending"].is_u64(), "{c1:#}");
+}
+
+#[test]
+fn damaged_inputs_match_the_schema() {
+    // one flipped payload byte in MULTI/msgs/2.blk: record_checksum, loses_data
+    let t = private_copy("v2.15.1-plain/store");
+    let blk = t.path().join("jetstream/$G/streams/MULTI/msgs/2.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    let at = b.len() / 2;
+    b[at] ^= 0x20;
+    std::fs::write(&blk, b).unwrap();
+    let v = run(&["verify", &s(t.path())], 1);
+    assert_eq!(v["ok"], false);
+    assert!(!v["problems"].as_array().unwrap().is_empty());
+    run(&["inspect", &s(t.path())], 1);
+    // the same without index.db: the server truncates, `load.lost` has ranges
+    std::fs::remove_file(t.path().join("jetstream/$G/streams/MULTI/msgs/index.db")).unwrap();
+    let v = run(&["verify", &s(t.path())], 1);
+    let multi = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "MULTI")
+        .unwrap();
+    assert!(
+        multi["load"]["lost_messages"].as_u64().unwrap() > 0,
+        "{multi:#}"
+    );
+    // a truncated tarball
+    let d = tempfile::tempdir().unwrap();
+    let tgz = d.path().join("ORDERS.tgz");
+    let raw = std::fs::read(fixture("backups/ORDERS.tgz")).unwrap();
+    std::fs::write(&tgz, &raw[..raw.len() / 2]).unwrap();
+    run(&["verify", &s(&tgz)], 1);
+    run(
+        &[
+            "extract",
+            &s(&tgz),
+            "--store-dir",
+            &s(d.path()),
+            "--dry-run",
+        ],
+        1,
+    );
+}
+
+/// `jetdir check --format json` (and `-j`) is a document of the same schema: clean, damaged,
+/// could not run; subject delete markers in `load.markers` validate too.
+#[test]
+fn check_documents_match_the_schema() {
+    let v = run(&["check", &fixture("v2.15.1-plain/store")], 0);
+    assert_eq!(
+        (v["command"].as_str(), v["status"].as_str()),
+        (Some("check"), Some("OK"))
+    );
+    let t = private_copy("v2.15.1-plain/store");
+    let blk = t.path().join("jetstream/$G/streams/MULTI/msgs/2.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    let at = b.len() / 2;
+    b[at] ^= 0x20;
+    std::fs::write(&blk, b).unwrap();
+    let v = run(&["check", "--format", "json", &s(t.path())], 1);
+    assert_eq!(v["status"], "CRITICAL");
+    assert!(!v["problems"].as_array().unwrap().is_empty());
+    let v = run(&["check", "/nonexistent/jetdir-schema-test"], 2);
+    assert_eq!(v["status"], "UNKNOWN");
+    assert!(v["error"].is_string());
+    // a stream whose subjects max_age empties gets delete markers
+    let t = private_copy("v2.15.1-plain/store");
+    let d = t.path().join("jetstream/$G/streams/MULTI");
+    let meta = d.join("meta.inf");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    cfg["max_age"] = 1_000_000_000i64.into();
+    cfg["allow_msg_ttl"] = true.into();
+    cfg["subject_delete_marker_ttl"] = 60_000_000_000i64.into();
+    let raw = serde_json::to_vec(&cfg).unwrap();
+    std::fs::write(&meta, &raw).unwrap();
+    std::fs::write(
+        d.join("meta.sum"),
+        jetdir::filestore::expected_sum("MULTI", &raw),
+    )
+    .unwrap();
+    let v = run(&["verify", &s(&d)], 0);
+    let markers = v["streams"][0]["load"]["markers"].as_array().unwrap();
+    assert!(!markers.is_empty(), "{v:#}");
+}
+
+#[test]
+fn error_documents_match_the_schema() {
+    let v = run(&["verify", "/nonexistent/jetdir-schema-test"], 2);
+    assert!(v["error"].is_string());
+    assert_eq!(v["command"], "verify");
+    let v = run(
+        &[
+            "inspect",
+            "--at",
+            "yesterday",
+            &fixture("v2.15.1-plain/store"),
+        ],
+        2,
+    );
+    assert!(v["error"].as_str().unwrap().contains("--at"));
+    let d = tempfile::tempdir().unwrap();
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/ORDERS.tgz"),
+            "--store-dir",
+            &s(&d.path().join("missing")),
+        ],
+        2,
+    );
+    assert_eq!(v["command"], "extract");
+}
+
+#[test]
+fn extract_and_pack_documents_match_the_schema() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    // a tarball (V1-like files), written
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/ORDERS.tgz"),
+            "--store-dir",
+            &s(&store),
+        ],
+        0,
+    );
+    assert_eq!(v["name"], "ORDERS");
+    assert_eq!(v["bytes"], 582, "message bytes, as verify says: {v:#}");
+    assert!(v["file_bytes"].as_u64().unwrap() > 582);
+    assert_eq!(v["consumers"][0]["name"], "C1");
+    // again: refused, the stream exists (exit 2, a report, not an error document)
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/ORDERS.tgz"),
+            "--store-dir",
+            &s(&store),
+        ],
+        2,
+    );
+    assert_eq!(v["status"], "refused");
+    // a V2 backup, dry run
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/v2.15.1/ORDERS"),
+            "--store-dir",
+            &s(&store),
+            "--account",
+            "ACC",
+            "--dry-run",
+        ],
+        0,
+    );
+    assert_eq!(v["status"], "dry_run");
+    assert!(v["messages"].is_u64() && v["bytes"].is_u64(), "{v:#}");
+    // pack every format from the store just written
+    let src = private_copy("v2.15.1-plain/store");
+    for fmt in ["v1", "v2", "tgz"] {
+        let out = d.path().join(format!("pack-{fmt}"));
+        let v = run(
+            &[
+                "pack",
+                &s(src.path()),
+                "--stream",
+                "ORDERS",
+                "--format",
+                fmt,
+                "-o",
+                &s(&out),
+            ],
+            0,
+        );
+        assert_eq!(v["streams"][0]["deleted"], 2, "{v:#}");
+        assert_eq!(v["streams"][0]["consumers"][0]["name"], "C1");
+    }
+    // OUT exists: refused
+    run(
+        &[
+            "pack",
+            &s(src.path()),
+            "--stream",
+            "ORDERS",
+            "-o",
+            &s(&d.path().join("pack-v1")),
+        ],
+        2,
+    );
+    // an account backup, packed then extracted stream by stream
+    let all = d.path().join("all");
+    run(&["pack", &s(src.path()), "--all", "-o", &s(&all)], 0);
+    run(&["verify", &s(&all)], 0);
+    let store2 = d.path().join("store2");
+    std::fs::create_dir(&store2).unwrap();
+    let v = run(&["extract", &s(&all), "--store-dir", &s(&store2)], 0);
+    let names: Vec<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(names.contains(&"ORDERS") && names.len() == 5, "{names:?}");
+}
+
+#[test]
+fn the_schema_rejects_the_old_names() {
+    let t = private_copy("v2.15.1-plain/store");
+    let good = run(&["verify", &s(t.path())], 0);
+    let bad = |f: &dyn Fn(&mut Value)| {
+        let mut d = good.clone();
+        f(&mut d);
+        assert!(!errors(&d).is_empty(), "accepted: {d:#}");
+    };
+    // consumers' ack pending was `pending`
+    bad(&|d| {
+        let c = &mut d["streams"][3]["consumers"][0];
+        let p = c
+            .as_object_mut()
+            .unwrap()
+            .remove("num_ack_pending")
+            .unwrap();
+        c["pending"] = p;
+    });
+    // a stream without its name, or with a string count
+    bad(&|d| {
+        d["streams"][0].as_object_mut().unwrap().remove("name");
+    });
+    bad(&|d| d["streams"][0]["messages"] = "8".into());
+    // a time that is not RFC 3339, an unknown command, options not recorded
+    bad(&|d| d["streams"][1]["first_time"] = "yesterday".into());
+    bad(&|d| d["command"] = "frobnicate".into());
+    bad(&|d| {
+        d.as_object_mut().unwrap().remove("options");
+    });
+    bad(&|d| d["options"]["quick"] = Value::Null);
+    bad(&|d| d["problems"] = serde_json::json!([{"severity": "fatal"}]));
+}
