@@ -3,7 +3,7 @@
 # (scripts/install-deps.sh), then runs rustfmt, clippy and every test,
 # including the end-to-end tests against nats-server 2.15.1 and 2.9.10, a short
 # run of every fuzz target (scripts/fuzz.sh), and the sampled differential matrix
-# (scripts/matrix.sh --sample).
+# (scripts/matrix.sh --sample) and the benchmark's smoke run (bench/run.py --smoke).
 # Runs every step even if one fails; exits non-zero if any failed.
 set -uo pipefail
 
@@ -43,6 +43,14 @@ fi
 if [ "${JETDIR_SKIP_MATRIX:-0}" != 1 ]; then
     step matrix-sample "$REPO/.venv/bin/python" tests/support/matrix.py --sample \
         --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-baseline.json
+fi
+
+# The benchmark's smoke run (bench/run.py --smoke, about 11 s plus the first `cargo build
+# --profile profiling`): tiny data made by the real server, every command timed once per repeat
+# against its baseline; fails only when a ratio collapses (not a timing test).
+# JETDIR_SKIP_BENCH=1 skips it.
+if [ "${JETDIR_SKIP_BENCH:-0}" != 1 ]; then
+    step bench-smoke "$REPO/.venv/bin/python" bench/run.py --smoke
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
