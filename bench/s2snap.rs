@@ -11,6 +11,7 @@
 //!   own encoding of the data into the same 64 KiB buffer (CRCs checked by both); the decoded
 //!   bytes are compared with the input once, before timing.
 //!
+//! `--decode-only` skips the encoding timings (for profiling the decoders).
 //! `--s2-stream FILE` also times jetdir decoding a framed stream written by someone else (the
 //! server's `stream.tar.s2`); snap cannot read S2.
 //!
@@ -66,6 +67,7 @@ fn main() -> io::Result<()> {
     let mut repeats = 5usize;
     let mut max_mib = 256usize;
     let mut s2_stream: Option<String> = None;
+    let mut decode_only = false;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -73,6 +75,7 @@ fn main() -> io::Result<()> {
             "--repeats" => repeats = args.next().and_then(|v| v.parse().ok()).unwrap_or(5),
             "--max-mib" => max_mib = args.next().and_then(|v| v.parse().ok()).unwrap_or(256),
             "--s2-stream" => s2_stream = args.next(),
+            "--decode-only" => decode_only = true,
             _ => files.push(a),
         }
     }
@@ -109,8 +112,10 @@ fn main() -> io::Result<()> {
     let (mut s2_enc, mut sn_enc, mut s2_dec, mut sn_dec, mut ot_dec) =
         (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..repeats {
-        s2_enc.push(time(|| Ok(compress_stream(&data)))?.0);
-        sn_enc.push(time(|| snap_encode(&data))?.0);
+        if !decode_only {
+            s2_enc.push(time(|| Ok(compress_stream(&data)))?.0);
+            sn_enc.push(time(|| snap_encode(&data))?.0);
+        }
         let (t, n) = time(|| drain(FrameReader::new(&s2[..]), &mut buf))?;
         s2_dec.push(t);
         let (u, m) = time(|| drain(snap::read::FrameDecoder::new(&sn[..]), &mut buf))?;

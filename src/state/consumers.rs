@@ -134,6 +134,11 @@ pub trait StreamView {
     fn max_per_subject(&self) -> i64;
     /// Every live message in sequence order: (seq, subject, timestamp) until `f` breaks.
     fn walk(&self, f: &mut Visit);
+    /// `(live messages, live messages at or above from)` without a walk, when the view
+    /// knows them and a walk would visit exactly those messages; `None`: walk instead.
+    fn count_live_from(&self, _from: u64) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// A stream view over block scans, re-reading the blocks on demand.
@@ -151,6 +156,30 @@ impl StreamView for ScannedStream<'_> {
     }
     fn max_per_subject(&self) -> i64 {
         self.max_per_subject
+    }
+    /// From the scans' live bits, without reading the blocks again, when every block with
+    /// live messages would be walked whole: it is still there, it decoded, and its framing
+    /// is intact (a walk stops at a framing error).
+    fn count_live_from(&self, from: u64) -> Option<(u64, u64)> {
+        let live: Vec<&BlockScan> = self.scans.iter().filter(|s| s.msgs > 0).collect();
+        if live
+            .iter()
+            .any(|s| s.unreadable || s.damage.is_some_and(|d| d.framing))
+        {
+            return None;
+        }
+        if !live.is_empty() {
+            let files: std::collections::HashSet<String> = self.src.files().into_iter().collect();
+            if !live.iter().all(|s| files.contains(&s.file)) {
+                return None;
+            }
+        }
+        Some(live.iter().fold((0, 0), |(a, b), s| {
+            (
+                a + s.live_bits.count_from(0),
+                b + s.live_bits.count_from(from),
+            )
+        }))
     }
     fn walk(&self, f: &mut Visit) {
         for s in self.scans.iter().filter(|s| s.msgs > 0) {
@@ -248,10 +277,20 @@ pub fn num_pending(
     if sseq > last || last == 0 {
         return Some(0);
     }
+    let per_subject = cfg.deliver == DeliverPolicy::LastPerSubject;
+    // No filter: every live message at or above sseq counts, which the view may know
+    // without reading the blocks again (verify would otherwise read every block twice).
+    if cfg.filters.is_empty() && !per_subject {
+        if let Some((all, from)) = stream.count_live_from(sseq) {
+            if all == 0 && first > 0 && first <= last {
+                return None;
+            }
+            return Some(from);
+        }
+    }
     let mut n = 0u64;
     let mut seen = false;
     let mut lasts: HashMap<Vec<u8>, u64> = HashMap::new();
-    let per_subject = cfg.deliver == DeliverPolicy::LastPerSubject;
     stream.walk(&mut |seq, subj, _| {
         seen = true;
         if matches_any(&cfg.filters, subj) {
@@ -490,6 +529,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The count without a walk (from the scans' live bits) is what the walk counts, on every
+    /// stream of a real store and from every starting sequence; a block that is gone makes it
+    /// fall back to the walk.
+    #[test]
+    fn scanned_stream_counts_what_its_walk_visits() {
+        use crate::filestore::block::plain_block;
+        use crate::filestore::source::DirSource;
+        use crate::state::scan::{scan_block, DeadSet, ScanCtx};
+        let tmp = crate::testdata::sample("v2.15.1-plain");
+        let streams = tmp.path().join("v2.15.1-plain/store/jetstream/$G/streams");
+        let mut checked = 0;
+        for e in std::fs::read_dir(&streams).unwrap() {
+            let dir = e.unwrap().path();
+            let dead = DeadSet::default();
+            let ctx = ScanCtx {
+                account: "$G",
+                stream: "x",
+                dead: &dead,
+                quick: true,
+                file_prefix: "",
+                keep_live: false,
+                stop_at_damage: false,
+            };
+            let mut scans = Vec::new();
+            for b in std::fs::read_dir(dir.join("msgs")).unwrap() {
+                let p = b.unwrap().path();
+                let Some(i) = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".blk"))
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let raw = std::fs::read(&p).unwrap();
+                assert!(plain_block(&raw).is_ok());
+                scans.push(scan_block(&ctx, i, &raw));
+            }
+            scans.sort_by_key(|s| s.index);
+            let src = DirSource { dir: dir.clone() };
+            let last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
+            let v = ScannedStream {
+                first: 1,
+                last,
+                max_per_subject: 0,
+                scans: &scans,
+                src: &src,
+            };
+            for from in 0..=last + 1 {
+                let mut walked = (0u64, 0u64);
+                v.walk(&mut |q, _, _| {
+                    walked.0 += 1;
+                    walked.1 += u64::from(q >= from);
+                    ControlFlow::Continue(())
+                });
+                assert_eq!(
+                    v.count_live_from(from),
+                    Some(walked),
+                    "{} from {from}",
+                    dir.display()
+                );
+                checked += 1;
+            }
+            if let Some(s) = scans.iter().find(|s| s.msgs > 0) {
+                std::fs::remove_file(dir.join(&s.file)).unwrap();
+                assert_eq!(v.count_live_from(1), None, "a block is gone: walk instead");
+            }
+        }
+        assert!(checked > 10, "{checked}");
     }
 
     fn view(first: u64, last: u64) -> View {

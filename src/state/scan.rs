@@ -114,6 +114,23 @@ impl SeqBits {
             .last()
             .map(|&(i, w)| i * 64 + 63 - u64::from(w.leading_zeros()))
     }
+    /// How many sequences at or above `from` are set.
+    pub fn count_from(&self, from: u64) -> u64 {
+        let k = from / 64;
+        let i = self.words.partition_point(|w| w.0 < k);
+        self.words
+            .get(i..)
+            .unwrap_or(&[])
+            .iter()
+            .fold(0, |n, &(wk, w)| {
+                let w = if wk == k {
+                    w & (!0u64 << (from % 64))
+                } else {
+                    w
+                };
+                n + u64::from(w.count_ones())
+            })
+    }
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         self.words.iter().flat_map(|&(i, w)| {
             (0..64u64)
@@ -576,6 +593,31 @@ impl BlockScan {
 #[cfg(test)]
 mod tests {
     use super::SeqBits;
+    #[test]
+    fn seqbits_count_from_agrees_with_iter() {
+        let mut rng = crate::testdata::Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..50 {
+            let mut b = SeqBits::default();
+            let base = rng.next() % 1000;
+            for _ in 0..rng.below(300) {
+                b.set(base + rng.next() % 700);
+            }
+            for from in [
+                0,
+                base,
+                base + 1,
+                base + 63,
+                base + 64,
+                base + 350,
+                base + 699,
+                base + 700,
+                u64::MAX,
+            ] {
+                let naive = b.iter().filter(|&q| q >= from).count() as u64;
+                assert_eq!(b.count_from(from), naive, "from {from}");
+            }
+        }
+    }
     #[test]
     fn seqbits_sparse_and_ordered() {
         let mut b = SeqBits::default();
