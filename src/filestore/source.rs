@@ -25,6 +25,11 @@ pub trait StreamSource: Sync {
     fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>>;
     /// All files, relative to the stream dir, sorted.
     fn files(&self) -> Vec<String>;
+    /// Whether `rel` can be read again for a second pass (an archive's blocks cannot: they
+    /// are read once, as they stream by). Sources that can tell without reading do so.
+    fn can_refetch(&self, rel: &str) -> bool {
+        matches!(self.read(rel), Ok(Some(_)))
+    }
     /// The last `n` bytes of a file (all of it when shorter), like [`StreamSource::read`].
     /// Sources that can seek read only those bytes.
     fn tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
@@ -182,6 +187,9 @@ impl StreamSource for DirSource {
                 None
             }
         }
+    }
+    fn can_refetch(&self, rel: &str) -> bool {
+        self.dir.join(rel).is_file()
     }
     fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = walkdir::WalkDir::new(&self.dir)

@@ -158,8 +158,9 @@ impl StreamView for ScannedStream<'_> {
         self.max_per_subject
     }
     /// From the scans' live bits, without reading the blocks again, when every block with
-    /// live messages would be walked whole: it is still there, it decoded, and its framing
-    /// is intact (a walk stops at a framing error).
+    /// live messages would be walked whole: the source can read it again (an archive's
+    /// blocks it cannot: no count then, as without this), it decoded, and its framing is
+    /// intact (a walk stops at a framing error).
     fn count_live_from(&self, from: u64) -> Option<(u64, u64)> {
         let live: Vec<&BlockScan> = self.scans.iter().filter(|s| s.msgs > 0).collect();
         if live
@@ -168,11 +169,8 @@ impl StreamView for ScannedStream<'_> {
         {
             return None;
         }
-        if !live.is_empty() {
-            let files: std::collections::HashSet<String> = self.src.files().into_iter().collect();
-            if !live.iter().all(|s| files.contains(&s.file)) {
-                return None;
-            }
+        if !live.iter().all(|s| self.src.can_refetch(&s.file)) {
+            return None;
         }
         Some(live.iter().fold((0, 0), |(a, b), s| {
             (
