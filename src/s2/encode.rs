@@ -30,8 +30,9 @@ const TABLE_BITS: u32 = 13;
 const TABLE_SIZE: usize = 1 << TABLE_BITS;
 /// No match search starts in the last `MARGIN` bytes (8-byte loads stay inside the input).
 const MARGIN: usize = 16;
-/// The probe stride is `4 + literal run / 2^SKIP_SHIFT`.
-const SKIP_SHIFT: u32 = 5;
+/// The probe stride is `4 + literal run / 2^SKIP_SHIFT`. 4 (was 5): on the bench data (half
+/// random payloads) the match search costs 17% fewer cycles, for 1.4% more output.
+const SKIP_SHIFT: u32 = 4;
 /// Inputs shorter than this are stored as one literal.
 const MIN_INPUT: usize = 32;
 /// Output room past the size cap, so that fixed-size stores never need a second check.
