@@ -542,6 +542,84 @@ pub(crate) fn data_chunk(
     Ok(())
 }
 
+/// An output buffer whose bytes past `end` are kept initialized between uses, so decoding
+/// into it again zero-fills nothing (`Vec::resize` would, for every chunk): `buf[..end]` is
+/// the content, the rest is scratch.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) end: usize,
+}
+
+impl Scratch {
+    /// The content.
+    pub(crate) fn data(&self) -> &[u8] {
+        self.buf.get(..self.end).unwrap_or(&[])
+    }
+    /// `n` writable bytes right after the content (grown, zero-filled, only when too short).
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        let want = self.end + n;
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        self.buf.get_mut(self.end..want).unwrap_or(&mut [])
+    }
+}
+
+/// [`data_chunk`] appending to a [`Scratch`]. On error the content is left unchanged.
+pub(crate) fn data_chunk_into(
+    mode: Mode,
+    kind: Kind,
+    body: &[u8],
+    at: u64,
+    out: &mut Scratch,
+    budget: u64,
+) -> Result<(), S2Error> {
+    let (Some(crc), Some(payload)) = (body.get(..CRC_SIZE), body.get(CRC_SIZE..)) else {
+        return Err(S2Error::Corrupt {
+            offset: at,
+            what: "data chunk is shorter than its 4-byte checksum",
+        });
+    };
+    let stored = le(crc) as u32;
+    let payload_at = at + (CHUNK_HEADER + CRC_SIZE) as u64;
+    let n = if kind == Kind::Compressed {
+        let limit = (mode.limit() as u64).min(budget) as usize;
+        let (declared, hdr) = block_len(payload, payload_at)?;
+        if declared > limit as u64 {
+            return Err(S2Error::TooLarge {
+                offset: payload_at,
+                declared,
+                limit: limit as u64,
+            });
+        }
+        let dlen = declared as usize;
+        let tags = payload.get(hdr..).unwrap_or(&[]);
+        decode_body(tags, payload_at + hdr as u64, out.room(dlen))?;
+        dlen
+    } else {
+        if payload.len() as u64 > budget {
+            return Err(S2Error::TooLarge {
+                offset: at,
+                declared: payload.len() as u64,
+                limit: budget,
+            });
+        }
+        out.room(payload.len()).copy_from_slice(payload);
+        payload.len()
+    };
+    let computed = masked_crc(out.buf.get(out.end..out.end + n).unwrap_or(&[]));
+    if computed != stored {
+        return Err(S2Error::Checksum {
+            offset: at,
+            stored,
+            computed,
+        });
+    }
+    out.end += n;
+    Ok(())
+}
+
 /// Returns true if `prefix` starts with a framed-stream identifier chunk
 /// (`ff 06 00 00` followed by `S2sTwO` or `sNaPpY`).
 pub fn is_framed(prefix: &[u8]) -> bool {
@@ -647,7 +725,7 @@ fn declared_output(src: &[u8]) -> u64 {
 pub struct FrameReader<R: Read> {
     inner: R,
     /// Decoded bytes of the current chunk; `pos` = how many were handed out.
-    out: Vec<u8>,
+    out: Scratch,
     pos: usize,
     /// Compressed body of the current chunk.
     scratch: Vec<u8>,
@@ -686,7 +764,7 @@ impl<R: Read> FrameReader<R> {
     pub fn new(r: R) -> Self {
         FrameReader {
             inner: r,
-            out: Vec::new(),
+            out: Scratch::default(),
             pos: 0,
             scratch: Vec::new(),
             offset: 0,
@@ -788,10 +866,10 @@ impl<R: Read> FrameReader<R> {
                         .map(|m| self.mode = Some(m))
                         .map_err(ChunkErr::Format),
                     _ => {
-                        self.out.clear();
+                        self.out.end = 0;
                         self.pos = 0;
                         let m = self.mode.unwrap_or(Mode::S2);
-                        data_chunk(m, kind, &body, at, &mut self.out, u64::MAX)
+                        data_chunk_into(m, kind, &body, at, &mut self.out, u64::MAX)
                             .map_err(ChunkErr::Format)
                     }
                 },
@@ -799,7 +877,7 @@ impl<R: Read> FrameReader<R> {
             self.scratch = body;
             result?;
             self.chunks += 1;
-            if kind != Kind::Identifier && !self.out.is_empty() {
+            if kind != Kind::Identifier && self.out.end > 0 {
                 return Ok(true);
             }
         }
@@ -809,7 +887,7 @@ impl<R: Read> FrameReader<R> {
 impl<R: Read> Read for FrameReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if let Some(avail) = self.out.get(self.pos..) {
+            if let Some(avail) = self.out.data().get(self.pos..) {
                 if !avail.is_empty() {
                     let n = avail.len().min(buf.len());
                     if let (Some(dst), Some(src)) = (buf.get_mut(..n), avail.get(..n)) {

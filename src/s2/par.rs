@@ -13,7 +13,7 @@
 //! an error) before it is dealt, and the charge is returned when the consumer moves past the
 //! batch's output. A stream of tiny chunks that each decode to 4 MiB of zeros therefore costs
 //! the same memory as any other stream.
-use crate::s2::{self, Failure, Kind, Mode, S2Error, CHUNK_HEADER};
+use crate::s2::{self, Failure, Kind, Mode, S2Error, Scratch, CHUNK_HEADER};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -100,12 +100,43 @@ struct Chunk {
 
 const BATCH: usize = 512 << 10;
 
-type Decoded = Result<(Vec<u8>, u64), Failure>;
+type Decoded = Result<(Scratch, u64), Failure>;
+
+/// Output buffers handed back by the consumer for the workers to decode into again: no fresh
+/// allocation, page faults and zero-filling per batch. At most [`POOL_MAX`] buffers of at most
+/// [`POOL_BUF_MAX`] bytes are kept (a few MiB beyond the window at worst).
+#[derive(Default)]
+struct Pool(Mutex<Vec<Scratch>>);
+
+const POOL_MAX: usize = 4;
+const POOL_BUF_MAX: usize = 2 << 20;
+
+impl Pool {
+    fn take(&self) -> Scratch {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default()
+    }
+    fn give(&self, mut b: Scratch) {
+        if b.buf.len() > POOL_BUF_MAX {
+            return;
+        }
+        b.end = 0;
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < POOL_MAX {
+                v.push(b);
+            }
+        }
+    }
+}
 
 pub struct ParFrameReader {
     results: Vec<Receiver<Decoded>>,
     next: usize,
-    out: Vec<u8>,
+    out: Scratch,
+    pool: Arc<Pool>,
     /// Budget charge of the batch in `out`, given back when the consumer moves past it.
     charged: u64,
     budget: Arc<Budget>,
@@ -261,22 +292,23 @@ impl ParFrameReader {
         let mut jobs = Vec::with_capacity(n);
         let mut results = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n + 1);
+        let pool = Arc::new(Pool::default());
         for _ in 0..n {
             let (jt, jr) = sync_channel::<Job>(1);
             let (rt, rr) = sync_channel::<Decoded>(1);
             jobs.push(jt);
             results.push(rr);
+            let pool = pool.clone();
             threads.push(std::thread::spawn(move || {
                 for j in jr {
                     let res = match j {
                         Job::Fail(f) => Err(f),
                         Job::Data(chunks, charge) => {
-                            let cap: u64 = chunks.iter().map(declared_len).sum();
-                            let mut out = Vec::with_capacity(cap as usize);
+                            let mut out = pool.take();
                             chunks
                                 .iter()
                                 .try_for_each(|c| {
-                                    s2::data_chunk(
+                                    s2::data_chunk_into(
                                         c.mode,
                                         c.kind,
                                         &c.body,
@@ -306,7 +338,8 @@ impl ParFrameReader {
         ParFrameReader {
             results,
             next: 0,
-            out: Vec::new(),
+            out: Scratch::default(),
+            pool,
             charged: 0,
             budget,
             pos: 0,
@@ -332,9 +365,9 @@ impl ParFrameReader {
 impl Read for ParFrameReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.pos < self.out.len() {
-                let n = (self.out.len() - self.pos).min(buf.len());
-                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+            if self.pos < self.out.end {
+                let n = (self.out.end - self.pos).min(buf.len());
+                buf[..n].copy_from_slice(&self.out.data()[self.pos..self.pos + n]);
                 self.pos += n;
                 return Ok(n);
             }
@@ -347,8 +380,8 @@ impl Read for ParFrameReader {
             if self.eof {
                 return Ok(0);
             }
-            // The consumer is past the previous batch: give its charge back.
-            self.out = Vec::new();
+            // The consumer is past the previous batch: give its charge and its buffer back.
+            self.pool.give(std::mem::take(&mut self.out));
             self.budget.give(std::mem::take(&mut self.charged));
             let i = self.next % self.results.len();
             match self.results[i].recv() {
