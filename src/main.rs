@@ -116,6 +116,14 @@ enum Cmd {
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<jetdir::ops::pack::target::ServerVersion>,
     },
+    // ---- forensics (issue #12): dump, kv, object; arguments and rendering in src/cli/dump.rs
+    /// Print a stream's messages in sequence order, as the server would serve them (NDJSON with --json).
+    Dump(cli::dump::DumpArgs),
+    /// Read a KV bucket from disk: keys, get KEY, history KEY.
+    Kv(cli::dump::KvArgs),
+    /// Read an object-store bucket from disk: ls, get NAME -o FILE.
+    Object(cli::dump::ObjectArgs),
+    // ---- end forensics
 }
 
 /// Which server load the verdict is for.
@@ -242,6 +250,11 @@ fn main() -> ExitCode {
                 Err(e) => fail(cli.json, &format!("{e:#}")),
             }
         }
+        // ---- forensics (issue #12)
+        Cmd::Dump(a) => cli::dump::run_dump(a, cli.json),
+        Cmd::Kv(a) => cli::dump::run_kv(a, cli.json),
+        Cmd::Object(a) => cli::dump::run_object(a, cli.json),
+        // ---- end forensics
     }
 }
 
