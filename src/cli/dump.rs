@@ -201,7 +201,12 @@ fn fail(json: bool, msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn text_message(m: &forensics::Msg, mode: PayloadMode, headers_only: bool, o: &mut Out) -> ControlFlow<()> {
+fn text_message(
+    m: &forensics::Msg,
+    mode: PayloadMode,
+    headers_only: bool,
+    o: &mut Out,
+) -> ControlFlow<()> {
     let mut head = format!(
         "[{}] Subject: {} Received: {}",
         m.seq,
@@ -228,8 +233,11 @@ fn text_message(m: &forensics::Msg, mode: PayloadMode, headers_only: bool, o: &m
             PayloadMode::Text => match std::str::from_utf8(m.payload) {
                 Ok(_) => o.write(m.payload)?,
                 Err(_) => o.write(
-                    format!("(not UTF-8, base64) {}", forensics::base64(m.payload, false))
-                        .as_bytes(),
+                    format!(
+                        "(not UTF-8, base64) {}",
+                        forensics::base64(m.payload, false)
+                    )
+                    .as_bytes(),
                 )?,
             },
             PayloadMode::None => {}
@@ -262,7 +270,12 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
     if let Some(s) = &a.seq {
         match forensics::parse_seq_range(s) {
             Some(r) => filter.seq = r,
-            None => return fail(json, &format!("--seq {s:?}: not a range like 10..20, 10.., ..20 or 15")),
+            None => {
+                return fail(
+                    json,
+                    &format!("--seq {s:?}: not a range like 10..20, 10.., ..20 or 15"),
+                )
+            }
         }
     }
     for (arg, v, slot) in [
@@ -275,14 +288,21 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
                 None => {
                     return fail(
                         json,
-                        &format!("{arg} {t:?}: not an RFC 3339 time or a duration like 2h, 30m, 1d"),
+                        &format!(
+                            "{arg} {t:?}: not an RFC 3339 time or a duration like 2h, 30m, 1d"
+                        ),
                     )
                 }
             }
         }
     }
     let list = match forensics::streams(&a.path).and_then(|all| {
-        forensics::select(all, &a.path, a.stream.as_deref(), a.common.account.as_deref())
+        forensics::select(
+            all,
+            &a.path,
+            a.stream.as_deref(),
+            a.common.account.as_deref(),
+        )
     }) {
         Ok(l) => l,
         Err(e) => return fail(json, &format!("{e:#}")),
@@ -299,7 +319,11 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
                 return fail(json, &format!("{e:#}"));
             }
         };
-        if many && !json && o.line(&format!("=== {} > {} ===", s.account, s.name)).is_break() {
+        if many
+            && !json
+            && o.line(&format!("=== {} > {} ===", s.account, s.name))
+                .is_break()
+        {
             break;
         }
         let r = w.walk(&filter, &mut |ev| match ev {
@@ -579,7 +603,11 @@ pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
                 findings_to_stderr(&probs);
             }
             let Some(r) = res else {
-                let why = if info.is_some() { "deleted" } else { "not found" };
+                let why = if info.is_some() {
+                    "deleted"
+                } else {
+                    "not found"
+                };
                 if json {
                     print_doc(&serde_json::json!({
                         "ok": false, "bucket": a.bucket, "name": name, "found": false,
@@ -629,4 +657,3 @@ pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
         }
     }
 }
-

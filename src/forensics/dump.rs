@@ -66,10 +66,7 @@ pub fn message_json(m: &Msg, mode: PayloadMode, headers_only: bool) -> Value {
     o.insert("account".into(), json!(m.account));
     o.insert("stream".into(), json!(m.stream));
     o.insert("seq".into(), json!(m.seq));
-    o.insert(
-        "subject".into(),
-        json!(String::from_utf8_lossy(m.subject)),
-    );
+    o.insert("subject".into(), json!(String::from_utf8_lossy(m.subject)));
     o.insert("time".into(), json!(crate::base::time::rfc3339_full(m.ts)));
     o.insert("ts".into(), json!(m.ts));
     o.insert("headers".into(), headers);

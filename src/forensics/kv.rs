@@ -94,16 +94,14 @@ pub fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && !k.starts_with('.')
         && !k.ends_with('.')
-        && k
-            .bytes()
+        && k.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-/_=.".contains(&c))
 }
 
 /// A bucket name as the clients accept it: `[a-zA-Z0-9_-]+`.
 pub fn valid_bucket(b: &str) -> bool {
     !b.is_empty()
-        && b
-            .bytes()
+        && b.bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 

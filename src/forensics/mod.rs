@@ -330,6 +330,9 @@ struct Plan {
     dead: DeadSet,
     /// Sequences the load takes away, with why.
     gone: Vec<(u64, u64, Gone)>,
+    /// Deletes the load forgets (a rebuild drops index-only deletes; a truncation cuts the
+    /// tombstones): these messages are served again.
+    revived: HashSet<u64, FxBuild>,
     /// Block indexes in archive order (tar members), for archives.
     tar_order: Vec<u32>,
 }
@@ -373,7 +376,9 @@ pub fn open(sref: &StreamRef, at_ns: i64) -> anyhow::Result<StreamWalker> {
         Origin::Archive(d) => anyhow::bail!(
             "{}: not a readable backup ({})",
             d.path.display(),
-            d.reason.clone().unwrap_or_else(|| "unrecognised payload".into())
+            d.reason
+                .clone()
+                .unwrap_or_else(|| "unrecognised payload".into())
         ),
     };
     problems.sort_by_key(|p| p.loc.seq.map_or((0, 0), |s| (1, s)));
@@ -404,6 +409,13 @@ fn gone_ranges(rep: &crate::base::report::StreamReport) -> Vec<(u64, u64, Gone)>
     }
     v.sort_unstable_by_key(|r| (r.0, r.1));
     v
+}
+
+fn revived_of(rep: &crate::base::report::StreamReport) -> HashSet<u64, FxBuild> {
+    rep.load
+        .as_ref()
+        .map(|l| l.revived.iter().copied().collect())
+        .unwrap_or_default()
 }
 
 type Planned = (Plan, Vec<Problem>, crate::base::report::StreamReport);
@@ -460,7 +472,10 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         .collect();
     let mut blocks: Vec<BlockPlan> = scans.iter().map(BlockPlan::of).collect();
     blocks.sort_by_key(|b| b.index);
-    let tombs: HashSet<u64, FxBuild> = scans.iter().flat_map(|s| s.tombstones.iter().copied()).collect();
+    let tombs: HashSet<u64, FxBuild> = scans
+        .iter()
+        .flat_map(|s| s.tombstones.iter().copied())
+        .collect();
     let cfg_name = pre.cfg_name.clone();
     let input = LoadInput::new(opts, recovery, (release, release_from), &dead);
     let (rep, problems) = store::finish_stream(pre, scans, &src, "", &input);
@@ -469,6 +484,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         blocks,
         tombs,
         gone: gone_ranges(&rep),
+        revived: revived_of(&rep),
         dead: dead.clone(),
         tar_order: Vec::new(),
     };
@@ -518,7 +534,11 @@ fn plan_tar(
     d: &Detected,
     name: &str,
     opts: &Options,
-) -> anyhow::Result<(Plan, Vec<Problem>, Option<crate::base::report::StreamReport>)> {
+) -> anyhow::Result<(
+    Plan,
+    Vec<Problem>,
+    Option<crate::base::report::StreamReport>,
+)> {
     let label = crate::check::archive::label_of(d);
     let prefix = format!("{label}:");
     let topts = TarOptions {
@@ -575,6 +595,7 @@ fn plan_tar(
             tombs: HashSet::default(),
             dead: DeadSet::default(),
             gone: Vec::new(),
+            revived: HashSet::default(),
             tar_order: Vec::new(),
         };
         return Ok((plan, problems, None));
@@ -588,7 +609,10 @@ fn plan_tar(
     }
     let mut blocks: Vec<BlockPlan> = scans.iter().map(BlockPlan::of).collect();
     blocks.sort_by_key(|b| b.index);
-    let tombs: HashSet<u64, FxBuild> = scans.iter().flat_map(|s| s.tombstones.iter().copied()).collect();
+    let tombs: HashSet<u64, FxBuild> = scans
+        .iter()
+        .flat_map(|s| s.tombstones.iter().copied())
+        .collect();
     let release = store::model_release(opts, &pre);
     let recovery = crate::state::load::decide(&pre, release.0.as_ref(), &mem);
     let dead = pre.dead.clone();
@@ -601,6 +625,7 @@ fn plan_tar(
         blocks,
         tombs,
         gone: gone_ranges(&rep),
+        revived: revived_of(&rep),
         dead,
         tar_order: order,
     };
@@ -857,9 +882,10 @@ impl StreamWalker {
             }
             let gone = if kind == RecordKind::Erased {
                 Some(Gone::Erased)
-            } else if !b.live.get(r.seq)
+            } else if (!b.live.get(r.seq)
                 || plan.dead.is_dead(b.index, r.seq)
-                || plan.tombs.contains(&r.seq)
+                || plan.tombs.contains(&r.seq))
+                && !plan.revived.contains(&r.seq)
             {
                 Some(Gone::Deleted)
             } else {
@@ -1011,7 +1037,11 @@ impl Headers {
         self.values
             .iter()
             .find(|(k, _)| k == key)
-            .or_else(|| self.values.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
+            .or_else(|| {
+                self.values
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            })
             .and_then(|(_, v)| v.first().map(String::as_str))
     }
 }

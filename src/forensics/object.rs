@@ -181,7 +181,10 @@ impl Bucket {
         out: &Path,
     ) -> anyhow::Result<(Option<GetResult>, Option<ObjectInfo>, Vec<Problem>)> {
         if out.exists() || out.symlink_metadata().is_ok() {
-            anyhow::bail!("{}: already exists (jetdir does not overwrite)", out.display());
+            anyhow::bail!(
+                "{}: already exists (jetdir does not overwrite)",
+                out.display()
+            );
         }
         let dir = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
