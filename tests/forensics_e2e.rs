@@ -208,6 +208,22 @@ fn check_objects(path: &Path, f: &Value, scratch: &Path) {
         .collect();
     assert_eq!(Value::from(got), f["obj_list"], "{where_}: object list");
     std::fs::create_dir_all(scratch).unwrap();
+    // never overwrites: exit 2, the file is left alone
+    let keep = scratch.join("exists");
+    std::fs::write(&keep, b"keep").unwrap();
+    let o = jetdir(&[
+        "object",
+        p(path),
+        "--bucket",
+        "files",
+        "get",
+        "big.bin",
+        "-o",
+        p(&keep),
+    ]);
+    assert_eq!(code(&o), 2, "{where_}: overwrite");
+    assert_eq!(std::fs::read(&keep).unwrap(), b"keep");
+    std::fs::remove_file(&keep).unwrap();
     for (name, w) in f["obj_get"].as_object().unwrap() {
         let out = scratch.join(name);
         let _ = std::fs::remove_file(&out);
