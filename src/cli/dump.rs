@@ -201,58 +201,44 @@ fn fail(json: bool, msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn text_message(
-    m: &forensics::Msg,
-    mode: PayloadMode,
-    headers_only: bool,
-    o: &mut Out,
-) -> ControlFlow<()> {
-    let mut head = format!(
+/// A message as `nats stream view` shows it, with where it lies.
+fn text_message(m: &forensics::Msg, mode: PayloadMode, headers_only: bool, o: &mut Vec<u8>) {
+    let _ = write!(
+        o,
         "[{}] Subject: {} Received: {}",
         m.seq,
         String::from_utf8_lossy(m.subject),
         jetdir::base::time::rfc3339_full(m.ts)
     );
     if let Some(g) = m.gone {
-        head.push_str(&format!(" DELETED ({})", g.as_str()));
+        let _ = write!(o, " DELETED ({})", g.as_str());
     }
-    head.push_str(&format!("  ({} @{})", m.file, m.offset));
-    o.line(&head)?;
+    let _ = writeln!(o, "  ({} @{})", m.file, m.offset);
     let h = forensics::Headers::parse(m.headers);
     if let Some(s) = &h.status {
-        o.line(&format!("  Status: {s}"))?;
+        let _ = writeln!(o, "  Status: {s}");
     }
     for (k, vs) in &h.values {
         for v in vs {
-            o.line(&format!("  {k}: {v}"))?;
+            let _ = writeln!(o, "  {k}: {v}");
         }
     }
-    o.line("")?;
-    if !headers_only {
-        match mode {
-            PayloadMode::Text => match std::str::from_utf8(m.payload) {
-                Ok(_) => o.write(m.payload)?,
-                Err(_) => o.write(
-                    format!(
-                        "(not UTF-8, base64) {}",
-                        forensics::base64(m.payload, false)
-                    )
-                    .as_bytes(),
-                )?,
-            },
-            PayloadMode::None => {}
-            _ => {
-                if let Some((p, _)) = dump::encode_payload(m.payload, mode) {
-                    o.write(p.as_bytes())?;
-                }
+    o.push(b'\n');
+    if headers_only || mode == PayloadMode::None {
+        return;
+    }
+    match mode {
+        PayloadMode::Text => match std::str::from_utf8(m.payload) {
+            Ok(_) => o.extend_from_slice(m.payload),
+            Err(_) => {
+                o.extend_from_slice(b"(not UTF-8, base64) ");
+                forensics::base64_into(m.payload, false, o);
             }
-        }
-        if mode != PayloadMode::None {
-            o.line("")?;
-            o.line("")?;
-        }
+        },
+        PayloadMode::Hex => forensics::hex_into(m.payload, o),
+        _ => forensics::base64_into(m.payload, false, o),
     }
-    ControlFlow::Continue(())
+    o.extend_from_slice(b"\n\n");
 }
 
 /// `jetdir dump`: exit 0 without error findings, 1 with, 2 when it could not run.
@@ -326,14 +312,18 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
         {
             break;
         }
-        let r = w.walk(&filter, &mut |ev| match ev {
-            Event::Msg(m) => {
-                if json {
-                    o.line(&dump::message_json(&m, mode, a.headers_only).to_string())
-                } else {
-                    text_message(&m, mode, a.headers_only, &mut o)
-                }
-            }
+        let headers_only = a.headers_only;
+        let render_json = move |m: &forensics::Msg, out: &mut Vec<u8>| {
+            dump::write_message_json(m, mode, headers_only, out);
+            out.push(b'\n');
+        };
+        let render_text = move |m: &forensics::Msg, out: &mut Vec<u8>| {
+            text_message(m, mode, headers_only, out);
+        };
+        let render: forensics::Render = if json { &render_json } else { &render_text };
+        let r = w.walk_rendered(&filter, render, &mut |ev| match ev {
+            Event::Rendered(_, bytes) => o.write(bytes),
+            Event::Msg(_) => ControlFlow::Continue(()),
             Event::Finding(p) => {
                 if json {
                     o.line(&dump::finding_json(p).to_string())

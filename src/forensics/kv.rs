@@ -162,6 +162,7 @@ impl Bucket {
         self.walker.walk(&filter, &mut |ev| {
             match ev {
                 Event::Finding(p) => fnd.problems.push(p.clone()),
+                Event::Rendered(..) => {}
                 Event::Msg(m) => {
                     let subj = String::from_utf8_lossy(m.subject);
                     let key = subj.strip_prefix(&prefix).unwrap_or(&subj).to_string();

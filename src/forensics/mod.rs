@@ -97,7 +97,12 @@ pub enum Event<'a> {
     Msg(Msg<'a>),
     /// A finding (damage, a load decision) about the stream.
     Finding(&'a Problem),
+    /// A message already rendered by the walk's renderer ([`StreamWalker::walk_rendered`]).
+    Rendered(u64, &'a [u8]),
 }
+
+/// Renders one message into bytes (called on worker threads, so blocks render in parallel).
+pub type Render<'r> = &'r (dyn Fn(&Msg, &mut Vec<u8>) + Sync);
 
 /// Which records to hand out.
 #[derive(Debug, Clone)]
@@ -643,9 +648,33 @@ struct Cursor<'f, 'p> {
     filter: &'f Filter,
     last_out: Option<u64>,
     sum: WalkSummary,
+    render: Option<Render<'f>>,
+    buf: Vec<u8>,
+}
+
+impl Filter {
+    /// The checks that need only the record (no walk state): served or shown, and matching.
+    fn wants(&self, m: &Msg) -> bool {
+        (m.gone.is_none() || self.include_deleted) && self.matches(m.seq, m.ts, m.subject)
+    }
 }
 
 impl Cursor<'_, '_> {
+    /// A message rendered on a worker: the walk-state checks, then out it goes.
+    fn rendered(&mut self, seq: u64, bytes: &[u8]) -> ControlFlow<()> {
+        if self.last_out.is_some_and(|l| seq <= l) {
+            return ControlFlow::Continue(());
+        }
+        self.last_out = Some(seq);
+        self.findings_upto(Some(seq))?;
+        self.sum.messages += 1;
+        if (self.f)(Event::Rendered(seq, bytes)).is_break() {
+            self.sum.stopped = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
     /// Hand out the findings located at or before `seq` (all of them for `None`).
     fn findings_upto(&mut self, seq: Option<u64>) -> ControlFlow<()> {
         while let Some(p) = self.problems.get(self.next_problem) {
@@ -680,10 +709,7 @@ impl Cursor<'_, '_> {
         if self.last_out.is_some_and(|l| m.seq <= l) {
             return ControlFlow::Continue(());
         }
-        if m.gone.is_some() && !self.filter.include_deleted {
-            return ControlFlow::Continue(());
-        }
-        if !self.filter.matches(m.seq, m.ts, m.subject) {
+        if !self.filter.wants(&m) {
             return ControlFlow::Continue(());
         }
         self.last_out = Some(m.seq);
@@ -696,7 +722,15 @@ impl Cursor<'_, '_> {
         }
         self.findings_upto(Some(m.seq))?;
         self.sum.messages += 1;
-        if (self.f)(Event::Msg(m)).is_break() {
+        let ev = match self.render {
+            Some(r) => {
+                self.buf.clear();
+                r(&m, &mut self.buf);
+                Event::Rendered(m.seq, &self.buf)
+            }
+            None => Event::Msg(m),
+        };
+        if (self.f)(ev).is_break() {
             self.sum.stopped = true;
             return ControlFlow::Break(());
         }
@@ -722,6 +756,27 @@ impl StreamWalker {
         filter: &Filter,
         f: &mut dyn FnMut(Event) -> ControlFlow<()>,
     ) -> anyhow::Result<WalkSummary> {
+        self.walk_impl(filter, None, f)
+    }
+
+    /// [`StreamWalker::walk`], with every message rendered by `render` and handed out as
+    /// [`Event::Rendered`]: the records of a block render in parallel (in order on output),
+    /// while memory stays one block plus its rendering.
+    pub fn walk_rendered(
+        &self,
+        filter: &Filter,
+        render: Render,
+        f: &mut dyn FnMut(Event) -> ControlFlow<()>,
+    ) -> anyhow::Result<WalkSummary> {
+        self.walk_impl(filter, Some(render), f)
+    }
+
+    fn walk_impl(
+        &self,
+        filter: &Filter,
+        render: Option<Render>,
+        f: &mut dyn FnMut(Event) -> ControlFlow<()>,
+    ) -> anyhow::Result<WalkSummary> {
         let mut filter = filter.clone();
         if let Some(n) = filter.last {
             if n == 0 {
@@ -736,6 +791,8 @@ impl StreamWalker {
                     filter: &filter,
                     last_out: None,
                     sum: WalkSummary::default(),
+                    render: None,
+                    buf: Vec::new(),
                 };
                 let _ = self.run(&mut c)?;
                 let first = c.counting.and_then(|(_, r)| r.front().copied());
@@ -754,6 +811,8 @@ impl StreamWalker {
             filter: &filter,
             last_out: None,
             sum: WalkSummary::default(),
+            render,
+            buf: Vec::new(),
         };
         if c.findings_upto(Some(0)).is_break() {
             return Ok(c.sum);
@@ -866,6 +925,48 @@ impl StreamWalker {
         Ok(flow)
     }
 
+    /// What a record is to the reader: `None` for tombstones (markers, never shown), else the
+    /// message with why the server does not serve it, if it does not.
+    fn classify<'a>(
+        &'a self,
+        plan: &Plan,
+        b: &BlockPlan,
+        r: &block::Record<'a>,
+        file: &'a str,
+    ) -> Option<Msg<'a>> {
+        let kind = r.kind();
+        if kind == RecordKind::Tombstone {
+            return None;
+        }
+        let gone = if kind == RecordKind::Erased {
+            Some(Gone::Erased)
+        } else if (!b.live.get(r.seq)
+            || plan.dead.is_dead(b.index, r.seq)
+            || plan.tombs.contains(&r.seq))
+            && !plan.revived.contains(&r.seq)
+        {
+            Some(Gone::Deleted)
+        } else {
+            plan.gone
+                .iter()
+                .find(|g| g.0 <= r.seq && r.seq <= g.1)
+                .map(|g| g.2)
+        };
+        Some(Msg {
+            account: &self.sref.account,
+            stream: &self.sref.name,
+            seq: r.seq,
+            ts: r.ts,
+            subject: r.subject,
+            headers: r.headers.unwrap_or(&[]),
+            payload: r.payload,
+            file,
+            offset: r.offset as u64,
+            size: u64::from(r.len),
+            gone,
+        })
+    }
+
     fn emit_block(
         &self,
         plan: &Plan,
@@ -875,38 +976,50 @@ impl StreamWalker {
         c: &mut Cursor,
     ) -> ControlFlow<()> {
         let key = block::block_key(&plan.cfg_name, b.index);
+        if let (Some(render), None) = (c.render, &c.counting) {
+            // where the records are (resyncing past damage as the scanner does), then render
+            // runs of them on all cores, then hand them out in order
+            let mut offs = Vec::new();
+            crate::state::messages::walk_records(plain, &key, |r| {
+                offs.push(r.offset);
+                true
+            });
+            let filter = c.filter;
+            // groups of records bound the rendered bytes held at once (a few MiB)
+            for group in offs.chunks(2048) {
+                let parts: Vec<(Vec<(u64, usize, usize)>, Vec<u8>)> = group
+                    .par_chunks(256)
+                    .map(|chunk| {
+                        let mut buf = Vec::new();
+                        let mut ents = Vec::with_capacity(chunk.len());
+                        for &o in chunk {
+                            let Ok(r) = block::parse_record(plain, o) else {
+                                continue;
+                            };
+                            let Some(m) = self.classify(plan, b, &r, file) else {
+                                continue;
+                            };
+                            if filter.wants(&m) {
+                                let s = buf.len();
+                                render(&m, &mut buf);
+                                ents.push((m.seq, s, buf.len()));
+                            }
+                        }
+                        (ents, buf)
+                    })
+                    .collect();
+                for (ents, buf) in &parts {
+                    for &(seq, s, e) in ents {
+                        c.rendered(seq, &buf[s..e])?;
+                    }
+                }
+            }
+            return ControlFlow::Continue(());
+        }
         let mut flow = ControlFlow::Continue(());
         crate::state::messages::walk_records(plain, &key, |r| {
-            let kind = r.kind();
-            if kind == RecordKind::Tombstone {
+            let Some(m) = self.classify(plan, b, r, file) else {
                 return true;
-            }
-            let gone = if kind == RecordKind::Erased {
-                Some(Gone::Erased)
-            } else if (!b.live.get(r.seq)
-                || plan.dead.is_dead(b.index, r.seq)
-                || plan.tombs.contains(&r.seq))
-                && !plan.revived.contains(&r.seq)
-            {
-                Some(Gone::Deleted)
-            } else {
-                plan.gone
-                    .iter()
-                    .find(|g| g.0 <= r.seq && r.seq <= g.1)
-                    .map(|g| g.2)
-            };
-            let m = Msg {
-                account: &self.sref.account,
-                stream: &self.sref.name,
-                seq: r.seq,
-                ts: r.ts,
-                subject: r.subject,
-                headers: r.headers.unwrap_or(&[]),
-                payload: r.payload,
-                file,
-                offset: r.offset as u64,
-                size: u64::from(r.len),
-                gone,
             };
             flow = c.message(m);
             flow.is_continue()
@@ -1049,25 +1162,43 @@ impl Headers {
 
 /// Base64 (`std`: `+/`, or URL-safe: `-_`), padded.
 pub fn base64(data: &[u8], url: bool) -> String {
+    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
+    base64_into(data, url, &mut out);
+    String::from_utf8(out).unwrap_or_default() // ASCII only
+}
+
+/// [`base64`] appended to `out`.
+pub fn base64_into(data: &[u8], url: bool, out: &mut Vec<u8>) {
     let table: &[u8; 64] = if url {
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     } else {
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     };
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for ch in data.chunks(3) {
-        let n = (u32::from(ch[0]) << 16)
-            | (u32::from(*ch.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*ch.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= ch.len() {
-                out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+    let start = out.len();
+    out.resize(start + data.len().div_ceil(3) * 4, 0);
+    let dst = &mut out[start..];
+    let chunks = data.chunks_exact(3);
+    let rem = chunks.remainder();
+    let mut quads = dst.chunks_exact_mut(4);
+    for (ch, q) in chunks.zip(&mut quads) {
+        let n = (u32::from(ch[0]) << 16) | (u32::from(ch[1]) << 8) | u32::from(ch[2]);
+        q[0] = table[(n >> 18) as usize & 63];
+        q[1] = table[(n >> 12) as usize & 63];
+        q[2] = table[(n >> 6) as usize & 63];
+        q[3] = table[n as usize & 63];
     }
-    out
+    if let Some(q) = quads.next() {
+        let (a, b) = (rem[0], rem.get(1).copied());
+        let n = (u32::from(a) << 16) | (u32::from(b.unwrap_or(0)) << 8);
+        q[0] = table[(n >> 18) as usize & 63];
+        q[1] = table[(n >> 12) as usize & 63];
+        q[2] = if b.is_some() {
+            table[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        };
+        q[3] = b'=';
+    }
 }
 
 /// Decode base64 in either alphabet, padded or not; `None` when it is not base64.
@@ -1096,7 +1227,20 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// Lower-case hex.
 pub fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = Vec::with_capacity(data.len() * 2);
+    hex_into(data, &mut out);
+    String::from_utf8(out).unwrap_or_default() // ASCII only
+}
+
+/// [`hex`] appended to `out`.
+pub fn hex_into(data: &[u8], out: &mut Vec<u8>) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let start = out.len();
+    out.resize(start + data.len() * 2, 0);
+    for (&b, d) in data.iter().zip(out[start..].chunks_exact_mut(2)) {
+        d[0] = D[usize::from(b >> 4)];
+        d[1] = D[usize::from(b & 15)];
+    }
 }
 
 /// A time given to `--since` / `--until`: RFC 3339, or a duration (`2h`, `90m`, `1h30m`, a Go

@@ -148,6 +148,7 @@ impl Bucket {
         self.walker.walk(&filter, &mut |ev| {
             match ev {
                 Event::Finding(p) => problems.push(p.clone()),
+                Event::Rendered(..) => {}
                 Event::Msg(m) => match ObjectInfo::parse(m.payload, m.ts, m.seq) {
                     Some(i) => {
                         latest.insert(m.subject.to_vec(), i);
@@ -224,6 +225,7 @@ impl Bucket {
         let walked = self.walker.walk(&filter, &mut |ev| {
             match ev {
                 Event::Finding(p) => problems.push(p.clone()),
+                Event::Rendered(..) => {}
                 Event::Msg(m) => {
                     h.update(m.payload);
                     bytes += m.payload.len() as u64;
