@@ -327,6 +327,9 @@ impl BlockPlan {
     }
 }
 
+/// Records rendered by one worker: (seq, start, end) into its bytes.
+type Rendered = (Vec<(u64, usize, usize)>, Vec<u8>);
+
 /// What the first pass decided for a stream read from blocks (a dir, or a V1 tar).
 struct Plan {
     cfg_name: String,
@@ -987,7 +990,7 @@ impl StreamWalker {
             let filter = c.filter;
             // groups of records bound the rendered bytes held at once (a few MiB)
             for group in offs.chunks(2048) {
-                let parts: Vec<(Vec<(u64, usize, usize)>, Vec<u8>)> = group
+                let parts: Vec<Rendered> = group
                     .par_chunks(256)
                     .map(|chunk| {
                         let mut buf = Vec::new();
@@ -1335,15 +1338,14 @@ mod tests {
         assert_eq!(parse_seq_range("x"), None);
     }
 
+    /// seq, subject, headers, payload
+    type Got = (u64, String, Vec<u8>, Vec<u8>);
+
     fn collect(
         path: &Path,
         stream: &str,
         filter: &Filter,
-    ) -> (
-        Vec<(u64, String, Vec<u8>, Vec<u8>)>,
-        Vec<Problem>,
-        WalkSummary,
-    ) {
+    ) -> (Vec<Got>, Vec<Problem>, WalkSummary) {
         let all = streams(path).unwrap();
         let s = select(all, path, Some(stream), None).unwrap();
         let w = open(&s[0], crate::base::time::now_ns()).unwrap();
@@ -1359,6 +1361,7 @@ mod tests {
                         m.payload.to_vec(),
                     )),
                     Event::Finding(p) => probs.push(p.clone()),
+                    Event::Rendered(..) => unreachable!("no renderer given"),
                 }
                 ControlFlow::Continue(())
             })
@@ -1445,6 +1448,7 @@ mod tests {
                 order.push(match ev {
                     Event::Msg(m) => (m.seq, false),
                     Event::Finding(p) => (p.loc.seq.unwrap_or(0), true),
+                    Event::Rendered(..) => unreachable!("no renderer given"),
                 });
                 ControlFlow::Continue(())
             })
@@ -1456,5 +1460,66 @@ mod tests {
         assert!(order.iter().any(|o| !o.1 && o.0 == 100));
         assert!(!order.iter().any(|o| !o.1 && o.0 == bad));
         assert!(streams(Path::new("/nonexistent/jetdir")).is_err());
+    }
+
+    /// The parallel renderer hands out exactly what the sequential walk gives, in order, for
+    /// plain and S2 blocks, with and without filters, damage included.
+    #[test]
+    fn rendered_walk_equals_the_plain_walk() {
+        let t = crate::testdata::sample("v2.15.1-s2");
+        let store = t.path().join("v2.15.1-s2/store");
+        let damaged = crate::testdata::sample("v2.15.1-plain");
+        let d = crate::testdata::stream_dir(&damaged, "v2.15.1-plain", "MULTI");
+        let blk = d.join("msgs/3.blk");
+        let mut b = std::fs::read(&blk).unwrap();
+        b[100] ^= 0x01;
+        std::fs::write(&blk, b).unwrap();
+        let plain_store = damaged.path().join("v2.15.1-plain/store");
+        let render = |m: &Msg, out: &mut Vec<u8>| {
+            dump::write_message_json(m, dump::PayloadMode::Base64, false, out);
+            out.push(b'\n');
+        };
+        for path in [&store, &plain_store] {
+            for s in streams(path).unwrap() {
+                let w = open(&s, crate::base::time::now_ns()).unwrap();
+                for filter in [
+                    Filter::default(),
+                    Filter {
+                        include_deleted: true,
+                        ..Default::default()
+                    },
+                    Filter {
+                        seq: (5, 40),
+                        subject: Some(b"*.>".to_vec()),
+                        ..Default::default()
+                    },
+                    Filter {
+                        last: Some(3),
+                        ..Default::default()
+                    },
+                ] {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    w.walk(&filter, &mut |ev| {
+                        match ev {
+                            Event::Msg(m) => render(&m, &mut a),
+                            Event::Finding(p) => a.extend(format!("{p:?}\n").bytes()),
+                            Event::Rendered(..) => unreachable!(),
+                        }
+                        ControlFlow::Continue(())
+                    })
+                    .unwrap();
+                    w.walk_rendered(&filter, &render, &mut |ev| {
+                        match ev {
+                            Event::Rendered(_, bytes) => b.extend_from_slice(bytes),
+                            Event::Finding(p) => b.extend(format!("{p:?}\n").bytes()),
+                            Event::Msg(_) => unreachable!(),
+                        }
+                        ControlFlow::Continue(())
+                    })
+                    .unwrap();
+                    assert_eq!(a, b, "{} {filter:?}", s.name);
+                }
+            }
+        }
     }
 }
