@@ -480,6 +480,79 @@ fn flipped_byte_is_a_finding_and_the_rest_is_what_the_server_serves() {
     }
 }
 
+/// A damaged chunk of a 3-chunk object: `object get` writes nothing and exits 1 (the server
+/// cannot serve that chunk: the reassembled bytes do not match the metadata).
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server 2.15 and nats-py (scripts/install-deps.sh)"
+)]
+fn damaged_object_chunk_writes_nothing() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let run = tmp.path().join("run");
+    scenario(&run, &[]);
+    let store = run.join("store");
+    let o = jetdir(&[
+        "dump",
+        "--json",
+        p(&store),
+        "--stream",
+        "OBJ_files",
+        "--subject",
+        "$O.files.C.*",
+        "--headers-only",
+        "--seq",
+        "2",
+    ]);
+    let lines = ndjson(&o);
+    let m = messages(&lines)[0];
+    let blk = store
+        .join("jetstream/$G/streams/OBJ_files")
+        .join(m["file"].as_str().unwrap());
+    let at = (m["offset"].as_u64().unwrap() + m["size"].as_u64().unwrap() / 2) as usize;
+    let mut b = std::fs::read(&blk).unwrap();
+    b[at] ^= 0x01;
+    std::fs::write(&blk, b).unwrap();
+    let out = tmp.path().join("big.out");
+    let o = jetdir(&[
+        "object",
+        p(&store),
+        "--bucket",
+        "files",
+        "get",
+        "big.bin",
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.exists());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("record_checksum") && err.contains("not written"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("jetdir-object"))
+        .collect();
+    assert!(left.is_empty());
+    // the small object elsewhere in the stream still comes out (exit 0: its digest matches)
+    let out = tmp.path().join("small.out");
+    let o = jetdir(&[
+        "object",
+        p(&store),
+        "--bucket",
+        "files",
+        "get",
+        "small.txt",
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(std::fs::read(&out).unwrap(), b"hello objects\n");
+}
+
 /// `jetdir dump … | head -1`: the output ends quietly with the command's exit code.
 #[test]
 #[cfg_attr(
