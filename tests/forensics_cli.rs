@@ -131,6 +131,22 @@ fn exit_codes_and_failure_documents() {
     assert_eq!(code(&o), 0);
 }
 
+/// An encrypted stream cannot be read (key needed): 2, naming it, without a panic.
+#[test]
+fn encrypted_streams_cannot_run() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let f = std::fs::File::open(fixture("samples/v2.15.1-enc-chacha.tar.gz")).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(f))
+        .unpack(tmp.path())
+        .unwrap();
+    let store = tmp.path().join("v2.15.1-enc-chacha/store");
+    let o = jetdir(&["dump", p(&store)]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("encrypted"));
+    let o = jetdir(&["dump", p(&store), "--stream", "SECRET"]);
+    assert_eq!(code(&o), 2);
+}
+
 /// `jetdir dump … | head -1` ends quietly (no panic, no message) with the command's own code.
 #[test]
 fn closed_stdout_is_quiet() {

@@ -297,9 +297,16 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
     let mut o = Out::new();
     let mut errors = 0u64;
     let many = list.len() > 1;
+    let mut could_not = false;
     for s in &list {
         let w = match forensics::open(s, at) {
             Ok(w) => w,
+            Err(e) if many => {
+                // one stream that cannot be read (e.g. encrypted) does not stop the others
+                err(&format!("jetdir: {} > {}: {e:#}", s.account, s.name));
+                could_not = true;
+                continue;
+            }
             Err(e) => {
                 o.finish();
                 return fail(json, &format!("{e:#}"));
@@ -346,6 +353,9 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
         }
     }
     o.finish();
+    if could_not {
+        return ExitCode::from(2);
+    }
     ExitCode::from(u8::from(errors > 0))
 }
 
