@@ -367,6 +367,53 @@ fn dump_kv_object_equal_what_the_server_served() {
     let (lines, _) = dump_ev(&store, &["--headers-only", "--seq", "1"]);
     assert!(messages(&lines)[0].get("payload").is_none());
 
+    // max_age: what a server started now serves, and one started 2 h later (--at)
+    let o = jetdir(&[
+        "dump",
+        "--json",
+        p(&store),
+        "--stream",
+        "AGE",
+        "--payload",
+        "base64",
+    ]);
+    assert_eq!(code(&o), 0);
+    let lines = ndjson(&o);
+    let age: Vec<&Value> = f["age"].as_array().unwrap().iter().collect();
+    assert_same_messages("AGE", &messages(&lines), &age);
+    let last_ts = messages(&lines)[2]["ts"].as_i64().unwrap();
+    let later = jetdir::base::time::rfc3339_full(last_ts + 2 * 3600 * 1_000_000_000);
+    let o = jetdir(&[
+        "dump",
+        "--json",
+        p(&store),
+        "--stream",
+        "AGE",
+        "--at",
+        &later,
+    ]);
+    let lines = ndjson(&o);
+    assert!(messages(&lines).is_empty(), "max_age at --at");
+    assert!(findings(&lines)
+        .iter()
+        .any(|p| p["kind"] == "limits_at_load"));
+    let o = jetdir(&[
+        "dump",
+        "--json",
+        p(&store),
+        "--stream",
+        "AGE",
+        "--at",
+        &later,
+        "--include-deleted",
+    ]);
+    let lines = ndjson(&o);
+    let why: Vec<&str> = messages(&lines)
+        .iter()
+        .map(|m| m["deleted"].as_str().unwrap())
+        .collect();
+    assert_eq!(why, vec!["max_age"; 3]);
+
     check_kv(&store, &f);
     check_objects(&store, &f, &tmp.path().join("objects"));
 

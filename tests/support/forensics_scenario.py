@@ -7,6 +7,7 @@ Starts BIN on 127.0.0.1 with store dir DIR/store and, with nats-py:
 - stream EV (subjects ev.>): messages with and without headers a binary
   payload, a deleted and an erased message; every live message read back by
   STREAM.MSG.GET (subject, headers parsed into a map of arrays, payload, time);
+- stream AGE (max_age 1 h, three messages);
 - KV bucket `cfg` (history 5): puts, a delete, a purge, a binary value, a key put again
   after its delete; what the client's get / keys / history return;
 - object bucket `files`: a 300000-byte object (3 chunks of 128 KiB), a small one, one
@@ -84,6 +85,11 @@ async def run(url: str, out: Path) -> dict:
         await nb.delete_msg(nc, "EV", 5, erase=False)
         await nb.delete_msg(nc, "EV", 8, erase=True)
         facts["ev"] = await get_all(nc, "EV")
+        # a stream with max_age 1h: served now, gone for a server started 2 h later
+        await nb.create_stream(nc, {"name": "AGE", "subjects": ["age.>"], "max_age": 3600 * 10**9})
+        for i in range(3):
+            await nb.publish(nc, f"age.{i}", b"young")
+        facts["age"] = await get_all(nc, "AGE")
 
         # --- KV
         kv = await js.create_key_value(bucket="cfg", history=5)
