@@ -100,26 +100,43 @@ pub fn write_message_json(m: &Msg, mode: PayloadMode, headers_only: bool, out: &
     s(out, m.account);
     out.extend_from_slice(b",\"stream\":");
     s(out, m.stream);
-    let _ = write!(out, ",\"seq\":{},\"subject\":", m.seq);
+    out.extend_from_slice(b",\"seq\":");
+    uint(out, m.seq);
+    out.extend_from_slice(b",\"subject\":");
     s(out, &String::from_utf8_lossy(m.subject));
-    let _ = write!(
-        out,
-        ",\"time\":\"{}\",\"ts\":{},\"headers\":{{",
-        crate::base::time::rfc3339_full(m.ts),
-        m.ts
-    );
-    let h = if m.headers.is_empty() {
-        Headers::default()
+    out.extend_from_slice(b",\"time\":\"");
+    time_into(m.ts, out);
+    out.extend_from_slice(b"\",\"ts\":");
+    let _ = write!(out, "{}", m.ts);
+    out.extend_from_slice(b",\"headers\":{");
+    // the header block, parsed as [`Headers::parse`] does, without building it
+    let text = String::from_utf8_lossy(m.headers);
+    let mut lines = text.split('\n');
+    let status = lines
+        .next()
+        .map(|f| f.trim_end_matches('\r'))
+        .map(|f| f.strip_prefix("NATS/1.0").unwrap_or("").trim())
+        .filter(|st| !st.is_empty());
+    let pairs: Vec<(&str, &str)> = if m.headers.is_empty() {
+        Vec::new()
     } else {
-        Headers::parse(m.headers)
+        lines
+            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect()
     };
-    for (i, (k, vs)) in h.values.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(k2, _)| k2 == k) {
+            continue; // written with its first occurrence
+        }
+        if !first {
             out.push(b',');
         }
+        first = false;
         s(out, k);
         out.extend_from_slice(b":[");
-        for (j, v) in vs.iter().enumerate() {
+        for (j, (_, v)) in pairs[i..].iter().filter(|(k2, _)| k2 == k).enumerate() {
             if j > 0 {
                 out.push(b',');
             }
@@ -128,16 +145,14 @@ pub fn write_message_json(m: &Msg, mode: PayloadMode, headers_only: bool, out: &
         out.push(b']');
     }
     out.push(b'}');
-    if let Some(st) = &h.status {
+    if let Some(st) = status {
         out.extend_from_slice(b",\"status\":");
         s(out, st);
     }
-    let _ = write!(
-        out,
-        ",\"size\":{},\"payload_size\":{}",
-        m.size,
-        m.payload.len()
-    );
+    out.extend_from_slice(b",\"size\":");
+    uint(out, m.size);
+    out.extend_from_slice(b",\"payload_size\":");
+    uint(out, m.payload.len() as u64);
     if !headers_only && mode != PayloadMode::None {
         out.extend_from_slice(b",\"payload\":");
         let enc = match (mode, std::str::from_utf8(m.payload)) {
@@ -162,11 +177,57 @@ pub fn write_message_json(m: &Msg, mode: PayloadMode, headers_only: bool, out: &
     }
     out.extend_from_slice(b",\"file\":");
     s(out, m.file);
-    let _ = write!(out, ",\"offset\":{}", m.offset);
+    out.extend_from_slice(b",\"offset\":");
+    uint(out, m.offset);
     if let Some(g) = m.gone {
         let _ = write!(out, ",\"deleted\":\"{}\"", g.as_str());
     }
     out.push(b'}');
+}
+
+/// Decimal digits of `n`.
+fn uint(out: &mut Vec<u8>, mut n: u64) {
+    let mut b = [0u8; 20];
+    let mut i = b.len();
+    loop {
+        i -= 1;
+        b[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&b[i..]);
+}
+
+thread_local! {
+    /// The last second formatted and its `YYYY-MM-DDTHH:MM:SS.` (messages come in time order,
+    /// many within a second).
+    static SECOND: std::cell::RefCell<(i64, Vec<u8>)> = const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
+}
+
+/// [`crate::base::time::rfc3339_full`] appended to `out`.
+pub fn time_into(ns: i64, out: &mut Vec<u8>) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u64;
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let full = crate::base::time::rfc3339_full(secs * 1_000_000_000);
+            c.1.clear();
+            c.1.extend_from_slice(&full.as_bytes()[..full.len() - 10]); // up to the '.'
+            c.0 = secs;
+        }
+        out.extend_from_slice(&c.1);
+    });
+    let mut b = [b'0'; 9];
+    let mut n = nanos;
+    for d in b.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&b);
+    out.push(b'Z');
 }
 
 /// One NDJSON line for a finding: `{"finding": {severity, kind, account, stream, file,
@@ -206,6 +267,26 @@ mod tests {
         let v = message_json(&m, PayloadMode::Text, true);
         assert!(v.get("payload").is_none());
         assert_eq!(v["payload_size"], 2);
+        for ns in [
+            0i64,
+            1,
+            999_999_999,
+            1_796_044_118_165_655_204,
+            -1,
+            -1_000_000_001,
+        ] {
+            let mut o = Vec::new();
+            time_into(ns, &mut o);
+            assert_eq!(
+                String::from_utf8(o).unwrap(),
+                crate::base::time::rfc3339_full(ns)
+            );
+        }
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut o = Vec::new();
+            uint(&mut o, n);
+            assert_eq!(String::from_utf8(o).unwrap(), n.to_string());
+        }
         // the fast writer gives the same objects
         for (mode, ho) in [
             (PayloadMode::Text, false),
@@ -214,9 +295,22 @@ mod tests {
             (PayloadMode::None, false),
             (PayloadMode::Text, true),
         ] {
-            for payload in [&b"\xff\x00"[..], b"text \"quoted\"\n", b""] {
+            for (payload, headers) in [
+                (&b"\xff\x00"[..], m.headers),
+                (
+                    b"text \"quoted\"\n",
+                    &b"NATS/1.0 503 No Responders\r\nA: 1\r\nB:2\r\nA:  3 \r\n\r\n"[..],
+                ),
+                (b"", b""),
+                (b"x", b"NATS/1.0\r\nbad line\r\nK: \xff\r\n\r\n"),
+            ] {
                 for gone in [None, Some(super::super::Gone::Lost)] {
-                    let m = Msg { payload, gone, ..m };
+                    let m = Msg {
+                        payload,
+                        headers,
+                        gone,
+                        ..m
+                    };
                     let mut out = Vec::new();
                     write_message_json(&m, mode, ho, &mut out);
                     let fast: Value = serde_json::from_slice(&out).unwrap();
