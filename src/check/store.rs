@@ -537,13 +537,17 @@ fn legacy_numbers(
                     .filter(|&q| lo > 0 && !s.live_bits.get(q))
                     .take(100_000),
             );
+            // a stale .idx's delete map stays (2.9.10 listed 99 as deleted after cutting its
+            // block at 98: `trunc_last_at_rec`)
+            if let Some(x) = pre.idx.get(&s.index) {
+                deleted.extend(x.deleted.iter().copied().filter(|&q| q >= lo));
+            }
             // a rebuilt block cut at a damaged record keeps that record's sequence as its last
             if let Some(d) = s.damage {
                 if let Some(p) = problems.iter().find(|p| {
-                    matches!(
-                        p.kind,
-                        Kind::RecordChecksum | Kind::RecordFraming | Kind::TornTail
-                    ) && p.loc.file.as_deref() == Some(file.as_str())
+                    // a whole record with a bad checksum (not one cut short or misframed)
+                    p.kind == Kind::RecordChecksum
+                        && p.loc.file.as_deref() == Some(file.as_str())
                         && p.loc.offset == Some(d.offset as u64)
                 }) {
                     if let Some(q) = p
@@ -565,9 +569,7 @@ fn legacy_numbers(
             }
         }
     }
-    let last_seq = last
-        .0
-        .max(pre.idx.values().map(|x| x.last_seq).max().unwrap_or(0));
+    let last_seq = last.0;
     deleted.sort_unstable();
     deleted.dedup();
     rep.messages = Some(msgs);
