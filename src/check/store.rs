@@ -100,6 +100,8 @@ pub fn finish_stream(
     index_counted.extend(count_short_blocks_from_index(
         &pre, load, &mut scans, prefix,
     ));
+    let vanished = missing_on_rebuild(&pre, load, &scans, &truncs, prefix);
+    let has_vanished = !vanished.is_empty();
     let mut suppressed = std::collections::BTreeMap::new();
     for s in &mut scans {
         problems.append(&mut s.problems);
@@ -108,6 +110,11 @@ pub fn finish_stream(
         }
     }
     let mut unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
+    let vanished_seqs: Vec<u64> = vanished
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    problems.extend(vanished.into_iter().map(|(p, _)| p));
     let not_loaded = undecodable_on_rebuild(&scans, load, prefix, &mut problems);
     unreadable.extend(index_counted);
     unreadable.sort_unstable();
@@ -138,7 +145,8 @@ pub fn finish_stream(
     let (mut rep, subjects, mut last) = stream_report(&pre, &scans, &late, &load.recovery, shape);
     let mut legacy_gaps: Vec<u64> = Vec::new();
     if matches!(load.recovery, Recovery::Legacy) && removed.is_empty() {
-        let (l, more, gaps) = legacy_numbers(&pre, src, &scans, &problems, &mut rep, prefix);
+        let (l, more, gaps, cut) = legacy_numbers(&pre, src, &scans, &problems, &mut rep, prefix);
+        problems.extend(cut);
         last = l;
         legacy_gaps = gaps;
         unreadable.extend(more);
@@ -164,7 +172,9 @@ pub fn finish_stream(
         recovery: &load.recovery,
         // the index was written before the limits ran or a block was cut: it cannot agree
         limits_applied: !removed.is_empty()
-            || (!truncs.is_empty() && matches!(load.recovery, Recovery::Index)),
+            || (!truncs.is_empty() && matches!(load.recovery, Recovery::Index))
+            || has_vanished,
+        cut_short: has_vanished,
     };
     check_index_db(&pre, &scans, &state, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
@@ -221,6 +231,7 @@ pub fn finish_stream(
         })
         .collect();
     lr.unreadable = load::ranges(unreadable);
+    legacy_gaps.extend(vanished_seqs);
     if !legacy_gaps.is_empty() {
         // 2.9 neither counts nor serves these: lost, though not listed as deleted
         let mut all: Vec<u64> = lr.lost.iter().flat_map(|&(a, b)| a..=b).collect();
@@ -302,6 +313,71 @@ fn undecodable_on_rebuild(
         p.message = format!("{}; {what}", p.message);
     }
     any && fails == Some(true)
+}
+
+/// Messages index.db lists as live that no block holds any more, neither as a record nor
+/// deleted by a tombstone or an erase, when the server rebuilds the state: a block cut at a
+/// record boundary (the file just ends early), whose missing records the rebuild cannot see
+/// and loses (fidelity F7: `truncate -s 55 ORDERS/msgs/1.blk` with index.db, the server
+/// serves 1 of 8). One finding per block, with the lost sequences.
+fn missing_on_rebuild(
+    pre: &Prelude,
+    load: &LoadInput,
+    scans: &[BlockScan],
+    truncs: &[Truncation],
+    prefix: &str,
+) -> Vec<(Problem, Vec<u64>)> {
+    let (true, Some(db)) = (load.recovery.rebuilds(), pre.index_db.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for be in &db.blocks {
+        let Some(s) = scans.iter().find(|s| s.index == be.index) else {
+            continue; // a missing block is its own finding
+        };
+        if s.unreadable
+            || truncs.iter().any(|t| t.file == s.file)
+            || be.last_seq.saturating_sub(be.first_seq) > 1 << 24
+        {
+            continue;
+        }
+        let dead: std::collections::HashSet<u64> = be
+            .deleted
+            .iter()
+            .chain(&s.tombstones)
+            .chain(&s.erased)
+            .copied()
+            .collect();
+        let after = s.max_seq.map_or(be.first_seq, |m| m + 1).max(be.first_seq);
+        let gone: Vec<u64> = (after..=be.last_seq)
+            .filter(|q| !dead.contains(q) && !pre.dead.seqs.contains(q))
+            .filter(|q| {
+                !scans
+                    .iter()
+                    .any(|o| o.live_bits.get(*q) || o.tombstones.contains(q))
+            })
+            .collect();
+        if gone.is_empty() {
+            continue;
+        }
+        let p = Problem::new(
+            Kind::BlockShort,
+            pre.loc()
+                .file(format!("{prefix}{}", s.file))
+                .at(s.plain_len)
+                .seqs(gone[0], *gone.last().unwrap_or(&gone[0])),
+            format!(
+                "{} ends at offset {} after seq {}, but index.db lists seqs up to {} in it: the server rebuilds the state from the blocks and loses seqs {}",
+                s.file,
+                s.plain_len,
+                after.saturating_sub(1),
+                be.last_seq,
+                load::ranges_text(&load::ranges(gone.iter().copied()))
+            ),
+        );
+        out.push((p, gone));
+    }
+    out
 }
 
 /// A block cut cleanly at a record boundary (no damaged record: the file just ends early)
@@ -442,7 +518,9 @@ fn legacy_numbers(
     problems: &[Problem],
     rep: &mut StreamReport,
     prefix: &str,
-) -> (u64, Vec<u64>, Vec<u64>) {
+) -> (u64, Vec<u64>, Vec<u64>, Vec<Problem>) {
+    let mut cut = Vec::new();
+    let mut cut_seqs: Vec<u64> = Vec::new();
     let mut msgs = 0u64;
     let mut served = scan::SeqBits::default();
     let mut bytes = 0u64;
@@ -539,8 +617,31 @@ fn legacy_numbers(
             );
             // a stale .idx's delete map stays (2.9.10 listed 99 as deleted after cutting its
             // block at 98: `trunc_last_at_rec`)
-            if let Some(x) = pre.idx.get(&s.index) {
+            if let Some(x) = pre.idx.get(&s.index).filter(|x| x.consistent()) {
                 deleted.extend(x.deleted.iter().copied().filter(|&q| q >= lo));
+                // messages the stale .idx lists past the block's end are gone (F7: ORDERS'
+                // 1.blk cut at 139, 2.9.10 loads 2 messages, last seq 2)
+                let after = hi.max(x.first_seq.saturating_sub(1)) + 1;
+                if x.last_seq >= after && x.last_seq - after < 1 << 24 {
+                    let gone: Vec<u64> = (after..=x.last_seq)
+                        .filter(|q| !x.deleted.contains(q) && !pre.dead.seqs.contains(q))
+                        .collect();
+                    if let (Some(&a), Some(&z)) = (gone.first(), gone.last()) {
+                        cut.push(Problem::new(
+                            Kind::BlockShort,
+                            pre.loc().file(&file).at(s.plain_len).seqs(a, z),
+                            format!(
+                                "{} ends at offset {} after seq {}, but its .idx lists seqs up to {}: the server rebuilds the block and loses seqs {}",
+                                s.file,
+                                s.plain_len,
+                                after - 1,
+                                x.last_seq,
+                                load::ranges_text(&load::ranges(gone.iter().copied()))
+                            ),
+                        ));
+                        cut_seqs.extend(gone);
+                    }
+                }
             }
             // a rebuilt block cut at a damaged record keeps that record's sequence as its last
             if let Some(d) = s.damage {
@@ -597,7 +698,8 @@ fn legacy_numbers(
         let listed: std::collections::HashSet<u64> = rep.deleted_seqs.iter().copied().collect();
         gaps.extend((lo..=last_seq).filter(|q| !served.get(*q) && !listed.contains(q)));
     }
-    (last_seq, unreadable, gaps)
+    gaps.extend(cut_seqs);
+    (last_seq, unreadable, gaps, cut)
 }
 
 /// The timestamp in the header of the record at `offset` of block `file`, if readable.
@@ -1141,6 +1243,8 @@ struct Loaded<'a> {
     subjects: &'a HashMap<Vec<u8>, u64>,
     recovery: &'a Recovery,
     limits_applied: bool,
+    /// A block ends before records index.db lists in it (`block_short`).
+    cut_short: bool,
 }
 
 fn check_index_db(
@@ -1158,6 +1262,7 @@ fn check_index_db(
         subjects,
         recovery,
         limits_applied,
+        cut_short,
     } = *state;
     let file = format!("{prefix}msgs/index.db");
     let loc = pre.loc().file(&file);
@@ -1197,7 +1302,15 @@ fn check_index_db(
         problems.push(Problem::new(
             Kind::IndexDbStale,
             loc.clone(),
-            format!("index.db is older than the blocks ({}): the server rebuilds the state from the blocks on start (unclean shutdown, or a server still running?)", stale_reasons.join("; ")),
+            format!(
+                "index.db is older than the blocks ({}): the server rebuilds the state from the blocks on start ({})",
+                stale_reasons.join("; "),
+                if cut_short {
+                    "a block was cut short: see block_short"
+                } else {
+                    "an unclean shutdown, or a server still running"
+                }
+            ),
         ));
     }
     let mut mism: Vec<(String, Location)> = Vec::new();
@@ -1331,7 +1444,23 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
                 || s.last_checksum == Some(x.last_checksum)
                 || s.last_record_erased;
             if !x.consistent() {
-                problems.push(Problem::new(Kind::IdxInconsistent, loc.clone(), format!("legacy index counts do not add up (msgs {}, first {}, last {}, deleted {}); the server rebuilds it", x.msgs, x.first_seq, x.last_seq, x.deleted.len())));
+                let back: Vec<u64> = x
+                    .deleted
+                    .iter()
+                    .copied()
+                    .filter(|&q| s.live_bits.get(q))
+                    .collect();
+                let back = if back.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; the deletes it lists are forgotten: seqs {} come back",
+                        load::ranges_text(&load::ranges(back.into_iter()))
+                    )
+                };
+                problems.push(Problem::new(Kind::IdxInconsistent, loc.clone(), format!("legacy index counts do not add up (msgs {}, first {}, last {}, deleted {}); the server rebuilds the block from its records{back}", x.msgs, x.first_seq, x.last_seq, x.deleted.len())));
+                // its numbers and the .fss beside it are not used: nothing more to compare
+                continue;
             }
             if !trusted {
                 problems.push(Problem::new(Kind::IdxStale, loc.clone(), "legacy index's last checksum does not match the block: the server rebuilds it from the block"));
@@ -1894,7 +2023,17 @@ fn load_report(
         Verdict::Skipped
     } else if lost_messages > 0 || errors {
         Verdict::LosesData
-    } else if load.recovery.rebuilds() || !truncs.is_empty() || !removed.is_empty() {
+    } else if load.recovery.rebuilds()
+        || !truncs.is_empty()
+        || !removed.is_empty()
+        || problems.iter().any(|p| {
+            // 2.9 rebuilds a block whose .idx/.fss it cannot use
+            matches!(
+                p.kind,
+                Kind::IdxStale | Kind::IdxInconsistent | Kind::IdxMissing | Kind::FssStale
+            )
+        })
+    {
         Verdict::Repaired
     } else {
         Verdict::Loads
@@ -2590,6 +2729,37 @@ mod tests {
             p.message
         );
         assert_eq!(new.exit_code(), 1);
+    }
+
+    /// A block cut at a record boundary under an index.db that lists more: the server
+    /// rebuilds and serves what is left (2.15.1 served 1 of ORDERS' 8 after `truncate -s 55`):
+    /// one error with the lost sequences, not a list of stale-index warnings.
+    #[test]
+    fn block_cut_at_a_record_boundary_loses_what_the_index_listed() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        truncate_to(&d.join("msgs/1.blk"), 55);
+        let rep = run(&d, false);
+        let s = &rep.streams[0];
+        assert_eq!(s.messages, Some(1));
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.verdict, Verdict::LosesData);
+        assert_eq!(l.lost, vec![(2, 2), (4, 5), (7, 10)]);
+        assert_eq!(l.lost_messages, 7);
+        let k = kinds(&rep);
+        assert_eq!(
+            k.iter().filter(|k| **k == "block_short").count(),
+            1,
+            "{k:?}"
+        );
+        assert_eq!(
+            k.iter().filter(|k| **k == "index_db_stale").count(),
+            1,
+            "{k:?}"
+        );
+        assert_eq!(rep.exit_code(), 1);
     }
 
     #[test]
