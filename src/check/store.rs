@@ -2762,6 +2762,58 @@ mod tests {
         assert_eq!(rep.exit_code(), 1);
     }
 
+    /// 2.9 (fidelity F7, checked against 2.9.10): an .idx whose counts do not add up is not
+    /// read (the block is rebuilt, its deletes forgotten: 9 messages, not 8); a block cut
+    /// short under a stale .idx loses what the .idx listed past the cut, and the consumers
+    /// keep their state (2 messages, last seq 2, C1 delivered 5).
+    #[test]
+    fn legacy_idx_damage_and_a_short_block_as_2_9_loads_them() {
+        let for_29 = |d: &Path| {
+            let opts = Options {
+                target: crate::check::Target {
+                    release: Some(Release::new(2, 9, 10)),
+                    at_ns: crate::base::time::now_ns(),
+                },
+                ..Default::default()
+            };
+            verify_store(d, &opts, &NoProgress).unwrap()
+        };
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t
+            .path()
+            .join("v2.9.10-legacy/store/jetstream/$G/streams/ORDERS");
+        flip(&d.join("msgs/1.idx"), 15);
+        let r = for_29(&d);
+        let s = &r.streams[0];
+        assert_eq!(
+            (s.messages, s.last_seq),
+            (Some(9), Some(10)),
+            "{:#?}",
+            r.problems
+        );
+        assert_eq!(s.load.as_ref().unwrap().verdict, Verdict::Repaired);
+        assert_eq!(kinds(&r), vec!["idx_inconsistent"]);
+        assert_eq!(r.exit_code(), 0);
+
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t
+            .path()
+            .join("v2.9.10-legacy/store/jetstream/$G/streams/ORDERS");
+        truncate_to(&d.join("msgs/1.blk"), 139);
+        let r = for_29(&d);
+        let s = &r.streams[0];
+        assert_eq!(
+            (s.messages, s.first_seq, s.last_seq, s.deleted),
+            (Some(2), Some(1), Some(2), Some(2))
+        );
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.lost, vec![(4, 5), (7, 10)]);
+        assert_eq!(l.verdict, Verdict::LosesData);
+        let c1 = s.consumers.iter().find(|c| c.name == "C1").unwrap();
+        assert_eq!(c1.delivered_stream_seq, Some(5));
+        assert!(kinds(&r).contains(&"block_short"));
+    }
+
     #[test]
     fn missing_block_is_reported_with_its_sequences() {
         let t = testdata::sample("v2.15.1-plain");
