@@ -56,6 +56,7 @@ kinds! {
     // Message blocks and records
     BlockDecompress = "block_decompress", Error;
     BlockShort = "block_short", Error;
+    SubjectOutsideStream = "subject_outside_stream", Warning;
     BlockTooLarge = "block_too_large", Error;
     RecordChecksum = "record_checksum", Error;
     RecordContent = "record_content", Error;

@@ -155,6 +155,7 @@ pub fn finish_stream(
     }
     problems.extend(load::limit_findings(&loc, &enforced, last));
     rep.suppressed = suppressed;
+    check_subjects_in_config(&pre, &rep, &mut problems);
     if let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) {
         subjects_from_index(&mut rep, db, &before_limits, &subjects);
     }
@@ -493,6 +494,58 @@ fn acked_floor(pre: &Prelude, src: &dyn StreamSource) -> Option<u64> {
         floor = Some(floor.map_or(st.ack_floor.stream_seq, |f| f.min(st.ack_floor.stream_seq)));
     }
     floor.filter(|&f| f > 0)
+}
+
+/// Subjects of live messages that none of the stream's `subjects` filters match (streams that
+/// take messages only through their own subjects: no mirror, sources or subject transform).
+/// The server serves them without a word; the subject length is outside the record checksum,
+/// so a damaged length shows up only like this (fidelity F7), as does a message stored before
+/// the stream's subjects were changed: a warning, per distinct subject.
+fn check_subjects_in_config(pre: &Prelude, rep: &StreamReport, problems: &mut Vec<Problem>) {
+    let Some(cfg) = pre.meta.as_ref().map(|m| &m.json) else {
+        return;
+    };
+    let takes_others = ["mirror", "sources", "subject_transform"].iter().any(|k| {
+        cfg.get(*k)
+            .is_some_and(|v| !v.is_null() && v != &serde_json::json!([]))
+    });
+    let Some(filters) = cfg.get("subjects").and_then(|v| v.as_array()) else {
+        return;
+    };
+    let filters: Vec<&[u8]> = filters
+        .iter()
+        .filter_map(|f| f.as_str())
+        .map(str::as_bytes)
+        .collect();
+    if takes_others || filters.is_empty() {
+        return;
+    }
+    let mut n = 0u64;
+    for (subj, count) in &rep.subject_counts {
+        if filters
+            .iter()
+            .any(|f| crate::base::subject::matches(f, subj.as_bytes()))
+        {
+            continue;
+        }
+        n += 1;
+        if n > crate::base::problem::MAX_PER_KIND {
+            break;
+        }
+        problems.push(Problem::new(
+            Kind::SubjectOutsideStream,
+            pre.loc(),
+            format!(
+                "{count} message(s) on subject \"{}\", which none of the stream's subjects ({}) matches: the server serves them as they are; a damaged subject length (outside the record checksum) or messages stored before the subjects were changed",
+                crate::base::bytes::printable(subj.as_bytes(), 80),
+                filters
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
 }
 
 /// A legacy `.idx` that describes its block as it is (2.9 trusts it: its last checksum is the
@@ -2812,6 +2865,30 @@ mod tests {
         let c1 = s.consumers.iter().find(|c| c.name == "C1").unwrap();
         assert_eq!(c1.delivered_stream_seq, Some(5));
         assert!(kinds(&r).contains(&"block_short"));
+    }
+
+    /// The subject length is outside the record checksum: a damaged one gives a subject the
+    /// stream's filters do not match, which the server serves silently (fidelity F7).
+    #[test]
+    fn a_subject_outside_the_streams_subjects_is_a_warning() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        let blk = d.join("msgs/1.blk");
+        let mut b = fs::read(&blk).unwrap();
+        assert_eq!(&b[22..32], b"orders.new");
+        b[20] = 2; // subject length 10 -> 2: "or"
+        fs::write(&blk, b).unwrap();
+        fs::remove_file(d.join("msgs/index.db")).unwrap();
+        let r = run(&d, false);
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.kind == "subject_outside_stream")
+            .unwrap_or_else(|| panic!("{:#?}", r.problems));
+        assert!(p.message.contains("\"or\""), "{}", p.message);
+        assert_eq!(r.streams[0].subject_counts.get("or"), Some(&1));
     }
 
     #[test]
