@@ -5,6 +5,7 @@ pub mod config_fields;
 pub(crate) mod consumer_state;
 pub(crate) mod discover;
 pub(crate) mod index_db;
+pub mod keys;
 pub(crate) mod layout;
 pub(crate) mod legacy;
 pub(crate) mod meta;
