@@ -4,6 +4,7 @@ pub(crate) mod block;
 pub mod config_fields;
 pub(crate) mod consumer_state;
 pub(crate) mod discover;
+pub mod encrypted;
 pub(crate) mod index_db;
 pub mod keys;
 pub(crate) mod layout;

@@ -82,6 +82,8 @@ pub struct PackOptions {
     /// `--server-version`: the release that will restore the backup (default: the release
     /// that wrote each stream, from meta.inf's `_nats.ver` or the layout).
     pub server_version: Option<ServerVersion>,
+    /// Keys of an encrypted store: its streams are packed as plaintext (as server snapshots are).
+    pub keys: crate::filestore::keys::KeyRing,
 }
 
 /// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
