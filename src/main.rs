@@ -234,22 +234,25 @@ impl KeyArgs {
     /// The key ring; an unreadable key file is an error naming the file (never its content).
     fn ring(&self) -> Result<jetdir::filestore::keys::KeyRing, String> {
         use jetdir::filestore::keys::{Cipher, KeyRing, ServerKey};
-        let load = |file: &Option<PathBuf>, var: &str, flag: &str| -> Result<Option<ServerKey>, String> {
-            let k = match file {
-                Some(f) => ServerKey::from_file_content(
-                    &std::fs::read(f).map_err(|e| format!("{flag} {}: {e}", f.display()))?,
-                ),
-                None => match std::env::var_os(var) {
-                    Some(v) => ServerKey::new(v.into_encoded_bytes()),
-                    None => return Ok(None),
-                },
+        let load =
+            |file: &Option<PathBuf>, var: &str, flag: &str| -> Result<Option<ServerKey>, String> {
+                let k = match file {
+                    Some(f) => ServerKey::from_file_content(
+                        &std::fs::read(f).map_err(|e| format!("{flag} {}: {e}", f.display()))?,
+                    ),
+                    None => match std::env::var_os(var) {
+                        Some(v) => ServerKey::new(v.into_encoded_bytes()),
+                        None => return Ok(None),
+                    },
+                };
+                if k.is_empty() {
+                    let from = file
+                        .as_ref()
+                        .map_or(var.to_string(), |f| f.display().to_string());
+                    return Err(format!("{flag}: the key in {from} is empty"));
+                }
+                Ok(Some(k))
             };
-            if k.is_empty() {
-                let from = file.as_ref().map_or(var.to_string(), |f| f.display().to_string());
-                return Err(format!("{flag}: the key in {from} is empty"));
-            }
-            Ok(Some(k))
-        };
         Ok(KeyRing {
             key: load(&self.key_file, "JETDIR_KEY", "--key-file")?,
             prev: load(&self.prev_key_file, "JETDIR_PREV_KEY", "--prev-key-file")?,
@@ -577,9 +580,7 @@ fn run_check(
 ) -> ExitCode {
     use jetdir::ops::monitor;
     let reporter = progress::Reporter::new(mode, "check");
-    let target = model
-        .target()
-        .and_then(|t| keys.ring().map(|k| (t, k)));
+    let target = model.target().and_then(|t| keys.ring().map(|k| (t, k)));
     let at = target
         .as_ref()
         .ok()

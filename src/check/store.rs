@@ -14,10 +14,12 @@ use crate::check::Options;
 use crate::filestore::config_fields::{self, ConfigDoc};
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
-use crate::filestore::layout;
 use crate::filestore::encrypted;
+use crate::filestore::layout;
 use crate::filestore::meta::{self, MetaInf};
-use crate::filestore::source::{read_reusing, read_reusing_with, DirSource, FileRead, StreamSource};
+use crate::filestore::source::{
+    read_reusing, read_reusing_with, DirSource, FileRead, StreamSource,
+};
 use crate::state::consumers::{self, ConsumerCfg, ConsumerChanges, StreamView};
 use crate::state::load::{self, LimitRemoval, Recovery, Truncation};
 use crate::state::prelude::{prelude_for, Prelude};
@@ -1511,13 +1513,7 @@ pub fn verify_stream_dir(
         Some(e) => e,
         None => &plain,
     };
-    let mut pre = prelude_for(
-        src,
-        &sd.account,
-        &sd.name,
-        "",
-        opts.target.release.as_ref(),
-    );
+    let mut pre = prelude_for(src, &sd.account, &sd.name, "", opts.target.release.as_ref());
     if pre.encrypted || enc.as_ref().is_some_and(|e| e.wrong_key) {
         let mut problems = pre.problems.clone();
         if let Some(e) = &enc {
@@ -1562,11 +1558,15 @@ pub fn verify_stream_dir(
             let read = match &enc {
                 Some(e) => e
                     .block_key(i)
-                    .map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string()))
+                    .map_err(|why| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
+                    })
                     .and_then(|k| {
-                        read_reusing_with(&path, |b| k.xor_block(0, b), |d, n| {
-                            scan::scan_decoded(&ctx, i, n, d)
-                        })
+                        read_reusing_with(
+                            &path,
+                            |b| k.xor_block(0, b),
+                            |d, n| scan::scan_decoded(&ctx, i, n, d),
+                        )
                     }),
                 None => read_reusing(&path, |d, n| scan::scan_decoded(&ctx, i, n, d)),
             };

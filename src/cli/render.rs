@@ -102,7 +102,13 @@ fn encryption_lines(s: &StreamReport, o: &mut String) {
     };
     let cipher = e.cipher.as_deref().unwrap_or("unknown");
     let _ = writeln!(o, "Encryption: cipher {cipher}; {key}\n");
-    let w = e.assets.iter().map(|a| a.file.len()).max().unwrap_or(4).max(4);
+    let w = e
+        .assets
+        .iter()
+        .map(|a| a.file.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(o, "  {:<w$}  {:>10}  Outcome", "File", "Size");
     for a in &e.assets {
         let what = match a.outcome.as_str() {
@@ -114,7 +120,12 @@ fn encryption_lines(s: &StreamReport, o: &mut String) {
             "key_file_failed" => "not tried: its key file did not open",
             _ => "encrypted (key needed)",
         };
-        let _ = writeln!(o, "  {:<w$}  {:>10}  {what}", a.file, human::ibytes(a.bytes));
+        let _ = writeln!(
+            o,
+            "  {:<w$}  {:>10}  {what}",
+            a.file,
+            human::ibytes(a.bytes)
+        );
     }
     o.push('\n');
 }
@@ -225,12 +236,17 @@ fn summary_line(r: &Report, errs: usize, warns: usize) -> String {
         .filter(|s| encrypted_unread(s).is_some())
         .collect();
     if !unread.is_empty() {
-        let wrong = unread.iter().any(|s| encrypted_unread(s) == Some("encrypted: wrong key"));
+        let wrong = unread
+            .iter()
+            .any(|s| encrypted_unread(s) == Some("encrypted: wrong key"));
         let names: Vec<&str> = unread.iter().map(|s| name_of(s)).collect();
         let (head, why) = if wrong {
             ("WRONG KEY", "no key file opens with the key given")
         } else {
-            ("KEY NEEDED", "give the server's key: --key-file FILE or JETDIR_KEY")
+            (
+                "KEY NEEDED",
+                "give the server's key: --key-file FILE or JETDIR_KEY",
+            )
         };
         let also = if bad.is_empty() {
             String::new()

@@ -373,17 +373,34 @@ impl EncryptedDir {
         }
         // meta.sum of the plaintext view
         // (meta.inf, meta.sum, the sum's key: the dir name, "<stream>/<consumer>")
-        let mut sums = vec![("meta.inf".to_string(), "meta.sum".to_string(), dir_name.to_string())];
+        let mut sums = vec![(
+            "meta.inf".to_string(),
+            "meta.sum".to_string(),
+            dir_name.to_string(),
+        )];
         for k in e.plain.keys() {
-            if let Some(c) = k.strip_prefix("obs/").and_then(|r| r.strip_suffix("/meta.inf")) {
+            if let Some(c) = k
+                .strip_prefix("obs/")
+                .and_then(|r| r.strip_suffix("/meta.inf"))
+            {
                 let key = format!("{}/{c}", e.cfg_name);
                 sums.push((k.clone(), format!("obs/{c}/meta.sum"), key));
             }
         }
         for (inf, sum, name) in sums {
-            let (Some(Ok(plain)), Some(cipher_inf), Some(stored)) =
-                (e.plain.get(&inf), t.read(&inf), t.read(&sum))
-            else {
+            let (Some(cipher_inf), Some(stored)) = (t.read(&inf), t.read(&sum)) else {
+                continue;
+            };
+            let Some(Ok(plain)) = e.plain.get(&inf) else {
+                // it did not open; the server checks the sum over the ciphertext first
+                let want = meta::expected_sum(&name, &cipher_inf);
+                if inf == "meta.inf" && stored != want.as_bytes() {
+                    e.problems.push(Problem::new(
+                        Kind::MetaSumMismatch,
+                        Location::stream(account, dir_name).file("meta.sum").at(0),
+                        format!("meta.sum does not match the encrypted meta.inf (computed {want} with key SHA-256({dir_name:?})): the server skips this stream at start"),
+                    ));
+                }
                 continue;
             };
             let view = if stored == meta::expected_sum(&name, &cipher_inf).as_bytes() {
@@ -398,7 +415,13 @@ impl EncryptedDir {
     }
 
     /// Turn the outcomes into findings.
-    fn findings(&mut self, account: &str, dir_name: &str, ring: &KeyRing, failed: Vec<(String, String)>) {
+    fn findings(
+        &mut self,
+        account: &str,
+        dir_name: &str,
+        ring: &KeyRing,
+        failed: Vec<(String, String)>,
+    ) {
         let loc = |f: &str| Location::stream(account, dir_name).file(f);
         let opened_any = self.assets.iter().any(|a| {
             matches!(
@@ -475,7 +498,10 @@ impl EncryptedDir {
         for f in &self.files {
             if let Some(StreamFile::Block(i)) = layout::classify_path(f) {
                 let k = u32::try_from(i).ok().and_then(|i| self.block_key(i).ok());
-                let key_asset = self.assets.iter().find(|a| a.file == format!("msgs/{i}.key"));
+                let key_asset = self
+                    .assets
+                    .iter()
+                    .find(|a| a.file == format!("msgs/{i}.key"));
                 assets.push(EncryptedAsset {
                     file: f.clone(),
                     bytes: size(self.dir(), f),
@@ -547,7 +573,9 @@ impl StreamSource for EncryptedDir {
             .and_then(|f| f.block())
             .map(Ok::<u32, ()>)
         else {
-            return Ok(self.read(rel)?.map(|b| b[b.len().saturating_sub(n)..].to_vec()));
+            return Ok(self
+                .read(rel)?
+                .map(|b| b[b.len().saturating_sub(n)..].to_vec()));
         };
         let Some(mut t) = self.inner.tail(rel, n)? else {
             return Ok(None);

@@ -240,7 +240,10 @@ impl KeyRing {
     fn attempts(&self) -> Vec<(&ServerKey, WhichKey, Cipher)> {
         let first = self.cipher.unwrap_or(Cipher::ChaCha);
         let mut v = Vec::new();
-        for (k, w) in [(&self.key, WhichKey::Current), (&self.prev, WhichKey::Previous)] {
+        for (k, w) in [
+            (&self.key, WhichKey::Current),
+            (&self.prev, WhichKey::Previous),
+        ] {
             if let Some(k) = k {
                 v.push((k, w, first));
                 v.push((k, w, first.other()));
@@ -373,17 +376,27 @@ mod tests {
             ("v2.15.1-enc-aes", Cipher::Aes, "ENCCMP"),
         ] {
             let t = testdata::sample(sample);
-            let d = t.path().join(sample).join("store/jetstream/$G/streams").join(stream);
+            let d = t
+                .path()
+                .join(sample)
+                .join("store/jetstream/$G/streams")
+                .join(stream);
             for r in [ring(None), ring(Some(cipher)), ring(Some(cipher.other()))] {
                 let mk = fs::read(d.join("meta.key")).unwrap();
                 let k = r.open_key_file("$G", stream, &mk).unwrap();
                 assert_eq!(k.cipher, cipher, "{sample}");
                 assert_eq!(k.which, WhichKey::Current);
-                let meta = k.open_sealed(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
+                let meta = k
+                    .open_sealed(&fs::read(d.join("meta.inf")).unwrap())
+                    .unwrap();
                 let j: serde_json::Value = serde_json::from_slice(&meta).unwrap();
                 assert_eq!(j["name"], stream);
                 let bk = r
-                    .open_key_file("$G", &block_context(stream, 1), &fs::read(d.join("msgs/1.key")).unwrap())
+                    .open_key_file(
+                        "$G",
+                        &block_context(stream, 1),
+                        &fs::read(d.join("msgs/1.key")).unwrap(),
+                    )
                     .unwrap();
                 let mut blk = fs::read(d.join("msgs/1.blk")).unwrap();
                 let tail_plain = {
@@ -409,7 +422,9 @@ mod tests {
     #[test]
     fn wrong_key_and_previous_key() {
         let t = testdata::sample("v2.15.1-enc-chacha");
-        let d = t.path().join("v2.15.1-enc-chacha/store/jetstream/$G/streams/SECRET");
+        let d = t
+            .path()
+            .join("v2.15.1-enc-chacha/store/jetstream/$G/streams/SECRET");
         let mk = fs::read(d.join("meta.key")).unwrap();
         let wrong = KeyRing {
             key: Some(ServerKey::new("not-the-key")),
@@ -429,11 +444,15 @@ mod tests {
         // another account's derivation does not open it
         assert!(ring(None).open_key_file("ACC", "SECRET", &mk).is_err());
         assert_eq!(
-            ring(None).open_key_file("$G", "SECRET", &mk[..40]).unwrap_err(),
+            ring(None)
+                .open_key_file("$G", "SECRET", &mk[..40])
+                .unwrap_err(),
             KeyFileError::TooShort(40)
         );
         assert_eq!(
-            KeyRing::default().open_key_file("$G", "SECRET", &mk).unwrap_err(),
+            KeyRing::default()
+                .open_key_file("$G", "SECRET", &mk)
+                .unwrap_err(),
             KeyFileError::NoKey
         );
         assert!(!format!("{:?}", ring(None)).contains(KEY));
@@ -442,19 +461,32 @@ mod tests {
     #[test]
     fn legacy_idx_opens_with_the_block_nonce() {
         let t = testdata::sample("v2.9.10-enc-chacha");
-        let d = t.path().join("v2.9.10-enc-chacha/store/jetstream/$G/streams/SECRET");
+        let d = t
+            .path()
+            .join("v2.9.10-enc-chacha/store/jetstream/$G/streams/SECRET");
         let bk = ring(None)
             .open_key_file("$G", "SECRET:1", &fs::read(d.join("msgs/1.key")).unwrap())
             .unwrap();
-        let idx = bk.open_with_key_nonce(&fs::read(d.join("msgs/1.idx")).unwrap()).unwrap();
+        let idx = bk
+            .open_with_key_nonce(&fs::read(d.join("msgs/1.idx")).unwrap())
+            .unwrap();
         let x = crate::filestore::legacy::parse_idx(&idx).unwrap();
         assert_eq!((x.first_seq, x.last_seq), (1, 10));
     }
 
     #[test]
     fn key_file_content_drops_one_line_break() {
-        assert_eq!(ServerKey::from_file_content(b"abc\n"), ServerKey::new("abc"));
-        assert_eq!(ServerKey::from_file_content(b"abc\r\n"), ServerKey::new("abc"));
-        assert_eq!(ServerKey::from_file_content(b"abc "), ServerKey::new("abc "));
+        assert_eq!(
+            ServerKey::from_file_content(b"abc\n"),
+            ServerKey::new("abc")
+        );
+        assert_eq!(
+            ServerKey::from_file_content(b"abc\r\n"),
+            ServerKey::new("abc")
+        );
+        assert_eq!(
+            ServerKey::from_file_content(b"abc "),
+            ServerKey::new("abc ")
+        );
     }
 }

@@ -850,16 +850,24 @@ impl PlainCopies {
     }
 
     /// Decrypt the stream `sd` through its keys into a stream dir of plaintext files.
-    fn copy(&mut self, sd: &StreamDir, keys: &crate::filestore::keys::KeyRing) -> io::Result<PathBuf> {
+    fn copy(
+        &mut self,
+        sd: &StreamDir,
+        keys: &crate::filestore::keys::KeyRing,
+    ) -> io::Result<PathBuf> {
         use crate::filestore::source::StreamSource;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if !self.made {
             fs::DirBuilder::new().mode(0o700).create(&self.root)?;
             self.made = true;
         }
-        let enc = crate::filestore::encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, keys);
+        let enc =
+            crate::filestore::encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, keys);
         let dir = self.root.join(&sd.account).join(&sd.name);
-        fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir)?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)?;
         for rel in enc.files() {
             // a file that does not decrypt was reported by verification: left out
             let Ok(Some(data)) = enc.read(&rel) else {
@@ -867,7 +875,10 @@ impl PlainCopies {
             };
             let p = dir.join(&rel);
             if let Some(parent) = p.parent() {
-                fs::DirBuilder::new().mode(0o700).recursive(true).create(parent)?;
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .recursive(true)
+                    .create(parent)?;
             }
             let mut f = fs::OpenOptions::new()
                 .write(true)
