@@ -111,6 +111,17 @@ fn verify_and_inspect_documents_match_the_schema() {
     let t = private_copy("v2.15.1-enc-chacha/store");
     let v = run(&["verify", &s(t.path())], 2);
     assert!(v.get("error").is_none(), "{v:#}");
+    assert_eq!(v["streams"][0]["encryption"]["key"], "none");
+    // read with the key (and with the wrong one): the encryption section validates too
+    let k = tempfile::tempdir().unwrap();
+    let (good, bad) = (k.path().join("good"), k.path().join("bad"));
+    std::fs::write(&good, "jetdir-sample-key-0123456789abcdef").unwrap();
+    std::fs::write(&bad, "wrong").unwrap();
+    let t = private_copy("v2.15.1-enc-aes/store");
+    let v = run(&["inspect", "--key-file", &s(&good), &s(t.path())], 0);
+    assert_eq!(v["streams"][0]["encryption"]["key"], "given");
+    let v = run(&["verify", "--key-file", &s(&bad), &s(t.path())], 2);
+    assert_eq!(v["streams"][0]["encryption"]["key"], "wrong");
 }
 
 #[test]
