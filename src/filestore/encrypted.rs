@@ -582,7 +582,7 @@ impl StreamSource for EncryptedDir {
         };
         let len = std::fs::metadata(self.path(rel))?.len();
         let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
-        k.xor_block(len - t.len() as u64, &mut t);
+        k.xor_block(len.saturating_sub(t.len() as u64), &mut t);
         Ok(Some(t))
     }
     fn fetch(&self, rel: &str, loc: Location, problems: &mut Vec<Problem>) -> FileRead {
@@ -601,6 +601,91 @@ impl StreamSource for EncryptedDir {
                     FileRead::Unreadable
                 }
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filestore::keys::ServerKey;
+    use crate::testdata;
+
+    fn ring() -> KeyRing {
+        KeyRing {
+            key: Some(ServerKey::new("jetdir-sample-key-0123456789abcdef")),
+            ..Default::default()
+        }
+    }
+
+    /// Read every file of the plaintext view (and the blocks' tails).
+    fn read_all(e: &EncryptedDir) {
+        let mut problems = Vec::new();
+        for f in e.files() {
+            let _ = e.read(&f);
+            let _ = e.tail(&f, 8);
+            let _ = e.fetch(&f, Location::default(), &mut problems);
+            let _ = e.fetch_block(&f, Location::default(), &mut problems);
+        }
+        let _ = e.report();
+    }
+
+    #[test]
+    fn the_plaintext_view_is_a_plain_stream() {
+        for (sample, stream) in [
+            ("v2.15.1-enc-chacha", "SECRET"),
+            ("v2.15.1-enc-aes", "ENCCMP"),
+            ("v2.9.10-enc-chacha", "SECRET"),
+        ] {
+            let t = testdata::sample(sample);
+            let d = testdata::stream_dir(&t, sample, stream);
+            let e = EncryptedDir::open(&d, "$G", stream, &ring());
+            assert!(e.problems.is_empty(), "{sample}: {:?}", e.problems);
+            assert!(!e.files().iter().any(|f| f.ends_with(".key")));
+            let inf = e.read("meta.inf").unwrap().unwrap();
+            let sum = e.read("meta.sum").unwrap().unwrap();
+            assert_eq!(sum, meta::expected_sum(stream, &inf).into_bytes());
+            if let Some(db) = e.read("msgs/index.db").unwrap() {
+                assert!(index_db::trailer_ok(&db, stream));
+                let (body, _) = index_db::split_trailer(&db).unwrap();
+                index_db::parse(body).unwrap();
+            }
+            let blk = e.read("msgs/1.blk").unwrap().unwrap();
+            let tail = e.tail("msgs/1.blk", 8).unwrap().unwrap();
+            assert_eq!(&blk[blk.len() - 8..], &tail[..]);
+            let (plain, _) = crate::filestore::block::plain_block(&blk).unwrap();
+            assert!(crate::filestore::block::Records::new(&plain).all(|r| r.is_ok()));
+        }
+    }
+
+    /// Truncated, emptied and flipped files of an encrypted stream never panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        for sample in ["v2.15.1-enc-aes", "v2.9.10-enc-chacha"] {
+            let t = testdata::sample(sample);
+            let d = testdata::stream_dir(&t, sample, "SECRET");
+            let files = DirSource { dir: d.clone() }.files();
+            for f in &files {
+                let p = d.join(f);
+                let orig = std::fs::read(&p).unwrap();
+                let mut variants: Vec<Vec<u8>> = [0, 1, 15, 16, 24, 40, 63, 64, 71, 72]
+                    .iter()
+                    .filter(|&&n| n < orig.len())
+                    .map(|&n| orig[..n].to_vec())
+                    .collect();
+                for i in [0, orig.len() / 2, orig.len().saturating_sub(1)] {
+                    let mut v = orig.clone();
+                    if let Some(b) = v.get_mut(i) {
+                        *b ^= 0xff;
+                    }
+                    variants.push(v);
+                }
+                for v in variants {
+                    std::fs::write(&p, &v).unwrap();
+                    read_all(&EncryptedDir::open(&d, "$G", "SECRET", &ring()));
+                }
+                std::fs::write(&p, &orig).unwrap();
+            }
         }
     }
 }
