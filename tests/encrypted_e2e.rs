@@ -275,3 +275,145 @@ fn pack_writes_plaintext_and_a_keyed_server_encrypts_what_extract_wrote() {
     let r = jetdir(&["verify", "-q", "--json", &fresh.display().to_string()]);
     assert_eq!(r.status.code(), Some(2));
 }
+
+/// Key rotation: a store under the old key reads with `--prev-key-file`; a real 2.15.1
+/// started with `key: NEW, prev_key: OLD` loads every message and rewrites the streams under
+/// the new key, but does not load the consumer (it never converts consumers to a new key), as
+/// jetdir predicted (`encrypted_consumer_previous_key`).
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server 2.15 and nats-py: bash scripts/install-deps.sh"
+)]
+fn a_rotated_key_reads_with_the_previous_key_and_the_unloaded_consumer_is_predicted() {
+    const NEW: &str = "jetdir-rotated-key-fedcba9876543210";
+    let tmp = tempfile::tempdir().unwrap();
+    let (old_f, new_f) = (tmp.path().join("old"), tmp.path().join("new"));
+    std::fs::write(&old_f, KEY).unwrap();
+    std::fs::write(&new_f, NEW).unwrap();
+    let (old_f, new_f) = (old_f.display().to_string(), new_f.display().to_string());
+    let server = common::server_215().display().to_string();
+    let src = tmp.path().join("src");
+    enc_check(&[
+        "build",
+        "--server",
+        &server,
+        "--cipher",
+        "chacha",
+        "--streams",
+        "SECRET,ENCCMP",
+        "--out",
+        &src.display().to_string(),
+    ]);
+    let facts = read_json(&src.join("facts.json"));
+    let store = src.join("store").display().to_string();
+    // the new key alone: nothing opens (exit 2)
+    let r = jetdir(&["verify", "-q", "--json", "--key-file", &new_f, &store]);
+    assert_eq!(r.status.code(), Some(2));
+    // with the old key as the previous one: read, every asset "previous_key"; the stream is
+    // converted by the server, the consumer is not (jetdir says so: an error)
+    let r = jetdir(&[
+        "verify",
+        "-q",
+        "--json",
+        "--key-file",
+        &new_f,
+        "--prev-key-file",
+        &old_f,
+        &store,
+    ]);
+    let rep = json(&r);
+    assert_eq!(r.status.code(), Some(1), "{}", rep["problems"]);
+    assert_same("prev key", &rep, &facts["streams"]);
+    let kinds: Vec<(&str, &str)> = rep["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["kind"].as_str().unwrap(), p["stream"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&("encrypted_consumer_previous_key", "SECRET")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("encrypted_previous_key", "ENCCMP")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().all(|(k, _)| k.ends_with("previous_key")),
+        "{kinds:?}"
+    );
+    // the server with key NEW and prev_key OLD converts the streams at start, and does not
+    // load the consumer (as predicted)
+    let res = tmp.path().join("rotated.json");
+    enc_check(&[
+        "load",
+        "--server",
+        &server,
+        "--cipher",
+        "chacha",
+        "--key",
+        NEW,
+        "--prev-key",
+        KEY,
+        "--store",
+        &store,
+        "--out",
+        &res.display().to_string(),
+    ]);
+    let loaded = read_json(&res);
+    for name in ["SECRET", "ENCCMP"] {
+        assert_eq!(
+            loaded["streams"][name]["messages"], facts["streams"][name]["messages"],
+            "{name}: every message after the rotation"
+        );
+    }
+    assert_eq!(
+        loaded["streams"]["SECRET"]["consumers"],
+        serde_json::json!({}),
+        "2.15.1 does not load a consumer under the previous key"
+    );
+    assert!(loaded["log"].as_array().unwrap().iter().any(|l| l
+        .as_str()
+        .unwrap()
+        .contains("error creating store for consumer")));
+    // now the new key opens every file of the streams; the consumer still needs the old one
+    let r = jetdir(&[
+        "verify",
+        "-q",
+        "--json",
+        "--key-file",
+        &new_f,
+        "--prev-key-file",
+        &old_f,
+        &store,
+    ]);
+    let rep = json(&r);
+    let kinds: Vec<&str> = rep["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["encrypted_consumer_previous_key"],
+        "{}",
+        rep["problems"]
+    );
+    for s in rep["streams"].as_array().unwrap() {
+        for a in s["encryption"]["assets"].as_array().unwrap() {
+            let f = a["file"].as_str().unwrap();
+            let want = if f.starts_with("obs/") {
+                "previous_key"
+            } else {
+                "key"
+            };
+            assert_eq!(a["outcome"], want, "{f}");
+        }
+        let name = s["name"].as_str().unwrap();
+        let st = &loaded["streams"][name]["info"]["state"];
+        assert_eq!(s["messages"], st["messages"], "{name}");
+        assert_eq!(s["last_seq"], st["last_seq"], "{name}");
+    }
+}

@@ -164,6 +164,7 @@ kinds! {
     EncryptedCorrupt = "encrypted_corrupt", Error;
     EncryptedPreviousKey = "encrypted_previous_key", Warning;
     EncryptedOtherCipher = "encrypted_other_cipher", Warning;
+    EncryptedConsumerPreviousKey = "encrypted_consumer_previous_key", Error;
     IoError = "io_error", Error;
     StoreInUse = "store_in_use", Warning;
 }

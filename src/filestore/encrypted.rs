@@ -299,6 +299,11 @@ impl EncryptedDir {
                     Err(err.to_string())
                 }
                 (Some(k), Ok((body, trailer))) => match k.open_sealed(body) {
+                    // the converted stream has a new key: the server cannot read this one
+                    Ok(_) if outcome_of(k, ring) != Outcome::Key => {
+                        t.opened(&mut e, "msgs/index.db", k);
+                        Err("sealed with the key the server replaces at start".to_string())
+                    }
                     Ok(mut p) => {
                         t.opened(&mut e, "msgs/index.db", k);
                         if index_db::trailer_ok(&raw, &e.cfg_name) {
@@ -466,15 +471,59 @@ impl EncryptedDir {
             };
             self.problems.push(Problem::new(kind, loc(&file), what));
         }
+        // Keys to convert: one finding per stream, and per consumer under the previous key
+        // (nats-server 2.10-2.15 convert a consumer's cipher with the current key only:
+        // `consumerFileStore.convertCipher` never tries prev_key).
+        let stream_files = |o: &Outcome| -> Vec<&str> {
+            self.assets
+                .iter()
+                .filter(|a| a.outcome == *o && !a.file.starts_with("obs/"))
+                .map(|a| a.file.as_str())
+                .collect()
+        };
+        for (o, kind, what) in [
+            (
+                Outcome::PreviousKey,
+                Kind::EncryptedPreviousKey,
+                "open only with the previous key: a server with it as prev_key re-encrypts them with the key at start",
+            ),
+            (
+                Outcome::OtherCipher,
+                Kind::EncryptedOtherCipher,
+                "open only with the other cipher: the server converts them to the configured cipher at start",
+            ),
+        ] {
+            let files = stream_files(&o);
+            if files.is_empty() {
+                continue;
+            }
+            let db = if files.contains(&"msgs/index.db") {
+                "; index.db is sealed with the stream's old key, which the converted stream no longer has: the server rebuilds the state from the blocks"
+            } else {
+                ""
+            };
+            self.problems.push(Problem::new(
+                kind,
+                loc(files[0]),
+                format!("{} file(s) of the stream ({}) {what}{db}", files.len(), files.join(", ")),
+            ));
+        }
         for a in &self.assets {
+            let Some(c) = a
+                .file
+                .strip_prefix("obs/")
+                .and_then(|r| r.strip_suffix("/meta.key"))
+            else {
+                continue;
+            };
             let (kind, what) = match a.outcome {
                 Outcome::PreviousKey => (
-                    Kind::EncryptedPreviousKey,
-                    "opens only with the previous key: a server configured with it as prev_key re-encrypts this file with the key at start",
+                    Kind::EncryptedConsumerPreviousKey,
+                    format!("consumer {c} opens only with the previous key, and nats-server does not convert consumers on a key rotation: the server does not load it (\"error creating store for consumer: cipher: message authentication failed\"), its files stay as they are; recreate it, or start the server once with this key as key"),
                 ),
                 Outcome::OtherCipher => (
                     Kind::EncryptedOtherCipher,
-                    "opens only with the other cipher: the server converts it to the configured cipher at start",
+                    format!("consumer {c} opens only with the other cipher: the server converts it at start"),
                 ),
                 _ => continue,
             };

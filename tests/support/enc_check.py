@@ -8,6 +8,7 @@ exit code 4 when it is missing).
       Start BIN with `jetstream { key, cipher }` on DIR/store, run the recipes, record every
       stream (STREAM.INFO, CONSUMER.INFO, messages), stop (SIGTERM); write DIR/facts.json.
   enc_check.py load --server BIN --store DIR --cipher chacha|aes --out OUT.json
+                    [--key KEY --prev-key OLD]
       Start BIN with the key on an existing store (e.g. what `jetdir extract` wrote), record
       every stream it loaded, stop; OUT.json also lists the files after the stop and the
       log, so a test can see that the server encrypted plaintext files at start.
@@ -59,6 +60,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--store")
     ap.add_argument("--streams", default="SECRET")
+    ap.add_argument("--key", default=KEY, help="the server's key (load)")
+    ap.add_argument("--prev-key", help="the server's prev_key (load: key rotation)")
     a = ap.parse_args()
     if not Path(a.server).is_file():  # a release: "2.12.8"
         b = nb.find_release(a.server)
@@ -66,7 +69,9 @@ def main() -> int:
             print(f"missing: nats-server {a.server} (find_release in natsbox.py)", file=sys.stderr)
             return 4
         a.server = b
-    extra = {"key": KEY, "cipher": a.cipher}
+    extra = {"key": a.key, "cipher": a.cipher}
+    if a.prev_key:
+        extra["prev_key"] = a.prev_key
     if a.mode == "build":
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
