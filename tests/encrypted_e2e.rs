@@ -1,5 +1,5 @@
 //! Encrypted stores against the real servers (issue #13): stores written with
-//! `jetstream { key, cipher }` by 2.9.10, 2.10.26, 2.12.8 and 2.15.1 (both ciphers, S2
+//! `jetstream { key, cipher }` by 2.9.10, 2.10.26, 2.11.11, 2.12.8, 2.14.6 and 2.15.1 (both ciphers, S2
 //! compression under encryption) verify through the key with the server's numbers; `pack`
 //! with the key writes a plaintext backup, `extract` writes it in plaintext into a store whose
 //! server has a key, and that server loads it with the same messages and encrypts it at start.
@@ -99,7 +99,9 @@ fn encrypted_stores_of_every_release_verify_through_the_key() {
     for (release, cipher, streams) in [
         ("2.9.10", "chacha", "SECRET"),
         ("2.10.26", "aes", "SECRET,ENCCMP"),
+        ("2.11.11", "chacha", "SECRET,ENCCMP"),
         ("2.12.8", "chacha", "SECRET,ENCCMP"),
+        ("2.14.6", "aes", "SECRET,ENCCMP"),
         ("2.15.1", "aes", "SECRET,ENCCMP"),
     ] {
         let out = tmp.path().join(release);
