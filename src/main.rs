@@ -179,6 +179,14 @@ enum Cmd {
     #[command(after_help = cli::about::MAN_AFTER)]
     Man,
     // ---- end cli branch ----
+    // ---- forensics (issue #12): dump, kv, object; arguments and rendering in src/cli/dump.rs
+    /// Print a stream's messages in sequence order, as the server would serve them (NDJSON with --json).
+    Dump(cli::dump::DumpArgs),
+    /// Read a KV bucket from disk: keys, get KEY, history KEY.
+    Kv(cli::dump::KvArgs),
+    /// Read an object-store bucket from disk: ls, get NAME -o FILE.
+    Object(cli::dump::ObjectArgs),
+    // ---- end forensics
 }
 
 // ---- cli branch (issue #11): value enums of check and completions ----
@@ -480,6 +488,11 @@ fn main() -> ExitCode {
             ),
         },
         // ---- end cli branch ----
+        // ---- forensics (issue #12)
+        Cmd::Dump(a) => cli::dump::run_dump(a, cli.json),
+        Cmd::Kv(a) => cli::dump::run_kv(a, cli.json),
+        Cmd::Object(a) => cli::dump::run_object(a, cli.json),
+        // ---- end forensics
     }
 }
 

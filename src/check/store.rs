@@ -123,6 +123,8 @@ pub fn finish_stream(
         .unwrap_or_default();
     // .idx/.fss describe the blocks as written: compare before the limits remove anything
     check_legacy(&pre, &scans, &mut problems, prefix);
+    let mut limits = limits;
+    limits.acked_floor = acked_floor(&pre, src);
     let before_limits = subject_totals(&scans);
     let enforced = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
     let removed = &enforced.removed;
@@ -136,7 +138,16 @@ pub fn finish_stream(
             .as_ref()
             .is_none_or(|r| *r >= Release::new(2, 12, 0)),
     };
-    let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery, shape);
+    let (mut rep, subjects, mut last) = stream_report(&pre, &scans, &late, &load.recovery, shape);
+    let mut legacy_gaps: Vec<u64> = Vec::new();
+    if matches!(load.recovery, Recovery::Legacy) && removed.is_empty() {
+        let (l, more, gaps) = legacy_numbers(&pre, src, &scans, &problems, &mut rep, prefix);
+        last = l;
+        legacy_gaps = gaps;
+        unreadable.extend(more);
+        unreadable.sort_unstable();
+        unreadable.dedup();
+    }
     problems.extend(load::limit_findings(&loc, &enforced, last));
     rep.suppressed = suppressed;
     if let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) {
@@ -213,6 +224,18 @@ pub fn finish_stream(
         })
         .collect();
     lr.unreadable = load::ranges(unreadable);
+    if !legacy_gaps.is_empty() {
+        // 2.9 neither counts nor serves these: lost, though not listed as deleted
+        let mut all: Vec<u64> = lr.lost.iter().flat_map(|&(a, b)| a..=b).collect();
+        all.extend(legacy_gaps);
+        all.sort_unstable();
+        all.dedup();
+        lr.lost_messages = all.len() as u64;
+        lr.lost = load::ranges(all);
+        if lr.verdict != crate::base::report::Verdict::Skipped {
+            lr.verdict = crate::base::report::Verdict::LosesData;
+        }
+    }
     if not_loaded {
         lr.verdict = crate::base::report::Verdict::Skipped;
     }
@@ -346,6 +369,248 @@ fn count_short_blocks_from_index(
         counted.extend(missing);
     }
     counted
+}
+
+/// The lowest ack floor over the consumers of an interest-retention stream, when every
+/// consumer takes the whole stream (no filter): the messages up to it are acknowledged by
+/// all and the server removes them as the consumers start (seen on 2.9.10 after a rebuild:
+/// INTEREST, two consumers at floors 30 and 12, loads from seq 13). `None` otherwise.
+fn acked_floor(pre: &Prelude, src: &dyn StreamSource) -> Option<u64> {
+    let retention = pre.meta.as_ref()?.json.get("retention")?.as_str()?;
+    // work queues are not re-derived (2.9.10 kept 59 and 60 of WQ's 60 messages although its
+    // consumer had acknowledged 30)
+    if retention != "interest" {
+        return None;
+    }
+    let mut names: Vec<&str> = pre
+        .files
+        .iter()
+        .filter_map(|n| n.strip_prefix("obs/"))
+        .filter_map(|r| r.split_once('/').map(|(c, _)| c))
+        .collect();
+    names.dedup();
+    let mut floor: Option<u64> = None;
+    let mut ignored = Vec::new();
+    for c in names {
+        let FileRead::Bytes(raw) = src.fetch(
+            &format!("obs/{c}/meta.inf"),
+            Location::default(),
+            &mut ignored,
+        ) else {
+            return None;
+        };
+        let cfg: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+        let filtered = cfg
+            .get("filter_subject")
+            .and_then(|v| v.as_str())
+            .is_some_and(|f| !f.is_empty())
+            || cfg
+                .get("filter_subjects")
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| !a.is_empty());
+        if filtered {
+            return None;
+        }
+        let FileRead::Bytes(b) =
+            src.fetch(&format!("obs/{c}/o.dat"), Location::default(), &mut ignored)
+        else {
+            return None;
+        };
+        let st = consumer_state::parse(&b).ok()??;
+        floor = Some(floor.map_or(st.ack_floor.stream_seq, |f| f.min(st.ack_floor.stream_seq)));
+    }
+    floor.filter(|&f| f > 0)
+}
+
+/// A legacy `.idx` that describes its block as it is (2.9 trusts it: its last checksum is the
+/// block's, or the block is empty as the index says, or its last record was erased after).
+fn idx_trusted(x: &crate::filestore::legacy::LegacyIdx, s: &BlockScan) -> bool {
+    (s.plain_len == 0 && x.msgs == 0)
+        || s.last_checksum == Some(x.last_checksum)
+        || s.last_record_erased
+}
+
+/// 2.9's stream numbers (M13 of the matrix findings): a block with a trusted `.idx` counts
+/// what the `.idx` says (messages, bytes, first/last, its delete map; subjects from a trusted
+/// `.fss`), even when records in it are damaged, which it then cannot serve; a rebuilt block
+/// counts its records, and a rebuilt last block that ends in a damaged record keeps that
+/// record's sequence and time as the stream's last. `deleted` is the sum of the blocks' delete
+/// maps (deletes inside each block's range): sequences lost between blocks or cut from a
+/// block's end are not counted as deleted, as 2.9 reports it. Returns the stream's last
+/// sequence and the sequences it counts but cannot serve.
+fn legacy_numbers(
+    pre: &Prelude,
+    src: &dyn StreamSource,
+    scans: &[BlockScan],
+    problems: &[Problem],
+    rep: &mut StreamReport,
+    prefix: &str,
+) -> (u64, Vec<u64>, Vec<u64>) {
+    let mut msgs = 0u64;
+    let mut served = scan::SeqBits::default();
+    let mut bytes = 0u64;
+    let mut first: Option<(u64, i64)> = None;
+    let mut last: (u64, i64) = (0, 0);
+    let mut deleted: Vec<u64> = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut subjects: std::collections::BTreeMap<String, u64> = Default::default();
+    fn bad_in<'a>(
+        problems: &'a [Problem],
+        file: &'a str,
+        kind: Kind,
+    ) -> impl Iterator<Item = &'a Problem> + 'a {
+        problems
+            .iter()
+            .filter(move |p| p.kind == kind && p.loc.file.as_deref() == Some(file))
+    }
+    for s in scans {
+        let file = format!("{prefix}{}", s.file);
+        let idx = pre
+            .idx
+            .get(&s.index)
+            .filter(|x| idx_trusted(x, s) && x.consistent());
+        if let Some(x) = idx {
+            msgs += x.msgs;
+            bytes += x.bytes;
+            if x.msgs > 0 && first.is_none() {
+                first = Some((x.first_seq, x.first_ts));
+            }
+            if x.last_seq >= last.0 {
+                last = (x.last_seq, x.last_ts);
+            }
+            deleted.extend(x.deleted.iter().copied());
+            if x.last_seq.saturating_sub(x.first_seq) < 1 << 24 {
+                for q in x.first_seq..=x.last_seq {
+                    served.set(q);
+                }
+            }
+            // damaged records it counts: a framing error hides the rest of the block
+            let dead: std::collections::HashSet<u64> = x.deleted.iter().copied().collect();
+            let framing_from = bad_in(problems, &file, Kind::RecordFraming)
+                .chain(bad_in(problems, &file, Kind::RecordChecksum))
+                .filter_map(|p| p.loc.seq)
+                .min()
+                .filter(|_| {
+                    bad_in(problems, &file, Kind::RecordFraming)
+                        .next()
+                        .is_some()
+                });
+            if let Some(from) = framing_from {
+                unreadable.extend((from..=x.last_seq).filter(|q| !dead.contains(q)));
+            } else {
+                unreadable.extend(
+                    bad_in(problems, &file, Kind::RecordChecksum).filter_map(|p| p.loc.seq),
+                );
+                // counted by the .idx, but no intact record holds them: erased after the
+                // .idx was written (a crash), or their record carries another sequence
+                if x.last_seq.saturating_sub(x.first_seq) < 1 << 24 {
+                    unreadable.extend(
+                        (x.first_seq..=x.last_seq)
+                            .filter(|q| !dead.contains(q) && !s.live_bits.get(*q)),
+                    );
+                }
+            }
+            let fss = pre
+                .fss
+                .get(&s.index)
+                .filter(|f| f.hash_ok && Some(f.last_checksum) == s.last_checksum);
+            if let Some(f) = fss {
+                for e in f.subjects.iter().filter(|e| e.msgs > 0) {
+                    *subjects
+                        .entry(String::from_utf8_lossy(&e.subject).into_owned())
+                        .or_insert(0) += e.msgs;
+                }
+                continue;
+            }
+        } else {
+            msgs += s.msgs;
+            bytes += s.bytes;
+            for q in s.live_bits.iter() {
+                served.set(q);
+            }
+            if let (None, Some(f)) = (first, s.first_live) {
+                first = Some((f, s.first_ts));
+            }
+            let (lo, hi) = (s.min_seq.unwrap_or(0), s.max_seq.unwrap_or(0));
+            if hi >= last.0 && s.max_seq.is_some() {
+                last = (hi, s.last_ts);
+            }
+            deleted.extend(
+                (lo..=hi)
+                    .filter(|&q| lo > 0 && !s.live_bits.get(q))
+                    .take(100_000),
+            );
+            // a stale .idx's delete map stays (2.9.10 listed 99 as deleted after cutting its
+            // block at 98: `trunc_last_at_rec`)
+            if let Some(x) = pre.idx.get(&s.index) {
+                deleted.extend(x.deleted.iter().copied().filter(|&q| q >= lo));
+            }
+            // a rebuilt block cut at a damaged record keeps that record's sequence as its last
+            if let Some(d) = s.damage {
+                if let Some(p) = problems.iter().find(|p| {
+                    // a whole record with a bad checksum (not one cut short or misframed)
+                    p.kind == Kind::RecordChecksum
+                        && p.loc.file.as_deref() == Some(file.as_str())
+                        && p.loc.offset == Some(d.offset as u64)
+                }) {
+                    if let Some(q) = p
+                        .loc
+                        .seq
+                        .filter(|&q| q > last.0 && q < hi.max(last.0) + 1_000_000)
+                    {
+                        last = (q, record_ts(src, &s.file, d.offset).unwrap_or(last.1));
+                    }
+                }
+            }
+        }
+        for (i, n) in s.subject_names.iter().enumerate() {
+            let c = s.subject_counts.get(i).copied().unwrap_or(0);
+            if c > 0 {
+                *subjects
+                    .entry(String::from_utf8_lossy(n).into_owned())
+                    .or_insert(0) += c;
+            }
+        }
+    }
+    let last_seq = last.0;
+    deleted.sort_unstable();
+    deleted.dedup();
+    rep.messages = Some(msgs);
+    rep.bytes = Some(bytes);
+    match first {
+        Some((f, ts)) if msgs > 0 => {
+            rep.first_seq = Some(f);
+            rep.first_ts = Some(ts);
+        }
+        _ => rep.first_seq = Some(last_seq + 1),
+    }
+    rep.last_seq = Some(last_seq);
+    if last.0 == last_seq && last.1 != 0 && msgs > 0 {
+        rep.last_ts = Some(last.1);
+    }
+    rep.deleted = Some(deleted.len() as u64);
+    deleted.truncate(crate::state::stream::MAX_LISTED_DELETES);
+    rep.deleted_seqs = deleted;
+    rep.subjects = Some(subjects.len() as u64);
+    rep.subject_counts = subjects;
+    // sequences between first and last that no block holds and no delete map lists
+    let mut gaps = Vec::new();
+    let lo = rep.first_seq.unwrap_or(last_seq + 1);
+    if msgs > 0 && last_seq.saturating_sub(lo) < 1 << 24 {
+        let listed: std::collections::HashSet<u64> = rep.deleted_seqs.iter().copied().collect();
+        gaps.extend((lo..=last_seq).filter(|q| !served.get(*q) && !listed.contains(q)));
+    }
+    (last_seq, unreadable, gaps)
+}
+
+/// The timestamp in the header of the record at `offset` of block `file`, if readable.
+fn record_ts(src: &dyn StreamSource, file: &str, offset: usize) -> Option<i64> {
+    let mut scratch = Vec::new();
+    let (Ok((plain, _)), _) = src.fetch_block(file, Location::default(), &mut scratch)? else {
+        return None;
+    };
+    let b = plain.get(offset + 12..offset + 20)?;
+    Some(i64::from_le_bytes(b.try_into().ok()?))
 }
 
 /// Live messages per subject over all scans.

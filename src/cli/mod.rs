@@ -1,5 +1,7 @@
-//! Binary-only layer: human rendering, the progress bar, help texts, `jetdir check` output.
+//! Binary-only layer: human rendering, the progress bar, help texts, `jetdir check` output,
+//! the forensics commands' arguments and rendering.
 pub mod about;
+pub mod dump;
 pub mod human;
 pub mod progress_bar;
 pub mod render;

@@ -1105,6 +1105,9 @@ def compare_stream(j: Optional[dict], t: Optional[dict], release: str = "") -> d
         # messages the server counts (trusted index.db) but cannot read
         for a, b in ((j.get("load") or {}).get("unreadable") or []):
             jl -= set(range(a, b + 1))
+        # and messages jetdir says the load loses (2.9 does not list them as deleted)
+        for a, b in ((j.get("load") or {}).get("lost") or []):
+            jl -= set(range(a, b + 1))
         sl = set(live["seqs"])
         if jl != sl:
             diffs.append(("live_seqs", summarize_set(jl - sl, "only jetdir"),

@@ -722,6 +722,17 @@ pub fn pack(
     }
     // Verify every stream first.
     let block_bytes = store::total_block_bytes(&streams);
+    // Room for the output, before the long work: how well the data compresses is not known
+    // before it is written (text can shrink 25 times), so less room than the stream's bytes
+    // is said, not refused; a full disk on the way is an error naming the file.
+    if let Some(free) = target_dir::free_bytes(&target_dir::nearest_existing(&out_dir)) {
+        if free < block_bytes {
+            report.notes.push(format!(
+                "{} has {free} bytes free, less than the {block_bytes} bytes of the stream(s): the backup fits only if it compresses well",
+                out_dir.display()
+            ));
+        }
+    }
     // two phases, each over the stream's blocks: verify them, then write the backup
     progress.phase("verify");
     progress.start(block_bytes);
