@@ -14,9 +14,12 @@ use crate::check::Options;
 use crate::filestore::config_fields::{self, ConfigDoc};
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
+use crate::filestore::encrypted;
 use crate::filestore::layout;
 use crate::filestore::meta::{self, MetaInf};
-use crate::filestore::source::{read_reusing, DirSource, FileRead, StreamSource};
+use crate::filestore::source::{
+    read_reusing, read_reusing_with, DirSource, FileRead, StreamSource,
+};
 use crate::state::consumers::{self, ConsumerCfg, ConsumerChanges, StreamView};
 use crate::state::load::{self, LimitRemoval, Recovery, Truncation};
 use crate::state::prelude::{prelude_for, Prelude};
@@ -1252,6 +1255,7 @@ fn stream_report(
         first_ts,
         last_ts,
         encrypted: false,
+        encryption: None,
         index: if let Some(db) = &pre.index_db {
             IndexKind::IndexDb(db.version)
         } else if !pre.idx.is_empty() {
@@ -1946,31 +1950,42 @@ pub fn verify_stream_dir(
     opts: &Options,
     progress: &dyn Progress,
 ) -> (StreamReport, Vec<Problem>) {
-    let src = DirSource {
+    let plain = DirSource {
         dir: sd.dir.clone(),
     };
-    let pre = prelude_for(
-        &src,
-        &sd.account,
-        &sd.name,
-        "",
-        opts.target.release.as_ref(),
-    );
-    if pre.encrypted {
-        let problems = pre.problems.clone();
+    // An encrypted stream is read through its keys (a plaintext view of the dir).
+    let enc = (opts.keys.has_key() && encrypted::has_key_files(&plain.files()))
+        .then(|| encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, &opts.keys));
+    let src: &dyn StreamSource = match &enc {
+        Some(e) => e,
+        None => &plain,
+    };
+    let mut pre = prelude_for(src, &sd.account, &sd.name, "", opts.target.release.as_ref());
+    if pre.encrypted || enc.as_ref().is_some_and(|e| e.wrong_key) {
+        let mut problems = pre.problems.clone();
+        if let Some(e) = &enc {
+            problems.extend(e.problems.iter().cloned());
+        }
         let rep = StreamReport {
             account: sd.account.clone(),
             name: sd.name.clone(),
             encrypted: true,
+            encryption: Some(match &enc {
+                Some(e) => e.report(),
+                None => encrypted::report_without_key(&sd.dir, &plain.files()),
+            }),
             blocks: pre.blocks.len(),
             index: IndexKind::Encrypted,
-            files: pre.files.clone(),
+            files: plain.files(),
             ..Default::default()
         };
         return (rep, problems);
     }
+    if let Some(e) = &enc {
+        pre.problems.extend(e.problems.iter().cloned());
+    }
     let (release, release_from) = model_release(opts, &pre);
-    let recovery = load::decide(&pre, release.as_ref(), &src);
+    let recovery = load::decide(&pre, release.as_ref(), src);
     let dead = load::dead_set_for(&pre, &recovery);
     let ctx = ScanCtx {
         account: &sd.account,
@@ -1986,7 +2001,23 @@ pub fn verify_stream_dir(
         .par_iter()
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
-            match read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d)) {
+            let path = sd.dir.join(&rel);
+            let read = match &enc {
+                Some(e) => e
+                    .block_key(i)
+                    .map_err(|why| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
+                    })
+                    .and_then(|k| {
+                        read_reusing_with(
+                            &path,
+                            |b| k.xor_block(0, b),
+                            |d, n| scan::scan_decoded(&ctx, i, n, d),
+                        )
+                    }),
+                None => read_reusing(&path, |d, n| scan::scan_decoded(&ctx, i, n, d)),
+            };
+            match read {
                 Ok((mut s, n)) => {
                     progress.advance(n, &format!("{} > {} {rel}", sd.account, sd.name));
                     too_large(&ctx, &mut s, n);
@@ -2010,7 +2041,13 @@ pub fn verify_stream_dir(
         })
         .collect();
     let input = LoadInput::new(opts, recovery, (release, release_from), &dead);
-    finish_stream(pre, scans, &src, "", &input)
+    let (mut rep, problems) = finish_stream(pre, scans, src, "", &input);
+    if let Some(e) = &enc {
+        rep.encrypted = true;
+        rep.encryption = Some(e.report());
+        rep.files = plain.files();
+    }
+    (rep, problems)
 }
 
 /// A block file longer than any block a server writes: only its first

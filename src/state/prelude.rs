@@ -104,7 +104,7 @@ pub fn prelude_for(
                 p.problems.push(Problem::new(
                     Kind::EncryptedKeyNeeded,
                     p.loc().file(f("meta.key")),
-                    "stream is encrypted at rest: key needed (decryption is not supported yet)",
+                    "stream is encrypted at rest: key needed (--key-file FILE or JETDIR_KEY with the server's JetStream key)",
                 ));
                 return p;
             }
