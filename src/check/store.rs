@@ -1244,12 +1244,24 @@ fn stream_report(
         .filter(|s| s.first_live.is_some())
         .map(|s| s.first_ts)
         .next();
-    let last_ts = scans
+    let mut last_ts = scans
         .iter()
         .rev()
         .filter(|s| s.last_live.is_some())
         .map(|s| s.last_ts)
         .next();
+    // a rebuild that keeps an outdated index's last seq keeps its time too (matrix
+    // `blk_missing_last`: the last block gone, last_ts is the index's)
+    if let Recovery::Rebuild {
+        prior_last: Some((pl, pts)),
+        ..
+    } = recovery
+    {
+        let blocks_last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
+        if *pl == last && *pl > blocks_last && msgs > 0 {
+            last_ts = Some(*pts);
+        }
+    }
     // deleted seqs list (bounded)
     let mut deleted_seqs = DeletedList::new();
     if msgs > 0 && deleted > 0 {
