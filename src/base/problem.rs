@@ -78,7 +78,7 @@ kinds! {
     // Legacy .idx/.fss (2.9)
     FssChecksum = "fss_checksum", Error;
     FssCorrupt = "fss_corrupt", Error;
-    FssMismatch = "fss_mismatch", Error;
+    FssMismatch = "fss_mismatch", Warning;
     FssStale = "fss_stale", Warning;
     IdxCorrupt = "idx_corrupt", Error;
     IdxInconsistent = "idx_inconsistent", Warning;

@@ -400,7 +400,7 @@ WORKLOADS: dict[str, tuple[Callable, str, bool]] = {
     "SCHED": (w_sched, "2.12.0", False),
 }
 TIME_SENSITIVE = {"AGE", "TTL", "SDM"}
-SAMPLE_WORKLOADS = ["PLAIN", "CMP", "KV_cfg", "LIM_MSGS", "LIM_SUBJ", "AGE", "TTL", "SDM"]
+SAMPLE_WORKLOADS = ["PLAIN", "CMP", "KV_cfg", "LIM_MSGS", "LIM_SUBJ", "AGE", "TTL", "SDM", "INTEREST"]
 
 
 # --------------------------------------------------------------------------
