@@ -14,6 +14,8 @@
 pub mod dump;
 pub mod kv;
 pub mod object;
+pub mod diff;
+pub mod explain;
 
 use crate::backup::backup_json;
 use crate::backup::detect::{self, ArchiveKind, Detected};
@@ -343,6 +345,8 @@ struct Plan {
     revived: HashSet<u64, FxBuild>,
     /// Block indexes in archive order (tar members), for archives.
     tar_order: Vec<u32>,
+    /// The archive's small files (meta.inf, obs/…), for archives.
+    mem: MemFiles,
 }
 
 /// How a stream is read: from blocks (with the first pass's plan) or from V2 entries.
@@ -496,6 +500,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         revived: revived_of(&rep),
         dead: dead.clone(),
         tar_order: Vec::new(),
+        mem: MemFiles::default(),
     };
     Ok((plan, problems, rep))
 }
@@ -606,6 +611,7 @@ fn plan_tar(
             gone: Vec::new(),
             revived: HashSet::default(),
             tar_order: Vec::new(),
+            mem,
         };
         return Ok((plan, problems, None));
     }
@@ -637,6 +643,7 @@ fn plan_tar(
         revived: revived_of(&rep),
         dead,
         tar_order: order,
+        mem,
     };
     Ok((plan, problems, Some(rep)))
 }
@@ -745,6 +752,36 @@ impl StreamWalker {
     /// The stream walked.
     pub fn stream(&self) -> &StreamRef {
         &self.sref
+    }
+
+    /// A small file of the stream (`meta.inf`, `obs/C/o.dat`…), relative to the stream dir:
+    /// `Ok(None)` when there is none (and always for V2 archives, which hold no files).
+    pub fn read_file(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        match (&self.kind, &self.sref.origin) {
+            (Shape::Blocks(_), Origin::Dir(sd)) => DirSource {
+                dir: sd.dir.clone(),
+            }
+            .read(rel),
+            (Shape::Blocks(plan), Origin::Archive(_)) => plan.mem.read(rel),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every file of the stream (relative to the stream dir), sorted; empty for V2 archives.
+    pub fn file_names(&self) -> Vec<String> {
+        match (&self.kind, &self.sref.origin) {
+            (Shape::Blocks(_), Origin::Dir(sd)) => DirSource {
+                dir: sd.dir.clone(),
+            }
+            .files(),
+            (Shape::Blocks(plan), Origin::Archive(_)) => plan.mem.files(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// True when the stream is read from a V2 (NATSARC1) archive: live messages only.
+    pub fn is_v2(&self) -> bool {
+        matches!(self.kind, Shape::V2)
     }
 
     /// Every finding of the stream (all of them, whatever the filter).
