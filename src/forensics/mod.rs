@@ -11,11 +11,11 @@
 //! messages and are read in one pass.
 //!
 //! [`dump`], [`kv`] and [`object`] build on it.
+pub mod diff;
 pub mod dump;
+pub mod explain;
 pub mod kv;
 pub mod object;
-pub mod diff;
-pub mod explain;
 
 use crate::backup::backup_json;
 use crate::backup::detect::{self, ArchiveKind, Detected};
@@ -121,6 +121,9 @@ pub struct Filter {
     pub last: Option<u64>,
     /// Also records the server does not serve (deleted, erased, lost, …).
     pub include_deleted: bool,
+    /// Only records whose checksum is valid and whose content is plausible (salvage: what
+    /// may be written again under a new checksum). V2 entries carry no checksum.
+    pub verified_only: bool,
 }
 
 impl Default for Filter {
@@ -132,6 +135,7 @@ impl Default for Filter {
             until: None,
             last: None,
             include_deleted: false,
+            verified_only: false,
         }
     }
 }
@@ -973,9 +977,14 @@ impl StreamWalker {
         b: &BlockPlan,
         r: &block::Record<'a>,
         file: &'a str,
+        key: &highway::Key,
+        verify: bool,
     ) -> Option<Msg<'a>> {
         let kind = r.kind();
         if kind == RecordKind::Tombstone {
+            return None;
+        }
+        if verify && (!r.checksum_ok(key) || r.content_issue().is_some()) {
             return None;
         }
         let gone = if kind == RecordKind::Erased {
@@ -1036,7 +1045,9 @@ impl StreamWalker {
                             let Ok(r) = block::parse_record(plain, o) else {
                                 continue;
                             };
-                            let Some(m) = self.classify(plan, b, &r, file) else {
+                            let Some(m) =
+                                self.classify(plan, b, &r, file, &key, filter.verified_only)
+                            else {
                                 continue;
                             };
                             if filter.wants(&m) {
@@ -1057,8 +1068,9 @@ impl StreamWalker {
             return ControlFlow::Continue(());
         }
         let mut flow = ControlFlow::Continue(());
+        let verify = c.filter.verified_only;
         crate::state::messages::walk_records(plain, &key, |r| {
-            let Some(m) = self.classify(plan, b, r, file) else {
+            let Some(m) = self.classify(plan, b, r, file, &key, verify) else {
                 return true;
             };
             flow = c.message(m);
