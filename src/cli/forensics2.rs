@@ -65,6 +65,9 @@ pub struct SalvageArgs {
     /// Model the input's load at this time, RFC 3339 (which records it serves; default now).
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// The nats-server release that will restore the backup (v1, v2, tgz; as for pack).
+    #[arg(long, value_name = "X.Y.Z")]
+    server_version: Option<String>,
 }
 
 /// `jetdir explain`.
@@ -347,12 +350,25 @@ pub fn run_salvage(a: &SalvageArgs, json: bool, mode: progress::Mode) -> ExitCod
         SalvageFmt::V2 => SalvageFormat::Pack(PackFormat::V2),
         SalvageFmt::Tgz => SalvageFormat::Pack(PackFormat::Tgz),
     };
+    run.options.server_version = a.server_version.clone();
+    let server_version = match a.server_version.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => return fail(&run, &format!("--server-version: {e}")),
+    };
+    if server_version.is_some() && matches!(format, SalvageFormat::Dir) {
+        return fail(
+            &run,
+            "--server-version applies to the backup forms (v1, v2, tgz); a salvaged dir has no index and loads in every release",
+        );
+    }
     let opts = salvage::SalvageOptions {
         out: a.out.clone(),
         format,
         stream: a.stream.clone(),
         account: a.account.clone(),
         at_ns: at,
+        server_version,
     };
     let reporter = progress::Reporter::new(mode, "salvage");
     match salvage::salvage(&a.path, &opts, &reporter) {
@@ -415,6 +431,14 @@ fn render_salvage(r: &SalvageReport) -> String {
             );
         } else {
             let _ = writeln!(o, "  lost: nothing");
+        }
+        if !s.revived.is_empty() {
+            let r: Vec<(u64, u64)> = s.revived.iter().map(|&q| (q, q)).collect();
+            let _ = writeln!(
+                o,
+                "  deleted messages written again (only a lost or untrusted index knew the delete): {}",
+                ranges_text(&r, 8)
+            );
         }
         if s.removed_by_limits > 0 {
             let _ = writeln!(

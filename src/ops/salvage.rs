@@ -65,6 +65,9 @@ pub struct SalvageOptions {
     pub account: Option<String>,
     /// The load is modelled at this time (ns): which records the server would serve.
     pub at_ns: i64,
+    /// `--server-version`: the release that will load the output (pack formats lay the
+    /// backup out for it, e.g. 2.9 blocks and `.idx` files for a 2.9 target).
+    pub server_version: Option<pack::target::ServerVersion>,
 }
 
 /// A consumer written.
@@ -112,6 +115,9 @@ pub struct SalvagedStream {
     pub lost: u64,
     /// Those sequences, as inclusive ranges (at most 1000).
     pub lost_ranges: Vec<(u64, u64)>,
+    /// Deleted messages written again: their delete was known only to an index the load
+    /// does not trust, or to a damaged part (the server's load serves them too).
+    pub revived: Vec<u64>,
     /// Messages not written because the stream's limits remove them at load.
     pub removed_by_limits: u64,
     /// Consumers written.
@@ -408,7 +414,7 @@ pub fn salvage(
                 allow_damaged: false,
                 no_consumers: false,
                 force: false,
-                server_version: None,
+                server_version: opts.server_version,
             };
             let pr = pack::pack(&stream_dir, &popts, progress);
             let _ = fs::remove_dir_all(&stage_dir);
@@ -520,6 +526,11 @@ fn write_stream(
         ),
         ..Default::default()
     };
+    let revived: BTreeSet<u64> = rep
+        .load
+        .as_ref()
+        .map(|l| l.revived.iter().copied().collect())
+        .unwrap_or_default();
     stage.write_file(&format!("{prefix}meta.inf"), meta_raw)?;
     stage.write_file(
         &format!("{prefix}meta.sum"),
@@ -578,6 +589,9 @@ fn write_stream(
                     }
                     if first.is_none() {
                         first = Some(m.seq);
+                    }
+                    if revived.contains(&m.seq) && st.revived.len() < MAX_RANGES {
+                        st.revived.push(m.seq);
                     }
                     let before = bw.last;
                     if let Err(e) = bw.message(&m) {
