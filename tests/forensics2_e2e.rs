@@ -209,7 +209,7 @@ fn salvaged_stream_serves_exactly_what_jetdir_said_survived() {
         st["messages"].as_u64(),
         Some(healthy.as_array().unwrap().len() as u64 - 1 + 1)
     );
-    assert_eq!(snapshot(&copy), before, "salvage changed its input");
+    assert!(snapshot(&copy) == before, "salvage changed its input");
 
     let served_dir = tmp.path().join("served-dir");
     py(
@@ -274,7 +274,7 @@ fn salvaged_stream_serves_exactly_what_jetdir_said_survived() {
             &revived,
         );
     }
-    assert_eq!(snapshot(&copy), before, "salvage changed its input");
+    assert!(snapshot(&copy) == before, "salvage changed its input");
 
     // salvage of the healthy stream: the same messages, nothing lost, exit 0
     let ok_out = tmp.path().join("ok");

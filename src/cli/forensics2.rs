@@ -279,7 +279,7 @@ fn render_diff(r: &DiffReport) -> String {
                     "  copy {}: {}  {}  headers {}  payload {}",
                     v.copy + 1,
                     v.subject,
-                    human::time(Some(v.ts)),
+                    jetdir::base::time::rfc3339_full(v.ts),
                     human::ibytes(v.header_bytes),
                     human::ibytes(v.payload_bytes)
                 );
