@@ -39,6 +39,8 @@ pub struct DiffOptions {
 pub struct CopyState {
     /// The copy as given on the command line.
     pub path: String,
+    /// The stream's name in this copy (`null` when it has no such stream).
+    pub name: Option<String>,
     /// `false` when this copy has no such stream.
     pub present: bool,
     /// Served messages.
@@ -51,6 +53,12 @@ pub struct CopyState {
     pub last_seq: u64,
     /// Sequences between first and last that are not served.
     pub deleted: u64,
+    /// Time of the first served message; JSON also `first_time`.
+    #[serde(flatten, serialize_with = "first_time")]
+    pub first_ts: Option<i64>,
+    /// Time of the last served message; JSON also `last_time`.
+    #[serde(flatten, serialize_with = "last_time")]
+    pub last_ts: Option<i64>,
     /// Consumers as the server loads them (none for V2 archives' and missing streams).
     pub consumers: Vec<ConsumerReport>,
     /// Error findings of this copy (damage).
@@ -61,6 +69,14 @@ pub struct CopyState {
     pub missing: u64,
     /// Those sequences, as inclusive ranges (at most 1000 ranges).
     pub missing_ranges: Vec<(u64, u64)>,
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("last", *ns, s)
 }
 
 /// The first sequence whose content differs between the copies serving it.
@@ -374,6 +390,7 @@ fn diff_stream(
             .zip(refs)
             .map(|(p, r)| CopyState {
                 path: p.clone(),
+                name: r.as_ref().map(|s| s.name.clone()),
                 present: r.is_some(),
                 ..Default::default()
             })
@@ -502,7 +519,9 @@ fn merge(
             let c = &mut sd.copies[i];
             if c.messages == 0 {
                 c.first_seq = d.seq;
+                c.first_ts = Some(d.ts);
             }
+            c.last_ts = Some(d.ts);
             c.messages += 1;
             c.bytes += d.size;
             c.last_seq = d.seq;

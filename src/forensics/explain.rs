@@ -24,6 +24,53 @@ pub struct StreamStory {
     pub sentences: Vec<String>,
     /// What to do next.
     pub next_step: String,
+    /// Messages served after the load.
+    pub messages: Option<u64>,
+    /// Their stored bytes.
+    pub bytes: Option<u64>,
+    /// First sequence after the load.
+    pub first_seq: Option<u64>,
+    /// Last sequence after the load.
+    pub last_seq: Option<u64>,
+    /// Deleted sequences after the load.
+    pub deleted: Option<u64>,
+    /// Time of the first message; JSON also `first_time`.
+    #[serde(flatten, serialize_with = "first_time")]
+    pub first_ts: Option<i64>,
+    /// Time of the last message; JSON also `last_time`.
+    #[serde(flatten, serialize_with = "last_time")]
+    pub last_ts: Option<i64>,
+    /// Consumers after the load.
+    pub consumers: Vec<crate::base::report::ConsumerReport>,
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("last", *ns, s)
+}
+
+impl StreamStory {
+    fn of(s: &StreamReport, verdict: Option<Verdict>, release: Option<String>) -> Self {
+        StreamStory {
+            account: s.account.clone(),
+            name: s.name.clone(),
+            verdict,
+            release,
+            sentences: Vec::new(),
+            next_step: String::new(),
+            messages: s.messages,
+            bytes: s.bytes,
+            first_seq: s.first_seq,
+            last_seq: s.last_seq,
+            deleted: s.deleted,
+            first_ts: s.first_ts,
+            last_ts: s.last_ts,
+            consumers: s.consumers.clone(),
+        }
+    }
 }
 
 /// The result of `jetdir explain`.
@@ -157,14 +204,10 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
                 s.name
             )
         };
-        return StreamStory {
-            account: s.account.clone(),
-            name: s.name.clone(),
-            verdict: None,
-            release: None,
-            sentences: o,
-            next_step: next,
-        };
+        let mut st = StreamStory::of(s, None, None);
+        st.sentences = o;
+        st.next_step = next;
+        return st;
     };
     if l.verdict == Verdict::Skipped {
         o.push("The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string());
@@ -281,12 +324,8 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             s.name
         ),
     };
-    StreamStory {
-        account: s.account.clone(),
-        name: s.name.clone(),
-        verdict: Some(l.verdict),
-        release: l.release.clone(),
-        sentences: o,
-        next_step: next,
-    }
+    let mut st = StreamStory::of(s, Some(l.verdict), l.release.clone());
+    st.sentences = o;
+    st.next_step = next;
+    st
 }

@@ -79,6 +79,10 @@ pub struct SalvagedConsumer {
     pub delivered_stream_seq: u64,
     /// Ack floor stream sequence written.
     pub ack_floor_stream_seq: u64,
+    /// Delivered and not acknowledged, as written.
+    pub num_ack_pending: Option<u64>,
+    /// Not computed by salvage (`null`): verify the output for it.
+    pub num_pending: Option<u64>,
     /// True when o.dat's numbers were lowered to the surviving range.
     pub clamped: bool,
     /// o.dat could not be read: written without one (the server starts the consumer from its
@@ -105,6 +109,12 @@ pub struct SalvagedStream {
     pub last_seq: u64,
     /// Sequences between first and last without a message (written as erased placeholders).
     pub deleted: u64,
+    /// Time of the first message written; JSON also `first_time`.
+    #[serde(flatten, serialize_with = "first_time")]
+    pub first_ts: Option<i64>,
+    /// Time of the last message written; JSON also `last_time`.
+    #[serde(flatten, serialize_with = "last_time")]
+    pub last_ts: Option<i64>,
     /// Messages a server started on the input would serve after its load.
     pub served_by_input: u64,
     /// Messages written that the server's load of the input would lose or not serve.
@@ -122,6 +132,14 @@ pub struct SalvagedStream {
     pub removed_by_limits: u64,
     /// Consumers written.
     pub consumers: Vec<SalvagedConsumer>,
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("last", *ns, s)
 }
 
 /// The result of `jetdir salvage` (its JSON report).
@@ -589,7 +607,9 @@ fn write_stream(
                     }
                     if first.is_none() {
                         first = Some(m.seq);
+                        st.first_ts = Some(m.ts);
                     }
+                    st.last_ts = Some(m.ts);
                     if revived.contains(&m.seq) && st.revived.len() < MAX_RANGES {
                         st.revived.push(m.seq);
                     }
@@ -677,6 +697,8 @@ fn write_stream(
                 name: c,
                 delivered_stream_seq: 0,
                 ack_floor_stream_seq: 0,
+                num_ack_pending: None,
+                num_pending: None,
                 clamped: false,
                 no_state: true,
             });
@@ -710,6 +732,8 @@ fn write_stream(
             name: c,
             delivered_stream_seq: cs.delivered.stream_seq,
             ack_floor_stream_seq: cs.ack_floor.stream_seq,
+            num_ack_pending: Some(cs.pending.len() as u64),
+            num_pending: None,
             clamped,
             no_state: false,
         });
