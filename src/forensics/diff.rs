@@ -467,10 +467,7 @@ fn merge(
 ) -> anyhow::Result<()> {
     let n = feeds.len();
     let mut holding: Vec<usize> = Vec::with_capacity(n);
-    loop {
-        let Some(seq) = feeds.iter().filter_map(|f| f.head.map(|d| d.seq)).min() else {
-            break;
-        };
+    while let Some(seq) = feeds.iter().filter_map(|f| f.head.map(|d| d.seq)).min() {
         holding.clear();
         for (i, f) in feeds.iter().enumerate() {
             if f.head.is_some_and(|d| d.seq == seq) {

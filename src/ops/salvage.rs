@@ -460,12 +460,17 @@ pub fn salvage(
     Ok(report)
 }
 
+/// Every file of the stream dir written, with its SHA-256 (hashed on all cores).
 fn dir_files(root: &Path) -> Vec<PackedFile> {
-    let mut v: Vec<PackedFile> = walkdir::WalkDir::new(root)
+    use rayon::prelude::*;
+    let entries: Vec<walkdir::DirEntry> = walkdir::WalkDir::new(root)
         .min_depth(1)
         .into_iter()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file())
+        .collect();
+    let mut v: Vec<PackedFile> = entries
+        .par_iter()
         .map(|e| {
             let rel = e
                 .path()
