@@ -325,10 +325,16 @@ fn render_diff(r: &DiffReport) -> String {
             );
         }
     }
-    if !r.problems.is_empty() {
-        let _ = writeln!(o);
-        for p in &r.problems {
-            let _ = writeln!(o, "{}", problem_line(p));
+    let mut first = true;
+    for s in &r.streams {
+        for (i, c) in s.copies.iter().enumerate() {
+            for p in &c.problems {
+                if first {
+                    let _ = writeln!(o);
+                    first = false;
+                }
+                let _ = writeln!(o, "copy {} ({}): {}", i + 1, c.path, problem_line(p));
+            }
         }
     }
     o

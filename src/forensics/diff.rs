@@ -65,6 +65,8 @@ pub struct CopyState {
     pub errors: u64,
     /// Warning findings of this copy.
     pub warnings: u64,
+    /// This copy's findings (at most 100).
+    pub problems: Vec<Problem>,
     /// Sequences served by another copy and not by this one.
     pub missing: u64,
     /// Those sequences, as inclusive ranges (at most 1000 ranges).
@@ -184,11 +186,9 @@ impl DiffReport {
 struct Digest {
     seq: u64,
     ts: i64,
-    subject: u64,
-    headers: u64,
-    payload: u64,
-    hlen: u32,
-    plen: u32,
+    /// One hash over subject, headers and payload (with their lengths): which of them
+    /// differs is found for the first difference only, by reading it again.
+    content: u64,
     size: u64,
 }
 
@@ -212,15 +212,17 @@ fn hkey() -> &'static highway::Key {
 }
 
 fn digest(m: &super::Msg) -> Digest {
-    let k = hkey();
+    let lens = [
+        (m.subject.len() as u64).to_le_bytes(),
+        (m.headers.len() as u64).to_le_bytes(),
+    ];
     Digest {
         seq: m.seq,
         ts: m.ts,
-        subject: hash::hh64(k, &[m.subject]),
-        headers: hash::hh64(k, &[m.headers]),
-        payload: hash::hh64(k, &[m.payload]),
-        hlen: m.headers.len() as u32,
-        plen: m.payload.len() as u32,
+        content: hash::hh64(
+            hkey(),
+            &[&lens[0], &lens[1], m.subject, m.headers, m.payload],
+        ),
         size: m.size,
     }
 }
@@ -433,6 +435,7 @@ fn diff_stream(
         if let Some(e) = f.end {
             c.errors = e.errors;
             c.warnings = e.warnings;
+            c.problems = e.problems.clone();
             sd.problems.extend(e.problems);
             if let Some(r) = &e.report {
                 c.consumers = r.consumers.clone();
@@ -486,27 +489,18 @@ fn merge(
         if holding.len() > 1 {
             sd.compared += 1;
             let first = feeds[holding[0]].head.unwrap_or(empty_digest());
-            let mut fields = Vec::new();
-            for &i in &holding[1..] {
+            let differs = holding[1..].iter().any(|&i| {
                 let d = feeds[i].head.unwrap_or(empty_digest());
-                for (f, diff) in [
-                    ("subject", d.subject != first.subject),
-                    ("headers", d.headers != first.headers),
-                    ("payload", d.payload != first.payload),
-                    ("time", d.ts != first.ts),
-                ] {
-                    if diff && !fields.contains(&f) {
-                        fields.push(f);
-                    }
-                }
-            }
-            if !fields.is_empty() {
+                d.content != first.content || d.ts != first.ts
+            });
+            if differs {
                 sd.differing += 1;
                 if sd.first_difference.is_none() {
+                    let (fields, versions) = versions(seq, &holding, refs, opts.at_ns)?;
                     sd.first_difference = Some(Difference {
                         seq,
-                        fields: fields.iter().map(|s| s.to_string()).collect(),
-                        versions: versions(seq, &holding, refs, opts.at_ns)?,
+                        fields,
+                        versions,
                     });
                 }
             }
@@ -532,23 +526,21 @@ fn empty_digest() -> Digest {
     Digest {
         seq: 0,
         ts: 0,
-        subject: 0,
-        headers: 0,
-        payload: 0,
-        hlen: 0,
-        plen: 0,
+        content: 0,
         size: 0,
     }
 }
 
-/// Each holding copy's version of message `seq` (read again: only for the first difference).
+/// Each holding copy's version of message `seq` (read again: only for the first
+/// difference), and the fields in which they differ.
 fn versions(
     seq: u64,
     holding: &[usize],
     refs: &[Option<StreamRef>],
     at_ns: i64,
-) -> anyhow::Result<Vec<Version>> {
+) -> anyhow::Result<(Vec<String>, Vec<Version>)> {
     let mut out = Vec::new();
+    let mut sums: Vec<[u64; 3]> = Vec::new();
     for &i in holding {
         let Some(s) = &refs[i] else { continue };
         let w = super::open(s, at_ns)?;
@@ -558,20 +550,36 @@ fn versions(
         };
         w.walk(&filter, &mut |ev| {
             if let Event::Msg(m) = ev {
-                let d = digest(&m);
+                let k = hkey();
+                sums.push([
+                    hash::hh64(k, &[m.subject]),
+                    hash::hh64(k, &[m.headers]),
+                    hash::hh64(k, &[m.payload]),
+                ]);
                 out.push(Version {
                     copy: i,
                     subject: String::from_utf8_lossy(m.subject).into_owned(),
                     ts: m.ts,
-                    header_bytes: u64::from(d.hlen),
-                    payload_bytes: u64::from(d.plen),
+                    header_bytes: m.headers.len() as u64,
+                    payload_bytes: m.payload.len() as u64,
                 });
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         })?;
     }
-    Ok(out)
+    let mut fields = Vec::new();
+    if let (Some(f0), Some(v0)) = (sums.first(), out.first()) {
+        for (k, name) in ["subject", "headers", "payload"].iter().enumerate() {
+            if sums.iter().any(|s| s[k] != f0[k]) {
+                fields.push(name.to_string());
+            }
+        }
+        if out.iter().any(|v| v.ts != v0.ts) {
+            fields.push("time".to_string());
+        }
+    }
+    Ok((fields, out))
 }
 
 fn consumers(sd: &mut StreamDiff) {
