@@ -385,6 +385,50 @@ fn salvage_past_damage_clamps_consumers_and_names_the_lost() {
     assert_eq!(messages(&out, "MULTI"), want);
 }
 
+/// A stream the server skips (meta.inf changed, meta.sum no longer matches) is written again
+/// with a fresh meta.sum: every message recovered, nothing lost.
+#[test]
+fn salvage_rewrites_a_stream_the_server_skips() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let store = store_copy(tmp.path(), "store");
+    let meta = store.join("jetstream/$G/streams/ORDERS/meta.inf");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    assert!(text.contains("\"max_consumers\":-1"));
+    std::fs::write(
+        &meta,
+        text.replace("\"max_consumers\":-1", "\"max_consumers\":-2"),
+    )
+    .unwrap();
+    let e = doc(&jetdir(&["explain", "--json", p(&store)]));
+    let s = e["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ORDERS")
+        .unwrap();
+    assert_eq!(s["verdict"], "skipped");
+    let out = tmp.path().join("ORDERS");
+    let o = jetdir(&[
+        "salvage",
+        "--json",
+        p(&store),
+        "--stream",
+        "ORDERS",
+        "-o",
+        p(&out),
+    ]);
+    assert_eq!(code(&o), 1);
+    let st = &doc(&o)["streams"][0];
+    assert_eq!(st["served_by_input"], 0);
+    assert_eq!(st["recovered"], 8);
+    assert_eq!(st["lost"], 0);
+    assert_eq!(doc(&jetdir(&["verify", "--json", p(&out)]))["ok"], true);
+    assert_eq!(
+        messages(&out, "ORDERS"),
+        messages(&fixture("v2.15.1-plain/store"), "ORDERS")
+    );
+}
+
 #[test]
 fn salvage_refusals_write_nothing() {
     let tmp = tempfile::TempDir::new().unwrap();

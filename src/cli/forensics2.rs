@@ -391,10 +391,12 @@ fn render_salvage(r: &SalvageReport) -> String {
         return o;
     }
     for s in &r.streams {
-        let head = if s.lost == 0 && r.ok {
+        let head = if s.lost > 0 {
+            paint("SALVAGED WITH LOSSES", Colour::Yellow)
+        } else if r.ok {
             paint("SALVAGED", Colour::Green)
         } else {
-            paint("SALVAGED WITH LOSSES", Colour::Yellow)
+            paint("SALVAGED (damaged input, nothing lost)", Colour::Yellow)
         };
         let _ = writeln!(
             o,

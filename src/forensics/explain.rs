@@ -186,10 +186,14 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         if s.encrypted {
             o.push("The stream is encrypted at rest: jetdir cannot read it without the key, so it cannot tell what the server does with it.".to_string());
         } else {
+            let what = if s.index == crate::base::report::IndexKind::V2Archive {
+                "a V2 (NATSARC1) backup"
+            } else {
+                "a backup"
+            };
             o.push(format!(
-                "This is a backup ({}): the server's restore writes these {} into a new stream; \
-                 there is no load of existing files to model.",
-                s.index,
+                "This is {what}: the server's restore writes its {} into a new stream; there \
+                 is no load of existing files to model.",
                 plural(s.messages.unwrap_or(0), "message")
             ));
         }
@@ -320,7 +324,7 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             s.name
         ),
         Verdict::Skipped => format!(
-            "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one); `jetdir dump {path} --stream {}` shows what is left on disk",
+            "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one), or, when meta.inf still reads as a config, write the stream again with a fresh meta.sum: `jetdir salvage {path} --stream {} -o OUT`",
             s.name
         ),
     };

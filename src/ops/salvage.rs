@@ -538,11 +538,21 @@ fn write_stream(
         format!("{cfg_name}/")
     };
     let sref = w.stream();
+    // a stream the server does not load (meta.inf / meta.sum): it serves none of it
+    let skipped = rep
+        .load
+        .as_ref()
+        .is_some_and(|l| l.verdict == crate::base::report::Verdict::Skipped);
     let mut st = SalvagedStream {
         account: sref.account.clone(),
         name: cfg_name.to_string(),
         source: sref.path().display().to_string(),
-        served_by_input: rep.messages.unwrap_or(0).saturating_sub(
+        served_by_input: if skipped {
+            0
+        } else {
+            rep.messages.unwrap_or(0)
+        }
+        .saturating_sub(
             rep.load
                 .as_ref()
                 .map_or(0, |l| l.unreadable.iter().map(|(a, b)| b - a + 1).sum()),
@@ -592,6 +602,11 @@ fn write_stream(
                 }
                 Event::Msg(m) => {
                     let keep = match m.gone {
+                        None if skipped => {
+                            st.recovered += 1;
+                            push_range(&mut st.recovered_ranges, m.seq);
+                            true
+                        }
                         None => true,
                         Some(Gone::Lost) | Some(Gone::Unreadable) => {
                             st.recovered += 1;
