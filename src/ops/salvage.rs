@@ -321,7 +321,6 @@ pub fn salvage(
             out_dir.join(&sref.name).display()
         )));
     }
-    progress.phase("salvage (read)");
     let w = forensics::open(&sref, opts.at_ns)?;
     if w.is_v2() {
         return Ok(report.refuse(format!(
@@ -370,6 +369,7 @@ pub fn salvage(
         &stage_dir,
         &stream_dir,
         &mut report,
+        progress,
     );
     let st = match res {
         Ok(st) => st,
@@ -379,7 +379,14 @@ pub fn salvage(
         }
     };
     // the stream dir written must verify clean
-    progress.phase("salvage (verify)");
+    progress.phase("verify");
+    progress.start(crate::check::store::total_block_bytes(
+        std::slice::from_ref(&StreamDir {
+            account: sref.account.clone(),
+            name: cfg_name.clone(),
+            dir: stream_dir.clone(),
+        }),
+    ));
     let sd = StreamDir {
         account: sref.account.clone(),
         name: cfg_name.clone(),
@@ -387,6 +394,7 @@ pub fn salvage(
     };
     let (_, vprobs) =
         crate::check::store::verify_stream_dir(&sd, &crate::check::Options::default(), progress);
+    progress.finish();
     if let Some(p) = vprobs.iter().find(|p| p.severity == Severity::Error) {
         let _ = fs::remove_dir_all(&stage_dir);
         anyhow::bail!(
@@ -529,6 +537,7 @@ fn write_stream(
     stage_dir: &Path,
     stream_dir: &Path,
     report: &mut SalvageReport,
+    progress: &dyn Progress,
 ) -> anyhow::Result<SalvagedStream> {
     let mut stage = Stage::create(stage_dir, Perms::Private)?;
     let prefix = if stream_dir == stage_dir {
@@ -593,6 +602,9 @@ fn write_stream(
             verified_only: true,
             ..Default::default()
         };
+        progress.phase("write");
+        progress.start(rep.bytes.unwrap_or(0));
+        let mut pending = 0u64;
         w.walk(&filter, &mut |ev| {
             match ev {
                 Event::Finding(p) => {
@@ -601,6 +613,11 @@ fn write_stream(
                     }
                 }
                 Event::Msg(m) => {
+                    pending += m.size;
+                    if pending >= 1 << 20 {
+                        let what = format!("{} > {} {}", m.account, m.stream, m.file);
+                        progress.advance(std::mem::take(&mut pending), &what);
+                    }
                     let keep = match m.gone {
                         None if skipped => {
                             st.recovered += 1;
@@ -648,6 +665,7 @@ fn write_stream(
             }
             ControlFlow::Continue(())
         })?;
+        progress.finish();
         if let Some(e) = err {
             return Err(e.into());
         }
