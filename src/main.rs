@@ -63,6 +63,8 @@ enum Cmd {
         quick: bool,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Report what is in a store: config, state, blocks, consumers, warnings.
     #[command(after_help = cli::about::INSPECT_AFTER)]
@@ -71,6 +73,8 @@ enum Cmd {
         path: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Write a backup (backup dir, stream.tar.s2, .tgz, .tar) into a stopped server's store dir.
     #[command(after_help = cli::about::EXTRACT_AFTER)]
@@ -136,6 +140,8 @@ enum Cmd {
         /// only when it reads them. Default: the release that wrote each stream.
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<jetdir::ops::pack::target::ServerVersion>,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     // ---- cli branch (issue #11): check, completions, man ----
     /// Verify for monitoring: a Nagios status line or Prometheus metrics (like `nats server check`).
@@ -159,6 +165,8 @@ enum Cmd {
         nagios_exit_codes: bool,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Print shell completions (bash, zsh, fish) generated from the command definitions.
     #[command(after_help = cli::about::COMPLETIONS_AFTER)]
@@ -213,6 +221,65 @@ enum Shell {
     Fish,
 }
 // ---- end cli branch ----
+
+/// The keys of an encrypted store. Never a plain argument: a key on a command line is seen by
+/// every user of the machine (ps, /proc) and kept in shell history.
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// Read an encrypted store with the server's JetStream `key`, read from FILE (one trailing
+    /// line break is ignored); else from the JETDIR_KEY environment variable.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The server's `prev_key` (after a key rotation), read from FILE; else JETDIR_PREV_KEY.
+    #[arg(long, value_name = "FILE")]
+    prev_key_file: Option<PathBuf>,
+    /// The server's `cipher` (default: try chacha, then aes, as the server does).
+    #[arg(long, value_enum)]
+    cipher: Option<CipherArg>,
+}
+
+/// `--cipher`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CipherArg {
+    /// XChaCha20-Poly1305 (the server's default)
+    Chacha,
+    /// AES-256-GCM
+    Aes,
+}
+
+impl KeyArgs {
+    /// The key ring; an unreadable key file is an error naming the file (never its content).
+    fn ring(&self) -> Result<jetdir::filestore::keys::KeyRing, String> {
+        use jetdir::filestore::keys::{Cipher, KeyRing, ServerKey};
+        let load =
+            |file: &Option<PathBuf>, var: &str, flag: &str| -> Result<Option<ServerKey>, String> {
+                let k = match file {
+                    Some(f) => ServerKey::from_file_content(
+                        &std::fs::read(f).map_err(|e| format!("{flag} {}: {e}", f.display()))?,
+                    ),
+                    None => match std::env::var_os(var) {
+                        Some(v) => ServerKey::new(v.into_encoded_bytes()),
+                        None => return Ok(None),
+                    },
+                };
+                if k.is_empty() {
+                    let from = file
+                        .as_ref()
+                        .map_or(var.to_string(), |f| f.display().to_string());
+                    return Err(format!("{flag}: the key in {from} is empty"));
+                }
+                Ok(Some(k))
+            };
+        Ok(KeyRing {
+            key: load(&self.key_file, "JETDIR_KEY", "--key-file")?,
+            prev: load(&self.prev_key_file, "JETDIR_PREV_KEY", "--prev-key-file")?,
+            cipher: self.cipher.map(|c| match c {
+                CipherArg::Chacha => Cipher::ChaCha,
+                CipherArg::Aes => Cipher::Aes,
+            }),
+        })
+    }
+}
 
 /// Which server load the verdict is for.
 #[derive(clap::Args)]
@@ -288,8 +355,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mode = progress::Mode::choose(cli.no_progress, cli.quiet);
     match &cli.cmd {
-        Cmd::Verify { path, quick, model } => run_report(&cli, path, *quick, model, false, mode),
-        Cmd::Inspect { path, model } => run_report(&cli, path, false, model, true, mode),
+        Cmd::Verify {
+            path,
+            quick,
+            model,
+            keys,
+        } => run_report(&cli, path, *quick, model, keys, false, mode),
+        Cmd::Inspect { path, model, keys } => {
+            run_report(&cli, path, false, model, keys, true, mode)
+        }
         Cmd::Extract {
             archive,
             store_dir,
@@ -345,6 +419,7 @@ fn main() -> ExitCode {
             no_consumers,
             force,
             server_version,
+            keys,
         } => {
             let reporter = progress::Reporter::new(mode, "pack");
             let run = Run {
@@ -367,6 +442,10 @@ fn main() -> ExitCode {
                 no_consumers: *no_consumers,
                 force: *force,
                 server_version: *server_version,
+                keys: match keys.ring() {
+                    Ok(k) => k,
+                    Err(e) => return fail(&run, &e),
+                },
             };
             match jetdir::ops::pack::pack(path, &opts, &reporter) {
                 Ok(r) => emit(&run, &r, || output::render_pack(&r), r.exit_code()),
@@ -381,6 +460,7 @@ fn main() -> ExitCode {
             quick,
             nagios_exit_codes,
             model,
+            keys,
         } => {
             let format = if cli.json { CheckFormat::Json } else { *format };
             // a monitoring run (cron, NRPE) prints its result only: no log lines on a
@@ -396,7 +476,7 @@ fn main() -> ExitCode {
                 quick: *quick,
                 nagios_exit_codes: *nagios_exit_codes,
             };
-            run_check(path, &opts, model, mode)
+            run_check(path, &opts, model, keys, mode)
         }
         Cmd::Completions { shell } => {
             out(&completions(*shell));
@@ -460,6 +540,7 @@ fn run_report(
     path: &std::path::Path,
     quick: bool,
     model: &ModelArgs,
+    keys: &KeyArgs,
     inspect: bool,
     mode: progress::Mode,
 ) -> ExitCode {
@@ -480,7 +561,15 @@ fn run_report(
     };
     run.options.at = Some(jetdir::base::time::rfc3339_full(target.at_ns));
     let at_ns = target.at_ns;
-    let opts = verify::Options { quick, target };
+    let keys = match keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(&run, &e),
+    };
+    let opts = verify::Options {
+        quick,
+        target,
+        keys,
+    };
     match jetdir::check::verify_path(path, &opts, &reporter) {
         Ok(r) => emit(
             &run,
@@ -513,20 +602,22 @@ fn run_check(
     path: &std::path::Path,
     opts: &CheckOpts,
     model: &ModelArgs,
+    keys: &KeyArgs,
     mode: progress::Mode,
 ) -> ExitCode {
     use jetdir::ops::monitor;
     let reporter = progress::Reporter::new(mode, "check");
-    let target = model.target();
+    let target = model.target().and_then(|t| keys.ring().map(|k| (t, k)));
     let at = target
         .as_ref()
         .ok()
-        .map(|t| jetdir::base::time::rfc3339_full(t.at_ns));
+        .map(|(t, _)| jetdir::base::time::rfc3339_full(t.at_ns));
     let result = match target {
-        Ok(target) => {
+        Ok((target, keys)) => {
             let vopts = verify::Options {
                 quick: opts.quick,
                 target,
+                keys,
             };
             monitor::check(path, &vopts, &reporter)
         }

@@ -84,6 +84,7 @@ fn pack_verify_extract_same_state_every_format() {
                 no_consumers: false,
                 force: false,
                 server_version: None,
+                keys: Default::default(),
             };
             let pr = pack(&store, &opts, &NoProgress).unwrap();
             assert_eq!(
@@ -158,6 +159,7 @@ fn manifest_catches_a_changed_file() {
         no_consumers: false,
         force: false,
         server_version: None,
+        keys: Default::default(),
     };
     pack(&fixture("v2.15.1-plain/store"), &opts, &NoProgress).unwrap();
     // a still-valid backup.json that is not the one packed

@@ -56,6 +56,7 @@ kinds! {
     // Message blocks and records
     BlockDecompress = "block_decompress", Error;
     BlockShort = "block_short", Error;
+    SubjectOutsideStream = "subject_outside_stream", Warning;
     BlockTooLarge = "block_too_large", Error;
     RecordChecksum = "record_checksum", Error;
     RecordContent = "record_content", Error;
@@ -160,6 +161,11 @@ kinds! {
     ExtractLimit = "extract_limit", Error;
     // Running, keys, I/O
     EncryptedKeyNeeded = "encrypted_key_needed", Error;
+    EncryptedWrongKey = "encrypted_wrong_key", Error;
+    EncryptedCorrupt = "encrypted_corrupt", Error;
+    EncryptedPreviousKey = "encrypted_previous_key", Warning;
+    EncryptedOtherCipher = "encrypted_other_cipher", Warning;
+    EncryptedConsumerPreviousKey = "encrypted_consumer_previous_key", Error;
     IoError = "io_error", Error;
     StoreInUse = "store_in_use", Warning;
 }
@@ -167,7 +173,7 @@ kinds! {
 impl Kind {
     /// Kinds that mean "could not run" (exit code 2) rather than "damaged input".
     pub fn is_fatal(self) -> bool {
-        matches!(self, Kind::EncryptedKeyNeeded)
+        matches!(self, Kind::EncryptedKeyNeeded | Kind::EncryptedWrongKey)
     }
     /// Findings about `msgs/index.db`.
     pub fn is_index_db(self) -> bool {

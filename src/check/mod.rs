@@ -17,6 +17,8 @@ pub struct Options {
     pub quick: bool,
     /// The release and time of the load the verdict is for.
     pub target: Target,
+    /// Keys of an encrypted store (empty: encrypted streams are reported, not read).
+    pub keys: crate::filestore::keys::KeyRing,
 }
 
 /// Verify whatever `path` is: a store / account / stream dir, or any backup form.

@@ -377,6 +377,7 @@ pub fn open(sref: &StreamRef, at_ns: i64) -> anyhow::Result<StreamWalker> {
             at_ns,
             ..Default::default()
         },
+        ..Default::default()
     };
     let (kind, mut problems, report) = match &sref.origin {
         Origin::Dir(sd) => {

@@ -82,6 +82,8 @@ pub struct PackOptions {
     /// `--server-version`: the release that will restore the backup (default: the release
     /// that wrote each stream, from meta.inf's `_nats.ver` or the layout).
     pub server_version: Option<ServerVersion>,
+    /// Keys of an encrypted store: its streams are packed as plaintext (as server snapshots are).
+    pub keys: crate::filestore::keys::KeyRing,
 }
 
 /// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
@@ -720,12 +722,26 @@ pub fn pack(
     }
     // Verify every stream first.
     let block_bytes = store::total_block_bytes(&streams);
+    // Room for the output, before the long work: how well the data compresses is not known
+    // before it is written (text can shrink 25 times), so less room than the stream's bytes
+    // is said, not refused; a full disk on the way is an error naming the file.
+    if let Some(free) = target_dir::free_bytes(&target_dir::nearest_existing(&out_dir)) {
+        if free < block_bytes {
+            report.notes.push(format!(
+                "{} has {free} bytes free, less than the {block_bytes} bytes of the stream(s): the backup fits only if it compresses well",
+                out_dir.display()
+            ));
+        }
+    }
     // two phases, each over the stream's blocks: verify them, then write the backup
     progress.phase("verify");
     progress.start(block_bytes);
     let mut checked = Vec::new();
     // the source is checked for the release the output is made for, when one is named
-    let mut vopts = crate::check::Options::default();
+    let mut vopts = crate::check::Options {
+        keys: opts.keys.clone(),
+        ..Default::default()
+    };
     vopts.target.release = opts
         .server_version
         .map(|v| crate::base::release::Release::new(v.major, v.minor, v.patch));
@@ -739,9 +755,14 @@ pub fn pack(
     if let Some(p) = report.problems.iter().find(|p| p.kind.is_fatal()) {
         progress.finish();
         let who = p.loc.stream.clone().unwrap_or_default();
+        let why = if p.kind == crate::base::problem::Kind::EncryptedWrongKey {
+            "no key file of it opens with the key given (wrong key?)"
+        } else {
+            "give the server's key with --key-file FILE or JETDIR_KEY"
+        };
         return Ok(report.refuse(
             Outcome::CouldNotRun,
-            format!("stream {who} is encrypted at rest: a key is needed to read it (not supported); nothing packed"),
+            format!("stream {who} is encrypted at rest: {why}; nothing packed"),
         ));
     }
     let errors = report
@@ -760,6 +781,21 @@ pub fn pack(
         report.notes.push(format!(
             "--allow-damaged: packing despite {errors} verification error(s)"
         ));
+    }
+    // Encrypted streams are packed from their plaintext (as server snapshots are): decrypted
+    // into a private dir beside OUT (where the plaintext backup goes anyway), removed after.
+    let mut plain = PlainCopies::new(&out_dir, out);
+    for (sd, rep, _) in checked.iter_mut() {
+        if rep.encryption.is_some() {
+            let dir = plain
+                .copy(sd, &opts.keys)
+                .map_err(|e| anyhow::anyhow!("{}: decrypting for pack: {e}", sd.dir.display()))?;
+            report.notes.push(format!(
+                "{} > {}: encrypted at rest; packed as plaintext (the server encrypts it again when a server with a key loads it)",
+                sd.account, sd.name
+            ));
+            sd.dir = dir;
+        }
     }
     let mut srcs = Vec::new();
     for (sd, rep, problems) in &checked {
@@ -804,6 +840,74 @@ pub fn pack(
         Outcome::Damaged
     };
     Ok(report)
+}
+
+/// Plaintext copies of encrypted streams for pack, in `.<OUT>.jetdir-pack-<pid>.plain/`
+/// (mode 0700) beside OUT; removed when dropped.
+struct PlainCopies {
+    root: PathBuf,
+    made: bool,
+}
+
+impl PlainCopies {
+    fn new(out_dir: &Path, out: &Path) -> PlainCopies {
+        let name = out
+            .file_name()
+            .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+        PlainCopies {
+            root: out_dir.join(format!(".{name}.jetdir-pack-{}.plain", std::process::id())),
+            made: false,
+        }
+    }
+
+    /// Decrypt the stream `sd` through its keys into a stream dir of plaintext files.
+    fn copy(
+        &mut self,
+        sd: &StreamDir,
+        keys: &crate::filestore::keys::KeyRing,
+    ) -> io::Result<PathBuf> {
+        use crate::filestore::source::StreamSource;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if !self.made {
+            fs::DirBuilder::new().mode(0o700).create(&self.root)?;
+            self.made = true;
+        }
+        let enc =
+            crate::filestore::encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, keys);
+        let dir = self.root.join(&sd.account).join(&sd.name);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)?;
+        for rel in enc.files() {
+            // a file that does not decrypt was reported by verification: left out
+            let Ok(Some(data)) = enc.read(&rel) else {
+                continue;
+            };
+            let p = dir.join(&rel);
+            if let Some(parent) = p.parent() {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .recursive(true)
+                    .create(parent)?;
+            }
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)?;
+            io::Write::write_all(&mut f, &data)?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for PlainCopies {
+    fn drop(&mut self) {
+        if self.made {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
 }
 
 /// Staging leftovers of interrupted packs to OUT (`.<OUT>.jetdir-pack-<pid>`, and for tgz
