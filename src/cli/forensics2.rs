@@ -3,7 +3,7 @@
 //! `jetdir::forensics::explain`).
 use super::human::{self, paint, Colour};
 use super::render::problem_line;
-use crate::{emit, fail, progress, ModelArgs, Run};
+use crate::{emit, fail, progress, KeyArgs, ModelArgs, Run};
 use jetdir::base::report::{ranges_text, RunOptions};
 use jetdir::forensics::diff::{self, DiffReport, StreamDiff};
 use jetdir::forensics::explain::{self, ExplainReport};
@@ -77,6 +77,8 @@ pub struct ExplainArgs {
     path: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    keys: KeyArgs,
 }
 
 fn at_ns(at: &Option<String>) -> Result<i64, String> {
@@ -515,9 +517,14 @@ pub fn run_explain(a: &ExplainArgs, json: bool, mode: progress::Mode) -> ExitCod
         Err(e) => return fail(&run, &e),
     };
     run.options.at = Some(jetdir::base::time::rfc3339_full(target.at_ns));
+    let keys = match a.keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(&run, &e),
+    };
     let opts = jetdir::check::Options {
         quick: false,
         target,
+        keys,
     };
     let reporter = progress::Reporter::new(mode, "explain");
     match jetdir::check::verify_path(&a.path, &opts, &reporter) {
@@ -537,9 +544,11 @@ fn render_explain(e: &ExplainReport) -> String {
         }
         let verdict = match s.verdict {
             Some(v) => v.to_string(),
+            None if s.encrypted => "encrypted (key needed)".to_string(),
             None => "backup".to_string(),
         };
         let colour = match s.verdict {
+            None if s.encrypted => Colour::Red,
             Some(jetdir::base::report::Verdict::Loads) | None => Colour::Green,
             Some(jetdir::base::report::Verdict::Repaired) => Colour::Yellow,
             _ => Colour::Red,

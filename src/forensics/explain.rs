@@ -24,6 +24,8 @@ pub struct StreamStory {
     pub sentences: Vec<String>,
     /// What to do next.
     pub next_step: String,
+    /// Encrypted at rest and no key given: nothing could be read.
+    pub encrypted: bool,
     /// Messages served after the load.
     pub messages: Option<u64>,
     /// Their stored bytes.
@@ -61,6 +63,7 @@ impl StreamStory {
             release,
             sentences: Vec::new(),
             next_step: String::new(),
+            encrypted: s.encrypted,
             messages: s.messages,
             bytes: s.bytes,
             first_seq: s.first_seq,
@@ -197,10 +200,13 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
                 plural(s.messages.unwrap_or(0), "message")
             ));
         }
-        for p in &errors {
+        for p in errors.iter().filter(|_| !s.encrypted) {
             o.push(format!("Damage: {}", p.message));
         }
-        let next = if errors.is_empty() {
+        let next = if s.encrypted {
+            "give the server's JetStream key (--key-file FILE, or JETDIR_KEY) to read it"
+                .to_string()
+        } else if errors.is_empty() {
             "nothing to do: restore it with `nats stream restore` or `jetdir extract`".to_string()
         } else {
             format!(

@@ -441,6 +441,8 @@ pub fn salvage(
                 no_consumers: false,
                 force: false,
                 server_version: opts.server_version,
+                // the salvaged stream is plaintext
+                keys: Default::default(),
             };
             let pr = pack::pack(&stream_dir, &popts, progress);
             let _ = fs::remove_dir_all(&stage_dir);
