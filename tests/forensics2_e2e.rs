@@ -276,6 +276,42 @@ fn salvaged_stream_serves_exactly_what_jetdir_said_survived() {
     }
     assert!(snapshot(&copy) == before, "salvage changed its input");
 
+    // two hours later AGE's max_age (1 h) removes its 3 messages at load: explain says so,
+    // salvage leaves them out and counts them
+    let later =
+        jetdir::base::time::rfc3339_full(jetdir::base::time::now_ns() + 2 * 3600 * 1_000_000_000);
+    let e = doc(&jetdir(&["explain", "--json", p(&store), "--at", &later]));
+    let age = e["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "AGE")
+        .unwrap();
+    let story = age["sentences"].to_string();
+    assert!(
+        story.contains("max_age limit removes 3 messages at load"),
+        "{story}"
+    );
+    assert_eq!(age["messages"], 0);
+    let age_out = tmp.path().join("age");
+    std::fs::create_dir(&age_out).unwrap();
+    let o = jetdir(&[
+        "salvage",
+        "--json",
+        p(&store),
+        "--stream",
+        "AGE",
+        "--at",
+        &later,
+        "-o",
+        p(&age_out.join("AGE")),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let st = &doc(&o)["streams"][0];
+    assert_eq!(st["removed_by_limits"], 3);
+    assert_eq!(st["messages"], 0);
+    assert_eq!(st["last_seq"], 3);
+
     // salvage of the healthy stream: the same messages, nothing lost, exit 0
     let ok_out = tmp.path().join("ok");
     std::fs::create_dir_all(ok_out.join("jetstream/$G/streams")).unwrap();
