@@ -282,6 +282,21 @@ fn salvage_of_healthy_streams_gives_the_same_messages() {
         );
         assert_eq!(code(&jetdir(&["verify", p(&out)])), 0, "{fmt}");
     }
+    // a V2 backup: read as extract reads it, then salvaged; consumers come along
+    let v2 = fixture("backups/v2.15.1/ORDERS");
+    let out = tmp.path().join("v2");
+    std::fs::create_dir(&out).unwrap();
+    let o = jetdir(&["salvage", "--json", p(&v2), "-o", p(&out.join("ORDERS"))]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let st = &doc(&o)["streams"][0];
+    assert_eq!(st["source"], p(&v2));
+    assert_eq!(st["consumers"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        messages(&out.join("ORDERS"), "ORDERS"),
+        messages(&v2, "ORDERS")
+    );
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(left.len(), 1, "the private store is removed");
     assert!(snapshot(&store) == before, "salvage changed its input");
 }
 
@@ -464,12 +479,14 @@ fn salvage_refusals_write_nothing() {
         .as_str()
         .unwrap()
         .contains("named after the stream"));
-    // a V2 backup holds no blocks
+    // OUT's parent does not exist
     let o = jetdir(&[
         "salvage",
-        p(&fixture("backups/v2.15.1/ORDERS")),
+        p(&store),
+        "--stream",
+        "ORDERS",
         "-o",
-        p(&tmp.path().join("ORDERS")),
+        p(&tmp.path().join("no/ORDERS")),
     ]);
     assert_eq!(code(&o), 2);
     // nothing left behind: no OUT, no staging dir

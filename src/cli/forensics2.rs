@@ -299,8 +299,9 @@ fn render_diff(r: &DiffReport) -> String {
                 .iter()
                 .map(|c| {
                     let mut row = vec![c.name.clone()];
-                    for k in &c.copies {
+                    for (k, copy) in c.copies.iter().zip(&s.copies) {
                         row.push(match k {
+                            None if !copy.consumers_known => "unknown".into(),
                             None => "-".into(),
                             Some(k) => format!(
                                 "{} / {}",

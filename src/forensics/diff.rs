@@ -59,6 +59,9 @@ pub struct CopyState {
     /// Time of the last served message; JSON also `last_time`.
     #[serde(flatten, serialize_with = "last_time")]
     pub last_ts: Option<i64>,
+    /// False when this copy's consumers are not known (a V2 backup is read without them, or
+    /// the copy has no such stream): left out of the consumer comparison.
+    pub consumers_known: bool,
     /// Consumers as the server loads them (none for V2 archives' and missing streams).
     pub consumers: Vec<ConsumerReport>,
     /// Error findings of this copy (damage).
@@ -438,6 +441,7 @@ fn diff_stream(
             c.problems = e.problems.clone();
             sd.problems.extend(e.problems);
             if let Some(r) = &e.report {
+                c.consumers_known = true;
                 c.consumers = r.consumers.clone();
                 if let Some(l) = r.last_seq {
                     c.last_seq = c.last_seq.max(l);
@@ -607,7 +611,15 @@ fn consumers(sd: &mut StreamDiff) {
                     })
             })
             .collect();
-        let same = copies.iter().all(|c| c.is_some() && *c == copies[0]);
+        // copies whose consumers are not known (V2 backups are read without them) are left
+        // out of the comparison
+        let known: Vec<&Option<ConsumerSeqs>> = copies
+            .iter()
+            .zip(&sd.copies)
+            .filter(|(_, c)| c.consumers_known)
+            .map(|(k, _)| k)
+            .collect();
+        let same = known.iter().all(|c| c.is_some() && **c == *known[0]);
         sd.consumers.push(ConsumerDiff { name, same, copies });
     }
 }

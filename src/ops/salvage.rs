@@ -323,12 +323,7 @@ pub fn salvage(
     }
     let w = forensics::open(&sref, opts.at_ns)?;
     if w.is_v2() {
-        return Ok(report.refuse(format!(
-            "{}: a V2 (NATSARC1) backup holds only the messages it was made with, and no block \
-             to resynchronise: restore it with `jetdir extract`, or salvage the stream dir it \
-             came from",
-            sref.path().display()
-        )));
+        return salvage_v2(&sref, opts, progress, report);
     }
     let rep = w.report.clone().unwrap_or_default();
     let meta_raw = match w.read_file("meta.inf") {
@@ -468,6 +463,76 @@ pub fn salvage(
     };
     report.streams.push(st);
     Ok(report)
+}
+
+/// A V2 (NATSARC1) backup holds messages, not blocks: it is extracted (as `jetdir extract
+/// --allow-damaged` does: everything readable up to damage) into a private store beside OUT,
+/// whose stream is then salvaged; the private store is removed.
+fn salvage_v2(
+    sref: &forensics::StreamRef,
+    opts: &SalvageOptions,
+    progress: &dyn Progress,
+    mut report: SalvageReport,
+) -> anyhow::Result<SalvageReport> {
+    let tmp = staging::staging_path(&opts.out, "jetdir-salvage-v2-");
+    if fs::symlink_metadata(&tmp).is_ok() {
+        let _ = staging::remove_leftover(&tmp);
+    }
+    let eopts = crate::ops::extract::ExtractOptions {
+        store_dir: tmp.clone(),
+        account: "$G".to_string(),
+        dry_run: false,
+        allow_damaged: true,
+        force: true,
+        create: true,
+        server_version: None,
+    };
+    let res = crate::ops::extract::extract(&sref.path(), &eopts, progress);
+    let ex = match res {
+        Ok(ex) => ex,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    if let Some(why) = &ex.refused {
+        let _ = fs::remove_dir_all(&tmp);
+        return Ok(report.refuse(format!(
+            "{}: the V2 backup could not be read into a stream: {why}",
+            sref.path().display()
+        )));
+    }
+    let dir = tmp.join("jetstream/$G/streams").join(&sref.name);
+    let inner = SalvageOptions {
+        stream: None,
+        account: None,
+        ..opts.clone()
+    };
+    let r = salvage(&dir, &inner, progress);
+    let _ = fs::remove_dir_all(&tmp);
+    let mut r = r?;
+    // what the archive held: its findings, and where it was read from
+    let damaged = ex.problems.iter().any(|p| p.severity == Severity::Error);
+    let mut probs = ex.problems.clone();
+    probs.truncate(MAX_FINDINGS);
+    probs.append(&mut r.problems);
+    r.problems = probs;
+    for st in &mut r.streams {
+        st.source = sref.path().display().to_string();
+        st.account = sref.account.clone();
+    }
+    r.notes.insert(
+        0,
+        "a V2 backup holds only the messages it was made with: read up to its first damage \
+         (extract --allow-damaged), then salvaged"
+            .to_string(),
+    );
+    if damaged && r.written {
+        r.ok = false;
+        r.outcome = Outcome::Damaged;
+    }
+    report.notes.clear();
+    Ok(r)
 }
 
 /// Every file of the stream dir written, with its SHA-256 (hashed on all cores).
