@@ -423,6 +423,8 @@ fn diff_salvage_explain_documents_match_the_schema() {
     );
     assert_eq!(d["streams"][0]["copies"][1]["missing_ranges"][0][0], 35);
     run(&["diff", &s(a.path()), "/nonexistent/jetdir"], 2);
+    let v2 = fixture("backups/v2.15.1/ORDERS");
+    run(&["diff", &v2, &fixture("backups/ORDERS.tgz")], 1);
 
     let out = tempfile::tempdir().unwrap();
     let d = run(
@@ -467,6 +469,17 @@ fn diff_salvage_explain_documents_match_the_schema() {
     run(
         &["salvage", &s(a.path()), "-o", &s(&out.path().join("X"))],
         2,
+    );
+    run(
+        &[
+            "salvage",
+            &v2,
+            "-o",
+            &s(&out.path().join("v2-as-tgz.tgz")),
+            "--format",
+            "tgz",
+        ],
+        0,
     );
 
     let d = run(&["explain", &s(a.path())], 0);
