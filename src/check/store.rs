@@ -103,6 +103,7 @@ pub fn finish_stream(
     index_counted.extend(count_short_blocks_from_index(
         &pre, load, &mut scans, prefix,
     ));
+    let index_counted_seqs = index_counted.clone();
     let vanished = missing_on_rebuild(&pre, load, &scans, &truncs, prefix);
     let has_vanished = !vanished.is_empty();
     let mut suppressed = std::collections::BTreeMap::new();
@@ -200,6 +201,7 @@ pub fn finish_stream(
             .unwrap_or(0),
         scans: &scans,
         src,
+        index_totals: index_totals_for_pending(&pre, &load.recovery, &scans, &index_counted_seqs),
     };
     rep.consumers = check_consumers(
         &pre,
@@ -766,6 +768,44 @@ fn record_ts(src: &dyn StreamSource, file: &str, offset: usize) -> Option<i64> {
     };
     let b = plain.get(offset + 12..offset + 20)?;
     Some(i64::from_le_bytes(b.try_into().ok()?))
+}
+
+/// The index's per-subject totals, when a trusted index.db counts messages that no readable
+/// block shows (a listed block gone, or undecodable): the server's pending counts use them.
+fn index_totals_for_pending(
+    pre: &Prelude,
+    recovery: &Recovery,
+    scans: &[BlockScan],
+    counted: &[u64],
+) -> Option<consumers::IndexTotals> {
+    let (Recovery::Index, Some(db)) = (recovery, pre.index_db.as_ref()) else {
+        return None;
+    };
+    let mut blind = Vec::new();
+    for b in db.blocks.iter().filter(|b| b.msgs() > 0) {
+        let n = match scans.iter().find(|s| s.index == b.index) {
+            None => b.msgs(),
+            Some(s) if s.unreadable => b.msgs(),
+            Some(_) => counted
+                .iter()
+                .filter(|&&q| q >= b.first_seq && q <= b.last_seq)
+                .count() as u64,
+        };
+        if n > 0 {
+            blind.push((b.first_seq, b.last_seq, n));
+        }
+    }
+    if blind.is_empty() || db.subjects.is_empty() {
+        return None;
+    }
+    Some(consumers::IndexTotals {
+        subjects: db
+            .subjects
+            .iter()
+            .map(|e| (e.subject.clone(), e.total))
+            .collect(),
+        blind,
+    })
 }
 
 /// Live messages per subject over all scans.

@@ -170,10 +170,15 @@ pub fn decide(pre: &Prelude, release: Option<&Release>, src: &dyn StreamSource) 
     if pre.blocks.iter().any(|&b| b > db.last_block) {
         return rebuild("index.db is outdated: \"found extra blocks\"", true);
     }
+    // 2.10.26 and 2.11.6 keep trusting the index when a block before the last is gone: its
+    // messages are missing from the counts, the index's deletes and subject counts stay
+    // (matrix `blk_missing_mid`); 2.11.11+ rebuild.
+    let keeps_index = release.is_some_and(|r| *r < Release::new(2, 11, 7));
     if let Some(b) = db
         .blocks
         .iter()
         .find(|b| b.msgs() > 0 && !pre.blocks.contains(&b.index))
+        .filter(|_| !keeps_index)
     {
         return rebuild(
             &format!(

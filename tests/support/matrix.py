@@ -994,12 +994,17 @@ def server_truth(binary: str, store: Path, work: Path, settle: float = 0.0) -> d
 # --------------------------------------------------------------------------
 
 
-def run_jetdir(jetdir: str, store: Path, version: str) -> dict:
+def run_jetdir(jetdir: str, store: Path, version: str, at: Optional[float] = None) -> dict:
     # the operator's question: what does this release (the one that wrote the store and is
     # restarted on it) do with these files; without index.db and _nats.ver the files alone
     # do not tell 2.10-2.12 from 2.14+
+    # ... at the time the server was restarted (max_age and TTLs count from it)
+    when = []
+    if at is not None:
+        when = ["--at", dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat()
+                .replace("+00:00", "Z")]
     p = subprocess.run([jetdir, "verify", "--json", "--no-progress", "--server-version", version,
-                        str(store)],
+                        *when, str(store)],
                        capture_output=True, text=True, timeout=600)
     res: dict = {"exit": p.returncode, "stderr_tail": p.stderr[-2000:]}
     try:
@@ -1218,7 +1223,7 @@ def run_case(binary: str, version: str, build_dir: Path, build_info: dict, failu
     truth["damage"] = desc
     (case / "truth.json").write_text(json.dumps(truth, indent=1, default=str) + "\n")
     shutil.rmtree(restart, ignore_errors=True)
-    jet = run_jetdir(jetdir, store, version)
+    jet = run_jetdir(jetdir, store, version, truth.get("restarted_at"))
     (case / "jetdir.json").write_text(json.dumps(jet, indent=1) + "\n")
     ts_ok = failure == "expired" or truth["restarted_at"] - build_info["built_at"] < AGE_S - 1
     cmp = compare_case(jet, truth, ts_ok, version)
