@@ -187,6 +187,15 @@ enum Cmd {
     /// Read an object-store bucket from disk: ls, get NAME -o FILE.
     Object(cli::dump::ObjectArgs),
     // ---- end forensics
+    // ---- forensics2 (issue #12): diff, salvage, explain; arguments and rendering in
+    // src/cli/forensics2.rs
+    /// Compare two or more copies of a stream (nodes' store dirs, stream dirs, backups).
+    Diff(cli::forensics2::DiffArgs),
+    /// Write every good record of a stream, also past damage, as a clean stream dir or backup.
+    Salvage(cli::forensics2::SalvageArgs),
+    /// Tell what the server will do with each stream on start, in plain sentences.
+    Explain(cli::forensics2::ExplainArgs),
+    // ---- end forensics2
 }
 
 // ---- cli branch (issue #11): value enums of check and completions ----
@@ -493,6 +502,11 @@ fn main() -> ExitCode {
         Cmd::Kv(a) => cli::dump::run_kv(a, cli.json),
         Cmd::Object(a) => cli::dump::run_object(a, cli.json),
         // ---- end forensics
+        // ---- forensics2 (issue #12)
+        Cmd::Diff(a) => cli::forensics2::run_diff(a, cli.json),
+        Cmd::Salvage(a) => cli::forensics2::run_salvage(a, cli.json, mode),
+        Cmd::Explain(a) => cli::forensics2::run_explain(a, cli.json, mode),
+        // ---- end forensics2
     }
 }
 

@@ -401,3 +401,94 @@ fn the_schema_rejects_the_old_names() {
     bad(&|d| d["options"]["quick"] = Value::Null);
     bad(&|d| d["problems"] = serde_json::json!([{"severity": "fatal"}]));
 }
+
+/// `diff`, `salvage` and `explain` (issue #12): identical and differing copies, a written
+/// salvage (dir and backup forms, healthy and damaged input), a refused one, the stories of a
+/// healthy and a damaged store, and their error documents.
+#[test]
+fn diff_salvage_explain_documents_match_the_schema() {
+    let a = private_copy("v2.15.1-plain/store");
+    let b = private_copy("v2.15.1-plain/store");
+    let d = run(&["diff", &s(a.path()), &s(b.path())], 0);
+    assert_eq!(d["command"], "diff");
+    assert_eq!(d["streams"].as_array().unwrap().len(), 5);
+    // one flipped payload byte at seq 35 of MULTI (msgs/2.blk): differ, damaged
+    let blk = b.path().join("jetstream/$G/streams/MULTI/msgs/2.blk");
+    let mut bytes = std::fs::read(&blk).unwrap();
+    bytes[4148 + 1037 - 9] ^= 0x55;
+    std::fs::write(&blk, bytes).unwrap();
+    let d = run(
+        &["diff", &s(a.path()), &s(b.path()), "--stream", "MULTI"],
+        1,
+    );
+    assert_eq!(d["streams"][0]["copies"][1]["missing_ranges"][0][0], 35);
+    run(&["diff", &s(a.path()), "/nonexistent/jetdir"], 2);
+    let v2 = fixture("backups/v2.15.1/ORDERS");
+    run(&["diff", &v2, &fixture("backups/ORDERS.tgz")], 1);
+
+    let out = tempfile::tempdir().unwrap();
+    let d = run(
+        &[
+            "salvage",
+            &s(a.path()),
+            "--stream",
+            "ORDERS",
+            "-o",
+            &s(&out.path().join("ORDERS")),
+        ],
+        0,
+    );
+    assert_eq!(d["command"], "salvage");
+    assert_eq!(d["format"], "dir");
+    let d = run(
+        &[
+            "salvage",
+            &s(b.path()),
+            "--stream",
+            "MULTI",
+            "-o",
+            &s(&out.path().join("multi-v1")),
+            "--format",
+            "v1",
+        ],
+        1,
+    );
+    assert_eq!(d["streams"][0]["lost"], 1);
+    let d = run(
+        &[
+            "salvage",
+            &s(a.path()),
+            "--stream",
+            "ORDERS",
+            "-o",
+            &s(&out.path().join("ORDERS")),
+        ],
+        2,
+    );
+    assert!(d["refused"].is_string());
+    run(
+        &["salvage", &s(a.path()), "-o", &s(&out.path().join("X"))],
+        2,
+    );
+    run(
+        &[
+            "salvage",
+            &v2,
+            "-o",
+            &s(&out.path().join("v2-as-tgz.tgz")),
+            "--format",
+            "tgz",
+        ],
+        0,
+    );
+
+    let d = run(&["explain", &s(a.path())], 0);
+    assert_eq!(d["command"], "explain");
+    let d = run(&["explain", &s(b.path())], 1);
+    assert!(d["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["verdict"] == "loses_data"));
+    run(&["explain", "/nonexistent/jetdir"], 2);
+}

@@ -106,6 +106,7 @@ pub struct KvArgs {
 enum KvOpArg {
     /// The latest value of a key (exit 1 when it has none: never set, deleted or purged).
     Get {
+        /// The key.
         key: String,
         /// Print only the value's bytes.
         #[arg(long)]
@@ -114,7 +115,10 @@ enum KvOpArg {
     /// Every key that has a value (the default).
     Keys,
     /// Every revision of a key on disk, oldest first.
-    History { key: String },
+    History {
+        /// The key.
+        key: String,
+    },
 }
 
 /// `jetdir object`.
@@ -138,6 +142,7 @@ enum ObjOpArg {
     /// Reassemble an object into a file, checked against its SHA-256 before it is renamed into
     /// place.
     Get {
+        /// The object's name.
         name: String,
         /// The file to write (must not exist).
         #[arg(short, long)]

@@ -2,6 +2,7 @@
 //! the forensics commands' arguments and rendering.
 pub mod about;
 pub mod dump;
+pub mod forensics2;
 pub mod human;
 pub mod progress_bar;
 pub mod render;

@@ -11,7 +11,9 @@
 //! messages and are read in one pass.
 //!
 //! [`dump`], [`kv`] and [`object`] build on it.
+pub mod diff;
 pub mod dump;
+pub mod explain;
 pub mod kv;
 pub mod object;
 
@@ -119,6 +121,9 @@ pub struct Filter {
     pub last: Option<u64>,
     /// Also records the server does not serve (deleted, erased, lost, …).
     pub include_deleted: bool,
+    /// Only records whose checksum is valid and whose content is plausible (salvage: what
+    /// may be written again under a new checksum). V2 entries carry no checksum.
+    pub verified_only: bool,
 }
 
 impl Default for Filter {
@@ -130,6 +135,7 @@ impl Default for Filter {
             until: None,
             last: None,
             include_deleted: false,
+            verified_only: false,
         }
     }
 }
@@ -343,6 +349,8 @@ struct Plan {
     revived: HashSet<u64, FxBuild>,
     /// Block indexes in archive order (tar members), for archives.
     tar_order: Vec<u32>,
+    /// The archive's small files (meta.inf, obs/…), for archives.
+    mem: MemFiles,
 }
 
 /// How a stream is read: from blocks (with the first pass's plan) or from V2 entries.
@@ -497,6 +505,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         revived: revived_of(&rep),
         dead: dead.clone(),
         tar_order: Vec::new(),
+        mem: MemFiles::default(),
     };
     Ok((plan, problems, rep))
 }
@@ -607,6 +616,7 @@ fn plan_tar(
             gone: Vec::new(),
             revived: HashSet::default(),
             tar_order: Vec::new(),
+            mem,
         };
         return Ok((plan, problems, None));
     }
@@ -638,6 +648,7 @@ fn plan_tar(
         revived: revived_of(&rep),
         dead,
         tar_order: order,
+        mem,
     };
     Ok((plan, problems, Some(rep)))
 }
@@ -746,6 +757,36 @@ impl StreamWalker {
     /// The stream walked.
     pub fn stream(&self) -> &StreamRef {
         &self.sref
+    }
+
+    /// A small file of the stream (`meta.inf`, `obs/C/o.dat`…), relative to the stream dir:
+    /// `Ok(None)` when there is none (and always for V2 archives, which hold no files).
+    pub fn read_file(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        match (&self.kind, &self.sref.origin) {
+            (Shape::Blocks(_), Origin::Dir(sd)) => DirSource {
+                dir: sd.dir.clone(),
+            }
+            .read(rel),
+            (Shape::Blocks(plan), Origin::Archive(_)) => plan.mem.read(rel),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every file of the stream (relative to the stream dir), sorted; empty for V2 archives.
+    pub fn file_names(&self) -> Vec<String> {
+        match (&self.kind, &self.sref.origin) {
+            (Shape::Blocks(_), Origin::Dir(sd)) => DirSource {
+                dir: sd.dir.clone(),
+            }
+            .files(),
+            (Shape::Blocks(plan), Origin::Archive(_)) => plan.mem.files(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// True when the stream is read from a V2 (NATSARC1) archive: live messages only.
+    pub fn is_v2(&self) -> bool {
+        matches!(self.kind, Shape::V2)
     }
 
     /// Every finding of the stream (all of them, whatever the filter).
@@ -937,9 +978,14 @@ impl StreamWalker {
         b: &BlockPlan,
         r: &block::Record<'a>,
         file: &'a str,
+        key: &highway::Key,
+        verify: bool,
     ) -> Option<Msg<'a>> {
         let kind = r.kind();
         if kind == RecordKind::Tombstone {
+            return None;
+        }
+        if verify && (!r.checksum_ok(key) || r.content_issue().is_some()) {
             return None;
         }
         let gone = if kind == RecordKind::Erased {
@@ -1000,7 +1046,9 @@ impl StreamWalker {
                             let Ok(r) = block::parse_record(plain, o) else {
                                 continue;
                             };
-                            let Some(m) = self.classify(plan, b, &r, file) else {
+                            let Some(m) =
+                                self.classify(plan, b, &r, file, &key, filter.verified_only)
+                            else {
                                 continue;
                             };
                             if filter.wants(&m) {
@@ -1021,8 +1069,9 @@ impl StreamWalker {
             return ControlFlow::Continue(());
         }
         let mut flow = ControlFlow::Continue(());
+        let verify = c.filter.verified_only;
         crate::state::messages::walk_records(plain, &key, |r| {
-            let Some(m) = self.classify(plan, b, r, file) else {
+            let Some(m) = self.classify(plan, b, r, file, &key, verify) else {
                 return true;
             };
             flow = c.message(m);
