@@ -247,6 +247,64 @@ fn check_documents_match_the_schema() {
     assert!(!markers.is_empty(), "{v:#}");
 }
 
+/// `dump --json` is NDJSON: every line (message or finding) matches `$defs/dump_line`; `kv`
+/// and `object` print one document of the common schema, also when they fail.
+#[test]
+fn dump_kv_and_object_documents_match_the_schema() {
+    let sc = the_schema();
+    let line_schema = serde_json::json!({"$ref": "#/$defs/dump_line"});
+    let t = private_copy("v2.15.1-plain/store");
+    // one flipped payload byte: the dump carries a finding in its place
+    let blk = t.path().join("jetstream/$G/streams/MULTI/msgs/2.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    let at = b.len() / 2;
+    b[at] ^= 0x20;
+    std::fs::write(&blk, b).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+        .args(["--json", "-q", "dump", "--include-deleted"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (mut msgs, mut findings) = (0, 0);
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let mut errs = Vec::new();
+        schema::validate(&sc, &line_schema, &v, "", &mut errs);
+        assert!(errs.is_empty(), "{line}\n{}", errs.join("\n"));
+        if v.get("finding").is_some() {
+            findings += 1;
+        } else {
+            msgs += 1;
+        }
+    }
+    assert!(
+        msgs > 100 && findings > 0,
+        "{msgs} messages, {findings} findings"
+    );
+    let store = fixture("v2.15.1-plain/store");
+    let v = run(&["kv", &store, "--bucket", "config", "keys"], 0);
+    assert_eq!(v["command"], "kv");
+    assert!(!v["keys"].as_array().unwrap().is_empty());
+    run(&["kv", &store, "--bucket", "config", "history", "a"], 0);
+    let v = run(&["kv", &store, "--bucket", "config", "get", "nope"], 1);
+    assert_eq!(v["found"], false);
+    run(
+        &[
+            "kv",
+            "/nonexistent/jetdir-schema-test",
+            "--bucket",
+            "config",
+            "keys",
+        ],
+        2,
+    );
+    // no object bucket among the fixtures (tests/forensics_e2e.rs reads a real one): the
+    // could-not-run document
+    let v = run(&["object", &store, "--bucket", "files", "ls"], 2);
+    assert_eq!(v["command"], "object");
+}
+
 #[test]
 fn error_documents_match_the_schema() {
     let v = run(&["verify", "/nonexistent/jetdir-schema-test"], 2);

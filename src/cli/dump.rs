@@ -196,10 +196,38 @@ fn err(line: &str) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
+/// The command and the `--at` of this run, for the JSON envelope (set once in `run_*`).
+static RUN: std::sync::OnceLock<(&'static str, Option<String>)> = std::sync::OnceLock::new();
+
+/// `body` in the common JSON envelope (`schema_version`, `command`, `options`, `exit_code`),
+/// the body's fields after it.
+fn envelope(body: serde_json::Value, exit_code: i32) -> serde_json::Value {
+    let (command, at) = RUN.get().cloned().unwrap_or(("dump", None));
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "schema_version".into(),
+        jetdir::base::report::SCHEMA_VERSION.into(),
+    );
+    m.insert("command".into(), command.into());
+    m.insert(
+        "options".into(),
+        serde_json::json!({"quick": false, "at": at, "server_version": null}),
+    );
+    m.insert("exit_code".into(), exit_code.into());
+    if let serde_json::Value::Object(b) = body {
+        m.extend(b);
+    }
+    serde_json::Value::Object(m)
+}
+
 fn fail(json: bool, msg: &str) -> ExitCode {
     if json {
         let mut o = Out::new();
-        let _ = o.line(&serde_json::json!({"ok": false, "error": msg, "problems": []}).to_string());
+        let doc = envelope(
+            serde_json::json!({"ok": false, "error": msg, "problems": []}),
+            2,
+        );
+        let _ = o.line(&serde_json::to_string_pretty(&doc).unwrap_or_default());
         o.finish();
     }
     err(&format!("jetdir: {msg}"));
@@ -248,6 +276,7 @@ fn text_message(m: &forensics::Msg, mode: PayloadMode, headers_only: bool, o: &m
 
 /// `jetdir dump`: exit 0 without error findings, 1 with, 2 when it could not run.
 pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
+    let _ = RUN.set(("dump", a.common.at.clone()));
     let at = match a.common.at_ns() {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
@@ -399,7 +428,13 @@ fn entry_json(bucket: &str, e: &KvEntry, with_value: bool) -> serde_json::Value 
 
 fn print_doc(v: &serde_json::Value) {
     let mut o = Out::new();
-    let _ = o.line(&serde_json::to_string_pretty(v).unwrap_or_default());
+    let exit = if v["ok"] == serde_json::Value::Bool(true) {
+        0
+    } else {
+        1
+    };
+    let doc = envelope(v.clone(), exit);
+    let _ = o.line(&serde_json::to_string_pretty(&doc).unwrap_or_default());
     o.finish();
 }
 
@@ -410,6 +445,7 @@ fn code(bad: bool) -> ExitCode {
 /// `jetdir kv`: exit 0 found / clean, 1 key not found or the bucket's stream has damage, 2
 /// could not run.
 pub fn run_kv(a: &KvArgs, json: bool) -> ExitCode {
+    let _ = RUN.set(("kv", a.common.at.clone()));
     let at = match a.common.at_ns() {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
@@ -556,6 +592,7 @@ fn info_json(i: &forensics::object::ObjectInfo) -> serde_json::Value {
 /// `jetdir object`: exit 0 listed / written, 1 not found, digest/size mismatch (nothing
 /// written) or damage in the listing's stream, 2 could not run.
 pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
+    let _ = RUN.set(("object", a.common.at.clone()));
     let at = match a.common.at_ns() {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
