@@ -1274,7 +1274,9 @@ def summary_table(results: list[dict], releases: list[str]) -> list[str]:
     by = {(r["release"], r["failure"]): r for r in results}
     lines = ["## Summary (streams where jetdir and the server disagree)", "",
              "Streams whose disagreement is the same as in the release's `clean` row are "
-             "not repeated in the other rows.", "",
+             "not repeated in the other rows. `(Unprocessed)`: only consumers' `num_pending` "
+             "differs (the server counts it from its index state, which damage leaves "
+             "inconsistent).", "",
              "| failure | " + " | ".join(releases) + " |", "|---|" + "---|" * len(releases)]
     for f in failures:
         cells = []
@@ -1289,7 +1291,9 @@ def summary_table(results: list[dict], releases: list[str]) -> list[str]:
             elif r.get("jetdir_error"):
                 cells.append("jetdir error")
             else:
-                bad = [s for s, c in r["streams"].items()
+                bad = [s + (" (Unprocessed)" if all(d[0].endswith(".num_pending")
+                                                    for d in c["diffs"]) else "")
+                       for s, c in r["streams"].items()
                        if c.get("diffs") and not c.get("as_clean")]
                 cells.append("≠ " + ", ".join(bad) if bad else "ok")
         lines.append(f"| {f} | " + " | ".join(cells) + " |")
