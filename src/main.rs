@@ -225,7 +225,7 @@ enum Shell {
 /// The keys of an encrypted store. Never a plain argument: a key on a command line is seen by
 /// every user of the machine (ps, /proc) and kept in shell history.
 #[derive(clap::Args)]
-struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Read an encrypted store with the server's JetStream `key`, read from FILE (one trailing
     /// line break is ignored); else from the JETDIR_KEY environment variable.
     #[arg(long, value_name = "FILE")]
@@ -249,7 +249,7 @@ enum CipherArg {
 
 impl KeyArgs {
     /// The key ring; an unreadable key file is an error naming the file (never its content).
-    fn ring(&self) -> Result<jetdir::filestore::keys::KeyRing, String> {
+    pub(crate) fn ring(&self) -> Result<jetdir::filestore::keys::KeyRing, String> {
         use jetdir::filestore::keys::{Cipher, KeyRing, ServerKey};
         let load =
             |file: &Option<PathBuf>, var: &str, flag: &str| -> Result<Option<ServerKey>, String> {

@@ -528,3 +528,53 @@ fn key_files_that_cannot_be_read_are_named() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// dump and kv read an encrypted store through the key: the messages verify counts, every
+/// payload readable; without the key, or with a wrong one, they cannot run (exit 2).
+#[test]
+fn dump_reads_encrypted_stores_through_the_key() {
+    for sample in SAMPLES {
+        let store = fixture(&format!("{sample}/store"));
+        let s = store.display().to_string();
+        let v = json(&jetdir_env(
+            &["-j", "-q", "verify", &s],
+            &[("JETDIR_KEY", KEY)],
+        ));
+        let want: u64 = v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| st["messages"].as_u64().unwrap())
+            .sum();
+        let out = jetdir_env(&["-j", "-q", "dump", &s], &[("JETDIR_KEY", KEY)]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{sample}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains(KEY));
+        let msgs: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|m: &Value| m.get("seq").is_some())
+            .collect();
+        assert_eq!(msgs.len() as u64, want, "{sample}");
+        assert!(
+            msgs.iter()
+                .all(|m| m["payload_encoding"] == "text" || m["payload_encoding"] == "base64"),
+            "{sample}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let kf = key_file(d.path(), "key", KEY);
+        let out = jetdir_env(&["-q", "dump", "--key-file", &kf, &s], &[]);
+        assert_eq!(out.status.code(), Some(0), "{sample}");
+        let none = jetdir_env(&["-q", "dump", &s], &[]);
+        assert_eq!(none.status.code(), Some(2), "{sample}: no key");
+        assert!(String::from_utf8_lossy(&none.stderr).contains("give its key"));
+        let wrong = jetdir_env(&["-q", "dump", &s], &[("JETDIR_KEY", "not-the-key")]);
+        assert_eq!(wrong.status.code(), Some(2), "{sample}: wrong key");
+        assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not open"));
+    }
+}

@@ -19,6 +19,8 @@ pub struct Common {
     /// "now" of `--since 2h`.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    #[command(flatten)]
+    keys: crate::KeyArgs,
 }
 
 impl Common {
@@ -281,6 +283,10 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
+    let keys = match a.common.keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(json, &e),
+    };
     let mut filter = Filter {
         subject: a.subject.as_ref().map(|s| s.as_bytes().to_vec()),
         last: a.last,
@@ -333,7 +339,7 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
     let many = list.len() > 1;
     let mut could_not = false;
     for s in &list {
-        let w = match forensics::open(s, at) {
+        let w = match forensics::open_with_keys(s, at, &keys) {
             Ok(w) => w,
             Err(e) if many => {
                 // one stream that cannot be read (e.g. encrypted) does not stop the others
@@ -450,7 +456,11 @@ pub fn run_kv(a: &KvArgs, json: bool) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
-    let b = match kv::open(&a.path, &a.bucket, a.common.account.as_deref(), at) {
+    let keys = match a.common.keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(json, &e),
+    };
+    let b = match kv::open_with_keys(&a.path, &a.bucket, a.common.account.as_deref(), at, &keys) {
         Ok(b) => b,
         Err(e) => return fail(json, &format!("{e:#}")),
     };
@@ -597,7 +607,17 @@ pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
-    let b = match forensics::object::open(&a.path, &a.bucket, a.common.account.as_deref(), at) {
+    let keys = match a.common.keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(json, &e),
+    };
+    let b = match forensics::object::open_with_keys(
+        &a.path,
+        &a.bucket,
+        a.common.account.as_deref(),
+        at,
+        &keys,
+    ) {
         Ok(b) => b,
         Err(e) => return fail(json, &format!("{e:#}")),
     };

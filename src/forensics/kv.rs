@@ -113,6 +113,23 @@ pub fn open(
     account: Option<&str>,
     at_ns: i64,
 ) -> anyhow::Result<Bucket> {
+    open_with_keys(
+        path,
+        bucket,
+        account,
+        at_ns,
+        &crate::filestore::keys::KeyRing::default(),
+    )
+}
+
+/// [`open`] for a store that may be encrypted at rest: read through `keys`.
+pub fn open_with_keys(
+    path: &Path,
+    bucket: &str,
+    account: Option<&str>,
+    at_ns: i64,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<Bucket> {
     if !valid_bucket(bucket) {
         anyhow::bail!("{bucket:?}: not a valid bucket name (letters, digits, '_' and '-')");
     }
@@ -132,7 +149,7 @@ pub fn open(
     }
     Ok(Bucket {
         name: bucket.to_string(),
-        walker: super::open(&sel[0], at_ns)?,
+        walker: super::open_with_keys(&sel[0], at_ns, keys)?,
     })
 }
 

@@ -362,6 +362,8 @@ enum Shape {
 /// A stream ready to be walked: its findings and the load model's decisions.
 pub struct StreamWalker {
     sref: StreamRef,
+    /// The keys of an encrypted store (empty: none given).
+    keys: crate::filestore::keys::KeyRing,
     kind: Shape,
     /// Every finding of the stream, by sequence (findings without one first).
     problems: Vec<Problem>,
@@ -371,12 +373,22 @@ pub struct StreamWalker {
 
 /// The load is modelled at `at_ns` (max_age, TTLs), by the release that wrote the files.
 pub fn open(sref: &StreamRef, at_ns: i64) -> anyhow::Result<StreamWalker> {
+    open_with_keys(sref, at_ns, &crate::filestore::keys::KeyRing::default())
+}
+
+/// [`open`] for a store that may be encrypted at rest: its files are read through `keys`.
+pub fn open_with_keys(
+    sref: &StreamRef,
+    at_ns: i64,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<StreamWalker> {
     let opts = Options {
         quick: false,
         target: crate::check::Target {
             at_ns,
             ..Default::default()
         },
+        keys: keys.clone(),
         ..Default::default()
     };
     let (kind, mut problems, report) = match &sref.origin {
@@ -402,6 +414,7 @@ pub fn open(sref: &StreamRef, at_ns: i64) -> anyhow::Result<StreamWalker> {
     problems.sort_by_key(|p| p.loc.seq.map_or((0, 0), |s| (1, s)));
     Ok(StreamWalker {
         sref: sref.clone(),
+        keys: keys.clone(),
         kind,
         problems,
         report,
@@ -438,19 +451,45 @@ fn revived_of(rep: &crate::base::report::StreamReport) -> HashSet<u64, FxBuild> 
 
 type Planned = (Plan, Vec<Problem>, crate::base::report::StreamReport);
 
-fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
-    let src = DirSource {
+/// The stream dir's files as the server reads them: through the keys when it is encrypted.
+fn dir_source(
+    sd: &StreamDir,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<Box<dyn StreamSource>> {
+    let plain = DirSource {
         dir: sd.dir.clone(),
     };
-    let pre = crate::state::prelude::prelude_for(&src, &sd.account, &sd.name, "", None);
+    if !crate::filestore::encrypted::has_key_files(&plain.files()) {
+        return Ok(Box::new(plain));
+    }
+    if !keys.has_key() {
+        anyhow::bail!(
+            "{}: stream is encrypted at rest: give its key (--key-file or JETDIR_KEY)",
+            sd.dir.display()
+        );
+    }
+    let e = crate::filestore::encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, keys);
+    if e.wrong_key {
+        anyhow::bail!(
+            "{}: the key does not open this stream (nothing decrypts with it)",
+            sd.dir.display()
+        );
+    }
+    Ok(Box::new(e))
+}
+
+fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
+    let boxed = dir_source(sd, &opts.keys)?;
+    let src: &dyn StreamSource = boxed.as_ref();
+    let pre = crate::state::prelude::prelude_for(src, &sd.account, &sd.name, "", None);
     if pre.encrypted {
         anyhow::bail!(
-            "{}: stream is encrypted at rest (key needed; decryption is not implemented)",
+            "{}: stream is encrypted at rest: give its key (--key-file or JETDIR_KEY)",
             sd.dir.display()
         );
     }
     let (release, release_from) = store::model_release(opts, &pre);
-    let recovery = crate::state::load::decide(&pre, release.as_ref(), &src);
+    let recovery = crate::state::load::decide(&pre, release.as_ref(), src);
     let dead = crate::state::load::dead_set_for(&pre, &recovery);
     let ctx = ScanCtx {
         account: &sd.account,
@@ -461,12 +500,35 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         keep_live: false,
         stop_at_damage: false,
     };
+    let encrypted = crate::filestore::encrypted::has_key_files(
+        &DirSource {
+            dir: sd.dir.clone(),
+        }
+        .files(),
+    );
     let scans: Vec<BlockScan> = pre
         .blocks
         .par_iter()
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
-            match read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d)) {
+            let read = if encrypted {
+                let mut scratch = Vec::new();
+                match src.fetch_block(&rel, Default::default(), &mut scratch) {
+                    Some((d, n)) => Ok((
+                        scan::scan_decoded(
+                            &ctx,
+                            i,
+                            n,
+                            d.map(|(p, c)| (std::borrow::Cow::Owned(p), c)),
+                        ),
+                        n,
+                    )),
+                    None => Err(io::Error::other("cannot be read or decrypted")),
+                }
+            } else {
+                read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d))
+            };
+            match read {
                 Ok((mut s, n)) => {
                     store::too_large(&ctx, &mut s, n);
                     s
@@ -496,7 +558,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         .collect();
     let cfg_name = pre.cfg_name.clone();
     let input = LoadInput::new(opts, recovery, (release, release_from), &dead);
-    let (rep, problems) = store::finish_stream(pre, scans, &src, "", &input);
+    let (rep, problems) = store::finish_stream(pre, scans, src, "", &input);
     let plan = Plan {
         cfg_name,
         blocks,
@@ -879,8 +941,8 @@ impl StreamWalker {
     }
 
     fn run_dir(&self, plan: &Plan, sd: &StreamDir, c: &mut Cursor) -> ControlFlow<()> {
-        let src = DirSource {
-            dir: sd.dir.clone(),
+        let Ok(src) = dir_source(sd, &self.keys) else {
+            return ControlFlow::Continue(());
         };
         for b in &plan.blocks {
             if b.unreadable || !c.filter.seq_overlaps(b.min, b.max) {
