@@ -389,7 +389,6 @@ pub fn open_with_keys(
             ..Default::default()
         },
         keys: keys.clone(),
-        ..Default::default()
     };
     let (kind, mut problems, report) = match &sref.origin {
         Origin::Dir(sd) => {
