@@ -7,5 +7,6 @@
 pub mod extract;
 pub mod monitor;
 pub mod pack;
+pub mod rename;
 pub(crate) mod staging;
 pub(crate) mod target_dir;
