@@ -630,18 +630,20 @@ fn render_rehome(r: &jetdir::ops::rehome::RehomeReport) -> String {
         let _ = writeln!(s, "refused: {why}\nnothing written");
         return s;
     }
-    let _ = writeln!(
-        s,
-        "rehomed {} > {} for a standalone server: {} messages, seqs {}..{}, {} consumer(s)",
-        r.account,
-        r.name,
-        r.messages.unwrap_or(0),
-        r.first_seq.unwrap_or(0),
-        r.last_seq.unwrap_or(0),
-        r.consumers.len()
-    );
-    for c in &r.changes {
-        let _ = writeln!(s, "  {c}");
+    for st in &r.streams {
+        let _ = writeln!(
+            s,
+            "rehomed {} > {} for a standalone server: {} messages, seqs {}..{}, {} consumer(s)",
+            st.account,
+            st.name,
+            st.messages.unwrap_or(0),
+            st.first_seq.unwrap_or(0),
+            st.last_seq.unwrap_or(0),
+            st.consumers.len()
+        );
+        for c in &st.changes {
+            let _ = writeln!(s, "  {c}");
+        }
     }
     let _ = writeln!(s, "wrote {} ({})", r.out, r.format);
     s

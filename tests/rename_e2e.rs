@@ -351,7 +351,7 @@ fn rehomed_cluster_stream_loads_on_a_standalone_server() {
     let out = tmp.path().join("CL");
     let (code, rep) = jetdir(&["rehome", &s(&src), "-o", &s(&out)]);
     assert_eq!(code, 0, "{rep:#}");
-    assert!(rep["changes"]
+    assert!(rep["streams"][0]["changes"]
         .as_array()
         .unwrap()
         .contains(&json!("stream num_replicas 3 -> 1")));
@@ -362,7 +362,7 @@ fn rehomed_cluster_stream_loads_on_a_standalone_server() {
     std::fs::rename(&out, store.join("jetstream/$G/streams/CL")).unwrap();
     let v = load(&server, &store, &[], &[], &["$G/CL"]);
     let r = record(&v, "$G/CL");
-    assert_eq!(r["expected"]["messages"], rep["messages"]);
+    assert_eq!(r["expected"]["messages"], rep["streams"][0]["messages"]);
     assert_eq!(r["expected"]["messages"], 5);
     assert_eq!(r["messages"].as_array().unwrap().len(), 5);
     assert_eq!(r["info"]["config"]["num_replicas"], 1);
@@ -376,7 +376,7 @@ fn rehomed_cluster_stream_loads_on_a_standalone_server() {
     );
     assert_eq!(
         r["expected"]["consumers"]["D"]["num_pending"],
-        rep["consumers"][0]["num_pending"]
+        rep["streams"][0]["consumers"][0]["num_pending"]
     );
     let want = comparable(r);
     // rehomed as a tgz, extracted with jetdir: the same

@@ -43,16 +43,31 @@ pub struct RehomeOptions {
 pub struct RehomeReport {
     /// True when OUT was written from an undamaged source.
     pub ok: bool,
-    /// The stream dir read.
-    pub source: String,
     /// What was written.
     pub out: String,
     /// `dir`, or the backup format.
     pub format: String,
+    /// Why nothing was written.
+    pub refused: Option<String>,
+    /// The stream rehomed (one entry, once it is known).
+    pub streams: Vec<RehomedStream>,
+    /// Things to know.
+    pub notes: Vec<String>,
+    /// Problems of the source (and of the output, if any).
+    pub problems: Vec<Problem>,
+    #[serde(skip)]
+    outcome: Outcome,
+}
+
+/// The stream rehomed: the output's state as verification found it, and what changed.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RehomedStream {
     /// The stream's account (from the source path; `$G` when it does not say).
     pub account: String,
     /// The stream's name.
     pub name: String,
+    /// The stream dir read.
+    pub source: String,
     /// Messages in the output, as verification counted them.
     pub messages: Option<u64>,
     /// Their bytes.
@@ -61,18 +76,26 @@ pub struct RehomeReport {
     pub first_seq: Option<u64>,
     /// Last sequence.
     pub last_seq: Option<u64>,
+    /// Deleted sequences between first and last.
+    pub deleted: Option<u64>,
+    /// Time of the first message, ns since the epoch; JSON also `first_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "first_time")]
+    pub first_ts: Option<i64>,
+    /// Time of the last message, ns since the epoch; JSON also `last_time` (RFC 3339).
+    #[serde(flatten, serialize_with = "last_time")]
+    pub last_ts: Option<i64>,
     /// Consumers written.
     pub consumers: Vec<ConsumerReport>,
     /// Config changes made (`stream num_replicas 3 -> 1`, ...); empty: it was standalone already.
     pub changes: Vec<String>,
-    /// Why nothing was written.
-    pub refused: Option<String>,
-    /// Things to know.
-    pub notes: Vec<String>,
-    /// Problems of the source (and of the output, if any).
-    pub problems: Vec<Problem>,
-    #[serde(skip)]
-    outcome: Outcome,
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("last", *ns, s)
 }
 
 impl RehomeReport {
@@ -100,7 +123,6 @@ pub fn rehome(
     progress: &dyn Progress,
 ) -> anyhow::Result<RehomeReport> {
     let mut rep = RehomeReport {
-        source: src.display().to_string(),
         out: opts.out.display().to_string(),
         format: opts.format.map_or("dir", |f| f.as_str()).to_string(),
         ..Default::default()
@@ -121,8 +143,12 @@ pub fn rehome(
         .and_then(Path::parent)
         .and_then(Path::file_name)
         .map_or("$G".to_string(), |n| n.to_string_lossy().into_owned());
-    rep.name = name.clone();
-    rep.account = account.clone();
+    rep.streams.push(RehomedStream {
+        account: account.clone(),
+        name: name.clone(),
+        source: src.display().to_string(),
+        ..Default::default()
+    });
     let out = &opts.out;
     let out_dir = staging::parent_dir(out);
     if !out_dir.is_dir() {
@@ -206,8 +232,11 @@ pub fn rehome(
         Ok(v) => v,
         Err((o, why)) => return Ok(rep.refuse(o, why)),
     };
-    rep.changes = rw.changes;
-    if rep.changes.is_empty() {
+    let changed = !rw.changes.is_empty();
+    if let Some(st) = rep.streams.first_mut() {
+        st.changes = rw.changes;
+    }
+    if !changed {
         rep.notes.push(
             "the stream asked for one replica and no placement already: copied as it is".into(),
         );
@@ -266,11 +295,16 @@ fn stage_and_write(
             format!("the rehomed copy has {after} error(s) (see problems); nothing written"),
         )));
     }
-    rep.messages = srep.messages;
-    rep.bytes = srep.bytes;
-    rep.first_seq = srep.first_seq;
-    rep.last_seq = srep.last_seq;
-    rep.consumers = srep.consumers.clone();
+    if let Some(st) = rep.streams.first_mut() {
+        st.messages = srep.messages;
+        st.bytes = srep.bytes;
+        st.first_seq = srep.first_seq;
+        st.last_seq = srep.last_seq;
+        st.deleted = srep.deleted;
+        st.first_ts = srep.first_ts;
+        st.last_ts = srep.last_ts;
+        st.consumers = srep.consumers.clone();
+    }
     match opts.format {
         None => {
             fs::rename(&staged, &opts.out).map_err(|e| {
@@ -339,18 +373,17 @@ mod tests {
         let rep = rehome(&src, &opts, &crate::base::progress::NoProgress).unwrap();
         assert!(rep.ok, "{rep:#?}");
         assert_eq!(rep.exit_code(), 0);
+        let st = &rep.streams[0];
         assert!(
-            rep.changes
-                .iter()
-                .any(|c| c == "stream num_replicas 3 -> 1"),
+            st.changes.iter().any(|c| c == "stream num_replicas 3 -> 1"),
             "{:?}",
-            rep.changes
+            st.changes
         );
         let m = crate::filestore::meta::MetaInf::parse(&fs::read(dst.join("meta.inf")).unwrap())
             .unwrap();
         assert_eq!(m.i64_field("num_replicas"), Some(1));
-        assert_eq!(rep.consumers.len(), 1);
-        assert!(rep.messages.unwrap() > 0);
+        assert_eq!(st.consumers.len(), 1);
+        assert_eq!(st.messages, Some(5));
         // nothing staged is left beside OUT
         let left: Vec<_> = fs::read_dir(out.path()).unwrap().flatten().collect();
         assert_eq!(left.len(), 1);
