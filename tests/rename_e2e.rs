@@ -389,3 +389,107 @@ fn rehomed_cluster_stream_loads_on_a_standalone_server() {
     let v = load(&server, &store2, &[], &[], &["$G/CL"]);
     assert_eq!(comparable(record(&v, "$G/CL")), want);
 }
+
+/// Damage is never laundered by a rename: a record whose checksum fails under the old name is
+/// refused (exit 1) by `pack --as` and `extract --as`; with --allow-damaged it is written as it
+/// was (exit 1), listed in `renamed.damaged`, and jetdir's verify of the output still finds it.
+#[test]
+fn a_damaged_record_is_not_re_keyed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_copy(tmp.path(), "v2.15.1-plain", "store");
+    let blk = store.join("jetstream/$G/streams/ORDERS/msgs/1.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    b[40] ^= 0x20; // inside seq 1's payload
+    std::fs::write(&blk, b).unwrap();
+    let packed = tmp.path().join("p");
+    let (code, rep) = jetdir(&[
+        "pack",
+        &s(&store),
+        "--stream",
+        "ORDERS",
+        "--as",
+        "O2",
+        "-o",
+        &s(&packed),
+    ]);
+    assert_eq!(code, 1, "{rep:#}");
+    assert!(!packed.exists());
+    let (code, rep) = jetdir(&[
+        "pack",
+        &s(&store),
+        "--stream",
+        "ORDERS",
+        "--as",
+        "O2",
+        "--allow-damaged",
+        "-o",
+        &s(&packed),
+    ]);
+    assert_eq!(code, 1, "{rep:#}");
+    assert!(
+        rep["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("not re-keyed: msgs/1.blk")),
+        "{rep:#}"
+    );
+    let (code, v) = jetdir(&["verify", &s(&packed)]);
+    assert_eq!(code, 1, "{v:#}");
+    assert!(v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["kind"] == "record_checksum"));
+    // a damaged tarball of the original, extracted under a new name
+    let tgz = tmp.path().join("damaged.tgz");
+    let (code, _) = jetdir(&[
+        "pack",
+        &s(&store),
+        "--stream",
+        "ORDERS",
+        "--format",
+        "tgz",
+        "--allow-damaged",
+        "-o",
+        &s(&tgz),
+    ]);
+    assert_eq!(code, 1);
+    let target = tmp.path().join("target");
+    let (code, rep) = jetdir(&[
+        "extract",
+        &s(&tgz),
+        "--store-dir",
+        &s(&target),
+        "--create",
+        "--as",
+        "O3",
+    ]);
+    assert_eq!(code, 1, "{rep:#}");
+    assert!(!target.join("jetstream/$G/streams/O3").exists());
+    let (code, rep) = jetdir(&[
+        "extract",
+        &s(&tgz),
+        "--store-dir",
+        &s(&target),
+        "--create",
+        "--as",
+        "O3",
+        "--allow-damaged",
+    ]);
+    assert_eq!(code, 1, "{rep:#}");
+    assert_eq!(rep["status"], "written_damaged");
+    let d = &rep["renamed"]["damaged"];
+    assert_eq!(d.as_array().unwrap().len(), 1, "{rep:#}");
+    assert_eq!(d[0]["seq"], 1);
+    assert_eq!(d[0]["file"], "msgs/1.blk");
+    let (code, v) = jetdir(&["verify", &s(&target.join("jetstream/$G/streams/O3"))]);
+    assert_eq!(code, 1, "{v:#}");
+    let p: Vec<&Value> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "record_checksum")
+        .collect();
+    assert_eq!(p.len(), 1, "{v:#}");
+}

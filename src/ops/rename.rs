@@ -757,4 +757,29 @@ mod tests {
             "{p:#?}"
         );
     }
+
+    #[test]
+    fn standalone_drops_replicas_and_placement() {
+        let mut m: Map<String, Value> = serde_json::from_str(
+            r#"{"name":"S","num_replicas":3,"placement":{"cluster":"C1","tags":["az:1"]}}"#,
+        )
+        .unwrap();
+        let ch = edit_stream_cfg(
+            &mut m,
+            &Rewrite {
+                rehome: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(m.get("num_replicas"), Some(&Value::from(1)));
+        assert!(!m.contains_key("placement"));
+        assert_eq!(ch.len(), 2, "{ch:?}");
+        let mut c: Map<String, Value> =
+            serde_json::from_str(r#"{"name":"D","num_replicas":3}"#).unwrap();
+        assert_eq!(standalone(&mut c, "consumer D", 0).len(), 1);
+        assert_eq!(c.get("num_replicas"), Some(&Value::from(0)));
+        // R1 without placement: nothing to change
+        let mut r1: Map<String, Value> = serde_json::from_str(r#"{"num_replicas":1}"#).unwrap();
+        assert!(standalone(&mut r1, "stream", 1).is_empty());
+    }
 }
