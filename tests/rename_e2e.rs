@@ -493,3 +493,48 @@ fn a_damaged_record_is_not_re_keyed() {
         .collect();
     assert_eq!(p.len(), 1, "{v:#}");
 }
+
+/// An encrypted 2.15.1 store (chacha) packed under a new name with its key: the plaintext
+/// backup restores into a fresh 2.15.1 as the new name with the numbers, consumer and messages
+/// the server reported for the original before it was stopped (the fixture's facts.json).
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
+)]
+fn renamed_pack_of_an_encrypted_store_restores() {
+    let server = server_215();
+    let tmp = tempfile::tempdir().unwrap();
+    let facts: Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("v2.15.1-enc-chacha/facts.json")).unwrap(),
+    )
+    .unwrap();
+    let key = tmp.path().join("key");
+    std::fs::write(&key, facts["encryption_key"].as_str().unwrap()).unwrap();
+    let store = fixtures().join("v2.15.1-enc-chacha/store");
+    let out = tmp.path().join("bk");
+    let (code, rep) = jetdir(&[
+        "pack",
+        &s(&store),
+        "--stream",
+        "SECRET",
+        "--key-file",
+        &s(&key),
+        "--as",
+        "SECRET_COPY",
+        "-o",
+        &s(&out),
+    ]);
+    assert_eq!(code, 0, "{rep:#}");
+    let fresh = tmp.path().join("fresh");
+    let v = load(&server, &fresh, &[], &[&out], &["$G/SECRET_COPY"]);
+    let r = record(&v, "$G/SECRET_COPY");
+    let want = &facts["streams"]["SECRET"];
+    // facts.json records no num_pending (the rest of CONSUMER.INFO's numbers it has)
+    let mut got = r["expected"].clone();
+    for c in got["consumers"].as_object_mut().unwrap().values_mut() {
+        c.as_object_mut().unwrap().remove("num_pending");
+    }
+    assert_eq!(got, want["expected"]);
+    assert_eq!(r["messages"], want["messages"]);
+}

@@ -411,6 +411,10 @@ fn run(
         ..Default::default()
     };
     match det.kind {
+        ArchiveKind::AccountBackupDir if opts.rename.is_some() => anyhow::bail!(
+            "{}: --as renames one stream; give the backup dir of that stream (inside this account backup)",
+            archive.display()
+        ),
         ArchiveKind::AccountBackupDir => return Ok(run_account(&det, opts, progress, rep)),
         k if k.is_store() => anyhow::bail!(
             "{} is a store/stream directory, not a backup; copy it with the server stopped, or `jetdir pack` it first",
@@ -1218,7 +1222,15 @@ fn rename_staged(
         ..Default::default()
     };
     progress.phase("verify output");
+    progress.start(
+        staged_files(&root)
+            .iter()
+            .filter(|f| f.path.ends_with(".blk"))
+            .map(|f| f.bytes)
+            .sum(),
+    );
     let (srep, problems) = crate::check::store::verify_stream_dir(&sd, &vopts, progress);
+    progress.finish();
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)
