@@ -538,3 +538,67 @@ fn renamed_pack_of_an_encrypted_store_restores() {
     assert_eq!(got, want["expected"]);
     assert_eq!(r["messages"], want["messages"]);
 }
+
+/// The test: a stopped 3-node loopback 2.15.1 cluster with an R3 stream (placement
+/// cluster C1, a deleted message, headers) and an R3 durable consumer with acks and pending
+/// deliveries. The stream dir of every node, rehomed, loads on a standalone 2.15.1 with the
+/// numbers, consumer state and messages the cluster reported before it was stopped.
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
+)]
+fn stream_rehomed_from_a_stopped_3_node_cluster_loads_standalone() {
+    let server = server_215();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cluster.json");
+    let o = Command::new(python())
+        .arg(repo().join("tests/support/cluster_rehome.py"))
+        .arg("--server")
+        .arg(&server)
+        .arg("--dir")
+        .arg(tmp.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run cluster_rehome.py");
+    assert!(
+        o.status.success(),
+        "cluster_rehome.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let cluster: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let want = comparable(&cluster["record"]);
+    assert_eq!(cluster["record"]["info"]["config"]["num_replicas"], 3);
+    for n in ["n1", "n2", "n3"] {
+        let src = tmp.path().join(n).join("store/jetstream/$G/streams/CL");
+        let dst = tmp.path().join(format!("{n}-CL"));
+        let (code, rep) = jetdir(&["rehome", &s(&src), "-o", &s(&dst)]);
+        assert_eq!(code, 0, "{n}: {rep:#}");
+        let ch = rep["streams"][0]["changes"].as_array().unwrap();
+        assert!(ch.contains(&json!("stream num_replicas 3 -> 1")), "{ch:?}");
+        assert!(ch
+            .iter()
+            .any(|c| c.as_str().unwrap().starts_with("stream placement removed")));
+        assert!(
+            ch.contains(&json!("consumer D num_replicas 3 -> 0")),
+            "{ch:?}"
+        );
+        let store = tmp.path().join(format!("{n}-standalone"));
+        std::fs::create_dir_all(store.join("jetstream/$G/streams")).unwrap();
+        std::fs::rename(&dst, store.join("jetstream/$G/streams/CL")).unwrap();
+        let v = load(&server, &store, &[], &[], &["$G/CL"]);
+        let r = record(&v, "$G/CL");
+        assert_eq!(
+            comparable(r),
+            want,
+            "{n}: the rehomed stream differs from the cluster's"
+        );
+        assert_eq!(r["info"]["config"]["num_replicas"], 1);
+        assert!(r["info"]["config"]
+            .get("placement")
+            .is_none_or(Value::is_null));
+        assert_eq!(complaints(&v, "CL"), Vec::<String>::new(), "{n}");
+    }
+}
