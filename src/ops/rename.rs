@@ -216,48 +216,54 @@ fn block_index(rel: &str, ext: &str) -> Option<u32> {
 
 /// One block re-keyed: the new bytes, the last record's checksum before and after.
 struct BlockOut {
-    rel: String,
-    data: Option<Vec<u8>>,
+    data: Vec<u8>,
     last: Option<([u8; 8], [u8; 8])>,
     records: u64,
     decompressed: bool,
     damaged: Vec<Carried>,
 }
 
-fn rekey_block(raw: &[u8], rel: &str, idx: u32, old: &str, new: &str) -> BlockOut {
+/// Re-key the records of one block file (its bytes, taken: a plain block is rewritten in
+/// place, a compressed one decompressed), so a block is in memory once.
+fn rekey_block(raw: Vec<u8>, rel: &str, idx: u32, old: &str, new: &str) -> BlockOut {
     let mut out = BlockOut {
-        rel: rel.to_string(),
-        data: None,
+        data: Vec::new(),
         last: None,
         records: 0,
         decompressed: false,
         damaged: Vec::new(),
     };
-    let (plain, cmp) = match block::plain_block(raw) {
-        Ok(p) => p,
-        Err(e) => {
-            out.damaged.push(Carried {
-                file: rel.into(),
-                offset: None,
-                seq: None,
-                what: format!("compressed block does not decode ({e}); copied as it is"),
-            });
-            out.data = Some(raw.to_vec());
-            return out;
+    let mut buf = if block::is_cmp_block(&raw) {
+        match block::decompress_cmp_block(&raw) {
+            Ok(p) => {
+                out.decompressed = true;
+                p
+            }
+            Err(e) => {
+                out.damaged.push(Carried {
+                    file: rel.into(),
+                    offset: None,
+                    seq: None,
+                    what: format!("compressed block does not decode ({e}); copied as it is"),
+                });
+                out.data = raw;
+                return out;
+            }
         }
+    } else {
+        raw
     };
-    out.decompressed = cmp;
     let (ko, kn) = (block::block_key(old, idx), block::block_key(new, idx));
-    let mut buf = plain.to_vec();
-    let mut last = None;
-    for r in Records::new(&plain) {
+    // (end of record, new checksum) for every record that verified under the old name
+    let mut sums: Vec<(usize, [u8; 8])> = Vec::new();
+    for r in Records::new(&buf) {
         match r {
             Ok(r) => {
                 let end = r.offset + r.len as usize;
                 if r.checksum_ok(&ko) {
                     let sum = r.computed_checksum(&kn);
-                    buf[end - block::CHECKSUM_LEN..end].copy_from_slice(&sum);
-                    last = Some((r.checksum, sum));
+                    sums.push((end, sum));
+                    out.last = Some((r.checksum, sum));
                     out.records += 1;
                 } else {
                     out.damaged.push(Carried {
@@ -269,7 +275,7 @@ fn rekey_block(raw: &[u8], rel: &str, idx: u32, old: &str, new: &str) -> BlockOu
                             r.seq
                         ),
                     });
-                    last = Some((r.checksum, r.checksum));
+                    out.last = Some((r.checksum, r.checksum));
                 }
             }
             Err(e) => {
@@ -283,8 +289,10 @@ fn rekey_block(raw: &[u8], rel: &str, idx: u32, old: &str, new: &str) -> BlockOu
             }
         }
     }
-    out.last = last;
-    out.data = Some(buf);
+    for (end, sum) in sums {
+        buf[end - block::CHECKSUM_LEN..end].copy_from_slice(&sum);
+    }
+    out.data = buf;
     out
 }
 
@@ -355,7 +363,8 @@ fn standalone(cfg: &mut Map<String, Value>, what: &str, replicas: i64) -> Vec<St
 
 /// Write the files of the stream dir `src`, whose files are keyed by `old`, into `dst`
 /// rewritten for `rw` (`dst` == `src`: in place, each changed file replaced by a rename;
-/// otherwise `dst` must not exist and is created 0700 with every file, fsynced).
+/// otherwise `dst` must not exist and is created 0700 with every file). Every file written is
+/// fsynced, then every dir. Blocks are rewritten in parallel, one block in memory per thread.
 pub fn rewrite_dir(
     src: &Path,
     dst: &Path,
@@ -389,7 +398,14 @@ pub fn rewrite_dir(
     let read = |rel: &str| -> anyhow::Result<Vec<u8>> {
         fs::read(src.join(rel)).map_err(|e| anyhow::anyhow!("{}: {e}", src.join(rel).display()))
     };
-    let mut outputs: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    let write = |rel: &str, data: &[u8]| write_file(dst, rel, data);
+    // an unchanged file: nothing to do in place, else copied
+    let keep = |rel: &str| -> anyhow::Result<()> {
+        if in_place {
+            return Ok(());
+        }
+        copy_file(&src.join(rel), dst, rel)
+    };
     // blocks first: the last checksums feed index.db, .idx and .fss
     let blocks: Vec<(String, u32)> = files
         .iter()
@@ -397,44 +413,47 @@ pub fn rewrite_dir(
         .collect();
     let mut lasts: BTreeMap<u32, ([u8; 8], [u8; 8])> = BTreeMap::new();
     if renamed {
-        let outs: Vec<anyhow::Result<(u32, BlockOut)>> = blocks
+        type Done = (u32, Option<([u8; 8], [u8; 8])>, u64, bool, Vec<Carried>);
+        let outs: Vec<anyhow::Result<Done>> = blocks
             .par_iter()
             .map(|(rel, i)| {
-                let raw = read(rel)?;
-                Ok((*i, rekey_block(&raw, rel, *i, old, &new)))
+                let b = rekey_block(read(rel)?, rel, *i, old, &new);
+                write(rel, &b.data)?;
+                Ok((*i, b.last, b.records, b.decompressed, b.damaged))
             })
             .collect();
         for o in outs {
-            let (i, b) = o?;
-            if let Some(l) = b.last {
+            let (i, last, records, decompressed, damaged) = o?;
+            if let Some(l) = last {
                 lasts.insert(i, l);
             }
-            rep.records += b.records;
+            rep.records += records;
             rep.blocks += 1;
-            rep.decompressed += u64::from(b.decompressed);
-            rep.damaged.extend(b.damaged);
-            outputs.insert(b.rel, b.data);
+            rep.decompressed += u64::from(decompressed);
+            rep.damaged.extend(damaged);
         }
     }
-    let mut stream_meta: Option<Vec<u8>> = None;
+    // meta.inf files as written (stream and consumers), for their meta.sum
+    let mut metas: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for rel in &files {
-        if outputs.contains_key(rel) {
-            continue;
+        let is_block = block_index(rel, "blk").is_some();
+        if is_block && renamed {
+            continue; // written above
         }
-        let out: Option<Vec<u8>> = if rel == "meta.inf" {
+        if rel == "meta.inf" {
             let raw = read(rel)?;
             let mut m = meta::MetaInf::parse(&raw)
                 .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", src.display()))?;
             let ch = edit_stream_cfg(&mut m.json, rw);
             rep.changes.extend(ch.iter().cloned());
             let bytes = if ch.is_empty() { raw } else { go_json(&m.json) };
-            stream_meta = Some(bytes.clone());
-            Some(bytes)
-        } else if rel == "meta.sum" {
-            None // after meta.inf, below
+            write(rel, &bytes)?;
+            metas.insert(rel.clone(), bytes);
+        } else if rel == "meta.sum" || consumer_of(rel, "meta.sum").is_some() {
+            // after the meta.inf files, below
         } else if rel == "msgs/index.db" && renamed {
             let raw = read(rel)?;
-            Some(rekey_index_db(raw, old, &new, &lasts, &mut rep))
+            write(rel, &rekey_index_db(raw, old, &new, &lasts, &mut rep))?;
         } else if let (Some(i), true) = (block_index(rel, "idx"), renamed) {
             let mut raw = read(rel)?;
             if let Some(at) = idx_lchk_at(&raw) {
@@ -442,26 +461,29 @@ pub fn rewrite_dir(
                     raw[at..at + 8].copy_from_slice(&n);
                 }
             }
-            Some(raw)
+            write(rel, &raw)?;
         } else if let (Some(i), true) = (block_index(rel, "fss"), renamed) {
             let raw = read(rel)?;
-            Some(rekey_fss(raw, rel, i, old, &new, &lasts, &mut rep))
+            write(rel, &rekey_fss(raw, rel, i, old, &new, &lasts, &mut rep))?;
         } else if let Some(c) = consumer_of(rel, "meta.inf") {
             let raw = read(rel)?;
-            match meta::MetaInf::parse(&raw) {
+            let bytes = match meta::MetaInf::parse(&raw) {
                 Ok(mut m) if rw.rehome => {
                     let ch = standalone(&mut m.json, &format!("consumer {c}"), 0);
                     rep.changes.extend(ch.iter().cloned());
-                    Some(if ch.is_empty() { raw } else { go_json(&m.json) })
+                    if ch.is_empty() {
+                        raw
+                    } else {
+                        go_json(&m.json)
+                    }
                 }
-                _ => Some(raw),
-            }
-        } else if consumer_of(rel, "meta.sum").is_some() {
-            None // after the consumer's meta.inf, below
+                _ => raw,
+            };
+            write(rel, &bytes)?;
+            metas.insert(rel.clone(), bytes);
         } else {
-            Some(read(rel)?)
-        };
-        outputs.insert(rel.clone(), out);
+            keep(rel)?;
+        }
     }
     // meta.sum files, over the meta.inf written, keyed by the new name
     for rel in &files {
@@ -478,20 +500,10 @@ pub fn rewrite_dir(
         };
         let stored = read(rel)?;
         let old_inf = read(&inf).unwrap_or_default();
-        let new_inf = match (rel == "meta.sum", &stream_meta) {
-            (true, Some(m)) => m.clone(),
-            _ => outputs
-                .get(&inf)
-                .cloned()
-                .flatten()
-                .unwrap_or_else(|| old_inf.clone()),
-        };
+        let new_inf = metas.get(&inf).cloned().unwrap_or_else(|| old_inf.clone());
         let ok_before = stored == meta::expected_sum(&key_old, &old_inf).as_bytes();
         if ok_before {
-            outputs.insert(
-                rel.clone(),
-                Some(meta::expected_sum(&key_new, &new_inf).into_bytes()),
-            );
+            write(rel, meta::expected_sum(&key_new, &new_inf).as_bytes())?;
         } else {
             // a consumer's meta.sum is not checked by the server: only the stream's is damage
             if rel == "meta.sum" {
@@ -502,31 +514,51 @@ pub fn rewrite_dir(
                     what: format!("meta.sum does not match meta.inf under {old:?}; kept as stored (the server skips the stream)"),
                 });
             }
-            outputs.insert(rel.clone(), Some(stored));
+            write(rel, &stored)?;
         }
-    }
-    // write
-    for (rel, data) in outputs {
-        let Some(data) = data else { continue };
-        let unchanged = in_place && fs::read(src.join(&rel)).is_ok_and(|d| d == data);
-        if unchanged {
-            continue;
-        }
-        let target = dst.join(&rel);
-        if let Some(parent) = target.parent() {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .recursive(true)
-                .create(parent)?;
-        }
-        let tmp = tmp_name(&target);
-        let _ = fs::remove_file(&tmp);
-        crate::ops::staging::write_new_file(&tmp, &data)?;
-        fs::rename(&tmp, &target)
-            .map_err(|e| anyhow::anyhow!("renaming {} into place: {e}", tmp.display()))?;
     }
     fsync_tree(dst)?;
     Ok(rep)
+}
+
+/// Write `dst/rel` (through a temporary name, fsynced, renamed over what was there).
+fn write_file(dst: &Path, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+    let target = dst.join(rel);
+    if let Some(parent) = target.parent() {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(parent)?;
+    }
+    let tmp = tmp_name(&target);
+    let _ = fs::remove_file(&tmp);
+    crate::ops::staging::write_new_file(&tmp, data)?;
+    fs::rename(&tmp, &target)
+        .map_err(|e| anyhow::anyhow!("renaming {} into place: {e}", tmp.display()))?;
+    Ok(())
+}
+
+/// Copy `from` to `dst/rel` (new file, 0600, fsynced), streaming.
+fn copy_file(from: &Path, dst: &Path, rel: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let target = dst.join(rel);
+    if let Some(parent) = target.parent() {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(parent)?;
+    }
+    let mut r = fs::File::open(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
+    let mut w = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&target)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    io::copy(&mut r, &mut w).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    w.sync_all()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    Ok(())
 }
 
 fn tmp_name(p: &Path) -> PathBuf {
