@@ -433,8 +433,9 @@ pub fn rewrite_dir(
             rep.damaged.extend(damaged);
         }
     }
-    // meta.inf files as written (stream and consumers), for their meta.sum
-    let mut metas: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // meta.inf files as read and as written (stream and consumers), for their meta.sum (in
+    // place the file read is gone once written)
+    let mut metas: BTreeMap<String, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
     for rel in &files {
         let is_block = block_index(rel, "blk").is_some();
         if is_block && renamed {
@@ -446,9 +447,13 @@ pub fn rewrite_dir(
                 .map_err(|e| anyhow::anyhow!("{}: meta.inf: {e}", src.display()))?;
             let ch = edit_stream_cfg(&mut m.json, rw);
             rep.changes.extend(ch.iter().cloned());
-            let bytes = if ch.is_empty() { raw } else { go_json(&m.json) };
+            let bytes = if ch.is_empty() {
+                raw.clone()
+            } else {
+                go_json(&m.json)
+            };
             write(rel, &bytes)?;
-            metas.insert(rel.clone(), bytes);
+            metas.insert(rel.clone(), (raw, bytes));
         } else if rel == "meta.sum" || consumer_of(rel, "meta.sum").is_some() {
             // after the meta.inf files, below
         } else if rel == "msgs/index.db" && renamed {
@@ -472,15 +477,15 @@ pub fn rewrite_dir(
                     let ch = standalone(&mut m.json, &format!("consumer {c}"), 0);
                     rep.changes.extend(ch.iter().cloned());
                     if ch.is_empty() {
-                        raw
+                        raw.clone()
                     } else {
                         go_json(&m.json)
                     }
                 }
-                _ => raw,
+                _ => raw.clone(),
             };
             write(rel, &bytes)?;
-            metas.insert(rel.clone(), bytes);
+            metas.insert(rel.clone(), (raw, bytes));
         } else {
             keep(rel)?;
         }
@@ -499,8 +504,7 @@ pub fn rewrite_dir(
             continue;
         };
         let stored = read(rel)?;
-        let old_inf = read(&inf).unwrap_or_default();
-        let new_inf = metas.get(&inf).cloned().unwrap_or_else(|| old_inf.clone());
+        let (old_inf, new_inf) = metas.get(&inf).cloned().unwrap_or_default();
         let ok_before = stored == meta::expected_sum(&key_old, &old_inf).as_bytes();
         if ok_before {
             write(rel, meta::expected_sum(&key_new, &new_inf).as_bytes())?;
@@ -695,7 +699,13 @@ mod tests {
                 name: Some(new.clone()),
                 ..Default::default()
             };
-            let rep = rewrite_dir(&e.path(), &dst, &old, &rw).unwrap();
+            // half the streams in place (as extract does in its staging dir), half copied
+            let rep = if n % 2 == 0 {
+                rewrite_dir(&e.path(), &dst, &old, &rw).unwrap()
+            } else {
+                copy_tree(&e.path(), &dst);
+                rewrite_dir(&dst, &dst, &old, &rw).unwrap()
+            };
             assert!(rep.damaged.is_empty(), "{sample} {old}: {:?}", rep.damaged);
             let opts = crate::check::Options::default();
             let sd = |name: &str, dir: &Path| StreamDir {
@@ -747,6 +757,18 @@ mod tests {
             n += 1;
         }
         assert!(n > 0);
+    }
+
+    fn copy_tree(src: &Path, dst: &Path) {
+        fs::create_dir_all(dst).unwrap();
+        for e in fs::read_dir(src).unwrap().flatten() {
+            let d = dst.join(e.file_name());
+            if e.path().is_dir() {
+                copy_tree(&e.path(), &d);
+            } else {
+                fs::copy(e.path(), &d).unwrap();
+            }
+        }
     }
 
     #[test]
