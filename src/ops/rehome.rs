@@ -277,6 +277,7 @@ fn stage_and_write(
             rehome: true,
             ..Default::default()
         },
+        true,
     )?;
     let sd = StreamDir {
         account: account.to_string(),

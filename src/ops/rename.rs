@@ -319,7 +319,7 @@ fn map_lchk(stored: &[u8], last: Option<&([u8; 8], [u8; 8])>) -> Option<[u8; 8]>
 }
 
 /// Change a stream config for `rw`; returns what changed.
-fn edit_stream_cfg(cfg: &mut Map<String, Value>, rw: &Rewrite) -> Vec<String> {
+pub(crate) fn edit_stream_cfg(cfg: &mut Map<String, Value>, rw: &Rewrite) -> Vec<String> {
     let mut ch = Vec::new();
     if let Some(n) = &rw.name {
         let was = cfg.get("name").and_then(Value::as_str).unwrap_or("");
@@ -363,13 +363,15 @@ fn standalone(cfg: &mut Map<String, Value>, what: &str, replicas: i64) -> Vec<St
 
 /// Write the files of the stream dir `src`, whose files are keyed by `old`, into `dst`
 /// rewritten for `rw` (`dst` == `src`: in place, each changed file replaced by a rename;
-/// otherwise `dst` must not exist and is created 0700 with every file). Every file written is
-/// fsynced, then every dir. Blocks are rewritten in parallel, one block in memory per thread.
+/// otherwise `dst` must not exist and is created 0700 with every file). `durable`: every file
+/// written is fsynced, then every dir (not for a private copy that is read once and removed).
+/// Blocks are rewritten in parallel, one block in memory per thread.
 pub fn rewrite_dir(
     src: &Path,
     dst: &Path,
     old: &str,
     rw: &Rewrite,
+    durable: bool,
 ) -> anyhow::Result<RewriteReport> {
     let new = rw.name.clone().unwrap_or_else(|| old.to_string());
     if !valid_stream_name(&new) {
@@ -398,13 +400,13 @@ pub fn rewrite_dir(
     let read = |rel: &str| -> anyhow::Result<Vec<u8>> {
         fs::read(src.join(rel)).map_err(|e| anyhow::anyhow!("{}: {e}", src.join(rel).display()))
     };
-    let write = |rel: &str, data: &[u8]| write_file(dst, rel, data);
+    let write = |rel: &str, data: &[u8]| write_file(dst, rel, data, durable);
     // an unchanged file: nothing to do in place, else copied
     let keep = |rel: &str| -> anyhow::Result<()> {
         if in_place {
             return Ok(());
         }
-        copy_file(&src.join(rel), dst, rel)
+        copy_file(&src.join(rel), dst, rel, durable)
     };
     // blocks first: the last checksums feed index.db, .idx and .fss
     let blocks: Vec<(String, u32)> = files
@@ -521,12 +523,14 @@ pub fn rewrite_dir(
             write(rel, &stored)?;
         }
     }
-    fsync_tree(dst)?;
+    if durable {
+        fsync_tree(dst)?;
+    }
     Ok(rep)
 }
 
 /// Write `dst/rel` (through a temporary name, fsynced, renamed over what was there).
-fn write_file(dst: &Path, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+fn write_file(dst: &Path, rel: &str, data: &[u8], durable: bool) -> anyhow::Result<()> {
     let target = dst.join(rel);
     if let Some(parent) = target.parent() {
         fs::DirBuilder::new()
@@ -536,14 +540,26 @@ fn write_file(dst: &Path, rel: &str, data: &[u8]) -> anyhow::Result<()> {
     }
     let tmp = tmp_name(&target);
     let _ = fs::remove_file(&tmp);
-    crate::ops::staging::write_new_file(&tmp, data)?;
+    if durable {
+        crate::ops::staging::write_new_file(&tmp, data)?;
+    } else {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+        io::Write::write_all(&mut f, data)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+    }
     fs::rename(&tmp, &target)
         .map_err(|e| anyhow::anyhow!("renaming {} into place: {e}", tmp.display()))?;
     Ok(())
 }
 
 /// Copy `from` to `dst/rel` (new file, 0600, fsynced), streaming.
-fn copy_file(from: &Path, dst: &Path, rel: &str) -> anyhow::Result<()> {
+fn copy_file(from: &Path, dst: &Path, rel: &str, durable: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let target = dst.join(rel);
     if let Some(parent) = target.parent() {
@@ -560,8 +576,10 @@ fn copy_file(from: &Path, dst: &Path, rel: &str) -> anyhow::Result<()> {
         .open(&target)
         .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
     io::copy(&mut r, &mut w).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
-    w.sync_all()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    if durable {
+        w.sync_all()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    }
     Ok(())
 }
 
@@ -701,10 +719,10 @@ mod tests {
             };
             // half the streams in place (as extract does in its staging dir), half copied
             let rep = if n % 2 == 0 {
-                rewrite_dir(&e.path(), &dst, &old, &rw).unwrap()
+                rewrite_dir(&e.path(), &dst, &old, &rw, true).unwrap()
             } else {
                 copy_tree(&e.path(), &dst);
-                rewrite_dir(&dst, &dst, &old, &rw).unwrap()
+                rewrite_dir(&dst, &dst, &old, &rw, true).unwrap()
             };
             assert!(rep.damaged.is_empty(), "{sample} {old}: {:?}", rep.damaged);
             let opts = crate::check::Options::default();
@@ -792,7 +810,7 @@ mod tests {
             name: Some("NEW".into()),
             ..Default::default()
         };
-        let rep = rewrite_dir(&src, &dst, "ORDERS", &rw).unwrap();
+        let rep = rewrite_dir(&src, &dst, "ORDERS", &rw, false).unwrap();
         assert_eq!(rep.damaged.len(), 1, "{:?}", rep.damaged);
         assert_eq!(rep.damaged[0].offset, Some(0));
         let sd = crate::filestore::discover::StreamDir {

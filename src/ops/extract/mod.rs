@@ -989,8 +989,22 @@ fn write_v2(
     let opts = plan.opts;
     let now = crate::base::time::now_ns();
     let created = crate::base::time::go_time(now);
+    // --as: a V2 archive holds no checksums, so the stream is written for its new name
+    // directly (config and every checksum); nothing to rewrite afterwards
+    let mut renamed_cfg = cfg.clone();
+    if let Some(rw) = &opts.rename {
+        let changes = crate::ops::rename::edit_stream_cfg(&mut renamed_cfg, rw);
+        rep.renamed = Some(crate::ops::rename::RewriteReport {
+            from: plan.name.clone(),
+            to: plan.out_name.clone(),
+            changes,
+            ..Default::default()
+        });
+    }
+    let cfg = &renamed_cfg;
     let inp = v2::V2Input {
         stream: &plan.name,
+        write_as: &plan.out_name,
         account: &opts.account,
         label: &plan.label,
         config: cfg,
@@ -1037,6 +1051,10 @@ fn write_v2(
     rep.blocks = res.blocks;
     rep.consumers = res.consumers;
     rep.settle_consumers();
+    if let Some(r) = rep.renamed.as_mut() {
+        r.records = res.messages;
+        r.blocks = res.blocks;
+    }
     rep.block_size = Some(res.block_size);
     rep.skip_record = res.skip_record;
     rep.warnings.extend(res.aux_notes);
@@ -1179,8 +1197,14 @@ fn rename_staged(
         ));
         return Ok(Ok(()));
     };
-    progress.phase("rename");
-    let r = rename::rewrite_dir(&root, &root, &plan.name, rw)?;
+    let r = match (&plan.v2_config, rep.renamed.take()) {
+        // V2: written for the new name in the first place (see write_v2)
+        (Some(_), Some(r)) => r,
+        _ => {
+            progress.phase("rename");
+            rename::rewrite_dir(&root, &root, &plan.name, rw, true)?
+        }
+    };
     let cfg = fs::read(root.join("meta.inf"))
         .ok()
         .and_then(|m| crate::filestore::meta::MetaInf::parse(&m).ok())

@@ -890,7 +890,7 @@ fn rename_for_pack(
             .map_err(|e| could_not(format!("{}: {e}", plain.root.display())))?;
         // the name the files are keyed with: meta.inf's (the dir name for the server's check)
         let old = sd.name.clone();
-        let r = crate::ops::rename::rewrite_dir(&sd.dir, &dst, &old, rw)
+        let r = crate::ops::rename::rewrite_dir(&sd.dir, &dst, &old, rw, false)
             .map_err(|e| could_not(format!("{e:#}")))?;
         for c in &r.damaged {
             report
