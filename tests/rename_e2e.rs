@@ -602,3 +602,78 @@ fn stream_rehomed_from_a_stopped_3_node_cluster_loads_standalone() {
         assert_eq!(complaints(&v, "CL"), Vec::<String>::new(), "{n}");
     }
 }
+
+/// Why `extract --as` refuses overlapping subjects: two streams of one account whose subjects
+/// overlap are not both loaded (2.15.1: "Error recreating stream ...: subjects overlap with an
+/// existing stream"). A plain extract into such an account is written with a warning.
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
+)]
+fn overlapping_subjects_lose_a_stream() {
+    let server = server_215();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let bk = fixtures().join("backups/v2.15.1/ORDERS");
+    let (code, rep) = jetdir(&["extract", &s(&bk), "--store-dir", &s(&store), "--create"]);
+    assert_eq!(code, 0, "{rep:#}");
+    // the same stream under another name but the same subjects, moved in by hand
+    let (code, rep) = jetdir(&[
+        "extract",
+        &s(&bk),
+        "--store-dir",
+        &s(&store),
+        "--account",
+        "X",
+        "--as",
+        "ORDERS2",
+    ]);
+    assert_eq!(code, 0, "{rep:#}");
+    std::fs::rename(
+        store.join("jetstream/X/streams/ORDERS2"),
+        store.join("jetstream/$G/streams/ORDERS2"),
+    )
+    .unwrap();
+    let v = load(&server, &store, &[], &[], &["$G/ORDERS", "$G/ORDERS2"]);
+    assert_eq!(
+        v["names"]["$G"].as_array().unwrap().len(),
+        1,
+        "{:#}",
+        v["names"]
+    );
+    assert!(
+        log_text(&v).contains("subjects overlap"),
+        "{}",
+        log_text(&v)
+    );
+    // a plain extract of a stream whose subjects overlap one in the account: written, with a
+    // warning (account Z holds OTHER on orders.>)
+    let (code, rep) = jetdir(&[
+        "extract",
+        &s(&fixtures().join("backups/ORDERS.tgz")),
+        "--store-dir",
+        &s(&store),
+        "--account",
+        "Z",
+        "--as",
+        "OTHER",
+    ]);
+    assert_eq!(code, 0, "{rep:#}");
+    let (code, rep) = jetdir(&[
+        "extract",
+        &s(&bk),
+        "--store-dir",
+        &s(&store),
+        "--account",
+        "Z",
+    ]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert!(
+        rep["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("overlap those of stream \"OTHER\"")),
+        "{rep:#}"
+    );
+}

@@ -1188,6 +1188,17 @@ fn rename_staged(
 ) -> Step<()> {
     use crate::ops::rename;
     let Some(rw) = &plan.opts.rename else {
+        // not renamed: an overlap with another stream of the account is said, not refused
+        if let Some((s, theirs, ours)) = staged
+            .stage
+            .root()
+            .and_then(|root| staged_overlap(root, &plan.streams))
+        {
+            rep.warnings.push(format!(
+                "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server loads only one of them (\"subjects overlap with an existing stream\"); `--as NEW --subjects S,...` extracts it under other subjects",
+                plan.out_name, plan.opts.account
+            ));
+        }
         return Ok(Ok(()));
     };
     let Some(root) = staged.stage.root().map(Path::to_path_buf) else {
@@ -1205,16 +1216,7 @@ fn rename_staged(
             rename::rewrite_dir(&root, &root, &plan.name, rw, true)?
         }
     };
-    let cfg = fs::read(root.join("meta.inf"))
-        .ok()
-        .and_then(|m| crate::filestore::meta::MetaInf::parse(&m).ok())
-        .map(|m| m.json)
-        .unwrap_or_default();
-    let subjects = rename::stream_subjects(&cfg);
-    if let Some((s, theirs, ours)) = rename::overlapping_streams(&plan.streams, &subjects, None)
-        .into_iter()
-        .next()
-    {
+    if let Some((s, theirs, ours)) = staged_overlap(&root, &plan.streams) {
         return Ok(Err(Refusal::could_not_run(format!(
             "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server would not load both; give others with --subjects",
             plan.out_name, plan.opts.account
@@ -1273,6 +1275,20 @@ fn rename_staged(
     rep.settle_consumers();
     staged.stage.files = staged_files(&root);
     Ok(Ok(()))
+}
+
+/// The first subject of the staged stream that overlaps another stream in `streams`:
+/// `(stream, its subject, ours)`.
+fn staged_overlap(root: &Path, streams: &Path) -> Option<(String, String, String)> {
+    let cfg = fs::read(root.join("meta.inf"))
+        .ok()
+        .and_then(|m| crate::filestore::meta::MetaInf::parse(&m).ok())
+        .map(|m| m.json)
+        .unwrap_or_default();
+    let subjects = crate::ops::rename::stream_subjects(&cfg);
+    crate::ops::rename::overlapping_streams(streams, &subjects, None)
+        .into_iter()
+        .next()
 }
 
 /// Every file under a staged stream dir with its size (after a rewrite changed them).
