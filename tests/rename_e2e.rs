@@ -539,23 +539,43 @@ fn renamed_pack_of_an_encrypted_store_restores() {
     assert_eq!(r["messages"], want["messages"]);
 }
 
-/// The test: a stopped 3-node loopback 2.15.1 cluster with an R3 stream (placement
-/// cluster C1, a deleted message, headers) and an R3 durable consumer with acks and pending
-/// deliveries. The stream dir of every node, rehomed, loads on a standalone 2.15.1 with the
-/// numbers, consumer state and messages the cluster reported before it was stopped.
-#[test]
-#[cfg_attr(
-    jetdir_no_server,
-    ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
-)]
-fn stream_rehomed_from_a_stopped_3_node_cluster_loads_standalone() {
-    let server = server_215();
+/// nats-server of exactly `version`: `$JETDIR_SERVERS` ("VER=PATH,..."), else where
+/// scripts/install-deps.sh puts it (`$REPO/.servers/<ver>/bin/nats-server`), as natsbox.py's
+/// find_release; missing: the test fails (see common::missing).
+fn release(version: &str) -> PathBuf {
+    let env = std::env::var("JETDIR_SERVERS").unwrap_or_default();
+    let from_env = env
+        .split([',', ';'])
+        .filter_map(|i| i.split_once('='))
+        .find(|(v, _)| *v == version)
+        .map(|(_, p)| PathBuf::from(p));
+    let p = from_env.unwrap_or_else(|| {
+        repo()
+            .join(".servers")
+            .join(version)
+            .join("bin/nats-server")
+    });
+    if !p.is_file() {
+        missing(&format!(
+            "nats-server {version} at {} (JETDIR_SERVERS)",
+            p.display()
+        ));
+    }
+    p
+}
+
+/// The test: a stopped 3-node loopback cluster with an R3 stream (placement cluster
+/// C1, a deleted message, headers) and an R3 durable consumer with acks and pending
+/// deliveries. The stream dir of every node, rehomed, loads on a standalone server of the same
+/// release with the numbers, consumer state and messages the cluster reported before it was
+/// stopped.
+fn rehome_from_a_cluster(server: &Path) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("cluster.json");
     let o = Command::new(python())
         .arg(repo().join("tests/support/cluster_rehome.py"))
         .arg("--server")
-        .arg(&server)
+        .arg(server)
         .arg("--dir")
         .arg(tmp.path())
         .arg("--out")
@@ -588,7 +608,7 @@ fn stream_rehomed_from_a_stopped_3_node_cluster_loads_standalone() {
         let store = tmp.path().join(format!("{n}-standalone"));
         std::fs::create_dir_all(store.join("jetstream/$G/streams")).unwrap();
         std::fs::rename(&dst, store.join("jetstream/$G/streams/CL")).unwrap();
-        let v = load(&server, &store, &[], &[], &["$G/CL"]);
+        let v = load(server, &store, &[], &[], &["$G/CL"]);
         let r = record(&v, "$G/CL");
         assert_eq!(
             comparable(r),
@@ -601,6 +621,24 @@ fn stream_rehomed_from_a_stopped_3_node_cluster_loads_standalone() {
             .is_none_or(Value::is_null));
         assert_eq!(complaints(&v, "CL"), Vec::<String>::new(), "{n}");
     }
+}
+
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
+)]
+fn stream_rehomed_from_a_stopped_3_node_cluster_loads_standalone_215() {
+    rehome_from_a_cluster(&server_215());
+}
+
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server releases: bash scripts/install-deps.sh"
+)]
+fn stream_rehomed_from_a_stopped_3_node_cluster_loads_standalone_212() {
+    rehome_from_a_cluster(&release("2.12.8"));
 }
 
 /// Why `extract --as` refuses overlapping subjects: two streams of one account whose subjects
