@@ -104,6 +104,8 @@ enum Cmd {
         /// The nats-server release that will load the stream (configs are judged for it).
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<String>,
+        #[command(flatten)]
+        rename: RenameArgs,
     },
     /// Pack a stream on disk into a backup that `nats stream restore` accepts.
     #[command(after_help = cli::about::PACK_AFTER)]
@@ -142,6 +144,8 @@ enum Cmd {
         server_version: Option<jetdir::ops::pack::target::ServerVersion>,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        rename: RenameArgs,
     },
     // ---- cli branch (issue #11): check, completions, man ----
     /// Verify for monitoring: a Nagios status line or Prometheus metrics (like `nats server check`).
@@ -196,6 +200,26 @@ enum Cmd {
     /// Tell what the server will do with each stream on start, in plain sentences.
     Explain(cli::forensics2::ExplainArgs),
     // ---- end forensics2
+    // ---- rename (issue #13): rehome; --as/--subjects of extract and pack are RenameArgs
+    /// Make a clustered node's stream dir ready for a standalone server (replicas 1, placement removed).
+    #[command(after_help = REHOME_AFTER)]
+    Rehome {
+        /// The stream dir (`jetstream/<account>/streams/<stream>` of a stopped clustered node).
+        stream_dir: PathBuf,
+        /// Output: a stream dir (default) or a backup with --format.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Write a backup instead of a stream dir (as pack: v1, v2, tgz).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Rehome even when verification finds damage (still exits 1).
+        #[arg(long)]
+        allow_damaged: bool,
+        /// Read the stream even when a running server seems to hold its store.
+        #[arg(short, long)]
+        force: bool,
+    },
+    // ---- end rename
 }
 
 // ---- cli branch (issue #11): value enums of check and completions ----
@@ -373,6 +397,7 @@ fn main() -> ExitCode {
             force,
             create,
             server_version,
+            rename,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
             let run = Run {
@@ -402,6 +427,7 @@ fn main() -> ExitCode {
                 force: *force,
                 create: *create,
                 server_version,
+                rename: rename.rewrite(),
             };
             match jetdir::ops::extract::extract(archive, &opts, &reporter) {
                 Ok(r) => emit(&run, &r, || output::render_extract(&r), r.exit_code()),
@@ -420,6 +446,7 @@ fn main() -> ExitCode {
             force,
             server_version,
             keys,
+            rename,
         } => {
             let reporter = progress::Reporter::new(mode, "pack");
             let run = Run {
@@ -446,6 +473,7 @@ fn main() -> ExitCode {
                     Ok(k) => k,
                     Err(e) => return fail(&run, &e),
                 },
+                rename: rename.rewrite(),
             };
             match jetdir::ops::pack::pack(path, &opts, &reporter) {
                 Ok(r) => emit(&run, &r, || output::render_pack(&r), r.exit_code()),
@@ -498,6 +526,23 @@ fn main() -> ExitCode {
         },
         // ---- end cli branch ----
         // ---- forensics (issue #12)
+        // ---- rename (issue #13)
+        Cmd::Rehome {
+            stream_dir,
+            out,
+            format,
+            allow_damaged,
+            force,
+        } => run_rehome(
+            &cli,
+            mode,
+            stream_dir,
+            out,
+            format.as_ref(),
+            *allow_damaged,
+            *force,
+        ),
+        // ---- end rename
         Cmd::Dump(a) => cli::dump::run_dump(a, cli.json),
         Cmd::Kv(a) => cli::dump::run_kv(a, cli.json),
         Cmd::Object(a) => cli::dump::run_object(a, cli.json),
@@ -511,6 +556,114 @@ fn main() -> ExitCode {
 }
 
 /// Print a report as JSON or text and turn its exit code into the process's.
+// ---- rename (issue #13): --as/--subjects, rehome ----
+/// `--as NEW [--subjects S,...]` of extract and pack.
+#[derive(clap::Args)]
+struct RenameArgs {
+    /// Write the stream under this name: every record checksum, meta.inf, meta.sum, index.db
+    /// and consumer file rewritten for it (damage under the old name is not re-keyed).
+    #[arg(long = "as", value_name = "NEW")]
+    as_name: Option<String>,
+    /// With --as: the new stream's subjects, comma-separated (when the old ones would clash
+    /// with the original in the same account).
+    #[arg(
+        long,
+        value_name = "S,...",
+        value_delimiter = ',',
+        requires = "as_name"
+    )]
+    subjects: Option<Vec<String>>,
+}
+
+impl RenameArgs {
+    fn rewrite(&self) -> Option<jetdir::ops::rename::Rewrite> {
+        self.as_name.as_ref().map(|n| jetdir::ops::rename::Rewrite {
+            name: Some(n.clone()),
+            subjects: self.subjects.clone(),
+            rehome: false,
+        })
+    }
+}
+
+const REHOME_AFTER: &str = "\
+Examples (the clustered node stopped):
+  jetdir rehome '/data/n1/jetstream/$G/streams/ORDERS' -o /tmp/ORDERS
+      then copy /tmp/ORDERS into the standalone server's jetstream/$G/streams/ and start it
+  jetdir rehome '/data/n1/jetstream/$G/streams/ORDERS' --format tgz -o ORDERS.tgz
+      then: jetdir extract ORDERS.tgz --store-dir <store_dir>
+
+What changes: the stream's num_replicas becomes 1 and placement is removed (a standalone
+server refuses a stream with more replicas), consumers' num_replicas above 1 become 0 (as the
+stream); meta.sum is recomputed, everything else is copied as it is. The output is verified
+before it is renamed into place.
+
+Exit codes: 0 written; 1 the source is damaged (refused, or written with --allow-damaged);
+2 could not run (not a stream dir, encrypted, OUT exists, a server holds the store).";
+
+fn run_rehome(
+    cli: &Cli,
+    mode: progress::Mode,
+    stream_dir: &std::path::Path,
+    out: &std::path::Path,
+    format: Option<&Format>,
+    allow_damaged: bool,
+    force: bool,
+) -> ExitCode {
+    let reporter = progress::Reporter::new(mode, "rehome");
+    let run = Run {
+        json: cli.json,
+        command: "rehome",
+        options: jetdir::base::report::RunOptions {
+            allow_damaged: Some(allow_damaged),
+            force: Some(force),
+            ..Default::default()
+        },
+    };
+    let opts = jetdir::ops::rehome::RehomeOptions {
+        out: out.to_path_buf(),
+        format: format.map(Into::into),
+        allow_damaged,
+        force,
+    };
+    match jetdir::ops::rehome::rehome(stream_dir, &opts, &reporter) {
+        Ok(r) => emit(&run, &r, || render_rehome(&r), r.exit_code()),
+        Err(e) => fail(&run, &format!("{e:#}")),
+    }
+}
+
+fn render_rehome(r: &jetdir::ops::rehome::RehomeReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for p in &r.problems {
+        let _ = writeln!(s, "{}", output::problem_line(p));
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    if let Some(why) = &r.refused {
+        let _ = writeln!(s, "refused: {why}\nnothing written");
+        return s;
+    }
+    for st in &r.streams {
+        let _ = writeln!(
+            s,
+            "rehomed {} > {} for a standalone server: {} messages, seqs {}..{}, {} consumer(s)",
+            st.account,
+            st.name,
+            st.messages.unwrap_or(0),
+            st.first_seq.unwrap_or(0),
+            st.last_seq.unwrap_or(0),
+            st.consumers.len()
+        );
+        for c in &st.changes {
+            let _ = writeln!(s, "  {c}");
+        }
+    }
+    let _ = writeln!(s, "wrote {} ({})", r.out, r.format);
+    s
+}
+// ---- end rename ----
+
 fn emit<T: serde::Serialize>(
     run: &Run,
     r: &T,

@@ -550,3 +550,78 @@ fn diff_salvage_explain_documents_match_the_schema() {
         .any(|s| s["verdict"] == "loses_data"));
     run(&["explain", "/nonexistent/jetdir"], 2);
 }
+
+/// `extract --as` (its `renamed`), `pack --as` and `rehome` (written, refused) match the schema.
+#[test]
+fn rename_and_rehome_documents_match_the_schema() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/ORDERS.tgz"),
+            "--store-dir",
+            &s(&store),
+            "--as",
+            "ORDERS_COPY",
+            "--subjects",
+            "copy.>",
+        ],
+        0,
+    );
+    assert_eq!(v["name"], "ORDERS_COPY");
+    assert_eq!(v["renamed"]["from"], "ORDERS");
+    assert_eq!(v["renamed"]["records"], 12, "{v:#}");
+    // another copy whose subjects overlap ORDERS_COPY's (copy.x within copy.>): refused
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/ORDERS.tgz"),
+            "--store-dir",
+            &s(&store),
+            "--as",
+            "THIRD",
+            "--subjects",
+            "copy.x",
+        ],
+        2,
+    );
+    assert!(v["refused"].as_str().unwrap().contains("overlap"), "{v:#}");
+    let src = private_copy("v2.15.1-plain/store");
+    let v = run(
+        &[
+            "pack",
+            &s(src.path()),
+            "--stream",
+            "ORDERS",
+            "--as",
+            "O2",
+            "-o",
+            &s(&d.path().join("o2")),
+        ],
+        0,
+    );
+    assert_eq!(v["streams"][0]["name"], "O2");
+    // rehome: the clustered sample
+    let t = tempfile::tempdir().unwrap();
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(fixture("samples/v2.15.1-cluster-n1.tar.gz"))
+        .arg("-C")
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cl = t
+        .path()
+        .join("v2.15.1-cluster-n1/store/jetstream/$G/streams/CL");
+    let out = d.path().join("CL");
+    let v = run(&["rehome", &s(&cl), "-o", &s(&out)], 0);
+    assert_eq!(v["streams"][0]["changes"][0], "stream num_replicas 3 -> 1");
+    assert_eq!(v["format"], "dir");
+    let v = run(&["rehome", &s(&cl), "-o", &s(&out)], 2);
+    assert!(v["refused"].as_str().unwrap().contains("exists"));
+    // not a stream dir: an error document
+    run(&["rehome", &s(d.path()), "-o", &s(&d.path().join("x"))], 2);
+}

@@ -85,6 +85,7 @@ fn pack_verify_extract_same_state_every_format() {
                 force: false,
                 server_version: None,
                 keys: Default::default(),
+                rename: None,
             };
             let pr = pack(&store, &opts, &NoProgress).unwrap();
             assert_eq!(
@@ -120,6 +121,7 @@ fn pack_verify_extract_same_state_every_format() {
                     force: false,
                     create: true,
                     server_version: None,
+                    rename: None,
                 },
                 &NoProgress,
             )
@@ -160,6 +162,7 @@ fn manifest_catches_a_changed_file() {
         force: false,
         server_version: None,
         keys: Default::default(),
+        rename: None,
     };
     pack(&fixture("v2.15.1-plain/store"), &opts, &NoProgress).unwrap();
     // a still-valid backup.json that is not the one packed

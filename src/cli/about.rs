@@ -67,6 +67,8 @@ Examples (stop the server first):
   jetdir extract /backups/ORDERS --store-dir /var/lib/nats
   jetdir extract ORDERS.tgz --store-dir /var/lib/nats --account ACC --dry-run
   jetdir extract /backups/all --store-dir /var/lib/nats       a nats account backup
+  jetdir extract /backups/ORDERS --store-dir /var/lib/nats --as ORDERS_COPY --subjects 'copy.>'
+                                  under another name (every checksum rewritten), beside the original
 
 Exit codes: 0 written (or --dry-run: would be); 1 the archive is damaged (refused, or written
 with --allow-damaged); 2 refused or could not run (stream exists, store dir missing or at the
@@ -79,6 +81,8 @@ Examples:
   jetdir pack /var/lib/nats --all -o /backups/all                  then: nats account restore
   jetdir pack '/var/lib/nats/jetstream/$G/streams/ORDERS' --format tgz -o ORDERS.tgz
   jetdir pack /var/lib/nats --stream ORDERS --server-version 2.9.10 -o /backups/ORDERS-29
+  jetdir pack /var/lib/nats --stream ORDERS --as ORDERS_COPY -o /backups/ORDERS_COPY
+                                  restores as ORDERS_COPY (every checksum rewritten for the name)
   jetdir pack /var/lib/nats --stream ORDERS --key-file /etc/nats/js.key -o /backups/ORDERS
                                   an encrypted store: the backup is plaintext, as snapshots are
 

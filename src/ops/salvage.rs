@@ -438,6 +438,7 @@ pub fn salvage(
                 server_version: opts.server_version,
                 // the salvaged stream is plaintext
                 keys: Default::default(),
+                rename: None,
             };
             let pr = pack::pack(&stream_dir, &popts, progress);
             let _ = fs::remove_dir_all(&stage_dir);
@@ -486,6 +487,7 @@ fn salvage_v2(
         force: true,
         create: true,
         server_version: None,
+        rename: None,
     };
     let res = crate::ops::extract::extract(&sref.path(), &eopts, progress);
     let ex = match res {

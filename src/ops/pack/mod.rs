@@ -84,6 +84,10 @@ pub struct PackOptions {
     pub server_version: Option<ServerVersion>,
     /// Keys of an encrypted store: its streams are packed as plaintext (as server snapshots are).
     pub keys: crate::filestore::keys::KeyRing,
+    /// `--as NEW [--subjects S,...]`: pack the stream under another name (see
+    /// [`crate::ops::rename`]): a renamed plaintext copy beside OUT is verified under the new
+    /// name and packed.
+    pub rename: Option<crate::ops::rename::Rewrite>,
 }
 
 /// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
@@ -797,6 +801,22 @@ pub fn pack(
             sd.dir = dir;
         }
     }
+    // --as: the stream rewritten for its new name into the same private dir, verified under
+    // it, and packed from there.
+    if let Some(rw) = &opts.rename {
+        if let Err(why) = rename_for_pack(
+            &mut checked,
+            rw,
+            &mut plain,
+            opts,
+            &vopts,
+            progress,
+            &mut report,
+        ) {
+            progress.finish();
+            return Ok(report.refuse(why.0, why.1));
+        }
+    }
     let mut srcs = Vec::new();
     for (sd, rep, problems) in &checked {
         srcs.push(StreamSrc::build(
@@ -842,6 +862,89 @@ pub fn pack(
     Ok(report)
 }
 
+/// `pack --as`: rewrite the (plaintext) stream for its new name into `plain`, verify it under
+/// that name and pack it instead. Refusals: `(outcome, why)`.
+fn rename_for_pack(
+    checked: &mut [(StreamDir, StreamReport, Vec<crate::base::problem::Problem>)],
+    rw: &crate::ops::rename::Rewrite,
+    plain: &mut PlainCopies,
+    opts: &PackOptions,
+    vopts: &crate::check::Options,
+    progress: &dyn Progress,
+    report: &mut PackReport,
+) -> Result<(), (Outcome, String)> {
+    let could_not = |why: String| (Outcome::CouldNotRun, why);
+    if checked.len() != 1 || opts.all {
+        return Err(could_not(
+            "--as renames one stream: name it with --stream (not with --all)".into(),
+        ));
+    }
+    let vopts = crate::check::Options {
+        keys: Default::default(),
+        ..vopts.clone()
+    };
+    for (sd, rep, problems) in checked.iter_mut() {
+        let new = rw.name.clone().unwrap_or_else(|| sd.name.clone());
+        let dst = plain
+            .dir_for(&sd.account, &new)
+            .map_err(|e| could_not(format!("{}: {e}", plain.root.display())))?;
+        // the name the files are keyed with: meta.inf's (the dir name for the server's check)
+        let old = sd.name.clone();
+        let r = crate::ops::rename::rewrite_dir(&sd.dir, &dst, &old, rw, false)
+            .map_err(|e| could_not(format!("{e:#}")))?;
+        for c in &r.damaged {
+            report
+                .notes
+                .push(format!("not re-keyed: {}: {}", c.file, c.what));
+        }
+        if !r.damaged.is_empty() && !opts.allow_damaged {
+            return Err((
+                Outcome::Damaged,
+                format!(
+                    "{} damaged item(s) do not verify under {old:?} and would be carried over to {new:?}; --allow-damaged packs them as they are",
+                    r.damaged.len()
+                ),
+            ));
+        }
+        report.notes.push(format!(
+            "{} > {old}: packed as {new} ({} records re-keyed in {} block(s){})",
+            sd.account,
+            r.records,
+            r.blocks,
+            if r.changes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", r.changes.join("; "))
+            }
+        ));
+        let nsd = StreamDir {
+            account: sd.account.clone(),
+            name: new.clone(),
+            dir: dst,
+        };
+        let (nrep, nprob) = store::verify_stream_dir(&nsd, &vopts, progress);
+        let errors = nprob
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        let before = problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        if errors > before || (errors > 0 && !opts.allow_damaged) {
+            report.problems.extend(nprob);
+            return Err((
+                Outcome::Damaged,
+                format!("the renamed copy has {errors} error(s) under {new:?} (see problems); nothing packed"),
+            ));
+        }
+        *sd = nsd;
+        *rep = nrep;
+        *problems = nprob;
+    }
+    Ok(())
+}
+
 /// Plaintext copies of encrypted streams for pack, in `.<OUT>.jetdir-pack-<pid>.plain/`
 /// (mode 0700) beside OUT; removed when dropped.
 struct PlainCopies {
@@ -858,6 +961,25 @@ impl PlainCopies {
             root: out_dir.join(format!(".{name}.jetdir-pack-{}.plain", std::process::id())),
             made: false,
         }
+    }
+
+    /// `<root>/renamed/<account>/<name>` (not created; its parent is), for a renamed copy.
+    fn dir_for(&mut self, account: &str, name: &str) -> io::Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !self.made {
+            fs::DirBuilder::new().mode(0o700).create(&self.root)?;
+            self.made = true;
+        }
+        // beside the decrypted copies (`<root>/<account>/<name>`), named as the stream: the
+        // server and the readers key meta.sum with the dir name
+        let acct = self.root.join("renamed").join(account);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&acct)?;
+        let d = acct.join(name);
+        let _ = fs::remove_dir_all(&d);
+        Ok(d)
     }
 
     /// Decrypt the stream `sd` through its keys into a stream dir of plaintext files.

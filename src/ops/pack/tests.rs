@@ -18,6 +18,7 @@ fn opts(out: &Path, format: PackFormat) -> PackOptions {
         force: false,
         server_version: None,
         keys: Default::default(),
+        rename: None,
     }
 }
 
