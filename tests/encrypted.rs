@@ -578,3 +578,23 @@ fn dump_reads_encrypted_stores_through_the_key() {
         assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not open"));
     }
 }
+
+/// diff compares encrypted copies through the key (identical: exit 0); without it, exit 2.
+#[test]
+fn diff_reads_encrypted_copies_through_the_key() {
+    let (a, b) = (store_copy("v2.15.1-enc-aes"), store_copy("v2.15.1-enc-aes"));
+    let (a, b) = (
+        a.path().display().to_string(),
+        b.path().display().to_string(),
+    );
+    let out = jetdir_env(&["-q", "diff", &a, &b], &[("JETDIR_KEY", KEY)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("IDENTICAL"));
+    let none = jetdir_env(&["-q", "diff", &a, &b], &[]);
+    assert_eq!(none.status.code(), Some(2));
+}

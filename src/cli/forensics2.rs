@@ -28,6 +28,8 @@ pub struct DiffArgs {
     /// Model each copy's load at this time, RFC 3339 (max_age, TTLs; default now).
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    #[command(flatten)]
+    keys: KeyArgs,
 }
 
 /// `--format` of `jetdir salvage`.
@@ -110,10 +112,15 @@ pub fn run_diff(a: &DiffArgs, json: bool) -> ExitCode {
         Err(e) => return fail(&run, &e),
     };
     run.options.at = Some(jetdir::base::time::rfc3339_full(at));
+    let keys = match a.keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(&run, &e),
+    };
     let opts = diff::DiffOptions {
         stream: a.stream.clone(),
         account: a.account.clone(),
         at_ns: at,
+        keys,
     };
     match diff::diff(&a.paths, &opts) {
         Ok(r) => emit(&run, &r, || render_diff(&r), r.exit_code()),

@@ -32,6 +32,8 @@ pub struct DiffOptions {
     pub account: Option<String>,
     /// The load is modelled at this time (ns).
     pub at_ns: i64,
+    /// The keys of encrypted copies (empty: none given).
+    pub keys: crate::filestore::keys::KeyRing,
 }
 
 /// One copy of one stream, as the server would serve it.
@@ -281,8 +283,13 @@ pub fn diff(paths: &[PathBuf], opts: &DiffOptions) -> anyhow::Result<DiffReport>
 }
 
 /// Walk one copy on this thread, sending digests to `tx`.
-fn walk_copy(sref: StreamRef, at_ns: i64, tx: mpsc::SyncSender<Item>) {
-    let w = match super::open(&sref, at_ns) {
+fn walk_copy(
+    sref: StreamRef,
+    at_ns: i64,
+    keys: &crate::filestore::keys::KeyRing,
+    tx: mpsc::SyncSender<Item>,
+) {
+    let w = match super::open_with_keys(&sref, at_ns, keys) {
         Ok(w) => w,
         Err(e) => {
             let _ = tx.send(Item::Failed(format!("{e:#}")));
@@ -410,7 +417,7 @@ fn diff_stream(
                     let (tx, rx) = mpsc::sync_channel(4);
                     let s2 = s.clone();
                     let at = opts.at_ns;
-                    scope.spawn(move || walk_copy(s2, at, tx));
+                    scope.spawn(move || walk_copy(s2, at, &opts.keys, tx));
                     feeds.push(Feed {
                         rx: Some(rx),
                         batch: Vec::new().into_iter(),
