@@ -196,6 +196,11 @@ enum Cmd {
     /// Tell what the server will do with each stream on start, in plain sentences.
     Explain(cli::forensics2::ExplainArgs),
     // ---- end forensics2
+    // ---- cluster (issue #12, clustered nodes): arguments and rendering in src/cli/cluster.rs
+    /// A clustered node's raft groups ($SYS/_js_) and the stream/consumer dirs a clustered
+    /// server would delete at start as orphans.
+    Cluster(cli::cluster::ClusterArgs),
+    // ---- end cluster
 }
 
 // ---- cli branch (issue #11): value enums of check and completions ----
@@ -507,6 +512,9 @@ fn main() -> ExitCode {
         Cmd::Salvage(a) => cli::forensics2::run_salvage(a, cli.json, mode),
         Cmd::Explain(a) => cli::forensics2::run_explain(a, cli.json, mode),
         // ---- end forensics2
+        // ---- cluster (issue #12)
+        Cmd::Cluster(a) => cli::cluster::run_cluster(a, cli.json),
+        // ---- end cluster
     }
 }
 
