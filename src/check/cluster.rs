@@ -635,7 +635,7 @@ pub fn cluster_report(
                 Kind::ClusterOrphanStream,
                 sloc.clone(),
                 format!(
-                    "stream {} > {}: the meta group does not assign it; a clustered server deletes this stream dir (log: Detected orphaned stream '{} > {}', will cleanup) about 30 s after it starts with a meta leader",
+                    "stream {} > {}: the meta group does not assign it; a clustered server deletes this stream dir once it has a meta leader: silently when the leader catches it up with a meta snapshot, else 30 s after meta recovery (log: Detected orphaned stream '{} > {}', will cleanup)",
                     sd.account, sd.name, sd.account, sd.name
                 ),
             )),
@@ -687,7 +687,7 @@ pub fn cluster_report(
                     Kind::ClusterOrphanConsumer,
                     cl,
                     format!(
-                        "consumer {} > {} > {c}: the meta group does not assign it; a clustered server deletes this consumer dir (log: Detected orphaned durable consumer '{} > {} > {c}', will cleanup) about 30 s after it starts with a meta leader",
+                        "consumer {} > {} > {c}: the meta group does not assign it; a clustered server deletes this consumer dir once it has a meta leader: silently when the leader catches it up with a meta snapshot, else 30 s after meta recovery (log: Detected orphaned durable consumer '{} > {} > {c}', will cleanup)",
                         sd.account, sd.name, sd.account, sd.name
                     ),
                 )),
