@@ -5,7 +5,8 @@
       creates R3 stream R3A (5 msgs, durable DUR), R1 stream ONE, then the orphan case:
       R1 stream GONE and durable GC on R3A are created, their dirs copied aside, then deleted
       through the API; all servers stopped (SIGTERM to each PID); the copies are put into n1's
-      store (GONE as a stream dir, GC under R3A/obs/). Writes DIR/facts.json.
+      store (GONE as a stream dir, GC under R3A/obs/), and a copy of ONE (placed on n2 by its
+      server tag) too. Writes DIR/facts.json.
   cluster.py --server BIN --out DIR --phase restart
       starts the three nodes again on their stores, waits until the dirs named by --expect-gone
       are gone from n1 (or 45 s: the server's orphan check runs 30 s after meta recovery; a
@@ -57,7 +58,8 @@ class Node:
         conf = self.dir / "server.conf"
         rs = ", ".join(f"nats://127.0.0.1:{p}" for p in routes if p != self.cport)
         conf.write_text(
-            f"server_name: {self.name}\nlisten: 127.0.0.1:{self.port}\n"
+            f"server_name: {self.name}\nserver_tags: [{json.dumps(self.name)}]\n"
+            f"listen: 127.0.0.1:{self.port}\n"
             f"jetstream {{ store_dir: {json.dumps(str(self.store))} }}\n"
             f"cluster {{ name: C1, listen: 127.0.0.1:{self.cport}, routes: [{rs}] }}\n"
         )
@@ -113,7 +115,8 @@ async def setup(binary: str, out: Path) -> dict:
         await retry(lambda: natsbox.create_consumer(
             nc, "R3A", {"durable_name": "DUR", "ack_policy": "explicit"}))
         await retry(lambda: natsbox.create_stream(
-            nc, {"name": "ONE", "subjects": ["one.>"], "num_replicas": 1}))
+            nc, {"name": "ONE", "subjects": ["one.>"], "num_replicas": 1,
+                 "placement": {"tags": ["n2"]}}))
         await retry(lambda: natsbox.publish(nc, "one.a", b"1"))
         # the orphan case: a stream and a consumer the meta group will not know
         await retry(lambda: natsbox.create_stream(
@@ -138,6 +141,8 @@ async def setup(binary: str, out: Path) -> dict:
             n.stop()
     n1 = nodes[0].store / "jetstream/$G/streams"
     shutil.copytree(aside / "GONE", n1 / "GONE")
+    # ONE is assigned to n2 only: a copy on n1 is not n1's
+    shutil.copytree(nodes[1].store / "jetstream/$G/streams/ONE", n1 / "ONE")
     shutil.copytree(aside / "GC", n1 / "R3A/obs/GC")
     return {
         "store": str(nodes[0].store),
