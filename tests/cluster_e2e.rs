@@ -40,9 +40,8 @@ fn jetdir_cluster(store: &Path, name: Option<&str>, code: i32) -> Value {
         c.args(["--server-name", n]);
     }
     let o = c.output().expect("run jetdir");
-    let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout))
-    });
+    let doc: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)));
     assert_eq!(o.status.code(), Some(code), "{doc:#}");
     let raw = std::fs::read(repo().join("schema/jetdir.schema.json")).unwrap();
     let sc: Value = serde_json::from_slice(&raw).unwrap();
@@ -98,7 +97,11 @@ fn a_stopped_3_node_cluster_gives_the_raft_listing_and_the_orphans_the_server_de
     let groups = d["groups"].as_array().unwrap();
     let by_kind = |k: &str| -> Vec<&Value> { groups.iter().filter(|g| g["kind"] == k).collect() };
     assert_eq!(
-        (by_kind("meta").len(), by_kind("stream").len(), by_kind("consumer").len()),
+        (
+            by_kind("meta").len(),
+            by_kind("stream").len(),
+            by_kind("consumer").len()
+        ),
         (1, 1, 1),
         "{d:#}"
     );
@@ -145,7 +148,10 @@ fn a_stopped_3_node_cluster_gives_the_raft_listing_and_the_orphans_the_server_de
         .collect();
     assert_eq!(
         doomed,
-        ["GONE", "ONE", "R3A/GC"].into_iter().map(String::from).collect(),
+        ["GONE", "ONE", "R3A/GC"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
         "{d:#}"
     );
     let fate = |n: &str| placed.iter().find(|p| dir_name(p) == n).unwrap()["fate"].clone();
@@ -162,7 +168,11 @@ fn a_stopped_3_node_cluster_gives_the_raft_listing_and_the_orphans_the_server_de
     kinds.sort();
     assert_eq!(
         kinds,
-        ["cluster_orphan_consumer", "cluster_orphan_stream", "cluster_orphan_stream"],
+        [
+            "cluster_orphan_consumer",
+            "cluster_orphan_stream",
+            "cluster_orphan_stream"
+        ],
         "{d:#}"
     );
     // without the server name the id cannot be told (every group has all three peers):
@@ -179,7 +189,10 @@ fn a_stopped_3_node_cluster_gives_the_raft_listing_and_the_orphans_the_server_de
     let after = read_json(&out.join("after.json"));
     let left = strs(&after["dirs"]);
     let want: BTreeSet<String> = on_disk.difference(&doomed).cloned().collect();
-    assert_eq!(left, want, "the server deleted other dirs than predicted: {after:#}");
+    assert_eq!(
+        left, want,
+        "the server deleted other dirs than predicted: {after:#}"
+    );
     // and now nothing is predicted
     let d3 = jetdir_cluster(&store, Some("n1"), 0);
     assert!(d3["problems"].as_array().unwrap().is_empty(), "{d3:#}");

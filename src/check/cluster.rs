@@ -166,17 +166,25 @@ fn group_kind(name: &str) -> &'static str {
     }
 }
 
+/// A valid snapshot: its file (relative to the group dir), index and data.
+type SnapshotData = (String, u64, Vec<u8>);
+
 /// Read a group dir: peers, term/vote, commit, snapshots, WAL. Returns the report, the latest
 /// valid snapshot's data (for the meta group) and the WAL's normal entries after it.
 struct GroupRead {
     rep: GroupReport,
     /// Latest snapshot (by term, index): its data when its checksum is good, or Err(why).
-    latest_snapshot: Option<Result<(String, u64, Vec<u8>), String>>,
+    latest_snapshot: Option<Result<SnapshotData, String>>,
     /// (index, entry type, data) of every entry in the WAL, in index order.
     entries: Vec<(u64, EntryType, Vec<u8>)>,
 }
 
-fn read_group(dir: &Path, name: &str, keep_entries: bool, problems: &mut Vec<Problem>) -> GroupRead {
+fn read_group(
+    dir: &Path,
+    name: &str,
+    keep_entries: bool,
+    problems: &mut Vec<Problem>,
+) -> GroupRead {
     let mut rep = GroupReport {
         name: name.to_string(),
         kind: group_kind(name),
@@ -259,12 +267,17 @@ fn read_group(dir: &Path, name: &str, keep_entries: bool, problems: &mut Vec<Pro
                     file: rel,
                     term: None,
                     index: None,
-                    size: fs::metadata(dir.join("snapshots").join(&n)).map(|m| m.len()).unwrap_or(0),
+                    size: fs::metadata(dir.join("snapshots").join(&n))
+                        .map(|m| m.len())
+                        .unwrap_or(0),
                     checksum_ok: None,
                 });
                 continue;
             };
-            if latest.as_ref().is_none_or(|(lt, li, _)| (t, i) > (*lt, *li)) {
+            if latest
+                .as_ref()
+                .is_none_or(|(lt, li, _)| (t, i) > (*lt, *li))
+            {
                 latest = Some((t, i, n.clone()));
             }
             let (size, ok) = match fs::read(dir.join("snapshots").join(&n)) {
@@ -277,7 +290,14 @@ fn read_group(dir: &Path, name: &str, keep_entries: bool, problems: &mut Vec<Pro
                                 format!("$SYS/_js_/{name}/{rel}: checksum does not match; the server logs 'Snapshot corrupt' and cannot use it"),
                             ));
                         } else if (s.term, s.index) != (t, i) {
-                            bad(&rel, format!("holds term {} index {}, its name says term {t} index {i}", s.term, s.index), problems);
+                            bad(
+                                &rel,
+                                format!(
+                                    "holds term {} index {}, its name says term {t} index {i}",
+                                    s.term, s.index
+                                ),
+                                problems,
+                            );
                         }
                         (b.len() as u64, Some(s.hash_ok))
                     }
@@ -396,7 +416,10 @@ fn read_group(dir: &Path, name: &str, keep_entries: bool, problems: &mut Vec<Pro
                     problems.push(Problem::new(
                         Kind::RaftWalDamaged,
                         loc(name, &rel).at(r.offset as u64).seq(r.seq),
-                        format!("$SYS/_js_/{name}/{rel}: raft index {} is not an append entry: {e}", r.seq),
+                        format!(
+                            "$SYS/_js_/{name}/{rel}: raft index {} is not an append entry: {e}",
+                            r.seq
+                        ),
                     ));
                 }
             }
@@ -517,7 +540,12 @@ pub fn cluster_report(
         .unwrap_or_default();
     names.sort_by_key(|n| (group_kind(n) != "meta", n.clone()));
     for n in &names {
-        groups.push(read_group(&raft_root.join(n), n, n == "_meta_", &mut problems));
+        groups.push(read_group(
+            &raft_root.join(n),
+            n,
+            n == "_meta_",
+            &mut problems,
+        ));
     }
     let mut meta = MetaReplay::default();
     let assignments = match groups.iter().find(|g| g.rep.name == "_meta_") {
@@ -557,10 +585,7 @@ pub fn cluster_report(
     }
     // this node's peer id
     let (self_peer, self_peer_from) = match server_name {
-        Some(n) => (
-            Some(raft::server_peer_id(n)),
-            format!("--server-name {n}"),
-        ),
+        Some(n) => (Some(raft::server_peer_id(n)), format!("--server-name {n}")),
         None => {
             let mut cand: Option<BTreeSet<String>> = None;
             for g in &groups {
@@ -602,7 +627,11 @@ pub fn cluster_report(
     }
     // stream and consumer dirs on disk and their fate
     let mut streams = Vec::new();
-    for sd in lay.streams.iter().filter(|s| s.account != "$SYS" || s.name != "_js_") {
+    for sd in lay
+        .streams
+        .iter()
+        .filter(|s| s.account != "$SYS" || s.name != "_js_")
+    {
         let sa = assignments
             .as_ref()
             .and_then(|a| a.get(&sd.account))
@@ -635,17 +664,15 @@ pub fn cluster_report(
                 Kind::ClusterOrphanStream,
                 sloc.clone(),
                 format!(
-                    "stream {} > {}: the meta group does not assign it; a clustered server deletes this stream dir once it has a meta leader: silently when the leader catches it up with a meta snapshot, else 30 s after meta recovery (log: Detected orphaned stream '{} > {}', will cleanup)",
-                    sd.account, sd.name, sd.account, sd.name
+                    "the meta group does not assign this stream; a clustered server deletes its dir once it has a meta leader: silently when the leader catches it up with a meta snapshot, else 30 s after meta recovery (log: Detected orphaned stream '{} > {}', will cleanup)",
+                    sd.account, sd.name
                 ),
             )),
             "not_member" => problems.push(Problem::new(
                 Kind::ClusterOrphanStream,
                 sloc.clone(),
                 format!(
-                    "stream {} > {}: the meta group assigns it to peers {} (not this node, {}); the server removes this stream dir when it applies the assignment",
-                    sd.account,
-                    sd.name,
+                    "the meta group assigns this stream to peers {} (not this node, {}); the server removes its dir when it applies the assignment",
                     group.map(|g| g.peers.join(", ")).unwrap_or_default(),
                     self_peer.as_deref().unwrap_or("")
                 ),
@@ -687,17 +714,15 @@ pub fn cluster_report(
                     Kind::ClusterOrphanConsumer,
                     cl,
                     format!(
-                        "consumer {} > {} > {c}: the meta group does not assign it; a clustered server deletes this consumer dir once it has a meta leader: silently when the leader catches it up with a meta snapshot, else 30 s after meta recovery (log: Detected orphaned durable consumer '{} > {} > {c}', will cleanup)",
-                        sd.account, sd.name, sd.account, sd.name
+                        "the meta group does not assign this consumer; a clustered server deletes its dir once it has a meta leader: silently when the leader catches it up with a meta snapshot, else 30 s after meta recovery (log: Detected orphaned durable consumer '{} > {} > {c}', will cleanup)",
+                        sd.account, sd.name
                     ),
                 )),
                 "not_member" => problems.push(Problem::new(
                     Kind::ClusterOrphanConsumer,
                     cl,
                     format!(
-                        "consumer {} > {} > {c}: the meta group assigns it to other peers ({}); the server removes this consumer dir when it applies the assignment",
-                        sd.account,
-                        sd.name,
+                        "the meta group assigns this consumer to other peers ({}); the server removes its dir when it applies the assignment",
                         cgroup.map(|g| g.peers.join(", ")).unwrap_or_default()
                     ),
                 )),
@@ -743,13 +768,22 @@ mod tests {
         assert!(r.clustered && r.ok, "{r:#?}");
         assert_eq!(r.groups.len(), 3);
         let m = &r.groups[0];
-        assert_eq!((m.name.as_str(), m.kind, m.term, m.commit), ("_meta_", "meta", Some(3), Some(9)));
+        assert_eq!(
+            (m.name.as_str(), m.kind, m.term, m.commit),
+            ("_meta_", "meta", Some(3), Some(9))
+        );
         assert_eq!(m.snapshot_index, Some(9));
         let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
-        assert_eq!((s.stream.as_deref(), s.consumer.as_deref()), (Some("CL"), None));
+        assert_eq!(
+            (s.stream.as_deref(), s.consumer.as_deref()),
+            (Some("CL"), None)
+        );
         assert_eq!(s.snapshot_index, Some(10));
         let c = r.groups.iter().find(|g| g.kind == "consumer").unwrap();
-        assert_eq!((c.stream.as_deref(), c.consumer.as_deref()), (Some("CL"), Some("D")));
+        assert_eq!(
+            (c.stream.as_deref(), c.consumer.as_deref()),
+            (Some("CL"), Some("D"))
+        );
         for g in &r.groups {
             assert_eq!(g.peers.len(), 3);
             assert!(g.wal.entries > 0 && g.wal.bad_records == 0, "{g:?}");
@@ -760,16 +794,27 @@ mod tests {
         assert_eq!(r.meta.consumers_assigned, 1);
         // every peer is in every group: the own id cannot be inferred
         assert_eq!(r.self_peer, None);
-        assert!(r.streams.iter().all(|p| p.fate == "kept"), "{:?}", r.streams);
+        assert!(
+            r.streams.iter().all(|p| p.fate == "kept"),
+            "{:?}",
+            r.streams
+        );
         assert_eq!(r.streams.len(), 2);
 
         // with the server name: n1's id, still a member of everything
         let r = cluster_report(&store, Some("n1")).unwrap();
-        assert_eq!(r.self_peer.as_deref(), Some(raft::server_peer_id("n1").as_str()));
+        assert_eq!(
+            r.self_peer.as_deref(),
+            Some(raft::server_peer_id("n1").as_str())
+        );
         assert!(r.streams.iter().all(|p| p.fate == "kept"));
         // a server name that is no peer: the stream and its consumer are not this node's
         let r = cluster_report(&store, Some("elsewhere")).unwrap();
-        assert!(r.streams.iter().all(|p| p.fate == "not_member"), "{:?}", r.streams);
+        assert!(
+            r.streams.iter().all(|p| p.fate == "not_member"),
+            "{:?}",
+            r.streams
+        );
         assert_eq!(r.exit_code(), 1);
     }
 

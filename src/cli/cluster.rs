@@ -48,10 +48,7 @@ fn render_cluster(r: &ClusterReport) -> String {
     let _ = writeln!(o, "raft groups ($SYS/_js_):");
     for g in &r.groups {
         let what = match (&g.stream, &g.consumer) {
-            (Some(s), Some(c)) => format!(
-                " = {} > {s} > {c}",
-                g.account.as_deref().unwrap_or("?")
-            ),
+            (Some(s), Some(c)) => format!(" = {} > {s} > {c}", g.account.as_deref().unwrap_or("?")),
             (Some(s), None) => format!(" = {} > {s}", g.account.as_deref().unwrap_or("?")),
             _ => String::new(),
         };
@@ -104,7 +101,10 @@ fn render_cluster(r: &ClusterReport) -> String {
             m.past_commit
         );
     } else if r.clustered {
-        let _ = writeln!(o, "meta assignments: could not be rebuilt (see the findings)");
+        let _ = writeln!(
+            o,
+            "meta assignments: could not be rebuilt (see the findings)"
+        );
     }
     let _ = writeln!(o, "on disk, at the next clustered start:");
     for p in &r.streams {

@@ -179,7 +179,9 @@ pub fn decode_op(data: &[u8]) -> Result<MetaOp, ParseError> {
     };
     let js = |e: serde_json::Error| ParseError::invalid(1, format!("meta entry op {op}: {e}"));
     let stream = || -> Result<StreamAssignment, ParseError> {
-        Ok(stream_of(serde_json::from_slice::<RawStream>(body).map_err(js)?))
+        Ok(stream_of(
+            serde_json::from_slice::<RawStream>(body).map_err(js)?,
+        ))
     };
     let consumer = |b: &[u8]| -> Result<ConsumerAssignment, ParseError> {
         Ok(consumer_of(
@@ -308,7 +310,11 @@ mod hostile {
         const CL: &str = "v2.15.1-cluster-n1";
         let d = testdata::sample(CL);
         let wal = testdata::read(&d, CL, "store/jetstream/$SYS/_js_/_meta_/msgs/3.blk");
-        let snap = testdata::read(&d, CL, "store/jetstream/$SYS/_js_/_meta_/snapshots/snap.3.9");
+        let snap = testdata::read(
+            &d,
+            CL,
+            "store/jetstream/$SYS/_js_/_meta_/snapshots/snap.3.9",
+        );
         let mut inputs: Vec<Vec<u8>> = Records::new(&wal)
             .filter_map(|r| r.ok())
             .filter(|r| r.kind() == RecordKind::Message)

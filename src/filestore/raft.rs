@@ -398,7 +398,10 @@ mod wal_tests {
     fn server_ids_of_the_sample_cluster() {
         // n1, n2, n3 are the server names of the sample cluster (server.conf inside the sample);
         // their ids are the three peers of every group.
-        let mut ids: Vec<String> = ["n1", "n2", "n3"].iter().map(|n| server_peer_id(n)).collect();
+        let mut ids: Vec<String> = ["n1", "n2", "n3"]
+            .iter()
+            .map(|n| server_peer_id(n))
+            .collect();
         ids.sort();
         let mut want = vec!["44jzkV9D", "fjFyEjc1", "BXScrY9i"];
         want.sort();
