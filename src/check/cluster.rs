@@ -43,7 +43,12 @@ pub struct WalInfo {
     pub last_index: Option<u64>,
     /// Records whose framing, checksum or append-entry encoding is bad.
     pub bad_records: u64,
+    /// Blocks encrypted at rest (with a `<N>.key`): counted, not read.
+    pub encrypted: u64,
 }
+
+/// Largest raft WAL block read: the server's 8 MiB block maximum plus one 32 MiB record.
+const MAX_WAL_BLOCK: u64 = 40 << 20;
 
 /// One raft group dir.
 #[derive(Debug, Clone, Serialize)]
@@ -345,6 +350,25 @@ fn read_group(
     blocks.sort();
     for (bi, p) in blocks {
         let rel = format!("msgs/{bi}.blk");
+        let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        if p.with_extension("key").exists() {
+            // an encrypted store: the WAL block is encrypted (context: the group name)
+            rep.wal.blocks += 1;
+            rep.wal.bytes += size;
+            rep.wal.encrypted += 1;
+            continue;
+        }
+        if size > MAX_WAL_BLOCK {
+            rep.wal.blocks += 1;
+            rep.wal.bytes += size;
+            rep.wal.bad_records += 1;
+            problems.push(Problem::new(
+                Kind::RaftWalDamaged,
+                loc(name, &rel),
+                format!("$SYS/_js_/{name}/{rel}: {size} bytes, more than a raft WAL block can hold ({MAX_WAL_BLOCK}); not read"),
+            ));
+            continue;
+        }
         let raw = match fs::read(&p) {
             Ok(b) => b,
             Err(e) => {
@@ -730,6 +754,14 @@ pub fn cluster_report(
             }
         }
     }
+    for g in &groups {
+        if g.rep.wal.encrypted > 0 {
+            notes.push(format!(
+                "raft group {}: {} WAL block(s) encrypted at rest: not read (the WAL extent counts only the others)",
+                g.rep.name, g.rep.wal.encrypted
+            ));
+        }
+    }
     if !clustered {
         notes.push(format!(
             "{}: no $SYS/_js_ dir: not a clustered node's store",
@@ -840,6 +872,28 @@ mod tests {
             "{r:#?}"
         );
         assert_eq!(r.exit_code(), 1);
+    }
+
+    #[test]
+    fn encrypted_wal_blocks_are_counted_not_judged() {
+        let d = testdata::sample(CL);
+        let store = d.path().join(CL).join("store");
+        let g = store.join("jetstream/$SYS/_js_/S-R3F-W7suG6Iu/msgs");
+        let mut b = fs::read(g.join("1.blk")).unwrap();
+        for x in b.iter_mut() {
+            *x ^= 0x5a; // "ciphertext"
+        }
+        fs::write(g.join("1.blk"), b).unwrap();
+        fs::write(g.join("1.key"), [7u8; 72]).unwrap();
+        let r = cluster_report(&store, None).unwrap();
+        assert!(r.ok, "{r:#?}");
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        assert_eq!((s.wal.blocks, s.wal.encrypted, s.wal.entries), (1, 1, 0));
+        assert!(r.notes.iter().any(|n| n.contains("encrypted")));
+        // without the key file the same bytes are damage
+        fs::remove_file(g.join("1.key")).unwrap();
+        let r = cluster_report(&store, None).unwrap();
+        assert!(r.problems.iter().any(|p| p.kind == Kind::RaftWalDamaged));
     }
 
     #[test]
