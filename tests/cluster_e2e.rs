@@ -129,7 +129,18 @@ fn a_stopped_3_node_cluster_gives_the_raft_listing_and_the_orphans_the_server_de
             other => panic!("{other:?}: {g:#}"),
         }
     }
+    // the mapping equals the server's own (monitoring /jsz?raft=true before the stop)
+    let mut mapped = serde_json::Map::new();
+    for g in groups.iter().filter(|g| g["kind"] != "meta") {
+        let key = match g["consumer"].as_str() {
+            Some(c) => format!("{}/{c}", g["stream"].as_str().unwrap()),
+            None => g["stream"].as_str().unwrap().to_string(),
+        };
+        mapped.insert(key, g["name"].clone());
+    }
+    assert_eq!(Value::Object(mapped), facts["jsz"]["groups"], "{d:#}");
     let meta = by_kind("meta")[0];
+    assert_eq!(meta["cluster_size"], facts["jsz"]["meta_cluster_size"]);
     if let (Some(c), Some(l)) = (meta["commit"].as_u64(), meta["wal"]["last_index"].as_u64()) {
         assert!(c <= l, "{meta:#}");
     }

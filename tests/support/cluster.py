@@ -48,6 +48,7 @@ class Node:
         self.store = self.dir / "store"
         self.port = 0
         self.cport = 0
+        self.mport = 0
         self.proc = None
         self.log = self.dir / "server.log"
 
@@ -59,7 +60,7 @@ class Node:
         rs = ", ".join(f"nats://127.0.0.1:{p}" for p in routes if p != self.cport)
         conf.write_text(
             f"server_name: {self.name}\nserver_tags: [{json.dumps(self.name)}]\n"
-            f"listen: 127.0.0.1:{self.port}\n"
+            f"listen: 127.0.0.1:{self.port}\nhttp: 127.0.0.1:{self.mport}\n"
             f"jetstream {{ store_dir: {json.dumps(str(self.store))} }}\n"
             f"cluster {{ name: C1, listen: 127.0.0.1:{self.cport}, routes: [{rs}] }}\n"
         )
@@ -81,7 +82,7 @@ class Node:
 
 def start_all(nodes: list[Node]):
     for n in nodes:
-        n.port, n.cport = natsbox.free_port(), natsbox.free_port()
+        n.port, n.cport, n.mport = natsbox.free_port(), natsbox.free_port(), natsbox.free_port()
     for n in nodes:
         n.start([m.cport for m in nodes])
 
@@ -136,6 +137,7 @@ async def setup(binary: str, out: Path) -> dict:
         await retry(lambda: api(nc, "$JS.API.STREAM.DELETE.GONE"))
         await asyncio.sleep(1.0)
         await nc.close()
+        jsz = raft_groups(nodes[0])
     finally:
         for n in nodes:
             n.stop()
@@ -148,8 +150,28 @@ async def setup(binary: str, out: Path) -> dict:
         "store": str(nodes[0].store),
         "peers": {n: peer_id(n) for n in NAMES},
         "one_on": one_on,
+        "jsz": jsz,
         "gone_on": gone_on,
     }
+
+
+def raft_groups(node: Node) -> dict:
+    """The server's own view (monitoring /jsz with raft=true): each stream's and consumer's
+    raft group name, and the meta group's cluster size."""
+    import urllib.request
+
+    url = (f"http://127.0.0.1:{node.mport}/jsz?accounts=true&streams=true&consumers=true"
+           "&raft=true")
+    with urllib.request.urlopen(url, timeout=10) as r:
+        j = json.load(r)
+    groups = {}
+    for acc in j.get("account_details", []):
+        for st in acc.get("stream_detail", []):
+            if st.get("stream_raft_group"):
+                groups[st["name"]] = st["stream_raft_group"]
+            for c in st.get("consumer_raft_groups") or []:
+                groups[f"{st['name']}/{c['name']}"] = c["raft_group"]
+    return {"groups": groups, "meta_cluster_size": j.get("meta_cluster", {}).get("cluster_size")}
 
 
 def dirs_of(store: Path) -> list[str]:
