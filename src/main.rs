@@ -199,6 +199,7 @@ enum Cmd {
     // ---- cluster (issue #12, clustered nodes): arguments and rendering in src/cli/cluster.rs
     /// A clustered node's raft groups ($SYS/_js_) and the stream/consumer dirs a clustered
     /// server would delete at start as orphans.
+    #[command(after_help = cli::cluster::CLUSTER_AFTER)]
     Cluster(cli::cluster::ClusterArgs),
     // ---- end cluster
 }

@@ -651,11 +651,9 @@ pub fn cluster_report(
     }
     // stream and consumer dirs on disk and their fate
     let mut streams = Vec::new();
-    for sd in lay
-        .streams
-        .iter()
-        .filter(|s| s.account != "$SYS" || s.name != "_js_")
-    {
+    // a standalone server deletes nothing for want of assignments: no fates to tell
+    let on_disk: &[discover::StreamDir] = if clustered { &lay.streams } else { &[] };
+    for sd in on_disk {
         let sa = assignments
             .as_ref()
             .and_then(|a| a.get(&sd.account))
@@ -832,6 +830,11 @@ mod tests {
             r.streams
         );
         assert_eq!(r.streams.len(), 2);
+
+        // a standalone store: nothing clustered, no fates
+        let plain = testdata::sample("v2.15.1-plain");
+        let r0 = cluster_report(&plain.path().join("v2.15.1-plain/store"), None).unwrap();
+        assert!(!r0.clustered && r0.ok && r0.groups.is_empty() && r0.streams.is_empty());
 
         // with the server name: n1's id, still a member of everything
         let r = cluster_report(&store, Some("n1")).unwrap();

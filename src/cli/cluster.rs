@@ -9,6 +9,16 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Examples and exit codes of `jetdir cluster --help`.
+pub const CLUSTER_AFTER: &str = "\
+Examples:
+  jetdir cluster /data/nats/store                    raft groups, meta assignments, orphans
+  jetdir cluster --server-name n1 /data/nats/store   also streams assigned to other peers
+  jetdir --json cluster /data/nats/store             one JSON document
+
+Exit codes: 0 nothing would be deleted and the raft files are intact, 1 the server would
+delete stream/consumer dirs or raft files are damaged, 2 could not run.";
+
 /// `jetdir cluster`.
 #[derive(clap::Args)]
 pub struct ClusterArgs {
@@ -45,7 +55,9 @@ fn render_cluster(r: &ClusterReport) -> String {
         r.self_peer.as_deref().unwrap_or("?"),
         r.self_peer_from
     );
-    let _ = writeln!(o, "raft groups ($SYS/_js_):");
+    if !r.groups.is_empty() {
+        let _ = writeln!(o, "raft groups ($SYS/_js_):");
+    }
     for g in &r.groups {
         let what = match (&g.stream, &g.consumer) {
             (Some(s), Some(c)) => format!(" = {} > {s} > {c}", g.account.as_deref().unwrap_or("?")),
@@ -106,7 +118,9 @@ fn render_cluster(r: &ClusterReport) -> String {
             "meta assignments: could not be rebuilt (see the findings)"
         );
     }
-    let _ = writeln!(o, "on disk, at the next clustered start:");
+    if !r.streams.is_empty() {
+        let _ = writeln!(o, "on disk, at the next clustered start:");
+    }
     for p in &r.streams {
         let name = match &p.consumer {
             Some(c) => format!("{} > {} > {c}", p.account, p.stream),
