@@ -202,7 +202,7 @@ pub fn raft(data: &[u8]) {
         return;
     };
     let within = |e: crate::base::bytes::ParseError| assert!(e.offset() <= rest.len(), "{e}");
-    match which % 5 {
+    match which % 8 {
         0 => match raft::parse_peers(rest) {
             Ok(p) => assert!(p.peers.len() * raft::PEER_ID_LEN <= rest.len()),
             Err(e) => within(e),
@@ -223,6 +223,26 @@ pub fn raft(data: &[u8]) {
             }
             Err(e) => within(e),
         },
+        5 => match raft::parse_append_entry(rest) {
+            Ok(ae) => {
+                let used: usize = ae.entries.iter().map(|e| 5 + e.data.len()).sum();
+                assert!(42 + used <= rest.len());
+            }
+            Err(e) => within(e),
+        },
+        // the meta group's assignments: snapshot data and WAL ops, then applied
+        6 => {
+            if let Ok(mut a) = crate::filestore::meta_assign::decode_snapshot(rest) {
+                if let Ok(op) = crate::filestore::meta_assign::decode_op(rest) {
+                    crate::filestore::meta_assign::apply(&mut a, op);
+                }
+            }
+        }
+        7 => {
+            if let Ok(op) = crate::filestore::meta_assign::decode_op(rest) {
+                crate::filestore::meta_assign::apply(&mut Default::default(), op);
+            }
+        }
         _ => {
             if let Ok(n) = std::str::from_utf8(rest) {
                 let _ = raft::parse_snapshot_name(n);

@@ -220,6 +220,12 @@ enum Cmd {
         force: bool,
     },
     // ---- end rename
+    // ---- cluster (issue #12, clustered nodes): arguments and rendering in src/cli/cluster.rs
+    /// A clustered node's raft groups ($SYS/_js_) and the stream/consumer dirs a clustered
+    /// server would delete at start as orphans.
+    #[command(after_help = cli::cluster::CLUSTER_AFTER)]
+    Cluster(cli::cluster::ClusterArgs),
+    // ---- end cluster
 }
 
 // ---- cli branch (issue #11): value enums of check and completions ----
@@ -552,6 +558,9 @@ fn main() -> ExitCode {
         Cmd::Salvage(a) => cli::forensics2::run_salvage(a, cli.json, mode),
         Cmd::Explain(a) => cli::forensics2::run_explain(a, cli.json, mode),
         // ---- end forensics2
+        // ---- cluster (issue #12)
+        Cmd::Cluster(a) => cli::cluster::run_cluster(a, cli.json),
+        // ---- end cluster
     }
 }
 

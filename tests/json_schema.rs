@@ -625,3 +625,43 @@ fn rename_and_rehome_documents_match_the_schema() {
     // not a stream dir: an error document
     run(&["rehome", &s(d.path()), "-o", &s(&d.path().join("x"))], 2);
 }
+
+/// `jetdir cluster` on the sample clustered node (clean, exit 0), on a copy with an orphan
+/// stream dir and a damaged raft snapshot (exit 1), and on a missing path (exit 2).
+#[test]
+fn cluster_documents_match_the_schema() {
+    let t = tempfile::tempdir().unwrap();
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(repo().join("fixtures/samples/v2.15.1-cluster-n1.tar.gz"))
+        .arg("-C")
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let store = t.path().join("v2.15.1-cluster-n1/store");
+    let d = run(&["cluster", &s(&store)], 0);
+    assert_eq!(d["command"], "cluster");
+    assert_eq!(d["groups"].as_array().unwrap().len(), 3);
+    let d = run(&["cluster", "--server-name", "n1", &s(&store)], 0);
+    assert!(d["self_peer"].is_string());
+
+    let streams = store.join("jetstream/$G/streams");
+    copy_dir(&streams.join("CL"), &streams.join("X"));
+    let snap = store.join("jetstream/$SYS/_js_/S-R3F-W7suG6Iu/snapshots/snap.3.10");
+    let mut b = std::fs::read(&snap).unwrap();
+    b[40] ^= 0x10;
+    std::fs::write(&snap, b).unwrap();
+    let d = run(&["cluster", &s(&store)], 1);
+    let kinds: Vec<&str> = d["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"cluster_orphan_stream"), "{d:#}");
+    assert!(kinds.contains(&"raft_checksum"), "{d:#}");
+
+    let d = run(&["cluster", &s(&t.path().join("nothing"))], 2);
+    assert!(d["error"].as_str().unwrap().contains("nothing"));
+}

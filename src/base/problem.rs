@@ -168,6 +168,13 @@ kinds! {
     EncryptedConsumerPreviousKey = "encrypted_consumer_previous_key", Error;
     IoError = "io_error", Error;
     StoreInUse = "store_in_use", Warning;
+    // Clustered nodes: raft groups under $SYS/_js_ and the meta assignments
+    ClusterOrphanConsumer = "cluster_orphan_consumer", Error;
+    ClusterOrphanStream = "cluster_orphan_stream", Error;
+    RaftChecksum = "raft_checksum", Error;
+    RaftFileCorrupt = "raft_file_corrupt", Error;
+    RaftMetaUndecodable = "raft_meta_undecodable", Error;
+    RaftWalDamaged = "raft_wal_damaged", Error;
 }
 
 impl Kind {

@@ -1,6 +1,7 @@
 //! Every judgement: turns the state model into findings with severities. The entry point of
 //! `jetdir verify` and `jetdir inspect` is [`verify_path`].
 pub(crate) mod archive;
+pub mod cluster;
 pub mod store;
 
 use crate::backup::detect::{self, ArchiveKind, Detected};

@@ -2249,7 +2249,7 @@ pub fn verify_store(
     }
     if !lay.raft_groups.is_empty() {
         rep.notes.push(format!(
-            "clustered node: {} raft group dir(s) under $SYS/_js_/",
+            "clustered node: {} raft group dir(s) under $SYS/_js_/ (`jetdir cluster PATH` lists them and the stream/consumer dirs a clustered server would delete)",
             lay.raft_groups.len()
         ));
     }

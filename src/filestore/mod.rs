@@ -10,6 +10,7 @@ pub mod keys;
 pub(crate) mod layout;
 pub(crate) mod legacy;
 pub(crate) mod meta;
+pub(crate) mod meta_assign;
 pub(crate) mod raft;
 pub(crate) mod running;
 pub(crate) mod seqset;
