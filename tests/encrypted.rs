@@ -598,3 +598,47 @@ fn diff_reads_encrypted_copies_through_the_key() {
     let none = jetdir_env(&["-q", "diff", &a, &b], &[]);
     assert_eq!(none.status.code(), Some(2));
 }
+
+/// salvage of an encrypted stream with its key writes a plaintext stream dir that verifies
+/// without a key, with the numbers verify gives through the key; without it, exit 2.
+#[test]
+fn salvage_writes_plaintext_from_an_encrypted_stream() {
+    for (sample, stream) in [
+        ("v2.15.1-enc-aes", "ENCCMP"),
+        ("v2.15.1-enc-chacha", "SECRET"),
+        ("v2.9.10-enc-chacha", "SECRET"),
+    ] {
+        let src = fixture(&format!("{sample}/store/jetstream/$G/streams/{stream}"));
+        let s = src.display().to_string();
+        let want = json(&jetdir_env(
+            &["-j", "-q", "verify", &s],
+            &[("JETDIR_KEY", KEY)],
+        ));
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join(stream);
+        let o = out.display().to_string();
+        let none = jetdir_env(&["-q", "salvage", &s, "-o", &o], &[]);
+        assert_eq!(none.status.code(), Some(2), "{sample}: no key");
+        assert!(!out.exists());
+        let r = jetdir_env(&["-q", "salvage", &s, "-o", &o], &[("JETDIR_KEY", KEY)]);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{sample}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&r.stdout).contains(KEY));
+        let got = json(&jetdir_env(&["-j", "-q", "verify", &o], &[]));
+        assert_eq!(got["exit_code"], 0, "{sample}: {got:#}");
+        let (a, b) = (&want["streams"][0], &got["streams"][0]);
+        for f in ["messages", "first_seq", "last_seq", "deleted"] {
+            assert_eq!(a[f], b[f], "{sample} {f}");
+        }
+        assert_eq!(b["encrypted"], false);
+        assert!(std::fs::read_dir(out.join("msgs")).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".key")));
+    }
+}

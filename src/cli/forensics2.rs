@@ -70,6 +70,8 @@ pub struct SalvageArgs {
     /// The nats-server release that will restore the backup (v1, v2, tgz; as for pack).
     #[arg(long, value_name = "X.Y.Z")]
     server_version: Option<String>,
+    #[command(flatten)]
+    keys: KeyArgs,
 }
 
 /// `jetdir explain`.
@@ -378,6 +380,10 @@ pub fn run_salvage(a: &SalvageArgs, json: bool, mode: progress::Mode) -> ExitCod
             "--server-version applies to the backup forms (v1, v2, tgz); a salvaged dir has no index and loads in every release",
         );
     }
+    let keys = match a.keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(&run, &e),
+    };
     let opts = salvage::SalvageOptions {
         out: a.out.clone(),
         format,
@@ -385,6 +391,7 @@ pub fn run_salvage(a: &SalvageArgs, json: bool, mode: progress::Mode) -> ExitCod
         account: a.account.clone(),
         at_ns: at,
         server_version,
+        keys,
     };
     let reporter = progress::Reporter::new(mode, "salvage");
     match salvage::salvage(&a.path, &opts, &reporter) {

@@ -824,10 +824,9 @@ impl StreamWalker {
     /// `Ok(None)` when there is none (and always for V2 archives, which hold no files).
     pub fn read_file(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
         match (&self.kind, &self.sref.origin) {
-            (Shape::Blocks(_), Origin::Dir(sd)) => DirSource {
-                dir: sd.dir.clone(),
-            }
-            .read(rel),
+            (Shape::Blocks(_), Origin::Dir(sd)) => dir_source(sd, &self.keys)
+                .map_err(|e| io::Error::other(format!("{e:#}")))?
+                .read(rel),
             (Shape::Blocks(plan), Origin::Archive(_)) => plan.mem.read(rel),
             _ => Ok(None),
         }

@@ -68,6 +68,8 @@ pub struct SalvageOptions {
     /// `--server-version`: the release that will load the output (pack formats lay the
     /// backup out for it, e.g. 2.9 blocks and `.idx` files for a 2.9 target).
     pub server_version: Option<pack::target::ServerVersion>,
+    /// The keys of an encrypted source (the output is plaintext, as pack writes it).
+    pub keys: crate::filestore::keys::KeyRing,
 }
 
 /// A consumer written.
@@ -321,7 +323,7 @@ pub fn salvage(
             out_dir.join(&sref.name).display()
         )));
     }
-    let w = forensics::open(&sref, opts.at_ns)?;
+    let w = forensics::open_with_keys(&sref, opts.at_ns, &opts.keys)?;
     if w.is_v2() {
         return salvage_v2(&sref, opts, progress, report);
     }
