@@ -5,7 +5,9 @@
 //! crate-private parsers without making them public.
 use crate::backup::{backup_json, manifest, natsarc, tar_walk};
 use crate::base::progress::NoProgress;
-use crate::filestore::{aux_state, block, config_fields, consumer_state, index_db, legacy, meta};
+use crate::filestore::{
+    aux_state, block, config_fields, consumer_state, index_db, legacy, meta, raft,
+};
 use crate::s2;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -190,6 +192,62 @@ pub fn consumer_state(data: &[u8]) {
         Ok(Some(_)) => {}
         Ok(None) => assert!(data.is_empty()),
         Err(e) => assert!(e.offset() <= data.len(), "{e}"),
+    }
+}
+
+/// Raft group files of a clustered node (`peers.idx`, `tav.idx`, the commit index, a snapshot
+/// and its name): the first byte picks the parser, the rest is its input.
+pub fn raft(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let within = |e: crate::base::bytes::ParseError| assert!(e.offset() <= rest.len(), "{e}");
+    match which % 8 {
+        0 => match raft::parse_peers(rest) {
+            Ok(p) => assert!(p.peers.len() * raft::PEER_ID_LEN <= rest.len()),
+            Err(e) => within(e),
+        },
+        1 => {
+            if let Err(e) = raft::parse_tav(rest) {
+                within(e);
+            }
+        }
+        2 => match raft::parse_commit_idx(rest, "S-R1F-abcdefgh") {
+            Ok(c) => assert_eq!(rest.len(), 16, "{c:?}"),
+            Err(e) => within(e),
+        },
+        3 => match raft::parse_snapshot(rest, "S-R1F-abcdefgh") {
+            Ok(s) => {
+                assert!(s.data_offset + s.data.len() + 8 == rest.len());
+                let _ = s.peers();
+            }
+            Err(e) => within(e),
+        },
+        5 => match raft::parse_append_entry(rest) {
+            Ok(ae) => {
+                let used: usize = ae.entries.iter().map(|e| 5 + e.data.len()).sum();
+                assert!(42 + used <= rest.len());
+            }
+            Err(e) => within(e),
+        },
+        // the meta group's assignments: snapshot data and WAL ops, then applied
+        6 => {
+            if let Ok(mut a) = crate::filestore::meta_assign::decode_snapshot(rest) {
+                if let Ok(op) = crate::filestore::meta_assign::decode_op(rest) {
+                    crate::filestore::meta_assign::apply(&mut a, op);
+                }
+            }
+        }
+        7 => {
+            if let Ok(op) = crate::filestore::meta_assign::decode_op(rest) {
+                crate::filestore::meta_assign::apply(&mut Default::default(), op);
+            }
+        }
+        _ => {
+            if let Ok(n) = std::str::from_utf8(rest) {
+                let _ = raft::parse_snapshot_name(n);
+            }
+        }
     }
 }
 

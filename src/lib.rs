@@ -6,6 +6,7 @@
 //! | layer | what it holds |
 //! |---|---|
 //! | [`ops`] | commands that write: extract a backup into a store, pack a stream into a backup |
+//! | [`forensics`] | reading messages as the server would serve them: dump, KV and object-store buckets |
 //! | [`check`] | every judgement: findings with severities; entry point [`check::verify_path`] |
 //! | `state` | what the server computes from a stream's files (prelude, block scans, totals) |
 //! | [`backup`] | backup formats: detection, tar walking, NATSARC1, backup.json, manifest |
@@ -22,6 +23,7 @@ pub mod backup;
 pub mod base;
 pub mod check;
 pub mod filestore;
+pub mod forensics;
 /// Entry points of the fuzz targets (`fuzz/`); not part of the API.
 #[doc(hidden)]
 pub mod fuzzing;

@@ -63,6 +63,8 @@ enum Cmd {
         quick: bool,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Report what is in a store: config, state, blocks, consumers, warnings.
     #[command(after_help = cli::about::INSPECT_AFTER)]
@@ -71,6 +73,8 @@ enum Cmd {
         path: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Write a backup (backup dir, stream.tar.s2, .tgz, .tar) into a stopped server's store dir.
     #[command(after_help = cli::about::EXTRACT_AFTER)]
@@ -100,6 +104,8 @@ enum Cmd {
         /// The nats-server release that will load the stream (configs are judged for it).
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<String>,
+        #[command(flatten)]
+        rename: RenameArgs,
     },
     /// Pack a stream on disk into a backup that `nats stream restore` accepts.
     #[command(after_help = cli::about::PACK_AFTER)]
@@ -136,6 +142,10 @@ enum Cmd {
         /// only when it reads them. Default: the release that wrote each stream.
         #[arg(long, value_name = "X.Y.Z")]
         server_version: Option<jetdir::ops::pack::target::ServerVersion>,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        rename: RenameArgs,
     },
     // ---- cli branch (issue #11): check, completions, man ----
     /// Verify for monitoring: a Nagios status line or Prometheus metrics (like `nats server check`).
@@ -159,6 +169,8 @@ enum Cmd {
         nagios_exit_codes: bool,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Print shell completions (bash, zsh, fish) generated from the command definitions.
     #[command(after_help = cli::about::COMPLETIONS_AFTER)]
@@ -171,6 +183,49 @@ enum Cmd {
     #[command(after_help = cli::about::MAN_AFTER)]
     Man,
     // ---- end cli branch ----
+    // ---- forensics (issue #12): dump, kv, object; arguments and rendering in src/cli/dump.rs
+    /// Print a stream's messages in sequence order, as the server would serve them (NDJSON with --json).
+    Dump(cli::dump::DumpArgs),
+    /// Read a KV bucket from disk: keys, get KEY, history KEY.
+    Kv(cli::dump::KvArgs),
+    /// Read an object-store bucket from disk: ls, get NAME -o FILE.
+    Object(cli::dump::ObjectArgs),
+    // ---- end forensics
+    // ---- forensics2 (issue #12): diff, salvage, explain; arguments and rendering in
+    // src/cli/forensics2.rs
+    /// Compare two or more copies of a stream (nodes' store dirs, stream dirs, backups).
+    Diff(cli::forensics2::DiffArgs),
+    /// Write every good record of a stream, also past damage, as a clean stream dir or backup.
+    Salvage(cli::forensics2::SalvageArgs),
+    /// Tell what the server will do with each stream on start, in plain sentences.
+    Explain(cli::forensics2::ExplainArgs),
+    // ---- end forensics2
+    // ---- rename (issue #13): rehome; --as/--subjects of extract and pack are RenameArgs
+    /// Make a clustered node's stream dir ready for a standalone server (replicas 1, placement removed).
+    #[command(after_help = REHOME_AFTER)]
+    Rehome {
+        /// The stream dir (`jetstream/<account>/streams/<stream>` of a stopped clustered node).
+        stream_dir: PathBuf,
+        /// Output: a stream dir (default) or a backup with --format.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Write a backup instead of a stream dir (as pack: v1, v2, tgz).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Rehome even when verification finds damage (still exits 1).
+        #[arg(long)]
+        allow_damaged: bool,
+        /// Read the stream even when a running server seems to hold its store.
+        #[arg(short, long)]
+        force: bool,
+    },
+    // ---- end rename
+    // ---- cluster (issue #12, clustered nodes): arguments and rendering in src/cli/cluster.rs
+    /// A clustered node's raft groups ($SYS/_js_) and the stream/consumer dirs a clustered
+    /// server would delete at start as orphans.
+    #[command(after_help = cli::cluster::CLUSTER_AFTER)]
+    Cluster(cli::cluster::ClusterArgs),
+    // ---- end cluster
 }
 
 // ---- cli branch (issue #11): value enums of check and completions ----
@@ -196,6 +251,65 @@ enum Shell {
     Fish,
 }
 // ---- end cli branch ----
+
+/// The keys of an encrypted store. Never a plain argument: a key on a command line is seen by
+/// every user of the machine (ps, /proc) and kept in shell history.
+#[derive(clap::Args)]
+pub(crate) struct KeyArgs {
+    /// Read an encrypted store with the server's JetStream `key`, read from FILE (one trailing
+    /// line break is ignored); else from the JETDIR_KEY environment variable.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The server's `prev_key` (after a key rotation), read from FILE; else JETDIR_PREV_KEY.
+    #[arg(long, value_name = "FILE")]
+    prev_key_file: Option<PathBuf>,
+    /// The server's `cipher` (default: try chacha, then aes, as the server does).
+    #[arg(long, value_enum)]
+    cipher: Option<CipherArg>,
+}
+
+/// `--cipher`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CipherArg {
+    /// XChaCha20-Poly1305 (the server's default)
+    Chacha,
+    /// AES-256-GCM
+    Aes,
+}
+
+impl KeyArgs {
+    /// The key ring; an unreadable key file is an error naming the file (never its content).
+    pub(crate) fn ring(&self) -> Result<jetdir::filestore::keys::KeyRing, String> {
+        use jetdir::filestore::keys::{Cipher, KeyRing, ServerKey};
+        let load =
+            |file: &Option<PathBuf>, var: &str, flag: &str| -> Result<Option<ServerKey>, String> {
+                let k = match file {
+                    Some(f) => ServerKey::from_file_content(
+                        &std::fs::read(f).map_err(|e| format!("{flag} {}: {e}", f.display()))?,
+                    ),
+                    None => match std::env::var_os(var) {
+                        Some(v) => ServerKey::new(v.into_encoded_bytes()),
+                        None => return Ok(None),
+                    },
+                };
+                if k.is_empty() {
+                    let from = file
+                        .as_ref()
+                        .map_or(var.to_string(), |f| f.display().to_string());
+                    return Err(format!("{flag}: the key in {from} is empty"));
+                }
+                Ok(Some(k))
+            };
+        Ok(KeyRing {
+            key: load(&self.key_file, "JETDIR_KEY", "--key-file")?,
+            prev: load(&self.prev_key_file, "JETDIR_PREV_KEY", "--prev-key-file")?,
+            cipher: self.cipher.map(|c| match c {
+                CipherArg::Chacha => Cipher::ChaCha,
+                CipherArg::Aes => Cipher::Aes,
+            }),
+        })
+    }
+}
 
 /// Which server load the verdict is for.
 #[derive(clap::Args)]
@@ -271,8 +385,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mode = progress::Mode::choose(cli.no_progress, cli.quiet);
     match &cli.cmd {
-        Cmd::Verify { path, quick, model } => run_report(&cli, path, *quick, model, false, mode),
-        Cmd::Inspect { path, model } => run_report(&cli, path, false, model, true, mode),
+        Cmd::Verify {
+            path,
+            quick,
+            model,
+            keys,
+        } => run_report(&cli, path, *quick, model, keys, false, mode),
+        Cmd::Inspect { path, model, keys } => {
+            run_report(&cli, path, false, model, keys, true, mode)
+        }
         Cmd::Extract {
             archive,
             store_dir,
@@ -282,6 +403,7 @@ fn main() -> ExitCode {
             force,
             create,
             server_version,
+            rename,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
             let run = Run {
@@ -311,6 +433,7 @@ fn main() -> ExitCode {
                 force: *force,
                 create: *create,
                 server_version,
+                rename: rename.rewrite(),
             };
             match jetdir::ops::extract::extract(archive, &opts, &reporter) {
                 Ok(r) => emit(&run, &r, || output::render_extract(&r), r.exit_code()),
@@ -328,6 +451,8 @@ fn main() -> ExitCode {
             no_consumers,
             force,
             server_version,
+            keys,
+            rename,
         } => {
             let reporter = progress::Reporter::new(mode, "pack");
             let run = Run {
@@ -350,6 +475,11 @@ fn main() -> ExitCode {
                 no_consumers: *no_consumers,
                 force: *force,
                 server_version: *server_version,
+                keys: match keys.ring() {
+                    Ok(k) => k,
+                    Err(e) => return fail(&run, &e),
+                },
+                rename: rename.rewrite(),
             };
             match jetdir::ops::pack::pack(path, &opts, &reporter) {
                 Ok(r) => emit(&run, &r, || output::render_pack(&r), r.exit_code()),
@@ -364,6 +494,7 @@ fn main() -> ExitCode {
             quick,
             nagios_exit_codes,
             model,
+            keys,
         } => {
             let format = if cli.json { CheckFormat::Json } else { *format };
             // a monitoring run (cron, NRPE) prints its result only: no log lines on a
@@ -379,7 +510,7 @@ fn main() -> ExitCode {
                 quick: *quick,
                 nagios_exit_codes: *nagios_exit_codes,
             };
-            run_check(path, &opts, model, mode)
+            run_check(path, &opts, model, keys, mode)
         }
         Cmd::Completions { shell } => {
             out(&completions(*shell));
@@ -400,10 +531,148 @@ fn main() -> ExitCode {
             ),
         },
         // ---- end cli branch ----
+        // ---- forensics (issue #12)
+        // ---- rename (issue #13)
+        Cmd::Rehome {
+            stream_dir,
+            out,
+            format,
+            allow_damaged,
+            force,
+        } => run_rehome(
+            &cli,
+            mode,
+            stream_dir,
+            out,
+            format.as_ref(),
+            *allow_damaged,
+            *force,
+        ),
+        // ---- end rename
+        Cmd::Dump(a) => cli::dump::run_dump(a, cli.json),
+        Cmd::Kv(a) => cli::dump::run_kv(a, cli.json),
+        Cmd::Object(a) => cli::dump::run_object(a, cli.json),
+        // ---- end forensics
+        // ---- forensics2 (issue #12)
+        Cmd::Diff(a) => cli::forensics2::run_diff(a, cli.json),
+        Cmd::Salvage(a) => cli::forensics2::run_salvage(a, cli.json, mode),
+        Cmd::Explain(a) => cli::forensics2::run_explain(a, cli.json, mode),
+        // ---- end forensics2
+        // ---- cluster (issue #12)
+        Cmd::Cluster(a) => cli::cluster::run_cluster(a, cli.json),
+        // ---- end cluster
     }
 }
 
 /// Print a report as JSON or text and turn its exit code into the process's.
+// ---- rename (issue #13): --as/--subjects, rehome ----
+/// `--as NEW [--subjects S,...]` of extract and pack.
+#[derive(clap::Args)]
+struct RenameArgs {
+    /// Write the stream under this name: every record checksum, meta.inf, meta.sum, index.db
+    /// and consumer file rewritten for it (damage under the old name is not re-keyed).
+    #[arg(long = "as", value_name = "NEW")]
+    as_name: Option<String>,
+    /// With --as: the new stream's subjects, comma-separated (when the old ones would clash
+    /// with the original in the same account).
+    #[arg(
+        long,
+        value_name = "S,...",
+        value_delimiter = ',',
+        requires = "as_name"
+    )]
+    subjects: Option<Vec<String>>,
+}
+
+impl RenameArgs {
+    fn rewrite(&self) -> Option<jetdir::ops::rename::Rewrite> {
+        self.as_name.as_ref().map(|n| jetdir::ops::rename::Rewrite {
+            name: Some(n.clone()),
+            subjects: self.subjects.clone(),
+            rehome: false,
+        })
+    }
+}
+
+const REHOME_AFTER: &str = "\
+Examples (the clustered node stopped):
+  jetdir rehome '/data/n1/jetstream/$G/streams/ORDERS' -o /tmp/ORDERS
+      then copy /tmp/ORDERS into the standalone server's jetstream/$G/streams/ and start it
+  jetdir rehome '/data/n1/jetstream/$G/streams/ORDERS' --format tgz -o ORDERS.tgz
+      then: jetdir extract ORDERS.tgz --store-dir <store_dir>
+
+What changes: the stream's num_replicas becomes 1 and placement is removed (a standalone
+server refuses a stream with more replicas), consumers' num_replicas above 1 become 0 (as the
+stream); meta.sum is recomputed, everything else is copied as it is. The output is verified
+before it is renamed into place.
+
+Exit codes: 0 written; 1 the source is damaged (refused, or written with --allow-damaged);
+2 could not run (not a stream dir, encrypted, OUT exists, a server holds the store).";
+
+fn run_rehome(
+    cli: &Cli,
+    mode: progress::Mode,
+    stream_dir: &std::path::Path,
+    out: &std::path::Path,
+    format: Option<&Format>,
+    allow_damaged: bool,
+    force: bool,
+) -> ExitCode {
+    let reporter = progress::Reporter::new(mode, "rehome");
+    let run = Run {
+        json: cli.json,
+        command: "rehome",
+        options: jetdir::base::report::RunOptions {
+            allow_damaged: Some(allow_damaged),
+            force: Some(force),
+            ..Default::default()
+        },
+    };
+    let opts = jetdir::ops::rehome::RehomeOptions {
+        out: out.to_path_buf(),
+        format: format.map(Into::into),
+        allow_damaged,
+        force,
+    };
+    match jetdir::ops::rehome::rehome(stream_dir, &opts, &reporter) {
+        Ok(r) => emit(&run, &r, || render_rehome(&r), r.exit_code()),
+        Err(e) => fail(&run, &format!("{e:#}")),
+    }
+}
+
+fn render_rehome(r: &jetdir::ops::rehome::RehomeReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for p in &r.problems {
+        let _ = writeln!(s, "{}", output::problem_line(p));
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    if let Some(why) = &r.refused {
+        let _ = writeln!(s, "refused: {why}\nnothing written");
+        return s;
+    }
+    for st in &r.streams {
+        let _ = writeln!(
+            s,
+            "rehomed {} > {} for a standalone server: {} messages, seqs {}..{}, {} consumer(s)",
+            st.account,
+            st.name,
+            st.messages.unwrap_or(0),
+            st.first_seq.unwrap_or(0),
+            st.last_seq.unwrap_or(0),
+            st.consumers.len()
+        );
+        for c in &st.changes {
+            let _ = writeln!(s, "  {c}");
+        }
+    }
+    let _ = writeln!(s, "wrote {} ({})", r.out, r.format);
+    s
+}
+// ---- end rename ----
+
 fn emit<T: serde::Serialize>(
     run: &Run,
     r: &T,
@@ -433,6 +702,7 @@ fn run_report(
     path: &std::path::Path,
     quick: bool,
     model: &ModelArgs,
+    keys: &KeyArgs,
     inspect: bool,
     mode: progress::Mode,
 ) -> ExitCode {
@@ -453,7 +723,15 @@ fn run_report(
     };
     run.options.at = Some(jetdir::base::time::rfc3339_full(target.at_ns));
     let at_ns = target.at_ns;
-    let opts = verify::Options { quick, target };
+    let keys = match keys.ring() {
+        Ok(k) => k,
+        Err(e) => return fail(&run, &e),
+    };
+    let opts = verify::Options {
+        quick,
+        target,
+        keys,
+    };
     match jetdir::check::verify_path(path, &opts, &reporter) {
         Ok(r) => emit(
             &run,
@@ -486,20 +764,22 @@ fn run_check(
     path: &std::path::Path,
     opts: &CheckOpts,
     model: &ModelArgs,
+    keys: &KeyArgs,
     mode: progress::Mode,
 ) -> ExitCode {
     use jetdir::ops::monitor;
     let reporter = progress::Reporter::new(mode, "check");
-    let target = model.target();
+    let target = model.target().and_then(|t| keys.ring().map(|k| (t, k)));
     let at = target
         .as_ref()
         .ok()
-        .map(|t| jetdir::base::time::rfc3339_full(t.at_ns));
+        .map(|(t, _)| jetdir::base::time::rfc3339_full(t.at_ns));
     let result = match target {
-        Ok(target) => {
+        Ok((target, keys)) => {
             let vopts = verify::Options {
                 quick: opts.quick,
                 target,
+                keys,
             };
             monitor::check(path, &vopts, &reporter)
         }

@@ -152,6 +152,8 @@ fn golden_full(name: &str, args: &[&str], fixture: &str, edit: &dyn Fn(&Path), t
         .collect();
     let run = || {
         let out = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+            .env_remove("JETDIR_KEY")
+            .env_remove("JETDIR_PREV_KEY")
             .arg("--no-progress")
             .args(args)
             .arg(&target)
@@ -379,4 +381,33 @@ fn normalising_masks_durations_and_paths_only() {
 fn diff_shows_the_changed_lines() {
     let d = diff("a\nb\nc\nd\ne\nf\ng\n", "a\nb\nc\nX\ne\nf\ng\n", 80);
     assert_eq!(d, "@@ golden line 2 @@\n b\n c\n-d\n+X\n e\n f");
+}
+
+/// Write the fixtures' JetStream key beside the copy (`<tmp>/key`).
+fn write_key(store: &Path) {
+    std::fs::write(
+        store.parent().unwrap().join("key"),
+        "jetdir-sample-key-0123456789abcdef\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn inspect_encrypted_without_key() {
+    golden(
+        "inspect-v2.15.1-enc-aes-no-key",
+        &["inspect", "--at", AT],
+        "v2.15.1-enc-aes/store",
+    );
+}
+
+#[test]
+fn inspect_encrypted_with_key() {
+    golden_full(
+        "inspect-v2.9.10-enc-chacha",
+        &["inspect", "--at", AT],
+        "v2.9.10-enc-chacha/store",
+        &write_key,
+        &["--key-file", "<tmp>/key"],
+    );
 }

@@ -111,6 +111,17 @@ fn verify_and_inspect_documents_match_the_schema() {
     let t = private_copy("v2.15.1-enc-chacha/store");
     let v = run(&["verify", &s(t.path())], 2);
     assert!(v.get("error").is_none(), "{v:#}");
+    assert_eq!(v["streams"][0]["encryption"]["key"], "none");
+    // read with the key (and with the wrong one): the encryption section validates too
+    let k = tempfile::tempdir().unwrap();
+    let (good, bad) = (k.path().join("good"), k.path().join("bad"));
+    std::fs::write(&good, "jetdir-sample-key-0123456789abcdef").unwrap();
+    std::fs::write(&bad, "wrong").unwrap();
+    let t = private_copy("v2.15.1-enc-aes/store");
+    let v = run(&["inspect", "--key-file", &s(&good), &s(t.path())], 0);
+    assert_eq!(v["streams"][0]["encryption"]["key"], "given");
+    let v = run(&["verify", "--key-file", &s(&bad), &s(t.path())], 2);
+    assert_eq!(v["streams"][0]["encryption"]["key"], "wrong");
 }
 
 #[test]
@@ -197,7 +208,9 @@ fn damaged_inputs_match_the_schema() {
 /// could not run; subject delete markers in `load.markers` validate too.
 #[test]
 fn check_documents_match_the_schema() {
-    let v = run(&["check", &fixture("v2.15.1-plain/store")], 0);
+    // a private copy: another test's jetdir reading the fixture is a store_in_use warning
+    let clean = private_copy("v2.15.1-plain/store");
+    let v = run(&["check", &s(clean.path())], 0);
     assert_eq!(
         (v["command"].as_str(), v["status"].as_str()),
         (Some("check"), Some("OK"))
@@ -232,6 +245,64 @@ fn check_documents_match_the_schema() {
     let v = run(&["verify", &s(&d)], 0);
     let markers = v["streams"][0]["load"]["markers"].as_array().unwrap();
     assert!(!markers.is_empty(), "{v:#}");
+}
+
+/// `dump --json` is NDJSON: every line (message or finding) matches `$defs/dump_line`; `kv`
+/// and `object` print one document of the common schema, also when they fail.
+#[test]
+fn dump_kv_and_object_documents_match_the_schema() {
+    let sc = the_schema();
+    let line_schema = serde_json::json!({"$ref": "#/$defs/dump_line"});
+    let t = private_copy("v2.15.1-plain/store");
+    // one flipped payload byte: the dump carries a finding in its place
+    let blk = t.path().join("jetstream/$G/streams/MULTI/msgs/2.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    let at = b.len() / 2;
+    b[at] ^= 0x20;
+    std::fs::write(&blk, b).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+        .args(["--json", "-q", "dump", "--include-deleted"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (mut msgs, mut findings) = (0, 0);
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let mut errs = Vec::new();
+        schema::validate(&sc, &line_schema, &v, "", &mut errs);
+        assert!(errs.is_empty(), "{line}\n{}", errs.join("\n"));
+        if v.get("finding").is_some() {
+            findings += 1;
+        } else {
+            msgs += 1;
+        }
+    }
+    assert!(
+        msgs > 100 && findings > 0,
+        "{msgs} messages, {findings} findings"
+    );
+    let store = fixture("v2.15.1-plain/store");
+    let v = run(&["kv", &store, "--bucket", "config", "keys"], 0);
+    assert_eq!(v["command"], "kv");
+    assert!(!v["keys"].as_array().unwrap().is_empty());
+    run(&["kv", &store, "--bucket", "config", "history", "a"], 0);
+    let v = run(&["kv", &store, "--bucket", "config", "get", "nope"], 1);
+    assert_eq!(v["found"], false);
+    run(
+        &[
+            "kv",
+            "/nonexistent/jetdir-schema-test",
+            "--bucket",
+            "config",
+            "keys",
+        ],
+        2,
+    );
+    // no object bucket among the fixtures (tests/forensics_e2e.rs reads a real one): the
+    // could-not-run document
+    let v = run(&["object", &store, "--bucket", "files", "ls"], 2);
+    assert_eq!(v["command"], "object");
 }
 
 #[test]
@@ -387,4 +458,210 @@ fn the_schema_rejects_the_old_names() {
     });
     bad(&|d| d["options"]["quick"] = Value::Null);
     bad(&|d| d["problems"] = serde_json::json!([{"severity": "fatal"}]));
+}
+
+/// `diff`, `salvage` and `explain` (issue #12): identical and differing copies, a written
+/// salvage (dir and backup forms, healthy and damaged input), a refused one, the stories of a
+/// healthy and a damaged store, and their error documents.
+#[test]
+fn diff_salvage_explain_documents_match_the_schema() {
+    let a = private_copy("v2.15.1-plain/store");
+    let b = private_copy("v2.15.1-plain/store");
+    let d = run(&["diff", &s(a.path()), &s(b.path())], 0);
+    assert_eq!(d["command"], "diff");
+    assert_eq!(d["streams"].as_array().unwrap().len(), 5);
+    // one flipped payload byte at seq 35 of MULTI (msgs/2.blk): differ, damaged
+    let blk = b.path().join("jetstream/$G/streams/MULTI/msgs/2.blk");
+    let mut bytes = std::fs::read(&blk).unwrap();
+    bytes[4148 + 1037 - 9] ^= 0x55;
+    std::fs::write(&blk, bytes).unwrap();
+    let d = run(
+        &["diff", &s(a.path()), &s(b.path()), "--stream", "MULTI"],
+        1,
+    );
+    assert_eq!(d["streams"][0]["copies"][1]["missing_ranges"][0][0], 35);
+    run(&["diff", &s(a.path()), "/nonexistent/jetdir"], 2);
+    let v2 = fixture("backups/v2.15.1/ORDERS");
+    run(&["diff", &v2, &fixture("backups/ORDERS.tgz")], 1);
+
+    let out = tempfile::tempdir().unwrap();
+    let d = run(
+        &[
+            "salvage",
+            &s(a.path()),
+            "--stream",
+            "ORDERS",
+            "-o",
+            &s(&out.path().join("ORDERS")),
+        ],
+        0,
+    );
+    assert_eq!(d["command"], "salvage");
+    assert_eq!(d["format"], "dir");
+    let d = run(
+        &[
+            "salvage",
+            &s(b.path()),
+            "--stream",
+            "MULTI",
+            "-o",
+            &s(&out.path().join("multi-v1")),
+            "--format",
+            "v1",
+        ],
+        1,
+    );
+    assert_eq!(d["streams"][0]["lost"], 1);
+    let d = run(
+        &[
+            "salvage",
+            &s(a.path()),
+            "--stream",
+            "ORDERS",
+            "-o",
+            &s(&out.path().join("ORDERS")),
+        ],
+        2,
+    );
+    assert!(d["refused"].is_string());
+    run(
+        &["salvage", &s(a.path()), "-o", &s(&out.path().join("X"))],
+        2,
+    );
+    run(
+        &[
+            "salvage",
+            &v2,
+            "-o",
+            &s(&out.path().join("v2-as-tgz.tgz")),
+            "--format",
+            "tgz",
+        ],
+        0,
+    );
+
+    let d = run(&["explain", &s(a.path())], 0);
+    assert_eq!(d["command"], "explain");
+    let d = run(&["explain", &s(b.path())], 1);
+    assert!(d["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["verdict"] == "loses_data"));
+    run(&["explain", "/nonexistent/jetdir"], 2);
+}
+
+/// `extract --as` (its `renamed`), `pack --as` and `rehome` (written, refused) match the schema.
+#[test]
+fn rename_and_rehome_documents_match_the_schema() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/ORDERS.tgz"),
+            "--store-dir",
+            &s(&store),
+            "--as",
+            "ORDERS_COPY",
+            "--subjects",
+            "copy.>",
+        ],
+        0,
+    );
+    assert_eq!(v["name"], "ORDERS_COPY");
+    assert_eq!(v["renamed"]["from"], "ORDERS");
+    assert_eq!(v["renamed"]["records"], 12, "{v:#}");
+    // another copy whose subjects overlap ORDERS_COPY's (copy.x within copy.>): refused
+    let v = run(
+        &[
+            "extract",
+            &fixture("backups/ORDERS.tgz"),
+            "--store-dir",
+            &s(&store),
+            "--as",
+            "THIRD",
+            "--subjects",
+            "copy.x",
+        ],
+        2,
+    );
+    assert!(v["refused"].as_str().unwrap().contains("overlap"), "{v:#}");
+    let src = private_copy("v2.15.1-plain/store");
+    let v = run(
+        &[
+            "pack",
+            &s(src.path()),
+            "--stream",
+            "ORDERS",
+            "--as",
+            "O2",
+            "-o",
+            &s(&d.path().join("o2")),
+        ],
+        0,
+    );
+    assert_eq!(v["streams"][0]["name"], "O2");
+    // rehome: the clustered sample
+    let t = tempfile::tempdir().unwrap();
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(fixture("samples/v2.15.1-cluster-n1.tar.gz"))
+        .arg("-C")
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cl = t
+        .path()
+        .join("v2.15.1-cluster-n1/store/jetstream/$G/streams/CL");
+    let out = d.path().join("CL");
+    let v = run(&["rehome", &s(&cl), "-o", &s(&out)], 0);
+    assert_eq!(v["streams"][0]["changes"][0], "stream num_replicas 3 -> 1");
+    assert_eq!(v["format"], "dir");
+    let v = run(&["rehome", &s(&cl), "-o", &s(&out)], 2);
+    assert!(v["refused"].as_str().unwrap().contains("exists"));
+    // not a stream dir: an error document
+    run(&["rehome", &s(d.path()), "-o", &s(&d.path().join("x"))], 2);
+}
+
+/// `jetdir cluster` on the sample clustered node (clean, exit 0), on a copy with an orphan
+/// stream dir and a damaged raft snapshot (exit 1), and on a missing path (exit 2).
+#[test]
+fn cluster_documents_match_the_schema() {
+    let t = tempfile::tempdir().unwrap();
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(repo().join("fixtures/samples/v2.15.1-cluster-n1.tar.gz"))
+        .arg("-C")
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let store = t.path().join("v2.15.1-cluster-n1/store");
+    let d = run(&["cluster", &s(&store)], 0);
+    assert_eq!(d["command"], "cluster");
+    assert_eq!(d["groups"].as_array().unwrap().len(), 3);
+    let d = run(&["cluster", "--server-name", "n1", &s(&store)], 0);
+    assert!(d["self_peer"].is_string());
+
+    let streams = store.join("jetstream/$G/streams");
+    copy_dir(&streams.join("CL"), &streams.join("X"));
+    let snap = store.join("jetstream/$SYS/_js_/S-R3F-W7suG6Iu/snapshots/snap.3.10");
+    let mut b = std::fs::read(&snap).unwrap();
+    b[40] ^= 0x10;
+    std::fs::write(&snap, b).unwrap();
+    let d = run(&["cluster", &s(&store)], 1);
+    let kinds: Vec<&str> = d["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"cluster_orphan_stream"), "{d:#}");
+    assert!(kinds.contains(&"raft_checksum"), "{d:#}");
+
+    let d = run(&["cluster", &s(&t.path().join("nothing"))], 2);
+    assert!(d["error"].as_str().unwrap().contains("nothing"));
 }

@@ -11,6 +11,7 @@ const FLOORS: &[&[&str]] = &[
     &["filestore"],
     &["backup", "state"],
     &["check"],
+    &["forensics"],
     &["ops"],
 ];
 

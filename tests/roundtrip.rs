@@ -84,6 +84,8 @@ fn pack_verify_extract_same_state_every_format() {
                 no_consumers: false,
                 force: false,
                 server_version: None,
+                keys: Default::default(),
+                rename: None,
             };
             let pr = pack(&store, &opts, &NoProgress).unwrap();
             assert_eq!(
@@ -119,6 +121,7 @@ fn pack_verify_extract_same_state_every_format() {
                     force: false,
                     create: true,
                     server_version: None,
+                    rename: None,
                 },
                 &NoProgress,
             )
@@ -158,6 +161,8 @@ fn manifest_catches_a_changed_file() {
         no_consumers: false,
         force: false,
         server_version: None,
+        keys: Default::default(),
+        rename: None,
     };
     pack(&fixture("v2.15.1-plain/store"), &opts, &NoProgress).unwrap();
     // a still-valid backup.json that is not the one packed

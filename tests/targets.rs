@@ -607,6 +607,29 @@ fn disk_full_during_extract_and_pack_leaves_the_target_as_it_was() {
     }
     std::fs::remove_file(&fill).unwrap();
     assert_eq!(tree(&store), before);
+
+    // less room than the stream's bytes: said before the work, and the compressible stream
+    // still fits
+    std::fs::write(&fill, vec![0u8; free.saturating_sub(48 * 1024) as usize]).unwrap();
+    let out = outs.join("MULTI-tight");
+    let (code, rep, _) = jetdir_json(&[
+        "pack",
+        &s(&fixtures().join("v2.15.1-plain/store")),
+        "--stream",
+        "MULTI",
+        "-o",
+        &s(&out),
+    ]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert!(
+        rep["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("bytes free")),
+        "{rep:#}"
+    );
+    std::fs::remove_file(&fill).unwrap();
 }
 
 /// A pack's staging leftovers (from a run that was killed) are removed and reported by the

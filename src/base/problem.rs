@@ -56,6 +56,7 @@ kinds! {
     // Message blocks and records
     BlockDecompress = "block_decompress", Error;
     BlockShort = "block_short", Error;
+    SubjectOutsideStream = "subject_outside_stream", Warning;
     BlockTooLarge = "block_too_large", Error;
     RecordChecksum = "record_checksum", Error;
     RecordContent = "record_content", Error;
@@ -77,7 +78,7 @@ kinds! {
     // Legacy .idx/.fss (2.9)
     FssChecksum = "fss_checksum", Error;
     FssCorrupt = "fss_corrupt", Error;
-    FssMismatch = "fss_mismatch", Error;
+    FssMismatch = "fss_mismatch", Warning;
     FssStale = "fss_stale", Warning;
     IdxCorrupt = "idx_corrupt", Error;
     IdxInconsistent = "idx_inconsistent", Warning;
@@ -160,14 +161,26 @@ kinds! {
     ExtractLimit = "extract_limit", Error;
     // Running, keys, I/O
     EncryptedKeyNeeded = "encrypted_key_needed", Error;
+    EncryptedWrongKey = "encrypted_wrong_key", Error;
+    EncryptedCorrupt = "encrypted_corrupt", Error;
+    EncryptedPreviousKey = "encrypted_previous_key", Warning;
+    EncryptedOtherCipher = "encrypted_other_cipher", Warning;
+    EncryptedConsumerPreviousKey = "encrypted_consumer_previous_key", Error;
     IoError = "io_error", Error;
     StoreInUse = "store_in_use", Warning;
+    // Clustered nodes: raft groups under $SYS/_js_ and the meta assignments
+    ClusterOrphanConsumer = "cluster_orphan_consumer", Error;
+    ClusterOrphanStream = "cluster_orphan_stream", Error;
+    RaftChecksum = "raft_checksum", Error;
+    RaftFileCorrupt = "raft_file_corrupt", Error;
+    RaftMetaUndecodable = "raft_meta_undecodable", Error;
+    RaftWalDamaged = "raft_wal_damaged", Error;
 }
 
 impl Kind {
     /// Kinds that mean "could not run" (exit code 2) rather than "damaged input".
     pub fn is_fatal(self) -> bool {
-        matches!(self, Kind::EncryptedKeyNeeded)
+        matches!(self, Kind::EncryptedKeyNeeded | Kind::EncryptedWrongKey)
     }
     /// Findings about `msgs/index.db`.
     pub fn is_index_db(self) -> bool {

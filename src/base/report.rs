@@ -85,6 +85,33 @@ pub struct BlockReport {
     pub erased: usize,
 }
 
+/// How an encrypted stream was read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EncryptionReport {
+    /// `chacha` or `aes`: the cipher its key files opened with; without a key, the one their
+    /// sizes tell (72 bytes: chacha, 64: aes); `None` when unknown.
+    pub cipher: Option<String>,
+    /// `given` (a key opened the stream), `wrong` (nothing opened), `none` (no key given).
+    pub key: String,
+    /// Every encrypted file of the stream and its outcome.
+    pub assets: Vec<EncryptedAsset>,
+}
+
+/// One encrypted file of a stream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EncryptedAsset {
+    /// Path relative to the stream dir.
+    pub file: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// `key`, `previous_key`, `other_cipher`, `corrupt`, `wrong_key`, `key_file_failed`,
+    /// `key_needed`.
+    pub outcome: String,
+    /// The cipher that opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+}
+
 /// A stream as the server will load it: its state (`STREAM.INFO`), consumers and files.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct StreamReport {
@@ -118,8 +145,11 @@ pub struct StreamReport {
     /// Time of the last live message, ns since the epoch; JSON also `last_time` (RFC 3339).
     #[serde(flatten, serialize_with = "last_time")]
     pub last_ts: Option<i64>,
-    /// Encrypted at rest: not read without a key.
+    /// Encrypted at rest (read only with a key).
     pub encrypted: bool,
+    /// Encrypted streams: the cipher, the key's fit and every encrypted file's outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionReport>,
     /// Which index the stream has ("index.db v4", "legacy .idx/.fss", "none", …).
     pub index: IndexKind,
     /// Blocks stored as S2 `cmp` blocks.

@@ -105,7 +105,7 @@ pub(crate) fn s2_workers() -> usize {
         .clamp(1, 8)
 }
 
-fn label_of(d: &Detected) -> String {
+pub(crate) fn label_of(d: &Detected) -> String {
     d.payload
         .as_ref()
         .and_then(|p| p.file_name())
@@ -291,7 +291,7 @@ pub(crate) fn verify_one(
 /// else the `meta.inf` of the archive, found by a first pass that reads the archive only up to
 /// that member (the first member in server-made archives; after the blocks in archives made
 /// by GNU tar, bsdtar or Python from a stream dir). Nothing is kept but meta.inf.
-fn stream_name_first(
+pub(crate) fn stream_name_first(
     d: &Detected,
     payload: &Path,
     label: &str,

@@ -1,6 +1,7 @@
 //! Every judgement: turns the state model into findings with severities. The entry point of
 //! `jetdir verify` and `jetdir inspect` is [`verify_path`].
 pub(crate) mod archive;
+pub mod cluster;
 pub mod store;
 
 use crate::backup::detect::{self, ArchiveKind, Detected};
@@ -17,6 +18,8 @@ pub struct Options {
     pub quick: bool,
     /// The release and time of the load the verdict is for.
     pub target: Target,
+    /// Keys of an encrypted store (empty: encrypted streams are reported, not read).
+    pub keys: crate::filestore::keys::KeyRing,
 }
 
 /// Verify whatever `path` is: a store / account / stream dir, or any backup form.

@@ -14,9 +14,12 @@ use crate::check::Options;
 use crate::filestore::config_fields::{self, ConfigDoc};
 use crate::filestore::consumer_state::{self, ConsumerState};
 use crate::filestore::discover::{self, StreamDir};
+use crate::filestore::encrypted;
 use crate::filestore::layout;
 use crate::filestore::meta::{self, MetaInf};
-use crate::filestore::source::{read_reusing, DirSource, FileRead, StreamSource};
+use crate::filestore::source::{
+    read_reusing, read_reusing_with, DirSource, FileRead, StreamSource,
+};
 use crate::state::consumers::{self, ConsumerCfg, ConsumerChanges, StreamView};
 use crate::state::load::{self, LimitRemoval, Recovery, Truncation};
 use crate::state::prelude::{prelude_for, Prelude};
@@ -100,6 +103,9 @@ pub fn finish_stream(
     index_counted.extend(count_short_blocks_from_index(
         &pre, load, &mut scans, prefix,
     ));
+    let index_counted_seqs = index_counted.clone();
+    let vanished = missing_on_rebuild(&pre, load, &scans, &truncs, prefix);
+    let has_vanished = !vanished.is_empty();
     let mut suppressed = std::collections::BTreeMap::new();
     for s in &mut scans {
         problems.append(&mut s.problems);
@@ -108,6 +114,11 @@ pub fn finish_stream(
         }
     }
     let mut unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
+    let vanished_seqs: Vec<u64> = vanished
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    problems.extend(vanished.into_iter().map(|(p, _)| p));
     let not_loaded = undecodable_on_rebuild(&scans, load, prefix, &mut problems);
     unreadable.extend(index_counted);
     unreadable.sort_unstable();
@@ -120,6 +131,8 @@ pub fn finish_stream(
         .unwrap_or_default();
     // .idx/.fss describe the blocks as written: compare before the limits remove anything
     check_legacy(&pre, &scans, &mut problems, prefix);
+    let mut limits = limits;
+    limits.acked_floor = acked_floor(&pre, src);
     let before_limits = subject_totals(&scans);
     let enforced = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
     let removed = &enforced.removed;
@@ -133,9 +146,20 @@ pub fn finish_stream(
             .as_ref()
             .is_none_or(|r| *r >= Release::new(2, 12, 0)),
     };
-    let (mut rep, subjects, last) = stream_report(&pre, &scans, &late, &load.recovery, shape);
+    let (mut rep, subjects, mut last) = stream_report(&pre, &scans, &late, &load.recovery, shape);
+    let mut legacy_gaps: Vec<u64> = Vec::new();
+    if matches!(load.recovery, Recovery::Legacy) && removed.is_empty() {
+        let (l, more, gaps, cut) = legacy_numbers(&pre, src, &scans, &problems, &mut rep, prefix);
+        problems.extend(cut);
+        last = l;
+        legacy_gaps = gaps;
+        unreadable.extend(more);
+        unreadable.sort_unstable();
+        unreadable.dedup();
+    }
     problems.extend(load::limit_findings(&loc, &enforced, last));
     rep.suppressed = suppressed;
+    check_subjects_in_config(&pre, &rep, &mut problems);
     if let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) {
         subjects_from_index(&mut rep, db, &before_limits, &subjects);
     }
@@ -153,7 +177,9 @@ pub fn finish_stream(
         recovery: &load.recovery,
         // the index was written before the limits ran or a block was cut: it cannot agree
         limits_applied: !removed.is_empty()
-            || (!truncs.is_empty() && matches!(load.recovery, Recovery::Index)),
+            || (!truncs.is_empty() && matches!(load.recovery, Recovery::Index))
+            || has_vanished,
+        cut_short: has_vanished,
     };
     check_index_db(&pre, &scans, &state, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
@@ -175,6 +201,7 @@ pub fn finish_stream(
             .unwrap_or(0),
         scans: &scans,
         src,
+        index_totals: index_totals_for_pending(&pre, &load.recovery, &scans, &index_counted_seqs),
     };
     rep.consumers = check_consumers(
         &pre,
@@ -210,6 +237,19 @@ pub fn finish_stream(
         })
         .collect();
     lr.unreadable = load::ranges(unreadable);
+    legacy_gaps.extend(vanished_seqs);
+    if !legacy_gaps.is_empty() {
+        // 2.9 neither counts nor serves these: lost, though not listed as deleted
+        let mut all: Vec<u64> = lr.lost.iter().flat_map(|&(a, b)| a..=b).collect();
+        all.extend(legacy_gaps);
+        all.sort_unstable();
+        all.dedup();
+        lr.lost_messages = all.len() as u64;
+        lr.lost = load::ranges(all);
+        if lr.verdict != crate::base::report::Verdict::Skipped {
+            lr.verdict = crate::base::report::Verdict::LosesData;
+        }
+    }
     if not_loaded {
         lr.verdict = crate::base::report::Verdict::Skipped;
     }
@@ -281,6 +321,71 @@ fn undecodable_on_rebuild(
     any && fails == Some(true)
 }
 
+/// Messages index.db lists as live that no block holds any more, neither as a record nor
+/// deleted by a tombstone or an erase, when the server rebuilds the state: a block cut at a
+/// record boundary (the file just ends early), whose missing records the rebuild cannot see
+/// and loses (fidelity F7: `truncate -s 55 ORDERS/msgs/1.blk` with index.db, the server
+/// serves 1 of 8). One finding per block, with the lost sequences.
+fn missing_on_rebuild(
+    pre: &Prelude,
+    load: &LoadInput,
+    scans: &[BlockScan],
+    truncs: &[Truncation],
+    prefix: &str,
+) -> Vec<(Problem, Vec<u64>)> {
+    let (true, Some(db)) = (load.recovery.rebuilds(), pre.index_db.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for be in &db.blocks {
+        let Some(s) = scans.iter().find(|s| s.index == be.index) else {
+            continue; // a missing block is its own finding
+        };
+        if s.unreadable
+            || truncs.iter().any(|t| t.file == s.file)
+            || be.last_seq.saturating_sub(be.first_seq) > 1 << 24
+        {
+            continue;
+        }
+        let dead: std::collections::HashSet<u64> = be
+            .deleted
+            .iter()
+            .chain(&s.tombstones)
+            .chain(&s.erased)
+            .copied()
+            .collect();
+        let after = s.max_seq.map_or(be.first_seq, |m| m + 1).max(be.first_seq);
+        let gone: Vec<u64> = (after..=be.last_seq)
+            .filter(|q| !dead.contains(q) && !pre.dead.seqs.contains(q))
+            .filter(|q| {
+                !scans
+                    .iter()
+                    .any(|o| o.live_bits.get(*q) || o.tombstones.contains(q))
+            })
+            .collect();
+        if gone.is_empty() {
+            continue;
+        }
+        let p = Problem::new(
+            Kind::BlockShort,
+            pre.loc()
+                .file(format!("{prefix}{}", s.file))
+                .at(s.plain_len)
+                .seqs(gone[0], *gone.last().unwrap_or(&gone[0])),
+            format!(
+                "{} ends at offset {} after seq {}, but index.db lists seqs up to {} in it: the server rebuilds the state from the blocks and loses seqs {}",
+                s.file,
+                s.plain_len,
+                after.saturating_sub(1),
+                be.last_seq,
+                load::ranges_text(&load::ranges(gone.iter().copied()))
+            ),
+        );
+        out.push((p, gone));
+    }
+    out
+}
+
 /// A block cut cleanly at a record boundary (no damaged record: the file just ends early)
 /// under a trusted index.db: 2.10 and 2.11 keep the index's numbers for it without a word
 /// and cannot serve the missing messages; 2.12+ notice and count only what is there (matrix
@@ -343,6 +448,364 @@ fn count_short_blocks_from_index(
         counted.extend(missing);
     }
     counted
+}
+
+/// The lowest ack floor over the consumers of an interest-retention stream, when every
+/// consumer takes the whole stream (no filter): the messages up to it are acknowledged by
+/// all and the server removes them as the consumers start (seen on 2.9.10 after a rebuild:
+/// INTEREST, two consumers at floors 30 and 12, loads from seq 13). `None` otherwise.
+fn acked_floor(pre: &Prelude, src: &dyn StreamSource) -> Option<u64> {
+    let retention = pre.meta.as_ref()?.json.get("retention")?.as_str()?;
+    // work queues are not re-derived (2.9.10 kept 59 and 60 of WQ's 60 messages although its
+    // consumer had acknowledged 30)
+    if retention != "interest" {
+        return None;
+    }
+    let mut names: Vec<&str> = pre
+        .files
+        .iter()
+        .filter_map(|n| n.strip_prefix("obs/"))
+        .filter_map(|r| r.split_once('/').map(|(c, _)| c))
+        .collect();
+    names.dedup();
+    let mut floor: Option<u64> = None;
+    let mut ignored = Vec::new();
+    for c in names {
+        let FileRead::Bytes(raw) = src.fetch(
+            &format!("obs/{c}/meta.inf"),
+            Location::default(),
+            &mut ignored,
+        ) else {
+            return None;
+        };
+        let cfg: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+        let filtered = cfg
+            .get("filter_subject")
+            .and_then(|v| v.as_str())
+            .is_some_and(|f| !f.is_empty())
+            || cfg
+                .get("filter_subjects")
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| !a.is_empty());
+        if filtered {
+            return None;
+        }
+        let FileRead::Bytes(b) =
+            src.fetch(&format!("obs/{c}/o.dat"), Location::default(), &mut ignored)
+        else {
+            return None;
+        };
+        let st = consumer_state::parse(&b).ok()??;
+        floor = Some(floor.map_or(st.ack_floor.stream_seq, |f| f.min(st.ack_floor.stream_seq)));
+    }
+    floor.filter(|&f| f > 0)
+}
+
+/// Subjects of live messages that none of the stream's `subjects` filters match (streams that
+/// take messages only through their own subjects: no mirror, sources or subject transform).
+/// The server serves them without a word; the subject length is outside the record checksum,
+/// so a damaged length shows up only like this (fidelity F7), as does a message stored before
+/// the stream's subjects were changed: a warning, per distinct subject.
+fn check_subjects_in_config(pre: &Prelude, rep: &StreamReport, problems: &mut Vec<Problem>) {
+    let Some(cfg) = pre.meta.as_ref().map(|m| &m.json) else {
+        return;
+    };
+    let takes_others = ["mirror", "sources", "subject_transform"].iter().any(|k| {
+        cfg.get(*k)
+            .is_some_and(|v| !v.is_null() && v != &serde_json::json!([]))
+    });
+    let Some(filters) = cfg.get("subjects").and_then(|v| v.as_array()) else {
+        return;
+    };
+    let filters: Vec<&[u8]> = filters
+        .iter()
+        .filter_map(|f| f.as_str())
+        .map(str::as_bytes)
+        .collect();
+    if takes_others || filters.is_empty() {
+        return;
+    }
+    let mut n = 0u64;
+    for (subj, count) in &rep.subject_counts {
+        if filters
+            .iter()
+            .any(|f| crate::base::subject::matches(f, subj.as_bytes()))
+        {
+            continue;
+        }
+        n += 1;
+        if n > crate::base::problem::MAX_PER_KIND {
+            break;
+        }
+        problems.push(Problem::new(
+            Kind::SubjectOutsideStream,
+            pre.loc(),
+            format!(
+                "{count} message(s) on subject \"{}\", which none of the stream's subjects ({}) matches: the server serves them as they are; a damaged subject length (outside the record checksum) or messages stored before the subjects were changed",
+                crate::base::bytes::printable(subj.as_bytes(), 80),
+                filters
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+}
+
+/// A legacy `.idx` that describes its block as it is (2.9 trusts it: its last checksum is the
+/// block's, or the block is empty as the index says, or its last record was erased after).
+fn idx_trusted(x: &crate::filestore::legacy::LegacyIdx, s: &BlockScan) -> bool {
+    (s.plain_len == 0 && x.msgs == 0)
+        || s.last_checksum == Some(x.last_checksum)
+        || s.last_record_erased
+}
+
+/// 2.9's stream numbers (M13 of the matrix findings): a block with a trusted `.idx` counts
+/// what the `.idx` says (messages, bytes, first/last, its delete map; subjects from a trusted
+/// `.fss`), even when records in it are damaged, which it then cannot serve; a rebuilt block
+/// counts its records, and a rebuilt last block that ends in a damaged record keeps that
+/// record's sequence and time as the stream's last. `deleted` is the sum of the blocks' delete
+/// maps (deletes inside each block's range): sequences lost between blocks or cut from a
+/// block's end are not counted as deleted, as 2.9 reports it. Returns the stream's last
+/// sequence and the sequences it counts but cannot serve.
+fn legacy_numbers(
+    pre: &Prelude,
+    src: &dyn StreamSource,
+    scans: &[BlockScan],
+    problems: &[Problem],
+    rep: &mut StreamReport,
+    prefix: &str,
+) -> (u64, Vec<u64>, Vec<u64>, Vec<Problem>) {
+    let mut cut = Vec::new();
+    let mut cut_seqs: Vec<u64> = Vec::new();
+    let mut msgs = 0u64;
+    let mut served = scan::SeqBits::default();
+    let mut bytes = 0u64;
+    let mut first: Option<(u64, i64)> = None;
+    let mut last: (u64, i64) = (0, 0);
+    let mut deleted: Vec<u64> = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut subjects: std::collections::BTreeMap<String, u64> = Default::default();
+    fn bad_in<'a>(
+        problems: &'a [Problem],
+        file: &'a str,
+        kind: Kind,
+    ) -> impl Iterator<Item = &'a Problem> + 'a {
+        problems
+            .iter()
+            .filter(move |p| p.kind == kind && p.loc.file.as_deref() == Some(file))
+    }
+    for s in scans {
+        let file = format!("{prefix}{}", s.file);
+        let idx = pre
+            .idx
+            .get(&s.index)
+            .filter(|x| idx_trusted(x, s) && x.consistent());
+        if let Some(x) = idx {
+            msgs += x.msgs;
+            bytes += x.bytes;
+            if x.msgs > 0 && first.is_none() {
+                first = Some((x.first_seq, x.first_ts));
+            }
+            if x.last_seq >= last.0 {
+                last = (x.last_seq, x.last_ts);
+            }
+            deleted.extend(x.deleted.iter().copied());
+            if x.last_seq.saturating_sub(x.first_seq) < 1 << 24 {
+                for q in x.first_seq..=x.last_seq {
+                    served.set(q);
+                }
+            }
+            // damaged records it counts: a framing error hides the rest of the block
+            let dead: std::collections::HashSet<u64> = x.deleted.iter().copied().collect();
+            let framing_from = bad_in(problems, &file, Kind::RecordFraming)
+                .chain(bad_in(problems, &file, Kind::RecordChecksum))
+                .filter_map(|p| p.loc.seq)
+                .min()
+                .filter(|_| {
+                    bad_in(problems, &file, Kind::RecordFraming)
+                        .next()
+                        .is_some()
+                });
+            if let Some(from) = framing_from {
+                unreadable.extend((from..=x.last_seq).filter(|q| !dead.contains(q)));
+            } else {
+                unreadable.extend(
+                    bad_in(problems, &file, Kind::RecordChecksum).filter_map(|p| p.loc.seq),
+                );
+                // counted by the .idx, but no intact record holds them: erased after the
+                // .idx was written (a crash), or their record carries another sequence
+                if x.last_seq.saturating_sub(x.first_seq) < 1 << 24 {
+                    unreadable.extend(
+                        (x.first_seq..=x.last_seq)
+                            .filter(|q| !dead.contains(q) && !s.live_bits.get(*q)),
+                    );
+                }
+            }
+            let fss = pre
+                .fss
+                .get(&s.index)
+                .filter(|f| f.hash_ok && Some(f.last_checksum) == s.last_checksum);
+            if let Some(f) = fss {
+                for e in f.subjects.iter().filter(|e| e.msgs > 0) {
+                    *subjects
+                        .entry(String::from_utf8_lossy(&e.subject).into_owned())
+                        .or_insert(0) += e.msgs;
+                }
+                continue;
+            }
+        } else {
+            msgs += s.msgs;
+            bytes += s.bytes;
+            for q in s.live_bits.iter() {
+                served.set(q);
+            }
+            if let (None, Some(f)) = (first, s.first_live) {
+                first = Some((f, s.first_ts));
+            }
+            let (lo, hi) = (s.min_seq.unwrap_or(0), s.max_seq.unwrap_or(0));
+            if hi >= last.0 && s.max_seq.is_some() {
+                last = (hi, s.last_ts);
+            }
+            deleted.extend(
+                (lo..=hi)
+                    .filter(|&q| lo > 0 && !s.live_bits.get(q))
+                    .take(100_000),
+            );
+            // a stale .idx's delete map stays (2.9.10 listed 99 as deleted after cutting its
+            // block at 98: `trunc_last_at_rec`)
+            if let Some(x) = pre.idx.get(&s.index).filter(|x| x.consistent()) {
+                deleted.extend(x.deleted.iter().copied().filter(|&q| q >= lo));
+                // messages the stale .idx lists past the block's end are gone (F7: ORDERS'
+                // 1.blk cut at 139, 2.9.10 loads 2 messages, last seq 2)
+                let after = hi.max(x.first_seq.saturating_sub(1)) + 1;
+                if x.last_seq >= after && x.last_seq - after < 1 << 24 {
+                    let gone: Vec<u64> = (after..=x.last_seq)
+                        .filter(|q| !x.deleted.contains(q) && !pre.dead.seqs.contains(q))
+                        .collect();
+                    if let (Some(&a), Some(&z)) = (gone.first(), gone.last()) {
+                        cut.push(Problem::new(
+                            Kind::BlockShort,
+                            pre.loc().file(&file).at(s.plain_len).seqs(a, z),
+                            format!(
+                                "{} ends at offset {} after seq {}, but its .idx lists seqs up to {}: the server rebuilds the block and loses seqs {}",
+                                s.file,
+                                s.plain_len,
+                                after - 1,
+                                x.last_seq,
+                                load::ranges_text(&load::ranges(gone.iter().copied()))
+                            ),
+                        ));
+                        cut_seqs.extend(gone);
+                    }
+                }
+            }
+            // a rebuilt block cut at a damaged record keeps that record's sequence as its last
+            if let Some(d) = s.damage {
+                if let Some(p) = problems.iter().find(|p| {
+                    // a whole record with a bad checksum (not one cut short or misframed)
+                    p.kind == Kind::RecordChecksum
+                        && p.loc.file.as_deref() == Some(file.as_str())
+                        && p.loc.offset == Some(d.offset as u64)
+                }) {
+                    if let Some(q) = p
+                        .loc
+                        .seq
+                        .filter(|&q| q > last.0 && q < hi.max(last.0) + 1_000_000)
+                    {
+                        last = (q, record_ts(src, &s.file, d.offset).unwrap_or(last.1));
+                    }
+                }
+            }
+        }
+        for (i, n) in s.subject_names.iter().enumerate() {
+            let c = s.subject_counts.get(i).copied().unwrap_or(0);
+            if c > 0 {
+                *subjects
+                    .entry(String::from_utf8_lossy(n).into_owned())
+                    .or_insert(0) += c;
+            }
+        }
+    }
+    let last_seq = last.0;
+    deleted.sort_unstable();
+    deleted.dedup();
+    rep.messages = Some(msgs);
+    rep.bytes = Some(bytes);
+    match first {
+        Some((f, ts)) if msgs > 0 => {
+            rep.first_seq = Some(f);
+            rep.first_ts = Some(ts);
+        }
+        _ => rep.first_seq = Some(last_seq + 1),
+    }
+    rep.last_seq = Some(last_seq);
+    if last.0 == last_seq && last.1 != 0 && msgs > 0 {
+        rep.last_ts = Some(last.1);
+    }
+    rep.deleted = Some(deleted.len() as u64);
+    deleted.truncate(crate::state::stream::MAX_LISTED_DELETES);
+    rep.deleted_seqs = deleted;
+    rep.subjects = Some(subjects.len() as u64);
+    rep.subject_counts = subjects;
+    // sequences between first and last that no block holds and no delete map lists
+    let mut gaps = Vec::new();
+    let lo = rep.first_seq.unwrap_or(last_seq + 1);
+    if msgs > 0 && last_seq.saturating_sub(lo) < 1 << 24 {
+        let listed: std::collections::HashSet<u64> = rep.deleted_seqs.iter().copied().collect();
+        gaps.extend((lo..=last_seq).filter(|q| !served.get(*q) && !listed.contains(q)));
+    }
+    gaps.extend(cut_seqs);
+    (last_seq, unreadable, gaps, cut)
+}
+
+/// The timestamp in the header of the record at `offset` of block `file`, if readable.
+fn record_ts(src: &dyn StreamSource, file: &str, offset: usize) -> Option<i64> {
+    let mut scratch = Vec::new();
+    let (Ok((plain, _)), _) = src.fetch_block(file, Location::default(), &mut scratch)? else {
+        return None;
+    };
+    let b = plain.get(offset + 12..offset + 20)?;
+    Some(i64::from_le_bytes(b.try_into().ok()?))
+}
+
+/// The index's per-subject totals, when a trusted index.db counts messages that no readable
+/// block shows (a listed block gone, or undecodable): the server's pending counts use them.
+fn index_totals_for_pending(
+    pre: &Prelude,
+    recovery: &Recovery,
+    scans: &[BlockScan],
+    counted: &[u64],
+) -> Option<consumers::IndexTotals> {
+    let (Recovery::Index, Some(db)) = (recovery, pre.index_db.as_ref()) else {
+        return None;
+    };
+    let mut blind = Vec::new();
+    for b in db.blocks.iter().filter(|b| b.msgs() > 0) {
+        let n = match scans.iter().find(|s| s.index == b.index) {
+            None => b.msgs(),
+            Some(s) if s.unreadable => b.msgs(),
+            Some(_) => counted
+                .iter()
+                .filter(|&&q| q >= b.first_seq && q <= b.last_seq)
+                .count() as u64,
+        };
+        if n > 0 {
+            blind.push((b.first_seq, b.last_seq, n));
+        }
+    }
+    if blind.is_empty() || db.subjects.is_empty() {
+        return None;
+    }
+    Some(consumers::IndexTotals {
+        subjects: db
+            .subjects
+            .iter()
+            .map(|e| (e.subject.clone(), e.total))
+            .collect(),
+        blind,
+    })
 }
 
 /// Live messages per subject over all scans.
@@ -781,12 +1244,24 @@ fn stream_report(
         .filter(|s| s.first_live.is_some())
         .map(|s| s.first_ts)
         .next();
-    let last_ts = scans
+    let mut last_ts = scans
         .iter()
         .rev()
         .filter(|s| s.last_live.is_some())
         .map(|s| s.last_ts)
         .next();
+    // a rebuild that keeps an outdated index's last seq keeps its time too (matrix
+    // `blk_missing_last`: the last block gone, last_ts is the index's)
+    if let Recovery::Rebuild {
+        prior_last: Some((pl, pts)),
+        ..
+    } = recovery
+    {
+        let blocks_last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
+        if *pl == last && *pl > blocks_last && msgs > 0 {
+            last_ts = Some(*pts);
+        }
+    }
     // deleted seqs list (bounded)
     let mut deleted_seqs = DeletedList::new();
     if msgs > 0 && deleted > 0 {
@@ -832,6 +1307,7 @@ fn stream_report(
         first_ts,
         last_ts,
         encrypted: false,
+        encryption: None,
         index: if let Some(db) = &pre.index_db {
             IndexKind::IndexDb(db.version)
         } else if !pre.idx.is_empty() {
@@ -876,6 +1352,8 @@ struct Loaded<'a> {
     subjects: &'a HashMap<Vec<u8>, u64>,
     recovery: &'a Recovery,
     limits_applied: bool,
+    /// A block ends before records index.db lists in it (`block_short`).
+    cut_short: bool,
 }
 
 fn check_index_db(
@@ -893,6 +1371,7 @@ fn check_index_db(
         subjects,
         recovery,
         limits_applied,
+        cut_short,
     } = *state;
     let file = format!("{prefix}msgs/index.db");
     let loc = pre.loc().file(&file);
@@ -932,7 +1411,15 @@ fn check_index_db(
         problems.push(Problem::new(
             Kind::IndexDbStale,
             loc.clone(),
-            format!("index.db is older than the blocks ({}): the server rebuilds the state from the blocks on start (unclean shutdown, or a server still running?)", stale_reasons.join("; ")),
+            format!(
+                "index.db is older than the blocks ({}): the server rebuilds the state from the blocks on start ({})",
+                stale_reasons.join("; "),
+                if cut_short {
+                    "a block was cut short: see block_short"
+                } else {
+                    "an unclean shutdown, or a server still running"
+                }
+            ),
         ));
     }
     let mut mism: Vec<(String, Location)> = Vec::new();
@@ -1066,7 +1553,23 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
                 || s.last_checksum == Some(x.last_checksum)
                 || s.last_record_erased;
             if !x.consistent() {
-                problems.push(Problem::new(Kind::IdxInconsistent, loc.clone(), format!("legacy index counts do not add up (msgs {}, first {}, last {}, deleted {}); the server rebuilds it", x.msgs, x.first_seq, x.last_seq, x.deleted.len())));
+                let back: Vec<u64> = x
+                    .deleted
+                    .iter()
+                    .copied()
+                    .filter(|&q| s.live_bits.get(q))
+                    .collect();
+                let back = if back.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; the deletes it lists are forgotten: seqs {} come back",
+                        load::ranges_text(&load::ranges(back.into_iter()))
+                    )
+                };
+                problems.push(Problem::new(Kind::IdxInconsistent, loc.clone(), format!("legacy index counts do not add up (msgs {}, first {}, last {}, deleted {}); the server rebuilds the block from its records{back}", x.msgs, x.first_seq, x.last_seq, x.deleted.len())));
+                // its numbers and the .fss beside it are not used: nothing more to compare
+                continue;
             }
             if !trusted {
                 problems.push(Problem::new(Kind::IdxStale, loc.clone(), "legacy index's last checksum does not match the block: the server rebuilds it from the block"));
@@ -1499,31 +2002,42 @@ pub fn verify_stream_dir(
     opts: &Options,
     progress: &dyn Progress,
 ) -> (StreamReport, Vec<Problem>) {
-    let src = DirSource {
+    let plain = DirSource {
         dir: sd.dir.clone(),
     };
-    let pre = prelude_for(
-        &src,
-        &sd.account,
-        &sd.name,
-        "",
-        opts.target.release.as_ref(),
-    );
-    if pre.encrypted {
-        let problems = pre.problems.clone();
+    // An encrypted stream is read through its keys (a plaintext view of the dir).
+    let enc = (opts.keys.has_key() && encrypted::has_key_files(&plain.files()))
+        .then(|| encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, &opts.keys));
+    let src: &dyn StreamSource = match &enc {
+        Some(e) => e,
+        None => &plain,
+    };
+    let mut pre = prelude_for(src, &sd.account, &sd.name, "", opts.target.release.as_ref());
+    if pre.encrypted || enc.as_ref().is_some_and(|e| e.wrong_key) {
+        let mut problems = pre.problems.clone();
+        if let Some(e) = &enc {
+            problems.extend(e.problems.iter().cloned());
+        }
         let rep = StreamReport {
             account: sd.account.clone(),
             name: sd.name.clone(),
             encrypted: true,
+            encryption: Some(match &enc {
+                Some(e) => e.report(),
+                None => encrypted::report_without_key(&sd.dir, &plain.files()),
+            }),
             blocks: pre.blocks.len(),
             index: IndexKind::Encrypted,
-            files: pre.files.clone(),
+            files: plain.files(),
             ..Default::default()
         };
         return (rep, problems);
     }
+    if let Some(e) = &enc {
+        pre.problems.extend(e.problems.iter().cloned());
+    }
     let (release, release_from) = model_release(opts, &pre);
-    let recovery = load::decide(&pre, release.as_ref(), &src);
+    let recovery = load::decide(&pre, release.as_ref(), src);
     let dead = load::dead_set_for(&pre, &recovery);
     let ctx = ScanCtx {
         account: &sd.account,
@@ -1539,7 +2053,23 @@ pub fn verify_stream_dir(
         .par_iter()
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
-            match read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d)) {
+            let path = sd.dir.join(&rel);
+            let read = match &enc {
+                Some(e) => e
+                    .block_key(i)
+                    .map_err(|why| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
+                    })
+                    .and_then(|k| {
+                        read_reusing_with(
+                            &path,
+                            |b| k.xor_block(0, b),
+                            |d, n| scan::scan_decoded(&ctx, i, n, d),
+                        )
+                    }),
+                None => read_reusing(&path, |d, n| scan::scan_decoded(&ctx, i, n, d)),
+            };
+            match read {
                 Ok((mut s, n)) => {
                     progress.advance(n, &format!("{} > {} {rel}", sd.account, sd.name));
                     too_large(&ctx, &mut s, n);
@@ -1563,7 +2093,13 @@ pub fn verify_stream_dir(
         })
         .collect();
     let input = LoadInput::new(opts, recovery, (release, release_from), &dead);
-    finish_stream(pre, scans, &src, "", &input)
+    let (mut rep, problems) = finish_stream(pre, scans, src, "", &input);
+    if let Some(e) = &enc {
+        rep.encrypted = true;
+        rep.encryption = Some(e.report());
+        rep.files = plain.files();
+    }
+    (rep, problems)
 }
 
 /// A block file longer than any block a server writes: only its first
@@ -1629,7 +2165,17 @@ fn load_report(
         Verdict::Skipped
     } else if lost_messages > 0 || errors {
         Verdict::LosesData
-    } else if load.recovery.rebuilds() || !truncs.is_empty() || !removed.is_empty() {
+    } else if load.recovery.rebuilds()
+        || !truncs.is_empty()
+        || !removed.is_empty()
+        || problems.iter().any(|p| {
+            // 2.9 rebuilds a block whose .idx/.fss it cannot use
+            matches!(
+                p.kind,
+                Kind::IdxStale | Kind::IdxInconsistent | Kind::IdxMissing | Kind::FssStale
+            )
+        })
+    {
         Verdict::Repaired
     } else {
         Verdict::Loads
@@ -1703,7 +2249,7 @@ pub fn verify_store(
     }
     if !lay.raft_groups.is_empty() {
         rep.notes.push(format!(
-            "clustered node: {} raft group dir(s) under $SYS/_js_/",
+            "clustered node: {} raft group dir(s) under $SYS/_js_/ (`jetdir cluster PATH` lists them and the stream/consumer dirs a clustered server would delete)",
             lay.raft_groups.len()
         ));
     }
@@ -2325,6 +2871,113 @@ mod tests {
             p.message
         );
         assert_eq!(new.exit_code(), 1);
+    }
+
+    /// A block cut at a record boundary under an index.db that lists more: the server
+    /// rebuilds and serves what is left (2.15.1 served 1 of ORDERS' 8 after `truncate -s 55`):
+    /// one error with the lost sequences, not a list of stale-index warnings.
+    #[test]
+    fn block_cut_at_a_record_boundary_loses_what_the_index_listed() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        truncate_to(&d.join("msgs/1.blk"), 55);
+        let rep = run(&d, false);
+        let s = &rep.streams[0];
+        assert_eq!(s.messages, Some(1));
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.verdict, Verdict::LosesData);
+        assert_eq!(l.lost, vec![(2, 2), (4, 5), (7, 10)]);
+        assert_eq!(l.lost_messages, 7);
+        let k = kinds(&rep);
+        assert_eq!(
+            k.iter().filter(|k| **k == "block_short").count(),
+            1,
+            "{k:?}"
+        );
+        assert_eq!(
+            k.iter().filter(|k| **k == "index_db_stale").count(),
+            1,
+            "{k:?}"
+        );
+        assert_eq!(rep.exit_code(), 1);
+    }
+
+    /// 2.9 (fidelity F7, checked against 2.9.10): an .idx whose counts do not add up is not
+    /// read (the block is rebuilt, its deletes forgotten: 9 messages, not 8); a block cut
+    /// short under a stale .idx loses what the .idx listed past the cut, and the consumers
+    /// keep their state (2 messages, last seq 2, C1 delivered 5).
+    #[test]
+    fn legacy_idx_damage_and_a_short_block_as_2_9_loads_them() {
+        let for_29 = |d: &Path| {
+            let opts = Options {
+                target: crate::check::Target {
+                    release: Some(Release::new(2, 9, 10)),
+                    at_ns: crate::base::time::now_ns(),
+                },
+                ..Default::default()
+            };
+            verify_store(d, &opts, &NoProgress).unwrap()
+        };
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t
+            .path()
+            .join("v2.9.10-legacy/store/jetstream/$G/streams/ORDERS");
+        flip(&d.join("msgs/1.idx"), 15);
+        let r = for_29(&d);
+        let s = &r.streams[0];
+        assert_eq!(
+            (s.messages, s.last_seq),
+            (Some(9), Some(10)),
+            "{:#?}",
+            r.problems
+        );
+        assert_eq!(s.load.as_ref().unwrap().verdict, Verdict::Repaired);
+        assert_eq!(kinds(&r), vec!["idx_inconsistent"]);
+        assert_eq!(r.exit_code(), 0);
+
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t
+            .path()
+            .join("v2.9.10-legacy/store/jetstream/$G/streams/ORDERS");
+        truncate_to(&d.join("msgs/1.blk"), 139);
+        let r = for_29(&d);
+        let s = &r.streams[0];
+        assert_eq!(
+            (s.messages, s.first_seq, s.last_seq, s.deleted),
+            (Some(2), Some(1), Some(2), Some(2))
+        );
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(l.lost, vec![(4, 5), (7, 10)]);
+        assert_eq!(l.verdict, Verdict::LosesData);
+        let c1 = s.consumers.iter().find(|c| c.name == "C1").unwrap();
+        assert_eq!(c1.delivered_stream_seq, Some(5));
+        assert!(kinds(&r).contains(&"block_short"));
+    }
+
+    /// The subject length is outside the record checksum: a damaged one gives a subject the
+    /// stream's filters do not match, which the server serves silently (fidelity F7).
+    #[test]
+    fn a_subject_outside_the_streams_subjects_is_a_warning() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        let blk = d.join("msgs/1.blk");
+        let mut b = fs::read(&blk).unwrap();
+        assert_eq!(&b[22..32], b"orders.new");
+        b[20] = 2; // subject length 10 -> 2: "or"
+        fs::write(&blk, b).unwrap();
+        fs::remove_file(d.join("msgs/index.db")).unwrap();
+        let r = run(&d, false);
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.kind == "subject_outside_stream")
+            .unwrap_or_else(|| panic!("{:#?}", r.problems));
+        assert!(p.message.contains("\"or\""), "{}", p.message);
+        assert_eq!(r.streams[0].subject_counts.get("or"), Some(&1));
     }
 
     #[test]

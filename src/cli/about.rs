@@ -9,7 +9,7 @@ pub const LONG_VERSION: &str = concat!(
     env!("JETDIR_GIT_COMMIT"),
     ")\n",
     "file stores: nats-server 2.9 (legacy .idx/.fss) to 2.15 (index.db versions 1-4), \
-     S2-compressed blocks, consumers (o.dat); encrypted stores are recognised, not read\n",
+     S2-compressed blocks, consumers (o.dat); encrypted stores (chacha, aes) read with the key\n",
     "backups: nats stream backup V1 (tar in S2) and V2 (NATSARC1), bare stream.tar.s2, \
      .tgz/.tar.gz, .tar, nats account backup dirs; pack writes v1, v2 and tgz\n",
     "releases tested (load model, extract, pack): nats-server 2.9.10, 2.10.26, 2.11.6, \
@@ -46,6 +46,8 @@ Examples:
   jetdir verify /backups/ORDERS                     nats stream backup dir (V1 or V2)
   jetdir -j verify /backups/ORDERS.tgz
   jetdir verify --server-version 2.12.8 /var/lib/nats/store   what would 2.12 do with it?
+  jetdir verify --key-file /etc/nats/js.key /var/lib/nats/store   an encrypted store
+  JETDIR_KEY=\"$(cat /etc/nats/js.key)\" jetdir verify /var/lib/nats/store
 
 Exit codes: 0 clean (warnings allowed), 1 damaged or inconsistent, 2 could not run.";
 
@@ -55,6 +57,7 @@ Examples:
   jetdir inspect '/var/lib/nats/store/jetstream/$G/streams/ORDERS'
   jetdir inspect /backups/ORDERS
   jetdir -j inspect /var/lib/nats/store | jq '.streams[].name'
+  jetdir inspect --key-file /etc/nats/js.key /var/lib/nats/store   an encrypted store
 
 Exit codes: 0 clean (warnings allowed), 1 damaged or inconsistent, 2 could not run.";
 
@@ -64,6 +67,8 @@ Examples (stop the server first):
   jetdir extract /backups/ORDERS --store-dir /var/lib/nats
   jetdir extract ORDERS.tgz --store-dir /var/lib/nats --account ACC --dry-run
   jetdir extract /backups/all --store-dir /var/lib/nats       a nats account backup
+  jetdir extract /backups/ORDERS --store-dir /var/lib/nats --as ORDERS_COPY --subjects 'copy.>'
+                                  under another name (every checksum rewritten), beside the original
 
 Exit codes: 0 written (or --dry-run: would be); 1 the archive is damaged (refused, or written
 with --allow-damaged); 2 refused or could not run (stream exists, store dir missing or at the
@@ -76,9 +81,13 @@ Examples:
   jetdir pack /var/lib/nats --all -o /backups/all                  then: nats account restore
   jetdir pack '/var/lib/nats/jetstream/$G/streams/ORDERS' --format tgz -o ORDERS.tgz
   jetdir pack /var/lib/nats --stream ORDERS --server-version 2.9.10 -o /backups/ORDERS-29
+  jetdir pack /var/lib/nats --stream ORDERS --as ORDERS_COPY -o /backups/ORDERS_COPY
+                                  restores as ORDERS_COPY (every checksum rewritten for the name)
+  jetdir pack /var/lib/nats --stream ORDERS --key-file /etc/nats/js.key -o /backups/ORDERS
+                                  an encrypted store: the backup is plaintext, as snapshots are
 
 Exit codes: 0 written; 1 the source is damaged (refused, or written with --allow-damaged);
-2 could not run (encrypted source, a server serves the store, OUT exists or its dir is
+2 could not run (encrypted source without its key, a server serves the store, OUT exists or its dir is
 missing or not writable).";
 
 /// After `jetdir check --help`.

@@ -66,6 +66,9 @@ fn n_of(n: u64, what: &str) -> String {
 
 /// Whether a stream is damaged: the load loses or skips it, or an error names it.
 fn damaged(r: &Report, s: &StreamReport) -> bool {
+    if encrypted_unread(s).is_some() {
+        return false; // not read: could not run for it, not damaged
+    }
     if let Some(l) = &s.load {
         if matches!(l.verdict, Verdict::LosesData | Verdict::Skipped) {
             return true;
@@ -78,11 +81,60 @@ fn damaged(r: &Report, s: &StreamReport) -> bool {
     })
 }
 
+/// Why an encrypted stream was not read (`None` when it was read, or is not encrypted).
+fn encrypted_unread(s: &StreamReport) -> Option<&'static str> {
+    if !s.encrypted || s.load.is_some() {
+        return None;
+    }
+    Some(match s.encryption.as_ref().map(|e| e.key.as_str()) {
+        Some("wrong") => "encrypted: wrong key",
+        _ => "encrypted: key needed",
+    })
+}
+
+/// inspect's Encryption section: the cipher and every encrypted file with its outcome.
+fn encryption_lines(s: &StreamReport, o: &mut String) {
+    let Some(e) = &s.encryption else { return };
+    let key = match e.key.as_str() {
+        "given" => "the key given opens it",
+        "wrong" => "the key given opens nothing (wrong key?)",
+        _ => "no key given (--key-file or JETDIR_KEY)",
+    };
+    let cipher = e.cipher.as_deref().unwrap_or("unknown");
+    let _ = writeln!(o, "Encryption: cipher {cipher}; {key}\n");
+    let w = e
+        .assets
+        .iter()
+        .map(|a| a.file.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(o, "  {:<w$}  {:>10}  Outcome", "File", "Size");
+    for a in &e.assets {
+        let what = match a.outcome.as_str() {
+            "key" => "opens with the key",
+            "previous_key" => "opens with the previous key only",
+            "other_cipher" => "opens with the other cipher only",
+            "corrupt" => "DOES NOT OPEN (damaged)",
+            "wrong_key" => "does not open",
+            "key_file_failed" => "not tried: its key file did not open",
+            _ => "encrypted (key needed)",
+        };
+        let _ = writeln!(
+            o,
+            "  {:<w$}  {:>10}  {what}",
+            a.file,
+            human::ibytes(a.bytes)
+        );
+    }
+    o.push('\n');
+}
+
 /// A stream's verdict in a few words, coloured: fine, repaired by the server, loses N
 /// messages (ranges), not loaded.
 fn verdict_short(r: &Report, s: &StreamReport) -> String {
-    if s.encrypted {
-        return paint("encrypted: key needed", Colour::Yellow);
+    if let Some(why) = encrypted_unread(s) {
+        return paint(why, Colour::Yellow);
     }
     let Some(l) = &s.load else {
         return if damaged(r, s) {
@@ -178,6 +230,36 @@ fn summary_line(r: &Report, errs: usize, warns: usize) -> String {
             }
         })
         .collect();
+    let unread: Vec<&StreamReport> = r
+        .streams
+        .iter()
+        .filter(|s| encrypted_unread(s).is_some())
+        .collect();
+    if !unread.is_empty() {
+        let wrong = unread
+            .iter()
+            .any(|s| encrypted_unread(s) == Some("encrypted: wrong key"));
+        let names: Vec<&str> = unread.iter().map(|s| name_of(s)).collect();
+        let (head, why) = if wrong {
+            ("WRONG KEY", "no key file opens with the key given")
+        } else {
+            (
+                "KEY NEEDED",
+                "give the server's key: --key-file FILE or JETDIR_KEY",
+            )
+        };
+        let also = if bad.is_empty() {
+            String::new()
+        } else {
+            format!("; {} damaged: {}", bad.len(), what.join(", "))
+        };
+        return format!(
+            "{}: {checked} checked, {} encrypted and not read: {} ({why}){also} ({tail})",
+            paint(head, Colour::Yellow),
+            unread.len(),
+            names.join(", ")
+        );
+    }
     let damaged_txt = if bad.is_empty() && r.archive.is_some() {
         "the backup is damaged".to_string()
     } else if bad.is_empty() {
@@ -583,8 +665,8 @@ pub fn render_inspect(r: &Report, now: i64) -> String {
             s.account,
             verdict_short(r, s)
         );
-        if s.encrypted {
-            let _ = writeln!(o, "  encrypted at rest: key needed\n");
+        if encrypted_unread(s).is_some() {
+            encryption_lines(s, &mut o);
             continue;
         }
         if s.load.is_some() {
@@ -671,6 +753,11 @@ pub fn render_inspect(r: &Report, now: i64) -> String {
                 .map(|l| format!("  {l}\n"))
                 .collect::<String>(),
             );
+        }
+        if s.encryption.is_some() {
+            o.push('\n');
+            encryption_lines(s, &mut o);
+            o.pop();
         }
         let _ = writeln!(o, "\nConsumers:\n");
         if s.consumers.is_empty() {

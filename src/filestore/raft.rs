@@ -1,9 +1,8 @@
 //! The raft files of a clustered node (`_js_` meta group and stream groups): `peers.idx`,
-//! `tav.idx`, `commit.idx` and `snapshots/snap.<term>.<index>`. The parsers are pure,
-//! bounds-checked and tested against a real 2.15.1 cluster node; nothing calls them yet
-//! outside the tests: verify only recognises a clustered node today (see the open issue on
-//! the load model), hence the `allow(dead_code)`.
-#![allow(dead_code)]
+//! `tav.idx`, `commit.idx`, `snapshots/snap.<term>.<index>` and the append entries that are
+//! the payloads of the group's WAL records (`msgs/<N>.blk`, a file store keyed by the group
+//! name, one record per raft index). The parsers are pure, bounds-checked and tested against
+//! a real 2.15.1 cluster node; `check::cluster` uses them.
 use crate::base::bytes::{Cursor, ParseError};
 use crate::base::hash;
 
@@ -180,6 +179,106 @@ pub fn parse_snapshot_name(name: &str) -> Option<(u64, u64)> {
     Some((t.parse().ok()?, i.parse().ok()?))
 }
 
+/// The raft peer id of a server: the first 8 characters of its name's SHA-256 in base 62
+/// (`getHash`, events.go: each of the first 8 digest bytes picks `digits[b % 62]`).
+pub fn server_peer_id(server_name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let d = Sha256::digest(server_name.as_bytes());
+    d[..PEER_ID_LEN]
+        .iter()
+        .map(|b| DIGITS[(*b % 62) as usize] as char)
+        .collect()
+}
+
+/// Raft entry types (`EntryType`, raft.go), in wire order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryType {
+    Normal,
+    OldSnapshot,
+    PeerState,
+    AddPeer,
+    RemovePeer,
+    LeaderTransfer,
+    Snapshot,
+    /// A type byte this reader does not know.
+    Other(u8),
+}
+
+impl EntryType {
+    fn of(b: u8) -> EntryType {
+        match b {
+            0 => EntryType::Normal,
+            1 => EntryType::OldSnapshot,
+            2 => EntryType::PeerState,
+            3 => EntryType::AddPeer,
+            4 => EntryType::RemovePeer,
+            5 => EntryType::LeaderTransfer,
+            6 => EntryType::Snapshot,
+            b => EntryType::Other(b),
+        }
+    }
+}
+
+/// One entry of an append entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub kind: EntryType,
+    pub data: &'a [u8],
+}
+
+/// A raft append entry as stored in the WAL (`appendEntry.encode`, raft.go): leader id (8),
+/// u64 term, commit, previous term, previous index, u16 entry count, then per entry u32 length
+/// (type byte + data), the type byte and the data; an optional uvarint leader term follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendEntry<'a> {
+    pub leader: [u8; PEER_ID_LEN],
+    pub term: u64,
+    pub commit: u64,
+    pub pterm: u64,
+    pub pindex: u64,
+    pub entries: Vec<Entry<'a>>,
+}
+
+/// Decode an append entry (the payload of a raft WAL record), with the server's checks.
+pub fn parse_append_entry(buf: &[u8]) -> Result<AppendEntry<'_>, ParseError> {
+    let mut c = Cursor::new(buf);
+    let mut leader = [0u8; PEER_ID_LEN];
+    leader.copy_from_slice(c.take(PEER_ID_LEN)?);
+    let term = c.u64le()?;
+    let commit = c.u64le()?;
+    let pterm = c.u64le()?;
+    let pindex = c.u64le()?;
+    let n = c.u16le()?;
+    let mut entries = Vec::with_capacity(usize::from(n).min(c.remaining() / 5));
+    for i in 0..n {
+        let at = c.pos();
+        let ml = c.u32le()? as usize;
+        if ml == 0 || ml > c.remaining() {
+            return Err(ParseError::invalid(
+                at,
+                format!(
+                    "append entry: entry {i} of {n} has length {ml}, {} bytes left",
+                    c.remaining()
+                ),
+            ));
+        }
+        let e = c.take(ml)?;
+        entries.push(Entry {
+            kind: EntryType::of(e[0]),
+            data: &e[1..],
+        });
+    }
+    Ok(AppendEntry {
+        leader,
+        term,
+        commit,
+        pterm,
+        pindex,
+        entries,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +385,59 @@ mod tests {
         let mut bad = raw.clone();
         bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(parse_snapshot(&bad, "C-R3F-nuxqBIEP").is_err());
+    }
+}
+
+#[cfg(test)]
+mod wal_tests {
+    use super::*;
+    use crate::filestore::block::{block_key, Records};
+    use crate::testdata;
+
+    #[test]
+    fn server_ids_of_the_sample_cluster() {
+        // n1, n2, n3 are the server names of the sample cluster (server.conf inside the sample);
+        // their ids are the three peers of every group.
+        let mut ids: Vec<String> = ["n1", "n2", "n3"]
+            .iter()
+            .map(|n| server_peer_id(n))
+            .collect();
+        ids.sort();
+        let mut want = vec!["44jzkV9D", "fjFyEjc1", "BXScrY9i"];
+        want.sort();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn meta_wal_records_are_append_entries_at_their_index() {
+        let d = testdata::sample("v2.15.1-cluster-n1");
+        let raw = testdata::read(
+            &d,
+            "v2.15.1-cluster-n1",
+            "store/jetstream/$SYS/_js_/_meta_/msgs/3.blk",
+        );
+        let key = block_key("_meta_", 3);
+        let mut n = 0;
+        for r in Records::new(&raw) {
+            let r = r.unwrap();
+            assert!(r.checksum_ok(&key));
+            if r.kind() != crate::filestore::block::RecordKind::Message {
+                continue; // a tombstone for a compacted index
+            }
+            let ae = parse_append_entry(r.payload).unwrap();
+            // the WAL sequence is the raft index: the previous index + 1
+            assert_eq!(ae.pindex + 1, r.seq, "{ae:?}");
+            for cut in 0..r.payload.len() {
+                if let Ok(t) = parse_append_entry(&r.payload[..cut]) {
+                    assert!(t.entries.len() == ae.entries.len(), "cut {cut}");
+                }
+            }
+            n += 1;
+        }
+        assert!(n > 0);
+        assert!(parse_append_entry(&[0; 41]).is_err());
+        let mut b = vec![0u8; 42];
+        b[40] = 1; // one entry, no bytes for it
+        assert!(parse_append_entry(&b).is_err());
     }
 }

@@ -262,6 +262,28 @@ pub(crate) fn read_reusing<T>(
     })
 }
 
+/// [`read_reusing`] for a block that must first be transformed as a whole (an encrypted block:
+/// `xform` XORs its keystream over the file's bytes), then decoded.
+pub(crate) fn read_reusing_with<T>(
+    path: &Path,
+    xform: impl FnOnce(&mut [u8]),
+    f: impl FnOnce(Decoded<'_>, u64) -> T,
+) -> std::io::Result<(T, u64)> {
+    use crate::filestore::block::{big_block_guard, BIG_BLOCK, MAX_BLOCK_FILE};
+    let size = fs::metadata(path)?.len();
+    let _big = big_block_guard(size.min(MAX_BLOCK_FILE));
+    READ_BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
+        xform(&mut buf[..]);
+        let out = f(crate::filestore::block::plain_block(&buf), n);
+        if buf.capacity() as u64 > BIG_BLOCK {
+            *buf = Vec::new();
+        }
+        Ok((out, size))
+    })
+}
+
 thread_local! {
     /// One read buffer per worker thread, reused across blocks: no fresh allocation (and page
     /// faults) per 8 MiB block.

@@ -7,5 +7,8 @@
 pub mod extract;
 pub mod monitor;
 pub mod pack;
+pub mod rehome;
+pub mod rename;
+pub mod salvage;
 pub(crate) mod staging;
 pub(crate) mod target_dir;

@@ -325,7 +325,13 @@ pub(crate) fn io_at_after(
         || e.raw_os_error() == Some(28);
     let mut text = format!("{}: {msg}", path.display());
     if full {
-        let free = free_bytes(&crate::ops::staging::parent_dir(path));
+        // the file's dir ("." for a bare name); staging's writers import this module, not
+        // the other way round
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let free = free_bytes(dir);
         text.push_str(" (disk full");
         if let Some(n) = needed {
             text.push_str(&format!(": {n} bytes needed for this file"));

@@ -170,10 +170,15 @@ pub fn decide(pre: &Prelude, release: Option<&Release>, src: &dyn StreamSource) 
     if pre.blocks.iter().any(|&b| b > db.last_block) {
         return rebuild("index.db is outdated: \"found extra blocks\"", true);
     }
+    // 2.10.26 and 2.11.6 keep trusting the index when a block before the last is gone: its
+    // messages are missing from the counts, the index's deletes and subject counts stay
+    // (matrix `blk_missing_mid`); 2.11.11+ rebuild.
+    let keeps_index = release.is_some_and(|r| *r < Release::new(2, 11, 7));
     if let Some(b) = db
         .blocks
         .iter()
         .find(|b| b.msgs() > 0 && !pre.blocks.contains(&b.index))
+        .filter(|_| !keeps_index)
     {
         return rebuild(
             &format!(
@@ -316,6 +321,10 @@ pub struct Limits {
     pub max_per_subject: Option<u64>,
     /// `allow_msg_ttl` without subject delete markers: messages expire at their `Nats-TTL`.
     pub msg_ttl: bool,
+    /// Interest retention: every consumer has acknowledged the messages up to
+    /// this sequence (the lowest ack floor), so the server removes them when the consumers
+    /// start (2.9 after a rebuild forgot its removals, M1; a no-op where tombstones kept them).
+    pub acked_floor: Option<u64>,
 }
 
 impl Limits {
@@ -338,6 +347,7 @@ impl Limits {
                 .filter(|&s| s > 0),
             max_per_subject: pos("max_msgs_per_subject"),
             msg_ttl: cfg.get("allow_msg_ttl").and_then(|v| v.as_bool()) == Some(true) && !sdm,
+            acked_floor: None,
         }
     }
 }
@@ -437,6 +447,7 @@ pub fn enforce_limits(
     let first_ts = scans.iter().find(|s| s.msgs > 0).map(|s| s.first_ts);
     let front_needed = limits.max_msgs.is_some_and(|m| n > m)
         || limits.max_bytes.is_some_and(|m| b > m)
+        || matches!((limits.acked_floor, scans.iter().find_map(|s| s.first_live)), (Some(f), Some(q)) if q <= f)
         || matches!((cutoff, first_ts), (Some(c), Some(t)) if t <= c);
     let subj_needed = limits
         .max_per_subject
@@ -450,6 +461,7 @@ pub fn enforce_limits(
         "max_age",
         "max_msgs_per_subject",
         "msg_ttl",
+        "acked",
     ]
     .iter()
     .map(|&l| LimitRemoval {
@@ -477,7 +489,9 @@ pub fn enforce_limits(
             }
             let mut why = None;
             if !front_done {
-                if limits.max_msgs.is_some_and(|m| n > m) {
+                if limits.acked_floor.is_some_and(|f| r.seq <= f) {
+                    why = Some(5);
+                } else if limits.max_msgs.is_some_and(|m| n > m) {
                     why = Some(0);
                 } else if limits.max_bytes.is_some_and(|m| b > m) {
                     why = Some(1);
@@ -531,7 +545,7 @@ pub fn enforce_limits(
             let Some(w) = why else { continue };
             n -= 1;
             b = b.saturating_sub(u64::from(r.len));
-            if w < 4 {
+            if w != 4 {
                 if let Some(c) = per_subject.get_mut(r.subject) {
                     *c = c.saturating_sub(1);
                 }
@@ -591,6 +605,7 @@ pub fn message_ttl(v: &[u8]) -> i64 {
 /// Messages the limits' ranges cover, spelled for a finding.
 pub fn removal_text(r: &LimitRemoval, sdm: bool) -> String {
     let what = match r.limit {
+        "acked" => "are acknowledged by every consumer of this interest-retention stream (up to the lowest ack floor)",
         "max_age" if sdm => {
             return format!(
                 "{} message(s) are older than max_age at the time of the load; with subject delete markers the server removes them right after it starts: seqs {}",

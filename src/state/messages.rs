@@ -197,7 +197,7 @@ where
 /// Walks the records of a plain block like the scanner does: after damaged framing, continue
 /// at the next record that frames and verifies with a higher sequence. `f` returns false to
 /// stop.
-fn walk_records<'a>(
+pub(crate) fn walk_records<'a>(
     plain: &'a [u8],
     key: &highway::Key,
     mut f: impl FnMut(&block::Record<'a>) -> bool,

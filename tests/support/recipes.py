@@ -103,6 +103,10 @@ async def cmp_s2(nc) -> list[dict]:
     return await multi_like(nc, "CMP", "cmp", 100, compression="s2")
 
 
+async def enc_cmp(nc) -> list[dict]:
+    return await multi_like(nc, "ENCCMP", "encc", 60, compression="s2")
+
+
 async def kv_config(nc) -> list[dict]:
     js = nc.jetstream()
     kv = await js.create_key_value(bucket="config", history=3)
@@ -158,4 +162,5 @@ RECIPES = {
     "EMPTY": empty,
     "CMP": cmp_s2,
     "SECRET": secret,
+    "ENCCMP": enc_cmp,
 }

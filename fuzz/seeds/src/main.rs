@@ -144,6 +144,32 @@ fn gather(fx: &Path, s: &mut Seeds) {
     sources.extend(b"SRC $G");
     s.add("aux_state", sources);
 
+    // raft group files, hand-built (no clustered store among the fixtures): first byte picks
+    // the parser (0 peers.idx, 1 tav.idx, 2 commit index, 3 snapshot, 4 snapshot name)
+    let mut peers = vec![0u8];
+    peers.extend(3u32.to_le_bytes());
+    peers.extend(2u32.to_le_bytes());
+    peers.extend(b"abcdefghijklmnop");
+    peers.extend(7u16.to_le_bytes());
+    s.add("raft", peers.clone());
+    let mut tav = vec![1u8];
+    tav.extend(5u64.to_le_bytes());
+    tav.extend(b"abcdefgh");
+    s.add("raft", tav);
+    let mut commit = vec![2u8];
+    commit.extend(42u64.to_le_bytes());
+    commit.extend([0u8; 8]);
+    s.add("raft", commit);
+    let mut snap = vec![3u8];
+    snap.extend(5u64.to_le_bytes());
+    snap.extend(42u64.to_le_bytes());
+    snap.extend(((peers.len() - 1) as u32).to_le_bytes());
+    snap.extend(&peers[1..]);
+    snap.extend(b"snapshot data");
+    snap.extend([0u8; 8]);
+    s.add("raft", snap);
+    s.add("raft", b"\x04snap.5.42".to_vec());
+
     // --- backups
     let mut bfiles = Vec::new();
     walk(&fx.join("backups"), &mut bfiles);

@@ -57,6 +57,10 @@ pub struct ExtractOptions {
     /// `--server-version`: the release that will load the extracted stream (configs and the
     /// load verdict are judged for it); `None`: the release the backup records, else the newest.
     pub server_version: Option<crate::base::release::Release>,
+    /// `--as NEW [--subjects S,...]`: write the stream under another name (every file keyed by
+    /// the name rewritten, see [`crate::ops::rename`]); the output is verified under its new
+    /// name before it is renamed into place.
+    pub rename: Option<crate::ops::rename::Rewrite>,
 }
 
 /// The report's `archive`: what was read.
@@ -138,6 +142,10 @@ pub struct ExtractReport {
     /// not stop the others).
     /// (Empty for a single stream, whose report is the document itself.)
     pub streams: Vec<ExtractReport>,
+    /// `--as`: what the rename rewrote (`from`, `to`, `records`, `blocks`, `changes`,
+    /// `damaged`: damage carried over without re-keying it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed: Option<crate::ops::rename::RewriteReport>,
     #[serde(skip)]
     outcome: Outcome,
 }
@@ -354,8 +362,10 @@ struct Plan<'a> {
     /// The payload's file name, for problem locations.
     label: String,
     backup_json: Option<BackupJson>,
-    /// The stream name (and so its directory name).
+    /// The stream name in the archive.
     name: String,
+    /// The name (and directory name) it is written under: `--as`, else `name`.
+    out_name: String,
     /// V2: the stream config (the archive holds none).
     v2_config: Option<serde_json::Map<String, serde_json::Value>>,
     /// `STORE/jetstream/<ACC>/streams`.
@@ -401,6 +411,10 @@ fn run(
         ..Default::default()
     };
     match det.kind {
+        ArchiveKind::AccountBackupDir if opts.rename.is_some() => anyhow::bail!(
+            "{}: --as renames one stream; give the backup dir of that stream (inside this account backup)",
+            archive.display()
+        ),
         ArchiveKind::AccountBackupDir => return Ok(run_account(&det, opts, progress, rep)),
         k if k.is_store() => anyhow::bail!(
             "{} is a store/stream directory, not a backup; copy it with the server stopped, or `jetdir pack` it first",
@@ -536,15 +550,26 @@ fn plan<'a>(
     if !valid_dir_name(&name) {
         anyhow::bail!("stream name {name:?} cannot be a directory name");
     }
-    rep.stream = Some(name.clone());
+    let out_name = match opts.rename.as_ref().and_then(|r| r.name.clone()) {
+        Some(n) => {
+            if !crate::ops::rename::valid_stream_name(&n) {
+                anyhow::bail!(
+                    "--as {n:?}: not a valid stream name (no whitespace, '.', '*', '>', '/')"
+                );
+            }
+            n
+        }
+        None => name.clone(),
+    };
+    rep.stream = Some(out_name.clone());
     let streams = opts
         .store_dir
         .join("jetstream")
         .join(&opts.account)
         .join("streams");
-    let target = streams.join(&name);
+    let target = streams.join(&out_name);
     rep.target = Some(target.display().to_string());
-    or_refuse!(refusals_before_reading(&name, &target, opts, rep));
+    or_refuse!(refusals_before_reading(&out_name, &target, opts, rep));
     if !opts.dry_run {
         // Room for what is known to be written: the live bytes backup.json declares (blocks
         // hold them plus per-record overhead; the archive's own size for a tarball without one).
@@ -561,7 +586,7 @@ fn plan<'a>(
         }
     }
     let damaged = or_refuse!(verify_first(archive, is_v2, opts, progress, rep)?);
-    let later = or_refuse!(clear_leftovers(&streams, &name, is_v2, opts, rep)?);
+    let later = or_refuse!(clear_leftovers(&streams, &out_name, is_v2, opts, rep)?);
     Ok(Ok(Plan {
         opts,
         archive,
@@ -570,6 +595,7 @@ fn plan<'a>(
         label,
         backup_json,
         name,
+        out_name,
         v2_config,
         streams,
         target,
@@ -838,7 +864,7 @@ fn clear_leftovers(
 /// then remove the leftovers the plan kept for later. On a refusal or an error, what was
 /// staged is removed again.
 fn stage(plan: &Plan, progress: &dyn Progress, rep: &mut ExtractReport) -> Step<Staged> {
-    let staging = staging::staging_path(&plan.target, &staging_stem(&plan.name));
+    let staging = staging::staging_path(&plan.target, &staging_stem(&plan.out_name));
     let (stage, created) = if plan.opts.dry_run {
         (Stage::dry(), CreatedDirs::default())
     } else {
@@ -877,6 +903,17 @@ fn stage(plan: &Plan, progress: &dyn Progress, rep: &mut ExtractReport) -> Step<
         }
         Ok(Ok(damaged)) => staged.damaged |= damaged,
     }
+    match rename_staged(plan, &mut staged, rep, progress) {
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+        Ok(Err(r)) => {
+            staged.discard();
+            return Ok(Err(r));
+        }
+        Ok(Ok(())) => {}
+    }
     for p in &plan.later {
         if let Err(e) = remove_leftover(p, plan.opts) {
             staged.discard();
@@ -913,7 +950,7 @@ fn commit(staged: Staged, plan: &Plan) -> Step<()> {
             staged.discard();
             Ok(Err(Refusal::could_not_run(format!(
                 "stream \"{}\" already exists in account {}",
-                plan.name, plan.opts.account
+                plan.out_name, plan.opts.account
             ))))
         }
         Err(CommitError::Sync(e) | CommitError::Rename(e) | CommitError::Link(_, e)) => {
@@ -952,8 +989,22 @@ fn write_v2(
     let opts = plan.opts;
     let now = crate::base::time::now_ns();
     let created = crate::base::time::go_time(now);
+    // --as: a V2 archive holds no checksums, so the stream is written for its new name
+    // directly (config and every checksum); nothing to rewrite afterwards
+    let mut renamed_cfg = cfg.clone();
+    if let Some(rw) = &opts.rename {
+        let changes = crate::ops::rename::edit_stream_cfg(&mut renamed_cfg, rw);
+        rep.renamed = Some(crate::ops::rename::RewriteReport {
+            from: plan.name.clone(),
+            to: plan.out_name.clone(),
+            changes,
+            ..Default::default()
+        });
+    }
+    let cfg = &renamed_cfg;
     let inp = v2::V2Input {
         stream: &plan.name,
+        write_as: &plan.out_name,
         account: &opts.account,
         label: &plan.label,
         config: cfg,
@@ -1000,6 +1051,10 @@ fn write_v2(
     rep.blocks = res.blocks;
     rep.consumers = res.consumers;
     rep.settle_consumers();
+    if let Some(r) = rep.renamed.as_mut() {
+        r.records = res.messages;
+        r.blocks = res.blocks;
+    }
     rep.block_size = Some(res.block_size);
     rep.skip_record = res.skip_record;
     rep.warnings.extend(res.aux_notes);
@@ -1120,6 +1175,150 @@ fn check_meta(name: &str, res: &v1::V1Result, rep: &mut ExtractReport) -> Result
 
 #[cfg(test)]
 mod tests;
+
+/// `--as`: rewrite the staged stream for its new name, refuse subjects that overlap another
+/// stream of the account, and verify the staged output under the new name (the staging dir
+/// is renamed into place only when that finds no error, or --allow-damaged). A dry run
+/// rewrites nothing (there are no files) and says so.
+fn rename_staged(
+    plan: &Plan,
+    staged: &mut Staged,
+    rep: &mut ExtractReport,
+    progress: &dyn Progress,
+) -> Step<()> {
+    use crate::ops::rename;
+    let Some(rw) = &plan.opts.rename else {
+        // not renamed: an overlap with another stream of the account is said, not refused
+        if let Some((s, theirs, ours)) = staged
+            .stage
+            .root()
+            .and_then(|root| staged_overlap(root, &plan.streams))
+        {
+            rep.warnings.push(format!(
+                "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server loads only one of them (\"subjects overlap with an existing stream\"); `--as NEW --subjects S,...` extracts it under other subjects",
+                plan.out_name, plan.opts.account
+            ));
+        }
+        return Ok(Ok(()));
+    };
+    let Some(root) = staged.stage.root().map(Path::to_path_buf) else {
+        rep.warnings.push(format!(
+            "dry run: the files are listed as in the archive; they would be rewritten for {:?}",
+            plan.out_name
+        ));
+        return Ok(Ok(()));
+    };
+    let r = match (&plan.v2_config, rep.renamed.take()) {
+        // V2: written for the new name in the first place (see write_v2)
+        (Some(_), Some(r)) => r,
+        _ => {
+            progress.phase("rename");
+            rename::rewrite_dir(&root, &root, &plan.name, rw, true)?
+        }
+    };
+    if let Some((s, theirs, ours)) = staged_overlap(&root, &plan.streams) {
+        return Ok(Err(Refusal::could_not_run(format!(
+            "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server would not load both; give others with --subjects",
+            plan.out_name, plan.opts.account
+        ))));
+    }
+    for c in &r.damaged {
+        rep.warnings
+            .push(format!("not re-keyed: {}: {}", c.file, c.what));
+    }
+    let carried = r.damaged.len();
+    rep.renamed = Some(r);
+    if carried > 0 && !plan.opts.allow_damaged {
+        return Ok(Err(Refusal::damaged(format!(
+            "{carried} damaged item(s) do not verify under {:?} and would be carried over to {:?} (see warnings); --allow-damaged writes them as they are",
+            plan.name, plan.out_name
+        ))));
+    }
+    // the output, verified under its new name
+    let sd = crate::filestore::discover::StreamDir {
+        account: plan.opts.account.clone(),
+        name: plan.out_name.clone(),
+        dir: root.clone(),
+    };
+    let vopts = crate::check::Options {
+        target: crate::check::Target {
+            release: plan.opts.server_version.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    progress.phase("verify output");
+    progress.start(
+        staged_files(&root)
+            .iter()
+            .filter(|f| f.path.ends_with(".blk"))
+            .map(|f| f.bytes)
+            .sum(),
+    );
+    let (srep, problems) = crate::check::store::verify_stream_dir(&sd, &vopts, progress);
+    progress.finish();
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    if !staged.damaged {
+        rep.problems.extend(problems);
+    }
+    if errors > 0 && !plan.opts.allow_damaged {
+        return Ok(Err(Refusal::damaged(format!(
+            "the renamed output has {errors} error(s) under {:?} (see problems); nothing written",
+            plan.out_name
+        ))));
+    }
+    staged.damaged |= errors > 0;
+    rep.take_state(&srep);
+    rep.settle_consumers();
+    staged.stage.files = staged_files(&root);
+    Ok(Ok(()))
+}
+
+/// The first subject of the staged stream that overlaps another stream in `streams`:
+/// `(stream, its subject, ours)`.
+fn staged_overlap(root: &Path, streams: &Path) -> Option<(String, String, String)> {
+    let cfg = fs::read(root.join("meta.inf"))
+        .ok()
+        .and_then(|m| crate::filestore::meta::MetaInf::parse(&m).ok())
+        .map(|m| m.json)
+        .unwrap_or_default();
+    let subjects = crate::ops::rename::stream_subjects(&cfg);
+    crate::ops::rename::overlapping_streams(streams, &subjects, None)
+        .into_iter()
+        .next()
+}
+
+/// Every file under a staged stream dir with its size (after a rewrite changed them).
+fn staged_files(root: &Path) -> Vec<PlannedFile> {
+    fn walk(root: &Path, rel: &str, out: &mut Vec<PlannedFile>) {
+        let Ok(rd) = fs::read_dir(root.join(rel)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                n
+            } else {
+                format!("{rel}/{n}")
+            };
+            match e.metadata() {
+                Ok(m) if m.is_dir() => walk(root, &r, out),
+                Ok(m) => out.push(PlannedFile {
+                    path: r,
+                    bytes: m.len(),
+                }),
+                Err(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, "", &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
 
 /// Take the archive's verification into the report: refuse when it could not be verified, or
 /// when it is damaged and `--allow-damaged` was not given. `Ok(true)`: damaged, allowed.

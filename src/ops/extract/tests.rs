@@ -13,6 +13,7 @@ fn opts(store: &Path) -> ExtractOptions {
         force: false,
         create: true,
         server_version: None,
+        rename: None,
     }
 }
 

@@ -260,7 +260,10 @@ pub(crate) fn consumer_odat(st: &ConsumerStateJson, now_secs: i64) -> Vec<u8> {
 }
 
 pub(crate) struct V2Input<'a> {
+    /// The stream's name in the backup (what its checks compare).
     pub(crate) stream: &'a str,
+    /// The name the files are written for (`--as`; else `stream`): record checksums, meta.sum.
+    pub(crate) write_as: &'a str,
     pub(crate) account: &'a str,
     pub(crate) label: &'a str,
     /// Stream config (backup.json's), in its key order.
@@ -316,7 +319,7 @@ pub(crate) fn extract_v2<R: Read>(
     sink.dir("obs")?;
     let mi = meta_inf(inp.created, &[], inp.config);
     sink.write_file("meta.inf", &mi)?;
-    sink.write_file("meta.sum", meta::expected_sum(inp.stream, &mi).as_bytes())?;
+    sink.write_file("meta.sum", meta::expected_sum(inp.write_as, &mi).as_bytes())?;
 
     let mut scan = V2Scan::new(r, scan_options(inp));
     let mut w = V2Writer {
@@ -325,7 +328,7 @@ pub(crate) fn extract_v2<R: Read>(
             block_size,
             ..Default::default()
         },
-        bw: Some(BlockWriter::new(inp.stream, block_size, sink)),
+        bw: Some(BlockWriter::new(inp.write_as, block_size, sink)),
         state: None,
         stored_bytes: 0,
         aux: super::aux::AuxBuilder::for_config(inp.config),
@@ -471,7 +474,7 @@ impl V2Writer<'_, '_> {
         w.sink.write_file(&format!("{dir}/meta.inf"), &cmi)?;
         w.sink.write_file(
             &format!("{dir}/meta.sum"),
-            meta::expected_sum(&format!("{}/{cname}", inp.stream), &cmi).as_bytes(),
+            meta::expected_sum(&format!("{}/{cname}", inp.write_as), &cmi).as_bytes(),
         )?;
         w.sink
             .write_file(&format!("{dir}/o.dat"), &consumer_odat(&st, inp.now_secs))?;

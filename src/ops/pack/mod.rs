@@ -82,6 +82,12 @@ pub struct PackOptions {
     /// `--server-version`: the release that will restore the backup (default: the release
     /// that wrote each stream, from meta.inf's `_nats.ver` or the layout).
     pub server_version: Option<ServerVersion>,
+    /// Keys of an encrypted store: its streams are packed as plaintext (as server snapshots are).
+    pub keys: crate::filestore::keys::KeyRing,
+    /// `--as NEW [--subjects S,...]`: pack the stream under another name (see
+    /// [`crate::ops::rename`]): a renamed plaintext copy beside OUT is verified under the new
+    /// name and packed.
+    pub rename: Option<crate::ops::rename::Rewrite>,
 }
 
 /// One file written, relative to OUT (for tgz: the tarball and its manifest, by name).
@@ -720,12 +726,26 @@ pub fn pack(
     }
     // Verify every stream first.
     let block_bytes = store::total_block_bytes(&streams);
+    // Room for the output, before the long work: how well the data compresses is not known
+    // before it is written (text can shrink 25 times), so less room than the stream's bytes
+    // is said, not refused; a full disk on the way is an error naming the file.
+    if let Some(free) = target_dir::free_bytes(&target_dir::nearest_existing(&out_dir)) {
+        if free < block_bytes {
+            report.notes.push(format!(
+                "{} has {free} bytes free, less than the {block_bytes} bytes of the stream(s): the backup fits only if it compresses well",
+                out_dir.display()
+            ));
+        }
+    }
     // two phases, each over the stream's blocks: verify them, then write the backup
     progress.phase("verify");
     progress.start(block_bytes);
     let mut checked = Vec::new();
     // the source is checked for the release the output is made for, when one is named
-    let mut vopts = crate::check::Options::default();
+    let mut vopts = crate::check::Options {
+        keys: opts.keys.clone(),
+        ..Default::default()
+    };
     vopts.target.release = opts
         .server_version
         .map(|v| crate::base::release::Release::new(v.major, v.minor, v.patch));
@@ -739,9 +759,14 @@ pub fn pack(
     if let Some(p) = report.problems.iter().find(|p| p.kind.is_fatal()) {
         progress.finish();
         let who = p.loc.stream.clone().unwrap_or_default();
+        let why = if p.kind == crate::base::problem::Kind::EncryptedWrongKey {
+            "no key file of it opens with the key given (wrong key?)"
+        } else {
+            "give the server's key with --key-file FILE or JETDIR_KEY"
+        };
         return Ok(report.refuse(
             Outcome::CouldNotRun,
-            format!("stream {who} is encrypted at rest: a key is needed to read it (not supported); nothing packed"),
+            format!("stream {who} is encrypted at rest: {why}; nothing packed"),
         ));
     }
     let errors = report
@@ -760,6 +785,37 @@ pub fn pack(
         report.notes.push(format!(
             "--allow-damaged: packing despite {errors} verification error(s)"
         ));
+    }
+    // Encrypted streams are packed from their plaintext (as server snapshots are): decrypted
+    // into a private dir beside OUT (where the plaintext backup goes anyway), removed after.
+    let mut plain = PlainCopies::new(&out_dir, out);
+    for (sd, rep, _) in checked.iter_mut() {
+        if rep.encryption.is_some() {
+            let dir = plain
+                .copy(sd, &opts.keys)
+                .map_err(|e| anyhow::anyhow!("{}: decrypting for pack: {e}", sd.dir.display()))?;
+            report.notes.push(format!(
+                "{} > {}: encrypted at rest; packed as plaintext (the server encrypts it again when a server with a key loads it)",
+                sd.account, sd.name
+            ));
+            sd.dir = dir;
+        }
+    }
+    // --as: the stream rewritten for its new name into the same private dir, verified under
+    // it, and packed from there.
+    if let Some(rw) = &opts.rename {
+        if let Err(why) = rename_for_pack(
+            &mut checked,
+            rw,
+            &mut plain,
+            opts,
+            &vopts,
+            progress,
+            &mut report,
+        ) {
+            progress.finish();
+            return Ok(report.refuse(why.0, why.1));
+        }
     }
     let mut srcs = Vec::new();
     for (sd, rep, problems) in &checked {
@@ -804,6 +860,176 @@ pub fn pack(
         Outcome::Damaged
     };
     Ok(report)
+}
+
+/// `pack --as`: rewrite the (plaintext) stream for its new name into `plain`, verify it under
+/// that name and pack it instead. Refusals: `(outcome, why)`.
+fn rename_for_pack(
+    checked: &mut [(StreamDir, StreamReport, Vec<crate::base::problem::Problem>)],
+    rw: &crate::ops::rename::Rewrite,
+    plain: &mut PlainCopies,
+    opts: &PackOptions,
+    vopts: &crate::check::Options,
+    progress: &dyn Progress,
+    report: &mut PackReport,
+) -> Result<(), (Outcome, String)> {
+    let could_not = |why: String| (Outcome::CouldNotRun, why);
+    if checked.len() != 1 || opts.all {
+        return Err(could_not(
+            "--as renames one stream: name it with --stream (not with --all)".into(),
+        ));
+    }
+    let vopts = crate::check::Options {
+        keys: Default::default(),
+        ..vopts.clone()
+    };
+    for (sd, rep, problems) in checked.iter_mut() {
+        let new = rw.name.clone().unwrap_or_else(|| sd.name.clone());
+        let dst = plain
+            .dir_for(&sd.account, &new)
+            .map_err(|e| could_not(format!("{}: {e}", plain.root.display())))?;
+        // the name the files are keyed with: meta.inf's (the dir name for the server's check)
+        let old = sd.name.clone();
+        let r = crate::ops::rename::rewrite_dir(&sd.dir, &dst, &old, rw, false)
+            .map_err(|e| could_not(format!("{e:#}")))?;
+        for c in &r.damaged {
+            report
+                .notes
+                .push(format!("not re-keyed: {}: {}", c.file, c.what));
+        }
+        if !r.damaged.is_empty() && !opts.allow_damaged {
+            return Err((
+                Outcome::Damaged,
+                format!(
+                    "{} damaged item(s) do not verify under {old:?} and would be carried over to {new:?}; --allow-damaged packs them as they are",
+                    r.damaged.len()
+                ),
+            ));
+        }
+        report.notes.push(format!(
+            "{} > {old}: packed as {new} ({} records re-keyed in {} block(s){})",
+            sd.account,
+            r.records,
+            r.blocks,
+            if r.changes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", r.changes.join("; "))
+            }
+        ));
+        let nsd = StreamDir {
+            account: sd.account.clone(),
+            name: new.clone(),
+            dir: dst,
+        };
+        let (nrep, nprob) = store::verify_stream_dir(&nsd, &vopts, progress);
+        let errors = nprob
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        let before = problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        if errors > before || (errors > 0 && !opts.allow_damaged) {
+            report.problems.extend(nprob);
+            return Err((
+                Outcome::Damaged,
+                format!("the renamed copy has {errors} error(s) under {new:?} (see problems); nothing packed"),
+            ));
+        }
+        *sd = nsd;
+        *rep = nrep;
+        *problems = nprob;
+    }
+    Ok(())
+}
+
+/// Plaintext copies of encrypted streams for pack, in `.<OUT>.jetdir-pack-<pid>.plain/`
+/// (mode 0700) beside OUT; removed when dropped.
+struct PlainCopies {
+    root: PathBuf,
+    made: bool,
+}
+
+impl PlainCopies {
+    fn new(out_dir: &Path, out: &Path) -> PlainCopies {
+        let name = out
+            .file_name()
+            .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+        PlainCopies {
+            root: out_dir.join(format!(".{name}.jetdir-pack-{}.plain", std::process::id())),
+            made: false,
+        }
+    }
+
+    /// `<root>/renamed/<account>/<name>` (not created; its parent is), for a renamed copy.
+    fn dir_for(&mut self, account: &str, name: &str) -> io::Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !self.made {
+            fs::DirBuilder::new().mode(0o700).create(&self.root)?;
+            self.made = true;
+        }
+        // beside the decrypted copies (`<root>/<account>/<name>`), named as the stream: the
+        // server and the readers key meta.sum with the dir name
+        let acct = self.root.join("renamed").join(account);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&acct)?;
+        let d = acct.join(name);
+        let _ = fs::remove_dir_all(&d);
+        Ok(d)
+    }
+
+    /// Decrypt the stream `sd` through its keys into a stream dir of plaintext files.
+    fn copy(
+        &mut self,
+        sd: &StreamDir,
+        keys: &crate::filestore::keys::KeyRing,
+    ) -> io::Result<PathBuf> {
+        use crate::filestore::source::StreamSource;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if !self.made {
+            fs::DirBuilder::new().mode(0o700).create(&self.root)?;
+            self.made = true;
+        }
+        let enc =
+            crate::filestore::encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, keys);
+        let dir = self.root.join(&sd.account).join(&sd.name);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)?;
+        for rel in enc.files() {
+            // a file that does not decrypt was reported by verification: left out
+            let Ok(Some(data)) = enc.read(&rel) else {
+                continue;
+            };
+            let p = dir.join(&rel);
+            if let Some(parent) = p.parent() {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .recursive(true)
+                    .create(parent)?;
+            }
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)?;
+            io::Write::write_all(&mut f, &data)?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for PlainCopies {
+    fn drop(&mut self) {
+        if self.made {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
 }
 
 /// Staging leftovers of interrupted packs to OUT (`.<OUT>.jetdir-pack-<pid>`, and for tgz

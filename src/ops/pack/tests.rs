@@ -17,6 +17,8 @@ fn opts(out: &Path, format: PackFormat) -> PackOptions {
         no_consumers: false,
         force: false,
         server_version: None,
+        keys: Default::default(),
+        rename: None,
     }
 }
 

@@ -1,0 +1,149 @@
+//! `jetdir cluster` (issue #12, clustered nodes): arguments and rendering. The work is the
+//! library's (`jetdir::check::cluster`).
+use super::human::{paint, Colour};
+use super::render::problem_line;
+use crate::{emit, fail, Run};
+use jetdir::base::report::RunOptions;
+use jetdir::check::cluster::{self, ClusterReport};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Examples and exit codes of `jetdir cluster --help`.
+pub const CLUSTER_AFTER: &str = "\
+Examples:
+  jetdir cluster /data/nats/store                    raft groups, meta assignments, orphans
+  jetdir cluster --server-name n1 /data/nats/store   also streams assigned to other peers
+  jetdir --json cluster /data/nats/store             one JSON document
+
+Exit codes: 0 nothing would be deleted and the raft files are intact, 1 the server would
+delete stream/consumer dirs or raft files are damaged, 2 could not run.";
+
+/// `jetdir cluster`.
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    /// A stopped clustered node's store dir (the one with jetstream/$SYS/_js_/).
+    path: PathBuf,
+    /// The node's `server_name`: fixes its raft peer id (else inferred when the raft dirs allow),
+    /// needed to tell streams the meta group assigns to other peers.
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+}
+
+/// Run `jetdir cluster`.
+pub fn run_cluster(a: &ClusterArgs, json: bool) -> ExitCode {
+    let run = Run {
+        json,
+        command: "cluster",
+        options: RunOptions::default(),
+    };
+    match cluster::cluster_report(&a.path, a.server_name.as_deref()) {
+        Ok(r) => emit(&run, &r, || render_cluster(&r), r.exit_code()),
+        Err(e) => fail(&run, &e.to_string()),
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or("-".to_string(), |x| x.to_string())
+}
+
+fn render_cluster(r: &ClusterReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "this node: {} ({})",
+        r.self_peer.as_deref().unwrap_or("?"),
+        r.self_peer_from
+    );
+    if !r.groups.is_empty() {
+        let _ = writeln!(o, "raft groups ($SYS/_js_):");
+    }
+    for g in &r.groups {
+        let what = match (&g.stream, &g.consumer) {
+            (Some(s), Some(c)) => format!(" = {} > {s} > {c}", g.account.as_deref().unwrap_or("?")),
+            (Some(s), None) => format!(" = {} > {s}", g.account.as_deref().unwrap_or("?")),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "  {} ({}){what}", g.name, g.kind);
+        let _ = writeln!(
+            o,
+            "    peers {} (cluster size {}), term {}, vote {}, commit {}",
+            g.peers.join(" "),
+            opt(&g.cluster_size),
+            opt(&g.term),
+            opt(&g.vote),
+            opt(&g.commit)
+        );
+        for s in &g.snapshots {
+            let ck = match s.checksum_ok {
+                Some(true) => "checksum ok",
+                Some(false) => "CHECKSUM BAD",
+                None => "unreadable",
+            };
+            let _ = writeln!(
+                o,
+                "    snapshot {}: term {}, index {}, {} bytes, {ck}",
+                s.file,
+                opt(&s.term),
+                opt(&s.index),
+                s.size
+            );
+        }
+        let _ = writeln!(
+            o,
+            "    WAL: {} block(s), {} bytes, {} entries, index {}..{}, {} bad record(s)",
+            g.wal.blocks,
+            g.wal.bytes,
+            g.wal.entries,
+            opt(&g.wal.first_index),
+            opt(&g.wal.last_index),
+            g.wal.bad_records
+        );
+    }
+    let m = &r.meta;
+    if m.complete {
+        let _ = writeln!(
+            o,
+            "meta assignments: {} stream(s), {} consumer(s) (snapshot {}, then {} WAL op(s); {} other entr(ies) skipped; {} past commit.idx)",
+            m.streams_assigned,
+            m.consumers_assigned,
+            m.snapshot.as_deref().unwrap_or("none"),
+            m.wal_ops_applied,
+            m.wal_entries_skipped,
+            m.past_commit
+        );
+    } else if r.clustered {
+        let _ = writeln!(
+            o,
+            "meta assignments: could not be rebuilt (see the findings)"
+        );
+    }
+    if !r.streams.is_empty() {
+        let _ = writeln!(o, "on disk, at the next clustered start:");
+    }
+    for p in &r.streams {
+        let name = match &p.consumer {
+            Some(c) => format!("{} > {} > {c}", p.account, p.stream),
+            None => format!("{} > {}", p.account, p.stream),
+        };
+        let fate = match p.fate {
+            "kept" => paint("kept", Colour::Green),
+            "orphan" => paint("DELETED (orphan: not in the meta assignments)", Colour::Red),
+            "not_member" => paint("REMOVED (assigned to other peers)", Colour::Red),
+            f => paint(f, Colour::Yellow),
+        };
+        let g = p
+            .group
+            .as_deref()
+            .map(|g| format!(" [{g}]"))
+            .unwrap_or_default();
+        let _ = writeln!(o, "  {name}{g}: {fate}");
+    }
+    for p in &r.problems {
+        let _ = writeln!(o, "{}", problem_line(p));
+    }
+    for n in &r.notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+    o
+}

@@ -1,0 +1,740 @@
+//! An encrypted stream directory seen through its keys: a [`StreamSource`] that gives every
+//! reader the plaintext the server decrypts (meta.inf, index.db, blocks, 2.9 `.idx`, consumer
+//! meta.inf and o.dat), and says for every encrypted asset whether it opened with the key, only
+//! with the previous key or the other cipher, or not at all.
+//!
+//! The plaintext view is the stream as an unencrypted server would have written it: the key
+//! files are not listed, `meta.sum` is the sum of the plaintext meta.inf when the stored one
+//! matches the ciphertext (else the stored one, so the mismatch is still reported), and
+//! index.db carries a trailer over its plaintext on the same terms. `pack` of this view is a
+//! plaintext backup, as the server's snapshots are.
+use crate::base::problem::{Kind, Location, Problem};
+use crate::base::report::{EncryptedAsset, EncryptionReport};
+use crate::filestore::index_db;
+use crate::filestore::keys::{self, AssetKey, Cipher, KeyRing, WhichKey};
+use crate::filestore::layout::{self, StreamFile};
+use crate::filestore::meta;
+use crate::filestore::source::{read_file_capped, DirSource, FileRead, StreamSource};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// What opening one encrypted asset gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Opened with the key (and the configured cipher, when one was given).
+    Key,
+    /// Opened only with the previous key: the server re-encrypts it with the key at start.
+    PreviousKey,
+    /// Opened only with the other cipher: the server converts it at start.
+    OtherCipher,
+    /// The key opens the rest of the stream but not this asset: damaged.
+    Corrupt,
+    /// No key opens anything of the stream: the wrong key (or another account's store).
+    WrongKey,
+    /// Its key file did not open, so it could not be tried.
+    KeyFileFailed,
+}
+
+impl Outcome {
+    /// The JSON name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Key => "key",
+            Outcome::PreviousKey => "previous_key",
+            Outcome::OtherCipher => "other_cipher",
+            Outcome::Corrupt => "corrupt",
+            Outcome::WrongKey => "wrong_key",
+            Outcome::KeyFileFailed => "key_file_failed",
+        }
+    }
+}
+
+/// One encrypted file and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    /// Path relative to the stream dir.
+    pub file: String,
+    /// What opening it gave.
+    pub outcome: Outcome,
+    /// The cipher that opened it (when it opened).
+    pub cipher: Option<&'static str>,
+}
+
+/// True for the files an encrypted stream holds encrypted (or sealed): key files, meta.inf,
+/// blocks, index.db, 2.9 `.idx`, consumer meta.inf and o.dat. meta.sum, 2.9 `.fss`,
+/// thw.db, sched.db and sources.db are plaintext.
+pub fn is_encrypted_file(rel: &str) -> bool {
+    matches!(
+        layout::classify_path(rel),
+        Some(
+            StreamFile::MetaKey
+                | StreamFile::BlockKey(_)
+                | StreamFile::ConsumerKey(_)
+                | StreamFile::MetaInf
+                | StreamFile::Block(_)
+                | StreamFile::IndexDb
+                | StreamFile::BlockIdx(_)
+                | StreamFile::ConsumerMetaInf(_)
+                | StreamFile::ConsumerState(_)
+        )
+    )
+}
+
+fn size(dir: &Path, rel: &str) -> u64 {
+    std::fs::metadata(dir.join(rel)).map_or(0, |m| m.len())
+}
+
+/// What can be told of an encrypted stream without its key: every encrypted file with its
+/// size, and the cipher when the key files' sizes tell it.
+pub fn report_without_key(dir: &Path, files: &[String]) -> EncryptionReport {
+    EncryptionReport {
+        cipher: cipher_from_key_sizes(dir, files).map(|c| c.name().to_string()),
+        key: "none".into(),
+        assets: files
+            .iter()
+            .filter(|f| is_encrypted_file(f))
+            .filter(|f| !(f.ends_with("/o.dat") && size(dir, f) == 0))
+            .map(|f| EncryptedAsset {
+                file: f.clone(),
+                bytes: size(dir, f),
+                outcome: "key_needed".into(),
+                cipher: None,
+            })
+            .collect(),
+    }
+}
+
+/// True when the stream dir (its file list, relative paths) holds key files.
+pub fn has_key_files(files: &[String]) -> bool {
+    files.iter().any(|n| {
+        matches!(
+            layout::classify_path(n),
+            Some(StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_))
+        )
+    })
+}
+
+/// The cipher a store's key files were written with, told from their size alone (72 bytes:
+/// chacha, 64: aes), when every key file agrees; `None` otherwise.
+pub fn cipher_from_key_sizes(dir: &Path, files: &[String]) -> Option<Cipher> {
+    let mut found = None;
+    for n in files {
+        if !matches!(
+            layout::classify_path(n),
+            Some(StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_))
+        ) {
+            continue;
+        }
+        let c = match std::fs::metadata(dir.join(n)).map(|m| m.len()) {
+            Ok(72) => Cipher::ChaCha,
+            Ok(64) => Cipher::Aes,
+            _ => return None,
+        };
+        if found.is_some_and(|f| f != c) {
+            return None;
+        }
+        found = Some(c);
+    }
+    found
+}
+
+/// A plaintext file, or why it did not open.
+type Opened = Result<Vec<u8>, String>;
+
+/// An encrypted stream dir opened with a key ring.
+pub struct EncryptedDir {
+    inner: DirSource,
+    /// Every encrypted asset and what opening it gave, in file order.
+    pub assets: Vec<Asset>,
+    /// Findings from opening the keys and sealed files.
+    pub problems: Vec<Problem>,
+    /// True when nothing of the stream opened: the wrong key.
+    pub wrong_key: bool,
+    /// The cipher the stream key file opened with.
+    pub cipher: Option<Cipher>,
+    /// The config name (from the decrypted meta.inf; the dir name otherwise).
+    pub cfg_name: String,
+    block_keys: BTreeMap<u32, Result<AssetKey, String>>,
+    /// Decrypted small files (meta.inf, meta.sum, index.db, .idx, consumer files).
+    plain: BTreeMap<String, Opened>,
+    files: Vec<String>,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn outcome_of(k: &AssetKey, ring: &KeyRing) -> Outcome {
+    match (k.which, ring.cipher) {
+        (WhichKey::Previous, _) => Outcome::PreviousKey,
+        (WhichKey::Current, Some(c)) if c != k.cipher => Outcome::OtherCipher,
+        (WhichKey::Current, _) => Outcome::Key,
+    }
+}
+
+/// Opening state: which key files and sealed files did not open.
+struct Tally<'r> {
+    ring: &'r KeyRing,
+    dir: PathBuf,
+    account: String,
+    /// (file, why) of key or sealed files that did not open.
+    failed: Vec<(String, String)>,
+}
+
+impl Tally<'_> {
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        read_file_capped(&self.dir, rel).ok()
+    }
+    /// Open the key file `rel` for `ctx`; `None` when it cannot be read.
+    fn key(&mut self, e: &mut EncryptedDir, rel: &str, ctx: &str) -> Option<AssetKey> {
+        let Some(b) = self.read(rel) else {
+            self.failed.push((rel.to_string(), "missing".into()));
+            return None;
+        };
+        match self.ring.open_key_file(&self.account, ctx, &b) {
+            Ok(k) => {
+                self.opened(e, rel, &k);
+                Some(k)
+            }
+            Err(err) => {
+                self.corrupt(e, rel, err.to_string());
+                None
+            }
+        }
+    }
+    fn opened(&mut self, e: &mut EncryptedDir, rel: &str, k: &AssetKey) {
+        e.assets.push(Asset {
+            file: rel.to_string(),
+            outcome: outcome_of(k, self.ring),
+            cipher: Some(k.cipher.name()),
+        });
+    }
+    fn corrupt(&mut self, e: &mut EncryptedDir, rel: &str, why: String) {
+        e.assets.push(Asset {
+            file: rel.to_string(),
+            outcome: Outcome::Corrupt,
+            cipher: None,
+        });
+        self.failed.push((rel.to_string(), why));
+    }
+    /// A sealed file whose key did not open: not tried.
+    fn untried(&mut self, e: &mut EncryptedDir, rel: &str, key_file: &str) -> Opened {
+        e.assets.push(Asset {
+            file: rel.to_string(),
+            outcome: Outcome::KeyFileFailed,
+            cipher: None,
+        });
+        Err(format!("its key file ({key_file}) did not open"))
+    }
+    /// Decrypt the `nonce ‖ AEAD` file `rel` (if present) into the plaintext view.
+    fn sealed(&mut self, e: &mut EncryptedDir, rel: &str, key: Option<&AssetKey>, key_file: &str) {
+        let Some(raw) = self.read(rel) else { return };
+        let r = match key {
+            None => self.untried(e, rel, key_file),
+            Some(k) => match k.open_sealed(&raw) {
+                Ok(p) => {
+                    self.opened(e, rel, k);
+                    Ok(p)
+                }
+                Err(a) => {
+                    self.corrupt(e, rel, a.to_string());
+                    Err(a.to_string())
+                }
+            },
+        };
+        e.plain.insert(rel.to_string(), r);
+    }
+}
+
+impl EncryptedDir {
+    /// Open the key files of the stream in `dir` (account `account`, dir name `dir_name`)
+    /// with `ring` and decrypt its small sealed files.
+    pub fn open(dir: &Path, account: &str, dir_name: &str, ring: &KeyRing) -> EncryptedDir {
+        let inner = DirSource {
+            dir: dir.to_path_buf(),
+        };
+        let all = inner.files();
+        let is_key = |n: &String| {
+            matches!(
+                layout::classify_path(n),
+                Some(StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_))
+            )
+        };
+        let mut e = EncryptedDir {
+            inner,
+            assets: Vec::new(),
+            problems: Vec::new(),
+            wrong_key: false,
+            cipher: None,
+            cfg_name: dir_name.to_string(),
+            block_keys: BTreeMap::new(),
+            plain: BTreeMap::new(),
+            files: all.iter().filter(|n| !is_key(n)).cloned().collect(),
+        };
+        let mut t = Tally {
+            ring,
+            dir: dir.to_path_buf(),
+            account: account.to_string(),
+            failed: Vec::new(),
+        };
+        // stream key, meta.inf, index.db
+        let stream_key = t.key(&mut e, "meta.key", &keys::stream_context(dir_name));
+        e.cipher = stream_key.as_ref().map(|k| k.cipher);
+        t.sealed(&mut e, "meta.inf", stream_key.as_ref(), "meta.key");
+        if let Some(Ok(m)) = e.plain.get("meta.inf") {
+            if let Some(n) = serde_json::from_slice::<serde_json::Value>(m)
+                .ok()
+                .and_then(|j| j.get("name").and_then(|n| n.as_str()).map(String::from))
+            {
+                e.cfg_name = n;
+            }
+        }
+        // index.db: `nonce ‖ AEAD`, then a trailer over that ciphertext
+        if let Some(raw) = t.read("msgs/index.db") {
+            let r = match (&stream_key, index_db::split_trailer(&raw)) {
+                (None, _) => t.untried(&mut e, "msgs/index.db", "meta.key"),
+                (Some(_), Err(err)) => {
+                    t.corrupt(&mut e, "msgs/index.db", err.to_string());
+                    Err(err.to_string())
+                }
+                (Some(k), Ok((body, trailer))) => match k.open_sealed(body) {
+                    // the converted stream has a new key: the server cannot read this one
+                    Ok(_) if outcome_of(k, ring) != Outcome::Key => {
+                        t.opened(&mut e, "msgs/index.db", k);
+                        Err("sealed with the key the server replaces at start".to_string())
+                    }
+                    Ok(mut p) => {
+                        t.opened(&mut e, "msgs/index.db", k);
+                        if index_db::trailer_ok(&raw, &e.cfg_name) {
+                            let h = index_db::body_hash(&p, &e.cfg_name);
+                            p.extend_from_slice(&h);
+                        } else {
+                            p.extend_from_slice(&trailer);
+                        }
+                        Ok(p)
+                    }
+                    Err(a) => {
+                        t.corrupt(&mut e, "msgs/index.db", a.to_string());
+                        Err(a.to_string())
+                    }
+                },
+            };
+            e.plain.insert("msgs/index.db".into(), r);
+        }
+        // block keys (every block of an encrypted stream has one), 2.9 .idx
+        let blocks: Vec<u32> = all
+            .iter()
+            .filter_map(|n| match layout::classify_path(n) {
+                Some(f @ (StreamFile::Block(_) | StreamFile::BlockKey(_))) => f.block(),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        for i in blocks {
+            let kf = format!("msgs/{i}.key");
+            let cfg = e.cfg_name.clone();
+            let k = t.key(&mut e, &kf, &keys::block_context(&cfg, i));
+            let idx = format!("msgs/{i}.idx");
+            if let Some(raw) = t.read(&idx) {
+                let r = match &k {
+                    Some(k) => match k.open_with_key_nonce(&raw) {
+                        Ok(p) => {
+                            t.opened(&mut e, &idx, k);
+                            Ok(p)
+                        }
+                        Err(a) => {
+                            t.corrupt(&mut e, &idx, a.to_string());
+                            Err(a.to_string())
+                        }
+                    },
+                    None => t.untried(&mut e, &idx, &kf),
+                };
+                e.plain.insert(idx, r);
+            }
+            e.block_keys
+                .insert(i, k.ok_or_else(|| format!("{kf} did not open")));
+        }
+        // consumers
+        let consumers: Vec<String> = all
+            .iter()
+            .filter_map(|n| match layout::classify_path(n) {
+                Some(StreamFile::ConsumerMetaInf(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        for c in consumers {
+            let kf = format!("obs/{c}/meta.key");
+            let cfg = e.cfg_name.clone();
+            let k = t.key(&mut e, &kf, &keys::consumer_context(&cfg, &c));
+            t.sealed(&mut e, &format!("obs/{c}/meta.inf"), k.as_ref(), &kf);
+            let od = format!("obs/{c}/o.dat");
+            if t.read(&od).is_some_and(|b| b.is_empty()) {
+                e.plain.insert(od, Ok(Vec::new())); // empty = no state, never sealed
+            } else {
+                t.sealed(&mut e, &od, k.as_ref(), &kf);
+            }
+        }
+        // meta.sum of the plaintext view
+        // (meta.inf, meta.sum, the sum's key: the dir name, "<stream>/<consumer>")
+        let mut sums = vec![(
+            "meta.inf".to_string(),
+            "meta.sum".to_string(),
+            dir_name.to_string(),
+        )];
+        for k in e.plain.keys() {
+            if let Some(c) = k
+                .strip_prefix("obs/")
+                .and_then(|r| r.strip_suffix("/meta.inf"))
+            {
+                let key = format!("{}/{c}", e.cfg_name);
+                sums.push((k.clone(), format!("obs/{c}/meta.sum"), key));
+            }
+        }
+        for (inf, sum, name) in sums {
+            let (Some(cipher_inf), Some(stored)) = (t.read(&inf), t.read(&sum)) else {
+                continue;
+            };
+            let Some(Ok(plain)) = e.plain.get(&inf) else {
+                // it did not open; the server checks the sum over the ciphertext first
+                let want = meta::expected_sum(&name, &cipher_inf);
+                if inf == "meta.inf" && stored != want.as_bytes() {
+                    e.problems.push(Problem::new(
+                        Kind::MetaSumMismatch,
+                        Location::stream(account, dir_name).file("meta.sum").at(0),
+                        format!("meta.sum does not match the encrypted meta.inf (computed {want} with key SHA-256({dir_name:?})): the server skips this stream at start"),
+                    ));
+                }
+                continue;
+            };
+            let view = if stored == meta::expected_sum(&name, &cipher_inf).as_bytes() {
+                meta::expected_sum(&name, plain).into_bytes()
+            } else {
+                stored
+            };
+            e.plain.insert(sum, Ok(view));
+        }
+        e.findings(account, dir_name, ring, t.failed);
+        e
+    }
+
+    /// Turn the outcomes into findings.
+    fn findings(
+        &mut self,
+        account: &str,
+        dir_name: &str,
+        ring: &KeyRing,
+        failed: Vec<(String, String)>,
+    ) {
+        let loc = |f: &str| Location::stream(account, dir_name).file(f);
+        let opened_any = self.assets.iter().any(|a| {
+            matches!(
+                a.outcome,
+                Outcome::Key | Outcome::PreviousKey | Outcome::OtherCipher
+            )
+        });
+        if !opened_any && ring.has_key() {
+            self.wrong_key = true;
+            for a in &mut self.assets {
+                a.outcome = Outcome::WrongKey;
+            }
+            self.problems.push(Problem::new(
+                Kind::EncryptedWrongKey,
+                loc("meta.key"),
+                "no key file of this stream opens with the key given (nor the previous key, with either cipher): the wrong key, or another account's stream; the server skips this stream ('unable to recover keys')",
+            ));
+            return;
+        }
+        for (file, why) in failed {
+            let (kind, what) = match layout::classify_path(&file) {
+                Some(StreamFile::IndexDb) => (
+                    Kind::IndexDbCorrupt,
+                    format!("index.db does not decrypt ({why}) although the key opens the stream: damaged; the server deletes it and rebuilds the state from the blocks"),
+                ),
+                Some(StreamFile::BlockIdx(_)) => (
+                    Kind::IdxCorrupt,
+                    format!("legacy index does not decrypt ({why}) although the key opens its block: damaged; the server rebuilds it from the block"),
+                ),
+                Some(StreamFile::MetaKey | StreamFile::MetaInf) => (
+                    Kind::EncryptedCorrupt,
+                    format!("{file} does not open ({why}) although the key opens the rest of the stream: damaged; the server skips this stream ('unable to recover keys')"),
+                ),
+                Some(StreamFile::BlockKey(_)) => (
+                    Kind::EncryptedCorrupt,
+                    format!("{file} does not open ({why}) although the key opens the rest of the stream: the server cannot decrypt this block and loses its messages"),
+                ),
+                _ => (
+                    Kind::EncryptedCorrupt,
+                    format!("{file} does not open ({why}) although the key opens the rest of the stream: damaged; the server cannot load this consumer"),
+                ),
+            };
+            self.problems.push(Problem::new(kind, loc(&file), what));
+        }
+        // Keys to convert: one finding per stream, and per consumer under the previous key
+        // (nats-server 2.10-2.15 convert a consumer's cipher with the current key only:
+        // `consumerFileStore.convertCipher` never tries prev_key).
+        let stream_files = |o: &Outcome| -> Vec<&str> {
+            self.assets
+                .iter()
+                .filter(|a| a.outcome == *o && !a.file.starts_with("obs/"))
+                .map(|a| a.file.as_str())
+                .collect()
+        };
+        for (o, kind, what) in [
+            (
+                Outcome::PreviousKey,
+                Kind::EncryptedPreviousKey,
+                "open only with the previous key: a server with it as prev_key re-encrypts them with the key at start",
+            ),
+            (
+                Outcome::OtherCipher,
+                Kind::EncryptedOtherCipher,
+                "open only with the other cipher: the server converts them to the configured cipher at start",
+            ),
+        ] {
+            let files = stream_files(&o);
+            if files.is_empty() {
+                continue;
+            }
+            let db = if files.contains(&"msgs/index.db") {
+                "; index.db is sealed with the stream's old key, which the converted stream no longer has: the server rebuilds the state from the blocks"
+            } else {
+                ""
+            };
+            self.problems.push(Problem::new(
+                kind,
+                loc(files[0]),
+                format!("{} file(s) of the stream ({}) {what}{db}", files.len(), files.join(", ")),
+            ));
+        }
+        for a in &self.assets {
+            let Some(c) = a
+                .file
+                .strip_prefix("obs/")
+                .and_then(|r| r.strip_suffix("/meta.key"))
+            else {
+                continue;
+            };
+            let (kind, what) = match a.outcome {
+                Outcome::PreviousKey => (
+                    Kind::EncryptedConsumerPreviousKey,
+                    format!("consumer {c} opens only with the previous key, and nats-server does not convert consumers on a key rotation: the server does not load it (\"error creating store for consumer: cipher: message authentication failed\"), its files stay as they are; recreate it, or start the server once with this key as key"),
+                ),
+                Outcome::OtherCipher => (
+                    Kind::EncryptedOtherCipher,
+                    format!("consumer {c} opens only with the other cipher: the server converts it at start"),
+                ),
+                _ => continue,
+            };
+            self.problems.push(Problem::new(kind, loc(&a.file), what));
+        }
+    }
+
+    /// The report's encryption section: the cipher, the key's fit, every encrypted file (in
+    /// file order) with its outcome; blocks as their key files'.
+    pub fn report(&self) -> EncryptionReport {
+        let mut assets: Vec<EncryptedAsset> = self
+            .assets
+            .iter()
+            .map(|a| EncryptedAsset {
+                file: a.file.clone(),
+                bytes: size(self.dir(), &a.file),
+                outcome: a.outcome.as_str().into(),
+                cipher: a.cipher.map(String::from),
+            })
+            .collect();
+        for f in &self.files {
+            if let Some(StreamFile::Block(i)) = layout::classify_path(f) {
+                let k = u32::try_from(i).ok().and_then(|i| self.block_key(i).ok());
+                let key_asset = self
+                    .assets
+                    .iter()
+                    .find(|a| a.file == format!("msgs/{i}.key"));
+                assets.push(EncryptedAsset {
+                    file: f.clone(),
+                    bytes: size(self.dir(), f),
+                    outcome: key_asset
+                        .map_or(Outcome::KeyFileFailed, |a| a.outcome.clone())
+                        .as_str()
+                        .into(),
+                    cipher: k.map(|k| k.cipher.name().to_string()),
+                });
+            }
+        }
+        assets.sort_by(|a, b| a.file.cmp(&b.file));
+        EncryptionReport {
+            cipher: self.cipher.map(|c| c.name().to_string()),
+            key: if self.wrong_key { "wrong" } else { "given" }.into(),
+            assets,
+        }
+    }
+
+    /// The key of block `i`, or why there is none.
+    pub fn block_key(&self, i: u32) -> Result<&AssetKey, &str> {
+        match self.block_keys.get(&i) {
+            Some(Ok(k)) => Ok(k),
+            Some(Err(e)) => Err(e),
+            None => Err("the block has no key file"),
+        }
+    }
+
+    /// The stream dir.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Path of a file of the stream dir.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.inner.dir.join(rel)
+    }
+}
+
+impl StreamSource for EncryptedDir {
+    fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        if let Some(r) = self.plain.get(rel) {
+            return r
+                .clone()
+                .map(Some)
+                .map_err(|e| invalid(format!("does not decrypt: {e}")));
+        }
+        match layout::classify_path(rel) {
+            Some(StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_)) => {
+                Ok(None)
+            }
+            Some(StreamFile::Block(i)) => {
+                let Some(mut b) = self.inner.read(rel)? else {
+                    return Ok(None);
+                };
+                let i = u32::try_from(i).map_err(|_| invalid("block number".into()))?;
+                let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
+                k.xor_block(0, &mut b);
+                Ok(Some(b))
+            }
+            _ => self.inner.read(rel),
+        }
+    }
+    fn files(&self) -> Vec<String> {
+        self.files.clone()
+    }
+    fn tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
+        let Some(Ok(i)) = layout::classify_path(rel)
+            .and_then(|f| f.block())
+            .map(Ok::<u32, ()>)
+        else {
+            return Ok(self
+                .read(rel)?
+                .map(|b| b[b.len().saturating_sub(n)..].to_vec()));
+        };
+        let Some(mut t) = self.inner.tail(rel, n)? else {
+            return Ok(None);
+        };
+        let len = std::fs::metadata(self.path(rel))?.len();
+        let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
+        k.xor_block(len.saturating_sub(t.len() as u64), &mut t);
+        Ok(Some(t))
+    }
+    fn fetch(&self, rel: &str, loc: Location, problems: &mut Vec<Problem>) -> FileRead {
+        match self.plain.get(rel) {
+            // reported once, by `open`
+            Some(Err(_)) => FileRead::Unreadable,
+            _ => match self.read(rel) {
+                Ok(Some(b)) => FileRead::Bytes(b),
+                Ok(None) => FileRead::Absent,
+                Err(e) => {
+                    problems.push(Problem::new(
+                        Kind::IoError,
+                        loc,
+                        format!("{rel} exists but cannot be read: {e}"),
+                    ));
+                    FileRead::Unreadable
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filestore::keys::ServerKey;
+    use crate::testdata;
+
+    fn ring() -> KeyRing {
+        KeyRing {
+            key: Some(ServerKey::new("jetdir-sample-key-0123456789abcdef")),
+            ..Default::default()
+        }
+    }
+
+    /// Read every file of the plaintext view (and the blocks' tails).
+    fn read_all(e: &EncryptedDir) {
+        let mut problems = Vec::new();
+        for f in e.files() {
+            let _ = e.read(&f);
+            let _ = e.tail(&f, 8);
+            let _ = e.fetch(&f, Location::default(), &mut problems);
+            let _ = e.fetch_block(&f, Location::default(), &mut problems);
+        }
+        let _ = e.report();
+    }
+
+    #[test]
+    fn the_plaintext_view_is_a_plain_stream() {
+        for (sample, stream) in [
+            ("v2.15.1-enc-chacha", "SECRET"),
+            ("v2.15.1-enc-aes", "ENCCMP"),
+            ("v2.9.10-enc-chacha", "SECRET"),
+        ] {
+            let t = testdata::sample(sample);
+            let d = testdata::stream_dir(&t, sample, stream);
+            let e = EncryptedDir::open(&d, "$G", stream, &ring());
+            assert!(e.problems.is_empty(), "{sample}: {:?}", e.problems);
+            assert!(!e.files().iter().any(|f| f.ends_with(".key")));
+            let inf = e.read("meta.inf").unwrap().unwrap();
+            let sum = e.read("meta.sum").unwrap().unwrap();
+            assert_eq!(sum, meta::expected_sum(stream, &inf).into_bytes());
+            if let Some(db) = e.read("msgs/index.db").unwrap() {
+                assert!(index_db::trailer_ok(&db, stream));
+                let (body, _) = index_db::split_trailer(&db).unwrap();
+                index_db::parse(body).unwrap();
+            }
+            let blk = e.read("msgs/1.blk").unwrap().unwrap();
+            let tail = e.tail("msgs/1.blk", 8).unwrap().unwrap();
+            assert_eq!(&blk[blk.len() - 8..], &tail[..]);
+            let (plain, _) = crate::filestore::block::plain_block(&blk).unwrap();
+            assert!(crate::filestore::block::Records::new(&plain).all(|r| r.is_ok()));
+        }
+    }
+
+    /// Truncated, emptied and flipped files of an encrypted stream never panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        for sample in ["v2.15.1-enc-aes", "v2.9.10-enc-chacha"] {
+            let t = testdata::sample(sample);
+            let d = testdata::stream_dir(&t, sample, "SECRET");
+            let files = DirSource { dir: d.clone() }.files();
+            for f in &files {
+                let p = d.join(f);
+                let orig = std::fs::read(&p).unwrap();
+                let mut variants: Vec<Vec<u8>> = [0, 1, 15, 16, 24, 40, 63, 64, 71, 72]
+                    .iter()
+                    .filter(|&&n| n < orig.len())
+                    .map(|&n| orig[..n].to_vec())
+                    .collect();
+                for i in [0, orig.len() / 2, orig.len().saturating_sub(1)] {
+                    let mut v = orig.clone();
+                    if let Some(b) = v.get_mut(i) {
+                        *b ^= 0xff;
+                    }
+                    variants.push(v);
+                }
+                for v in variants {
+                    std::fs::write(&p, &v).unwrap();
+                    read_all(&EncryptedDir::open(&d, "$G", "SECRET", &ring()));
+                }
+                std::fs::write(&p, &orig).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! `jetdir dump`: a stream's messages in sequence order as NDJSON objects (one per message,
+//! findings in between) or as text; the walking is [`super::StreamWalker`]'s.
+use super::{base64, hex, Headers, Msg};
+use serde_json::{json, Map, Value};
+
+/// How payloads are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayloadMode {
+    /// As text (UTF-8); a payload that is not valid UTF-8 is written in base64 and says so.
+    #[default]
+    Text,
+    /// Standard base64.
+    Base64,
+    /// Lower-case hex.
+    Hex,
+    /// Left out.
+    None,
+}
+
+impl PayloadMode {
+    /// `text`, `base64`, `hex` or `none`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "text" => Self::Text,
+            "base64" => Self::Base64,
+            "hex" => Self::Hex,
+            "none" => Self::None,
+            _ => return None,
+        })
+    }
+}
+
+/// A payload in `mode`: the text and the encoding actually used (`text`, `base64`, `hex`),
+/// `None` for [`PayloadMode::None`].
+pub fn encode_payload(p: &[u8], mode: PayloadMode) -> Option<(String, &'static str)> {
+    match mode {
+        PayloadMode::Text => Some(match std::str::from_utf8(p) {
+            Ok(s) => (s.to_string(), "text"),
+            Err(_) => (base64(p, false), "base64"),
+        }),
+        PayloadMode::Base64 => Some((base64(p, false), "base64")),
+        PayloadMode::Hex => Some((hex(p), "hex")),
+        PayloadMode::None => None,
+    }
+}
+
+/// The headers as a JSON object of arrays (every value of a repeated header, in order), with
+/// the status line (e.g. `"100 Idle Heartbeat"`) under `"status"` when there is one.
+pub fn headers_json(raw: &[u8]) -> (Value, Option<String>) {
+    let h = Headers::parse(raw);
+    let mut m = Map::new();
+    for (k, vs) in h.values {
+        m.insert(k, Value::from(vs));
+    }
+    (Value::Object(m), h.status)
+}
+
+/// One NDJSON object for a message: `stream`, `account`, `seq`, `subject`, `time` (RFC 3339,
+/// UTC, nanoseconds), `ts` (ns), `headers` (object of arrays; `{}` without headers), `size`
+/// (stored bytes, as the server counts them), `payload` and `payload_encoding` (unless
+/// headers only or `none`), `payload_size`, `file`, `offset`, and `deleted` (why the server
+/// does not serve it) only for records shown by `--include-deleted`.
+pub fn message_json(m: &Msg, mode: PayloadMode, headers_only: bool) -> Value {
+    let (headers, status) = headers_json(m.headers);
+    let mut o = Map::new();
+    o.insert("account".into(), json!(m.account));
+    o.insert("stream".into(), json!(m.stream));
+    o.insert("seq".into(), json!(m.seq));
+    o.insert("subject".into(), json!(String::from_utf8_lossy(m.subject)));
+    o.insert("time".into(), json!(crate::base::time::rfc3339_full(m.ts)));
+    o.insert("ts".into(), json!(m.ts));
+    o.insert("headers".into(), headers);
+    if let Some(s) = status {
+        o.insert("status".into(), json!(s));
+    }
+    o.insert("size".into(), json!(m.size));
+    o.insert("payload_size".into(), json!(m.payload.len()));
+    if !headers_only {
+        if let Some((p, enc)) = encode_payload(m.payload, mode) {
+            o.insert("payload".into(), json!(p));
+            o.insert("payload_encoding".into(), json!(enc));
+        }
+    }
+    o.insert("file".into(), json!(m.file));
+    o.insert("offset".into(), json!(m.offset));
+    if let Some(g) = m.gone {
+        o.insert("deleted".into(), json!(g.as_str()));
+    }
+    Value::Object(o)
+}
+
+/// [`message_json`] written straight into `out` (no newline): the same object, built
+/// without intermediate values (dump's hot path).
+pub fn write_message_json(m: &Msg, mode: PayloadMode, headers_only: bool, out: &mut Vec<u8>) {
+    use std::io::Write;
+    fn s(out: &mut Vec<u8>, v: &str) {
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
+    out.extend_from_slice(b"{\"account\":");
+    s(out, m.account);
+    out.extend_from_slice(b",\"stream\":");
+    s(out, m.stream);
+    out.extend_from_slice(b",\"seq\":");
+    uint(out, m.seq);
+    out.extend_from_slice(b",\"subject\":");
+    s(out, &String::from_utf8_lossy(m.subject));
+    out.extend_from_slice(b",\"time\":\"");
+    time_into(m.ts, out);
+    out.extend_from_slice(b"\",\"ts\":");
+    let _ = write!(out, "{}", m.ts);
+    out.extend_from_slice(b",\"headers\":{");
+    // the header block, parsed as [`Headers::parse`] does, without building it
+    let text = String::from_utf8_lossy(m.headers);
+    let mut lines = text.split('\n');
+    let status = lines
+        .next()
+        .map(|f| f.trim_end_matches('\r'))
+        .map(|f| f.strip_prefix("NATS/1.0").unwrap_or("").trim())
+        .filter(|st| !st.is_empty());
+    let pairs: Vec<(&str, &str)> = if m.headers.is_empty() {
+        Vec::new()
+    } else {
+        lines
+            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect()
+    };
+    let mut first = true;
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(k2, _)| k2 == k) {
+            continue; // written with its first occurrence
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        s(out, k);
+        out.extend_from_slice(b":[");
+        for (j, (_, v)) in pairs[i..].iter().filter(|(k2, _)| k2 == k).enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            s(out, v);
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+    if let Some(st) = status {
+        out.extend_from_slice(b",\"status\":");
+        s(out, st);
+    }
+    out.extend_from_slice(b",\"size\":");
+    uint(out, m.size);
+    out.extend_from_slice(b",\"payload_size\":");
+    uint(out, m.payload.len() as u64);
+    if !headers_only && mode != PayloadMode::None {
+        out.extend_from_slice(b",\"payload\":");
+        let enc = match (mode, std::str::from_utf8(m.payload)) {
+            (PayloadMode::Text, Ok(t)) => {
+                s(out, t);
+                "text"
+            }
+            (PayloadMode::Hex, _) => {
+                out.push(b'"');
+                super::hex_into(m.payload, out);
+                out.push(b'"');
+                "hex"
+            }
+            _ => {
+                out.push(b'"');
+                super::base64_into(m.payload, false, out);
+                out.push(b'"');
+                "base64"
+            }
+        };
+        let _ = write!(out, ",\"payload_encoding\":\"{enc}\"");
+    }
+    out.extend_from_slice(b",\"file\":");
+    s(out, m.file);
+    out.extend_from_slice(b",\"offset\":");
+    uint(out, m.offset);
+    if let Some(g) = m.gone {
+        let _ = write!(out, ",\"deleted\":\"{}\"", g.as_str());
+    }
+    out.push(b'}');
+}
+
+/// Decimal digits of `n`.
+fn uint(out: &mut Vec<u8>, mut n: u64) {
+    let mut b = [0u8; 20];
+    let mut i = b.len();
+    loop {
+        i -= 1;
+        b[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&b[i..]);
+}
+
+thread_local! {
+    /// The last second formatted and its `YYYY-MM-DDTHH:MM:SS.` (messages come in time order,
+    /// many within a second).
+    static SECOND: std::cell::RefCell<(i64, Vec<u8>)> = const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
+}
+
+/// [`crate::base::time::rfc3339_full`] appended to `out`.
+pub fn time_into(ns: i64, out: &mut Vec<u8>) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u64;
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let full = crate::base::time::rfc3339_full(secs * 1_000_000_000);
+            c.1.clear();
+            c.1.extend_from_slice(&full.as_bytes()[..full.len() - 10]); // up to the '.'
+            c.0 = secs;
+        }
+        out.extend_from_slice(&c.1);
+    });
+    let mut b = [b'0'; 9];
+    let mut n = nanos;
+    for d in b.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&b);
+    out.push(b'Z');
+}
+
+/// One NDJSON line for a finding: `{"finding": {severity, kind, account, stream, file,
+/// offset, seq, message}}` (the problem object of `verify --json`).
+pub fn finding_json(p: &crate::base::problem::Problem) -> Value {
+    json!({ "finding": p })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_objects() {
+        let m = Msg {
+            account: "$G",
+            stream: "S",
+            seq: 7,
+            ts: 1_000_000_001,
+            subject: b"a.b",
+            headers: b"NATS/1.0\r\nX: 1\r\nX: 2\r\n\r\n",
+            payload: b"\xff\x00",
+            file: "msgs/1.blk",
+            offset: 12,
+            size: 60,
+            gone: None,
+        };
+        let v = message_json(&m, PayloadMode::Text, false);
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["time"], "1970-01-01T00:00:01.000000001Z");
+        assert_eq!(v["headers"]["X"], json!(["1", "2"]));
+        assert_eq!(v["payload"], "/wA=");
+        assert_eq!(v["payload_encoding"], "base64");
+        assert!(v.get("deleted").is_none());
+        let v = message_json(&m, PayloadMode::Hex, false);
+        assert_eq!(v["payload"], "ff00");
+        let v = message_json(&m, PayloadMode::Text, true);
+        assert!(v.get("payload").is_none());
+        assert_eq!(v["payload_size"], 2);
+        for ns in [
+            0i64,
+            1,
+            999_999_999,
+            1_796_044_118_165_655_204,
+            -1,
+            -1_000_000_001,
+        ] {
+            let mut o = Vec::new();
+            time_into(ns, &mut o);
+            assert_eq!(
+                String::from_utf8(o).unwrap(),
+                crate::base::time::rfc3339_full(ns)
+            );
+        }
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut o = Vec::new();
+            uint(&mut o, n);
+            assert_eq!(String::from_utf8(o).unwrap(), n.to_string());
+        }
+        // the fast writer gives the same objects
+        for (mode, ho) in [
+            (PayloadMode::Text, false),
+            (PayloadMode::Base64, false),
+            (PayloadMode::Hex, false),
+            (PayloadMode::None, false),
+            (PayloadMode::Text, true),
+        ] {
+            for (payload, headers) in [
+                (&b"\xff\x00"[..], m.headers),
+                (
+                    b"text \"quoted\"\n",
+                    &b"NATS/1.0 503 No Responders\r\nA: 1\r\nB:2\r\nA:  3 \r\n\r\n"[..],
+                ),
+                (b"", b""),
+                (b"x", b"NATS/1.0\r\nbad line\r\nK: \xff\r\n\r\n"),
+            ] {
+                for gone in [None, Some(super::super::Gone::Lost)] {
+                    let m = Msg {
+                        payload,
+                        headers,
+                        gone,
+                        ..m
+                    };
+                    let mut out = Vec::new();
+                    write_message_json(&m, mode, ho, &mut out);
+                    let fast: Value = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(fast, message_json(&m, mode, ho));
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        message_json(&m, mode, ho).to_string(),
+                        "same key order"
+                    );
+                }
+            }
+        }
+    }
+}

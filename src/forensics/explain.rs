@@ -1,0 +1,341 @@
+//! `jetdir explain`: the load model's story, stream by stream, in plain sentences.
+//!
+//! Rendered from verify's [`Report`] (each stream's [`LoadReport`], consumers and findings):
+//! nothing is decided here, every sentence restates a field of the report. What the server
+//! reads and trusts, what it rebuilds, truncates, removes and resets, what it serves after the
+//! load, and the next step.
+use crate::base::problem::{Problem, Severity};
+use crate::base::report::{ranges_text, LoadReport, Report, StreamReport, Verdict};
+use serde::Serialize;
+
+/// The story of one stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamStory {
+    /// Account.
+    pub account: String,
+    /// Stream name.
+    pub name: String,
+    /// The load model's verdict (`loads`, `repaired`, `loses_data`, `skipped`); `null` for a
+    /// backup read without a load model (a V2 archive).
+    pub verdict: Option<Verdict>,
+    /// The release the story is for, as the report names it.
+    pub release: Option<String>,
+    /// The story, in order: what the server reads, what it does, what it serves after.
+    pub sentences: Vec<String>,
+    /// What to do next.
+    pub next_step: String,
+    /// Encrypted at rest and no key given: nothing could be read.
+    pub encrypted: bool,
+    /// Messages served after the load.
+    pub messages: Option<u64>,
+    /// Their stored bytes.
+    pub bytes: Option<u64>,
+    /// First sequence after the load.
+    pub first_seq: Option<u64>,
+    /// Last sequence after the load.
+    pub last_seq: Option<u64>,
+    /// Deleted sequences after the load.
+    pub deleted: Option<u64>,
+    /// Time of the first message; JSON also `first_time`.
+    #[serde(flatten, serialize_with = "first_time")]
+    pub first_ts: Option<i64>,
+    /// Time of the last message; JSON also `last_time`.
+    #[serde(flatten, serialize_with = "last_time")]
+    pub last_ts: Option<i64>,
+    /// Consumers after the load.
+    pub consumers: Vec<crate::base::report::ConsumerReport>,
+}
+
+fn first_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("first", *ns, s)
+}
+
+fn last_time<S: serde::Serializer>(ns: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    crate::base::report::serialize_time("last", *ns, s)
+}
+
+impl StreamStory {
+    fn of(s: &StreamReport, verdict: Option<Verdict>, release: Option<String>) -> Self {
+        StreamStory {
+            account: s.account.clone(),
+            name: s.name.clone(),
+            verdict,
+            release,
+            sentences: Vec::new(),
+            next_step: String::new(),
+            encrypted: s.encrypted,
+            messages: s.messages,
+            bytes: s.bytes,
+            first_seq: s.first_seq,
+            last_seq: s.last_seq,
+            deleted: s.deleted,
+            first_ts: s.first_ts,
+            last_ts: s.last_ts,
+            consumers: s.consumers.clone(),
+        }
+    }
+}
+
+/// The result of `jetdir explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainReport {
+    /// No finding of severity error.
+    pub ok: bool,
+    /// One story per stream.
+    pub streams: Vec<StreamStory>,
+    /// The findings the stories rest on (verify's, capped as verify caps them).
+    pub problems: Vec<Problem>,
+    /// Facts about the store (clustered node, leftovers).
+    pub notes: Vec<String>,
+    #[serde(skip)]
+    exit: i32,
+}
+
+impl ExplainReport {
+    /// The exit code of the report it explains: 0 clean, 1 damaged, 2 could not run.
+    pub fn exit_code(&self) -> i32 {
+        self.exit
+    }
+}
+
+fn plural(n: u64, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+/// Bytes in binary units, as the human output writes them ("11.5 MiB").
+fn ibytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn seqs(r: &[(u64, u64)]) -> String {
+    let n: u64 = r.iter().map(|(a, b)| b - a + 1).sum();
+    let word = if n == 1 { "sequence" } else { "sequences" };
+    format!("{word} {}", ranges_text(r, 20))
+}
+
+/// Tell every stream's story.
+pub fn explain(rep: &Report, path: &str) -> ExplainReport {
+    let streams = rep.streams.iter().map(|s| story(rep, s, path)).collect();
+    ExplainReport {
+        ok: rep.ok,
+        streams,
+        problems: rep.problems.clone(),
+        notes: rep.notes.clone(),
+        exit: rep.exit_code(),
+    }
+}
+
+fn of_stream<'a>(rep: &'a Report, s: &'a StreamReport) -> impl Iterator<Item = &'a Problem> {
+    rep.problems.iter().filter(move |p| {
+        p.loc.stream.as_deref() == Some(s.name.as_str())
+            && p.loc.account.as_deref().is_none_or(|a| a == s.account)
+    })
+}
+
+fn reads(s: &StreamReport, l: &LoadReport, o: &mut Vec<String>) {
+    let who = match (&l.release, &l.release_from) {
+        (Some(_), Some(f)) if f.starts_with("index.db") || f.starts_with("legacy") => {
+            format!("The nats-server release that wrote it ({f})")
+        }
+        (Some(r), Some(f)) => format!("nats-server {r} ({f})"),
+        (Some(r), None) => format!("nats-server {r}"),
+        (None, _) => "A nats-server 2.10 or later (no release recorded in the files)".to_string(),
+    };
+    let blocks = plural(s.blocks as u64, "message block");
+    let c = plural(s.consumers.len() as u64, "consumer");
+    o.push(match l.recovery.as_str() {
+        "index.db" => format!(
+            "{who} reads meta.inf, {blocks} and {c}, and trusts msgs/index.db ({}): the stream's \
+             state comes from the index, the blocks are read when messages are served.",
+            s.index
+        ),
+        "legacy" => format!(
+            "{who} reads meta.inf, {blocks} with their per-block .idx/.fss files (2.9 layout) and {c}."
+        ),
+        _ => format!(
+            "{who} reads meta.inf, {blocks} and {c}, and rebuilds the stream's state from the \
+             blocks, record by record{}.",
+            l.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+    });
+}
+
+fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
+    let mut o = Vec::new();
+    let errors: Vec<&Problem> = of_stream(rep, s)
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
+    let warnings = of_stream(rep, s)
+        .filter(|p| p.severity == Severity::Warning)
+        .count();
+    let Some(l) = &s.load else {
+        if s.encrypted {
+            o.push("The stream is encrypted at rest: jetdir cannot read it without the key, so it cannot tell what the server does with it.".to_string());
+        } else {
+            let what = if s.index == crate::base::report::IndexKind::V2Archive {
+                "a V2 (NATSARC1) backup"
+            } else {
+                "a backup"
+            };
+            o.push(format!(
+                "This is {what}: the server's restore writes its {} into a new stream; there \
+                 is no load of existing files to model.",
+                plural(s.messages.unwrap_or(0), "message")
+            ));
+        }
+        for p in errors.iter().filter(|_| !s.encrypted) {
+            o.push(format!("Damage: {}", p.message));
+        }
+        let next = if s.encrypted {
+            "give the server's JetStream key (--key-file FILE, or JETDIR_KEY) to read it"
+                .to_string()
+        } else if errors.is_empty() {
+            "nothing to do: restore it with `nats stream restore` or `jetdir extract`".to_string()
+        } else {
+            format!(
+                "salvage the good records: `jetdir salvage {path} --stream {} -o OUT`",
+                s.name
+            )
+        };
+        let mut st = StreamStory::of(s, None, None);
+        st.sentences = o;
+        st.next_step = next;
+        return st;
+    };
+    if l.verdict == Verdict::Skipped {
+        o.push("The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string());
+        for p in &errors {
+            o.push(format!("Why: {}", p.message));
+        }
+    } else {
+        reads(s, l, &mut o);
+    }
+    if l.lost_messages > 0 {
+        o.push(format!(
+            "It truncates the damaged block(s) at the first bad record and loses {}: {}.",
+            plural(l.lost_messages, "message"),
+            seqs(&l.lost)
+        ));
+    }
+    if !l.unreadable.is_empty() {
+        o.push(format!(
+            "It counts {} from index.db but their records are damaged: a direct get answers \"no message found\" and consumers skip them.",
+            seqs(&l.unreadable)
+        ));
+    }
+    if !l.revived.is_empty() {
+        let r: Vec<(u64, u64)> = l.revived.iter().map(|&q| (q, q)).collect();
+        o.push(format!(
+            "Deleted messages come back, because the record of their delete is lost: {}.",
+            seqs(&r)
+        ));
+    }
+    for r in &l.removed {
+        o.push(format!(
+            "The stream's {} limit removes {} at load: {}.",
+            r.limit,
+            plural(r.messages, "message"),
+            seqs(&r.ranges)
+        ));
+    }
+    for m in &l.markers {
+        o.push(format!(
+            "It writes a subject delete marker for {} as sequence {} (max_age emptied the subject; it replaces {}).",
+            m.subject, m.seq, m.replaces
+        ));
+    }
+    // the other damage: findings not already told by the ranges above
+    let told = l.lost_messages > 0 || !l.unreadable.is_empty();
+    if !told && l.verdict != Verdict::Skipped {
+        for p in errors.iter().take(5) {
+            o.push(format!("Damage: {}", p.message));
+        }
+        if errors.len() > 5 {
+            o.push(format!(
+                "… and {} more errors (see problems).",
+                errors.len() - 5
+            ));
+        }
+    }
+    for c in &s.consumers {
+        if let Some(d) = &c.on_disk {
+            o.push(format!(
+                "Consumer {}: o.dat says delivered {} and ack floor {}; the server resets it to delivered {} and ack floor {}.",
+                c.name,
+                d.delivered_stream_seq,
+                d.ack_floor_stream_seq,
+                c.delivered_stream_seq.map_or("-".into(), |v| v.to_string()),
+                c.ack_floor_stream_seq.map_or("-".into(), |v| v.to_string()),
+            ));
+        } else if c.state_from.as_deref() == Some("deliver_policy") {
+            o.push(format!(
+                "Consumer {} has no o.dat: the server starts it from its deliver policy.",
+                c.name
+            ));
+        }
+    }
+    if l.verdict != Verdict::Skipped {
+        let msgs = s.messages.unwrap_or(0);
+        o.push(if msgs == 0 {
+            format!(
+                "After the load it serves no message (last sequence {}).",
+                s.last_seq.unwrap_or(0)
+            )
+        } else {
+            format!(
+                "After the load it serves {} ({}), sequences {}..{} with {} deleted.",
+                plural(msgs, "message"),
+                ibytes(s.bytes.unwrap_or(0)),
+                s.first_seq.unwrap_or(0),
+                s.last_seq.unwrap_or(0),
+                s.deleted.unwrap_or(0)
+            )
+        });
+    }
+    if warnings > 0 {
+        o.push(format!(
+            "{} the server repairs without losing data (see problems).",
+            if warnings == 1 {
+                "1 warning:".to_string()
+            } else {
+                format!("{warnings} warnings:")
+            }
+        ));
+    }
+    let next = match l.verdict {
+        Verdict::Loads => "nothing to do: it loads as it is".to_string(),
+        Verdict::Repaired => l
+            .next_step
+            .clone()
+            .unwrap_or_else(|| "nothing to do: the server repairs this at start".into()),
+        Verdict::LosesData => format!(
+            "do not start the server on these files yet: compare the replicas and backups (`jetdir diff`) and restore the most complete one, or keep every good record with `jetdir salvage {path} --stream {} -o OUT`",
+            s.name
+        ),
+        Verdict::Skipped => format!(
+            "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one), or, when meta.inf still reads as a config, write the stream again with a fresh meta.sum: `jetdir salvage {path} --stream {} -o OUT`",
+            s.name
+        ),
+    };
+    let mut st = StreamStory::of(s, Some(l.verdict), l.release.clone());
+    st.sentences = o;
+    st.next_step = next;
+    st
+}

@@ -1,0 +1,644 @@
+//! Encrypted stores (issue #13), on the fixtures written by real servers (2.15.1 chacha and
+//! aes, 2.9.10 chacha; key `jetdir-sample-key-0123456789abcdef`): verify through the key
+//! agrees with the server's numbers, and each asset's outcome is told apart: the key, the
+//! previous key, the other cipher, the wrong key, a corrupt asset. No server needed.
+mod common;
+use common::copy_dir;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const KEY: &str = "jetdir-sample-key-0123456789abcdef";
+const SAMPLES: [&str; 3] = [
+    "v2.15.1-enc-chacha",
+    "v2.9.10-enc-chacha",
+    "v2.15.1-enc-aes",
+];
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+/// Run jetdir with `env` set (JETDIR_KEY / JETDIR_PREV_KEY cleared unless given).
+fn jetdir_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jetdir"));
+    c.args(args)
+        .env_remove("JETDIR_KEY")
+        .env_remove("JETDIR_PREV_KEY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run jetdir")
+}
+
+fn key_file(dir: &Path, name: &str, key: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{key}\n")).unwrap();
+    p.display().to_string()
+}
+
+/// A private copy of a fixture's store.
+fn store_copy(sample: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(&format!("{sample}/store")), t.path());
+    t
+}
+
+fn json(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains(KEY) && !String::from_utf8_lossy(&out.stderr).contains(KEY),
+        "the key is printed"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn kinds(v: &Value) -> Vec<(String, String)> {
+    v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["file"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn stream<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stream {name}"))
+}
+
+/// Numbers and consumers equal to what the server reported (facts.json).
+fn assert_matches_server(v: &Value, sample: &str) {
+    let facts: Value =
+        serde_json::from_slice(&std::fs::read(fixture(&format!("{sample}/facts.json"))).unwrap())
+            .unwrap();
+    let fs = facts["streams"].as_object().unwrap();
+    assert_eq!(v["streams"].as_array().unwrap().len(), fs.len(), "{sample}");
+    for (name, f) in fs {
+        let s = stream(v, name);
+        let st = &f["info"]["state"];
+        for (ours, theirs) in [
+            ("messages", "messages"),
+            ("bytes", "bytes"),
+            ("first_seq", "first_seq"),
+            ("last_seq", "last_seq"),
+            ("deleted", "num_deleted"),
+            ("subjects", "num_subjects"),
+        ] {
+            assert_eq!(s[ours], st[theirs], "{sample} {name} {ours}");
+        }
+        let cons = f["consumers"].as_object().cloned().unwrap_or_default();
+        assert_eq!(s["consumers"].as_array().unwrap().len(), cons.len());
+        for c in s["consumers"].as_array().unwrap() {
+            let ci = &cons[c["name"].as_str().unwrap()];
+            assert_eq!(c["delivered_stream_seq"], ci["delivered"]["stream_seq"]);
+            assert_eq!(c["ack_floor_stream_seq"], ci["ack_floor"]["stream_seq"]);
+            assert_eq!(
+                c["num_ack_pending"], ci["num_ack_pending"],
+                "{sample} {name}"
+            );
+        }
+        assert_eq!(s["encrypted"], true);
+    }
+}
+
+#[test]
+fn encrypted_fixtures_verify_through_the_key_as_the_server_counts() {
+    let k = tempfile::tempdir().unwrap();
+    let kf = key_file(k.path(), "key", KEY);
+    for sample in SAMPLES {
+        let t = store_copy(sample);
+        let p = t.path().display().to_string();
+        let out = jetdir_env(&["verify", "-q", "--json", "--key-file", &kf, &p], &[]);
+        let v = json(&out);
+        assert_eq!(out.status.code(), Some(0), "{sample}: {:?}", kinds(&v));
+        assert!(kinds(&v).is_empty(), "{sample}: {:?}", kinds(&v));
+        assert_matches_server(&v, sample);
+        let cipher = if sample.contains("aes") {
+            "aes"
+        } else {
+            "chacha"
+        };
+        for s in v["streams"].as_array().unwrap() {
+            let e = &s["encryption"];
+            assert_eq!(e["cipher"], cipher);
+            assert_eq!(e["key"], "given");
+            let assets = e["assets"].as_array().unwrap();
+            assert!(assets.iter().any(|a| a["file"] == "msgs/1.blk"));
+            for a in assets {
+                assert_eq!(a["outcome"], "key", "{sample} {a}");
+            }
+        }
+        // the same with the key from the environment, and with the cipher named
+        let out = jetdir_env(
+            &["verify", "-q", "--json", "--cipher", cipher, &p],
+            &[("JETDIR_KEY", KEY)],
+        );
+        assert_eq!(out.status.code(), Some(0), "{sample} JETDIR_KEY");
+        assert_matches_server(&json(&out), sample);
+    }
+}
+
+#[test]
+fn without_a_key_verify_exits_2_and_inspect_shows_what_is_readable() {
+    for sample in SAMPLES {
+        let t = store_copy(sample);
+        let p = t.path().display().to_string();
+        let out = jetdir_env(&["verify", "-q", "--json", &p], &[]);
+        assert_eq!(out.status.code(), Some(2), "{sample}");
+        let v = json(&out);
+        assert!(kinds(&v).iter().all(|(k, _)| k == "encrypted_key_needed"));
+        let out = jetdir_env(&["inspect", "-q", "--json", &p], &[]);
+        assert_eq!(out.status.code(), Some(2));
+        let v = json(&out);
+        let s = stream(&v, "SECRET");
+        let e = &s["encryption"];
+        assert_eq!(e["key"], "none");
+        let want = if sample.contains("aes") {
+            "aes"
+        } else {
+            "chacha"
+        };
+        assert_eq!(e["cipher"], want, "told from the key file sizes");
+        let files: Vec<&str> = e["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["file"].as_str().unwrap())
+            .collect();
+        for f in [
+            "meta.inf",
+            "meta.key",
+            "msgs/1.blk",
+            "msgs/1.key",
+            "obs/D1/o.dat",
+        ] {
+            assert!(files.contains(&f), "{sample}: {f} in {files:?}");
+        }
+        assert!(!files.contains(&"meta.sum"), "meta.sum is plaintext");
+        let blk = e["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["file"] == "msgs/1.blk")
+            .unwrap();
+        assert!(blk["bytes"].as_u64().unwrap() > 500);
+        // text: the verdict says what is missing
+        let out = jetdir_env(&["inspect", "-q", &p], &[]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("KEY NEEDED"), "{text}");
+        assert!(
+            text.contains(&format!("Encryption: cipher {want}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn wrong_key_exits_2_and_nothing_decrypts() {
+    let k = tempfile::tempdir().unwrap();
+    let kf = key_file(k.path(), "wrong", "not-the-key");
+    for sample in SAMPLES {
+        let t = store_copy(sample);
+        let p = t.path().display().to_string();
+        let out = jetdir_env(&["verify", "-q", "--json", "--key-file", &kf, &p], &[]);
+        assert_eq!(out.status.code(), Some(2), "{sample}");
+        let v = json(&out);
+        for s in v["streams"].as_array().unwrap() {
+            assert_eq!(s["encryption"]["key"], "wrong");
+            for a in s["encryption"]["assets"].as_array().unwrap() {
+                assert_eq!(a["outcome"], "wrong_key");
+            }
+        }
+        let ks = kinds(&v);
+        assert_eq!(ks.len(), v["streams"].as_array().unwrap().len());
+        assert!(ks.iter().all(|(k, _)| k == "encrypted_wrong_key"), "{ks:?}");
+        // pack refuses, writes nothing
+        let o = tempfile::tempdir().unwrap();
+        let dest = o.path().join("b");
+        let out = jetdir_env(
+            &[
+                "pack",
+                "-q",
+                "--stream",
+                "SECRET",
+                "--key-file",
+                &kf,
+                &p,
+                "-o",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "usage: -o needs a value");
+        let out = jetdir_env(
+            &[
+                "pack",
+                "-q",
+                "--stream",
+                "SECRET",
+                "--key-file",
+                &kf,
+                &p,
+                "-o",
+                &dest.display().to_string(),
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("wrong key"));
+        assert!(!dest.exists());
+    }
+}
+
+#[test]
+fn previous_key_and_other_cipher_are_warnings() {
+    let k = tempfile::tempdir().unwrap();
+    let right = key_file(k.path(), "right", KEY);
+    let new = key_file(k.path(), "new", "the-new-key-after-rotation");
+    let t = store_copy("v2.15.1-enc-chacha");
+    let p = t.path().display().to_string();
+    // rotated: the store is still under the previous key. The server converts the stream
+    // (index.db, sealed with the old stream key, is rebuilt) but not the consumer.
+    let out = jetdir_env(
+        &[
+            "verify",
+            "-q",
+            "--json",
+            "--key-file",
+            &new,
+            "--prev-key-file",
+            &right,
+            &p,
+        ],
+        &[],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{:?}", kinds(&v));
+    assert_matches_server(&v, "v2.15.1-enc-chacha");
+    assert_eq!(
+        kinds(&v),
+        vec![
+            ("encrypted_previous_key".to_string(), "meta.key".to_string()),
+            (
+                "encrypted_consumer_previous_key".to_string(),
+                "obs/D1/meta.key".to_string()
+            )
+        ]
+    );
+    for a in stream(&v, "SECRET")["encryption"]["assets"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(a["outcome"], "previous_key");
+    }
+    assert_eq!(stream(&v, "SECRET")["load"]["recovery"], "rebuild");
+    // a chacha store read by a server configured with aes: the server converts it
+    let out = jetdir_env(
+        &[
+            "verify",
+            "-q",
+            "--json",
+            "--key-file",
+            &right,
+            "--cipher",
+            "aes",
+            &p,
+        ],
+        &[],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert_matches_server(&v, "v2.15.1-enc-chacha");
+    assert!(kinds(&v).iter().all(|(k, _)| k == "encrypted_other_cipher"));
+    assert!(kinds(&v).iter().any(|(_, f)| f == "meta.key"));
+}
+
+fn flip(p: &Path, off_from_end: usize) {
+    let mut b = std::fs::read(p).unwrap();
+    let i = b.len() - off_from_end;
+    b[i] ^= 0x20;
+    std::fs::write(p, b).unwrap();
+}
+
+/// One damaged asset of a stream whose key fits the rest: `encrypted_corrupt` (or what the
+/// server does with it), never `encrypted_wrong_key`.
+#[test]
+fn a_corrupt_asset_is_told_apart_from_a_wrong_key() {
+    let k = tempfile::tempdir().unwrap();
+    let kf = key_file(k.path(), "key", KEY);
+    let sdir = |t: &tempfile::TempDir| t.path().join("jetstream/$G/streams/SECRET");
+    let run = |t: &tempfile::TempDir| {
+        let out = jetdir_env(
+            &[
+                "verify",
+                "-q",
+                "--json",
+                "--key-file",
+                &kf,
+                &t.path().display().to_string(),
+            ],
+            &[],
+        );
+        let v = json(&out);
+        (out.status.code(), v)
+    };
+    let outcome = |v: &Value, f: &str| {
+        stream(v, "SECRET")["encryption"]["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["file"] == f)
+            .map(|a| a["outcome"].as_str().unwrap().to_string())
+    };
+    // a block's key file: the block cannot be decrypted, its messages are lost
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("msgs/1.key"), 3);
+    let (code, v) = run(&t);
+    assert_eq!(code, Some(1));
+    assert!(
+        kinds(&v).contains(&("encrypted_corrupt".into(), "msgs/1.key".into())),
+        "{:?}",
+        kinds(&v)
+    );
+    assert_eq!(outcome(&v, "msgs/1.key").as_deref(), Some("corrupt"));
+    assert_eq!(outcome(&v, "meta.key").as_deref(), Some("key"));
+    assert_eq!(outcome(&v, "obs/D1/o.dat").as_deref(), Some("key"));
+    // the consumer state
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("obs/D1/o.dat"), 1);
+    let (code, v) = run(&t);
+    assert_eq!(code, Some(1));
+    assert!(kinds(&v).contains(&("encrypted_corrupt".into(), "obs/D1/o.dat".into())));
+    assert_eq!(outcome(&v, "obs/D1/o.dat").as_deref(), Some("corrupt"));
+    assert_eq!(outcome(&v, "msgs/1.blk").as_deref(), Some("key"));
+    // meta.inf: the sum over its ciphertext no longer matches, and it does not open
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("meta.inf"), 1);
+    let (code, v) = run(&t);
+    assert_eq!(code, Some(1));
+    let ks = kinds(&v);
+    assert!(
+        ks.contains(&("encrypted_corrupt".into(), "meta.inf".into())),
+        "{ks:?}"
+    );
+    assert!(ks.iter().any(|(k, _)| k == "meta_sum_mismatch"), "{ks:?}");
+    assert_eq!(stream(&v, "SECRET")["load"]["verdict"], "skipped");
+    // a block's bytes: blocks are not authenticated; the record checksum finds it
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("msgs/1.blk"), 300); // in the payload of seq 6
+    let (code, v) = run(&t);
+    assert_eq!(code, Some(1));
+    let ks = kinds(&v);
+    assert!(ks.iter().any(|(k, _)| k == "record_checksum"), "{ks:?}");
+    assert!(
+        !ks.iter().any(|(k, _)| k.starts_with("encrypted_")),
+        "{ks:?}"
+    );
+    // the 2.9 legacy index: rebuilt by the server from the block
+    let t = store_copy("v2.9.10-enc-chacha");
+    flip(&sdir(&t).join("msgs/1.idx"), 5);
+    let (_, v) = run(&t);
+    assert!(
+        kinds(&v).contains(&("idx_corrupt".into(), "msgs/1.idx".into())),
+        "{:?}",
+        kinds(&v)
+    );
+    assert_eq!(outcome(&v, "msgs/1.idx").as_deref(), Some("corrupt"));
+}
+
+#[test]
+fn pack_with_the_key_writes_a_plaintext_backup() {
+    let k = tempfile::tempdir().unwrap();
+    let kf = key_file(k.path(), "key", KEY);
+    for (sample, stream_name) in [
+        ("v2.15.1-enc-aes", "ENCCMP"),
+        ("v2.15.1-enc-chacha", "SECRET"),
+        ("v2.9.10-enc-chacha", "SECRET"),
+    ] {
+        let t = store_copy(sample);
+        let o = tempfile::tempdir().unwrap();
+        for format in ["v1", "tgz"] {
+            let dest = o.path().join(format!("b-{format}"));
+            let out = jetdir_env(
+                &[
+                    "pack",
+                    "-q",
+                    "--json",
+                    "--key-file",
+                    &kf,
+                    "--stream",
+                    stream_name,
+                    "--format",
+                    format,
+                    "-o",
+                    &dest.display().to_string(),
+                    &t.path().display().to_string(),
+                ],
+                &[],
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{sample} {format}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            // the backup is plaintext: it verifies without a key, with the server's numbers
+            let out = jetdir_env(
+                &["verify", "-q", "--json", &dest.display().to_string()],
+                &[],
+            );
+            let v = json(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{sample} {format}: {:?}",
+                kinds(&v)
+            );
+            let s = &v["streams"][0];
+            assert_eq!(s["encrypted"], false);
+            let facts: Value = serde_json::from_slice(
+                &std::fs::read(fixture(&format!("{sample}/facts.json"))).unwrap(),
+            )
+            .unwrap();
+            let st = &facts["streams"][stream_name]["info"]["state"];
+            assert_eq!(s["messages"], st["messages"], "{sample} {format}");
+            assert_eq!(s["bytes"], st["bytes"]);
+            assert!(s["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| !f.as_str().unwrap().ends_with(".key")));
+        }
+        // no plaintext left beside the output
+        let left: Vec<_> = std::fs::read_dir(o.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".plain"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+#[test]
+fn key_files_that_cannot_be_read_are_named() {
+    let out = jetdir_env(
+        &[
+            "verify",
+            "-q",
+            "--key-file",
+            "/nonexistent/jetdir-key",
+            &fixture("v2.15.1-enc-chacha/store").display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/jetdir-key")
+            || String::from_utf8_lossy(&out.stdout).contains("/nonexistent/jetdir-key")
+    );
+    let k = tempfile::tempdir().unwrap();
+    let empty = k.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = jetdir_env(
+        &[
+            "verify",
+            "-q",
+            "--key-file",
+            &empty.display().to_string(),
+            &fixture("v2.15.1-enc-chacha/store").display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// dump and kv read an encrypted store through the key: the messages verify counts, every
+/// payload readable; without the key, or with a wrong one, they cannot run (exit 2).
+#[test]
+fn dump_reads_encrypted_stores_through_the_key() {
+    for sample in SAMPLES {
+        let store = fixture(&format!("{sample}/store"));
+        let s = store.display().to_string();
+        let v = json(&jetdir_env(
+            &["-j", "-q", "verify", &s],
+            &[("JETDIR_KEY", KEY)],
+        ));
+        let want: u64 = v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| st["messages"].as_u64().unwrap())
+            .sum();
+        let out = jetdir_env(&["-j", "-q", "dump", &s], &[("JETDIR_KEY", KEY)]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{sample}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains(KEY));
+        let msgs: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|m: &Value| m.get("seq").is_some())
+            .collect();
+        assert_eq!(msgs.len() as u64, want, "{sample}");
+        assert!(
+            msgs.iter()
+                .all(|m| m["payload_encoding"] == "text" || m["payload_encoding"] == "base64"),
+            "{sample}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let kf = key_file(d.path(), "key", KEY);
+        let out = jetdir_env(&["-q", "dump", "--key-file", &kf, &s], &[]);
+        assert_eq!(out.status.code(), Some(0), "{sample}");
+        let none = jetdir_env(&["-q", "dump", &s], &[]);
+        assert_eq!(none.status.code(), Some(2), "{sample}: no key");
+        assert!(String::from_utf8_lossy(&none.stderr).contains("give its key"));
+        let wrong = jetdir_env(&["-q", "dump", &s], &[("JETDIR_KEY", "not-the-key")]);
+        assert_eq!(wrong.status.code(), Some(2), "{sample}: wrong key");
+        assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not open"));
+    }
+}
+
+/// diff compares encrypted copies through the key (identical: exit 0); without it, exit 2.
+#[test]
+fn diff_reads_encrypted_copies_through_the_key() {
+    let (a, b) = (store_copy("v2.15.1-enc-aes"), store_copy("v2.15.1-enc-aes"));
+    let (a, b) = (
+        a.path().display().to_string(),
+        b.path().display().to_string(),
+    );
+    let out = jetdir_env(&["-q", "diff", &a, &b], &[("JETDIR_KEY", KEY)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("IDENTICAL"));
+    let none = jetdir_env(&["-q", "diff", &a, &b], &[]);
+    assert_eq!(none.status.code(), Some(2));
+}
+
+/// salvage of an encrypted stream with its key writes a plaintext stream dir that verifies
+/// without a key, with the numbers verify gives through the key; without it, exit 2.
+#[test]
+fn salvage_writes_plaintext_from_an_encrypted_stream() {
+    for (sample, stream) in [
+        ("v2.15.1-enc-aes", "ENCCMP"),
+        ("v2.15.1-enc-chacha", "SECRET"),
+        ("v2.9.10-enc-chacha", "SECRET"),
+    ] {
+        let src = fixture(&format!("{sample}/store/jetstream/$G/streams/{stream}"));
+        let s = src.display().to_string();
+        let want = json(&jetdir_env(
+            &["-j", "-q", "verify", &s],
+            &[("JETDIR_KEY", KEY)],
+        ));
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join(stream);
+        let o = out.display().to_string();
+        let none = jetdir_env(&["-q", "salvage", &s, "-o", &o], &[]);
+        assert_eq!(none.status.code(), Some(2), "{sample}: no key");
+        assert!(!out.exists());
+        let r = jetdir_env(&["-q", "salvage", &s, "-o", &o], &[("JETDIR_KEY", KEY)]);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{sample}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&r.stdout).contains(KEY));
+        let got = json(&jetdir_env(&["-j", "-q", "verify", &o], &[]));
+        assert_eq!(got["exit_code"], 0, "{sample}: {got:#}");
+        let (a, b) = (&want["streams"][0], &got["streams"][0]);
+        for f in ["messages", "first_seq", "last_seq", "deleted"] {
+            assert_eq!(a[f], b[f], "{sample} {f}");
+        }
+        assert_eq!(b["encrypted"], false);
+        assert!(std::fs::read_dir(out.join("msgs")).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".key")));
+    }
+}

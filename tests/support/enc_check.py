@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Encrypted stores with a real nats-server (tests/encrypted_e2e.rs).
+
+BIN is a nats-server binary or a release (2.12.8, found as natsbox.find_release does;
+exit code 4 when it is missing).
+
+  enc_check.py build --server BIN --out DIR --cipher chacha|aes --streams SECRET,ENCCMP
+      Start BIN with `jetstream { key, cipher }` on DIR/store, run the recipes, record every
+      stream (STREAM.INFO, CONSUMER.INFO, messages), stop (SIGTERM); write DIR/facts.json.
+  enc_check.py load --server BIN --store DIR --cipher chacha|aes --out OUT.json
+                    [--key KEY --prev-key OLD]
+      Start BIN with the key on an existing store (e.g. what `jetdir extract` wrote), record
+      every stream it loaded, stop; OUT.json also lists the files after the stop and the
+      log, so a test can see that the server encrypted plaintext files at start.
+
+The key is the fixtures' (`jetdir-sample-key-0123456789abcdef`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import natsbox as nb  # noqa: E402
+import recipes  # noqa: E402
+
+KEY = "jetdir-sample-key-0123456789abcdef"
+
+
+async def build(url: str, streams: list[str]) -> dict:
+    nc = await nb.connect(url)
+    try:
+        await nb.wait_jetstream(nc)
+        for s in streams:
+            await recipes.RECIPES[s](nc)
+        return {n: await nb.record_stream(nc, n) for n in await nb.stream_names(nc)}
+    finally:
+        await nc.close()
+
+
+async def record_all(url: str) -> dict:
+    nc = await nb.connect(url)
+    try:
+        await nb.wait_jetstream(nc)
+        return {n: await nb.record_stream(nc, n) for n in await nb.stream_names(nc)}
+    finally:
+        await nc.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["build", "load"])
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--cipher", required=True, choices=["chacha", "aes"])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--store")
+    ap.add_argument("--streams", default="SECRET")
+    ap.add_argument("--key", default=KEY, help="the server's key (load)")
+    ap.add_argument("--prev-key", help="the server's prev_key (load: key rotation)")
+    a = ap.parse_args()
+    if not Path(a.server).is_file():  # a release: "2.12.8"
+        b = nb.find_release(a.server)
+        if not b:
+            print(f"missing: nats-server {a.server} (find_release in natsbox.py)", file=sys.stderr)
+            return 4
+        a.server = b
+    extra = {"key": a.key, "cipher": a.cipher}
+    if a.prev_key:
+        extra["prev_key"] = a.prev_key
+    if a.mode == "build":
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        srv = nb.NatsServer(a.server, out / "store", jetstream_extra=extra, work_dir=out / "work")
+        srv.start()
+        try:
+            streams = asyncio.run(build(srv.url, a.streams.split(",")))
+        except BaseException:
+            srv.stop()
+            print(srv.log_tail(), file=sys.stderr)
+            raise
+        rc = srv.stop()
+        facts = {"version": nb.server_version(a.server), "cipher": a.cipher, "exit_code": rc,
+                 "streams": streams}
+        (out / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
+        return 0
+    store = Path(a.store)
+    work = tempfile.mkdtemp(prefix="enc-check-")
+    srv = nb.NatsServer(a.server, store, jetstream_extra=extra, work_dir=Path(work) / "x")
+    srv.start()
+    try:
+        streams = asyncio.run(record_all(srv.url))
+    finally:
+        srv.stop()
+    try:
+        log = srv.log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        log = []
+    files = sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
+    res = {"version": nb.server_version(a.server), "streams": streams, "files_after_stop": files,
+           "log": log}
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
