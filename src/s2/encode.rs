@@ -467,7 +467,7 @@ struct Pool<W> {
 
 /// S2 framed writer (`S2sTwO`, [`CHUNK`]-byte chunks) compressing on worker threads.
 ///
-/// Memory is bounded: at most `2 × threads + 2` chunks are in flight. Small streams (less than
+/// Memory is bounded: at most `threads + 2` chunks are in flight. Small streams (less than
 /// one chunk) are compressed on the calling thread and start no threads. Call
 /// [`ParFrameWriter::finish`] to write the last chunk and get the inner writer back; dropping
 /// the writer without it discards the unwritten tail.
@@ -546,7 +546,7 @@ impl<W: Write + Send + 'static> ParFrameWriter<W> {
             jobs: Some(job_tx),
             free: free_rx,
             allocated: 1, // `cur`
-            max_bufs: 2 * self.threads + 2,
+            max_bufs: self.threads + 2,
             workers,
             writer: Some(writer),
             failed,
