@@ -419,8 +419,54 @@ fn v1_of_compacted_and_purged_2_15_streams_restores_into_2_9_and_2_15() {
             });
         }
     }
+    // V2 (2.15+ only) of the stream whose newest message was deleted: the archive holds
+    // no message at the last seq; state.json carries last seq and time
+    for s in ["LASTDEL", "COMPACT"] {
+        let out = tmp.path().join(format!("{s}-v2"));
+        assert_eq!(
+            pack(&streams.join(s), &out, &["--format", "v2"]),
+            0,
+            "{s} v2"
+        );
+        cases.push(Case {
+            id: format!("{s} v2 -> 2.15"),
+            server: "2.15",
+            mode: "restore",
+            path: out,
+            all: false,
+            streams: json!({ s: f["streams"][s] }),
+            consumers: true,
+        });
+    }
     let mut res = check(&cases, tmp.path());
-    assert_eq!(res.len(), 10);
+    assert_eq!(res.len(), 12);
+    // a V2 restore fills the deleted tail with SkipMsgs, which keep the time of the last
+    // restored message (filestore.go `SkipMsgs`): last_ts is that message's time, whoever
+    // wrote the archive (the format has no field the restore takes it from)
+    for s in ["LASTDEL", "COMPACT"] {
+        let src = f["streams"][s]["info"]["state"]["last_ts"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let got = res[&format!("{s} v2 -> 2.15")]["mismatches"]
+            .as_array()
+            .and_then(|m| m.first())
+            .and_then(|m| m.as_str())
+            .and_then(|m| m.split('\'').nth(1))
+            .unwrap_or_default()
+            .to_string();
+        let t = |x: &str| jetdir::base::time::parse_rfc3339(x).unwrap_or(i64::MAX);
+        assert!(
+            t(&got) < t(&src),
+            "{s}: restored last_ts {got} should be an earlier message's, source {src}"
+        );
+        let lines: Vec<String> = ["loaded", "restarted"]
+            .iter()
+            .map(|w| format!("{w} {s}: state.last_ts = '{got}', source '{src}'"))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        expect_known(&mut res, &format!("{s} v2 -> 2.15"), &refs);
+    }
     // every message purged: 2.15 reports Go's zero time as first_ts, 2.9 the Unix epoch
     // (it keeps nanoseconds; year 1 does not fit)
     expect_known(
