@@ -450,6 +450,18 @@ fn count_short_blocks_from_index(
     counted
 }
 
+/// The consumer dirs of a stream (`obs/<name>/…`), in file order.
+fn consumer_names(pre: &Prelude) -> Vec<String> {
+    let mut names: Vec<String> = pre
+        .files
+        .iter()
+        .filter_map(|n| n.strip_prefix("obs/"))
+        .filter_map(|r| r.split_once('/').map(|(c, _)| c.to_string()))
+        .collect();
+    names.dedup();
+    names
+}
+
 /// The lowest ack floor over the consumers of an interest-retention stream, when every
 /// consumer takes the whole stream (no filter): the messages up to it are acknowledged by
 /// all and the server removes them as the consumers start (seen on 2.9.10 after a rebuild:
@@ -461,16 +473,9 @@ fn acked_floor(pre: &Prelude, src: &dyn StreamSource) -> Option<u64> {
     if retention != "interest" {
         return None;
     }
-    let mut names: Vec<&str> = pre
-        .files
-        .iter()
-        .filter_map(|n| n.strip_prefix("obs/"))
-        .filter_map(|r| r.split_once('/').map(|(c, _)| c))
-        .collect();
-    names.dedup();
     let mut floor: Option<u64> = None;
     let mut ignored = Vec::new();
-    for c in names {
+    for c in consumer_names(pre) {
         let FileRead::Bytes(raw) = src.fetch(
             &format!("obs/{c}/meta.inf"),
             Location::default(),
@@ -682,7 +687,8 @@ fn legacy_numbers(
                 let after = hi.max(x.first_seq.saturating_sub(1)) + 1;
                 if x.last_seq >= after && x.last_seq - after < 1 << 24 {
                     let gone: Vec<u64> = (after..=x.last_seq)
-                        .filter(|q| !x.deleted.contains(q) && !pre.dead.seqs.contains(q))
+                        // the dead set holds this (consistent) .idx's deletes
+                        .filter(|q| !pre.dead.seqs.contains(q))
                         .collect();
                     if let (Some(&a), Some(&z)) = (gone.first(), gone.last()) {
                         cut.push(Problem::new(
@@ -1196,14 +1202,7 @@ fn stream_report(
     recovery: &Recovery,
     shape: IndexShape,
 ) -> (StreamReport, HashMap<Vec<u8>, u64>, u64) {
-    let mut subjects: HashMap<Vec<u8>, u64> = HashMap::new();
-    for s in scans {
-        for (i, n) in s.subject_names.iter().enumerate() {
-            *subjects.entry(n.clone()).or_insert(0) +=
-                s.subject_counts.get(i).copied().unwrap_or(0);
-        }
-    }
-    subjects.retain(|_, v| *v > 0);
+    let subjects = subject_totals(scans);
     // stream state
     let msgs: u64 = scans.iter().map(|s| s.msgs).sum();
     let bytes: u64 = scans.iter().map(|s| s.bytes).sum();
@@ -1722,13 +1721,7 @@ fn check_consumers(
     prefix: &str,
 ) -> Vec<ConsumerReport> {
     let (first_seq, last_seq) = view.first_last();
-    let mut names: Vec<String> = pre
-        .files
-        .iter()
-        .filter_map(|n| n.strip_prefix("obs/"))
-        .filter_map(|r| r.split_once('/').map(|(c, _)| c.to_string()))
-        .collect();
-    names.dedup();
+    let names = consumer_names(pre);
     // Consumers are checked against the stream's release: the caller's, else the one its
     // meta.inf records (else each consumer's own, else the newest known).
     let release = pre.release.clone().or_else(|| {

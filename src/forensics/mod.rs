@@ -371,6 +371,35 @@ pub struct StreamWalker {
     pub report: Option<crate::base::report::StreamReport>,
 }
 
+/// The stream `<prefix><bucket>` of a KV or object-store bucket under `path`, in `account`
+/// when given, opened for reading (through `keys` when encrypted).
+pub(crate) fn open_bucket_stream(
+    path: &Path,
+    prefix: &str,
+    bucket: &str,
+    account: Option<&str>,
+    at_ns: i64,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<StreamWalker> {
+    if !kv::valid_bucket(bucket) {
+        anyhow::bail!("{bucket:?}: not a valid bucket name (letters, digits, '_' and '-')");
+    }
+    let stream = format!("{prefix}{bucket}");
+    let sel = select(streams(path)?, path, Some(&stream), account)?;
+    if sel.len() > 1 {
+        anyhow::bail!(
+            "{}: stream {stream} is in {} accounts ({}): name one with --account",
+            path.display(),
+            sel.len(),
+            sel.iter()
+                .map(|s| s.account.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    open_with_keys(&sel[0], at_ns, keys)
+}
+
 /// The load is modelled at `at_ns` (max_age, TTLs), by the release that wrote the files.
 pub fn open(sref: &StreamRef, at_ns: i64) -> anyhow::Result<StreamWalker> {
     open_with_keys(sref, at_ns, &crate::filestore::keys::KeyRing::default())

@@ -107,22 +107,9 @@ pub fn open_with_keys(
     at_ns: i64,
     keys: &crate::filestore::keys::KeyRing,
 ) -> anyhow::Result<Bucket> {
-    if !super::kv::valid_bucket(bucket) {
-        anyhow::bail!("{bucket:?}: not a valid bucket name (letters, digits, '_' and '-')");
-    }
-    let stream = format!("OBJ_{bucket}");
-    let all = super::streams(path)?;
-    let sel = super::select(all, path, Some(&stream), account)?;
-    if sel.len() > 1 {
-        anyhow::bail!(
-            "{}: stream {stream} is in {} accounts: name one with --account",
-            path.display(),
-            sel.len()
-        );
-    }
     Ok(Bucket {
         name: bucket.to_string(),
-        walker: super::open_with_keys(&sel[0], at_ns, keys)?,
+        walker: super::open_bucket_stream(path, "OBJ_", bucket, account, at_ns, keys)?,
     })
 }
 
