@@ -202,6 +202,42 @@ fn damaged_inputs_match_the_schema() {
         ],
         1,
     );
+    // two streams of one account whose subjects collide: `skipped` (name order) and
+    // `may_not_load` (parallel recovery) verdicts
+    let store = d.path().join("overlap");
+    let bk = fixture("backups/v2.15.1/ORDERS");
+    let st = s(&store);
+    run(&["extract", &bk, "--store-dir", &st, "--create"], 0);
+    run(
+        &[
+            "extract",
+            &bk,
+            "--store-dir",
+            &st,
+            "--account",
+            "X",
+            "--as",
+            "ORDERS2",
+        ],
+        0,
+    );
+    std::fs::rename(
+        store.join("jetstream/X/streams/ORDERS2"),
+        store.join("jetstream/$G/streams/ORDERS2"),
+    )
+    .unwrap();
+    for (release, verdict) in [("2.10.26", "skipped"), ("2.15.1", "may_not_load")] {
+        let v = run(&["verify", &st, "--server-version", release], 1);
+        let o2 = v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "ORDERS2")
+            .unwrap();
+        assert_eq!(o2["load"]["verdict"], verdict, "{release}");
+        run(&["explain", &st, "--server-version", release], 1);
+        run(&["check", &st, "--server-version", release], 1);
+    }
 }
 
 /// `jetdir check --format json` (and `-j`) is a document of the same schema: clean, damaged,

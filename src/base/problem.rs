@@ -68,6 +68,7 @@ kinds! {
     SubjectNotUtf8 = "subject_not_utf8", Warning;
     // What the load does (the load model)
     LimitsAtLoad = "limits_at_load", Warning;
+    SubjectsOverlap = "subjects_overlap", Error;
     TimestampBackwards = "timestamp_backwards", Warning;
     // index.db
     IndexDbChecksum = "index_db_checksum", Warning;

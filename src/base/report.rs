@@ -267,6 +267,9 @@ pub enum Verdict {
     LosesData,
     /// The server does not load the stream.
     Skipped,
+    /// Whether the server loads the stream depends on timing (streams of one account whose
+    /// subjects overlap, recovered in parallel).
+    MayNotLoad,
 }
 
 impl std::fmt::Display for Verdict {
@@ -276,6 +279,7 @@ impl std::fmt::Display for Verdict {
             Verdict::Repaired => "repaired at load",
             Verdict::LosesData => "loses data",
             Verdict::Skipped => "not loaded",
+            Verdict::MayNotLoad => "may not be loaded",
         })
     }
 }

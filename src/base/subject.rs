@@ -23,6 +23,25 @@ pub fn matches(filter: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether two NATS subject filters can match a common subject (`*` one token, `>` the rest):
+/// the server's `SubjectsCollide`, which refuses a stream whose subjects collide with another's
+/// in the same account.
+pub fn subjects_overlap(a: &str, b: &str) -> bool {
+    let (mut x, mut y) = (a.split('.'), b.split('.'));
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some(p), Some(q)) => {
+                if p != q && p != "*" && q != "*" {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::matches;

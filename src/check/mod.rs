@@ -1,5 +1,6 @@
 //! Every judgement: turns the state model into findings with severities. The entry point of
 //! `jetdir verify` and `jetdir inspect` is [`verify_path`].
+pub(crate) mod account;
 pub(crate) mod archive;
 pub mod cluster;
 pub mod store;

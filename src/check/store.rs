@@ -2176,6 +2176,10 @@ fn load_report(
     let next_step = match verdict {
         Verdict::Loads => None,
         Verdict::Repaired => Some("nothing to do: the server repairs this at start".to_string()),
+        Verdict::MayNotLoad => Some(
+            "give one of the overlapping streams other subjects (`jetdir extract --as NEW --subjects S,...` from a backup) or move it to another account before starting the server"
+                .to_string(),
+        ),
         Verdict::LosesData | Verdict::Skipped => Some(
             "restore this stream from a backup or a healthy replica before starting the server on these files"
                 .to_string(),
@@ -2264,6 +2268,14 @@ pub fn verify_store(
     for (s, mut p) in results {
         rep.streams.push(s);
         rep.problems.append(&mut p);
+    }
+    if lay.raft_groups.is_empty() {
+        super::account::check_overlaps(
+            &lay.streams,
+            &mut rep.streams,
+            &mut rep.problems,
+            opts.target.release.as_ref(),
+        );
     }
     progress.finish();
     rep.finish();

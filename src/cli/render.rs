@@ -70,7 +70,10 @@ fn damaged(r: &Report, s: &StreamReport) -> bool {
         return false; // not read: could not run for it, not damaged
     }
     if let Some(l) = &s.load {
-        if matches!(l.verdict, Verdict::LosesData | Verdict::Skipped) {
+        if matches!(
+            l.verdict,
+            Verdict::LosesData | Verdict::Skipped | Verdict::MayNotLoad
+        ) {
             return true;
         }
     }
@@ -148,6 +151,7 @@ fn verdict_short(r: &Report, s: &StreamReport) -> String {
         Verdict::Loads => paint("fine", Colour::Green),
         Verdict::Repaired => paint("repaired by the server", Colour::Yellow),
         Verdict::Skipped => paint("not loaded by the server", Colour::Red),
+        Verdict::MayNotLoad => paint("may not be loaded by the server", Colour::Red),
         Verdict::LosesData => {
             let mut parts = Vec::new();
             if l.lost_messages > 0 {
@@ -226,6 +230,7 @@ fn summary_line(r: &Report, errs: usize, warns: usize) -> String {
                     )
                 }
                 Some((Verdict::Skipped, _)) => format!("{} is not loaded", name_of(s)),
+                Some((Verdict::MayNotLoad, _)) => format!("{} may not be loaded", name_of(s)),
                 _ => format!("{} is damaged", name_of(s)),
             }
         })

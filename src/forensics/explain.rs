@@ -4,7 +4,7 @@
 //! nothing is decided here, every sentence restates a field of the report. What the server
 //! reads and trusts, what it rebuilds, truncates, removes and resets, what it serves after the
 //! load, and the next step.
-use crate::base::problem::{Problem, Severity};
+use crate::base::problem::{Kind, Problem, Severity};
 use crate::base::report::{ranges_text, LoadReport, Report, StreamReport, Verdict};
 use serde::Serialize;
 
@@ -219,7 +219,16 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         st.next_step = next;
         return st;
     };
-    if l.verdict == Verdict::Skipped {
+    let overlap = errors.iter().any(|p| p.kind == Kind::SubjectsOverlap);
+    if overlap {
+        // told by the finding itself: which stream it collides with and what the release does
+        for p in errors.iter().filter(|p| p.kind == Kind::SubjectsOverlap) {
+            o.push(p.message.clone());
+        }
+        if l.verdict != Verdict::Skipped {
+            reads(s, l, &mut o);
+        }
+    } else if l.verdict == Verdict::Skipped {
         o.push("The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string());
         for p in &errors {
             o.push(format!("Why: {}", p.message));
@@ -264,6 +273,10 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
     // the other damage: findings not already told by the ranges above
     let told = l.lost_messages > 0 || !l.unreadable.is_empty();
     if !told && l.verdict != Verdict::Skipped {
+        let errors: Vec<_> = errors
+            .iter()
+            .filter(|p| p.kind != Kind::SubjectsOverlap)
+            .collect();
         for p in errors.iter().take(5) {
             o.push(format!("Damage: {}", p.message));
         }
@@ -329,6 +342,8 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             "do not start the server on these files yet: compare the replicas and backups (`jetdir diff`) and restore the most complete one, or keep every good record with `jetdir salvage {path} --stream {} -o OUT`",
             s.name
         ),
+        Verdict::MayNotLoad => l.next_step.clone().unwrap_or_default(),
+        Verdict::Skipped if overlap => l.next_step.clone().unwrap_or_default(),
         Verdict::Skipped => format!(
             "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one), or, when meta.inf still reads as a config, write the stream again with a fresh meta.sum: `jetdir salvage {path} --stream {} -o OUT`",
             s.name

@@ -261,11 +261,18 @@ fn summarise(
     };
     let damaged: Vec<String> = streams
         .iter()
-        .filter(|s| s.errors > 0 || matches!(s.verdict, Verdict::LosesData | Verdict::Skipped))
+        .filter(|s| {
+            s.errors > 0
+                || matches!(
+                    s.verdict,
+                    Verdict::LosesData | Verdict::Skipped | Verdict::MayNotLoad
+                )
+        })
         .map(|s| {
             let mut d = format!("{} > {}", s.account, s.name);
             match s.verdict {
                 Verdict::Skipped => d.push_str(" not loaded"),
+                Verdict::MayNotLoad => d.push_str(" may not be loaded"),
                 _ if s.lost_messages > 0 => {
                     let _ = write!(
                         d,
@@ -331,7 +338,13 @@ impl CheckResult {
         let damaged = self
             .streams
             .iter()
-            .filter(|s| s.errors > 0 || matches!(s.verdict, Verdict::LosesData | Verdict::Skipped))
+            .filter(|s| {
+                s.errors > 0
+                    || matches!(
+                        s.verdict,
+                        Verdict::LosesData | Verdict::Skipped | Verdict::MayNotLoad
+                    )
+            })
             .count();
         let sum = |f: fn(&StreamMetrics) -> u64| self.streams.iter().map(f).sum::<u64>();
         let _ = write!(
@@ -444,6 +457,7 @@ impl CheckResult {
             Verdict::Repaired,
             Verdict::LosesData,
             Verdict::Skipped,
+            Verdict::MayNotLoad,
         ];
         let mut series = Vec::new();
         for s in &self.streams {
@@ -456,7 +470,7 @@ impl CheckResult {
         }
         family(
             "jetdir_stream_verdict",
-            "What the server does with the stream at load: 1 for the verdict that holds (loads, repaired, loses_data, skipped).",
+            "What the server does with the stream at load: 1 for the verdict that holds (loads, repaired, loses_data, skipped, may_not_load).",
             series,
         );
         out
@@ -469,6 +483,7 @@ fn verdict_id(v: Verdict) -> &'static str {
         Verdict::Repaired => "repaired",
         Verdict::LosesData => "loses_data",
         Verdict::Skipped => "skipped",
+        Verdict::MayNotLoad => "may_not_load",
     }
 }
 

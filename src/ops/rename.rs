@@ -90,22 +90,7 @@ pub(crate) fn go_json(v: &Map<String, Value>) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Whether two NATS subject filters can match a common subject (`*` one token, `>` the rest).
-pub fn subjects_overlap(a: &str, b: &str) -> bool {
-    let (mut x, mut y) = (a.split('.'), b.split('.'));
-    loop {
-        match (x.next(), y.next()) {
-            (None, None) => return true,
-            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
-            (Some(p), Some(q)) => {
-                if p != q && p != "*" && q != "*" {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-    }
-}
+pub use crate::base::subject::subjects_overlap;
 
 /// Subjects of the streams in `streams_dir` (one account's `streams/`) that overlap
 /// `subjects`: `(stream, its subject, ours)`. Streams without a readable plain meta.inf are

@@ -103,6 +103,14 @@ pub fn index_db_version_read_by(r: &Release) -> u8 {
     }
 }
 
+/// Whether `r` recovers an account's streams in parallel (2.11.11 and later 2.11 releases,
+/// 2.12.2 and later): then which of two streams with colliding subjects it loads depends on
+/// timing. Earlier releases recover them one by one in directory-name order.
+pub fn recovers_streams_in_parallel(r: &Release) -> bool {
+    let b = r.base();
+    b >= Release::new(2, 12, 2) || (b.minor == 11 && b >= Release::new(2, 11, 11))
+}
+
 /// True for releases before 2.10 (legacy per-block index files, no index.db).
 pub fn is_legacy(r: &Release) -> bool {
     r.major == 2 && r.minor < 10

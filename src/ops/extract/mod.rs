@@ -1195,7 +1195,7 @@ fn rename_staged(
             .and_then(|root| staged_overlap(root, &plan.streams))
         {
             rep.warnings.push(format!(
-                "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server loads only one of them (\"subjects overlap with an existing stream\"); `--as NEW --subjects S,...` extracts it under other subjects",
+                "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server may not load both (\"subjects overlap with an existing stream\"; `jetdir verify` says which, for the release); `--as NEW --subjects S,...` extracts it under other subjects",
                 plan.out_name, plan.opts.account
             ));
         }
@@ -1218,7 +1218,7 @@ fn rename_staged(
     };
     if let Some((s, theirs, ours)) = staged_overlap(&root, &plan.streams) {
         return Ok(Err(Refusal::could_not_run(format!(
-            "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server would not load both; give others with --subjects",
+            "the subjects of {:?} overlap those of stream {s:?} in account {} ({ours} and {theirs}): the server may not load both; give others with --subjects",
             plan.out_name, plan.opts.account
         ))));
     }
