@@ -157,6 +157,20 @@ pub fn finish_stream(
         unreadable.sort_unstable();
         unreadable.dedup();
     }
+    for (lo, hi, unserved) in slot_unserved(&pre, src, &scans, &problems, load, &truncs, prefix) {
+        // 2.10/2.11 list only what the delete maps hold: a sequence missing from the block's
+        // records is not listed (the hole it leaves is filled into the map only when the map
+        // was empty), but it is not served either
+        if !shape.gaps_counted && !matches!(load.recovery, Recovery::Legacy) {
+            let not_listed: std::collections::HashSet<u64> = unserved.iter().copied().collect();
+            rep.deleted_seqs.retain(|q| !not_listed.contains(q));
+        }
+        let listed: std::collections::HashSet<u64> = rep.deleted_seqs.iter().copied().collect();
+        unreadable.retain(|q| *q < lo || *q > hi);
+        unreadable.extend(unserved.into_iter().filter(|q| !listed.contains(q)));
+        unreadable.sort_unstable();
+        unreadable.dedup();
+    }
     problems.extend(load::limit_findings(&loc, &enforced, last));
     rep.suppressed = suppressed;
     check_subjects_in_config(&pre, &rep, &mut problems);
@@ -764,6 +778,61 @@ fn legacy_numbers(
     }
     gaps.extend(cut_seqs);
     (last_seq, unreadable, gaps, cut)
+}
+
+/// Blocks whose records are out of sequence order (`seq_order`: a damaged sequence field)
+/// under a trusted index (index.db, or 2.9's `.idx`), not cut at load: which of the index's
+/// sequences read back is decided by the release's cache slots ([`load::slot_rule`]). Per
+/// block: the index's sequence range and the sequences in it that are not served.
+fn slot_unserved(
+    pre: &Prelude,
+    src: &dyn StreamSource,
+    scans: &[BlockScan],
+    problems: &[Problem],
+    load: &LoadInput,
+    truncs: &[Truncation],
+    prefix: &str,
+) -> Vec<(u64, u64, Vec<u64>)> {
+    let rule = load::slot_rule(load.release.as_ref());
+    let mut out = Vec::new();
+    for s in scans {
+        let file = format!("{prefix}{}", s.file);
+        let disordered = problems
+            .iter()
+            .any(|p| p.kind == Kind::SeqOrder && p.loc.file.as_deref() == Some(file.as_str()));
+        if !disordered || truncs.iter().any(|t| t.file == s.file) {
+            continue;
+        }
+        let (first, last, deleted) = match (&load.recovery, pre.index_db.as_ref()) {
+            (Recovery::Index, Some(db)) => {
+                let Some(b) = db.blocks.iter().find(|b| b.index == s.index) else {
+                    continue;
+                };
+                (b.first_seq, b.last_seq, b.deleted.clone())
+            }
+            (Recovery::Legacy, _) => {
+                let Some(x) = pre
+                    .idx
+                    .get(&s.index)
+                    .filter(|x| idx_trusted(x, s) && x.consistent())
+                else {
+                    continue;
+                };
+                (x.first_seq, x.last_seq, x.deleted.clone())
+            }
+            _ => continue,
+        };
+        let mut scratch = Vec::new();
+        let Some((Ok((plain, _)), _)) = src.fetch_block(&s.file, Location::default(), &mut scratch)
+        else {
+            continue;
+        };
+        let key = crate::filestore::block::block_key(&pre.cfg_name, s.index);
+        let deleted: std::collections::HashSet<u64> = deleted.into_iter().collect();
+        let unserved = load::unserved_by_slots(&plain, &key, first, last, &deleted, rule);
+        out.push((first, last, unserved));
+    }
+    out
 }
 
 /// The timestamp in the header of the record at `offset` of block `file`, if readable.

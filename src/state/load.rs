@@ -681,9 +681,132 @@ pub fn limit_findings(loc: &Location, done: &Enforced, last_seq: u64) -> Vec<Pro
     out
 }
 
+/// How a release's block cache maps a sequence to a record when a direct get (or a consumer)
+/// reads a block the index vouches for (`indexCacheBuf`, then `cacheLookup`, which checks that
+/// the record found carries the sequence asked for and verifies its checksum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRule {
+    /// 2.9: the n-th record of the block holds sequence first + n, whatever it says.
+    Positional,
+    /// 2.10 - 2.11.9: tombstones are skipped; a record whose sequence jumps ahead leaves
+    /// empty slots for the sequences it skipped; one that does not move forward still takes
+    /// the next slot, so every record after it sits one slot off.
+    FillHoles,
+    /// 2.11.10+: as `FillHoles`, but a record whose sequence does not move forward is
+    /// passed over ("the sequence needs to only ever move up").
+    MoveUpOnly,
+}
+
+/// The slot rule of `r` (`None`: the newest).
+pub fn slot_rule(r: Option<&Release>) -> SlotRule {
+    match r.map(Release::base) {
+        Some(b) if is_legacy(&b) => SlotRule::Positional,
+        Some(b) if b < Release::new(2, 11, 10) => SlotRule::FillHoles,
+        _ => SlotRule::MoveUpOnly,
+    }
+}
+
+/// The sequences in `first..=last` of a block (its decoded bytes `plain`, record key `key`)
+/// that a trusted-index load cannot serve by direct get under `rule`, leaving out `deleted`
+/// (its delete map). Used for blocks whose records are out of sequence order (a damaged
+/// sequence field): the slots then decide which sequences read back. Records are read up to
+/// the first framing error.
+pub fn unserved_by_slots(
+    plain: &[u8],
+    key: &highway::Key,
+    first: u64,
+    last: u64,
+    deleted: &std::collections::HashSet<u64>,
+    rule: SlotRule,
+) -> Vec<u64> {
+    // slot -> (sequence the record carries, readable), or None for an empty slot
+    let mut slots: Vec<Option<(u64, bool)>> = Vec::new();
+    let mut base = first;
+    let mut highest = 0u64;
+    for r in block::Records::new(plain) {
+        let Ok(r) = r else { break };
+        let kind = r.kind();
+        if kind == RecordKind::Tombstone && rule != SlotRule::Positional {
+            continue;
+        }
+        let seq = r.seq;
+        let readable = kind == RecordKind::Message && r.checksum_ok(key);
+        match rule {
+            SlotRule::Positional => {
+                if seq != 0 && seq < base {
+                    base = seq;
+                }
+                slots.push(Some((seq, readable)));
+            }
+            SlotRule::FillHoles | SlotRule::MoveUpOnly => {
+                if rule == SlotRule::MoveUpOnly {
+                    if seq <= highest {
+                        continue;
+                    }
+                    highest = seq;
+                }
+                if seq < first {
+                    continue;
+                }
+                let want = (seq - first) as usize;
+                if want > slots.len() && want - slots.len() < 1 << 24 {
+                    slots.resize(want, None);
+                }
+                slots.push(Some((seq, readable)));
+            }
+        }
+    }
+    if last < base || last - base >= 1 << 24 {
+        return Vec::new();
+    }
+    (first.max(base)..=last)
+        .filter(|q| !deleted.contains(q))
+        .filter(|&q| !matches!(slots.get((q - base) as usize), Some(Some((s, true))) if *s == q))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Block 31..40 with seq 36's sequence field flipped to 37 (its checksum then fails), a
+    /// delete map holding 33: 2.9 reads slot by slot (36 unserved, 37 served), 2.10-2.11.9
+    /// shift every later slot (36..40 unserved), 2.11.10+ pass over the second 37 (36, 37
+    /// unserved).
+    #[test]
+    fn slot_rules_decide_what_reads_back() {
+        let key = block::block_key("S", 1);
+        let mut plain = Vec::new();
+        for q in 31..=40u64 {
+            let start = plain.len();
+            block::encode_record(&mut plain, &key, q, q as i64, b"s.a", None, b"x");
+            if q == 36 {
+                // flip the stored sequence after the checksum was made
+                plain[start + 4] = 37;
+            }
+        }
+        let dmap: std::collections::HashSet<u64> = [33].into_iter().collect();
+        let run = |r: &str| {
+            let rel = r.parse::<Release>().unwrap();
+            unserved_by_slots(&plain, &key, 31, 40, &dmap, slot_rule(Some(&rel)))
+        };
+        assert_eq!(run("2.9.10"), [36]);
+        assert_eq!(run("2.10.26"), [36, 37, 38, 39, 40]);
+        assert_eq!(run("2.11.9"), [36, 37, 38, 39, 40]);
+        assert_eq!(run("2.11.10"), [36, 37]);
+        assert_eq!(run("2.15.1"), [36, 37]);
+        assert_eq!(slot_rule(None), SlotRule::MoveUpOnly);
+        // an intact block serves everything its delete map does not hold
+        let mut ok = Vec::new();
+        for q in 31..=40u64 {
+            block::encode_record(&mut ok, &key, q, q as i64, b"s.a", None, b"x");
+        }
+        for r in ["2.9.10", "2.10.26", "2.15.1"] {
+            let rel = r.parse::<Release>().unwrap();
+            let u = unserved_by_slots(&ok, &key, 31, 40, &dmap, slot_rule(Some(&rel)));
+            assert!(u.is_empty(), "{r}: {u:?}");
+        }
+    }
 
     #[test]
     fn ranges_merge_runs() {
