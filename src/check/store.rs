@@ -662,10 +662,19 @@ fn legacy_numbers(
                     );
                 }
             }
-            let fss = pre
-                .fss
-                .get(&s.index)
-                .filter(|f| f.hash_ok && Some(f.last_checksum) == s.last_checksum);
+            // 2.9 regenerates the subject counts from the block when the .fss's total is not
+            // the .idx's message count (`populateGlobalPerSubjectInfo`; matrix `kill_idle` WQ:
+            // an acknowledged message removed after the .fss was written)
+            let fss = pre.fss.get(&s.index).filter(|f| {
+                f.hash_ok
+                    && Some(f.last_checksum) == s.last_checksum
+                    && f.subjects
+                        .iter()
+                        .filter(|e| !e.subject.is_empty())
+                        .map(|e| e.msgs)
+                        .sum::<u64>()
+                        == x.msgs
+            });
             if let Some(f) = fss {
                 for e in f.subjects.iter().filter(|e| e.msgs > 0) {
                     *subjects
@@ -3028,6 +3037,58 @@ mod tests {
         let c1 = s.consumers.iter().find(|c| c.name == "C1").unwrap();
         assert_eq!(c1.delivered_stream_seq, Some(5));
         assert!(kinds(&r).contains(&"block_short"));
+    }
+
+    /// 2.9 regenerates a block's subject counts when its .fss's total is not the .idx's
+    /// message count (matrix `kill_idle` WQ: seq 1 acknowledged and removed after the .fss
+    /// was written): the counts come from the block's live records then, not the .fss.
+    #[test]
+    fn fss_total_off_the_idx_count_is_regenerated_29() {
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t
+            .path()
+            .join("v2.9.10-legacy/store/jetstream/$G/streams/ORDERS");
+        let opts = Options {
+            target: crate::state::load::Target {
+                release: Some("2.9.10".parse().unwrap()),
+                at_ns: crate::base::time::now_ns(),
+            },
+            ..Default::default()
+        };
+        let before = verify_store(&d, &opts, &NoProgress).unwrap();
+        let counts = before.streams[0].subject_counts.clone();
+        assert_eq!(counts.values().sum::<u64>(), 8, "{counts:?}");
+        // seq 1 removed from the .idx (first seq moves up), the .fss left as it was
+        let idx = d.join("msgs/1.idx");
+        let mut x = crate::filestore::legacy::parse_idx(&fs::read(&idx).unwrap()).unwrap();
+        assert_eq!((x.first_seq, x.msgs), (1, 8));
+        x.first_seq = 2;
+        x.msgs = 7;
+        assert!(x.consistent());
+        fs::write(&idx, crate::filestore::legacy::encode_idx(&x)).unwrap();
+        let r = verify_store(&d, &opts, &NoProgress).unwrap();
+        let s = &r.streams[0];
+        assert_eq!(
+            (s.messages, s.first_seq),
+            (Some(7), Some(2)),
+            "{:#?}",
+            r.problems
+        );
+        // seq 1's subject counts one fewer; the .fss disagreeing is the warning
+        let first_subject =
+            crate::filestore::block::Records::new(&fs::read(d.join("msgs/1.blk")).unwrap())
+                .next()
+                .unwrap()
+                .unwrap()
+                .subject
+                .to_vec();
+        let mut want = counts.clone();
+        *want
+            .get_mut(&String::from_utf8(first_subject).unwrap())
+            .unwrap() -= 1;
+        want.retain(|_, n| *n > 0);
+        assert_eq!(s.subject_counts, want);
+        assert!(kinds(&r).contains(&"fss_mismatch"), "{:?}", kinds(&r));
     }
 
     /// The subject length is outside the record checksum: a damaged one gives a subject the
