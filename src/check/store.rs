@@ -216,6 +216,19 @@ pub fn finish_stream(
         scans: &scans,
         src,
         index_totals: index_totals_for_pending(&pre, &load.recovery, &scans, &index_counted_seqs),
+        server: server_pending_model(
+            &pre,
+            src,
+            load,
+            &scans,
+            &problems,
+            prefix,
+            truncs.is_empty()
+                && removed.is_empty()
+                && enforced.markers.is_empty()
+                && index_counted_seqs.is_empty()
+                && !has_vanished,
+        ),
     };
     rep.consumers = check_consumers(
         &pre,
@@ -787,6 +800,47 @@ fn legacy_numbers(
     }
     gaps.extend(cut_seqs);
     (last_seq, unreadable, gaps, cut)
+}
+
+/// The server's own pending counts ([`crate::state::pending`]) for a stream whose state comes
+/// from a trusted index.db, every block it lists readable and nothing cut or removed at load
+/// (`plain`), with records the server counts but may not read back, or reads back otherwise
+/// (a checksum, sequence or subject damaged; the index disagreeing with the blocks): then the
+/// count is the index's totals less what reads back before the start.
+fn server_pending_model<'a>(
+    pre: &Prelude,
+    src: &'a dyn StreamSource,
+    load: &LoadInput,
+    scans: &[BlockScan],
+    problems: &[Problem],
+    prefix: &str,
+    plain: bool,
+) -> Option<crate::state::pending::ServerPending<'a>> {
+    let (Recovery::Index, Some(db), true) = (&load.recovery, pre.index_db.as_ref(), plain) else {
+        return None;
+    };
+    let readable = db.blocks.iter().all(|b| {
+        scans.iter().any(|s| {
+            s.index == b.index
+                && !s.unreadable
+                && s.damage.is_none_or(|d| !d.framing)
+                && src.can_refetch(&s.file)
+        })
+    });
+    let damaged = problems.iter().any(|p| {
+        matches!(
+            p.kind,
+            Kind::RecordChecksum
+                | Kind::SeqOrder
+                | Kind::RecordContent
+                | Kind::SubjectNotUtf8
+                | Kind::SubjectOutsideStream
+                | Kind::IndexDbMismatch
+        ) && p.loc.file.as_deref().is_some_and(|f| f.starts_with(prefix))
+    });
+    (readable && damaged).then(|| {
+        crate::state::pending::ServerPending::new(db, src, &pre.cfg_name, load.release.as_ref())
+    })
 }
 
 /// Blocks whose records are out of sequence order (`seq_order`: a damaged sequence field)

@@ -144,6 +144,12 @@ pub trait StreamView {
     fn walk_from(&self, _from: u64, f: &mut Visit) {
         self.walk(f)
     }
+    /// The server's own count ([`crate::state::pending::ServerPending`]) for a consumer whose
+    /// next sequence is `start` and whose filters are `filters`, when the view models it
+    /// (a trusted index with damaged records); `None`: count the messages.
+    fn server_pending(&self, _start: u64, _filters: &[String]) -> Option<u64> {
+        None
+    }
     /// Messages per subject as a trusted index.db counts them, and the blocks holding
     /// messages it counts that no readable record shows (a block gone, undecodable or cut
     /// short) as (first seq, last seq, such messages): the server's pending counts include
@@ -171,6 +177,8 @@ pub struct ScannedStream<'a> {
     pub src: &'a dyn StreamSource,
     /// See [`StreamView::index_subject_totals`].
     pub index_totals: Option<IndexTotals>,
+    /// See [`StreamView::server_pending`].
+    pub server: Option<crate::state::pending::ServerPending<'a>>,
 }
 
 impl StreamView for ScannedStream<'_> {
@@ -179,6 +187,9 @@ impl StreamView for ScannedStream<'_> {
     }
     fn index_subject_totals(&self) -> Option<&IndexTotals> {
         self.index_totals.as_ref()
+    }
+    fn server_pending(&self, start: u64, filters: &[String]) -> Option<u64> {
+        Some(self.server.as_ref()?.count(start, filters))
     }
     fn max_per_subject(&self) -> i64 {
         self.max_per_subject
@@ -307,6 +318,12 @@ pub fn num_pending(
         return Some(0);
     }
     let per_subject = cfg.deliver == DeliverPolicy::LastPerSubject;
+    if !per_subject {
+        let start = delivered_stream_seq.saturating_add(1);
+        if let Some(n) = stream.server_pending(start, &cfg.filters) {
+            return Some(n);
+        }
+    }
     if let (
         Some(IndexTotals {
             subjects: totals,
@@ -655,6 +672,7 @@ mod tests {
             let src = DirSource { dir: dir.clone() };
             let last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
             let v = ScannedStream {
+                server: None,
                 first: 1,
                 last,
                 max_per_subject: 0,

@@ -2,6 +2,7 @@
 pub mod consumers;
 pub mod load;
 pub(crate) mod messages;
+pub mod pending;
 pub(crate) mod prelude;
 pub(crate) mod scan;
 pub(crate) mod stream;

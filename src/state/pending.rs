@@ -1,0 +1,396 @@
+//! A consumer's pending count ("Unprocessed", `num_pending`) as the server computes it when the
+//! stream's state comes from a trusted index.db and some of the records it counts cannot be
+//! read back (a damaged payload, header, timestamp, subject or checksum; a damaged sequence).
+//!
+//! Facts (nats-server `server/filestore.go` `NumPending`, the same steps in v2.10.26 to
+//! v2.15.1; `server/consumer.go` `checkNumPending`; checked against the differential matrix
+//! rows `flip_payload`, `flip_cksum`, `flip_seq` and their kin, `tests/matrix-findings.md`):
+//! - The count is made when the consumer is set up, from `start` = delivered + 1 (at least
+//!   the first seq); `seqStart` is the first block whose last seq is at or after `start`.
+//! - No deletes and no filter: `last − start + 1`.
+//! - `seqStart` in the second half of the blocks: from `seqStart` on, a block that starts at
+//!   or after `start` counts its message count (no filter) or, per matching subject, the
+//!   block's own subject counts (built from its records, damaged ones included); a block with
+//!   a matching subject whose first is before `start` and last at or after it is counted by
+//!   reading its messages from `start` on: only those that read back count.
+//! - Otherwise: the index's per-subject totals, less what lies before `start`: the message
+//!   counts (no filter) or subject counts of the blocks before `seqStart`, and in `seqStart`
+//!   the messages before `start` that *read back* (a damaged one is not subtracted, so it
+//!   stays counted).
+//! - From 2.12.4, CONSUMER.INFO reports `min(count, messages, last − start + 1)`.
+use crate::base::release::Release;
+use crate::base::subject;
+use crate::filestore::block::{self, RecordKind};
+use crate::filestore::index_db::IndexDb;
+use crate::filestore::source::StreamSource;
+use crate::state::load::SlotRule;
+use std::collections::{HashMap, HashSet};
+
+/// One block as a trusted-index load sees it, read on demand.
+struct BlockModel {
+    index: u32,
+    file: String,
+    first: u64,
+    last: u64,
+    msgs: u64,
+    deleted: HashSet<u64>,
+    read: Option<BlockRead>,
+}
+
+/// What reading a block's records gives the server: its per-subject state and which
+/// sequences read back (with their subjects).
+#[derive(Default)]
+struct BlockRead {
+    /// subject -> (messages, first seq, last seq)
+    fss: HashMap<Vec<u8>, (u64, u64, u64)>,
+    /// sequence -> subject, for the sequences a direct get serves
+    served: HashMap<u64, Vec<u8>>,
+}
+
+/// The stream as a trusted index.db describes it, for [`ServerPending::count`].
+pub struct ServerPending<'a> {
+    msgs: u64,
+    first: u64,
+    last: u64,
+    totals: Vec<(Vec<u8>, u64)>,
+    blocks: std::cell::RefCell<Vec<BlockModel>>,
+    src: &'a dyn StreamSource,
+    stream: String,
+    rule: SlotRule,
+    clamps: bool,
+}
+
+impl<'a> ServerPending<'a> {
+    /// The model of a stream whose state the server takes from `db` (trusted), released as
+    /// `release` (`None`: the newest), reading blocks from `src` as needed.
+    pub fn new(
+        db: &IndexDb,
+        src: &'a dyn StreamSource,
+        stream: &str,
+        release: Option<&Release>,
+    ) -> Self {
+        let blocks = db
+            .blocks
+            .iter()
+            .map(|b| BlockModel {
+                index: b.index,
+                file: format!("msgs/{}.blk", b.index),
+                first: b.first_seq,
+                last: b.last_seq,
+                msgs: b.msgs(),
+                deleted: b.deleted.iter().copied().collect(),
+                read: None,
+            })
+            .collect();
+        ServerPending {
+            msgs: db.msgs,
+            first: db.first_seq,
+            last: db.last_seq,
+            totals: db
+                .subjects
+                .iter()
+                .map(|s| (s.subject.clone(), s.total))
+                .collect(),
+            blocks: std::cell::RefCell::new(blocks),
+            src,
+            stream: stream.to_string(),
+            rule: crate::state::load::slot_rule(release),
+            clamps: release.is_none_or(|r| r.base() >= Release::new(2, 12, 4)),
+        }
+    }
+
+    /// The pending count CONSUMER.INFO reports for a consumer whose next sequence is `start`
+    /// and whose filters are `filters` (none: every subject; several: `NumPendingMulti`, the
+    /// same steps with a message matching any of them).
+    pub fn count(&self, start: u64, filters: &[String]) -> u64 {
+        let n = self.num_pending(start, filters);
+        let start = start.max(self.first);
+        if self.clamps && n > 0 {
+            if start > self.last {
+                return 0;
+            }
+            return n.min(self.msgs).min(self.last - start + 1);
+        }
+        n
+    }
+
+    fn matches(filters: &[String], subj: &[u8]) -> bool {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| f == ">" || subject::matches(f.as_bytes(), subj))
+    }
+
+    fn read(&self, i: usize) {
+        let mut blocks = self.blocks.borrow_mut();
+        let b = &mut blocks[i];
+        if b.read.is_some() {
+            return;
+        }
+        let mut out = BlockRead::default();
+        let mut scratch = Vec::new();
+        if let Some((Ok((plain, _)), _)) =
+            self.src
+                .fetch_block(&b.file, Default::default(), &mut scratch)
+        {
+            let key = block::block_key(&self.stream, b.index);
+            // slots as the release's cache index lays them out (see load::SlotRule)
+            let mut slots: Vec<Option<usize>> = Vec::new();
+            let mut recs: Vec<(u64, Vec<u8>, bool)> = Vec::new();
+            let mut highest = 0u64;
+            for r in block::Records::new(&plain).map_while(|r| r.ok()) {
+                if r.kind() == RecordKind::Tombstone {
+                    continue;
+                }
+                if self.rule == SlotRule::MoveUpOnly {
+                    if r.seq <= highest {
+                        continue;
+                    }
+                    highest = r.seq;
+                }
+                if r.seq < b.first {
+                    continue;
+                }
+                let want = (r.seq - b.first) as usize;
+                if want > slots.len() && want - slots.len() < 1 << 24 {
+                    slots.resize(want, None);
+                }
+                let erased = r.kind() == RecordKind::Erased;
+                if !erased && !b.deleted.contains(&r.seq) && !r.subject.is_empty() {
+                    let e = out
+                        .fss
+                        .entry(r.subject.to_vec())
+                        .or_insert((0, r.seq, r.seq));
+                    e.0 += 1;
+                    e.1 = e.1.min(r.seq);
+                    e.2 = e.2.max(r.seq);
+                }
+                slots.push(Some(recs.len()));
+                recs.push((r.seq, r.subject.to_vec(), !erased && r.checksum_ok(&key)));
+            }
+            for q in b.first..=b.last.min(b.first.saturating_add(1 << 24)) {
+                if b.deleted.contains(&q) {
+                    continue;
+                }
+                if let Some(Some(k)) = slots.get((q - b.first) as usize) {
+                    let (seq, subj, ok) = &recs[*k];
+                    if *ok && *seq == q {
+                        out.served.insert(q, subj.clone());
+                    }
+                }
+            }
+        }
+        b.read = Some(out);
+    }
+
+    fn num_pending(&self, start: u64, filter: &[String]) -> u64 {
+        if self.msgs == 0 || start > self.last {
+            return 0;
+        }
+        let sseq = start.max(self.first);
+        let nblocks = self.blocks.borrow().len();
+        let seq_start = if sseq > self.first {
+            self.blocks
+                .borrow()
+                .iter()
+                .position(|b| sseq <= b.last)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let mut is_all = filter.is_empty() || (filter.len() == 1 && filter[0] == ">");
+        // a filter that takes in the stream's only subject is no filter (a literal one, or
+        // any of several)
+        let literal = filter.len() > 1 || !filter.iter().any(|f| f.contains(['*', '>']));
+        if !is_all && literal && self.totals.len() == 1 {
+            is_all = Self::matches(filter, &self.totals[0].0);
+        }
+        if is_all && self.last - self.first + 1 == self.msgs {
+            return self.last - sseq + 1;
+        }
+        if seq_start >= nblocks / 2 {
+            let mut total = 0u64;
+            for i in seq_start..nblocks {
+                let (first, msgs) = {
+                    let b = &self.blocks.borrow()[i];
+                    (b.first, b.msgs)
+                };
+                if is_all && sseq <= first {
+                    total += msgs;
+                    continue;
+                }
+                self.read(i);
+                let blocks = self.blocks.borrow();
+                let b = &blocks[i];
+                let r = b.read.as_ref().expect("read above");
+                let mut t = 0u64;
+                let mut partial = false;
+                for (subj, &(n, f, l)) in &r.fss {
+                    if !Self::matches(filter, subj) {
+                        continue;
+                    }
+                    if sseq <= f {
+                        t += n;
+                    } else if sseq <= l {
+                        partial = true;
+                        break;
+                    }
+                }
+                if partial {
+                    t = (sseq.max(b.first)..=b.last)
+                        .filter(|q| r.served.get(q).is_some_and(|s| Self::matches(filter, s)))
+                        .count() as u64;
+                }
+                total += t;
+            }
+            return total;
+        }
+        let total: u64 = self
+            .totals
+            .iter()
+            .filter(|(s, _)| Self::matches(filter, s))
+            .map(|(_, n)| n)
+            .sum();
+        if sseq <= self.first {
+            return total;
+        }
+        let mut adjust = 0u64;
+        for i in 0..=seq_start.min(nblocks.saturating_sub(1)) {
+            let (last, msgs) = {
+                let b = &self.blocks.borrow()[i];
+                (b.last, b.msgs)
+            };
+            if sseq > last {
+                if is_all {
+                    adjust += msgs;
+                } else {
+                    self.read(i);
+                    let blocks = self.blocks.borrow();
+                    let r = blocks[i].read.as_ref().expect("read above");
+                    adjust += r
+                        .fss
+                        .iter()
+                        .filter(|(s, _)| Self::matches(filter, s))
+                        .map(|(_, v)| v.0)
+                        .sum::<u64>();
+                }
+            } else {
+                self.read(i);
+                let blocks = self.blocks.borrow();
+                let b = &blocks[i];
+                let r = b.read.as_ref().expect("read above");
+                let end = sseq.min(b.last);
+                adjust += (b.first..end)
+                    .filter(|q| r.served.get(q).is_some_and(|s| Self::matches(filter, s)))
+                    .count() as u64;
+            }
+        }
+        total.saturating_sub(adjust)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filestore::index_db::{BlockEntry, SubjectEntry};
+    use crate::filestore::source::DirSource;
+
+    /// Four blocks of 10 messages (1..40, subjects a/b alternating), seq 15 deleted; `damage`
+    /// flips a payload byte of that sequence (its checksum then fails).
+    fn stream(damage: &[u64]) -> (tempfile::TempDir, IndexDb) {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("msgs")).unwrap();
+        let mut blocks = Vec::new();
+        for i in 0..4u64 {
+            let key = block::block_key("S", i as u32 + 1);
+            let mut buf = Vec::new();
+            for q in i * 10 + 1..=i * 10 + 10 {
+                let subj: &[u8] = if q % 2 == 0 { b"a" } else { b"b" };
+                block::encode_record(&mut buf, &key, q, q as i64, subj, None, b"payload");
+                if damage.contains(&q) {
+                    let end = buf.len();
+                    buf[end - 10] ^= 1;
+                }
+            }
+            std::fs::write(t.path().join(format!("msgs/{}.blk", i + 1)), &buf).unwrap();
+            let deleted = if i == 1 { vec![15] } else { vec![] };
+            blocks.push(BlockEntry {
+                index: i as u32 + 1,
+                bytes: 0,
+                first_seq: i * 10 + 1,
+                first_ts: 0,
+                last_seq: i * 10 + 10,
+                last_ts: 0,
+                num_deleted: deleted.len() as u64,
+                ttls: 0,
+                schedules: 0,
+                deleted,
+                offset: 0,
+            });
+        }
+        let db = IndexDb {
+            version: 4,
+            msgs: 39,
+            bytes: 0,
+            first_seq: 1,
+            first_ts: 0,
+            last_seq: 40,
+            last_ts: 0,
+            subjects: vec![
+                SubjectEntry {
+                    subject: b"a".to_vec(),
+                    total: 20,
+                    first_blk: 1,
+                    last_blk: 4,
+                },
+                SubjectEntry {
+                    subject: b"b".to_vec(),
+                    total: 19,
+                    first_blk: 1,
+                    last_blk: 4,
+                },
+            ],
+            blocks,
+            last_block: 4,
+            last_checksum: [0; 8],
+        };
+        (t, db)
+    }
+
+    fn counts(damage: &[u64], start: u64, filters: &[&str]) -> u64 {
+        let (t, db) = stream(damage);
+        let src = DirSource {
+            dir: t.path().to_path_buf(),
+        };
+        let f: Vec<String> = filters.iter().map(|s| s.to_string()).collect();
+        ServerPending::new(&db, &src, "S", Some(&"2.15.1".parse().unwrap())).count(start, &f)
+    }
+
+    /// Intact blocks: the count is the messages at or after the start, by every path.
+    #[test]
+    fn intact_blocks_count_what_is_there() {
+        // start in block 1 (first half: index totals less what lies before)
+        assert_eq!(counts(&[], 5, &[]), 35);
+        assert_eq!(counts(&[], 5, &["a"]), 18);
+        // start in block 3 (second half: block by block)
+        assert_eq!(counts(&[], 25, &[]), 16);
+        assert_eq!(counts(&[], 25, &["b"]), 8);
+        assert_eq!(counts(&[], 25, &["a", "b"]), 16);
+        assert_eq!(counts(&[], 1, &[]), 39);
+        assert_eq!(counts(&[], 41, &[]), 0);
+    }
+
+    /// A damaged record before the start in the start's block is not subtracted (it does not
+    /// read back): counted one too many, as the server does (matrix `flip_payload` C_START);
+    /// after the start, in the second half, it is not counted (the block's messages are read).
+    #[test]
+    fn damaged_records_count_as_the_server_counts_them() {
+        assert_eq!(counts(&[3], 5, &[]), 36);
+        assert_eq!(counts(&[4], 5, &["a"]), 19);
+        assert_eq!(counts(&[3], 5, &["a"]), 18);
+        // second half, a partial block: only what reads back
+        assert_eq!(counts(&[27], 25, &["b"]), 7);
+        // a block wholly after the start counts its index count, damaged or not
+        assert_eq!(counts(&[37], 25, &[]), 16);
+    }
+}
