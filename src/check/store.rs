@@ -223,11 +223,9 @@ pub fn finish_stream(
             &scans,
             &problems,
             prefix,
-            truncs.is_empty()
-                && removed.is_empty()
-                && enforced.markers.is_empty()
-                && index_counted_seqs.is_empty()
-                && !has_vanished,
+            &truncs,
+            (rep.messages.unwrap_or(0), last),
+            removed.is_empty() && enforced.markers.is_empty() && !has_vanished,
         ),
     };
     rep.consumers = check_consumers(
@@ -807,6 +805,7 @@ fn legacy_numbers(
 /// (`plain`), with records the server counts but may not read back, or reads back otherwise
 /// (a checksum, sequence or subject damaged; the index disagreeing with the blocks): then the
 /// count is the index's totals less what reads back before the start.
+#[allow(clippy::too_many_arguments)]
 fn server_pending_model<'a>(
     pre: &Prelude,
     src: &'a dyn StreamSource,
@@ -814,19 +813,44 @@ fn server_pending_model<'a>(
     scans: &[BlockScan],
     problems: &[Problem],
     prefix: &str,
+    truncs: &[Truncation],
+    after: (u64, u64),
     plain: bool,
 ) -> Option<crate::state::pending::ServerPending<'a>> {
+    use crate::state::pending::BlockCond;
     let (Recovery::Index, Some(db), true) = (&load.recovery, pre.index_db.as_ref(), plain) else {
         return None;
     };
-    let readable = db.blocks.iter().all(|b| {
-        scans.iter().any(|s| {
-            s.index == b.index
-                && !s.unreadable
-                && s.damage.is_none_or(|d| !d.framing)
-                && src.can_refetch(&s.file)
-        })
-    });
+    let newer = load
+        .release
+        .as_ref()
+        .is_none_or(|r| *r >= Release::new(2, 12, 0));
+    let (mut files, mut conds) = (Vec::new(), Vec::new());
+    for b in &db.blocks {
+        // a block gone: the index-totals count (index_totals_for_pending) models it
+        let s = scans.iter().find(|s| s.index == b.index)?;
+        if !src.can_refetch(&s.file) {
+            return None;
+        }
+        let cond = if s.unreadable {
+            BlockCond::Unreadable
+        } else if let Some(t) = truncs.iter().find(|t| t.file == s.file) {
+            BlockCond::CutOnLoad {
+                offset: t.offset,
+                last: s.max_seq.unwrap_or(b.first_seq.saturating_sub(1)),
+                msgs: s.msgs,
+            }
+        } else if newer && s.max_seq.is_some_and(|m| m < b.last_seq) && s.damage.is_none() {
+            BlockCond::Short {
+                last: s.max_seq.unwrap_or(0),
+                msgs: s.msgs,
+            }
+        } else {
+            BlockCond::Intact
+        };
+        files.push(s.file.clone());
+        conds.push(cond);
+    }
     let damaged = problems.iter().any(|p| {
         matches!(
             p.kind,
@@ -838,8 +862,17 @@ fn server_pending_model<'a>(
                 | Kind::IndexDbMismatch
         ) && p.loc.file.as_deref().is_some_and(|f| f.starts_with(prefix))
     });
-    (readable && damaged).then(|| {
-        crate::state::pending::ServerPending::new(db, src, &pre.cfg_name, load.release.as_ref())
+    let off = conds.iter().any(|c| *c != BlockCond::Intact);
+
+    (damaged || off).then(|| {
+        crate::state::pending::ServerPending::new(
+            db,
+            (&files, &conds),
+            src,
+            &pre.cfg_name,
+            load.release.as_ref(),
+            after,
+        )
     })
 }
 

@@ -26,7 +26,23 @@ use crate::filestore::source::StreamSource;
 use crate::state::load::SlotRule;
 use std::collections::{HashMap, HashSet};
 
+/// What loading a block the index lists does, beyond reading its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockCond {
+    /// Its records read as they are.
+    Intact,
+    /// A framing error at `offset`: the first load cuts the block there (`rebuildStateLocked`)
+    /// and its numbers become `last`/`msgs`; 2.12+ then read the part kept, 2.10/2.11 read
+    /// nothing that time (and the kept part after).
+    CutOnLoad { offset: usize, last: u64, msgs: u64 },
+    /// Shorter than the index says, found so at load (2.12+): these numbers from the start.
+    Short { last: u64, msgs: u64 },
+    /// Cannot be read (an undecodable compressed block): 2.12+ fail the count (it reports 0).
+    Unreadable,
+}
+
 /// One block as a trusted-index load sees it, read on demand.
+#[derive(Clone)]
 struct BlockModel {
     index: u32,
     file: String,
@@ -34,7 +50,10 @@ struct BlockModel {
     last: u64,
     msgs: u64,
     deleted: HashSet<u64>,
-    read: Option<BlockRead>,
+    cond: BlockCond,
+    /// Records at or past this offset are not read (a cut block).
+    end: Option<usize>,
+    read: Option<std::rc::Rc<BlockRead>>,
 }
 
 /// What reading a block's records gives the server: its per-subject state and which
@@ -52,6 +71,10 @@ pub struct ServerPending<'a> {
     msgs: u64,
     first: u64,
     last: u64,
+    /// Messages and last seq once the load is done (what STREAM.INFO then says).
+    after: (u64, u64),
+    /// 2.12+: a block that fails to load fails the count.
+    fails: bool,
     totals: Vec<(Vec<u8>, u64)>,
     blocks: std::cell::RefCell<Vec<BlockModel>>,
     src: &'a dyn StreamSource,
@@ -63,29 +86,44 @@ pub struct ServerPending<'a> {
 impl<'a> ServerPending<'a> {
     /// The model of a stream whose state the server takes from `db` (trusted), released as
     /// `release` (`None`: the newest), reading blocks from `src` as needed.
+    /// `conds[i]` is what loading `db.blocks[i]` (at file `files[i]`) does; `after` the
+    /// stream's messages and last seq once loaded.
     pub fn new(
         db: &IndexDb,
+        (files, conds): (&[String], &[BlockCond]),
         src: &'a dyn StreamSource,
         stream: &str,
         release: Option<&Release>,
+        after: (u64, u64),
     ) -> Self {
         let blocks = db
             .blocks
             .iter()
-            .map(|b| BlockModel {
-                index: b.index,
-                file: format!("msgs/{}.blk", b.index),
-                first: b.first_seq,
-                last: b.last_seq,
-                msgs: b.msgs(),
-                deleted: b.deleted.iter().copied().collect(),
-                read: None,
+            .zip(files.iter().zip(conds))
+            .map(|(b, (file, &cond))| {
+                let (last, msgs) = match cond {
+                    BlockCond::Short { last, msgs } => (last, msgs),
+                    _ => (b.last_seq, b.msgs()),
+                };
+                BlockModel {
+                    index: b.index,
+                    file: file.clone(),
+                    first: b.first_seq,
+                    last,
+                    msgs,
+                    deleted: b.deleted.iter().copied().collect(),
+                    cond,
+                    end: None,
+                    read: None,
+                }
             })
             .collect();
         ServerPending {
             msgs: db.msgs,
             first: db.first_seq,
             last: db.last_seq,
+            after,
+            fails: release.is_none_or(|r| r.base() >= Release::new(2, 12, 0)),
             totals: db
                 .subjects
                 .iter()
@@ -103,15 +141,41 @@ impl<'a> ServerPending<'a> {
     /// and whose filters are `filters` (none: every subject; several: `NumPendingMulti`, the
     /// same steps with a message matching any of them).
     pub fn count(&self, start: u64, filters: &[String]) -> u64 {
-        let n = self.num_pending(start, filters);
+        // a count that fails (a block that does not load, 2.12+) leaves it at 0
+        let n = self.num_pending(start, filters).unwrap_or(0);
+        let (msgs, last) = self.after;
         let start = start.max(self.first);
-        if self.clamps && n > 0 {
-            if start > self.last {
+        if self.clamps {
+            // CONSUMER.INFO: never more than the stream holds past the start
+            if start > last {
                 return 0;
             }
-            return n.min(self.msgs).min(self.last - start + 1);
+            return n.min(msgs).min(last - start + 1);
+        }
+        // before 2.12.4: counted again when it exceeds the stream, at CONSUMER.INFO, on the
+        // state then (every cut block cut by then); the consumers still to be set up count on
+        // the state as it is now
+        if n > msgs || (start > last && n > 0) {
+            let now = self.blocks.borrow().clone();
+            self.cut_all();
+            let again = self.num_pending(start, filters).unwrap_or(0);
+            *self.blocks.borrow_mut() = now;
+            return again;
         }
         n
+    }
+
+    /// Apply every cut still pending (the blocks have all been loaded by then).
+    fn cut_all(&self) {
+        for b in self.blocks.borrow_mut().iter_mut() {
+            if let BlockCond::CutOnLoad { offset, last, msgs } = b.cond {
+                b.last = last;
+                b.msgs = msgs;
+                b.end = Some(offset);
+                b.cond = BlockCond::Intact;
+                b.read = None;
+            }
+        }
     }
 
     fn matches(filters: &[String], subj: &[u8]) -> bool {
@@ -121,11 +185,28 @@ impl<'a> ServerPending<'a> {
                 .any(|f| f == ">" || subject::matches(f.as_bytes(), subj))
     }
 
-    fn read(&self, i: usize) {
+    /// Load block `i` as the server does and give what it reads; `Err` when the load fails
+    /// and the release fails the count with it.
+    fn read(&self, i: usize) -> Result<std::rc::Rc<BlockRead>, ()> {
         let mut blocks = self.blocks.borrow_mut();
         let b = &mut blocks[i];
-        if b.read.is_some() {
-            return;
+        if let Some(r) = &b.read {
+            return Ok(r.clone());
+        }
+        match b.cond {
+            BlockCond::Unreadable if self.fails => return Err(()),
+            BlockCond::Unreadable => return Ok(Default::default()),
+            BlockCond::CutOnLoad { offset, last, msgs } => {
+                b.last = last;
+                b.msgs = msgs;
+                b.end = Some(offset);
+                b.cond = BlockCond::Intact;
+                if !self.fails {
+                    // 2.10/2.11 cut the block and return the error: nothing read this time
+                    return Ok(Default::default());
+                }
+            }
+            _ => {}
         }
         let mut out = BlockRead::default();
         let mut scratch = Vec::new();
@@ -138,7 +219,11 @@ impl<'a> ServerPending<'a> {
             let mut slots: Vec<Option<usize>> = Vec::new();
             let mut recs: Vec<(u64, Vec<u8>, bool)> = Vec::new();
             let mut highest = 0u64;
-            for r in block::Records::new(&plain).map_while(|r| r.ok()) {
+            let end = b.end.unwrap_or(usize::MAX);
+            for r in block::Records::new(&plain)
+                .map_while(|r| r.ok())
+                .take_while(|r| r.offset < end)
+            {
                 if r.kind() == RecordKind::Tombstone {
                     continue;
                 }
@@ -180,12 +265,14 @@ impl<'a> ServerPending<'a> {
                 }
             }
         }
-        b.read = Some(out);
+        let out = std::rc::Rc::new(out);
+        b.read = Some(out.clone());
+        Ok(out)
     }
 
-    fn num_pending(&self, start: u64, filter: &[String]) -> u64 {
+    fn num_pending(&self, start: u64, filter: &[String]) -> Result<u64, ()> {
         if self.msgs == 0 || start > self.last {
-            return 0;
+            return Ok(0);
         }
         let sseq = start.max(self.first);
         let nblocks = self.blocks.borrow().len();
@@ -206,7 +293,7 @@ impl<'a> ServerPending<'a> {
             is_all = Self::matches(filter, &self.totals[0].0);
         }
         if is_all && self.last - self.first + 1 == self.msgs {
-            return self.last - sseq + 1;
+            return Ok(self.last - sseq + 1);
         }
         if seq_start >= nblocks / 2 {
             let mut total = 0u64;
@@ -219,10 +306,9 @@ impl<'a> ServerPending<'a> {
                     total += msgs;
                     continue;
                 }
-                self.read(i);
+                let r = self.read(i)?;
                 let blocks = self.blocks.borrow();
                 let b = &blocks[i];
-                let r = b.read.as_ref().expect("read above");
                 let mut t = 0u64;
                 let mut partial = false;
                 for (subj, &(n, f, l)) in &r.fss {
@@ -243,7 +329,7 @@ impl<'a> ServerPending<'a> {
                 }
                 total += t;
             }
-            return total;
+            return Ok(total);
         }
         let total: u64 = self
             .totals
@@ -252,7 +338,7 @@ impl<'a> ServerPending<'a> {
             .map(|(_, n)| n)
             .sum();
         if sseq <= self.first {
-            return total;
+            return Ok(total);
         }
         let mut adjust = 0u64;
         for i in 0..=seq_start.min(nblocks.saturating_sub(1)) {
@@ -264,9 +350,7 @@ impl<'a> ServerPending<'a> {
                 if is_all {
                     adjust += msgs;
                 } else {
-                    self.read(i);
-                    let blocks = self.blocks.borrow();
-                    let r = blocks[i].read.as_ref().expect("read above");
+                    let r = self.read(i)?;
                     adjust += r
                         .fss
                         .iter()
@@ -275,17 +359,16 @@ impl<'a> ServerPending<'a> {
                         .sum::<u64>();
                 }
             } else {
-                self.read(i);
+                let r = self.read(i)?;
                 let blocks = self.blocks.borrow();
                 let b = &blocks[i];
-                let r = b.read.as_ref().expect("read above");
                 let end = sseq.min(b.last);
                 adjust += (b.first..end)
                     .filter(|q| r.served.get(q).is_some_and(|s| Self::matches(filter, s)))
                     .count() as u64;
             }
         }
-        total.saturating_sub(adjust)
+        Ok(total.saturating_sub(adjust))
     }
 }
 
@@ -363,7 +446,17 @@ mod tests {
             dir: t.path().to_path_buf(),
         };
         let f: Vec<String> = filters.iter().map(|s| s.to_string()).collect();
-        ServerPending::new(&db, &src, "S", Some(&"2.15.1".parse().unwrap())).count(start, &f)
+        let files: Vec<String> = (1..=4).map(|i| format!("msgs/{i}.blk")).collect();
+        let conds = [BlockCond::Intact; 4];
+        ServerPending::new(
+            &db,
+            (&files, &conds),
+            &src,
+            "S",
+            Some(&"2.15.1".parse().unwrap()),
+            (39, 40),
+        )
+        .count(start, &f)
     }
 
     /// Intact blocks: the count is the messages at or after the start, by every path.
@@ -392,5 +485,38 @@ mod tests {
         assert_eq!(counts(&[27], 25, &["b"]), 7);
         // a block wholly after the start counts its index count, damaged or not
         assert_eq!(counts(&[37], 25, &[]), 16);
+    }
+
+    /// Block 2 (11..20, 15 deleted) cut at seq 16 by a framing error on its first load:
+    /// consumers count in turn; 2.15.1 reads the kept part in the count that cuts it and
+    /// clamps to the stream left (34 messages), 2.11.6 reads nothing that time; an
+    /// undecodable block fails 2.15.1's count (0) and reads as nothing on 2.11.6.
+    #[test]
+    fn cut_and_undecodable_blocks_count_as_the_server_counts_them() {
+        let run = |release: &str, cond: BlockCond, starts: &[u64]| -> Vec<u64> {
+            let (t, db) = stream(&[]);
+            let src = DirSource {
+                dir: t.path().to_path_buf(),
+            };
+            let files: Vec<String> = (1..=4).map(|i| format!("msgs/{i}.blk")).collect();
+            let mut conds = [BlockCond::Intact; 4];
+            conds[1] = cond;
+            let rel: Release = release.parse().unwrap();
+            let sp = ServerPending::new(&db, (&files, &conds), &src, "S", Some(&rel), (34, 40));
+            starts.iter().map(|&q| sp.count(q, &[])).collect()
+        };
+        // every record is 38 bytes: seq 16 is the sixth of block 2
+        let cut = BlockCond::CutOnLoad {
+            offset: 5 * 38,
+            last: 15,
+            msgs: 4,
+        };
+        // start 5 reads block 1 only (39 - 4 = 35, clamped to 34 on 2.15.1); start 12 loads
+        // and cuts block 2: 39 - 10 - (11 read back on 2.15.1) ; a later start 13 reads the
+        // kept part on both
+        assert_eq!(run("2.15.1", cut, &[5, 12, 13]), [34, 28, 27]);
+        assert_eq!(run("2.11.6", cut, &[5, 12, 13]), [35, 29, 27]);
+        assert_eq!(run("2.15.1", BlockCond::Unreadable, &[5, 12]), [34, 0]);
+        assert_eq!(run("2.11.6", BlockCond::Unreadable, &[5, 12]), [35, 29]);
     }
 }
