@@ -57,13 +57,31 @@ struct BlockModel {
 }
 
 /// What reading a block's records gives the server: its per-subject state and which
-/// sequences read back (with their subjects).
+/// sequences read back (with their subjects). Compact: 4 bytes per sequence of the block.
 #[derive(Default)]
 struct BlockRead {
-    /// subject -> (messages, first seq, last seq)
-    fss: HashMap<Vec<u8>, (u64, u64, u64)>,
-    /// sequence -> subject, for the sequences a direct get serves
-    served: HashMap<u64, Vec<u8>>,
+    /// The block's distinct subjects; below, a subject is its index here.
+    subjects: Vec<Vec<u8>>,
+    /// Per subject: (messages, first seq, last seq), for subjects with messages.
+    fss: Vec<(u32, u64, u64, u64)>,
+    /// Sequence `base + i` reads back with subject `served[i]` (`NONE`: it does not).
+    base: u64,
+    served: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Blocks whose reads are kept at once; past it the kept reads are dropped (memory stays
+/// bounded on streams of many blocks; a block dropped is read again when needed).
+const KEPT_READS: usize = 16;
+
+impl BlockRead {
+    /// The subject `q` reads back with, if it does.
+    fn served(&self, q: u64) -> Option<&[u8]> {
+        let i = q.checked_sub(self.base)?;
+        let k = *self.served.get(usize::try_from(i).ok()?)?;
+        (k != NONE).then(|| self.subjects[k as usize].as_slice())
+    }
 }
 
 /// The stream as a trusted index.db describes it, for [`ServerPending::count`].
@@ -189,10 +207,15 @@ impl<'a> ServerPending<'a> {
     /// and the release fails the count with it.
     fn read(&self, i: usize) -> Result<std::rc::Rc<BlockRead>, ()> {
         let mut blocks = self.blocks.borrow_mut();
-        let b = &mut blocks[i];
-        if let Some(r) = &b.read {
+        if let Some(r) = &blocks[i].read {
             return Ok(r.clone());
         }
+        if blocks.iter().filter(|b| b.read.is_some()).count() >= KEPT_READS {
+            for b in blocks.iter_mut() {
+                b.read = None;
+            }
+        }
+        let b = &mut blocks[i];
         match b.cond {
             BlockCond::Unreadable if self.fails => return Err(()),
             BlockCond::Unreadable => return Ok(Default::default()),
@@ -215,9 +238,11 @@ impl<'a> ServerPending<'a> {
                 .fetch_block(&b.file, Default::default(), &mut scratch)
         {
             let key = block::block_key(&self.stream, b.index);
-            // slots as the release's cache index lays them out (see load::SlotRule)
-            let mut slots: Vec<Option<usize>> = Vec::new();
-            let mut recs: Vec<(u64, Vec<u8>, bool)> = Vec::new();
+            // slots as the release's cache index lays them out (see load::SlotRule): the
+            // record a slot holds, as (its sequence, subject, reads back)
+            let mut slots: Vec<Option<(u64, u32, bool)>> = Vec::new();
+            let mut ids: HashMap<&[u8], u32> = HashMap::new();
+            let mut fss: HashMap<u32, (u64, u64, u64)> = HashMap::new();
             let mut highest = 0u64;
             let end = b.end.unwrap_or(usize::MAX);
             for r in block::Records::new(&plain)
@@ -240,30 +265,32 @@ impl<'a> ServerPending<'a> {
                 if want > slots.len() && want - slots.len() < 1 << 24 {
                     slots.resize(want, None);
                 }
+                let next = ids.len() as u32;
+                let id = *ids.entry(r.subject).or_insert(next);
+                if id == next {
+                    out.subjects.push(r.subject.to_vec());
+                }
                 let erased = r.kind() == RecordKind::Erased;
                 if !erased && !b.deleted.contains(&r.seq) && !r.subject.is_empty() {
-                    let e = out
-                        .fss
-                        .entry(r.subject.to_vec())
-                        .or_insert((0, r.seq, r.seq));
+                    let e = fss.entry(id).or_insert((0, r.seq, r.seq));
                     e.0 += 1;
                     e.1 = e.1.min(r.seq);
                     e.2 = e.2.max(r.seq);
                 }
-                slots.push(Some(recs.len()));
-                recs.push((r.seq, r.subject.to_vec(), !erased && r.checksum_ok(&key)));
+                slots.push(Some((r.seq, id, !erased && r.checksum_ok(&key))));
             }
-            for q in b.first..=b.last.min(b.first.saturating_add(1 << 24)) {
-                if b.deleted.contains(&q) {
-                    continue;
-                }
-                if let Some(Some(k)) = slots.get((q - b.first) as usize) {
-                    let (seq, subj, ok) = &recs[*k];
-                    if *ok && *seq == q {
-                        out.served.insert(q, subj.clone());
-                    }
-                }
-            }
+            out.fss = fss
+                .into_iter()
+                .map(|(id, (n, f, l))| (id, n, f, l))
+                .collect();
+            out.base = b.first;
+            let last = b.last.min(b.first.saturating_add(1 << 24));
+            out.served = (b.first..=last.max(b.first))
+                .map(|q| match slots.get((q - b.first) as usize) {
+                    Some(Some((seq, id, true))) if *seq == q && !b.deleted.contains(&q) => *id,
+                    _ => NONE,
+                })
+                .collect();
         }
         let out = std::rc::Rc::new(out);
         b.read = Some(out.clone());
@@ -311,8 +338,8 @@ impl<'a> ServerPending<'a> {
                 let b = &blocks[i];
                 let mut t = 0u64;
                 let mut partial = false;
-                for (subj, &(n, f, l)) in &r.fss {
-                    if !Self::matches(filter, subj) {
+                for &(id, n, f, l) in &r.fss {
+                    if !Self::matches(filter, &r.subjects[id as usize]) {
                         continue;
                     }
                     if sseq <= f {
@@ -324,7 +351,7 @@ impl<'a> ServerPending<'a> {
                 }
                 if partial {
                     t = (sseq.max(b.first)..=b.last)
-                        .filter(|q| r.served.get(q).is_some_and(|s| Self::matches(filter, s)))
+                        .filter(|&q| r.served(q).is_some_and(|s| Self::matches(filter, s)))
                         .count() as u64;
                 }
                 total += t;
@@ -354,8 +381,8 @@ impl<'a> ServerPending<'a> {
                     adjust += r
                         .fss
                         .iter()
-                        .filter(|(s, _)| Self::matches(filter, s))
-                        .map(|(_, v)| v.0)
+                        .filter(|(id, ..)| Self::matches(filter, &r.subjects[*id as usize]))
+                        .map(|(_, n, ..)| n)
                         .sum::<u64>();
                 }
             } else {
@@ -364,7 +391,7 @@ impl<'a> ServerPending<'a> {
                 let b = &blocks[i];
                 let end = sseq.min(b.last);
                 adjust += (b.first..end)
-                    .filter(|q| r.served.get(q).is_some_and(|s| Self::matches(filter, s)))
+                    .filter(|&q| r.served(q).is_some_and(|s| Self::matches(filter, s)))
                     .count() as u64;
             }
         }
