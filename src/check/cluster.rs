@@ -770,7 +770,7 @@ fn stream_log(
     }
     let stream_last = log.stream_last_seq;
     let commit = log.commit;
-    let mut take = |log: &mut StreamLog, idx: u64, seq: u64| {
+    let take = |log: &mut StreamLog, idx: u64, seq: u64| {
         log.msgs += 1;
         log.first_seq.get_or_insert(seq);
         log.last_seq = Some(log.last_seq.map_or(seq, |l| l.max(seq)));
@@ -1296,6 +1296,125 @@ mod tests {
             r.streams
         );
         assert_eq!(r.exit_code(), 1);
+    }
+
+    const LOG: &str = "v2.15.1-cluster-log-n1";
+
+    /// Every entry of every stream and consumer group WAL of both real samples decodes.
+    #[test]
+    fn the_samples_stream_and_consumer_logs_decode_entirely() {
+        for sample in [CL, LOG] {
+            let d = testdata::sample(sample);
+            let r = cluster_report(&d.path().join(sample).join("store"), Some("n1")).unwrap();
+            for g in &r.groups {
+                assert_eq!((g.wal.bad_records, g.wal.bad_entries), (0, 0), "{g:#?}");
+                match g.kind {
+                    "stream" => assert!(g.stream_log.is_some(), "{g:#?}"),
+                    "consumer" => assert!(g.consumer_log.is_some(), "{g:#?}"),
+                    _ => {}
+                }
+            }
+        }
+        // the clean sample: nothing past the dirs
+        let d = testdata::sample(CL);
+        let r = cluster_report(&d.path().join(CL).join("store"), None).unwrap();
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        let sl = s.stream_log.as_ref().unwrap();
+        assert_eq!((sl.stream_last_seq, sl.reapply_first_seq), (Some(5), None));
+        assert_eq!(sl.snapshot.as_ref().unwrap().last_seq, 5);
+        let c = r.groups.iter().find(|g| g.kind == "consumer").unwrap();
+        let cl = c.consumer_log.as_ref().unwrap();
+        assert_eq!(cl.on_disk, cl.after_restart);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+
+    /// The crash sample: n1's dirs are behind its raft logs. jetdir's prediction equals what
+    /// n1 did when it was started without quorum (fixtures/samples/README.md, `n1_alone_after`).
+    #[test]
+    fn a_stream_dir_and_o_dat_behind_their_logs_get_what_the_server_re_applied() {
+        let d = testdata::sample(LOG);
+        let facts: serde_json::Value =
+            serde_json::from_slice(&testdata::read(&d, LOG, "facts.json")).unwrap();
+        let after = &facts["n1_alone_after"];
+        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1")).unwrap();
+        assert!(r.ok, "warnings only: {:?}", r.problems);
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        let sl = s.stream_log.as_ref().unwrap();
+        assert_eq!(sl.stream_last_seq, Some(5));
+        assert_eq!((sl.first_seq, sl.last_seq), (Some(6), Some(10)));
+        assert_eq!((sl.msgs, sl.uncommitted_msgs), (5, 1));
+        assert_eq!(sl.reapply_first_seq, Some(6));
+        assert_eq!(sl.reapply_last_seq, after["stream_last_seq"].as_u64());
+        let c = r.groups.iter().find(|g| g.kind == "consumer").unwrap();
+        let cl = c.consumer_log.as_ref().unwrap();
+        let want = &after["consumer"];
+        let got = cl.after_restart.as_ref().unwrap();
+        assert_eq!(
+            serde_json::to_value(got).unwrap(),
+            *want,
+            "{cl:#?}"
+        );
+        assert_eq!(cl.on_disk.as_ref().unwrap().delivered_stream_seq, 3);
+        let kinds: Vec<Kind> = r.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [Kind::ClusterConsumerLogAhead, Kind::ClusterStreamLogAhead]
+        );
+        assert!(r.problems[1].message.contains("re-applies seqs 6..9"));
+        // without the stream dir nothing is claimed about it; the log is still read
+        std::fs::remove_dir_all(d.path().join(LOG).join("store/jetstream/$G/streams/LOG"))
+            .unwrap();
+        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1")).unwrap();
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        let sl = s.stream_log.as_ref().unwrap();
+        assert_eq!((sl.stream_last_seq, sl.reapply_first_seq, sl.last_seq), (None, None, Some(10)));
+        assert!(!r
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind, Kind::ClusterStreamLogAhead | Kind::ClusterConsumerLogAhead)));
+    }
+
+    /// A stream entry that does not decode is damage of the log (raft_wal_damaged), not a panic.
+    #[test]
+    fn an_undecodable_stream_entry_is_a_finding() {
+        let d = testdata::sample(LOG);
+        let store = d.path().join(LOG).join("store");
+        let g = store.join("jetstream/$SYS/_js_/S-R3F-XIaMAxph/msgs/3.blk");
+        let raw = fs::read(&g).unwrap();
+        // rewrite the block with the first stream message entry's op byte changed
+        // (after the 42-byte append-entry header, the entry's 4-byte length and type byte),
+        // every record checksum valid
+        let key = block_key("S-R3F-XIaMAxph", 3);
+        let mut b = Vec::new();
+        let mut seq = None;
+        for r in Records::new(&raw) {
+            let r = r.unwrap();
+            let mut payload = r.payload.to_vec();
+            let first_is_msg = r.kind() == RecordKind::Message
+                && raft::parse_append_entry(r.payload)
+                    .unwrap()
+                    .entries
+                    .first()
+                    .is_some_and(|e| e.kind == EntryType::Normal && e.data.first() == Some(&4));
+            if seq.is_none() && first_is_msg {
+                payload[42 + 4 + 1] = 99;
+                seq = Some(r.seq);
+            }
+            crate::filestore::block::encode_record(
+                &mut b, &key, r.raw_seq, r.ts, r.subject, r.headers, &payload,
+            );
+        }
+        fs::write(&g, &b).unwrap();
+        let r = cluster_report(&store, Some("n1")).unwrap();
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.kind == Kind::RaftWalDamaged)
+            .unwrap_or_else(|| panic!("{:?}", r.problems));
+        assert_eq!(p.loc.seq, seq);
+        assert!(p.message.contains("unknown stream entry op type 99"), "{}", p.message);
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        assert_eq!((s.wal.bad_records, s.wal.bad_entries), (0, 1));
     }
 
     #[test]

@@ -47,6 +47,82 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map_or("-".to_string(), |x| x.to_string())
 }
 
+fn range(a: Option<u64>, b: Option<u64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}..{b}"),
+        _ => "none".to_string(),
+    }
+}
+
+fn render_stream_log(o: &mut String, s: &cluster::StreamLog) {
+    if let Some(sn) = &s.snapshot {
+        let _ = writeln!(
+            o,
+            "    snapshot state: {} msgs, seqs {}..{}, {} deleted, failed {} ({})",
+            sn.msgs, sn.first_seq, sn.last_seq, sn.deleted, sn.failed, sn.encoding
+        );
+    }
+    let _ = writeln!(
+        o,
+        "    log: msgs {} after the snapshot ({} msg(s), {} uncommitted, {} other op(s)), commit index {}",
+        range(s.first_seq, s.last_seq),
+        s.msgs,
+        s.uncommitted_msgs,
+        s.other_ops,
+        s.commit
+    );
+    let dir = match s.stream_last_seq {
+        Some(l) => format!("stream dir last seq {l}"),
+        None => "stream dir not read".to_string(),
+    };
+    let what = match (s.reapply_first_seq, s.reapply_last_seq) {
+        (Some(a), Some(b)) => paint(&format!("a restart re-applies {a}..{b}"), Colour::Yellow),
+        _ => "nothing to re-apply".to_string(),
+    };
+    let _ = writeln!(o, "    {dir}: {what}");
+}
+
+fn seqs_text(c: &cluster::ConsumerSeqs) -> String {
+    format!(
+        "delivered {} / ack floor {} ({} ack pending)",
+        c.delivered_stream_seq, c.ack_floor_stream_seq, c.num_ack_pending
+    )
+}
+
+fn render_consumer_log(o: &mut String, c: &cluster::ConsumerLog) {
+    if let Some(sn) = &c.snapshot {
+        let _ = writeln!(o, "    snapshot state: {}", seqs_text(sn));
+    }
+    let _ = writeln!(
+        o,
+        "    log: {} deliveries (to stream seq {}), {} acks (to {}), {} other op(s), {} uncommitted, commit index {}",
+        c.deliveries,
+        opt(&c.last_delivered_stream_seq),
+        c.acks,
+        opt(&c.last_acked_stream_seq),
+        c.other_ops,
+        c.uncommitted_ops,
+        c.commit
+    );
+    match (&c.on_disk, &c.after_restart) {
+        (Some(d), Some(a)) if d != a => {
+            let _ = writeln!(
+                o,
+                "    o.dat: {}; {}",
+                seqs_text(d),
+                paint(&format!("after a restart: {}", seqs_text(a)), Colour::Yellow)
+            );
+        }
+        (Some(d), _) => {
+            let _ = writeln!(o, "    o.dat: {}; a restart keeps it", seqs_text(d));
+        }
+        _ => {
+            let _ = writeln!(o, "    o.dat: not read");
+        }
+    }
+}
+
 fn render_cluster(r: &ClusterReport) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -99,6 +175,12 @@ fn render_cluster(r: &ClusterReport) -> String {
             opt(&g.wal.last_index),
             g.wal.bad_records
         );
+        if let Some(s) = &g.stream_log {
+            render_stream_log(&mut o, s);
+        }
+        if let Some(c) = &g.consumer_log {
+            render_consumer_log(&mut o, c);
+        }
     }
     let m = &r.meta;
     if m.complete {

@@ -83,7 +83,8 @@ pub fn decode_op(data: &[u8]) -> Result<ConsumerOp, ParseError> {
     })
 }
 
-/// Encode an op (tests and fuzz seeds).
+/// Encode an op (tests).
+#[cfg(test)]
 pub fn encode_op(op: &ConsumerOp) -> Vec<u8> {
     use crate::base::bytes::{put_uvarint, put_varint};
     match *op {

@@ -49,6 +49,7 @@ pub struct StreamMsg {
 
 impl StreamMsg {
     /// A skip (no subject, time, header or payload): the server stores a deleted sequence.
+    #[cfg(test)]
     pub fn is_skip(&self) -> bool {
         self.subject.is_empty() && self.ts == 0 && self.hdr_len == 0 && self.msg_len == 0
     }
@@ -332,7 +333,8 @@ fn decode_binary(data: &[u8]) -> Result<StreamSnapshot, ParseError> {
     Ok(s)
 }
 
-/// Encode a binary (version 1) stream snapshot without delete blocks (tests and fuzz seeds).
+/// Encode a binary (version 1) stream snapshot without delete blocks (tests).
+#[cfg(test)]
 pub fn encode_snapshot(s: &StreamSnapshot) -> Vec<u8> {
     use crate::base::bytes::put_uvarint;
     let mut b = vec![STATE_MAGIC, 1];
@@ -342,7 +344,8 @@ pub fn encode_snapshot(s: &StreamSnapshot) -> Vec<u8> {
     b
 }
 
-/// Encode a stream message entry (`encodeStreamMsg`, uncompressed) (tests and fuzz seeds).
+/// Encode a stream message entry (`encodeStreamMsg`, uncompressed) (tests).
+#[cfg(test)]
 pub fn encode_msg(lseq: u64, ts: i64, subject: &str, hdr: &[u8], msg: &[u8]) -> Vec<u8> {
     let mut b = vec![STREAM_MSG_OP];
     b.extend_from_slice(&lseq.to_le_bytes());
@@ -398,7 +401,7 @@ mod tests {
     fn compressed_and_batched_messages() {
         let e = encode_msg(9, 5, "a.b", b"", &[b'x'; 9000]);
         let mut z = vec![COMPRESSED_STREAM_MSG_OP];
-        z.extend_from_slice(&crate::s2::encode_block(&e[1..]));
+        z.extend_from_slice(&crate::s2::encode::encode_block(&e[1..]));
         assert!(z.len() < e.len());
         let StreamOp::Msg(m) = decode_op(&z).unwrap() else {
             panic!()
