@@ -63,14 +63,14 @@ fn render_stream_log(o: &mut String, s: &cluster::StreamLog) {
             sn.msgs, sn.first_seq, sn.last_seq, sn.deleted, sn.failed, sn.encoding
         );
     }
+    let msgs = match (s.first_seq, s.last_seq) {
+        (Some(_), Some(_)) => format!("msgs {}", range(s.first_seq, s.last_seq)),
+        _ => "no msgs".to_string(),
+    };
     let _ = writeln!(
         o,
-        "    log: msgs {} after the snapshot ({} msg(s), {} uncommitted, {} other op(s)), commit index {}",
-        range(s.first_seq, s.last_seq),
-        s.msgs,
-        s.uncommitted_msgs,
-        s.other_ops,
-        s.commit
+        "    log: {msgs} after the snapshot ({} msg(s), {} uncommitted, {} other op(s)), commit index {}",
+        s.msgs, s.uncommitted_msgs, s.other_ops, s.commit
     );
     let dir = match s.stream_last_seq {
         Some(l) => format!("stream dir last seq {l}"),
@@ -94,13 +94,14 @@ fn render_consumer_log(o: &mut String, c: &cluster::ConsumerLog) {
     if let Some(sn) = &c.snapshot {
         let _ = writeln!(o, "    snapshot state: {}", seqs_text(sn));
     }
+    let upto = |v: Option<u64>| v.map_or(String::new(), |s| format!(" (to stream seq {s})"));
     let _ = writeln!(
         o,
-        "    log: {} deliveries (to stream seq {}), {} acks (to {}), {} other op(s), {} uncommitted, commit index {}",
+        "    log: {} deliveries{}, {} acks{}, {} other op(s), {} uncommitted, commit index {}",
         c.deliveries,
-        opt(&c.last_delivered_stream_seq),
+        upto(c.last_delivered_stream_seq),
         c.acks,
-        opt(&c.last_acked_stream_seq),
+        upto(c.last_acked_stream_seq),
         c.other_ops,
         c.uncommitted_ops,
         c.commit
