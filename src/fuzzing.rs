@@ -282,7 +282,10 @@ pub fn raft(data: &[u8]) {
             // from an empty state, explicit acks never lift the floor past delivered, and
             // every pending message lies at or below delivered
             assert!(r.ack_floor.stream_seq <= r.delivered.stream_seq, "{r:?}");
-            assert!(r.pending.keys().all(|&s| s <= r.delivered.stream_seq), "{r:?}");
+            assert!(
+                r.pending.keys().all(|&s| s <= r.delivered.stream_seq),
+                "{r:?}"
+            );
         }
         11 => {
             if let Ok(Some(st)) = crate::filestore::consumer_state::parse(rest) {

@@ -307,11 +307,7 @@ enum GroupOp {
     ConsumerSnapshot(Box<consumer_state::ConsumerState>),
 }
 
-fn read_group(
-    dir: &Path,
-    name: &str,
-    problems: &mut Vec<Problem>,
-) -> GroupRead {
+fn read_group(dir: &Path, name: &str, problems: &mut Vec<Problem>) -> GroupRead {
     let keep_entries = name == "_meta_";
     let mut ops = Vec::new();
     let mut max_commit = 0u64;
@@ -563,7 +559,10 @@ fn read_group(
                                     problems.push(Problem::new(
                                         Kind::RaftWalDamaged,
                                         loc(name, &rel).at(r.offset as u64).seq(r.seq),
-                                        format!("$SYS/_js_/{name}/{rel}: raft index {}: {why}", r.seq),
+                                        format!(
+                                            "$SYS/_js_/{name}/{rel}: raft index {}: {why}",
+                                            r.seq
+                                        ),
                                     ));
                                 }
                             }
@@ -604,11 +603,7 @@ fn read_group(
 /// Decode one entry of a stream or consumer group: its op (normal entries) or the state a
 /// snapshot entry carries; None for entries that change no stream or consumer state (peer
 /// changes, leader transfers).
-fn decode_group_entry(
-    kind: &str,
-    et: EntryType,
-    data: &[u8],
-) -> Result<Option<GroupOp>, String> {
+fn decode_group_entry(kind: &str, et: EntryType, data: &[u8]) -> Result<Option<GroupOp>, String> {
     let snapshot = matches!(et, EntryType::Snapshot | EntryType::OldSnapshot);
     match (kind, et) {
         ("stream", EntryType::Normal) => stream_group::decode_op(data)
@@ -761,11 +756,8 @@ fn stream_log(
             quick: true,
             ..Default::default()
         };
-        let (rep, _) = crate::check::store::verify_stream_dir(
-            sd,
-            &opts,
-            &crate::base::progress::NoProgress,
-        );
+        let (rep, _) =
+            crate::check::store::verify_stream_dir(sd, &opts, &crate::base::progress::NoProgress);
         log.stream_last_seq = if rep.encrypted { None } else { rep.last_seq };
     }
     let stream_last = log.stream_last_seq;
@@ -909,11 +901,9 @@ fn consumer_log(
                     r.apply(op, policy, max_deliver);
                 }
             }
-            GroupOp::ConsumerSnapshot(st) => {
-                if committed {
-                    if let Some(r) = &mut replay {
-                        r.apply_snapshot(st);
-                    }
+            GroupOp::ConsumerSnapshot(st) if committed => {
+                if let Some(r) = &mut replay {
+                    r.apply_snapshot(st);
                 }
             }
             _ => {}
@@ -1048,9 +1038,11 @@ pub fn cluster_report(
         match (g.rep.kind, g.rep.consumer.clone()) {
             ("stream", None) => {
                 let log = stream_log(g, sd, &mut problems);
-                if let (Some(a), Some(b), Some(l)) =
-                    (log.reapply_first_seq, log.reapply_last_seq, log.stream_last_seq)
-                {
+                if let (Some(a), Some(b), Some(l)) = (
+                    log.reapply_first_seq,
+                    log.reapply_last_seq,
+                    log.stream_last_seq,
+                ) {
                     problems.push(Problem::new(
                         Kind::ClusterStreamLogAhead,
                         sloc,
@@ -1211,7 +1203,9 @@ pub fn cluster_report(
             js.display()
         ));
     } else {
-        notes.push("not decoded: meta WAL ops other than stream/consumer assign/update/remove".into());
+        notes.push(
+            "not decoded: meta WAL ops other than stream/consumer assign/update/remove".into(),
+        );
     }
     crate::base::report::sort_problems(&mut problems);
     let ok = Outcome::of(&problems).exit_code() == 0;
@@ -1349,11 +1343,7 @@ mod tests {
         let cl = c.consumer_log.as_ref().unwrap();
         let want = &after["consumer"];
         let got = cl.after_restart.as_ref().unwrap();
-        assert_eq!(
-            serde_json::to_value(got).unwrap(),
-            *want,
-            "{cl:#?}"
-        );
+        assert_eq!(serde_json::to_value(got).unwrap(), *want, "{cl:#?}");
         assert_eq!(cl.on_disk.as_ref().unwrap().delivered_stream_seq, 3);
         let kinds: Vec<Kind> = r.problems.iter().map(|p| p.kind).collect();
         assert_eq!(
@@ -1362,16 +1352,18 @@ mod tests {
         );
         assert!(r.problems[1].message.contains("re-applies seqs 6..9"));
         // without the stream dir nothing is claimed about it; the log is still read
-        std::fs::remove_dir_all(d.path().join(LOG).join("store/jetstream/$G/streams/LOG"))
-            .unwrap();
+        std::fs::remove_dir_all(d.path().join(LOG).join("store/jetstream/$G/streams/LOG")).unwrap();
         let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1")).unwrap();
         let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
         let sl = s.stream_log.as_ref().unwrap();
-        assert_eq!((sl.stream_last_seq, sl.reapply_first_seq, sl.last_seq), (None, None, Some(10)));
-        assert!(!r
-            .problems
-            .iter()
-            .any(|p| matches!(p.kind, Kind::ClusterStreamLogAhead | Kind::ClusterConsumerLogAhead)));
+        assert_eq!(
+            (sl.stream_last_seq, sl.reapply_first_seq, sl.last_seq),
+            (None, None, Some(10))
+        );
+        assert!(!r.problems.iter().any(|p| matches!(
+            p.kind,
+            Kind::ClusterStreamLogAhead | Kind::ClusterConsumerLogAhead
+        )));
     }
 
     /// A stream entry that does not decode is damage of the log (raft_wal_damaged), not a panic.
@@ -1412,7 +1404,11 @@ mod tests {
             .find(|p| p.kind == Kind::RaftWalDamaged)
             .unwrap_or_else(|| panic!("{:?}", r.problems));
         assert_eq!(p.loc.seq, seq);
-        assert!(p.message.contains("unknown stream entry op type 99"), "{}", p.message);
+        assert!(
+            p.message.contains("unknown stream entry op type 99"),
+            "{}",
+            p.message
+        );
         let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
         assert_eq!((s.wal.bad_records, s.wal.bad_entries), (0, 1));
     }

@@ -112,7 +112,10 @@ fn render_consumer_log(o: &mut String, c: &cluster::ConsumerLog) {
                 o,
                 "    o.dat: {}; {}",
                 seqs_text(d),
-                paint(&format!("after a restart: {}", seqs_text(a)), Colour::Yellow)
+                paint(
+                    &format!("after a restart: {}", seqs_text(a)),
+                    Colour::Yellow
+                )
             );
         }
         (Some(d), _) => {

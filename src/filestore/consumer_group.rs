@@ -28,13 +28,25 @@ pub const RESET_SEQ_OP: u8 = 18;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumerOp {
     /// A delivery: consumer (delivery) seq, stream seq, delivery count, time (ns).
-    Delivered { dseq: u64, sseq: u64, dc: u64, ts: i64 },
+    Delivered {
+        dseq: u64,
+        sseq: u64,
+        dc: u64,
+        ts: i64,
+    },
     /// An acknowledgement.
-    Ack { dseq: u64, sseq: u64 },
+    Ack {
+        dseq: u64,
+        sseq: u64,
+    },
     /// Skip to a stream sequence (filtered consumers).
-    Skip { sseq: u64 },
+    Skip {
+        sseq: u64,
+    },
     /// Reset to a stream sequence (2.14+ consumer reset).
-    Reset { sseq: u64 },
+    Reset {
+        sseq: u64,
+    },
     AddPendingRequest,
     RemovePendingRequest,
 }
@@ -349,15 +361,24 @@ mod tests {
         assert_eq!(r.delivered.stream_seq, 15);
         assert_eq!(r.pending.len(), 5);
         // ack 2 first: floor stays, then ack 1: floor to 12 (the next pending is 13)
-        r.apply(&ConsumerOp::Ack { dseq: 2, sseq: 12 }, AckPolicy::Explicit, -1);
-        assert_eq!(r.ack_floor.stream_seq, 0);
-        r.apply(&ConsumerOp::Ack { dseq: 1, sseq: 11 }, AckPolicy::Explicit, -1);
-        assert_eq!(
-            (r.ack_floor.consumer_seq, r.ack_floor.stream_seq),
-            (2, 12)
+        r.apply(
+            &ConsumerOp::Ack { dseq: 2, sseq: 12 },
+            AckPolicy::Explicit,
+            -1,
         );
+        assert_eq!(r.ack_floor.stream_seq, 0);
+        r.apply(
+            &ConsumerOp::Ack { dseq: 1, sseq: 11 },
+            AckPolicy::Explicit,
+            -1,
+        );
+        assert_eq!((r.ack_floor.consumer_seq, r.ack_floor.stream_seq), (2, 12));
         for (d, s) in [(3, 13), (4, 14), (5, 15)] {
-            r.apply(&ConsumerOp::Ack { dseq: d, sseq: s }, AckPolicy::Explicit, -1);
+            r.apply(
+                &ConsumerOp::Ack { dseq: d, sseq: s },
+                AckPolicy::Explicit,
+                -1,
+            );
         }
         assert_eq!(r.ack_floor, r.delivered);
         // a replayed old delivery below the floor changes nothing

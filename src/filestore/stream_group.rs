@@ -285,7 +285,11 @@ fn decode_binary(data: &[u8]) -> Result<StreamSnapshot, ParseError> {
     c.take(2)?;
     let with_sources = data[1] == 2;
     let mut s = StreamSnapshot {
-        encoding: if with_sources { "binary v2" } else { "binary v1" },
+        encoding: if with_sources {
+            "binary v2"
+        } else {
+            "binary v1"
+        },
         msgs: c.uvarint()?,
         bytes: c.uvarint()?,
         first_seq: c.uvarint()?,
@@ -367,12 +371,25 @@ mod tests {
 
     #[test]
     fn a_message_entry_round_trips_and_cuts_are_errors() {
-        let e = encode_msg(41, 1_700_000_000_000_000_000, "orders.1", b"NATS/1.0\r\n\r\n", b"hello");
+        let e = encode_msg(
+            41,
+            1_700_000_000_000_000_000,
+            "orders.1",
+            b"NATS/1.0\r\n\r\n",
+            b"hello",
+        );
         let StreamOp::Msg(m) = decode_op(&e).unwrap() else {
             panic!()
         };
         assert_eq!(
-            (m.lseq, m.seq(0), m.seq(1), m.subject.as_str(), m.hdr_len, m.msg_len),
+            (
+                m.lseq,
+                m.seq(0),
+                m.seq(1),
+                m.subject.as_str(),
+                m.hdr_len,
+                m.msg_len
+            ),
             (41, 42, 41, "orders.1", 12, 5)
         );
         assert!(!m.is_skip() && !m.sourced && !m.compressed);
@@ -478,14 +495,33 @@ mod tests {
         d.push(99);
         assert!(decode_snapshot(&d).is_err());
         // version 2 with one source
-        let mut v2 = vec![STATE_MAGIC, 2, 1, 10, 3, 3, 0, 1, 1, b'A', 4, 2, b'i', b'd', 0];
+        let mut v2 = vec![
+            STATE_MAGIC,
+            2,
+            1,
+            10,
+            3,
+            3,
+            0,
+            1,
+            1,
+            b'A',
+            4,
+            2,
+            b'i',
+            b'd',
+            0,
+        ];
         let s = decode_snapshot(&v2).unwrap();
         assert_eq!((s.encoding, s.sources, s.last_seq), ("binary v2", 1, 3));
         v2[7] = 200; // more sources than bytes
         assert!(decode_snapshot(&v2).is_err());
         let j = br#"{"messages":2,"bytes":20,"first_seq":4,"last_seq":6,"clfs":0,"deleted":[5]}"#;
         let s = decode_snapshot(j).unwrap();
-        assert_eq!((s.encoding, s.msgs, s.last_seq, s.deleted), ("json", 2, 6, 1));
+        assert_eq!(
+            (s.encoding, s.msgs, s.last_seq, s.deleted),
+            ("json", 2, 6, 1)
+        );
         assert!(decode_snapshot(b"nope").is_err());
     }
 }
