@@ -5,12 +5,12 @@
 //! (SIGKILL). jetdir must say what a restart re-applies (the committed part of the logs, as
 //! far as n1's own files tell the commit), and n1 restarted without quorum must do exactly
 //! that: its stream dir and o.dat afterwards equal jetdir's prediction, and jetdir then finds
-//! nothing to re-apply. Run for 2.15.1 and 2.12.8 (release list: JETDIR_CLUSTER_LOG_SERVERS).
+//! nothing to re-apply. Run for 2.15.1, 2.9.10, 2.12.8 and 2.10.26 (see [`servers`]).
 mod common;
 #[path = "common/schema.rs"]
 mod schema;
 
-use common::{python_with_nats, repo, server_215};
+use common::{python_with_nats, repo, server_215, server_29};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,18 +89,21 @@ fn seqs(v: &Value) -> [u64; 5] {
     .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v:#}")))
 }
 
-/// 2.15.1, and 2.12.8 when the repo has it (`.servers/`, scripts/install-deps.sh);
-/// `JETDIR_CLUSTER_LOG_SERVERS` (colon-separated binaries) overrides the list.
+/// 2.15.1 and 2.9.10, and 2.12.8 and 2.10.26 when the repo has them (`.servers/`,
+/// scripts/install-deps.sh); `JETDIR_CLUSTER_LOG_SERVERS` (colon-separated binaries)
+/// overrides the list.
 fn servers() -> Vec<PathBuf> {
     if let Ok(v) = std::env::var("JETDIR_CLUSTER_LOG_SERVERS") {
         if !v.is_empty() {
             return v.split(':').map(PathBuf::from).collect();
         }
     }
-    let mut v = vec![server_215()];
-    let s212 = repo().join(".servers/2.12.8/bin/nats-server");
-    if s212.is_file() {
-        v.push(s212);
+    let mut v = vec![server_215(), server_29()];
+    for r in ["2.12.8", "2.10.26"] {
+        let p = repo().join(".servers").join(r).join("bin/nats-server");
+        if p.is_file() {
+            v.push(p);
+        }
     }
     v
 }

@@ -144,10 +144,12 @@ async def alone(binary: str, out: Path):
     n1.start([h.cport])
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while True:
             text = n1.log.read_bytes()[log_start:].decode(errors="replace")
             if "Route connection created" in text and "Server is ready" in text:
                 break
+            if "[FTL]" in text or time.monotonic() > deadline or n1.proc.poll() is not None:
+                raise SystemExit(f"n1 did not start with a route:\n{text[-2000:]}")
             await asyncio.sleep(0.25)
         # the stream and consumer groups replay their logs once a route is up
         await asyncio.sleep(5.0)
