@@ -292,17 +292,38 @@ struct GroupRead {
     latest_snapshot: Option<Result<SnapshotData, String>>,
     /// (index, entry type, data) of every entry in the WAL, in index order (meta group).
     entries: Vec<(u64, EntryType, Vec<u8>)>,
-    /// The stream or consumer ops of a stream or consumer group's WAL, in index order.
+    /// The stream or consumer ops of a stream or consumer group's WAL after its latest
+    /// snapshot, in index order, in compact form (at most [`MAX_LOG_OPS`]).
     ops: Vec<(u64, GroupOp)>,
+    /// More ops than [`MAX_LOG_OPS`] after the snapshot: the log is not compared.
+    ops_over: bool,
     /// The highest commit index an append entry of the WAL carries.
     max_commit: u64,
 }
 
-/// One decoded entry of a stream or consumer group's WAL.
+/// Most ops of one stream or consumer group kept for the comparison with its dir (each at
+/// most 48 bytes: 24 MiB). The server snapshots and compacts a group's log long before
+/// (stream groups: every 2 minutes or past 64 Ki entries and 8 MiB).
+const MAX_LOG_OPS: usize = 512 << 10;
+
+/// One decoded entry of a stream or consumer group's WAL, with what the comparison needs.
 #[derive(Debug)]
 enum GroupOp {
-    Stream(stream_group::StreamOp),
-    StreamSnapshot(stream_group::StreamSnapshot),
+    /// A stream message: its `lseq`.
+    Msg(u64),
+    /// A message of an atomic batch.
+    BatchMsg {
+        id: Box<str>,
+        seq: u64,
+        commit: bool,
+        lseq: u64,
+    },
+    /// A purge, delete or delete range.
+    StreamOther,
+    /// A snapshot entry of a stream group: its failed count.
+    StreamSnapshot {
+        failed: u64,
+    },
     Consumer(consumer_group::ConsumerOp),
     ConsumerSnapshot(Box<consumer_state::ConsumerState>),
 }
@@ -310,6 +331,7 @@ enum GroupOp {
 fn read_group(dir: &Path, name: &str, problems: &mut Vec<Problem>) -> GroupRead {
     let keep_entries = name == "_meta_";
     let mut ops = Vec::new();
+    let mut ops_over = false;
     let mut max_commit = 0u64;
     let mut rep = GroupReport {
         name: name.to_string(),
@@ -458,6 +480,10 @@ fn read_group(dir: &Path, name: &str, problems: &mut Vec<Problem>) -> GroupRead 
         }
     });
     // the WAL: a file store keyed by the group name
+    let after = match &latest_snapshot {
+        Some(Ok((_, i, _))) => *i,
+        _ => 0,
+    };
     let mut entries = Vec::new();
     let mut blocks: Vec<(u32, PathBuf)> = fs::read_dir(dir.join("msgs"))
         .map(|rd| {
@@ -552,6 +578,9 @@ fn read_group(dir: &Path, name: &str, problems: &mut Vec<Problem>) -> GroupRead 
                     } else {
                         for e in ae.entries {
                             match decode_group_entry(rep.kind, e.kind, e.data) {
+                                // only what follows the snapshot matters
+                                Ok(Some(_)) if r.seq <= after => {}
+                                Ok(Some(_)) if ops.len() >= MAX_LOG_OPS => ops_over = true,
                                 Ok(Some(op)) => ops.push((r.seq, op)),
                                 Ok(None) => {}
                                 Err(why) => {
@@ -596,6 +625,7 @@ fn read_group(dir: &Path, name: &str, problems: &mut Vec<Problem>) -> GroupRead 
         latest_snapshot,
         entries,
         ops,
+        ops_over,
         max_commit,
     }
 }
@@ -607,10 +637,26 @@ fn decode_group_entry(kind: &str, et: EntryType, data: &[u8]) -> Result<Option<G
     let snapshot = matches!(et, EntryType::Snapshot | EntryType::OldSnapshot);
     match (kind, et) {
         ("stream", EntryType::Normal) => stream_group::decode_op(data)
-            .map(|o| Some(GroupOp::Stream(o)))
+            .map(|o| {
+                Some(match o {
+                    stream_group::StreamOp::Msg(m) => GroupOp::Msg(m.lseq),
+                    stream_group::StreamOp::Batch {
+                        id,
+                        seq,
+                        commit,
+                        msg,
+                    } => GroupOp::BatchMsg {
+                        id: id.into(),
+                        seq,
+                        commit,
+                        lseq: msg.lseq,
+                    },
+                    _ => GroupOp::StreamOther,
+                })
+            })
             .map_err(|e| format!("not a stream entry as the server encodes them: {e}")),
         ("stream", _) if snapshot => stream_group::decode_snapshot(data)
-            .map(|s| Some(GroupOp::StreamSnapshot(s)))
+            .map(|s| Some(GroupOp::StreamSnapshot { failed: s.failed }))
             .map_err(|e| format!("snapshot entry: {e}")),
         ("consumer", EntryType::Normal) => consumer_group::decode_op(data)
             .map(|o| Some(GroupOp::Consumer(o)))
@@ -777,27 +823,27 @@ fn stream_log(
         }
     };
     // an atomic batch is applied only when its commit entry is reached
-    let mut batch: Option<(String, Vec<(u64, u64)>)> = None;
+    let mut batch: Option<(Box<str>, Vec<(u64, u64)>)> = None;
     for (idx, op) in &g.ops {
         if *idx <= from {
             continue;
         }
         match op {
-            GroupOp::Stream(stream_group::StreamOp::Msg(m)) => {
+            GroupOp::Msg(lseq) => {
                 batch = None;
-                take(&mut log, *idx, m.seq(clfs));
+                take(&mut log, *idx, lseq.wrapping_add(1).wrapping_sub(clfs));
             }
-            GroupOp::Stream(stream_group::StreamOp::Batch {
+            GroupOp::BatchMsg {
                 id,
                 seq,
                 commit: done,
-                msg,
-            }) => {
-                if *seq == 1 || batch.as_ref().is_none_or(|(b, _)| b != id) {
+                lseq,
+            } => {
+                if *seq == 1 || batch.as_ref().is_none_or(|(b, _)| **b != **id) {
                     batch = Some((id.clone(), Vec::new()));
                 }
                 if let Some((_, v)) = &mut batch {
-                    v.push((*idx, msg.seq(clfs)));
+                    v.push((*idx, lseq.wrapping_add(1).wrapping_sub(clfs)));
                 }
                 if *done {
                     for (i, s) in batch.take().map(|b| b.1).unwrap_or_default() {
@@ -805,11 +851,11 @@ fn stream_log(
                     }
                 }
             }
-            GroupOp::Stream(_) => {
+            GroupOp::StreamOther => {
                 batch = None;
                 log.other_ops += 1;
             }
-            GroupOp::StreamSnapshot(s) => clfs = s.failed,
+            GroupOp::StreamSnapshot { failed } => clfs = *failed,
             _ => {}
         }
     }
@@ -1035,6 +1081,13 @@ pub fn cluster_report(
             .iter()
             .find(|s| s.account == acc && s.name == st);
         let sloc = Location::stream(&acc, &st);
+        if g.ops_over {
+            notes.push(format!(
+                "raft group {}: more than {MAX_LOG_OPS} log entries after its snapshot: not compared with its dir",
+                g.rep.name
+            ));
+            continue;
+        }
         match (g.rep.kind, g.rep.consumer.clone()) {
             ("stream", None) => {
                 let log = stream_log(g, sd, &mut problems);
