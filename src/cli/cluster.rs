@@ -12,12 +12,15 @@ use std::process::ExitCode;
 /// Examples and exit codes of `jetdir cluster --help`.
 pub const CLUSTER_AFTER: &str = "\
 Examples:
-  jetdir cluster /data/nats/store                    raft groups, meta assignments, orphans
+  jetdir cluster /data/nats/store                    raft groups, meta assignments, orphans, logs
   jetdir cluster --server-name n1 /data/nats/store   also streams assigned to other peers
   jetdir --json cluster /data/nats/store             one JSON document
 
-Exit codes: 0 nothing would be deleted and the raft files are intact, 1 the server would
-delete stream/consumer dirs or raft files are damaged, 2 could not run.";
+Per stream and consumer group it also compares the raft log with the dir: the messages a
+restart re-applies into the stream dir, and where it moves the consumer's o.dat (warnings).
+
+Exit codes: 0 nothing would be deleted and the raft files are intact (warnings only), 1 the
+server would delete stream/consumer dirs or raft files are damaged, 2 could not run.";
 
 /// `jetdir cluster`.
 #[derive(clap::Args)]
