@@ -126,7 +126,8 @@ pub struct StreamLog {
     /// Messages past the commit index (a restart waits for the leader: applied if committed,
     /// else dropped).
     pub uncommitted_msgs: u64,
-    /// Purges, message deletes, delete ranges and skips in the log after the snapshot.
+    /// Purges, message deletes and delete ranges in the log after the snapshot (skips are
+    /// messages without content: counted in `msgs`).
     pub other_ops: u64,
     /// The stream dir's last sequence (after its load); null when the dir is missing or unreadable.
     pub stream_last_seq: Option<u64>,
@@ -762,6 +763,9 @@ fn snapshot_data(g: &GroupRead) -> Option<(&str, u64, &[u8])> {
     }
 }
 
+/// An atomic batch being read: its id and its messages' (raft index, stream seq).
+type PendingBatch = (Box<str>, Vec<(u64, u64)>);
+
 /// A stream group's log against its stream dir (`sd`: null when the dir is not on disk).
 fn stream_log(
     g: &GroupRead,
@@ -823,7 +827,7 @@ fn stream_log(
         }
     };
     // an atomic batch is applied only when its commit entry is reached
-    let mut batch: Option<(Box<str>, Vec<(u64, u64)>)> = None;
+    let mut batch: Option<PendingBatch> = None;
     for (idx, op) in &g.ops {
         if *idx <= from {
             continue;
