@@ -1354,7 +1354,7 @@ mod tests {
     /// Every entry of every stream and consumer group WAL of both real samples decodes.
     #[test]
     fn the_samples_stream_and_consumer_logs_decode_entirely() {
-        for sample in [CL, LOG] {
+        for sample in [CL, LOG, "v2.15.1-cluster-batch-n1"] {
             let d = testdata::sample(sample);
             let r = cluster_report(&d.path().join(sample).join("store"), Some("n1")).unwrap();
             for g in &r.groups {

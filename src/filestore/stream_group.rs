@@ -527,6 +527,65 @@ mod tests {
 }
 
 #[cfg(test)]
+mod real {
+    use super::*;
+    use crate::filestore::block::{block_key, RecordKind, Records};
+    use crate::filestore::raft::{parse_append_entry, EntryType};
+    use crate::testdata;
+
+    /// A 2.15.1 stream group's log with a 20000-byte message (sent S2-compressed) and an
+    /// atomic batch of three (`batchMsgOp`, `batchMsgOp`, `batchCommitMsgOp` in one append
+    /// entry): every entry decodes to what was published (fixtures/samples/README.md).
+    #[test]
+    fn compressed_and_batched_entries_of_a_real_log() {
+        const S: &str = "v2.15.1-cluster-batch-n1";
+        let d = testdata::sample(S);
+        let g = "S-R3F-5USYTR3p";
+        let wal = testdata::read(&d, S, &format!("store/jetstream/$SYS/_js_/{g}/msgs/1.blk"));
+        let key = block_key(g, 1);
+        let mut ops = Vec::new();
+        for r in Records::new(&wal) {
+            let r = r.unwrap();
+            assert!(r.checksum_ok(&key));
+            if r.kind() != RecordKind::Message {
+                continue;
+            }
+            for e in parse_append_entry(r.payload).unwrap().entries {
+                if e.kind == EntryType::Normal {
+                    ops.push(decode_op(e.data).unwrap());
+                }
+            }
+        }
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        match &ops[0] {
+            StreamOp::Msg(m) => assert_eq!(
+                (m.lseq, m.subject.as_str(), m.msg_len, m.compressed),
+                (0, "b.big", 20000, true)
+            ),
+            o => panic!("{o:?}"),
+        }
+        for (i, op) in ops[1..].iter().enumerate() {
+            match op {
+                StreamOp::Batch {
+                    id,
+                    seq,
+                    commit,
+                    msg,
+                } => {
+                    let n = i as u64 + 1;
+                    assert_eq!(
+                        (id.as_str(), *seq, *commit, msg.lseq, msg.subject.clone()),
+                        ("batch1", n, n == 3, n, format!("b.{n}"))
+                    );
+                    assert!(msg.hdr_len > 0 && msg.msg_len == 2 && !msg.compressed);
+                }
+                o => panic!("{o:?}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod hostile {
     use crate::filestore::block::{RecordKind, Records};
     use crate::filestore::raft::{parse_append_entry, parse_snapshot, EntryType};
