@@ -1,6 +1,6 @@
 //! `jetdir cluster`'s reading of the stream and consumer groups' raft logs, against a real
 //! 3-node cluster on 127.0.0.1 (tests/support/cluster_log.py): R3 stream LOG and R3 pull
-//! durable LC; n1's LOG dir is an older copy (5 messages, LC delivered 3 / ack floor 2) while
+//! durables LC (explicit acks) and LA (ack all); n1's LOG dir is an older copy (5 messages, LC delivered 3 / ack floor 2) while
 //! its raft logs hold what came after (5 more messages, 5 deliveries, 4 acks) up to a crash
 //! (SIGKILL). jetdir must say what a restart re-applies (the committed part of the logs, as
 //! far as n1's own files tell the commit), and n1 restarted without quorum must do exactly
@@ -66,6 +66,16 @@ fn group<'a>(d: &'a Value, kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} group: {d:#}"))
 }
 
+/// The consumer group of consumer `name`.
+fn consumer_group<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "consumer" && g["consumer"] == name)
+        .unwrap_or_else(|| panic!("no consumer group for {name}: {d:#}"))
+}
+
 fn kinds(d: &Value) -> Vec<String> {
     let mut k: Vec<String> = d["problems"]
         .as_array()
@@ -119,14 +129,19 @@ fn run(server: &Path) {
 
     let (d, human) = jetdir_cluster(&store);
     let s = &group(&d, "stream")["stream_log"];
-    let c = &group(&d, "consumer")["consumer_log"];
+    let c = &consumer_group(&d, "LC")["consumer_log"];
+    let la = &consumer_group(&d, "LA")["consumer_log"];
     assert_eq!(group(&d, "stream")["stream"], "LOG", "{d:#}");
-    assert_eq!(group(&d, "consumer")["consumer"], "LC", "{d:#}");
-    // the old dir: 5 messages, LC at 3 / 2
+    // the old dir: 5 messages, LC at 3 / 2, LA at 3 / 2
     assert_eq!(s["stream_last_seq"], 5, "{what}\n{d:#}");
     assert_eq!(
         seqs(&c["on_disk"]),
         seqs(&facts["before"]["consumer"]),
+        "{what}\n{d:#}"
+    );
+    assert_eq!(
+        seqs(&la["on_disk"]),
+        seqs(&facts["before"]["la"]),
         "{what}\n{d:#}"
     );
     // the log holds the rest, up to the cluster's last seq
@@ -150,9 +165,15 @@ fn run(server: &Path) {
     assert!(reapply_last <= 10, "{d:#}");
     let predicted = seqs(&c["after_restart"]);
     assert_ne!(predicted, seqs(&c["on_disk"]), "{d:#}");
+    let predicted_la = seqs(&la["after_restart"]);
+    assert_ne!(predicted_la, seqs(&la["on_disk"]), "{d:#}");
     assert_eq!(
         kinds(&d),
-        ["cluster_consumer_log_ahead", "cluster_stream_log_ahead"],
+        [
+            "cluster_consumer_log_ahead",
+            "cluster_consumer_log_ahead",
+            "cluster_stream_log_ahead"
+        ],
         "{d:#}"
     );
     assert!(
@@ -168,7 +189,8 @@ fn run(server: &Path) {
     cluster_log_py(server, out, "alone");
     let (d2, _) = jetdir_cluster(&store);
     let s2 = &group(&d2, "stream")["stream_log"];
-    let c2 = &group(&d2, "consumer")["consumer_log"];
+    let c2 = &consumer_group(&d2, "LC")["consumer_log"];
+    let la2 = &consumer_group(&d2, "LA")["consumer_log"];
     assert_eq!(
         s2["stream_last_seq"].as_u64(),
         Some(reapply_last),
@@ -178,6 +200,11 @@ fn run(server: &Path) {
         seqs(&c2["on_disk"]),
         predicted,
         "the server's o.dat after the restart differs from the prediction: {d2:#}"
+    );
+    assert_eq!(
+        seqs(&la2["on_disk"]),
+        predicted_la,
+        "LA (ack all): the server's o.dat after the restart differs from the prediction: {d2:#}"
     );
     assert_eq!(s2["reapply_first_seq"], Value::Null, "{d2:#}");
     assert!(kinds(&d2).is_empty(), "{d2:#}");

@@ -1,9 +1,10 @@
 """The raft logs of a stream and a consumer group against their dirs, for tests/cluster_log_e2e.rs.
 
   cluster_log.py --server BIN --out DIR --phase setup
-      starts n1, n2, n3 (as cluster.py), creates R3 stream LOG (5 msgs) and R3 pull durable
-      LC (explicit acks: 3 fetched, 2 acked), stops every node (SIGTERM), copies n1's LOG dir
-      aside; starts them again, publishes 5 more (seqs 6..10), fetches 5 and acks 4 of them,
+      starts n1, n2, n3 (as cluster.py), creates R3 stream LOG (5 msgs) and R3 pull durables
+      LC (explicit acks: 3 fetched, 2 acked) and LA (ack all: 3 fetched, the 2nd acked), stops
+      every node (SIGTERM), copies n1's LOG dir aside; starts them again, publishes 5 more
+      (seqs 6..10), fetches 5 on each (LC acks 4 of them, LA the 4th),
       records what the cluster reports (STREAM.INFO, CONSUMER.INFO), then kills every node
       (SIGKILL: a crash, the raft logs keep what the dirs may not) and puts the old LOG dir
       back into n1. Writes DIR/facts.json.
@@ -41,8 +42,8 @@ def kill(n: Node):
         n.proc.wait(timeout=30)
 
 
-async def consumer(nc) -> dict:
-    c = await retry(lambda: natsbox.consumer_info(nc, "LOG", "LC"))
+async def consumer(nc, name: str = "LC") -> dict:
+    c = await retry(lambda: natsbox.consumer_info(nc, "LOG", name))
     return {
         "delivered_stream_seq": c["delivered"]["stream_seq"],
         "delivered_consumer_seq": c["delivered"]["consumer_seq"],
@@ -65,6 +66,14 @@ async def pull_and_ack(nc, n: int, acks: int):
         await natsbox.ack(nc, m)
 
 
+async def pull_and_ack_nth(nc, n: int, nth: int):
+    """LA (ack all): fetch n, ack only the nth (1-based): everything up to it is acked."""
+    got = []
+    while len(got) < n:
+        got += await natsbox.fetch(nc, "LOG", "LA", n - len(got), timeout=2.0)
+    await natsbox.ack(nc, got[nth - 1])
+
+
 async def setup(binary: str, out: Path) -> dict:
     nodes = [Node(binary, out, n) for n in NAMES]
     start_all(nodes)
@@ -77,8 +86,12 @@ async def setup(binary: str, out: Path) -> dict:
             await retry(lambda i=i: natsbox.publish(nc, f"log.{i}", f"m{i}".encode()))
         await retry(lambda: natsbox.create_consumer(
             nc, "LOG", {"durable_name": "LC", "ack_policy": "explicit"}))
+        await retry(lambda: natsbox.create_consumer(
+            nc, "LOG", {"durable_name": "LA", "ack_policy": "all"}))
         await pull_and_ack(nc, 3, 2)
-        first = {"stream": await stream(nc), "consumer": await consumer(nc)}
+        await pull_and_ack_nth(nc, 3, 2)
+        first = {"stream": await stream(nc), "consumer": await consumer(nc),
+                 "la": await consumer(nc, "LA")}
         await nc.close()
         await asyncio.sleep(1.0)
     finally:
@@ -95,7 +108,9 @@ async def setup(binary: str, out: Path) -> dict:
         for i in range(5, 10):
             await retry(lambda i=i: natsbox.publish(nc, f"log.{i}", f"m{i}".encode()))
         await pull_and_ack(nc, 5, 4)
-        second = {"stream": await stream(nc), "consumer": await consumer(nc)}
+        await pull_and_ack_nth(nc, 5, 4)
+        second = {"stream": await stream(nc), "consumer": await consumer(nc),
+                  "la": await consumer(nc, "LA")}
         await nc.close()
         await asyncio.sleep(1.0)
     finally:
