@@ -1423,6 +1423,55 @@ mod tests {
         )));
     }
 
+    /// Atomic batches count only once their commit entry is in the log; a batch cut off by
+    /// another op is dropped, as the server rejects it; messages past the commit index are
+    /// not re-applied.
+    #[test]
+    fn batches_and_the_commit_index_in_the_stream_log() {
+        let d = testdata::sample(LOG);
+        let store = d.path().join(LOG).join("store");
+        let mut problems = Vec::new();
+        let mut g = read_group(
+            &store.join("jetstream/$SYS/_js_/S-R3F-XIaMAxph"),
+            "S-R3F-XIaMAxph",
+            &mut problems,
+        );
+        let b = |id: &str, seq, commit, lseq| GroupOp::BatchMsg {
+            id: id.into(),
+            seq,
+            commit,
+            lseq,
+        };
+        // snapshot at index 6 (last seq 5); commit known: 12
+        g.max_commit = 12;
+        g.ops = vec![
+            (7, GroupOp::Msg(5)),
+            (8, b("x", 1, false, 6)),
+            (8, b("x", 2, true, 7)),
+            (9, b("y", 1, false, 8)),
+            (10, GroupOp::StreamOther),
+            (11, b("z", 1, false, 8)),
+            (11, b("z", 2, true, 9)),
+            (13, GroupOp::Msg(10)),
+        ];
+        let lay = discover::discover(&store).unwrap();
+        let sd = lay.streams.iter().find(|s| s.name == "LOG");
+        let log = stream_log(&g, sd, &mut problems);
+        assert_eq!(log.commit, 12);
+        assert_eq!((log.msgs, log.uncommitted_msgs, log.other_ops), (6, 1, 1));
+        assert_eq!((log.first_seq, log.last_seq), (Some(6), Some(11)));
+        assert_eq!(log.last_committed_seq, Some(10));
+        assert_eq!(
+            (
+                log.stream_last_seq,
+                log.reapply_first_seq,
+                log.reapply_last_seq
+            ),
+            (Some(5), Some(6), Some(10))
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
     /// A stream entry that does not decode is damage of the log (raft_wal_damaged), not a panic.
     #[test]
     fn an_undecodable_stream_entry_is_a_finding() {
