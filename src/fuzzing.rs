@@ -202,7 +202,7 @@ pub fn raft(data: &[u8]) {
         return;
     };
     let within = |e: crate::base::bytes::ParseError| assert!(e.offset() <= rest.len(), "{e}");
-    match which % 8 {
+    match which % 12 {
         0 => match raft::parse_peers(rest) {
             Ok(p) => assert!(p.peers.len() * raft::PEER_ID_LEN <= rest.len()),
             Err(e) => within(e),
@@ -241,6 +241,58 @@ pub fn raft(data: &[u8]) {
         7 => {
             if let Ok(op) = crate::filestore::meta_assign::decode_op(rest) {
                 crate::filestore::meta_assign::apply(&mut Default::default(), op);
+            }
+        }
+        // stream groups: a WAL entry's op, a snapshot's stream state
+        8 => match crate::filestore::stream_group::decode_op(rest) {
+            Ok(crate::filestore::stream_group::StreamOp::Msg(m)) => {
+                assert!(m.compressed || m.hdr_len + m.msg_len + 27 <= rest.len());
+                let _ = m.seq(u64::MAX);
+            }
+            Ok(_) => {}
+            Err(e) => within(e),
+        },
+        9 => {
+            if let Err(e) = crate::filestore::stream_group::decode_snapshot(rest) {
+                within(e);
+            }
+        }
+        // consumer groups: ops replayed onto a state, a snapshot (o.dat encoding) applied
+        10 => {
+            use crate::filestore::consumer_group::{decode_op, AckPolicy, Replay};
+            let mut r = Replay::default();
+            let mut at = 0;
+            // consecutive ops, each prefixed by its length byte
+            while at < rest.len() {
+                let n = usize::from(rest[at]);
+                let Some(op) = rest.get(at + 1..at + 1 + n) else {
+                    break;
+                };
+                match decode_op(op) {
+                    Ok(op) => {
+                        for p in [AckPolicy::Explicit, AckPolicy::All, AckPolicy::None] {
+                            r.clone().apply(&op, p, 3);
+                        }
+                        r.apply(&op, AckPolicy::Explicit, -1);
+                    }
+                    Err(e) => assert!(e.offset() <= op.len(), "{e}"),
+                }
+                at += 1 + n;
+            }
+            // from an empty state, explicit acks never lift the floor past delivered, and
+            // every pending message lies at or below delivered
+            assert!(r.ack_floor.stream_seq <= r.delivered.stream_seq, "{r:?}");
+            assert!(
+                r.pending.keys().all(|&s| s <= r.delivered.stream_seq),
+                "{r:?}"
+            );
+        }
+        11 => {
+            if let Ok(Some(st)) = crate::filestore::consumer_state::parse(rest) {
+                let mut r = crate::filestore::consumer_group::Replay::default();
+                if r.apply_snapshot(&st) {
+                    assert_eq!(r.delivered, st.delivered);
+                }
             }
         }
         _ => {

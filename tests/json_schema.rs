@@ -700,4 +700,24 @@ fn cluster_documents_match_the_schema() {
 
     let d = run(&["cluster", &s(&t.path().join("nothing"))], 2);
     assert!(d["error"].as_str().unwrap().contains("nothing"));
+
+    // the crash sample: stream and consumer logs past their dirs (warnings, exit 0), with
+    // every field of stream_log and consumer_log set
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(repo().join("fixtures/samples/v2.15.1-cluster-log-n1.tar.gz"))
+        .arg("-C")
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let store = t.path().join("v2.15.1-cluster-log-n1/store");
+    let d = run(&["cluster", "--server-name", "n1", &s(&store)], 0);
+    let groups = d["groups"].as_array().unwrap();
+    let sl = groups.iter().find(|g| g["kind"] == "stream").unwrap();
+    assert_eq!(sl["stream_log"]["reapply_last_seq"], 9, "{d:#}");
+    let cl = groups.iter().find(|g| g["kind"] == "consumer").unwrap();
+    assert!(cl["consumer_log"]["after_restart"].is_object(), "{d:#}");
+    assert!(cl["consumer_log"]["snapshot"].is_object(), "{d:#}");
+    assert_eq!(d["problems"].as_array().unwrap().len(), 2, "{d:#}");
 }

@@ -172,6 +172,8 @@ kinds! {
     // Clustered nodes: raft groups under $SYS/_js_ and the meta assignments
     ClusterOrphanConsumer = "cluster_orphan_consumer", Error;
     ClusterOrphanStream = "cluster_orphan_stream", Error;
+    ClusterConsumerLogAhead = "cluster_consumer_log_ahead", Warning;
+    ClusterStreamLogAhead = "cluster_stream_log_ahead", Warning;
     RaftChecksum = "raft_checksum", Error;
     RaftFileCorrupt = "raft_file_corrupt", Error;
     RaftMetaUndecodable = "raft_meta_undecodable", Error;

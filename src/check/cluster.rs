@@ -8,6 +8,7 @@ use crate::filestore::block::{block_key, plain_block, RecordKind, Records};
 use crate::filestore::discover;
 use crate::filestore::meta_assign::{self, Assignments, MetaOp};
 use crate::filestore::raft::{self, EntryType};
+use crate::filestore::{consumer_group, consumer_state, stream_group};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fs;
@@ -43,6 +44,8 @@ pub struct WalInfo {
     pub last_index: Option<u64>,
     /// Records whose framing, checksum or append-entry encoding is bad.
     pub bad_records: u64,
+    /// Entries of a stream or consumer group that do not decode as the server encodes them.
+    pub bad_entries: u64,
     /// Blocks encrypted at rest (with a `<N>.key`): counted, not read.
     pub encrypted: u64,
 }
@@ -79,6 +82,114 @@ pub struct GroupReport {
     pub stream: Option<String>,
     /// Consumer name.
     pub consumer: Option<String>,
+    /// A stream group's log against its stream dir (stream groups mapped to a stream).
+    pub stream_log: Option<StreamLog>,
+    /// A consumer group's log against its o.dat (consumer groups mapped to a consumer).
+    pub consumer_log: Option<ConsumerLog>,
+}
+
+/// A stream group's snapshot (the replicated stream state).
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSnapshotState {
+    /// `binary v1`, `binary v2` or `json`.
+    pub encoding: &'static str,
+    /// Messages.
+    pub msgs: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// First sequence.
+    pub first_seq: u64,
+    /// Last sequence.
+    pub last_seq: u64,
+    /// Failed proposals (`clfs`): a logged message's sequence is its `lseq + 1 - failed`.
+    pub failed: u64,
+    /// Deleted sequences.
+    pub deleted: u64,
+}
+
+/// What a stream group's raft log holds beyond its snapshot, and what a restart re-applies.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamLog {
+    /// The latest snapshot's stream state (null without a readable snapshot).
+    pub snapshot: Option<StreamSnapshotState>,
+    /// The highest raft index known committed on disk (the snapshot's index, the commit
+    /// carried by the log's append entries, commit.idx): a restart applies entries up to it.
+    pub commit: u64,
+    /// Messages in the log after the snapshot (atomic batches only when their commit is there).
+    pub msgs: u64,
+    /// Sequence range of those messages (`lseq + 1 - clfs`).
+    pub first_seq: Option<u64>,
+    /// Last sequence of those messages.
+    pub last_seq: Option<u64>,
+    /// Last sequence of a committed message of the log.
+    pub last_committed_seq: Option<u64>,
+    /// Messages past the commit index (a restart waits for the leader: applied if committed,
+    /// else dropped).
+    pub uncommitted_msgs: u64,
+    /// Purges, message deletes and delete ranges in the log after the snapshot (skips are
+    /// messages without content: counted in `msgs`).
+    pub other_ops: u64,
+    /// The stream dir's last sequence (after its load); null when the dir is missing or unreadable.
+    pub stream_last_seq: Option<u64>,
+    /// First sequence a restart re-applies from the log onto the stream dir (committed
+    /// messages past `stream_last_seq`).
+    pub reapply_first_seq: Option<u64>,
+    /// Last sequence a restart re-applies.
+    pub reapply_last_seq: Option<u64>,
+}
+
+/// A consumer's sequences (as o.dat stores them).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ConsumerSeqs {
+    /// Stream sequence of the last delivered message.
+    pub delivered_stream_seq: u64,
+    /// Consumer sequence of the last delivery.
+    pub delivered_consumer_seq: u64,
+    /// Stream sequence of the ack floor.
+    pub ack_floor_stream_seq: u64,
+    /// Consumer sequence of the ack floor.
+    pub ack_floor_consumer_seq: u64,
+    /// Delivered, not acknowledged.
+    pub num_ack_pending: u64,
+}
+
+impl ConsumerSeqs {
+    fn of(r: &consumer_group::Replay) -> ConsumerSeqs {
+        ConsumerSeqs {
+            delivered_stream_seq: r.delivered.stream_seq,
+            delivered_consumer_seq: r.delivered.consumer_seq,
+            ack_floor_stream_seq: r.ack_floor.stream_seq,
+            ack_floor_consumer_seq: r.ack_floor.consumer_seq,
+            num_ack_pending: r.pending.len() as u64,
+        }
+    }
+}
+
+/// What a consumer group's raft log holds beyond its snapshot, and what a restart makes of
+/// the consumer's o.dat.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConsumerLog {
+    /// The latest snapshot's consumer state.
+    pub snapshot: Option<ConsumerSeqs>,
+    /// The highest raft index known committed on disk.
+    pub commit: u64,
+    /// Delivery updates in the log after the snapshot.
+    pub deliveries: u64,
+    /// Ack updates in the log after the snapshot.
+    pub acks: u64,
+    /// Other ops (skips, resets, pull-request bookkeeping) after the snapshot.
+    pub other_ops: u64,
+    /// Ops past the commit index (not applied at restart without the leader).
+    pub uncommitted_ops: u64,
+    /// Highest stream sequence a delivery of the log names.
+    pub last_delivered_stream_seq: Option<u64>,
+    /// Highest stream sequence an ack of the log names.
+    pub last_acked_stream_seq: Option<u64>,
+    /// The consumer's o.dat (null when missing, empty, encrypted or unreadable).
+    pub on_disk: Option<ConsumerSeqs>,
+    /// o.dat after a restart replays the snapshot and the committed ops onto it, as the
+    /// consumer store does (null without o.dat).
+    pub after_restart: Option<ConsumerSeqs>,
 }
 
 /// A stream or consumer dir on disk and what the meta layer says about it.
@@ -180,16 +291,49 @@ struct GroupRead {
     rep: GroupReport,
     /// Latest snapshot (by term, index): its data when its checksum is good, or Err(why).
     latest_snapshot: Option<Result<SnapshotData, String>>,
-    /// (index, entry type, data) of every entry in the WAL, in index order.
+    /// (index, entry type, data) of every entry in the WAL, in index order (meta group).
     entries: Vec<(u64, EntryType, Vec<u8>)>,
+    /// The stream or consumer ops of a stream or consumer group's WAL after its latest
+    /// snapshot, in index order, in compact form (at most [`MAX_LOG_OPS`]).
+    ops: Vec<(u64, GroupOp)>,
+    /// More ops than [`MAX_LOG_OPS`] after the snapshot: the log is not compared.
+    ops_over: bool,
+    /// The highest commit index an append entry of the WAL carries.
+    max_commit: u64,
 }
 
-fn read_group(
-    dir: &Path,
-    name: &str,
-    keep_entries: bool,
-    problems: &mut Vec<Problem>,
-) -> GroupRead {
+/// Most ops of one stream or consumer group kept for the comparison with its dir (each at
+/// most 48 bytes: 24 MiB). The server snapshots and compacts a group's log long before
+/// (stream groups: every 2 minutes or past 64 Ki entries and 8 MiB).
+const MAX_LOG_OPS: usize = 512 << 10;
+
+/// One decoded entry of a stream or consumer group's WAL, with what the comparison needs.
+#[derive(Debug)]
+enum GroupOp {
+    /// A stream message: its `lseq`.
+    Msg(u64),
+    /// A message of an atomic batch.
+    BatchMsg {
+        id: Box<str>,
+        seq: u64,
+        commit: bool,
+        lseq: u64,
+    },
+    /// A purge, delete or delete range.
+    StreamOther,
+    /// A snapshot entry of a stream group: its failed count.
+    StreamSnapshot {
+        failed: u64,
+    },
+    Consumer(consumer_group::ConsumerOp),
+    ConsumerSnapshot(Box<consumer_state::ConsumerState>),
+}
+
+fn read_group(dir: &Path, name: &str, problems: &mut Vec<Problem>) -> GroupRead {
+    let keep_entries = name == "_meta_";
+    let mut ops = Vec::new();
+    let mut ops_over = false;
+    let mut max_commit = 0u64;
     let mut rep = GroupReport {
         name: name.to_string(),
         kind: group_kind(name),
@@ -204,6 +348,8 @@ fn read_group(
         account: None,
         stream: None,
         consumer: None,
+        stream_log: None,
+        consumer_log: None,
     };
     let io = |file: &str, e: std::io::Error, problems: &mut Vec<Problem>| {
         problems.push(Problem::new(
@@ -335,6 +481,10 @@ fn read_group(
         }
     });
     // the WAL: a file store keyed by the group name
+    let after = match &latest_snapshot {
+        Some(Ok((_, i, _))) => *i,
+        _ => 0,
+    };
     let mut entries = Vec::new();
     let mut blocks: Vec<(u32, PathBuf)> = fs::read_dir(dir.join("msgs"))
         .map(|rd| {
@@ -421,9 +571,31 @@ fn read_group(
                     rep.wal.entries += 1;
                     rep.wal.first_index.get_or_insert(r.seq);
                     rep.wal.last_index = Some(r.seq);
+                    max_commit = max_commit.max(ae.commit);
                     if keep_entries {
                         for e in ae.entries {
                             entries.push((r.seq, e.kind, e.data.to_vec()));
+                        }
+                    } else {
+                        for e in ae.entries {
+                            match decode_group_entry(rep.kind, e.kind, e.data) {
+                                // only what follows the snapshot matters
+                                Ok(Some(_)) if r.seq <= after => {}
+                                Ok(Some(_)) if ops.len() >= MAX_LOG_OPS => ops_over = true,
+                                Ok(Some(op)) => ops.push((r.seq, op)),
+                                Ok(None) => {}
+                                Err(why) => {
+                                    rep.wal.bad_entries += 1;
+                                    problems.push(Problem::new(
+                                        Kind::RaftWalDamaged,
+                                        loc(name, &rel).at(r.offset as u64).seq(r.seq),
+                                        format!(
+                                            "$SYS/_js_/{name}/{rel}: raft index {}: {why}",
+                                            r.seq
+                                        ),
+                                    ));
+                                }
+                            }
                         }
                     }
                 }
@@ -453,6 +625,49 @@ fn read_group(
         rep,
         latest_snapshot,
         entries,
+        ops,
+        ops_over,
+        max_commit,
+    }
+}
+
+/// Decode one entry of a stream or consumer group: its op (normal entries) or the state a
+/// snapshot entry carries; None for entries that change no stream or consumer state (peer
+/// changes, leader transfers).
+fn decode_group_entry(kind: &str, et: EntryType, data: &[u8]) -> Result<Option<GroupOp>, String> {
+    let snapshot = matches!(et, EntryType::Snapshot | EntryType::OldSnapshot);
+    match (kind, et) {
+        ("stream", EntryType::Normal) => stream_group::decode_op(data)
+            .map(|o| {
+                Some(match o {
+                    stream_group::StreamOp::Msg(m) => GroupOp::Msg(m.lseq),
+                    stream_group::StreamOp::Batch {
+                        id,
+                        seq,
+                        commit,
+                        msg,
+                    } => GroupOp::BatchMsg {
+                        id: id.into(),
+                        seq,
+                        commit,
+                        lseq: msg.lseq,
+                    },
+                    _ => GroupOp::StreamOther,
+                })
+            })
+            .map_err(|e| format!("not a stream entry as the server encodes them: {e}")),
+        ("stream", _) if snapshot => stream_group::decode_snapshot(data)
+            .map(|s| Some(GroupOp::StreamSnapshot { failed: s.failed }))
+            .map_err(|e| format!("snapshot entry: {e}")),
+        ("consumer", EntryType::Normal) => consumer_group::decode_op(data)
+            .map(|o| Some(GroupOp::Consumer(o)))
+            .map_err(|e| format!("not a consumer entry as the server encodes them: {e}")),
+        ("consumer", _) if snapshot => match consumer_state::parse(data) {
+            Ok(Some(st)) => Ok(Some(GroupOp::ConsumerSnapshot(Box::new(st)))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("consumer snapshot entry: {e}")),
+        },
+        _ => Ok(None),
     }
 }
 
@@ -532,6 +747,222 @@ fn replay_meta(
     Some(a)
 }
 
+/// The highest raft index a restart knows committed: the snapshot's, the commit the log's
+/// append entries carry, commit.idx.
+fn known_commit(g: &GroupRead) -> u64 {
+    g.max_commit
+        .max(g.rep.commit.unwrap_or(0))
+        .max(g.rep.snapshot_index.unwrap_or(0))
+}
+
+/// The latest snapshot's data, when it is readable.
+fn snapshot_data(g: &GroupRead) -> Option<(&str, u64, &[u8])> {
+    match &g.latest_snapshot {
+        Some(Ok((f, i, d))) => Some((f.as_str(), *i, d.as_slice())),
+        _ => None,
+    }
+}
+
+/// An atomic batch being read: its id and its messages' (raft index, stream seq).
+type PendingBatch = (Box<str>, Vec<(u64, u64)>);
+
+/// A stream group's log against its stream dir (`sd`: null when the dir is not on disk).
+fn stream_log(
+    g: &GroupRead,
+    sd: Option<&discover::StreamDir>,
+    problems: &mut Vec<Problem>,
+) -> StreamLog {
+    let name = &g.rep.name;
+    let mut log = StreamLog {
+        commit: known_commit(g),
+        ..Default::default()
+    };
+    let mut from = 0;
+    let mut clfs = 0;
+    if let Some((file, index, data)) = snapshot_data(g) {
+        from = index;
+        match stream_group::decode_snapshot(data) {
+            Ok(s) => {
+                clfs = s.failed;
+                log.snapshot = Some(StreamSnapshotState {
+                    encoding: s.encoding,
+                    msgs: s.msgs,
+                    bytes: s.bytes,
+                    first_seq: s.first_seq,
+                    last_seq: s.last_seq,
+                    failed: s.failed,
+                    deleted: s.deleted,
+                });
+            }
+            Err(e) => problems.push(Problem::new(
+                Kind::RaftFileCorrupt,
+                loc(name, file),
+                format!("$SYS/_js_/{name}/{file}: the snapshot data is not a stream state as the server encodes it: {e}"),
+            )),
+        }
+    }
+    if let Some(sd) = sd {
+        let opts = crate::check::Options {
+            quick: true,
+            ..Default::default()
+        };
+        let (rep, _) =
+            crate::check::store::verify_stream_dir(sd, &opts, &crate::base::progress::NoProgress);
+        log.stream_last_seq = if rep.encrypted { None } else { rep.last_seq };
+    }
+    let stream_last = log.stream_last_seq;
+    let commit = log.commit;
+    let take = |log: &mut StreamLog, idx: u64, seq: u64| {
+        log.msgs += 1;
+        log.first_seq.get_or_insert(seq);
+        log.last_seq = Some(log.last_seq.map_or(seq, |l| l.max(seq)));
+        if idx <= commit {
+            log.last_committed_seq = Some(log.last_committed_seq.map_or(seq, |l| l.max(seq)));
+            if stream_last.is_some_and(|l| seq > l) {
+                log.reapply_first_seq.get_or_insert(seq);
+                log.reapply_last_seq = Some(seq);
+            }
+        } else {
+            log.uncommitted_msgs += 1;
+        }
+    };
+    // an atomic batch is applied only when its commit entry is reached
+    let mut batch: Option<PendingBatch> = None;
+    for (idx, op) in &g.ops {
+        if *idx <= from {
+            continue;
+        }
+        match op {
+            GroupOp::Msg(lseq) => {
+                batch = None;
+                take(&mut log, *idx, lseq.wrapping_add(1).wrapping_sub(clfs));
+            }
+            GroupOp::BatchMsg {
+                id,
+                seq,
+                commit: done,
+                lseq,
+            } => {
+                if *seq == 1 || batch.as_ref().is_none_or(|(b, _)| **b != **id) {
+                    batch = Some((id.clone(), Vec::new()));
+                }
+                if let Some((_, v)) = &mut batch {
+                    v.push((*idx, lseq.wrapping_add(1).wrapping_sub(clfs)));
+                }
+                if *done {
+                    for (i, s) in batch.take().map(|b| b.1).unwrap_or_default() {
+                        take(&mut log, i, s);
+                    }
+                }
+            }
+            GroupOp::StreamOther => {
+                batch = None;
+                log.other_ops += 1;
+            }
+            GroupOp::StreamSnapshot { failed } => clfs = *failed,
+            _ => {}
+        }
+    }
+    log
+}
+
+/// A consumer group's log against its consumer's o.dat (`dir`: `obs/<name>`).
+fn consumer_log(
+    g: &GroupRead,
+    dir: Option<&Path>,
+    ack_policy: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> ConsumerLog {
+    let name = &g.rep.name;
+    let mut log = ConsumerLog {
+        commit: known_commit(g),
+        ..Default::default()
+    };
+    let mut from = 0;
+    let mut snap = None;
+    if let Some((file, index, data)) = snapshot_data(g) {
+        from = index;
+        match consumer_state::parse(data) {
+            Ok(st) => {
+                if let Some(st) = &st {
+                    log.snapshot = Some(ConsumerSeqs::of(&consumer_group::Replay::from_state(
+                        Some(st),
+                    )));
+                }
+                snap = st;
+            }
+            Err(e) => problems.push(Problem::new(
+                Kind::RaftFileCorrupt,
+                loc(name, file),
+                format!("$SYS/_js_/{name}/{file}: the snapshot data is not a consumer state as the server encodes it: {e}"),
+            )),
+        }
+    }
+    let policy = consumer_group::AckPolicy::of(ack_policy);
+    let mut max_deliver = -1i64;
+    let mut replay = None;
+    if let Some(dir) = dir.filter(|d| !d.join("meta.key").exists()) {
+        if let Ok(b) = fs::read(dir.join("meta.inf")) {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                max_deliver = v
+                    .get("config")
+                    .unwrap_or(&v)
+                    .get("max_deliver")
+                    .and_then(|x| x.as_i64())
+                    .unwrap_or(-1);
+            }
+        }
+        if let Ok(b) = fs::read(dir.join("o.dat")) {
+            if let Ok(st) = consumer_state::parse(&b) {
+                let r = consumer_group::Replay::from_state(st.as_ref());
+                log.on_disk = Some(ConsumerSeqs::of(&r));
+                replay = Some(r);
+            }
+        }
+    }
+    // at restart the snapshot is applied first (the node is not leader yet), then every
+    // committed entry after it
+    if let (Some(r), Some(st)) = (&mut replay, &snap) {
+        r.apply_snapshot(st);
+    }
+    for (idx, op) in &g.ops {
+        if *idx <= from {
+            continue;
+        }
+        let committed = *idx <= log.commit;
+        match op {
+            GroupOp::Consumer(op) => {
+                match op {
+                    consumer_group::ConsumerOp::Delivered { sseq, .. } => {
+                        log.deliveries += 1;
+                        log.last_delivered_stream_seq =
+                            Some(log.last_delivered_stream_seq.unwrap_or(0).max(*sseq));
+                    }
+                    consumer_group::ConsumerOp::Ack { sseq, .. } => {
+                        log.acks += 1;
+                        log.last_acked_stream_seq =
+                            Some(log.last_acked_stream_seq.unwrap_or(0).max(*sseq));
+                    }
+                    _ => log.other_ops += 1,
+                }
+                if !committed {
+                    log.uncommitted_ops += 1;
+                } else if let Some(r) = &mut replay {
+                    r.apply(op, policy, max_deliver);
+                }
+            }
+            GroupOp::ConsumerSnapshot(st) if committed => {
+                if let Some(r) = &mut replay {
+                    r.apply_snapshot(st);
+                }
+            }
+            _ => {}
+        }
+    }
+    log.after_restart = replay.as_ref().map(ConsumerSeqs::of);
+    log
+}
+
 /// The `jetstream` dir of a store dir (or the dir itself when it holds `$SYS`).
 fn jetstream_dir(path: &Path) -> PathBuf {
     if path.join("jetstream").is_dir() {
@@ -564,12 +995,7 @@ pub fn cluster_report(
         .unwrap_or_default();
     names.sort_by_key(|n| (group_kind(n) != "meta", n.clone()));
     for n in &names {
-        groups.push(read_group(
-            &raft_root.join(n),
-            n,
-            n == "_meta_",
-            &mut problems,
-        ));
+        groups.push(read_group(&raft_root.join(n), n, &mut problems));
     }
     let mut meta = MetaReplay::default();
     let assignments = match groups.iter().find(|g| g.rep.name == "_meta_") {
@@ -647,6 +1073,74 @@ pub fn cluster_report(
                     m.rep.peers.join(", ")
                 ));
             }
+        }
+    }
+    // the stream and consumer groups' logs against the dirs they replicate
+    for g in &mut groups {
+        let (Some(acc), Some(st)) = (g.rep.account.clone(), g.rep.stream.clone()) else {
+            continue;
+        };
+        let sd = lay
+            .streams
+            .iter()
+            .find(|s| s.account == acc && s.name == st);
+        let sloc = Location::stream(&acc, &st);
+        if g.ops_over {
+            notes.push(format!(
+                "raft group {}: more than {MAX_LOG_OPS} log entries after its snapshot: not compared with its dir",
+                g.rep.name
+            ));
+            continue;
+        }
+        match (g.rep.kind, g.rep.consumer.clone()) {
+            ("stream", None) => {
+                let log = stream_log(g, sd, &mut problems);
+                if let (Some(a), Some(b), Some(l)) = (
+                    log.reapply_first_seq,
+                    log.reapply_last_seq,
+                    log.stream_last_seq,
+                ) {
+                    problems.push(Problem::new(
+                        Kind::ClusterStreamLogAhead,
+                        sloc,
+                        format!(
+                            "the stream dir ends at seq {l}; its raft group {} holds committed messages past it: a restart re-applies seqs {a}..{b} from the log into the stream",
+                            g.rep.name
+                        ),
+                    ));
+                }
+                g.rep.stream_log = Some(log);
+            }
+            ("consumer", Some(c)) => {
+                let dir = sd.map(|s| s.dir.join("obs").join(&c));
+                let dir = dir.filter(|d| d.is_dir());
+                let policy = dir.as_ref().and_then(|d| {
+                    let b = fs::read(d.join("meta.inf")).ok()?;
+                    let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+                    let p = v.get("config").unwrap_or(&v).get("ack_policy")?;
+                    p.as_str().map(str::to_string)
+                });
+                let log = consumer_log(g, dir.as_deref(), policy.as_deref(), &mut problems);
+                if let (Some(d), Some(a)) = (&log.on_disk, &log.after_restart) {
+                    if d != a {
+                        problems.push(Problem::new(
+                            Kind::ClusterConsumerLogAhead,
+                            sloc.consumer(c.clone()),
+                            format!(
+                                "o.dat says delivered {} / ack floor {} (stream seqs); its raft group {} holds committed updates past them: a restart moves the consumer to delivered {} / ack floor {} ({} ack pending)",
+                                d.delivered_stream_seq,
+                                d.ack_floor_stream_seq,
+                                g.rep.name,
+                                a.delivered_stream_seq,
+                                a.ack_floor_stream_seq,
+                                a.num_ack_pending
+                            ),
+                        ));
+                    }
+                }
+                g.rep.consumer_log = Some(log);
+            }
+            _ => {}
         }
     }
     // stream and consumer dirs on disk and their fate
@@ -766,7 +1260,9 @@ pub fn cluster_report(
             js.display()
         ));
     } else {
-        notes.push("not decoded: the stream and consumer groups' WAL entries (messages, acks) beyond their framing and checksums; meta WAL ops other than stream/consumer assign/update/remove".into());
+        notes.push(
+            "not decoded: meta WAL ops other than stream/consumer assign/update/remove".into(),
+        );
     }
     crate::base::report::sort_problems(&mut problems);
     let ok = Outcome::of(&problems).exit_code() == 0;
@@ -851,6 +1347,176 @@ mod tests {
             r.streams
         );
         assert_eq!(r.exit_code(), 1);
+    }
+
+    const LOG: &str = "v2.15.1-cluster-log-n1";
+
+    /// Every entry of every stream and consumer group WAL of both real samples decodes.
+    #[test]
+    fn the_samples_stream_and_consumer_logs_decode_entirely() {
+        for sample in [CL, LOG, "v2.15.1-cluster-batch-n1"] {
+            let d = testdata::sample(sample);
+            let r = cluster_report(&d.path().join(sample).join("store"), Some("n1")).unwrap();
+            for g in &r.groups {
+                assert_eq!((g.wal.bad_records, g.wal.bad_entries), (0, 0), "{g:#?}");
+                match g.kind {
+                    "stream" => assert!(g.stream_log.is_some(), "{g:#?}"),
+                    "consumer" => assert!(g.consumer_log.is_some(), "{g:#?}"),
+                    _ => {}
+                }
+            }
+        }
+        // the clean sample: nothing past the dirs
+        let d = testdata::sample(CL);
+        let r = cluster_report(&d.path().join(CL).join("store"), None).unwrap();
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        let sl = s.stream_log.as_ref().unwrap();
+        assert_eq!((sl.stream_last_seq, sl.reapply_first_seq), (Some(5), None));
+        assert_eq!(sl.snapshot.as_ref().unwrap().last_seq, 5);
+        let c = r.groups.iter().find(|g| g.kind == "consumer").unwrap();
+        let cl = c.consumer_log.as_ref().unwrap();
+        assert_eq!(cl.on_disk, cl.after_restart);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+    }
+
+    /// The crash sample: n1's dirs are behind its raft logs. jetdir's prediction equals what
+    /// n1 did when it was started without quorum (fixtures/samples/README.md, `n1_alone_after`).
+    #[test]
+    fn a_stream_dir_and_o_dat_behind_their_logs_get_what_the_server_re_applied() {
+        let d = testdata::sample(LOG);
+        let facts: serde_json::Value =
+            serde_json::from_slice(&testdata::read(&d, LOG, "facts.json")).unwrap();
+        let after = &facts["n1_alone_after"];
+        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1")).unwrap();
+        assert!(r.ok, "warnings only: {:?}", r.problems);
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        let sl = s.stream_log.as_ref().unwrap();
+        assert_eq!(sl.stream_last_seq, Some(5));
+        assert_eq!((sl.first_seq, sl.last_seq), (Some(6), Some(10)));
+        assert_eq!((sl.msgs, sl.uncommitted_msgs), (5, 1));
+        assert_eq!(sl.reapply_first_seq, Some(6));
+        assert_eq!(sl.reapply_last_seq, after["stream_last_seq"].as_u64());
+        let c = r.groups.iter().find(|g| g.kind == "consumer").unwrap();
+        let cl = c.consumer_log.as_ref().unwrap();
+        let want = &after["consumer"];
+        let got = cl.after_restart.as_ref().unwrap();
+        assert_eq!(serde_json::to_value(got).unwrap(), *want, "{cl:#?}");
+        assert_eq!(cl.on_disk.as_ref().unwrap().delivered_stream_seq, 3);
+        let kinds: Vec<Kind> = r.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [Kind::ClusterConsumerLogAhead, Kind::ClusterStreamLogAhead]
+        );
+        assert!(r.problems[1].message.contains("re-applies seqs 6..9"));
+        // without the stream dir nothing is claimed about it; the log is still read
+        std::fs::remove_dir_all(d.path().join(LOG).join("store/jetstream/$G/streams/LOG")).unwrap();
+        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1")).unwrap();
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        let sl = s.stream_log.as_ref().unwrap();
+        assert_eq!(
+            (sl.stream_last_seq, sl.reapply_first_seq, sl.last_seq),
+            (None, None, Some(10))
+        );
+        assert!(!r.problems.iter().any(|p| matches!(
+            p.kind,
+            Kind::ClusterStreamLogAhead | Kind::ClusterConsumerLogAhead
+        )));
+    }
+
+    /// Atomic batches count only once their commit entry is in the log; a batch cut off by
+    /// another op is dropped, as the server rejects it; messages past the commit index are
+    /// not re-applied.
+    #[test]
+    fn batches_and_the_commit_index_in_the_stream_log() {
+        let d = testdata::sample(LOG);
+        let store = d.path().join(LOG).join("store");
+        let mut problems = Vec::new();
+        let mut g = read_group(
+            &store.join("jetstream/$SYS/_js_/S-R3F-XIaMAxph"),
+            "S-R3F-XIaMAxph",
+            &mut problems,
+        );
+        let b = |id: &str, seq, commit, lseq| GroupOp::BatchMsg {
+            id: id.into(),
+            seq,
+            commit,
+            lseq,
+        };
+        // snapshot at index 6 (last seq 5); commit known: 12
+        g.max_commit = 12;
+        g.ops = vec![
+            (7, GroupOp::Msg(5)),
+            (8, b("x", 1, false, 6)),
+            (8, b("x", 2, true, 7)),
+            (9, b("y", 1, false, 8)),
+            (10, GroupOp::StreamOther),
+            (11, b("z", 1, false, 8)),
+            (11, b("z", 2, true, 9)),
+            (13, GroupOp::Msg(10)),
+        ];
+        let lay = discover::discover(&store).unwrap();
+        let sd = lay.streams.iter().find(|s| s.name == "LOG");
+        let log = stream_log(&g, sd, &mut problems);
+        assert_eq!(log.commit, 12);
+        assert_eq!((log.msgs, log.uncommitted_msgs, log.other_ops), (6, 1, 1));
+        assert_eq!((log.first_seq, log.last_seq), (Some(6), Some(11)));
+        assert_eq!(log.last_committed_seq, Some(10));
+        assert_eq!(
+            (
+                log.stream_last_seq,
+                log.reapply_first_seq,
+                log.reapply_last_seq
+            ),
+            (Some(5), Some(6), Some(10))
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    /// A stream entry that does not decode is damage of the log (raft_wal_damaged), not a panic.
+    #[test]
+    fn an_undecodable_stream_entry_is_a_finding() {
+        let d = testdata::sample(LOG);
+        let store = d.path().join(LOG).join("store");
+        let g = store.join("jetstream/$SYS/_js_/S-R3F-XIaMAxph/msgs/3.blk");
+        let raw = fs::read(&g).unwrap();
+        // rewrite the block with the first stream message entry's op byte changed
+        // (after the 42-byte append-entry header, the entry's 4-byte length and type byte),
+        // every record checksum valid
+        let key = block_key("S-R3F-XIaMAxph", 3);
+        let mut b = Vec::new();
+        let mut seq = None;
+        for r in Records::new(&raw) {
+            let r = r.unwrap();
+            let mut payload = r.payload.to_vec();
+            let first_is_msg = r.kind() == RecordKind::Message
+                && raft::parse_append_entry(r.payload)
+                    .unwrap()
+                    .entries
+                    .first()
+                    .is_some_and(|e| e.kind == EntryType::Normal && e.data.first() == Some(&4));
+            if seq.is_none() && first_is_msg {
+                payload[42 + 4 + 1] = 99;
+                seq = Some(r.seq);
+            }
+            crate::filestore::block::encode_record(
+                &mut b, &key, r.raw_seq, r.ts, r.subject, r.headers, &payload,
+            );
+        }
+        fs::write(&g, &b).unwrap();
+        let r = cluster_report(&store, Some("n1")).unwrap();
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.kind == Kind::RaftWalDamaged)
+            .unwrap_or_else(|| panic!("{:?}", r.problems));
+        assert_eq!(p.loc.seq, seq);
+        assert!(
+            p.message.contains("unknown stream entry op type 99"),
+            "{}",
+            p.message
+        );
+        let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+        assert_eq!((s.wal.bad_records, s.wal.bad_entries), (0, 1));
     }
 
     #[test]

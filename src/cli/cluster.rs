@@ -12,12 +12,15 @@ use std::process::ExitCode;
 /// Examples and exit codes of `jetdir cluster --help`.
 pub const CLUSTER_AFTER: &str = "\
 Examples:
-  jetdir cluster /data/nats/store                    raft groups, meta assignments, orphans
+  jetdir cluster /data/nats/store                    raft groups, meta assignments, orphans, logs
   jetdir cluster --server-name n1 /data/nats/store   also streams assigned to other peers
   jetdir --json cluster /data/nats/store             one JSON document
 
-Exit codes: 0 nothing would be deleted and the raft files are intact, 1 the server would
-delete stream/consumer dirs or raft files are damaged, 2 could not run.";
+Per stream and consumer group it also compares the raft log with the dir: the messages a
+restart re-applies into the stream dir, and where it moves the consumer's o.dat (warnings).
+
+Exit codes: 0 nothing would be deleted and the raft files are intact (warnings only), 1 the
+server would delete stream/consumer dirs or raft files are damaged, 2 could not run.";
 
 /// `jetdir cluster`.
 #[derive(clap::Args)]
@@ -45,6 +48,86 @@ pub fn run_cluster(a: &ClusterArgs, json: bool) -> ExitCode {
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map_or("-".to_string(), |x| x.to_string())
+}
+
+fn range(a: Option<u64>, b: Option<u64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}..{b}"),
+        _ => "none".to_string(),
+    }
+}
+
+fn render_stream_log(o: &mut String, s: &cluster::StreamLog) {
+    if let Some(sn) = &s.snapshot {
+        let _ = writeln!(
+            o,
+            "    snapshot state: {} msgs, seqs {}..{}, {} deleted, failed {} ({})",
+            sn.msgs, sn.first_seq, sn.last_seq, sn.deleted, sn.failed, sn.encoding
+        );
+    }
+    let msgs = match (s.first_seq, s.last_seq) {
+        (Some(_), Some(_)) => format!("msgs {}", range(s.first_seq, s.last_seq)),
+        _ => "no msgs".to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "    log: {msgs} after the snapshot ({} msg(s), {} uncommitted, {} other op(s)), commit index {}",
+        s.msgs, s.uncommitted_msgs, s.other_ops, s.commit
+    );
+    let dir = match s.stream_last_seq {
+        Some(l) => format!("stream dir last seq {l}"),
+        None => "stream dir not read".to_string(),
+    };
+    let what = match (s.reapply_first_seq, s.reapply_last_seq) {
+        (Some(a), Some(b)) => paint(&format!("a restart re-applies {a}..{b}"), Colour::Yellow),
+        _ => "nothing to re-apply".to_string(),
+    };
+    let _ = writeln!(o, "    {dir}: {what}");
+}
+
+fn seqs_text(c: &cluster::ConsumerSeqs) -> String {
+    format!(
+        "delivered {} / ack floor {} ({} ack pending)",
+        c.delivered_stream_seq, c.ack_floor_stream_seq, c.num_ack_pending
+    )
+}
+
+fn render_consumer_log(o: &mut String, c: &cluster::ConsumerLog) {
+    if let Some(sn) = &c.snapshot {
+        let _ = writeln!(o, "    snapshot state: {}", seqs_text(sn));
+    }
+    let upto = |v: Option<u64>| v.map_or(String::new(), |s| format!(" (to stream seq {s})"));
+    let _ = writeln!(
+        o,
+        "    log: {} deliveries{}, {} acks{}, {} other op(s), {} uncommitted, commit index {}",
+        c.deliveries,
+        upto(c.last_delivered_stream_seq),
+        c.acks,
+        upto(c.last_acked_stream_seq),
+        c.other_ops,
+        c.uncommitted_ops,
+        c.commit
+    );
+    match (&c.on_disk, &c.after_restart) {
+        (Some(d), Some(a)) if d != a => {
+            let _ = writeln!(
+                o,
+                "    o.dat: {}; {}",
+                seqs_text(d),
+                paint(
+                    &format!("after a restart: {}", seqs_text(a)),
+                    Colour::Yellow
+                )
+            );
+        }
+        (Some(d), _) => {
+            let _ = writeln!(o, "    o.dat: {}; a restart keeps it", seqs_text(d));
+        }
+        _ => {
+            let _ = writeln!(o, "    o.dat: not read");
+        }
+    }
 }
 
 fn render_cluster(r: &ClusterReport) -> String {
@@ -99,6 +182,12 @@ fn render_cluster(r: &ClusterReport) -> String {
             opt(&g.wal.last_index),
             g.wal.bad_records
         );
+        if let Some(s) = &g.stream_log {
+            render_stream_log(&mut o, s);
+        }
+        if let Some(c) = &g.consumer_log {
+            render_consumer_log(&mut o, c);
+        }
     }
     let m = &r.meta;
     if m.complete {

@@ -2,6 +2,7 @@
 pub(crate) mod aux_state;
 pub(crate) mod block;
 pub mod config_fields;
+pub(crate) mod consumer_group;
 pub(crate) mod consumer_state;
 pub(crate) mod discover;
 pub mod encrypted;
@@ -15,6 +16,7 @@ pub(crate) mod raft;
 pub(crate) mod running;
 pub(crate) mod seqset;
 pub(crate) mod source;
+pub(crate) mod stream_group;
 
 /// The newest index.db version jetdir reads (`jetdir --version` names it).
 pub use index_db::MAX_VERSION as INDEX_DB_MAX_VERSION;

@@ -169,6 +169,26 @@ fn gather(fx: &Path, s: &mut Seeds) {
     snap.extend([0u8; 8]);
     s.add("raft", snap);
     s.add("raft", b"\x04snap.5.42".to_vec());
+    // stream group entries (8: streamMsgOp, purge; 9: binary and JSON stream snapshots) and
+    // consumer group entries (10: length-prefixed delivered/ack ops; 11: an o.dat-encoded
+    // snapshot), as nats-server encodes them
+    let mut msg = vec![8u8, 4];
+    msg.extend(41u64.to_le_bytes());
+    msg.extend(1_700_000_000_000_000_000u64.to_le_bytes());
+    msg.extend(3u16.to_le_bytes());
+    msg.extend(b"a.b");
+    msg.extend(0u16.to_le_bytes());
+    msg.extend(0u16.to_le_bytes());
+    msg.extend(2u32.to_le_bytes());
+    msg.extend(b"hi");
+    msg.push(1);
+    s.add("raft", msg);
+    s.add("raft", b"\x08\x05{\"stream\":\"S\",\"last_seq\":10}".to_vec());
+    s.add("raft", b"\x08\x0f{\"First\":5,\"Num\":3}".to_vec());
+    s.add("raft", vec![9, 42, 1, 5, 100, 1, 10, 0, 5, 33, 2, 3]);
+    s.add("raft", b"\x09{\"messages\":2,\"last_seq\":6,\"deleted\":[5]}".to_vec());
+    s.add("raft", vec![10, 5, 7, 1, 11, 1, 0, 3, 8, 1, 11, 9, 10, 7, 0, 0, 0, 0, 0, 0, 0]);
+    s.add("raft", vec![11, 22, 2, 1, 1, 3, 3, 1, 0, 4, 1, 0, 0]);
 
     // --- backups
     let mut bfiles = Vec::new();

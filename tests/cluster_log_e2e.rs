@@ -1,0 +1,228 @@
+//! `jetdir cluster`'s reading of the stream and consumer groups' raft logs, against a real
+//! 3-node cluster on 127.0.0.1 (tests/support/cluster_log.py): R3 stream LOG and R3 pull
+//! durables LC (explicit acks) and LA (ack all); n1's LOG dir is an older copy (5 messages, LC delivered 3 / ack floor 2) while
+//! its raft logs hold what came after (5 more messages, 5 deliveries, 4 acks) up to a crash
+//! (SIGKILL). jetdir must say what a restart re-applies (the committed part of the logs, as
+//! far as n1's own files tell the commit), and n1 restarted without quorum must do exactly
+//! that: its stream dir and o.dat afterwards equal jetdir's prediction, and jetdir then finds
+//! nothing to re-apply. Run for 2.15.1, 2.9.10, 2.12.8 and 2.10.26 (see [`servers`]).
+mod common;
+#[path = "common/schema.rs"]
+mod schema;
+
+use common::{python_with_nats, repo, server_215, server_29};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cluster_log_py(server: &Path, out: &Path, phase: &str) {
+    let o = Command::new(python_with_nats())
+        .arg(repo().join("tests/support/cluster_log.py"))
+        .arg("--server")
+        .arg(server)
+        .arg("--out")
+        .arg(out)
+        .args(["--phase", phase])
+        .output()
+        .expect("run cluster_log.py");
+    assert!(
+        o.status.success(),
+        "cluster_log.py {phase} failed ({}):\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn jetdir_cluster(store: &Path) -> (Value, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+        .args(["--json", "cluster", "--server-name", "n1"])
+        .arg(store)
+        .output()
+        .expect("run jetdir");
+    let doc: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)));
+    // warnings only: exit 0
+    assert_eq!(o.status.code(), Some(0), "{doc:#}");
+    let raw = std::fs::read(repo().join("schema/jetdir.schema.json")).unwrap();
+    let sc: Value = serde_json::from_slice(&raw).unwrap();
+    let mut errs = Vec::new();
+    schema::validate(&sc, &sc, &doc, "", &mut errs);
+    assert!(errs.is_empty(), "{errs:#?}\n{doc:#}");
+    let human = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+        .args(["cluster", "--server-name", "n1"])
+        .arg(store)
+        .output()
+        .expect("run jetdir");
+    (doc, String::from_utf8_lossy(&human.stdout).into_owned())
+}
+
+fn group<'a>(d: &'a Value, kind: &str) -> &'a Value {
+    d["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} group: {d:#}"))
+}
+
+/// The consumer group of consumer `name`.
+fn consumer_group<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "consumer" && g["consumer"] == name)
+        .unwrap_or_else(|| panic!("no consumer group for {name}: {d:#}"))
+}
+
+fn kinds(d: &Value) -> Vec<String> {
+    let mut k: Vec<String> = d["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap().to_string())
+        .collect();
+    k.sort();
+    k
+}
+
+/// The consumer numbers jetdir and the cluster both give.
+fn seqs(v: &Value) -> [u64; 5] {
+    [
+        "delivered_stream_seq",
+        "delivered_consumer_seq",
+        "ack_floor_stream_seq",
+        "ack_floor_consumer_seq",
+        "num_ack_pending",
+    ]
+    .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v:#}")))
+}
+
+/// 2.15.1 and 2.9.10, and 2.12.8 and 2.10.26 when the repo has them (`.servers/`,
+/// scripts/install-deps.sh); `JETDIR_CLUSTER_LOG_SERVERS` (colon-separated binaries)
+/// overrides the list.
+fn servers() -> Vec<PathBuf> {
+    if let Ok(v) = std::env::var("JETDIR_CLUSTER_LOG_SERVERS") {
+        if !v.is_empty() {
+            return v.split(':').map(PathBuf::from).collect();
+        }
+    }
+    let mut v = vec![server_215(), server_29()];
+    for r in ["2.12.8", "2.10.26"] {
+        let p = repo().join(".servers").join(r).join("bin/nats-server");
+        if p.is_file() {
+            v.push(p);
+        }
+    }
+    v
+}
+
+fn run(server: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    cluster_log_py(server, out, "setup");
+    let facts: Value =
+        serde_json::from_slice(&std::fs::read(out.join("facts.json")).unwrap()).unwrap();
+    let store = PathBuf::from(facts["store"].as_str().unwrap());
+    let what = format!("{}: {facts:#}", server.display());
+
+    let (d, human) = jetdir_cluster(&store);
+    let s = &group(&d, "stream")["stream_log"];
+    let c = &consumer_group(&d, "LC")["consumer_log"];
+    let la = &consumer_group(&d, "LA")["consumer_log"];
+    assert_eq!(group(&d, "stream")["stream"], "LOG", "{d:#}");
+    // the old dir: 5 messages, LC at 3 / 2, LA at 3 / 2
+    assert_eq!(s["stream_last_seq"], 5, "{what}\n{d:#}");
+    assert_eq!(
+        seqs(&c["on_disk"]),
+        seqs(&facts["before"]["consumer"]),
+        "{what}\n{d:#}"
+    );
+    assert_eq!(
+        seqs(&la["on_disk"]),
+        seqs(&facts["before"]["la"]),
+        "{what}\n{d:#}"
+    );
+    // the log holds the rest, up to the cluster's last seq
+    assert_eq!(
+        s["last_seq"], facts["cluster"]["stream"]["last_seq"],
+        "{d:#}"
+    );
+    // the log continues the group's snapshot without a gap (a stream group has no snapshot
+    // when it never took one; a snapshot's state may already hold the first logged message)
+    let snap_last = s["snapshot"]["last_seq"].as_u64().unwrap_or(0);
+    let first = s["first_seq"].as_u64().unwrap();
+    assert!(first <= snap_last + 1 && first <= 6, "{what}\n{d:#}");
+    assert_eq!(
+        c["last_delivered_stream_seq"], facts["cluster"]["consumer"]["delivered_stream_seq"],
+        "{d:#}"
+    );
+    assert_eq!(s["reapply_first_seq"], 6, "{d:#}");
+    let reapply_last = s["reapply_last_seq"]
+        .as_u64()
+        .expect("something to re-apply");
+    assert!(reapply_last <= 10, "{d:#}");
+    let predicted = seqs(&c["after_restart"]);
+    assert_ne!(predicted, seqs(&c["on_disk"]), "{d:#}");
+    let predicted_la = seqs(&la["after_restart"]);
+    assert_ne!(predicted_la, seqs(&la["on_disk"]), "{d:#}");
+    assert_eq!(
+        kinds(&d),
+        [
+            "cluster_consumer_log_ahead",
+            "cluster_consumer_log_ahead",
+            "cluster_stream_log_ahead"
+        ],
+        "{d:#}"
+    );
+    assert!(
+        human.contains(&format!("re-applies seqs 6..{reapply_last}")),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!("log: msgs {first}..10")),
+        "{what}\n{human}"
+    );
+
+    // n1 without quorum: it applies exactly what its own log says is committed
+    cluster_log_py(server, out, "alone");
+    let (d2, _) = jetdir_cluster(&store);
+    let s2 = &group(&d2, "stream")["stream_log"];
+    let c2 = &consumer_group(&d2, "LC")["consumer_log"];
+    let la2 = &consumer_group(&d2, "LA")["consumer_log"];
+    assert_eq!(
+        s2["stream_last_seq"].as_u64(),
+        Some(reapply_last),
+        "the server re-applied another range than predicted: {d2:#}"
+    );
+    assert_eq!(
+        seqs(&c2["on_disk"]),
+        predicted,
+        "the server's o.dat after the restart differs from the prediction: {d2:#}"
+    );
+    assert_eq!(
+        seqs(&la2["on_disk"]),
+        predicted_la,
+        "LA (ack all): the server's o.dat after the restart differs from the prediction: {d2:#}"
+    );
+    assert_eq!(s2["reapply_first_seq"], Value::Null, "{d2:#}");
+    assert!(kinds(&d2).is_empty(), "{d2:#}");
+
+    // the whole cluster: the leader brings n1 to what the cluster had
+    cluster_log_py(server, out, "all");
+    let after: Value =
+        serde_json::from_slice(&std::fs::read(out.join("after.json")).unwrap()).unwrap();
+    assert_eq!(after["stream"], facts["cluster"]["stream"], "{after:#}");
+}
+
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
+)]
+fn a_restart_re_applies_what_jetdir_says_the_raft_logs_hold_past_the_dirs() {
+    for s in servers() {
+        run(&s);
+    }
+}
