@@ -1967,6 +1967,18 @@ fn check_consumers(
                 modelled = false;
                 None
             }
+            // an empty o.dat is a state of zeros (the server's `HasState` sees the file,
+            // `stateWithCopyLocked` reads nothing): delivered 0, not the deliver policy's
+            // start (matrix `clean` 2.10.26: INTEREST's and WQ's consumers that had
+            // delivered nothing report delivered 0 with the stream's first seq at 13 and 31)
+            FileRead::Bytes(b) if b.is_empty() => Some(ConsumerState {
+                version: 2,
+                ack_floor: Default::default(),
+                delivered: Default::default(),
+                pending: vec![],
+                redelivered: vec![],
+                base_ts_secs: 0,
+            }),
             FileRead::Bytes(b) => match consumer_state::parse(&b) {
                 Ok(s) => {
                     modelled = s.is_some();
@@ -3124,6 +3136,31 @@ mod tests {
         let c1 = s.consumers.iter().find(|c| c.name == "C1").unwrap();
         assert_eq!(c1.delivered_stream_seq, Some(5));
         assert!(kinds(&r).contains(&"block_short"));
+    }
+
+    /// An empty o.dat is a state of zeros (the server sees the file and reads nothing):
+    /// delivered 0 and ack floor 0, every message of the stream unprocessed; never "not
+    /// modelled" (matrix `clean` 2.10.26, INTEREST and WQ).
+    #[test]
+    fn an_empty_o_dat_is_a_state_of_zeros() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        fs::write(d.join("obs/C1/o.dat"), b"").unwrap();
+        let r = run(&d, false);
+        let s = &r.streams[0];
+        let c1 = s.consumers.iter().find(|c| c.name == "C1").unwrap();
+        assert_eq!(
+            (
+                c1.delivered_stream_seq,
+                c1.ack_floor_stream_seq,
+                c1.num_pending,
+                c1.state_from.as_deref()
+            ),
+            (Some(0), Some(0), s.messages, Some("o.dat")),
+            "{c1:#?}"
+        );
     }
 
     /// 2.9 regenerates a block's subject counts when its .fss's total is not the .idx's
