@@ -99,7 +99,7 @@ pub fn finish_stream(
         &ctx,
         src,
     );
-    let mut index_counted = count_undecodable_from_index(&pre, &load.recovery, &mut scans, prefix);
+    let mut index_counted = count_undecodable_from_index(&pre, load, &mut scans, prefix);
     index_counted.extend(count_short_blocks_from_index(
         &pre, load, &mut scans, prefix,
     ));
@@ -1027,11 +1027,11 @@ fn subjects_from_index(
 /// numbers (subjects stay unknown); returns the live sequences counted that way.
 fn count_undecodable_from_index(
     pre: &Prelude,
-    recovery: &Recovery,
+    load: &LoadInput,
     scans: &mut [BlockScan],
     prefix: &str,
 ) -> Vec<u64> {
-    let (Recovery::Index, Some(db)) = (recovery, pre.index_db.as_ref()) else {
+    let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) else {
         return Vec::new();
     };
     let mut counted = Vec::new();
@@ -1065,6 +1065,17 @@ fn count_undecodable_from_index(
                 "{}; the server trusts index.db: it counts the block's {} message(s) (seqs {}..{}) but cannot serve them (MSG.GET answers \"no message found\"; 2.10 and 2.11 log \"Cache lookup detected no cache\")",
                 p.message, s.msgs, be.first_seq, be.last_seq
             );
+            // M3: these releases write such blocks themselves (a message erased in a
+            // compressed block) and were seen, in some runs, serving what decodes first
+            if load
+                .release
+                .as_ref()
+                .is_some_and(|r| r.base() < Release::new(2, 11, 7))
+            {
+                p.message.push_str(
+                    "; 2.10.26 and 2.11.6 were also seen, in some runs, serving the records that decode before the damage (their own erase of a message writes such blocks)",
+                );
+            }
         }
     }
     counted
