@@ -65,6 +65,26 @@ async def get_all(nc, stream: str) -> list[dict]:
     return out
 
 
+async def settled(read):
+    """nats-py's KV watchers (keys, history) may end before the server has sent every entry
+    when the machine is loaded (an empty answer raises NoKeysError): read until two answers
+    in a row agree."""
+    from nats.js.errors import NoKeysError
+
+    last = None
+    for _ in range(20):
+        try:
+            got = await read()
+        except NoKeysError:
+            got = None
+        key = None if got is None else [getattr(e, "revision", e) for e in got]
+        if got is not None and last == key:
+            return got
+        last = key
+        await asyncio.sleep(0.25)
+    raise RuntimeError("KV read did not settle")
+
+
 async def run(url: str, out: Path) -> dict:
     import nats
     from nats.js.errors import KeyNotFoundError, NotFoundError, KeyDeletedError
@@ -113,13 +133,13 @@ async def run(url: str, out: Path) -> dict:
             except (KeyNotFoundError, KeyDeletedError):
                 got[k] = None
         facts["kv_get"] = got
-        facts["kv_keys"] = sorted(await kv.keys())
-        hist = await kv.history("a")
+        facts["kv_keys"] = sorted(await settled(kv.keys))
+        hist = await settled(lambda: kv.history("a"))
         facts["kv_history_a"] = [
             {"revision": e.revision, "op": e.operation or "PUT", "value_b64": base64.b64encode(e.value or b"").decode()}
             for e in hist
         ]
-        hist = await kv.history("e")
+        hist = await settled(lambda: kv.history("e"))
         facts["kv_history_e"] = [
             {"revision": e.revision, "op": e.operation or "PUT", "value_b64": base64.b64encode(e.value or b"").decode()}
             for e in hist
