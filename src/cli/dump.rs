@@ -175,6 +175,17 @@ impl Out {
         }
         ControlFlow::Continue(())
     }
+    /// Write with `f` straight to the output (a message streamed in pieces).
+    fn stream(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> ControlFlow<()> {
+        if self.closed {
+            return ControlFlow::Break(());
+        }
+        if let Err(e) = f(&mut self.w) {
+            self.gone(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
     fn line(&mut self, s: &str) -> ControlFlow<()> {
         self.write(s.as_bytes())?;
         self.write(b"\n")
@@ -238,6 +249,60 @@ fn fail(json: bool, msg: &str) -> ExitCode {
 
 /// A message as `nats stream view` shows it, with where it lies.
 fn text_message(m: &forensics::Msg, mode: PayloadMode, headers_only: bool, o: &mut Vec<u8>) {
+    if let Some(enc) = text_head(m, mode, headers_only, o) {
+        text_piece(enc, m.payload, o);
+        o.extend_from_slice(b"\n\n");
+    }
+}
+
+/// [`text_message`] written to `w` in pieces: the payload straight from the block (encoded
+/// piece by piece), never copied whole. The same bytes.
+fn stream_text_message(
+    m: &forensics::Msg,
+    mode: PayloadMode,
+    headers_only: bool,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    const PIECE: usize = 3 << 16; // a multiple of 3: base64 pieces join without padding
+    let mut buf = Vec::with_capacity(PIECE * 2 + 4096);
+    let Some(enc) = text_head(m, mode, headers_only, &mut buf) else {
+        return w.write_all(&buf);
+    };
+    w.write_all(&buf)?;
+    if enc == TextEnc::Raw {
+        w.write_all(m.payload)?;
+    } else {
+        for piece in m.payload.chunks(PIECE) {
+            buf.clear();
+            text_piece(enc, piece, &mut buf);
+            w.write_all(&buf)?;
+        }
+    }
+    w.write_all(b"\n\n")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TextEnc {
+    Raw,
+    Hex,
+    Base64,
+}
+
+fn text_piece(enc: TextEnc, p: &[u8], o: &mut Vec<u8>) {
+    match enc {
+        TextEnc::Raw => o.extend_from_slice(p),
+        TextEnc::Hex => forensics::hex_into(p, o),
+        TextEnc::Base64 => forensics::base64_into(p, false, o),
+    }
+}
+
+/// The message's lines up to its payload, and how the payload is written (`None`: not).
+fn text_head(
+    m: &forensics::Msg,
+    mode: PayloadMode,
+    headers_only: bool,
+    o: &mut Vec<u8>,
+) -> Option<TextEnc> {
     let _ = write!(
         o,
         "[{}] Subject: {} Received: {}",
@@ -260,20 +325,19 @@ fn text_message(m: &forensics::Msg, mode: PayloadMode, headers_only: bool, o: &m
     }
     o.push(b'\n');
     if headers_only || mode == PayloadMode::None {
-        return;
+        return None;
     }
-    match mode {
+    Some(match mode {
         PayloadMode::Text => match std::str::from_utf8(m.payload) {
-            Ok(_) => o.extend_from_slice(m.payload),
+            Ok(_) => TextEnc::Raw,
             Err(_) => {
                 o.extend_from_slice(b"(not UTF-8, base64) ");
-                forensics::base64_into(m.payload, false, o);
+                TextEnc::Base64
             }
         },
-        PayloadMode::Hex => forensics::hex_into(m.payload, o),
-        _ => forensics::base64_into(m.payload, false, o),
-    }
-    o.extend_from_slice(b"\n\n");
+        PayloadMode::Hex => TextEnc::Hex,
+        _ => TextEnc::Base64,
+    })
 }
 
 /// `jetdir dump`: exit 0 without error findings, 1 with, 2 when it could not run.
@@ -370,7 +434,15 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
         let render: forensics::Render = if json { &render_json } else { &render_text };
         let r = w.walk_rendered(&filter, render, &mut |ev| match ev {
             Event::Rendered(_, bytes) => o.write(bytes),
-            Event::Msg(_) => ControlFlow::Continue(()),
+            // too big to render whole: written straight from the block, in pieces
+            Event::Msg(m) => o.stream(|w| {
+                if json {
+                    dump::stream_message_json(&m, mode, headers_only, w)?;
+                    w.write_all(b"\n")
+                } else {
+                    stream_text_message(&m, mode, headers_only, w)
+                }
+            }),
             Event::Finding(p) => {
                 if json {
                     o.line(&dump::finding_json(p).to_string())

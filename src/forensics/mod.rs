@@ -106,6 +106,17 @@ pub enum Event<'a> {
 /// Renders one message into bytes (called on worker threads, so blocks render in parallel).
 pub type Render<'r> = &'r (dyn Fn(&Msg, &mut Vec<u8>) + Sync);
 
+/// Messages whose headers and payload together pass this many bytes are not rendered by a
+/// [`StreamWalker::walk_rendered`] walk but handed out as [`Event::Msg`], for the caller to
+/// write straight from the block in bounded pieces: a record of up to 32 MiB then costs no
+/// second copy (or a larger encoded one) of itself.
+pub const RENDER_INLINE_MAX: usize = 1 << 20;
+
+/// True when [`StreamWalker::walk_rendered`] hands `m` out unrendered ([`RENDER_INLINE_MAX`]).
+pub fn render_streamed(m: &Msg) -> bool {
+    m.headers.len() + m.payload.len() > RENDER_INLINE_MAX
+}
+
 /// Which records to hand out.
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -765,15 +776,16 @@ impl Filter {
 }
 
 impl Cursor<'_, '_> {
-    /// A message rendered on a worker: the walk-state checks, then out it goes.
-    fn rendered(&mut self, seq: u64, bytes: &[u8]) -> ControlFlow<()> {
+    /// A message rendered on a worker (or, too big to render, handed out as it is): the
+    /// walk-state checks, then out it goes.
+    fn rendered(&mut self, seq: u64, ev: Event) -> ControlFlow<()> {
         if self.last_out.is_some_and(|l| seq <= l) {
             return ControlFlow::Continue(());
         }
         self.last_out = Some(seq);
         self.findings_upto(Some(seq))?;
         self.sum.messages += 1;
-        if (self.f)(Event::Rendered(seq, bytes)).is_break() {
+        if (self.f)(ev).is_break() {
             self.sum.stopped = true;
             return ControlFlow::Break(());
         }
@@ -828,12 +840,12 @@ impl Cursor<'_, '_> {
         self.findings_upto(Some(m.seq))?;
         self.sum.messages += 1;
         let ev = match self.render {
-            Some(r) => {
+            Some(r) if !render_streamed(&m) => {
                 self.buf.clear();
                 r(&m, &mut self.buf);
                 Event::Rendered(m.seq, &self.buf)
             }
-            None => Event::Msg(m),
+            _ => Event::Msg(m),
         };
         if (self.f)(ev).is_break() {
             self.sum.stopped = true;
@@ -895,7 +907,9 @@ impl StreamWalker {
 
     /// [`StreamWalker::walk`], with every message rendered by `render` and handed out as
     /// [`Event::Rendered`]: the records of a block render in parallel (in order on output),
-    /// while memory stays one block plus its rendering.
+    /// while memory stays one block plus its rendering. A message above
+    /// [`RENDER_INLINE_MAX`] is handed out as [`Event::Msg`] instead, for the caller to
+    /// write in pieces ([`render_streamed`]).
     pub fn walk_rendered(
         &self,
         filter: &Filter,
@@ -1140,18 +1154,35 @@ impl StreamWalker {
                             else {
                                 continue;
                             };
-                            if filter.wants(&m) {
-                                let s = buf.len();
-                                render(&m, &mut buf);
-                                ents.push((m.seq, s, buf.len()));
+                            if !filter.wants(&m) {
+                                continue;
                             }
+                            if render_streamed(&m) {
+                                // handed out from the block as it is, below
+                                ents.push((m.seq, o, usize::MAX));
+                                continue;
+                            }
+                            let s = buf.len();
+                            render(&m, &mut buf);
+                            ents.push((m.seq, s, buf.len()));
                         }
                         (ents, buf)
                     })
                     .collect();
                 for (ents, buf) in &parts {
                     for &(seq, s, e) in ents {
-                        c.rendered(seq, &buf[s..e])?;
+                        if e != usize::MAX {
+                            c.rendered(seq, Event::Rendered(seq, &buf[s..e]))?;
+                            continue;
+                        }
+                        let Ok(r) = block::parse_record(plain, s) else {
+                            continue;
+                        };
+                        if let Some(m) =
+                            self.classify(plan, b, &r, file, &key, filter.verified_only)
+                        {
+                            c.rendered(seq, Event::Msg(m))?;
+                        }
                     }
                 }
             }
