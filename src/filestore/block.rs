@@ -368,6 +368,12 @@ pub fn big_block_guard(size: u64) -> BigBlockGuard {
     BigBlockGuard(Some(g))
 }
 
+/// True when this thread holds the big-block lock ([`big_block_guard`]): a thread holding it
+/// must not wait on another thread that may be waiting for the lock.
+pub fn holds_big_block() -> bool {
+    HOLDS_BIG.with(|h| h.get())
+}
+
 /// Decompresses an on-disk `cmp` block: `"cmp"` ‖ alg (1 = S2) ‖ uvarint size ‖ S2 stream of
 /// `original[..len-8]` ‖ raw last 8 bytes. Error offsets are offsets in `buf`.
 ///

@@ -990,6 +990,10 @@ impl StreamWalker {
                 continue;
             }
             let rel = format!("msgs/{}.blk", b.index);
+            // a big block (one record above 8 MiB) is held, read and handed out, by one thread
+            // at a time (the copies of `diff` walk on threads of their own)
+            let size = std::fs::metadata(sd.dir.join(&rel)).map_or(0, |m| m.len());
+            let _big = block::big_block_guard(size.min(block::MAX_BLOCK_FILE));
             let mut scratch = Vec::new();
             let Some((decoded, _)) = src.fetch_block(&rel, Default::default(), &mut scratch) else {
                 continue;
