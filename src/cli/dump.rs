@@ -297,31 +297,45 @@ fn text_piece(enc: TextEnc, p: &[u8], o: &mut Vec<u8>) {
 }
 
 /// The message's lines up to its payload, and how the payload is written (`None`: not).
+/// Built without formatting machinery or allocation per message (dump's hot path).
 fn text_head(
     m: &forensics::Msg,
     mode: PayloadMode,
     headers_only: bool,
     o: &mut Vec<u8>,
 ) -> Option<TextEnc> {
-    let _ = write!(
-        o,
-        "[{}] Subject: {} Received: {}",
-        m.seq,
-        String::from_utf8_lossy(m.subject),
-        jetdir::base::time::rfc3339_full(m.ts)
-    );
+    o.push(b'[');
+    dump::push_uint(o, m.seq);
+    o.extend_from_slice(b"] Subject: ");
+    o.extend_from_slice(String::from_utf8_lossy(m.subject).as_bytes());
+    o.extend_from_slice(b" Received: ");
+    dump::time_into(m.ts, o);
     if let Some(g) = m.gone {
-        let _ = write!(o, " DELETED ({})", g.as_str());
+        o.extend_from_slice(b" DELETED (");
+        o.extend_from_slice(g.as_str().as_bytes());
+        o.push(b')');
     }
-    let _ = writeln!(o, "  ({} @{})", m.file, m.offset);
-    let h = forensics::Headers::parse(m.headers);
-    if let Some(s) = &h.status {
-        let _ = writeln!(o, "  Status: {s}");
-    }
-    for (k, vs) in &h.values {
-        for v in vs {
-            let _ = writeln!(o, "  {k}: {v}");
+    o.extend_from_slice(b"  (");
+    o.extend_from_slice(m.file.as_bytes());
+    o.extend_from_slice(b" @");
+    dump::push_uint(o, m.offset);
+    o.extend_from_slice(b")\n");
+    if !m.headers.is_empty() {
+        let text = String::from_utf8_lossy(m.headers);
+        if let Some(st) = dump::header_status(&text) {
+            o.extend_from_slice(b"  Status: ");
+            o.extend_from_slice(st.as_bytes());
+            o.push(b'\n');
         }
+        dump::header_groups(&text, |k, vs| {
+            for v in vs {
+                o.extend_from_slice(b"  ");
+                o.extend_from_slice(k.as_bytes());
+                o.extend_from_slice(b": ");
+                o.extend_from_slice(v.as_bytes());
+                o.push(b'\n');
+            }
+        });
     }
     o.push(b'\n');
     if headers_only || mode == PayloadMode::None {
@@ -788,6 +802,102 @@ pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
                 ));
             }
             code(!r.ok)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of a message as it was built before the fast path (format machinery and a
+    /// parsed [`forensics::Headers`]): the reference the fast and streamed writers must equal.
+    fn reference(m: &forensics::Msg, mode: PayloadMode, headers_only: bool) -> Vec<u8> {
+        let mut o = Vec::new();
+        let _ = write!(
+            o,
+            "[{}] Subject: {} Received: {}",
+            m.seq,
+            String::from_utf8_lossy(m.subject),
+            jetdir::base::time::rfc3339_full(m.ts)
+        );
+        if let Some(g) = m.gone {
+            let _ = write!(o, " DELETED ({})", g.as_str());
+        }
+        let _ = writeln!(o, "  ({} @{})", m.file, m.offset);
+        let h = forensics::Headers::parse(m.headers);
+        if let Some(s) = &h.status {
+            let _ = writeln!(o, "  Status: {s}");
+        }
+        for (k, vs) in &h.values {
+            for v in vs {
+                let _ = writeln!(o, "  {k}: {v}");
+            }
+        }
+        o.push(b'\n');
+        if headers_only || mode == PayloadMode::None {
+            return o;
+        }
+        match mode {
+            PayloadMode::Text => match std::str::from_utf8(m.payload) {
+                Ok(_) => o.extend_from_slice(m.payload),
+                Err(_) => {
+                    o.extend_from_slice(b"(not UTF-8, base64) ");
+                    o.extend_from_slice(forensics::base64(m.payload, false).as_bytes());
+                }
+            },
+            PayloadMode::Hex => o.extend_from_slice(forensics::hex(m.payload).as_bytes()),
+            _ => o.extend_from_slice(forensics::base64(m.payload, false).as_bytes()),
+        }
+        o.extend_from_slice(b"\n\n");
+        o
+    }
+
+    #[test]
+    fn text_messages_equal_the_reference() {
+        let big: Vec<u8> = (0..(3 << 17) + 5).map(|i| (i * 13 % 256) as u8).collect();
+        for (payload, headers) in [
+            (&b"\xff\x00"[..], &b"NATS/1.0\r\nX: 1\r\nX: 2\r\n\r\n"[..]),
+            (
+                b"text \"quoted\"\n",
+                b"NATS/1.0 503 No Responders\r\nA: 1\r\nB:2\r\nA:  3 \r\n\r\n",
+            ),
+            (b"", b""),
+            (b"x", b"NATS/1.0\r\nbad line\r\nK: \xff\r\n\r\n"),
+            (&big[..], b""),
+            (b"plain text", b"NATS/1.0\r\n\r\n"),
+        ] {
+            for gone in [None, Some(forensics::Gone::Lost)] {
+                let m = forensics::Msg {
+                    account: "$G",
+                    stream: "S",
+                    seq: 42,
+                    ts: 1_796_044_118_165_655_204,
+                    subject: b"a.\xffb",
+                    headers,
+                    payload,
+                    file: "msgs/1.blk",
+                    offset: 7,
+                    size: 99,
+                    gone,
+                };
+                for mode in [
+                    PayloadMode::Text,
+                    PayloadMode::Base64,
+                    PayloadMode::Hex,
+                    PayloadMode::None,
+                ] {
+                    for ho in [false, true] {
+                        let want = reference(&m, mode, ho);
+                        let mut fast = Vec::new();
+                        text_message(&m, mode, ho, &mut fast);
+                        assert_eq!(fast, want);
+                        let mut streamed = Vec::new();
+                        stream_text_message(&m, mode, ho, &mut streamed).unwrap();
+                        assert_eq!(streamed, want);
+                    }
+                }
+            }
         }
     }
 }

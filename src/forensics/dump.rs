@@ -207,37 +207,23 @@ fn json_head(m: &Msg, mode: PayloadMode, headers_only: bool, out: &mut Vec<u8>) 
     int(out, m.ts);
     out.extend_from_slice(b",\"headers\":{");
     if !m.headers.is_empty() {
-        // the header block, parsed as [`Headers::parse`] does, without building it
         let text = String::from_utf8_lossy(m.headers);
-        let mut lines = text.split('\n');
-        let status = lines
-            .next()
-            .map(|f| f.trim_end_matches('\r'))
-            .map(|f| f.strip_prefix("NATS/1.0").unwrap_or("").trim())
-            .filter(|st| !st.is_empty());
-        let pairs: Vec<(&str, &str)> = lines
-            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect();
         let mut first = true;
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(k2, _)| k2 == k) {
-                continue; // written with its first occurrence
-            }
+        let status = header_groups(&text, |k, vs| {
             if !first {
                 out.push(b',');
             }
             first = false;
             s(out, k);
             out.extend_from_slice(b":[");
-            for (j, (_, v)) in pairs[i..].iter().filter(|(k2, _)| k2 == k).enumerate() {
+            for (j, v) in vs.enumerate() {
                 if j > 0 {
                     out.push(b',');
                 }
                 s(out, v);
             }
             out.push(b']');
-        }
+        });
         out.push(b'}');
         if let Some(st) = status {
             out.extend_from_slice(b",\"status\":");
@@ -279,6 +265,52 @@ fn json_tail(m: &Msg, enc: Option<Enc>, out: &mut Vec<u8>) {
         out.push(b'"');
     }
     out.push(b'}');
+}
+
+/// A header block (as text, invalid UTF-8 replaced) parsed as [`Headers::parse`] does, without
+/// building it: `f` gets each header name in order of first appearance with every value of
+/// it; returns the status (`503 No Responders`) when the first line has one.
+pub fn header_groups<'t>(
+    text: &'t str,
+    mut f: impl FnMut(&'t str, &mut dyn Iterator<Item = &'t str>),
+) -> Option<&'t str> {
+    let status = header_status(text);
+    let mut lines = text.split('\n');
+    lines.next();
+    let pair = |l: &'t str| {
+        l.trim_end_matches('\r')
+            .split_once(':')
+            .map(|(k, v)| (k.trim(), v.trim()))
+    };
+    let rest = lines.clone();
+    for (i, l) in rest.clone().enumerate() {
+        let Some((k, _)) = pair(l) else { continue };
+        if rest.clone().take(i).filter_map(pair).any(|(k2, _)| k2 == k) {
+            continue; // given with its first occurrence
+        }
+        let mut vs = rest
+            .clone()
+            .skip(i)
+            .filter_map(pair)
+            .filter(|&(k2, _)| k2 == k)
+            .map(|(_, v)| v);
+        f(k, &mut vs);
+    }
+    status
+}
+
+/// The status of a header block (the first line after `NATS/1.0`), when it has one.
+pub fn header_status(text: &str) -> Option<&str> {
+    text.split('\n')
+        .next()
+        .map(|l| l.trim_end_matches('\r'))
+        .map(|l| l.strip_prefix("NATS/1.0").unwrap_or("").trim())
+        .filter(|st| !st.is_empty())
+}
+
+/// Decimal digits of `n` appended to `out`.
+pub fn push_uint(out: &mut Vec<u8>, n: u64) {
+    uint(out, n)
 }
 
 /// Decimal digits of a signed `n`.
@@ -351,7 +383,10 @@ mod tests {
         let mut out = vec![b'"'];
         json_escape_into(text.as_bytes(), &mut out);
         out.push(b'"');
-        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&text).unwrap()
+        );
         // a big payload streamed in pieces (base64 across piece boundaries, escapes, hex)
         let big: Vec<u8> = (0..PIECE * 2 + 7).map(|i| (i * 7 % 251) as u8).collect();
         let txt: Vec<u8> = (0..PIECE * 2 + 5).map(|i| b"a\"\n\x01"[i % 4]).collect();
