@@ -111,6 +111,8 @@ pub type Render<'r> = &'r (dyn Fn(&Msg, &mut Vec<u8>) + Sync);
 /// write straight from the block in bounded pieces: a record of up to 32 MiB then costs no
 /// second copy (or a larger encoded one) of itself.
 pub const RENDER_INLINE_MAX: usize = 1 << 20;
+/// Render buffers up to this capacity are kept for the next records.
+const POOLED_MAX: usize = 4 << 20;
 
 /// True when [`StreamWalker::walk_rendered`] hands `m` out unrendered ([`RENDER_INLINE_MAX`]).
 pub fn render_streamed(m: &Msg) -> bool {
@@ -766,6 +768,9 @@ struct Cursor<'f, 'p> {
     sum: WalkSummary,
     render: Option<Render<'f>>,
     buf: Vec<u8>,
+    /// Render buffers kept from one group of records to the next (no allocation, and page
+    /// faults, per group).
+    pool: Vec<Vec<u8>>,
 }
 
 impl Filter {
@@ -941,6 +946,7 @@ impl StreamWalker {
                     sum: WalkSummary::default(),
                     render: None,
                     buf: Vec::new(),
+                    pool: Vec::new(),
                 };
                 let _ = self.run(&mut c)?;
                 let first = c.counting.and_then(|(_, r)| r.front().copied());
@@ -961,6 +967,7 @@ impl StreamWalker {
             sum: WalkSummary::default(),
             render,
             buf: Vec::new(),
+            pool: Vec::new(),
         };
         if c.findings_upto(Some(0)).is_break() {
             return Ok(c.sum);
@@ -985,6 +992,11 @@ impl StreamWalker {
         let Ok(src) = dir_source(sd, &self.keys) else {
             return ControlFlow::Continue(());
         };
+        let encrypted = crate::filestore::encrypted::has_key_files(&src.files());
+        // one read buffer for the blocks of a real size: no allocation (and page faults) per
+        // block; encrypted and big blocks go through the source (decrypted, or decoded as
+        // they are read)
+        let mut buf = Vec::new();
         for b in &plan.blocks {
             if b.unreadable || !c.filter.seq_overlaps(b.min, b.max) {
                 continue;
@@ -994,6 +1006,22 @@ impl StreamWalker {
             // at a time (the copies of `diff` walk on threads of their own)
             let size = std::fs::metadata(sd.dir.join(&rel)).map_or(0, |m| m.len());
             let _big = block::big_block_guard(size.min(block::MAX_BLOCK_FILE));
+            if !encrypted && size <= block::BIG_BLOCK {
+                let path = sd.dir.join(&rel);
+                let read = crate::filestore::source::read_capped_into(
+                    &path,
+                    block::MAX_BLOCK_FILE,
+                    &mut buf,
+                );
+                if read.is_err() {
+                    continue;
+                }
+                let Ok((plain, _)) = block::plain_block(&buf) else {
+                    continue;
+                };
+                self.emit_block(plan, b, &plain, &rel, c)?;
+                continue;
+            }
             let mut scratch = Vec::new();
             let Some((decoded, _)) = src.fetch_block(&rel, Default::default(), &mut scratch) else {
                 continue;
@@ -1142,12 +1170,19 @@ impl StreamWalker {
                 true
             });
             let filter = c.filter;
+            let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
+            let take = || {
+                pool.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                    .unwrap_or_default()
+            };
             // groups of records bound the rendered bytes held at once (a few MiB)
             for group in offs.chunks(2048) {
                 let parts: Vec<Rendered> = group
                     .par_chunks(256)
                     .map(|chunk| {
-                        let mut buf = Vec::new();
+                        let mut buf = take();
                         let mut ents = Vec::with_capacity(chunk.len());
                         for &o in chunk {
                             let Ok(r) = block::parse_record(plain, o) else {
@@ -1173,8 +1208,8 @@ impl StreamWalker {
                         (ents, buf)
                     })
                     .collect();
-                for (ents, buf) in &parts {
-                    for &(seq, s, e) in ents {
+                for (ents, mut buf) in parts {
+                    for &(seq, s, e) in &ents {
                         if e != usize::MAX {
                             c.rendered(seq, Event::Rendered(seq, &buf[s..e]))?;
                             continue;
@@ -1188,8 +1223,13 @@ impl StreamWalker {
                             c.rendered(seq, Event::Msg(m))?;
                         }
                     }
+                    if buf.capacity() <= POOLED_MAX {
+                        buf.clear();
+                        pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+                    }
                 }
             }
+            c.pool = pool.into_inner().unwrap_or_else(|p| p.into_inner());
             return ControlFlow::Continue(());
         }
         let mut flow = ControlFlow::Continue(());
