@@ -1384,25 +1384,55 @@ pub fn base64(data: &[u8], url: bool) -> String {
     String::from_utf8(out).unwrap_or_default() // ASCII only
 }
 
+/// Two base64 characters for every 12-bit value, per alphabet (one lookup per 12 bits).
+const fn pairs(table: &[u8; 64]) -> [[u8; 2]; 4096] {
+    let mut t = [[0u8; 2]; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        t[i] = [table[i >> 6], table[i & 63]];
+        i += 1;
+    }
+    t
+}
+const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static STD_PAIRS: [[u8; 2]; 4096] = pairs(STD);
+static URL_PAIRS: [[u8; 2]; 4096] = pairs(URL);
+
 /// [`base64`] appended to `out`.
 pub fn base64_into(data: &[u8], url: bool, out: &mut Vec<u8>) {
-    let table: &[u8; 64] = if url {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    let (table, pairs) = if url {
+        (URL, &URL_PAIRS)
     } else {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        (STD, &STD_PAIRS)
     };
     let start = out.len();
     out.resize(start + data.len().div_ceil(3) * 4, 0);
     let dst = &mut out[start..];
-    let chunks = data.chunks_exact(3);
+    // 6 bytes -> 8 characters per step
+    let wide = data.chunks_exact(6);
+    let rest = wide.remainder();
+    let mut octs = dst.chunks_exact_mut(8);
+    for (ch, q) in wide.zip(&mut octs) {
+        let a = (u32::from(ch[0]) << 16) | (u32::from(ch[1]) << 8) | u32::from(ch[2]);
+        let b = (u32::from(ch[3]) << 16) | (u32::from(ch[4]) << 8) | u32::from(ch[5]);
+        let w = [
+            pairs[(a >> 12) as usize],
+            pairs[(a & 0xfff) as usize],
+            pairs[(b >> 12) as usize],
+            pairs[(b & 0xfff) as usize],
+        ];
+        q.copy_from_slice(w.as_flattened());
+    }
+    let done = data.len() - rest.len();
+    let dst = &mut out[start + done / 3 * 4..];
+    let chunks = rest.chunks_exact(3);
     let rem = chunks.remainder();
     let mut quads = dst.chunks_exact_mut(4);
     for (ch, q) in chunks.zip(&mut quads) {
         let n = (u32::from(ch[0]) << 16) | (u32::from(ch[1]) << 8) | u32::from(ch[2]);
-        q[0] = table[(n >> 18) as usize & 63];
-        q[1] = table[(n >> 12) as usize & 63];
-        q[2] = table[(n >> 6) as usize & 63];
-        q[3] = table[n as usize & 63];
+        q[..2].copy_from_slice(&pairs[(n >> 12) as usize]);
+        q[2..].copy_from_slice(&pairs[(n & 0xfff) as usize]);
     }
     if let Some(q) = quads.next() {
         let (a, b) = (rem[0], rem.get(1).copied());
@@ -1515,6 +1545,30 @@ mod tests {
             assert_eq!(base64_decode(url.trim_end_matches('=')).unwrap(), raw);
         }
         assert!(base64_decode("a b").is_none());
+        // every length around the 6-byte steps, against a bit-by-bit encoder
+        let data: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for n in 0..data.len() {
+            for (url, table) in [(false, STD), (true, URL)] {
+                let mut want = String::new();
+                let bits: Vec<bool> = data[..n]
+                    .iter()
+                    .flat_map(|b| (0..8).rev().map(move |k| b >> k & 1 == 1))
+                    .collect();
+                for six in bits.chunks(6) {
+                    let v = (0..6).fold(0usize, |a, k| {
+                        a << 1 | usize::from(six.get(k) == Some(&true))
+                    });
+                    want.push(table[v] as char);
+                }
+                while want.len() % 4 != 0 {
+                    want.push('=');
+                }
+                assert_eq!(base64(&data[..n], url), want, "{n} bytes");
+                assert_eq!(base64_decode(&want).unwrap(), &data[..n]);
+            }
+        }
     }
 
     #[test]
