@@ -275,25 +275,42 @@ pub fn header_groups<'t>(
     mut f: impl FnMut(&'t str, &mut dyn Iterator<Item = &'t str>),
 ) -> Option<&'t str> {
     let status = header_status(text);
-    let mut lines = text.split('\n');
-    lines.next();
     let pair = |l: &'t str| {
         l.trim_end_matches('\r')
             .split_once(':')
             .map(|(k, v)| (k.trim(), v.trim()))
     };
-    let rest = lines.clone();
-    for (i, l) in rest.clone().enumerate() {
-        let Some((k, _)) = pair(l) else { continue };
-        if rest.clone().take(i).filter_map(pair).any(|(k2, _)| k2 == k) {
+    // each line parsed once (a few headers is the rule; a long block takes the slow way)
+    let mut small: [(&str, &str); 16] = [("", ""); 16];
+    let mut n = 0usize;
+    let mut lines = text.split('\n');
+    lines.next();
+    let mut all_small = true;
+    for l in lines.clone() {
+        if let Some(p) = pair(l) {
+            if n == small.len() {
+                all_small = false;
+                break;
+            }
+            small[n] = p;
+            n += 1;
+        }
+    }
+    let big: Vec<(&'t str, &'t str)>;
+    let pairs: &[(&'t str, &'t str)] = if all_small {
+        &small[..n]
+    } else {
+        big = lines.filter_map(pair).collect();
+        &big
+    };
+    for (i, &(k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|&(k2, _)| k2 == k) {
             continue; // given with its first occurrence
         }
-        let mut vs = rest
-            .clone()
-            .skip(i)
-            .filter_map(pair)
-            .filter(|&(k2, _)| k2 == k)
-            .map(|(_, v)| v);
+        let mut vs = pairs[i..]
+            .iter()
+            .filter(|&&(k2, _)| k2 == k)
+            .map(|&(_, v)| v);
         f(k, &mut vs);
     }
     status
@@ -462,7 +479,12 @@ mod tests {
             uint(&mut o, n);
             assert_eq!(String::from_utf8(o).unwrap(), n.to_string());
         }
-        // the fast writer gives the same objects
+        // the fast writer gives the same objects (also past 16 header lines)
+        let mut many = b"NATS/1.0\r\n".to_vec();
+        for i in 0..20 {
+            many.extend_from_slice(format!("H{}: v{i}\r\n", i % 7).as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
         for (mode, ho) in [
             (PayloadMode::Text, false),
             (PayloadMode::Base64, false),
@@ -478,6 +500,7 @@ mod tests {
                 ),
                 (b"", b""),
                 (b"x", b"NATS/1.0\r\nbad line\r\nK: \xff\r\n\r\n"),
+                (b"y", &many[..]),
             ] {
                 for gone in [None, Some(super::super::Gone::Lost)] {
                     let m = Msg {
