@@ -99,7 +99,8 @@ pub enum Event<'a> {
     Msg(Msg<'a>),
     /// A finding (damage, a load decision) about the stream.
     Finding(&'a Problem),
-    /// A message already rendered by the walk's renderer ([`StreamWalker::walk_rendered`]).
+    /// Messages already rendered by the walk's renderer ([`StreamWalker::walk_rendered`]):
+    /// one, or several in a row (no finding between them), the last with this sequence.
     Rendered(u64, &'a [u8]),
 }
 
@@ -797,6 +798,29 @@ impl Cursor<'_, '_> {
         ControlFlow::Continue(())
     }
 
+    /// Messages `first..=last` (`n` of them, ascending, rendered back to back), with no
+    /// finding to hand out between them: one event.
+    fn rendered_run(&mut self, first: u64, last: u64, n: u64, bytes: &[u8]) -> ControlFlow<()> {
+        if n == 1 {
+            return self.rendered(first, Event::Rendered(first, bytes));
+        }
+        self.last_out = Some(last);
+        self.sum.messages += n;
+        if (self.f)(Event::Rendered(last, bytes)).is_break() {
+            self.sum.stopped = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The sequence of the next finding to hand out (`u64::MAX` when none has one).
+    fn next_finding_seq(&self) -> u64 {
+        match self.problems.get(self.next_problem) {
+            Some(p) => p.loc.seq.unwrap_or(0),
+            None => u64::MAX,
+        }
+    }
+
     /// Hand out the findings located at or before `seq` (all of them for `None`).
     fn findings_upto(&mut self, seq: Option<u64>) -> ControlFlow<()> {
         while let Some(p) = self.problems.get(self.next_problem) {
@@ -1209,19 +1233,35 @@ impl StreamWalker {
                     })
                     .collect();
                 for (ents, mut buf) in parts {
-                    for &(seq, s, e) in &ents {
-                        if e != usize::MAX {
-                            c.rendered(seq, Event::Rendered(seq, &buf[s..e]))?;
+                    let mut i = 0;
+                    while let Some(&(seq, s, e)) = ents.get(i) {
+                        i += 1;
+                        if e == usize::MAX {
+                            let Ok(r) = block::parse_record(plain, s) else {
+                                continue;
+                            };
+                            if let Some(m) =
+                                self.classify(plan, b, &r, file, &key, filter.verified_only)
+                            {
+                                c.rendered(seq, Event::Msg(m))?;
+                            }
                             continue;
                         }
-                        let Ok(r) = block::parse_record(plain, s) else {
-                            continue;
-                        };
-                        if let Some(m) =
-                            self.classify(plan, b, &r, file, &key, filter.verified_only)
-                        {
-                            c.rendered(seq, Event::Msg(m))?;
+                        // with the messages after it that no finding comes between (handed
+                        // out as one run of bytes)
+                        let (mut last, mut end, mut n) = (seq, e, 1u64);
+                        if c.last_out.is_none_or(|l| seq > l) {
+                            c.findings_upto(Some(seq))?;
+                            let limit = c.next_finding_seq();
+                            while let Some(&(s2, b2, e2)) = ents.get(i) {
+                                if e2 == usize::MAX || b2 != end || s2 <= last || s2 >= limit {
+                                    break;
+                                }
+                                (last, end, n) = (s2, e2, n + 1);
+                                i += 1;
+                            }
                         }
+                        c.rendered_run(seq, last, n, &buf[s..end])?;
                     }
                     if buf.capacity() <= POOLED_MAX {
                         buf.clear();
