@@ -1602,7 +1602,7 @@ mod tests {
                     });
                     want.push(table[v] as char);
                 }
-                while want.len() % 4 != 0 {
+                while !want.len().is_multiple_of(4) {
                     want.push('=');
                 }
                 assert_eq!(base64(&data[..n], url), want, "{n} bytes");
