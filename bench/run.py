@@ -10,7 +10,8 @@ What it does (see bench/README.md for details):
      BENCHS2 (a quarter, uncompressed) and a tiny stream TINY used for trial runs;
   3. times, each in a fresh child process under GNU time (for its peak RSS and CPU):
      raw read (`cat msgs/*.blk`), `jetdir verify` (deep and --quick), the real server's start-up
-     with index.db removed (it rebuilds the state by reading every block);
+     with index.db removed (it rebuilds the state by reading every block), `jetdir dump` (text
+     and --json) to /dev/null and `jetdir diff` of two copies of the stream;
   4. the snapshot API (= `nats stream backup`), `jetdir verify` of that backup, and - only when the
      built binary implements them - `jetdir extract` against the server's restore API and
      `jetdir pack --format v1` against the snapshot API;
@@ -954,6 +955,28 @@ def main() -> int:
         rows.append(ratio_row("verify --quick vs server rebuild", m_quick, m_reb, "faster", None, None))
         for m, label in ((m_ver, f"{blk['BENCH'] / MIB:.0f} MiB"), (m_ver_s, f"{blk['SMALL'] / MIB:.0f} MiB"), (m_quick, "--quick")):
             rows.append(rss_row(f"verify peak RSS ({label})", m, f"server {m_reb.rss_mib:.0f} MiB"))
+
+        # 3d. forensics (issue #12): dump to /dev/null and diff of two copies against deep verify
+        # of the same data; diff reads both copies, so its baseline is verify of both (2x)
+        def dump(path: Path, *extra: str) -> list[str]:
+            return [jetdir, "--no-progress", "dump", *extra, str(path)]
+
+        m_dump = measure("jetdir dump > /dev/null (BENCH)", dump(sdir["BENCH"]), blk["BENCH"], repeats)
+        m_dumpj = measure("jetdir dump --json > /dev/null (BENCH)", dump(sdir["BENCH"], "--json"), blk["BENCH"],
+                          repeats)
+        copy2 = copy_stream(sdir["BENCH"], work / "store-copy")
+        m_diff = measure("jetdir diff of two copies of BENCH",
+                         [jetdir, "--no-progress", "diff", str(sdir["BENCH"]), str(copy2)], 2 * blk["BENCH"], repeats)
+        shutil.rmtree(work / "store-copy", ignore_errors=True)
+        m_ver2x = Measure("jetdir verify, deep, of both copies (2x BENCH's runs)", nbytes=2 * blk["BENCH"],
+                          runs=[Run(wall=2 * r.wall, maxrss_kib=r.maxrss_kib, cpu=2 * r.cpu, rc=0) for r in m_ver.runs])
+        figures += [m_dump, m_dumpj, m_diff]
+        rows.append(ratio_row("dump (text) to /dev/null: throughput vs deep verify", m_dump, m_ver, "share", 0.5, 0.05))
+        rows.append(ratio_row("dump --json to /dev/null: throughput vs deep verify", m_dumpj, m_ver, "share", 0.5, 0.05))
+        rows.append(ratio_row("diff of two copies (both copies' bytes) vs deep verify", m_diff, m_ver2x, "share",
+                              0.5, 0.05))
+        for m, label in ((m_dump, "dump"), (m_dumpj, "dump --json"), (m_diff, "diff")):
+            rows.append(rss_row(f"{label} peak RSS", m))
 
         # S2 variant
         if "BENCHS2" in facts:

@@ -675,3 +675,83 @@ fn v2_messages_up_to_the_record_limit() {
         bounded(&format!("V2 with a {mib} MiB message: extract"), &r, &codes);
     }
 }
+
+/// A real nats-server 2.15.1 stream of two 31 MiB messages (`max_payload` raised to 32 MiB;
+/// a record is at most `rlBadThresh` = 32 MiB, each lands in a block of its own), and its V2
+/// backup, made by tests/support/bigrec.py: every command reading them stays under 64 MiB,
+/// since records are handed out, written and compared from the block, one big block at a
+/// time, without a second copy.
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server 2.15 and nats-py (bash scripts/install-deps.sh)"
+)]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
+fn real_31_mib_records() {
+    let t = tempfile::tempdir().unwrap();
+    let out = Command::new(common::python_with_nats())
+        .arg(common::repo().join("tests/support/bigrec.py"))
+        .arg("--server")
+        .arg(common::server_215())
+        .arg("--out")
+        .arg(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bigrec.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(facts["messages"], 2, "{facts}");
+    let store = t.path().join("store");
+    let store2 = t.path().join("store2");
+    copy_dir(&store, &store2);
+    let backup = t.path().join("backup");
+    let (s, s2, b) = (
+        store.to_str().unwrap(),
+        store2.to_str().unwrap(),
+        backup.to_str().unwrap(),
+    );
+    let mib31 = (31u64 << 20).to_string();
+    for (what, args) in [
+        ("verify (store)", vec!["verify", s, "-q"]),
+        ("verify (V2 backup)", vec!["verify", b, "-q"]),
+        ("dump (text)", vec!["dump", s]),
+        ("dump --json", vec!["dump", s, "--json"]),
+        ("dump --json (V2 backup)", vec!["dump", b, "--json"]),
+        ("dump --payload hex", vec!["dump", s, "--payload", "hex"]),
+        ("diff of two copies", vec!["diff", s, s2, "-q"]),
+    ] {
+        let r = run(&args);
+        bounded(&format!("two 31 MiB messages: {what}"), &r, &[0]);
+        if what.starts_with("dump --json") {
+            let sizes: Vec<String> = r
+                .stdout
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .map(|v| v["payload_size"].to_string())
+                .collect();
+            assert_eq!(sizes, [mib31.clone(), mib31.clone()], "{what}");
+        } else if what.starts_with("dump") {
+            assert_eq!(r.stdout.matches("Subject: big.").count(), 2, "{what}");
+            assert!(r.stdout.len() > 2 * (31 << 20), "{what}");
+        }
+    }
+    let target = t.path().join("extracted");
+    fs::create_dir_all(&target).unwrap();
+    let r = run(&["extract", b, "--store-dir", target.to_str().unwrap(), "-q"]);
+    bounded("two 31 MiB messages: extract (V2 backup)", &r, &[0]);
+    // the extracted blocks hold the server's records, byte for byte
+    let msgs = |root: &Path| root.join("jetstream/$G/streams/BIG/msgs");
+    for n in [1, 2] {
+        let f = format!("{n}.blk");
+        assert!(
+            fs::read(msgs(&target).join(&f)).unwrap() == fs::read(msgs(&store).join(&f)).unwrap(),
+            "{f} differs from the server's"
+        );
+    }
+}

@@ -148,6 +148,10 @@ pub struct NatsArcReader<R: Read> {
     failed: bool,
     max_name: u64,
     max_entry: u64,
+    /// Held while an entry above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) is in
+    /// memory (until the next entry is read): one big record at a time across threads, as
+    /// for big blocks (a `diff` of a store and a V2 backup walks both at once).
+    big: crate::filestore::block::BigBlockGuard,
 }
 
 enum ByteRead {
@@ -169,6 +173,7 @@ impl<R: Read> NatsArcReader<R> {
             failed: false,
             max_name,
             max_entry,
+            big: crate::filestore::block::big_block_guard(0),
         };
         let mut magic = Vec::with_capacity(8);
         let n = me.read_up_to(&mut magic, 8)?;
@@ -363,6 +368,15 @@ impl<R: Read> NatsArcReader<R> {
     }
 
     fn read_entry_into(&mut self, e: &mut ArcEntry) -> Result<bool, ArcError> {
+        use crate::filestore::block::{big_block_guard, BIG_BLOCK};
+        // the previous entry is done with: a big one's buffers go, then its lock
+        if e.payload.capacity() as u64 > BIG_BLOCK {
+            e.payload = Vec::new();
+        }
+        if e.header.capacity() as u64 > BIG_BLOCK {
+            e.header = Vec::new();
+        }
+        self.big = big_block_guard(0);
         let offset = self.pos;
         let Some(name_len) = self.uvarint(offset, "name length")? else {
             return Err(ArcError::MissingSentinel { offset });
@@ -390,6 +404,9 @@ impl<R: Read> NatsArcReader<R> {
                 payload: plen,
                 max: self.max_entry,
             });
+        }
+        if let Some(t) = total.filter(|&t| t > BIG_BLOCK) {
+            self.big = big_block_guard(t);
         }
         e.offset = offset;
         e.timestamp = timestamp;

@@ -175,6 +175,17 @@ impl Out {
         }
         ControlFlow::Continue(())
     }
+    /// Write with `f` straight to the output (a message streamed in pieces).
+    fn stream(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> ControlFlow<()> {
+        if self.closed {
+            return ControlFlow::Break(());
+        }
+        if let Err(e) = f(&mut self.w) {
+            self.gone(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
     fn line(&mut self, s: &str) -> ControlFlow<()> {
         self.write(s.as_bytes())?;
         self.write(b"\n")
@@ -238,42 +249,109 @@ fn fail(json: bool, msg: &str) -> ExitCode {
 
 /// A message as `nats stream view` shows it, with where it lies.
 fn text_message(m: &forensics::Msg, mode: PayloadMode, headers_only: bool, o: &mut Vec<u8>) {
-    let _ = write!(
-        o,
-        "[{}] Subject: {} Received: {}",
-        m.seq,
-        String::from_utf8_lossy(m.subject),
-        jetdir::base::time::rfc3339_full(m.ts)
-    );
-    if let Some(g) = m.gone {
-        let _ = write!(o, " DELETED ({})", g.as_str());
+    if let Some(enc) = text_head(m, mode, headers_only, o) {
+        text_piece(enc, m.payload, o);
+        o.extend_from_slice(b"\n\n");
     }
-    let _ = writeln!(o, "  ({} @{})", m.file, m.offset);
-    let h = forensics::Headers::parse(m.headers);
-    if let Some(s) = &h.status {
-        let _ = writeln!(o, "  Status: {s}");
-    }
-    for (k, vs) in &h.values {
-        for v in vs {
-            let _ = writeln!(o, "  {k}: {v}");
+}
+
+/// [`text_message`] written to `w` in pieces: the payload straight from the block (encoded
+/// piece by piece), never copied whole. The same bytes.
+fn stream_text_message(
+    m: &forensics::Msg,
+    mode: PayloadMode,
+    headers_only: bool,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    const PIECE: usize = 3 << 16; // a multiple of 3: base64 pieces join without padding
+    let mut buf = Vec::with_capacity(PIECE * 2 + 4096);
+    let Some(enc) = text_head(m, mode, headers_only, &mut buf) else {
+        return w.write_all(&buf);
+    };
+    w.write_all(&buf)?;
+    if enc == TextEnc::Raw {
+        w.write_all(m.payload)?;
+    } else {
+        for piece in m.payload.chunks(PIECE) {
+            buf.clear();
+            text_piece(enc, piece, &mut buf);
+            w.write_all(&buf)?;
         }
+    }
+    w.write_all(b"\n\n")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TextEnc {
+    Raw,
+    Hex,
+    Base64,
+}
+
+fn text_piece(enc: TextEnc, p: &[u8], o: &mut Vec<u8>) {
+    match enc {
+        TextEnc::Raw => o.extend_from_slice(p),
+        TextEnc::Hex => forensics::hex_into(p, o),
+        TextEnc::Base64 => forensics::base64_into(p, false, o),
+    }
+}
+
+/// The message's lines up to its payload, and how the payload is written (`None`: not).
+/// Built without formatting machinery or allocation per message (dump's hot path).
+fn text_head(
+    m: &forensics::Msg,
+    mode: PayloadMode,
+    headers_only: bool,
+    o: &mut Vec<u8>,
+) -> Option<TextEnc> {
+    o.push(b'[');
+    dump::push_uint(o, m.seq);
+    o.extend_from_slice(b"] Subject: ");
+    o.extend_from_slice(String::from_utf8_lossy(m.subject).as_bytes());
+    o.extend_from_slice(b" Received: ");
+    dump::time_into(m.ts, o);
+    if let Some(g) = m.gone {
+        o.extend_from_slice(b" DELETED (");
+        o.extend_from_slice(g.as_str().as_bytes());
+        o.push(b')');
+    }
+    o.extend_from_slice(b"  (");
+    o.extend_from_slice(m.file.as_bytes());
+    o.extend_from_slice(b" @");
+    dump::push_uint(o, m.offset);
+    o.extend_from_slice(b")\n");
+    if !m.headers.is_empty() {
+        let text = String::from_utf8_lossy(m.headers);
+        if let Some(st) = dump::header_status(&text) {
+            o.extend_from_slice(b"  Status: ");
+            o.extend_from_slice(st.as_bytes());
+            o.push(b'\n');
+        }
+        dump::header_groups(&text, |k, vs| {
+            for v in vs {
+                o.extend_from_slice(b"  ");
+                o.extend_from_slice(k.as_bytes());
+                o.extend_from_slice(b": ");
+                o.extend_from_slice(v.as_bytes());
+                o.push(b'\n');
+            }
+        });
     }
     o.push(b'\n');
     if headers_only || mode == PayloadMode::None {
-        return;
+        return None;
     }
-    match mode {
+    Some(match mode {
         PayloadMode::Text => match std::str::from_utf8(m.payload) {
-            Ok(_) => o.extend_from_slice(m.payload),
+            Ok(_) => TextEnc::Raw,
             Err(_) => {
                 o.extend_from_slice(b"(not UTF-8, base64) ");
-                forensics::base64_into(m.payload, false, o);
+                TextEnc::Base64
             }
         },
-        PayloadMode::Hex => forensics::hex_into(m.payload, o),
-        _ => forensics::base64_into(m.payload, false, o),
-    }
-    o.extend_from_slice(b"\n\n");
+        PayloadMode::Hex => TextEnc::Hex,
+        _ => TextEnc::Base64,
+    })
 }
 
 /// `jetdir dump`: exit 0 without error findings, 1 with, 2 when it could not run.
@@ -370,7 +448,15 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
         let render: forensics::Render = if json { &render_json } else { &render_text };
         let r = w.walk_rendered(&filter, render, &mut |ev| match ev {
             Event::Rendered(_, bytes) => o.write(bytes),
-            Event::Msg(_) => ControlFlow::Continue(()),
+            // too big to render whole: written straight from the block, in pieces
+            Event::Msg(m) => o.stream(|w| {
+                if json {
+                    dump::stream_message_json(&m, mode, headers_only, w)?;
+                    w.write_all(b"\n")
+                } else {
+                    stream_text_message(&m, mode, headers_only, w)
+                }
+            }),
             Event::Finding(p) => {
                 if json {
                     o.line(&dump::finding_json(p).to_string())
@@ -716,6 +802,102 @@ pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
                 ));
             }
             code(!r.ok)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of a message as it was built before the fast path (format machinery and a
+    /// parsed [`forensics::Headers`]): the reference the fast and streamed writers must equal.
+    fn reference(m: &forensics::Msg, mode: PayloadMode, headers_only: bool) -> Vec<u8> {
+        let mut o = Vec::new();
+        let _ = write!(
+            o,
+            "[{}] Subject: {} Received: {}",
+            m.seq,
+            String::from_utf8_lossy(m.subject),
+            jetdir::base::time::rfc3339_full(m.ts)
+        );
+        if let Some(g) = m.gone {
+            let _ = write!(o, " DELETED ({})", g.as_str());
+        }
+        let _ = writeln!(o, "  ({} @{})", m.file, m.offset);
+        let h = forensics::Headers::parse(m.headers);
+        if let Some(s) = &h.status {
+            let _ = writeln!(o, "  Status: {s}");
+        }
+        for (k, vs) in &h.values {
+            for v in vs {
+                let _ = writeln!(o, "  {k}: {v}");
+            }
+        }
+        o.push(b'\n');
+        if headers_only || mode == PayloadMode::None {
+            return o;
+        }
+        match mode {
+            PayloadMode::Text => match std::str::from_utf8(m.payload) {
+                Ok(_) => o.extend_from_slice(m.payload),
+                Err(_) => {
+                    o.extend_from_slice(b"(not UTF-8, base64) ");
+                    o.extend_from_slice(forensics::base64(m.payload, false).as_bytes());
+                }
+            },
+            PayloadMode::Hex => o.extend_from_slice(forensics::hex(m.payload).as_bytes()),
+            _ => o.extend_from_slice(forensics::base64(m.payload, false).as_bytes()),
+        }
+        o.extend_from_slice(b"\n\n");
+        o
+    }
+
+    #[test]
+    fn text_messages_equal_the_reference() {
+        let big: Vec<u8> = (0..(3 << 17) + 5).map(|i| (i * 13 % 256) as u8).collect();
+        for (payload, headers) in [
+            (&b"\xff\x00"[..], &b"NATS/1.0\r\nX: 1\r\nX: 2\r\n\r\n"[..]),
+            (
+                b"text \"quoted\"\n",
+                b"NATS/1.0 503 No Responders\r\nA: 1\r\nB:2\r\nA:  3 \r\n\r\n",
+            ),
+            (b"", b""),
+            (b"x", b"NATS/1.0\r\nbad line\r\nK: \xff\r\n\r\n"),
+            (&big[..], b""),
+            (b"plain text", b"NATS/1.0\r\n\r\n"),
+        ] {
+            for gone in [None, Some(forensics::Gone::Lost)] {
+                let m = forensics::Msg {
+                    account: "$G",
+                    stream: "S",
+                    seq: 42,
+                    ts: 1_796_044_118_165_655_204,
+                    subject: b"a.\xffb",
+                    headers,
+                    payload,
+                    file: "msgs/1.blk",
+                    offset: 7,
+                    size: 99,
+                    gone,
+                };
+                for mode in [
+                    PayloadMode::Text,
+                    PayloadMode::Base64,
+                    PayloadMode::Hex,
+                    PayloadMode::None,
+                ] {
+                    for ho in [false, true] {
+                        let want = reference(&m, mode, ho);
+                        let mut fast = Vec::new();
+                        text_message(&m, mode, ho, &mut fast);
+                        assert_eq!(fast, want);
+                        let mut streamed = Vec::new();
+                        stream_text_message(&m, mode, ho, &mut streamed).unwrap();
+                        assert_eq!(streamed, want);
+                    }
+                }
+            }
         }
     }
 }

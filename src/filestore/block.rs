@@ -305,6 +305,36 @@ pub fn encode_record(
     out.extend_from_slice(&sum.to_le_bytes());
 }
 
+/// [`encode_record`] in parts, for writing a big record without copying it: the bytes before
+/// the headers (length, sequence, time, subject, header length) and the checksum after the
+/// payload; the record is `head ‖ headers ‖ payload ‖ sum`.
+pub fn record_parts(
+    key: &Key,
+    raw_seq: u64,
+    ts: i64,
+    subject: &[u8],
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) -> (Vec<u8>, [u8; CHECKSUM_LEN]) {
+    let hl = headers.map(|h| 4 + h.len()).unwrap_or(0);
+    let rl = (HDR_LEN + subject.len() + hl + payload.len() + CHECKSUM_LEN) as u32;
+    let rl_field = if headers.is_some() { rl | HBIT } else { rl };
+    let mut head = Vec::with_capacity(HDR_LEN + subject.len() + 4);
+    head.extend_from_slice(&rl_field.to_le_bytes());
+    head.extend_from_slice(&raw_seq.to_le_bytes());
+    head.extend_from_slice(&ts.to_le_bytes());
+    head.extend_from_slice(&(subject.len() as u16).to_le_bytes());
+    head.extend_from_slice(subject);
+    if let Some(h) = headers {
+        head.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    }
+    let sum = hash::hh64(
+        key,
+        &[&head[4..20], subject, headers.unwrap_or(&[]), payload],
+    );
+    (head, sum.to_le_bytes())
+}
+
 /// Algorithm byte for S2 in a `cmp` block header.
 const CMP_ALG_S2: u8 = 1;
 /// Length of the raw tail (last record checksum) of an on-disk compressed block.
@@ -366,6 +396,12 @@ pub fn big_block_guard(size: u64) -> BigBlockGuard {
     let g = BIG_BLOCK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     HOLDS_BIG.with(|h| h.set(true));
     BigBlockGuard(Some(g))
+}
+
+/// True when this thread holds the big-block lock ([`big_block_guard`]): a thread holding it
+/// must not wait on another thread that may be waiting for the lock.
+pub fn holds_big_block() -> bool {
+    HOLDS_BIG.with(|h| h.get())
 }
 
 /// Decompresses an on-disk `cmp` block: `"cmp"` ‖ alg (1 = S2) ‖ uvarint size ‖ S2 stream of
@@ -530,6 +566,20 @@ pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), cra
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_parts_join_to_the_record() {
+        let k = block_key("T", 3);
+        for (h, p) in [
+            (None, &b"payload"[..]),
+            (Some(&b"NATS/1.0\r\nA: 1\r\n\r\n"[..]), &b""[..]),
+        ] {
+            let mut whole = Vec::new();
+            encode_record(&mut whole, &k, 9, -4, b"a.b", h, p);
+            let (head, sum) = record_parts(&k, 9, -4, b"a.b", h, p);
+            assert_eq!([&head[..], h.unwrap_or(&[]), p, &sum].concat(), whole);
+        }
+    }
 
     fn sample_block() -> Vec<u8> {
         let k = block_key("T", 1);

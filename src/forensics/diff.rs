@@ -302,13 +302,21 @@ fn walk_copy(
     };
     let mut batch = Vec::with_capacity(BATCH);
     let mut gone = false;
+    // Full batches not yet sent. A walk holding the big-block lock (one copy's big block in
+    // memory at a time) never waits on the channel: the merge may be waiting for another
+    // copy, which waits for the lock. Its batches wait here until the lock is released.
+    let mut queued: std::collections::VecDeque<Vec<Digest>> = Default::default();
     let r = w.walk(&Filter::default(), &mut |ev| {
+        if !queued.is_empty() && send_queued(&tx, &mut queued).is_err() {
+            gone = true;
+            return ControlFlow::Break(());
+        }
         match ev {
             Event::Msg(m) => {
                 batch.push(digest(&m));
                 if batch.len() == BATCH {
-                    let b = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if tx.send(Item::Batch(b)).is_err() {
+                    queued.push_back(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                    if send_queued(&tx, &mut queued).is_err() {
                         gone = true;
                         return ControlFlow::Break(());
                     }
@@ -335,9 +343,35 @@ fn walk_copy(
         return;
     }
     if !batch.is_empty() {
-        let _ = tx.send(Item::Batch(batch));
+        queued.push_back(batch);
+    }
+    if send_queued(&tx, &mut queued).is_err() {
+        return;
     }
     let _ = tx.send(Item::Done(Box::new(end)));
+}
+
+/// Send the queued batches: waiting for room, unless this thread holds the big-block lock
+/// (then only what fits now). `Err` when the receiver is gone.
+fn send_queued(
+    tx: &mpsc::SyncSender<Item>,
+    queued: &mut std::collections::VecDeque<Vec<Digest>>,
+) -> Result<(), ()> {
+    while let Some(b) = queued.pop_front() {
+        if !crate::filestore::block::holds_big_block() {
+            tx.send(Item::Batch(b)).map_err(|_| ())?;
+            continue;
+        }
+        match tx.try_send(Item::Batch(b)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(Item::Batch(b))) => {
+                queued.push_front(b);
+                return Ok(());
+            }
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(())
 }
 
 /// The receiving side of one copy: its current head and what is left of its batch.

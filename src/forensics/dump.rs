@@ -92,9 +92,106 @@ pub fn message_json(m: &Msg, mode: PayloadMode, headers_only: bool) -> Value {
 /// [`message_json`] written straight into `out` (no newline): the same object, built
 /// without intermediate values (dump's hot path).
 pub fn write_message_json(m: &Msg, mode: PayloadMode, headers_only: bool, out: &mut Vec<u8>) {
-    use std::io::Write;
+    let enc = json_head(m, mode, headers_only, out);
+    if let Some(enc) = enc {
+        payload_piece(enc, m.payload, out);
+    }
+    json_tail(m, enc, out);
+}
+
+/// Payload bytes encoded per piece when a message is streamed: a multiple of 3, so base64
+/// pieces join without padding.
+const PIECE: usize = 3 << 16;
+
+/// [`write_message_json`] written to `w` in pieces of at most a few hundred KiB: the payload
+/// is encoded piece by piece straight from the block, never as a whole (what a walk hands
+/// out unrendered, [`super::render_streamed`]). The same bytes as [`write_message_json`].
+pub fn stream_message_json(
+    m: &Msg,
+    mode: PayloadMode,
+    headers_only: bool,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(PIECE * 2 + 4096);
+    let enc = json_head(m, mode, headers_only, &mut buf);
+    if let Some(enc) = enc {
+        for piece in m.payload.chunks(PIECE) {
+            payload_piece(enc, piece, &mut buf);
+            w.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    json_tail(m, enc, &mut buf);
+    w.write_all(&buf)
+}
+
+/// How the payload is written: `text` (JSON-escaped UTF-8), `hex` or `base64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enc {
+    Text,
+    Hex,
+    Base64,
+}
+
+impl Enc {
+    fn name(self) -> &'static str {
+        match self {
+            Enc::Text => "text",
+            Enc::Hex => "hex",
+            Enc::Base64 => "base64",
+        }
+    }
+}
+
+/// One piece of the payload in `enc` (pieces of base64 are multiples of 3 bytes but the last).
+fn payload_piece(enc: Enc, p: &[u8], out: &mut Vec<u8>) {
+    match enc {
+        Enc::Text => json_escape_into(p, out),
+        Enc::Hex => super::hex_into(p, out),
+        Enc::Base64 => super::base64_into(p, false, out),
+    }
+}
+
+/// The bytes of a JSON string's contents (no quotes) escaped exactly as `serde_json` escapes
+/// them: `\"`, `\\`, `\b \t \n \f \r`, other control bytes as `\u00xx`; the rest as it
+/// is. Bytes of a valid UTF-8 text may be cut anywhere: only ASCII bytes are escaped.
+pub fn json_escape_into(p: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut from = 0;
+    for (i, &b) in p.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&p[from..i]);
+        from = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]),
+        }
+    }
+    out.extend_from_slice(&p[from..]);
+}
+
+/// The object up to the payload's text (up to and including `"payload":"`), and the
+/// payload's encoding (`None`: no payload in the object).
+fn json_head(m: &Msg, mode: PayloadMode, headers_only: bool, out: &mut Vec<u8>) -> Option<Enc> {
     fn s(out: &mut Vec<u8>, v: &str) {
-        let _ = serde_json::to_writer(&mut *out, v);
+        out.push(b'"');
+        json_escape_into(v.as_bytes(), out);
+        out.push(b'"');
     }
     out.extend_from_slice(b"{\"account\":");
     s(out, m.account);
@@ -107,82 +204,138 @@ pub fn write_message_json(m: &Msg, mode: PayloadMode, headers_only: bool, out: &
     out.extend_from_slice(b",\"time\":\"");
     time_into(m.ts, out);
     out.extend_from_slice(b"\",\"ts\":");
-    let _ = write!(out, "{}", m.ts);
+    int(out, m.ts);
     out.extend_from_slice(b",\"headers\":{");
-    // the header block, parsed as [`Headers::parse`] does, without building it
-    let text = String::from_utf8_lossy(m.headers);
-    let mut lines = text.split('\n');
-    let status = lines
-        .next()
-        .map(|f| f.trim_end_matches('\r'))
-        .map(|f| f.strip_prefix("NATS/1.0").unwrap_or("").trim())
-        .filter(|st| !st.is_empty());
-    let pairs: Vec<(&str, &str)> = if m.headers.is_empty() {
-        Vec::new()
-    } else {
-        lines
-            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect()
-    };
-    let mut first = true;
-    for (i, (k, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(k2, _)| k2 == k) {
-            continue; // written with its first occurrence
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        s(out, k);
-        out.extend_from_slice(b":[");
-        for (j, (_, v)) in pairs[i..].iter().filter(|(k2, _)| k2 == k).enumerate() {
-            if j > 0 {
+    if !m.headers.is_empty() {
+        let text = String::from_utf8_lossy(m.headers);
+        let mut first = true;
+        let status = header_groups(&text, |k, vs| {
+            if !first {
                 out.push(b',');
             }
-            s(out, v);
+            first = false;
+            s(out, k);
+            out.extend_from_slice(b":[");
+            for (j, v) in vs.enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                s(out, v);
+            }
+            out.push(b']');
+        });
+        out.push(b'}');
+        if let Some(st) = status {
+            out.extend_from_slice(b",\"status\":");
+            s(out, st);
         }
-        out.push(b']');
-    }
-    out.push(b'}');
-    if let Some(st) = status {
-        out.extend_from_slice(b",\"status\":");
-        s(out, st);
+    } else {
+        out.push(b'}');
     }
     out.extend_from_slice(b",\"size\":");
     uint(out, m.size);
     out.extend_from_slice(b",\"payload_size\":");
     uint(out, m.payload.len() as u64);
-    if !headers_only && mode != PayloadMode::None {
-        out.extend_from_slice(b",\"payload\":");
-        let enc = match (mode, std::str::from_utf8(m.payload)) {
-            (PayloadMode::Text, Ok(t)) => {
-                s(out, t);
-                "text"
-            }
-            (PayloadMode::Hex, _) => {
-                out.push(b'"');
-                super::hex_into(m.payload, out);
-                out.push(b'"');
-                "hex"
-            }
-            _ => {
-                out.push(b'"');
-                super::base64_into(m.payload, false, out);
-                out.push(b'"');
-                "base64"
-            }
-        };
-        let _ = write!(out, ",\"payload_encoding\":\"{enc}\"");
+    if headers_only || mode == PayloadMode::None {
+        return None;
     }
-    out.extend_from_slice(b",\"file\":");
-    s(out, m.file);
-    out.extend_from_slice(b",\"offset\":");
+    out.extend_from_slice(b",\"payload\":\"");
+    Some(match mode {
+        PayloadMode::Text if std::str::from_utf8(m.payload).is_ok() => Enc::Text,
+        PayloadMode::Hex => Enc::Hex,
+        _ => Enc::Base64,
+    })
+}
+
+/// The object after the payload's text: its closing quote and encoding (when there is a
+/// payload), `file`, `offset`, `deleted`, and the closing brace.
+fn json_tail(m: &Msg, enc: Option<Enc>, out: &mut Vec<u8>) {
+    if let Some(enc) = enc {
+        out.extend_from_slice(b"\",\"payload_encoding\":\"");
+        out.extend_from_slice(enc.name().as_bytes());
+        out.push(b'"');
+    }
+    out.extend_from_slice(b",\"file\":\"");
+    json_escape_into(m.file.as_bytes(), out);
+    out.extend_from_slice(b"\",\"offset\":");
     uint(out, m.offset);
     if let Some(g) = m.gone {
-        let _ = write!(out, ",\"deleted\":\"{}\"", g.as_str());
+        out.extend_from_slice(b",\"deleted\":\"");
+        json_escape_into(g.as_str().as_bytes(), out);
+        out.push(b'"');
     }
     out.push(b'}');
+}
+
+/// A header block (as text, invalid UTF-8 replaced) parsed as [`Headers::parse`] does, without
+/// building it: `f` gets each header name in order of first appearance with every value of
+/// it; returns the status (`503 No Responders`) when the first line has one.
+pub fn header_groups<'t>(
+    text: &'t str,
+    mut f: impl FnMut(&'t str, &mut dyn Iterator<Item = &'t str>),
+) -> Option<&'t str> {
+    let status = header_status(text);
+    let pair = |l: &'t str| {
+        l.trim_end_matches('\r')
+            .split_once(':')
+            .map(|(k, v)| (k.trim(), v.trim()))
+    };
+    // each line parsed once (a few headers is the rule; a long block takes the slow way)
+    let mut small: [(&str, &str); 16] = [("", ""); 16];
+    let mut n = 0usize;
+    let mut lines = text.split('\n');
+    lines.next();
+    let mut all_small = true;
+    for l in lines.clone() {
+        if let Some(p) = pair(l) {
+            if n == small.len() {
+                all_small = false;
+                break;
+            }
+            small[n] = p;
+            n += 1;
+        }
+    }
+    let big: Vec<(&'t str, &'t str)>;
+    let pairs: &[(&'t str, &'t str)] = if all_small {
+        &small[..n]
+    } else {
+        big = lines.filter_map(pair).collect();
+        &big
+    };
+    for (i, &(k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|&(k2, _)| k2 == k) {
+            continue; // given with its first occurrence
+        }
+        let mut vs = pairs[i..]
+            .iter()
+            .filter(|&&(k2, _)| k2 == k)
+            .map(|&(_, v)| v);
+        f(k, &mut vs);
+    }
+    status
+}
+
+/// The status of a header block (the first line after `NATS/1.0`), when it has one.
+pub fn header_status(text: &str) -> Option<&str> {
+    text.split('\n')
+        .next()
+        .map(|l| l.trim_end_matches('\r'))
+        .map(|l| l.strip_prefix("NATS/1.0").unwrap_or("").trim())
+        .filter(|st| !st.is_empty())
+}
+
+/// Decimal digits of `n` appended to `out`.
+pub fn push_uint(out: &mut Vec<u8>, n: u64) {
+    uint(out, n)
+}
+
+/// Decimal digits of a signed `n`.
+fn int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    uint(out, n.unsigned_abs());
 }
 
 /// Decimal digits of `n`.
@@ -241,6 +394,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn escaping_is_serde_jsons() {
+        let all: Vec<u8> = (0u8..0x80).collect();
+        let text = format!("{}é€😀 \\\"", String::from_utf8(all).unwrap());
+        let mut out = vec![b'"'];
+        json_escape_into(text.as_bytes(), &mut out);
+        out.push(b'"');
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&text).unwrap()
+        );
+        // a big payload streamed in pieces (base64 across piece boundaries, escapes, hex)
+        let big: Vec<u8> = (0..PIECE * 2 + 7).map(|i| (i * 7 % 251) as u8).collect();
+        let txt: Vec<u8> = (0..PIECE * 2 + 5).map(|i| b"a\"\n\x01"[i % 4]).collect();
+        for p in [&big[..], &txt[..]] {
+            for mode in [PayloadMode::Text, PayloadMode::Base64, PayloadMode::Hex] {
+                let m = Msg {
+                    account: "$G",
+                    stream: "S",
+                    seq: 1,
+                    ts: -5,
+                    subject: b"a",
+                    headers: b"",
+                    payload: p,
+                    file: "f",
+                    offset: 0,
+                    size: 1,
+                    gone: None,
+                };
+                let mut out = Vec::new();
+                stream_message_json(&m, mode, false, &mut out).unwrap();
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    message_json(&m, mode, false).to_string()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn message_objects() {
         let m = Msg {
             account: "$G",
@@ -287,7 +479,12 @@ mod tests {
             uint(&mut o, n);
             assert_eq!(String::from_utf8(o).unwrap(), n.to_string());
         }
-        // the fast writer gives the same objects
+        // the fast writer gives the same objects (also past 16 header lines)
+        let mut many = b"NATS/1.0\r\n".to_vec();
+        for i in 0..20 {
+            many.extend_from_slice(format!("H{}: v{i}\r\n", i % 7).as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
         for (mode, ho) in [
             (PayloadMode::Text, false),
             (PayloadMode::Base64, false),
@@ -303,6 +500,7 @@ mod tests {
                 ),
                 (b"", b""),
                 (b"x", b"NATS/1.0\r\nbad line\r\nK: \xff\r\n\r\n"),
+                (b"y", &many[..]),
             ] {
                 for gone in [None, Some(super::super::Gone::Lost)] {
                     let m = Msg {
@@ -313,6 +511,9 @@ mod tests {
                     };
                     let mut out = Vec::new();
                     write_message_json(&m, mode, ho, &mut out);
+                    let mut streamed = Vec::new();
+                    stream_message_json(&m, mode, ho, &mut streamed).unwrap();
+                    assert_eq!(streamed, out, "streamed in pieces: the same bytes");
                     let fast: Value = serde_json::from_slice(&out).unwrap();
                     assert_eq!(fast, message_json(&m, mode, ho));
                     assert_eq!(

@@ -99,12 +99,26 @@ pub enum Event<'a> {
     Msg(Msg<'a>),
     /// A finding (damage, a load decision) about the stream.
     Finding(&'a Problem),
-    /// A message already rendered by the walk's renderer ([`StreamWalker::walk_rendered`]).
+    /// Messages already rendered by the walk's renderer ([`StreamWalker::walk_rendered`]):
+    /// one, or several in a row (no finding between them), the last with this sequence.
     Rendered(u64, &'a [u8]),
 }
 
 /// Renders one message into bytes (called on worker threads, so blocks render in parallel).
 pub type Render<'r> = &'r (dyn Fn(&Msg, &mut Vec<u8>) + Sync);
+
+/// Messages whose headers and payload together pass this many bytes are not rendered by a
+/// [`StreamWalker::walk_rendered`] walk but handed out as [`Event::Msg`], for the caller to
+/// write straight from the block in bounded pieces: a record of up to 32 MiB then costs no
+/// second copy (or a larger encoded one) of itself.
+pub const RENDER_INLINE_MAX: usize = 1 << 20;
+/// Render buffers up to this capacity are kept for the next records.
+const POOLED_MAX: usize = 4 << 20;
+
+/// True when [`StreamWalker::walk_rendered`] hands `m` out unrendered ([`RENDER_INLINE_MAX`]).
+pub fn render_streamed(m: &Msg) -> bool {
+    m.headers.len() + m.payload.len() > RENDER_INLINE_MAX
+}
 
 /// Which records to hand out.
 #[derive(Debug, Clone)]
@@ -755,6 +769,9 @@ struct Cursor<'f, 'p> {
     sum: WalkSummary,
     render: Option<Render<'f>>,
     buf: Vec<u8>,
+    /// Render buffers kept from one group of records to the next (no allocation, and page
+    /// faults, per group).
+    pool: Vec<Vec<u8>>,
 }
 
 impl Filter {
@@ -765,19 +782,43 @@ impl Filter {
 }
 
 impl Cursor<'_, '_> {
-    /// A message rendered on a worker: the walk-state checks, then out it goes.
-    fn rendered(&mut self, seq: u64, bytes: &[u8]) -> ControlFlow<()> {
+    /// A message rendered on a worker (or, too big to render, handed out as it is): the
+    /// walk-state checks, then out it goes.
+    fn rendered(&mut self, seq: u64, ev: Event) -> ControlFlow<()> {
         if self.last_out.is_some_and(|l| seq <= l) {
             return ControlFlow::Continue(());
         }
         self.last_out = Some(seq);
         self.findings_upto(Some(seq))?;
         self.sum.messages += 1;
-        if (self.f)(Event::Rendered(seq, bytes)).is_break() {
+        if (self.f)(ev).is_break() {
             self.sum.stopped = true;
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
+    }
+
+    /// Messages `first..=last` (`n` of them, ascending, rendered back to back), with no
+    /// finding to hand out between them: one event.
+    fn rendered_run(&mut self, first: u64, last: u64, n: u64, bytes: &[u8]) -> ControlFlow<()> {
+        if n == 1 {
+            return self.rendered(first, Event::Rendered(first, bytes));
+        }
+        self.last_out = Some(last);
+        self.sum.messages += n;
+        if (self.f)(Event::Rendered(last, bytes)).is_break() {
+            self.sum.stopped = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The sequence of the next finding to hand out (`u64::MAX` when none has one).
+    fn next_finding_seq(&self) -> u64 {
+        match self.problems.get(self.next_problem) {
+            Some(p) => p.loc.seq.unwrap_or(0),
+            None => u64::MAX,
+        }
     }
 
     /// Hand out the findings located at or before `seq` (all of them for `None`).
@@ -828,12 +869,12 @@ impl Cursor<'_, '_> {
         self.findings_upto(Some(m.seq))?;
         self.sum.messages += 1;
         let ev = match self.render {
-            Some(r) => {
+            Some(r) if !render_streamed(&m) => {
                 self.buf.clear();
                 r(&m, &mut self.buf);
                 Event::Rendered(m.seq, &self.buf)
             }
-            None => Event::Msg(m),
+            _ => Event::Msg(m),
         };
         if (self.f)(ev).is_break() {
             self.sum.stopped = true;
@@ -895,7 +936,9 @@ impl StreamWalker {
 
     /// [`StreamWalker::walk`], with every message rendered by `render` and handed out as
     /// [`Event::Rendered`]: the records of a block render in parallel (in order on output),
-    /// while memory stays one block plus its rendering.
+    /// while memory stays one block plus its rendering. A message above
+    /// [`RENDER_INLINE_MAX`] is handed out as [`Event::Msg`] instead, for the caller to
+    /// write in pieces ([`render_streamed`]).
     pub fn walk_rendered(
         &self,
         filter: &Filter,
@@ -927,6 +970,7 @@ impl StreamWalker {
                     sum: WalkSummary::default(),
                     render: None,
                     buf: Vec::new(),
+                    pool: Vec::new(),
                 };
                 let _ = self.run(&mut c)?;
                 let first = c.counting.and_then(|(_, r)| r.front().copied());
@@ -947,6 +991,7 @@ impl StreamWalker {
             sum: WalkSummary::default(),
             render,
             buf: Vec::new(),
+            pool: Vec::new(),
         };
         if c.findings_upto(Some(0)).is_break() {
             return Ok(c.sum);
@@ -971,11 +1016,36 @@ impl StreamWalker {
         let Ok(src) = dir_source(sd, &self.keys) else {
             return ControlFlow::Continue(());
         };
+        let encrypted = crate::filestore::encrypted::has_key_files(&src.files());
+        // one read buffer for the blocks of a real size: no allocation (and page faults) per
+        // block; encrypted and big blocks go through the source (decrypted, or decoded as
+        // they are read)
+        let mut buf = Vec::new();
         for b in &plan.blocks {
             if b.unreadable || !c.filter.seq_overlaps(b.min, b.max) {
                 continue;
             }
             let rel = format!("msgs/{}.blk", b.index);
+            // a big block (one record above 8 MiB) is held, read and handed out, by one thread
+            // at a time (the copies of `diff` walk on threads of their own)
+            let size = std::fs::metadata(sd.dir.join(&rel)).map_or(0, |m| m.len());
+            let _big = block::big_block_guard(size.min(block::MAX_BLOCK_FILE));
+            if !encrypted && size <= block::BIG_BLOCK {
+                let path = sd.dir.join(&rel);
+                let read = crate::filestore::source::read_capped_into(
+                    &path,
+                    block::MAX_BLOCK_FILE,
+                    &mut buf,
+                );
+                if read.is_err() {
+                    continue;
+                }
+                let Ok((plain, _)) = block::plain_block(&buf) else {
+                    continue;
+                };
+                self.emit_block(plan, b, &plain, &rel, c)?;
+                continue;
+            }
             let mut scratch = Vec::new();
             let Some((decoded, _)) = src.fetch_block(&rel, Default::default(), &mut scratch) else {
                 continue;
@@ -1124,12 +1194,19 @@ impl StreamWalker {
                 true
             });
             let filter = c.filter;
+            let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
+            let take = || {
+                pool.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                    .unwrap_or_default()
+            };
             // groups of records bound the rendered bytes held at once (a few MiB)
             for group in offs.chunks(2048) {
                 let parts: Vec<Rendered> = group
                     .par_chunks(256)
                     .map(|chunk| {
-                        let mut buf = Vec::new();
+                        let mut buf = take();
                         let mut ents = Vec::with_capacity(chunk.len());
                         for &o in chunk {
                             let Ok(r) = block::parse_record(plain, o) else {
@@ -1140,21 +1217,59 @@ impl StreamWalker {
                             else {
                                 continue;
                             };
-                            if filter.wants(&m) {
-                                let s = buf.len();
-                                render(&m, &mut buf);
-                                ents.push((m.seq, s, buf.len()));
+                            if !filter.wants(&m) {
+                                continue;
                             }
+                            if render_streamed(&m) {
+                                // handed out from the block as it is, below
+                                ents.push((m.seq, o, usize::MAX));
+                                continue;
+                            }
+                            let s = buf.len();
+                            render(&m, &mut buf);
+                            ents.push((m.seq, s, buf.len()));
                         }
                         (ents, buf)
                     })
                     .collect();
-                for (ents, buf) in &parts {
-                    for &(seq, s, e) in ents {
-                        c.rendered(seq, &buf[s..e])?;
+                for (ents, mut buf) in parts {
+                    let mut i = 0;
+                    while let Some(&(seq, s, e)) = ents.get(i) {
+                        i += 1;
+                        if e == usize::MAX {
+                            let Ok(r) = block::parse_record(plain, s) else {
+                                continue;
+                            };
+                            if let Some(m) =
+                                self.classify(plan, b, &r, file, &key, filter.verified_only)
+                            {
+                                c.rendered(seq, Event::Msg(m))?;
+                            }
+                            continue;
+                        }
+                        // with the messages after it that no finding comes between (handed
+                        // out as one run of bytes)
+                        let (mut last, mut end, mut n) = (seq, e, 1u64);
+                        if c.last_out.is_none_or(|l| seq > l) {
+                            c.findings_upto(Some(seq))?;
+                            let limit = c.next_finding_seq();
+                            while let Some(&(s2, b2, e2)) = ents.get(i) {
+                                if e2 == usize::MAX || b2 != end || s2 <= last || s2 >= limit {
+                                    break;
+                                }
+                                (last, end, n) = (s2, e2, n + 1);
+                                i += 1;
+                            }
+                        }
+                        c.rendered_run(seq, last, n, &buf[s..end])?;
+                    }
+                    if buf.capacity() <= POOLED_MAX {
+                        buf.clear();
+                        pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
                     }
                 }
             }
+            c.pool = pool.into_inner().unwrap_or_else(|p| p.into_inner());
             return ControlFlow::Continue(());
         }
         let mut flow = ControlFlow::Continue(());
@@ -1309,25 +1424,55 @@ pub fn base64(data: &[u8], url: bool) -> String {
     String::from_utf8(out).unwrap_or_default() // ASCII only
 }
 
+/// Two base64 characters for every 12-bit value, per alphabet (one lookup per 12 bits).
+const fn pairs(table: &[u8; 64]) -> [[u8; 2]; 4096] {
+    let mut t = [[0u8; 2]; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        t[i] = [table[i >> 6], table[i & 63]];
+        i += 1;
+    }
+    t
+}
+const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static STD_PAIRS: [[u8; 2]; 4096] = pairs(STD);
+static URL_PAIRS: [[u8; 2]; 4096] = pairs(URL);
+
 /// [`base64`] appended to `out`.
 pub fn base64_into(data: &[u8], url: bool, out: &mut Vec<u8>) {
-    let table: &[u8; 64] = if url {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    let (table, pairs) = if url {
+        (URL, &URL_PAIRS)
     } else {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        (STD, &STD_PAIRS)
     };
     let start = out.len();
     out.resize(start + data.len().div_ceil(3) * 4, 0);
     let dst = &mut out[start..];
-    let chunks = data.chunks_exact(3);
+    // 6 bytes -> 8 characters per step
+    let wide = data.chunks_exact(6);
+    let rest = wide.remainder();
+    let mut octs = dst.chunks_exact_mut(8);
+    for (ch, q) in wide.zip(&mut octs) {
+        let a = (u32::from(ch[0]) << 16) | (u32::from(ch[1]) << 8) | u32::from(ch[2]);
+        let b = (u32::from(ch[3]) << 16) | (u32::from(ch[4]) << 8) | u32::from(ch[5]);
+        let w = [
+            pairs[(a >> 12) as usize],
+            pairs[(a & 0xfff) as usize],
+            pairs[(b >> 12) as usize],
+            pairs[(b & 0xfff) as usize],
+        ];
+        q.copy_from_slice(w.as_flattened());
+    }
+    let done = data.len() - rest.len();
+    let dst = &mut out[start + done / 3 * 4..];
+    let chunks = rest.chunks_exact(3);
     let rem = chunks.remainder();
     let mut quads = dst.chunks_exact_mut(4);
     for (ch, q) in chunks.zip(&mut quads) {
         let n = (u32::from(ch[0]) << 16) | (u32::from(ch[1]) << 8) | u32::from(ch[2]);
-        q[0] = table[(n >> 18) as usize & 63];
-        q[1] = table[(n >> 12) as usize & 63];
-        q[2] = table[(n >> 6) as usize & 63];
-        q[3] = table[n as usize & 63];
+        q[..2].copy_from_slice(&pairs[(n >> 12) as usize]);
+        q[2..].copy_from_slice(&pairs[(n & 0xfff) as usize]);
     }
     if let Some(q) = quads.next() {
         let (a, b) = (rem[0], rem.get(1).copied());
@@ -1440,6 +1585,30 @@ mod tests {
             assert_eq!(base64_decode(url.trim_end_matches('=')).unwrap(), raw);
         }
         assert!(base64_decode("a b").is_none());
+        // every length around the 6-byte steps, against a bit-by-bit encoder
+        let data: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for n in 0..data.len() {
+            for (url, table) in [(false, STD), (true, URL)] {
+                let mut want = String::new();
+                let bits: Vec<bool> = data[..n]
+                    .iter()
+                    .flat_map(|b| (0..8).rev().map(move |k| b >> k & 1 == 1))
+                    .collect();
+                for six in bits.chunks(6) {
+                    let v = (0..6).fold(0usize, |a, k| {
+                        a << 1 | usize::from(six.get(k) == Some(&true))
+                    });
+                    want.push(table[v] as char);
+                }
+                while !want.len().is_multiple_of(4) {
+                    want.push('=');
+                }
+                assert_eq!(base64(&data[..n], url), want, "{n} bytes");
+                assert_eq!(base64_decode(&want).unwrap(), &data[..n]);
+            }
+        }
     }
 
     #[test]

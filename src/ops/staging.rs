@@ -383,6 +383,20 @@ impl Stage {
         Ok(())
     }
 
+    /// Write a whole file given in parts (written one after the other, never joined).
+    pub(crate) fn write_file_parts(&mut self, rel: &str, parts: &[&[u8]]) -> io::Result<()> {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        if let Some(mut f) = self.open_new(rel)? {
+            parts
+                .iter()
+                .try_for_each(|p| f.write_all(p))
+                .and_then(|()| f.sync_all())
+                .map_err(|e| self.io_err(rel, Some(len), None, e))?;
+        }
+        self.done(rel, len);
+        Ok(())
+    }
+
     /// Copy a file from `r` (at most `limit` bytes are accepted; more is an error).
     pub(crate) fn copy_file(&mut self, rel: &str, r: &mut dyn Read, limit: u64) -> io::Result<u64> {
         let mut f = self.open_new(rel)?;

@@ -104,10 +104,12 @@ class NatsServer:
         *,
         jetstream_extra: Optional[dict[str, str]] = None,
         work_dir: Optional[str | os.PathLike] = None,
+        top_extra: Optional[dict[str, Any]] = None,
     ):
         self.binary = binary
         self.store_dir = Path(store_dir)
         self.jetstream_extra = jetstream_extra
+        self.top_extra = top_extra
         self._own_work = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="natsbox-"))
         self.port = 0
@@ -129,13 +131,15 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        if self.jetstream_extra:
-            lines = [
-                f"listen: 127.0.0.1:{self.port}",
+        if self.jetstream_extra or self.top_extra:
+            lines = [f"listen: 127.0.0.1:{self.port}"]
+            for k, v in (self.top_extra or {}).items():
+                lines.append(f"{k}: {json.dumps(v)}")
+            lines += [
                 "jetstream {",
                 f"  store_dir: {json.dumps(str(self.store_dir))}",
             ]
-            for k, v in self.jetstream_extra.items():
+            for k, v in (self.jetstream_extra or {}).items():
                 lines.append(f"  {k}: {json.dumps(v)}")
             lines.append("}")
             self.config_text = "\n".join(lines) + "\n"

@@ -30,6 +30,9 @@ use std::io::Read;
 pub(crate) const MIN_BLOCK: u64 = 32_000;
 pub(crate) const MEDIUM_BLOCK: u64 = 4 << 20;
 pub(crate) const LARGE_BLOCK: u64 = 8 << 20;
+/// A record longer than the block size and than this is written as its own block file
+/// straight from the archive entry, without being copied into the block buffer.
+const BIG_RECORD: u64 = 1 << 20;
 
 fn cfg_i64(cfg: &Map<String, Value>, k: &str) -> i64 {
     cfg.get(k).and_then(Value::as_i64).unwrap_or(0)
@@ -173,6 +176,20 @@ impl<'a> BlockWriter<'a> {
             body.len() as u64,
         );
         self.room_for(rl)?;
+        if self.writer.is_some() && self.len == 0 && rl > self.block_size && rl > BIG_RECORD {
+            // a block of its own, written straight from the entry: no copy of a record of
+            // up to 32 MiB in the block buffer (and none kept for reuse)
+            let (head, sum) = block::record_parts(&self.key, seq, ts, subject, h, body);
+            let rel = format!("msgs/{}.blk", self.index);
+            self.sink
+                .write_file_parts(&rel, &[&head, hdr, body, &sum])?;
+            self.blocks += 1;
+            self.index += 1;
+            self.key = block::block_key(&self.stream, self.index);
+            self.last_seq = seq;
+            self.last_ts = ts;
+            return Ok(());
+        }
         if self.writer.is_some() {
             block::encode_record(&mut self.buf.buf, &self.key, seq, ts, subject, h, body);
         }
