@@ -568,3 +568,51 @@ fn pack_verify_extract_round_trip() {
         }
     }
 }
+
+/// A V2 archive whose consumer config carries keys no release knows (written with
+/// `--allow-damaged` from a stream dir whose consumer meta.inf has them): 2.15.1's restore
+/// decodes the archive's consumer configs leniently, so the consumers come back, with their
+/// state, and again after a restart (the meta.inf the server writes has no unknown key). The
+/// same keys in a store's meta.inf are `config_unknown_field` (offline since 2.11.9), but
+/// jetdir's verify of the archive rightly says nothing about them.
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
+)]
+fn v2_consumer_configs_with_unknown_keys_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ORDERS");
+    copy_tree(
+        &fixture("v2.15.1-plain").join("store/jetstream/$G/streams/ORDERS"),
+        &dir,
+        "",
+    );
+    let meta = dir.join("obs/C1/meta.inf");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    cfg["ack_polcy2"] = json!("x");
+    cfg["zzz_future"] = json!({"a": 1});
+    std::fs::write(&meta, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let out = tmp.path().join("v2");
+    // the store's own consumer would be offline: packed only with --allow-damaged
+    assert_eq!(pack(&dir, &out, &["--format", "v2"]), 1);
+    assert_eq!(
+        pack(&dir, &out, &["--format", "v2", "--allow-damaged", "-f"]),
+        1
+    );
+    let v = verify_json(&out);
+    assert_eq!(v["problems"], json!([]), "{v:#}");
+    let res = check(
+        &[Case {
+            id: "ORDERS v2 with unknown consumer keys -> 2.15".into(),
+            server: "2.15",
+            mode: "restore",
+            path: out,
+            all: false,
+            streams: json!({"ORDERS": facts("v2.15.1-plain")["streams"]["ORDERS"]}),
+            consumers: true,
+        }],
+        tmp.path(),
+    );
+    assert_all_ok(&res);
+}
