@@ -277,17 +277,27 @@ pub fn truncate_blocks(
             continue;
         }
         let mut scratch = Vec::new();
-        let Some((decoded, file_len)) = src.fetch_block(&s.file, Location::default(), &mut scratch)
-        else {
-            continue;
+        let mut kept = match src.fetch_block(&s.file, Location::default(), &mut scratch) {
+            Some((decoded, file_len)) => {
+                let stop = ScanCtx {
+                    stop_at_damage: true,
+                    ..*ctx
+                };
+                let decoded = decoded.map(|(p, c)| (std::borrow::Cow::Owned(p), c));
+                scan::scan_decoded(&stop, s.index, file_len, decoded)
+            }
+            // an archive's block, read once: the part kept was scanned as it streamed by
+            None => match s.kept.take() {
+                Some(k) => *k,
+                None => continue,
+            },
         };
-        let stop = ScanCtx {
-            stop_at_damage: true,
-            ..*ctx
-        };
-        let decoded = decoded.map(|(p, c)| (std::borrow::Cow::Owned(p), c));
-        let mut kept = scan::scan_decoded(&stop, s.index, file_len, decoded);
-        let lost = ranges(s.live_bits.iter().filter(|&q| !kept.live_bits.get(q)));
+        // (an archive's block was scanned before the dead set was known: leave it out here)
+        let lost = ranges(
+            s.live_bits
+                .iter()
+                .filter(|&q| !kept.live_bits.get(q) && !ctx.dead.is_dead(s.index, q)),
+        );
         let kept_tombs: std::collections::HashSet<u64> = kept.tombstones.iter().copied().collect();
         // under a trusted index the deletes stay in its delete maps: nothing comes back
         let revived: Vec<u64> = s

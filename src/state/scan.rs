@@ -210,6 +210,9 @@ pub struct BlockScan {
     pub problems: Vec<Problem>,
     /// Findings not kept, per kind identifier.
     pub suppressed: std::collections::BTreeMap<String, u64>,
+    /// For a block read once (inside an archive) with damage: its scan up to the first record
+    /// a rebuilding server rejects, for the load model's truncation ([`scan_kept`]).
+    pub kept: Option<Box<BlockScan>>,
 }
 
 impl BlockScan {
@@ -229,6 +232,21 @@ impl BlockScan {
     pub fn loc(ctx: &ScanCtx, file: &str) -> Location {
         Location::stream(ctx.account, ctx.stream).file(format!("{}{}", ctx.file_prefix, file))
     }
+}
+
+/// [`scan_block`] of a block that cannot be read again (inside an archive): when it has
+/// damage, the part a truncating server keeps is scanned too and kept in
+/// [`BlockScan::kept`].
+pub fn scan_kept(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
+    let mut s = scan_block(ctx, index, raw);
+    if s.damage.is_some() {
+        let stop = ScanCtx {
+            stop_at_damage: true,
+            ..*ctx
+        };
+        s.kept = Some(Box::new(scan_block(&stop, index, raw)));
+    }
+    s
 }
 
 /// Scan one block. Never panics on input; every problem carries file and offset.
