@@ -14,6 +14,7 @@
 //! The source is verified first; damaged data is refused unless `--allow-damaged`, encrypted
 //! streams always. Output is staged beside OUT, fsynced and renamed into place; the same input
 //! gives byte-identical archives (only `manifest.json`'s `created` differs).
+mod blockio;
 mod compat;
 pub mod target;
 mod tgz;
