@@ -17,13 +17,19 @@ use std::path::Path;
 
 /// The bytes of one block: in memory, or a big plain block left in its file.
 pub(super) enum BlockData {
-    /// The plain block (or, `decoded == false`, the raw bytes of a `cmp` block that does not
+    /// The plain block (or, with `undecodable`, the raw bytes of a `cmp` block that does not
     /// decode: only with --allow-damaged; it goes in as it is).
-    Mem { decoded: bool },
+    Mem {
+        undecodable: Option<crate::s2::S2Error>,
+    },
     /// A plain block above [`BIG_BLOCK`], `len` bytes, read piece by piece.
     File { file: File, len: u64 },
     /// A `cmp` block above [`BIG_BLOCK`] that does not decode: copied as it is from the file.
-    RawFile { file: File, len: u64 },
+    RawFile {
+        file: File,
+        len: u64,
+        err: crate::s2::S2Error,
+    },
 }
 
 /// One block opened for writing: `data` says where its bytes are; `buf` holds them for
@@ -56,15 +62,19 @@ pub(super) fn open<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Block<'b
         buf.reserve(crate::filestore::source::MMAP_ALWAYS as usize);
         return Ok(match block::decompress_cmp_reader(r, size, buf)? {
             Ok(()) => Block {
-                data: BlockData::Mem { decoded: true },
+                data: BlockData::Mem { undecodable: None },
                 buf: &buf[..],
                 size,
             },
-            Err(_) => {
+            Err(err) => {
                 buf.clear();
                 f.seek(SeekFrom::Start(0))?;
                 Block {
-                    data: BlockData::RawFile { file: f, len: size },
+                    data: BlockData::RawFile {
+                        file: f,
+                        len: size,
+                        err,
+                    },
                     buf: &buf[..0],
                     size,
                 }
@@ -76,7 +86,7 @@ pub(super) fn open<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Block<'b
     f.take(MAX_BLOCK_FILE).read_to_end(buf)?;
     if !is_cmp {
         return Ok(Block {
-            data: BlockData::Mem { decoded: true },
+            data: BlockData::Mem { undecodable: None },
             buf: &buf[..],
             size,
         });
@@ -85,13 +95,15 @@ pub(super) fn open<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Block<'b
         Ok(plain) => {
             *buf = plain;
             Ok(Block {
-                data: BlockData::Mem { decoded: true },
+                data: BlockData::Mem { undecodable: None },
                 buf: &buf[..],
                 size,
             })
         }
-        Err(_) => Ok(Block {
-            data: BlockData::Mem { decoded: false },
+        Err(e) => Ok(Block {
+            data: BlockData::Mem {
+                undecodable: Some(e),
+            },
             buf: &buf[..],
             size,
         }),
@@ -106,12 +118,21 @@ pub(super) fn release(buf: &mut Vec<u8>) {
 }
 
 impl Block<'_> {
-    /// False for a `cmp` block that does not decode (it is copied as it is).
-    pub(super) fn decoded(&self) -> bool {
-        matches!(
-            self.data,
-            BlockData::Mem { decoded: true } | BlockData::File { .. }
-        )
+    /// Why a `cmp` block does not decode (it is copied as it is), or `None`.
+    pub(super) fn undecodable(&self) -> Option<&crate::s2::S2Error> {
+        match &self.data {
+            BlockData::Mem { undecodable } => undecodable.as_ref(),
+            BlockData::RawFile { err, .. } => Some(err),
+            BlockData::File { .. } => None,
+        }
+    }
+
+    /// The plain block when it is in memory (`None` for a big plain block read from its file).
+    pub(super) fn in_memory(&self) -> Option<&[u8]> {
+        match &self.data {
+            BlockData::Mem { undecodable: None } => Some(self.buf),
+            _ => None,
+        }
     }
 
     /// Length of the bytes [`Block::copy_all`] writes.
@@ -180,7 +201,7 @@ impl Block<'_> {
                     t.copy_from_slice(s);
                 }
             }
-            BlockData::File { file, len } | BlockData::RawFile { file, len } => {
+            BlockData::File { file, len } | BlockData::RawFile { file, len, .. } => {
                 if *len >= 8 {
                     file.seek(SeekFrom::Start(*len - 8))?;
                     file.read_exact(&mut t)?;
@@ -244,6 +265,14 @@ pub(super) struct Head<'a> {
 }
 
 impl Head<'_> {
+    /// The same head, owning its subject.
+    pub(super) fn into_owned(self) -> Head<'static> {
+        Head {
+            subject: Cow::Owned(self.subject.into_owned()),
+            ..self
+        }
+    }
+
     pub(super) fn kind(&self) -> RecordKind {
         if self.raw_seq & TBIT != 0 {
             RecordKind::Tombstone

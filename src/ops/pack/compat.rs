@@ -43,6 +43,9 @@ pub(super) struct BlockPlan {
     pub(crate) before: u64,
     /// Copy the block unchanged and write no `.idx` (unreadable, or a gap too big to fill).
     pub(crate) keep: bool,
+    /// The block could not be read or decoded at all (v2 leaves it out, as the walk of live
+    /// messages does).
+    pub(crate) unreadable: bool,
     pub(crate) is_last: bool,
 }
 
@@ -94,6 +97,8 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         /// Non-tombstone records.
         records: u64,
         unreadable: bool,
+        /// Not even framing: the read or the decoding failed.
+        unusable: bool,
     }
     let firsts: Vec<First> = src
         .blocks
@@ -113,6 +118,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
                         min: s.min_seq,
                         max: s.max_seq,
                         unreadable: s.unreadable || framing,
+                        unusable: s.unreadable,
                     }
                 }
                 Err(_) => First {
@@ -122,6 +128,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
                     max: None,
                     records: 0,
                     unreadable: true,
+                    unusable: true,
                 },
             }
         })
@@ -167,6 +174,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
             live,
             end: f.max.filter(|_| f.records > 0),
             keep,
+            unreadable: f.unusable,
             is_last: k + 1 == n,
             before: 0,
         });
