@@ -113,7 +113,10 @@ pub(crate) mod reference {
             .blocks
             .par_iter()
             .map(|&i| {
-                match crate::filestore::source::read_file_capped(stream_dir, &format!("msgs/{i}.blk")) {
+                match crate::filestore::source::read_file_capped(
+                    stream_dir,
+                    &format!("msgs/{i}.blk"),
+                ) {
                     Ok(raw) => {
                         let s = scan::scan_block(&ctx, i, &raw);
                         (

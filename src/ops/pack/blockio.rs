@@ -7,8 +7,8 @@
 //! the file into the output in 1 MiB pieces, so no copy of the record is ever held. A larger
 //! `cmp` block is decoded as it is read (its compressed bytes are never all in memory).
 use crate::filestore::block::{
-    self, FrameError, RecordKind, BIG_BLOCK, CHECKSUM_LEN, EMPTY_RECORD_LEN, EBIT, HBIT,
-    HDR_LEN, MAX_BLOCK_FILE, MAX_RECORD_LEN, TBIT,
+    self, FrameError, RecordKind, BIG_BLOCK, CHECKSUM_LEN, EBIT, EMPTY_RECORD_LEN, HBIT, HDR_LEN,
+    MAX_BLOCK_FILE, MAX_RECORD_LEN, TBIT,
 };
 use std::borrow::Cow;
 use std::fs::File;
@@ -213,7 +213,12 @@ impl Block<'_> {
 }
 
 /// Copies exactly `n` bytes from `r` to `w` through `piece` (at most 1 MiB).
-fn copy_n<R: Read, W: Write>(r: &mut R, mut n: u64, w: &mut W, piece: &mut Vec<u8>) -> io::Result<()> {
+fn copy_n<R: Read, W: Write>(
+    r: &mut R,
+    mut n: u64,
+    w: &mut W,
+    piece: &mut Vec<u8>,
+) -> io::Result<()> {
     const PIECE: usize = 1 << 20;
     if piece.len() < PIECE {
         piece.resize(PIECE, 0);
@@ -459,7 +464,15 @@ mod tests {
         let k = block::block_key("T", 1);
         let mut b = Vec::new();
         block::encode_record(&mut b, &k, 1, 100, b"a.b", None, b"hello");
-        block::encode_record(&mut b, &k, 2, 101, b"a.c", Some(b"NATS/1.0\r\nX: y\r\n\r\n"), b"p");
+        block::encode_record(
+            &mut b,
+            &k,
+            2,
+            101,
+            b"a.c",
+            Some(b"NATS/1.0\r\nX: y\r\n\r\n"),
+            b"p",
+        );
         block::encode_record(&mut b, &k, 3 | TBIT, 102, b"", None, b"");
         block::encode_record(&mut b, &k, 4 | EBIT, 103, b"", None, b"");
         let mut damaged = b.clone();
@@ -484,7 +497,10 @@ mod tests {
                             (a.offset, a.len, a.raw_seq, a.ts, &a.subject[..], a.hdr_len),
                             (b.offset, b.len, b.raw_seq, b.ts, &b.subject[..], b.hdr_len)
                         );
-                        assert_eq!((a.body, a.body_len, a.checksum), (b.body, b.body_len, b.checksum));
+                        assert_eq!(
+                            (a.body, a.body_len, a.checksum),
+                            (b.body, b.body_len, b.checksum)
+                        );
                     }
                     (Err(a), Err(b)) => assert_eq!(a, b),
                     _ => panic!("{a:?} vs {b:?}"),

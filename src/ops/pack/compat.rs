@@ -17,9 +17,9 @@
 //!
 //! The index.db written next to them is the source's, with the last checksum of the last block
 //! as written and the block ranges the placeholders extended.
+use super::blockio::{Block, Head};
 use super::StreamSrc;
 use crate::base::problem::Kind;
-use super::blockio::{Block, Head};
 use crate::filestore::block::{self, FrameError, RecordKind, EBIT, EMPTY_RECORD_LEN};
 use crate::filestore::index_db::{self, IndexDb};
 use crate::filestore::legacy::{self, LegacyIdx};
@@ -389,7 +389,13 @@ pub(super) fn rewrite<'a>(
                 first_live.get_or_insert((r.seq, r.ts));
             }
             RecordKind::Message => {
-                push(&mut pieces, Piece::Place { seq: r.seq, ts: r.ts });
+                push(
+                    &mut pieces,
+                    Piece::Place {
+                        seq: r.seq,
+                        ts: r.ts,
+                    },
+                );
                 out_tail = tail_of_fill(r.seq, r.ts);
                 dead.push(r.seq);
             }

@@ -10,7 +10,7 @@ use crate::base::progress::Progress;
 use crate::filestore::meta::expected_sum;
 use flate2::{Compression, GzBuilder};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 
 pub(super) fn write<W: Write>(
     w: W,
@@ -51,12 +51,28 @@ pub(super) fn write<W: Write>(
                 if ext != "blk" && !src.legacy {
                     continue;
                 }
-                match fs::read(dir.join(&rel)) {
-                    Ok(d) => {
-                        tar_write::file(&mut b, &format!("{n}/{rel}"), &d, &st)?;
+                // streamed: a block of one huge record is never held in memory
+                match fs::File::open(dir.join(&rel)) {
+                    Ok(f) => {
+                        let p = dir.join(&rel);
+                        let len = f
+                            .metadata()
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                            .len();
+                        tar_write::file_header(&mut b, &format!("{n}/{rel}"), len, &st)?;
+                        let w = b.get_mut();
+                        let got = std::io::copy(&mut f.take(len), w)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                        if got != len {
+                            anyhow::bail!(
+                                "{}: the file shrank while packing ({got} of {len} bytes)",
+                                p.display()
+                            );
+                        }
+                        tar_write::pad(w, len)?;
                         if ext == "blk" {
                             progress.advance(
-                                d.len() as u64,
+                                len,
                                 &format!("{} > {} {rel}", src.sd.account, src.sd.name),
                             );
                         }

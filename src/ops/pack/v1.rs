@@ -80,8 +80,8 @@ fn write_compat<W: Write + Send + 'static>(
     for bp in blocks {
         let rel = format!("msgs/{}.blk", bp.index);
         let path = dir.join(&rel);
-        let mut blk =
-            blockio::open(&path, &mut buf).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut blk = blockio::open(&path, &mut buf)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
         let layout = if blk.undecodable().is_none() {
             compat::rewrite(&plan, bp, &src.cfg_name, blk.records())

@@ -2,13 +2,13 @@
 //! sentinel) in S2 framing, as 2.15+ servers snapshot and restore it.
 use super::{blockio, compat, ConsumerSrc, StateNums, StreamSrc};
 use crate::backup::natsarc::NatsArcWriter;
+use crate::base::progress::NoProgress;
 use crate::base::progress::Progress;
 use crate::filestore::consumer_state;
 use crate::s2::encode::ParFrameWriter;
-use crate::base::progress::NoProgress;
 use crate::state::messages::{self, LiveStats};
-use std::collections::HashSet;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::io::Write;
 
 pub(super) fn write<W: Write + Send + 'static>(
@@ -101,7 +101,8 @@ fn write_live<W: Write>(
         if blk.in_memory().is_none() {
             // a big plain block: stream its records; damaged framing (only with
             // --allow-damaged) is walked in memory, as every other block is
-            let heads: Result<Vec<_>, _> = blk.records().map(|h| h.map(|h| h.into_owned())).collect();
+            let heads: Result<Vec<_>, _> =
+                blk.records().map(|h| h.map(|h| h.into_owned())).collect();
             match heads {
                 Ok(heads) => {
                     for h in heads {
@@ -117,7 +118,10 @@ fn write_live<W: Write>(
                         last_out = Some(h.seq);
                         count(h.seq, h.ts, h.len, &h.subject);
                     }
-                    progress.advance(blk.size, &format!("{} > {} {rel}", src.sd.account, src.sd.name));
+                    progress.advance(
+                        blk.size,
+                        &format!("{} > {} {rel}", src.sd.account, src.sd.name),
+                    );
                     drop(blk);
                     blockio::release(&mut buf);
                     continue;
@@ -158,7 +162,10 @@ fn write_live<W: Write>(
         if let Some(e) = cb_err {
             return Err(io(e));
         }
-        progress.advance(blk.size, &format!("{} > {} {rel}", src.sd.account, src.sd.name));
+        progress.advance(
+            blk.size,
+            &format!("{} > {} {rel}", src.sd.account, src.sd.name),
+        );
         drop(whole);
         blockio::release(&mut buf);
     }
