@@ -246,6 +246,7 @@ pub(crate) fn walk_records<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::progress::NoProgress;
     use crate::testdata;
     use std::fs;
 

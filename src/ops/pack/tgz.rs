@@ -10,7 +10,7 @@ use crate::base::progress::Progress;
 use crate::filestore::meta::expected_sum;
 use flate2::{Compression, GzBuilder};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 
 pub(super) fn write<W: Write>(
     w: W,
@@ -51,28 +51,14 @@ pub(super) fn write<W: Write>(
                 if ext != "blk" && !src.legacy {
                     continue;
                 }
-                // streamed: a block of one huge record is never held in memory
-                match fs::File::open(dir.join(&rel)) {
-                    Ok(f) => {
-                        let p = dir.join(&rel);
-                        let len = f
-                            .metadata()
-                            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-                            .len();
-                        tar_write::file_header(&mut b, &format!("{n}/{rel}"), len, &st)?;
-                        let w = b.get_mut();
-                        let got = std::io::copy(&mut f.take(len), w)
-                            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                        if got != len {
-                            anyhow::bail!(
-                                "{}: the file shrank while packing ({got} of {len} bytes)",
-                                p.display()
-                            );
-                        }
-                        tar_write::pad(w, len)?;
+                // read whole, as always (gzip's bytes depend on how its input is fed), into
+                // a buffer malloc maps on its own when it is a huge record's block
+                match read_whole(&dir.join(&rel)) {
+                    Ok(d) => {
+                        tar_write::file(&mut b, &format!("{n}/{rel}"), &d, &st)?;
                         if ext == "blk" {
                             progress.advance(
-                                len,
+                                d.len() as u64,
                                 &format!("{} > {} {rel}", src.sd.account, src.sd.name),
                             );
                         }
@@ -111,4 +97,17 @@ pub(super) fn write<W: Write>(
     }
     let gz = b.into_inner()?;
     Ok(gz.finish()?)
+}
+
+/// The file's bytes; a buffer above a normal block's size is reserved past glibc's mmap
+/// threshold, so that it is given back when freed
+/// ([`big_reservation`](crate::filestore::source::big_reservation)).
+fn read_whole(p: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(p)?;
+    let len = f.metadata()?.len();
+    let mut v = Vec::new();
+    v.reserve(crate::filestore::source::big_reservation(len) as usize);
+    f.read_to_end(&mut v)?;
+    Ok(v)
 }
