@@ -424,8 +424,8 @@ pub fn rewrite_dir(
                 let p = src.join(rel);
                 let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
                 let _big = block::big_block_guard(size.min(block::MAX_BLOCK_FILE));
-                let mut raw = Vec::new();
-                raw.reserve(crate::filestore::source::big_reservation(size) as usize);
+                let mut raw =
+                    Vec::with_capacity(crate::filestore::source::big_reservation(size) as usize);
                 fs::File::open(&p)
                     .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut raw))
                     .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;

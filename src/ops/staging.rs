@@ -484,7 +484,11 @@ pub(crate) struct HashedFile {
 enum Out {
     Buffered(BufWriter<File>),
     /// `O_DIRECT`: `buf` holds what follows the `at` bytes already on disk.
-    Direct { f: File, buf: AlignedBuf, at: u64 },
+    Direct {
+        f: File,
+        buf: AlignedBuf,
+        at: u64,
+    },
 }
 
 /// Bytes written between background `fdatasync` calls.

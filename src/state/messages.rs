@@ -7,6 +7,10 @@
 //! walks the records again and hands out the live ones. Damaged framing is skipped the way the
 //! scanner skips it (resync to the next intact record); a sequence that does not increase is
 //! never handed out twice, so the output is always strictly ascending.
+//!
+//! `jetdir pack` (ops/pack/v2.rs) does this walk itself, in bounded memory, with
+//! [`walk_records`] for the blocks it holds in memory; the whole-stream walk here
+//! (`reference::walk_live`) is kept for the tests, which compare the two.
 use crate::filestore::block::{self, RecordKind, Records};
 
 /// Totals over the messages handed out.

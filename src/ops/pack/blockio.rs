@@ -287,22 +287,6 @@ impl Head<'_> {
             RecordKind::Message
         }
     }
-
-    fn of(r: &block::Record<'_>, base: &[u8]) -> Head<'static> {
-        let _ = base;
-        Head {
-            offset: r.offset as u64,
-            len: r.len,
-            raw_seq: r.raw_seq,
-            seq: r.seq,
-            ts: r.ts,
-            subject: Cow::Owned(Vec::new()),
-            hdr_len: 0,
-            body: 0,
-            body_len: 0,
-            checksum: r.checksum,
-        }
-    }
 }
 
 /// Record heads of a block in memory or in a file.
@@ -320,11 +304,16 @@ impl<'a> Iterator for Heads<'a> {
                     let body_len = r.headers.map_or(0, |h| h.len()) + r.payload.len();
                     let body = r.len as usize - CHECKSUM_LEN - body_len;
                     Head {
+                        offset: r.offset as u64,
+                        len: r.len,
+                        raw_seq: r.raw_seq,
+                        seq: r.seq,
+                        ts: r.ts,
+                        subject: Cow::Borrowed(r.subject),
+                        hdr_len: r.headers.map_or(0, |h| h.len() as u64),
                         body: (r.offset + body) as u64,
                         body_len: body_len as u64,
-                        hdr_len: r.headers.map_or(0, |h| h.len() as u64),
-                        subject: Cow::Borrowed(r.subject),
-                        ..Head::of(&r, &[])
+                        checksum: r.checksum,
                     }
                 })
             }),

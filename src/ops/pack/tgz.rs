@@ -106,8 +106,7 @@ fn read_whole(p: &std::path::Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = fs::File::open(p)?;
     let len = f.metadata()?.len();
-    let mut v = Vec::new();
-    v.reserve(crate::filestore::source::big_reservation(len) as usize);
+    let mut v = Vec::with_capacity(crate::filestore::source::big_reservation(len) as usize);
     f.read_to_end(&mut v)?;
     Ok(v)
 }
