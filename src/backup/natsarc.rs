@@ -489,6 +489,35 @@ impl<W: Write> NatsArcWriter<W> {
         self.w.write_all(payload)
     }
 
+    /// The head of an entry whose header block and payload (`body_len` bytes together, the
+    /// header block `hdr_len` of them) the caller writes next through [`NatsArcWriter::get_mut`]:
+    /// the bytes of [`NatsArcWriter::write_entry`] without holding the payload.
+    pub fn write_entry_head(
+        &mut self,
+        name: &[u8],
+        ts: i64,
+        seq: u64,
+        hdr_len: u64,
+        body_len: u64,
+    ) -> io::Result<()> {
+        self.scratch.clear();
+        put_entry_header(
+            &mut self.scratch,
+            name.len() as u64,
+            ts,
+            seq,
+            hdr_len,
+            body_len.saturating_sub(hdr_len),
+        );
+        self.w.write_all(&self.scratch)?;
+        self.w.write_all(name)
+    }
+
+    /// The inner writer (for the body of [`NatsArcWriter::write_entry_head`]).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.w
+    }
+
     /// Writes the end sentinel and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.w.write_all(&[0u8; 5])?;

@@ -100,10 +100,29 @@ pub fn read_capped_into(path: &Path, cap: u64, buf: &mut Vec<u8>) -> io::Result<
     buf.clear();
     let f = fs::File::open(path)?;
     let len = f.metadata()?.len();
-    buf.reserve(len.min(cap) as usize);
+    buf.reserve(big_reservation(len.min(cap)) as usize);
     f.take(cap).read_to_end(buf)?;
     Ok(len.max(buf.len() as u64))
 }
+
+/// Bytes to reserve for a buffer of `n` bytes: above a normal block
+/// ([`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK)), at least [`MMAP_ALWAYS`]. glibc's
+/// malloc maps an allocation that large on its own and unmaps it when it is freed; a smaller
+/// one (a 31 MiB block, once a freed one raised malloc's dynamic threshold) comes from the
+/// calling thread's arena and stays in the process after it is freed, once per thread that
+/// read a big block: three threads holding a freed 31 MiB each is 93 MiB of peak RSS for
+/// nothing. The pages of the reservation that are never written cost no memory.
+pub fn big_reservation(n: u64) -> u64 {
+    if n > crate::filestore::block::BIG_BLOCK {
+        n.max(MMAP_ALWAYS)
+    } else {
+        n
+    }
+}
+
+/// glibc's largest dynamic mmap threshold (`DEFAULT_MMAP_THRESHOLD_MAX`, 32 MiB on 64-bit)
+/// plus a page: an allocation of this size is always mapped on its own.
+pub const MMAP_ALWAYS: u64 = (32 << 20) + 4096;
 
 /// [`read_capped_into`] into a new buffer, capped by the layout ([`read_cap`] of `rel`).
 pub fn read_file_capped(dir: &Path, rel: &str) -> io::Result<Vec<u8>> {

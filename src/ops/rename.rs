@@ -404,7 +404,17 @@ pub fn rewrite_dir(
         let outs: Vec<anyhow::Result<Done>> = blocks
             .par_iter()
             .map(|(rel, i)| {
-                let b = rekey_block(read(rel)?, rel, *i, old, &new);
+                // a block above a normal one's size (one huge record) is re-keyed while no
+                // other is in memory, in a buffer malloc gives back when it is freed
+                let p = src.join(rel);
+                let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                let _big = block::big_block_guard(size.min(block::MAX_BLOCK_FILE));
+                let mut raw =
+                    Vec::with_capacity(crate::filestore::source::big_reservation(size) as usize);
+                fs::File::open(&p)
+                    .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut raw))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                let b = rekey_block(raw, rel, *i, old, &new);
                 write(rel, &b.data)?;
                 Ok((*i, b.last, b.records, b.decompressed, b.damaged))
             })

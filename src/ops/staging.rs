@@ -480,34 +480,73 @@ impl Stage {
     }
 }
 
-/// A file being written: buffered, hashed as it goes, fsynced at the end. While a big file is
-/// written, a background thread flushes it to disk every [`SYNC_EVERY`] bytes, so the final
-/// fsync only waits for the tail.
+/// A file being written: hashed as it goes, fsynced at the end. Written with `O_DIRECT` in
+/// aligned 1 MiB pieces where the file system allows it (straight to the device: on this kind
+/// of VM, copying a backup into the page cache and writing it back costs more CPU than
+/// compressing it, and its fsync ran at a tenth of the disk's speed); otherwise buffered, and
+/// a background thread flushes it to disk every [`SYNC_EVERY`] bytes, so the final fsync only
+/// waits for the tail.
 pub(crate) struct HashedFile {
     path: PathBuf,
-    w: BufWriter<File>,
+    out: Out,
     h: Sha256,
     n: u64,
     synced_at: u64,
     syncer: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
+enum Out {
+    Buffered(BufWriter<File>),
+    /// `O_DIRECT`: `buf` holds what follows the `at` bytes already on disk.
+    Direct {
+        f: File,
+        buf: AlignedBuf,
+        at: u64,
+    },
+}
+
 /// Bytes written between background `fdatasync` calls.
 const SYNC_EVERY: u64 = 64 << 20;
+
+/// Bytes per direct write of a [`HashedFile`].
+const DIRECT_PIECE: usize = 1 << 20;
 
 impl HashedFile {
     /// Create `p` (it must not exist) with `mode` (less the umask).
     pub(crate) fn create(p: &Path, mode: u32) -> io::Result<HashedFile> {
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(p)
-            .map_err(|e| io_at(p, None, e))?;
+        let open = |flags: i32| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(flags)
+                .open(p)
+        };
+        let direct = match O_DIRECT {
+            Some(flag) => match open(flag) {
+                Ok(f) => Some(f),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(io_at(p, None, e))
+                }
+                Err(_) => None, // no direct I/O on this file system
+            },
+            None => None,
+        };
+        let out = match direct {
+            Some(f) => Out::Direct {
+                f,
+                buf: AlignedBuf::with_capacity(DIRECT_PIECE),
+                at: 0,
+            },
+            // Compressed frames are bigger than this and go straight to the file.
+            None => Out::Buffered(BufWriter::with_capacity(
+                64 << 10,
+                open(0).map_err(|e| io_at(p, None, e))?,
+            )),
+        };
         Ok(HashedFile {
             path: p.to_path_buf(),
-            // Compressed frames are bigger than this and go straight to the file.
-            w: BufWriter::with_capacity(64 << 10, f),
+            out,
             h: Sha256::new(),
             n: 0,
             synced_at: 0,
@@ -520,17 +559,50 @@ impl HashedFile {
         if self.n - self.synced_at < SYNC_EVERY {
             return Ok(());
         }
+        let Out::Buffered(w) = &self.out else {
+            return Ok(());
+        };
         if let Some(h) = &self.syncer {
             if !h.is_finished() {
                 return Ok(());
             }
         }
+        let f = w.get_ref().try_clone()?;
         if let Some(h) = self.syncer.take() {
             join_sync(h)?;
         }
-        let f = self.w.get_ref().try_clone()?;
         self.syncer = Some(std::thread::spawn(move || f.sync_data()));
         self.synced_at = self.n;
+        Ok(())
+    }
+
+    /// Direct mode: writes the aligned part of the buffer; whatever direct I/O does not take
+    /// (an unusual error or short write) is written through the page cache, and the file
+    /// continues buffered.
+    fn drain_direct(&mut self, last: bool) -> io::Result<()> {
+        let Out::Direct { f, buf, at } = &mut self.out else {
+            return Ok(());
+        };
+        let data = buf.data();
+        let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
+        let done = write_direct(f, data.get(..aligned).unwrap_or_default());
+        if done == data.len() {
+            *at += done as u64;
+            buf.reset();
+            return Ok(());
+        }
+        if done == aligned && !last {
+            // keep the unaligned tail for the next piece
+            let tail = data.get(done..).unwrap_or_default().to_vec();
+            *at += done as u64;
+            buf.reset();
+            buf.buf.extend_from_slice(&tail);
+            return Ok(());
+        }
+        let mut g = OpenOptions::new().write(true).open(&self.path)?;
+        io::Seek::seek(&mut g, io::SeekFrom::Start(*at + done as u64))?;
+        g.write_all(data.get(done..).unwrap_or_default())?;
+        self.out = Out::Buffered(BufWriter::with_capacity(64 << 10, g));
         Ok(())
     }
 
@@ -541,7 +613,11 @@ impl HashedFile {
         if let Some(h) = self.syncer.take() {
             join_sync(h).map_err(err)?;
         }
-        let f = self.w.into_inner().map_err(|e| err(e.into_error()))?;
+        self.drain_direct(true).map_err(err)?;
+        let f = match self.out {
+            Out::Buffered(w) => w.into_inner().map_err(|e| err(e.into_error()))?,
+            Out::Direct { f, .. } => f,
+        };
         f.sync_all().map_err(err)?;
         Ok((self.n, manifest::hex(&self.h.finalize())))
     }
@@ -554,20 +630,37 @@ fn join_sync(h: std::thread::JoinHandle<io::Result<()>>) -> io::Result<()> {
 
 impl Write for HashedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let k = self
-            .w
-            .write(buf)
-            .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))?;
+        let k = match &mut self.out {
+            Out::Buffered(w) => w
+                .write(buf)
+                .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))?,
+            Out::Direct { buf: b, .. } => {
+                let room = DIRECT_PIECE.saturating_sub(b.data().len());
+                let k = room.min(buf.len());
+                b.buf.extend_from_slice(buf.get(..k).unwrap_or_default());
+                k
+            }
+        };
         self.h.update(buf.get(..k).unwrap_or(&[]));
         self.n += k as u64;
+        if let Out::Direct { buf: b, .. } = &self.out {
+            if b.data().len() >= DIRECT_PIECE {
+                self.drain_direct(false)
+                    .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))?;
+            }
+        }
         self.sync_in_background()
             .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))?;
         Ok(k)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.w
-            .flush()
-            .map_err(|e| io_at_after(&self.path, None, Some(self.n), e))
+        match &mut self.out {
+            Out::Buffered(w) => w
+                .flush()
+                .map_err(|e| io_at_after(&self.path, None, Some(self.n), e)),
+            // direct pieces go out whole (aligned); `done` writes the tail
+            Out::Direct { .. } => Ok(()),
+        }
     }
 }
 
@@ -790,6 +883,49 @@ impl Drop for FileWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A HashedFile written in odd-sized pieces across several direct pieces (and on a file
+    /// system without direct I/O, buffered) holds exactly the bytes given, and its hash is
+    /// theirs.
+    #[test]
+    fn hashed_file_keeps_every_byte() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..(3 << 20) + 12345)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut dirs = vec![tempfile::tempdir().unwrap()];
+        if Path::new("/dev/shm").is_dir() {
+            dirs.push(tempfile::tempdir_in("/dev/shm").unwrap());
+        }
+        for d in &dirs {
+            let p = d.path().join("f");
+            let mut f = HashedFile::create(&p, 0o600).unwrap();
+            let mut at = 0;
+            for (k, n) in [1usize, 4095, 1 << 20, 7, (1 << 20) + 3, 100_000]
+                .iter()
+                .cycle()
+                .enumerate()
+            {
+                if at >= data.len() || k > 1000 {
+                    break;
+                }
+                let e = (at + n).min(data.len());
+                f.write_all(&data[at..e]).unwrap();
+                at = e;
+            }
+            f.write_all(&data[at..]).unwrap();
+            f.flush().unwrap();
+            let (n, h) = f.done().unwrap();
+            assert_eq!(n, data.len() as u64);
+            assert_eq!(h, manifest::hex(&Sha256::digest(&data)));
+            assert!(fs::read(&p).unwrap() == data, "{}", p.display());
+        }
+    }
 
     #[test]
     fn rejects_escaping_paths() {

@@ -7,24 +7,11 @@
 //! walks the records again and hands out the live ones. Damaged framing is skipped the way the
 //! scanner skips it (resync to the next intact record); a sequence that does not increase is
 //! never handed out twice, so the output is always strictly ascending.
-use crate::base::progress::NoProgress;
-use crate::base::progress::Progress;
+//!
+//! `jetdir pack` (ops/pack/v2.rs) does this walk itself, in bounded memory, with
+//! [`walk_records`] for the blocks it holds in memory; the whole-stream walk here
+//! (`reference::walk_live`) is kept for the tests, which compare the two.
 use crate::filestore::block::{self, RecordKind, Records};
-use crate::filestore::source::DirSource;
-use crate::state::scan::{self, ScanCtx, SeqBits};
-use rayon::prelude::*;
-use std::collections::HashSet;
-use std::path::Path;
-
-/// One live message. `headers` is the raw NATS header block (empty when the record has none).
-#[derive(Debug, Clone, Copy)]
-pub struct Msg<'a> {
-    pub seq: u64,
-    pub ts: i64,
-    pub subject: &'a [u8],
-    pub headers: &'a [u8],
-    pub payload: &'a [u8],
-}
 
 /// Totals over the messages handed out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,161 +25,190 @@ pub struct LiveStats {
     pub subjects: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MessagesError {
-    #[error("{0}: stream is encrypted at rest (key needed)")]
-    Encrypted(String),
-    #[error("{0}: cannot read: {1}")]
-    Io(String, std::io::Error),
-    #[error("{0}: compressed block cannot be decoded: {1}")]
-    Decompress(String, crate::s2::S2Error),
-    /// The callback failed (e.g. the output could not be written).
-    #[error("{0}")]
-    Callback(std::io::Error),
-}
+/// The whole-stream walk, kept as the reference that `jetdir pack`'s own walk
+/// (`ops/pack/v2.rs`, the same records in bounded memory) is compared with in the tests.
+#[cfg(test)]
+pub(crate) mod reference {
+    use super::*;
+    use crate::base::progress::NoProgress;
+    use crate::base::progress::Progress;
+    use crate::filestore::source::DirSource;
+    use crate::state::scan::{self, ScanCtx, SeqBits};
+    use rayon::prelude::*;
+    use std::collections::HashSet;
+    use std::path::Path;
 
-struct BlockLive {
-    index: u32,
-    live: SeqBits,
-    /// The block could not be read in the first pass; the second pass skips it too.
-    unreadable: bool,
-}
-
-fn dir_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Totals of the live messages without doing anything with them.
-pub fn live_stats(stream_dir: &Path) -> Result<LiveStats, MessagesError> {
-    walk_live(stream_dir, &NoProgress, |_| Ok(()))
-}
-
-/// Calls `f` for every live message of `stream_dir`, in ascending sequence order, reporting
-/// progress (bytes of block files of the second pass).
-pub fn walk_live<F>(
-    stream_dir: &Path,
-    progress: &dyn Progress,
-    mut f: F,
-) -> Result<LiveStats, MessagesError>
-where
-    F: FnMut(&Msg) -> std::io::Result<()>,
-{
-    let account = stream_dir
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n == "streams"))
-        .and_then(|p| p.parent())
-        .map(dir_name)
-        .unwrap_or_else(|| "$G".to_string());
-    let name = dir_name(stream_dir);
-    let src = DirSource {
-        dir: stream_dir.to_path_buf(),
-    };
-    let pre = crate::state::prelude::prelude(&src, &account, &name, "");
-    if pre.encrypted {
-        return Err(MessagesError::Encrypted(stream_dir.display().to_string()));
+    /// One live message. `headers` is the raw NATS header block (empty when the record has none).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Msg<'a> {
+        pub seq: u64,
+        pub ts: i64,
+        pub subject: &'a [u8],
+        pub headers: &'a [u8],
+        pub payload: &'a [u8],
     }
-    let ctx = ScanCtx {
-        account: &account,
-        stream: &pre.cfg_name,
-        dead: &pre.dead,
-        quick: true,
-        file_prefix: "",
-        keep_live: false,
-        stop_at_damage: false,
-    };
-    // Pass 1: live sequences per block and every tombstone.
-    let firsts: Vec<(BlockLive, Vec<u64>)> = pre
-        .blocks
-        .par_iter()
-        .map(|&i| {
-            match crate::filestore::source::read_file_capped(stream_dir, &format!("msgs/{i}.blk")) {
-                Ok(raw) => {
-                    let s = scan::scan_block(&ctx, i, &raw);
-                    (
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum MessagesError {
+        #[error("{0}: stream is encrypted at rest (key needed)")]
+        Encrypted(String),
+        #[error("{0}: cannot read: {1}")]
+        Io(String, std::io::Error),
+        #[error("{0}: compressed block cannot be decoded: {1}")]
+        Decompress(String, crate::s2::S2Error),
+        /// The callback failed (e.g. the output could not be written).
+        #[error("{0}")]
+        Callback(std::io::Error),
+    }
+
+    struct BlockLive {
+        index: u32,
+        live: SeqBits,
+        /// The block could not be read in the first pass; the second pass skips it too.
+        unreadable: bool,
+    }
+
+    fn dir_name(p: &Path) -> String {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Totals of the live messages without doing anything with them.
+    pub fn live_stats(stream_dir: &Path) -> Result<LiveStats, MessagesError> {
+        walk_live(stream_dir, &NoProgress, |_| Ok(()))
+    }
+
+    /// Calls `f` for every live message of `stream_dir`, in ascending sequence order, reporting
+    /// progress (bytes of block files of the second pass).
+    pub fn walk_live<F>(
+        stream_dir: &Path,
+        progress: &dyn Progress,
+        mut f: F,
+    ) -> Result<LiveStats, MessagesError>
+    where
+        F: FnMut(&Msg) -> std::io::Result<()>,
+    {
+        let account = stream_dir
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == "streams"))
+            .and_then(|p| p.parent())
+            .map(dir_name)
+            .unwrap_or_else(|| "$G".to_string());
+        let name = dir_name(stream_dir);
+        let src = DirSource {
+            dir: stream_dir.to_path_buf(),
+        };
+        let pre = crate::state::prelude::prelude(&src, &account, &name, "");
+        if pre.encrypted {
+            return Err(MessagesError::Encrypted(stream_dir.display().to_string()));
+        }
+        let ctx = ScanCtx {
+            account: &account,
+            stream: &pre.cfg_name,
+            dead: &pre.dead,
+            quick: true,
+            file_prefix: "",
+            keep_live: false,
+            stop_at_damage: false,
+        };
+        // Pass 1: live sequences per block and every tombstone.
+        let firsts: Vec<(BlockLive, Vec<u64>)> = pre
+            .blocks
+            .par_iter()
+            .map(|&i| {
+                match crate::filestore::source::read_file_capped(
+                    stream_dir,
+                    &format!("msgs/{i}.blk"),
+                ) {
+                    Ok(raw) => {
+                        let s = scan::scan_block(&ctx, i, &raw);
+                        (
+                            BlockLive {
+                                index: i,
+                                live: s.live_bits,
+                                unreadable: s.unreadable,
+                            },
+                            s.tombstones,
+                        )
+                    }
+                    Err(_) => (
                         BlockLive {
                             index: i,
-                            live: s.live_bits,
-                            unreadable: s.unreadable,
+                            live: SeqBits::default(),
+                            unreadable: true,
                         },
-                        s.tombstones,
-                    )
+                        Vec::new(),
+                    ),
                 }
-                Err(_) => (
-                    BlockLive {
-                        index: i,
-                        live: SeqBits::default(),
-                        unreadable: true,
-                    },
-                    Vec::new(),
-                ),
-            }
-        })
-        .collect();
-    let mut tombs: HashSet<u64> = HashSet::new();
-    let mut blocks = Vec::with_capacity(firsts.len());
-    for (b, t) in firsts {
-        tombs.extend(t);
-        blocks.push(b);
-    }
-    blocks.sort_by_key(|b| b.index);
-    // Pass 2: hand out the live records.
-    let mut stats = LiveStats::default();
-    let mut subjects: HashSet<Vec<u8>> = HashSet::new();
-    let mut last_out: Option<u64> = None;
-    for b in &blocks {
-        if b.unreadable {
-            continue;
+            })
+            .collect();
+        let mut tombs: HashSet<u64> = HashSet::new();
+        let mut blocks = Vec::with_capacity(firsts.len());
+        for (b, t) in firsts {
+            tombs.extend(t);
+            blocks.push(b);
         }
-        let rel = format!("msgs/{}.blk", b.index);
-        let raw = crate::filestore::source::read_file_capped(stream_dir, &rel)
-            .map_err(|e| MessagesError::Io(rel.clone(), e))?;
-        let (plain, _) = crate::filestore::block::plain_block(&raw)
-            .map_err(|e| MessagesError::Decompress(rel.clone(), e))?;
-        let key = block::block_key(&pre.cfg_name, b.index);
-        let mut cb_err: Option<std::io::Error> = None;
-        walk_records(&plain, &key, |r| {
-            if r.kind() != RecordKind::Message
-                || !b.live.get(r.seq)
-                || tombs.contains(&r.seq)
-                || last_out.is_some_and(|l| r.seq <= l)
-            {
-                return true;
+        blocks.sort_by_key(|b| b.index);
+        // Pass 2: hand out the live records.
+        let mut stats = LiveStats::default();
+        let mut subjects: HashSet<Vec<u8>> = HashSet::new();
+        let mut last_out: Option<u64> = None;
+        for b in &blocks {
+            if b.unreadable {
+                continue;
             }
-            let m = Msg {
-                seq: r.seq,
-                ts: r.ts,
-                subject: r.subject,
-                headers: r.headers.unwrap_or(&[]),
-                payload: r.payload,
-            };
-            if let Err(e) = f(&m) {
-                cb_err = Some(e);
-                return false;
+            let rel = format!("msgs/{}.blk", b.index);
+            let raw = crate::filestore::source::read_file_capped(stream_dir, &rel)
+                .map_err(|e| MessagesError::Io(rel.clone(), e))?;
+            let (plain, _) = crate::filestore::block::plain_block(&raw)
+                .map_err(|e| MessagesError::Decompress(rel.clone(), e))?;
+            let key = block::block_key(&pre.cfg_name, b.index);
+            let mut cb_err: Option<std::io::Error> = None;
+            walk_records(&plain, &key, |r| {
+                if r.kind() != RecordKind::Message
+                    || !b.live.get(r.seq)
+                    || tombs.contains(&r.seq)
+                    || last_out.is_some_and(|l| r.seq <= l)
+                {
+                    return true;
+                }
+                let m = Msg {
+                    seq: r.seq,
+                    ts: r.ts,
+                    subject: r.subject,
+                    headers: r.headers.unwrap_or(&[]),
+                    payload: r.payload,
+                };
+                if let Err(e) = f(&m) {
+                    cb_err = Some(e);
+                    return false;
+                }
+                last_out = Some(r.seq);
+                stats.messages += 1;
+                stats.bytes += u64::from(r.len);
+                if stats.first_seq.is_none() {
+                    stats.first_seq = Some(r.seq);
+                    stats.first_ts = Some(r.ts);
+                }
+                stats.last_seq = Some(r.seq);
+                stats.last_ts = Some(r.ts);
+                if !subjects.contains(r.subject) {
+                    subjects.insert(r.subject.to_vec());
+                }
+                true
+            });
+            if let Some(e) = cb_err {
+                return Err(MessagesError::Callback(e));
             }
-            last_out = Some(r.seq);
-            stats.messages += 1;
-            stats.bytes += u64::from(r.len);
-            if stats.first_seq.is_none() {
-                stats.first_seq = Some(r.seq);
-                stats.first_ts = Some(r.ts);
-            }
-            stats.last_seq = Some(r.seq);
-            stats.last_ts = Some(r.ts);
-            if !subjects.contains(r.subject) {
-                subjects.insert(r.subject.to_vec());
-            }
-            true
-        });
-        if let Some(e) = cb_err {
-            return Err(MessagesError::Callback(e));
+            progress.advance(raw.len() as u64, &format!("{account} > {name} {rel}"));
         }
-        progress.advance(raw.len() as u64, &format!("{account} > {name} {rel}"));
+        stats.subjects = subjects.len() as u64;
+        Ok(stats)
     }
-    stats.subjects = subjects.len() as u64;
-    Ok(stats)
 }
+#[cfg(test)]
+pub(crate) use reference::*;
 
 /// Walks the records of a plain block like the scanner does: after damaged framing, continue
 /// at the next record that frames and verifies with a higher sequence. `f` returns false to
@@ -234,6 +250,7 @@ pub(crate) fn walk_records<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::progress::NoProgress;
     use crate::testdata;
     use std::fs;
 

@@ -17,15 +17,17 @@
 //!
 //! The index.db written next to them is the source's, with the last checksum of the last block
 //! as written and the block ranges the placeholders extended.
+use super::blockio::{Block, Head};
 use super::StreamSrc;
 use crate::base::problem::Kind;
-use crate::filestore::block::{self, RecordKind, Records, EBIT};
+use crate::filestore::block::{self, FrameError, RecordKind, EBIT, EMPTY_RECORD_LEN};
 use crate::filestore::index_db::{self, IndexDb};
 use crate::filestore::legacy::{self, LegacyIdx};
 use crate::filestore::source::DirSource;
 use crate::state::scan::{self, ScanCtx, SeqBits};
 use rayon::prelude::*;
 use std::collections::HashSet;
+use std::io::{self, Write};
 
 /// Most placeholders written for one block (30 bytes each: 30 MiB).
 pub(super) const FILL_CAP: u64 = 1 << 20;
@@ -41,6 +43,9 @@ pub(super) struct BlockPlan {
     pub(crate) before: u64,
     /// Copy the block unchanged and write no `.idx` (unreadable, or a gap too big to fill).
     pub(crate) keep: bool,
+    /// The block could not be read or decoded at all (v2 leaves it out, as the walk of live
+    /// messages does).
+    pub(crate) unreadable: bool,
     pub(crate) is_last: bool,
 }
 
@@ -92,6 +97,8 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         /// Non-tombstone records.
         records: u64,
         unreadable: bool,
+        /// Not even framing: the read or the decoding failed.
+        unusable: bool,
     }
     let firsts: Vec<First> = src
         .blocks
@@ -111,6 +118,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
                         min: s.min_seq,
                         max: s.max_seq,
                         unreadable: s.unreadable || framing,
+                        unusable: s.unreadable,
                     }
                 }
                 Err(_) => First {
@@ -120,6 +128,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
                     max: None,
                     records: 0,
                     unreadable: true,
+                    unusable: true,
                 },
             }
         })
@@ -165,6 +174,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
             live,
             end: f.max.filter(|_| f.records > 0),
             keep,
+            unreadable: f.unusable,
             is_last: k + 1 == n,
             before: 0,
         });
@@ -224,24 +234,88 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
 pub(super) enum Layout {
     /// Unchanged (the plain bytes as read), no `.idx`.
     Keep,
-    /// The rewritten bytes are in the output buffer; the `.idx` to write before them (none for
-    /// the block of a never-used stream: 2.9 rebuilds that one as first 0 / last 0).
-    Rewritten { idx: Option<Vec<u8>> },
+    /// The rewritten block: `pieces` (`len` bytes in all, ending in `tail`), and the `.idx` to
+    /// write before it (none for the block of a never-used stream: 2.9 rebuilds that one as
+    /// first 0 / last 0).
+    Rewritten {
+        idx: Option<Vec<u8>>,
+        pieces: Vec<Piece>,
+        len: u64,
+        tail: [u8; 8],
+    },
 }
 
-/// Second pass, one block: the rewritten plain block into `out` (see the module doc).
-pub(super) fn rewrite(
+/// A stretch of a rewritten block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Piece {
+    /// Source bytes, copied as they are (whole records).
+    Copy { offset: u64, len: u64 },
+    /// The placeholder of one dead sequence, with the record's time.
+    Place { seq: u64, ts: i64 },
+    /// Placeholders (time 0) for the sequences `from..to`.
+    Fill { from: u64, to: u64 },
+}
+
+impl Piece {
+    fn len(&self) -> u64 {
+        let p = EMPTY_RECORD_LEN as u64;
+        match *self {
+            Piece::Copy { len, .. } => len,
+            Piece::Place { .. } => p,
+            Piece::Fill { from, to } => to.saturating_sub(from).saturating_mul(p),
+        }
+    }
+}
+
+/// Writes the pieces of a rewritten block: source bytes from `blk`, placeholders encoded in
+/// batches (bounded memory whatever the number of sequences filled).
+pub(super) fn write_pieces<W: Write>(
+    pieces: &[Piece],
+    key: &highway::Key,
+    blk: &mut Block<'_>,
+    w: &mut W,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    for p in pieces {
+        match *p {
+            Piece::Copy { offset, len } => blk.copy_range(offset, len, w, scratch)?,
+            Piece::Place { seq, ts } => {
+                scratch.clear();
+                placeholder(scratch, key, seq, ts);
+                w.write_all(scratch)?;
+            }
+            Piece::Fill { from, to } => {
+                let mut s = from;
+                while s < to {
+                    let e = to.min(s.saturating_add(4096));
+                    scratch.clear();
+                    for q in s..e {
+                        placeholder(scratch, key, q, 0);
+                    }
+                    w.write_all(scratch)?;
+                    s = e;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Second pass, one block: the pieces of the rewritten plain block, from the records `heads`
+/// (see the module doc).
+pub(super) fn rewrite<'a>(
     plan: &Plan,
     bp: &BlockPlan,
     cfg_name: &str,
-    plain: &[u8],
-    out: &mut Vec<u8>,
+    heads: impl Iterator<Item = Result<Head<'a>, FrameError>>,
 ) -> Layout {
-    out.clear();
     if bp.keep {
         return Layout::Keep;
     }
     let key = block::block_key(cfg_name, bp.index);
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut out_len = 0u64;
+    let mut out_tail = [0u8; 8];
     let mut dead: Vec<u64> = Vec::new();
     let mut msgs = 0u64;
     let mut bytes = 0u64;
@@ -249,18 +323,40 @@ pub(super) fn rewrite(
     let mut last: Option<(u64, i64)> = None;
     let mut filled = 0u64;
     let mut tomb_last_ts: Option<i64> = None;
-    let mut fill = |out: &mut Vec<u8>, from: u64, to: u64, dead: &mut Vec<u64>| -> bool {
+    let mut push = |pieces: &mut Vec<Piece>, p: Piece| {
+        out_len += p.len();
+        if let (Piece::Copy { offset, len }, Some(Piece::Copy { offset: o, len: l })) =
+            (p, pieces.last_mut())
+        {
+            if *o + *l == offset {
+                *l += len;
+                return;
+            }
+        }
+        pieces.push(p);
+    };
+    let mut fill = |pieces: &mut Vec<Piece>,
+                    push: &mut dyn FnMut(&mut Vec<Piece>, Piece),
+                    from: u64,
+                    to: u64,
+                    dead: &mut Vec<u64>|
+     -> bool {
         filled = filled.saturating_add(to.saturating_sub(from));
         if filled > FILL_CAP.saturating_mul(2) {
             return false;
         }
-        for s in from..to {
-            placeholder(out, &key, s, 0);
-            dead.push(s);
+        if to > from {
+            push(pieces, Piece::Fill { from, to });
+            dead.extend(from..to);
         }
         true
     };
-    for rec in Records::new(plain) {
+    let tail_of_fill = |seq: u64, ts: i64| -> [u8; 8] {
+        let mut b = Vec::with_capacity(EMPTY_RECORD_LEN);
+        placeholder(&mut b, &key, seq, ts);
+        tail(&b)
+    };
+    for rec in heads {
         let Ok(r) = rec else {
             return Layout::Keep;
         };
@@ -273,26 +369,45 @@ pub(super) fn rewrite(
             continue;
         }
         if let Some((p, _)) = last {
-            if r.seq <= p || !fill(out, p + 1, r.seq, &mut dead) {
+            // (the record below always writes the new tail)
+            if r.seq <= p || !fill(&mut pieces, &mut push, p + 1, r.seq, &mut dead) {
                 return Layout::Keep;
             }
         }
-        let raw = plain
-            .get(r.offset..r.offset + r.len as usize)
-            .unwrap_or_default();
         match kind {
             RecordKind::Message if bp.live.get(r.seq) => {
-                out.extend_from_slice(raw);
+                push(
+                    &mut pieces,
+                    Piece::Copy {
+                        offset: r.offset,
+                        len: u64::from(r.len),
+                    },
+                );
+                out_tail = r.checksum;
                 msgs += 1;
                 bytes += u64::from(r.len);
                 first_live.get_or_insert((r.seq, r.ts));
             }
             RecordKind::Message => {
-                placeholder(out, &key, r.seq, r.ts);
+                push(
+                    &mut pieces,
+                    Piece::Place {
+                        seq: r.seq,
+                        ts: r.ts,
+                    },
+                );
+                out_tail = tail_of_fill(r.seq, r.ts);
                 dead.push(r.seq);
             }
             _ => {
-                out.extend_from_slice(raw);
+                push(
+                    &mut pieces,
+                    Piece::Copy {
+                        offset: r.offset,
+                        len: u64::from(r.len),
+                    },
+                );
+                out_tail = r.checksum;
                 dead.push(r.seq);
             }
         }
@@ -300,15 +415,21 @@ pub(super) fn rewrite(
     }
     if let (Some((p, _)), Some(end)) = (last, bp.end) {
         if end > p {
-            if !fill(out, p + 1, end + 1, &mut dead) {
+            if !fill(&mut pieces, &mut push, p + 1, end + 1, &mut dead) {
                 return Layout::Keep;
             }
+            out_tail = tail_of_fill(end, 0);
             last = Some((end, 0));
         }
     }
     let Some((last_seq, last_ts)) = last else {
         if plan.last_seq == 0 && bp.before == 0 {
-            return Layout::Rewritten { idx: None };
+            return Layout::Rewritten {
+                idx: None,
+                pieces,
+                len: out_len,
+                tail: out_tail,
+            };
         }
         let x = LegacyIdx {
             version: 1,
@@ -329,6 +450,9 @@ pub(super) fn rewrite(
         };
         return Layout::Rewritten {
             idx: Some(legacy::encode_idx(&x)),
+            pieces,
+            len: out_len,
+            tail: out_tail,
         };
     };
     let last_ts = match plan.last_ts {
@@ -348,13 +472,16 @@ pub(super) fn rewrite(
         first_ts,
         last_seq,
         last_ts,
-        last_checksum: tail(out),
+        last_checksum: out_tail,
         num_deleted: dead.len() as u64,
         deleted: dead,
         dmap_complete: true,
     };
     Layout::Rewritten {
         idx: Some(legacy::encode_idx(&x)),
+        pieces,
+        len: out_len,
+        tail: out_tail,
     }
 }
 

@@ -12,8 +12,10 @@
 //!   stopped server's `jetstream/<ACC>/streams/`.
 //!
 //! The source is verified first; damaged data is refused unless `--allow-damaged`, encrypted
-//! streams always. Output is staged beside OUT, fsynced and renamed into place; the same input
+//! streams always. Memory stays bounded with records up to the 32 MiB limit: a block above a
+//! normal block's size is written from its file in pieces (`pack/blockio.rs`). Output is staged beside OUT, fsynced and renamed into place; the same input
 //! gives byte-identical archives (only `manifest.json`'s `created` differs).
+mod blockio;
 mod compat;
 pub mod target;
 mod tgz;

@@ -51,7 +51,9 @@ pub(super) fn write<W: Write>(
                 if ext != "blk" && !src.legacy {
                     continue;
                 }
-                match fs::read(dir.join(&rel)) {
+                // read whole, as always (gzip's bytes depend on how its input is fed), into
+                // a buffer malloc maps on its own when it is a huge record's block
+                match read_whole(&dir.join(&rel)) {
                     Ok(d) => {
                         tar_write::file(&mut b, &format!("{n}/{rel}"), &d, &st)?;
                         if ext == "blk" {
@@ -95,4 +97,16 @@ pub(super) fn write<W: Write>(
     }
     let gz = b.into_inner()?;
     Ok(gz.finish()?)
+}
+
+/// The file's bytes; a buffer above a normal block's size is reserved past glibc's mmap
+/// threshold, so that it is given back when freed
+/// ([`big_reservation`](crate::filestore::source::big_reservation)).
+fn read_whole(p: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(p)?;
+    let len = f.metadata()?.len();
+    let mut v = Vec::with_capacity(crate::filestore::source::big_reservation(len) as usize);
+    f.read_to_end(&mut v)?;
+    Ok(v)
 }

@@ -1,6 +1,7 @@
 //! V1 payload: a tar of the stream dir as the server's V1 snapshot writes it, in S2 framing
 //! (compressed on all cores by [`ParFrameWriter`]). Blocks of 2.10+ stores are laid out so
 //! that 2.9 restores them as well ([`compat`]).
+use super::blockio;
 use super::compat::{self, Layout};
 use super::StreamSrc;
 use crate::backup::tar_write::{self, Style};
@@ -65,8 +66,8 @@ fn write_compat<W: Write + Send + 'static>(
     let mut b = tar::Builder::new(ParFrameWriter::new(w));
     head(&mut b, src, &st)?;
     let dir = &src.sd.dir;
-    let mut raw = Vec::new();
-    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut scratch = Vec::new();
     let mut last_tail = [0u8; 8];
     // A never-used stream: no block at all. 2.9 would turn an empty block into first_ts 1970
     // (a rebuilt block has timestamp 0); without one both servers start it afresh, as the
@@ -79,33 +80,46 @@ fn write_compat<W: Write + Send + 'static>(
     for bp in blocks {
         let rel = format!("msgs/{}.blk", bp.index);
         let path = dir.join(&rel);
-        crate::filestore::source::read_capped_into(
-            &path,
-            crate::filestore::block::MAX_BLOCK_FILE,
-            &mut raw,
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut blk = blockio::open(&path, &mut buf)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
-        let decoded = crate::filestore::block::plain_block(&raw);
-        let (plain, layout): (&[u8], Layout) = match &decoded {
-            Ok((p, _)) => (p, compat::rewrite(&plan, bp, &src.cfg_name, p, &mut out)),
-            Err(_) => (&raw, Layout::Keep),
+        let layout = if blk.undecodable().is_none() {
+            compat::rewrite(&plan, bp, &src.cfg_name, blk.records())
+        } else {
+            Layout::Keep
         };
-        let data: &[u8] = match &layout {
-            Layout::Keep => plain,
-            Layout::Rewritten { idx } => {
+        let io = |e: io::Error| anyhow::anyhow!("{}: {e}", path.display());
+        match &layout {
+            Layout::Keep => {
+                let n = blk.len();
+                tar_write::file_header(&mut b, &rel, n, &st)?;
+                let w = b.get_mut();
+                blk.copy_all(w, &mut scratch).map_err(io)?;
+                tar_write::pad(w, n)?;
+                last_tail = blk.tail().map_err(io)?;
+            }
+            Layout::Rewritten {
+                idx,
+                pieces,
+                len,
+                tail,
+            } => {
                 if let Some(x) = idx {
                     tar_write::file(&mut b, &format!("msgs/{}.idx", bp.index), x, &st)?;
                 }
-                &out
+                tar_write::file_header(&mut b, &rel, *len, &st)?;
+                let key = crate::filestore::block::block_key(&src.cfg_name, bp.index);
+                let w = b.get_mut();
+                compat::write_pieces(pieces, &key, &mut blk, w, &mut scratch).map_err(io)?;
+                tar_write::pad(w, *len)?;
+                last_tail = *tail;
             }
-        };
-        tar_write::file(&mut b, &rel, data, &st)?;
-        last_tail = compat::tail(data);
+        }
         progress.advance(
-            raw.len() as u64,
+            blk.size,
             &format!("{} > {} {rel}", src.sd.account, src.sd.name),
         );
+        blockio::release(&mut buf);
     }
     let version = src.index_db_version();
     if let Some(db) = version

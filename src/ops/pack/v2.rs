@@ -1,12 +1,14 @@
 //! V2 payload: a NATSARC1 archive (state.json, consumers/<name>, every live message, end
 //! sentinel) in S2 framing, as 2.15+ servers snapshot and restore it.
-use super::{ConsumerSrc, StateNums, StreamSrc};
+use super::{blockio, compat, ConsumerSrc, StateNums, StreamSrc};
 use crate::backup::natsarc::NatsArcWriter;
+use crate::base::progress::NoProgress;
 use crate::base::progress::Progress;
 use crate::filestore::consumer_state;
 use crate::s2::encode::ParFrameWriter;
-use crate::state::messages;
+use crate::state::messages::{self, LiveStats};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::io::Write;
 
 pub(super) fn write<W: Write + Send + 'static>(
@@ -35,14 +37,12 @@ pub(super) fn write<W: Write + Send + 'static>(
             &body,
         )?;
     }
-    let written = messages::walk_live(&src.sd.dir, progress, |m| {
-        a.write_entry(m.subject, m.ts, m.seq, m.headers, m.payload)
-    })?;
-    if written.messages != st.messages {
+    let written = write_live(Some(&mut a), src, progress)?.messages;
+    if written != st.messages {
         anyhow::bail!(
             "{}: wrote {} messages but state.json says {} (the store changed while packing?)",
             src.sd.dir.display(),
-            written.messages,
+            written,
             st.messages
         );
     }
@@ -50,8 +50,131 @@ pub(super) fn write<W: Write + Send + 'static>(
     Ok((frame.finish()?, st))
 }
 
+/// Every live message into `a`, in sequence order, as [`messages::walk_live`] hands them
+/// out (the records it takes, after damage too), but in bounded memory: live sequences come
+/// from the plan's first pass (one big block at a time), and a block above 9 MiB (one huge
+/// record) is framed from its file and its records streamed into the archive. Without `a`,
+/// only counts. Returns the totals over the messages.
+fn write_live<W: Write>(
+    mut a: Option<&mut NatsArcWriter<W>>,
+    src: &StreamSrc,
+    progress: &dyn Progress,
+) -> anyhow::Result<LiveStats> {
+    use crate::filestore::block::RecordKind;
+    let plan = compat::plan(src)?;
+    let dir = &src.sd.dir;
+    let mut buf = Vec::new();
+    let mut scratch = Vec::new();
+    let mut last_out: Option<u64> = None;
+    let mut stats = LiveStats::default();
+    let mut subjects: HashSet<Vec<u8>> = HashSet::new();
+    let mut count = |seq: u64, ts: i64, len: u32, subject: &[u8]| {
+        stats.messages += 1;
+        stats.bytes += u64::from(len);
+        if stats.first_seq.is_none() {
+            stats.first_seq = Some(seq);
+            stats.first_ts = Some(ts);
+        }
+        stats.last_seq = Some(seq);
+        stats.last_ts = Some(ts);
+        if !subjects.contains(subject) {
+            subjects.insert(subject.to_vec());
+        }
+    };
+    for bp in plan.blocks.iter().filter(|b| !b.unreadable) {
+        let rel = format!("msgs/{}.blk", bp.index);
+        let path = dir.join(&rel);
+        let mut blk = blockio::open(&path, &mut buf)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        if let Some(e) = blk.undecodable() {
+            anyhow::bail!(
+                "{}: compressed block cannot be decoded: {e}",
+                path.display()
+            );
+        }
+        let wanted = |kind: RecordKind, seq: u64, last: Option<u64>| {
+            kind == RecordKind::Message && bp.live.get(seq) && last.is_none_or(|l| seq > l)
+        };
+        let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+        let key = crate::filestore::block::block_key(&src.cfg_name, bp.index);
+        let mut whole: Option<Vec<u8>> = None;
+        if blk.in_memory().is_none() {
+            // a big plain block: stream its records; damaged framing (only with
+            // --allow-damaged) is walked in memory, as every other block is
+            let heads: Result<Vec<_>, _> =
+                blk.records().map(|h| h.map(|h| h.into_owned())).collect();
+            match heads {
+                Ok(heads) => {
+                    for h in heads {
+                        if !wanted(h.kind(), h.seq, last_out) {
+                            continue;
+                        }
+                        if let Some(a) = a.as_deref_mut() {
+                            a.write_entry_head(&h.subject, h.ts, h.seq, h.hdr_len, h.body_len)
+                                .map_err(io)?;
+                            blk.copy_range(h.body, h.body_len, a.get_mut(), &mut scratch)
+                                .map_err(io)?;
+                        }
+                        last_out = Some(h.seq);
+                        count(h.seq, h.ts, h.len, &h.subject);
+                    }
+                    progress.advance(
+                        blk.size,
+                        &format!("{} > {} {rel}", src.sd.account, src.sd.name),
+                    );
+                    drop(blk);
+                    blockio::release(&mut buf);
+                    continue;
+                }
+                Err(_) => {
+                    let mut w = Vec::new();
+                    crate::filestore::source::read_capped_into(
+                        &path,
+                        crate::filestore::block::MAX_BLOCK_FILE,
+                        &mut w,
+                    )
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+                    whole = Some(w);
+                }
+            }
+        }
+        let plain: &[u8] = match &whole {
+            Some(w) => w,
+            None => blk.in_memory().unwrap_or(&[]),
+        };
+        let mut cb_err: Option<std::io::Error> = None;
+        messages::walk_records(plain, &key, |r| {
+            if !wanted(r.kind(), r.seq, last_out) {
+                return true;
+            }
+            if let Some(a) = a.as_deref_mut() {
+                if let Err(e) =
+                    a.write_entry(r.subject, r.ts, r.seq, r.headers.unwrap_or(&[]), r.payload)
+                {
+                    cb_err = Some(e);
+                    return false;
+                }
+            }
+            last_out = Some(r.seq);
+            count(r.seq, r.ts, r.len, r.subject);
+            true
+        });
+        if let Some(e) = cb_err {
+            return Err(io(e));
+        }
+        progress.advance(
+            blk.size,
+            &format!("{} > {} {rel}", src.sd.account, src.sd.name),
+        );
+        drop(whole);
+        blockio::release(&mut buf);
+    }
+    stats.subjects = subjects.len() as u64;
+    Ok(stats)
+}
+
 fn damaged_state(src: &StreamSrc) -> anyhow::Result<StateNums> {
-    let ls = messages::live_stats(&src.sd.dir)?;
+    let ls = write_live(None::<&mut NatsArcWriter<std::io::Sink>>, src, &NoProgress)?;
     let last = src.state.last_seq.max(ls.last_seq.unwrap_or(0));
     let first = match ls.first_seq {
         Some(f) => f,
