@@ -369,13 +369,21 @@ fn verify_v1<R: Read>(
     };
     let prefix = format!("{label}:");
     let empty_dead = DeadSet::default();
-    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>)>(0);
+    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>, bool)>(0);
     let mut tx = Some(tx);
     let mut rx = Some(rx);
     // Block buffers go back to the reader for reuse: at most two exist (one being filled, one
     // being checked), whatever the number of blocks.
     let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
     let mut back_tx = Some(back_tx);
+    // A big block (above BIG_BLOCK: one record above 8 MiB, or a hostile member) is read
+    // under the big-block lock, handed over with the lock released (holding it across the
+    // hand-over deadlocked with the checker, which takes the lock to scan), and the next big
+    // one is read only once the checker says it is done with this one: one big block in
+    // memory at a time.
+    let (big_done_tx, big_done_rx) = mpsc::channel::<()>();
+    let mut big_done_tx = Some(big_done_tx);
+    let mut big_in_flight = false;
     let mut errors_txt: Vec<(String, String)> = Vec::new();
     let (summary, scans) = std::thread::scope(|scope| {
         let mut worker: Option<std::thread::ScopedJoinHandle<'_, Vec<BlockScan>>> = None;
@@ -388,11 +396,19 @@ fn verify_v1<R: Read>(
                     };
                     // A member above a real block's size waits until no other big block is
                     // in memory (the checker takes the same lock while it scans one).
-                    let _big = crate::filestore::block::big_block_guard(m.size);
-                    let mut buf = back_rx.try_recv().unwrap_or_default();
-                    buf.clear();
-                    buf.reserve(m.size as usize); // capped by the walker (a block's largest size)
-                    rd.read_to_end(&mut buf)?;
+                    let is_big = m.size > crate::filestore::block::BIG_BLOCK;
+                    if is_big && big_in_flight {
+                        let _ = big_done_rx.recv();
+                        big_in_flight = false;
+                    }
+                    let buf = {
+                        let _big = crate::filestore::block::big_block_guard(m.size);
+                        let mut buf = back_rx.try_recv().unwrap_or_default();
+                        buf.clear();
+                        buf.reserve(m.size as usize); // capped by the walker (a block's largest size)
+                        rd.read_to_end(&mut buf)?;
+                        buf
+                    };
                     if worker.is_none() {
                         let stream = name
                             .clone()
@@ -405,6 +421,7 @@ fn verify_v1<R: Read>(
                             .unwrap_or_default();
                         let rx = rx.take().expect("one worker");
                         let back = back_tx.take().expect("one worker");
+                        let big_done = big_done_tx.take().expect("one worker");
                         let (account, prefix, dead) =
                             (account.clone(), prefix.clone(), &empty_dead);
                         let quick = opts.quick;
@@ -419,12 +436,19 @@ fn verify_v1<R: Read>(
                                 stop_at_damage: false,
                             };
                             rx.iter()
-                                .map(|(i, b)| {
+                                .map(|(i, b, is_big)| {
                                     let big = b.len() as u64;
-                                    let _big = crate::filestore::block::big_block_guard(big);
-                                    let sc = scan::scan_kept(&ctx, i, &b);
+                                    let sc = {
+                                        let _big = crate::filestore::block::big_block_guard(big);
+                                        scan::scan_kept(&ctx, i, &b)
+                                    };
                                     if b.capacity() as u64 <= crate::filestore::block::BIG_BLOCK {
                                         let _ = back.send(b); // reuse; big ones are freed
+                                    } else {
+                                        drop(b);
+                                    }
+                                    if is_big {
+                                        let _ = big_done.send(());
                                     }
                                     sc
                                 })
@@ -432,9 +456,10 @@ fn verify_v1<R: Read>(
                         }));
                     }
                     if let Some(t) = &tx {
-                        if t.send((n, buf)).is_err() {
+                        if t.send((n, buf, is_big)).is_err() {
                             return Err(io::Error::other("block checker stopped"));
                         }
+                        big_in_flight |= is_big;
                     }
                 }
                 StreamFile::ErrorsTxt => {
