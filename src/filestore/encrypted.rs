@@ -120,12 +120,9 @@ pub fn report_without_key_sized(sizes: &BTreeMap<String, u64>) -> EncryptionRepo
 
 /// True when the stream dir (its file list, relative paths) holds key files.
 pub fn has_key_files(files: &[String]) -> bool {
-    files.iter().any(|n| {
-        matches!(
-            layout::classify_path(n),
-            Some(StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_))
-        )
-    })
+    files
+        .iter()
+        .any(|n| layout::classify_path(n).is_some_and(|f| f.is_key()))
 }
 
 /// The cipher a store's key files were written with, told from their size alone (72 bytes:
@@ -196,6 +193,8 @@ pub struct EncryptedDir {
     pub cipher: Option<Cipher>,
     /// The config name (from the decrypted meta.inf; the dir name otherwise).
     pub cfg_name: String,
+    /// The stream dir name it was opened with (the stream key file's HMAC context).
+    pub dir_name: String,
     block_keys: BTreeMap<u32, Result<AssetKey, String>>,
     /// Decrypted small files (meta.inf, meta.sum, index.db, .idx, consumer files).
     plain: BTreeMap<String, Opened>,
@@ -338,6 +337,7 @@ impl EncryptedDir {
             wrong_key: false,
             cipher: None,
             cfg_name: dir_name.to_string(),
+            dir_name: dir_name.to_string(),
             block_keys: BTreeMap::new(),
             plain: BTreeMap::new(),
             files: all.iter().filter(|n| !is_key(n)).cloned().collect(),
