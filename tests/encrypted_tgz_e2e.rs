@@ -3,7 +3,8 @@
 //! `jetstream { key, cipher }` by 2.15.1 (chacha, aes, S2 under encryption) and 2.9.10, each
 //! stream dir tarred by GNU tar (`.tgz`) and by Python's tarfile (`.tar`, and a `.tgz` with
 //! the blocks first and the key files last). With the key, verify gives the server's numbers
-//! and every asset opens with the key; without it exit 2 and inspect lists what is there; a
+//! and every asset opens with the key, dump gives the messages it served and explain says it
+//! loads; without the key exit 2 and inspect lists what is there; a
 //! wrong key exit 2 (`encrypted_wrong_key`); a damaged block key file is `corrupt`. `extract`
 //! with the key writes plaintext, which the server configured with the key loads with every
 //! message and encrypts at start (2.9.10 too); without the key it refuses (exit 2), nothing
@@ -195,6 +196,48 @@ fn tarballs_of_encrypted_stream_dirs_verify_and_extract_through_the_key() {
                     assets.iter().all(|a| a["outcome"] == "key"),
                     "{what}: {assets:?}"
                 );
+                // dump with the key: the messages the server served
+                let r = jetdir(&["dump", "-q", "--json", "--key-file", &kf, &b]);
+                assert_eq!(r.status.code(), Some(0), "{what}");
+                let got: Vec<(u64, String, Option<String>)> = String::from_utf8_lossy(&r.stdout)
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .filter(|v| v.get("seq").is_some() && v.get("subject").is_some())
+                    .map(|v| {
+                        let text = (v["payload_encoding"] == "text")
+                            .then(|| v["payload"].as_str().unwrap().to_string());
+                        (
+                            v["seq"].as_u64().unwrap(),
+                            v["subject"].as_str().unwrap().to_string(),
+                            text,
+                        )
+                    })
+                    .collect();
+                let served: Vec<(u64, String, Option<String>)> = want["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| {
+                        (
+                            m["seq"].as_u64().unwrap(),
+                            m["subject"].as_str().unwrap().to_string(),
+                            m["data"].as_str().map(String::from),
+                        )
+                    })
+                    .collect();
+                assert_eq!(got.len(), served.len(), "{what}: dump");
+                for (g, w) in got.iter().zip(&served) {
+                    assert_eq!((g.0, &g.1), (w.0, &w.1), "{what}: dump");
+                    if let (Some(a), Some(b)) = (&g.2, &w.2) {
+                        assert_eq!(a, b, "{what}: dump seq {}", g.0);
+                    }
+                }
+                // explain with the key: loads; without: exit 2
+                let r = jetdir(&["explain", "-q", "--key-file", &kf, &b]);
+                assert_eq!(r.status.code(), Some(0), "{what}");
+                assert!(String::from_utf8_lossy(&r.stdout).contains(": loads"));
+                assert_eq!(jetdir(&["explain", "-q", &b]).status.code(), Some(2));
+                assert_eq!(jetdir(&["dump", "-q", &b]).status.code(), Some(2));
                 // without the key: exit 2, what is there listed
                 let r = jetdir(&["inspect", "-q", "--json", &b]);
                 let rep = json(&r);

@@ -349,8 +349,10 @@ struct Plan {
     revived: HashSet<u64, FxBuild>,
     /// Block indexes in archive order (tar members), for archives.
     tar_order: Vec<u32>,
-    /// The archive's small files (meta.inf, obs/…), for archives.
+    /// The archive's small files (meta.inf, obs/…), for archives (in plaintext).
     mem: MemFiles,
+    /// A tarball of an encrypted stream dir opened with the keys: its blocks' keys.
+    enc: Option<crate::filestore::encrypted::EncryptedDir>,
 }
 
 /// How a stream is read: from blocks (with the first pass's plan) or from V2 entries.
@@ -596,6 +598,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         dead: dead.clone(),
         tar_order: Vec::new(),
         mem: MemFiles::default(),
+        enc: None,
     };
     Ok((plan, problems, rep))
 }
@@ -656,6 +659,11 @@ fn plan_tar(
         ..Default::default()
     };
     let account = "$G".to_string();
+    // a tarball of an encrypted stream dir: read through the keys (a first pass holds its
+    // small members), blocks decrypted as they stream by
+    let enc = encrypted_tarball(d, &label, &opts.keys)?;
+    let dir_name = enc.as_ref().map_or(name, |e| e.dir_name.as_str());
+    let name = enc.as_ref().map_or(name, |e| e.cfg_name.as_str());
     let empty = DeadSet::default();
     let ctx = ScanCtx {
         account: &account,
@@ -680,6 +688,12 @@ fn plan_tar(
                 let _big = block::big_block_guard(m.size);
                 buf.clear();
                 rd.read_to_end(&mut buf)?;
+                if let Some(e) = &enc {
+                    match e.block_key(n) {
+                        Ok(k) => k.xor_block(0, &mut buf),
+                        Err(_) => return Ok(()), // reported by the key file's finding
+                    }
+                }
                 scans.push(scan::scan_block(&ctx, n, &buf));
                 order.push(n);
                 if buf.capacity() as u64 > block::BIG_BLOCK {
@@ -697,6 +711,10 @@ fn plan_tar(
     });
     let mut problems: Vec<Problem> = summary.problems.clone();
     problems.extend(summary.missing_required(&topts));
+    if let Some(e) = &enc {
+        mem = plaintext_members(e);
+        problems.extend(e.problems.iter().cloned());
+    }
     if !mem.files.contains_key("meta.inf") && scans.is_empty() {
         let plan = Plan {
             cfg_name: name.to_string(),
@@ -707,10 +725,11 @@ fn plan_tar(
             revived: HashSet::default(),
             tar_order: Vec::new(),
             mem,
+            enc,
         };
         return Ok((plan, problems, None));
     }
-    let pre = crate::state::prelude::prelude_for(&mem, &account, name, &prefix, None);
+    let pre = crate::state::prelude::prelude_for(&mem, &account, dir_name, &prefix, None);
     if pre.encrypted {
         anyhow::bail!(
             "{}: stream is encrypted at rest (key needed; decryption is not implemented)",
@@ -739,8 +758,47 @@ fn plan_tar(
         dead,
         tar_order: order,
         mem,
+        enc,
     };
     Ok((plan, problems, Some(rep)))
+}
+
+/// A tarball of an encrypted stream dir opened with `keys`: `None` for any other archive;
+/// an error (could not run) without a key or with the wrong one.
+fn encrypted_tarball(
+    d: &Detected,
+    label: &str,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<Option<crate::filestore::encrypted::EncryptedDir>> {
+    if !matches!(d.kind, ArchiveKind::Tgz | ArchiveKind::Tar) {
+        return Ok(None);
+    }
+    let Some(e) = crate::check::archive::open_encrypted_archive(d, label, keys) else {
+        return Ok(None);
+    };
+    if !keys.has_key() {
+        anyhow::bail!(
+            "{}: a stream dir encrypted at rest: give its key (--key-file or JETDIR_KEY)",
+            d.path.display()
+        );
+    }
+    if e.wrong_key {
+        anyhow::bail!(
+            "{}: the key does not open this stream (nothing decrypts with it)",
+            d.path.display()
+        );
+    }
+    Ok(Some(e))
+}
+
+/// The plaintext view of an encrypted tarball's small members.
+fn plaintext_members(e: &crate::filestore::encrypted::EncryptedDir) -> MemFiles {
+    let names = e.files();
+    let files = names
+        .iter()
+        .filter_map(|f| Some((f.clone(), e.read(f).ok().flatten()?)))
+        .collect();
+    MemFiles { files, names }
 }
 
 /// The walk's moving parts: the callback, findings not yet handed out, the last sequence out.
@@ -1039,6 +1097,12 @@ impl StreamWalker {
                 let _big = block::big_block_guard(m.size);
                 buf.clear();
                 rd.read_to_end(&mut buf)?;
+                if let Some(e) = &plan.enc {
+                    match e.block_key(n) {
+                        Ok(k) => k.xor_block(0, &mut buf),
+                        Err(_) => return Ok(()),
+                    }
+                }
                 let Ok((plain, _)) = block::plain_block(&buf) else {
                     return Ok(());
                 };
