@@ -217,6 +217,7 @@ pub(crate) fn verify_one(
             opts,
             stream_name_first(d, payload, &label, bj.as_ref()),
             None,
+            false,
         ),
         ArchiveKind::Tgz | ArchiveKind::Tar => {
             // A tarball of an encrypted stream dir: with a key, a first pass reads its small
@@ -235,6 +236,7 @@ pub(crate) fn verify_one(
                 opts,
                 name,
                 enc.as_ref(),
+                d.kind == ArchiveKind::Tar,
             );
             // key files although meta.inf parsed: read it again through the keys
             let retry = enc.is_none()
@@ -261,6 +263,7 @@ pub(crate) fn verify_one(
                         opts,
                         name,
                         Some(&e),
+                        d.kind == ArchiveKind::Tar,
                     )
                 }
                 None => res,
@@ -448,7 +451,9 @@ impl StreamSource for MemSource {
 
 /// Verify a V1 payload (the decoded tar of a stream dir). `enc`: the archive of an encrypted
 /// stream dir opened with the keys ([`open_encrypted_archive`]): its small files are read
-/// through it, and each block is decrypted in place in the checker's buffer.
+/// through it, and each block is decrypted in place in its buffer: by the reader when
+/// `reader_decrypts` (a `.tar`: reading costs little, so the two threads share the work), else
+/// by the checker (a `.tgz`: the reader is busy inflating).
 fn verify_v1<R: Read>(
     r: R,
     label: &str,
@@ -456,6 +461,7 @@ fn verify_v1<R: Read>(
     opts: &Options,
     name_first: Option<String>,
     enc: Option<&crate::filestore::encrypted::EncryptedDir>,
+    reader_decrypts: bool,
 ) -> (Option<StreamReport>, Vec<Problem>) {
     let mut mem = MemSource::default();
     let mut problems = Vec::new();
@@ -470,7 +476,8 @@ fn verify_v1<R: Read>(
     };
     let prefix = format!("{label}:");
     let empty_dead = DeadSet::default();
-    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>)>(0);
+    // (block index, bytes, already decrypted)
+    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>, bool)>(0);
     let mut tx = Some(tx);
     let mut rx = Some(rx);
     // Block buffers go back to the reader for reuse: at most two exist (one being filled, one
@@ -520,10 +527,11 @@ fn verify_v1<R: Read>(
                                 stop_at_damage: false,
                             };
                             rx.iter()
-                                .map(|(i, mut b)| {
+                                .map(|(i, mut b, plain)| {
                                     let big = b.len() as u64;
                                     let _big = crate::filestore::block::big_block_guard(big);
-                                    let sc = match enc.map(|e| e.block_key(i)) {
+                                    let key = enc.filter(|_| !plain).map(|e| e.block_key(i));
+                                    let sc = match key {
                                         None => scan::scan_block(&ctx, i, &b),
                                         Some(Ok(k)) => {
                                             k.xor_block(0, &mut b);
@@ -539,8 +547,16 @@ fn verify_v1<R: Read>(
                                 .collect()
                         }));
                     }
+                    let mut plain = false;
+                    if let Some(k) = enc
+                        .filter(|_| reader_decrypts)
+                        .and_then(|e| e.block_key(n).ok())
+                    {
+                        k.xor_block(0, &mut buf);
+                        plain = true;
+                    }
                     if let Some(t) = &tx {
-                        if t.send((n, buf)).is_err() {
+                        if t.send((n, buf, plain)).is_err() {
                             return Err(io::Error::other("block checker stopped"));
                         }
                     }

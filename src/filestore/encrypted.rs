@@ -650,6 +650,11 @@ impl EncryptedDir {
         }
     }
 
+    /// The size of every file of the stream (key files included).
+    pub fn sizes(&self) -> &BTreeMap<String, u64> {
+        &self.sizes
+    }
+
     /// The size of a file of the stream (0 when there is none).
     pub fn size(&self, rel: &str) -> u64 {
         self.sizes.get(rel).copied().unwrap_or(0)
@@ -682,6 +687,16 @@ impl StreamSource for EncryptedDir {
     }
     fn files(&self) -> Vec<String> {
         self.files.clone()
+    }
+    fn can_refetch(&self, rel: &str) -> bool {
+        // told without reading (the default reads, and a block would be decrypted whole)
+        match layout::classify_path(rel) {
+            Some(StreamFile::Block(i)) => {
+                u32::try_from(i).is_ok_and(|i| self.block_key(i).is_ok())
+                    && self.inner.can_refetch(rel)
+            }
+            _ => matches!(self.read(rel), Ok(Some(_))),
+        }
     }
     fn tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
         let Some(Ok(i)) = layout::classify_path(rel)

@@ -652,8 +652,8 @@ fn encrypted_refusal(
 ) -> Option<String> {
     if !opts.keys.has_key() {
         return Some(format!(
-            "the archive is a stream dir encrypted at rest ({} encrypted files): key needed (--key-file FILE or JETDIR_KEY with the server's JetStream key); nothing written",
-            e.assets.len()
+            "the archive is a stream dir encrypted at rest (cipher {}): key needed (--key-file FILE or JETDIR_KEY with the server's JetStream key); nothing written",
+            crate::filestore::encrypted::cipher_from_sizes(e.sizes()).map_or("unknown", |c| c.name())
         ));
     }
     if e.wrong_key {
