@@ -964,7 +964,8 @@ def main() -> int:
     try:
         # 2. the data
         store = work / "store"
-        log(f"making the streams with nats-server ({size / GIB:.2f} GiB + 1/4 + S2 1/4)")
+        log(f"making the streams with nats-server ({size / GIB:.2f} GiB"
+            + (")" if args.enc_only else " + 1/4 + S2 1/4)"))
         t0 = time.perf_counter()
         plan = [("BENCH", "bench", size, "none"), ("SMALL", "small", size // 4, "none")]
         if args.enc_only:

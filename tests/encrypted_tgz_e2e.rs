@@ -7,8 +7,8 @@
 //! loads; without the key exit 2 and inspect lists what is there; a
 //! wrong key exit 2 (`encrypted_wrong_key`); a damaged block key file is `corrupt`. `extract`
 //! with the key writes plaintext, which the server configured with the key loads with every
-//! message and encrypts at start (2.9.10 too); without the key it refuses (exit 2), nothing
-//! written. The server side is `tests/support/enc_check.py`.
+//! message and encrypts at start (2.9.10 too), as a server without a key loads it in
+//! plaintext; without the key it refuses (exit 2), nothing written. The server side is `tests/support/enc_check.py`.
 mod common;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,11 @@ fn assert_same(label: &str, s: &Value, server: &Value) {
         assert_eq!(s[ours], st[theirs], "{label} {ours}");
     }
     let cons = server["consumers"].as_object().unwrap();
-    assert_eq!(s["consumers"].as_array().unwrap().len(), cons.len(), "{label}");
+    assert_eq!(
+        s["consumers"].as_array().unwrap().len(),
+        cons.len(),
+        "{label}"
+    );
     for c in s["consumers"].as_array().unwrap() {
         let ci = &cons[c["name"].as_str().unwrap()];
         assert_eq!(
@@ -247,7 +251,9 @@ fn tarballs_of_encrypted_stream_dirs_verify_and_extract_through_the_key() {
                 assert_eq!(s["encrypted"], true, "{what}");
                 assert_eq!(s["encryption"]["cipher"], cipher, "{what}");
                 let assets = s["encryption"]["assets"].as_array().unwrap();
-                assert!(assets.iter().any(|a| a["file"] == "meta.key" && a["bytes"].as_u64() > Some(0)));
+                assert!(assets
+                    .iter()
+                    .any(|a| a["file"] == "meta.key" && a["bytes"].as_u64() > Some(0)));
                 assert!(assets.iter().all(|a| a["outcome"] == "key_needed"));
                 let r = jetdir(&["inspect", "-q", &b]);
                 let text = String::from_utf8_lossy(&r.stdout);
@@ -338,6 +344,31 @@ fn tarballs_of_encrypted_stream_dirs_verify_and_extract_through_the_key() {
             };
             assert_eq!(outcome("msgs/1.key").as_deref(), Some("corrupt"), "{label}");
             assert_eq!(outcome("meta.key").as_deref(), Some("key"), "{label}");
+        }
+        // a server without a key loads the plaintext extract wrote, with every message
+        let plain_copy = src.join("fresh-plain");
+        common::copy_dir(&fresh, &plain_copy);
+        let res = src.join("loaded-plain.json");
+        enc_check(&[
+            "load",
+            "--server",
+            server,
+            "--cipher",
+            cipher,
+            "--key",
+            "",
+            "--store",
+            &plain_copy.display().to_string(),
+            "--out",
+            &res.display().to_string(),
+        ]);
+        let loaded = read_json(&res);
+        for name in streams.split(',') {
+            let got = &loaded["streams"][name];
+            assert_eq!(
+                got["messages"], facts["streams"][name]["messages"],
+                "{label} {name}: no key"
+            );
         }
         // the server configured with the key loads what extract wrote, with every message,
         // and encrypts it at start

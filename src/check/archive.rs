@@ -241,7 +241,10 @@ pub(crate) fn verify_one(
             // key files although meta.inf parsed: read it again through the keys
             let retry = enc.is_none()
                 && opts.keys.has_key()
-                && res.0.as_ref().is_some_and(|s| s.encrypted && s.load.is_none());
+                && res
+                    .0
+                    .as_ref()
+                    .is_some_and(|s| s.encrypted && s.load.is_none());
             match retry
                 .then(|| open_encrypted_archive(d, &label, &opts.keys))
                 .flatten()
@@ -372,18 +375,14 @@ fn tar_payload<'r, R: Read + 'r>(kind: ArchiveKind, r: R) -> Box<dyn Read + 'r> 
 
 /// The stream dir name of a tarball (the key files' HMAC context): its top dir
 /// (`tar czf ORDERS.tgz ORDERS/`), else the file name without `.tgz`, `.tar.gz`, `.tar`.
-fn archive_dir_name(summary: &tar_walk::TarSummary, payload: &Path) -> String {
-    if let Some(t) = summary.top_dir.as_ref().filter(|t| !t.is_empty()) {
-        return t.clone();
+fn archive_dir_name(top_dir: Option<&str>, file_name: &str) -> String {
+    if let Some(t) = top_dir.filter(|t| !t.is_empty()) {
+        return t.to_string();
     }
-    let f = payload
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
     [".tar.gz", ".tgz", ".tar"]
         .iter()
-        .find_map(|x| f.strip_suffix(x))
-        .unwrap_or(&f)
+        .find_map(|x| file_name.strip_suffix(x))
+        .unwrap_or(file_name)
         .to_string()
 }
 
@@ -413,7 +412,11 @@ pub(crate) fn open_encrypted_archive(
     if !has_key_files(&names) {
         return None;
     }
-    let dir_name = archive_dir_name(&small.summary, payload);
+    let file_name = payload
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir_name = archive_dir_name(small.summary.top_dir.as_deref(), &file_name);
     let mut e = EncryptedDir::open_members(small.files, small.sizes, "$G", &dir_name, keys);
     let prefix = format!("{label}:");
     for p in &mut e.problems {
@@ -606,6 +609,10 @@ fn verify_v1<R: Read>(
     }
     let dir_name = match enc {
         Some(e) => e.dir_name.clone(),
+        // encrypted, no key: meta.inf names nothing; the dir name is the tarball's
+        None if name.is_none() && crate::filestore::encrypted::has_key_files(&mem.names) => {
+            archive_dir_name(summary.top_dir.as_deref(), label)
+        }
         None => name
             .clone()
             .unwrap_or_else(|| summary.top_dir.clone().unwrap_or_default()),
@@ -643,7 +650,12 @@ fn verify_v1<R: Read>(
             blocks: mem
                 .names
                 .iter()
-                .filter(|n| matches!(crate::filestore::layout::classify_path(n), Some(StreamFile::Block(_))))
+                .filter(|n| {
+                    matches!(
+                        crate::filestore::layout::classify_path(n),
+                        Some(StreamFile::Block(_))
+                    )
+                })
                 .count(),
             index: crate::base::report::IndexKind::Encrypted,
             files: mem.files(),
