@@ -432,3 +432,126 @@ fn walkdir(d: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Run jetdir under GNU time: (exit code, stdout, peak RSS KiB).
+fn timed(args: &[&str]) -> (Option<i32>, String, u64) {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        common::missing("GNU time at /usr/bin/time");
+    }
+    let tf = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new(time)
+        .args(["-f", "%M", "-o"])
+        .arg(tf.path())
+        .arg(env!("CARGO_BIN_EXE_jetdir"))
+        .args(args)
+        .env_remove("JETDIR_KEY")
+        .env_remove("JETDIR_PREV_KEY")
+        .output()
+        .unwrap();
+    let kib = std::fs::read_to_string(tf.path())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .expect("GNU time wrote the peak RSS");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        kib,
+    )
+}
+
+/// A tarball of an encrypted stream larger than the memory bound (69 MiB of incompressible
+/// payloads written by 2.15.1 with a key) is verified and extracted (`.tar`), verified and
+/// inspected without the key (`.tgz`) in less than 64 MiB: it is never held, nor extracted to
+/// disk to be read. (Not dump: on a tarball whose blocks are out of order it reads the archive
+/// once per block. The debug build makes this a minute or two.)
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server 2.15 and nats-py: bash scripts/install-deps.sh"
+)]
+fn a_big_encrypted_tarball_is_read_in_bounded_memory() {
+    const MSGS: usize = 1100; // x 64 KiB = 68.75 MiB
+    let tmp = tempfile::tempdir().unwrap();
+    let kf = tmp.path().join("key");
+    std::fs::write(&kf, KEY).unwrap();
+    let kf = kf.display().to_string();
+    let store = tmp.path().join("store");
+    let script = r#"
+import asyncio, os, sys
+sys.path.insert(0, sys.argv[1])
+import natsbox as nb
+async def main(url, n):
+    nc = await nb.connect(url)
+    await nb.wait_jetstream(nc)
+    await nb.create_stream(nc, {"name": "BIGENC", "subjects": ["big.>"]})
+    for i in range(n):
+        await nb.publish(nc, f"big.{i % 7}", os.urandom(64 * 1024))
+    await nc.close()
+srv = nb.NatsServer(sys.argv[2], sys.argv[3], jetstream_extra={"key": sys.argv[4], "cipher": "chacha"})
+srv.start()
+try:
+    asyncio.run(main(srv.url, int(sys.argv[5])))
+finally:
+    srv.stop()
+"#;
+    let o = Command::new(common::python_with_nats())
+        .arg("-c")
+        .arg(script)
+        .arg(common::repo().join("tests/support"))
+        .arg(common::server_215())
+        .arg(&store)
+        .arg(KEY)
+        .arg(MSGS.to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = store.join("jetstream/$G/streams/BIGENC");
+    let mut balls = Vec::new();
+    for (flag, name) in [("cf", "BIGENC.tar"), ("czf", "BIGENC.tgz")] {
+        let b = tmp.path().join(name);
+        let o = Command::new("tar")
+            .arg(flag)
+            .arg(&b)
+            .arg("-C")
+            .arg(dir.parent().unwrap())
+            .arg("BIGENC")
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        assert!(std::fs::metadata(&b).unwrap().len() > 68 << 20);
+        balls.push(b.display().to_string());
+    }
+    const LIMIT: u64 = 64 << 10; // KiB
+    for b in &balls {
+        let (code, out, kib) = timed(&["verify", "-q", "--json", "--key-file", &kf, b]);
+        assert_eq!(code, Some(0), "{b}: {out}");
+        let rep: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(rep["streams"][0]["messages"], MSGS as u64, "{b}");
+        assert!(kib < LIMIT, "{b}: verify peak RSS {kib} KiB");
+        if b.ends_with(".tgz") {
+            let (code, _, kib) = timed(&["inspect", "-q", b]);
+            assert_eq!(code, Some(2), "{b}");
+            assert!(kib < LIMIT, "{b}: inspect peak RSS {kib} KiB");
+            continue;
+        }
+        let out_store = tmp.path().join(format!("x-{}", b.len()));
+        let o = out_store.display().to_string();
+        let (code, out, kib) = timed(&[
+            "extract",
+            "-q",
+            "--create",
+            "--key-file",
+            &kf,
+            "--store-dir",
+            &o,
+            b,
+        ]);
+        assert_eq!(code, Some(0), "{b}: {out}");
+        assert!(kib < LIMIT, "{b}: extract peak RSS {kib} KiB");
+        std::fs::remove_dir_all(&out_store).unwrap();
+        eprintln!("{b}: verify, extract under 64 MiB");
+    }
+}

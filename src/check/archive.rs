@@ -224,20 +224,29 @@ pub(crate) fn verify_one(
             // members (key files, sealed meta.inf, index.db, consumers) and the blocks are
             // decrypted as they stream by in the second.
             let first = stream_name_first(d, payload, &label, bj.as_ref());
+            // encrypted and no key: what can be told from the small members, no block scanned
+            let unread = match first {
+                None if !opts.keys.has_key() => key_needed_v1(d, &label),
+                _ => None,
+            };
             let enc = match first {
+                _ if unread.is_some() => None,
                 None if opts.keys.has_key() => open_encrypted_archive(d, &label, &opts.keys),
                 _ => None,
             };
             let name = enc.as_ref().map(|e| e.cfg_name.clone()).or(first);
-            let res = verify_v1(
-                tar_payload(d.kind, counted),
-                &label,
-                bj.as_ref(),
-                opts,
-                name,
-                enc.as_ref(),
-                d.kind == ArchiveKind::Tar,
-            );
+            let res = match unread {
+                Some(r) => r,
+                None => verify_v1(
+                    tar_payload(d.kind, counted),
+                    &label,
+                    bj.as_ref(),
+                    opts,
+                    name,
+                    enc.as_ref(),
+                    d.kind == ArchiveKind::Tar,
+                ),
+            };
             // key files although meta.inf parsed: read it again through the keys
             let retry = enc.is_none()
                 && opts.keys.has_key()
@@ -681,6 +690,56 @@ fn verify_v1<R: Read>(
     }
     problems.append(&mut p);
     (Some(rep), problems)
+}
+
+/// A tarball of an encrypted stream dir read without a key: a first pass over its small members
+/// (blocks skipped, never scanned: their bytes are ciphertext) gives the report (every encrypted
+/// member with its size, the cipher) and its findings (`encrypted_key_needed`, and the tar
+/// walk's). `None` when the archive holds no key files.
+fn key_needed_v1(d: &Detected, label: &str) -> Option<(Option<StreamReport>, Vec<Problem>)> {
+    let payload = d.payload.as_ref()?;
+    let f = BufReader::with_capacity(1 << 20, File::open(payload).ok()?);
+    let topts = TarOptions {
+        label: label.to_string(),
+        ..Default::default()
+    };
+    let small = tar_walk::small_members(tar_payload(d.kind, f), &topts);
+    let names: Vec<String> = small.sizes.keys().cloned().collect();
+    if !crate::filestore::encrypted::has_key_files(&names) {
+        return None;
+    }
+    let dir_name = archive_dir_name(small.summary.top_dir.as_deref(), label);
+    let mem = MemSource {
+        files: small.files,
+        names,
+    };
+    let prefix = format!("{label}:");
+    let pre = crate::state::prelude::prelude_for(&mem, "$G", &dir_name, &prefix, None);
+    let mut problems = small.summary.problems.clone();
+    problems.extend(small.summary.missing_required(&topts));
+    problems.extend(pre.problems);
+    let rep = StreamReport {
+        account: "$G".into(),
+        name: dir_name,
+        encrypted: true,
+        encryption: Some(crate::filestore::encrypted::report_without_key_sized(
+            &small.sizes,
+        )),
+        blocks: mem
+            .names
+            .iter()
+            .filter(|n| {
+                matches!(
+                    crate::filestore::layout::classify_path(n),
+                    Some(StreamFile::Block(_))
+                )
+            })
+            .count(),
+        index: crate::base::report::IndexKind::Encrypted,
+        files: mem.files(),
+        ..Default::default()
+    };
+    Some((Some(rep), problems))
 }
 
 /// Decrypt a whole block in place, its halves on two threads (the keystream is seekable):
