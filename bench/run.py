@@ -304,10 +304,13 @@ async def fill_stream(nc, prefix: str, target_bytes: int, pools: tuple[bytes, by
     return sent
 
 
-async def make_data(server: str, store: Path, work: Path, plan: list, tiny_backup: bool) -> dict:
+async def make_data(server: str, store: Path, work: Path, plan: list, tiny_backup: bool,
+                    jetstream_extra: Optional[dict] = None) -> dict:
     """Create the streams of `plan` [(name, subject prefix, block bytes, compression)] on a
-    real server, stop it; returns what the server said about each."""
-    srv = natsbox.NatsServer(server, store, work_dir=work / f"gen-server-{store.name}")
+    real server, stop it; returns what the server said about each. `jetstream_extra`: more
+    `jetstream { }` settings (a `key` and `cipher`: an encrypted store)."""
+    srv = natsbox.NatsServer(server, store, jetstream_extra=jetstream_extra,
+                             work_dir=work / f"gen-server-{store.name}")
     srv.start()
     facts: dict = {}
     try:
@@ -416,15 +419,18 @@ def child_pid(parent: int, deadline: float) -> int:
     raise RuntimeError(f"no child of {parent}")
 
 
-def server_startup(server: str, store: Path, name: str, expected: int, log_path: Path) -> Run:
+def server_startup(server: str, store: Path, name: str, expected: int, log_path: Path,
+                   conf: Optional[Path] = None) -> Run:
     """Start nats-server (under GNU time) on `store`, time until STREAM.INFO shows all
-    messages, then SIGTERM the server's own PID and wait. CPU includes the clean shutdown."""
+    messages, then SIGTERM the server's own PID and wait. CPU includes the clean shutdown.
+    `conf`: a config file for the rest (an encrypted store's `jetstream { key }`)."""
     port = natsbox.free_port()
     tf = log_path.with_suffix(".time")
+    with_conf = ["-c", str(conf)] if conf else []
     with open(log_path, "ab") as logf:
         t0 = time.perf_counter()
         p = subprocess.Popen(
-            timed_argv([server, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)], tf),
+            timed_argv([server, *with_conf, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)], tf),
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
         )
     spid = 0
@@ -452,7 +458,8 @@ def copy_stream(src_stream: Path, dst_store: Path) -> Path:
     return dst
 
 
-def measure_rebuild(server: str, src_stream: Path, expected: int, nbytes: int, work: Path, repeats: int) -> Measure:
+def measure_rebuild(server: str, src_stream: Path, expected: int, nbytes: int, work: Path, repeats: int,
+                    conf: Optional[Path] = None) -> Measure:
     m = Measure(f"nats-server start-up, index.db removed ({src_stream.name})", nbytes=nbytes)
     for i in range(repeats + 1):
         store = work / f"rebuild-{src_stream.name}-{i}"
@@ -461,7 +468,7 @@ def measure_rebuild(server: str, src_stream: Path, expected: int, nbytes: int, w
         subprocess.run(["sync"], check=True)
         if i > 0:
             wait_quiet()
-        r = server_startup(server, store, src_stream.name, expected, work / "rebuild-server.log")
+        r = server_startup(server, store, src_stream.name, expected, work / "rebuild-server.log", conf)
         shutil.rmtree(store)
         if i > 0:
             m.runs.append(r)
@@ -762,6 +769,71 @@ class Row:
     result: str
 
 
+# --------------------------------------------------------------------------
+# encrypted streams (issue #13): BENCH's size written with a JetStream key
+# --------------------------------------------------------------------------
+
+ENC_KEY = "jetdir-bench-key-0123456789abcdef"
+
+
+def enc_rows(server: str, jetdir: str, work: Path, size: int, repeats: int, m_ver: Measure,
+             figures: list, checks: list) -> list[Row]:
+    """For each cipher: a stream of `size` block bytes written by the server with a key
+    (`jetstream { key, cipher }`); deep verify with --key-file timed beside the plain stream's
+    (`m_ver`, same run), the server's rebuild of the encrypted stream (index.db removed,
+    started with the key), and verify of a `.tar` of the encrypted stream dir (memory)."""
+    rows: list[Row] = []
+    key = work / "enc.key"
+    key.write_text(ENC_KEY + "\n")
+    for cipher in ("chacha", "aes"):
+        name = f"ENC{cipher.upper()}"
+        store = work / f"store-{cipher}"
+        log(f"making {name} ({size / MIB:.0f} MiB) with nats-server and a key, cipher {cipher}")
+        t0 = time.perf_counter()
+        facts = asyncio.run(make_data(server, store, work, [(name, name.lower(), size, "none")], False,
+                                      jetstream_extra={"key": ENC_KEY, "cipher": cipher}))
+        log(f"  made in {time.perf_counter() - t0:.0f}s")
+        d = store / "jetstream" / ACCOUNT / "streams" / name
+        nb = sum(p.stat().st_size for p in blk_files(d))
+        r = run_child([jetdir, "--json", "--quiet", "verify", "--key-file", str(key), str(d)], capture_stdout=True)
+        try:
+            rep = json.loads(r.stdout)
+        except json.JSONDecodeError:
+            rep = {"ok": False, "error": r.stderr[-300:]}
+        got = next((x for x in rep.get("streams", []) if x.get("name") == name), {})
+        same = rep.get("ok") and got.get("messages") == facts[name]["messages"]
+        enc = got.get("encryption") or {}
+        checks.append(
+            f"{name}: {facts[name]['messages']} messages, {len(blk_files(d))} blocks, {nb / MIB:.1f} MiB of "
+            f"encrypted block bytes (cipher {cipher}); jetdir verify with the key: "
+            + (f"ok, {got.get('messages')} messages (= server), cipher {enc.get('cipher')}" if same
+               else f"**disagrees**: {json.dumps(rep)[:300]}")
+        )
+        subprocess.run(["sync"], check=True)
+        argv = [jetdir, "--no-progress", "verify", "--key-file", str(key), str(d)]
+        m_enc = measure(f"jetdir verify, deep ({name}, encrypted {cipher})", argv, nb, repeats)
+        conf = work / f"enc-{cipher}.conf"
+        conf.write_text(f'jetstream {{\n  key: "{ENC_KEY}"\n  cipher: {cipher}\n}}\n')
+        m_reb = measure_rebuild(server, d, facts[name]["messages"], nb, work, repeats, conf)
+        # a tarball of the encrypted stream dir (`tar cf NAME.tar NAME/`), verified with the key
+        tar = work / f"{name}.tar"
+        subprocess.run(["tar", "cf", str(tar), "-C", str(d.parent), name], check=True)
+        m_tar = measure(f"jetdir verify, deep (`tar cf` of {name}, with the key)",
+                        [jetdir, "--no-progress", "verify", "--key-file", str(key), str(tar)], nb, repeats)
+        tar.unlink()
+        figures += [m_enc, m_reb, m_tar]
+        rows.append(ratio_row(f"encrypted ({cipher}): deep verify vs the plain stream's (same size)",
+                              m_enc, m_ver, "time", 1.5, 10.0))
+        rows.append(ratio_row(f"encrypted ({cipher}): deep verify vs the server's rebuild with the key",
+                              m_enc, m_reb, "faster", 5.0, 0.25))
+        rows.append(rss_row(f"encrypted ({cipher}): verify peak RSS", m_enc, f"server {m_reb.rss_mib:.0f} MiB"))
+        rows.append(ratio_row(f"encrypted ({cipher}): verify of a .tar of the stream dir vs of the dir",
+                              m_tar, m_enc, "time", None, None))
+        rows.append(rss_row(f"encrypted ({cipher}): verify of a .tar of the stream dir, peak RSS", m_tar))
+        shutil.rmtree(store, ignore_errors=True)
+    return rows
+
+
 def fmt_s(m: Measure) -> str:
     """min / median / max wall seconds."""
     return " / ".join(f"{w:.2f}" for w in m.walls) + " s"
@@ -836,6 +908,10 @@ def main() -> int:
                     help="before each timed run, wait up to this many seconds for the machine to be idle (default 30)")
     ap.add_argument("--out", type=Path, help="results file (default bench/results-<date>.md)")
     ap.add_argument("--no-snap", action="store_true", help="skip the S2 vs snap comparison (bench/s2snap.rs)")
+    ap.add_argument("--no-enc", action="store_true", help="skip the encrypted streams (chacha, aes)")
+    ap.add_argument("--enc-only", action="store_true",
+                    help="only the plain stream BENCH and the encrypted ones: verify of each, the server's "
+                         "rebuild of each")
     ap.add_argument("--smoke", action="store_true",
                     help="CI-sized run: 24 MiB of data, 3 repeats, no V1 backup, short idle waits; every target "
                          "is replaced by a floor that only a collapse misses; no waiting for an idle machine; "
@@ -889,13 +965,17 @@ def main() -> int:
     try:
         # 2. the data
         store = work / "store"
-        log(f"making the streams with nats-server ({size / GIB:.2f} GiB + 1/4 + S2 1/4)")
+        log(f"making the streams with nats-server ({size / GIB:.2f} GiB"
+            + (")" if args.enc_only else " + 1/4 + S2 1/4)"))
         t0 = time.perf_counter()
         plan = [("BENCH", "bench", size, "none"), ("SMALL", "small", size // 4, "none")]
-        if not args.no_s2:
+        if args.enc_only:
+            plan = [("BENCH", "bench", size, "none")]
+        if not args.no_s2 and not args.enc_only:
             plan.append(("BENCHS2", "benchs2", size // 4, "s2"))
-        plan.append(("TINY", "tiny", 64 * 1024, "none"))
-        facts = asyncio.run(make_data(server, store, work, plan, True))
+        if not args.enc_only:
+            plan.append(("TINY", "tiny", 64 * 1024, "none"))
+        facts = asyncio.run(make_data(server, store, work, plan, not args.enc_only))
         log(f"data made in {time.perf_counter() - t0:.0f}s")
         streams = store / "jetstream" / ACCOUNT / "streams"
         sdir = {n: streams / n for n in facts}
@@ -937,6 +1017,14 @@ def main() -> int:
 
         m_cat = measure("raw read `cat msgs/*.blk` (BENCH)", cat("BENCH"), blk["BENCH"], repeats)
         m_ver = measure("jetdir verify, deep (BENCH)", verify(sdir["BENCH"]), blk["BENCH"], repeats)
+        if args.enc_only:
+            m_reb = measure_rebuild(server, sdir["BENCH"], facts["BENCH"]["messages"], blk["BENCH"], work, repeats)
+            figures += [m_cat, m_ver, m_reb]
+            rows.append(ratio_row("deep verify vs the server's rebuild on start (index.db removed)",
+                                  m_ver, m_reb, "faster", 5.0, 0.25))
+            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks)
+            skipped.append("everything but the plain and encrypted streams' verify and rebuild (--enc-only)")
+            return finish(args, repeats, notes, checks, rows, figures, skipped, work)
         m_quick = measure("jetdir verify --quick (BENCH)", verify(sdir["BENCH"], "--quick"), blk["BENCH"], repeats)
         m_cat_s = measure("raw read `cat msgs/*.blk` (SMALL)", cat("SMALL"), blk["SMALL"], repeats)
         flipped = flipped_byte_found(jetdir, sdir["SMALL"], work)
@@ -995,6 +1083,12 @@ def main() -> int:
             rows.append(rss_row("S2 stream: verify peak RSS", m_ver2, f"server {m_reb2.rss_mib:.0f} MiB"))
         else:
             skipped.append("S2-compressed stream (--no-s2)")
+
+        # encrypted streams of the same size (issue #13)
+        if not args.no_enc:
+            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks)
+        else:
+            skipped.append("encrypted streams (--no-enc)")
 
         # 4. backups
         m_snap, backup = measure_snapshot(server, store, "BENCH", work, blk["BENCH"], repeats)
@@ -1115,6 +1209,17 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    return finish(args, repeats, notes, checks, rows, figures, skipped)
+
+
+def finish(args, repeats, notes, checks, rows, figures, skipped, work: Optional[Path] = None) -> int:
+    """Render, print and write the results (and remove `work` unless --keep)."""
+    if work is not None:
+        notes.append(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     text = render(args, repeats, notes, checks, rows, figures, skipped)
     print(text)
     out = args.out or (None if args.smoke else REPO / "bench" / f"results-{datetime.date.today().isoformat()}.md")

@@ -106,6 +106,8 @@ enum Cmd {
         server_version: Option<String>,
         #[command(flatten)]
         rename: RenameArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// Pack a stream on disk into a backup that `nats stream restore` accepts.
     #[command(after_help = cli::about::PACK_AFTER)]
@@ -429,6 +431,7 @@ fn main() -> ExitCode {
             create,
             server_version,
             rename,
+            keys,
         } => {
             let reporter = progress::Reporter::new(mode, "extract");
             let run = Run {
@@ -459,6 +462,10 @@ fn main() -> ExitCode {
                 create: *create,
                 server_version,
                 rename: rename.rewrite(),
+                keys: match keys.ring() {
+                    Ok(k) => k,
+                    Err(e) => return fail(&run, &e),
+                },
             };
             match jetdir::ops::extract::extract(archive, &opts, &reporter) {
                 Ok(r) => emit(&run, &r, || output::render_extract(&r), r.exit_code()),

@@ -122,6 +122,7 @@ fn pack_verify_extract_same_state_every_format() {
                     create: true,
                     server_version: None,
                     rename: None,
+                    keys: Default::default(),
                 },
                 &NoProgress,
             )

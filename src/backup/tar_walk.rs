@@ -120,8 +120,10 @@ impl TarSummary {
 }
 
 /// The stream layout, less the key files a backup never holds.
+/// The stream layout. Key files included: a server's backup never holds them, but a tarball
+/// of an encrypted stream dir (`tar czf ORDERS.tgz ORDERS/`) does, and is read through them.
 fn classify(comps: &[&str]) -> Option<StreamFile> {
-    crate::filestore::layout::classify(comps).filter(|f| !f.is_key())
+    crate::filestore::layout::classify(comps)
 }
 
 /// Split a member path into safe components: no absolute path, no `..`, no empty component,
@@ -457,6 +459,40 @@ pub fn read_member<R: Read>(r: R, opts: &TarOptions, want: &StreamFile) -> Optio
         Ok(())
     });
     found
+}
+
+/// The members of a tar stream of a stream dir: the bytes of every small one (all but blocks
+/// and `errors.txt`, each at most its kind's largest size) and the size of every one. The
+/// first pass over an archive of an encrypted stream dir, whose key files may come after the
+/// blocks: blocks are skipped as they stream by, never held.
+pub fn small_members<R: Read>(r: R, opts: &TarOptions) -> SmallMembers {
+    let mut files = std::collections::BTreeMap::new();
+    let mut sizes = std::collections::BTreeMap::new();
+    let summary = walk_tar(r, opts, |m, rd| {
+        sizes.insert(m.path.clone(), m.size);
+        if !matches!(m.layout, StreamFile::Block(_) | StreamFile::ErrorsTxt) {
+            let mut v = Vec::with_capacity(m.size.min(m.layout.max_size()) as usize);
+            rd.take(m.layout.max_size()).read_to_end(&mut v)?;
+            files.insert(m.path.clone(), v);
+        }
+        Ok(())
+    });
+    SmallMembers {
+        files,
+        sizes,
+        summary,
+    }
+}
+
+/// What [`small_members`] read.
+#[derive(Debug, Default)]
+pub struct SmallMembers {
+    /// Path → bytes of every small member.
+    pub files: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Path → size of every member.
+    pub sizes: std::collections::BTreeMap<String, u64>,
+    /// The walk.
+    pub summary: TarSummary,
 }
 
 /// Walk every member of the tar stream `r` (already decompressed). `f` gets each accepted

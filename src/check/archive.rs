@@ -216,21 +216,71 @@ pub(crate) fn verify_one(
             bj.as_ref(),
             opts,
             stream_name_first(d, payload, &label, bj.as_ref()),
+            None,
+            false,
         ),
-        ArchiveKind::Tgz => verify_v1(
-            flate2::read::MultiGzDecoder::new(counted),
-            &label,
-            bj.as_ref(),
-            opts,
-            stream_name_first(d, payload, &label, bj.as_ref()),
-        ),
-        ArchiveKind::Tar => verify_v1(
-            counted,
-            &label,
-            bj.as_ref(),
-            opts,
-            stream_name_first(d, payload, &label, bj.as_ref()),
-        ),
+        ArchiveKind::Tgz | ArchiveKind::Tar => {
+            // A tarball of an encrypted stream dir: with a key, a first pass reads its small
+            // members (key files, sealed meta.inf, index.db, consumers) and the blocks are
+            // decrypted as they stream by in the second.
+            let first = stream_name_first(d, payload, &label, bj.as_ref());
+            // encrypted and no key: what can be told from the small members, no block scanned
+            let unread = match first {
+                None if !opts.keys.has_key() => key_needed_v1(d, &label),
+                _ => None,
+            };
+            let enc = match first {
+                _ if unread.is_some() => None,
+                None if opts.keys.has_key() => open_encrypted_archive(d, &label, &opts.keys),
+                _ => None,
+            };
+            let name = enc.as_ref().map(|e| e.cfg_name.clone()).or(first);
+            let res = match unread {
+                Some(r) => r,
+                None => verify_v1(
+                    tar_payload(d.kind, counted),
+                    &label,
+                    bj.as_ref(),
+                    opts,
+                    name,
+                    enc.as_ref(),
+                    d.kind == ArchiveKind::Tar,
+                ),
+            };
+            // key files although meta.inf parsed: read it again through the keys
+            let retry = enc.is_none()
+                && opts.keys.has_key()
+                && res
+                    .0
+                    .as_ref()
+                    .is_some_and(|s| s.encrypted && s.load.is_none());
+            match retry
+                .then(|| open_encrypted_archive(d, &label, &opts.keys))
+                .flatten()
+            {
+                Some(e) => {
+                    let f = File::open(payload)
+                        .with_context(|| format!("{}: cannot open", payload.display()))?;
+                    let counted = Counted {
+                        inner: BufReader::with_capacity(1 << 20, f),
+                        progress,
+                        pending: 0,
+                        what: what.clone(),
+                    };
+                    let name = Some(e.cfg_name.clone());
+                    verify_v1(
+                        tar_payload(d.kind, counted),
+                        &label,
+                        bj.as_ref(),
+                        opts,
+                        name,
+                        Some(&e),
+                        d.kind == ArchiveKind::Tar,
+                    )
+                }
+                None => res,
+            }
+        }
         _ if s2_framed(payload) => {
             // S2 framing whose first chunk does not decode: say exactly where and why.
             let mut fr = crate::s2::FrameReader::new(counted);
@@ -324,6 +374,68 @@ pub(crate) fn stream_name_first(
         .and_then(|m| m.name().map(str::to_string))
 }
 
+/// The decoded tar stream of a `.tgz` (gzip) or `.tar` payload.
+fn tar_payload<'r, R: Read + 'r>(kind: ArchiveKind, r: R) -> Box<dyn Read + 'r> {
+    match kind {
+        ArchiveKind::Tgz => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        _ => Box::new(r),
+    }
+}
+
+/// The stream dir name of a tarball (the key files' HMAC context): its top dir
+/// (`tar czf ORDERS.tgz ORDERS/`), else the file name without `.tgz`, `.tar.gz`, `.tar`.
+fn archive_dir_name(top_dir: Option<&str>, file_name: &str) -> String {
+    if let Some(t) = top_dir.filter(|t| !t.is_empty()) {
+        return t.to_string();
+    }
+    [".tar.gz", ".tgz", ".tar"]
+        .iter()
+        .find_map(|x| file_name.strip_suffix(x))
+        .unwrap_or(file_name)
+        .to_string()
+}
+
+/// A tarball of an encrypted stream dir (`tar czf ORDERS.tgz ORDERS/` of an encrypted store)
+/// opened with `keys`: a first pass holds its small members (key files, meta.inf, index.db,
+/// consumer files; never the blocks) and opens them as in a stream dir of account `$G`.
+/// `None` when it holds no key files (or cannot be read).
+pub(crate) fn open_encrypted_archive(
+    d: &Detected,
+    label: &str,
+    keys: &crate::filestore::keys::KeyRing,
+) -> Option<crate::filestore::encrypted::EncryptedDir> {
+    use crate::filestore::encrypted::{has_key_files, EncryptedDir};
+    let payload = d.payload.as_ref()?;
+    let f = BufReader::with_capacity(1 << 20, File::open(payload).ok()?);
+    let topts = TarOptions {
+        label: label.to_string(),
+        ..Default::default()
+    };
+    let small = match d.kind {
+        ArchiveKind::Tgz | ArchiveKind::Tar => {
+            tar_walk::small_members(tar_payload(d.kind, f), &topts)
+        }
+        _ => tar_walk::small_members(crate::s2::FrameReader::new(f), &topts),
+    };
+    let names: Vec<String> = small.sizes.keys().cloned().collect();
+    if !has_key_files(&names) {
+        return None;
+    }
+    let file_name = payload
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir_name = archive_dir_name(small.summary.top_dir.as_deref(), &file_name);
+    let mut e = EncryptedDir::open_members(small.files, small.sizes, "$G", &dir_name, keys);
+    let prefix = format!("{label}:");
+    for p in &mut e.problems {
+        if let Some(f) = p.loc.file.as_mut() {
+            f.insert_str(0, &prefix);
+        }
+    }
+    Some(e)
+}
+
 fn s2_framed(p: &Path) -> bool {
     let mut b = [0u8; 10];
     File::open(p).and_then(|mut f| f.read_exact(&mut b)).is_ok() && crate::s2::is_framed(&b)
@@ -349,12 +461,19 @@ impl StreamSource for MemSource {
     }
 }
 
+/// Verify a V1 payload (the decoded tar of a stream dir). `enc`: the archive of an encrypted
+/// stream dir opened with the keys ([`open_encrypted_archive`]): its small files are read
+/// through it, and each block is decrypted in place in its buffer: by the reader when
+/// `reader_decrypts` (a `.tar`: reading costs little, so the two threads share the work), else
+/// by the checker (a `.tgz`: the reader is busy inflating).
 fn verify_v1<R: Read>(
     r: R,
     label: &str,
     bj: Option<&BackupJson>,
     opts: &Options,
     name_first: Option<String>,
+    enc: Option<&crate::filestore::encrypted::EncryptedDir>,
+    reader_decrypts: bool,
 ) -> (Option<StreamReport>, Vec<Problem>) {
     let mut mem = MemSource::default();
     let mut problems = Vec::new();
@@ -369,7 +488,8 @@ fn verify_v1<R: Read>(
     };
     let prefix = format!("{label}:");
     let empty_dead = DeadSet::default();
-    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>, bool)>(0);
+    // (block index, bytes, already decrypted, a big block)
+    let (tx, rx) = mpsc::sync_channel::<(u32, Vec<u8>, bool, bool)>(0);
     let mut tx = Some(tx);
     let mut rx = Some(rx);
     // Block buffers go back to the reader for reuse: at most two exist (one being filled, one
@@ -401,7 +521,7 @@ fn verify_v1<R: Read>(
                         let _ = big_done_rx.recv();
                         big_in_flight = false;
                     }
-                    let buf = {
+                    let mut buf = {
                         let _big = crate::filestore::block::big_block_guard(m.size);
                         let mut buf = back_rx.try_recv().unwrap_or_default();
                         buf.clear();
@@ -436,11 +556,19 @@ fn verify_v1<R: Read>(
                                 stop_at_damage: false,
                             };
                             rx.iter()
-                                .map(|(i, b, is_big)| {
+                                .map(|(i, mut b, plain, is_big)| {
                                     let big = b.len() as u64;
                                     let sc = {
                                         let _big = crate::filestore::block::big_block_guard(big);
-                                        scan::scan_kept(&ctx, i, &b)
+                                        let key = enc.filter(|_| !plain).map(|e| e.block_key(i));
+                                        match key {
+                                            None => scan::scan_kept(&ctx, i, &b),
+                                            Some(Ok(k)) => {
+                                                xor_on_all_cores(k, &mut b);
+                                                scan::scan_kept(&ctx, i, &b)
+                                            }
+                                            Some(Err(why)) => undecryptable(&ctx, i, why),
+                                        }
                                     };
                                     if b.capacity() as u64 <= crate::filestore::block::BIG_BLOCK {
                                         let _ = back.send(b); // reuse; big ones are freed
@@ -455,8 +583,16 @@ fn verify_v1<R: Read>(
                                 .collect()
                         }));
                     }
+                    let mut plain = false;
+                    if let Some(k) = enc
+                        .filter(|_| reader_decrypts)
+                        .and_then(|e| e.block_key(n).ok())
+                    {
+                        xor_on_all_cores(k, &mut buf);
+                        plain = true;
+                    }
                     if let Some(t) = &tx {
-                        if t.send((n, buf, is_big)).is_err() {
+                        if t.send((n, buf, plain, is_big)).is_err() {
                             return Err(io::Error::other("block checker stopped"));
                         }
                         big_in_flight |= is_big;
@@ -505,30 +641,162 @@ fn verify_v1<R: Read>(
     if !mem.files.contains_key("meta.inf") && scans.is_empty() {
         return (None, problems);
     }
-    let dir_name = name
-        .clone()
-        .unwrap_or_else(|| summary.top_dir.clone().unwrap_or_default());
-    let pre = crate::state::prelude::prelude_for(
-        &mem,
+    let dir_name = match enc {
+        Some(e) => e.dir_name.clone(),
+        // encrypted, no key: meta.inf names nothing; the dir name is the tarball's
+        None if name.is_none() && crate::filestore::encrypted::has_key_files(&mem.names) => {
+            archive_dir_name(summary.top_dir.as_deref(), label)
+        }
+        None => name
+            .clone()
+            .unwrap_or_else(|| summary.top_dir.clone().unwrap_or_default()),
+    };
+    let src: &dyn StreamSource = match enc {
+        Some(e) => e,
+        None => &mem,
+    };
+    let mut pre = crate::state::prelude::prelude_for(
+        src,
         &account,
         &dir_name,
         &prefix,
         opts.target.release.as_ref(),
     );
-    if pre.encrypted {
+    if pre.encrypted || enc.is_some_and(|e| e.wrong_key) {
+        // without the key (or with the wrong one): what can be told, no state
         problems.extend(pre.problems);
-        return (None, problems);
+        if let Some(e) = enc {
+            problems.extend(e.problems.iter().cloned());
+        }
+        let sizes = summary
+            .members
+            .iter()
+            .map(|m| (m.path.clone(), m.size))
+            .collect();
+        let rep = StreamReport {
+            account,
+            name: name.unwrap_or(dir_name),
+            encrypted: true,
+            encryption: Some(match enc {
+                Some(e) => e.report(),
+                None => crate::filestore::encrypted::report_without_key_sized(&sizes),
+            }),
+            blocks: mem
+                .names
+                .iter()
+                .filter(|n| {
+                    matches!(
+                        crate::filestore::layout::classify_path(n),
+                        Some(StreamFile::Block(_))
+                    )
+                })
+                .count(),
+            index: crate::base::report::IndexKind::Encrypted,
+            files: mem.files(),
+            ..Default::default()
+        };
+        return (Some(rep), problems);
+    }
+    if let Some(e) = enc {
+        pre.problems.extend(e.problems.iter().cloned());
     }
     // Blocks of an archive cannot be read twice: the load model decides from the index files
     // and applies no truncation or limits here (a restore loads a snapshot's index.db).
     let release = store::model_release(opts, &pre);
-    let recovery = crate::state::load::decide(&pre, release.0.as_ref(), &mem);
+    let recovery = crate::state::load::decide(&pre, release.0.as_ref(), src);
     let dead = pre.dead.clone();
     let input = store::LoadInput::new(opts, recovery, release, &dead);
-    let (mut rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix, &input);
+    let (mut rep, mut p) = store::finish_stream(pre, scans, src, &prefix, &input);
     rep.account = account;
+    if let Some(e) = enc {
+        rep.encrypted = true;
+        rep.encryption = Some(e.report());
+        rep.files = mem.files();
+    }
     problems.append(&mut p);
     (Some(rep), problems)
+}
+
+/// A tarball of an encrypted stream dir read without a key: a first pass over its small members
+/// (blocks skipped, never scanned: their bytes are ciphertext) gives the report (every encrypted
+/// member with its size, the cipher) and its findings (`encrypted_key_needed`, and the tar
+/// walk's). `None` when the archive holds no key files.
+fn key_needed_v1(d: &Detected, label: &str) -> Option<(Option<StreamReport>, Vec<Problem>)> {
+    let payload = d.payload.as_ref()?;
+    let f = BufReader::with_capacity(1 << 20, File::open(payload).ok()?);
+    let topts = TarOptions {
+        label: label.to_string(),
+        ..Default::default()
+    };
+    let small = tar_walk::small_members(tar_payload(d.kind, f), &topts);
+    let names: Vec<String> = small.sizes.keys().cloned().collect();
+    if !crate::filestore::encrypted::has_key_files(&names) {
+        return None;
+    }
+    let dir_name = archive_dir_name(small.summary.top_dir.as_deref(), label);
+    let mem = MemSource {
+        files: small.files,
+        names,
+    };
+    let prefix = format!("{label}:");
+    let pre = crate::state::prelude::prelude_for(&mem, "$G", &dir_name, &prefix, None);
+    let mut problems = small.summary.problems.clone();
+    problems.extend(small.summary.missing_required(&topts));
+    problems.extend(pre.problems);
+    let rep = StreamReport {
+        account: "$G".into(),
+        name: dir_name,
+        encrypted: true,
+        encryption: Some(crate::filestore::encrypted::report_without_key_sized(
+            &small.sizes,
+        )),
+        blocks: mem
+            .names
+            .iter()
+            .filter(|n| {
+                matches!(
+                    crate::filestore::layout::classify_path(n),
+                    Some(StreamFile::Block(_))
+                )
+            })
+            .count(),
+        index: crate::base::report::IndexKind::Encrypted,
+        files: mem.files(),
+        ..Default::default()
+    };
+    Some((Some(rep), problems))
+}
+
+/// Decrypt a whole block in place, its halves on two threads (the keystream is seekable):
+/// the keystream is most of an encrypted archive's CPU time, and the thread that reads the
+/// archive or checks the blocks alone would leave a core idle.
+fn xor_on_all_cores(k: &crate::filestore::keys::AssetKey, b: &mut [u8]) {
+    const MIN_SPLIT: usize = 256 << 10;
+    if b.len() < 2 * MIN_SPLIT {
+        k.xor_block(0, b);
+        return;
+    }
+    let mid = (b.len() / 2) & !63; // on a keystream block boundary
+    let (lo, hi) = b.split_at_mut(mid);
+    rayon::join(|| k.xor_block(0, lo), || k.xor_block(mid as u64, hi));
+}
+
+/// The scan of a block whose key file did not open (reported by the key's finding): the
+/// block cannot be decrypted.
+fn undecryptable(ctx: &ScanCtx, i: u32, why: &str) -> BlockScan {
+    let rel = format!("msgs/{i}.blk");
+    let mut s = BlockScan {
+        index: i,
+        file: rel.clone(),
+        unreadable: true,
+        ..Default::default()
+    };
+    s.problems.push(Problem::new(
+        Kind::IoError,
+        BlockScan::loc(ctx, &rel),
+        format!("cannot be decrypted: {why}"),
+    ));
+    s
 }
 
 fn verify_v2<R: Read>(

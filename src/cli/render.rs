@@ -322,6 +322,13 @@ fn archive_lines(r: &Report, o: &mut String) {
             n_of(msgs, "message"),
             n_of(cons as u64, "consumer")
         )
+    } else if r.streams.iter().any(|s| encrypted_unread(s).is_some()) {
+        // an encrypted stream dir not read: its blocks are there, its content unknown
+        format!(
+            "{} in {} (encrypted: messages and consumers not read)",
+            n_of(r.streams.len() as u64, "stream"),
+            n_of(blocks as u64, "block"),
+        )
     } else {
         format!(
             "{} holding {} in {}, {}",

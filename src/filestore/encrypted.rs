@@ -14,10 +14,10 @@ use crate::filestore::index_db;
 use crate::filestore::keys::{self, AssetKey, Cipher, KeyRing, WhichKey};
 use crate::filestore::layout::{self, StreamFile};
 use crate::filestore::meta;
-use crate::filestore::source::{read_file_capped, DirSource, FileRead, StreamSource};
+use crate::filestore::source::{DirSource, FileRead, StreamSource};
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What opening one encrypted asset gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,23 +81,36 @@ pub fn is_encrypted_file(rel: &str) -> bool {
     )
 }
 
-fn size(dir: &Path, rel: &str) -> u64 {
-    std::fs::metadata(dir.join(rel)).map_or(0, |m| m.len())
+/// The size of every file of the stream dir `dir` in `files`.
+pub fn dir_sizes(dir: &Path, files: &[String]) -> BTreeMap<String, u64> {
+    files
+        .iter()
+        .map(|f| {
+            let n = std::fs::metadata(dir.join(f)).map_or(0, |m| m.len());
+            (f.clone(), n)
+        })
+        .collect()
 }
 
 /// What can be told of an encrypted stream without its key: every encrypted file with its
 /// size, and the cipher when the key files' sizes tell it.
 pub fn report_without_key(dir: &Path, files: &[String]) -> EncryptionReport {
+    report_without_key_sized(&dir_sizes(dir, files))
+}
+
+/// [`report_without_key`] from the files' sizes (an archive's members: path → size).
+pub fn report_without_key_sized(sizes: &BTreeMap<String, u64>) -> EncryptionReport {
+    let size = |f: &str| sizes.get(f).copied().unwrap_or(0);
     EncryptionReport {
-        cipher: cipher_from_key_sizes(dir, files).map(|c| c.name().to_string()),
+        cipher: cipher_from_sizes(sizes).map(|c| c.name().to_string()),
         key: "none".into(),
-        assets: files
-            .iter()
+        assets: sizes
+            .keys()
             .filter(|f| is_encrypted_file(f))
-            .filter(|f| !(f.ends_with("/o.dat") && size(dir, f) == 0))
+            .filter(|f| !(f.ends_with("/o.dat") && size(f) == 0))
             .map(|f| EncryptedAsset {
                 file: f.clone(),
-                bytes: size(dir, f),
+                bytes: size(f),
                 outcome: "key_needed".into(),
                 cipher: None,
             })
@@ -107,28 +120,30 @@ pub fn report_without_key(dir: &Path, files: &[String]) -> EncryptionReport {
 
 /// True when the stream dir (its file list, relative paths) holds key files.
 pub fn has_key_files(files: &[String]) -> bool {
-    files.iter().any(|n| {
-        matches!(
-            layout::classify_path(n),
-            Some(StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_))
-        )
-    })
+    files
+        .iter()
+        .any(|n| layout::classify_path(n).is_some_and(|f| f.is_key()))
 }
 
 /// The cipher a store's key files were written with, told from their size alone (72 bytes:
 /// chacha, 64: aes), when every key file agrees; `None` otherwise.
 pub fn cipher_from_key_sizes(dir: &Path, files: &[String]) -> Option<Cipher> {
+    cipher_from_sizes(&dir_sizes(dir, files))
+}
+
+/// [`cipher_from_key_sizes`] from the files' sizes (path → size).
+pub fn cipher_from_sizes(sizes: &BTreeMap<String, u64>) -> Option<Cipher> {
     let mut found = None;
-    for n in files {
+    for (n, &len) in sizes {
         if !matches!(
             layout::classify_path(n),
             Some(StreamFile::MetaKey | StreamFile::BlockKey(_) | StreamFile::ConsumerKey(_))
         ) {
             continue;
         }
-        let c = match std::fs::metadata(dir.join(n)).map(|m| m.len()) {
-            Ok(72) => Cipher::ChaCha,
-            Ok(64) => Cipher::Aes,
+        let c = match len {
+            72 => Cipher::ChaCha,
+            64 => Cipher::Aes,
             _ => return None,
         };
         if found.is_some_and(|f| f != c) {
@@ -139,12 +154,35 @@ pub fn cipher_from_key_sizes(dir: &Path, files: &[String]) -> Option<Cipher> {
     found
 }
 
+/// The members of an archive of a stream dir: small files' bytes, every member's name.
+#[derive(Default)]
+struct Members {
+    files: BTreeMap<String, Vec<u8>>,
+    names: Vec<String>,
+}
+
+impl StreamSource for Members {
+    fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.files.get(rel).cloned())
+    }
+    fn files(&self) -> Vec<String> {
+        self.names.clone()
+    }
+    fn can_refetch(&self, rel: &str) -> bool {
+        self.files.contains_key(rel)
+    }
+}
+
 /// A plaintext file, or why it did not open.
 type Opened = Result<Vec<u8>, String>;
 
-/// An encrypted stream dir opened with a key ring.
+/// An encrypted stream opened with a key ring: a stream dir on disk, or the members of an
+/// archive of one (a `.tgz` / `.tar` of the dir, whose small files are held in memory and
+/// whose blocks the caller decrypts with [`EncryptedDir::block_key`] as they stream by).
 pub struct EncryptedDir {
-    inner: DirSource,
+    inner: Box<dyn StreamSource + Send>,
+    /// Size of every file of the stream (key files included).
+    sizes: BTreeMap<String, u64>,
     /// Every encrypted asset and what opening it gave, in file order.
     pub assets: Vec<Asset>,
     /// Findings from opening the keys and sealed files.
@@ -155,6 +193,8 @@ pub struct EncryptedDir {
     pub cipher: Option<Cipher>,
     /// The config name (from the decrypted meta.inf; the dir name otherwise).
     pub cfg_name: String,
+    /// The stream dir name it was opened with (the stream key file's HMAC context).
+    pub dir_name: String,
     block_keys: BTreeMap<u32, Result<AssetKey, String>>,
     /// Decrypted small files (meta.inf, meta.sum, index.db, .idx, consumer files).
     plain: BTreeMap<String, Opened>,
@@ -176,7 +216,7 @@ fn outcome_of(k: &AssetKey, ring: &KeyRing) -> Outcome {
 /// Opening state: which key files and sealed files did not open.
 struct Tally<'r> {
     ring: &'r KeyRing,
-    dir: PathBuf,
+    src: &'r dyn StreamSource,
     account: String,
     /// (file, why) of key or sealed files that did not open.
     failed: Vec<(String, String)>,
@@ -184,7 +224,7 @@ struct Tally<'r> {
 
 impl Tally<'_> {
     fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        read_file_capped(&self.dir, rel).ok()
+        self.src.read(rel).ok().flatten()
     }
     /// Open the key file `rel` for `ctx`; `None` when it cannot be read.
     fn key(&mut self, e: &mut EncryptedDir, rel: &str, ctx: &str) -> Option<AssetKey> {
@@ -254,6 +294,34 @@ impl EncryptedDir {
         let inner = DirSource {
             dir: dir.to_path_buf(),
         };
+        let sizes = dir_sizes(dir, &inner.files());
+        Self::open_source(Box::new(inner), sizes, account, dir_name, ring)
+    }
+
+    /// [`EncryptedDir::open`] over the members of an archive: `files` holds the bytes of
+    /// every small member (key files, meta.inf, index.db, consumer files…), `sizes` the size
+    /// of every member (blocks included, whose bytes are not held).
+    pub fn open_members(
+        files: BTreeMap<String, Vec<u8>>,
+        sizes: BTreeMap<String, u64>,
+        account: &str,
+        dir_name: &str,
+        ring: &KeyRing,
+    ) -> EncryptedDir {
+        let inner = Members {
+            files,
+            names: sizes.keys().cloned().collect(),
+        };
+        Self::open_source(Box::new(inner), sizes, account, dir_name, ring)
+    }
+
+    fn open_source(
+        inner: Box<dyn StreamSource + Send>,
+        sizes: BTreeMap<String, u64>,
+        account: &str,
+        dir_name: &str,
+        ring: &KeyRing,
+    ) -> EncryptedDir {
         let all = inner.files();
         let is_key = |n: &String| {
             matches!(
@@ -262,19 +330,21 @@ impl EncryptedDir {
             )
         };
         let mut e = EncryptedDir {
-            inner,
+            inner: Box::new(Members::default()), // the real one once opened (`t` reads it)
+            sizes,
             assets: Vec::new(),
             problems: Vec::new(),
             wrong_key: false,
             cipher: None,
             cfg_name: dir_name.to_string(),
+            dir_name: dir_name.to_string(),
             block_keys: BTreeMap::new(),
             plain: BTreeMap::new(),
             files: all.iter().filter(|n| !is_key(n)).cloned().collect(),
         };
         let mut t = Tally {
             ring,
-            dir: dir.to_path_buf(),
+            src: inner.as_ref(),
             account: account.to_string(),
             failed: Vec::new(),
         };
@@ -416,6 +486,7 @@ impl EncryptedDir {
             e.plain.insert(sum, Ok(view));
         }
         e.findings(account, dir_name, ring, t.failed);
+        e.inner = inner;
         e
     }
 
@@ -539,7 +610,7 @@ impl EncryptedDir {
             .iter()
             .map(|a| EncryptedAsset {
                 file: a.file.clone(),
-                bytes: size(self.dir(), &a.file),
+                bytes: self.size(&a.file),
                 outcome: a.outcome.as_str().into(),
                 cipher: a.cipher.map(String::from),
             })
@@ -553,7 +624,7 @@ impl EncryptedDir {
                     .find(|a| a.file == format!("msgs/{i}.key"));
                 assets.push(EncryptedAsset {
                     file: f.clone(),
-                    bytes: size(self.dir(), f),
+                    bytes: self.size(f),
                     outcome: key_asset
                         .map_or(Outcome::KeyFileFailed, |a| a.outcome.clone())
                         .as_str()
@@ -579,14 +650,14 @@ impl EncryptedDir {
         }
     }
 
-    /// The stream dir.
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
+    /// The size of every file of the stream (key files included).
+    pub fn sizes(&self) -> &BTreeMap<String, u64> {
+        &self.sizes
     }
 
-    /// Path of a file of the stream dir.
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.inner.dir.join(rel)
+    /// The size of a file of the stream (0 when there is none).
+    pub fn size(&self, rel: &str) -> u64 {
+        self.sizes.get(rel).copied().unwrap_or(0)
     }
 }
 
@@ -617,6 +688,16 @@ impl StreamSource for EncryptedDir {
     fn files(&self) -> Vec<String> {
         self.files.clone()
     }
+    fn can_refetch(&self, rel: &str) -> bool {
+        // told without reading (the default reads, and a block would be decrypted whole)
+        match layout::classify_path(rel) {
+            Some(StreamFile::Block(i)) => {
+                u32::try_from(i).is_ok_and(|i| self.block_key(i).is_ok())
+                    && self.inner.can_refetch(rel)
+            }
+            _ => matches!(self.read(rel), Ok(Some(_))),
+        }
+    }
     fn tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
         let Some(Ok(i)) = layout::classify_path(rel)
             .and_then(|f| f.block())
@@ -629,7 +710,7 @@ impl StreamSource for EncryptedDir {
         let Some(mut t) = self.inner.tail(rel, n)? else {
             return Ok(None);
         };
-        let len = std::fs::metadata(self.path(rel))?.len();
+        let len = self.size(rel);
         let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
         k.xor_block(len.saturating_sub(t.len() as u64), &mut t);
         Ok(Some(t))

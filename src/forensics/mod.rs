@@ -363,8 +363,10 @@ struct Plan {
     revived: HashSet<u64, FxBuild>,
     /// Block indexes in archive order (tar members), for archives.
     tar_order: Vec<u32>,
-    /// The archive's small files (meta.inf, obs/…), for archives.
+    /// The archive's small files (meta.inf, obs/…), for archives (in plaintext).
     mem: MemFiles,
+    /// A tarball of an encrypted stream dir opened with the keys: its blocks' keys.
+    enc: Option<crate::filestore::encrypted::EncryptedDir>,
 }
 
 /// How a stream is read: from blocks (with the first pass's plan) or from V2 entries.
@@ -610,6 +612,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         dead: dead.clone(),
         tar_order: Vec::new(),
         mem: MemFiles::default(),
+        enc: None,
     };
     Ok((plan, problems, rep))
 }
@@ -670,6 +673,11 @@ fn plan_tar(
         ..Default::default()
     };
     let account = "$G".to_string();
+    // a tarball of an encrypted stream dir: read through the keys (a first pass holds its
+    // small members), blocks decrypted as they stream by
+    let enc = encrypted_tarball(d, &label, &opts.keys)?;
+    let dir_name = enc.as_ref().map_or(name, |e| e.dir_name.as_str());
+    let name = enc.as_ref().map_or(name, |e| e.cfg_name.as_str());
     let empty = DeadSet::default();
     let ctx = ScanCtx {
         account: &account,
@@ -694,6 +702,12 @@ fn plan_tar(
                 let _big = block::big_block_guard(m.size);
                 buf.clear();
                 rd.read_to_end(&mut buf)?;
+                if let Some(e) = &enc {
+                    match e.block_key(n) {
+                        Ok(k) => k.xor_block(0, &mut buf),
+                        Err(_) => return Ok(()), // reported by the key file's finding
+                    }
+                }
                 scans.push(scan::scan_block(&ctx, n, &buf));
                 order.push(n);
                 if buf.capacity() as u64 > block::BIG_BLOCK {
@@ -711,6 +725,10 @@ fn plan_tar(
     });
     let mut problems: Vec<Problem> = summary.problems.clone();
     problems.extend(summary.missing_required(&topts));
+    if let Some(e) = &enc {
+        mem = plaintext_members(e);
+        problems.extend(e.problems.iter().cloned());
+    }
     if !mem.files.contains_key("meta.inf") && scans.is_empty() {
         let plan = Plan {
             cfg_name: name.to_string(),
@@ -721,10 +739,11 @@ fn plan_tar(
             revived: HashSet::default(),
             tar_order: Vec::new(),
             mem,
+            enc,
         };
         return Ok((plan, problems, None));
     }
-    let pre = crate::state::prelude::prelude_for(&mem, &account, name, &prefix, None);
+    let pre = crate::state::prelude::prelude_for(&mem, &account, dir_name, &prefix, None);
     if pre.encrypted {
         anyhow::bail!(
             "{}: stream is encrypted at rest (key needed; decryption is not implemented)",
@@ -753,8 +772,47 @@ fn plan_tar(
         dead,
         tar_order: order,
         mem,
+        enc,
     };
     Ok((plan, problems, Some(rep)))
+}
+
+/// A tarball of an encrypted stream dir opened with `keys`: `None` for any other archive;
+/// an error (could not run) without a key or with the wrong one.
+fn encrypted_tarball(
+    d: &Detected,
+    label: &str,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<Option<crate::filestore::encrypted::EncryptedDir>> {
+    if !matches!(d.kind, ArchiveKind::Tgz | ArchiveKind::Tar) {
+        return Ok(None);
+    }
+    let Some(e) = crate::check::archive::open_encrypted_archive(d, label, keys) else {
+        return Ok(None);
+    };
+    if !keys.has_key() {
+        anyhow::bail!(
+            "{}: a stream dir encrypted at rest: give its key (--key-file or JETDIR_KEY)",
+            d.path.display()
+        );
+    }
+    if e.wrong_key {
+        anyhow::bail!(
+            "{}: the key does not open this stream (nothing decrypts with it)",
+            d.path.display()
+        );
+    }
+    Ok(Some(e))
+}
+
+/// The plaintext view of an encrypted tarball's small members.
+fn plaintext_members(e: &crate::filestore::encrypted::EncryptedDir) -> MemFiles {
+    let names = e.files();
+    let files = names
+        .iter()
+        .filter_map(|f| Some((f.clone(), e.read(f).ok().flatten()?)))
+        .collect();
+    MemFiles { files, names }
 }
 
 /// The walk's moving parts: the callback, findings not yet handed out, the last sequence out.
@@ -1016,7 +1074,13 @@ impl StreamWalker {
         let Ok(src) = dir_source(sd, &self.keys) else {
             return ControlFlow::Continue(());
         };
-        let encrypted = crate::filestore::encrypted::has_key_files(&src.files());
+        // (an opened encrypted dir does not list its key files: ask the dir itself)
+        let encrypted = crate::filestore::encrypted::has_key_files(
+            &DirSource {
+                dir: sd.dir.clone(),
+            }
+            .files(),
+        );
         // one read buffer for the blocks of a real size: no allocation (and page faults) per
         // block; encrypted and big blocks go through the source (decrypted, or decoded as
         // they are read)
@@ -1109,6 +1173,12 @@ impl StreamWalker {
                 let _big = block::big_block_guard(m.size);
                 buf.clear();
                 rd.read_to_end(&mut buf)?;
+                if let Some(e) = &plan.enc {
+                    match e.block_key(n) {
+                        Ok(k) => k.xor_block(0, &mut buf),
+                        Err(_) => return Ok(()),
+                    }
+                }
                 let Ok((plain, _)) = block::plain_block(&buf) else {
                     return Ok(());
                 };

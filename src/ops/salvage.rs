@@ -490,6 +490,7 @@ fn salvage_v2(
         create: true,
         server_version: None,
         rename: None,
+        keys: Default::default(),
     };
     let res = crate::ops::extract::extract(&sref.path(), &eopts, progress);
     let ex = match res {

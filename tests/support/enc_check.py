@@ -60,7 +60,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--store")
     ap.add_argument("--streams", default="SECRET")
-    ap.add_argument("--key", default=KEY, help="the server's key (load)")
+    ap.add_argument("--key", default=KEY, help="the server's key (load; '' = no key)")
     ap.add_argument("--prev-key", help="the server's prev_key (load: key rotation)")
     a = ap.parse_args()
     if not Path(a.server).is_file():  # a release: "2.12.8"
@@ -72,6 +72,8 @@ def main() -> int:
     extra = {"key": a.key, "cipher": a.cipher}
     if a.prev_key:
         extra["prev_key"] = a.prev_key
+    if not a.key:  # `--key ''`: a server without a key (plaintext store)
+        extra = None
     if a.mode == "build":
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)

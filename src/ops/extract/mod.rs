@@ -61,6 +61,10 @@ pub struct ExtractOptions {
     /// the name rewritten, see [`crate::ops::rename`]); the output is verified under its new
     /// name before it is renamed into place.
     pub rename: Option<crate::ops::rename::Rewrite>,
+    /// `--key-file` / `JETDIR_KEY` (and the previous key, the cipher): a `.tgz` / `.tar` of an
+    /// encrypted stream dir is read through them and written in plaintext (a server with a
+    /// key encrypts it at start); without them such an archive is refused (key needed).
+    pub keys: crate::filestore::keys::KeyRing,
 }
 
 /// The report's `archive`: what was read.
@@ -378,6 +382,8 @@ struct Plan<'a> {
     later: Vec<PathBuf>,
     /// Running as root into a store owned by someone else: what is created goes to them.
     owner: Option<Owner>,
+    /// A tarball of an encrypted stream dir, opened with the keys: written in plaintext.
+    enc: Option<crate::filestore::encrypted::EncryptedDir>,
 }
 
 /// The stream written into its staging dir (not yet in place).
@@ -534,19 +540,39 @@ fn plan<'a>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "archive".into());
+    let mut enc = None;
     let named = read_backup_json(det, is_v2, rep).and_then(|backup_json| {
         if is_v2 {
             let (n, cfg) = v2_name_and_config(backup_json.as_ref(), &payload)?;
             Ok((backup_json, n, Some(cfg)))
         } else {
-            let n = v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep)?;
-            Ok((backup_json, n, None))
+            match v1_name(det.kind, &payload, &label, backup_json.as_ref(), rep) {
+                Ok(n) => Ok((backup_json, n, None)),
+                // meta.inf is not JSON: a tarball of an encrypted stream dir?
+                Err(e) => match encrypted_tarball(det, &label, opts) {
+                    Some(x) => {
+                        let n = x.cfg_name.clone();
+                        enc = Some(x);
+                        Ok((backup_json, n, None))
+                    }
+                    None => Err(e),
+                },
+            }
         }
     });
     let (backup_json, name, v2_config) = match named {
         Ok(v) => v,
         Err(e) => return damaged_or_not(archive, e, progress, rep).map(Err),
     };
+    if let Some(e) = &enc {
+        if let Some(why) = encrypted_refusal(e, opts) {
+            return Ok(Err(Refusal::could_not_run(why)));
+        }
+        rep.warnings.push(format!(
+            "the archive is an encrypted stream dir (cipher {}): written in plaintext, without its key files; a server with a JetStream key encrypts it at start",
+            e.cipher.map_or("unknown", |c| c.name())
+        ));
+    }
     if !valid_dir_name(&name) {
         anyhow::bail!("stream name {name:?} cannot be a directory name");
     }
@@ -602,7 +628,41 @@ fn plan<'a>(
         damaged,
         later,
         owner,
+        enc,
     }))
+}
+
+/// A `.tgz` / `.tar` whose members include key files: opened with the keys (a first pass over
+/// its small members). `None` for anything else.
+fn encrypted_tarball(
+    det: &detect::Detected,
+    label: &str,
+    opts: &ExtractOptions,
+) -> Option<crate::filestore::encrypted::EncryptedDir> {
+    if !matches!(det.kind, ArchiveKind::Tgz | ArchiveKind::Tar) {
+        return None;
+    }
+    crate::check::archive::open_encrypted_archive(det, label, &opts.keys)
+}
+
+/// Why an encrypted tarball cannot be extracted with the keys given (exit 2), if it cannot.
+fn encrypted_refusal(
+    e: &crate::filestore::encrypted::EncryptedDir,
+    opts: &ExtractOptions,
+) -> Option<String> {
+    if !opts.keys.has_key() {
+        return Some(format!(
+            "the archive is a stream dir encrypted at rest (cipher {}): key needed (--key-file FILE or JETDIR_KEY with the server's JetStream key); nothing written",
+            crate::filestore::encrypted::cipher_from_sizes(e.sizes()).map_or("unknown", |c| c.name())
+        ));
+    }
+    if e.wrong_key {
+        return Some(
+            "the key does not open the archive's stream (nothing decrypts with it: the wrong key, or a stream of another account than $G); nothing written"
+                .to_string(),
+        );
+    }
+    None
 }
 
 /// The store dir itself: the right level (not `jetstream/`, an account or a streams dir),
@@ -803,6 +863,7 @@ fn verify_first(
             release: opts.server_version.clone(),
             ..Default::default()
         },
+        keys: opts.keys.clone(),
         ..Default::default()
     };
     progress.phase("verify");
@@ -1101,6 +1162,7 @@ fn write_v1(
     let inp = v1::V1Input {
         opts: &topts,
         total_limit,
+        enc: plan.enc.as_ref(),
     };
     let res = v1::extract_v1(rd, &inp, stage)?;
     rep.blocks = res.blocks;

@@ -14,6 +14,7 @@ fn opts(store: &Path) -> ExtractOptions {
         create: true,
         server_version: None,
         rename: None,
+        keys: Default::default(),
     }
 }
 

@@ -2,7 +2,10 @@
 //! are (regular files of the stream layout only, as [`walk_tar`] accepts them).
 use crate::backup::tar_walk::{walk_tar, TarMember, TarOptions, TarSummary};
 use crate::base::problem::{Kind, Location, Problem};
+use crate::filestore::encrypted::EncryptedDir;
+use crate::filestore::keys::AssetKey;
 use crate::filestore::layout::StreamFile;
+use crate::filestore::source::StreamSource;
 use crate::ops::staging::Stage;
 use std::io::{self, Read};
 
@@ -45,6 +48,26 @@ pub(crate) struct V1Input<'a> {
     pub(crate) opts: &'a TarOptions,
     /// Total bytes of all members accepted (from backup.json's state when known).
     pub(crate) total_limit: u64,
+    /// A tarball of an encrypted stream dir opened with its keys: every file is written in
+    /// plaintext (blocks decrypted as they stream by, the small files from its plaintext
+    /// view), the key files are left out.
+    pub(crate) enc: Option<&'a EncryptedDir>,
+}
+
+/// A block member decrypted as it is read: its keystream XORed in at the member's offset.
+struct Decrypting<'k, R> {
+    inner: R,
+    key: &'k AssetKey,
+    offset: u64,
+}
+
+impl<R: Read> Read for Decrypting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.key.xor_block(self.offset, &mut buf[..n]);
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 /// Walk the decoded tar `r` and write every accepted member into `sink`.
@@ -98,6 +121,68 @@ pub(crate) fn extract_v1<R: Read>(r: R, inp: &V1Input, sink: &mut Stage) -> io::
             ));
             fatal = true;
             return Err(io::Error::other("limit exceeded"));
+        }
+        if let Some(e) = inp.enc {
+            // plaintext: no key files; blocks decrypted; small files from the plaintext view
+            if m.layout.is_key() {
+                return Ok(());
+            }
+            let plain = match &m.layout {
+                StreamFile::Block(n) => {
+                    let key = u32::try_from(*n)
+                        .map_err(|_| "block number".to_string())
+                        .and_then(|n| e.block_key(n).map_err(str::to_string));
+                    let k = match key {
+                        Ok(k) => k,
+                        Err(why) => {
+                            res.skipped
+                                .push(format!("{} (cannot be decrypted: {why})", m.path));
+                            return Ok(());
+                        }
+                    };
+                    let mut rd = Decrypting {
+                        inner: rd,
+                        key: k,
+                        offset: 0,
+                    };
+                    return match sink.copy_file(&m.path, &mut rd, m.size) {
+                        Ok(_) => {
+                            res.blocks += 1;
+                            Ok(())
+                        }
+                        Err(err)
+                            if err.kind() == io::ErrorKind::InvalidData
+                                || err.kind() == io::ErrorKind::UnexpectedEof =>
+                        {
+                            Err(err)
+                        }
+                        Err(err) => {
+                            write_err = Some(err);
+                            Err(io::Error::other("write failed"))
+                        }
+                    };
+                }
+                _ => e.read(&m.path),
+            };
+            let v = match plain {
+                Ok(Some(v)) => v,
+                Ok(None) => return Ok(()),
+                Err(why) => {
+                    res.skipped.push(format!("{} ({why})", m.path));
+                    return Ok(());
+                }
+            };
+            if let Err(err) = sink.write_file(&m.path, &v) {
+                write_err = Some(err);
+                return Err(io::Error::other("write failed"));
+            }
+            match &m.layout {
+                StreamFile::MetaInf => res.meta_inf = Some(v),
+                StreamFile::MetaSum => res.meta_sum = Some(v),
+                StreamFile::ConsumerMetaInf(c) => res.consumers.push(c.clone()),
+                _ => {}
+            }
+            return Ok(());
         }
         let keep_small = matches!(m.layout, StreamFile::MetaInf | StreamFile::MetaSum);
         if keep_small {
