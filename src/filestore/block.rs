@@ -235,6 +235,13 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
+/// The sequences a record found by [`resync`] after sequence `lo - 1` may carry: `lo` and
+/// the next 2^32 (records of one block follow each other; a gap of billions of sequences
+/// inside one block is not written by any server). Random bytes then pass one time in 2^30.
+pub fn resync_window(lo: u64) -> (u64, u64) {
+    (lo, lo.saturating_add(1 << 32))
+}
+
 /// Find the next offset after `from` where a record frames and its checksum verifies, with a
 /// sequence in `seq_range` (inclusive). Used to say what lies beyond damage.
 ///
@@ -243,6 +250,8 @@ impl<'a> Iterator for Records<'a> {
 /// before the record is parsed and hashed, so garbage (zeros, random bytes) is passed over at
 /// memory speed.
 pub fn resync(buf: &[u8], from: usize, key: &Key, seq_range: (u64, u64)) -> Option<usize> {
+    // (the window matters for time: a sequence any 62-bit value passes lets one candidate in
+    // 64 through on random bytes, each hashed over up to 32 MiB: minutes on a 31 MiB block)
     let mut off = from;
     while off + EMPTY_RECORD_LEN <= buf.len() {
         let rl = le_u32(buf, off).unwrap_or(0) & !HBIT;

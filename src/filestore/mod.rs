@@ -22,3 +22,20 @@ pub(crate) mod stream_group;
 pub use index_db::MAX_VERSION as INDEX_DB_MAX_VERSION;
 /// `meta.sum` for a stream or consumer's `meta.inf` (see [`meta`]).
 pub use meta::expected_sum;
+
+/// One message record as the server writes it into block `index` of stream `stream` (its
+/// checksum keyed by the block): for building blocks in tests and tools.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_message(
+    out: &mut Vec<u8>,
+    stream: &str,
+    index: u32,
+    seq: u64,
+    ts: i64,
+    subject: &[u8],
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let key = block::block_key(stream, index);
+    block::encode_record(out, &key, seq, ts, subject, headers, payload)
+}

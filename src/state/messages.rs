@@ -240,7 +240,7 @@ pub(crate) fn walk_records<'a>(
         }
         let Some(fe) = failed else { return };
         let lo = prev_seq.map_or(0, |p| p + 1);
-        match block::resync(plain, fe.offset + 1, key, (lo, u64::MAX >> 2)) {
+        match block::resync(plain, fe.offset + 1, key, block::resync_window(lo)) {
             Some(n) => pos = n,
             None => return,
         }

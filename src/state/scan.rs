@@ -491,7 +491,7 @@ fn framing_damage(
         compressed,
     } = *here;
     let lo = prev_seq.map_or(0, |p| p + 1);
-    let next = block::resync(plain, fe.offset + 1, key, (lo, u64::MAX >> 2));
+    let next = block::resync(plain, fe.offset + 1, key, block::resync_window(lo));
     let next_seq = next
         .and_then(|o| block::parse_record(plain, o).ok())
         .map(|r| r.seq);
