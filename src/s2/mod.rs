@@ -192,14 +192,12 @@ fn decode_block_at(src: &[u8], base: u64, dst: &mut Vec<u8>, limit: usize) -> Re
     let dlen = declared as usize; // <= limit, so it fits
     let body = src.get(hdr..).unwrap_or(&[]);
     let start = dst.len();
-    dst.resize(start + dlen, 0);
+    dst.resize(start + dlen + SLACK, 0);
     let res = match dst.get_mut(start..) {
-        Some(out) => decode_body(body, base + hdr as u64, out),
+        Some(out) => decode_body(body, base + hdr as u64, out, dlen),
         None => Err(corrupt(0, base, "internal: output window")),
     };
-    if res.is_err() {
-        dst.truncate(start);
-    }
+    dst.truncate(if res.is_err() { start } else { start + dlen });
     res
 }
 
@@ -213,19 +211,173 @@ fn le(b: &[u8]) -> usize {
     v
 }
 
-/// Decodes the tag stream `src` into exactly `out.len()` bytes. `base` is the offset of `src[0]`.
+/// Bytes past the declared output that [`decode_body`] may overwrite: its fast loop writes
+/// whole 16-byte moves (at most 64 bytes from the write position) without checking how much
+/// of them the tag needs.
+pub(crate) const SLACK: usize = 64;
+
+/// Bytes of input the fast loop needs in front of it: the longest tag it decodes in place
+/// (a 1-byte literal tag and 60 literal bytes, read as four 16-byte moves).
+const IN_WIN: usize = 65;
+
+/// Decodes the tag stream `src` into exactly `n` bytes at the start of `out`, which may be
+/// longer: bytes `n..` are scratch (the fast loop writes whole 16-byte moves up to [`SLACK`]
+/// bytes past its position and relies on later tags, or the caller, to ignore them).
+/// `base` is the offset of `src[0]`.
+///
+/// Two loops: while at least [`IN_WIN`] input bytes and 64 output bytes are left, a fast loop
+/// that takes each tag from a fixed window (one bounds check for the input, one for the
+/// output) and does literals of up to 60 bytes and copies of up to 64 bytes at offsets of at
+/// least 16 as fixed 16-byte moves; anything else, and the tail, go through the careful loop,
+/// which checks every access.
+fn decode_body(src: &[u8], base: u64, out: &mut [u8], n: usize) -> Result<(), S2Error> {
+    let n = n.min(out.len());
+    let mut at = Pos {
+        s: 0,
+        d: 0,
+        last_off: 0,
+    };
+    loop {
+        at = fast_loop(src, base, out, n, at)?;
+        // A tag the fast loop does not take, or the last bytes: one careful step.
+        match decode_careful(src, base, out.get_mut(..n).unwrap_or(&mut []), at, true)? {
+            Some(next) => at = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The fast loop of [`decode_body`]: returns where it stopped (at a tag it does not take, or
+/// too close to the end of the input or output).
+#[inline(always)]
+fn fast_loop(src: &[u8], base: u64, out: &mut [u8], n: usize, at: Pos) -> Result<Pos, S2Error> {
+    let Pos {
+        mut s,
+        mut d,
+        mut last_off,
+    } = at;
+    while let Some(win) = src.get(s..).and_then(|r| r.first_chunk::<IN_WIN>()) {
+        // Room for the widest move of this loop (64 bytes).
+        if out.len() - d < 64 {
+            break;
+        }
+        let tag = win[0];
+        let w = u64::from_le_bytes([
+            win[0], win[1], win[2], win[3], win[4], win[5], win[6], win[7],
+        ]);
+        if tag & 3 == 0 {
+            let x = usize::from(tag >> 2);
+            if x >= 60 {
+                break;
+            }
+            let len = x + 1;
+            if len > n - d {
+                return Err(corrupt(
+                    s,
+                    base,
+                    "literal is longer than the remaining declared output",
+                ));
+            }
+            let Some(o) = out.get_mut(d..).and_then(|r| r.first_chunk_mut::<64>()) else {
+                break;
+            };
+            copy16(o, 0, win, 1);
+            if len > 16 {
+                copy16(o, 16, win, 17);
+                copy16(o, 32, win, 33);
+                copy16(o, 48, win, 49);
+            }
+            s += 1 + len;
+            d += len;
+            continue;
+        }
+        let (len, off, hdr) = match tag & 3 {
+            1 => {
+                let l = usize::from((tag >> 2) & 7);
+                let o = (usize::from(tag & 0xe0) << 3) | ((w >> 8) & 0xff) as usize;
+                if o != 0 {
+                    (l + 4, o, 2)
+                } else if l < 5 {
+                    (l + 4, last_off, 2)
+                } else {
+                    break;
+                }
+            }
+            2 => (usize::from(tag >> 2) + 1, ((w >> 8) & 0xffff) as usize, 3),
+            _ => (
+                usize::from(tag >> 2) + 1,
+                ((w >> 8) & 0xffff_ffff) as usize,
+                5,
+            ),
+        };
+        // off == 0 (a repeat before any copy, or a zero offset) or off > d, in one test.
+        if off.wrapping_sub(1) >= d || len > n - d || off < 16 {
+            break;
+        }
+        last_off = off;
+        let from = d - off;
+        // Each 16-byte move reads only bytes before its own destination (off >= 16), which
+        // are final even if an earlier move of this copy wrote them.
+        move_within::<16>(out, from, d);
+        let mut k = 16;
+        while k < len {
+            move_within::<16>(out, from + k, d + k);
+            k += 16;
+        }
+        s += hdr;
+        d += len;
+    }
+    Ok(Pos { s, d, last_off })
+}
+
+/// `o[at..at + 16] = i[from..from + 16]` for fixed-size arrays (constant offsets: no checks).
+#[inline(always)]
+fn copy16<const N: usize, const M: usize>(o: &mut [u8; N], at: usize, i: &[u8; M], from: usize) {
+    if let (Some(o), Some(i)) = (
+        o.get_mut(at..).and_then(|r| r.first_chunk_mut::<16>()),
+        i.get(from..).and_then(|r| r.first_chunk::<16>()),
+    ) {
+        *o = *i;
+    }
+}
+
+/// Where decoding stands: read position in the input, write position in the output, the
+/// repeat offset (0 = none yet).
+#[derive(Clone, Copy)]
+struct Pos {
+    s: usize,
+    d: usize,
+    last_off: usize,
+}
+
+/// The careful loop of [`decode_body`]: decodes the tags of `src` from `at.s` on into
+/// `out[at.d..]`, exactly up to `out.len()`, checking every access. With `one`, it returns
+/// after one tag with the new position (`None`: the input ended, and the output is complete).
 ///
 /// Each tag is parsed from an 8-byte little-endian window (zero-padded near the end of `src`),
 /// so the common case needs one bounds check per tag. Short literals and copies are done as
 /// fixed 16-byte moves when there is room; the extra bytes land in not-yet-written output and
 /// are overwritten later (the output must end exactly at `out.len()` anyway).
-fn decode_body(src: &[u8], base: u64, out: &mut [u8]) -> Result<(), S2Error> {
+fn decode_careful(
+    src: &[u8],
+    base: u64,
+    out: &mut [u8],
+    at: Pos,
+    one: bool,
+) -> Result<Option<Pos>, S2Error> {
+    let Pos {
+        mut s,
+        mut d,
+        mut last_off,
+    } = at;
     let n = out.len();
-    let mut s = 0usize; // read position in src
-    let mut d = 0usize; // write position in out
-    let mut last_off = 0usize; // repeat offset; 0 = none yet
+    let mut first = true;
     while let Some(rest) = src.get(s..) {
         let Some(&tag) = rest.first() else { break };
+        if one && !first {
+            return Ok(Some(Pos { s, d, last_off }));
+        }
+        first = false;
         let w = match rest.first_chunk::<8>() {
             Some(a) => u64::from_le_bytes(*a),
             None => {
@@ -387,7 +539,7 @@ fn decode_body(src: &[u8], base: u64, out: &mut [u8]) -> Result<(), S2Error> {
             actual: d as u64,
         });
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Copies `N` bytes of `out` from `from` to `to` through a register-sized temporary.
@@ -595,7 +747,7 @@ pub(crate) fn data_chunk_into(
         }
         let dlen = declared as usize;
         let tags = payload.get(hdr..).unwrap_or(&[]);
-        decode_body(tags, payload_at + hdr as u64, out.room(dlen))?;
+        decode_body(tags, payload_at + hdr as u64, out.room(dlen + SLACK), dlen)?;
         dlen
     } else {
         if payload.len() as u64 > budget {
