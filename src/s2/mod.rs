@@ -247,10 +247,71 @@ fn decode_body(src: &[u8], base: u64, out: &mut [u8], n: usize) -> Result<(), S2
     }
 }
 
+/// Per tag byte, what the fast loop needs without looking at the tag's type: bits 0..8 the
+/// length (a literal's up to 60; longer ones are [`T_SLOW`]), bits 8..16 how far the tag
+/// moves the input (a literal's bytes included), bits 16..19 the high offset bits of a
+/// copy-1 (already `<< 8` when used), and two flags.
+const TAGS: [u32; 256] = tag_table();
+/// The tag always goes to the careful loop (a literal of more than 60 bytes).
+const T_SLOW: u32 = 1 << 20;
+/// A copy-1 whose length field is 5..7: if its offset byte is 0 it is a repeat with extra
+/// length bytes, which the careful loop decodes.
+const T_LONG_REPEAT: u32 = 1 << 21;
+/// Offset bits after the tag byte, per tag type (literal: none).
+const OFF_MASK: [u64; 4] = [0, 0xff, 0xffff, 0xffff_ffff];
+
+const fn tag_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let tag = i as u32;
+        t[i] = match tag & 3 {
+            0 => {
+                let len = (tag >> 2) + 1;
+                if len > 60 {
+                    T_SLOW
+                } else {
+                    len | ((1 + len) << 8)
+                }
+            }
+            1 => {
+                let l = (tag >> 2) & 7;
+                let long = if l >= 5 { T_LONG_REPEAT } else { 0 };
+                (l + 4) | (2 << 8) | ((tag >> 5) << 16) | long
+            }
+            2 => ((tag >> 2) + 1) | (3 << 8),
+            _ => ((tag >> 2) + 1) | (5 << 8),
+        };
+        i += 1;
+    }
+    t
+}
+
+/// Moves 16 bytes from `src[from..]` to `out[to..]` (nothing if either is out of range; the
+/// callers' window checks make that impossible).
+#[inline(always)]
+fn put16(out: &mut [u8], to: usize, src: &[u8], from: usize) {
+    if let (Some(o), Some(i)) = (
+        out.get_mut(to..).and_then(|r| r.first_chunk_mut::<16>()),
+        src.get(from..).and_then(|r| r.first_chunk::<16>()),
+    ) {
+        *o = *i;
+    }
+}
+
 /// The fast loop of [`decode_body`]: returns where it stopped (at a tag it does not take, or
 /// too close to the end of the input or output).
+///
+/// No branch on the tag's type: every tag first moves 32 bytes of the input after the tag
+/// to the output (the literal, if it is one), then 32 bytes of the output from `d - off` to
+/// `d` (a copy; for a literal `off` is 0, which moves the literal onto itself). A copy at an
+/// offset of at least 16 reads only output before its own 16-byte move, so the literal bytes
+/// the first move wrote there are overwritten with the right ones. Lengths above 32 take a
+/// second round of both moves; offsets below 16, long literals, long repeats and anything
+/// invalid go to the careful loop.
 #[inline(always)]
 fn fast_loop(src: &[u8], base: u64, out: &mut [u8], n: usize, at: Pos) -> Result<Pos, S2Error> {
+    let _ = base;
     let Pos {
         mut s,
         mut d,
@@ -265,80 +326,42 @@ fn fast_loop(src: &[u8], base: u64, out: &mut [u8], n: usize, at: Pos) -> Result
         let w = u64::from_le_bytes([
             win[0], win[1], win[2], win[3], win[4], win[5], win[6], win[7],
         ]);
-        if tag & 3 == 0 {
-            let x = usize::from(tag >> 2);
-            if x >= 60 {
-                break;
-            }
-            let len = x + 1;
-            if len > n - d {
-                return Err(corrupt(
-                    s,
-                    base,
-                    "literal is longer than the remaining declared output",
-                ));
-            }
-            let Some(o) = out.get_mut(d..).and_then(|r| r.first_chunk_mut::<64>()) else {
-                break;
-            };
-            copy16(o, 0, win, 1);
-            if len > 16 {
-                copy16(o, 16, win, 17);
-                copy16(o, 32, win, 33);
-                copy16(o, 48, win, 49);
-            }
-            s += 1 + len;
-            d += len;
-            continue;
-        }
-        let (len, off, hdr) = match tag & 3 {
-            1 => {
-                let l = usize::from((tag >> 2) & 7);
-                let o = (usize::from(tag & 0xe0) << 3) | ((w >> 8) & 0xff) as usize;
-                if o != 0 {
-                    (l + 4, o, 2)
-                } else if l < 5 {
-                    (l + 4, last_off, 2)
-                } else {
-                    break;
-                }
-            }
-            2 => (usize::from(tag >> 2) + 1, ((w >> 8) & 0xffff) as usize, 3),
-            _ => (
-                usize::from(tag >> 2) + 1,
-                ((w >> 8) & 0xffff_ffff) as usize,
-                5,
-            ),
-        };
-        // off == 0 (a repeat before any copy, or a zero offset) or off > d, in one test.
-        if off.wrapping_sub(1) >= d || len > n - d || off < 16 {
+        let e = TAGS[usize::from(tag)];
+        let kind = usize::from(tag & 3);
+        let len = (e & 0xff) as usize;
+        let adv = ((e >> 8) & 0xff) as usize;
+        let raw = (((w >> 8) & OFF_MASK[kind]) as usize) | (((e >> 16) & 7) as usize) << 8;
+        // All of this is computed without branches (bit operations on bools, selects).
+        let copy = kind != 0;
+        let repeat = (kind == 1) & (raw == 0);
+        let off = if repeat { last_off } else { raw }; // 0 for a literal
+        // Careful loop: a long literal or repeat, an offset below 16 or beyond the output
+        // written so far (0 included), more output than declared.
+        let bad_copy = copy & (off.wrapping_sub(16) > d.wrapping_sub(16));
+        let bad = (e & T_SLOW != 0)
+            | (repeat & (e & T_LONG_REPEAT != 0))
+            | bad_copy
+            | (d < 16)
+            | (len > n - d);
+        if bad {
             break;
         }
-        last_off = off;
-        let from = d - off;
-        // Each 16-byte move reads only bytes before its own destination (off >= 16), which
-        // are final even if an earlier move of this copy wrote them.
+        last_off = if copy { off } else { last_off };
+        let from = d - off; // off <= d; 0 for a literal
+        put16(out, d, win, 1);
+        put16(out, d + 16, win, 17);
         move_within::<16>(out, from, d);
-        let mut k = 16;
-        while k < len {
-            move_within::<16>(out, from + k, d + k);
-            k += 16;
+        move_within::<16>(out, from + 16, d + 16);
+        if len > 32 {
+            put16(out, d + 32, win, 33);
+            put16(out, d + 48, win, 49);
+            move_within::<16>(out, from + 32, d + 32);
+            move_within::<16>(out, from + 48, d + 48);
         }
-        s += hdr;
+        s += adv;
         d += len;
     }
     Ok(Pos { s, d, last_off })
-}
-
-/// `o[at..at + 16] = i[from..from + 16]` for fixed-size arrays (constant offsets: no checks).
-#[inline(always)]
-fn copy16<const N: usize, const M: usize>(o: &mut [u8; N], at: usize, i: &[u8; M], from: usize) {
-    if let (Some(o), Some(i)) = (
-        o.get_mut(at..).and_then(|r| r.first_chunk_mut::<16>()),
-        i.get(from..).and_then(|r| r.first_chunk::<16>()),
-    ) {
-        *o = *i;
-    }
 }
 
 /// Where decoding stands: read position in the input, write position in the output, the
