@@ -75,10 +75,11 @@ pub(crate) struct ParCounted<'a> {
 }
 
 impl<'a> ParCounted<'a> {
-    /// Decode `f` on all cores, reporting progress as `what`.
+    /// Decode `f` on all cores, reporting progress as `what`. The file is read unbuffered:
+    /// the decoder reads each chunk's 4-byte header, then its whole body in one call.
     pub(crate) fn open(f: File, progress: &'a dyn Progress, what: String) -> Self {
         ParCounted {
-            inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
+            inner: ParFrameReader::new(f, s2_workers()),
             progress,
             reported: 0,
             what,

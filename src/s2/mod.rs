@@ -335,8 +335,8 @@ fn fast_loop(src: &[u8], base: u64, out: &mut [u8], n: usize, at: Pos) -> Result
         let copy = kind != 0;
         let repeat = (kind == 1) & (raw == 0);
         let off = if repeat { last_off } else { raw }; // 0 for a literal
-        // Careful loop: a long literal or repeat, an offset below 16 or beyond the output
-        // written so far (0 included), more output than declared.
+                                                       // Careful loop: a long literal or repeat, an offset below 16 or beyond the output
+                                                       // written so far (0 included), more output than declared.
         let bad_copy = copy & (off.wrapping_sub(16) > d.wrapping_sub(16));
         let bad = (e & T_SLOW != 0)
             | (repeat & (e & T_LONG_REPEAT != 0))
