@@ -100,6 +100,31 @@ impl Read for ParCounted<'_> {
     }
 }
 
+impl ParCounted<'_> {
+    fn report(&mut self, end: bool) {
+        let at = self.inner.compressed_offset();
+        if at >= self.reported + (1 << 20) || end {
+            self.progress
+                .advance(at.saturating_sub(self.reported), &self.what);
+            self.reported = at;
+        }
+    }
+}
+
+impl io::BufRead for ParCounted<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let empty = self.inner.fill_buf()?.is_empty();
+        if empty {
+            self.report(true);
+        }
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt);
+        self.report(false);
+    }
+}
+
 pub(crate) fn s2_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -507,7 +532,7 @@ fn verify_v1<R: Read>(
     (Some(rep), problems)
 }
 
-fn verify_v2<R: Read>(
+fn verify_v2<R: io::BufRead>(
     r: R,
     label: &str,
     bj: Option<&BackupJson>,

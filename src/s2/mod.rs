@@ -1100,6 +1100,35 @@ impl<R: Read> Read for FrameReader<R> {
     }
 }
 
+/// The decoded bytes of the current chunk are read in place.
+impl<R: Read> io::BufRead for FrameReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.out.end {
+            if let Some(f) = &self.failed {
+                return Err(f.to_io());
+            }
+            if !self.eof {
+                match self.next_chunk() {
+                    Ok(true) => {}
+                    Ok(false) => self.eof = true,
+                    Err(ChunkErr::Format(e)) => {
+                        self.failed = Some(Failure::Format(e.clone()));
+                        return Err(e.into());
+                    }
+                    Err(ChunkErr::Io(e)) => {
+                        self.failed = Some(Failure::Io(e.kind(), e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(self.out.data().get(self.pos..).unwrap_or(&[]))
+    }
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.out.end);
+    }
+}
+
 #[cfg(test)]
 /// Test helper: a framed writer for backups (`stream.tar.s2` payloads). Writes Snappy framing (`sNaPpY`
 /// identifier, ≤ 64 KiB chunks, masked CRC-32C), which nats-server's S2 reader accepts.

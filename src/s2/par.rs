@@ -403,34 +403,29 @@ impl ParFrameReader {
     }
 }
 
-impl Read for ParFrameReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl ParFrameReader {
+    /// Makes decoded bytes available (`pos < out.end`); false at the end of the stream.
+    fn refill(&mut self) -> io::Result<bool> {
         loop {
             if self.pos < self.out.end {
-                let n = (self.out.end - self.pos).min(buf.len());
-                buf[..n].copy_from_slice(&self.out.data()[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if buf.is_empty() {
-                return Ok(0);
+                return Ok(true);
             }
             if let Some(f) = &self.failed {
                 return Err(f.to_io());
             }
             if self.eof {
-                return Ok(0);
+                return Ok(false);
             }
             // The consumer is past the previous batch: give its charge and its buffer back.
             self.pool.give(std::mem::take(&mut self.out));
             self.budget.give(std::mem::take(&mut self.charged));
+            self.pos = 0;
             let i = self.next % self.results.len();
             match self.results[i].recv() {
                 Ok(Ok((v, charge))) => {
                     self.next += 1;
                     self.out = v;
                     self.charged = charge;
-                    self.pos = 0;
                 }
                 Ok(Err(f)) => {
                     self.failed = Some(f.clone());
@@ -439,6 +434,37 @@ impl Read for ParFrameReader {
                 Err(_) => self.eof = true, // every chunk so far was delivered in order: the end
             }
         }
+    }
+}
+
+impl Read for ParFrameReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() && self.pos >= self.out.end {
+            return Ok(0);
+        }
+        if !self.refill()? {
+            return Ok(0);
+        }
+        let avail = self.out.data().get(self.pos..).unwrap_or(&[]);
+        let n = avail.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), avail.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The decoded bytes are read in place (no copy into the caller's buffer).
+impl io::BufRead for ParFrameReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if !self.refill()? {
+            return Ok(&[]);
+        }
+        Ok(self.out.data().get(self.pos..).unwrap_or(&[]))
+    }
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.out.end);
     }
 }
 
