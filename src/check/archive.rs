@@ -375,6 +375,31 @@ impl StreamSource for MemSource {
     }
 }
 
+/// Reads a tar member of `size` bytes (capped by the walker: a block's largest size) into
+/// `buf`, which comes back from the checker with its previous block: only the part of `buf`
+/// beyond the previous block's length is zero-filled (`read_to_end` would zero-fill the whole
+/// spare capacity again for every block).
+fn read_member_into(mut rd: impl Read, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    let want = usize::try_from(size).unwrap_or(usize::MAX);
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    let mut filled = 0;
+    while let Some(dst) = buf.get_mut(filled..want).filter(|d| !d.is_empty()) {
+        match rd.read(dst) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    if filled == want {
+        rd.read_to_end(buf)?; // bytes past the declared size, if the reader gives any
+    }
+    Ok(())
+}
+
 fn verify_v1<R: Read>(
     r: R,
     label: &str,
@@ -416,9 +441,7 @@ fn verify_v1<R: Read>(
                     // in memory (the checker takes the same lock while it scans one).
                     let _big = crate::filestore::block::big_block_guard(m.size);
                     let mut buf = back_rx.try_recv().unwrap_or_default();
-                    buf.clear();
-                    buf.reserve(m.size as usize); // capped by the walker (a block's largest size)
-                    rd.read_to_end(&mut buf)?;
+                    read_member_into(rd, m.size, &mut buf)?;
                     if worker.is_none() {
                         let stream = name
                             .clone()
