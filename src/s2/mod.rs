@@ -173,8 +173,8 @@ pub(crate) fn block_len(src: &[u8], base: u64) -> Result<(u64, usize), S2Error> 
 
 /// Decodes one S2 (or Snappy) block and appends the result to `dst`.
 ///
-/// The block's declared decoded length may be at most [`MAX_RAW_BLOCK`]; exactly that many bytes
-/// are reserved, and the block must produce exactly that many. On error `dst` is left unchanged.
+/// The block's declared decoded length may be at most [`MAX_RAW_BLOCK`]; that many bytes are
+/// reserved, and the block must produce exactly that many. On error `dst` is left unchanged.
 pub fn decode_block(src: &[u8], dst: &mut Vec<u8>) -> Result<(), S2Error> {
     decode_block_at(src, 0, dst, MAX_RAW_BLOCK)
 }
@@ -192,7 +192,15 @@ fn decode_block_at(src: &[u8], base: u64, dst: &mut Vec<u8>, limit: usize) -> Re
     let dlen = declared as usize; // <= limit, so it fits
     let body = src.get(hdr..).unwrap_or(&[]);
     let start = dst.len();
-    dst.resize(start + dlen + SLACK, 0);
+    // The slack only when it fits in what is already reserved: growing `dst` for it would
+    // reallocate (and copy) a buffer its caller sized exactly. Without it the fast loop stops
+    // 64 bytes before the end and the careful loop does the rest.
+    let slack = if dst.capacity() - start >= dlen + SLACK {
+        SLACK
+    } else {
+        0
+    };
+    dst.resize(start + dlen + slack, 0);
     let res = match dst.get_mut(start..) {
         Some(out) => decode_body(body, base + hdr as u64, out, dlen),
         None => Err(corrupt(0, base, "internal: output window")),
