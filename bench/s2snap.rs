@@ -15,6 +15,11 @@
 //! `--s2-stream FILE` also times jetdir decoding a framed stream written by someone else (the
 //! server's `stream.tar.s2`); snap cannot read S2.
 //!
+//! For `perf stat` of one decoder alone: `--decode FILE` (jetdir's `FrameReader`) or
+//! `--snap-decode FILE` (`snap::read::FrameDecoder`) decodes that framed stream `--repeats`
+//! times and does nothing else; `--write-s2 FILE` / `--write-snap FILE` write the two
+//! encodings of the input FILEs for them.
+//!
 //! Prints one JSON object: per codec and operation the wall seconds of every run and the bytes
 //! (uncompressed) they processed; bench/run.py turns it into rows with min/median/max.
 use std::io::{self, Read, Write};
@@ -69,6 +74,8 @@ fn main() -> io::Result<()> {
     let mut s2_stream: Option<String> = None;
     let mut decode_only = false;
     let mut files = Vec::new();
+    let mut only: Option<(bool, String)> = None;
+    let (mut write_s2, mut write_snap) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -76,8 +83,26 @@ fn main() -> io::Result<()> {
             "--max-mib" => max_mib = args.next().and_then(|v| v.parse().ok()).unwrap_or(256),
             "--s2-stream" => s2_stream = args.next(),
             "--decode-only" => decode_only = true,
+            "--decode" => only = args.next().map(|f| (true, f)),
+            "--snap-decode" => only = args.next().map(|f| (false, f)),
+            "--write-s2" => write_s2 = args.next(),
+            "--write-snap" => write_snap = args.next(),
             _ => files.push(a),
         }
+    }
+    if let Some((ours, f)) = only {
+        let data = std::fs::read(f)?;
+        let mut buf = vec![0u8; 64 << 10];
+        let mut n = 0;
+        for _ in 0..repeats {
+            n += if ours {
+                drain(FrameReader::new(&data[..]), &mut buf)?
+            } else {
+                drain(snap::read::FrameDecoder::new(&data[..]), &mut buf)?
+            };
+        }
+        println!("{{\"decoded\": {n}}}");
+        return Ok(());
     }
     if files.is_empty() {
         eprintln!("usage: s2snap [--repeats N] [--max-mib M] [--s2-stream FILE] FILE...");
@@ -100,6 +125,12 @@ fn main() -> io::Result<()> {
         return Err(io::Error::other("snap round trip differs"));
     }
     drop(back);
+    if let Some(f) = write_s2 {
+        std::fs::write(f, &s2)?;
+    }
+    if let Some(f) = write_snap {
+        std::fs::write(f, &sn)?;
+    }
     let other = match &s2_stream {
         Some(p) => Some(std::fs::read(p)?),
         None => None,

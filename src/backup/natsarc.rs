@@ -11,7 +11,7 @@ use crate::base::problem::{Kind, Location, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use thiserror::Error;
 
 pub const MAGIC: &[u8; 8] = b"NATSARC1";
@@ -141,7 +141,7 @@ fn put_entry_header(v: &mut Vec<u8>, name_len: u64, ts: i64, seq: u64, hlen: u64
 }
 
 /// Streaming reader. Memory per entry is bounded by the limits (name, header + payload).
-pub struct NatsArcReader<R: Read> {
+pub struct NatsArcReader<R: BufRead> {
     r: R,
     pos: u64,
     ended: bool,
@@ -159,7 +159,7 @@ enum ByteRead {
     Eof,
 }
 
-impl<R: Read> NatsArcReader<R> {
+impl<R: BufRead> NatsArcReader<R> {
     /// Reads and checks the magic.
     pub fn new(r: R) -> Result<Self, ArcError> {
         Self::with_limits(r, DEFAULT_MAX_NAME, DEFAULT_MAX_ENTRY)
@@ -205,13 +205,15 @@ impl<R: Read> NatsArcReader<R> {
     }
 
     fn read_byte(&mut self) -> Result<ByteRead, ArcError> {
-        let mut b = [0u8; 1];
         loop {
-            match self.r.read(&mut b) {
-                Ok(0) => return Ok(ByteRead::Eof),
-                Ok(_) => {
+            match self.r.fill_buf() {
+                Ok(b) => {
+                    let Some(&x) = b.first() else {
+                        return Ok(ByteRead::Eof);
+                    };
+                    self.r.consume(1);
                     self.pos += 1;
-                    return Ok(ByteRead::Byte(b[0]));
+                    return Ok(ByteRead::Byte(x));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -243,6 +245,24 @@ impl<R: Read> NatsArcReader<R> {
     /// Go `binary.ReadUvarint`. `Ok(None)` = clean EOF before the first byte.
     fn uvarint(&mut self, entry: u64, what: &'static str) -> Result<Option<u64>, ArcError> {
         let start = self.pos;
+        // Fast path: the whole varint (at most 10 bytes) is in the reader's buffer.
+        if let Ok(Some(w)) = self.r.fill_buf().map(|b| b.first_chunk::<10>().copied()) {
+            let mut x: u64 = 0;
+            let mut s: u32 = 0;
+            for (i, &b) in w.iter().enumerate() {
+                if b < 0x80 {
+                    if i == 9 && b > 1 {
+                        return Err(ArcError::Varint { offset: start });
+                    }
+                    self.r.consume(i + 1);
+                    self.pos += i as u64 + 1;
+                    return Ok(Some(x | (u64::from(b) << s)));
+                }
+                x |= u64::from(b & 0x7f) << s;
+                s += 7;
+            }
+            return Err(ArcError::Varint { offset: start });
+        }
         let mut x: u64 = 0;
         let mut s: u32 = 0;
         for i in 0..10 {
@@ -329,39 +349,31 @@ impl<R: Read> NatsArcReader<R> {
         res
     }
 
-    /// Replaces `out` with up to `n` bytes (fewer only at EOF); returns how many. Memory grows
-    /// with the bytes actually read (at most 1 MiB ahead of them), not with the claimed `n`.
+    /// Replaces `out` with up to `n` bytes (fewer only at EOF); returns how many. The bytes
+    /// are copied straight from the reader's buffer; memory grows with the bytes actually
+    /// read, not with the claimed `n`.
     fn read_into(&mut self, out: &mut Vec<u8>, n: u64) -> Result<u64, ArcError> {
-        const STEP: u64 = 1 << 20;
         out.clear();
         let start = self.pos;
         let mut got: u64 = 0;
         while got < n {
-            let at = out.len();
-            let want = at + (n - got).min(STEP) as usize;
-            out.resize(want, 0);
-            let mut filled = at;
-            while filled < want {
-                let Some(dst) = out.get_mut(filled..want) else {
-                    break;
-                };
-                match self.r.read(dst) {
-                    Ok(0) => break,
-                    Ok(k) => filled += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        return Err(ArcError::Io {
-                            offset: start,
-                            source: e,
-                        })
-                    }
+            let b = match self.r.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(ArcError::Io {
+                        offset: start,
+                        source: e,
+                    })
                 }
-            }
-            out.truncate(filled);
-            got += (filled - at) as u64;
-            if filled < want {
+            };
+            if b.is_empty() {
                 break;
             }
+            let k = (b.len() as u64).min(n - got) as usize;
+            out.extend_from_slice(b.get(..k).unwrap_or(&[]));
+            self.r.consume(k);
+            got += k as u64;
         }
         self.pos += got;
         Ok(got)
@@ -1125,7 +1137,7 @@ pub enum ScanEnd {
 /// message) and each is checked by the [`V2Checker`] before the caller sees it; the sentinel,
 /// trailing bytes and read errors are handled here. `jetdir verify` and `jetdir extract` both
 /// drive it.
-pub struct V2Scan<R: Read> {
+pub struct V2Scan<R: BufRead> {
     ck: V2Checker,
     rd: Option<NatsArcReader<R>>,
     e: ArcEntry,
@@ -1133,7 +1145,7 @@ pub struct V2Scan<R: Read> {
     ended: Option<ScanEnd>,
 }
 
-impl<R: Read> V2Scan<R> {
+impl<R: BufRead> V2Scan<R> {
     /// Read the archive header; a bad header ends the scan at once (see [`V2Scan::ended`]).
     pub fn new(r: R, opts: V2Options) -> Self {
         let mut ck = V2Checker::new(opts);
@@ -1213,7 +1225,7 @@ impl<R: Read> V2Scan<R> {
 }
 
 /// Check a whole archive, calling `on_entry` for every entry with its role.
-pub fn scan_v2<R: Read>(
+pub fn scan_v2<R: BufRead>(
     r: R,
     opts: V2Options,
     mut on_entry: impl FnMut(&ArcEntry, EntryRole),
@@ -1227,6 +1239,6 @@ pub fn scan_v2<R: Read>(
 
 #[cfg(test)]
 /// [`scan_v2`] without a callback.
-pub fn check_v2_structure<R: Read>(r: R, opts: V2Options) -> V2Summary {
+pub fn check_v2_structure<R: BufRead>(r: R, opts: V2Options) -> V2Summary {
     scan_v2(r, opts, |_, _| {})
 }

@@ -75,10 +75,11 @@ pub(crate) struct ParCounted<'a> {
 }
 
 impl<'a> ParCounted<'a> {
-    /// Decode `f` on all cores, reporting progress as `what`.
+    /// Decode `f` on all cores, reporting progress as `what`. The file is read unbuffered:
+    /// the decoder reads each chunk's 4-byte header, then its whole body in one call.
     pub(crate) fn open(f: File, progress: &'a dyn Progress, what: String) -> Self {
         ParCounted {
-            inner: ParFrameReader::new(BufReader::with_capacity(1 << 20, f), s2_workers()),
+            inner: ParFrameReader::new(f, s2_workers()),
             progress,
             reported: 0,
             what,
@@ -96,6 +97,31 @@ impl Read for ParCounted<'_> {
             self.reported = at;
         }
         Ok(n)
+    }
+}
+
+impl ParCounted<'_> {
+    fn report(&mut self, end: bool) {
+        let at = self.inner.compressed_offset();
+        if at >= self.reported + (1 << 20) || end {
+            self.progress
+                .advance(at.saturating_sub(self.reported), &self.what);
+            self.reported = at;
+        }
+    }
+}
+
+impl io::BufRead for ParCounted<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let empty = self.inner.fill_buf()?.is_empty();
+        if empty {
+            self.report(true);
+        }
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt);
+        self.report(false);
     }
 }
 
@@ -461,6 +487,31 @@ impl StreamSource for MemSource {
     }
 }
 
+/// Reads a tar member of `size` bytes (capped by the walker: a block's largest size) into
+/// `buf`, which comes back from the checker with its previous block: only the part of `buf`
+/// beyond the previous block's length is zero-filled (`read_to_end` would zero-fill the whole
+/// spare capacity again for every block).
+fn read_member_into(mut rd: impl Read, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    let want = usize::try_from(size).unwrap_or(usize::MAX);
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    let mut filled = 0;
+    while let Some(dst) = buf.get_mut(filled..want).filter(|d| !d.is_empty()) {
+        match rd.read(dst) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    if filled == want {
+        rd.read_to_end(buf)?; // bytes past the declared size, if the reader gives any
+    }
+    Ok(())
+}
+
 /// Verify a V1 payload (the decoded tar of a stream dir). `enc`: the archive of an encrypted
 /// stream dir opened with the keys ([`open_encrypted_archive`]): its small files are read
 /// through it, and each block is decrypted in place in its buffer: by the reader when
@@ -524,9 +575,7 @@ fn verify_v1<R: Read>(
                     let mut buf = {
                         let _big = crate::filestore::block::big_block_guard(m.size);
                         let mut buf = back_rx.try_recv().unwrap_or_default();
-                        buf.clear();
-                        buf.reserve(m.size as usize); // capped by the walker (a block's largest size)
-                        rd.read_to_end(&mut buf)?;
+                        read_member_into(rd, m.size, &mut buf)?;
                         buf
                     };
                     if worker.is_none() {
@@ -799,7 +848,7 @@ fn undecryptable(ctx: &ScanCtx, i: u32, why: &str) -> BlockScan {
     s
 }
 
-fn verify_v2<R: Read>(
+fn verify_v2<R: io::BufRead>(
     r: R,
     label: &str,
     bj: Option<&BackupJson>,

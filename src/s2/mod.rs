@@ -173,8 +173,8 @@ pub(crate) fn block_len(src: &[u8], base: u64) -> Result<(u64, usize), S2Error> 
 
 /// Decodes one S2 (or Snappy) block and appends the result to `dst`.
 ///
-/// The block's declared decoded length may be at most [`MAX_RAW_BLOCK`]; exactly that many bytes
-/// are reserved, and the block must produce exactly that many. On error `dst` is left unchanged.
+/// The block's declared decoded length may be at most [`MAX_RAW_BLOCK`]; that many bytes are
+/// reserved, and the block must produce exactly that many. On error `dst` is left unchanged.
 pub fn decode_block(src: &[u8], dst: &mut Vec<u8>) -> Result<(), S2Error> {
     decode_block_at(src, 0, dst, MAX_RAW_BLOCK)
 }
@@ -192,14 +192,20 @@ fn decode_block_at(src: &[u8], base: u64, dst: &mut Vec<u8>, limit: usize) -> Re
     let dlen = declared as usize; // <= limit, so it fits
     let body = src.get(hdr..).unwrap_or(&[]);
     let start = dst.len();
-    dst.resize(start + dlen, 0);
+    // The slack only when it fits in what is already reserved: growing `dst` for it would
+    // reallocate (and copy) a buffer its caller sized exactly. Without it the fast loop stops
+    // 64 bytes before the end and the careful loop does the rest.
+    let slack = if dst.capacity() - start >= dlen + SLACK {
+        SLACK
+    } else {
+        0
+    };
+    dst.resize(start + dlen + slack, 0);
     let res = match dst.get_mut(start..) {
-        Some(out) => decode_body(body, base + hdr as u64, out),
+        Some(out) => decode_body(body, base + hdr as u64, out, dlen),
         None => Err(corrupt(0, base, "internal: output window")),
     };
-    if res.is_err() {
-        dst.truncate(start);
-    }
+    dst.truncate(if res.is_err() { start } else { start + dlen });
     res
 }
 
@@ -213,19 +219,196 @@ fn le(b: &[u8]) -> usize {
     v
 }
 
-/// Decodes the tag stream `src` into exactly `out.len()` bytes. `base` is the offset of `src[0]`.
+/// Bytes past the declared output that [`decode_body`] may overwrite: its fast loop writes
+/// whole 16-byte moves (at most 64 bytes from the write position) without checking how much
+/// of them the tag needs.
+pub(crate) const SLACK: usize = 64;
+
+/// Bytes of input the fast loop needs in front of it: the longest tag it decodes in place
+/// (a 1-byte literal tag and 60 literal bytes, read as four 16-byte moves).
+const IN_WIN: usize = 65;
+
+/// Decodes the tag stream `src` into exactly `n` bytes at the start of `out`, which may be
+/// longer: bytes `n..` are scratch (the fast loop writes whole 16-byte moves up to [`SLACK`]
+/// bytes past its position and relies on later tags, or the caller, to ignore them).
+/// `base` is the offset of `src[0]`.
+///
+/// Two loops: while at least [`IN_WIN`] input bytes and 64 output bytes are left, a fast loop
+/// that takes each tag from a fixed window (one bounds check for the input, one for the
+/// output) and does literals of up to 60 bytes and copies of up to 64 bytes at offsets of at
+/// least 16 as fixed 16-byte moves; anything else, and the tail, go through the careful loop,
+/// which checks every access.
+fn decode_body(src: &[u8], base: u64, out: &mut [u8], n: usize) -> Result<(), S2Error> {
+    let n = n.min(out.len());
+    let mut at = Pos {
+        s: 0,
+        d: 0,
+        last_off: 0,
+    };
+    loop {
+        at = fast_loop(src, base, out, n, at)?;
+        // A tag the fast loop does not take, or the last bytes: one careful step.
+        match decode_careful(src, base, out.get_mut(..n).unwrap_or(&mut []), at, true)? {
+            Some(next) => at = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Per tag byte, what the fast loop needs without looking at the tag's type: bits 0..8 the
+/// length (a literal's up to 60; longer ones are [`T_SLOW`]), bits 8..16 how far the tag
+/// moves the input (a literal's bytes included), bits 16..19 the high offset bits of a
+/// copy-1 (already `<< 8` when used), and two flags.
+const TAGS: [u32; 256] = tag_table();
+/// The tag always goes to the careful loop (a literal of more than 60 bytes).
+const T_SLOW: u32 = 1 << 20;
+/// A copy-1 whose length field is 5..7: if its offset byte is 0 it is a repeat with extra
+/// length bytes, which the careful loop decodes.
+const T_LONG_REPEAT: u32 = 1 << 21;
+/// Offset bits after the tag byte, per tag type (literal: none).
+const OFF_MASK: [u64; 4] = [0, 0xff, 0xffff, 0xffff_ffff];
+
+const fn tag_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let tag = i as u32;
+        t[i] = match tag & 3 {
+            0 => {
+                let len = (tag >> 2) + 1;
+                if len > 60 {
+                    T_SLOW
+                } else {
+                    len | ((1 + len) << 8)
+                }
+            }
+            1 => {
+                let l = (tag >> 2) & 7;
+                let long = if l >= 5 { T_LONG_REPEAT } else { 0 };
+                (l + 4) | (2 << 8) | ((tag >> 5) << 16) | long
+            }
+            2 => ((tag >> 2) + 1) | (3 << 8),
+            _ => ((tag >> 2) + 1) | (5 << 8),
+        };
+        i += 1;
+    }
+    t
+}
+
+/// Moves 16 bytes from `src[from..]` to `out[to..]` (nothing if either is out of range; the
+/// callers' window checks make that impossible).
+#[inline(always)]
+fn put16(out: &mut [u8], to: usize, src: &[u8], from: usize) {
+    if let (Some(o), Some(i)) = (
+        out.get_mut(to..).and_then(|r| r.first_chunk_mut::<16>()),
+        src.get(from..).and_then(|r| r.first_chunk::<16>()),
+    ) {
+        *o = *i;
+    }
+}
+
+/// The fast loop of [`decode_body`]: returns where it stopped (at a tag it does not take, or
+/// too close to the end of the input or output).
+///
+/// No branch on the tag's type: every tag first moves 32 bytes of the input after the tag
+/// to the output (the literal, if it is one), then 32 bytes of the output from `d - off` to
+/// `d` (a copy; for a literal `off` is 0, which moves the literal onto itself). A copy at an
+/// offset of at least 16 reads only output before its own 16-byte move, so the literal bytes
+/// the first move wrote there are overwritten with the right ones. Lengths above 32 take a
+/// second round of both moves; offsets below 16, long literals, long repeats and anything
+/// invalid go to the careful loop.
+#[inline(always)]
+fn fast_loop(src: &[u8], base: u64, out: &mut [u8], n: usize, at: Pos) -> Result<Pos, S2Error> {
+    let _ = base;
+    let Pos {
+        mut s,
+        mut d,
+        mut last_off,
+    } = at;
+    while let Some(win) = src.get(s..).and_then(|r| r.first_chunk::<IN_WIN>()) {
+        // Room for the widest move of this loop (64 bytes).
+        if out.len() - d < 64 {
+            break;
+        }
+        let tag = win[0];
+        let w = u64::from_le_bytes([
+            win[0], win[1], win[2], win[3], win[4], win[5], win[6], win[7],
+        ]);
+        let e = TAGS[usize::from(tag)];
+        let kind = usize::from(tag & 3);
+        let len = (e & 0xff) as usize;
+        let adv = ((e >> 8) & 0xff) as usize;
+        let raw = (((w >> 8) & OFF_MASK[kind]) as usize) | (((e >> 16) & 7) as usize) << 8;
+        // All of this is computed without branches (bit operations on bools, selects).
+        let copy = kind != 0;
+        let repeat = (kind == 1) & (raw == 0);
+        let off = if repeat { last_off } else { raw }; // 0 for a literal
+                                                       // Careful loop: a long literal or repeat, an offset below 16 or beyond the output
+                                                       // written so far (0 included), more output than declared.
+        let bad_copy = copy & (off.wrapping_sub(16) > d.wrapping_sub(16));
+        let bad = (e & T_SLOW != 0)
+            | (repeat & (e & T_LONG_REPEAT != 0))
+            | bad_copy
+            | (d < 16)
+            | (len > n - d);
+        if bad {
+            break;
+        }
+        last_off = if copy { off } else { last_off };
+        let from = d - off; // off <= d; 0 for a literal
+        put16(out, d, win, 1);
+        put16(out, d + 16, win, 17);
+        move_within::<16>(out, from, d);
+        move_within::<16>(out, from + 16, d + 16);
+        if len > 32 {
+            put16(out, d + 32, win, 33);
+            put16(out, d + 48, win, 49);
+            move_within::<16>(out, from + 32, d + 32);
+            move_within::<16>(out, from + 48, d + 48);
+        }
+        s += adv;
+        d += len;
+    }
+    Ok(Pos { s, d, last_off })
+}
+
+/// Where decoding stands: read position in the input, write position in the output, the
+/// repeat offset (0 = none yet).
+#[derive(Clone, Copy)]
+struct Pos {
+    s: usize,
+    d: usize,
+    last_off: usize,
+}
+
+/// The careful loop of [`decode_body`]: decodes the tags of `src` from `at.s` on into
+/// `out[at.d..]`, exactly up to `out.len()`, checking every access. With `one`, it returns
+/// after one tag with the new position (`None`: the input ended, and the output is complete).
 ///
 /// Each tag is parsed from an 8-byte little-endian window (zero-padded near the end of `src`),
 /// so the common case needs one bounds check per tag. Short literals and copies are done as
 /// fixed 16-byte moves when there is room; the extra bytes land in not-yet-written output and
 /// are overwritten later (the output must end exactly at `out.len()` anyway).
-fn decode_body(src: &[u8], base: u64, out: &mut [u8]) -> Result<(), S2Error> {
+fn decode_careful(
+    src: &[u8],
+    base: u64,
+    out: &mut [u8],
+    at: Pos,
+    one: bool,
+) -> Result<Option<Pos>, S2Error> {
+    let Pos {
+        mut s,
+        mut d,
+        mut last_off,
+    } = at;
     let n = out.len();
-    let mut s = 0usize; // read position in src
-    let mut d = 0usize; // write position in out
-    let mut last_off = 0usize; // repeat offset; 0 = none yet
+    let mut first = true;
     while let Some(rest) = src.get(s..) {
         let Some(&tag) = rest.first() else { break };
+        if one && !first {
+            return Ok(Some(Pos { s, d, last_off }));
+        }
+        first = false;
         let w = match rest.first_chunk::<8>() {
             Some(a) => u64::from_le_bytes(*a),
             None => {
@@ -387,7 +570,7 @@ fn decode_body(src: &[u8], base: u64, out: &mut [u8]) -> Result<(), S2Error> {
             actual: d as u64,
         });
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Copies `N` bytes of `out` from `from` to `to` through a register-sized temporary.
@@ -595,7 +778,7 @@ pub(crate) fn data_chunk_into(
         }
         let dlen = declared as usize;
         let tags = payload.get(hdr..).unwrap_or(&[]);
-        decode_body(tags, payload_at + hdr as u64, out.room(dlen))?;
+        decode_body(tags, payload_at + hdr as u64, out.room(dlen + SLACK), dlen)?;
         dlen
     } else {
         if payload.len() as u64 > budget {
@@ -922,6 +1105,35 @@ impl<R: Read> Read for FrameReader<R> {
                 }
             }
         }
+    }
+}
+
+/// The decoded bytes of the current chunk are read in place.
+impl<R: Read> io::BufRead for FrameReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.out.end {
+            if let Some(f) = &self.failed {
+                return Err(f.to_io());
+            }
+            if !self.eof {
+                match self.next_chunk() {
+                    Ok(true) => {}
+                    Ok(false) => self.eof = true,
+                    Err(ChunkErr::Format(e)) => {
+                        self.failed = Some(Failure::Format(e.clone()));
+                        return Err(e.into());
+                    }
+                    Err(ChunkErr::Io(e)) => {
+                        self.failed = Some(Failure::Io(e.kind(), e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(self.out.data().get(self.pos..).unwrap_or(&[]))
+    }
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.out.end);
     }
 }
 

@@ -102,6 +102,41 @@ const BATCH: usize = 512 << 10;
 
 type Decoded = Result<(Scratch, u64), Failure>;
 
+/// Compressed-chunk bodies handed back by the workers once decoded, for the dealer to read
+/// the next chunks into: no allocation, page faults and zero-filling per chunk. At most
+/// [`BODIES_MAX`] bodies of at most [`POOL_BUF_MAX`] bytes are kept.
+#[derive(Default)]
+struct Bodies(Mutex<Vec<Vec<u8>>>);
+
+const BODIES_MAX: usize = 8;
+
+impl Bodies {
+    /// A buffer of exactly `len` bytes (contents unspecified: the caller overwrites them).
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut b = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default();
+        if b.len() < len {
+            b.resize(len, 0);
+        }
+        b.truncate(len);
+        b
+    }
+    fn give(&self, b: Vec<u8>) {
+        if b.capacity() > POOL_BUF_MAX {
+            return;
+        }
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < BODIES_MAX {
+                v.push(b);
+            }
+        }
+    }
+}
+
 /// Output buffers handed back by the consumer for the workers to decode into again: no fresh
 /// allocation, page faults and zero-filling per batch. At most [`POOL_MAX`] buffers of at most
 /// [`POOL_BUF_MAX`] bytes are kept (a few MiB beyond the window at worst).
@@ -216,6 +251,7 @@ fn deal<R: Read>(
     jobs: Vec<SyncSender<Job>>,
     offset: Arc<AtomicU64>,
     budget: Arc<Budget>,
+    bodies: Arc<Bodies>,
 ) {
     let mut dl = Dealer {
         jobs,
@@ -250,7 +286,7 @@ fn deal<R: Read>(
             Ok(k) => k,
             Err(e) => return dl.fail(Failure::Format(e)),
         };
-        let mut body = vec![0u8; len];
+        let mut body = bodies.take(len);
         match fill(&mut r, &mut body, &offset) {
             Err(e) => return dl.fail(Failure::Io(e.kind(), e.to_string())),
             Ok(g) if g < len => {
@@ -264,9 +300,12 @@ fn deal<R: Read>(
             Ok(_) => {}
         }
         match kind {
-            Kind::Skip => {}
+            Kind::Skip => bodies.give(body),
             Kind::Identifier => match s2::identifier(&body, at) {
-                Ok(m) => mode = Some(m),
+                Ok(m) => {
+                    mode = Some(m);
+                    bodies.give(body);
+                }
                 Err(e) => return dl.fail(Failure::Format(e)),
             },
             Kind::Compressed | Kind::Uncompressed => {
@@ -293,32 +332,34 @@ impl ParFrameReader {
         let mut results = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n + 1);
         let pool = Arc::new(Pool::default());
+        let bodies = Arc::new(Bodies::default());
         for _ in 0..n {
             let (jt, jr) = sync_channel::<Job>(1);
             let (rt, rr) = sync_channel::<Decoded>(1);
             jobs.push(jt);
             results.push(rr);
             let pool = pool.clone();
+            let bodies = bodies.clone();
             threads.push(std::thread::spawn(move || {
                 for j in jr {
                     let res = match j {
                         Job::Fail(f) => Err(f),
                         Job::Data(chunks, charge) => {
                             let mut out = pool.take();
-                            chunks
-                                .iter()
-                                .try_for_each(|c| {
-                                    s2::data_chunk_into(
-                                        c.mode,
-                                        c.kind,
-                                        &c.body,
-                                        c.at,
-                                        &mut out,
-                                        u64::MAX,
-                                    )
-                                })
-                                .map(|_| (out, charge))
-                                .map_err(Failure::Format)
+                            let res = chunks.iter().try_for_each(|c| {
+                                s2::data_chunk_into(
+                                    c.mode,
+                                    c.kind,
+                                    &c.body,
+                                    c.at,
+                                    &mut out,
+                                    u64::MAX,
+                                )
+                            });
+                            for c in chunks {
+                                bodies.give(c.body);
+                            }
+                            res.map(|_| (out, charge)).map_err(Failure::Format)
                         }
                     };
                     let stop = res.is_err();
@@ -334,7 +375,7 @@ impl ParFrameReader {
             cv: Condvar::new(),
         });
         let b = budget.clone();
-        threads.push(std::thread::spawn(move || deal(r, jobs, off, b)));
+        threads.push(std::thread::spawn(move || deal(r, jobs, off, b, bodies)));
         ParFrameReader {
             results,
             next: 0,
@@ -362,34 +403,29 @@ impl ParFrameReader {
     }
 }
 
-impl Read for ParFrameReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl ParFrameReader {
+    /// Makes decoded bytes available (`pos < out.end`); false at the end of the stream.
+    fn refill(&mut self) -> io::Result<bool> {
         loop {
             if self.pos < self.out.end {
-                let n = (self.out.end - self.pos).min(buf.len());
-                buf[..n].copy_from_slice(&self.out.data()[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if buf.is_empty() {
-                return Ok(0);
+                return Ok(true);
             }
             if let Some(f) = &self.failed {
                 return Err(f.to_io());
             }
             if self.eof {
-                return Ok(0);
+                return Ok(false);
             }
             // The consumer is past the previous batch: give its charge and its buffer back.
             self.pool.give(std::mem::take(&mut self.out));
             self.budget.give(std::mem::take(&mut self.charged));
+            self.pos = 0;
             let i = self.next % self.results.len();
             match self.results[i].recv() {
                 Ok(Ok((v, charge))) => {
                     self.next += 1;
                     self.out = v;
                     self.charged = charge;
-                    self.pos = 0;
                 }
                 Ok(Err(f)) => {
                     self.failed = Some(f.clone());
@@ -398,6 +434,37 @@ impl Read for ParFrameReader {
                 Err(_) => self.eof = true, // every chunk so far was delivered in order: the end
             }
         }
+    }
+}
+
+impl Read for ParFrameReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() && self.pos >= self.out.end {
+            return Ok(0);
+        }
+        if !self.refill()? {
+            return Ok(0);
+        }
+        let avail = self.out.data().get(self.pos..).unwrap_or(&[]);
+        let n = avail.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), avail.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The decoded bytes are read in place (no copy into the caller's buffer).
+impl io::BufRead for ParFrameReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if !self.refill()? {
+            return Ok(&[]);
+        }
+        Ok(self.out.data().get(self.pos..).unwrap_or(&[]))
+    }
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.out.end);
     }
 }
 

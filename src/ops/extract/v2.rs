@@ -25,7 +25,6 @@ use crate::filestore::consumer_state::{self, ConsumerState, Pending, SeqPair};
 use crate::filestore::meta;
 use crate::ops::staging::{AlignedBuf, FileJob, FileWriter, Stage};
 use serde_json::{Map, Value};
-use std::io::Read;
 
 pub(crate) const MIN_BLOCK: u64 = 32_000;
 pub(crate) const MEDIUM_BLOCK: u64 = 4 << 20;
@@ -326,7 +325,7 @@ pub(crate) struct V2Result {
 /// the caller decides from [`V2Result::verification`] whether the staged files may be used.
 /// In strict mode writing stops at the first error, but reading goes on to the end of the
 /// archive so that the problems reported are those `jetdir verify` reports.
-pub(crate) fn extract_v2<R: Read>(
+pub(crate) fn extract_v2<R: std::io::BufRead>(
     r: R,
     inp: &V2Input,
     sink: &mut Stage,
