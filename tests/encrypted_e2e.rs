@@ -6,50 +6,8 @@
 //! The server side is `tests/support/enc_check.py`.
 mod common;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
 
-const KEY: &str = "jetdir-sample-key-0123456789abcdef";
-
-fn enc_check(args: &[&str]) {
-    let o = Command::new(common::python_with_nats())
-        .arg(common::repo().join("tests/support/enc_check.py"))
-        .args(args)
-        .output()
-        .expect("run enc_check.py");
-    if o.status.code() == Some(4) {
-        common::missing(&String::from_utf8_lossy(&o.stderr));
-    }
-    assert!(
-        o.status.success(),
-        "enc_check.py {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn jetdir(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jetdir"))
-        .args(args)
-        .env_remove("JETDIR_KEY")
-        .env_remove("JETDIR_PREV_KEY")
-        .output()
-        .expect("run jetdir")
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
+use common::enc::{enc_check, jetdir, json, read_json, KEY};
 
 /// jetdir's report of every stream equals the server's STREAM.INFO / CONSUMER.INFO.
 fn assert_same(label: &str, rep: &Value, server: &Value) {

@@ -6,6 +6,7 @@
 //! so the runner reports it as ignored. A real-server test that runs without its server
 //! fails (see [`missing`]); nothing here skips silently.
 #![allow(dead_code)]
+pub mod enc;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
