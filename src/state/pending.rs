@@ -56,6 +56,21 @@ struct BlockModel {
     read: Option<std::rc::Rc<BlockRead>>,
 }
 
+impl BlockModel {
+    /// Apply a pending cut (`rebuildStateLocked` on the first load): the block's numbers
+    /// become the kept part's and records past the cut are not read. True if it was pending.
+    fn cut(&mut self) -> bool {
+        let BlockCond::CutOnLoad { offset, last, msgs } = self.cond else {
+            return false;
+        };
+        self.last = last;
+        self.msgs = msgs;
+        self.end = Some(offset);
+        self.cond = BlockCond::Intact;
+        true
+    }
+}
+
 /// What reading a block's records gives the server: its per-subject state and which
 /// sequences read back (with their subjects). Compact: 4 bytes per sequence of the block.
 #[derive(Default)]
@@ -186,11 +201,7 @@ impl<'a> ServerPending<'a> {
     /// Apply every cut still pending (the blocks have all been loaded by then).
     fn cut_all(&self) {
         for b in self.blocks.borrow_mut().iter_mut() {
-            if let BlockCond::CutOnLoad { offset, last, msgs } = b.cond {
-                b.last = last;
-                b.msgs = msgs;
-                b.end = Some(offset);
-                b.cond = BlockCond::Intact;
+            if b.cut() {
                 b.read = None;
             }
         }
@@ -219,11 +230,8 @@ impl<'a> ServerPending<'a> {
         match b.cond {
             BlockCond::Unreadable if self.fails => return Err(()),
             BlockCond::Unreadable => return Ok(Default::default()),
-            BlockCond::CutOnLoad { offset, last, msgs } => {
-                b.last = last;
-                b.msgs = msgs;
-                b.end = Some(offset);
-                b.cond = BlockCond::Intact;
+            BlockCond::CutOnLoad { .. } => {
+                b.cut();
                 if !self.fails {
                     // 2.10/2.11 cut the block and return the error: nothing read this time
                     return Ok(Default::default());
