@@ -227,12 +227,24 @@ pub(crate) fn verify_one(
     // S2 chunks decode in parallel (each is independent); the payload file is read on the
     // decoder's own thread, so it is opened again there.
     let par = |f: File| ParCounted::open(f, progress, what.clone());
+    // the tar stream again, from its start, for a second pass over the blocks
+    let kind = d.kind;
+    let payload_again = payload.clone();
+    let reopen = move || -> io::Result<Box<dyn Read + Send>> {
+        let f = BufReader::with_capacity(1 << 20, File::open(&payload_again)?);
+        Ok(match kind {
+            ArchiveKind::Tgz => Box::new(flate2::read::MultiGzDecoder::new(f)),
+            ArchiveKind::Tar => Box::new(f),
+            _ => Box::new(crate::s2::FrameReader::new(f)),
+        })
+    };
     let (stream, mut problems) = match d.kind {
         ArchiveKind::BackupDirV2 | ArchiveKind::BareV2 => verify_v2(
             par(File::open(payload)
                 .with_context(|| format!("{}: cannot open", payload.display()))?),
             &label,
             bj.as_ref(),
+            opts.target.at_ns,
             &mut rep.suppressed,
         ),
         ArchiveKind::BackupDirV1 | ArchiveKind::BareV1 => verify_v1(
@@ -242,8 +254,11 @@ pub(crate) fn verify_one(
             bj.as_ref(),
             opts,
             stream_name_first(d, payload, &label, bj.as_ref()),
-            None,
-            false,
+            V1Access {
+                enc: None,
+                reader_decrypts: false,
+                reopen: Some(&reopen),
+            },
         ),
         ArchiveKind::Tgz | ArchiveKind::Tar => {
             // A tarball of an encrypted stream dir: with a key, a first pass reads its small
@@ -269,8 +284,11 @@ pub(crate) fn verify_one(
                     bj.as_ref(),
                     opts,
                     name,
-                    enc.as_ref(),
-                    d.kind == ArchiveKind::Tar,
+                    V1Access {
+                        enc: enc.as_ref(),
+                        reader_decrypts: d.kind == ArchiveKind::Tar,
+                        reopen: Some(&reopen),
+                    },
                 ),
             };
             // key files although meta.inf parsed: read it again through the keys
@@ -300,8 +318,11 @@ pub(crate) fn verify_one(
                         bj.as_ref(),
                         opts,
                         name,
-                        Some(&e),
-                        d.kind == ArchiveKind::Tar,
+                        V1Access {
+                            enc: Some(&e),
+                            reader_decrypts: d.kind == ArchiveKind::Tar,
+                            reopen: Some(&reopen),
+                        },
                     )
                 }
                 None => res,
@@ -512,6 +533,16 @@ fn read_member_into(mut rd: impl Read, size: u64, buf: &mut Vec<u8>) -> io::Resu
     Ok(())
 }
 
+/// How the blocks of a V1 payload are read: `enc`, the archive of an encrypted stream dir
+/// opened with the keys; `reader_decrypts`, see [`verify_v1`]; `reopen`, the tar stream again
+/// from its start for the limits pass ([`crate::check::archive_blocks`]).
+#[derive(Clone, Copy)]
+struct V1Access<'a> {
+    enc: Option<&'a crate::filestore::encrypted::EncryptedDir>,
+    reader_decrypts: bool,
+    reopen: Option<&'a crate::check::archive_blocks::Reopen>,
+}
+
 /// Verify a V1 payload (the decoded tar of a stream dir). `enc`: the archive of an encrypted
 /// stream dir opened with the keys ([`open_encrypted_archive`]): its small files are read
 /// through it, and each block is decrypted in place in its buffer: by the reader when
@@ -523,9 +554,13 @@ fn verify_v1<R: Read>(
     bj: Option<&BackupJson>,
     opts: &Options,
     name_first: Option<String>,
-    enc: Option<&crate::filestore::encrypted::EncryptedDir>,
-    reader_decrypts: bool,
+    how: V1Access<'_>,
 ) -> (Option<StreamReport>, Vec<Problem>) {
+    let V1Access {
+        enc,
+        reader_decrypts,
+        reopen,
+    } = how;
     let mut mem = MemSource::default();
     let mut problems = Vec::new();
     let account = "$G".to_string();
@@ -749,12 +784,19 @@ fn verify_v1<R: Read>(
     if let Some(e) = enc {
         pre.problems.extend(e.problems.iter().cloned());
     }
-    // Blocks of an archive cannot be read twice: the load model decides from the index files
-    // and applies no truncation or limits here (a restore loads a snapshot's index.db).
+    // The load model decides from the index files; damaged blocks were cut as they streamed
+    // by. The limits the server enforces at load read the blocks again: the archive is
+    // walked once more when they remove anything (`reopen`).
     let release = store::model_release(opts, &pre);
     let recovery = crate::state::load::decide(&pre, release.0.as_ref(), src);
     let dead = pre.dead.clone();
-    let input = store::LoadInput::new(opts, recovery, release, &dead);
+    let again = reopen.map(|r| {
+        let mut o = topts.clone();
+        o.stream = Some(pre.cfg_name.clone());
+        crate::check::archive_blocks::ArchiveBlocks::new(src, enc, r, o)
+    });
+    let mut input = store::LoadInput::new(opts, recovery, release, &dead);
+    input.blocks_again = again.as_ref().map(|a| a as &dyn StreamSource);
     let (mut rep, mut p) = store::finish_stream(pre, scans, src, &prefix, &input);
     rep.account = account;
     if let Some(e) = enc {
@@ -852,6 +894,7 @@ fn verify_v2<R: io::BufRead>(
     r: R,
     label: &str,
     bj: Option<&BackupJson>,
+    at_ns: i64,
     suppressed: &mut std::collections::BTreeMap<String, u64>,
 ) -> (Option<StreamReport>, Vec<Problem>) {
     let name = bj.and_then(|b| b.stream_name().map(str::to_string));
@@ -869,9 +912,24 @@ fn verify_v2<R: io::BufRead>(
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
     let mut gaps = DeletedList::new();
+    // the limits that expire messages after the restore (the snapshot obeyed the others)
+    let mut expiry = bj.and_then(|b| {
+        crate::state::load::ExpiryAsRestored::new(&crate::state::load::Limits::of(&b.config), at_ns)
+    });
+    let mut first_kept: Option<u64> = None;
     let sum = natsarc::scan_v2(r, vopts, |e, role| {
         if role != EntryRole::Message {
             return;
+        }
+        let size = natsarc::filestore_msg_size(
+            e.name.len() as u64,
+            e.header.len() as u64,
+            e.payload.len() as u64,
+        );
+        if let Some(x) = expiry.as_mut() {
+            if x.removes(e.seq, e.timestamp, size, &e.name, &e.header) {
+                return;
+            }
         }
         match subjects.get_mut(&e.name) {
             Some(c) => *c += 1,
@@ -879,22 +937,28 @@ fn verify_v2<R: io::BufRead>(
                 subjects.insert(e.name.clone(), 1);
             }
         }
-        bytes += natsarc::filestore_msg_size(
-            e.name.len() as u64,
-            e.header.len() as u64,
-            e.payload.len() as u64,
-        );
+        bytes += size;
         if first_ts.is_none() {
             first_ts = Some(e.timestamp);
         }
         last_ts = Some(e.timestamp);
+        first_kept.get_or_insert(e.seq);
         gaps.live(e.seq);
     });
     let mut problems = sum.problems.clone();
     for (k, n) in &sum.suppressed {
         *suppressed.entry(k.clone()).or_insert(0) += n;
     }
-    let totals = v2_totals(&sum, bytes);
+    let enforced = expiry
+        .map(|x| x.finish(|subj| subjects.contains_key(subj)))
+        .unwrap_or_default();
+    let removed_msgs: u64 = enforced.removed.iter().map(|r| r.messages).sum();
+    let mut totals = v2_totals(&sum, bytes);
+    if removed_msgs > 0 {
+        // what the restore keeps: the messages the limits left
+        let kept = sum.messages.saturating_sub(removed_msgs);
+        totals = StreamTotals::new(kept, bytes, first_kept, totals.last_seq);
+    }
     let (msgs, first, last, deleted) = (
         totals.messages,
         totals.first_seq,
@@ -904,7 +968,7 @@ fn verify_v2<R: io::BufRead>(
     let stream_name = name.clone().unwrap_or_default();
     check_v2_consumers(&sum, "$G", &stream_name, label, last, &mut problems);
     let consumers = v2_consumer_reports(&sum);
-    let rep = StreamReport {
+    let mut rep = StreamReport {
         account: "$G".into(),
         name: stream_name,
         messages: Some(msgs),
@@ -926,7 +990,60 @@ fn verify_v2<R: io::BufRead>(
             .collect(),
         ..Default::default()
     };
+    if removed_msgs > 0 {
+        expired_after_restore(&mut rep, &enforced, at_ns, &mut problems);
+    }
     (Some(rep), problems)
+}
+
+/// A V2 archive's stream after the limits expired messages right after its restore: the
+/// findings, the subject delete markers, and the load report saying so.
+fn expired_after_restore(
+    rep: &mut StreamReport,
+    enforced: &crate::state::load::Enforced,
+    at_ns: i64,
+    problems: &mut Vec<Problem>,
+) {
+    let last = rep.last_seq.unwrap_or(0);
+    if rep.messages == Some(0) {
+        // emptied: the server keeps the last message's time
+        rep.last_ts = enforced.removed.iter().map(|r| r.last_ts).max();
+        rep.first_ts = None;
+    }
+    let loc = Location::stream(&rep.account, &rep.name);
+    problems.extend(crate::state::load::limit_findings(&loc, enforced, last));
+    store::add_markers(rep, &enforced.markers, last, at_ns);
+    rep.load = Some(crate::base::report::LoadReport {
+        verdict: crate::base::report::Verdict::Repaired,
+        at: crate::base::time::rfc3339_full(at_ns),
+        recovery: "restore".into(),
+        reason: Some(
+            "a V2 archive is restored message by message; the limits then expire what is too old"
+                .into(),
+        ),
+        removed: enforced
+            .removed
+            .iter()
+            .map(|r| crate::base::report::Removal {
+                limit: r.limit.to_string(),
+                messages: r.messages,
+                bytes: r.bytes,
+                ranges: r.ranges.clone(),
+            })
+            .collect(),
+        markers: enforced
+            .markers
+            .iter()
+            .zip(last + 1..)
+            .map(|(m, seq)| crate::base::report::MarkerReport {
+                seq,
+                subject: String::from_utf8_lossy(&m.subject).into_owned(),
+                replaces: m.replaces,
+            })
+            .collect(),
+        next_step: Some("nothing to do: the server removes them after the restore".into()),
+        ..Default::default()
+    });
 }
 
 /// Each consumer's state in a V2 archive against the stream's last sequence (the same checks as
@@ -1018,11 +1135,23 @@ pub(crate) fn compare_backup_json(s: &StreamReport, b: &BackupJson, problems: &m
         }
     }
     let st = &b.state;
-    let got = (
+    // what the archive holds: the state before the limits the server enforces at load
+    // (they remove the oldest messages; subject delete markers come after the last)
+    let (mut held, mut first, mut last) = (
         s.messages.unwrap_or(0),
         s.first_seq.unwrap_or(0),
         s.last_seq.unwrap_or(0),
     );
+    if let Some(l) = &s.load {
+        for r in &l.removed {
+            held += r.messages;
+            if let Some(&(a, _)) = r.ranges.first() {
+                first = first.min(a);
+            }
+        }
+        last -= (l.markers.len() as u64).min(last);
+    }
+    let got = (held, first, last);
     // A V1 snapshot is not a point-in-time copy: blocks may have grown while it was taken.
     // Content holding everything backup.json promises (and more) is a warning, less is an error.
     for (what, want, have) in [

@@ -2,6 +2,7 @@
 //! `jetdir verify` and `jetdir inspect` is [`verify_path`].
 pub(crate) mod account;
 pub(crate) mod archive;
+pub(crate) mod archive_blocks;
 pub mod cluster;
 pub mod store;
 

@@ -45,6 +45,9 @@ pub struct LoadInput<'a> {
     pub dead: &'a DeadSet,
     /// Checksums were skipped.
     pub quick: bool,
+    /// Where the limits pass reads the blocks again when the scans' source cannot (the
+    /// blocks of an archive, walked again); `None`: the scans' source.
+    pub blocks_again: Option<&'a dyn StreamSource>,
 }
 
 impl<'a> LoadInput<'a> {
@@ -63,6 +66,7 @@ impl<'a> LoadInput<'a> {
             at_ns: opts.target.at_ns,
             dead,
             quick: opts.quick,
+            blocks_again: None,
         }
     }
 }
@@ -134,7 +138,12 @@ pub fn finish_stream(
     let mut limits = limits;
     limits.acked_floor = acked_floor(&pre, src);
     let before_limits = subject_totals(&scans);
-    let enforced = load::enforce_limits(&limits, load.at_ns, &mut scans, src);
+    let enforced = load::enforce_limits(
+        &limits,
+        load.at_ns,
+        &mut scans,
+        load.blocks_again.unwrap_or(src),
+    );
     let removed = &enforced.removed;
     settle_timestamps(&pre, &mut scans, src, prefix, &mut problems);
     let shape = IndexShape {
@@ -284,7 +293,7 @@ pub fn finish_stream(
 
 /// The subject delete markers the server appends after the load: the stream grows by one
 /// message per marker, stamped with the time of the load.
-fn add_markers(rep: &mut StreamReport, markers: &[load::Marker], last: u64, at_ns: i64) {
+pub(crate) fn add_markers(rep: &mut StreamReport, markers: &[load::Marker], last: u64, at_ns: i64) {
     if markers.is_empty() {
         return;
     }

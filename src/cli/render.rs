@@ -356,11 +356,20 @@ fn load_lines(s: &StreamReport, o: &mut String) {
             format!("nats-server of the release that wrote it, from {f}")
         }
         (Some(r), _) => format!("nats-server {r}"),
+        (None, _) if l.recovery == "restore" => {
+            "nats-server 2.15 or later, restoring the V2 archive".to_string()
+        }
         (None, _) => "nats-server 2.10 or later".to_string(),
     };
     let _ = writeln!(o, "  verdict: {} ({who})", l.verdict);
-    if let Some(why) = &l.reason {
-        let _ = writeln!(o, "  load: state rebuilt from the blocks: {why}");
+    match &l.reason {
+        Some(why) if l.recovery == "restore" => {
+            let _ = writeln!(o, "  load: {why}");
+        }
+        Some(why) => {
+            let _ = writeln!(o, "  load: state rebuilt from the blocks: {why}");
+        }
+        None => {}
     }
     if l.lost_messages > 0 {
         let _ = writeln!(

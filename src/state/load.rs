@@ -591,6 +591,123 @@ pub fn enforce_limits(
     Enforced { removed, markers }
 }
 
+/// The limits the server applies to a stream it restores message by message (a V2 archive,
+/// 2.15+: its expiry timer runs right after the restore, seen with 2.15.1), decided as the
+/// messages stream by in sequence order: max_age removes the oldest messages while they are at
+/// least that old (with subject delete markers, `Nats-TTL: never` ones are passed over and
+/// each subject it empties gets a marker), per-message TTLs remove the expired ones after
+/// that. max_msgs, max_bytes and max_msgs_per_subject are not re-applied: the snapshot was
+/// taken under them. The same decisions as [`enforce_limits`], without reading anything twice.
+pub struct ExpiryAsRestored {
+    cutoff: Option<i64>,
+    sdm_ttl_s: Option<u64>,
+    msg_ttl: bool,
+    at_ns: i64,
+    front_open: bool,
+    /// [max_age, msg_ttl]
+    removed: [LimitRemoval; 2],
+    /// Per subject max_age removed from: the last removed sequence, and whether that message
+    /// was a delete marker itself (it gets none).
+    emptied: HashMap<Vec<u8>, (u64, bool)>,
+}
+
+impl ExpiryAsRestored {
+    /// For `limits` at the time `at_ns`; `None` when nothing can expire.
+    pub fn new(limits: &Limits, at_ns: i64) -> Option<Self> {
+        if limits.max_age_ns.is_none() && !limits.msg_ttl {
+            return None;
+        }
+        let rm = |limit| LimitRemoval {
+            limit,
+            messages: 0,
+            bytes: 0,
+            ranges: Vec::new(),
+            last_ts: 0,
+        };
+        Some(ExpiryAsRestored {
+            cutoff: limits.max_age_ns.map(|a| at_ns.saturating_sub(a)),
+            sdm_ttl_s: limits.sdm_ttl_s,
+            msg_ttl: limits.msg_ttl,
+            at_ns,
+            front_open: true,
+            removed: [rm("max_age"), rm("msg_ttl")],
+            emptied: HashMap::new(),
+        })
+    }
+
+    /// The next message in sequence order (its stored size `len`): true when the server
+    /// removes it.
+    pub fn removes(&mut self, seq: u64, ts: i64, len: u64, subject: &[u8], hdr: &[u8]) -> bool {
+        let hdr = (!hdr.is_empty()).then_some(hdr);
+        let ttl = || {
+            hdr.and_then(|h| header_value(h, b"Nats-TTL"))
+                .map(message_ttl)
+        };
+        let mut why = None;
+        if self.front_open {
+            match self.cutoff {
+                Some(c) if ts <= c => {
+                    if self.sdm_ttl_s.is_none() || ttl().unwrap_or(0) >= 0 {
+                        why = Some(0);
+                    }
+                }
+                _ => self.front_open = false,
+            }
+        }
+        if why.is_none()
+            && !self.front_open
+            && self.msg_ttl
+            && ttl().is_some_and(|t| {
+                t > 0 && ts.saturating_add(t.saturating_mul(1_000_000_000)) <= self.at_ns
+            })
+        {
+            why = Some(1);
+        }
+        let Some(w) = why else { return false };
+        if w == 0 && self.sdm_ttl_s.is_some() {
+            self.emptied
+                .insert(subject.to_vec(), (seq, is_delete_marker(hdr)));
+        }
+        let rm = &mut self.removed[w];
+        rm.messages += 1;
+        rm.bytes += len;
+        rm.last_ts = rm.last_ts.max(ts);
+        let full = rm.ranges.len() >= MAX_RANGES;
+        match rm.ranges.last_mut() {
+            Some((_, e)) if *e + 1 == seq => *e = seq,
+            _ if !full => rm.ranges.push((seq, seq)),
+            _ => {}
+        }
+        true
+    }
+
+    /// What was removed, and the subject delete markers written for the subjects max_age
+    /// emptied (`kept` tells whether a subject still has a message), in the order of the
+    /// messages they replace.
+    pub fn finish(self, kept: impl Fn(&[u8]) -> bool) -> Enforced {
+        let mut markers: Vec<Marker> = match self.sdm_ttl_s {
+            Some(ttl_s) => self
+                .emptied
+                .into_iter()
+                .filter(|(subj, (_, marker))| !marker && !kept(subj))
+                .map(|(subject, (replaces, _))| Marker {
+                    subject,
+                    replaces,
+                    headers: marker_headers(ttl_s),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        markers.sort_by_key(|m| m.replaces);
+        let removed = self
+            .removed
+            .into_iter()
+            .filter(|r| r.messages > 0)
+            .collect();
+        Enforced { removed, markers }
+    }
+}
+
 /// The value of header `key` in a NATS header block (`NATS/1.0\r\nKey: value\r\n…`),
 /// trimmed; the first one when there are several.
 pub fn header_value<'a>(hdr: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
