@@ -10,6 +10,20 @@ mod common;
 use serde_json::Value;
 use std::process::Command;
 
+/// The sequences `jetdir dump` gives for the archive at `at`.
+fn dumped_seqs(path: &str, at: &str) -> Vec<u64> {
+    let o = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+        .args(["dump", "--json", "--no-progress", "--at", at, path])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{path}");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|v| v["seq"].as_u64())
+        .collect()
+}
+
 fn verify_json(path: &str, at: &str) -> Value {
     let o = Command::new(env!("CARGO_BIN_EXE_jetdir"))
         .args(["verify", "--json", "--no-progress", "--at", at, path])
@@ -78,6 +92,13 @@ fn max_age_between_backup_and_restore() {
                 .map(|p| p["kind"].as_str().unwrap())
                 .collect();
             assert!(kinds.contains(&"limits_at_load"), "{label}: {kinds:?}");
+            // dump serves what the server serves: batch B only
+            let want: Vec<u64> = (11..=15).collect();
+            assert_eq!(
+                dumped_seqs(p.to_str().unwrap(), f["at"].as_str().unwrap()),
+                want,
+                "{label}"
+            );
             // backup.json describes the archive, not the state after the limits: no mismatch
             assert!(
                 !kinds.iter().any(|k| k.starts_with("backup_json")),
@@ -111,5 +132,10 @@ fn max_age_between_backup_and_restore() {
         }
         assert_eq!(s["deleted_seqs"], st["deleted"], "ttl {form}: {s}");
         assert_eq!(s["load"]["removed"][0]["limit"], "msg_ttl", "ttl {form}");
+        assert_eq!(
+            dumped_seqs(p.to_str().unwrap(), f["at"].as_str().unwrap()),
+            [2, 4, 6],
+            "ttl {form}"
+        );
     }
 }

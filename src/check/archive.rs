@@ -927,7 +927,9 @@ fn verify_v2<R: io::BufRead>(
             e.payload.len() as u64,
         );
         if let Some(x) = expiry.as_mut() {
-            if x.removes(e.seq, e.timestamp, size, &e.name, &e.header) {
+            if x.removes(e.seq, e.timestamp, size, &e.name, &e.header)
+                .is_some()
+            {
                 return;
             }
         }

@@ -385,6 +385,8 @@ pub struct StreamWalker {
     problems: Vec<Problem>,
     /// The stream's report as verify computes it (state after the load).
     pub report: Option<crate::base::report::StreamReport>,
+    /// The time of the load (a V2 archive's expiry after the restore is decided against it).
+    at_ns: i64,
 }
 
 /// The stream `<prefix><bucket>` of a KV or object-store bucket under `path`, in `account`
@@ -462,6 +464,7 @@ pub fn open_with_keys(
         kind,
         problems,
         report,
+        at_ns,
     })
 }
 
@@ -760,8 +763,18 @@ fn plan_tar(
     let recovery = crate::state::load::decide(&pre, release.0.as_ref(), &mem);
     let dead = pre.dead.clone();
     let cfg_name = pre.cfg_name.clone();
-    let input = LoadInput::new(opts, recovery, release, &dead);
+    // the limits at load read the blocks again: the archive is walked once more
+    let again_of = d.clone();
+    let reopen = move || tar_stream(&again_of).map_err(io::Error::other);
+    let mut again_opts = topts.clone();
+    again_opts.stream = Some(cfg_name.clone());
+    let again =
+        crate::check::archive_blocks::ArchiveBlocks::new(&mem, enc.as_ref(), &reopen, again_opts);
+    let mut input = LoadInput::new(opts, recovery, release, &dead);
+    input.blocks_again = Some(&again);
     let (rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix, &input);
+    drop(input);
+    drop(again);
     problems.append(&mut p);
     let plan = Plan {
         cfg_name,
@@ -1372,6 +1385,17 @@ impl StreamWalker {
             max_msg_size: None,
         };
         let mut scan = V2Scan::new(r, vopts);
+        // what expires right after the restore (as verify says: max_age, message TTLs)
+        let mut expiry = d
+            .backup_json
+            .as_ref()
+            .and_then(|p| crate::backup::backup_json::read_backup_json(p).ok())
+            .and_then(|b| {
+                crate::state::load::ExpiryAsRestored::new(
+                    &crate::state::load::Limits::of(&b.config),
+                    self.at_ns,
+                )
+            });
         let mut seen = 0usize;
         // findings of a V2 archive are handed out as the scan finds them
         let mut hand = |c: &mut Cursor, probs: &[Problem]| -> ControlFlow<()> {
@@ -1402,6 +1426,15 @@ impl StreamWalker {
                 continue;
             }
             let e = scan.entry();
+            let size = crate::backup::natsarc::filestore_msg_size(
+                e.name.len() as u64,
+                e.header.len() as u64,
+                e.payload.len() as u64,
+            );
+            let gone = expiry
+                .as_mut()
+                .and_then(|x| x.removes(e.seq, e.timestamp, size, &e.name, &e.header))
+                .map(Gone::Removed);
             let m = Msg {
                 account: &self.sref.account,
                 stream: &self.sref.name,
@@ -1412,12 +1445,8 @@ impl StreamWalker {
                 payload: &e.payload,
                 file: &file,
                 offset: e.offset,
-                size: crate::backup::natsarc::filestore_msg_size(
-                    e.name.len() as u64,
-                    e.header.len() as u64,
-                    e.payload.len() as u64,
-                ),
-                gone: None,
+                size,
+                gone,
             };
             if m.seq > c.filter.seq.1 && c.counting.is_none() {
                 // past the range: the rest of the archive is not needed

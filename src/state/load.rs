@@ -635,9 +635,16 @@ impl ExpiryAsRestored {
         })
     }
 
-    /// The next message in sequence order (its stored size `len`): true when the server
-    /// removes it.
-    pub fn removes(&mut self, seq: u64, ts: i64, len: u64, subject: &[u8], hdr: &[u8]) -> bool {
+    /// The next message in sequence order (its stored size `len`): the limit that removes
+    /// it (`max_age`, `msg_ttl`), `None` when the server keeps it.
+    pub fn removes(
+        &mut self,
+        seq: u64,
+        ts: i64,
+        len: u64,
+        subject: &[u8],
+        hdr: &[u8],
+    ) -> Option<&'static str> {
         let hdr = (!hdr.is_empty()).then_some(hdr);
         let ttl = || {
             hdr.and_then(|h| header_value(h, b"Nats-TTL"))
@@ -663,7 +670,7 @@ impl ExpiryAsRestored {
         {
             why = Some(1);
         }
-        let Some(w) = why else { return false };
+        let w = why?;
         if w == 0 && self.sdm_ttl_s.is_some() {
             self.emptied
                 .insert(subject.to_vec(), (seq, is_delete_marker(hdr)));
@@ -678,7 +685,7 @@ impl ExpiryAsRestored {
             _ if !full => rm.ranges.push((seq, seq)),
             _ => {}
         }
-        true
+        Some(rm.limit)
     }
 
     /// What was removed, and the subject delete markers written for the subjects max_age
