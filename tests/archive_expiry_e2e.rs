@@ -92,6 +92,28 @@ fn max_age_between_backup_and_restore() {
                 .map(|p| p["kind"].as_str().unwrap())
                 .collect();
             assert!(kinds.contains(&"limits_at_load"), "{label}: {kinds:?}");
+            // explain tells the same story
+            let o = Command::new(env!("CARGO_BIN_EXE_jetdir"))
+                .args([
+                    "explain",
+                    "--no-progress",
+                    "--at",
+                    f["at"].as_str().unwrap(),
+                ])
+                .arg(&p)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                text.contains("max_age limit removes 10 messages at load: sequences 1..10"),
+                "{label}: {text}"
+            );
+            if form == "v" && rel == "2.15.1" {
+                assert!(
+                    text.contains("restores this V2 (NATSARC1) backup"),
+                    "{text}"
+                );
+            }
             // dump serves what the server serves: batch B only
             let want: Vec<u64> = (11..=15).collect();
             assert_eq!(

@@ -166,6 +166,15 @@ fn reads(s: &StreamReport, l: &LoadReport, o: &mut Vec<String>) {
         "legacy" => format!(
             "{who} reads meta.inf, {blocks} with their per-block .idx/.fss files (2.9 layout) and {c}."
         ),
+        "restore" => format!(
+            "A nats-server 2.15 or later restores this V2 (NATSARC1) backup: it writes its {} and {c} into a new stream, then its expiry removes what max_age and message TTLs have made too old.",
+            plural(
+                s.messages.unwrap_or(0)
+                    + l.removed.iter().map(|r| r.messages).sum::<u64>()
+                    - l.markers.len() as u64,
+                "message"
+            ),
+        ),
         _ => format!(
             "{who} reads meta.inf, {blocks} and {c}, and rebuilds the stream's state from the \
              blocks, record by record{}.",
