@@ -25,8 +25,9 @@
 //!   next pending; all: floor moves to the acked one), and when the floor is still 50 or more
 //!   behind the first seq it is set to just below the lowest pending (or to delivered, at
 //!   least first − 1). 2.11.11, 2.12.8 and 2.15.1 run the same code but were not seen doing it
-//!   within seconds of the start (matrix `kill_mid`: floors kept at 16 with first seq 36286);
-//!   their periodic check (every 1 to 2 minutes) may do it later, which this model leaves out.
+//!   within seconds of the start (matrix `kill_mid`: floors kept at 16 with first seq 36286),
+//!   nor in their periodic check (every 1 to 2 minutes): floors kept for 190 s after the
+//!   start on 2.11.11 and 2.12.8, 150 s on 2.15.1 (`tests/support/ackfloor_watch.py`).
 //! - When the release is not known, 2.10+'s `checkPending` is modelled and neither the 2.14
 //!   reset nor 2.10's `checkAckFloor`.
 use crate::base::release::Release;
