@@ -1023,26 +1023,8 @@ fn expired_after_restore(
             "a V2 archive is restored message by message; the limits then expire what is too old"
                 .into(),
         ),
-        removed: enforced
-            .removed
-            .iter()
-            .map(|r| crate::base::report::Removal {
-                limit: r.limit.to_string(),
-                messages: r.messages,
-                bytes: r.bytes,
-                ranges: r.ranges.clone(),
-            })
-            .collect(),
-        markers: enforced
-            .markers
-            .iter()
-            .zip(last + 1..)
-            .map(|(m, seq)| crate::base::report::MarkerReport {
-                seq,
-                subject: String::from_utf8_lossy(&m.subject).into_owned(),
-                replaces: m.replaces,
-            })
-            .collect(),
+        removed: store::removal_reports(&enforced.removed),
+        markers: store::marker_reports(&enforced.markers, last),
         next_step: Some("nothing to do: the server removes them after the restore".into()),
         ..Default::default()
     });

@@ -167,18 +167,12 @@ impl StreamSource for ArchiveBlocks<'_> {
             return None;
         };
         let mut raw = self.raw_block(rel)?;
-        let n = raw.len() as u64;
         if let Some(e) = self.enc {
             let k = e.block_key(u32::try_from(i).ok()?).ok()?;
             k.xor_block(0, &mut raw);
         }
-        let _big = crate::filestore::block::big_block_guard(n);
-        if crate::filestore::block::is_cmp_block(&raw) {
-            let d = crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
-            Some((d, n))
-        } else {
-            Some((Ok((raw, false)), n))
-        }
+        let _big = crate::filestore::block::big_block_guard(raw.len() as u64);
+        Some(crate::filestore::source::decoded_block(raw))
     }
 }
 

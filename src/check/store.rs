@@ -260,16 +260,7 @@ pub fn finish_stream(
     };
     add_markers(&mut rep, &enforced.markers, last, load.at_ns);
     let mut lr = load_report(&pre, load, &truncs, removed, &revived, &problems);
-    lr.markers = enforced
-        .markers
-        .iter()
-        .zip(last + 1..)
-        .map(|(m, seq)| crate::base::report::MarkerReport {
-            seq,
-            subject: String::from_utf8_lossy(&m.subject).into_owned(),
-            replaces: m.replaces,
-        })
-        .collect();
+    lr.markers = marker_reports(&enforced.markers, last);
     lr.unreadable = load::ranges(unreadable);
     legacy_gaps.extend(vanished_seqs);
     if !legacy_gaps.is_empty() {
@@ -289,6 +280,35 @@ pub fn finish_stream(
     }
     rep.load = Some(lr);
     (rep, problems)
+}
+
+/// The subject delete markers of the load report: the sequences they take after `last`.
+pub(crate) fn marker_reports(
+    markers: &[load::Marker],
+    last: u64,
+) -> Vec<crate::base::report::MarkerReport> {
+    markers
+        .iter()
+        .zip(last + 1..)
+        .map(|(m, seq)| crate::base::report::MarkerReport {
+            seq,
+            subject: String::from_utf8_lossy(&m.subject).into_owned(),
+            replaces: m.replaces,
+        })
+        .collect()
+}
+
+/// What each limit removed, for the load report.
+pub(crate) fn removal_reports(removed: &[LimitRemoval]) -> Vec<Removal> {
+    removed
+        .iter()
+        .map(|r| Removal {
+            limit: r.limit.to_string(),
+            messages: r.messages,
+            bytes: r.bytes,
+            ranges: r.ranges.clone(),
+        })
+        .collect()
 }
 
 /// The subject delete markers the server appends after the load: the stream grows by one
@@ -2398,15 +2418,7 @@ fn load_report(
         lost_messages,
         revived,
         unreadable: Vec::new(),
-        removed: removed
-            .iter()
-            .map(|r| Removal {
-                limit: r.limit.to_string(),
-                messages: r.messages,
-                bytes: r.bytes,
-                ranges: r.ranges.clone(),
-            })
-            .collect(),
+        removed: removal_reports(removed),
         next_step,
         markers: Vec::new(),
     }

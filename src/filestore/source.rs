@@ -64,15 +64,7 @@ pub trait StreamSource: Sync {
         problems: &mut Vec<Problem>,
     ) -> Option<(OwnedDecoded, u64)> {
         match self.fetch(rel, loc, problems) {
-            FileRead::Bytes(raw) => {
-                let n = raw.len() as u64;
-                if crate::filestore::block::is_cmp_block(&raw) {
-                    let d = crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
-                    Some((d, n))
-                } else {
-                    Some((Ok((raw, false)), n))
-                }
-            }
+            FileRead::Bytes(raw) => Some(decoded_block(raw)),
             FileRead::Absent | FileRead::Unreadable => None,
         }
     }
@@ -80,6 +72,18 @@ pub trait StreamSource: Sync {
 
 /// An owned plain block and whether it was compressed, or why it does not decode.
 pub type OwnedDecoded = Result<(Vec<u8>, bool), crate::s2::S2Error>;
+
+/// A whole block file's bytes as [`StreamSource::fetch_block`] gives them: decoded when it is
+/// a `cmp` block, with the file's length.
+pub fn decoded_block(raw: Vec<u8>) -> (OwnedDecoded, u64) {
+    let n = raw.len() as u64;
+    if crate::filestore::block::is_cmp_block(&raw) {
+        let d = crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
+        (d, n)
+    } else {
+        (Ok((raw, false)), n)
+    }
+}
 
 pub struct DirSource {
     pub dir: PathBuf,
@@ -172,16 +176,7 @@ impl StreamSource for DirSource {
         if size <= BIG_BLOCK || !is_cmp_block(head.get(..n).unwrap_or(&[])) {
             let mut scratch = Vec::new();
             let r = match self.fetch(rel, loc, &mut scratch) {
-                FileRead::Bytes(raw) => {
-                    let n = raw.len() as u64;
-                    if is_cmp_block(&raw) {
-                        let d =
-                            crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
-                        Some((d, n))
-                    } else {
-                        Some((Ok((raw, false)), n))
-                    }
-                }
+                FileRead::Bytes(raw) => Some(decoded_block(raw)),
                 FileRead::Absent | FileRead::Unreadable => None,
             };
             problems.append(&mut scratch);
