@@ -1,6 +1,7 @@
 //! Issue #9 part 4: what jetdir writes is what each release reads. For every release pack
 //! serves, `tests/support/compat_check.py` builds one store with a real server (PLAIN with
-//! deletes and a consumer; TTL on 2.11+; SCHED with a pending `@at` schedule on 2.12+; SRC
+//! deletes and a consumer; TTL on 2.11+; SCHED with pending `@at` schedules on 2.12+, and
+//! `@every` and cron ones on 2.14+ (jetdir's sched.db holds the source server's entries); SRC
 //! sourcing PLAIN), packs it with this jetdir (v1 and tgz; v2 on 2.15+), restores it into the
 //! same release, and on 2.15+ also extracts the server's own (V2) backup. Each restored store
 //! must equal the source (stream state, messages, consumers; after a restart too) and the

@@ -5,4 +5,5 @@ pub(crate) mod messages;
 pub mod pending;
 pub(crate) mod prelude;
 pub(crate) mod scan;
+pub mod schedule;
 pub(crate) mod stream;

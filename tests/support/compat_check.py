@@ -3,7 +3,8 @@
     compat_check.py JETDIR OUTDIR VERSION...   -> OUTDIR/results.json
 
 Per release: one server builds a store with several streams (PLAIN with deletes and a
-consumer; on 2.11+ TTL with per-message TTLs; on 2.12+ SCHED with a pending schedule; SRC
+consumer; on 2.11+ TTL with per-message TTLs; on 2.12+ SCHED with pending `@at` schedules,
+on 2.14+ also `@every` and cron ones; SRC
 sourcing PLAIN), records them and stops. Then `jetdir pack --all` (v1) and `--format tgz` of
 that store go back into a fresh server of the same release (v1 through the restore API, tgz
 extracted into the store dir), which is started, recorded, restarted and recorded again. On
@@ -73,6 +74,17 @@ async def build(url: str, version: str) -> dict:
                 await natsbox.publish(nc, f"sched.job.{i}", f"job {i}".encode(), {
                     "Nats-Schedule": f"@at {at}",
                     "Nats-Schedule-Target": f"sched.out.{i}"})
+            if minor(version) >= 14:
+                # repeating schedules (2.14+): an interval, cron in UTC (named and implied),
+                # a predefined one; none fires during the test
+                for i, (pat, zone) in enumerate([("@every 3h", None),
+                                                  ("0 30 4 1 1 *", None),
+                                                  ("0 0 0 1 JAN ?", "UTC"),
+                                                  ("@yearly", None)], start=4):
+                    hdrs = {"Nats-Schedule": pat, "Nats-Schedule-Target": f"sched.out.{i}"}
+                    if zone:
+                        hdrs["Nats-Schedule-Time-Zone"] = zone
+                    await natsbox.publish(nc, f"sched.job.{i}", f"job {i}".encode(), hdrs)
         names.append("SRC")
         await natsbox.create_stream(nc, {"name": "SRC", "storage": "file",
                                          "sources": [{"name": "PLAIN"}]})
@@ -122,6 +134,33 @@ def bad_lines(log: Path) -> list[str]:
     except OSError:
         return []
     return [ln for ln in text.splitlines() if any(b in ln for b in BAD)]
+
+
+def sched_entries(path: Path) -> tuple[int, set]:
+    """msgs/sched.db: `1 | u64 count | u64 high seq | (u16 len, subject, varint next ns,
+    uvarint seq) * count` as (high seq, {(subject, next, seq)})."""
+    b = path.read_bytes()
+
+    def uvarint(i: int) -> tuple[int, int]:
+        x = shift = 0
+        while True:
+            c = b[i]
+            i += 1
+            x |= (c & 0x7F) << shift
+            shift += 7
+            if c < 0x80:
+                return x, i
+
+    count = int.from_bytes(b[1:9], "little")
+    high = int.from_bytes(b[9:17], "little")
+    i, out = 17, set()
+    for _ in range(count):
+        n = int.from_bytes(b[i:i + 2], "little")
+        subj = b[i + 2:i + 2 + n].decode()
+        z, i = uvarint(i + 2 + n)
+        seq, i = uvarint(i)
+        out.add((subj, (z >> 1) ^ -(z & 1), seq))
+    return high, out
 
 
 def run(cmd: list[str]) -> None:
@@ -202,6 +241,13 @@ def one_release(jetdir: str, out: Path, version: str) -> dict:
             st.mkdir(parents=True)
             for n in facts:
                 run([jetdir, "extract", str(out / "server-v2" / n), "--store-dir", str(st), "--create"])
+            # the schedules jetdir wrote are the ones the source server kept (before this
+            # server starts and rewrites the file)
+            rel = Path("jetstream/$G/streams/SCHED/msgs/sched.db")
+            if (store / rel).exists():
+                theirs, ours = sched_entries(store / rel), sched_entries(st / rel)
+                if theirs != ours:
+                    raise RuntimeError(f"sched.db: server {theirs} != jetdir {ours}")
 
         result["cases"]["extract-server-v2"] = check_store(binary, out / "r-ext", facts,
                                                            prepare=extract)

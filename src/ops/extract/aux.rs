@@ -6,12 +6,14 @@
 //!
 //! Facts from nats-server's source: a TTL is `Nats-TTL` as `never`, a Go duration of at least
 //! 1s, or whole seconds; it expires at the message time + the TTL in whole seconds. A
-//! schedule `@at <RFC 3339>` (no `Nats-Schedule-Time-Zone`) fires at that time, keyed by the
-//! message subject; other patterns depend on the clock or a cron parser, so with any of them
-//! sched.db is left out (the server rebuilds it, with its warning). `Nats-Stream-Source` is
+//! schedule fires when [`schedule::next_fire`] says, keyed by the message subject (a later
+//! message of the subject replaces it), with the time of the extract as the clock where the
+//! server uses its clock at the restore (a passed `@every` or cron fire); a cron schedule in a
+//! named time zone leaves sched.db out (the server rebuilds it, with its warning). `Nats-Stream-Source` is
 //! `<stream> <seq> <filter> <transform> <...> <ident>`; its index name is stream, filter and
 //! transform joined by spaces. Every file is stamped `last_seq + 1`.
 use crate::state::load;
+use crate::state::schedule::{self, Fire};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -22,6 +24,8 @@ pub(crate) struct AuxBuilder {
     sched: Option<BTreeMap<Vec<u8>, (i64, u64)>>,
     sched_unsupported: bool,
     sources: Option<BTreeMap<String, (u64, String)>>,
+    /// The clock for schedules whose next fire has passed (the time of the extract).
+    now: i64,
 }
 
 /// The files to write (relative path, bytes) and notes on those left out.
@@ -44,6 +48,7 @@ impl AuxBuilder {
             sched: on("allow_msg_schedules").then(BTreeMap::new),
             sched_unsupported: false,
             sources: has_sources.then(BTreeMap::new),
+            now: crate::base::time::now_ns(),
         }
     }
 
@@ -59,15 +64,13 @@ impl AuxBuilder {
         }
         if let Some(s) = self.sched.as_mut() {
             if let Some(p) = header(hdr, "Nats-Schedule").filter(|p| !p.is_empty()) {
-                let at = p
-                    .strip_prefix("@at ")
-                    .filter(|_| header(hdr, "Nats-Schedule-Time-Zone").is_none())
-                    .and_then(crate::base::time::parse_rfc3339);
-                match at {
-                    Some(at) => {
+                let zone = header(hdr, "Nats-Schedule-Time-Zone");
+                match schedule::next_fire(p, zone, ts, self.now) {
+                    Fire::At(at) => {
                         s.insert(subject.to_vec(), (at, seq));
                     }
-                    None => self.sched_unsupported = true,
+                    Fire::Invalid => {} // the server keeps no schedule for it either
+                    Fire::NeedsZone => self.sched_unsupported = true,
                 }
             }
         }
@@ -99,8 +102,9 @@ impl AuxBuilder {
         if let Some(s) = self.sched {
             if self.sched_unsupported {
                 out.notes.push(
-                    "msgs/sched.db not written: a schedule other than `@at <time>` needs the \
-                     server's clock or cron parser; the server rebuilds it at start"
+                    "msgs/sched.db not written: a cron schedule in a named time zone \
+                     (Nats-Schedule-Time-Zone) needs the server's tz database; the server \
+                     rebuilds the file at start"
                         .into(),
                 );
             } else {
