@@ -3,7 +3,7 @@
 //!
 //!     cargo run --profile profiling --example floors -- [--repeats N] [--threads T] DIR/msgs/*.blk
 //!
-//! Every mode reads each block file as verify does (opened read-only, its whole length read
+//! `read` and `read_hash` read each block file as verify does (opened read-only, its whole length read
 //! into one buffer per thread that is reused from block to block) on `--threads` threads (the
 //! machine's cores by default) taking the files in turn:
 //!
@@ -11,7 +11,10 @@
 //! * `read_hash`: the read, then every record framed (`parse_record`) and its HighwayHash-64
 //!   checked, nothing else (no bookkeeping, no other check): the floor of a deep verify;
 //! * `hash`: one thread, the records of blocks already in memory (at most 256 MiB) framed and
-//!   hashed: the hash's own cost per byte, CPU-bound.
+//!   hashed: the hash's own cost per byte, CPU-bound;
+//! * `s2_par` (with `--s2-stream FILE`, a backup's `stream.tar.s2`): that file decoded on
+//!   `--threads` decoding threads by the parallel reader verify uses, the output consumed in
+//!   place and nothing else done with it: the floor of verifying that backup.
 //!
 //! The block files must be plain (not `cmp`) and belong to one stream: the stream's name (for the
 //! checksum key) is taken from the path (`…/streams/NAME/msgs/N.blk`). A record whose checksum
@@ -53,45 +56,11 @@ fn read_block(p: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads the file in pieces of `piece` bytes into `buf`, hashing the records complete so far
-/// after each piece (while they are still in the core's cache).
-fn read_hash_pieces(
-    p: &Path,
-    stream: &str,
-    index: u32,
-    buf: &mut Vec<u8>,
-    piece: usize,
-) -> io::Result<(u64, u64)> {
-    buf.clear();
-    let mut f = std::fs::File::open(p)?;
-    let len = f.metadata()?.len() as usize;
-    buf.reserve(len);
-    let (mut n, mut bad, mut pos) = (0, 0, 0);
-    loop {
-        let got = (&mut f).take(piece as u64).read_to_end(buf)?;
-        let (a, b, e) = hash_block(stream, index, buf, pos);
-        n += a;
-        bad += b;
-        pos = e;
-        if got == 0 {
-            return Ok((n, bad));
-        }
-    }
-}
-
-/// One run of `work` over every file on `threads` threads; returns (seconds, records, bad).
+/// One run over every file on `threads` threads; returns (seconds, records, bad).
 fn par_run(
     files: &[(PathBuf, String, u32)],
     threads: usize,
     hash: bool,
-) -> io::Result<(f64, u64, u64)> {
-    par_run_mode(files, threads, if hash { 1 } else { 0 })
-}
-
-fn par_run_mode(
-    files: &[(PathBuf, String, u32)],
-    threads: usize,
-    mode: usize,
 ) -> io::Result<(f64, u64, u64)> {
     let next = AtomicUsize::new(0);
     let t = Instant::now();
@@ -106,14 +75,8 @@ fn par_run_mode(
                         let Some((p, stream, index)) = files.get(i) else {
                             return Ok((n, bad));
                         };
-                        if mode >= 2 {
-                            let (a, b) = read_hash_pieces(p, stream, *index, &mut buf, mode)?;
-                            n += a;
-                            bad += b;
-                            continue;
-                        }
                         read_block(p, &mut buf)?;
-                        if mode == 1 {
+                        if hash {
                             let (a, b, _) = hash_block(stream, *index, &buf, 0);
                             n += a;
                             bad += b;
@@ -148,16 +111,18 @@ fn main() -> io::Result<()> {
     let mut repeats = 5usize;
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut paths = Vec::new();
+    let mut s2_stream: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--repeats" => repeats = args.next().and_then(|v| v.parse().ok()).unwrap_or(5),
             "--threads" => threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(1),
+            "--s2-stream" => s2_stream = args.next().map(PathBuf::from),
             _ => paths.push(PathBuf::from(a)),
         }
     }
     if paths.is_empty() {
-        eprintln!("usage: floors [--repeats N] [--threads T] DIR/msgs/N.blk...");
+        eprintln!("usage: floors [--repeats N] [--threads T] [--s2-stream FILE] DIR/msgs/N.blk...");
         std::process::exit(2);
     }
     let mut files = Vec::new();
@@ -185,14 +150,21 @@ fn main() -> io::Result<()> {
         held.push((stream.as_str(), *index, b));
     }
 
-    let (mut read, mut read_hash, mut hash) = (Vec::new(), Vec::new(), Vec::new());
+    let s2_par_once = |p: &Path| -> io::Result<(f64, u64)> {
+        let f = std::fs::File::open(p)?;
+        let t = Instant::now();
+        let n = jetdir::s2::decode_parallel_discarding(f, threads)?;
+        Ok((t.elapsed().as_secs_f64(), n))
+    };
+    let mut s2_bytes = 0;
+    if let Some(p) = &s2_stream {
+        s2_bytes = s2_par_once(p)?.1; // untimed: page cache warm
+    }
+    let (mut read, mut read_hash, mut hash, mut s2_par) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repeats {
         read.push(par_run(&files, threads, false)?.0);
         read_hash.push(par_run(&files, threads, true)?.0);
-        for piece in [64usize << 10, 256 << 10, 1 << 20] {
-            let r = par_run_mode(&files, threads, piece)?;
-            eprintln!("pieces {piece}: {:.4} s {} rec {} bad", r.0, r.1, r.2);
-        }
         let t = Instant::now();
         let mut n = 0;
         for (stream, index, b) in &held {
@@ -200,13 +172,18 @@ fn main() -> io::Result<()> {
         }
         hash.push(t.elapsed().as_secs_f64());
         std::hint::black_box(n);
+        if let Some(p) = &s2_stream {
+            s2_par.push(s2_par_once(p)?.0);
+        }
     }
     println!(
         "{{\"threads\": {threads}, \"bytes\": {bytes}, \"records\": {records}, \"bad\": {bad}, \
-         \"read\": {}, \"read_hash\": {}, \"hash\": {}, \"hash_bytes\": {held_bytes}}}",
+         \"read\": {}, \"read_hash\": {}, \"hash\": {}, \"hash_bytes\": {held_bytes}, \
+         \"s2_par\": {}, \"s2_bytes\": {s2_bytes}}}",
         secs(&read),
         secs(&read_hash),
-        secs(&hash)
+        secs(&hash),
+        secs(&s2_par)
     );
     Ok(())
 }
