@@ -869,6 +869,10 @@ impl V2Checker {
     /// Classify and check one entry.
     pub fn entry(&mut self, e: &ArcEntry) -> EntryRole {
         self.sum.entries += 1;
+        if matches!(self.phase, Phase::Messages) {
+            // once per message: the name as text only when a finding needs it
+            return self.message_entry(e);
+        }
         let name = String::from_utf8_lossy(&e.name);
         loop {
             match self.phase {
@@ -912,7 +916,7 @@ impl V2Checker {
                     }
                     self.phase = Phase::Messages;
                 }
-                Phase::Messages => return self.message_entry(e, &name),
+                Phase::Messages => return self.message_entry(e),
             }
         }
     }
@@ -1018,8 +1022,10 @@ impl V2Checker {
         });
     }
 
-    fn message_entry(&mut self, e: &ArcEntry, name: &str) -> EntryRole {
+    fn message_entry(&mut self, e: &ArcEntry) -> EntryRole {
         if e.seq == 0 {
+            let name = String::from_utf8_lossy(&e.name);
+            let name = name.as_ref();
             if name.starts_with("consumers/") {
                 let kind = if self.sum.messages == 0 {
                     Kind::V2ConsumerCount
@@ -1058,7 +1064,7 @@ impl V2Checker {
         }
         let seq = e.seq;
         // built only when a problem needs it (this runs once per message)
-        let mk = |c: &V2Checker| c.loc(name, e.offset).seq(seq);
+        let mk = |c: &V2Checker| c.loc(&String::from_utf8_lossy(&e.name), e.offset).seq(seq);
         if let Some(prev) = self.sum.last_msg_seq {
             if seq <= prev {
                 self.err(
