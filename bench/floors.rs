@@ -77,7 +77,7 @@ fn par_run(
                         };
                         read_block(p, &mut buf)?;
                         if hash {
-                            let (a, b, _) = hash_block(stream, *index, &buf, 0);
+                            let (a, b) = hash_block(stream, *index, &buf);
                             n += a;
                             bad += b;
                         }
@@ -168,7 +168,7 @@ fn main() -> io::Result<()> {
         let t = Instant::now();
         let mut n = 0;
         for (stream, index, b) in &held {
-            n += hash_block(stream, *index, b, 0).0;
+            n += hash_block(stream, *index, b).0;
         }
         hash.push(t.elapsed().as_secs_f64());
         std::hint::black_box(n);
