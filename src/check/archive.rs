@@ -922,11 +922,8 @@ fn verify_v2<R: io::BufRead>(
         if role != EntryRole::Message {
             return;
         }
-        let size = natsarc::filestore_msg_size(
-            e.name.len() as u64,
-            e.header.len() as u64,
-            e.payload_len,
-        );
+        let size =
+            natsarc::filestore_msg_size(e.name.len() as u64, e.header.len() as u64, e.payload_len);
         if let Some(x) = expiry.as_mut() {
             if x.removes(e.seq, e.timestamp, size, &e.name, &e.header)
                 .is_some()
