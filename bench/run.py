@@ -754,6 +754,45 @@ def snap_rows(s2snap: str, files: list[Path], server_s2: Path, repeats: int, fig
     return rows
 
 
+def floor_rows(floors: str, files: list[Path], server_s2: Path, repeats: int, m_cat: Measure, m_ver: Measure,
+               m_vb: Measure, figures: list, checks: list) -> list[Row]:
+    """bench/floors.rs on BENCH's block files and the server's stream.tar.s2: what deep verify
+    and the V2 backup's verify cannot go below on this machine (the read with verify's access
+    pattern, HighwayHash of every record, the parallel S2 decode alone), in the same run."""
+    wait_quiet()
+    r = subprocess.run([floors, "--repeats", str(repeats), "--s2-stream", str(server_s2), *map(str, files)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"floors exited {r.returncode}: {r.stderr[-2000:]}")
+    j = json.loads(r.stdout)
+    n, t = j["bytes"], j["threads"]
+
+    def m(name: str, key: str, nbytes: int, threads: int) -> Measure:
+        # timed in-process: on one thread CPU = wall; on more, CPU is not measured
+        return Measure(name, runs=[Run(wall=w, maxrss_kib=0, cpu=w if threads == 1 else 0.0, rc=0) for w in j[key]],
+                       nbytes=nbytes, note="in-process")
+
+    f_read = m(f"floor: read of BENCH's blocks with verify's access pattern, {t} threads", "read", n, t)
+    f_rh = m(f"floor: that read + HighwayHash-64 of every record, nothing else, {t} threads", "read_hash", n, t)
+    f_hash = m("floor: HighwayHash-64 of every record alone, one core (blocks in memory)", "hash",
+               j["hash_bytes"], 1)
+    f_s2 = m(f"floor: the server's stream.tar.s2 S2-decoded alone, {t} threads (uncompressed MB/s)", "s2_par",
+             j["s2_bytes"], t)
+    figures += [f_read, f_rh, f_hash, f_s2]
+    checks.append(
+        f"floors (bench/floors.rs): {j['records']} records of BENCH hashed, {j['bad']} checksums wrong; "
+        f"the V2 floor decodes {j['s2_bytes'] / MIB:.1f} MiB"
+    )
+    return [
+        ratio_row("floor of deep verify (read + hash of every record, nothing else) vs `cat`",
+                  f_rh, m_cat, "share", None, None),
+        ratio_row("deep verify vs its floor (read + hash)", m_ver, f_rh, "share", None, None),
+        ratio_row("floor of a V2 backup's verify (its S2 decode alone, all cores) vs verify on disk",
+                  f_s2, m_ver, "time", None, None),
+        ratio_row("verify of a V2 backup vs its floor (the S2 decode alone)", m_vb, f_s2, "time", None, None),
+    ]
+
+
 # --------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------
@@ -908,6 +947,8 @@ def main() -> int:
                     help="before each timed run, wait up to this many seconds for the machine to be idle (default 30)")
     ap.add_argument("--out", type=Path, help="results file (default bench/results-<date>.md)")
     ap.add_argument("--no-snap", action="store_true", help="skip the S2 vs snap comparison (bench/s2snap.rs)")
+    ap.add_argument("--no-floors", action="store_true",
+                    help="skip the floors of deep verify and of the V2 backup's verify (bench/floors.rs)")
     ap.add_argument("--no-enc", action="store_true", help="skip the encrypted streams (chacha, aes)")
     ap.add_argument("--enc-only", action="store_true",
                     help="only the plain stream BENCH and the encrypted ones: verify of each, the server's "
@@ -936,7 +977,8 @@ def main() -> int:
 
     # 1. build: the release build with debug info (Cargo.toml's `profiling` profile), so that a
     # figure can be looked into with perf on the very binary that was timed
-    what = ([] if args.jetdir else ["--bin", "jetdir"]) + ([] if args.no_snap else ["--example", "s2snap"])
+    what = (([] if args.jetdir else ["--bin", "jetdir"]) + ([] if args.no_snap else ["--example", "s2snap"])
+            + ([] if args.no_floors else ["--example", "floors"]))
     if what:
         log(f"cargo build --profile profiling {' '.join(what)}")
         b = subprocess.run(["cargo", "build", "--profile", "profiling", *what], cwd=REPO)
@@ -948,6 +990,7 @@ def main() -> int:
         target = REPO / target
     jetdir = str(Path(args.jetdir).resolve()) if args.jetdir else str(target / "profiling" / "jetdir")
     s2snap = "" if args.no_snap else str(target / "profiling" / "examples" / "s2snap")
+    floors = "" if args.no_floors else str(target / "profiling" / "examples" / "floors")
 
     work = args.work.resolve() if args.work else Path(tempfile.mkdtemp(prefix="jetdir-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -1105,6 +1148,11 @@ def main() -> int:
         rows.append(ratio_row("verify of a V2 backup vs verify of the same stream on disk",
                               m_vb, m_ver, "time", 2.0, 10.0))
         rows.append(rss_row("verify of a backup: peak RSS", m_vb))
+        if floors:
+            rows += floor_rows(floors, blk_files(sdir["BENCH"]), backup / "stream.tar.s2", repeats, m_cat, m_ver,
+                               m_vb, figures, checks)
+        else:
+            skipped.append("floors of deep verify and of the V2 backup's verify (--no-floors)")
 
         # S2 against snap, one core, on BENCH's block bytes (and the server's stream.tar.s2)
         if s2snap:
@@ -1248,9 +1296,10 @@ def render(args, repeats, notes, checks, rows, figures, skipped) -> str:
           "| measurement | wall min / median / max | all runs | MB/s (best / median / worst) | peak RSS | CPU s (user+sys, best run) | others' CPU |",
           "|---|---|---|---|---|---|---|"]
     for m in figures:
-        inproc = m.rss_mib == 0 and m.cpu > 0  # timed inside s2snap: one thread, wall = CPU
+        # timed inside s2snap or floors: one thread, wall = CPU (floors on more threads: no CPU)
+        inproc = (m.rss_mib == 0 and m.cpu > 0) or m.note == "in-process"
         rss = f"{m.rss_mib:.1f} MiB" if m.rss_mib > 0 else ("n/a (in-process)" if inproc else "n/a (in-server)")
-        cpu = f"{m.cpu:.2f}" if m.rss_mib > 0 or inproc else "n/a"
+        cpu = f"{m.cpu:.2f}" if m.rss_mib > 0 or (inproc and m.cpu > 0) else "n/a"
         other = f"{100 * m.best.other:.0f}%" if m.best.other is not None else "n/a"
         runs = " ".join(f"{r.wall:.3f}" for r in m.runs)
         walls = " / ".join(f"{w:.3f}" for w in m.walls)

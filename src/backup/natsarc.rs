@@ -92,8 +92,11 @@ pub struct ArcEntry {
     pub seq: u64,
     /// NATS header block.
     pub header: Vec<u8>,
-    /// Message payload (or the JSON document).
+    /// Message payload (or the JSON document). Empty for a message entry read by a reader told
+    /// to skip message payloads ([`V2Options::skip_message_payloads`]).
     pub payload: Vec<u8>,
+    /// The payload's length (`payloadSize`), also when its bytes were skipped.
+    pub payload_len: u64,
     /// Offset of the entry's first byte in the decoded archive (the magic is at 0).
     pub offset: u64,
 }
@@ -107,6 +110,7 @@ impl ArcEntry {
             seq: 0,
             header: Vec::new(),
             payload: Vec::new(),
+            payload_len: 0,
             offset: 0,
         }
     }
@@ -114,7 +118,7 @@ impl ArcEntry {
     pub fn name_lossy(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()
     }
-    /// Bytes this entry occupies in the archive.
+    /// Bytes this entry occupies in the archive (as held: with its payload).
     pub fn encoded_len(&self) -> u64 {
         let mut v = Vec::with_capacity(40);
         put_entry_header(
@@ -140,6 +144,24 @@ fn put_entry_header(v: &mut Vec<u8>, name_len: u64, ts: i64, seq: u64, hlen: u64
     crate::base::bytes::put_uvarint(v, plen);
 }
 
+/// Go `binary.Uvarint` at the start of `b`: the value and the bytes it took, `None` when the
+/// varint is cut short by the end of `b` or overflows 64 bits.
+fn uvarint_in(b: &[u8]) -> Option<(u64, usize)> {
+    let mut x: u64 = 0;
+    let mut s: u32 = 0;
+    for (i, &c) in b.iter().take(10).enumerate() {
+        if c < 0x80 {
+            if i == 9 && c > 1 {
+                return None;
+            }
+            return Some((x | (u64::from(c) << s), i + 1));
+        }
+        x |= u64::from(c & 0x7f) << s;
+        s += 7;
+    }
+    None
+}
+
 /// Streaming reader. Memory per entry is bounded by the limits (name, header + payload).
 pub struct NatsArcReader<R: BufRead> {
     r: R,
@@ -148,6 +170,8 @@ pub struct NatsArcReader<R: BufRead> {
     failed: bool,
     max_name: u64,
     max_entry: u64,
+    /// Message payloads are consumed, not copied ([`V2Options::skip_message_payloads`]).
+    skip_payloads: bool,
     /// Held while an entry above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) is in
     /// memory (until the next entry is read): one big record at a time across threads, as
     /// for big blocks (a `diff` of a store and a V2 backup walks both at once).
@@ -173,6 +197,7 @@ impl<R: BufRead> NatsArcReader<R> {
             failed: false,
             max_name,
             max_entry,
+            skip_payloads: false,
             big: crate::filestore::block::big_block_guard(0),
         };
         let mut magic = Vec::with_capacity(8);
@@ -191,6 +216,39 @@ impl<R: BufRead> NatsArcReader<R> {
             return Err(ArcError::BadMagic { found: magic });
         }
         Ok(me)
+    }
+
+    /// From now on, the payload of a message entry (a sequence, a name that is neither
+    /// `state.json` nor `consumers/…`) is consumed without being copied: its entry has an
+    /// empty `payload` and its `payload_len`. The same errors and offsets as when it is read.
+    pub fn skip_message_payloads(&mut self) {
+        self.skip_payloads = true;
+    }
+
+    /// Consumes up to `n` bytes without copying them; returns how many (fewer only at EOF).
+    fn skip_up_to(&mut self, n: u64) -> Result<u64, ArcError> {
+        let start = self.pos;
+        let mut got: u64 = 0;
+        while got < n {
+            let avail = match self.r.fill_buf() {
+                Ok(b) => b.len(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(ArcError::Io {
+                        offset: start,
+                        source: e,
+                    })
+                }
+            };
+            if avail == 0 {
+                break;
+            }
+            let k = (avail as u64).min(n - got) as usize;
+            self.r.consume(k);
+            got += k as u64;
+        }
+        self.pos += got;
+        Ok(got)
     }
 
     /// Position in the decoded archive (bytes consumed so far).
@@ -287,6 +345,24 @@ impl<R: BufRead> NatsArcReader<R> {
             s += 7;
         }
         Err(ArcError::Varint { offset: start })
+    }
+
+    /// The five varints that start an entry (name length, zigzag time, sequence, header size,
+    /// payload size), taken in one step when the reader's buffer holds at least 50 bytes and
+    /// every varint in them is well-formed: `None` (nothing consumed) otherwise, and the
+    /// field-by-field path reads them with its errors and offsets.
+    fn head_in_buffer(&mut self) -> Option<(u64, u64, u64, u64, u64)> {
+        let b = self.r.fill_buf().ok()?.first_chunk::<50>()?;
+        let mut at = 0usize;
+        let mut v = [0u64; 5];
+        for x in &mut v {
+            let (val, used) = uvarint_in(b.get(at..)?)?;
+            *x = val;
+            at += used;
+        }
+        self.r.consume(at);
+        self.pos += at as u64;
+        Some((v[0], v[1], v[2], v[3], v[4]))
     }
 
     fn field(&mut self, entry: u64, what: &'static str) -> Result<u64, ArcError> {
@@ -390,14 +466,20 @@ impl<R: BufRead> NatsArcReader<R> {
         }
         self.big = big_block_guard(0);
         let offset = self.pos;
-        let Some(name_len) = self.uvarint(offset, "name length")? else {
-            return Err(ArcError::MissingSentinel { offset });
+        let (name_len, ts_raw, seq, hlen, plen) = match self.head_in_buffer() {
+            Some(h) => h,
+            None => {
+                let Some(name_len) = self.uvarint(offset, "name length")? else {
+                    return Err(ArcError::MissingSentinel { offset });
+                };
+                let ts_raw = self.field(offset, "timestamp")?;
+                let seq = self.field(offset, "sequence")?;
+                let hlen = self.field(offset, "header size")?;
+                let plen = self.field(offset, "payload size")?;
+                (name_len, ts_raw, seq, hlen, plen)
+            }
         };
-        let ts_raw = self.field(offset, "timestamp")?;
         let timestamp = ((ts_raw >> 1) as i64) ^ -((ts_raw & 1) as i64);
-        let seq = self.field(offset, "sequence")?;
-        let hlen = self.field(offset, "header size")?;
-        let plen = self.field(offset, "payload size")?;
         if name_len > self.max_name {
             return Err(ArcError::NameTooLong {
                 offset,
@@ -443,7 +525,17 @@ impl<R: BufRead> NatsArcReader<R> {
                 what: "header",
             });
         }
-        if self.read_into(&mut e.payload, plen)? < plen {
+        e.payload_len = plen;
+        let skip = self.skip_payloads
+            && seq != 0
+            && e.name != b"state.json"
+            && !e.name.starts_with(b"consumers/");
+        let got = if skip {
+            self.skip_up_to(plen)?
+        } else {
+            self.read_into(&mut e.payload, plen)?
+        };
+        if got < plen {
             return Err(ArcError::Truncated {
                 offset,
                 at: self.pos,
@@ -636,6 +728,8 @@ pub struct V2Options {
     pub stream: Option<String>,
     /// The stream's `max_msg_size` (from backup.json), when limited.
     pub max_msg_size: Option<u64>,
+    /// Message payloads are consumed without being copied (verify checks only their length).
+    pub skip_message_payloads: bool,
 }
 
 impl V2Options {
@@ -775,6 +869,10 @@ impl V2Checker {
     /// Classify and check one entry.
     pub fn entry(&mut self, e: &ArcEntry) -> EntryRole {
         self.sum.entries += 1;
+        if matches!(self.phase, Phase::Messages) {
+            // once per message: the name as text only when a finding needs it
+            return self.message_entry(e);
+        }
         let name = String::from_utf8_lossy(&e.name);
         loop {
             match self.phase {
@@ -818,7 +916,7 @@ impl V2Checker {
                     }
                     self.phase = Phase::Messages;
                 }
-                Phase::Messages => return self.message_entry(e, &name),
+                Phase::Messages => return self.message_entry(e),
             }
         }
     }
@@ -924,8 +1022,10 @@ impl V2Checker {
         });
     }
 
-    fn message_entry(&mut self, e: &ArcEntry, name: &str) -> EntryRole {
+    fn message_entry(&mut self, e: &ArcEntry) -> EntryRole {
         if e.seq == 0 {
+            let name = String::from_utf8_lossy(&e.name);
+            let name = name.as_ref();
             if name.starts_with("consumers/") {
                 let kind = if self.sum.messages == 0 {
                     Kind::V2ConsumerCount
@@ -947,7 +1047,7 @@ impl V2Checker {
                     self.loc(name, e.offset),
                     "a second state.json entry".into(),
                 );
-            } else if e.timestamp == 0 && e.header.is_empty() && e.payload.is_empty() {
+            } else if e.timestamp == 0 && e.header.is_empty() && e.payload_len == 0 {
                 self.err(
                     Kind::V2BadSentinel,
                     self.loc(name, e.offset),
@@ -964,7 +1064,7 @@ impl V2Checker {
         }
         let seq = e.seq;
         // built only when a problem needs it (this runs once per message)
-        let mk = |c: &V2Checker| c.loc(name, e.offset).seq(seq);
+        let mk = |c: &V2Checker| c.loc(&String::from_utf8_lossy(&e.name), e.offset).seq(seq);
         if let Some(prev) = self.sum.last_msg_seq {
             if seq <= prev {
                 self.err(
@@ -991,7 +1091,7 @@ impl V2Checker {
                 format!("message {seq} has an empty subject"),
             );
         }
-        let (hl, pl) = (e.header.len() as u64, e.payload.len() as u64);
+        let (hl, pl) = (e.header.len() as u64, e.payload_len);
         if let Some(mms) = self.opts.max_msg_size {
             if hl.saturating_add(pl) > mms {
                 self.err(
@@ -1148,9 +1248,15 @@ pub struct V2Scan<R: BufRead> {
 impl<R: BufRead> V2Scan<R> {
     /// Read the archive header; a bad header ends the scan at once (see [`V2Scan::ended`]).
     pub fn new(r: R, opts: V2Options) -> Self {
+        let skip = opts.skip_message_payloads;
         let mut ck = V2Checker::new(opts);
         let (rd, ended) = match NatsArcReader::new(r) {
-            Ok(rd) => (Some(rd), None),
+            Ok(mut rd) => {
+                if skip {
+                    rd.skip_message_payloads();
+                }
+                (Some(rd), None)
+            }
             Err(e) => {
                 ck.error(&e);
                 (None, Some(ScanEnd::BadHeader))

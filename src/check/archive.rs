@@ -906,6 +906,7 @@ fn verify_v2<R: io::BufRead>(
             .and_then(|b| b.max_msg_size())
             .and_then(|m| u64::try_from(m).ok())
             .filter(|m| *m > 0),
+        skip_message_payloads: true,
     };
     let mut subjects: HashMap<Vec<u8>, u64, crate::state::scan::FxBuild> = HashMap::default();
     let mut bytes = 0u64;
@@ -921,11 +922,8 @@ fn verify_v2<R: io::BufRead>(
         if role != EntryRole::Message {
             return;
         }
-        let size = natsarc::filestore_msg_size(
-            e.name.len() as u64,
-            e.header.len() as u64,
-            e.payload.len() as u64,
-        );
+        let size =
+            natsarc::filestore_msg_size(e.name.len() as u64, e.header.len() as u64, e.payload_len);
         if let Some(x) = expiry.as_mut() {
             if x.removes(e.seq, e.timestamp, size, &e.name, &e.header)
                 .is_some()

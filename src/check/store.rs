@@ -726,9 +726,7 @@ fn legacy_numbers(
         } else {
             msgs += s.msgs;
             bytes += s.bytes;
-            for q in s.live_bits.iter() {
-                served.set(q);
-            }
+            served.union_with(&s.live_bits);
             if let (None, Some(f)) = (first, s.first_live) {
                 first = Some((f, s.first_ts));
             }
@@ -1434,12 +1432,7 @@ fn stream_report(
     if matches!(recovery, Recovery::Index) && shape.gaps_counted {
         let live: u64 = scans
             .iter()
-            .map(|s| {
-                s.live_bits
-                    .iter()
-                    .filter(|&q| q >= first && q <= last)
-                    .count() as u64
-            })
+            .map(|s| s.live_bits.count_in(first, last))
             .sum();
         deleted = (last + 1).saturating_sub(first).saturating_sub(live);
     }
@@ -1469,13 +1462,11 @@ fn stream_report(
     // deleted seqs list (bounded)
     let mut deleted_seqs = DeletedList::new();
     if msgs > 0 && deleted > 0 {
-        'blocks: for s in scans {
-            for q in s.live_bits.iter() {
-                if deleted_seqs.is_full() {
-                    break 'blocks;
-                }
-                deleted_seqs.live(q);
+        for s in scans {
+            if deleted_seqs.is_full() {
+                break;
             }
+            deleted_seqs.live_bits(&s.live_bits);
         }
     }
     let mut deleted_seqs = if deleted > 0 {
@@ -2448,6 +2439,20 @@ pub fn verify_store(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Report, discover::LayoutError> {
+    // Looking for a server that holds the path walks /proc (every process's open files: a few
+    // ms on a busy machine); it runs beside the discovery and the scans, not before them.
+    std::thread::scope(|sc| {
+        let holder = sc.spawn(|| crate::filestore::running::server_holding(path));
+        verify_store_with(path, opts, progress, || holder.join().ok().flatten())
+    })
+}
+
+fn verify_store_with(
+    path: &Path,
+    opts: &Options,
+    progress: &dyn Progress,
+    holder: impl FnOnce() -> Option<String>,
+) -> Result<Report, discover::LayoutError> {
     let lay = discover::discover(path)?;
     let mut rep = Report::default();
     for (p, n) in &lay.notes {
@@ -2460,20 +2465,20 @@ pub fn verify_store(
         ));
     }
     progress.start(total_block_bytes(&lay.streams));
-    // A running server may change files while they are read: say so.
-    if let Some(h) = crate::filestore::running::server_holding(path) {
-        rep.problems.push(Problem::new(
-            Kind::StoreInUse,
-            Location::default(),
-            format!("{h}: a running server may be changing these files; verify a stopped server's store for exact results"),
-        ));
-    }
     // streams in parallel too (many small streams), each with its blocks in parallel
     let results: Vec<(StreamReport, Vec<Problem>)> = lay
         .streams
         .par_iter()
         .map(|sd| verify_stream_dir(sd, opts, progress))
         .collect();
+    // A running server may change files while they are read: say so.
+    if let Some(h) = holder() {
+        rep.problems.push(Problem::new(
+            Kind::StoreInUse,
+            Location::default(),
+            format!("{h}: a running server may be changing these files; verify a stopped server's store for exact results"),
+        ));
+    }
     for (s, mut p) in results {
         rep.streams.push(s);
         rep.problems.append(&mut p);

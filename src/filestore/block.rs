@@ -505,6 +505,16 @@ pub fn decompress_cmp_reader<R: std::io::Read>(
 }
 
 pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
+    let mut out = Vec::new();
+    decompress_cmp_block_into(buf, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress_cmp_block`] into `out` (cleared first; its capacity is reused, so a caller
+/// that keeps one buffer per thread allocates and page-faults no 8 MiB per block). On error
+/// `out` holds whatever was decoded.
+pub fn decompress_cmp_block_into(buf: &[u8], out: &mut Vec<u8>) -> Result<(), crate::s2::S2Error> {
+    out.clear();
     let (hdr, hint) = cmp_header(buf)?;
     let Some(stream_end) = buf.len().checked_sub(CMP_TAIL).filter(|&e| e >= hdr) else {
         return Err(crate::s2::S2Error::Truncated {
@@ -521,18 +531,18 @@ pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
     };
     // Decode up to the size of a real block first; only a block that decodes to more (one huge
     // record, or damage) is decoded again under the big-block lock, up to the largest block.
-    let mut out = Vec::with_capacity(hint.min(BIG_BLOCK) as usize);
-    let first = crate::s2::decode_stream_into(stream, &mut out, BIG_BLOCK - CMP_TAIL as u64);
+    out.reserve(hint.min(BIG_BLOCK) as usize);
+    let first = crate::s2::decode_stream_into(stream, out, BIG_BLOCK - CMP_TAIL as u64);
     if let Err(crate::s2::S2Error::TooLarge { .. }) = first {
         let _g = big_block_guard(MAX_PLAIN_BLOCK);
-        out = Vec::new();
-        crate::s2::decode_stream_into(stream, &mut out, MAX_PLAIN_BLOCK - CMP_TAIL as u64)
+        *out = Vec::new();
+        crate::s2::decode_stream_into(stream, out, MAX_PLAIN_BLOCK - CMP_TAIL as u64)
             .map_err(|e| e.shifted(hdr as u64))?;
     } else {
         first.map_err(|e| e.shifted(hdr as u64))?;
     }
     out.extend_from_slice(tail);
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -567,6 +577,20 @@ pub fn compress_cmp_block(plain: &[u8]) -> Vec<u8> {
 pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), crate::s2::S2Error> {
     if is_cmp_block(raw) {
         Ok((std::borrow::Cow::Owned(decompress_cmp_block(raw)?), true))
+    } else {
+        Ok((std::borrow::Cow::Borrowed(raw), false))
+    }
+}
+
+/// [`plain_block`] decoding a `cmp` block into `dec` (its capacity reused) instead of a new
+/// buffer.
+pub fn plain_block_in<'a>(
+    raw: &'a [u8],
+    dec: &'a mut Vec<u8>,
+) -> Result<(std::borrow::Cow<'a, [u8]>, bool), crate::s2::S2Error> {
+    if is_cmp_block(raw) {
+        decompress_cmp_block_into(raw, dec)?;
+        Ok((std::borrow::Cow::Borrowed(&dec[..]), true))
     } else {
         Ok((std::borrow::Cow::Borrowed(raw), false))
     }

@@ -266,14 +266,25 @@ pub(crate) fn read_reusing<T>(
             ),
             None => {
                 let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
-                f(crate::filestore::block::plain_block(&buf), n)
+                DECODE_BUF.with(|dec| {
+                    let mut dec = dec.borrow_mut();
+                    let out = f(crate::filestore::block::plain_block_in(&buf, &mut dec), n);
+                    drop_outsized(&mut dec);
+                    out
+                })
             }
         };
-        if buf.capacity() as u64 > BIG_BLOCK {
-            *buf = Vec::new(); // do not keep an outsized buffer from a damaged or huge file
-        }
+        drop_outsized(&mut buf); // do not keep an outsized buffer from a damaged or huge file
         Ok((out, size))
     })
+}
+
+/// Frees a reused buffer that grew past a normal block (a damaged or huge file), so that no
+/// thread keeps one.
+fn drop_outsized(buf: &mut Vec<u8>) {
+    if buf.capacity() as u64 > crate::filestore::block::BIG_BLOCK {
+        *buf = Vec::new();
+    }
 }
 
 /// [`read_reusing`] for a block that must first be transformed as a whole (an encrypted block:
@@ -283,17 +294,20 @@ pub(crate) fn read_reusing_with<T>(
     xform: impl FnOnce(&mut [u8]),
     f: impl FnOnce(Decoded<'_>, u64) -> T,
 ) -> std::io::Result<(T, u64)> {
-    use crate::filestore::block::{big_block_guard, BIG_BLOCK, MAX_BLOCK_FILE};
+    use crate::filestore::block::{big_block_guard, MAX_BLOCK_FILE};
     let size = fs::metadata(path)?.len();
     let _big = big_block_guard(size.min(MAX_BLOCK_FILE));
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
         let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
         xform(&mut buf[..]);
-        let out = f(crate::filestore::block::plain_block(&buf), n);
-        if buf.capacity() as u64 > BIG_BLOCK {
-            *buf = Vec::new();
-        }
+        let out = DECODE_BUF.with(|dec| {
+            let mut dec = dec.borrow_mut();
+            let out = f(crate::filestore::block::plain_block_in(&buf, &mut dec), n);
+            drop_outsized(&mut dec);
+            out
+        });
+        drop_outsized(&mut buf);
         Ok((out, size))
     })
 }
@@ -302,4 +316,8 @@ thread_local! {
     /// One read buffer per worker thread, reused across blocks: no fresh allocation (and page
     /// faults) per 8 MiB block.
     static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// One buffer per worker thread for the decoded form of a `cmp` block, reused the same way
+    /// (with glibc's mmap threshold fixed in main, malloc gave each freed 8 MiB back to the
+    /// kernel: a fresh 2048 page faults per compressed block).
+    static DECODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }

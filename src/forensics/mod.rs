@@ -1383,6 +1383,7 @@ impl StreamWalker {
             account: Some(self.sref.account.clone()),
             stream: Some(self.sref.name.clone()),
             max_msg_size: None,
+            skip_message_payloads: false,
         };
         let mut scan = V2Scan::new(r, vopts);
         // what expires right after the restore (as verify says: max_age, message TTLs)

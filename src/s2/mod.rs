@@ -812,6 +812,27 @@ pub fn is_framed(prefix: &[u8]) -> bool {
     }
 }
 
+/// Decodes the framed stream `r` on `workers` threads, as verify reads a backup's
+/// `stream.tar.s2`, and consumes the output as it comes (through the reader's own buffers,
+/// copying nothing out): the decoded length. The floor of a backup's verify, for the
+/// benchmark (`bench/floors.rs`).
+pub fn decode_parallel_discarding<R: Read + Send + 'static>(
+    r: R,
+    workers: usize,
+) -> io::Result<u64> {
+    use std::io::BufRead as _;
+    let mut pr = par::ParFrameReader::new(r, workers);
+    let mut n = 0u64;
+    loop {
+        let k = pr.fill_buf()?.len();
+        if k == 0 {
+            return Ok(n);
+        }
+        pr.consume(k);
+        n += k as u64;
+    }
+}
+
 /// Decodes a whole framed stream held in memory. Same rules as [`FrameReader`].
 pub fn decode_stream(src: &[u8]) -> Result<Vec<u8>, S2Error> {
     let mut out = Vec::new();

@@ -991,6 +991,43 @@ fn cmp_block_errors() {
 }
 
 #[test]
+fn cmp_blocks_decoded_into_one_reused_buffer() {
+    // verify decodes every compressed block of a thread into the same buffer: whatever the
+    // previous block left there (a longer block, a damaged one cut midway), each result is
+    // exactly what a fresh decode gives, error included
+    use crate::filestore::block::{decompress_cmp_block_into, plain_block, plain_block_in};
+    let big: Vec<u8> = (0..400_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let small: Vec<u8> = (0..3000u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
+    let mut damaged = compress_cmp_block(&big);
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x5a;
+    let blocks = [
+        compress_cmp_block(&big),
+        damaged,
+        compress_cmp_block(&small),
+        big.clone(), // a plain block: borrowed as it is
+        compress_cmp_block(b"12345678"),
+        b"cmp\x01\x80".to_vec(),
+        compress_cmp_block(&small),
+    ];
+    let mut dec = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let fresh = plain_block(b).map(|(p, c)| (p.into_owned(), c));
+        let reused = plain_block_in(b, &mut dec).map(|(p, c)| (p.into_owned(), c));
+        assert_eq!(reused, fresh, "block {i}");
+    }
+    assert!(
+        plain_block(&blocks[1]).is_err(),
+        "the damaged block is damaged"
+    );
+    let mut out = vec![1u8; 10];
+    decompress_cmp_block_into(&blocks[2], &mut out).unwrap();
+    assert_eq!(out, small);
+}
+
+#[test]
 fn fuzz_mutations_never_panic() {
     let snaps = snapshots();
     let mut rng = Rng(0xdead_beef_cafe_f00d);

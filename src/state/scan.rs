@@ -131,11 +131,54 @@ impl SeqBits {
                 n + u64::from(w.count_ones())
             })
     }
+    /// How many sequences in `lo..=hi` are set (a popcount per word).
+    pub fn count_in(&self, lo: u64, hi: u64) -> u64 {
+        if lo > hi {
+            return 0;
+        }
+        let (kl, kh) = (lo / 64, hi / 64);
+        let i = self.words.partition_point(|w| w.0 < kl);
+        let mut n = 0u64;
+        for &(k, w) in self.words.get(i..).unwrap_or(&[]) {
+            if k > kh {
+                break;
+            }
+            let mut w = w;
+            if k == kl {
+                w &= !0u64 << (lo % 64);
+            }
+            if k == kh {
+                w &= !0u64 >> (63 - hi % 64);
+            }
+            n += u64::from(w.count_ones());
+        }
+        n
+    }
+    /// Sets every sequence `other` has set.
+    pub fn union_with(&mut self, other: &SeqBits) {
+        for &(k, w) in &other.words {
+            match self.find(k) {
+                Ok(i) => self.words[i].1 |= w,
+                Err(i) => self.words.insert(i, (k, w)),
+            }
+        }
+    }
+    /// The set words in ascending order: (`seq / 64`, one bit per `seq % 64`), none zero.
+    pub fn words(&self) -> &[(u64, u64)] {
+        &self.words
+    }
+    /// The set sequences, ascending (one step per set bit, not per bit of a word).
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         self.words.iter().flat_map(|&(i, w)| {
-            (0..64u64)
-                .filter(move |b| w & (1 << b) != 0)
-                .map(move |b| i * 64 + b)
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = u64::from(w.trailing_zeros());
+                w &= w - 1;
+                Some(i * 64 + b)
+            })
         })
     }
 }
@@ -634,6 +677,68 @@ mod tests {
                 let naive = b.iter().filter(|&q| q >= from).count() as u64;
                 assert_eq!(b.count_from(from), naive, "from {from}");
             }
+        }
+    }
+    /// A random set (dense runs, gaps, far-apart words) and the same set as a sorted Vec.
+    fn random_bits(rng: &mut crate::testdata::Rng) -> (SeqBits, Vec<u64>) {
+        let mut b = SeqBits::default();
+        let mut v = Vec::new();
+        let base = rng.next() % 1000;
+        for _ in 0..rng.below(6) {
+            let start = base + rng.next() % 2000;
+            let dense = rng.below(2) == 0;
+            for q in start..start + rng.below(400) as u64 {
+                if dense || rng.below(3) == 0 {
+                    b.set(q);
+                    v.push(q);
+                }
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        (b, v)
+    }
+    #[test]
+    fn seqbits_count_in_union_and_iter_agree_with_a_naive_set() {
+        let mut rng = crate::testdata::Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..200 {
+            let (mut a, av) = random_bits(&mut rng);
+            let (b, bv) = random_bits(&mut rng);
+            assert_eq!(a.iter().collect::<Vec<_>>(), av);
+            for _ in 0..20 {
+                let lo = rng.next() % 3500;
+                let hi = lo + rng.next() % 800;
+                for (lo, hi) in [(lo, hi), (hi, lo), (lo, lo), (0, u64::MAX), (lo, u64::MAX)] {
+                    let naive = av.iter().filter(|&&q| q >= lo && q <= hi).count() as u64;
+                    assert_eq!(a.count_in(lo, hi), naive, "{lo}..={hi}");
+                }
+            }
+            a.union_with(&b);
+            let mut u = [av, bv].concat();
+            u.sort_unstable();
+            u.dedup();
+            assert_eq!(a.iter().collect::<Vec<_>>(), u);
+            assert!(a.words().windows(2).all(|w| w[0].0 < w[1].0));
+        }
+    }
+    #[test]
+    fn deleted_list_from_words_is_the_list_from_each_seq() {
+        use crate::state::stream::DeletedList;
+        let mut rng = crate::testdata::Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..200 {
+            let parts: Vec<(SeqBits, Vec<u64>)> =
+                (0..rng.below(4)).map(|_| random_bits(&mut rng)).collect();
+            let (mut fast, mut slow) = (DeletedList::new(), DeletedList::new());
+            let mut last = 0;
+            for (b, v) in &parts {
+                fast.live_bits(b);
+                for &q in v {
+                    slow.live(q);
+                    last = last.max(q);
+                }
+            }
+            let last = last + rng.below(100) as u64;
+            assert_eq!(fast.finish(last), slow.finish(last));
         }
     }
     #[test]

@@ -70,6 +70,26 @@ impl DeletedList {
         self.next = Some(seq.saturating_add(1));
     }
 
+    /// [`DeletedList::live`] for every sequence set in `bits` (ascending): a word whose 64
+    /// sequences are all live and follow the previous live one adds nothing and is passed in
+    /// one step.
+    pub fn live_bits(&mut self, bits: &crate::state::scan::SeqBits) {
+        for &(k, w) in bits.words() {
+            if self.is_full() {
+                return;
+            }
+            if w == !0 && self.next == Some(k * 64) {
+                self.next = Some(k * 64 + 64);
+                continue;
+            }
+            let mut w = w;
+            while w != 0 {
+                self.live(k * 64 + u64::from(w.trailing_zeros()));
+                w &= w - 1;
+            }
+        }
+    }
+
     /// True once the list holds [`MAX_LISTED_DELETES`] sequences: later calls add nothing.
     pub fn is_full(&self) -> bool {
         self.seqs.len() >= MAX_LISTED_DELETES
