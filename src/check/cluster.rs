@@ -1346,6 +1346,7 @@ pub fn cluster_report(
 mod tests {
     use super::*;
     use crate::testdata;
+    use std::collections::BTreeMap;
 
     const CL: &str = "v2.15.1-cluster-n1";
 
@@ -1417,7 +1418,13 @@ mod tests {
     /// Every entry of every stream and consumer group WAL of both real samples decodes.
     #[test]
     fn the_samples_stream_and_consumer_logs_decode_entirely() {
-        for sample in [CL, LOG, "v2.15.1-cluster-batch-n1"] {
+        for sample in [
+            CL,
+            LOG,
+            "v2.15.1-cluster-batch-n1",
+            "v2.15.1-cluster-ops-n1",
+            "v2.10.26-cluster-ops-n1",
+        ] {
             let d = testdata::sample(sample);
             let r = cluster_report(&d.path().join(sample).join("store"), Some("n1"), None).unwrap();
             for g in &r.groups {
@@ -1484,6 +1491,82 @@ mod tests {
             p.kind,
             Kind::ClusterStreamLogAhead | Kind::ClusterConsumerLogAhead
         )));
+    }
+
+    /// Two crash samples with every consumer op (tests/support/cluster_log.py): LC explicit,
+    /// LA ack all, LN ack none, LS skipped ahead (a filter no message has), on 2.15.1 LR reset
+    /// to seq 4. The prediction of every consumer's o.dat equals what n1 made of it, started
+    /// without quorum (`n1_alone_after`); 2.10.26 leaves o.dat alone on a skip, 2.11+ moves it.
+    #[test]
+    fn skips_resets_and_ack_none_replay_as_the_servers_did() {
+        for (sample, skip_moves) in [
+            ("v2.15.1-cluster-ops-n1", true),
+            ("v2.10.26-cluster-ops-n1", false),
+        ] {
+            let d = testdata::sample(sample);
+            let facts: serde_json::Value =
+                serde_json::from_slice(&testdata::read(&d, sample, "facts.json")).unwrap();
+            let after = &facts["n1_alone_after"];
+            let store = d.path().join(sample).join("store");
+            let r = cluster_report(&store, Some("n1"), None).unwrap();
+            let logs: BTreeMap<&str, &ConsumerLog> = r
+                .groups
+                .iter()
+                .filter_map(|g| Some((g.consumer.as_deref()?, g.consumer_log.as_ref()?)))
+                .collect();
+            let names: Vec<&str> = logs.keys().copied().collect();
+            let want: &[&str] = if skip_moves {
+                &["LA", "LC", "LN", "LR", "LS"]
+            } else {
+                &["LA", "LC", "LN", "LS"]
+            };
+            assert_eq!(names, want, "{sample}");
+            for (name, log) in &logs {
+                assert_eq!(
+                    serde_json::to_value(log.after_restart.as_ref().unwrap()).unwrap(),
+                    after["consumers"][name],
+                    "{sample} {name}: {log:#?}"
+                );
+            }
+            let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+            let sl = s.stream_log.as_ref().unwrap();
+            assert_eq!(sl.reapply_last_seq, after["stream_last_seq"].as_u64());
+            // LN: ack floor with delivered
+            let ln = logs["LN"].after_restart.as_ref().unwrap();
+            assert_eq!(
+                (ln.ack_floor_stream_seq, ln.num_ack_pending),
+                (ln.delivered_stream_seq, 0)
+            );
+            // LS: a committed skip to 11 in the log; o.dat follows it from 2.11 only
+            let ls = logs["LS"];
+            assert_eq!((ls.last_skip_stream_seq, ls.deliveries), (Some(11), 0));
+            let moved = ls.after_restart.as_ref().unwrap().delivered_stream_seq;
+            assert_eq!(moved == 10, skip_moves, "{ls:#?}");
+            assert_eq!(ls.on_disk != ls.after_restart, skip_moves, "{ls:#?}");
+            let newest = cluster_report(&store, Some("n1"), Some(&Release::new(2, 15, 1))).unwrap();
+            let ls_newest = newest
+                .groups
+                .iter()
+                .find(|g| g.consumer.as_deref() == Some("LS"))
+                .and_then(|g| g.consumer_log.as_ref())
+                .unwrap();
+            assert_eq!(ls_newest.release_from, "--server-version");
+            assert_eq!(
+                ls_newest
+                    .after_restart
+                    .as_ref()
+                    .unwrap()
+                    .delivered_stream_seq,
+                10
+            );
+            if skip_moves {
+                let lr = logs["LR"];
+                assert_eq!((lr.resets, lr.last_reset_stream_seq), (1, Some(4)));
+                let a = lr.after_restart.as_ref().unwrap();
+                assert_eq!((a.ack_floor_stream_seq, a.ack_floor_consumer_seq), (3, 0));
+            }
+            assert!(logs["LS"].release_from.contains("index.db"), "{ls:#?}");
+        }
     }
 
     /// Atomic batches count only once their commit entry is in the log; a batch cut off by
