@@ -143,6 +143,10 @@ fn render_consumer_log(o: &mut String, c: &cluster::ConsumerLog) {
         c.uncommitted_ops,
         c.commit
     );
+    if c.skips > 0 {
+        // releases differ on skips (2.11+ move o.dat, 2.9/2.10 do not): say whose replay it is
+        let _ = writeln!(o, "    replayed as {} ({})", c.release, c.release_from);
+    }
     match (&c.on_disk, &c.after_restart) {
         (Some(d), Some(a)) if d != a => {
             let _ = writeln!(
