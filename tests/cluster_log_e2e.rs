@@ -171,13 +171,18 @@ fn run(server: &Path) {
             let l = &consumer_group(&newest, name)["consumer_log"];
             seqs(&l["after_restart"]) != seqs(&l["on_disk"])
         };
-        let all = names.iter().all(|n| lagging(n));
-        if all || attempt == 3 {
+        let flat: Vec<&str> = names.iter().copied().filter(|n| !lagging(n)).collect();
+        if flat.is_empty() || attempt == 3 {
             break (tmp, facts, store, d, human);
         }
+        let logs: Vec<String> = flat
+            .iter()
+            .map(|n| format!("{n}: {:#}", consumer_group(&newest, n)["consumer_log"]))
+            .collect();
         eprintln!(
-            "{}: setup attempt {attempt} left a consumer without a lag; again",
-            server.display()
+            "{}: setup attempt {attempt} left {flat:?} without a lag; again\n{}",
+            server.display(),
+            logs.join("\n")
         );
     };
     let out = tmp.path();
