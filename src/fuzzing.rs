@@ -259,7 +259,7 @@ pub fn raft(data: &[u8]) {
         }
         // consumer groups: ops replayed onto a state, a snapshot (o.dat encoding) applied
         10 => {
-            use crate::filestore::consumer_group::{decode_op, AckPolicy, Replay};
+            use crate::filestore::consumer_group::{decode_op, AckPolicy, ApplyRules, Replay};
             let mut r = Replay::default();
             let mut at = 0;
             // consecutive ops, each prefixed by its length byte
@@ -270,10 +270,13 @@ pub fn raft(data: &[u8]) {
                 };
                 match decode_op(op) {
                     Ok(op) => {
+                        let old =
+                            ApplyRules::of(Some(&crate::base::release::Release::new(2, 10, 0)));
                         for p in [AckPolicy::Explicit, AckPolicy::All, AckPolicy::None] {
-                            r.clone().apply(&op, p, 3);
+                            r.clone().apply(&op, p, 3, ApplyRules::of(None));
+                            r.clone().apply(&op, p, 3, old);
                         }
-                        r.apply(&op, AckPolicy::Explicit, -1);
+                        r.apply(&op, AckPolicy::Explicit, -1, ApplyRules::of(None));
                     }
                     Err(e) => assert!(e.offset() <= op.len(), "{e}"),
                 }

@@ -1,11 +1,14 @@
 //! `jetdir cluster`'s reading of the stream and consumer groups' raft logs, against a real
 //! 3-node cluster on 127.0.0.1 (tests/support/cluster_log.py): R3 stream LOG and R3 pull
-//! durables LC (explicit acks) and LA (ack all); n1's LOG dir is an older copy (5 messages, LC delivered 3 / ack floor 2) while
-//! its raft logs hold what came after (5 more messages, 5 deliveries, 4 acks) up to a crash
-//! (SIGKILL). jetdir must say what a restart re-applies (the committed part of the logs, as
-//! far as n1's own files tell the commit), and n1 restarted without quorum must do exactly
-//! that: its stream dir and o.dat afterwards equal jetdir's prediction, and jetdir then finds
-//! nothing to re-apply. Run for 2.15.1, 2.9.10, 2.12.8 and 2.10.26 (see [`servers`]).
+//! durables LC (explicit acks), LA (ack all), LN (ack none), LS (filtered on a subject no
+//! message has: the leader skips it ahead, `updateSkipOp`) and, on 2.14+, LR (reset through
+//! `$JS.API.CONSUMER.RESET`, `resetSeqOp`); n1's LOG dir is an older copy (5 messages, LC
+//! delivered 3 / ack floor 2) while its raft logs hold what came after (5 more messages,
+//! deliveries, acks, a skip, a reset) up to a crash (SIGKILL). jetdir must say what a restart
+//! re-applies (the committed part of the logs, as far as n1's own files tell the commit), and
+//! n1 restarted without quorum must do exactly that: its stream dir and every consumer's o.dat
+//! afterwards equal jetdir's prediction, and jetdir then finds nothing to re-apply. Run for
+//! 2.15.1, 2.9.10, 2.14.6, 2.12.8 and 2.10.26 (see [`servers`]).
 mod common;
 #[path = "common/schema.rs"]
 mod schema;
@@ -34,9 +37,12 @@ fn cluster_log_py(server: &Path, out: &Path, phase: &str) {
     );
 }
 
-fn jetdir_cluster(store: &Path) -> (Value, String) {
+/// `jetdir cluster` on n1's store (as `release` restarts it, when given): JSON and text.
+fn jetdir_cluster_as(store: &Path, release: Option<&str>) -> (Value, String) {
+    let rel: Vec<&str> = release.map_or(vec![], |r| vec!["--server-version", r]);
     let o = Command::new(env!("CARGO_BIN_EXE_jetdir"))
         .args(["--json", "cluster", "--server-name", "n1"])
+        .args(&rel)
         .arg(store)
         .output()
         .expect("run jetdir");
@@ -51,10 +57,27 @@ fn jetdir_cluster(store: &Path) -> (Value, String) {
     assert!(errs.is_empty(), "{errs:#?}\n{doc:#}");
     let human = Command::new(env!("CARGO_BIN_EXE_jetdir"))
         .args(["cluster", "--server-name", "n1"])
+        .args(&rel)
         .arg(store)
         .output()
         .expect("run jetdir");
     (doc, String::from_utf8_lossy(&human.stdout).into_owned())
+}
+
+fn jetdir_cluster(store: &Path) -> (Value, String) {
+    jetdir_cluster_as(store, None)
+}
+
+/// `(major, minor)` of a nats-server binary (`nats-server: v2.10.26`).
+fn minor_of(server: &Path) -> (u32, u32) {
+    let o = Command::new(server)
+        .arg("--version")
+        .output()
+        .expect("nats-server --version");
+    let t = String::from_utf8_lossy(&o.stdout);
+    let v = t.trim().rsplit('v').next().unwrap_or_default();
+    let mut it = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 fn group<'a>(d: &'a Value, kind: &str) -> &'a Value {
@@ -99,7 +122,7 @@ fn seqs(v: &Value) -> [u64; 5] {
     .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {v:#}")))
 }
 
-/// 2.15.1 and 2.9.10, and 2.12.8 and 2.10.26 when the repo has them (`.servers/`,
+/// 2.15.1 and 2.9.10, and 2.14.6, 2.12.8 and 2.10.26 when the repo has them (`.servers/`,
 /// scripts/install-deps.sh); `JETDIR_CLUSTER_LOG_SERVERS` (colon-separated binaries)
 /// overrides the list.
 fn servers() -> Vec<PathBuf> {
@@ -109,7 +132,7 @@ fn servers() -> Vec<PathBuf> {
         }
     }
     let mut v = vec![server_215(), server_29()];
-    for r in ["2.12.8", "2.10.26"] {
+    for r in ["2.14.6", "2.12.8", "2.10.26"] {
         let p = repo().join(".servers").join(r).join("bin/nats-server");
         if p.is_file() {
             v.push(p);
@@ -119,28 +142,47 @@ fn servers() -> Vec<PathBuf> {
 }
 
 fn run(server: &Path) {
+    let (major, minor) = minor_of(server);
+    // releases before 2.11 apply a skip to the follower's memory only, not to o.dat
+    let skip_moves_store = (major, minor) >= (2, 11);
+    let with_reset = (major, minor) >= (2, 14);
+    let mut names = vec!["LA", "LC", "LN", "LS"];
+    if with_reset {
+        names.push("LR");
+    }
     // The setup kills n1 with its dir and o.dat files behind its log; on a loaded machine the
     // consumers' last updates may not have reached n1's log before the kill (nothing to
     // re-apply for them then, which proves nothing): set it up again, at most three times.
+    // Every consumer must have committed updates past its o.dat as the newest release replays
+    // them (for LS on 2.9/2.10 that proves a committed skip the release leaves out of o.dat).
     let mut attempt = 0;
     let (tmp, facts, store, d, human) = loop {
         attempt += 1;
         let tmp = tempfile::tempdir().unwrap();
+        let t0 = std::time::Instant::now();
         cluster_log_py(server, tmp.path(), "setup");
+        eprintln!("{}: setup {:.1?}", server.display(), t0.elapsed());
         let facts: Value =
             serde_json::from_slice(&std::fs::read(tmp.path().join("facts.json")).unwrap()).unwrap();
         let store = PathBuf::from(facts["store"].as_str().unwrap());
         let (d, human) = jetdir_cluster(&store);
+        let (newest, _) = jetdir_cluster_as(&store, Some("2.15.1"));
         let lagging = |name: &str| {
-            let l = &consumer_group(&d, name)["consumer_log"];
+            let l = &consumer_group(&newest, name)["consumer_log"];
             seqs(&l["after_restart"]) != seqs(&l["on_disk"])
         };
-        if (lagging("LC") && lagging("LA")) || attempt == 3 {
+        let flat: Vec<&str> = names.iter().copied().filter(|n| !lagging(n)).collect();
+        if flat.is_empty() || attempt == 3 {
             break (tmp, facts, store, d, human);
         }
+        let logs: Vec<String> = flat
+            .iter()
+            .map(|n| format!("{n}: {:#}", consumer_group(&newest, n)["consumer_log"]))
+            .collect();
         eprintln!(
-            "{}: setup attempt {attempt} left a consumer without a lag; again",
-            server.display()
+            "{}: setup attempt {attempt} left {flat:?} without a lag; again\n{}",
+            server.display(),
+            logs.join("\n")
         );
     };
     let out = tmp.path();
@@ -185,15 +227,60 @@ fn run(server: &Path) {
     assert_ne!(predicted, seqs(&c["on_disk"]), "{d:#}");
     let predicted_la = seqs(&la["after_restart"]);
     assert_ne!(predicted_la, seqs(&la["on_disk"]), "{d:#}");
+
+    // LN (ack none): delivered moves and the ack floor with it, nothing pending
+    let ln = &consumer_group(&d, "LN")["consumer_log"];
+    let [ds, dc, fs, fc, pending] = seqs(&ln["after_restart"]);
+    assert!(ds > 3 && ds == fs && dc == fc && pending == 0, "LN: {ln:#}");
     assert_eq!(
-        kinds(&d),
-        [
-            "cluster_consumer_log_ahead",
-            "cluster_consumer_log_ahead",
-            "cluster_stream_log_ahead"
-        ],
-        "{d:#}"
+        seqs(&ln["on_disk"]),
+        seqs(&facts["before"]["more"]["LN"]),
+        "{ln:#}"
     );
+
+    // LS (filtered, nothing matches): the log holds a committed skip to 11 (the newest
+    // release's replay moves delivered to 10); the release that wrote the dir moves o.dat
+    // with it from 2.11 only
+    let ls = &consumer_group(&d, "LS")["consumer_log"];
+    assert_eq!(ls["last_skip_stream_seq"], 11, "LS: {ls:#}");
+    assert_eq!(ls["deliveries"], 0, "LS: {ls:#}");
+    let (newest, _) = jetdir_cluster_as(&store, Some("2.15.1"));
+    let ls_newest = &consumer_group(&newest, "LS")["consumer_log"];
+    assert_eq!(
+        ls_newest["after_restart"]["delivered_stream_seq"], 10,
+        "{ls_newest:#}"
+    );
+    let ls_pred = seqs(&ls["after_restart"]);
+    if skip_moves_store {
+        assert_eq!(ls_pred[0], 10, "LS: {ls:#}");
+    } else {
+        assert_eq!(ls_pred, seqs(&ls["on_disk"]), "LS: {ls:#}");
+    }
+
+    // LR (2.14+): the reset to 4 is committed and applied: the ack floor at 3 (4 once the
+    // first redelivery's ack is committed), consumer seqs restarted from 1
+    if with_reset {
+        assert_eq!(facts["reset"]["reset_seq"], 4, "{what}");
+        let lr = &consumer_group(&d, "LR")["consumer_log"];
+        assert_eq!(
+            (&lr["resets"], &lr["last_reset_stream_seq"]),
+            (&1.into(), &4.into()),
+            "LR: {lr:#}"
+        );
+        let [ds, dc, fs, fc, _] = seqs(&lr["after_restart"]);
+        assert!(
+            (3..=4).contains(&fs) && fc <= 1 && dc <= 2 && ds <= 5,
+            "LR: {lr:#}"
+        );
+    }
+
+    // the findings: every consumer whose o.dat a restart moves
+    let mut expect = vec!["cluster_consumer_log_ahead"; names.len()];
+    if !skip_moves_store {
+        expect.pop();
+    }
+    expect.push("cluster_stream_log_ahead");
+    assert_eq!(kinds(&d), expect, "{d:#}");
     assert!(
         human.contains(&format!("re-applies seqs 6..{reapply_last}")),
         "{human}"
@@ -202,33 +289,42 @@ fn run(server: &Path) {
         human.contains(&format!("log: msgs {first}..10")),
         "{what}\n{human}"
     );
+    assert!(human.contains("skip(s) (to stream seq 11)"), "{human}");
 
     // n1 without quorum: it applies exactly what its own log says is committed
+    let predictions: Vec<(&str, [u64; 5])> = names
+        .iter()
+        .map(|n| {
+            (
+                *n,
+                seqs(&consumer_group(&d, n)["consumer_log"]["after_restart"]),
+            )
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
     cluster_log_py(server, out, "alone");
+    eprintln!("{}: alone {:.1?}", server.display(), t0.elapsed());
     let (d2, _) = jetdir_cluster(&store);
     let s2 = &group(&d2, "stream")["stream_log"];
-    let c2 = &consumer_group(&d2, "LC")["consumer_log"];
-    let la2 = &consumer_group(&d2, "LA")["consumer_log"];
     assert_eq!(
         s2["stream_last_seq"].as_u64(),
         Some(reapply_last),
         "the server re-applied another range than predicted: {d2:#}"
     );
-    assert_eq!(
-        seqs(&c2["on_disk"]),
-        predicted,
-        "the server's o.dat after the restart differs from the prediction: {d2:#}"
-    );
-    assert_eq!(
-        seqs(&la2["on_disk"]),
-        predicted_la,
-        "LA (ack all): the server's o.dat after the restart differs from the prediction: {d2:#}"
-    );
+    for (name, predicted) in &predictions {
+        assert_eq!(
+            &seqs(&consumer_group(&d2, name)["consumer_log"]["on_disk"]),
+            predicted,
+            "{name}: the server's o.dat after the restart differs from the prediction: {d2:#}"
+        );
+    }
     assert_eq!(s2["reapply_first_seq"], Value::Null, "{d2:#}");
     assert!(kinds(&d2).is_empty(), "{d2:#}");
 
     // the whole cluster: the leader brings n1 to what the cluster had
+    let t0 = std::time::Instant::now();
     cluster_log_py(server, out, "all");
+    eprintln!("{}: all {:.1?}", server.display(), t0.elapsed());
     let after: Value =
         serde_json::from_slice(&std::fs::read(out.join("after.json")).unwrap()).unwrap();
     assert_eq!(after["stream"], facts["cluster"]["stream"], "{after:#}");

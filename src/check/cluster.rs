@@ -3,14 +3,19 @@
 //! because its meta group (latest snapshot + the meta WAL after it) does not assign them, or
 //! assigns them to other peers.
 use crate::base::problem::{Kind, Location, Problem};
+use crate::base::release::Release;
 use crate::base::report::Outcome;
 use crate::filestore::block::{block_key, plain_block, RecordKind, Records};
+use crate::filestore::config_fields;
 use crate::filestore::discover;
 use crate::filestore::meta_assign::{self, Assignments, MetaOp};
 use crate::filestore::raft::{self, EntryType};
+use crate::filestore::source::DirSource;
 use crate::filestore::{consumer_group, consumer_state, stream_group};
+use crate::state::load;
+use crate::state::prelude::prelude_for;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -179,6 +184,15 @@ pub struct ConsumerLog {
     pub acks: u64,
     /// Other ops (skips, resets, pull-request bookkeeping) after the snapshot.
     pub other_ops: u64,
+    /// Of `other_ops`: skips (`updateSkipOp`, a filtered consumer moved past messages it
+    /// does not take, or a new leader's starting position).
+    pub skips: u64,
+    /// The highest stream sequence a skip moves to (the next to deliver).
+    pub last_skip_stream_seq: Option<u64>,
+    /// Of `other_ops`: resets (`resetSeqOp`, 2.14+ `$JS.API.CONSUMER.RESET`).
+    pub resets: u64,
+    /// The stream sequence of the last reset (the next to deliver after it).
+    pub last_reset_stream_seq: Option<u64>,
     /// Ops past the commit index (not applied at restart without the leader).
     pub uncommitted_ops: u64,
     /// Highest stream sequence a delivery of the log names.
@@ -190,6 +204,12 @@ pub struct ConsumerLog {
     /// o.dat after a restart replays the snapshot and the committed ops onto it, as the
     /// consumer store does (null without o.dat).
     pub after_restart: Option<ConsumerSeqs>,
+    /// The release whose replay `after_restart` is (releases differ on skips: 2.11+ move
+    /// o.dat, 2.9 and 2.10 do not).
+    pub release: String,
+    /// Where `release` comes from: `--server-version`, the stream dir (`meta.inf _nats.ver`,
+    /// its index format) or `newest known release`.
+    pub release_from: String,
 }
 
 /// A stream or consumer dir on disk and what the meta layer says about it.
@@ -866,16 +886,40 @@ fn stream_log(
     log
 }
 
-/// A consumer group's log against its consumer's o.dat (`dir`: `obs/<name>`).
+/// The release a consumer group's replay follows: `given` (`--server-version`), else the
+/// release that wrote the stream dir (meta.inf `_nats.ver`, else its index format), else the
+/// newest jetdir knows.
+fn replay_release(given: Option<&Release>, sd: Option<&discover::StreamDir>) -> (Release, String) {
+    if let Some(r) = given {
+        return (r.clone(), "--server-version".into());
+    }
+    if let Some(sd) = sd {
+        let src = DirSource {
+            dir: sd.dir.clone(),
+        };
+        let pre = prelude_for(&src, &sd.account, &sd.name, "", None);
+        if let Some(found) = load::writer_release_from(&pre) {
+            return found;
+        }
+    }
+    (config_fields::newest_known(), "newest known release".into())
+}
+
+/// A consumer group's log against its consumer's o.dat (`dir`: `obs/<name>`), replayed as
+/// `release` does.
 fn consumer_log(
     g: &GroupRead,
     dir: Option<&Path>,
     ack_policy: Option<&str>,
+    release: (Release, String),
     problems: &mut Vec<Problem>,
 ) -> ConsumerLog {
     let name = &g.rep.name;
+    let rules = consumer_group::ApplyRules::of(Some(&release.0));
     let mut log = ConsumerLog {
         commit: known_commit(g),
+        release: release.0.to_string(),
+        release_from: release.1,
         ..Default::default()
     };
     let mut from = 0;
@@ -943,12 +987,23 @@ fn consumer_log(
                         log.last_acked_stream_seq =
                             Some(log.last_acked_stream_seq.unwrap_or(0).max(*sseq));
                     }
+                    consumer_group::ConsumerOp::Skip { sseq } => {
+                        log.other_ops += 1;
+                        log.skips += 1;
+                        log.last_skip_stream_seq =
+                            Some(log.last_skip_stream_seq.unwrap_or(0).max(*sseq));
+                    }
+                    consumer_group::ConsumerOp::Reset { sseq } => {
+                        log.other_ops += 1;
+                        log.resets += 1;
+                        log.last_reset_stream_seq = Some(*sseq);
+                    }
                     _ => log.other_ops += 1,
                 }
                 if !committed {
                     log.uncommitted_ops += 1;
                 } else if let Some(r) = &mut replay {
-                    r.apply(op, policy, max_deliver);
+                    r.apply(op, policy, max_deliver, rules);
                 }
             }
             GroupOp::ConsumerSnapshot(st) if committed => {
@@ -974,9 +1029,12 @@ fn jetstream_dir(path: &Path) -> PathBuf {
 
 /// Build the cluster report of the store at `path`. `server_name` (the node's `server_name`)
 /// fixes this node's peer id; without it the id is inferred when the raft dirs allow.
+/// `release` (`--server-version`) is the release whose restart the consumer logs are replayed
+/// for; without it, the release that wrote each stream dir, else the newest known.
 pub fn cluster_report(
     path: &Path,
     server_name: Option<&str>,
+    release: Option<&Release>,
 ) -> Result<ClusterReport, discover::LayoutError> {
     let lay = discover::discover(path)?;
     let js = jetstream_dir(path);
@@ -1076,6 +1134,7 @@ pub fn cluster_report(
         }
     }
     // the stream and consumer groups' logs against the dirs they replicate
+    let mut release_cache: HashMap<(String, String), (Release, String)> = HashMap::new();
     for g in &mut groups {
         let (Some(acc), Some(st)) = (g.rep.account.clone(), g.rep.stream.clone()) else {
             continue;
@@ -1120,7 +1179,11 @@ pub fn cluster_report(
                     let p = v.get("config").unwrap_or(&v).get("ack_policy")?;
                     p.as_str().map(str::to_string)
                 });
-                let log = consumer_log(g, dir.as_deref(), policy.as_deref(), &mut problems);
+                let rel = release_cache
+                    .entry((acc.clone(), st.clone()))
+                    .or_insert_with(|| replay_release(release, sd))
+                    .clone();
+                let log = consumer_log(g, dir.as_deref(), policy.as_deref(), rel, &mut problems);
                 if let (Some(d), Some(a)) = (&log.on_disk, &log.after_restart) {
                     if d != a {
                         problems.push(Problem::new(
@@ -1283,6 +1346,7 @@ pub fn cluster_report(
 mod tests {
     use super::*;
     use crate::testdata;
+    use std::collections::BTreeMap;
 
     const CL: &str = "v2.15.1-cluster-n1";
 
@@ -1290,7 +1354,7 @@ mod tests {
     fn the_sample_node_lists_three_groups_mapped_to_cl_and_d() {
         let d = testdata::sample(CL);
         let store = d.path().join(CL).join("store");
-        let r = cluster_report(&store, None).unwrap();
+        let r = cluster_report(&store, None, None).unwrap();
         assert!(r.clustered && r.ok, "{r:#?}");
         assert_eq!(r.groups.len(), 3);
         let m = &r.groups[0];
@@ -1329,18 +1393,18 @@ mod tests {
 
         // a standalone store: nothing clustered, no fates
         let plain = testdata::sample("v2.15.1-plain");
-        let r0 = cluster_report(&plain.path().join("v2.15.1-plain/store"), None).unwrap();
+        let r0 = cluster_report(&plain.path().join("v2.15.1-plain/store"), None, None).unwrap();
         assert!(!r0.clustered && r0.ok && r0.groups.is_empty() && r0.streams.is_empty());
 
         // with the server name: n1's id, still a member of everything
-        let r = cluster_report(&store, Some("n1")).unwrap();
+        let r = cluster_report(&store, Some("n1"), None).unwrap();
         assert_eq!(
             r.self_peer.as_deref(),
             Some(raft::server_peer_id("n1").as_str())
         );
         assert!(r.streams.iter().all(|p| p.fate == "kept"));
         // a server name that is no peer: the stream and its consumer are not this node's
-        let r = cluster_report(&store, Some("elsewhere")).unwrap();
+        let r = cluster_report(&store, Some("elsewhere"), None).unwrap();
         assert!(
             r.streams.iter().all(|p| p.fate == "not_member"),
             "{:?}",
@@ -1354,9 +1418,15 @@ mod tests {
     /// Every entry of every stream and consumer group WAL of both real samples decodes.
     #[test]
     fn the_samples_stream_and_consumer_logs_decode_entirely() {
-        for sample in [CL, LOG, "v2.15.1-cluster-batch-n1"] {
+        for sample in [
+            CL,
+            LOG,
+            "v2.15.1-cluster-batch-n1",
+            "v2.15.1-cluster-ops-n1",
+            "v2.10.26-cluster-ops-n1",
+        ] {
             let d = testdata::sample(sample);
-            let r = cluster_report(&d.path().join(sample).join("store"), Some("n1")).unwrap();
+            let r = cluster_report(&d.path().join(sample).join("store"), Some("n1"), None).unwrap();
             for g in &r.groups {
                 assert_eq!((g.wal.bad_records, g.wal.bad_entries), (0, 0), "{g:#?}");
                 match g.kind {
@@ -1368,7 +1438,7 @@ mod tests {
         }
         // the clean sample: nothing past the dirs
         let d = testdata::sample(CL);
-        let r = cluster_report(&d.path().join(CL).join("store"), None).unwrap();
+        let r = cluster_report(&d.path().join(CL).join("store"), None, None).unwrap();
         let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
         let sl = s.stream_log.as_ref().unwrap();
         assert_eq!((sl.stream_last_seq, sl.reapply_first_seq), (Some(5), None));
@@ -1387,7 +1457,7 @@ mod tests {
         let facts: serde_json::Value =
             serde_json::from_slice(&testdata::read(&d, LOG, "facts.json")).unwrap();
         let after = &facts["n1_alone_after"];
-        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1")).unwrap();
+        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1"), None).unwrap();
         assert!(r.ok, "warnings only: {:?}", r.problems);
         let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
         let sl = s.stream_log.as_ref().unwrap();
@@ -1410,7 +1480,7 @@ mod tests {
         assert!(r.problems[1].message.contains("re-applies seqs 6..9"));
         // without the stream dir nothing is claimed about it; the log is still read
         std::fs::remove_dir_all(d.path().join(LOG).join("store/jetstream/$G/streams/LOG")).unwrap();
-        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1")).unwrap();
+        let r = cluster_report(&d.path().join(LOG).join("store"), Some("n1"), None).unwrap();
         let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
         let sl = s.stream_log.as_ref().unwrap();
         assert_eq!(
@@ -1421,6 +1491,82 @@ mod tests {
             p.kind,
             Kind::ClusterStreamLogAhead | Kind::ClusterConsumerLogAhead
         )));
+    }
+
+    /// Two crash samples with every consumer op (tests/support/cluster_log.py): LC explicit,
+    /// LA ack all, LN ack none, LS skipped ahead (a filter no message has), on 2.15.1 LR reset
+    /// to seq 4. The prediction of every consumer's o.dat equals what n1 made of it, started
+    /// without quorum (`n1_alone_after`); 2.10.26 leaves o.dat alone on a skip, 2.11+ moves it.
+    #[test]
+    fn skips_resets_and_ack_none_replay_as_the_servers_did() {
+        for (sample, skip_moves) in [
+            ("v2.15.1-cluster-ops-n1", true),
+            ("v2.10.26-cluster-ops-n1", false),
+        ] {
+            let d = testdata::sample(sample);
+            let facts: serde_json::Value =
+                serde_json::from_slice(&testdata::read(&d, sample, "facts.json")).unwrap();
+            let after = &facts["n1_alone_after"];
+            let store = d.path().join(sample).join("store");
+            let r = cluster_report(&store, Some("n1"), None).unwrap();
+            let logs: BTreeMap<&str, &ConsumerLog> = r
+                .groups
+                .iter()
+                .filter_map(|g| Some((g.consumer.as_deref()?, g.consumer_log.as_ref()?)))
+                .collect();
+            let names: Vec<&str> = logs.keys().copied().collect();
+            let want: &[&str] = if skip_moves {
+                &["LA", "LC", "LN", "LR", "LS"]
+            } else {
+                &["LA", "LC", "LN", "LS"]
+            };
+            assert_eq!(names, want, "{sample}");
+            for (name, log) in &logs {
+                assert_eq!(
+                    serde_json::to_value(log.after_restart.as_ref().unwrap()).unwrap(),
+                    after["consumers"][name],
+                    "{sample} {name}: {log:#?}"
+                );
+            }
+            let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
+            let sl = s.stream_log.as_ref().unwrap();
+            assert_eq!(sl.reapply_last_seq, after["stream_last_seq"].as_u64());
+            // LN: ack floor with delivered
+            let ln = logs["LN"].after_restart.as_ref().unwrap();
+            assert_eq!(
+                (ln.ack_floor_stream_seq, ln.num_ack_pending),
+                (ln.delivered_stream_seq, 0)
+            );
+            // LS: a committed skip to 11 in the log; o.dat follows it from 2.11 only
+            let ls = logs["LS"];
+            assert_eq!((ls.last_skip_stream_seq, ls.deliveries), (Some(11), 0));
+            let moved = ls.after_restart.as_ref().unwrap().delivered_stream_seq;
+            assert_eq!(moved == 10, skip_moves, "{ls:#?}");
+            assert_eq!(ls.on_disk != ls.after_restart, skip_moves, "{ls:#?}");
+            let newest = cluster_report(&store, Some("n1"), Some(&Release::new(2, 15, 1))).unwrap();
+            let ls_newest = newest
+                .groups
+                .iter()
+                .find(|g| g.consumer.as_deref() == Some("LS"))
+                .and_then(|g| g.consumer_log.as_ref())
+                .unwrap();
+            assert_eq!(ls_newest.release_from, "--server-version");
+            assert_eq!(
+                ls_newest
+                    .after_restart
+                    .as_ref()
+                    .unwrap()
+                    .delivered_stream_seq,
+                10
+            );
+            if skip_moves {
+                let lr = logs["LR"];
+                assert_eq!((lr.resets, lr.last_reset_stream_seq), (1, Some(4)));
+                let a = lr.after_restart.as_ref().unwrap();
+                assert_eq!((a.ack_floor_stream_seq, a.ack_floor_consumer_seq), (3, 0));
+            }
+            assert!(logs["LS"].release_from.contains("index.db"), "{ls:#?}");
+        }
     }
 
     /// Atomic batches count only once their commit entry is in the log; a batch cut off by
@@ -1503,7 +1649,7 @@ mod tests {
             );
         }
         fs::write(&g, &b).unwrap();
-        let r = cluster_report(&store, Some("n1")).unwrap();
+        let r = cluster_report(&store, Some("n1"), None).unwrap();
         let p = r
             .problems
             .iter()
@@ -1526,7 +1672,7 @@ mod tests {
         let streams = store.join("jetstream/$G/streams");
         crate::testdata::copy_tree(&streams.join("CL"), &streams.join("X"));
         crate::testdata::copy_tree(&streams.join("CL/obs/D"), &streams.join("CL/obs/E"));
-        let r = cluster_report(&store, None).unwrap();
+        let r = cluster_report(&store, None, None).unwrap();
         let kinds: Vec<(Kind, Option<&str>, Option<&str>)> = r
             .problems
             .iter()
@@ -1554,14 +1700,14 @@ mod tests {
         }
         fs::write(g.join("1.blk"), b).unwrap();
         fs::write(g.join("1.key"), [7u8; 72]).unwrap();
-        let r = cluster_report(&store, None).unwrap();
+        let r = cluster_report(&store, None, None).unwrap();
         assert!(r.ok, "{r:#?}");
         let s = r.groups.iter().find(|g| g.kind == "stream").unwrap();
         assert_eq!((s.wal.blocks, s.wal.encrypted, s.wal.entries), (1, 1, 0));
         assert!(r.notes.iter().any(|n| n.contains("encrypted")));
         // without the key file the same bytes are damage
         fs::remove_file(g.join("1.key")).unwrap();
-        let r = cluster_report(&store, None).unwrap();
+        let r = cluster_report(&store, None, None).unwrap();
         assert!(r.problems.iter().any(|p| p.kind == Kind::RaftWalDamaged));
     }
 
@@ -1582,7 +1728,7 @@ mod tests {
         let mut b = fs::read(&m).unwrap();
         b[100] ^= 1;
         fs::write(&m, b).unwrap();
-        let r = cluster_report(&store, None).unwrap();
+        let r = cluster_report(&store, None, None).unwrap();
         let kinds: BTreeSet<Kind> = r.problems.iter().map(|p| p.kind).collect();
         assert_eq!(
             kinds,

@@ -3,6 +3,7 @@
 use super::human::{paint, Colour};
 use super::render::problem_line;
 use crate::{emit, fail, Run};
+use jetdir::base::release::Release;
 use jetdir::base::report::RunOptions;
 use jetdir::check::cluster::{self, ClusterReport};
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ Examples:
   jetdir cluster /data/nats/store                    raft groups, meta assignments, orphans, logs
   jetdir cluster --server-name n1 /data/nats/store   also streams assigned to other peers
   jetdir --json cluster /data/nats/store             one JSON document
+  jetdir cluster --server-version 2.10.26 /data/nats/store   replay the logs as 2.10.26 restarts
 
 Per stream and consumer group it also compares the raft log with the dir: the messages a
 restart re-applies into the stream dir, and where it moves the consumer's o.dat (warnings).
@@ -31,6 +33,10 @@ pub struct ClusterArgs {
     /// needed to tell streams the meta group assigns to other peers.
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
+    /// The nats-server release that restarts the node: consumer logs are replayed as it does
+    /// (default: the release that wrote each stream dir, from its metadata and formats).
+    #[arg(long, value_name = "X.Y.Z")]
+    server_version: Option<String>,
 }
 
 /// Run `jetdir cluster`.
@@ -38,9 +44,16 @@ pub fn run_cluster(a: &ClusterArgs, json: bool) -> ExitCode {
     let run = Run {
         json,
         command: "cluster",
-        options: RunOptions::default(),
+        options: RunOptions {
+            server_version: a.server_version.clone(),
+            ..Default::default()
+        },
     };
-    match cluster::cluster_report(&a.path, a.server_name.as_deref()) {
+    let release = match a.server_version.as_deref().map(Release::parse).transpose() {
+        Ok(r) => r,
+        Err(e) => return fail(&run, &e.to_string()),
+    };
+    match cluster::cluster_report(&a.path, a.server_name.as_deref(), release.as_ref()) {
         Ok(r) => emit(&run, &r, || render_cluster(&r), r.exit_code()),
         Err(e) => fail(&run, &e.to_string()),
     }
@@ -98,17 +111,42 @@ fn render_consumer_log(o: &mut String, c: &cluster::ConsumerLog) {
         let _ = writeln!(o, "    snapshot state: {}", seqs_text(sn));
     }
     let upto = |v: Option<u64>| v.map_or(String::new(), |s| format!(" (to stream seq {s})"));
+    let mut of_other = Vec::new();
+    if c.skips > 0 {
+        of_other.push(format!(
+            "{} skip(s){}",
+            c.skips,
+            upto(c.last_skip_stream_seq)
+        ));
+    }
+    if c.resets > 0 {
+        of_other.push(format!(
+            "{} reset(s){}",
+            c.resets,
+            upto(c.last_reset_stream_seq)
+        ));
+    }
+    let of_other = if of_other.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", of_other.join(", "))
+    };
     let _ = writeln!(
         o,
-        "    log: {} deliveries{}, {} acks{}, {} other op(s), {} uncommitted, commit index {}",
+        "    log: {} deliveries{}, {} acks{}, {} other op(s){}, {} uncommitted, commit index {}",
         c.deliveries,
         upto(c.last_delivered_stream_seq),
         c.acks,
         upto(c.last_acked_stream_seq),
         c.other_ops,
+        of_other,
         c.uncommitted_ops,
         c.commit
     );
+    if c.skips > 0 {
+        // releases differ on skips (2.11+ move o.dat, 2.9/2.10 do not): say whose replay it is
+        let _ = writeln!(o, "    replayed as {} ({})", c.release, c.release_from);
+    }
     match (&c.on_disk, &c.after_restart) {
         (Some(d), Some(a)) if d != a => {
             let _ = writeln!(

@@ -13,7 +13,12 @@
 //!
 //! A consumer group's snapshot data is the consumer state encoded as in `o.dat`
 //! ([`crate::filestore::consumer_state`]).
+//!
+//! Where releases apply an op differently, [`ApplyRules`] says what the release does. Each op's
+//! replay is proven against real servers (tests/cluster_log_e2e.rs: explicit, ack-all and
+//! ack-none deliveries and acks, a filtered consumer's skip, a 2.14+ reset).
 use crate::base::bytes::{Cursor, ParseError};
+use crate::base::release::Release;
 use crate::filestore::consumer_state::{ConsumerState, SeqPair};
 use std::collections::BTreeMap;
 
@@ -149,6 +154,25 @@ impl AckPolicy {
     }
 }
 
+/// How a release applies a consumer group's ops to the consumer's store, where releases
+/// differ (`applyConsumerEntries`, jetstream_cluster.go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyRules {
+    /// `updateSkipOp` moves the stored state (`o.store.UpdateStarting(sseq - 1)`, 2.11.0 and
+    /// later). 2.9 and 2.10 move only a follower's in-memory position (`o.sseq = sseq`): o.dat
+    /// keeps what it had (seen on 2.10.26).
+    pub skip_moves_store: bool,
+}
+
+impl ApplyRules {
+    /// The rules of `release`; None: the newest release jetdir knows.
+    pub fn of(release: Option<&Release>) -> ApplyRules {
+        ApplyRules {
+            skip_moves_store: release.is_none_or(|r| r.base() >= Release::new(2, 11, 0)),
+        }
+    }
+}
+
 /// A consumer's stored state as the consumer file store holds it during a replay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replay {
@@ -200,16 +224,23 @@ impl Replay {
     }
 
     /// Apply one op as the store does (`UpdateDelivered`, `UpdateAcks`, `UpdateStarting`,
-    /// `Reset`).
-    pub fn apply(&mut self, op: &ConsumerOp, policy: AckPolicy, max_deliver: i64) {
+    /// `Reset`) under `rules` (the release's).
+    pub fn apply(
+        &mut self,
+        op: &ConsumerOp,
+        policy: AckPolicy,
+        max_deliver: i64,
+        rules: ApplyRules,
+    ) {
         match *op {
             ConsumerOp::Delivered { dseq, sseq, dc, .. } => {
                 self.delivered_update(dseq, sseq, dc, policy, max_deliver)
             }
             ConsumerOp::Ack { dseq, sseq } => self.ack_update(dseq, sseq, policy),
+            ConsumerOp::Skip { .. } if !rules.skip_moves_store => {}
             ConsumerOp::Skip { sseq } => {
-                // UpdateStarting(sseq-1) (2.10+; 2.9 moves only the leader's in-memory
-                // position): delivered moves up, the ack floor with it under AckNone.
+                // UpdateStarting(sseq-1): delivered moves up, the ack floor with it under
+                // AckNone; the consumer seqs and pending stay.
                 let s = sseq.saturating_sub(1);
                 if s > self.delivered.stream_seq {
                     self.delivered.stream_seq = s;
@@ -219,7 +250,9 @@ impl Replay {
                 }
             }
             ConsumerOp::Reset { sseq } => {
-                // Reset(sseq-1): an empty state, then delivered and ack floor at sseq-1.
+                // Reset(sseq-1) (2.14+, the only releases that write it): an empty state,
+                // then delivered and ack floor at sseq-1 (consumer seqs 0: the next delivery
+                // is consumer seq 1).
                 let s = sseq.saturating_sub(1);
                 *self = Replay::default();
                 self.delivered.stream_seq = s;
@@ -315,6 +348,10 @@ impl Replay {
 mod tests {
     use super::*;
 
+    const NEW: ApplyRules = ApplyRules {
+        skip_moves_store: true,
+    };
+
     #[test]
     fn ops_round_trip_and_cuts_are_errors() {
         let ops = [
@@ -356,7 +393,7 @@ mod tests {
     fn explicit_acks_move_the_floor_as_the_store_does() {
         let mut r = Replay::default();
         for i in 1..=5 {
-            r.apply(&del(i, i + 10), AckPolicy::Explicit, -1);
+            r.apply(&del(i, i + 10), AckPolicy::Explicit, -1, NEW);
         }
         assert_eq!(r.delivered.stream_seq, 15);
         assert_eq!(r.pending.len(), 5);
@@ -365,12 +402,14 @@ mod tests {
             &ConsumerOp::Ack { dseq: 2, sseq: 12 },
             AckPolicy::Explicit,
             -1,
+            NEW,
         );
         assert_eq!(r.ack_floor.stream_seq, 0);
         r.apply(
             &ConsumerOp::Ack { dseq: 1, sseq: 11 },
             AckPolicy::Explicit,
             -1,
+            NEW,
         );
         assert_eq!((r.ack_floor.consumer_seq, r.ack_floor.stream_seq), (2, 12));
         for (d, s) in [(3, 13), (4, 14), (5, 15)] {
@@ -378,23 +417,29 @@ mod tests {
                 &ConsumerOp::Ack { dseq: d, sseq: s },
                 AckPolicy::Explicit,
                 -1,
+                NEW,
             );
         }
         assert_eq!(r.ack_floor, r.delivered);
         // a replayed old delivery below the floor changes nothing
         let before = r.clone();
-        r.apply(&del(2, 12), AckPolicy::Explicit, -1);
+        r.apply(&del(2, 12), AckPolicy::Explicit, -1, NEW);
         assert_eq!(r, before);
         // ack all
         let mut a = Replay::default();
         for i in 1..=4 {
-            a.apply(&del(i, i), AckPolicy::All, -1);
+            a.apply(&del(i, i), AckPolicy::All, -1, NEW);
         }
-        a.apply(&ConsumerOp::Ack { dseq: 3, sseq: 3 }, AckPolicy::All, -1);
+        a.apply(
+            &ConsumerOp::Ack { dseq: 3, sseq: 3 },
+            AckPolicy::All,
+            -1,
+            NEW,
+        );
         assert_eq!((a.ack_floor.stream_seq, a.pending.len()), (3, 1));
         // ack none: delivered and floor together
         let mut n = Replay::default();
-        n.apply(&del(1, 9), AckPolicy::None, -1);
+        n.apply(&del(1, 9), AckPolicy::None, -1, NEW);
         assert_eq!((n.delivered.stream_seq, n.ack_floor.stream_seq), (9, 9));
         // an older snapshot is refused, a newer one taken
         let mut st = crate::filestore::consumer_state::ConsumerState {
@@ -416,5 +461,85 @@ mod tests {
         st.ack_floor = st.delivered;
         assert!(r.apply_snapshot(&st));
         assert_eq!(r.delivered.stream_seq, 19);
+    }
+
+    /// A filtered consumer's skip, as 2.12.8, 2.14.6 and 2.15.1 applied it at a restart
+    /// (tests/cluster_log_e2e.rs, consumer LS): delivered moves, the floor only under AckNone;
+    /// 2.10.26 left o.dat as it was.
+    #[test]
+    fn skips_move_delivered_from_2_11_only() {
+        let mut r = Replay::default();
+        r.delivered.stream_seq = 5;
+        let skip = ConsumerOp::Skip { sseq: 11 };
+        let old = ApplyRules::of(Some(&Release::new(2, 10, 26)));
+        assert!(!old.skip_moves_store);
+        assert!(ApplyRules::of(Some(&Release::new(2, 11, 0))).skip_moves_store);
+        assert!(ApplyRules::of(Some(&Release::parse("2.11.0-RC.1").unwrap())).skip_moves_store);
+        let mut o = r.clone();
+        o.apply(&skip, AckPolicy::Explicit, -1, old);
+        assert_eq!(o, r);
+        let mut e = r.clone();
+        e.apply(&skip, AckPolicy::Explicit, -1, NEW);
+        assert_eq!((e.delivered.stream_seq, e.ack_floor.stream_seq), (10, 0));
+        assert_eq!(e.delivered.consumer_seq, 0);
+        // a skip below delivered changes nothing
+        let before = e.clone();
+        e.apply(&ConsumerOp::Skip { sseq: 6 }, AckPolicy::Explicit, -1, NEW);
+        assert_eq!(e, before);
+        let mut n = r.clone();
+        n.apply(&skip, AckPolicy::None, -1, NEW);
+        assert_eq!((n.delivered.stream_seq, n.ack_floor.stream_seq), (10, 10));
+    }
+
+    /// Consumer LR of tests/cluster_log_e2e.rs as 2.14.6 and 2.15.1 replayed it: o.dat at
+    /// delivered 3 / ack floor 2 (3 pending), then 4..10 delivered and acked, a reset to seq 4,
+    /// 4 and 5 delivered again as consumer seqs 1 and 2.
+    #[test]
+    fn a_reset_empties_the_state_and_deliveries_start_again() {
+        let mut r = Replay::default();
+        for i in 1..=3 {
+            r.apply(&del(i, i), AckPolicy::Explicit, -1, NEW);
+        }
+        for i in 1..=2 {
+            r.apply(
+                &ConsumerOp::Ack { dseq: i, sseq: i },
+                AckPolicy::Explicit,
+                -1,
+                NEW,
+            );
+        }
+        for i in 4..=10 {
+            r.apply(&del(i, i), AckPolicy::Explicit, -1, NEW);
+            r.apply(
+                &ConsumerOp::Ack { dseq: i, sseq: i },
+                AckPolicy::Explicit,
+                -1,
+                NEW,
+            );
+        }
+        assert_eq!(r.pending.keys().copied().collect::<Vec<_>>(), [3]);
+        r.apply(&ConsumerOp::Reset { sseq: 4 }, AckPolicy::Explicit, -1, NEW);
+        assert_eq!(r.pending.len(), 0);
+        assert_eq!((r.delivered.stream_seq, r.ack_floor.stream_seq), (3, 3));
+        assert_eq!((r.delivered.consumer_seq, r.ack_floor.consumer_seq), (0, 0));
+        r.apply(&del(1, 4), AckPolicy::Explicit, -1, NEW);
+        r.apply(&del(2, 5), AckPolicy::Explicit, -1, NEW);
+        assert_eq!(
+            (
+                r.delivered.stream_seq,
+                r.delivered.consumer_seq,
+                r.ack_floor.stream_seq,
+                r.ack_floor.consumer_seq,
+                r.pending.len()
+            ),
+            (5, 2, 3, 0, 2)
+        );
+        r.apply(
+            &ConsumerOp::Ack { dseq: 1, sseq: 4 },
+            AckPolicy::Explicit,
+            -1,
+            NEW,
+        );
+        assert_eq!((r.ack_floor.consumer_seq, r.ack_floor.stream_seq), (1, 4));
     }
 }

@@ -2,12 +2,17 @@
 
   cluster_log.py --server BIN --out DIR --phase setup
       starts n1, n2, n3 (as cluster.py), creates R3 stream LOG (5 msgs) and R3 pull durables
-      LC (explicit acks: 3 fetched, 2 acked) and LA (ack all: 3 fetched, the 2nd acked), stops
-      every node (SIGTERM), copies n1's LOG dir aside; starts them again, publishes 5 more
-      (seqs 6..10), fetches 5 on each (LC acks 4 of them, LA the 4th),
-      records what the cluster reports (STREAM.INFO, CONSUMER.INFO), then kills every node
-      (SIGKILL: a crash, the raft logs keep what the dirs may not) and puts the old LOG dir
-      back into n1. Writes DIR/facts.json.
+      LC (explicit acks: 3 fetched, 2 acked), LA (ack all: 3 fetched, the 2nd acked), LN (ack
+      none: 3 fetched), LS (explicit, filter log.skip, which no message has: a pull request
+      finds nothing and the leader skips it ahead, `updateSkipOp`) and, on 2.14+, LR
+      (explicit: 3 fetched, 2 acked), stops every node (SIGTERM), copies n1's LOG dir aside;
+      starts them again, publishes 5 more (seqs 6..10), fetches 5 on LC and LA (LC acks 4 of
+      them, LA the 4th), 7 on LN (4..10), pulls on LS again (a skip to 11), an empty pull on
+      LN and LS (its pull-request ops carry the commit of what came before into n1's log), and
+      on LR fetches 7 (4..10), acks them, resets it to seq 4 (`$JS.API.CONSUMER.RESET.LOG.LR`,
+      `resetSeqOp`), fetches 2 (4 and 5 again) and acks the first; records what the cluster reports (STREAM.INFO,
+      CONSUMER.INFO), then kills every node (SIGKILL: a crash, the raft logs keep what the
+      dirs may not) and puts the old LOG dir back into n1. Writes DIR/facts.json.
   cluster_log.py --server BIN --out DIR --phase alone
       starts n1 without n2 and n3 (no quorum: it applies what its own log says is committed,
       nothing else), routed to a server without JetStream (raft replays only once a route
@@ -74,8 +79,37 @@ async def pull_and_ack_nth(nc, n: int, nth: int):
     await natsbox.ack(nc, got[nth - 1])
 
 
+def has_reset(binary: str) -> bool:
+    """The consumer reset API (`$JS.API.CONSUMER.RESET`, `resetSeqOp`) is 2.14+."""
+    major, minor = (int(x) for x in natsbox.server_version(binary).split(".")[:2])
+    return (major, minor) >= (2, 14)
+
+
+async def fetch_n(nc, name: str, n: int) -> list:
+    got = []
+    while len(got) < n:
+        got += await natsbox.fetch(nc, "LOG", name, n - len(got), timeout=2.0)
+    return got
+
+
+async def empty_pull(nc, name: str):
+    """A pull request that finds nothing (it expires after 0.5 s)."""
+    got = await natsbox.fetch(nc, "LOG", name, 1, timeout=0.5)
+    if got:
+        raise SystemExit(f"{name}: an empty pull got {len(got)} message(s)")
+
+
+async def reset(nc, name: str, seq: int) -> dict:
+    return await natsbox.js_api(nc, f"$JS.API.CONSUMER.RESET.LOG.{name}", {"seq": seq})
+
+
+async def consumers(nc, names: list[str]) -> dict:
+    return {n: await consumer(nc, n) for n in names}
+
+
 async def setup(binary: str, out: Path) -> dict:
     nodes = [Node(binary, out, n) for n in NAMES]
+    extra = ["LN", "LS"] + (["LR"] if has_reset(binary) else [])
     start_all(nodes)
     try:
         nc = await connect(nodes[0])
@@ -88,10 +122,23 @@ async def setup(binary: str, out: Path) -> dict:
             nc, "LOG", {"durable_name": "LC", "ack_policy": "explicit"}))
         await retry(lambda: natsbox.create_consumer(
             nc, "LOG", {"durable_name": "LA", "ack_policy": "all"}))
+        await retry(lambda: natsbox.create_consumer(
+            nc, "LOG", {"durable_name": "LN", "ack_policy": "none"}))
+        await retry(lambda: natsbox.create_consumer(
+            nc, "LOG", {"durable_name": "LS", "ack_policy": "explicit",
+                        "filter_subject": "log.skip"}))
+        if "LR" in extra:
+            await retry(lambda: natsbox.create_consumer(
+                nc, "LOG", {"durable_name": "LR", "ack_policy": "explicit"}))
         await pull_and_ack(nc, 3, 2)
         await pull_and_ack_nth(nc, 3, 2)
+        await fetch_n(nc, "LN", 3)
+        await empty_pull(nc, "LS")
+        if "LR" in extra:
+            for m in (await fetch_n(nc, "LR", 3))[:2]:
+                await natsbox.ack(nc, m)
         first = {"stream": await stream(nc), "consumer": await consumer(nc),
-                 "la": await consumer(nc, "LA")}
+                 "la": await consumer(nc, "LA"), "more": await consumers(nc, extra)}
         await nc.close()
         await asyncio.sleep(1.0)
     finally:
@@ -105,12 +152,27 @@ async def setup(binary: str, out: Path) -> dict:
         nc = await connect(nodes[0])
         await retry(lambda: natsbox.js_api(nc, "$JS.API.INFO", timeout=2))
         await retry(lambda: natsbox.stream_info(nc, "LOG"), 30)
+        # every consumer has a leader again (only the leader answers CONSUMER.INFO): a pull
+        # request without one goes unanswered and proposes nothing
+        for name in ["LC", "LA"] + extra:
+            await retry(lambda name=name: consumer(nc, name), 30)
         for i in range(5, 10):
             await retry(lambda i=i: natsbox.publish(nc, f"log.{i}", f"m{i}".encode()))
         await pull_and_ack(nc, 5, 4)
         await pull_and_ack_nth(nc, 5, 4)
+        await fetch_n(nc, "LN", 7)
+        await empty_pull(nc, "LS")
+        for name in ["LN", "LS"]:
+            await empty_pull(nc, name)
+        reset_info = None
+        if "LR" in extra:
+            for m in await fetch_n(nc, "LR", 7):
+                await natsbox.ack(nc, m)
+            reset_info = await reset(nc, "LR", 4)
+            got = await fetch_n(nc, "LR", 2)
+            await natsbox.ack(nc, got[0])
         second = {"stream": await stream(nc), "consumer": await consumer(nc),
-                  "la": await consumer(nc, "LA")}
+                  "la": await consumer(nc, "LA"), "more": await consumers(nc, extra)}
         await nc.close()
         await asyncio.sleep(1.0)
     finally:
@@ -124,6 +186,7 @@ async def setup(binary: str, out: Path) -> dict:
         "peers": {n: peer_id(n) for n in NAMES},
         "before": first,
         "cluster": second,
+        "reset": reset_info,
     }
 
 
