@@ -268,6 +268,12 @@ pub(crate) struct KeyArgs {
     /// The server's `cipher` (default: try chacha, then aes, as the server does).
     #[arg(long, value_enum)]
     cipher: Option<CipherArg>,
+    /// The account the stream of an encrypted tarball was written in: its keys are derived
+    /// from the account and the stream name (default: the account in the tarball's paths,
+    /// else $G, else the names of the dirs holding the tarball). Not a target: extract's and
+    /// pack's --account say where a stream goes.
+    #[arg(long, value_name = "ACC")]
+    source_account: Option<String>,
 }
 
 /// `--cipher`.
@@ -309,6 +315,8 @@ impl KeyArgs {
                 CipherArg::Chacha => Cipher::ChaCha,
                 CipherArg::Aes => Cipher::Aes,
             }),
+            account: self.source_account.clone(),
+            try_accounts: Vec::new(),
         })
     }
 }

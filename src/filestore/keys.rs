@@ -125,6 +125,16 @@ pub struct KeyRing {
     pub prev: Option<ServerKey>,
     /// The configured cipher; `None`: try chacha, then aes.
     pub cipher: Option<Cipher>,
+    /// The account an archive's stream was written in (`--source-account`): part of every
+    /// key file's context (HMAC-SHA256(key, account ‖ context)). A store dir names its account
+    /// in its path; a tarball of a stream dir often does not. `None`: the account in the
+    /// archive's member paths (`…/<ACC>/streams/<STREAM>/`), else `$G`, else
+    /// [`KeyRing::try_accounts`] and the names of the archive's parent dirs.
+    pub account: Option<String>,
+    /// More accounts to try for an archive without [`KeyRing::account`] (e.g. extract's target
+    /// account and the accounts of its store dir). Trying is exact: a key file opens under one
+    /// account only (AEAD authentication), so a wrong guess is never taken.
+    pub try_accounts: Vec<String>,
 }
 
 /// A key file that did not open.
@@ -340,6 +350,7 @@ mod tests {
             key: Some(ServerKey::new(KEY)),
             prev: None,
             cipher,
+            ..Default::default()
         }
     }
 
@@ -437,7 +448,7 @@ mod tests {
         let rotated = KeyRing {
             key: Some(ServerKey::new("not-the-key")),
             prev: Some(ServerKey::new(KEY)),
-            cipher: None,
+            ..Default::default()
         };
         let k = rotated.open_key_file("$G", "SECRET", &mk).unwrap();
         assert_eq!(k.which, WhichKey::Previous);
