@@ -400,7 +400,7 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
             }
         }
     }
-    let list = match forensics::streams(&a.path).and_then(|all| {
+    let list = match forensics::streams_with_keys(&a.path, &keys).and_then(|all| {
         forensics::select(
             all,
             &a.path,
