@@ -18,7 +18,6 @@
 //! The server tries (key, configured cipher), (key, other cipher), (previous key, configured),
 //! (previous key, other) and converts a file opened by any but the first in place at start.
 use aes_gcm::aead::{generic_array::GenericArray, Aead, KeyInit};
-use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -318,14 +317,16 @@ impl AssetKey {
     pub fn xor_block(&self, offset: u64, buf: &mut [u8]) {
         match self.cipher {
             Cipher::ChaCha => {
-                let mut c = chacha20::XChaCha20::new(
-                    GenericArray::from_slice(&self.seed),
-                    GenericArray::from_slice(&self.nonce),
-                );
+                use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+                let Ok(nonce) = <[u8; 24]>::try_from(self.nonce.as_slice()) else {
+                    return; // a key file always has the cipher's nonce size
+                };
+                let mut c = chacha20::XChaCha20::new(&self.seed.into(), &nonce.into());
                 c.seek(offset);
                 c.apply_keystream(buf);
             }
             Cipher::Aes => {
+                use ctr::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
                 let mut c = ctr::Ctr128BE::<aes::Aes256>::new(
                     GenericArray::from_slice(&self.seed),
                     GenericArray::from_slice(&self.nonce),
