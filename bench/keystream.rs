@@ -59,8 +59,12 @@ fn main() {
     );
     let gib = (mib as f64) / 1024.0;
     let rows: [(&str, &dyn Fn(&mut [u8])); 2] = [
-        ("xchacha20 (chacha20 0.10)", &|b| xchacha(b, &seed, &[9u8; 24])),
-        ("aes-256-ctr (aes 0.8, ctr 0.9)", &|b| aes_ctr(b, &seed, &[9u8; 16])),
+        ("xchacha20 (chacha20 0.10)", &|b| {
+            xchacha(b, &seed, &[9u8; 24])
+        }),
+        ("aes-256-ctr (aes 0.8, ctr 0.9)", &|b| {
+            aes_ctr(b, &seed, &[9u8; 16])
+        }),
     ];
     for (name, f) in rows {
         let s = best(rounds, &mut buf, f);

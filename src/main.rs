@@ -286,6 +286,18 @@ enum CipherArg {
 }
 
 impl KeyArgs {
+    /// [`KeyArgs::ring`] for a command whose `--account` picks source streams (dump, kv,
+    /// object, diff, salvage): that account is also tried for an encrypted tarball that does
+    /// not name its own (`--source-account` still decides when given).
+    pub(crate) fn ring_for(
+        &self,
+        account: Option<&str>,
+    ) -> Result<jetdir::filestore::keys::KeyRing, String> {
+        let mut r = self.ring()?;
+        r.try_accounts.extend(account.map(str::to_string));
+        Ok(r)
+    }
+
     /// The key ring; an unreadable key file is an error naming the file (never its content).
     pub(crate) fn ring(&self) -> Result<jetdir::filestore::keys::KeyRing, String> {
         use jetdir::filestore::keys::{Cipher, KeyRing, ServerKey};

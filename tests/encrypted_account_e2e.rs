@@ -12,7 +12,7 @@
 //!   finding naming `--source-account` (never a silent wrong key), and a given wrong account
 //!   is not overridden;
 //! - verify gives the server's numbers under ACC, dump its messages, kv its keys, values and
-//!   histories, object its objects' bytes (SHA-256);
+//!   histories (also with kv's own `--account ACC`), object its objects' bytes (SHA-256);
 //! - diff of the tarball against the plaintext store dir of the same stream (written by
 //!   extract, started by a real server without a key) is identical (exit 0);
 //! - salvage writes plaintext that 2.15.1 configured with the key loads in ACC and serves
@@ -336,6 +336,8 @@ fn encrypted_tarballs_of_a_named_account_read_in_every_command() {
         // kv and object: what the clients read
         let kv = p("KV_cfg.tgz");
         check_kv(&kv, &key_acc, &f);
+        // the command's own --account (which streams to read) is tried as the source account
+        check_kv(&kv, &["--key-file", &kf, "--account", ACC], &f);
         let obj = p("OBJ_files.tgz");
         check_objects(&obj, &key_acc, &f, &run.join("objects"));
         // named by its path in the store: no flag needed
