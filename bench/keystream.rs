@@ -58,7 +58,8 @@ fn main() {
         std::arch::is_x86_feature_detected!("aes"),
     );
     let gib = (mib as f64) / 1024.0;
-    let rows: [(&str, &dyn Fn(&mut [u8])); 2] = [
+    type Xor<'a> = &'a dyn Fn(&mut [u8]);
+    let rows: [(&str, Xor); 2] = [
         ("xchacha20 (chacha20 0.10)", &|b| {
             xchacha(b, &seed, &[9u8; 24])
         }),
