@@ -268,6 +268,12 @@ pub(crate) struct KeyArgs {
     /// The server's `cipher` (default: try chacha, then aes, as the server does).
     #[arg(long, value_enum)]
     cipher: Option<CipherArg>,
+    /// The account the stream of an encrypted tarball was written in: its keys are derived
+    /// from the account and the stream name (default: the account in the tarball's paths,
+    /// else $G, else the names of the dirs holding the tarball). Not a target: extract's and
+    /// pack's --account say where a stream goes.
+    #[arg(long, value_name = "ACC")]
+    source_account: Option<String>,
 }
 
 /// `--cipher`.
@@ -280,6 +286,18 @@ enum CipherArg {
 }
 
 impl KeyArgs {
+    /// [`KeyArgs::ring`] for a command whose `--account` picks source streams (dump, kv,
+    /// object, diff, salvage): that account is also tried for an encrypted tarball that does
+    /// not name its own (`--source-account` still decides when given).
+    pub(crate) fn ring_for(
+        &self,
+        account: Option<&str>,
+    ) -> Result<jetdir::filestore::keys::KeyRing, String> {
+        let mut r = self.ring()?;
+        r.try_accounts.extend(account.map(str::to_string));
+        Ok(r)
+    }
+
     /// The key ring; an unreadable key file is an error naming the file (never its content).
     pub(crate) fn ring(&self) -> Result<jetdir::filestore::keys::KeyRing, String> {
         use jetdir::filestore::keys::{Cipher, KeyRing, ServerKey};
@@ -309,6 +327,8 @@ impl KeyArgs {
                 CipherArg::Chacha => Cipher::ChaCha,
                 CipherArg::Aes => Cipher::Aes,
             }),
+            account: self.source_account.clone(),
+            try_accounts: Vec::new(),
         })
     }
 }

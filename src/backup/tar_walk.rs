@@ -66,8 +66,13 @@ pub struct TarMember {
 pub struct TarSummary {
     /// Accepted members, in archive order.
     pub members: Vec<TarMember>,
-    /// The stripped top-level directory, if any.
+    /// The stripped top-level directory, if any (the stream dir's name: for a deeper path,
+    /// `…/<ACC>/streams/<STREAM>/`, its last component).
     pub top_dir: Option<String>,
+    /// The account dir when the members sit under `…/<ACC>/streams/<STREAM>/` (a tarball made
+    /// of a stream dir named by its path in the store, e.g. `tar czf S.tgz
+    /// jetstream/ACC/streams/S`): the account an encrypted stream's keys are derived with.
+    pub account_dir: Option<String>,
     /// Directory entries seen (ignored).
     pub directories: u64,
     /// An end-of-archive zero block was read.
@@ -299,8 +304,9 @@ struct Walker<'o> {
     opts: &'o TarOptions,
     sum: TarSummary,
     seen: HashSet<String>,
-    /// `None` = not decided yet; `Some(None)` = no top dir; `Some(Some(d))` = strip `d`.
-    prefix: Option<Option<String>>,
+    /// `None` = not decided yet; `Some(None)` = no top dir; `Some(Some(d))` = strip the
+    /// components `d` (one top dir, or a store path ending in `<ACC>/streams/<STREAM>`).
+    prefix: Option<Option<Vec<String>>>,
     /// What the tar parser's input did, to classify errors.
     input: Input,
     /// The member just refused is larger than its kind of file can be: stop the walk.
@@ -425,14 +431,21 @@ impl Walker<'_> {
                 self.prefix = Some(None);
             } else if let [top, rest @ ..] = comps {
                 if classify(rest).is_some() {
-                    self.prefix = Some(Some(top.to_string()));
+                    self.prefix = Some(Some(vec![top.to_string()]));
+                } else if let Some(n) = store_path_prefix(comps) {
+                    self.prefix = Some(Some(comps[..n].iter().map(|c| c.to_string()).collect()));
                 }
             }
         }
         let rel: &[&str] = match &self.prefix {
-            Some(Some(p)) => match comps {
-                [top, rest @ ..] if top == p => rest,
-                _ => return Err(format!("outside the archive's top-level directory {p:?}")),
+            Some(Some(p)) => match comps.get(..p.len()) {
+                Some(head) if head.iter().zip(p).all(|(a, b)| a == b) => &comps[p.len()..],
+                _ => {
+                    return Err(format!(
+                        "outside the archive's top-level directory {:?}",
+                        p.join("/")
+                    ))
+                }
             },
             _ => comps,
         };
@@ -441,6 +454,15 @@ impl Walker<'_> {
             None => Err("not a file of the stream directory layout".into()),
         }
     }
+}
+
+/// The length of the leading components of `comps` that name a stream dir by its path in a
+/// store, `…/<ACC>/streams/<STREAM>`, when the rest is a file of the stream dir layout.
+fn store_path_prefix(comps: &[&str]) -> Option<usize> {
+    (1..comps.len().saturating_sub(2))
+        .rev()
+        .find(|&i| comps[i] == "streams" && classify(&comps[i + 2..]).is_some())
+        .map(|i| i + 2)
 }
 
 /// The bytes of the first accepted member of kind `want` (at most its kind's largest size),
@@ -554,7 +576,9 @@ pub fn walk_tar<R: Read>(
     if !w.sum.aborted {
         check_end(&mut w, &ext, counter.bytes(), next_header);
     }
-    w.sum.top_dir = w.prefix.clone().flatten();
+    let prefix = w.prefix.clone().flatten().unwrap_or_default();
+    w.sum.top_dir = prefix.last().cloned();
+    w.sum.account_dir = (prefix.len() >= 3).then(|| prefix[prefix.len() - 3].clone());
     let tar_end = counter.bytes();
     w.sum.tar_bytes = tar_end;
     if !w.sum.aborted {

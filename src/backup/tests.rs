@@ -589,6 +589,41 @@ fn raw_member(
     b.append(&h, data).unwrap();
 }
 
+/// A stream dir tarred by its path in a store (`tar czf S.tgz jetstream/ACC/streams/ORDERS`,
+/// or an absolute path, which tar stores without its `/`): the members are the stream dir's,
+/// the top dir is the stream's name and the account is known (the key context of an
+/// encrypted stream); a member outside that dir is refused.
+#[test]
+fn tarball_of_a_store_path_names_its_account() {
+    for prefix in [
+        "jetstream/ACC/streams/ORDERS/",
+        "var/lib/nats/jetstream/ACC/streams/ORDERS/",
+    ] {
+        let tar = rebuild("v2.14", prefix, |b| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(1);
+            h.set_mode(0o600);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, "jetstream/ACC/streams/OTHER/meta.inf", &b"x"[..])
+                .unwrap();
+        });
+        let (s, _) = walk_all(&tar, &TarOptions::default());
+        assert_eq!(listing(&s), owned(V214), "{prefix}");
+        assert_eq!(s.top_dir.as_deref(), Some("ORDERS"), "{prefix}");
+        assert_eq!(s.account_dir.as_deref(), Some("ACC"), "{prefix}");
+        assert_eq!(s.problems.len(), 1, "{prefix}: {:?}", s.problems);
+        assert!(s.problems[0].message.contains("outside"), "{prefix}");
+    }
+    // one top dir: no account
+    let tar = rebuild("v2.14", "ORDERS/", |_| {});
+    let (s, _) = walk_all(&tar, &TarOptions::default());
+    assert_eq!(s.account_dir, None);
+    // "streams" without an account before it is not a store path
+    let tar = rebuild("v2.14", "streams/ORDERS/", |_| {});
+    let (s, _) = walk_all(&tar, &TarOptions::default());
+    assert!(s.members.is_empty(), "{:?}", listing(&s));
+}
+
 #[test]
 fn tarball_with_top_dir_and_gzip() {
     let tar = rebuild("v2.14", "ORDERS/", |b| {

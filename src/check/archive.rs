@@ -442,10 +442,50 @@ fn archive_dir_name(top_dir: Option<&str>, file_name: &str) -> String {
         .to_string()
 }
 
+/// The accounts a tarball's encrypted stream may have been written in, in the order tried:
+/// `--source-account` alone when given; else the account of the members' paths
+/// (`…/<ACC>/streams/<STREAM>/`), `$G`, the ring's [`KeyRing::try_accounts`] and the names of
+/// the dirs holding the tarball (`/backups/ACC/ORDERS.tgz`), nearest first.
+///
+/// [`KeyRing::try_accounts`]: crate::filestore::keys::KeyRing::try_accounts
+pub(crate) fn source_accounts(
+    keys: &crate::filestore::keys::KeyRing,
+    in_paths: Option<&str>,
+    payload: &Path,
+) -> Vec<String> {
+    if let Some(a) = &keys.account {
+        return vec![a.clone()];
+    }
+    let parents = std::path::absolute(payload)
+        .ok()
+        .map(|p| {
+            p.ancestors()
+                .skip(1)
+                .take(4)
+                .filter_map(|a| a.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut v: Vec<String> = Vec::new();
+    for a in in_paths
+        .map(str::to_string)
+        .into_iter()
+        .chain(["$G".to_string()])
+        .chain(keys.try_accounts.iter().cloned())
+        .chain(parents)
+    {
+        if !a.is_empty() && a != "streams" && !v.contains(&a) {
+            v.push(a);
+        }
+    }
+    v
+}
+
 /// A tarball of an encrypted stream dir (`tar czf ORDERS.tgz ORDERS/` of an encrypted store)
 /// opened with `keys`: a first pass holds its small members (key files, meta.inf, index.db,
-/// consumer files; never the blocks) and opens them as in a stream dir of account `$G`.
-/// `None` when it holds no key files (or cannot be read).
+/// consumer files; never the blocks) and opens them as in a stream dir of the account
+/// [`source_accounts`] finds (`e.account`). `None` when it holds no key files (or cannot be
+/// read).
 pub(crate) fn open_encrypted_archive(
     d: &Detected,
     label: &str,
@@ -473,7 +513,15 @@ pub(crate) fn open_encrypted_archive(
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir_name = archive_dir_name(small.summary.top_dir.as_deref(), &file_name);
-    let mut e = EncryptedDir::open_members(small.files, small.sizes, "$G", &dir_name, keys);
+    let accounts = source_accounts(keys, small.summary.account_dir.as_deref(), payload);
+    let mut e = EncryptedDir::open_members_in(
+        small.files,
+        small.sizes,
+        &accounts,
+        keys.account.is_some(),
+        &dir_name,
+        keys,
+    );
     let prefix = format!("{label}:");
     for p in &mut e.problems {
         if let Some(f) = p.loc.file.as_mut() {
@@ -563,7 +611,7 @@ fn verify_v1<R: Read>(
     } = how;
     let mut mem = MemSource::default();
     let mut problems = Vec::new();
-    let account = "$G".to_string();
+    let account = enc.map_or("$G".to_string(), |e| e.account.clone());
     let mut name: Option<String> = bj
         .and_then(|b| b.stream_name().map(str::to_string))
         .or(name_first);
@@ -830,12 +878,18 @@ fn key_needed_v1(d: &Detected, label: &str) -> Option<(Option<StreamReport>, Vec
         names,
     };
     let prefix = format!("{label}:");
-    let pre = crate::state::prelude::prelude_for(&mem, "$G", &dir_name, &prefix, None);
+    // the account the members' paths name, else $G (without a key, nothing can tell)
+    let account = small
+        .summary
+        .account_dir
+        .clone()
+        .unwrap_or_else(|| "$G".to_string());
+    let pre = crate::state::prelude::prelude_for(&mem, &account, &dir_name, &prefix, None);
     let mut problems = small.summary.problems.clone();
     problems.extend(small.summary.missing_required(&topts));
     problems.extend(pre.problems);
     let rep = StreamReport {
-        account: "$G".into(),
+        account,
         name: dir_name,
         encrypted: true,
         encryption: Some(crate::filestore::encrypted::report_without_key_sized(

@@ -361,7 +361,7 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
-    let keys = match a.common.keys.ring() {
+    let keys = match a.common.keys.ring_for(a.common.account.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(json, &e),
     };
@@ -400,7 +400,7 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
             }
         }
     }
-    let list = match forensics::streams(&a.path).and_then(|all| {
+    let list = match forensics::streams_with_keys(&a.path, &keys).and_then(|all| {
         forensics::select(
             all,
             &a.path,
@@ -542,7 +542,7 @@ pub fn run_kv(a: &KvArgs, json: bool) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
-    let keys = match a.common.keys.ring() {
+    let keys = match a.common.keys.ring_for(a.common.account.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(json, &e),
     };
@@ -693,7 +693,7 @@ pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
-    let keys = match a.common.keys.ring() {
+    let keys = match a.common.keys.ring_for(a.common.account.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(json, &e),
     };

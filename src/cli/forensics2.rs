@@ -114,7 +114,7 @@ pub fn run_diff(a: &DiffArgs, json: bool) -> ExitCode {
         Err(e) => return fail(&run, &e),
     };
     run.options.at = Some(jetdir::base::time::rfc3339_full(at));
-    let keys = match a.keys.ring() {
+    let keys = match a.keys.ring_for(a.account.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(&run, &e),
     };
@@ -380,7 +380,7 @@ pub fn run_salvage(a: &SalvageArgs, json: bool, mode: progress::Mode) -> ExitCod
             "--server-version applies to the backup forms (v1, v2, tgz); a salvaged dir has no index and loads in every release",
         );
     }
-    let keys = match a.keys.ring() {
+    let keys = match a.keys.ring_for(a.account.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(&run, &e),
     };

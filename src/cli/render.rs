@@ -246,7 +246,7 @@ fn summary_line(r: &Report, errs: usize, warns: usize) -> String {
             .any(|s| encrypted_unread(s) == Some("encrypted: wrong key"));
         let names: Vec<&str> = unread.iter().map(|s| name_of(s)).collect();
         let (head, why) = if wrong {
-            ("WRONG KEY", "no key file opens with the key given")
+            ("WRONG KEY", "no key file opens with the key given: the wrong key, or another account's stream; a tarball's account: --source-account ACC")
         } else {
             (
                 "KEY NEEDED",

@@ -173,6 +173,28 @@ impl StreamSource for Members {
     }
 }
 
+/// The key files of an archive's stream to try an account with: meta.key, then the first
+/// blocks' key files (a damaged meta.key must not make the account unknown), as
+/// (HMAC context, bytes).
+fn key_files_to_try<'a>(
+    files: &'a BTreeMap<String, Vec<u8>>,
+    dir_name: &'a str,
+) -> impl Iterator<Item = (String, &'a [u8])> + 'a {
+    let meta = files
+        .get("meta.key")
+        .map(|b| (keys::stream_context(dir_name), b.as_slice()));
+    let blocks = files
+        .iter()
+        .filter_map(move |(n, b)| match layout::classify_path(n) {
+            Some(StreamFile::BlockKey(i)) => u32::try_from(i)
+                .ok()
+                .map(|i| (keys::block_context(dir_name, i), b.as_slice())),
+            _ => None,
+        })
+        .take(3);
+    meta.into_iter().chain(blocks)
+}
+
 /// A plaintext file, or why it did not open.
 type Opened = Result<Vec<u8>, String>;
 
@@ -195,6 +217,8 @@ pub struct EncryptedDir {
     pub cfg_name: String,
     /// The stream dir name it was opened with (the stream key file's HMAC context).
     pub dir_name: String,
+    /// The account it was opened with (the other part of every key file's HMAC context).
+    pub account: String,
     block_keys: BTreeMap<u32, Result<AssetKey, String>>,
     /// Decrypted small files (meta.inf, meta.sum, index.db, .idx, consumer files).
     plain: BTreeMap<String, Opened>,
@@ -315,6 +339,48 @@ impl EncryptedDir {
         Self::open_source(Box::new(inner), sizes, account, dir_name, ring)
     }
 
+    /// [`EncryptedDir::open_members`] for an archive whose account is not known for sure:
+    /// `accounts` are tried in order, and the first under which a key file of the stream
+    /// opens is taken (exact: a key file authenticates under one account only). When none
+    /// fits, the stream is opened under the first and reads as `wrong_key`, its finding naming
+    /// the accounts tried and `--source-account` (`given`: the user named the account).
+    pub fn open_members_in(
+        files: BTreeMap<String, Vec<u8>>,
+        sizes: BTreeMap<String, u64>,
+        accounts: &[String],
+        given: bool,
+        dir_name: &str,
+        ring: &KeyRing,
+    ) -> EncryptedDir {
+        let fits = |acc: &str| {
+            key_files_to_try(&files, dir_name)
+                .any(|(ctx, b)| ring.open_key_file(acc, &ctx, b).is_ok())
+        };
+        let first = accounts.first().map_or("$G", String::as_str);
+        let account = accounts
+            .iter()
+            .find(|a| ring.has_key() && fits(a))
+            .map_or(first, String::as_str)
+            .to_string();
+        let mut e = Self::open_members(files, sizes, &account, dir_name, ring);
+        if e.wrong_key {
+            let tried = accounts.join(", ");
+            let hint = if given {
+                format!("the wrong key, or not a stream of account {tried} (--source-account): give the account it was written in")
+            } else {
+                format!("the wrong key, or another account's stream (tried account(s) {tried}; the tarball does not name its account): give the account it was written in with --source-account ACC")
+            };
+            for p in &mut e.problems {
+                if p.kind == Kind::EncryptedWrongKey {
+                    p.message = format!(
+                        "no key file of this stream opens with the key given (nor the previous key, with either cipher), its key context being account ‖ stream dir name {dir_name:?}: {hint}; the server skips such a stream ('unable to recover keys')"
+                    );
+                }
+            }
+        }
+        e
+    }
+
     fn open_source(
         inner: Box<dyn StreamSource + Send>,
         sizes: BTreeMap<String, u64>,
@@ -338,6 +404,7 @@ impl EncryptedDir {
             cipher: None,
             cfg_name: dir_name.to_string(),
             dir_name: dir_name.to_string(),
+            account: account.to_string(),
             block_keys: BTreeMap::new(),
             plain: BTreeMap::new(),
             files: all.iter().filter(|n| !is_key(n)).cloned().collect(),

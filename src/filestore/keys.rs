@@ -18,7 +18,6 @@
 //! The server tries (key, configured cipher), (key, other cipher), (previous key, configured),
 //! (previous key, other) and converts a file opened by any but the first in place at start.
 use aes_gcm::aead::{generic_array::GenericArray, Aead, KeyInit};
-use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -125,6 +124,16 @@ pub struct KeyRing {
     pub prev: Option<ServerKey>,
     /// The configured cipher; `None`: try chacha, then aes.
     pub cipher: Option<Cipher>,
+    /// The account an archive's stream was written in (`--source-account`): part of every
+    /// key file's context (HMAC-SHA256(key, account ‖ context)). A store dir names its account
+    /// in its path; a tarball of a stream dir often does not. `None`: the account in the
+    /// archive's member paths (`…/<ACC>/streams/<STREAM>/`), else `$G`, else
+    /// [`KeyRing::try_accounts`] and the names of the archive's parent dirs.
+    pub account: Option<String>,
+    /// More accounts to try for an archive without [`KeyRing::account`] (e.g. extract's target
+    /// account and the accounts of its store dir). Trying is exact: a key file opens under one
+    /// account only (AEAD authentication), so a wrong guess is never taken.
+    pub try_accounts: Vec<String>,
 }
 
 /// A key file that did not open.
@@ -308,14 +317,16 @@ impl AssetKey {
     pub fn xor_block(&self, offset: u64, buf: &mut [u8]) {
         match self.cipher {
             Cipher::ChaCha => {
-                let mut c = chacha20::XChaCha20::new(
-                    GenericArray::from_slice(&self.seed),
-                    GenericArray::from_slice(&self.nonce),
-                );
+                use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+                let Ok(nonce) = <[u8; 24]>::try_from(self.nonce.as_slice()) else {
+                    return; // a key file always has the cipher's nonce size
+                };
+                let mut c = chacha20::XChaCha20::new(&self.seed.into(), &nonce.into());
                 c.seek(offset);
                 c.apply_keystream(buf);
             }
             Cipher::Aes => {
+                use ctr::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
                 let mut c = ctr::Ctr128BE::<aes::Aes256>::new(
                     GenericArray::from_slice(&self.seed),
                     GenericArray::from_slice(&self.nonce),
@@ -340,6 +351,7 @@ mod tests {
             key: Some(ServerKey::new(KEY)),
             prev: None,
             cipher,
+            ..Default::default()
         }
     }
 
@@ -437,7 +449,7 @@ mod tests {
         let rotated = KeyRing {
             key: Some(ServerKey::new("not-the-key")),
             prev: Some(ServerKey::new(KEY)),
-            cipher: None,
+            ..Default::default()
         };
         let k = rotated.open_key_file("$G", "SECRET", &mk).unwrap();
         assert_eq!(k.which, WhichKey::Previous);

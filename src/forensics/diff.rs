@@ -240,7 +240,7 @@ pub fn diff(paths: &[PathBuf], opts: &DiffOptions) -> anyhow::Result<DiffReport>
     }
     let mut per_copy: Vec<Vec<StreamRef>> = Vec::new();
     for p in paths {
-        let all = super::streams(p)?;
+        let all = super::streams_with_keys(p, &opts.keys)?;
         let v: Vec<StreamRef> = all
             .into_iter()
             .filter(|s| opts.account.as_deref().is_none_or(|a| s.account == a))

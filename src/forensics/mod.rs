@@ -201,6 +201,19 @@ pub struct StreamRef {
     /// Stream name (the directory name; for backups backup.json's or meta.inf's).
     pub name: String,
     origin: Origin,
+    /// A tarball of an encrypted stream dir, opened with the keys when it was listed (its
+    /// name and account come from it): the walk reuses it, no second first pass.
+    enc: Option<OpenedEnc>,
+}
+
+/// An opened encrypted tarball shared by the clones of a [`StreamRef`].
+#[derive(Clone)]
+struct OpenedEnc(std::sync::Arc<crate::filestore::encrypted::EncryptedDir>);
+
+impl std::fmt::Debug for OpenedEnc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptedDir({} > {})", self.0.account, self.0.cfg_name)
+    }
 }
 
 impl StreamRef {
@@ -217,6 +230,16 @@ impl StreamRef {
 /// V2), a bare `stream.tar.s2`, a `.tgz` / `.tar`, or an account backup dir. Errors mean
 /// "could not run".
 pub fn streams(path: &Path) -> anyhow::Result<Vec<StreamRef>> {
+    streams_with_keys(path, &crate::filestore::keys::KeyRing::default())
+}
+
+/// [`streams`] when the copies may be encrypted at rest: a tarball of an encrypted stream
+/// dir is opened with `keys` to learn its stream's name (its meta.inf is sealed) and the
+/// account its keys are derived with (see [`crate::check::archive::source_accounts`]).
+pub fn streams_with_keys(
+    path: &Path,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<Vec<StreamRef>> {
     let det = match detect::detect(path) {
         Ok(d) if d.kind.is_store() => None,
         Ok(d) => Some(d),
@@ -232,6 +255,7 @@ pub fn streams(path: &Path) -> anyhow::Result<Vec<StreamRef>> {
                 account: sd.account.clone(),
                 name: sd.name.clone(),
                 origin: Origin::Dir(sd),
+                enc: None,
             })
             .collect());
     };
@@ -242,11 +266,23 @@ pub fn streams(path: &Path) -> anyhow::Result<Vec<StreamRef>> {
     };
     let mut out = Vec::new();
     for d in list {
-        let name = archive_stream_name(&d);
+        let enc = match d.kind {
+            ArchiveKind::Tgz | ArchiveKind::Tar if keys.has_key() => {
+                let label = crate::check::archive::label_of(&d);
+                crate::check::archive::open_encrypted_archive(&d, &label, keys)
+                    .map(|e| OpenedEnc(std::sync::Arc::new(e)))
+            }
+            _ => None,
+        };
+        let (account, name) = match &enc {
+            Some(e) if !e.0.wrong_key => (e.0.account.clone(), e.0.cfg_name.clone()),
+            _ => ("$G".to_string(), archive_stream_name(&d)),
+        };
         out.push(StreamRef {
-            account: "$G".into(),
+            account,
             name,
             origin: Origin::Archive(d),
+            enc,
         });
     }
     Ok(out)
@@ -366,7 +402,7 @@ struct Plan {
     /// The archive's small files (meta.inf, obs/…), for archives (in plaintext).
     mem: MemFiles,
     /// A tarball of an encrypted stream dir opened with the keys: its blocks' keys.
-    enc: Option<crate::filestore::encrypted::EncryptedDir>,
+    enc: Option<std::sync::Arc<crate::filestore::encrypted::EncryptedDir>>,
 }
 
 /// How a stream is read: from blocks (with the first pass's plan) or from V2 entries.
@@ -403,7 +439,7 @@ pub(crate) fn open_bucket_stream(
         anyhow::bail!("{bucket:?}: not a valid bucket name (letters, digits, '_' and '-')");
     }
     let stream = format!("{prefix}{bucket}");
-    let sel = select(streams(path)?, path, Some(&stream), account)?;
+    let sel = select(streams_with_keys(path, keys)?, path, Some(&stream), account)?;
     if sel.len() > 1 {
         anyhow::bail!(
             "{}: stream {stream} is in {} accounts ({}): name one with --account",
@@ -443,7 +479,8 @@ pub fn open_with_keys(
             (Shape::Blocks(Box::new(p)), probs, Some(rep))
         }
         Origin::Archive(d) if is_tar_kind(d.kind) => {
-            let (p, probs, rep) = plan_tar(d, &sref.name, &opts)?;
+            let enc = sref.enc.as_ref().map(|e| e.0.clone());
+            let (p, probs, rep) = plan_tar(d, &sref.name, &opts, enc)?;
             (Shape::Blocks(Box::new(p)), probs, rep)
         }
         Origin::Archive(d) if matches!(d.kind, ArchiveKind::BackupDirV2 | ArchiveKind::BareV2) => {
@@ -663,6 +700,7 @@ fn plan_tar(
     d: &Detected,
     name: &str,
     opts: &Options,
+    opened: Option<std::sync::Arc<crate::filestore::encrypted::EncryptedDir>>,
 ) -> anyhow::Result<(
     Plan,
     Vec<Problem>,
@@ -675,10 +713,16 @@ fn plan_tar(
         stream: Some(name.to_string()),
         ..Default::default()
     };
-    let account = "$G".to_string();
     // a tarball of an encrypted stream dir: read through the keys (a first pass holds its
-    // small members), blocks decrypted as they stream by
-    let enc = encrypted_tarball(d, &label, &opts.keys)?;
+    // small members, unless listing it did), blocks decrypted as they stream by
+    let enc = match opened {
+        Some(e) => Some(e),
+        None => encrypted_tarball(d, &label, &opts.keys)?.map(std::sync::Arc::new),
+    };
+    if let Some(e) = &enc {
+        refuse_encrypted(d, e, &opts.keys)?;
+    }
+    let account = enc.as_ref().map_or("$G".to_string(), |e| e.account.clone());
     let dir_name = enc.as_ref().map_or(name, |e| e.dir_name.as_str());
     let name = enc.as_ref().map_or(name, |e| e.cfg_name.as_str());
     let empty = DeadSet::default();
@@ -769,7 +813,7 @@ fn plan_tar(
     let mut again_opts = topts.clone();
     again_opts.stream = Some(cfg_name.clone());
     let again =
-        crate::check::archive_blocks::ArchiveBlocks::new(&mem, enc.as_ref(), &reopen, again_opts);
+        crate::check::archive_blocks::ArchiveBlocks::new(&mem, enc.as_deref(), &reopen, again_opts);
     let mut input = LoadInput::new(opts, recovery, release, &dead);
     input.blocks_again = Some(&again);
     let (rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix, &input);
@@ -803,19 +847,35 @@ fn encrypted_tarball(
     let Some(e) = crate::check::archive::open_encrypted_archive(d, label, keys) else {
         return Ok(None);
     };
+    refuse_encrypted(d, &e, keys)?;
+    Ok(Some(e))
+}
+
+/// An encrypted tarball that cannot be read with `keys` (could not run): no key, or none
+/// that opens it under the accounts tried.
+fn refuse_encrypted(
+    d: &Detected,
+    e: &crate::filestore::encrypted::EncryptedDir,
+    keys: &crate::filestore::keys::KeyRing,
+) -> anyhow::Result<()> {
     if !keys.has_key() {
         anyhow::bail!(
-            "{}: a stream dir encrypted at rest: give its key (--key-file or JETDIR_KEY)",
+            "{}: a stream dir encrypted at rest: key needed (--key-file FILE or JETDIR_KEY with the server's JetStream key)",
             d.path.display()
         );
     }
     if e.wrong_key {
+        let why = e
+            .problems
+            .iter()
+            .find(|p| p.kind == crate::base::problem::Kind::EncryptedWrongKey)
+            .map_or("nothing decrypts with it", |p| p.message.as_str());
         anyhow::bail!(
-            "{}: the key does not open this stream (nothing decrypts with it)",
+            "{}: the key does not open this stream: {why}",
             d.path.display()
         );
     }
-    Ok(Some(e))
+    Ok(())
 }
 
 /// The plaintext view of an encrypted tarball's small members.

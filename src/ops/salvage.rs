@@ -282,7 +282,7 @@ pub fn salvage(
         out: opts.out.display().to_string(),
         ..Default::default()
     };
-    let all = forensics::streams(path)?;
+    let all = forensics::streams_with_keys(path, &opts.keys)?;
     let mut sel = forensics::select(all, path, opts.stream.as_deref(), opts.account.as_deref())?;
     if sel.len() > 1 {
         let names: Vec<String> = sel

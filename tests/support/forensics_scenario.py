@@ -15,6 +15,11 @@ Starts BIN on 127.0.0.1 with store dir DIR/store and, with nats-py:
   also the bytes of the big one in DIR/big.bin).
 Then stops the server (SIGTERM) and writes DIR/facts.json. With --read, it only starts BIN on
 an existing STORE (a damaged copy) and writes what STREAM.MSG.GET serves to DIR/served.json.
+
+--key KEY [--cipher chacha|aes]: the server encrypts its store (`jetstream { key, cipher }`);
+--account ACC: everything is made (or read) in account ACC (a config with `accounts { ACC:
+{ jetstream: enabled, users: [{user: acc, password: pw}] } }`), not $G
+(tests/encrypted_account_e2e.rs).
 """
 from __future__ import annotations
 
@@ -190,23 +195,44 @@ def main() -> int:
     ap.add_argument("--read", metavar="STORE", help="only start BIN on STORE and write what "
                     "STREAM.MSG.GET serves for --stream to OUT/served.json")
     ap.add_argument("--stream", default="EV")
+    ap.add_argument("--key", help="the server's JetStream key (an encrypted store)")
+    ap.add_argument("--cipher", default="chacha", choices=["chacha", "aes"])
+    ap.add_argument("--account", help="an account of the config (not $G) to work in")
     a = ap.parse_args()
     out = Path(a.out)
+    js_extra = {"key": a.key, "cipher": a.cipher} if a.key else None
+    top_extra = None
+    if a.account:
+        user = {"user": a.account.lower(), "password": "pw"}
+        top_extra = {"accounts": {a.account: {"jetstream": "enabled", "users": [user]}}}
+
+    def server(store):
+        return nb.NatsServer(a.server, store, work_dir=out, jetstream_extra=js_extra,
+                             top_extra=top_extra)
+
+    def url(srv):
+        if not a.account:
+            return srv.url
+        return f"nats://{a.account.lower()}:pw@127.0.0.1:{srv.port}"
+
     if a.read:
         out.mkdir(parents=True, exist_ok=True)
-        srv = nb.NatsServer(a.server, a.read, work_dir=out)
+        srv = server(a.read)
         srv.start()
         try:
-            served = asyncio.run(read_back(srv.url, a.stream))
-        finally:
+            served = asyncio.run(read_back(url(srv), a.stream))
+        except BaseException:
             srv.stop()
+            print(srv.log_tail(), file=sys.stderr)
+            raise
+        srv.stop()
         (out / "served.json").write_text(json.dumps(served, indent=1) + "\n")
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    srv = nb.NatsServer(a.server, out / "store", work_dir=out)
+    srv = server(out / "store")
     srv.start()
     try:
-        facts = asyncio.run(run(srv.url, out))
+        facts = asyncio.run(run(url(srv), out))
     except BaseException:
         srv.stop()
         print(srv.log_tail(), file=sys.stderr)

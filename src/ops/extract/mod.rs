@@ -315,6 +315,23 @@ pub fn extract(
     progress: &dyn Progress,
 ) -> anyhow::Result<ExtractReport> {
     let started = std::time::Instant::now();
+    // an encrypted tarball that does not name its account: the target account and the
+    // accounts of the target store are tried too (exact: a key file opens under one only)
+    let mut opts = opts.clone();
+    if opts.keys.account.is_none() {
+        let mut more = vec![opts.account.clone()];
+        if let Ok(rd) = std::fs::read_dir(opts.store_dir.join("jetstream")) {
+            let mut names: Vec<String> = rd
+                .flatten()
+                .filter(|e| e.path().join("streams").is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            more.extend(names);
+        }
+        opts.keys.try_accounts.extend(more);
+    }
+    let opts = &opts;
     let mut rep = run(archive, opts, progress)?;
     rep.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(rep)
@@ -657,10 +674,14 @@ fn encrypted_refusal(
         ));
     }
     if e.wrong_key {
-        return Some(
-            "the key does not open the archive's stream (nothing decrypts with it: the wrong key, or a stream of another account than $G); nothing written"
-                .to_string(),
-        );
+        let why = e
+            .problems
+            .iter()
+            .find(|p| p.kind == crate::base::problem::Kind::EncryptedWrongKey)
+            .map_or("nothing decrypts with it", |p| p.message.as_str());
+        return Some(format!(
+            "the key does not open the archive's stream: {why}; nothing written"
+        ));
     }
     None
 }
