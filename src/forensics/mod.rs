@@ -114,6 +114,10 @@ pub type Render<'r> = &'r (dyn Fn(&Msg, &mut Vec<u8>) + Sync);
 pub const RENDER_INLINE_MAX: usize = 1 << 20;
 /// Render buffers up to this capacity are kept for the next records.
 const POOLED_MAX: usize = 4 << 20;
+/// Records rendered by one task of a [`StreamWalker::walk_rendered`] walk.
+const RENDER_CHUNK: usize = 256;
+/// Tasks rendering ahead of the records being handed out (bounds the rendered bytes held).
+const RENDER_AHEAD: usize = 8;
 
 /// True when [`StreamWalker::walk_rendered`] hands `m` out unrendered ([`RENDER_INLINE_MAX`]).
 pub fn render_streamed(m: &Msg) -> bool {
@@ -1094,43 +1098,92 @@ impl StreamWalker {
             }
             .files(),
         );
-        // one read buffer for the blocks of a real size: no allocation (and page faults) per
-        // block; encrypted and big blocks go through the source (decrypted, or decoded as
-        // they are read)
-        let mut buf = Vec::new();
-        for b in &plan.blocks {
-            if b.unreadable || !c.filter.seq_overlaps(b.min, b.max) {
-                continue;
-            }
-            let rel = format!("msgs/{}.blk", b.index);
-            // a big block (one record above 8 MiB) is held, read and handed out, by one thread
-            // at a time (the copies of `diff` walk on threads of their own)
-            let size = std::fs::metadata(sd.dir.join(&rel)).map_or(0, |m| m.len());
-            let _big = block::big_block_guard(size.min(block::MAX_BLOCK_FILE));
-            if !encrypted && size <= block::BIG_BLOCK {
-                let path = sd.dir.join(&rel);
-                let read = crate::filestore::source::read_capped_into(
-                    &path,
-                    block::MAX_BLOCK_FILE,
-                    &mut buf,
-                );
-                if read.is_err() {
+        // the blocks to hand out, and which are read ahead (plain files of a real size) while
+        // the one before is handed out: encrypted and big blocks go through the source
+        // (decrypted, or decoded as they are read), one at a time
+        let todo: Vec<(&BlockPlan, String, u64, bool)> = plan
+            .blocks
+            .iter()
+            .filter(|b| !b.unreadable && c.filter.seq_overlaps(b.min, b.max))
+            .map(|b| {
+                let rel = format!("msgs/{}.blk", b.index);
+                let size = std::fs::metadata(sd.dir.join(&rel)).map_or(0, |m| m.len());
+                let ahead = !encrypted && size <= block::BIG_BLOCK;
+                (b, rel, size, ahead)
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            // one block read (and decompressed) ahead, on a thread of its own; its buffers
+            // come back for the next reads (no allocation, and page faults, per block)
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let ahead: Vec<PathBuf> = todo
+                .iter()
+                .filter(|t| t.3)
+                .map(|t| sd.dir.join(&t.1))
+                .collect();
+            scope.spawn(move || {
+                // two plain blocks at most: the one handed out and the one read ahead (a
+                // buffer comes back when its block is out)
+                let mut raw = Vec::new();
+                for (k, path) in ahead.into_iter().enumerate() {
+                    let mut buf = if k < 2 {
+                        Vec::new()
+                    } else {
+                        match back_rx.recv() {
+                            Ok(b) => b,
+                            Err(_) => return, // the walk stopped
+                        }
+                    };
+                    let read = crate::filestore::source::read_capped_into(
+                        &path,
+                        block::MAX_BLOCK_FILE,
+                        &mut buf,
+                    );
+                    let plain = match read {
+                        Ok(_) if block::is_cmp_block(&buf) => {
+                            // decoded into a block of its own; the file's bytes are kept
+                            // as the next compressed read's buffer
+                            std::mem::swap(&mut raw, &mut buf);
+                            match block::plain_block(&raw) {
+                                Ok((p, _)) => Some(p.into_owned()),
+                                Err(_) => None,
+                            }
+                        }
+                        Ok(_) => Some(buf),
+                        Err(_) => None,
+                    };
+                    // (a block that cannot be read still counts: its turn comes back empty)
+                    if tx.send(plain.unwrap_or_default()).is_err() {
+                        return; // the walk stopped
+                    }
+                }
+            });
+            for (b, rel, size, ahead) in &todo {
+                if *ahead {
+                    let Ok(plain) = rx.recv() else { break };
+                    if plain.is_empty() {
+                        let _ = back_tx.send(plain);
+                        continue; // unreadable (or empty): nothing to hand out
+                    }
+                    let flow = self.emit_block(plan, b, &plain, rel, c);
+                    let _ = back_tx.send(plain);
+                    flow?;
                     continue;
                 }
-                let Ok((plain, _)) = block::plain_block(&buf) else {
+                // a big block (one record above 8 MiB) is held, read and handed out, by one
+                // thread at a time (the copies of `diff` walk on threads of their own)
+                let _big = block::big_block_guard((*size).min(block::MAX_BLOCK_FILE));
+                let mut scratch = Vec::new();
+                let Some((decoded, _)) = src.fetch_block(rel, Default::default(), &mut scratch)
+                else {
                     continue;
                 };
-                self.emit_block(plan, b, &plain, &rel, c)?;
-                continue;
+                let Ok((plain, _)) = decoded else { continue };
+                self.emit_block(plan, b, &plain, rel, c)?;
             }
-            let mut scratch = Vec::new();
-            let Some((decoded, _)) = src.fetch_block(&rel, Default::default(), &mut scratch) else {
-                continue;
-            };
-            let Ok((plain, _)) = decoded else { continue };
-            self.emit_block(plan, b, &plain, &rel, c)?;
-        }
-        ControlFlow::Continue(())
+            ControlFlow::Continue(())
+        })
     }
 
     fn run_tar(
@@ -1269,8 +1322,8 @@ impl StreamWalker {
     ) -> ControlFlow<()> {
         let key = block::block_key(&plan.cfg_name, b.index);
         if let (Some(render), None) = (c.render, &c.counting) {
-            // where the records are (resyncing past damage as the scanner does), then render
-            // runs of them on all cores, then hand them out in order
+            // where the records are (resyncing past damage as the scanner does), then runs
+            // of them rendered on all cores while the ones before are handed out, in order
             let mut offs = Vec::new();
             crate::state::messages::walk_records(plain, &key, |r| {
                 offs.push(r.offset);
@@ -1278,82 +1331,61 @@ impl StreamWalker {
             });
             let filter = c.filter;
             let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
-            let take = || {
-                pool.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pop()
-                    .unwrap_or_default()
-            };
-            // groups of records bound the rendered bytes held at once (a few MiB)
-            for group in offs.chunks(2048) {
-                let parts: Vec<Rendered> = group
-                    .par_chunks(256)
-                    .map(|chunk| {
-                        let mut buf = take();
-                        let mut ents = Vec::with_capacity(chunk.len());
-                        for &o in chunk {
-                            let Ok(r) = block::parse_record(plain, o) else {
-                                continue;
-                            };
-                            let Some(m) =
-                                self.classify(plan, b, &r, file, &key, filter.verified_only)
-                            else {
-                                continue;
-                            };
-                            if !filter.wants(&m) {
-                                continue;
-                            }
-                            if render_streamed(&m) {
-                                // handed out from the block as it is, below
-                                ents.push((m.seq, o, usize::MAX));
-                                continue;
-                            }
-                            let s = buf.len();
-                            render(&m, &mut buf);
-                            ents.push((m.seq, s, buf.len()));
+            let pool = &pool;
+            let key = &key;
+            let chunks: Vec<&[usize]> = offs.chunks(RENDER_CHUNK).collect();
+            let mut flow = ControlFlow::Continue(());
+            rayon::in_place_scope(|s| {
+                let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered)>();
+                let spawn = |i: usize| {
+                    let tx = tx.clone();
+                    let chunk = chunks[i];
+                    s.spawn(move |_| {
+                        let buf = pool
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .pop()
+                            .unwrap_or_default();
+                        let part = self
+                            .render_chunk(plan, b, plain, file, key, chunk, render, filter, buf);
+                        let _ = tx.send((i, part));
+                    });
+                };
+                let mut next = 0;
+                while next < chunks.len() && next < RENDER_AHEAD {
+                    spawn(next);
+                    next += 1;
+                }
+                let mut ready: Vec<Option<Rendered>> = Vec::new();
+                ready.resize_with(chunks.len(), || None);
+                for i in 0..chunks.len() {
+                    if i >= next {
+                        break; // stopped: nothing more was started
+                    }
+                    while ready[i].is_none() {
+                        match rx.recv() {
+                            Ok((j, part)) => ready[j] = Some(part),
+                            Err(_) => return,
                         }
-                        (ents, buf)
-                    })
-                    .collect();
-                for (ents, mut buf) in parts {
-                    let mut i = 0;
-                    while let Some(&(seq, s, e)) = ents.get(i) {
-                        i += 1;
-                        if e == usize::MAX {
-                            let Ok(r) = block::parse_record(plain, s) else {
-                                continue;
-                            };
-                            if let Some(m) =
-                                self.classify(plan, b, &r, file, &key, filter.verified_only)
-                            {
-                                c.rendered(seq, Event::Msg(m))?;
-                            }
-                            continue;
+                    }
+                    let Some((ents, mut buf)) = ready[i].take() else {
+                        return;
+                    };
+                    if flow.is_continue() {
+                        if next < chunks.len() {
+                            spawn(next);
+                            next += 1;
                         }
-                        // with the messages after it that no finding comes between (handed
-                        // out as one run of bytes)
-                        let (mut last, mut end, mut n) = (seq, e, 1u64);
-                        if c.last_out.is_none_or(|l| seq > l) {
-                            c.findings_upto(Some(seq))?;
-                            let limit = c.next_finding_seq();
-                            while let Some(&(s2, b2, e2)) = ents.get(i) {
-                                if e2 == usize::MAX || b2 != end || s2 <= last || s2 >= limit {
-                                    break;
-                                }
-                                (last, end, n) = (s2, e2, n + 1);
-                                i += 1;
-                            }
-                        }
-                        c.rendered_run(seq, last, n, &buf[s..end])?;
+                        flow = self.hand_out(plan, b, plain, file, key, c, &ents, &buf);
                     }
                     if buf.capacity() <= POOLED_MAX {
                         buf.clear();
                         pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
                     }
                 }
-            }
-            c.pool = pool.into_inner().unwrap_or_else(|p| p.into_inner());
-            return ControlFlow::Continue(());
+            });
+            c.pool = std::mem::take(&mut *pool.lock().unwrap_or_else(|p| p.into_inner()));
+            return flow;
         }
         let mut flow = ControlFlow::Continue(());
         let verify = c.filter.verified_only;
@@ -1365,6 +1397,88 @@ impl StreamWalker {
             flow.is_continue()
         });
         flow
+    }
+
+    /// The records at `offs` of a block that the filter wants, rendered into `buf` back to
+    /// back (on a worker): (seq, start, end) of each; a record handed out unrendered
+    /// ([`render_streamed`]) is (seq, its offset, `usize::MAX`).
+    #[allow(clippy::too_many_arguments)]
+    fn render_chunk(
+        &self,
+        plan: &Plan,
+        b: &BlockPlan,
+        plain: &[u8],
+        file: &str,
+        key: &highway::Key,
+        offs: &[usize],
+        render: Render,
+        filter: &Filter,
+        mut buf: Vec<u8>,
+    ) -> Rendered {
+        let mut ents = Vec::with_capacity(offs.len());
+        for &o in offs {
+            let Ok(r) = block::parse_record(plain, o) else {
+                continue;
+            };
+            let Some(m) = self.classify(plan, b, &r, file, key, filter.verified_only) else {
+                continue;
+            };
+            if !filter.wants(&m) {
+                continue;
+            }
+            if render_streamed(&m) {
+                // handed out from the block as it is
+                ents.push((m.seq, o, usize::MAX));
+                continue;
+            }
+            let s = buf.len();
+            render(&m, &mut buf);
+            ents.push((m.seq, s, buf.len()));
+        }
+        (ents, buf)
+    }
+
+    /// Hand out the records of one rendered run of a block, in order, with the findings at
+    /// their place: the messages that no finding comes between as one run of bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn hand_out(
+        &self,
+        plan: &Plan,
+        b: &BlockPlan,
+        plain: &[u8],
+        file: &str,
+        key: &highway::Key,
+        c: &mut Cursor,
+        ents: &[(u64, usize, usize)],
+        buf: &[u8],
+    ) -> ControlFlow<()> {
+        let mut i = 0;
+        while let Some(&(seq, s, e)) = ents.get(i) {
+            i += 1;
+            if e == usize::MAX {
+                let Ok(r) = block::parse_record(plain, s) else {
+                    continue;
+                };
+                if let Some(m) = self.classify(plan, b, &r, file, key, c.filter.verified_only) {
+                    c.rendered(seq, Event::Msg(m))?;
+                }
+                continue;
+            }
+            let (mut last, mut end, mut n) = (seq, e, 1u64);
+            if c.last_out.is_none_or(|l| seq > l) {
+                c.findings_upto(Some(seq))?;
+                let limit = c.next_finding_seq();
+                while let Some(&(s2, b2, e2)) = ents.get(i) {
+                    if e2 == usize::MAX || b2 != end || s2 <= last || s2 >= limit {
+                        break;
+                    }
+                    (last, end, n) = (s2, e2, n + 1);
+                    i += 1;
+                }
+            }
+            c.rendered_run(seq, last, n, &buf[s..end])?;
+        }
+        ControlFlow::Continue(())
     }
 
     fn run_v2(&self, d: &Detected, c: &mut Cursor) -> anyhow::Result<ControlFlow<()>> {
