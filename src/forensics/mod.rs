@@ -391,6 +391,9 @@ pub struct StreamWalker {
     pub report: Option<crate::base::report::StreamReport>,
     /// The time of the load (a V2 archive's expiry after the restore is decided against it).
     at_ns: i64,
+    /// A V2 archive is decoded on the walking thread, with no decoding ahead
+    /// ([`StreamWalker::decode_in_step`]).
+    in_step: bool,
 }
 
 /// The stream `<prefix><bucket>` of a KV or object-store bucket under `path`, in `account`
@@ -469,6 +472,7 @@ pub fn open_with_keys(
         problems,
         report,
         at_ns,
+        in_step: false,
     })
 }
 
@@ -989,6 +993,14 @@ impl StreamWalker {
         }
     }
 
+    /// Decode a V2 archive on the walking thread, one S2 chunk (at most 4 MiB) at a time,
+    /// instead of on worker threads running up to 16 MiB ahead: for several walks at once
+    /// (`diff`), where the copies' windows and a record of up to 32 MiB would add up past the
+    /// memory bound.
+    pub fn decode_in_step(&mut self) {
+        self.in_step = true;
+    }
+
     /// True when the stream is read from a V2 (NATSARC1) archive: live messages only.
     pub fn is_v2(&self) -> bool {
         matches!(self.kind, Shape::V2)
@@ -1488,10 +1500,17 @@ impl StreamWalker {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("{}: no archive payload", d.path.display()))?;
         let f = File::open(p).map_err(|e| anyhow::anyhow!("{}: cannot open: {e}", p.display()))?;
-        let r = crate::s2::par::ParFrameReader::new(
-            BufReader::with_capacity(1 << 20, f),
-            crate::check::archive::s2_workers(),
-        );
+        let r: Box<dyn io::BufRead + Send> = if self.in_step {
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                crate::s2::FrameReader::new(BufReader::with_capacity(1 << 20, f)),
+            ))
+        } else {
+            Box::new(crate::s2::par::ParFrameReader::new(
+                BufReader::with_capacity(1 << 20, f),
+                crate::check::archive::s2_workers(),
+            ))
+        };
         let vopts = V2Options {
             label: label.clone(),
             account: Some(self.sref.account.clone()),
