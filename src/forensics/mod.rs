@@ -1120,10 +1120,13 @@ impl StreamWalker {
             .map(|b| {
                 let rel = format!("msgs/{}.blk", b.index);
                 let size = std::fs::metadata(sd.dir.join(&rel)).map_or(0, |m| m.len());
-                let ahead = !encrypted && size <= block::BIG_BLOCK;
+                // (a rendered walk only: `diff` walks copies at once and `salvage` holds a
+                // block of its own, so theirs read in step, within the memory bound)
+                let ahead = !encrypted && size <= block::BIG_BLOCK && c.render.is_some();
                 (b, rel, size, ahead)
             })
             .collect();
+        let mut buf = Vec::new();
         std::thread::scope(|scope| {
             // one block read (and decompressed) ahead, on a thread of its own; its buffers
             // come back for the next reads (no allocation, and page faults, per block)
@@ -1186,6 +1189,24 @@ impl StreamWalker {
                 // a big block (one record above 8 MiB) is held, read and handed out, by one
                 // thread at a time (the copies of `diff` walk on threads of their own)
                 let _big = block::big_block_guard((*size).min(block::MAX_BLOCK_FILE));
+                if !encrypted && *size <= block::BIG_BLOCK {
+                    // one read buffer for the blocks of a real size: no allocation (and page
+                    // faults) per block
+                    let path = sd.dir.join(rel);
+                    let read = crate::filestore::source::read_capped_into(
+                        &path,
+                        block::MAX_BLOCK_FILE,
+                        &mut buf,
+                    );
+                    if read.is_err() {
+                        continue;
+                    }
+                    let Ok((plain, _)) = block::plain_block(&buf) else {
+                        continue;
+                    };
+                    self.emit_block(plan, b, &plain, rel, c)?;
+                    continue;
+                }
                 let mut scratch = Vec::new();
                 let Some((decoded, _)) = src.fetch_block(rel, Default::default(), &mut scratch)
                 else {
