@@ -934,6 +934,75 @@ def rss_row(what: str, m: Measure, base: str = "") -> Row:
     return Row(what, f"{m.rss_mib:.1f} MiB", base, "", f"< {RSS_LIMIT_MIB:.0f} MiB", verdict(m.rss_mib < RSS_LIMIT_MIB))
 
 
+def forensics_rows(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: int, m_ver: Measure,
+                   figures: list) -> list[Row]:
+    """Issue #12: dump (text and --json) to /dev/null and diff of two copies against deep verify
+    of the same data; diff reads both copies, so its baseline is verify of both (2x)."""
+    def dump(*extra: str) -> list[str]:
+        return [jetdir, "--no-progress", "dump", *extra, str(stream)]
+
+    m_dump = measure("jetdir dump > /dev/null (BENCH)", dump(), nbytes, repeats)
+    m_dumpj = measure("jetdir dump --json > /dev/null (BENCH)", dump("--json"), nbytes, repeats)
+    copy2 = copy_stream(stream, work / "store-copy")
+    m_diff = measure("jetdir diff of two copies of BENCH",
+                     [jetdir, "--no-progress", "diff", str(stream), str(copy2)], 2 * nbytes, repeats)
+    shutil.rmtree(work / "store-copy", ignore_errors=True)
+    m_ver2x = Measure("jetdir verify, deep, of both copies (2x BENCH's runs)", nbytes=2 * nbytes,
+                      runs=[Run(wall=2 * r.wall, maxrss_kib=r.maxrss_kib, cpu=2 * r.cpu, rc=0) for r in m_ver.runs])
+    figures += [m_dump, m_dumpj, m_diff]
+    rows = [
+        ratio_row("dump (text) to /dev/null: throughput vs deep verify", m_dump, m_ver, "share", 0.5, 0.05),
+        ratio_row("dump --json to /dev/null: throughput vs deep verify", m_dumpj, m_ver, "share", 0.5, 0.05),
+        ratio_row("diff of two copies (both copies' bytes) vs deep verify", m_diff, m_ver2x, "share", 0.5, 0.05),
+    ]
+    for m, label in ((m_dump, "dump"), (m_dumpj, "dump --json"), (m_diff, "diff")):
+        rows.append(rss_row(f"{label} peak RSS", m))
+    return rows
+
+
+def measure_pack(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: int, keep: bool = False) -> Measure:
+    """`jetdir pack --format v1` of the stream into work/pack-<i> (pack-0, the warm-up's, kept
+    when `keep`)."""
+    pk = lambda i: work / f"pack-{i}"  # noqa: E731
+
+    def pk_prep(i: int) -> list[str]:
+        shutil.rmtree(pk(i), ignore_errors=True)
+        return [jetdir, "--no-progress", "pack", str(stream), "--out", str(pk(i)), "--format", "v1"]
+
+    def pk_clean(i: int) -> None:
+        if i > 0 or not keep:
+            shutil.rmtree(pk(i), ignore_errors=True)
+
+    return measure("jetdir pack --format v1 (BENCH)", [], nbytes, repeats, prepare=pk_prep, cleanup=pk_clean)
+
+
+def salvage_rows(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: int, m_pk: Measure,
+                 figures: list) -> list[Row]:
+    """Issue #12: salvage of a clean stream against pack --format v1 of it: judged for salvage's
+    default form (a stream dir: read twice, written, verified), shown for `--format v1` (that,
+    then pack of the written stream, which verifies and reads it again)."""
+    rows: list[Row] = []
+    for fmt, label in (("dir", "salvage of a clean stream (a stream dir) vs pack --format v1: throughput"),
+                       ("v1", "salvage of a clean stream --format v1 vs pack --format v1: throughput")):
+        base = work / f"salvage-{fmt}"
+        out = lambda i: base / f"{i}" / "BENCH"  # noqa: E731
+
+        def prep(i: int) -> list[str]:
+            shutil.rmtree(base, ignore_errors=True)
+            out(i).parent.mkdir(parents=True)
+            return [jetdir, "--no-progress", "salvage", str(stream), "--out", str(out(i)), "--format", fmt]
+
+        def clean(i: int) -> None:
+            shutil.rmtree(base, ignore_errors=True)
+
+        m = measure(f"jetdir salvage --format {fmt} of clean BENCH", [], nbytes, repeats, prepare=prep, cleanup=clean)
+        figures.append(m)
+        judged = fmt == "dir"
+        rows.append(ratio_row(label, m, m_pk, "share", 0.5 if judged else None, 0.05 if judged else None))
+        rows.append(rss_row(f"salvage --format {fmt} peak RSS", m))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-gib", type=float, default=1.0, help="block bytes of the big stream (default 1)")
@@ -953,6 +1022,9 @@ def main() -> int:
     ap.add_argument("--enc-only", action="store_true",
                     help="only the plain stream BENCH and the encrypted ones: verify of each, the server's "
                          "rebuild of each")
+    ap.add_argument("--forensics-only", action="store_true",
+                    help="only the plain stream BENCH (and TINY): deep verify, dump, diff, salvage and pack "
+                         "(issue #12's rows), on a quiet machine in a couple of minutes")
     ap.add_argument("--smoke", action="store_true",
                     help="CI-sized run: 24 MiB of data, 3 repeats, no V1 backup, short idle waits; every target "
                          "is replaced by a floor that only a collapse misses; no waiting for an idle machine; "
@@ -1014,7 +1086,9 @@ def main() -> int:
         plan = [("BENCH", "bench", size, "none"), ("SMALL", "small", size // 4, "none")]
         if args.enc_only:
             plan = [("BENCH", "bench", size, "none")]
-        if not args.no_s2 and not args.enc_only:
+        if args.forensics_only:
+            plan = [("BENCH", "bench", size, "none")]
+        if not args.no_s2 and not args.enc_only and not args.forensics_only:
             plan.append(("BENCHS2", "benchs2", size // 4, "s2"))
         if not args.enc_only:
             plan.append(("TINY", "tiny", 64 * 1024, "none"))
@@ -1068,6 +1142,14 @@ def main() -> int:
             rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks)
             skipped.append("everything but the plain and encrypted streams' verify and rebuild (--enc-only)")
             return finish(args, repeats, notes, checks, rows, figures, skipped, work)
+        if args.forensics_only:
+            figures += [m_cat, m_ver]
+            rows += forensics_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_ver, figures)
+            m_pk = measure_pack(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats)
+            figures.append(m_pk)
+            rows += salvage_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_pk, figures)
+            skipped.append("everything but BENCH's verify, dump, diff, salvage and pack (--forensics-only)")
+            return finish(args, repeats, notes, checks, rows, figures, skipped, work)
         m_quick = measure("jetdir verify --quick (BENCH)", verify(sdir["BENCH"], "--quick"), blk["BENCH"], repeats)
         m_cat_s = measure("raw read `cat msgs/*.blk` (SMALL)", cat("SMALL"), blk["SMALL"], repeats)
         flipped = flipped_byte_found(jetdir, sdir["SMALL"], work)
@@ -1087,27 +1169,8 @@ def main() -> int:
         for m, label in ((m_ver, f"{blk['BENCH'] / MIB:.0f} MiB"), (m_ver_s, f"{blk['SMALL'] / MIB:.0f} MiB"), (m_quick, "--quick")):
             rows.append(rss_row(f"verify peak RSS ({label})", m, f"server {m_reb.rss_mib:.0f} MiB"))
 
-        # 3d. forensics (issue #12): dump to /dev/null and diff of two copies against deep verify
-        # of the same data; diff reads both copies, so its baseline is verify of both (2x)
-        def dump(path: Path, *extra: str) -> list[str]:
-            return [jetdir, "--no-progress", "dump", *extra, str(path)]
-
-        m_dump = measure("jetdir dump > /dev/null (BENCH)", dump(sdir["BENCH"]), blk["BENCH"], repeats)
-        m_dumpj = measure("jetdir dump --json > /dev/null (BENCH)", dump(sdir["BENCH"], "--json"), blk["BENCH"],
-                          repeats)
-        copy2 = copy_stream(sdir["BENCH"], work / "store-copy")
-        m_diff = measure("jetdir diff of two copies of BENCH",
-                         [jetdir, "--no-progress", "diff", str(sdir["BENCH"]), str(copy2)], 2 * blk["BENCH"], repeats)
-        shutil.rmtree(work / "store-copy", ignore_errors=True)
-        m_ver2x = Measure("jetdir verify, deep, of both copies (2x BENCH's runs)", nbytes=2 * blk["BENCH"],
-                          runs=[Run(wall=2 * r.wall, maxrss_kib=r.maxrss_kib, cpu=2 * r.cpu, rc=0) for r in m_ver.runs])
-        figures += [m_dump, m_dumpj, m_diff]
-        rows.append(ratio_row("dump (text) to /dev/null: throughput vs deep verify", m_dump, m_ver, "share", 0.5, 0.05))
-        rows.append(ratio_row("dump --json to /dev/null: throughput vs deep verify", m_dumpj, m_ver, "share", 0.5, 0.05))
-        rows.append(ratio_row("diff of two copies (both copies' bytes) vs deep verify", m_diff, m_ver2x, "share",
-                              0.5, 0.05))
-        for m, label in ((m_dump, "dump"), (m_dumpj, "dump --json"), (m_diff, "diff")):
-            rows.append(rss_row(f"{label} peak RSS", m))
+        # 3d. forensics (issue #12)
+        rows += forensics_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_ver, figures)
 
         # S2 variant
         if "BENCHS2" in facts:
@@ -1221,17 +1284,8 @@ def main() -> int:
         if st != "ok":
             skipped.append(f"`jetdir pack --format v1` vs snapshot API, and S2 throughput: {detail}")
         else:
+            m_pk = measure_pack(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, keep=True)
             pk = lambda i: work / f"pack-{i}"  # noqa: E731
-
-            def pk_prep(i: int) -> list[str]:
-                shutil.rmtree(pk(i), ignore_errors=True)
-                return [jetdir, "--no-progress", "pack", str(sdir["BENCH"]), "--out", str(pk(i)), "--format", "v1"]
-
-            def pk_clean(i: int) -> None:
-                if i > 0:
-                    shutil.rmtree(pk(i), ignore_errors=True)
-
-            m_pk = measure("jetdir pack --format v1 (BENCH)", [], blk["BENCH"], repeats, prepare=pk_prep, cleanup=pk_clean)
             figures.append(m_pk)
             checks.append(f"jetdir pack output: {dir_bytes(pk(0)) / MIB:.1f} MiB")
             rep = jetdir_json(jetdir, pk(0))
@@ -1246,6 +1300,7 @@ def main() -> int:
                 "(info)", "",
             ))
             rows.append(rss_row("pack peak RSS", m_pk))
+            rows += salvage_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_pk, figures)
         notes.append(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         notes.append(
             f"waited {QUIET['waited']:.0f} s in total for the machine to go idle (< "

@@ -712,6 +712,7 @@ fn real_31_mib_records() {
         .arg(common::server_215())
         .arg("--out")
         .arg(t.path())
+        .args(["--backups", "2"])
         .output()
         .unwrap();
     assert!(
@@ -725,10 +726,12 @@ fn real_31_mib_records() {
     let store2 = t.path().join("store2");
     copy_dir(&store, &store2);
     let backup = t.path().join("backup");
-    let (s, s2, b) = (
+    let backup2 = t.path().join("backup2");
+    let (s, s2, b, b2) = (
         store.to_str().unwrap(),
         store2.to_str().unwrap(),
         backup.to_str().unwrap(),
+        backup2.to_str().unwrap(),
     );
     let mib31 = (31u64 << 20).to_string();
     for (what, args) in [
@@ -739,6 +742,9 @@ fn real_31_mib_records() {
         ("dump --json (V2 backup)", vec!["dump", b, "--json"]),
         ("dump --payload hex", vec!["dump", s, "--payload", "hex"]),
         ("diff of two copies", vec!["diff", s, s2, "-q"]),
+        ("diff of two V2 backups", vec!["diff", b, b2, "-q"]),
+        ("diff of a store and a V2 backup", vec!["diff", s, b2, "-q"]),
+        ("dump (text, V2 backup)", vec!["dump", b2]),
     ] {
         let r = run(&args);
         bounded(&format!("two 31 MiB messages: {what}"), &r, &[0]);

@@ -307,7 +307,7 @@ fn text_head(
     o.push(b'[');
     dump::push_uint(o, m.seq);
     o.extend_from_slice(b"] Subject: ");
-    o.extend_from_slice(String::from_utf8_lossy(m.subject).as_bytes());
+    o.extend_from_slice(dump::lossy(m.subject).as_bytes());
     o.extend_from_slice(b" Received: ");
     dump::time_into(m.ts, o);
     if let Some(g) = m.gone {
@@ -321,7 +321,7 @@ fn text_head(
     dump::push_uint(o, m.offset);
     o.extend_from_slice(b")\n");
     if !m.headers.is_empty() {
-        let text = String::from_utf8_lossy(m.headers);
+        let text = dump::lossy(m.headers);
         if let Some(st) = dump::header_status(&text) {
             o.extend_from_slice(b"  Status: ");
             o.extend_from_slice(st.as_bytes());

@@ -289,13 +289,16 @@ fn walk_copy(
     keys: &crate::filestore::keys::KeyRing,
     tx: mpsc::SyncSender<Item>,
 ) {
-    let w = match super::open_with_keys(&sref, at_ns, keys) {
+    let mut w = match super::open_with_keys(&sref, at_ns, keys) {
         Ok(w) => w,
         Err(e) => {
             let _ = tx.send(Item::Failed(format!("{e:#}")));
             return;
         }
     };
+    // the copies walk at once: no decoding ahead of each (a V2 archive's window of 16 MiB
+    // per copy, beside a record of up to 32 MiB, would pass the memory bound)
+    w.decode_in_step();
     let mut end = WalkEnd {
         report: w.report.clone(),
         ..Default::default()

@@ -156,33 +156,59 @@ fn payload_piece(enc: Enc, p: &[u8], out: &mut Vec<u8>) {
 /// them: `\"`, `\\`, `\b \t \n \f \r`, other control bytes as `\u00xx`; the rest as it
 /// is. Bytes of a valid UTF-8 text may be cut anywhere: only ASCII bytes are escaped.
 pub fn json_escape_into(p: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // some byte of `w` is below 0x20, a quote or a backslash (exact: no false positives)
+    let special = |w: u64| {
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        below | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) != 0
+    };
     let mut from = 0;
-    for (i, &b) in p.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
+    let mut words = p.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        if special(u64::from_le_bytes(w.try_into().unwrap_or_default())) {
+            for (k, &b) in w.iter().enumerate() {
+                if b < 0x20 || b == b'"' || b == b'\\' {
+                    out.extend_from_slice(&p[from..at + k]);
+                    from = at + k + 1;
+                    escape(b, out);
+                }
+            }
         }
-        out.extend_from_slice(&p[from..i]);
-        from = i + 1;
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x09 => out.extend_from_slice(b"\\t"),
-            0x0a => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            0x0d => out.extend_from_slice(b"\\r"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 15)],
-            ]),
+        at += 8;
+    }
+    for (k, &b) in words.remainder().iter().enumerate() {
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            out.extend_from_slice(&p[from..at + k]);
+            from = at + k + 1;
+            escape(b, out);
         }
     }
     out.extend_from_slice(&p[from..]);
+}
+
+/// A byte that JSON strings escape, escaped as `serde_json` does.
+fn escape(b: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x09 => out.extend_from_slice(b"\\t"),
+        0x0a => out.extend_from_slice(b"\\n"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        0x0d => out.extend_from_slice(b"\\r"),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 15)],
+        ]),
+    }
 }
 
 /// The object up to the payload's text (up to and including `"payload":"`), and the
@@ -200,14 +226,14 @@ fn json_head(m: &Msg, mode: PayloadMode, headers_only: bool, out: &mut Vec<u8>) 
     out.extend_from_slice(b",\"seq\":");
     uint(out, m.seq);
     out.extend_from_slice(b",\"subject\":");
-    s(out, &String::from_utf8_lossy(m.subject));
+    s(out, &lossy(m.subject));
     out.extend_from_slice(b",\"time\":\"");
     time_into(m.ts, out);
     out.extend_from_slice(b"\",\"ts\":");
     int(out, m.ts);
     out.extend_from_slice(b",\"headers\":{");
     if !m.headers.is_empty() {
-        let text = String::from_utf8_lossy(m.headers);
+        let text = lossy(m.headers);
         let mut first = true;
         let status = header_groups(&text, |k, vs| {
             if !first {
@@ -274,35 +300,28 @@ pub fn header_groups<'t>(
     text: &'t str,
     mut f: impl FnMut(&'t str, &mut dyn Iterator<Item = &'t str>),
 ) -> Option<&'t str> {
-    let status = header_status(text);
-    let pair = |l: &'t str| {
-        l.trim_end_matches('\r')
-            .split_once(':')
-            .map(|(k, v)| (k.trim(), v.trim()))
-    };
+    let (first, mut rest) = split_line(text);
+    let status = status_of(first);
     // each line parsed once (a few headers is the rule; a long block takes the slow way)
     let mut small: [(&str, &str); 16] = [("", ""); 16];
     let mut n = 0usize;
-    let mut lines = text.split('\n');
-    lines.next();
-    let mut all_small = true;
-    for l in lines.clone() {
-        if let Some(p) = pair(l) {
-            if n == small.len() {
-                all_small = false;
-                break;
+    let mut big: Vec<(&'t str, &'t str)> = Vec::new();
+    while let Some(r) = rest {
+        let (l, next) = split_line(r);
+        rest = next;
+        if let Some(p) = header_pair(l) {
+            if n < small.len() {
+                small[n] = p;
+                n += 1;
+            } else {
+                if big.is_empty() {
+                    big.extend_from_slice(&small);
+                }
+                big.push(p);
             }
-            small[n] = p;
-            n += 1;
         }
     }
-    let big: Vec<(&'t str, &'t str)>;
-    let pairs: &[(&'t str, &'t str)] = if all_small {
-        &small[..n]
-    } else {
-        big = lines.filter_map(pair).collect();
-        &big
-    };
+    let pairs: &[(&'t str, &'t str)] = if big.is_empty() { &small[..n] } else { &big };
     for (i, &(k, _)) in pairs.iter().enumerate() {
         if pairs[..i].iter().any(|&(k2, _)| k2 == k) {
             continue; // given with its first occurrence
@@ -316,13 +335,54 @@ pub fn header_groups<'t>(
     status
 }
 
+/// The text up to the first `\n` and what follows it (`None` without one): `str::split('\n')`
+/// one line at a time.
+fn split_line(text: &str) -> (&str, Option<&str>) {
+    match text.bytes().position(|b| b == b'\n') {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    }
+}
+
+/// A header line's name and value (both trimmed), `None` without a `:`.
+fn header_pair(l: &str) -> Option<(&str, &str)> {
+    let l = l.trim_end_matches('\r');
+    let i = l.bytes().position(|b| b == b':')?;
+    Some((trim(&l[..i]), trim(&l[i + 1..])))
+}
+
+/// `str::trim`, quicker on ASCII ends (the rule in headers).
+fn trim(s: &str) -> &str {
+    // char::is_whitespace on ASCII: space and \t \n \x0b \x0c \r
+    let ws = |b: &u8| *b == b' ' || (0x09..=0x0d).contains(b);
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    let t = &s[start..end];
+    match t.as_bytes() {
+        [f, .., l] if *f >= 0x80 || *l >= 0x80 => t.trim(),
+        [f] if *f >= 0x80 => t.trim(),
+        _ => t,
+    }
+}
+
+/// The status of a header block's first line (after `NATS/1.0`), when it has one.
+fn status_of(first: &str) -> Option<&str> {
+    let l = first.trim_end_matches('\r');
+    Some(trim(l.strip_prefix("NATS/1.0").unwrap_or(""))).filter(|st| !st.is_empty())
+}
+
 /// The status of a header block (the first line after `NATS/1.0`), when it has one.
 pub fn header_status(text: &str) -> Option<&str> {
-    text.split('\n')
-        .next()
-        .map(|l| l.trim_end_matches('\r'))
-        .map(|l| l.strip_prefix("NATS/1.0").unwrap_or("").trim())
-        .filter(|st| !st.is_empty())
+    status_of(split_line(text).0)
+}
+
+/// Bytes as text, invalid UTF-8 replaced (`String::from_utf8_lossy`, quicker on valid text).
+pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 /// Decimal digits of `n` appended to `out`.
@@ -501,6 +561,12 @@ mod tests {
                 (b"", b""),
                 (b"x", b"NATS/1.0\r\nbad line\r\nK: \xff\r\n\r\n"),
                 (b"y", &many[..]),
+                (
+                    b"z",
+                    "NATS/1.0 \u{a0}404 x\u{2003}\r\n\u{a0}K\u{a0}: \u{b}v é\u{85}\r\r\nL:\u{3000}\r\n:\r\nK:w\r\n\r\n"
+                        .as_bytes(),
+                ),
+                ("t\x0b\x1f\\x\"y\u{7f}\u{e9}".as_bytes(), b"NATS/1.0\n\nno\ncolon"),
             ] {
                 for gone in [None, Some(super::super::Gone::Lost)] {
                     let m = Msg {
