@@ -24,6 +24,8 @@ pub enum Fire {
     NeedsZone,
 }
 
+use crate::base::time::{civil_from_days, days_from_civil};
+
 const NS: i64 = 1_000_000_000;
 
 /// The next fire of `pattern` for a message stored at `ts` (ns), its `Nats-Schedule-Time-Zone`
@@ -285,31 +287,6 @@ fn date(year: i64, month: u32, day: u32, h: u32, mi: u32, s: u32) -> i64 {
     let (y, m) = (year + m0.div_euclid(12), m0.rem_euclid(12) as u32 + 1);
     let days = days_from_civil(y, m, 1) + i64::from(day) - 1;
     days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
