@@ -776,6 +776,63 @@ fn real_31_mib_records() {
     }
 }
 
+/// Compressed blocks of the server's full size (8 MiB decoded): dump reads plain blocks ahead
+/// of the one it prints, and a compressed one decodes to 8 MiB beside its file; with that
+/// read-ahead dump of such a stream peaked at 66 MiB. dump (text and JSON) and diff of two
+/// copies stay under the bound.
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server 2.15 and nats-py (bash scripts/install-deps.sh)"
+)]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
+fn s2_blocks_of_full_size() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let o = Command::new(common::python_with_nats())
+        .arg(common::repo().join("tests/support/s2_stream.py"))
+        .arg("--server")
+        .arg(common::server_215())
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "s2_stream.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let msgs = store.join("jetstream/$G/streams/S2S/msgs");
+    let cmp = fs::read_dir(&msgs)
+        .unwrap()
+        .filter(|e| {
+            let b = fs::read(e.as_ref().unwrap().path()).unwrap_or_default();
+            b.starts_with(b"cmp")
+        })
+        .count();
+    assert!(cmp >= 8, "{cmp} compressed blocks");
+    let store2 = t.path().join("store2");
+    copy_dir(&store, &store2);
+    let (s, s2) = (store.to_str().unwrap(), store2.to_str().unwrap());
+    for (what, args) in [
+        ("verify", vec!["verify", s, "-q"]),
+        ("dump (text)", vec!["dump", s]),
+        ("dump --json", vec!["dump", s, "--json"]),
+        ("diff of two copies", vec!["diff", s, s2, "-q"]),
+    ] {
+        let r = run(&args);
+        bounded_within(
+            &format!("S2 blocks of 8 MiB: {what}"),
+            &r,
+            &[0],
+            Duration::from_secs(300),
+        );
+    }
+}
+
 /// A stream of two 31 MiB messages (records at the limit, `rlBadThresh` = 32 MiB, with
 /// `max_payload` raised), written by the real nats-server 2.15.1 under `dir` (encrypted at rest
 /// with `key`). Returns the store dir.

@@ -312,6 +312,19 @@ pub(crate) fn read_reusing_with<T>(
     })
 }
 
+/// Frees the reused block buffers ([`read_reusing`]) of every rayon worker thread and of this
+/// one. A command that walks the blocks again after the verify pass (dump, diff, salvage)
+/// would otherwise keep the pass's buffers, a read and a decoded block per worker (16 MiB
+/// each), beside its own.
+pub fn release_block_buffers() {
+    let clear = || {
+        READ_BUF.with(|b| *b.borrow_mut() = Vec::new());
+        DECODE_BUF.with(|b| *b.borrow_mut() = Vec::new());
+    };
+    rayon::broadcast(|_| clear());
+    clear();
+}
+
 thread_local! {
     /// One read buffer per worker thread, reused across blocks: no fresh allocation (and page
     /// faults) per 8 MiB block.

@@ -483,6 +483,8 @@ pub fn open_with_keys(
     let (kind, mut problems, report) = match &sref.origin {
         Origin::Dir(sd) => {
             let (p, probs, rep) = plan_dir(sd, &opts)?;
+            // the verify pass is over: its per-thread block buffers are not kept for the walk
+            crate::filestore::source::release_block_buffers();
             (Shape::Blocks(Box::new(p)), probs, Some(rep))
         }
         Origin::Archive(d) if is_tar_kind(d.kind) => {
@@ -682,6 +684,14 @@ impl StreamSource for MemFiles {
         v.dedup();
         v
     }
+}
+
+/// True when the file at `path` starts as a `cmp` (compressed) block.
+fn starts_cmp(path: &Path) -> bool {
+    let mut head = [0u8; 5];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| block::is_cmp_block(&head))
 }
 
 /// The decoded tar stream of a V1 backup, `.tgz` or `.tar`.
@@ -1181,8 +1191,13 @@ impl StreamWalker {
                 let rel = format!("msgs/{}.blk", b.index);
                 let size = std::fs::metadata(sd.dir.join(&rel)).map_or(0, |m| m.len());
                 // (a rendered walk only: `diff` walks copies at once and `salvage` holds a
-                // block of its own, so theirs read in step, within the memory bound)
-                let ahead = !encrypted && size <= block::BIG_BLOCK && c.render.is_some();
+                // block of its own, so theirs read in step, within the memory bound; plain
+                // blocks only: a compressed one decodes to up to 8 MiB more than its file,
+                // and two decoded blocks beside the rendering went over the bound, 66 MiB)
+                let ahead = !encrypted
+                    && size <= block::BIG_BLOCK
+                    && c.render.is_some()
+                    && !starts_cmp(&sd.dir.join(&rel));
                 (b, rel, size, ahead)
             })
             .collect();
