@@ -410,12 +410,7 @@ fn fail(run: &Run, msg: &str) -> ExitCode {
 /// record: `dump` 77 MiB, `diff` 165 MiB). A fixed threshold keeps buffers of a real block's
 /// size (8 MiB, plus up to 1 MiB) on the heap and gives those above 16 MiB back to the system
 /// when freed. (The hot paths reuse their buffers, so the trim threshold, left at glibc's
-/// default, costs no page faults per block.) One arena for every thread: with glibc's default
-/// (one per thread, up to 8 per core) a buffer freed by one thread is not reused by another,
-/// and a command whose phases run on different threads keeps each phase's freed heap (salvage
-/// `--format v1`, which salvages and then packs: 56-72 MiB peak, 43 MiB with one arena). The
-/// hot paths reuse their buffers, so one arena costs no measurable time (verify, dump, V2
-/// verify of 1 GiB: the same wall and CPU time). The only `unsafe` of the program: libc calls
+/// default, costs no page faults per block.) The only `unsafe` of the program: one libc call
 /// before any thread starts.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fixed_mmap_threshold() {
@@ -423,11 +418,9 @@ fn fixed_mmap_threshold() {
         fn mallopt(param: i32, value: i32) -> i32;
     }
     const M_MMAP_THRESHOLD: i32 = -3;
-    const M_ARENA_MAX: i32 = -8;
-    // SAFETY: mallopt only sets malloc parameters; called single-threaded, at start.
+    // SAFETY: mallopt only sets a malloc parameter; called once, single-threaded, at start.
     unsafe {
         mallopt(M_MMAP_THRESHOLD, 16 << 20);
-        mallopt(M_ARENA_MAX, 1);
     }
 }
 
