@@ -805,28 +805,11 @@ fn verify_v1<R: Read>(
             .iter()
             .map(|m| (m.path.clone(), m.size))
             .collect();
-        let rep = StreamReport {
-            account,
-            name: name.unwrap_or(dir_name),
-            encrypted: true,
-            encryption: Some(match enc {
-                Some(e) => e.report(),
-                None => crate::filestore::encrypted::report_without_key_sized(&sizes),
-            }),
-            blocks: mem
-                .names
-                .iter()
-                .filter(|n| {
-                    matches!(
-                        crate::filestore::layout::classify_path(n),
-                        Some(StreamFile::Block(_))
-                    )
-                })
-                .count(),
-            index: crate::base::report::IndexKind::Encrypted,
-            files: mem.files(),
-            ..Default::default()
+        let encryption = match enc {
+            Some(e) => e.report(),
+            None => crate::filestore::encrypted::report_without_key_sized(&sizes),
         };
+        let rep = unread_encrypted(account, name.unwrap_or(dir_name), encryption, &mem);
         return (Some(rep), problems);
     }
     if let Some(e) = enc {
@@ -888,13 +871,24 @@ fn key_needed_v1(d: &Detected, label: &str) -> Option<(Option<StreamReport>, Vec
     let mut problems = small.summary.problems.clone();
     problems.extend(small.summary.missing_required(&topts));
     problems.extend(pre.problems);
-    let rep = StreamReport {
+    let encryption = crate::filestore::encrypted::report_without_key_sized(&small.sizes);
+    let rep = unread_encrypted(account, dir_name, encryption, &mem);
+    Some((Some(rep), problems))
+}
+
+/// The report of an encrypted stream read without its key (or with the wrong one): what the
+/// archive lists (its blocks, files, the encryption), no state.
+fn unread_encrypted(
+    account: String,
+    name: String,
+    encryption: crate::base::report::EncryptionReport,
+    mem: &MemSource,
+) -> StreamReport {
+    StreamReport {
         account,
-        name: dir_name,
+        name,
         encrypted: true,
-        encryption: Some(crate::filestore::encrypted::report_without_key_sized(
-            &small.sizes,
-        )),
+        encryption: Some(encryption),
         blocks: mem
             .names
             .iter()
@@ -908,8 +902,7 @@ fn key_needed_v1(d: &Detected, label: &str) -> Option<(Option<StreamReport>, Vec
         index: crate::base::report::IndexKind::Encrypted,
         files: mem.files(),
         ..Default::default()
-    };
-    Some((Some(rep), problems))
+    }
 }
 
 /// Decrypt a whole block in place, its halves on two threads (the keystream is seekable):
