@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -102,6 +103,7 @@ def main() -> int:
         log = srv.log_path.read_text(errors="replace").splitlines()
     except OSError:
         log = []
+    shutil.rmtree(work, ignore_errors=True)
     files = sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
     res = {"version": nb.server_version(a.server), "streams": streams, "files_after_stop": files,
            "log": log}

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -91,6 +92,7 @@ def main() -> int:
         res["log"] = log_lines(srv2)
         result["restored"] = res
 
+    shutil.rmtree(work, ignore_errors=True)
     Path(a.out).write_text(json.dumps(result, indent=1))
     return 0
 

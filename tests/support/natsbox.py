@@ -11,9 +11,11 @@ temporary store dir and stopped with SIGTERM to its own PID.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -110,8 +112,11 @@ class NatsServer:
         self.store_dir = Path(store_dir)
         self.jetstream_extra = jetstream_extra
         self.top_extra = top_extra
-        self._own_work = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="natsbox-"))
+        if work_dir is None:
+            # a work dir of our own (config, log) goes when the process ends: callers read
+            # the log after stop()
+            atexit.register(shutil.rmtree, self.work_dir, True)
         self.port = 0
         self.proc: Optional[subprocess.Popen] = None
         self.args: list[str] = []

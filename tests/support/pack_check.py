@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,7 @@ def run_case(case: dict) -> dict:
         except Exception:  # noqa: BLE001
             pass
         res["log"] = srv.log_tail(15)
+        shutil.rmtree(work, ignore_errors=True)
     return res
 
 

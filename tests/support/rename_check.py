@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def main() -> int:
         res["log"] = srv.log_path.read_text(errors="replace").splitlines()
     except OSError:
         res["log"] = []
+    shutil.rmtree(work, ignore_errors=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     return 0
 
