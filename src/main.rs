@@ -410,8 +410,8 @@ fn fail(run: &Run, msg: &str) -> ExitCode {
 /// record: `dump` 77 MiB, `diff` 165 MiB). A fixed threshold keeps buffers of a real block's
 /// size (8 MiB, plus up to 1 MiB) on the heap and gives those above 16 MiB back to the system
 /// when freed. (The hot paths reuse their buffers, so the trim threshold, left at glibc's
-/// default, costs no page faults per block.) The only `unsafe` of the program: one libc call
-/// before any thread starts.
+/// default, costs no page faults per block.) With [`trim_heap`], the program's only `unsafe`: one libc call before any
+/// thread starts.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fixed_mmap_threshold() {
     extern "C" {
@@ -427,8 +427,25 @@ fn fixed_mmap_threshold() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn fixed_mmap_threshold() {}
 
+/// glibc's `malloc_trim(0)`: every arena's free pages go back to the system (the top of each
+/// heap is cut, the free pages inside it are given up with `MADV_DONTNEED`). Registered with
+/// the library ([`jetdir::base::heap`]), which calls it between the phases of a command.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: malloc_trim takes the arenas' locks itself and only releases free memory;
+    // it is safe to call from any thread at any time.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
 fn main() -> ExitCode {
     fixed_mmap_threshold();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    jetdir::base::heap::set_release(trim_heap);
     let cli = Cli::parse();
     let mode = progress::Mode::choose(cli.no_progress, cli.quiet);
     match &cli.cmd {

@@ -831,6 +831,25 @@ fn s2_blocks_of_full_size() {
             Duration::from_secs(300),
         );
     }
+    // salvage walks, writes and verifies, then packs: the phases' buffers must not add up
+    let out = t.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    for format in ["dir", "v1", "tgz"] {
+        let o = out.join(if format == "dir" {
+            "S2S".into()
+        } else {
+            format!("s.{format}")
+        });
+        let r = run(&["salvage", s, "-o", o.to_str().unwrap(), "--format", format]);
+        bounded_within(
+            &format!("S2 blocks of 8 MiB: salvage --format {format}"),
+            &r,
+            &[0],
+            Duration::from_secs(300),
+        );
+        assert!(o.exists(), "{}", o.display());
+        let _ = fs::remove_dir_all(&o).or_else(|_| fs::remove_file(&o));
+    }
 }
 
 /// A stream of two 31 MiB messages (records at the limit, `rlBadThresh` = 32 MiB, with

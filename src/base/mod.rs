@@ -1,6 +1,7 @@
 //! Bottom layer: byte-level primitives, hashing and the finding type; knows no format.
 pub(crate) mod bytes;
 pub mod hash;
+pub mod heap;
 pub mod problem;
 pub mod progress;
 pub mod release;

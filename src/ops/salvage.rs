@@ -375,7 +375,10 @@ pub fn salvage(
             return Err(e);
         }
     };
-    // the stream dir written must verify clean
+    // the stream dir written must verify clean (the walk's buffers and freed heap go back
+    // first: the verify's threads would not reuse them)
+    crate::filestore::source::release_block_buffers();
+    crate::base::heap::release();
     progress.phase("verify");
     progress.start(crate::check::store::total_block_bytes(
         std::slice::from_ref(&StreamDir {
@@ -442,6 +445,10 @@ pub fn salvage(
                 keys: Default::default(),
                 rename: None,
             };
+            // the walk's and the verify's threads are done: their block buffers and freed
+            // heap go back before pack's threads allocate theirs (else the peaks add up)
+            crate::filestore::source::release_block_buffers();
+            crate::base::heap::release();
             let pr = pack::pack(&stream_dir, &popts, progress);
             let _ = fs::remove_dir_all(&stage_dir);
             let pr = pr?;
