@@ -17,7 +17,7 @@ set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO/fuzz"
 SECONDS_PER="${JETDIR_FUZZ_SECONDS:-4}"
-TARGETS="${JETDIR_FUZZ_TARGETS:-block_plain block_cmp s2_block s2_frame index_db legacy consumer_state meta aux_state tar_walk natsarc backup_json manifest verify_store verify_archive raft}"
+TARGETS="${JETDIR_FUZZ_TARGETS:-block_plain block_cmp s2_block s2_frame index_db legacy consumer_state meta aux_state tar_walk natsarc backup_json manifest verify_store verify_archive raft schedule}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     if [ "${CI:-}" = true ]; then

@@ -341,6 +341,30 @@ pub fn aux_state(data: &[u8]) {
     }
 }
 
+/// A message schedule (`Nats-Schedule`, with `Nats-Schedule-Time-Zone`: header values read
+/// from stored records, so hostile): 16 bytes of message time and clock (i64 LE each), then
+/// the pattern, then after a NUL the zone. Never a panic or a hang (the cron search is bounded
+/// to five years); a fire time is never before the message's second.
+pub fn schedule(data: &[u8]) {
+    use crate::state::schedule::{next_fire, Fire};
+    if data.len() < 16 {
+        return;
+    }
+    let ts = i64::from_le_bytes(data[..8].try_into().unwrap_or_default());
+    let now = i64::from_le_bytes(data[8..16].try_into().unwrap_or_default());
+    let rest = String::from_utf8_lossy(&data[16..]);
+    let (pattern, zone) = match rest.split_once('\0') {
+        Some((p, z)) => (p, Some(z)),
+        None => (rest.as_ref(), None),
+    };
+    if let Fire::At(t) = next_fire(pattern, zone, ts, now) {
+        if !pattern.starts_with("@at ") && ts < i64::MAX - 1_000_000_000 {
+            let second = i128::from(ts.div_euclid(1_000_000_000)) * 1_000_000_000;
+            assert!(i128::from(t) >= second, "{pattern:?} at {ts}: fires at {t}");
+        }
+    }
+}
+
 /// The tar walker (V1 payloads, `.tar`, decompressed `.tgz`): every member it accepts has a
 /// safe relative path of the stream layout and yields at most its declared size.
 pub fn tar_walk(data: &[u8]) {

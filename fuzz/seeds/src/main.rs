@@ -169,6 +169,27 @@ fn gather(fx: &Path, s: &mut Seeds) {
     snap.extend([0u8; 8]);
     s.add("raft", snap);
     s.add("raft", b"\x04snap.5.42".to_vec());
+    // message schedules: message time and clock (i64 LE), the pattern, NUL, the time zone
+    let t0: i64 = 1_790_000_000_123_456_789;
+    for (pat, zone) in [
+        ("@at 2026-11-30T12:00:00Z", None),
+        ("@every 1h30m", None),
+        ("@every 500ms", None),
+        ("*/5 * * * * *", None),
+        ("0 30 9 * jan-mar mon-fri", None),
+        ("0 0 0 29 2 ?", Some("UTC")),
+        ("@weekly", Some("Europe/Amsterdam")),
+        ("0 0 0 31 4 *", None),
+    ] {
+        let mut v = t0.to_le_bytes().to_vec();
+        v.extend((t0 + 7_200_000_000_000).to_le_bytes());
+        v.extend(pat.as_bytes());
+        if let Some(z) = zone {
+            v.push(0);
+            v.extend(z.as_bytes());
+        }
+        s.add("schedule", v);
+    }
     // stream group entries (8: streamMsgOp, purge; 9: binary and JSON stream snapshots) and
     // consumer group entries (10: length-prefixed delivered/ack ops; 11: an o.dat-encoded
     // snapshot), as nats-server encodes them
