@@ -752,21 +752,28 @@ pub fn pack(
     // one stream as v1: verified and written in one read of each block when it can be
     // (`pack/onepass.rs`); otherwise, or when what it wrote is not kept, today's path
     let mut prewritten: Option<Box<onepass::Written>> = None;
+    #[cfg(test)]
+    let try_one_pass = !tests::TODAYS_PATH.with(|c| c.get());
+    #[cfg(not(test))]
+    let try_one_pass = true;
     if let [sd] = &streams[..] {
-        if opts.format == PackFormat::V1 && !opts.all && opts.rename.is_none() {
-            match onepass::run(sd, opts, &vopts, progress, block_bytes)? {
-                onepass::OnePass::NotTried => {}
+        if opts.format == PackFormat::V1 && !opts.all && opts.rename.is_none() && try_one_pass {
+            let taken = match onepass::run(sd, opts, &vopts, progress, block_bytes)? {
+                onepass::OnePass::NotTried => "not tried".to_string(),
                 onepass::OnePass::Verified(rep, problems, why) => {
-                    if std::env::var_os("JETDIR_PACK_DEBUG").is_some() {
-                        eprintln!("pack: one pass not kept: {why}");
-                    }
                     checked.push((sd.clone(), rep, problems));
+                    format!("not kept: {why}")
                 }
                 onepass::OnePass::Written(rep, problems, w) => {
                     checked.push((sd.clone(), rep, problems));
                     prewritten = Some(w);
+                    "one pass".to_string()
                 }
-            }
+            };
+            #[cfg(test)]
+            tests::PATH_TAKEN.with(|c| *c.borrow_mut() = Some(taken));
+            #[cfg(not(test))]
+            let _ = taken;
         }
     }
     if checked.is_empty() {
