@@ -124,10 +124,19 @@ pub(super) fn run(
     let _ = staging::remove_leftover(&stage_path);
     let mut stage = Stage::create(&stage_path, Perms::Umask)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", stage_path.display()))?;
-    let sink = stage.hashed_file("stream.tar.s2")?;
+    let sink = match stage.hashed_file("stream.tar.s2") {
+        Ok(f) => f,
+        Err(e) => {
+            stage.discard();
+            return Err(e.into());
+        }
+    };
     let mut tb = tar::Builder::new(ParFrameWriter::new(sink));
     let st = v1::style_at(mtime);
-    v1::head_of(&mut tb, &meta_raw, &cfg_name, &st)?;
+    if let Err(e) = v1::head_of(&mut tb, &meta_raw, &cfg_name, &st) {
+        discard(tb, &stage);
+        return Err(e.into());
+    }
 
     progress.phase("verify and write");
     progress.start(block_bytes);
@@ -243,7 +252,7 @@ pub(super) fn run(
             }
         }
     });
-    progress.finish();
+    // (the caller finishes the progress phase: it refuses, or writes the rest)
     let (rep, problems) = pv.finish(vopts, scans);
 
     if let Some(why) = seq.aborted.take() {
@@ -289,7 +298,13 @@ pub(super) fn run(
         .iter()
         .map(|f| f.clone().unwrap_or_else(First::unusable))
         .collect();
-    let plan = compat::plan_from(&src, firsts)?;
+    let plan = match compat::plan_from(&src, firsts) {
+        Ok(p) => p,
+        Err(e) => {
+            discard(tb, &stage);
+            return Err(e);
+        }
+    };
     let agrees = !plan.never_used() || seq.written.is_empty();
     let agrees = agrees
         && seq
@@ -305,44 +320,58 @@ pub(super) fn run(
             "a block written does not have the stream's plan".into(),
         ));
     }
-    // the blocks held back, with the stream's plan
-    let any_block = !plan.never_used();
-    if any_block {
-        for k in seq.next_write..n {
-            let (Some(bp), Some(f)) = (plan.blocks.get(k), seq.firsts.get(k)) else {
-                continue;
-            };
-            let held = seq.held.remove(&k);
-            if held.is_none() && f.as_ref().is_some_and(|f| f.records > 0) {
-                discard(tb, &stage);
-                return Ok(OnePass::Verified(
-                    rep,
-                    problems,
-                    "a block was not held".into(),
-                ));
-            }
-            let (buf, plain) = held.unwrap_or_default();
-            let bytes: &[u8] = plain.as_deref().unwrap_or(&buf);
-            let mut blk = Block {
-                data: BlockData::Mem { undecodable: None },
-                buf: bytes,
-                size: bytes.len() as u64,
-            };
-            seq.last_tail = v1::compat_block(
-                &mut tb,
-                &plan,
-                bp,
-                &cfg_name,
-                &mut blk,
-                &st,
-                &mut seq.scratch,
-            )
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path_of(bp.index).display()))?;
-        }
+    if (seq.next_write..n).any(|k| {
+        !seq.held.contains_key(&k)
+            && seq
+                .firsts
+                .get(k)
+                .is_some_and(|f| f.as_ref().is_some_and(|f| f.records > 0))
+    }) {
+        discard(tb, &stage);
+        return Ok(OnePass::Verified(
+            rep,
+            problems,
+            "a block was not held".into(),
+        ));
     }
-    let frame = v1::tail_members(tb, &src, &plan, seq.last_tail, any_block, &st)?;
-    let sink = frame.finish()?;
-    let (tn, th) = sink.done()?;
+    // the blocks held back, with the stream's plan, then what follows them
+    let any_block = !plan.never_used();
+    let rest = (|| -> anyhow::Result<(u64, String)> {
+        if any_block {
+            for k in seq.next_write..n {
+                let Some(bp) = plan.blocks.get(k) else {
+                    continue;
+                };
+                let (buf, plain) = seq.held.remove(&k).unwrap_or_default();
+                let bytes: &[u8] = plain.as_deref().unwrap_or(&buf);
+                let mut blk = Block {
+                    data: BlockData::Mem { undecodable: None },
+                    buf: bytes,
+                    size: bytes.len() as u64,
+                };
+                seq.last_tail = v1::compat_block(
+                    &mut tb,
+                    &plan,
+                    bp,
+                    &cfg_name,
+                    &mut blk,
+                    &st,
+                    &mut seq.scratch,
+                )
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path_of(bp.index).display()))?;
+            }
+        }
+        let frame = v1::tail_members(tb, &src, &plan, seq.last_tail, any_block, &st)?;
+        let sink = frame.finish()?;
+        Ok(sink.done()?)
+    })();
+    let (tn, th) = match rest {
+        Ok(t) => t,
+        Err(e) => {
+            stage.discard();
+            return Err(e);
+        }
+    };
     stage.planned("stream.tar.s2", tn);
     Ok(OnePass::Written(
         rep,
