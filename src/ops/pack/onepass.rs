@@ -145,7 +145,7 @@ pub(super) fn run(
     let gate = Gate {
         state: Mutex::new(GateState {
             next: 0,
-            free: threads + 2,
+            free: threads + 1,
             bufs: Vec::new(),
         }),
         cv: Condvar::new(),
