@@ -145,6 +145,8 @@ pub(super) fn run(
     let gate = Gate {
         state: Mutex::new(GateState {
             next: 0,
+            // a block per reading thread and the one this thread holds (at least 2: the block
+            // written next and the one after it): 3 x 8 MiB on 2 cores
             free: threads + 1,
             bufs: Vec::new(),
         }),
