@@ -15,6 +15,13 @@
 //! * `s2_par` (with `--s2-stream FILE`, a backup's `stream.tar.s2`): that file decoded on
 //!   `--threads` decoding threads by the parallel reader verify uses, the output consumed in
 //!   place and nothing else done with it: the floor of verifying that backup.
+//! * `pack` (with `--pack`): the block files, in order, read straight into the chunks of the
+//!   S2 framed writer pack uses (`ParFrameWriter`: `--threads` compressing threads, CRC-32C of
+//!   every chunk), its output SHA-256-hashed on the writer thread and dropped: what pack v1
+//!   cannot go below, the compression and hash of its output (pack's tar adds headers, and for
+//!   2.10+ streams a `.idx` per block and drops tombstones, so its output is not these exact
+//!   bytes). Also gives CPU seconds (`pack_cpu`, user + system of the process) and the output's
+//!   size (`pack_out`).
 //!
 //! The block files must be plain (not `cmp`) and belong to one stream: the stream's name (for the
 //! checksum key) is taken from the path (`…/streams/NAME/msgs/N.blk`). A record whose checksum
@@ -22,7 +29,7 @@
 //!
 //! Prints one JSON object: per mode the wall seconds of every run, the bytes of block files
 //! each run covered, and the records hashed; bench/run.py turns it into rows with min/median/max.
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -102,6 +109,54 @@ fn par_run(
     Ok((secs, n, bad))
 }
 
+/// CPU seconds (user + system, every thread) of this process so far, from `/proc/self/stat`.
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // after the command: state is field 3, utime 14, stime 15 (clock ticks, 100 per second)
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// SHA-256 of what is written, and its length.
+struct ShaSink {
+    h: sha2::Sha256,
+    n: u64,
+}
+
+impl Write for ShaSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        self.h.update(b);
+        self.n += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One run of the pack floor: (wall seconds, CPU seconds, output bytes).
+fn pack_run(files: &[(PathBuf, String, u32)], threads: usize) -> io::Result<(f64, f64, u64)> {
+    use sha2::Digest;
+    let c0 = cpu_secs();
+    let t = Instant::now();
+    let sink = ShaSink {
+        h: sha2::Sha256::new(),
+        n: 0,
+    };
+    let mut w = jetdir::s2::encode::ParFrameWriter::with_threads(sink, threads);
+    for (p, _, _) in files {
+        let mut f = std::fs::File::open(p)?;
+        let len = f.metadata()?.len();
+        w.read_from(&mut f, len)?;
+    }
+    let sink = w.finish()?;
+    std::hint::black_box(sink.h.finalize());
+    Ok((t.elapsed().as_secs_f64(), cpu_secs() - c0, sink.n))
+}
+
 fn secs(v: &[f64]) -> String {
     let parts: Vec<String> = v.iter().map(|s| format!("{s:.6}")).collect();
     format!("[{}]", parts.join(", "))
@@ -112,17 +167,21 @@ fn main() -> io::Result<()> {
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut paths = Vec::new();
     let mut s2_stream: Option<PathBuf> = None;
+    let mut pack = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--repeats" => repeats = args.next().and_then(|v| v.parse().ok()).unwrap_or(5),
             "--threads" => threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(1),
             "--s2-stream" => s2_stream = args.next().map(PathBuf::from),
+            "--pack" => pack = true,
             _ => paths.push(PathBuf::from(a)),
         }
     }
     if paths.is_empty() {
-        eprintln!("usage: floors [--repeats N] [--threads T] [--s2-stream FILE] DIR/msgs/N.blk...");
+        eprintln!(
+            "usage: floors [--repeats N] [--threads T] [--s2-stream FILE] [--pack] DIR/msgs/N.blk..."
+        );
         std::process::exit(2);
     }
     let mut files = Vec::new();
@@ -162,6 +221,10 @@ fn main() -> io::Result<()> {
     }
     let (mut read, mut read_hash, mut hash, mut s2_par) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut pack_wall, mut pack_cpu, mut pack_out) = (Vec::new(), Vec::new(), 0u64);
+    if pack {
+        pack_run(&files, threads)?; // untimed: the encoder's buffers and threads warm
+    }
     for _ in 0..repeats {
         read.push(par_run(&files, threads, false)?.0);
         read_hash.push(par_run(&files, threads, true)?.0);
@@ -175,15 +238,24 @@ fn main() -> io::Result<()> {
         if let Some(p) = &s2_stream {
             s2_par.push(s2_par_once(p)?.0);
         }
+        if pack {
+            let (w, c, n) = pack_run(&files, threads)?;
+            pack_wall.push(w);
+            pack_cpu.push(c);
+            pack_out = n;
+        }
     }
     println!(
         "{{\"threads\": {threads}, \"bytes\": {bytes}, \"records\": {records}, \"bad\": {bad}, \
          \"read\": {}, \"read_hash\": {}, \"hash\": {}, \"hash_bytes\": {held_bytes}, \
-         \"s2_par\": {}, \"s2_bytes\": {s2_bytes}}}",
+         \"s2_par\": {}, \"s2_bytes\": {s2_bytes}, \"pack\": {}, \"pack_cpu\": {}, \
+         \"pack_out\": {pack_out}}}",
         secs(&read),
         secs(&read_hash),
         secs(&hash),
-        secs(&s2_par)
+        secs(&s2_par),
+        secs(&pack_wall),
+        secs(&pack_cpu)
     );
     Ok(())
 }

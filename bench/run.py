@@ -976,6 +976,60 @@ def measure_pack(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: in
     return measure("jetdir pack --format v1 (BENCH)", [], nbytes, repeats, prepare=pk_prep, cleanup=pk_clean)
 
 
+def pack_floor(floors: str, files: list[Path], repeats: int, figures: list, checks: list) -> Optional[Measure]:
+    """bench/floors.rs --pack: BENCH's blocks read in order into pack's S2 framed writer (all
+    cores) and its output SHA-256-hashed, nothing else: what pack v1 cannot go below (its
+    CPU seconds measured in-process, user + system)."""
+    wait_quiet()
+    r = subprocess.run([floors, "--repeats", str(repeats), "--pack", *map(str, files)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"floors --pack exited {r.returncode}: {r.stderr[-2000:]}")
+    j = json.loads(r.stdout)
+    m = Measure(f"floor of pack: S2-encode + SHA-256 of BENCH's blocks, {j['threads']} threads",
+                runs=[Run(wall=w, maxrss_kib=0, cpu=c, rc=0) for w, c in zip(j["pack"], j["pack_cpu"])],
+                nbytes=j["bytes"], note="in-process")
+    figures.append(m)
+    checks.append(f"pack floor (bench/floors.rs --pack): {j['bytes'] / MIB:.1f} MiB of blocks -> "
+                  f"{j['pack_out'] / MIB:.1f} MiB of S2")
+    return m
+
+
+def pack_rows(jetdir: str, floors: str, sdir: dict, blk: dict, facts: dict, server: str, work: Path, repeats: int,
+              m_snap: Measure, figures: list, checks: list) -> tuple[list[Row], Optional[Measure]]:
+    """pack --format v1 of BENCH against the snapshot API, its CPU, RSS and floor; the output
+    verified by jetdir and restored by the server. Returns the rows and pack's measure (None when
+    the binary cannot pack)."""
+    rows: list[Row] = []
+    st, detail = trial(jetdir, ["pack", str(sdir["TINY"]), "--out", str(work / "trial-pack"), "--format", "v1"])
+    shutil.rmtree(work / "trial-pack", ignore_errors=True)
+    if st != "ok":
+        return [], None
+    m_pk = measure_pack(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, keep=True)
+    pk = lambda i: work / f"pack-{i}"  # noqa: E731
+    figures.append(m_pk)
+    checks.append(f"jetdir pack output: {dir_bytes(pk(0)) / MIB:.1f} MiB")
+    rep = jetdir_json(jetdir, pk(0))
+    checks.append(f"jetdir verify of jetdir's pack output: ok={rep.get('ok')}")
+    err = restore_accepts(server, pk(0), "BENCH", facts["BENCH"]["messages"], work)
+    checks.append(f"server restore API accepts jetdir's pack output: {'yes' if not err else 'NO: ' + err}")
+    shutil.rmtree(pk(0), ignore_errors=True)
+    rows.append(ratio_row("pack v1 vs the snapshot API (`nats stream backup`)", m_pk, m_snap, "faster", 2.0, 0.1))
+    per_core = blk["BENCH"] / m_pk.cpu / 1e6 if m_pk.cpu > 0 else 0.0
+    rows.append(Row(
+        "pack: block bytes per CPU second (all work counted, best run)", f"{per_core:.0f} MB/s", "", "",
+        "(info)", "",
+    ))
+    rows.append(rss_row("pack peak RSS", m_pk))
+    if floors:
+        f_pk = pack_floor(floors, blk_files(sdir["BENCH"]), repeats, figures, checks)
+        rows.append(ratio_row("floor of pack v1 (S2-encode + SHA-256 of the output alone, all cores, blocks in "
+                              "page cache) vs the snapshot API", f_pk, m_snap, "faster", None, None))
+        rows.append(ratio_row("pack v1 vs its floor (S2-encode + SHA-256)", m_pk, f_pk, "time", None, None))
+        rows.append(Row("pack v1 CPU vs its floor's CPU (best runs)", f"{m_pk.cpu:.2f} CPU-s",
+                        f"{f_pk.cpu:.2f} CPU-s", f"{m_pk.cpu / f_pk.cpu:.2f}x" if f_pk.cpu > 0 else "", "(info)", ""))
+    return rows, m_pk
+
+
 def salvage_rows(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: int, m_pk: Measure,
                  figures: list) -> list[Row]:
     """Issue #12: salvage of a clean stream against pack --format v1 of it: judged for salvage's
@@ -1025,6 +1079,9 @@ def main() -> int:
     ap.add_argument("--forensics-only", action="store_true",
                     help="only the plain stream BENCH (and TINY): deep verify, dump, diff, salvage and pack "
                          "(issue #12's rows), on a quiet machine in a couple of minutes")
+    ap.add_argument("--pack-only", action="store_true",
+                    help="only the plain stream BENCH (and TINY): the snapshot API, pack --format v1 and pack's "
+                         "floor (issue #14's pack row), on a quiet machine in a couple of minutes")
     ap.add_argument("--smoke", action="store_true",
                     help="CI-sized run: 24 MiB of data, 3 repeats, no V1 backup, short idle waits; every target "
                          "is replaced by a floor that only a collapse misses; no waiting for an idle machine; "
@@ -1086,9 +1143,9 @@ def main() -> int:
         plan = [("BENCH", "bench", size, "none"), ("SMALL", "small", size // 4, "none")]
         if args.enc_only:
             plan = [("BENCH", "bench", size, "none")]
-        if args.forensics_only:
+        if args.forensics_only or args.pack_only:
             plan = [("BENCH", "bench", size, "none")]
-        if not args.no_s2 and not args.enc_only and not args.forensics_only:
+        if not args.no_s2 and not args.enc_only and not args.forensics_only and not args.pack_only:
             plan.append(("BENCHS2", "benchs2", size // 4, "s2"))
         if not args.enc_only:
             plan.append(("TINY", "tiny", 64 * 1024, "none"))
@@ -1149,6 +1206,16 @@ def main() -> int:
             figures.append(m_pk)
             rows += salvage_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_pk, figures)
             skipped.append("everything but BENCH's verify, dump, diff, salvage and pack (--forensics-only)")
+            return finish(args, repeats, notes, checks, rows, figures, skipped, work)
+        if args.pack_only:
+            figures += [m_cat, m_ver]
+            m_snap, _ = measure_snapshot(server, store, "BENCH", work, blk["BENCH"], repeats)
+            figures.append(m_snap)
+            prows, m_pk = pack_rows(jetdir, floors, sdir, blk, facts, server, work, repeats, m_snap, figures, checks)
+            rows += prows
+            if m_pk is None:
+                skipped.append("`jetdir pack --format v1`: the binary cannot pack")
+            skipped.append("everything but BENCH's snapshot and pack (--pack-only)")
             return finish(args, repeats, notes, checks, rows, figures, skipped, work)
         m_quick = measure("jetdir verify --quick (BENCH)", verify(sdir["BENCH"], "--quick"), blk["BENCH"], repeats)
         m_cat_s = measure("raw read `cat msgs/*.blk` (SMALL)", cat("SMALL"), blk["SMALL"], repeats)
@@ -1279,27 +1346,11 @@ def main() -> int:
             rows.append(rss_row("extract peak RSS", m_ex))
 
         # pack (only when implemented)
-        st, detail = trial(jetdir, ["pack", str(sdir["TINY"]), "--out", str(work / "trial-pack"), "--format", "v1"])
-        shutil.rmtree(work / "trial-pack", ignore_errors=True)
-        if st != "ok":
-            skipped.append(f"`jetdir pack --format v1` vs snapshot API, and S2 throughput: {detail}")
+        prows, m_pk = pack_rows(jetdir, floors, sdir, blk, facts, server, work, repeats, m_snap, figures, checks)
+        if m_pk is None:
+            skipped.append("`jetdir pack --format v1` vs snapshot API, and S2 throughput: the binary cannot pack")
         else:
-            m_pk = measure_pack(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, keep=True)
-            pk = lambda i: work / f"pack-{i}"  # noqa: E731
-            figures.append(m_pk)
-            checks.append(f"jetdir pack output: {dir_bytes(pk(0)) / MIB:.1f} MiB")
-            rep = jetdir_json(jetdir, pk(0))
-            checks.append(f"jetdir verify of jetdir's pack output: ok={rep.get('ok')}")
-            err = restore_accepts(server, pk(0), "BENCH", facts["BENCH"]["messages"], work)
-            checks.append(f"server restore API accepts jetdir's pack output: {'yes' if not err else 'NO: ' + err}")
-            shutil.rmtree(pk(0), ignore_errors=True)
-            rows.append(ratio_row("pack v1 vs the snapshot API (`nats stream backup`)", m_pk, m_snap, "faster", 2.0, 0.1))
-            per_core = blk["BENCH"] / m_pk.cpu / 1e6 if m_pk.cpu > 0 else 0.0
-            rows.append(Row(
-                "pack: block bytes per CPU second (all work counted, best run)", f"{per_core:.0f} MB/s", "", "",
-                "(info)", "",
-            ))
-            rows.append(rss_row("pack peak RSS", m_pk))
+            rows += prows
             rows += salvage_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_pk, figures)
         notes.append(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         notes.append(

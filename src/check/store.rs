@@ -2303,6 +2303,112 @@ pub fn verify_stream_dir(
     (rep, problems)
 }
 
+/// The verify of a plaintext stream dir, split for a caller that reads each block once and
+/// does more with it (pack's one pass, `ops/pack/onepass.rs`): [`PlainVerify::start`] is what
+/// [`verify_stream_dir`] does before its block scans, [`PlainVerify::scan`] its scan of one block
+/// (the caller reads it, on its own threads, in its own order), [`PlainVerify::finish`] the rest.
+/// The report is the one [`verify_stream_dir`] gives for the same dir.
+pub struct PlainVerify {
+    sd: StreamDir,
+    src: DirSource,
+    /// The prelude (meta.inf, index files, the blocks present).
+    pub pre: Prelude,
+    recovery: Recovery,
+    release: (Option<Release>, Option<String>),
+    /// The delete set the scans apply.
+    pub dead: scan::DeadSet,
+    quick: bool,
+}
+
+impl PlainVerify {
+    /// `None` for a stream whose files are encrypted (read it with [`verify_stream_dir`]).
+    pub fn start(sd: &StreamDir, opts: &Options) -> Option<PlainVerify> {
+        let src = DirSource {
+            dir: sd.dir.clone(),
+        };
+        if encrypted::has_key_files(&src.files()) {
+            return None;
+        }
+        let pre = prelude_for(
+            &src,
+            &sd.account,
+            &sd.name,
+            "",
+            opts.target.release.as_ref(),
+        );
+        if pre.encrypted {
+            return None;
+        }
+        let release = model_release(opts, &pre);
+        let recovery = load::decide(&pre, release.0.as_ref(), &src);
+        let dead = load::dead_set_for(&pre, &recovery);
+        Some(PlainVerify {
+            sd: sd.clone(),
+            src,
+            pre,
+            recovery,
+            release,
+            dead,
+            quick: opts.quick,
+        })
+    }
+
+    /// The server rebuilds the stream's state from the blocks (the scans apply no delete set).
+    pub fn rebuilds(&self) -> bool {
+        self.recovery.rebuilds()
+    }
+
+    fn ctx(&self) -> ScanCtx<'_> {
+        ScanCtx {
+            account: &self.sd.account,
+            stream: &self.pre.cfg_name,
+            dead: &self.dead,
+            quick: self.quick,
+            file_prefix: "",
+            keep_live: false,
+            stop_at_damage: false,
+        }
+    }
+
+    /// The scan of block `i`, from what reading it gave: its plain bytes (or why a `cmp` block
+    /// does not decode) and the file's length, or the read error.
+    pub(crate) fn scan(
+        &self,
+        i: u32,
+        read: std::io::Result<(crate::filestore::source::Decoded<'_>, u64)>,
+    ) -> BlockScan {
+        let ctx = self.ctx();
+        match read {
+            Ok((d, n)) => {
+                let mut s = scan::scan_decoded(&ctx, i, n, d);
+                too_large(&ctx, &mut s, n);
+                s
+            }
+            Err(e) => {
+                let rel = format!("msgs/{i}.blk");
+                let mut s = BlockScan {
+                    index: i,
+                    file: rel.clone(),
+                    unreadable: true,
+                    ..Default::default()
+                };
+                s.problems.push(Problem::new(
+                    Kind::IoError,
+                    BlockScan::loc(&ctx, &rel),
+                    format!("cannot read: {e}"),
+                ));
+                s
+            }
+        }
+    }
+
+    /// The stream's report and findings from the scans of all its blocks (`pre.blocks`).
+    pub fn finish(self, opts: &Options, scans: Vec<BlockScan>) -> (StreamReport, Vec<Problem>) {
+        let input = LoadInput::new(opts, self.recovery, self.release, &self.dead);
+        finish_stream(self.pre, scans, &self.src, "", &input)
+    }
+}
+
 /// A block file longer than any block a server writes: only its first
 /// [`MAX_BLOCK_FILE`](crate::filestore::block::MAX_BLOCK_FILE) bytes were read and checked.
 pub(crate) fn too_large(ctx: &ScanCtx, s: &mut BlockScan, file_len: u64) {

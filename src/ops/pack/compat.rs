@@ -89,17 +89,6 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         keep_live: false,
         stop_at_damage: false,
     };
-    struct First {
-        live: SeqBits,
-        tombs: Vec<u64>,
-        min: Option<u64>,
-        max: Option<u64>,
-        /// Non-tombstone records.
-        records: u64,
-        unreadable: bool,
-        /// Not even framing: the read or the decoding failed.
-        unusable: bool,
-    }
     let firsts: Vec<First> = src
         .blocks
         .par_iter()
@@ -109,30 +98,80 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
                 &dir.join(format!("msgs/{i}.blk")),
                 |d, n| scan::scan_decoded(&ctx, i, n, d),
             ) {
-                Ok((s, _)) => {
-                    let framing = s.problems.iter().any(|p| p.kind == Kind::RecordFraming);
-                    First {
-                        records: s.records.saturating_sub(s.tombstones.len() as u64),
-                        live: s.live_bits,
-                        tombs: s.tombstones,
-                        min: s.min_seq,
-                        max: s.max_seq,
-                        unreadable: s.unreadable || framing,
-                        unusable: s.unreadable,
-                    }
-                }
-                Err(_) => First {
-                    live: SeqBits::default(),
-                    tombs: Vec::new(),
-                    min: None,
-                    max: None,
-                    records: 0,
-                    unreadable: true,
-                    unusable: true,
-                },
+                Ok((s, _)) => First::of(s),
+                Err(_) => First::unusable(),
             }
         })
         .collect();
+    plan_from(src, firsts)
+}
+
+/// What the plan needs of one block's scan.
+#[derive(Debug, Clone)]
+pub(super) struct First {
+    pub(super) live: SeqBits,
+    pub(super) tombs: Vec<u64>,
+    pub(super) min: Option<u64>,
+    pub(super) max: Option<u64>,
+    /// Non-tombstone records.
+    pub(super) records: u64,
+    pub(super) unreadable: bool,
+    /// Not even framing: the read or the decoding failed.
+    pub(super) unusable: bool,
+}
+
+impl First {
+    /// From the block's scan (made with the plan's delete set: the prelude's).
+    pub(super) fn of(s: scan::BlockScan) -> First {
+        let framing = s.problems.iter().any(|p| p.kind == Kind::RecordFraming);
+        First {
+            records: s.records.saturating_sub(s.tombstones.len() as u64),
+            live: s.live_bits,
+            tombs: s.tombstones,
+            min: s.min_seq,
+            max: s.max_seq,
+            unreadable: s.unreadable || framing,
+            unusable: s.unreadable,
+        }
+    }
+
+    /// [`First::of`] keeping the scan (for the verify it also belongs to).
+    pub(super) fn of_ref(s: &scan::BlockScan) -> First {
+        let framing = s.problems.iter().any(|p| p.kind == Kind::RecordFraming);
+        First {
+            records: s.records.saturating_sub(s.tombstones.len() as u64),
+            live: s.live_bits.clone(),
+            tombs: s.tombstones.clone(),
+            min: s.min_seq,
+            max: s.max_seq,
+            unreadable: s.unreadable || framing,
+            unusable: s.unreadable,
+        }
+    }
+
+    /// The first record (message or erased) when the block holds one: the reach of the block
+    /// before it ends below it.
+    pub(super) fn first_record(&self) -> Option<u64> {
+        self.min.filter(|_| self.records > 0)
+    }
+
+    /// A block that could not be read.
+    pub(super) fn unusable() -> First {
+        First {
+            live: SeqBits::default(),
+            tombs: Vec::new(),
+            min: None,
+            max: None,
+            records: 0,
+            unreadable: true,
+            unusable: true,
+        }
+    }
+}
+
+/// The plan from every block's [`First`] (in `src.blocks` order) and the source's index.db.
+pub(super) fn plan_from(src: &StreamSrc, firsts: Vec<First>) -> anyhow::Result<Plan> {
+    let dir = &src.sd.dir;
     let tombs: HashSet<u64> = firsts
         .iter()
         .flat_map(|f| f.tombs.iter().copied())
@@ -227,6 +266,76 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         plan.index_db = Some((raw, db));
     }
     Ok(plan)
+}
+
+/// The plan of one block that is not the stream's last, from its [`First`], the tombstones
+/// seen so far, the first record of the next block that holds one (`next_min`) and the highest
+/// sequence covered by the blocks before it: what [`plan_from`] gives for it when no later
+/// block holds a tombstone for one of its messages (pack's one pass checks that at the end).
+/// `None` when the block is kept as it is (unreadable, or too many sequences to fill).
+pub(super) fn early_block(
+    index: u32,
+    f: &First,
+    tombs: &HashSet<u64>,
+    next_min: u64,
+    before: u64,
+) -> Option<BlockPlan> {
+    if f.unreadable {
+        return None;
+    }
+    let mut live = f.live.clone();
+    if !tombs.is_empty() {
+        let dead: Vec<u64> = live.iter().filter(|s| tombs.contains(s)).collect();
+        for s in dead {
+            live.clear(s);
+        }
+    }
+    let interior = match (f.min, f.max) {
+        (Some(min), Some(max)) if f.records > 0 => (max - min + 1).saturating_sub(f.records),
+        _ => 0,
+    };
+    if interior > FILL_CAP {
+        return None;
+    }
+    let mut end = f.max.filter(|_| f.records > 0);
+    if let Some(max) = end {
+        let upper = next_min.saturating_sub(1).max(max);
+        if live.first().is_some()
+            && upper > max
+            && (upper - max).saturating_add(interior) <= FILL_CAP
+        {
+            end = Some(upper);
+        }
+    }
+    Some(BlockPlan {
+        index,
+        live,
+        end,
+        before,
+        keep: false,
+        unreadable: f.unusable,
+        is_last: false,
+    })
+}
+
+impl BlockPlan {
+    /// The same plan (live sequences compared as sets).
+    pub(super) fn same(&self, o: &BlockPlan) -> bool {
+        (
+            self.index,
+            self.end,
+            self.before,
+            self.keep,
+            self.unreadable,
+            self.is_last,
+        ) == (o.index, o.end, o.before, o.keep, o.unreadable, o.is_last)
+            && self.live.iter().eq(o.live.iter())
+    }
+
+    /// The highest sequence this block's layout covers.
+    pub(super) fn covers(&self) -> u64 {
+        self.end.unwrap_or(0).max(self.before)
+    }
 }
 
 /// How one block goes into the tar.

@@ -17,6 +17,7 @@
 //! gives byte-identical archives (only `manifest.json`'s `created` differs).
 mod blockio;
 mod compat;
+mod onepass;
 pub mod target;
 mod tgz;
 mod v1;
@@ -739,9 +740,6 @@ pub fn pack(
             ));
         }
     }
-    // two phases, each over the stream's blocks: verify them, then write the backup
-    progress.phase("verify");
-    progress.start(block_bytes);
     let mut checked = Vec::new();
     // the source is checked for the release the output is made for, when one is named
     let mut vopts = crate::check::Options {
@@ -751,9 +749,41 @@ pub fn pack(
     vopts.target.release = opts
         .server_version
         .map(|v| crate::base::release::Release::new(v.major, v.minor, v.patch));
-    for sd in &streams {
-        let (rep, problems) = store::verify_stream_dir(sd, &vopts, progress);
-        checked.push((sd.clone(), rep, problems));
+    // one stream as v1: verified and written in one read of each block when it can be
+    // (`pack/onepass.rs`); otherwise, or when what it wrote is not kept, today's path
+    let mut prewritten: Option<Box<onepass::Written>> = None;
+    #[cfg(test)]
+    let try_one_pass = !tests::TODAYS_PATH.with(|c| c.get());
+    #[cfg(not(test))]
+    let try_one_pass = true;
+    if let [sd] = &streams[..] {
+        if opts.format == PackFormat::V1 && !opts.all && opts.rename.is_none() && try_one_pass {
+            let taken = match onepass::run(sd, opts, &vopts, progress, block_bytes)? {
+                onepass::OnePass::NotTried => "not tried".to_string(),
+                onepass::OnePass::Verified(rep, problems, why) => {
+                    checked.push((sd.clone(), rep, problems));
+                    format!("not kept: {why}")
+                }
+                onepass::OnePass::Written(rep, problems, w) => {
+                    checked.push((sd.clone(), rep, problems));
+                    prewritten = Some(w);
+                    "one pass".to_string()
+                }
+            };
+            #[cfg(test)]
+            tests::PATH_TAKEN.with(|c| *c.borrow_mut() = Some(taken));
+            #[cfg(not(test))]
+            let _ = taken;
+        }
+    }
+    if checked.is_empty() {
+        // two phases, each over the stream's blocks: verify them, then write the backup
+        progress.phase("verify");
+        progress.start(block_bytes);
+        for sd in &streams {
+            let (rep, problems) = store::verify_stream_dir(sd, &vopts, progress);
+            checked.push((sd.clone(), rep, problems));
+        }
     }
     for (_, _, p) in &checked {
         report.problems.extend(p.iter().cloned());
@@ -820,14 +850,19 @@ pub fn pack(
         }
     }
     let mut srcs = Vec::new();
-    for (sd, rep, problems) in &checked {
-        srcs.push(StreamSrc::build(
-            sd,
-            rep,
-            problems,
-            opts,
-            &mut report.notes,
-        )?);
+    if let Some(w) = prewritten.as_mut() {
+        report.notes.append(&mut w.build_notes);
+        srcs.push(w.src.clone());
+    } else {
+        for (sd, rep, problems) in &checked {
+            srcs.push(StreamSrc::build(
+                sd,
+                rep,
+                problems,
+                opts,
+                &mut report.notes,
+            )?);
+        }
     }
     if opts.format == PackFormat::Tgz {
         if let Some(s) = srcs
@@ -846,11 +881,18 @@ pub fn pack(
         }
     }
     progress.finish();
-    progress.phase("write");
-    progress.start(block_bytes);
-    let res = match opts.format {
-        PackFormat::Tgz => write_tgz_out(path, &srcs, opts, progress, &mut report),
-        _ => write_dir_out(path, &srcs, opts, progress, &mut report),
+    let res = match (opts.format, prewritten) {
+        (_, Some(w)) => write_dir_out(path, &srcs, opts, progress, &mut report, Some(*w)),
+        (PackFormat::Tgz, None) => {
+            progress.phase("write");
+            progress.start(block_bytes);
+            write_tgz_out(path, &srcs, opts, progress, &mut report)
+        }
+        (_, None) => {
+            progress.phase("write");
+            progress.start(block_bytes);
+            write_dir_out(path, &srcs, opts, progress, &mut report, None)
+        }
     };
     progress.finish();
     res?;
@@ -1146,13 +1188,20 @@ fn write_dir_out(
     opts: &PackOptions,
     progress: &dyn Progress,
     report: &mut PackReport,
+    prewritten: Option<onepass::Written>,
 ) -> anyhow::Result<()> {
     let out = &opts.out;
-    let stage_path = staging_for(out)?;
-    // a stale one of this very pid
-    let _ = staging::remove_leftover(&stage_path);
-    let mut stage = Stage::create(&stage_path, Perms::Umask)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", stage_path.display()))?;
+    let (stage_path, mut stage, mut tar) = match prewritten {
+        Some(w) => (w.stage_path, w.stage, Some((w.tar, w.plan_notes))),
+        None => {
+            let stage_path = staging_for(out)?;
+            // a stale one of this very pid
+            let _ = staging::remove_leftover(&stage_path);
+            let stage = Stage::create(&stage_path, Perms::Umask)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", stage_path.display()))?;
+            (stage_path, stage, None)
+        }
+    };
     let nested = opts.all;
     let result = (|| -> anyhow::Result<()> {
         for src in srcs {
@@ -1162,8 +1211,15 @@ fn write_dir_out(
             } else {
                 String::new()
             };
-            let (st, notes, files) =
-                write_backup_dir(&mut stage, &prefix, src, opts.format, progress)?;
+            let (st, notes, files) = match tar.take() {
+                // one stream, its stream.tar.s2 written by the one pass
+                Some(((tn, th), notes)) => {
+                    let (st, files) =
+                        finish_backup_dir(&mut stage, &prefix, src, src.state.clone(), (tn, th))?;
+                    (st, notes, files)
+                }
+                None => write_backup_dir(&mut stage, &prefix, src, opts.format, progress)?,
+            };
             report.notes.extend(notes);
             let state_json = st.to_json(src.consumers.len());
             let names: Vec<String> = src.consumers.iter().map(|c| c.name.clone()).collect();
@@ -1229,6 +1285,19 @@ fn write_backup_dir(
     };
     let (tn, th) = sink.done()?;
     stage.planned(&tar_rel, tn);
+    let (st, files) = finish_backup_dir(stage, prefix, src, st, (tn, th))?;
+    Ok((st, notes, files))
+}
+
+/// backup.json beside a `stream.tar.s2` of `tar` = (bytes, SHA-256) declaring the state `st`;
+/// returns it and both files.
+fn finish_backup_dir(
+    stage: &mut Stage,
+    prefix: &str,
+    src: &StreamSrc,
+    st: StateNums,
+    (tn, th): (u64, String),
+) -> anyhow::Result<(StateNums, Vec<FileEntry>)> {
     let mut bj = Map::new();
     bj.insert("config".into(), Value::Object(src.config()));
     bj.insert("state".into(), st.to_json(src.consumers.len()));
@@ -1236,7 +1305,6 @@ fn write_backup_dir(
     let (bn, bh) = write_small(stage, &format!("{prefix}backup.json"), &bjb)?;
     Ok((
         st,
-        notes,
         vec![
             FileEntry {
                 path: "backup.json".into(),

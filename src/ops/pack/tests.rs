@@ -6,6 +6,125 @@ use crate::testdata;
 use std::collections::BTreeMap;
 use std::io::Read;
 
+thread_local! {
+    /// Set: pack takes today's path (verify, plan, write) even where the one pass applies.
+    pub(super) static TODAYS_PATH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// What the one pass did in the last pack on this thread: "one pass", "not tried",
+    /// "not kept: <why>" (`None`: not asked).
+    pub(super) static PATH_TAKEN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Packs `d` as v1 into `out` on the one pass (when it applies) and into `out2` on today's
+/// path; asserts the same backup (stream.tar.s2, backup.json, the report but its time) and
+/// returns what the one pass did.
+fn one_pass_and_todays(d: &Path, o: &PackOptions, out2: &Path) -> String {
+    PATH_TAKEN.with(|c| *c.borrow_mut() = None);
+    let r1 = pack(d, o, &NoProgress).unwrap();
+    let taken = PATH_TAKEN
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
+    TODAYS_PATH.with(|c| c.set(true));
+    let o2 = PackOptions {
+        out: out2.to_path_buf(),
+        ..o.clone()
+    };
+    let r2 = pack(d, &o2, &NoProgress).unwrap();
+    TODAYS_PATH.with(|c| c.set(false));
+    assert_eq!(r1.exit_code(), r2.exit_code(), "{}: {taken}", d.display());
+    let strip = |r: &PackReport| {
+        let mut v = serde_json::to_value(r).unwrap();
+        v["out"] = Value::Null;
+        v["manifests"] = Value::Null;
+        if let Some(fs) = v["files"].as_array_mut() {
+            fs.retain(|f| f["path"] != "manifest.json");
+        }
+        v
+    };
+    assert_eq!(strip(&r1), strip(&r2), "{}: {taken}", d.display());
+    for f in ["stream.tar.s2", "backup.json"] {
+        let (a, b) = (o.out.join(f), out2.join(f));
+        assert_eq!(a.exists(), b.exists(), "{f}");
+        if a.exists() {
+            assert!(
+                fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+                "{}: {f} differs ({taken})",
+                d.display()
+            );
+        }
+    }
+    taken
+}
+
+#[test]
+fn one_pass_writes_the_bytes_of_todays_path() {
+    let mut seen = Vec::new();
+    for sample in ["v2.15.1-plain", "v2.15.1-s2", "v2.9.10-legacy"] {
+        let t = testdata::sample(sample);
+        let streams = t.path().join(sample).join("store/jetstream/$G/streams");
+        let mut names: Vec<String> = fs::read_dir(&streams)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for (k, name) in names.iter().enumerate() {
+            let d = streams.join(name);
+            for variant in ["as is", "without index.db"] {
+                if variant == "without index.db" {
+                    let _ = fs::remove_file(d.join("msgs/index.db"));
+                }
+                let out = t.path().join(format!("o{k}-{}", variant.len()));
+                let out2 = t.path().join(format!("t{k}-{}", variant.len()));
+                let taken = one_pass_and_todays(&d, &opts(&out, PackFormat::V1), &out2);
+                seen.push(format!("{sample} {name} {variant}: {taken}"));
+            }
+        }
+    }
+    let seen = seen.join("\n");
+    // clean 2.10+ streams take the one pass; 2.9 layouts do not try it
+    for s in [
+        "v2.15.1-plain MULTI as is: one pass",
+        "v2.15.1-plain ORDERS as is: one pass",
+        "v2.15.1-plain ORDERS without index.db: one pass",
+        "v2.15.1-s2 CMP as is: one pass",
+        "v2.9.10-legacy ORDERS as is: not tried",
+        // rebuilt without index.db, MULTI's deletes are tombstones in later blocks: the blocks
+        // written before them are not kept, today's path writes the backup
+        "v2.15.1-plain MULTI without index.db: not kept: a block written does not have the stream's plan",
+    ] {
+        assert!(seen.contains(s), "{s}\n{seen}");
+    }
+}
+
+#[test]
+fn one_pass_of_a_damaged_stream_is_not_kept() {
+    let t = testdata::sample("v2.15.1-plain");
+    let d = testdata::stream_dir(&t, "v2.15.1-plain", "MULTI");
+    // one payload byte of seq 35 (msgs/2.blk @4148) flipped
+    let p = d.join("msgs/2.blk");
+    let mut b = fs::read(&p).unwrap();
+    b[4148 + 60] ^= 0x20;
+    fs::write(&p, &b).unwrap();
+    let out = t.path().join("refused");
+    PATH_TAKEN.with(|c| *c.borrow_mut() = None);
+    let r = pack(&d, &opts(&out, PackFormat::V1), &NoProgress).unwrap();
+    assert_eq!(r.exit_code(), 1);
+    assert!(r.refused.is_some());
+    let taken = PATH_TAKEN.with(|c| c.borrow_mut().take()).unwrap();
+    assert_eq!(taken, "not kept: msgs/2.blk has an error");
+    // nothing written, no staging left
+    let left: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("refused"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // --allow-damaged: written by today's path, the same bytes as without the one pass
+    let mut o = opts(&t.path().join("damaged"), PackFormat::V1);
+    o.allow_damaged = true;
+    let taken = one_pass_and_todays(&d, &o, &t.path().join("damaged-todays"));
+    assert_eq!(taken, "not kept: msgs/2.blk has an error");
+}
+
 fn opts(out: &Path, format: PackFormat) -> PackOptions {
     PackOptions {
         out: out.to_path_buf(),

@@ -82,61 +82,103 @@ fn write_compat<W: Write + Send + 'static>(
         let path = dir.join(&rel);
         let mut blk = blockio::open(&path, &mut buf)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
-        let layout = if blk.undecodable().is_none() {
-            compat::rewrite(&plan, bp, &src.cfg_name, blk.records())
-        } else {
-            Layout::Keep
-        };
-        let io = |e: io::Error| anyhow::anyhow!("{}: {e}", path.display());
-        match &layout {
-            Layout::Keep => {
-                let n = blk.len();
-                tar_write::file_header(&mut b, &rel, n, &st)?;
-                let w = b.get_mut();
-                blk.copy_all(w, &mut scratch).map_err(io)?;
-                tar_write::pad(w, n)?;
-                last_tail = blk.tail().map_err(io)?;
-            }
-            Layout::Rewritten {
-                idx,
-                pieces,
-                len,
-                tail,
-            } => {
-                if let Some(x) = idx {
-                    tar_write::file(&mut b, &format!("msgs/{}.idx", bp.index), x, &st)?;
-                }
-                tar_write::file_header(&mut b, &rel, *len, &st)?;
-                let key = crate::filestore::block::block_key(&src.cfg_name, bp.index);
-                let w = b.get_mut();
-                compat::write_pieces(pieces, &key, &mut blk, w, &mut scratch).map_err(io)?;
-                tar_write::pad(w, *len)?;
-                last_tail = *tail;
-            }
-        }
+        last_tail = compat_block(
+            &mut b,
+            &plan,
+            bp,
+            &src.cfg_name,
+            &mut blk,
+            &st,
+            &mut scratch,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         progress.advance(
             blk.size,
             &format!("{} > {} {rel}", src.sd.account, src.sd.name),
         );
         blockio::release(&mut buf);
     }
-    let version = src.index_db_version();
-    if let Some(db) = version
-        .and_then(|v| compat::index_db(&plan, &src.cfg_name, last_tail, v))
-        .filter(|_| !blocks.is_empty())
-    {
-        tar_write::file(&mut b, "msgs/index.db", &db, &st)?;
-    }
-    aux(&mut b, src, &st)?;
-    consumers(&mut b, src, &st)?;
-    let frame = b.into_inner()?;
+    let frame = tail_members(b, src, &plan, last_tail, !blocks.is_empty(), &st)?;
     Ok((frame.finish()?, plan.notes))
 }
 
+/// One block of a 2.10+ stream as `bp` plans it: its `.idx` and the rewritten block (or the
+/// block as it is); returns the last 8 bytes written (the block's last checksum).
+pub(super) fn compat_block<W: Write>(
+    b: &mut tar::Builder<W>,
+    plan: &compat::Plan,
+    bp: &compat::BlockPlan,
+    cfg_name: &str,
+    blk: &mut blockio::Block<'_>,
+    st: &Style,
+    scratch: &mut Vec<u8>,
+) -> io::Result<[u8; 8]> {
+    let rel = format!("msgs/{}.blk", bp.index);
+    // A compressed block that cannot be decoded (only with --allow-damaged) goes in as it is.
+    let layout = if blk.undecodable().is_none() {
+        compat::rewrite(plan, bp, cfg_name, blk.records())
+    } else {
+        Layout::Keep
+    };
+    match &layout {
+        Layout::Keep => {
+            let n = blk.len();
+            tar_write::file_header(b, &rel, n, st)?;
+            let w = b.get_mut();
+            blk.copy_all(w, scratch)?;
+            tar_write::pad(w, n)?;
+            blk.tail()
+        }
+        Layout::Rewritten {
+            idx,
+            pieces,
+            len,
+            tail,
+        } => {
+            if let Some(x) = idx {
+                tar_write::file(b, &format!("msgs/{}.idx", bp.index), x, st)?;
+            }
+            tar_write::file_header(b, &rel, *len, st)?;
+            let key = crate::filestore::block::block_key(cfg_name, bp.index);
+            let w = b.get_mut();
+            compat::write_pieces(pieces, &key, blk, w, scratch)?;
+            tar_write::pad(w, *len)?;
+            Ok(*tail)
+        }
+    }
+}
+
+/// What follows the blocks of a 2.10+ stream: the index.db that matches them (when the source
+/// has a usable one, the target reads one and a block was written), the auxiliary files and
+/// the consumers; returns the S2 writer, to finish.
+pub(super) fn tail_members<W: Write>(
+    mut b: tar::Builder<W>,
+    src: &StreamSrc,
+    plan: &compat::Plan,
+    last_tail: [u8; 8],
+    any_block: bool,
+    st: &Style,
+) -> anyhow::Result<W> {
+    let version = src.index_db_version();
+    if let Some(db) = version
+        .and_then(|v| compat::index_db(plan, &src.cfg_name, last_tail, v))
+        .filter(|_| any_block)
+    {
+        tar_write::file(&mut b, "msgs/index.db", &db, st)?;
+    }
+    aux(&mut b, src, st)?;
+    consumers(&mut b, src, st)?;
+    Ok(b.into_inner()?)
+}
+
 fn style(src: &StreamSrc) -> Style {
+    style_at(src.mtime)
+}
+
+/// The tar headers' style: mode 0600 (dirs 0700), owner `nats`, `mtime` (seconds).
+pub(super) fn style_at(mtime: u64) -> Style {
     Style {
-        mtime: src.mtime,
+        mtime,
         file_mode: 0o600,
         dir_mode: 0o700,
         owner: "nats",
@@ -145,8 +187,18 @@ fn style(src: &StreamSrc) -> Style {
 
 /// meta.inf and meta.sum.
 fn head<W: Write>(b: &mut tar::Builder<W>, src: &StreamSrc, st: &Style) -> io::Result<()> {
-    tar_write::file(b, "meta.inf", &src.meta.raw, st)?;
-    let sum = expected_sum(&src.cfg_name, &src.meta.raw);
+    head_of(b, &src.meta.raw, &src.cfg_name, st)
+}
+
+/// meta.inf (`meta_raw`) and its meta.sum for the stream named `cfg_name`.
+pub(super) fn head_of<W: Write>(
+    b: &mut tar::Builder<W>,
+    meta_raw: &[u8],
+    cfg_name: &str,
+    st: &Style,
+) -> io::Result<()> {
+    tar_write::file(b, "meta.inf", meta_raw, st)?;
+    let sum = expected_sum(cfg_name, meta_raw);
     tar_write::file(b, "meta.sum", sum.as_bytes(), st)
 }
 
