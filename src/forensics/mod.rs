@@ -387,8 +387,21 @@ impl BlockPlan {
     }
 }
 
-/// Records rendered by one worker: (seq, start, end) into its bytes.
-type Rendered = (Vec<(u64, usize, usize)>, Vec<u8>);
+/// One run of records rendered by a worker: (seq, start, end, index in the run) of each into
+/// its bytes, the bytes, and the run's records.
+type Rendered<'a> = (
+    Vec<(u64, usize, usize, usize)>,
+    Vec<u8>,
+    Vec<block::Record<'a>>,
+);
+
+/// What [`StreamWalker::classify`] needs of one block, looked up once per block.
+struct BlockView<'p> {
+    plan: &'p Plan,
+    b: &'p BlockPlan,
+    /// Sequences below this are dead ([`DeadSet::floor`]).
+    floor: u64,
+}
 
 /// What the first pass decided for a stream read from blocks (a dir, or a V1 tar).
 struct Plan {
@@ -1381,8 +1394,7 @@ impl StreamWalker {
     /// message with why the server does not serve it, if it does not.
     fn classify<'a>(
         &'a self,
-        plan: &Plan,
-        b: &BlockPlan,
+        v: &BlockView,
         r: &block::Record<'a>,
         file: &'a str,
         key: &highway::Key,
@@ -1395,14 +1407,18 @@ impl StreamWalker {
         if verify && (!r.checksum_ok(key) || r.content_issue().is_some()) {
             return None;
         }
+        let plan = v.plan;
         let gone = if kind == RecordKind::Erased {
             Some(Gone::Erased)
-        } else if (!b.live.get(r.seq)
-            || plan.dead.is_dead(b.index, r.seq)
-            || plan.tombs.contains(&r.seq))
-            && !plan.revived.contains(&r.seq)
+        } else if (!v.b.live.get(r.seq)
+            || r.seq < v.floor
+            || (!plan.dead.seqs.is_empty() && plan.dead.seqs.contains(&r.seq))
+            || (!plan.tombs.is_empty() && plan.tombs.contains(&r.seq)))
+            && (plan.revived.is_empty() || !plan.revived.contains(&r.seq))
         {
             Some(Gone::Deleted)
+        } else if plan.gone.is_empty() {
+            None
         } else {
             plan.gone
                 .iter()
@@ -1433,76 +1449,18 @@ impl StreamWalker {
         c: &mut Cursor,
     ) -> ControlFlow<()> {
         let key = block::block_key(&plan.cfg_name, b.index);
+        let v = BlockView {
+            plan,
+            b,
+            floor: plan.dead.floor(b.index),
+        };
         if let (Some(render), None) = (c.render, &c.counting) {
-            // where the records are (resyncing past damage as the scanner does), then runs
-            // of them rendered on all cores while the ones before are handed out, in order
-            let mut offs = Vec::new();
-            crate::state::messages::walk_records(plain, &key, |r| {
-                offs.push(r.offset);
-                true
-            });
-            let filter = c.filter;
-            let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
-            let pool = &pool;
-            let key = &key;
-            let chunks: Vec<&[usize]> = offs.chunks(RENDER_CHUNK).collect();
-            let mut flow = ControlFlow::Continue(());
-            rayon::in_place_scope(|s| {
-                let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered)>();
-                let spawn = |i: usize| {
-                    let tx = tx.clone();
-                    let chunk = chunks[i];
-                    s.spawn(move |_| {
-                        let buf = pool
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .pop()
-                            .unwrap_or_default();
-                        let part = self
-                            .render_chunk(plan, b, plain, file, key, chunk, render, filter, buf);
-                        let _ = tx.send((i, part));
-                    });
-                };
-                let mut next = 0;
-                while next < chunks.len() && next < RENDER_AHEAD {
-                    spawn(next);
-                    next += 1;
-                }
-                let mut ready: Vec<Option<Rendered>> = Vec::new();
-                ready.resize_with(chunks.len(), || None);
-                for i in 0..chunks.len() {
-                    if i >= next {
-                        break; // stopped: nothing more was started
-                    }
-                    while ready[i].is_none() {
-                        match rx.recv() {
-                            Ok((j, part)) => ready[j] = Some(part),
-                            Err(_) => return,
-                        }
-                    }
-                    let Some((ents, mut buf)) = ready[i].take() else {
-                        return;
-                    };
-                    if flow.is_continue() {
-                        if next < chunks.len() {
-                            spawn(next);
-                            next += 1;
-                        }
-                        flow = self.hand_out(plan, b, plain, file, key, c, &ents, &buf);
-                    }
-                    if buf.capacity() <= POOLED_MAX {
-                        buf.clear();
-                        pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
-                    }
-                }
-            });
-            c.pool = std::mem::take(&mut *pool.lock().unwrap_or_else(|p| p.into_inner()));
-            return flow;
+            return self.emit_rendered(&v, plain, file, &key, render, c);
         }
         let mut flow = ControlFlow::Continue(());
         let verify = c.filter.verified_only;
         crate::state::messages::walk_records(plain, &key, |r| {
-            let Some(m) = self.classify(plan, b, r, file, &key, verify) else {
+            let Some(m) = self.classify(&v, r, file, &key, verify) else {
                 return true;
             };
             flow = c.message(m);
@@ -1511,28 +1469,114 @@ impl StreamWalker {
         flow
     }
 
-    /// The records at `offs` of a block that the filter wants, rendered into `buf` back to
-    /// back (on a worker): (seq, start, end) of each; a record handed out unrendered
-    /// ([`render_streamed`]) is (seq, its offset, `usize::MAX`).
-    #[allow(clippy::too_many_arguments)]
-    fn render_chunk(
+    /// [`StreamWalker::emit_block`] of a rendered walk: the records are framed once, as the
+    /// scanner does (resyncing past damage), in runs of [`RENDER_CHUNK`] that are rendered
+    /// on all cores as soon as they are framed, while the runs before are handed out, in
+    /// order ([`RENDER_AHEAD`] runs in flight at most).
+    fn emit_rendered<'a>(
         &self,
-        plan: &Plan,
-        b: &BlockPlan,
-        plain: &[u8],
+        v: &BlockView,
+        plain: &'a [u8],
         file: &str,
         key: &highway::Key,
-        offs: &[usize],
+        render: Render,
+        c: &mut Cursor,
+    ) -> ControlFlow<()> {
+        let filter = c.filter;
+        let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
+        let pool = &pool;
+        let mut flow = ControlFlow::Continue(());
+        rayon::in_place_scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered<'a>)>();
+            let mut spawned = 0usize;
+            let mut handed = 0usize;
+            let mut ready: VecDeque<Option<Rendered<'a>>> = VecDeque::new();
+            // wait for the oldest run in flight and hand it out (or, once stopped, drop it)
+            let next_out = |flow: &mut ControlFlow<()>,
+                            c: &mut Cursor,
+                            ready: &mut VecDeque<Option<Rendered<'a>>>,
+                            handed: &mut usize| {
+                while ready.front().is_none_or(Option::is_none) {
+                    match rx.recv() {
+                        Ok((j, part)) => {
+                            let at = j - *handed;
+                            if ready.len() <= at {
+                                ready.resize_with(at + 1, || None);
+                            }
+                            ready[at] = Some(part);
+                        }
+                        Err(_) => return,
+                    }
+                }
+                let Some(Some((ents, mut buf, recs))) = ready.pop_front() else {
+                    return;
+                };
+                *handed += 1;
+                if flow.is_continue() {
+                    *flow = self.hand_out(v, file, key, c, &ents, &buf, &recs);
+                }
+                if buf.capacity() <= POOLED_MAX {
+                    buf.clear();
+                    pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+                }
+            };
+            let spawn = |i: usize, recs: Vec<block::Record<'a>>| {
+                let tx = tx.clone();
+                s.spawn(move |_| {
+                    let buf = pool
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop()
+                        .unwrap_or_default();
+                    let part = self.render_chunk(v, file, key, recs, render, filter, buf);
+                    let _ = tx.send((i, part));
+                });
+            };
+            let mut run: Vec<block::Record<'a>> = Vec::with_capacity(RENDER_CHUNK);
+            crate::state::messages::walk_records(plain, key, |r| {
+                run.push(*r);
+                if run.len() < RENDER_CHUNK {
+                    return true;
+                }
+                spawn(
+                    spawned,
+                    std::mem::replace(&mut run, Vec::with_capacity(RENDER_CHUNK)),
+                );
+                spawned += 1;
+                while spawned - handed >= RENDER_AHEAD && flow.is_continue() {
+                    next_out(&mut flow, c, &mut ready, &mut handed);
+                }
+                flow.is_continue()
+            });
+            if !run.is_empty() && flow.is_continue() {
+                spawn(spawned, run);
+                spawned += 1;
+            }
+            while handed < spawned {
+                next_out(&mut flow, c, &mut ready, &mut handed);
+            }
+        });
+        c.pool = std::mem::take(&mut *pool.lock().unwrap_or_else(|p| p.into_inner()));
+        flow
+    }
+
+    /// The records of one run of a block that the filter wants, rendered into `buf` back to
+    /// back (on a worker): (seq, start, end, index in `recs`) of each; a record handed out
+    /// unrendered ([`render_streamed`]) has `usize::MAX` as its end.
+    #[allow(clippy::too_many_arguments)]
+    fn render_chunk<'a>(
+        &self,
+        v: &BlockView,
+        file: &str,
+        key: &highway::Key,
+        recs: Vec<block::Record<'a>>,
         render: Render,
         filter: &Filter,
         mut buf: Vec<u8>,
-    ) -> Rendered {
-        let mut ents = Vec::with_capacity(offs.len());
-        for &o in offs {
-            let Ok(r) = block::parse_record(plain, o) else {
-                continue;
-            };
-            let Some(m) = self.classify(plan, b, &r, file, key, filter.verified_only) else {
+    ) -> Rendered<'a> {
+        let mut ents = Vec::with_capacity(recs.len());
+        for (k, r) in recs.iter().enumerate() {
+            let Some(m) = self.classify(v, r, file, key, filter.verified_only) else {
                 continue;
             };
             if !filter.wants(&m) {
@@ -1540,14 +1584,14 @@ impl StreamWalker {
             }
             if render_streamed(&m) {
                 // handed out from the block as it is
-                ents.push((m.seq, o, usize::MAX));
+                ents.push((m.seq, 0, usize::MAX, k));
                 continue;
             }
             let s = buf.len();
             render(&m, &mut buf);
-            ents.push((m.seq, s, buf.len()));
+            ents.push((m.seq, s, buf.len(), k));
         }
-        (ents, buf)
+        (ents, buf, recs)
     }
 
     /// Hand out the records of one rendered run of a block, in order, with the findings at
@@ -1555,23 +1599,19 @@ impl StreamWalker {
     #[allow(clippy::too_many_arguments)]
     fn hand_out(
         &self,
-        plan: &Plan,
-        b: &BlockPlan,
-        plain: &[u8],
+        v: &BlockView,
         file: &str,
         key: &highway::Key,
         c: &mut Cursor,
-        ents: &[(u64, usize, usize)],
+        ents: &[(u64, usize, usize, usize)],
         buf: &[u8],
+        recs: &[block::Record],
     ) -> ControlFlow<()> {
         let mut i = 0;
-        while let Some(&(seq, s, e)) = ents.get(i) {
+        while let Some(&(seq, s, e, k)) = ents.get(i) {
             i += 1;
             if e == usize::MAX {
-                let Ok(r) = block::parse_record(plain, s) else {
-                    continue;
-                };
-                if let Some(m) = self.classify(plan, b, &r, file, key, c.filter.verified_only) {
+                if let Some(m) = self.classify(v, &recs[k], file, key, c.filter.verified_only) {
                     c.rendered(seq, Event::Msg(m))?;
                 }
                 continue;
@@ -1580,7 +1620,7 @@ impl StreamWalker {
             if c.last_out.is_none_or(|l| seq > l) {
                 c.findings_upto(Some(seq))?;
                 let limit = c.next_finding_seq();
-                while let Some(&(s2, b2, e2)) = ents.get(i) {
+                while let Some(&(s2, b2, e2, _)) = ents.get(i) {
                     if e2 == usize::MAX || b2 != end || s2 <= last || s2 >= limit {
                         break;
                     }
