@@ -338,7 +338,7 @@ pub fn header_groups<'t>(
 /// The text up to the first `\n` and what follows it (`None` without one): `str::split('\n')`
 /// one line at a time.
 fn split_line(text: &str) -> (&str, Option<&str>) {
-    match text.bytes().position(|b| b == b'\n') {
+    match find_byte(text.as_bytes(), b'\n') {
         Some(i) => (&text[..i], Some(&text[i + 1..])),
         None => (text, None),
     }
@@ -346,9 +346,39 @@ fn split_line(text: &str) -> (&str, Option<&str>) {
 
 /// A header line's name and value (both trimmed), `None` without a `:`.
 fn header_pair(l: &str) -> Option<(&str, &str)> {
-    let l = l.trim_end_matches('\r');
-    let i = l.bytes().position(|b| b == b':')?;
+    let b = l.as_bytes();
+    let mut n = b.len();
+    while n > 0 && b[n - 1] == b'\r' {
+        n -= 1;
+    }
+    let l = &l[..n]; // (`trim_end_matches('\r')`: ASCII, so a char boundary)
+    let i = find_byte(l.as_bytes(), b':')?;
     Some((trim(&l[..i]), trim(&l[i + 1..])))
+}
+
+/// Where the first `x` is in `b`, looked for eight bytes at a time (header lines are split
+/// on every message dumped).
+fn find_byte(b: &[u8], x: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pat = ONES * u64::from(x);
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ pat;
+        // the lowest flagged byte is the first zero byte of `v` (a borrow only flags
+        // bytes above a zero one)
+        let z = v.wrapping_sub(ONES) & !v & HIGH;
+        if z != 0 {
+            return Some(at + (z.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&c| c == x)
+        .map(|i| at + i)
 }
 
 /// `str::trim`, quicker on ASCII ends (the rule in headers).
@@ -452,6 +482,24 @@ pub fn finding_json(p: &crate::base::problem::Problem) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_byte_is_position() {
+        let hay: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
+        for n in 0..hay.len() {
+            for x in [0u8, 1, b'\n', b':', 0x80, 0xff, hay[n / 2]] {
+                assert_eq!(
+                    find_byte(&hay[..n], x),
+                    hay[..n].iter().position(|&c| c == x),
+                    "{n} {x}"
+                );
+            }
+        }
+        assert_eq!(
+            find_byte(b"\x01\x00:\x01\x01\x01\x01\x01\x01:", b':'),
+            Some(2)
+        );
+    }
 
     #[test]
     fn escaping_is_serde_jsons() {
