@@ -219,11 +219,19 @@ fn json_head(m: &Msg, mode: PayloadMode, headers_only: bool, out: &mut Vec<u8>) 
         json_escape_into(v.as_bytes(), out);
         out.push(b'"');
     }
-    out.extend_from_slice(b"{\"account\":");
-    s(out, m.account);
-    out.extend_from_slice(b",\"stream\":");
-    s(out, m.stream);
-    out.extend_from_slice(b",\"seq\":");
+    // `{"account":…,"stream":…,"seq":`, escaped once per stream (per thread)
+    JSON_PREFIX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != m.account || c.1 != m.stream {
+            let mut p = b"{\"account\":".to_vec();
+            s(&mut p, m.account);
+            p.extend_from_slice(b",\"stream\":");
+            s(&mut p, m.stream);
+            p.extend_from_slice(b",\"seq\":");
+            *c = (m.account.to_string(), m.stream.to_string(), p);
+        }
+        out.extend_from_slice(&c.2);
+    });
     uint(out, m.seq);
     out.extend_from_slice(b",\"subject\":");
     s(out, &lossy(m.subject));
@@ -281,9 +289,17 @@ fn json_tail(m: &Msg, enc: Option<Enc>, out: &mut Vec<u8>) {
         out.extend_from_slice(enc.name().as_bytes());
         out.push(b'"');
     }
-    out.extend_from_slice(b",\"file\":\"");
-    json_escape_into(m.file.as_bytes(), out);
-    out.extend_from_slice(b"\",\"offset\":");
+    // `,"file":"…","offset":`, escaped once per block (per thread)
+    JSON_FILE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != m.file {
+            let mut p = b",\"file\":\"".to_vec();
+            json_escape_into(m.file.as_bytes(), &mut p);
+            p.extend_from_slice(b"\",\"offset\":");
+            *c = (m.file.to_string(), p);
+        }
+        out.extend_from_slice(&c.1);
+    });
     uint(out, m.offset);
     if let Some(g) = m.gone {
         out.extend_from_slice(b",\"deleted\":\"");
@@ -428,22 +444,48 @@ fn int(out: &mut Vec<u8>, n: i64) {
     uint(out, n.unsigned_abs());
 }
 
-/// Decimal digits of `n`.
-fn uint(out: &mut Vec<u8>, mut n: u64) {
-    let mut b = [0u8; 20];
-    let mut i = b.len();
-    loop {
-        i -= 1;
-        b[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Both decimal digits of 0..=99.
+static DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
     }
-    out.extend_from_slice(&b[i..]);
+    t
+};
+
+/// Decimal digits of `n` (two at a time; appended as a fixed 20 bytes, then cut: no call
+/// to memcpy for a handful of bytes).
+fn uint(out: &mut Vec<u8>, mut n: u64) {
+    let mut b = [0u8; 40];
+    let mut i = 20;
+    while n >= 100 {
+        i -= 2;
+        b[i..i + 2].copy_from_slice(&DIGIT_PAIRS[(n % 100) as usize]);
+        n /= 100;
+    }
+    if n >= 10 {
+        i -= 2;
+        b[i..i + 2].copy_from_slice(&DIGIT_PAIRS[n as usize]);
+    } else {
+        i -= 1;
+        b[i] = b'0' + n as u8;
+    }
+    let len = out.len();
+    let digits: &[u8; 20] = b[i..i + 20].try_into().unwrap_or(&[0; 20]);
+    out.extend_from_slice(digits);
+    out.truncate(len + 20 - i);
 }
 
 thread_local! {
+    /// The escaped start of a JSON message object of the last stream rendered: account,
+    /// stream, its bytes.
+    static JSON_PREFIX: std::cell::RefCell<(String, String, Vec<u8>)> =
+        const { std::cell::RefCell::new((String::new(), String::new(), Vec::new())) };
+    /// The escaped `file` member of the last block rendered: file, its bytes.
+    static JSON_FILE: std::cell::RefCell<(String, Vec<u8>)> =
+        const { std::cell::RefCell::new((String::new(), Vec::new())) };
     /// The last second formatted and its `YYYY-MM-DDTHH:MM:SS.` (messages come in time order,
     /// many within a second).
     static SECOND: std::cell::RefCell<(i64, Vec<u8>)> = const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
@@ -463,14 +505,14 @@ pub fn time_into(ns: i64, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&c.1);
     });
-    let mut b = [b'0'; 9];
+    let mut b = [b'Z'; 10];
     let mut n = nanos;
-    for d in b.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
+    for k in (0..4).rev() {
+        b[1 + 2 * k..3 + 2 * k].copy_from_slice(&DIGIT_PAIRS[(n % 100) as usize]);
+        n /= 100;
     }
+    b[0] = b'0' + (n % 10) as u8;
     out.extend_from_slice(&b);
-    out.push(b'Z');
 }
 
 /// One NDJSON line for a finding: `{"finding": {severity, kind, account, stream, file,
@@ -482,6 +524,34 @@ pub fn finding_json(p: &crate::base::problem::Problem) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_display() {
+        let mut v = vec![1u64, 9, 10, 99, 100, 101, 999, 1000, 123_456_789, u64::MAX];
+        v.extend((0..64).map(|k| 1u64 << k));
+        v.extend((0..64).map(|k| (1u64 << k) - 1));
+        v.extend((0..20).map(|k| 10u64.pow(k)));
+        for n in v.into_iter().chain(0..1000) {
+            let mut out = b"x".to_vec();
+            uint(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+        for ns in [
+            0i64,
+            1,
+            999_999_999,
+            1_764_496_800_123_456_789,
+            -1,
+            -1_000_000_001,
+        ] {
+            let mut out = Vec::new();
+            time_into(ns, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                crate::base::time::rfc3339_full(ns)
+            );
+        }
+    }
 
     #[test]
     fn find_byte_is_position() {
