@@ -2256,6 +2256,125 @@ mod tests {
         }
     }
 
+    /// Everything a walk hands out, rendered: the messages (JSON), the findings (debug form).
+    fn both_walks(w: &StreamWalker, filter: &Filter) -> (Vec<u8>, Vec<u8>) {
+        let render = |m: &Msg, out: &mut Vec<u8>| {
+            dump::write_message_json(m, dump::PayloadMode::Base64, false, out);
+            out.push(b'\n');
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        w.walk(filter, &mut |ev| {
+            match ev {
+                Event::Msg(m) => render(&m, &mut a),
+                Event::Finding(p) => a.extend(format!("{p:?}\n").bytes()),
+                Event::Rendered(..) => unreachable!(),
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        w.walk_rendered(filter, &render, &mut |ev| {
+            match ev {
+                Event::Rendered(_, bytes) => b.extend_from_slice(bytes),
+                Event::Msg(m) => {
+                    let mut one = Vec::new();
+                    dump::stream_message_json(&m, dump::PayloadMode::Base64, false, &mut one)
+                        .unwrap();
+                    b.extend_from_slice(&one);
+                    b.push(b'\n');
+                }
+                Event::Finding(p) => b.extend(format!("{p:?}\n").bytes()),
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        (a, b)
+    }
+
+    /// A block of a few MiB read in pieces by the rendered walk (records across the pieces'
+    /// edges, one record longer than a piece) hands out exactly what the whole-block walk
+    /// does: clean, and with each kind of damage that makes it walk the block whole (a bad
+    /// length, a record whose subject does not fit, a torn last record, bytes after the
+    /// last record) or that it reads through (a bad checksum), under every filter.
+    #[test]
+    fn pieces_walk_equals_the_whole_block_walk() {
+        // (MULTI has max_bytes 120000: the load removes all but its last ~120 KB, which
+        // `include_deleted` shows)
+        let t = crate::testdata::sample("v2.15.1-plain");
+        let d = crate::testdata::stream_dir(&t, "v2.15.1-plain", "MULTI");
+        for f in std::fs::read_dir(d.join("msgs")).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let key = block::block_key("MULTI", 1);
+        let mut rng = crate::testdata::Rng(0x0b10_c4ed);
+        let mut blk = Vec::new();
+        let mut starts = Vec::new();
+        for seq in 1..=3000u64 {
+            starts.push(blk.len());
+            let n = if seq == 1500 {
+                600 << 10
+            } else {
+                rng.below(2000)
+            };
+            let payload = rng.bytes(n);
+            let hdr = format!("NATS/1.0\r\nX-Seq: {seq}\r\n\r\n");
+            let subject = format!("multi.s{}", seq % 7);
+            let raw_seq = if seq % 500 == 0 { seq | (1 << 62) } else { seq };
+            block::encode_record(
+                &mut blk,
+                &key,
+                raw_seq,
+                1_764_496_800_000_000_000 + seq as i64,
+                subject.as_bytes(),
+                (seq % 3 != 0).then_some(hdr.as_bytes()),
+                &payload,
+            );
+        }
+        assert!(blk.len() > 4 * PIECE, "{}", blk.len());
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![("clean", blk.clone())];
+        let mut c = blk.clone();
+        c[starts[2100] + 40] ^= 0x10; // a payload byte: a bad checksum, read through
+        cases.push(("checksum", c));
+        let mut c = blk.clone();
+        c[starts[1800]..starts[1800] + 4].copy_from_slice(&7u32.to_le_bytes());
+        cases.push(("length", c));
+        let mut c = blk.clone();
+        c[starts[900] + 20..starts[900] + 22].copy_from_slice(&u16::MAX.to_le_bytes());
+        cases.push(("subject", c));
+        let mut c = blk.clone();
+        c.truncate(c.len() - 100);
+        cases.push(("torn", c));
+        let mut c = blk.clone();
+        c.extend_from_slice(&[0u8; 9]);
+        cases.push(("trailing", c));
+        for (what, bytes) in cases {
+            std::fs::write(d.join("msgs/1.blk"), &bytes).unwrap();
+            let all = streams(&d).unwrap();
+            let w = open(&all[0], crate::base::time::now_ns()).unwrap();
+            for filter in [
+                Filter::default(),
+                Filter {
+                    include_deleted: true,
+                    ..Default::default()
+                },
+                Filter {
+                    seq: (1000, 2500),
+                    subject: Some(b"multi.s3".to_vec()),
+                    include_deleted: true,
+                    ..Default::default()
+                },
+                Filter {
+                    last: Some(700),
+                    include_deleted: true,
+                    ..Default::default()
+                },
+            ] {
+                let (a, b) = both_walks(&w, &filter);
+                assert!(a.len() > 1000, "{what} {filter:?}");
+                assert!(a == b, "{what} {filter:?}");
+            }
+        }
+    }
+
     /// Random damage to the blocks, index.db and meta of a stream never panics the walk, and
     /// what comes out is strictly ascending, with or without `--include-deleted`.
     #[test]
