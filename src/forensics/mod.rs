@@ -398,6 +398,10 @@ type Rendered<'a> = (
     Vec<block::Record<'a>>,
 );
 
+/// The records of one run of a rendered walk, until a worker (or the walking thread) takes
+/// them to render.
+type Run<'a> = std::sync::Arc<std::sync::Mutex<Option<Vec<block::Record<'a>>>>>;
+
 /// What [`StreamWalker::classify`] needs of one block, looked up once per block.
 struct BlockView<'p> {
     plan: &'p Plan,
@@ -1495,25 +1499,41 @@ impl StreamWalker {
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered<'a>)>();
             let mut spawned = 0usize;
             let mut handed = 0usize;
-            let mut ready: VecDeque<Option<Rendered<'a>>> = VecDeque::new();
-            // wait for the oldest run in flight and hand it out (or, once stopped, drop it)
+            // the runs in flight, oldest first: the records of each until someone takes
+            // them to render (a worker, or this thread rather than wait), and its rendering
+            let mut inflight: VecDeque<(Run<'a>, Option<Rendered<'a>>)> = VecDeque::new();
+            let take = |run: &Run<'a>| run.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let buf_of = || {
+                pool.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                    .unwrap_or_default()
+            };
+            // hand out the oldest run in flight (or, once stopped, drop it); while it is not
+            // rendered, render the oldest run no worker has started, else wait
             let next_out = |flow: &mut ControlFlow<()>,
                             c: &mut Cursor,
-                            ready: &mut VecDeque<Option<Rendered<'a>>>,
+                            inflight: &mut VecDeque<(Run<'a>, Option<Rendered<'a>>)>,
                             handed: &mut usize| {
-                while ready.front().is_none_or(Option::is_none) {
+                while inflight.front().is_some_and(|f| f.1.is_none()) {
+                    let mine = inflight
+                        .iter_mut()
+                        .filter(|f| f.1.is_none())
+                        .find_map(|f| take(&f.0).map(|recs| (f, recs)));
+                    if let Some((f, recs)) = mine {
+                        f.1 = Some(self.render_chunk(v, file, key, recs, render, filter, buf_of()));
+                        continue;
+                    }
                     match rx.recv() {
                         Ok((j, part)) => {
-                            let at = j - *handed;
-                            if ready.len() <= at {
-                                ready.resize_with(at + 1, || None);
+                            if let Some(f) = inflight.get_mut(j - *handed) {
+                                f.1 = Some(part);
                             }
-                            ready[at] = Some(part);
                         }
                         Err(_) => return,
                     }
                 }
-                let Some(Some((ents, mut buf, recs))) = ready.pop_front() else {
+                let Some((_, Some((ents, mut buf, recs)))) = inflight.pop_front() else {
                     return;
                 };
                 *handed += 1;
@@ -1525,15 +1545,13 @@ impl StreamWalker {
                     pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
                 }
             };
-            let spawn = |i: usize, recs: Vec<block::Record<'a>>| {
+            let spawn = |i: usize, run: Run<'a>| {
                 let tx = tx.clone();
                 s.spawn(move |_| {
-                    let buf = pool
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .pop()
-                        .unwrap_or_default();
-                    let part = self.render_chunk(v, file, key, recs, render, filter, buf);
+                    let Some(recs) = take(&run) else {
+                        return; // rendered by the walking thread
+                    };
+                    let part = self.render_chunk(v, file, key, recs, render, filter, buf_of());
                     let _ = tx.send((i, part));
                 });
             };
@@ -1543,22 +1561,24 @@ impl StreamWalker {
                 if run.len() < RENDER_CHUNK {
                     return true;
                 }
-                spawn(
-                    spawned,
-                    std::mem::replace(&mut run, Vec::with_capacity(RENDER_CHUNK)),
-                );
+                let recs = std::mem::replace(&mut run, Vec::with_capacity(RENDER_CHUNK));
+                let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(recs)));
+                inflight.push_back((shared.clone(), None));
+                spawn(spawned, shared);
                 spawned += 1;
                 while spawned - handed >= RENDER_AHEAD && flow.is_continue() {
-                    next_out(&mut flow, c, &mut ready, &mut handed);
+                    next_out(&mut flow, c, &mut inflight, &mut handed);
                 }
                 flow.is_continue()
             });
             if !run.is_empty() && flow.is_continue() {
-                spawn(spawned, run);
+                let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(run)));
+                inflight.push_back((shared.clone(), None));
+                spawn(spawned, shared);
                 spawned += 1;
             }
             while handed < spawned {
-                next_out(&mut flow, c, &mut ready, &mut handed);
+                next_out(&mut flow, c, &mut inflight, &mut handed);
             }
         });
         c.pool = std::mem::take(&mut *pool.lock().unwrap_or_else(|p| p.into_inner()));
