@@ -353,6 +353,7 @@ pub fn header_groups<'t>(
 
 /// The text up to the first `\n` and what follows it (`None` without one): `str::split('\n')`
 /// one line at a time.
+#[inline]
 fn split_line(text: &str) -> (&str, Option<&str>) {
     match find_byte(text.as_bytes(), b'\n') {
         Some(i) => (&text[..i], Some(&text[i + 1..])),
@@ -361,6 +362,7 @@ fn split_line(text: &str) -> (&str, Option<&str>) {
 }
 
 /// A header line's name and value (both trimmed), `None` without a `:`.
+#[inline]
 fn header_pair(l: &str) -> Option<(&str, &str)> {
     let b = l.as_bytes();
     let mut n = b.len();
@@ -374,6 +376,7 @@ fn header_pair(l: &str) -> Option<(&str, &str)> {
 
 /// Where the first `x` is in `b`, looked for eight bytes at a time (header lines are split
 /// on every message dumped).
+#[inline]
 fn find_byte(b: &[u8], x: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -398,6 +401,7 @@ fn find_byte(b: &[u8], x: u8) -> Option<usize> {
 }
 
 /// `str::trim`, quicker on ASCII ends (the rule in headers).
+#[inline]
 fn trim(s: &str) -> &str {
     // char::is_whitespace on ASCII: space and \t \n \x0b \x0c \r
     let ws = |b: &u8| *b == b' ' || (0x09..=0x0d).contains(b);
@@ -413,6 +417,7 @@ fn trim(s: &str) -> &str {
 }
 
 /// The status of a header block's first line (after `NATS/1.0`), when it has one.
+#[inline]
 fn status_of(first: &str) -> Option<&str> {
     let l = first.trim_end_matches('\r');
     Some(trim(l.strip_prefix("NATS/1.0").unwrap_or(""))).filter(|st| !st.is_empty())
@@ -424,6 +429,7 @@ pub fn header_status(text: &str) -> Option<&str> {
 }
 
 /// Bytes as text, invalid UTF-8 replaced (`String::from_utf8_lossy`, quicker on valid text).
+#[inline]
 pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(b) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
@@ -432,6 +438,7 @@ pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// Decimal digits of `n` appended to `out`.
+#[inline]
 pub fn push_uint(out: &mut Vec<u8>, n: u64) {
     uint(out, n)
 }
@@ -457,6 +464,7 @@ static DIGIT_PAIRS: [[u8; 2]; 100] = {
 
 /// Decimal digits of `n` (two at a time; appended as a fixed 20 bytes, then cut: no call
 /// to memcpy for a handful of bytes).
+#[inline]
 fn uint(out: &mut Vec<u8>, mut n: u64) {
     let mut b = [0u8; 40];
     let mut i = 20;
