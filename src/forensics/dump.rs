@@ -219,11 +219,19 @@ fn json_head(m: &Msg, mode: PayloadMode, headers_only: bool, out: &mut Vec<u8>) 
         json_escape_into(v.as_bytes(), out);
         out.push(b'"');
     }
-    out.extend_from_slice(b"{\"account\":");
-    s(out, m.account);
-    out.extend_from_slice(b",\"stream\":");
-    s(out, m.stream);
-    out.extend_from_slice(b",\"seq\":");
+    // `{"account":…,"stream":…,"seq":`, escaped once per stream (per thread)
+    JSON_PREFIX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != m.account || c.1 != m.stream {
+            let mut p = b"{\"account\":".to_vec();
+            s(&mut p, m.account);
+            p.extend_from_slice(b",\"stream\":");
+            s(&mut p, m.stream);
+            p.extend_from_slice(b",\"seq\":");
+            *c = (m.account.to_string(), m.stream.to_string(), p);
+        }
+        out.extend_from_slice(&c.2);
+    });
     uint(out, m.seq);
     out.extend_from_slice(b",\"subject\":");
     s(out, &lossy(m.subject));
@@ -281,9 +289,17 @@ fn json_tail(m: &Msg, enc: Option<Enc>, out: &mut Vec<u8>) {
         out.extend_from_slice(enc.name().as_bytes());
         out.push(b'"');
     }
-    out.extend_from_slice(b",\"file\":\"");
-    json_escape_into(m.file.as_bytes(), out);
-    out.extend_from_slice(b"\",\"offset\":");
+    // `,"file":"…","offset":`, escaped once per block (per thread)
+    JSON_FILE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != m.file {
+            let mut p = b",\"file\":\"".to_vec();
+            json_escape_into(m.file.as_bytes(), &mut p);
+            p.extend_from_slice(b"\",\"offset\":");
+            *c = (m.file.to_string(), p);
+        }
+        out.extend_from_slice(&c.1);
+    });
     uint(out, m.offset);
     if let Some(g) = m.gone {
         out.extend_from_slice(b",\"deleted\":\"");
@@ -337,21 +353,55 @@ pub fn header_groups<'t>(
 
 /// The text up to the first `\n` and what follows it (`None` without one): `str::split('\n')`
 /// one line at a time.
+#[inline]
 fn split_line(text: &str) -> (&str, Option<&str>) {
-    match text.bytes().position(|b| b == b'\n') {
+    match find_byte(text.as_bytes(), b'\n') {
         Some(i) => (&text[..i], Some(&text[i + 1..])),
         None => (text, None),
     }
 }
 
 /// A header line's name and value (both trimmed), `None` without a `:`.
+#[inline]
 fn header_pair(l: &str) -> Option<(&str, &str)> {
-    let l = l.trim_end_matches('\r');
-    let i = l.bytes().position(|b| b == b':')?;
+    let b = l.as_bytes();
+    let mut n = b.len();
+    while n > 0 && b[n - 1] == b'\r' {
+        n -= 1;
+    }
+    let l = &l[..n]; // (`trim_end_matches('\r')`: ASCII, so a char boundary)
+    let i = find_byte(l.as_bytes(), b':')?;
     Some((trim(&l[..i]), trim(&l[i + 1..])))
 }
 
+/// Where the first `x` is in `b`, looked for eight bytes at a time (header lines are split
+/// on every message dumped).
+#[inline]
+fn find_byte(b: &[u8], x: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pat = ONES * u64::from(x);
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ pat;
+        // the lowest flagged byte is the first zero byte of `v` (a borrow only flags
+        // bytes above a zero one)
+        let z = v.wrapping_sub(ONES) & !v & HIGH;
+        if z != 0 {
+            return Some(at + (z.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&c| c == x)
+        .map(|i| at + i)
+}
+
 /// `str::trim`, quicker on ASCII ends (the rule in headers).
+#[inline]
 fn trim(s: &str) -> &str {
     // char::is_whitespace on ASCII: space and \t \n \x0b \x0c \r
     let ws = |b: &u8| *b == b' ' || (0x09..=0x0d).contains(b);
@@ -367,6 +417,7 @@ fn trim(s: &str) -> &str {
 }
 
 /// The status of a header block's first line (after `NATS/1.0`), when it has one.
+#[inline]
 fn status_of(first: &str) -> Option<&str> {
     let l = first.trim_end_matches('\r');
     Some(trim(l.strip_prefix("NATS/1.0").unwrap_or(""))).filter(|st| !st.is_empty())
@@ -378,6 +429,7 @@ pub fn header_status(text: &str) -> Option<&str> {
 }
 
 /// Bytes as text, invalid UTF-8 replaced (`String::from_utf8_lossy`, quicker on valid text).
+#[inline]
 pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(b) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
@@ -386,6 +438,7 @@ pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// Decimal digits of `n` appended to `out`.
+#[inline]
 pub fn push_uint(out: &mut Vec<u8>, n: u64) {
     uint(out, n)
 }
@@ -398,22 +451,49 @@ fn int(out: &mut Vec<u8>, n: i64) {
     uint(out, n.unsigned_abs());
 }
 
-/// Decimal digits of `n`.
-fn uint(out: &mut Vec<u8>, mut n: u64) {
-    let mut b = [0u8; 20];
-    let mut i = b.len();
-    loop {
-        i -= 1;
-        b[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Both decimal digits of 0..=99.
+static DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
     }
-    out.extend_from_slice(&b[i..]);
+    t
+};
+
+/// Decimal digits of `n` (two at a time; appended as a fixed 20 bytes, then cut: no call
+/// to memcpy for a handful of bytes).
+#[inline]
+fn uint(out: &mut Vec<u8>, mut n: u64) {
+    let mut b = [0u8; 40];
+    let mut i = 20;
+    while n >= 100 {
+        i -= 2;
+        b[i..i + 2].copy_from_slice(&DIGIT_PAIRS[(n % 100) as usize]);
+        n /= 100;
+    }
+    if n >= 10 {
+        i -= 2;
+        b[i..i + 2].copy_from_slice(&DIGIT_PAIRS[n as usize]);
+    } else {
+        i -= 1;
+        b[i] = b'0' + n as u8;
+    }
+    let len = out.len();
+    let digits: &[u8; 20] = b[i..i + 20].try_into().unwrap_or(&[0; 20]);
+    out.extend_from_slice(digits);
+    out.truncate(len + 20 - i);
 }
 
 thread_local! {
+    /// The escaped start of a JSON message object of the last stream rendered: account,
+    /// stream, its bytes.
+    static JSON_PREFIX: std::cell::RefCell<(String, String, Vec<u8>)> =
+        const { std::cell::RefCell::new((String::new(), String::new(), Vec::new())) };
+    /// The escaped `file` member of the last block rendered: file, its bytes.
+    static JSON_FILE: std::cell::RefCell<(String, Vec<u8>)> =
+        const { std::cell::RefCell::new((String::new(), Vec::new())) };
     /// The last second formatted and its `YYYY-MM-DDTHH:MM:SS.` (messages come in time order,
     /// many within a second).
     static SECOND: std::cell::RefCell<(i64, Vec<u8>)> = const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
@@ -433,14 +513,14 @@ pub fn time_into(ns: i64, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&c.1);
     });
-    let mut b = [b'0'; 9];
+    let mut b = [b'Z'; 10];
     let mut n = nanos;
-    for d in b.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
+    for k in (0..4).rev() {
+        b[1 + 2 * k..3 + 2 * k].copy_from_slice(&DIGIT_PAIRS[(n % 100) as usize]);
+        n /= 100;
     }
+    b[0] = b'0' + (n % 10) as u8;
     out.extend_from_slice(&b);
-    out.push(b'Z');
 }
 
 /// One NDJSON line for a finding: `{"finding": {severity, kind, account, stream, file,
@@ -452,6 +532,52 @@ pub fn finding_json(p: &crate::base::problem::Problem) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_display() {
+        let mut v = vec![1u64, 9, 10, 99, 100, 101, 999, 1000, 123_456_789, u64::MAX];
+        v.extend((0..64).map(|k| 1u64 << k));
+        v.extend((0..64).map(|k| (1u64 << k) - 1));
+        v.extend((0..20).map(|k| 10u64.pow(k)));
+        for n in v.into_iter().chain(0..1000) {
+            let mut out = b"x".to_vec();
+            uint(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+        for ns in [
+            0i64,
+            1,
+            999_999_999,
+            1_764_496_800_123_456_789,
+            -1,
+            -1_000_000_001,
+        ] {
+            let mut out = Vec::new();
+            time_into(ns, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                crate::base::time::rfc3339_full(ns)
+            );
+        }
+    }
+
+    #[test]
+    fn find_byte_is_position() {
+        let hay: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
+        for n in 0..hay.len() {
+            for x in [0u8, 1, b'\n', b':', 0x80, 0xff, hay[n / 2]] {
+                assert_eq!(
+                    find_byte(&hay[..n], x),
+                    hay[..n].iter().position(|&c| c == x),
+                    "{n} {x}"
+                );
+            }
+        }
+        assert_eq!(
+            find_byte(b"\x01\x00:\x01\x01\x01\x01\x01\x01:", b':'),
+            Some(2)
+        );
+    }
 
     #[test]
     fn escaping_is_serde_jsons() {

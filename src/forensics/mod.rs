@@ -114,6 +114,9 @@ pub type Render<'r> = &'r (dyn Fn(&Msg, &mut Vec<u8>) + Sync);
 pub const RENDER_INLINE_MAX: usize = 1 << 20;
 /// Render buffers up to this capacity are kept for the next records.
 const POOLED_MAX: usize = 4 << 20;
+/// Bytes of a plain block read at a time by a rendered walk (`emit_streamed`): with what
+/// they render to, they stay in the CPU's cache until they are rendered.
+const PIECE: usize = 256 << 10;
 /// Records rendered by one task of a [`StreamWalker::walk_rendered`] walk.
 const RENDER_CHUNK: usize = 256;
 /// Tasks rendering ahead of the records being handed out (bounds the rendered bytes held).
@@ -387,8 +390,25 @@ impl BlockPlan {
     }
 }
 
-/// Records rendered by one worker: (seq, start, end) into its bytes.
-type Rendered = (Vec<(u64, usize, usize)>, Vec<u8>);
+/// One run of records rendered by a worker: (seq, start, end, index in the run) of each into
+/// its bytes, the bytes, and the run's records.
+type Rendered<'a> = (
+    Vec<(u64, usize, usize, usize)>,
+    Vec<u8>,
+    Vec<block::Record<'a>>,
+);
+
+/// The records of one run of a rendered walk, until a worker (or the walking thread) takes
+/// them to render.
+type Run<'a> = std::sync::Arc<std::sync::Mutex<Option<Vec<block::Record<'a>>>>>;
+
+/// What [`StreamWalker::classify`] needs of one block, looked up once per block.
+struct BlockView<'p> {
+    plan: &'p Plan,
+    b: &'p BlockPlan,
+    /// Sequences below this are dead ([`DeadSet::floor`]).
+    floor: u64,
+}
 
 /// What the first pass decided for a stream read from blocks (a dir, or a V1 tar).
 struct Plan {
@@ -1203,98 +1223,98 @@ impl StreamWalker {
             .collect();
         let mut buf = Vec::new();
         let mut dec = Vec::new();
-        std::thread::scope(|scope| {
-            // one block read (and decompressed) ahead, on a thread of its own; its buffers
-            // come back for the next reads (no allocation, and page faults, per block)
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
-            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-            let ahead: Vec<PathBuf> = todo
-                .iter()
-                .filter(|t| t.3)
-                .map(|t| sd.dir.join(&t.1))
-                .collect();
-            scope.spawn(move || {
-                // two plain blocks at most: the one handed out and the one read ahead (a
-                // buffer comes back when its block is out)
-                let mut raw = Vec::new();
-                for (k, path) in ahead.into_iter().enumerate() {
-                    let mut buf = if k < 2 {
-                        Vec::new()
-                    } else {
-                        match back_rx.recv() {
-                            Ok(b) => b,
-                            Err(_) => return, // the walk stopped
-                        }
-                    };
-                    let read = crate::filestore::source::read_capped_into(
-                        &path,
-                        block::MAX_BLOCK_FILE,
-                        &mut buf,
-                    );
-                    let plain = match read {
-                        Ok(_) if block::is_cmp_block(&buf) => {
-                            // decoded into a block of its own; the file's bytes are kept
-                            // as the next compressed read's buffer
-                            std::mem::swap(&mut raw, &mut buf);
-                            match block::plain_block(&raw) {
-                                Ok((p, _)) => Some(p.into_owned()),
-                                Err(_) => None,
-                            }
-                        }
-                        Ok(_) => Some(buf),
-                        Err(_) => None,
-                    };
-                    // (a block that cannot be read still counts: its turn comes back empty)
-                    if tx.send(plain.unwrap_or_default()).is_err() {
-                        return; // the walk stopped
-                    }
-                }
-            });
-            for (b, rel, size, ahead) in &todo {
-                if *ahead {
-                    let Ok(plain) = rx.recv() else { break };
-                    if plain.is_empty() {
-                        let _ = back_tx.send(plain);
-                        continue; // unreadable (or empty): nothing to hand out
-                    }
-                    let flow = self.emit_block(plan, b, &plain, rel, c);
-                    let _ = back_tx.send(plain);
-                    flow?;
-                    continue;
-                }
-                // a big block (one record above 8 MiB) is held, read and handed out, by one
-                // thread at a time (the copies of `diff` walk on threads of their own)
-                let _big = block::big_block_guard((*size).min(block::MAX_BLOCK_FILE));
-                if !encrypted && *size <= block::BIG_BLOCK {
-                    // one read buffer for the blocks of a real size: no allocation (and page
-                    // faults) per block
-                    let path = sd.dir.join(rel);
-                    let read = crate::filestore::source::read_capped_into(
-                        &path,
-                        block::MAX_BLOCK_FILE,
-                        &mut buf,
-                    );
-                    if read.is_err() {
+        for (b, rel, size, ahead) in &todo {
+            if *ahead {
+                // read in pieces, each framed and rendered as it arrives (see
+                // `emit_streamed`); a block that does not frame cleanly is walked whole
+                let path = sd.dir.join(rel);
+                match self.emit_streamed(plan, b, &path, rel, c, &mut buf) {
+                    Streamed::Done(flow) => {
+                        flow?;
                         continue;
                     }
-                    // a compressed block decodes into one reused buffer (a fresh 8 MiB per
-                    // block stays in this thread's malloc arena: diff of two S2 copies 66 MiB)
-                    let Ok((plain, _)) = block::plain_block_in(&buf, &mut dec) else {
-                        continue;
-                    };
-                    self.emit_block(plan, b, &plain, rel, c)?;
+                    Streamed::Whole => {}
+                }
+            }
+            // a big block (one record above 8 MiB) is held, read and handed out, by one
+            // thread at a time (the copies of `diff` walk on threads of their own)
+            let _big = block::big_block_guard((*size).min(block::MAX_BLOCK_FILE));
+            if !encrypted && *size <= block::BIG_BLOCK {
+                // one read buffer for the blocks of a real size: no allocation (and page
+                // faults) per block
+                let path = sd.dir.join(rel);
+                let read = crate::filestore::source::read_capped_into(
+                    &path,
+                    block::MAX_BLOCK_FILE,
+                    &mut buf,
+                );
+                if read.is_err() {
                     continue;
                 }
-                let mut scratch = Vec::new();
-                let Some((decoded, _)) = src.fetch_block(rel, Default::default(), &mut scratch)
-                else {
+                // a compressed block decodes into one reused buffer (a fresh 8 MiB per
+                // block stays in this thread's malloc arena: diff of two S2 copies 66 MiB)
+                let Ok((plain, _)) = block::plain_block_in(&buf, &mut dec) else {
                     continue;
                 };
-                let Ok((plain, _)) = decoded else { continue };
                 self.emit_block(plan, b, &plain, rel, c)?;
+                continue;
             }
-            ControlFlow::Continue(())
-        })
+            let mut scratch = Vec::new();
+            let Some((decoded, _)) = src.fetch_block(rel, Default::default(), &mut scratch) else {
+                continue;
+            };
+            let Ok((plain, _)) = decoded else { continue };
+            self.emit_block(plan, b, &plain, rel, c)?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A plain block file of a rendered walk, read into `buf` in pieces of [`PIECE`] bytes,
+    /// each piece's complete records framed and handed to the renderers as soon as it is
+    /// read: the bytes are rendered while they are still in the CPU's cache, and the
+    /// kernel copies the file into a buffer that is (a reading into a whole-block buffer
+    /// that the rendering of the block before has pushed out of the cache cost ~1.7x the
+    /// CPU). The records are those [`crate::state::messages::walk_records`] frames when the
+    /// block frames cleanly to its end; anything else (a record that does not frame, bytes
+    /// left at the end, a compressed block, a file that changed size, a read error) is
+    /// `Streamed::Whole`: the block is then walked whole, as before, and the records
+    /// already handed out are not handed out again (the cursor hands out ascending
+    /// sequences only, and what it did not hand out it leaves out again).
+    fn emit_streamed(
+        &self,
+        plan: &Plan,
+        b: &BlockPlan,
+        path: &Path,
+        file: &str,
+        c: &mut Cursor,
+        buf: &mut Vec<u8>,
+    ) -> Streamed {
+        let Some(render) = c.render.filter(|_| c.counting.is_none()) else {
+            return Streamed::Whole;
+        };
+        let Ok(mut f) = File::open(path) else {
+            return Streamed::Whole;
+        };
+        let size = match f.metadata() {
+            Ok(m) if m.len() <= block::BIG_BLOCK => m.len() as usize,
+            _ => return Streamed::Whole,
+        };
+        // one byte more than the file: a file that grew is noticed
+        buf.resize(size + 1, 0);
+        let key = block::block_key(&plan.cfg_name, b.index);
+        let v = BlockView {
+            plan,
+            b,
+            floor: plan.dead.floor(b.index),
+        };
+        let mut whole = false;
+        let flow = self.emit_rendered(&v, file, &key, render, c, |out| {
+            whole = !frame_pieces(&mut f, &mut buf[..], out);
+        });
+        if whole && flow.is_continue() {
+            return Streamed::Whole;
+        }
+        Streamed::Done(flow)
     }
 
     fn run_tar(
@@ -1381,8 +1401,7 @@ impl StreamWalker {
     /// message with why the server does not serve it, if it does not.
     fn classify<'a>(
         &'a self,
-        plan: &Plan,
-        b: &BlockPlan,
+        v: &BlockView,
         r: &block::Record<'a>,
         file: &'a str,
         key: &highway::Key,
@@ -1395,14 +1414,18 @@ impl StreamWalker {
         if verify && (!r.checksum_ok(key) || r.content_issue().is_some()) {
             return None;
         }
+        let plan = v.plan;
         let gone = if kind == RecordKind::Erased {
             Some(Gone::Erased)
-        } else if (!b.live.get(r.seq)
-            || plan.dead.is_dead(b.index, r.seq)
-            || plan.tombs.contains(&r.seq))
-            && !plan.revived.contains(&r.seq)
+        } else if (!v.b.live.get(r.seq)
+            || r.seq < v.floor
+            || (!plan.dead.seqs.is_empty() && plan.dead.seqs.contains(&r.seq))
+            || (!plan.tombs.is_empty() && plan.tombs.contains(&r.seq)))
+            && (plan.revived.is_empty() || !plan.revived.contains(&r.seq))
         {
             Some(Gone::Deleted)
+        } else if plan.gone.is_empty() {
+            None
         } else {
             plan.gone
                 .iter()
@@ -1433,76 +1456,20 @@ impl StreamWalker {
         c: &mut Cursor,
     ) -> ControlFlow<()> {
         let key = block::block_key(&plan.cfg_name, b.index);
+        let v = BlockView {
+            plan,
+            b,
+            floor: plan.dead.floor(b.index),
+        };
         if let (Some(render), None) = (c.render, &c.counting) {
-            // where the records are (resyncing past damage as the scanner does), then runs
-            // of them rendered on all cores while the ones before are handed out, in order
-            let mut offs = Vec::new();
-            crate::state::messages::walk_records(plain, &key, |r| {
-                offs.push(r.offset);
-                true
+            return self.emit_rendered(&v, file, &key, render, c, |out| {
+                crate::state::messages::walk_records(plain, &key, out);
             });
-            let filter = c.filter;
-            let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
-            let pool = &pool;
-            let key = &key;
-            let chunks: Vec<&[usize]> = offs.chunks(RENDER_CHUNK).collect();
-            let mut flow = ControlFlow::Continue(());
-            rayon::in_place_scope(|s| {
-                let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered)>();
-                let spawn = |i: usize| {
-                    let tx = tx.clone();
-                    let chunk = chunks[i];
-                    s.spawn(move |_| {
-                        let buf = pool
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .pop()
-                            .unwrap_or_default();
-                        let part = self
-                            .render_chunk(plan, b, plain, file, key, chunk, render, filter, buf);
-                        let _ = tx.send((i, part));
-                    });
-                };
-                let mut next = 0;
-                while next < chunks.len() && next < RENDER_AHEAD {
-                    spawn(next);
-                    next += 1;
-                }
-                let mut ready: Vec<Option<Rendered>> = Vec::new();
-                ready.resize_with(chunks.len(), || None);
-                for i in 0..chunks.len() {
-                    if i >= next {
-                        break; // stopped: nothing more was started
-                    }
-                    while ready[i].is_none() {
-                        match rx.recv() {
-                            Ok((j, part)) => ready[j] = Some(part),
-                            Err(_) => return,
-                        }
-                    }
-                    let Some((ents, mut buf)) = ready[i].take() else {
-                        return;
-                    };
-                    if flow.is_continue() {
-                        if next < chunks.len() {
-                            spawn(next);
-                            next += 1;
-                        }
-                        flow = self.hand_out(plan, b, plain, file, key, c, &ents, &buf);
-                    }
-                    if buf.capacity() <= POOLED_MAX {
-                        buf.clear();
-                        pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
-                    }
-                }
-            });
-            c.pool = std::mem::take(&mut *pool.lock().unwrap_or_else(|p| p.into_inner()));
-            return flow;
         }
         let mut flow = ControlFlow::Continue(());
         let verify = c.filter.verified_only;
         crate::state::messages::walk_records(plain, &key, |r| {
-            let Some(m) = self.classify(plan, b, r, file, &key, verify) else {
+            let Some(m) = self.classify(&v, r, file, &key, verify) else {
                 return true;
             };
             flow = c.message(m);
@@ -1511,28 +1478,130 @@ impl StreamWalker {
         flow
     }
 
-    /// The records at `offs` of a block that the filter wants, rendered into `buf` back to
-    /// back (on a worker): (seq, start, end) of each; a record handed out unrendered
-    /// ([`render_streamed`]) is (seq, its offset, `usize::MAX`).
-    #[allow(clippy::too_many_arguments)]
-    fn render_chunk(
+    /// [`StreamWalker::emit_block`] of a rendered walk: the records are framed once, as the
+    /// scanner does (resyncing past damage), in runs of [`RENDER_CHUNK`] that are rendered
+    /// on all cores as soon as they are framed, while the runs before are handed out, in
+    /// order ([`RENDER_AHEAD`] runs in flight at most).
+    fn emit_rendered<'a>(
         &self,
-        plan: &Plan,
-        b: &BlockPlan,
-        plain: &[u8],
+        v: &BlockView,
         file: &str,
         key: &highway::Key,
-        offs: &[usize],
+        render: Render,
+        c: &mut Cursor,
+        frame: impl FnOnce(&mut dyn FnMut(&block::Record<'a>) -> bool),
+    ) -> ControlFlow<()> {
+        let filter = c.filter;
+        let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
+        let pool = &pool;
+        let mut flow = ControlFlow::Continue(());
+        rayon::in_place_scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered<'a>)>();
+            let mut spawned = 0usize;
+            let mut handed = 0usize;
+            // the runs in flight, oldest first: the records of each until someone takes
+            // them to render (a worker, or this thread rather than wait), and its rendering
+            let mut inflight: VecDeque<(Run<'a>, Option<Rendered<'a>>)> = VecDeque::new();
+            let take = |run: &Run<'a>| run.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let buf_of = || {
+                pool.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                    .unwrap_or_default()
+            };
+            // hand out the oldest run in flight (or, once stopped, drop it); while it is not
+            // rendered, render the oldest run no worker has started, else wait
+            let next_out = |flow: &mut ControlFlow<()>,
+                            c: &mut Cursor,
+                            inflight: &mut VecDeque<(Run<'a>, Option<Rendered<'a>>)>,
+                            handed: &mut usize| {
+                while inflight.front().is_some_and(|f| f.1.is_none()) {
+                    let mine = inflight
+                        .iter_mut()
+                        .filter(|f| f.1.is_none())
+                        .find_map(|f| take(&f.0).map(|recs| (f, recs)));
+                    if let Some((f, recs)) = mine {
+                        f.1 = Some(self.render_chunk(v, file, key, recs, render, filter, buf_of()));
+                        continue;
+                    }
+                    match rx.recv() {
+                        Ok((j, part)) => {
+                            if let Some(f) = inflight.get_mut(j - *handed) {
+                                f.1 = Some(part);
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                }
+                let Some((_, Some((ents, mut buf, recs)))) = inflight.pop_front() else {
+                    return;
+                };
+                *handed += 1;
+                if flow.is_continue() {
+                    *flow = self.hand_out(v, file, key, c, &ents, &buf, &recs);
+                }
+                if buf.capacity() <= POOLED_MAX {
+                    buf.clear();
+                    pool.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+                }
+            };
+            let spawn = |i: usize, run: Run<'a>| {
+                let tx = tx.clone();
+                s.spawn(move |_| {
+                    let Some(recs) = take(&run) else {
+                        return; // rendered by the walking thread
+                    };
+                    let part = self.render_chunk(v, file, key, recs, render, filter, buf_of());
+                    let _ = tx.send((i, part));
+                });
+            };
+            let mut run: Vec<block::Record<'a>> = Vec::with_capacity(RENDER_CHUNK);
+            frame(&mut |r| {
+                run.push(*r);
+                if run.len() < RENDER_CHUNK {
+                    return true;
+                }
+                let recs = std::mem::replace(&mut run, Vec::with_capacity(RENDER_CHUNK));
+                let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(recs)));
+                inflight.push_back((shared.clone(), None));
+                spawn(spawned, shared);
+                spawned += 1;
+                while spawned - handed >= RENDER_AHEAD && flow.is_continue() {
+                    next_out(&mut flow, c, &mut inflight, &mut handed);
+                }
+                flow.is_continue()
+            });
+            if !run.is_empty() && flow.is_continue() {
+                let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(run)));
+                inflight.push_back((shared.clone(), None));
+                spawn(spawned, shared);
+                spawned += 1;
+            }
+            while handed < spawned {
+                next_out(&mut flow, c, &mut inflight, &mut handed);
+            }
+        });
+        c.pool = std::mem::take(&mut *pool.lock().unwrap_or_else(|p| p.into_inner()));
+        flow
+    }
+
+    /// The records of one run of a block that the filter wants, rendered into `buf` back to
+    /// back (on a worker): (seq, start, end, index in `recs`) of each; a record handed out
+    /// unrendered ([`render_streamed`]) has `usize::MAX` as its end.
+    #[allow(clippy::too_many_arguments)]
+    fn render_chunk<'a>(
+        &self,
+        v: &BlockView,
+        file: &str,
+        key: &highway::Key,
+        recs: Vec<block::Record<'a>>,
         render: Render,
         filter: &Filter,
         mut buf: Vec<u8>,
-    ) -> Rendered {
-        let mut ents = Vec::with_capacity(offs.len());
-        for &o in offs {
-            let Ok(r) = block::parse_record(plain, o) else {
-                continue;
-            };
-            let Some(m) = self.classify(plan, b, &r, file, key, filter.verified_only) else {
+    ) -> Rendered<'a> {
+        let mut ents = Vec::with_capacity(recs.len());
+        for (k, r) in recs.iter().enumerate() {
+            let Some(m) = self.classify(v, r, file, key, filter.verified_only) else {
                 continue;
             };
             if !filter.wants(&m) {
@@ -1540,14 +1609,14 @@ impl StreamWalker {
             }
             if render_streamed(&m) {
                 // handed out from the block as it is
-                ents.push((m.seq, o, usize::MAX));
+                ents.push((m.seq, 0, usize::MAX, k));
                 continue;
             }
             let s = buf.len();
             render(&m, &mut buf);
-            ents.push((m.seq, s, buf.len()));
+            ents.push((m.seq, s, buf.len(), k));
         }
-        (ents, buf)
+        (ents, buf, recs)
     }
 
     /// Hand out the records of one rendered run of a block, in order, with the findings at
@@ -1555,23 +1624,19 @@ impl StreamWalker {
     #[allow(clippy::too_many_arguments)]
     fn hand_out(
         &self,
-        plan: &Plan,
-        b: &BlockPlan,
-        plain: &[u8],
+        v: &BlockView,
         file: &str,
         key: &highway::Key,
         c: &mut Cursor,
-        ents: &[(u64, usize, usize)],
+        ents: &[(u64, usize, usize, usize)],
         buf: &[u8],
+        recs: &[block::Record],
     ) -> ControlFlow<()> {
         let mut i = 0;
-        while let Some(&(seq, s, e)) = ents.get(i) {
+        while let Some(&(seq, s, e, k)) = ents.get(i) {
             i += 1;
             if e == usize::MAX {
-                let Ok(r) = block::parse_record(plain, s) else {
-                    continue;
-                };
-                if let Some(m) = self.classify(plan, b, &r, file, key, c.filter.verified_only) {
+                if let Some(m) = self.classify(v, &recs[k], file, key, c.filter.verified_only) {
                     c.rendered(seq, Event::Msg(m))?;
                 }
                 continue;
@@ -1580,7 +1645,7 @@ impl StreamWalker {
             if c.last_out.is_none_or(|l| seq > l) {
                 c.findings_upto(Some(seq))?;
                 let limit = c.next_finding_seq();
-                while let Some(&(s2, b2, e2)) = ents.get(i) {
+                while let Some(&(s2, b2, e2, _)) = ents.get(i) {
                     if e2 == usize::MAX || b2 != end || s2 <= last || s2 >= limit {
                         break;
                     }
@@ -1693,6 +1758,81 @@ impl StreamWalker {
         let sum = scan.finish();
         Ok(hand(c, &sum.problems))
     }
+}
+
+/// What `emit_streamed` did with a block.
+enum Streamed {
+    /// Every record of the block was framed and handed out (or the walk stopped).
+    Done(ControlFlow<()>),
+    /// The block must be walked whole (some of its records may be out already).
+    Whole,
+}
+
+/// Read the plain block file `f` into `buf` (one byte longer than the file) [`PIECE`]
+/// bytes at a time, handing `out` every record as soon as it is complete, with its offset
+/// in the block. False when the block does not frame cleanly to its end (it is then
+/// walked whole): a record that does not parse, bytes left at the end, a compressed
+/// block, a file longer than `buf` or a read error. True when every record went out, or
+/// `out` stopped.
+fn frame_pieces<'a>(
+    f: &mut File,
+    buf: &'a mut [u8],
+    out: &mut dyn FnMut(&block::Record<'a>) -> bool,
+) -> bool {
+    let mut rem: &'a mut [u8] = buf;
+    let mut base = 0usize; // offset in the block of rem[0]
+    let mut filled = 0usize; // bytes of rem read
+    let mut eof = false;
+    while !eof {
+        let want = (filled + PIECE).min(rem.len());
+        if want == filled {
+            return false; // the file is longer than it was
+        }
+        while filled < want {
+            match f.read(&mut rem[filled..want]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        if base == 0 && block::is_cmp_block(&rem[..filled]) {
+            return false;
+        }
+        // the complete records read so far (by their lengths; parsed below)
+        let mut k = 0usize;
+        while filled - k >= block::HDR_LEN {
+            let raw = u32::from_le_bytes([rem[k], rem[k + 1], rem[k + 2], rem[k + 3]]);
+            let rl = (raw & !block::HBIT) as usize;
+            if rl < block::EMPTY_RECORD_LEN || rl > block::MAX_RECORD_LEN as usize {
+                return false; // does not frame
+            }
+            if rl > filled - k {
+                break; // the rest comes with the next piece
+            }
+            k += rl;
+        }
+        if k > 0 {
+            let (done, rest) = std::mem::take(&mut rem).split_at_mut(k);
+            rem = rest;
+            let done: &'a [u8] = done;
+            for r in block::Records::new(done) {
+                let Ok(mut r) = r else {
+                    return false;
+                };
+                r.offset += base;
+                if !out(&r) {
+                    return true;
+                }
+            }
+            base += k;
+            filled -= k;
+        }
+    }
+    filled == 0
 }
 
 /// A NATS header block parsed: the status line's code and description (after `NATS/1.0`),
@@ -2132,6 +2272,125 @@ mod tests {
                     .unwrap();
                     assert_eq!(a, b, "{} {filter:?}", s.name);
                 }
+            }
+        }
+    }
+
+    /// Everything a walk hands out, rendered: the messages (JSON), the findings (debug form).
+    fn both_walks(w: &StreamWalker, filter: &Filter) -> (Vec<u8>, Vec<u8>) {
+        let render = |m: &Msg, out: &mut Vec<u8>| {
+            dump::write_message_json(m, dump::PayloadMode::Base64, false, out);
+            out.push(b'\n');
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        w.walk(filter, &mut |ev| {
+            match ev {
+                Event::Msg(m) => render(&m, &mut a),
+                Event::Finding(p) => a.extend(format!("{p:?}\n").bytes()),
+                Event::Rendered(..) => unreachable!(),
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        w.walk_rendered(filter, &render, &mut |ev| {
+            match ev {
+                Event::Rendered(_, bytes) => b.extend_from_slice(bytes),
+                Event::Msg(m) => {
+                    let mut one = Vec::new();
+                    dump::stream_message_json(&m, dump::PayloadMode::Base64, false, &mut one)
+                        .unwrap();
+                    b.extend_from_slice(&one);
+                    b.push(b'\n');
+                }
+                Event::Finding(p) => b.extend(format!("{p:?}\n").bytes()),
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        (a, b)
+    }
+
+    /// A block of a few MiB read in pieces by the rendered walk (records across the pieces'
+    /// edges, one record longer than a piece) hands out exactly what the whole-block walk
+    /// does: clean, and with each kind of damage that makes it walk the block whole (a bad
+    /// length, a record whose subject does not fit, a torn last record, bytes after the
+    /// last record) or that it reads through (a bad checksum), under every filter.
+    #[test]
+    fn pieces_walk_equals_the_whole_block_walk() {
+        // (MULTI has max_bytes 120000: the load removes all but its last ~120 KB, which
+        // `include_deleted` shows)
+        let t = crate::testdata::sample("v2.15.1-plain");
+        let d = crate::testdata::stream_dir(&t, "v2.15.1-plain", "MULTI");
+        for f in std::fs::read_dir(d.join("msgs")).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let key = block::block_key("MULTI", 1);
+        let mut rng = crate::testdata::Rng(0x0b10_c4ed);
+        let mut blk = Vec::new();
+        let mut starts = Vec::new();
+        for seq in 1..=3000u64 {
+            starts.push(blk.len());
+            let n = if seq == 1500 {
+                600 << 10
+            } else {
+                rng.below(2000)
+            };
+            let payload = rng.bytes(n);
+            let hdr = format!("NATS/1.0\r\nX-Seq: {seq}\r\n\r\n");
+            let subject = format!("multi.s{}", seq % 7);
+            let raw_seq = if seq % 500 == 0 { seq | (1 << 62) } else { seq };
+            block::encode_record(
+                &mut blk,
+                &key,
+                raw_seq,
+                1_764_496_800_000_000_000 + seq as i64,
+                subject.as_bytes(),
+                (seq % 3 != 0).then_some(hdr.as_bytes()),
+                &payload,
+            );
+        }
+        assert!(blk.len() > 4 * PIECE, "{}", blk.len());
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![("clean", blk.clone())];
+        let mut c = blk.clone();
+        c[starts[2100] + 40] ^= 0x10; // a payload byte: a bad checksum, read through
+        cases.push(("checksum", c));
+        let mut c = blk.clone();
+        c[starts[1800]..starts[1800] + 4].copy_from_slice(&7u32.to_le_bytes());
+        cases.push(("length", c));
+        let mut c = blk.clone();
+        c[starts[900] + 20..starts[900] + 22].copy_from_slice(&u16::MAX.to_le_bytes());
+        cases.push(("subject", c));
+        let mut c = blk.clone();
+        c.truncate(c.len() - 100);
+        cases.push(("torn", c));
+        let mut c = blk.clone();
+        c.extend_from_slice(&[0u8; 9]);
+        cases.push(("trailing", c));
+        for (what, bytes) in cases {
+            std::fs::write(d.join("msgs/1.blk"), &bytes).unwrap();
+            let all = streams(&d).unwrap();
+            let w = open(&all[0], crate::base::time::now_ns()).unwrap();
+            for filter in [
+                Filter::default(),
+                Filter {
+                    include_deleted: true,
+                    ..Default::default()
+                },
+                Filter {
+                    seq: (1000, 2500),
+                    subject: Some(b"multi.s3".to_vec()),
+                    include_deleted: true,
+                    ..Default::default()
+                },
+                Filter {
+                    last: Some(700),
+                    include_deleted: true,
+                    ..Default::default()
+                },
+            ] {
+                let (a, b) = both_walks(&w, &filter);
+                assert!(a.len() > 1000, "{what} {filter:?}");
+                assert!(a == b, "{what} {filter:?}");
             }
         }
     }
