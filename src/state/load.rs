@@ -501,10 +501,22 @@ pub fn enforce_limits(
             continue;
         };
         let mut kills: Vec<(u64, u32, Vec<u8>)> = Vec::new();
+        // a block holding a sequence twice (hostile or damaged input; the scan counted it once)
+        // must not have it removed twice: the sequences removed so far, built on the first
+        // record that does not come after all those before it
+        let mut last = 0u64;
+        let mut killed: Option<std::collections::HashSet<u64>> = None;
         for r in block::Records::new(&plain).map_while(|r| r.ok()) {
             if r.kind() != RecordKind::Message || !s.live_bits.get(r.seq) {
                 continue;
             }
+            if r.seq <= last {
+                let k = killed.get_or_insert_with(|| kills.iter().map(|k| k.0).collect());
+                if k.contains(&r.seq) {
+                    continue;
+                }
+            }
+            last = last.max(r.seq);
             let mut why = None;
             if !front_done {
                 if limits.acked_floor.is_some_and(|f| r.seq <= f) {
@@ -561,7 +573,10 @@ pub fn enforce_limits(
                 }
             }
             let Some(w) = why else { continue };
-            n -= 1;
+            if let Some(k) = killed.as_mut() {
+                k.insert(r.seq);
+            }
+            n = n.saturating_sub(1);
             b = b.saturating_sub(u64::from(r.len));
             if w != 4 {
                 if let Some(c) = per_subject.get_mut(r.subject) {
@@ -902,6 +917,34 @@ pub fn unserved_by_slots(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz regression (`verify_archive`): a tarball whose block holds sequence 1 twice, past
+    /// max_age. The scan counts the sequence once; the limits removed it twice and the count of
+    /// messages left went below zero (a panic in a debug build; in a release build a count that
+    /// wrapped to 2^64 - 1, so max_msgs would have removed everything after it).
+    #[test]
+    fn a_sequence_held_twice_is_removed_once() {
+        let input = include_bytes!("../../fixtures/fuzz/verify_archive-duplicate-seq.bin");
+        let t = tempfile::tempdir().unwrap();
+        let tgz = t.path().join("ORDERS.tgz");
+        std::fs::write(&tgz, &input[1..]).unwrap();
+        let rep = crate::check::verify_path(
+            &tgz,
+            &crate::check::Options::default(),
+            &crate::base::progress::NoProgress,
+        )
+        .unwrap();
+        let load = rep.streams[0].load.as_ref().unwrap();
+        let age: Vec<_> = load
+            .removed
+            .iter()
+            .filter(|r| r.limit == "max_age")
+            .collect();
+        assert_eq!(age.len(), 1, "{:?}", load.removed);
+        assert_eq!((age[0].messages, &age[0].ranges), (1, &vec![(1, 1)]));
+        // the whole fuzz entry point too
+        crate::fuzzing::verify_archive(input);
+    }
 
     /// Block 31..40 with seq 36's sequence field flipped to 37 (its checksum then fails), a
     /// delete map holding 33: 2.9 reads slot by slot (36 unserved, 37 served), 2.10-2.11.9
