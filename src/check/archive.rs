@@ -562,6 +562,10 @@ impl StreamSource for MemSource {
 /// spare capacity again for every block).
 fn read_member_into(mut rd: impl Read, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
     let want = usize::try_from(size).unwrap_or(usize::MAX);
+    if buf.capacity() < want {
+        // room for any real block at once (no doubling past a reusable size)
+        crate::filestore::block::reserve_for_block(buf, size);
+    }
     if buf.len() < want {
         buf.resize(want, 0);
     }

@@ -104,7 +104,7 @@ pub fn read_capped_into(path: &Path, cap: u64, buf: &mut Vec<u8>) -> io::Result<
     buf.clear();
     let f = fs::File::open(path)?;
     let len = f.metadata()?.len();
-    buf.reserve(big_reservation(len.min(cap)) as usize);
+    crate::filestore::block::reserve_for_block(buf, len.min(cap));
     f.take(cap).read_to_end(buf)?;
     Ok(len.max(buf.len() as u64))
 }
@@ -333,4 +333,45 @@ thread_local! {
     /// (with glibc's mmap threshold fixed in main, malloc gave each freed 8 MiB back to the
     /// kernel: a fresh 2048 page faults per compressed block).
     static DECODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Block files a few bytes apart (each block ends with the record that crossed 8 MiB)
+    /// are read into one buffer per thread that never moves: before, the reused buffer grew by
+    /// doubling past the reusable size, was freed after each block and allocated anew (a
+    /// copy, 16 MiB and thousands of page faults per block).
+    #[test]
+    fn blocks_of_near_sizes_reuse_one_buffer() {
+        let t = tempfile::tempdir().unwrap();
+        let sizes = [8_389_564usize, 8_389_594, 8_256_165, 8_389_594];
+        let paths: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let p = t.path().join(format!("{i}.blk"));
+                fs::write(&p, vec![0u8; n]).unwrap();
+                p
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            for (p, &n) in paths.iter().zip(&sizes) {
+                let (len, _) = read_reusing(p, |d, _| d.map(|(b, _)| b.len()).unwrap()).unwrap();
+                assert_eq!(len, n);
+                seen.push(READ_BUF.with(|b| {
+                    let b = b.borrow();
+                    (b.as_ptr() as usize, b.capacity())
+                }));
+            }
+        }
+        assert!(
+            seen.iter().all(|&s| s == seen[0]),
+            "the block buffer moved or changed size: {seen:?}"
+        );
+        assert!(seen[0].1 as u64 <= crate::filestore::block::BIG_BLOCK);
+        release_block_buffers();
+    }
 }

@@ -785,7 +785,7 @@ fn plan_tar(
                     return Ok(());
                 };
                 let _big = block::big_block_guard(m.size);
-                buf.clear();
+                block::reserve_for_block(&mut buf, m.size.min(block::MAX_BLOCK_FILE));
                 rd.read_to_end(&mut buf)?;
                 if let Some(e) = &enc {
                     match e.block_key(n) {
@@ -1300,6 +1300,7 @@ impl StreamWalker {
             _ => return Streamed::Whole,
         };
         // one byte more than the file: a file that grew is noticed
+        block::reserve_for_block(buf, size as u64 + 1);
         buf.resize(size + 1, 0);
         let key = block::block_key(&plan.cfg_name, b.index);
         let v = BlockView {
@@ -1369,7 +1370,7 @@ impl StreamWalker {
                     return Ok(());
                 }
                 let _big = block::big_block_guard(m.size);
-                buf.clear();
+                block::reserve_for_block(&mut buf, m.size.min(block::MAX_BLOCK_FILE));
                 rd.read_to_end(&mut buf)?;
                 if let Some(e) = &plan.enc {
                     match e.block_key(n) {

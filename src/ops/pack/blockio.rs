@@ -81,7 +81,7 @@ pub(super) fn open<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Block<'b
             }
         });
     }
-    buf.clear();
+    block::reserve_for_block(buf, size.min(MAX_BLOCK_FILE));
     buf.extend_from_slice(head.get(..got).unwrap_or(&[]));
     f.take(MAX_BLOCK_FILE).read_to_end(buf)?;
     if !is_cmp {

@@ -252,7 +252,10 @@ fn block<W: Write + Send + 'static>(
         return Ok(len);
     }
     // One buffer for every compressed block: no fresh allocation (and page faults) per block.
-    raw.clear();
+    crate::filestore::block::reserve_for_block(
+        raw,
+        len.min(crate::filestore::block::MAX_BLOCK_FILE),
+    );
     raw.extend_from_slice(head);
     f.read_to_end(raw)?;
     match crate::filestore::block::plain_block(raw) {
