@@ -927,18 +927,7 @@ fn xor_on_all_cores(k: &crate::filestore::keys::AssetKey, b: &mut [u8]) {
 /// block cannot be decrypted.
 fn undecryptable(ctx: &ScanCtx, i: u32, why: &str) -> BlockScan {
     let rel = format!("msgs/{i}.blk");
-    let mut s = BlockScan {
-        index: i,
-        file: rel.clone(),
-        unreadable: true,
-        ..Default::default()
-    };
-    s.problems.push(Problem::new(
-        Kind::IoError,
-        BlockScan::loc(ctx, &rel),
-        format!("cannot be decrypted: {why}"),
-    ));
-    s
+    BlockScan::unreadable_file(ctx, i, &rel, format!("cannot be decrypted: {why}"))
 }
 
 fn verify_v2<R: io::BufRead>(

@@ -2276,20 +2276,7 @@ pub fn verify_stream_dir(
                     too_large(&ctx, &mut s, n);
                     s
                 }
-                Err(e) => {
-                    let mut s = BlockScan {
-                        index: i,
-                        file: rel.clone(),
-                        unreadable: true,
-                        ..Default::default()
-                    };
-                    s.problems.push(Problem::new(
-                        Kind::IoError,
-                        BlockScan::loc(&ctx, &rel),
-                        format!("cannot read: {e}"),
-                    ));
-                    s
-                }
+                Err(e) => BlockScan::unreadable_file(&ctx, i, &rel, format!("cannot read: {e}")),
             }
         })
         .collect();
@@ -2386,18 +2373,7 @@ impl PlainVerify {
             }
             Err(e) => {
                 let rel = format!("msgs/{i}.blk");
-                let mut s = BlockScan {
-                    index: i,
-                    file: rel.clone(),
-                    unreadable: true,
-                    ..Default::default()
-                };
-                s.problems.push(Problem::new(
-                    Kind::IoError,
-                    BlockScan::loc(&ctx, &rel),
-                    format!("cannot read: {e}"),
-                ));
-                s
+                BlockScan::unreadable_file(&ctx, i, &rel, format!("cannot read: {e}"))
             }
         }
     }

@@ -647,20 +647,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
                     store::too_large(&ctx, &mut s, n);
                     s
                 }
-                Err(e) => {
-                    let mut s = BlockScan {
-                        index: i,
-                        file: rel.clone(),
-                        unreadable: true,
-                        ..Default::default()
-                    };
-                    s.problems.push(Problem::new(
-                        crate::base::problem::Kind::IoError,
-                        BlockScan::loc(&ctx, &rel),
-                        format!("cannot read: {e}"),
-                    ));
-                    s
-                }
+                Err(e) => BlockScan::unreadable_file(&ctx, i, &rel, format!("cannot read: {e}")),
             }
         })
         .collect();

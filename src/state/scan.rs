@@ -275,6 +275,20 @@ impl BlockScan {
     pub fn loc(ctx: &ScanCtx, file: &str) -> Location {
         Location::stream(ctx.account, ctx.stream).file(format!("{}{}", ctx.file_prefix, file))
     }
+
+    /// The scan of block `index` (file `rel`) that could not be read or decrypted: unreadable,
+    /// with an `io_error` finding saying why (`cannot read: …`).
+    pub fn unreadable_file(ctx: &ScanCtx, index: u32, rel: &str, why: String) -> BlockScan {
+        let mut s = BlockScan {
+            index,
+            file: rel.to_string(),
+            unreadable: true,
+            ..Default::default()
+        };
+        s.problems
+            .push(Problem::new(Kind::IoError, BlockScan::loc(ctx, rel), why));
+        s
+    }
 }
 
 /// [`scan_block`] of a block that cannot be read again (inside an archive): when it has
