@@ -81,9 +81,10 @@ pub fn next_fire(pattern: &str, zone: Option<&str>, ts: i64, now: i64) -> Fire {
 /// Go's `Time.Round(time.Second)` (halves away from zero).
 fn round_sec(ns: i64) -> i64 {
     let r = ns.rem_euclid(NS);
-    let down = ns - r;
+    // saturating: a stored time at the ends of i64 (hostile input) must not wrap
+    let down = ns.saturating_sub(r);
     if r >= NS / 2 {
-        down + NS
+        down.saturating_add(NS)
     } else {
         down
     }
@@ -292,6 +293,17 @@ fn date(year: i64, month: u32, day: u32, h: u32, mi: u32, s: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz regression (`schedule`, found by CI's short run): a message time 8 ns above the
+    /// lowest i64 made the rounding to the second overflow (a panic in a debug build).
+    #[test]
+    fn times_at_the_ends_of_i64_do_not_wrap() {
+        let now = 0x18da_6210_8cc0_0d15_i64;
+        let f = next_fire("@every 940m30m9h490m30m", None, i64::MIN + 8, now);
+        assert!(matches!(f, Fire::At(t) if t > now), "{f:?}");
+        assert_eq!(round_sec(i64::MAX), i64::MAX);
+        assert_eq!(round_sec(i64::MIN + 8), i64::MIN);
+    }
 
     fn t(s: &str) -> i64 {
         crate::base::time::parse_rfc3339(s).unwrap()
