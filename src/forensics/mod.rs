@@ -368,6 +368,25 @@ pub fn select(
     Ok(v)
 }
 
+/// The threads that render a walk's runs beside the walking thread (which frames, hands out
+/// and renders too): one fewer than the cores, so that the walker keeps a core and idle
+/// renderers do not take it from it.
+fn render_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.saturating_sub(1).max(1))
+            .thread_name(|i| format!("jetdir-render-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .build()
+                    .expect("rayon's default pool")
+            })
+    })
+}
+
 /// Per block: what the first pass learnt.
 #[derive(Debug, Clone)]
 struct BlockPlan {
@@ -1286,9 +1305,14 @@ impl StreamWalker {
             Ok(m) if m.len() <= block::BIG_BLOCK => m.len() as usize,
             _ => return Streamed::Whole,
         };
-        // one byte more than the file: a file that grew is noticed
-        block::reserve_for_block(buf, size as u64 + 1);
-        buf.resize(size + 1, 0);
+        // one byte more than the file: a file that grew is noticed. The buffer keeps its
+        // length from block to block (every byte used is read before it is looked at), so
+        // it is zeroed once, not for every block
+        if buf.len() <= size {
+            block::reserve_for_block(buf, size as u64 + 1);
+            buf.resize(size + 1, 0);
+        }
+        let buf = &mut buf[..size + 1];
         let key = block::block_key(&plan.cfg_name, b.index);
         let v = BlockView {
             plan,
@@ -1483,7 +1507,7 @@ impl StreamWalker {
         let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
         let pool = &pool;
         let mut flow = ControlFlow::Continue(());
-        rayon::in_place_scope(|s| {
+        render_pool().in_place_scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered<'a>)>();
             let mut spawned = 0usize;
             let mut handed = 0usize;
