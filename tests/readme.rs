@@ -28,17 +28,17 @@
 //! - `pack`/`salvage` listings: the size and SHA-256 of `manifest.json` (it records the time
 //!   of the pack, the host and the output's path); the other files' sizes and digests are
 //!   compared;
-//! - examples built by a real nats-server in the test (the dump, kv, object and diff
-//!   examples): the message times (`2026-11-30T13:08:38.162803301Z` and 19-digit
+//! - the account examples' working dir `/tmp/balls` is `/tmp/balls<random>`: its name, in
+//!   the accounts a finding says were tried, is printed as `balls`;
+//! - examples built by a real nats-server in the test (the account tarballs, dump, kv,
+//!   object and diff examples): the message times (`2026-11-30T13:08:38.162803301Z` and 19-digit
 //!   nanosecond `ts` values), the record checksums a finding quotes (`stored …, computed …`:
 //!   the checksum covers the time) and the digest of `big.bin` (random bytes) are that
 //!   server run's own.
 //!
-//! Not checked (see [`EXAMPLES`]): `verify --key-file js.key EV.tgz` (a stream written in
-//! account ACC of a server with a key; its "tried account(s)" names the dirs holding the
-//! tarball on the author's machine), and the second `cluster --server-name n1 n1/store` (a
-//! stopped 3-node cluster whose raft group names are random and whose terms, votes and WAL
-//! sizes depend on the elections of the run: tests/cluster_e2e.rs checks its claims).
+//! Not checked (see [`EXAMPLES`]): the second `cluster --server-name n1 n1/store` (a stopped
+//! 3-node cluster whose raft group names are random and whose terms, votes and WAL sizes
+//! depend on the elections of the run: tests/cluster_e2e.rs checks its claims).
 //! Blocks without a `$ jetdir` line (excerpts of golden files, JSON shapes) are not
 //! examples of a command run here.
 //!
@@ -241,7 +241,10 @@ fn mismatch(cmd: &Line, expected: &[Line], actual: &[&str]) -> String {
                 .take_while(|(a, b)| a == b)
                 .count()
         };
-        let best = starts.iter().copied().max_by_key(|&at| (prefix(at), usize::MAX - at));
+        let best = starts
+            .iter()
+            .copied()
+            .max_by_key(|&at| (prefix(at), usize::MAX - at));
         let at = best.unwrap_or(j);
         let k = prefix(at);
         if k < seg.len() {
@@ -287,6 +290,8 @@ struct Ctx {
     /// literal strings that are the run's own (or the README author's run's own), and the mark
     /// that replaces them in both
     masks: Vec<(String, &'static str)>,
+    /// temp dirs a setup made besides the block's own (removed at the end with it)
+    keep: Vec<tempfile::TempDir>,
 }
 
 impl Ctx {
@@ -371,11 +376,7 @@ const EXAMPLES: &[(&str, How)] = &[
     ),
     (
         "$ jetdir verify --key-file js.key EV.tgz",
-        How::No(
-            "a stream of account ACC written by a server with a key; the finding lists the \
-             accounts tried, which include the names of the dirs holding the tarball on the \
-             machine that made it (tests/encrypted_account_e2e.rs checks the behaviour)",
-        ),
+        How::Server(account_tarballs),
     ),
     ("$ jetdir verify SECRET.tgz", How::Fixtures(secret_tgz)),
     (
@@ -479,21 +480,58 @@ const EXAMPLES: &[(&str, How)] = &[
 const CLUSTER_E2E_WHY: &str = "a stopped 3-node 2.15.1 cluster (tests/cluster_e2e.rs): its raft \
      group names are random and its terms, votes and WAL sizes depend on the run's elections";
 
-/// `SECRET.tgz`: `tar czf SECRET.tgz SECRET` of the bundled chacha store's stream, `js.key`
-/// its key (fixtures/README.md), and an empty store dir for extract.
-fn secret_tgz(c: &mut Ctx) {
-    std::fs::write(c.at("js.key"), "jetdir-sample-key-0123456789abcdef\n").unwrap();
-    let f = std::fs::File::create(c.at("SECRET.tgz")).unwrap();
+/// `tar czf OUT/NAME.tgz NAME` in `dir`.
+fn tar_stream(out: &Path, dir: &Path, name: &str) {
+    let f = std::fs::File::create(out.join(format!("{name}.tgz"))).unwrap();
     let mut t = tar::Builder::new(flate2::write::GzEncoder::new(
         f,
         flate2::Compression::default(),
     ));
-    t.append_dir_all(
-        "SECRET",
-        repo().join("fixtures/v2.15.1-enc-chacha/store/jetstream/$G/streams/SECRET"),
-    )
-    .unwrap();
+    t.append_dir_all(name, dir.join(name)).unwrap();
     t.into_inner().unwrap().finish().unwrap();
+}
+
+/// The account examples: `tar czf` of streams EV and KV_cfg (tests/support/forensics_scenario.py
+/// in account ACC of nats-server 2.15.1 with the key and cipher chacha) in `/tmp/balls`, the
+/// commands' working dir, with `js.key`. jetdir tries the names of the dirs holding a tarball
+/// as accounts, so the dir is `/tmp/balls<random>` here, printed as `balls`.
+fn account_tarballs(c: &mut Ctx) {
+    let run = server_run(
+        "forensics_scenario.py",
+        &[
+            "--key",
+            "jetdir-sample-key-0123456789abcdef",
+            "--cipher",
+            "chacha",
+            "--account",
+            "ACC",
+        ],
+    );
+    let balls = tempfile::Builder::new()
+        .prefix("balls")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = balls.path().to_path_buf();
+    std::fs::write(dir.join("js.key"), "jetdir-sample-key-0123456789abcdef\n").unwrap();
+    let streams = run.join("store/jetstream/ACC/streams");
+    tar_stream(&dir, &streams, "EV");
+    tar_stream(&dir, &streams, "KV_cfg");
+    let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+    c.masks.push((format!(", {name},"), ", balls,"));
+    c.tmp = dir;
+    c.keep.push(balls);
+    c.server_data = true;
+}
+
+/// `SECRET.tgz`: `tar czf SECRET.tgz SECRET` of the bundled chacha store's stream, `js.key`
+/// its key (fixtures/README.md), and an empty store dir for extract.
+fn secret_tgz(c: &mut Ctx) {
+    std::fs::write(c.at("js.key"), "jetdir-sample-key-0123456789abcdef\n").unwrap();
+    tar_stream(
+        &c.tmp,
+        &repo().join("fixtures/v2.15.1-enc-chacha/store/jetstream/$G/streams"),
+        "SECRET",
+    );
     c.map("/var/lib/nats", true);
 }
 
@@ -570,18 +608,30 @@ fn flip_last_payload_byte(c: &Ctx, stream_dir: &Path, stream: &str, seq: u64) {
     std::fs::write(&blk, b).unwrap();
 }
 
-/// Run a tests/support scenario against nats-server 2.15.1 into a fresh dir (kept for the
-/// test's duration in a process-wide temp dir, removed at exit with it).
+/// The scenario runs of [`server_run`]: each once per test, in one temp dir that
+/// [`RunsGuard`] removes when the test ends.
+static RUNS: std::sync::Mutex<Option<(tempfile::TempDir, BTreeMap<String, PathBuf>)>> =
+    std::sync::Mutex::new(None);
+
+struct RunsGuard;
+
+impl Drop for RunsGuard {
+    fn drop(&mut self) {
+        RUNS.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// Run a tests/support scenario against nats-server 2.15.1 into a fresh dir (once per
+/// scenario and arguments; the examples copy what they change).
 fn server_run(script: &str, args: &[&str]) -> PathBuf {
-    static RUNS: std::sync::Mutex<BTreeMap<String, (tempfile::TempDir, PathBuf)>> =
-        std::sync::Mutex::new(BTreeMap::new());
     let key = format!("{script} {args:?}");
-    let mut runs = RUNS.lock().unwrap();
-    if let Some((_, p)) = runs.get(&key) {
+    let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let (root, done) =
+        runs.get_or_insert_with(|| (tempfile::TempDir::new().unwrap(), BTreeMap::new()));
+    if let Some(p) = done.get(&key) {
         return p.clone();
     }
-    let tmp = tempfile::TempDir::new().unwrap();
-    let out = tmp.path().join("run");
+    let out = root.path().join(format!("run{}", done.len()));
     let o = Command::new(common::python_with_nats())
         .arg(repo().join("tests/support").join(script))
         .arg("--server")
@@ -597,7 +647,7 @@ fn server_run(script: &str, args: &[&str]) -> PathBuf {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    runs.insert(key, (tmp, out.clone()));
+    done.insert(key, out.clone());
     out
 }
 
@@ -733,11 +783,19 @@ fn normalise(c: &Ctx, line: &str) -> String {
         s = mask_after(&s, "(commit ", |ch| ch.is_ascii_alphanumeric(), "<commit>");
     }
     if s.contains(" | streams=") {
-        s = mask_after(&s, " duration=", |ch| ch.is_ascii_digit() || ch == '.', "<d>");
+        s = mask_after(
+            &s,
+            " duration=",
+            |ch| ch.is_ascii_digit() || ch == '.',
+            "<d>",
+        );
     }
     if let Some(i) = s.find("manifest.json ") {
         if s[..i].trim().is_empty() {
-            s = format!("{}manifest.json <size and sha256 of this run's manifest>", &s[..i]);
+            s = format!(
+                "{}manifest.json <size and sha256 of this run's manifest>",
+                &s[..i]
+            );
         }
     }
     if c.server_data {
@@ -759,6 +817,7 @@ fn check_block(b: &Block, setup: Setup) -> Result<(), String> {
         paths: Vec::new(),
         server_data: false,
         masks: Vec::new(),
+        keep: Vec::new(),
     };
     setup(&mut c);
     if c.masks.iter().any(|(_, m)| *m == "<big.bin digest>") {
@@ -771,7 +830,8 @@ fn check_block(b: &Block, setup: Setup) -> Result<(), String> {
             .and_then(|l| l.text.split("SHA-256=").nth(1))
             .and_then(|d| d.split_whitespace().next())
         {
-            c.masks.push((readme_digest.to_string(), "<big.bin digest>"));
+            c.masks
+                .push((readme_digest.to_string(), "<big.bin digest>"));
         }
     }
     let mut errors = Vec::new();
@@ -861,6 +921,7 @@ fn leak(s: &str) -> &'static str {
 }
 
 fn run_all(server: bool) {
+    let _runs = RunsGuard;
     let mut failures = Vec::new();
     let mut ran = 0;
     for (b, how) in classified() {
@@ -919,7 +980,7 @@ fn every_readme_example_is_classified() {
             _ => false,
         })
         .count();
-    assert_eq!(not_checked, 2, "README examples not checked");
+    assert_eq!(not_checked, 1, "README examples not checked");
     let commands: usize = blocks
         .iter()
         .map(|(b, _)| {
@@ -955,7 +1016,10 @@ fn a_changed_readme_line_fails_naming_it() {
         err.contains(&format!("README.md:{no}: expected `")) && err.contains("messages=114"),
         "{err}"
     );
-    assert!(err.contains("got      `OK jetdir") && err.contains("messages=113"), "{err}");
+    assert!(
+        err.contains("got      `OK jetdir") && err.contains("messages=113"),
+        "{err}"
+    );
 }
 
 /// The matcher: an elision line is any number of lines, nothing else is.
@@ -987,19 +1051,30 @@ fn elision_matches_any_lines_and_only_there() {
     let m = mismatch(&cmd, &lines(&["a"]), &["a", "b"]);
     assert!(m.contains("README.md:10: the output goes on"), "{m}");
     let m = mismatch(&cmd, &[], &["a"]);
-    assert!(m.starts_with("README.md:9: the README shows no output"), "{m}");
+    assert!(
+        m.starts_with("README.md:9: the README shows no output"),
+        "{m}"
+    );
 }
 
 #[test]
 fn shell_words_as_the_shell_reads_them() {
     let (w, r) = shell_words("$ jetdir inspect 'store/jetstream/$G/streams/ORDERS'  # why");
-    assert_eq!(w, ["jetdir", "inspect", "store/jetstream/$G/streams/ORDERS"]);
+    assert_eq!(
+        w,
+        ["jetdir", "inspect", "store/jetstream/$G/streams/ORDERS"]
+    );
     assert_eq!(r, None);
     let (w, r) = shell_words("$ jetdir kv s --bucket cfg get a --raw > a.value     # bytes");
-    assert_eq!(w, ["jetdir", "kv", "s", "--bucket", "cfg", "get", "a", "--raw"]);
+    assert_eq!(
+        w,
+        ["jetdir", "kv", "s", "--bucket", "cfg", "get", "a", "--raw"]
+    );
     assert_eq!(r.as_deref(), Some("a.value"));
     assert_eq!(
-        mask_server_times(r#""time":"2026-11-30T13:08:38.162803301Z","ts":1796044118162803301,"x":12"#),
+        mask_server_times(
+            r#""time":"2026-11-30T13:08:38.162803301Z","ts":1796044118162803301,"x":12"#
+        ),
         r#""time":"<time>","ts":<ns>,"x":12"#
     );
 }
