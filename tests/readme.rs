@@ -39,8 +39,9 @@
 //! Not checked (see [`EXAMPLES`]): the second `cluster --server-name n1 n1/store` (a stopped
 //! 3-node cluster whose raft group names are random and whose terms, votes and WAL sizes
 //! depend on the elections of the run: tests/cluster_e2e.rs checks its claims).
-//! Blocks without a `$ jetdir` line (excerpts of golden files, JSON shapes) are not
-//! examples of a command run here.
+//! Blocks without a `$ jetdir` line are not examples of a command run here: the commands to
+//! type (```sh blocks without output), the keystream benchmark's output, and the shortened
+//! `cluster --json` excerpts (reindented parts of a document, not its lines).
 //!
 //! The check can fail: `a_changed_readme_line_fails_naming_it` changes one character of one
 //! output line and expects the failure to name the README line and both versions.
@@ -366,6 +367,10 @@ const EXAMPLES: &[(&str, How)] = &[
         How::Fixtures(|c| damaged_store(c, "store", false)),
     ),
     (
+        "$ jetdir verify --at 2026-12-01T00:00:00Z store-dmg",
+        How::Fixtures(|c| damaged_store(c, "store-dmg", true)),
+    ),
+    (
         "$ jetdir inspect fixtures/v2.15.1-enc-aes/store",
         How::Fixtures(|c| {
             c.fixture(
@@ -471,6 +476,13 @@ const EXAMPLES: &[(&str, How)] = &[
         How::Fixtures(|c| {
             c.untar("fixtures/samples/v2.15.1-cluster-log-n1.tar.gz");
             std::fs::rename(c.at("v2.15.1-cluster-log-n1"), c.at("n1")).unwrap();
+        }),
+    ),
+    (
+        "$ jetdir cluster --server-name n1 store",
+        How::Fixtures(|c| {
+            c.untar("fixtures/samples/v2.10.26-cluster-ops-n1.tar.gz");
+            c.tmp = c.at("v2.10.26-cluster-ops-n1");
         }),
     ),
 ];
