@@ -454,7 +454,7 @@ fn run(
                     return Ok(rep.refuse(
                         Outcome::Damaged,
                         format!(
-                            "the archive is damaged ({}); nothing written, even with --allow-damaged: there is nothing to write",
+                            "the archive is damaged ({}); even with --allow-damaged there is nothing to write",
                             det.reason.as_deref().unwrap_or("unreadable payload")
                         ),
                     ));
@@ -669,7 +669,7 @@ fn encrypted_refusal(
 ) -> Option<String> {
     if !opts.keys.has_key() {
         return Some(format!(
-            "the archive is a stream dir encrypted at rest (cipher {}): key needed (--key-file FILE or JETDIR_KEY with the server's JetStream key); nothing written",
+            "the archive is a stream dir encrypted at rest (cipher {}): key needed (--key-file FILE or JETDIR_KEY with the server's JetStream key)",
             crate::filestore::encrypted::cipher_from_sizes(e.sizes()).map_or("unknown", |c| c.name())
         ));
     }
@@ -680,7 +680,7 @@ fn encrypted_refusal(
             .find(|p| p.kind == crate::base::problem::Kind::EncryptedWrongKey)
             .map_or("nothing decrypts with it", |p| p.message.as_str());
         return Some(format!(
-            "the key does not open the archive's stream: {why}; nothing written"
+            "the key does not open the archive's stream: {why}"
         ));
     }
     None
@@ -1017,7 +1017,7 @@ fn commit(staged: Staged, plan: &Plan) -> Step<()> {
         if let Err(e) = given {
             staged.discard();
             return Ok(Err(Refusal::could_not_run(format!(
-                "{e}; nothing written (a server running as uid {} could not use files owned by root)",
+                "{e} (a server running as uid {} could not use files owned by root)",
                 o.uid
             ))));
         }
@@ -1349,7 +1349,7 @@ fn rename_staged(
     }
     if errors > 0 && !plan.opts.allow_damaged {
         return Ok(Err(Refusal::damaged(format!(
-            "the renamed output has {errors} error(s) under {:?} (see problems); nothing written",
+            "the renamed output has {errors} error(s) under {:?} (see problems)",
             plan.out_name
         ))));
     }
