@@ -191,8 +191,8 @@ impl DiffReport {
 struct Digest {
     seq: u64,
     ts: i64,
-    /// One hash over subject, headers and payload (with their lengths): which of them
-    /// differs is found for the first difference only, by reading it again.
+    /// One hash over subject, headers and payload ([`content_sum`]): which of them differs is
+    /// found for the first difference only, by reading it again.
     content: u64,
     size: u64,
 }
@@ -217,19 +217,19 @@ fn hkey() -> &'static highway::Key {
 }
 
 fn digest(m: &super::Msg) -> Digest {
-    let lens = [
-        (m.subject.len() as u64).to_le_bytes(),
-        (m.headers.len() as u64).to_le_bytes(),
-    ];
     Digest {
         seq: m.seq,
         ts: m.ts,
-        content: hash::hh64(
-            hkey(),
-            &[&lens[0], &lens[1], m.subject, m.headers, m.payload],
-        ),
+        content: content_sum(m.subject, m.headers, m.payload),
         size: m.size,
     }
+}
+
+/// The digest of a message's content: XXH3-64 of each field in turn, each seeded with the
+/// digest of the fields before it (so where one field ends and the next begins counts).
+fn content_sum(subject: &[u8], headers: &[u8], payload: &[u8]) -> u64 {
+    use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+    xxh3_64_with_seed(payload, xxh3_64_with_seed(headers, xxh3_64(subject)))
 }
 
 /// Compare the copies at `paths` (two or more). Errors mean "could not run" (a path that is
@@ -722,4 +722,44 @@ fn most_complete(sd: &mut StreamDiff) {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_sum;
+
+    /// The same bytes split differently between subject, headers and payload are different
+    /// content, and a change in any field changes the digest.
+    #[test]
+    fn content_sum_tells_fields_apart() {
+        let base = content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\n", b"payload");
+        assert_ne!(
+            base,
+            content_sum(b"a.", b"bNATS/1.0\r\nK: v\r\n\r\n", b"payload")
+        );
+        assert_ne!(
+            base,
+            content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\np", b"ayload")
+        );
+        assert_ne!(
+            base,
+            content_sum(b"a.b", b"", b"NATS/1.0\r\nK: v\r\n\r\npayload")
+        );
+        assert_ne!(
+            base,
+            content_sum(b"a.c", b"NATS/1.0\r\nK: v\r\n\r\n", b"payload")
+        );
+        assert_ne!(
+            base,
+            content_sum(b"a.b", b"NATS/1.0\r\nK: w\r\n\r\n", b"payload")
+        );
+        assert_ne!(
+            base,
+            content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\n", b"payloaD")
+        );
+        assert_eq!(
+            base,
+            content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\n", b"payload")
+        );
+    }
 }

@@ -679,9 +679,7 @@ fn encrypted_refusal(
             .iter()
             .find(|p| p.kind == crate::base::problem::Kind::EncryptedWrongKey)
             .map_or("nothing decrypts with it", |p| p.message.as_str());
-        return Some(format!(
-            "the key does not open the archive's stream: {why}"
-        ));
+        return Some(format!("the key does not open the archive's stream: {why}"));
     }
     None
 }
