@@ -934,10 +934,32 @@ def rss_row(what: str, m: Measure, base: str = "") -> Row:
     return Row(what, f"{m.rss_mib:.1f} MiB", base, "", f"< {RSS_LIMIT_MIB:.0f} MiB", verdict(m.rss_mib < RSS_LIMIT_MIB))
 
 
+def dump_floor(floors: str, stream: Path, repeats: int, figures: list) -> Optional[Measure]:
+    """bench/dumpfloor.rs (beside `floors`): BENCH's blocks read and every message rendered as
+    `dump --json` renders it, all cores, nothing checked, classified or ordered: the floor of
+    dump's walk pass."""
+    exe = Path(floors).parent / "dumpfloor"
+    if not floors or not exe.exists():
+        return None
+    wait_quiet()
+    files = sorted((stream / "msgs").glob("*.blk"), key=lambda p: int(p.stem))
+    r = subprocess.run([str(exe), "--repeats", str(repeats), *map(str, files)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"dumpfloor exited {r.returncode}: {r.stderr[-2000:]}")
+    j = json.loads(r.stdout)
+    m = Measure(f"floor of dump's walk: read + dump --json rendering of BENCH's {j['messages']} messages, "
+                f"{j['threads']} threads", runs=[Run(wall=w, maxrss_kib=0, cpu=c, rc=0) for w, c in zip(j["wall"], j["cpu"])],
+                nbytes=j["bytes"], note="in-process")
+    figures.append(m)
+    return m
+
+
 def forensics_rows(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: int, m_ver: Measure,
-                   figures: list) -> list[Row]:
+                   figures: list, floors: str = "") -> list[Row]:
     """Issue #12: dump (text and --json) to /dev/null and diff of two copies against deep verify
-    of the same data; diff reads both copies, so its baseline is verify of both (2x)."""
+    of the same data; diff reads both copies, so its baseline is verify of both (2x). With the
+    floors built: dump's floor (the deep verify that decides what the server serves, then the
+    walk's floor) against deep verify, and dump against it."""
     def dump(*extra: str) -> list[str]:
         return [jetdir, "--no-progress", "dump", *extra, str(stream)]
 
@@ -955,6 +977,18 @@ def forensics_rows(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: 
         ratio_row("dump --json to /dev/null: throughput vs deep verify", m_dumpj, m_ver, "share", 0.5, 0.05),
         ratio_row("diff of two copies (both copies' bytes) vs deep verify", m_diff, m_ver2x, "share", 0.5, 0.05),
     ]
+    m_walk = dump_floor(floors, stream, repeats, figures)
+    if m_walk is not None:
+        m_floor = Measure("floor of dump --json: deep verify + the walk's floor", nbytes=nbytes,
+                          runs=[Run(wall=a + b, maxrss_kib=0, cpu=0.0, rc=0)
+                                for a, b in zip(sorted(r.wall for r in m_ver.runs), sorted(r.wall for r in m_walk.runs))])
+        rows += [
+            ratio_row("floor of dump's walk (read + dump --json rendering, all cores, nothing checked) vs deep verify",
+                      m_walk, m_ver, "time", None, None),
+            ratio_row("floor of dump --json (deep verify, then the walk's floor): throughput vs deep verify",
+                      m_floor, m_ver, "share", None, None),
+            ratio_row("dump --json vs its floor (deep verify + the walk's floor)", m_dumpj, m_floor, "time", None, None),
+        ]
     for m, label in ((m_dump, "dump"), (m_dumpj, "dump --json"), (m_diff, "diff")):
         rows.append(rss_row(f"{label} peak RSS", m))
     return rows
@@ -1107,7 +1141,7 @@ def main() -> int:
     # 1. build: the release build with debug info (Cargo.toml's `profiling` profile), so that a
     # figure can be looked into with perf on the very binary that was timed
     what = (([] if args.jetdir else ["--bin", "jetdir"]) + ([] if args.no_snap else ["--example", "s2snap"])
-            + ([] if args.no_floors else ["--example", "floors"]))
+            + ([] if args.no_floors else ["--example", "floors", "--example", "dumpfloor"]))
     if what:
         log(f"cargo build --profile profiling {' '.join(what)}")
         b = subprocess.run(["cargo", "build", "--profile", "profiling", *what], cwd=REPO)
@@ -1201,7 +1235,7 @@ def main() -> int:
             return finish(args, repeats, notes, checks, rows, figures, skipped, work)
         if args.forensics_only:
             figures += [m_cat, m_ver]
-            rows += forensics_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_ver, figures)
+            rows += forensics_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_ver, figures, floors)
             m_pk = measure_pack(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats)
             figures.append(m_pk)
             rows += salvage_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_pk, figures)
@@ -1237,7 +1271,7 @@ def main() -> int:
             rows.append(rss_row(f"verify peak RSS ({label})", m, f"server {m_reb.rss_mib:.0f} MiB"))
 
         # 3d. forensics (issue #12)
-        rows += forensics_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_ver, figures)
+        rows += forensics_rows(jetdir, sdir["BENCH"], blk["BENCH"], work, repeats, m_ver, figures, floors)
 
         # S2 variant
         if "BENCHS2" in facts:

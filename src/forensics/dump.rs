@@ -523,6 +523,38 @@ pub fn time_into(ns: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(&b);
 }
 
+/// Frames the records of a plain block and renders each message as `dump --json` does
+/// (text payloads, base64 when not UTF-8) into `out`, back to back, checking nothing and
+/// classifying nothing: the floor of dump's walk over one block, for the benchmark
+/// (`bench/dumpfloor.rs`). Returns the messages rendered; stops at the first record that does
+/// not frame.
+pub fn render_block_json(stream: &str, file: &str, plain: &[u8], out: &mut Vec<u8>) -> u64 {
+    let mut n = 0u64;
+    for r in crate::filestore::block::Records::new(plain) {
+        let Ok(r) = r else { break };
+        if r.kind() != crate::filestore::block::RecordKind::Message {
+            continue;
+        }
+        let m = Msg {
+            account: "$G",
+            stream,
+            seq: r.seq,
+            ts: r.ts,
+            subject: r.subject,
+            headers: r.headers.unwrap_or(&[]),
+            payload: r.payload,
+            file,
+            offset: r.offset as u64,
+            size: u64::from(r.len),
+            gone: None,
+        };
+        write_message_json(&m, PayloadMode::Text, false, out);
+        out.push(b'\n');
+        n += 1;
+    }
+    n
+}
+
 /// One NDJSON line for a finding: `{"finding": {severity, kind, account, stream, file,
 /// offset, seq, message}}` (the problem object of `verify --json`).
 pub fn finding_json(p: &crate::base::problem::Problem) -> Value {
