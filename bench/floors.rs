@@ -9,7 +9,8 @@
 //!
 //! * `read`: the read alone (what `cat` does, with verify's access pattern: whole 8 MiB blocks);
 //! * `read_hash`: the read, then every record framed (`parse_record`) and its HighwayHash-64
-//!   checked, nothing else (no bookkeeping, no other check): the floor of a deep verify;
+//!   checked, nothing else (no bookkeeping, no other check): the floor of a deep verify
+//!   (`read_hash_cpu`: the CPU seconds of every run);
 //! * `hash`: one thread, the records of blocks already in memory (at most 256 MiB) framed and
 //!   hashed: the hash's own cost per byte, CPU-bound;
 //! * `s2_par` (with `--s2-stream FILE`, a backup's `stream.tar.s2`): that file decoded on
@@ -392,13 +393,16 @@ fn main() -> io::Result<()> {
     }
     let (mut read, mut read_hash, mut hash, mut s2_par, mut s2_cpu) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut read_hash_cpu = Vec::new();
     let (mut pack_wall, mut pack_cpu, mut pack_out) = (Vec::new(), Vec::new(), 0u64);
     if pack {
         pack_run(&files, threads)?; // untimed: the encoder's buffers and threads warm
     }
     for _ in 0..repeats {
         read.push(par_run(&files, threads, false)?.0);
+        let c0 = cpu_secs();
         read_hash.push(par_run(&files, threads, true)?.0);
+        read_hash_cpu.push(cpu_secs() - c0);
         let t = Instant::now();
         let mut n = 0;
         for (stream, index, b) in &held {
@@ -420,11 +424,13 @@ fn main() -> io::Result<()> {
     }
     println!(
         "{{\"threads\": {threads}, \"bytes\": {bytes}, \"records\": {records}, \"bad\": {bad}, \
-         \"read\": {}, \"read_hash\": {}, \"hash\": {}, \"hash_bytes\": {held_bytes}, \
+         \"read\": {}, \"read_hash\": {}, \"read_hash_cpu\": {}, \"hash\": {}, \
+         \"hash_bytes\": {held_bytes}, \
          \"s2_par\": {}, \"s2_par_cpu\": {}, \"s2_bytes\": {s2_bytes}, \"pack\": {}, \
          \"pack_cpu\": {}, \"pack_out\": {pack_out}}}",
         secs(&read),
         secs(&read_hash),
+        secs(&read_hash_cpu),
         secs(&hash),
         secs(&s2_par),
         secs(&s2_cpu),

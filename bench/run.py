@@ -780,6 +780,8 @@ def floor_rows(floors: str, files: list[Path], server_s2: Path, repeats: int, m_
              j["s2_bytes"], t)
     for r, c in zip(f_s2.runs, j.get("s2_par_cpu", [])):
         r.cpu = c
+    for r, c in zip(f_rh.runs, j.get("read_hash_cpu", [])):
+        r.cpu = c
     figures += [f_read, f_rh, f_hash, f_s2]
     checks.append(
         f"floors (bench/floors.rs): {j['records']} records of BENCH hashed, {j['bad']} checksums wrong; "
@@ -789,6 +791,8 @@ def floor_rows(floors: str, files: list[Path], server_s2: Path, repeats: int, m_
         ratio_row("floor of deep verify (read + hash of every record, nothing else) vs `cat`",
                   f_rh, m_cat, "share", None, None),
         ratio_row("deep verify vs its floor (read + hash)", m_ver, f_rh, "share", None, None),
+        Row("deep verify CPU vs its floor's CPU (best runs)", f"{m_ver.cpu:.2f} CPU-s", f"{f_rh.cpu:.2f} CPU-s",
+            f"{m_ver.cpu / f_rh.cpu:.2f}x" if f_rh.cpu > 0 else "", "(info)", ""),
         ratio_row("floor of a V2 backup's verify (its S2 decode alone, all cores) vs verify on disk",
                   f_s2, m_ver, "time", None, None),
         ratio_row("verify of a V2 backup vs its floor (the S2 decode alone)", m_vb, f_s2, "time", None, None),
