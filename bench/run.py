@@ -778,6 +778,10 @@ def floor_rows(floors: str, files: list[Path], server_s2: Path, repeats: int, m_
                j["hash_bytes"], 1)
     f_s2 = m(f"floor: the server's stream.tar.s2 S2-decoded alone, {t} threads (uncompressed MB/s)", "s2_par",
              j["s2_bytes"], t)
+    for r, c in zip(f_s2.runs, j.get("s2_par_cpu", [])):
+        r.cpu = c
+    for r, c in zip(f_rh.runs, j.get("read_hash_cpu", [])):
+        r.cpu = c
     figures += [f_read, f_rh, f_hash, f_s2]
     checks.append(
         f"floors (bench/floors.rs): {j['records']} records of BENCH hashed, {j['bad']} checksums wrong; "
@@ -787,9 +791,44 @@ def floor_rows(floors: str, files: list[Path], server_s2: Path, repeats: int, m_
         ratio_row("floor of deep verify (read + hash of every record, nothing else) vs `cat`",
                   f_rh, m_cat, "share", None, None),
         ratio_row("deep verify vs its floor (read + hash)", m_ver, f_rh, "share", None, None),
+        Row("deep verify CPU vs its floor's CPU (best runs)", f"{m_ver.cpu:.2f} CPU-s", f"{f_rh.cpu:.2f} CPU-s",
+            f"{m_ver.cpu / f_rh.cpu:.2f}x" if f_rh.cpu > 0 else "", "(info)", ""),
         ratio_row("floor of a V2 backup's verify (its S2 decode alone, all cores) vs verify on disk",
                   f_s2, m_ver, "time", None, None),
         ratio_row("verify of a V2 backup vs its floor (the S2 decode alone)", m_vb, f_s2, "time", None, None),
+        Row("V2 backup verify CPU vs its floor's CPU (best runs)", f"{m_vb.cpu:.2f} CPU-s", f"{f_s2.cpu:.2f} CPU-s",
+            f"{m_vb.cpu / f_s2.cpu:.2f}x" if f_s2.cpu > 0 else "", "(info)", ""),
+    ]
+
+
+def v1_floor_rows(floors: str, s2file: Path, stream: str, repeats: int, m_v29: Measure, m_vb1: Measure,
+                  figures: list, checks: list) -> list[Row]:
+    """bench/floors.rs --v1 on a V1 backup's stream.tar.s2: decoded on all cores by the parallel
+    reader verify uses, its tar walked, every record of its blocks framed and hashed on all
+    cores, nothing else: what verify of that backup cannot go below."""
+    wait_quiet()
+    r = subprocess.run([floors, "--repeats", str(repeats), "--v1", str(s2file), "--stream", stream],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"floors --v1 exited {r.returncode}: {r.stderr[-2000:]}")
+    j = json.loads(r.stdout)
+    t, nb = j["threads"], m_v29.nbytes
+    f_v1 = Measure(f"floor: V1 backup of {stream} S2-decoded + tar walked + HighwayHash-64 of every record, "
+                   f"{t} threads (MB/s of the stream's blocks)",
+                   runs=[Run(wall=w, maxrss_kib=0, cpu=c, rc=0) for w, c in zip(j["v1"], j["v1_cpu"])],
+                   nbytes=nb, note="in-process")
+    f_s2 = Measure(f"floor: V1 backup of {stream} S2-decoded alone, {t} threads (MB/s of the stream's blocks)",
+                   runs=[Run(wall=w, maxrss_kib=0, cpu=0.0, rc=0) for w in j["v1_s2"]], nbytes=nb,
+                   note="in-process")
+    figures += [f_v1, f_s2]
+    checks.append(f"V1 floor (bench/floors.rs --v1): {j['v1_bytes'] / MIB:.1f} MiB of tar decoded, "
+                  f"{j['v1_blocks'] / MIB:.1f} MiB of blocks, {j['records']} records hashed, {j['bad']} checksums wrong")
+    return [
+        ratio_row("floor of V1 backup verify (S2 decode + hash of every record, all cores) vs on-disk verify",
+                  f_v1, m_v29, "time", None, None),
+        ratio_row("V1 backup verify vs its floor (S2 decode + hash)", m_vb1, f_v1, "time", None, None),
+        Row("V1 backup verify CPU vs its floor's CPU (best runs)", f"{m_vb1.cpu:.2f} CPU-s", f"{f_v1.cpu:.2f} CPU-s",
+            f"{m_vb1.cpu / f_v1.cpu:.2f}x" if f_v1.cpu > 0 else "", "(info)", ""),
     ]
 
 
@@ -815,12 +854,42 @@ class Row:
 ENC_KEY = "jetdir-bench-key-0123456789abcdef"
 
 
+def enc_floor(floors: str, files: list[Path], key: Path, cipher: str, repeats: int, figures: list,
+              checks: list) -> Measure:
+    """bench/floors.rs --key-file on an encrypted stream's block files: each block's key file
+    opened, the block read, decrypted whole by the keystream code verify uses, every record
+    framed and hashed, nothing else, all cores: what the encrypted deep verify cannot go below."""
+    wait_quiet()
+    r = subprocess.run([floors, "--repeats", str(repeats), "--key-file", str(key), *map(str, files)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"floors --key-file exited {r.returncode}: {r.stderr[-2000:]}")
+    j = json.loads(r.stdout)
+    t = j["threads"]
+
+    def m(name: str, key: str) -> Measure:
+        cpu = j.get(key + "_cpu") or [0.0] * len(j[key])
+        return Measure(name, runs=[Run(wall=w, maxrss_kib=0, cpu=c, rc=0) for w, c in zip(j[key], cpu)],
+                       nbytes=j["bytes"], note="in-process")
+
+    f_read = m(f"floor: read of ENC{cipher.upper()}'s encrypted blocks with verify's access pattern, {t} threads",
+               "read")
+    f_xor = m(f"floor: that read + key file + keystream (decrypted in place), {t} threads", "enc_xor")
+    f_enc = m(f"floor: that read + keystream + HighwayHash-64 of every record, nothing else, {t} threads "
+              f"(ENC{cipher.upper()})", "enc")
+    figures += [f_read, f_xor, f_enc]
+    checks.append(f"encrypted floor ({cipher}, bench/floors.rs --key-file): {j['records']} records decrypted "
+                  f"and hashed, {j['bad']} checksums wrong")
+    return f_enc
+
+
 def enc_rows(server: str, jetdir: str, work: Path, size: int, repeats: int, m_ver: Measure,
-             figures: list, checks: list) -> list[Row]:
+             figures: list, checks: list, floors: str = "", keep: bool = False) -> list[Row]:
     """For each cipher: a stream of `size` block bytes written by the server with a key
     (`jetstream { key, cipher }`); deep verify with --key-file timed beside the plain stream's
     (`m_ver`, same run), the server's rebuild of the encrypted stream (index.db removed,
-    started with the key), and verify of a `.tar` of the encrypted stream dir (memory)."""
+    started with the key), verify of a `.tar` of the encrypted stream dir (memory), and (with
+    `floors`) the encrypted verify's floor (read + keystream + hash, all cores)."""
     rows: list[Row] = []
     key = work / "enc.key"
     key.write_text(ENC_KEY + "\n")
@@ -869,7 +938,17 @@ def enc_rows(server: str, jetdir: str, work: Path, size: int, repeats: int, m_ve
         rows.append(ratio_row(f"encrypted ({cipher}): verify of a .tar of the stream dir vs of the dir",
                               m_tar, m_enc, "time", None, None))
         rows.append(rss_row(f"encrypted ({cipher}): verify of a .tar of the stream dir, peak RSS", m_tar))
-        shutil.rmtree(store, ignore_errors=True)
+        if floors:
+            f_enc = enc_floor(floors, blk_files(d), key, cipher, repeats, figures, checks)
+            rows.append(ratio_row(f"floor of encrypted ({cipher}) deep verify (read + keystream + hash of every "
+                                  "record, all cores) vs the plain verify", f_enc, m_ver, "time", None, None))
+            rows.append(ratio_row(f"encrypted ({cipher}) deep verify vs its floor (read + keystream + hash)",
+                                  m_enc, f_enc, "time", None, None))
+            rows.append(Row(f"encrypted ({cipher}) deep verify CPU vs its floor's CPU (best runs)",
+                            f"{m_enc.cpu:.2f} CPU-s", f"{f_enc.cpu:.2f} CPU-s",
+                            f"{m_enc.cpu / f_enc.cpu:.2f}x" if f_enc.cpu > 0 else "", "(info)", ""))
+        if not keep:
+            shutil.rmtree(store, ignore_errors=True)
     return rows
 
 
@@ -1230,7 +1309,7 @@ def main() -> int:
             figures += [m_cat, m_ver, m_reb]
             rows.append(ratio_row("deep verify vs the server's rebuild on start (index.db removed)",
                                   m_ver, m_reb, "faster", 5.0, 0.25))
-            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks)
+            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks, floors, args.keep)
             skipped.append("everything but the plain and encrypted streams' verify and rebuild (--enc-only)")
             return finish(args, repeats, notes, checks, rows, figures, skipped, work)
         if args.forensics_only:
@@ -1293,7 +1372,7 @@ def main() -> int:
 
         # encrypted streams of the same size (issue #13)
         if not args.no_enc:
-            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks)
+            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks, floors, args.keep)
         else:
             skipped.append("encrypted streams (--no-enc)")
 
@@ -1348,8 +1427,11 @@ def main() -> int:
             rows.append(ratio_row("verify of a V1 backup (2.9.10) vs verify of that stream on disk",
                                   m_vb1, m_v29, "time", 2.0, 10.0))
             rows.append(rss_row("verify of a V1 backup: peak RSS", m_vb1))
-            shutil.rmtree(store29, ignore_errors=True)
-            shutil.rmtree(backup1, ignore_errors=True)
+            if floors:
+                rows += v1_floor_rows(floors, backup1 / "stream.tar.s2", n, repeats, m_v29, m_vb1, figures, checks)
+            if not args.keep:
+                shutil.rmtree(store29, ignore_errors=True)
+                shutil.rmtree(backup1, ignore_errors=True)
         else:
             skipped.append("V1 (tar) backup verify: no nats-server 2.9 (or --no-v1)")
 

@@ -833,6 +833,13 @@ pub fn decode_parallel_discarding<R: Read + Send + 'static>(
     }
 }
 
+/// Decodes the framed stream `r` on `workers` threads with the parallel reader verify reads a
+/// backup's `stream.tar.s2` through: a reader of the decoded bytes. For the benchmark's floors
+/// (`bench/floors.rs`: a V1 backup's tar walked and its blocks hashed).
+pub fn decode_parallel<R: Read + Send + 'static>(r: R, workers: usize) -> impl io::BufRead {
+    par::ParFrameReader::new(r, workers)
+}
+
 /// Decodes a whole framed stream held in memory. Same rules as [`FrameReader`].
 pub fn decode_stream(src: &[u8]) -> Result<Vec<u8>, S2Error> {
     let mut out = Vec::new();
