@@ -852,6 +852,102 @@ fn s2_blocks_of_full_size() {
     }
 }
 
+/// [`run`] with the output read only after `delay`, then to its end (a reader that is slow to
+/// start, like `| less`): jetdir blocks on the full pipe meanwhile.
+fn run_reading_late(args: &[&str], delay: Duration) -> Run {
+    use std::io::Read;
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let t0 = Instant::now();
+    let mut child = Command::new("timeout")
+        .args(["-k", "10", "600"])
+        .arg("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(tmp.path())
+        .arg(env!("CARGO_BIN_EXE_jetdir"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let status = child.wait().unwrap();
+    let took = t0.elapsed();
+    assert_ne!(
+        status.code(),
+        Some(124),
+        "jetdir {args:?} did not finish in 600 s"
+    );
+    let rss_kib = fs::read_to_string(tmp.path())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .expect("GNU time wrote the peak RSS");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        rss_kib,
+        took,
+    }
+}
+
+/// `dump --json` of payloads whose every byte is a 6-byte JSON escape (0x01 is valid UTF-8,
+/// so it is written as text: `\u0001`), in records of 4 KiB and of 1 MB, read at once and by
+/// a reader that waits a second: what waits to be written stays bounded (a render task takes
+/// at most 256 KiB of records, and workers start none while 8 MiB wait), so peak RSS stays
+/// under 64 MiB. Before, every run of a block was rendered while the first one was written:
+/// 80 MiB (4 KiB records) and 78 MiB (1 MB records).
+#[test]
+#[cfg_attr(
+    jetdir_no_gnu_time,
+    ignore = "GNU time (/usr/bin/time) is missing: bash scripts/install-deps.sh installs it"
+)]
+fn dump_json_of_escape_heavy_payloads() {
+    let enc = jetdir::filestore::encode_message;
+    for (size, per_block) in [(4096usize, 2000u64), (1_000_000, 8)] {
+        let t = tempfile::tempdir().unwrap();
+        let (_, streams) = store_copy(t.path(), "v2.15.1-plain/store");
+        let dir = streams.join("ORDERS");
+        for e in fs::read_dir(dir.join("msgs")).unwrap() {
+            fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        let payload = vec![1u8; size];
+        let mut seq = 1u64;
+        for index in 1..=3u32 {
+            let mut blk = Vec::new();
+            for _ in 0..per_block {
+                enc(
+                    &mut blk,
+                    "ORDERS",
+                    index,
+                    seq,
+                    seq as i64,
+                    b"orders.new",
+                    None,
+                    &payload,
+                );
+                seq += 1;
+            }
+            fs::write(dir.join(format!("msgs/{index}.blk")), &blk).unwrap();
+        }
+        for delay in [0, 1] {
+            let what = format!("dump --json of {size}-byte escaped payloads, read after {delay} s");
+            let r = run_reading_late(
+                &["dump", "--json", dir.to_str().unwrap(), "-q"],
+                Duration::from_secs(delay),
+            );
+            bounded(&what, &r, &[0, 1]);
+            let messages = r
+                .stdout
+                .lines()
+                .filter(|l| l.contains("\"payload\":\"\\u0001"))
+                .count();
+            assert_eq!(messages as u64, 3 * per_block, "{what}");
+        }
+    }
+}
+
 /// A stream of two 31 MiB messages (records at the limit, `rlBadThresh` = 32 MiB, with
 /// `max_payload` raised), written by the real nats-server 2.15.1 under `dir` (encrypted at rest
 /// with `key`). Returns the store dir.

@@ -35,6 +35,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Why a record found on disk is not served (shown only with `include_deleted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,10 +118,19 @@ const POOLED_MAX: usize = 4 << 20;
 /// Bytes of a plain block read at a time by a rendered walk (`emit_streamed`): with what
 /// they render to, they stay in the CPU's cache until they are rendered.
 const PIECE: usize = 256 << 10;
-/// Records rendered by one task of a [`StreamWalker::walk_rendered`] walk.
+/// Records rendered by one task of a [`StreamWalker::walk_rendered`] walk, at most.
 const RENDER_CHUNK: usize = 256;
-/// Tasks rendering ahead of the records being handed out (bounds the rendered bytes held).
-const RENDER_AHEAD: usize = 8;
+/// Header and payload bytes of the records of one such task, at most (one record may pass
+/// it, up to [`RENDER_INLINE_MAX`]): what one task renders stays a few MiB even where every
+/// byte becomes six (JSON escapes).
+const RUN_BYTES: usize = 256 << 10;
+/// Runs framed ahead of the records being handed out (the records of a block are in its
+/// buffer already: this bounds the small record lists, not bytes; with 8 the walking thread
+/// rendered most runs itself and the other core idled).
+const RENDER_AHEAD: usize = 64;
+/// Rendered bytes waiting to be handed out above which workers start no new run (they wait
+/// behind a slow reader of the output; JSON escaping can make 6 bytes of one).
+const RENDERED_MAX: usize = 8 << 20;
 
 /// True when [`StreamWalker::walk_rendered`] hands `m` out unrendered ([`RENDER_INLINE_MAX`]).
 pub fn render_streamed(m: &Msg) -> bool {
@@ -1493,7 +1503,9 @@ impl StreamWalker {
     /// [`StreamWalker::emit_block`] of a rendered walk: the records are framed once, as the
     /// scanner does (resyncing past damage), in runs of [`RENDER_CHUNK`] that are rendered
     /// on all cores as soon as they are framed, while the runs before are handed out, in
-    /// order ([`RENDER_AHEAD`] runs in flight at most).
+    /// order as soon as they are rendered ([`RENDER_AHEAD`] runs in flight at most; workers
+    /// take no new run while [`RENDERED_MAX`] bytes wait to be handed out, e.g. behind a slow
+    /// reader of the output).
     fn emit_rendered<'a>(
         &self,
         v: &BlockView,
@@ -1507,6 +1519,9 @@ impl StreamWalker {
         let pool = std::sync::Mutex::new(std::mem::take(&mut c.pool));
         let pool = &pool;
         let mut flow = ControlFlow::Continue(());
+        // bytes rendered and not yet handed out
+        let pending = std::sync::atomic::AtomicUsize::new(0);
+        let pending = &pending;
         render_pool().in_place_scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Rendered<'a>)>();
             let mut spawned = 0usize;
@@ -1528,12 +1543,17 @@ impl StreamWalker {
                             inflight: &mut VecDeque<(Run<'a>, Option<Rendered<'a>>)>,
                             handed: &mut usize| {
                 while inflight.front().is_some_and(|f| f.1.is_none()) {
+                    // (past RENDERED_MAX waiting bytes only the run to hand out next)
+                    let room = pending.load(Relaxed) < RENDERED_MAX;
                     let mine = inflight
                         .iter_mut()
+                        .take(if room { usize::MAX } else { 1 })
                         .filter(|f| f.1.is_none())
                         .find_map(|f| take(&f.0).map(|recs| (f, recs)));
                     if let Some((f, recs)) = mine {
-                        f.1 = Some(self.render_chunk(v, file, key, recs, render, filter, buf_of()));
+                        let part = self.render_chunk(v, file, key, recs, render, filter, buf_of());
+                        pending.fetch_add(part.1.len(), Relaxed);
+                        f.1 = Some(part);
                         continue;
                     }
                     match rx.recv() {
@@ -1549,6 +1569,7 @@ impl StreamWalker {
                     return;
                 };
                 *handed += 1;
+                pending.fetch_sub(buf.len(), Relaxed);
                 if flow.is_continue() {
                     *flow = self.hand_out(v, file, key, c, &ents, &buf, &recs);
                 }
@@ -1560,24 +1581,40 @@ impl StreamWalker {
             let spawn = |i: usize, run: Run<'a>| {
                 let tx = tx.clone();
                 s.spawn(move |_| {
+                    if pending.load(Relaxed) >= RENDERED_MAX {
+                        return; // the walking thread renders it when it hands it out
+                    }
                     let Some(recs) = take(&run) else {
                         return; // rendered by the walking thread
                     };
                     let part = self.render_chunk(v, file, key, recs, render, filter, buf_of());
+                    pending.fetch_add(part.1.len(), Relaxed);
                     let _ = tx.send((i, part));
                 });
             };
             let mut run: Vec<block::Record<'a>> = Vec::with_capacity(RENDER_CHUNK);
+            let mut run_bytes = 0usize;
             frame(&mut |r| {
                 run.push(*r);
-                if run.len() < RENDER_CHUNK {
+                run_bytes += r.headers.map_or(0, <[u8]>::len) + r.payload.len();
+                if run.len() < RENDER_CHUNK && run_bytes < RUN_BYTES {
                     return true;
                 }
+                run_bytes = 0;
                 let recs = std::mem::replace(&mut run, Vec::with_capacity(RENDER_CHUNK));
                 let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(recs)));
                 inflight.push_back((shared.clone(), None));
                 spawn(spawned, shared);
                 spawned += 1;
+                // hand out what is rendered already, without waiting
+                while let Ok((j, part)) = rx.try_recv() {
+                    if let Some(f) = inflight.get_mut(j - handed) {
+                        f.1 = Some(part);
+                    }
+                }
+                while flow.is_continue() && inflight.front().is_some_and(|f| f.1.is_some()) {
+                    next_out(&mut flow, c, &mut inflight, &mut handed);
+                }
                 while spawned - handed >= RENDER_AHEAD && flow.is_continue() {
                     next_out(&mut flow, c, &mut inflight, &mut handed);
                 }
