@@ -968,6 +968,8 @@ pub(crate) struct FileWriter {
     jobs: Option<std::sync::mpsc::SyncSender<FileJob>>,
     back: std::sync::mpsc::Receiver<AlignedBuf>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    /// Files queued whose buffer has not come back yet.
+    out: usize,
 }
 
 impl FileWriter {
@@ -985,6 +987,7 @@ impl FileWriter {
             jobs: Some(jobs),
             back,
             thread: Some(thread),
+            out: 0,
         }
     }
 
@@ -992,6 +995,7 @@ impl FileWriter {
     pub(crate) fn write(&mut self, job: FileJob) -> io::Result<()> {
         let sent = self.jobs.as_ref().map(|j| j.send(job).is_ok());
         if sent == Some(true) {
+            self.out += 1;
             return Ok(());
         }
         Err(self
@@ -1002,7 +1006,24 @@ impl FileWriter {
 
     /// A written buffer, if one came back.
     pub(crate) fn reuse(&mut self) -> Option<AlignedBuf> {
-        self.back.try_recv().ok()
+        let b = self.back.try_recv().ok()?;
+        self.out = self.out.saturating_sub(1);
+        Some(b)
+    }
+
+    /// Wait until every file queued is written (their buffers are dropped); the writer's
+    /// first error, if it stopped.
+    pub(crate) fn wait_written(&mut self) -> io::Result<()> {
+        while self.out > 0 {
+            if self.back.recv().is_err() {
+                return Err(self
+                    .stop()
+                    .err()
+                    .unwrap_or_else(|| io::Error::other("file writer stopped")));
+            }
+            self.out -= 1;
+        }
+        Ok(())
     }
 
     /// Wait until every queued file is written and fsynced; its first error, if any.
@@ -1260,6 +1281,35 @@ mod tests {
         let b = AlignedBuf::with_capacity(100);
         assert!(b.data().is_empty());
         assert_eq!(b.buf.len(), b.start);
+    }
+
+    /// `wait_written` returns once every file queued is on disk, whether or not their
+    /// buffers were taken back for reuse in between.
+    #[test]
+    fn file_writer_waits_for_every_file() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = FileWriter::new();
+        for i in 0..5u8 {
+            let mut data = AlignedBuf::with_capacity(3 << 20);
+            data.buf
+                .extend(std::iter::repeat_n(i, (3 << 20) + usize::from(i)));
+            w.write(FileJob {
+                path: d.path().join(format!("f{i}")),
+                data,
+            })
+            .unwrap();
+            if i == 2 {
+                let _ = w.reuse();
+            }
+        }
+        w.wait_written().unwrap();
+        for i in 0..5u8 {
+            let b = fs::read(d.path().join(format!("f{i}"))).unwrap();
+            assert_eq!(b.len(), (3 << 20) + usize::from(i));
+            assert!(b.iter().all(|&x| x == i));
+        }
+        assert_eq!(w.out, 0);
+        w.finish().unwrap();
     }
 
     /// The writer's first error comes back to the caller; nothing after it is written.
