@@ -43,12 +43,7 @@ fn run(args: &[&str]) -> Run {
         Some(124),
         "jetdir {args:?} did not finish in 600 s"
     );
-    let rss_kib = fs::read_to_string(tmp.path())
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().parse::<u64>().ok())
-        .next_back()
-        .expect("GNU time wrote the peak RSS");
+    let rss_kib = peak_rss_kib(tmp.path());
     let code = out.status.code().unwrap_or(-1);
     Run {
         code,
@@ -852,6 +847,16 @@ fn s2_blocks_of_full_size() {
     }
 }
 
+/// The peak RSS that GNU time (`-f %M -o FILE`) wrote into `file`.
+fn peak_rss_kib(file: &Path) -> u64 {
+    fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .expect("GNU time wrote the peak RSS")
+}
+
 /// [`run`] with the output read only after `delay`, then to its end (a reader that is slow to
 /// start, like `| less`): jetdir blocks on the full pipe meanwhile.
 fn run_reading_late(args: &[&str], delay: Duration) -> Run {
@@ -878,12 +883,7 @@ fn run_reading_late(args: &[&str], delay: Duration) -> Run {
         Some(124),
         "jetdir {args:?} did not finish in 600 s"
     );
-    let rss_kib = fs::read_to_string(tmp.path())
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().parse::<u64>().ok())
-        .next_back()
-        .expect("GNU time wrote the peak RSS");
+    let rss_kib = peak_rss_kib(tmp.path());
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out).into_owned(),

@@ -535,19 +535,7 @@ pub fn render_block_json(stream: &str, file: &str, plain: &[u8], out: &mut Vec<u
         if r.kind() != crate::filestore::block::RecordKind::Message {
             continue;
         }
-        let m = Msg {
-            account: "$G",
-            stream,
-            seq: r.seq,
-            ts: r.ts,
-            subject: r.subject,
-            headers: r.headers.unwrap_or(&[]),
-            payload: r.payload,
-            file,
-            offset: r.offset as u64,
-            size: u64::from(r.len),
-            gone: None,
-        };
+        let m = Msg::of_record(&r, "$G", stream, file, None);
         write_message_json(&m, PayloadMode::Text, false, out);
         out.push(b'\n');
         n += 1;

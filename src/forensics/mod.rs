@@ -93,6 +93,31 @@ pub struct Msg<'a> {
     pub gone: Option<Gone>,
 }
 
+impl<'a> Msg<'a> {
+    /// The message a block's record holds (`file` is the block's name).
+    pub(crate) fn of_record(
+        r: &block::Record<'a>,
+        account: &'a str,
+        stream: &'a str,
+        file: &'a str,
+        gone: Option<Gone>,
+    ) -> Self {
+        Msg {
+            account,
+            stream,
+            seq: r.seq,
+            ts: r.ts,
+            subject: r.subject,
+            headers: r.headers.unwrap_or(&[]),
+            payload: r.payload,
+            file,
+            offset: r.offset as u64,
+            size: u64::from(r.len),
+            gone,
+        }
+    }
+}
+
 /// What the walker hands out: a message, or a finding at its place in the stream.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -1454,19 +1479,13 @@ impl StreamWalker {
                 .find(|g| g.0 <= r.seq && r.seq <= g.1)
                 .map(|g| g.2)
         };
-        Some(Msg {
-            account: &self.sref.account,
-            stream: &self.sref.name,
-            seq: r.seq,
-            ts: r.ts,
-            subject: r.subject,
-            headers: r.headers.unwrap_or(&[]),
-            payload: r.payload,
+        Some(Msg::of_record(
+            r,
+            &self.sref.account,
+            &self.sref.name,
             file,
-            offset: r.offset as u64,
-            size: u64::from(r.len),
             gone,
-        })
+        ))
     }
 
     fn emit_block(

@@ -857,8 +857,8 @@ fn write_new_file_inner(path: &Path, data: &[u8]) -> io::Result<()> {
             .custom_flags(flag)
             .open(path)
         {
-            Ok(mut f) => {
-                let done = write_direct(&mut f, data.get(..aligned).unwrap_or_default());
+            Ok(f) => {
+                let done = write_direct_at(&f, data.get(..aligned).unwrap_or_default(), 0);
                 let rest = data.get(done..).unwrap_or_default();
                 if rest.is_empty() {
                     return f.sync_all();
@@ -882,27 +882,8 @@ fn write_new_file_inner(path: &Path, data: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
-/// Write `data` (aligned) to a new `O_DIRECT` file; returns how many bytes were written before
-/// anything unusual (an error such as `EINVAL`, or a short write that breaks the alignment).
-fn write_direct(f: &mut File, data: &[u8]) -> usize {
-    let mut done = 0usize;
-    while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
-        match f.write(rest) {
-            Ok(0) => break,
-            Ok(k) => {
-                done += k;
-                if !done.is_multiple_of(DIRECT_ALIGN) {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    done
-}
-
-/// [`write_direct`] at the file offset `off` (`pwrite`): how much the device took.
+/// Write `data` at the file offset `off` (`pwrite`) through an `O_DIRECT` handle: how much the
+/// device took (it stops at an error or at a write that ends off the alignment).
 fn write_direct_at(f: &File, data: &[u8], off: u64) -> usize {
     use std::os::unix::fs::FileExt;
     let mut done = 0usize;
