@@ -245,10 +245,8 @@ impl BlockWriter<'_> {
                     .reuse()
                     .unwrap_or_else(|| AlignedBuf::with_capacity(BLOCK_CAP))
             };
-            self.buf.reset();
-        } else {
-            self.buf.reset();
         }
+        self.buf.reset();
         self.stage.planned(&rel, len as u64);
         self.index += 1;
         self.key = block::block_key(&self.name, self.index);

@@ -538,21 +538,17 @@ impl PieceWriter {
     /// of [`DIRECT_ALIGN`]: its unaligned end goes through the page cache.
     fn write(&mut self, data: &[u8], off: u64, last: bool) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let done = if self.buffered.is_none() {
+        let mut done = 0;
+        if self.buffered.is_none() {
             let aligned = if last {
                 data.len() / DIRECT_ALIGN * DIRECT_ALIGN
             } else {
                 data.len()
             };
-            let done = write_direct_at(&self.direct, data.get(..aligned).unwrap_or_default(), off);
+            done = write_direct_at(&self.direct, data.get(..aligned).unwrap_or_default(), off);
             if done == data.len() {
                 return Ok(());
             }
-            done
-        } else {
-            0
-        };
-        if self.buffered.is_none() {
             self.buffered = Some(OpenOptions::new().write(true).open(&self.path)?);
         }
         let g = self
@@ -846,7 +842,6 @@ pub(crate) fn write_new_file(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 fn write_new_file_inner(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
     let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
     let direct_ok = aligned > 0 && (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN);
     if let (Some(flag), true) = (O_DIRECT, direct_ok) {
@@ -858,16 +853,15 @@ fn write_new_file_inner(path: &Path, data: &[u8]) -> io::Result<()> {
             .open(path)
         {
             Ok(f) => {
-                let done = write_direct_at(&f, data.get(..aligned).unwrap_or_default(), 0);
-                let rest = data.get(done..).unwrap_or_default();
-                if rest.is_empty() {
-                    return f.sync_all();
-                }
-                drop(f);
-                // The tail (or all of it, if direct writes failed) through the page cache.
-                let g = OpenOptions::new().write(true).open(path)?;
-                g.write_all_at(rest, done as u64)?;
-                return g.sync_all();
+                // the aligned part direct, the tail (or all of it, if direct writes
+                // failed) through the page cache
+                let mut w = PieceWriter {
+                    path: path.to_path_buf(),
+                    direct: f,
+                    buffered: None,
+                };
+                w.write(data, 0, true)?;
+                return w.into_file().sync_all();
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
             Err(_) => {} // no direct I/O on this file system: the ordinary way
