@@ -136,8 +136,11 @@ pub type Render<'r> = &'r (dyn Fn(&Msg, &mut Vec<u8>) + Sync);
 /// Messages whose headers and payload together pass this many bytes are not rendered by a
 /// [`StreamWalker::walk_rendered`] walk but handed out as [`Event::Msg`], for the caller to
 /// write straight from the block in bounded pieces: a record of up to 32 MiB then costs no
-/// second copy (or a larger encoded one) of itself.
-pub const RENDER_INLINE_MAX: usize = 1 << 20;
+/// second copy (or a larger encoded one) of itself. As large as [`RUN_BYTES`]: a run then
+/// renders at most 2 x 256 KiB of records, 3 MiB where every byte becomes a 6-byte JSON
+/// escape (with 1 MiB, runs of one 1 MB record rendered 6 MiB each, two at once beside the
+/// 8 MiB waiting: 68 MiB peak RSS of the debug build in CI).
+pub const RENDER_INLINE_MAX: usize = RUN_BYTES;
 /// Render buffers up to this capacity are kept for the next records.
 const POOLED_MAX: usize = 4 << 20;
 /// Bytes of a plain block read at a time by a rendered walk (`emit_streamed`): with what
