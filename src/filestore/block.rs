@@ -35,8 +35,9 @@ pub struct Record<'a> {
     pub headers: Option<&'a [u8]>,
     pub payload: &'a [u8],
     pub checksum: [u8; 8],
-    /// Bytes 4..20 of the header as stored (seq with flags, ts): hashed first.
-    hashed_hdr: &'a [u8],
+    /// The whole record as stored: bytes 4..20 (seq with flags, ts) are hashed first, then
+    /// the subject from byte 22.
+    raw: &'a [u8],
     /// Headers and payload, which lie back to back: hashed in one piece.
     hashed_body: &'a [u8],
 }
@@ -52,7 +53,7 @@ impl<'a> Record<'a> {
         }
     }
     pub fn computed_checksum(&self, key: &Key) -> [u8; 8] {
-        hash::hh64(key, &[self.hashed_hdr, self.subject, self.hashed_body]).to_le_bytes()
+        record_sum(key, self.raw, self.subject.len(), self.hashed_body).to_le_bytes()
     }
     pub fn checksum_ok(&self, key: &Key) -> bool {
         self.computed_checksum(key) == self.checksum
@@ -82,16 +83,50 @@ impl<'a> Record<'a> {
 
 /// A publishable NATS subject: non-empty, no empty tokens, no whitespace or control bytes.
 /// (Not required to be UTF-8: the server does not enforce it; see `verify` for the warning.)
+///
+/// Eight bytes at a time (every message record's subject is checked by a deep verify; byte by
+/// byte this took about 140 instructions of a ~14-byte subject).
 pub fn valid_subject(s: &[u8]) -> bool {
-    // one pass: no empty token (leading, trailing or doubled '.'), no space/control bytes
-    let mut prev_dot = true;
-    for &c in s {
-        if c <= b' ' || c == 0x7f || (c == b'.' && prev_dot) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    /// 0x80 in exactly the bytes of `x` that are 0.
+    fn zeros(x: u64) -> u64 {
+        !(((x & LOW7) + LOW7) | x | LOW7)
+    }
+    let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
+        return false;
+    };
+    if first == b'.' || last == b'.' {
+        return false;
+    }
+    // the dot in the last byte of the word before, moved to the first byte's place
+    let mut dot_before = 0u64;
+    let mut word = |x: u64| {
+        // some byte below 0x21 (bytes from 0x80 up never count: `!x` clears their high bit)
+        let low = x.wrapping_sub(ONES * 0x21) & !x & HIGH;
+        let del = zeros(x ^ (ONES * 0x7f));
+        let dots = zeros(x ^ (ONES * u64::from(b'.')));
+        let doubled = dots & ((dots << 8) | dot_before);
+        dot_before = dots >> 56;
+        low | del | doubled == 0
+    };
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        if !word(u64::from_le_bytes([
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+        ])) {
             return false;
         }
-        prev_dot = c == b'.';
     }
-    !prev_dot
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return true;
+    }
+    // the last bytes, padded with a byte that is valid anywhere
+    let mut w = [b'a'; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    word(u64::from_le_bytes(w))
 }
 
 /// UTF-8 check with an ASCII fast path (subjects are nearly always ASCII).
@@ -186,9 +221,53 @@ pub fn parse_record(buf: &[u8], off: usize) -> Result<Record<'_>, FrameError> {
         headers,
         payload,
         checksum,
-        hashed_hdr: &buf[off + 4..off + 20],
+        raw: &buf[off..off + rlu],
         hashed_body: &data[shlen..dlen - CHECKSUM_LEN],
     })
+}
+
+/// HighwayHash takes its input in packets of this many bytes; the part of an input that ends
+/// inside a packet is copied into the hasher's buffer, to be joined with the next input.
+const PACKET: usize = 32;
+
+/// The checksum of record `raw`: HighwayHash-64 of its bytes 4..20 (seq with flags, ts), its
+/// subject (`slen` bytes from byte 22) and `body` (headers and payload), in that order.
+///
+/// The first two parts and the start of the body are put together into whole packets first
+/// (16-byte moves; each may carry bytes past its part, which the next move overwrites), so
+/// that the hasher is fed twice, without copies into its buffer, instead of three times
+/// with up to four copies (a deep verify hashes every record; this saved about 60 of the
+/// ~1,900 instructions it spent per 1 KiB record). Records whose subject does not fit in the
+/// first 128 bytes, or whose body is shorter than 32 bytes, are hashed part by part.
+fn record_sum(key: &Key, raw: &[u8], slen: usize, body: &[u8]) -> u64 {
+    const FIRST: usize = 128;
+    let head = 16 + slen;
+    let take = (PACKET - head % PACKET) % PACKET;
+    let n = head + take;
+    let (Some(seq_ts), Some(subject)) = (raw.get(4..20), raw.get(HDR_LEN..HDR_LEN + slen)) else {
+        return 0; // not a record (parse_record never builds one so short)
+    };
+    if n > FIRST || body.len() < 32 || raw.len() < HDR_LEN + slen.next_multiple_of(16) {
+        return hash::hh64(key, &[seq_ts, subject, body]);
+    }
+    let mut first = [0u8; FIRST + 16];
+    let mut put16 = |to: usize, from: &[u8], at: usize| {
+        if let (Some(o), Some(i)) = (
+            first.get_mut(to..).and_then(|r| r.first_chunk_mut::<16>()),
+            from.get(at..).and_then(|r| r.first_chunk::<16>()),
+        ) {
+            *o = *i;
+        }
+    };
+    put16(0, raw, 4);
+    let mut i = 0;
+    while i < slen {
+        put16(16 + i, raw, HDR_LEN + i);
+        i += 16;
+    }
+    put16(head, body, 0);
+    put16(head + 16, body, 16);
+    hash::hh64(key, &[&first[..n], &body[take..]])
 }
 
 /// Walks the records of a plain block. After a framing error it yields that error once and stops;
@@ -624,6 +703,88 @@ pub fn plain_block_in<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The subject rule byte by byte, as it reads: no empty token (leading, trailing or
+    /// doubled '.'), no space, control byte or DEL.
+    fn valid_subject_bytewise(s: &[u8]) -> bool {
+        let mut prev_dot = true;
+        for &c in s {
+            if c <= b' ' || c == 0x7f || (c == b'.' && prev_dot) {
+                return false;
+            }
+            prev_dot = c == b'.';
+        }
+        !prev_dot
+    }
+
+    /// The checksum of records with subjects of every length up to 140 bytes and bodies of
+    /// 0 to 100 bytes, with and without headers: HighwayHash-64 of the three parts, as the
+    /// server computes it.
+    #[test]
+    fn record_sum_is_the_hash_of_the_three_parts() {
+        let k = block_key("T", 3);
+        let body: Vec<u8> = (0..100u8).collect();
+        for slen in 1..=140usize {
+            let subject: Vec<u8> = (0..slen).map(|i| b'a' + (i % 26) as u8).collect();
+            for blen in 0..=100usize {
+                for hdr in [None, Some(&b"NATS/1.0\r\n\r\n"[..])] {
+                    let p = &body[..blen];
+                    let mut rec = Vec::new();
+                    encode_record(&mut rec, &k, 7, 11, &subject, hdr, p);
+                    let r = parse_record(&rec, 0).unwrap();
+                    let mut seq_ts = Vec::new();
+                    seq_ts.extend_from_slice(&7u64.to_le_bytes());
+                    seq_ts.extend_from_slice(&11i64.to_le_bytes());
+                    let whole = [hdr.unwrap_or(&[]), p].concat();
+                    let want = hash::hh64(&k, &[&seq_ts, &subject, &whole]).to_le_bytes();
+                    assert_eq!(r.computed_checksum(&k), want, "subject {slen}, body {blen}");
+                    assert!(r.checksum_ok(&k));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn valid_subject_is_the_bytewise_rule() {
+        for s in [
+            &b""[..],
+            b".",
+            b"a",
+            b"a.",
+            b".a",
+            b"a..b",
+            b"orders.new",
+            b"abcdefg.hijklmn",
+            b"abcdefg..ijklmn",
+            b"abcdefgh.ijklmn",
+            b"abcdefg.",
+            b"abcdefgh",
+            b"abcdefgh.",
+            b"\xff\xfe.x",
+            b"a b",
+            b"a\x7fb",
+            b"a\x80\x80",
+            b"$KV.bucket.key",
+        ] {
+            assert_eq!(valid_subject(s), valid_subject_bytewise(s), "{s:?}");
+        }
+        // every byte value at every place of subjects up to 20 bytes, next to a dot or not
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        for len in 1..=20usize {
+            for at in 0..len {
+                for &b in &bytes {
+                    for dot in [None, Some(at.wrapping_sub(1)), Some(at + 1)] {
+                        let mut s = vec![b'x'; len];
+                        if let Some(d) = dot.filter(|&d| d < len) {
+                            s[d] = b'.';
+                        }
+                        s[at] = b;
+                        assert_eq!(valid_subject(&s), valid_subject_bytewise(&s), "{s:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn record_parts_join_to_the_record() {
