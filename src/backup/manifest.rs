@@ -158,6 +158,31 @@ pub fn check_manifest(dir_or_file: &Path) -> Option<Vec<Problem>> {
     Some(problems)
 }
 
+/// `work` on this thread and [`check_manifest`] of `dir_or_file` beside it, on a thread of
+/// its own: the check reads and hashes every file the manifest lists, which the work (a
+/// verify or an extract of the same backup) leaves cores idle for. The manifest's findings
+/// come back as the check's; a check that did not finish is a finding too.
+pub fn check_manifest_beside<T>(
+    dir_or_file: &Path,
+    work: impl FnOnce() -> T,
+) -> (T, Option<Vec<Problem>>) {
+    std::thread::scope(|s| {
+        let m = s.spawn(|| check_manifest(dir_or_file));
+        let out = work();
+        let m = m.join().unwrap_or_else(|_| {
+            Some(vec![Problem::new(
+                Kind::ManifestUnreadable,
+                Location::default(),
+                format!(
+                    "{}: the manifest check did not finish",
+                    dir_or_file.display()
+                ),
+            )])
+        });
+        (out, m)
+    })
+}
+
 fn check_one(path: &Path, problems: &mut Vec<Problem>) {
     let mname = path
         .file_name()

@@ -1105,10 +1105,8 @@ fn write_v2(
         ),
     );
     // A `jetdir pack` output's manifest (checksums of every file) is checked alongside.
-    let (res, manifest) = std::thread::scope(|s| {
-        let m = s.spawn(|| crate::backup::manifest::check_manifest(plan.archive));
-        let res = v2::extract_v2(rd, &inp, stage);
-        (res, m.join().ok().flatten())
+    let (res, manifest) = crate::backup::manifest::check_manifest_beside(plan.archive, || {
+        v2::extract_v2(rd, &inp, stage)
     });
     let res = res?;
     rep.suppressed = res.summary.suppressed.clone();
