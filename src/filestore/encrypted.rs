@@ -83,8 +83,9 @@ pub fn is_encrypted_file(rel: &str) -> bool {
 
 /// The size of every file of the stream dir `dir` in `files`.
 pub fn dir_sizes(dir: &Path, files: &[String]) -> BTreeMap<String, u64> {
+    use rayon::prelude::*;
     files
-        .iter()
+        .par_iter()
         .map(|f| {
             let n = std::fs::metadata(dir.join(f)).map_or(0, |m| m.len());
             (f.clone(), n)
@@ -252,11 +253,23 @@ impl Tally<'_> {
     }
     /// Open the key file `rel` for `ctx`; `None` when it cannot be read.
     fn key(&mut self, e: &mut EncryptedDir, rel: &str, ctx: &str) -> Option<AssetKey> {
-        let Some(b) = self.read(rel) else {
+        let opened = self
+            .read(rel)
+            .map(|b| self.ring.open_key_file(&self.account, ctx, &b));
+        self.key_opened(e, rel, opened)
+    }
+    /// [`Tally::key`] of a key file already read (`None`: there is none) and opened.
+    fn key_opened(
+        &mut self,
+        e: &mut EncryptedDir,
+        rel: &str,
+        opened: Option<Result<AssetKey, keys::KeyFileError>>,
+    ) -> Option<AssetKey> {
+        let Some(opened) = opened else {
             self.failed.push((rel.to_string(), "missing".into()));
             return None;
         };
-        match self.ring.open_key_file(&self.account, ctx, &b) {
+        match opened {
             Ok(k) => {
                 self.opened(e, rel, &k);
                 Some(k)
@@ -469,12 +482,24 @@ impl EncryptedDir {
             .collect::<std::collections::BTreeSet<u32>>()
             .into_iter()
             .collect();
-        for i in blocks {
+        // Each block's key file read and opened, and its .idx read, on all cores (a 1 GiB
+        // stream has 513 blocks: one after the other this took 15-20 ms before any block was
+        // read); what they tell is then tallied in block order, as before.
+        let read_open = |&i: &u32| {
+            let key = t
+                .read(&format!("msgs/{i}.key"))
+                .map(|b| ring.open_key_file(account, &keys::block_context(&e.cfg_name, i), &b));
+            (i, key, t.read(&format!("msgs/{i}.idx")))
+        };
+        let opened: Vec<_> = {
+            use rayon::prelude::*;
+            blocks.par_iter().map(read_open).collect()
+        };
+        for (i, key, idx_raw) in opened {
             let kf = format!("msgs/{i}.key");
-            let cfg = e.cfg_name.clone();
-            let k = t.key(&mut e, &kf, &keys::block_context(&cfg, i));
+            let k = t.key_opened(&mut e, &kf, key);
             let idx = format!("msgs/{i}.idx");
-            if let Some(raw) = t.read(&idx) {
+            if let Some(raw) = idx_raw {
                 let r = match &k {
                     Some(k) => match k.open_with_key_nonce(&raw) {
                         Ok(p) => {
