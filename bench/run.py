@@ -207,6 +207,37 @@ def measure(
     return m
 
 
+def measure_beside(
+    name: str,
+    argv: list[str],
+    nbytes: int,
+    base_name: str,
+    base_argv: list[str],
+    base_nbytes: int,
+    repeats: int,
+) -> tuple[Measure, Measure]:
+    """`argv` and its baseline `base_argv` timed in turn: one warm-up run of each, then
+    `repeats` rounds of one run of each. A target's ratio compares two commands; this VM's
+    speed drifts by up to a fifth within minutes, and runs of the two taken minutes apart
+    moved the ratio across its target from one benchmark run to the next (V2 backup verify
+    vs verify: 1.73x, 1.88x, 2.33x the time in three runs of one day)."""
+    m = Measure(name, nbytes=nbytes)
+    b = Measure(base_name, nbytes=base_nbytes)
+    for i in range(repeats + 1):
+        for meas, args in ((m, argv), (b, base_argv)):
+            if i > 0:
+                wait_quiet()
+            r = run_child(args)
+            if r.rc != 0:
+                raise RuntimeError(f"{meas.name}: {' '.join(args)} exited {r.rc}:\n{r.stderr[-2000:]}")
+            if i > 0:  # round 0 is the warm-up
+                meas.runs.append(r)
+    for meas in (m, b):
+        log(f"{meas.name}: best {meas.wall:.3f}s, {meas.mbps:.0f} MB/s, peak RSS {meas.rss_mib:.1f} MiB, "
+            f"cpu {meas.cpu:.2f}s")
+    return m, b
+
+
 # --------------------------------------------------------------------------
 # making the data
 # --------------------------------------------------------------------------
@@ -884,10 +915,11 @@ def enc_floor(floors: str, files: list[Path], key: Path, cipher: str, repeats: i
 
 
 def enc_rows(server: str, jetdir: str, work: Path, size: int, repeats: int, m_ver: Measure,
-             figures: list, checks: list, floors: str = "", keep: bool = False) -> list[Row]:
+             plain_verify: list[str], figures: list, checks: list, floors: str = "",
+             keep: bool = False) -> list[Row]:
     """For each cipher: a stream of `size` block bytes written by the server with a key
-    (`jetstream { key, cipher }`); deep verify with --key-file timed beside the plain stream's
-    (`m_ver`, same run), the server's rebuild of the encrypted stream (index.db removed,
+    (`jetstream { key, cipher }`); deep verify with --key-file timed in turn with the plain
+    stream's (`plain_verify`; `m_ver` for the floor's row), the server's rebuild of the encrypted stream (index.db removed,
     started with the key), verify of a `.tar` of the encrypted stream dir (memory), and (with
     `floors`) the encrypted verify's floor (read + keystream + hash, all cores)."""
     rows: list[Row] = []
@@ -919,7 +951,9 @@ def enc_rows(server: str, jetdir: str, work: Path, size: int, repeats: int, m_ve
         )
         subprocess.run(["sync"], check=True)
         argv = [jetdir, "--no-progress", "verify", "--key-file", str(key), str(d)]
-        m_enc = measure(f"jetdir verify, deep ({name}, encrypted {cipher})", argv, nb, repeats)
+        m_enc, v_enc = measure_beside(f"jetdir verify, deep ({name}, encrypted {cipher})", argv, nb,
+                                      f"jetdir verify, deep (BENCH), in turn with {name}", plain_verify,
+                                      m_ver.nbytes, repeats)
         conf = work / f"enc-{cipher}.conf"
         conf.write_text(f'jetstream {{\n  key: "{ENC_KEY}"\n  cipher: {cipher}\n}}\n')
         m_reb = measure_rebuild(server, d, facts[name]["messages"], nb, work, repeats, conf)
@@ -929,9 +963,9 @@ def enc_rows(server: str, jetdir: str, work: Path, size: int, repeats: int, m_ve
         m_tar = measure(f"jetdir verify, deep (`tar cf` of {name}, with the key)",
                         [jetdir, "--no-progress", "verify", "--key-file", str(key), str(tar)], nb, repeats)
         tar.unlink()
-        figures += [m_enc, m_reb, m_tar]
+        figures += [m_enc, v_enc, m_reb, m_tar]
         rows.append(ratio_row(f"encrypted ({cipher}): deep verify vs the plain stream's (same size)",
-                              m_enc, m_ver, "time", 1.5, 10.0))
+                              m_enc, v_enc, "time", 1.5, 10.0))
         rows.append(ratio_row(f"encrypted ({cipher}): deep verify vs the server's rebuild with the key",
                               m_enc, m_reb, "faster", 5.0, 0.25))
         rows.append(rss_row(f"encrypted ({cipher}): verify peak RSS", m_enc, f"server {m_reb.rss_mib:.0f} MiB"))
@@ -1042,18 +1076,26 @@ def forensics_rows(jetdir: str, stream: Path, nbytes: int, work: Path, repeats: 
     def dump(*extra: str) -> list[str]:
         return [jetdir, "--no-progress", "dump", *extra, str(stream)]
 
-    m_dump = measure("jetdir dump > /dev/null (BENCH)", dump(), nbytes, repeats)
-    m_dumpj = measure("jetdir dump --json > /dev/null (BENCH)", dump("--json"), nbytes, repeats)
+    verify = [jetdir, "--no-progress", "verify", str(stream)]
+
+    def beside(label: str) -> str:
+        return f"jetdir verify, deep (BENCH), in turn with {label}"
+
+    m_dump, v_dump = measure_beside("jetdir dump > /dev/null (BENCH)", dump(), nbytes,
+                                    beside("dump"), verify, nbytes, repeats)
+    m_dumpj, v_dumpj = measure_beside("jetdir dump --json > /dev/null (BENCH)", dump("--json"), nbytes,
+                                      beside("dump --json"), verify, nbytes, repeats)
     copy2 = copy_stream(stream, work / "store-copy")
-    m_diff = measure("jetdir diff of two copies of BENCH",
-                     [jetdir, "--no-progress", "diff", str(stream), str(copy2)], 2 * nbytes, repeats)
+    m_diff, v_diff = measure_beside("jetdir diff of two copies of BENCH",
+                                    [jetdir, "--no-progress", "diff", str(stream), str(copy2)], 2 * nbytes,
+                                    beside("diff"), verify, nbytes, repeats)
     shutil.rmtree(work / "store-copy", ignore_errors=True)
-    m_ver2x = Measure("jetdir verify, deep, of both copies (2x BENCH's runs)", nbytes=2 * nbytes,
-                      runs=[Run(wall=2 * r.wall, maxrss_kib=r.maxrss_kib, cpu=2 * r.cpu, rc=0) for r in m_ver.runs])
-    figures += [m_dump, m_dumpj, m_diff]
+    m_ver2x = Measure("jetdir verify, deep, of both copies (2x the runs in turn with diff)", nbytes=2 * nbytes,
+                      runs=[Run(wall=2 * r.wall, maxrss_kib=r.maxrss_kib, cpu=2 * r.cpu, rc=0) for r in v_diff.runs])
+    figures += [m_dump, v_dump, m_dumpj, v_dumpj, m_diff, v_diff]
     rows = [
-        ratio_row("dump (text) to /dev/null: throughput vs deep verify", m_dump, m_ver, "share", 0.5, 0.05),
-        ratio_row("dump --json to /dev/null: throughput vs deep verify", m_dumpj, m_ver, "share", 0.5, 0.05),
+        ratio_row("dump (text) to /dev/null: throughput vs deep verify", m_dump, v_dump, "share", 0.5, 0.05),
+        ratio_row("dump --json to /dev/null: throughput vs deep verify", m_dumpj, v_dumpj, "share", 0.5, 0.05),
         ratio_row("diff of two copies (both copies' bytes) vs deep verify", m_diff, m_ver2x, "share", 0.5, 0.05),
     ]
     m_walk = dump_floor(floors, stream, repeats, figures)
@@ -1302,14 +1344,15 @@ def main() -> int:
         def verify(path: Path, *extra: str) -> list[str]:
             return [jetdir, "--no-progress", "verify", *extra, str(path)]
 
-        m_cat = measure("raw read `cat msgs/*.blk` (BENCH)", cat("BENCH"), blk["BENCH"], repeats)
-        m_ver = measure("jetdir verify, deep (BENCH)", verify(sdir["BENCH"]), blk["BENCH"], repeats)
+        m_ver, m_cat = measure_beside("jetdir verify, deep (BENCH)", verify(sdir["BENCH"]), blk["BENCH"],
+                                      "raw read `cat msgs/*.blk` (BENCH)", cat("BENCH"), blk["BENCH"], repeats)
         if args.enc_only:
             m_reb = measure_rebuild(server, sdir["BENCH"], facts["BENCH"]["messages"], blk["BENCH"], work, repeats)
             figures += [m_cat, m_ver, m_reb]
             rows.append(ratio_row("deep verify vs the server's rebuild on start (index.db removed)",
                                   m_ver, m_reb, "faster", 5.0, 0.25))
-            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks, floors, args.keep)
+            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, verify(sdir["BENCH"]), figures, checks,
+                             floors, args.keep)
             skipped.append("everything but the plain and encrypted streams' verify and rebuild (--enc-only)")
             return finish(args, repeats, notes, checks, rows, figures, skipped, work)
         if args.forensics_only:
@@ -1372,7 +1415,8 @@ def main() -> int:
 
         # encrypted streams of the same size (issue #13)
         if not args.no_enc:
-            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, figures, checks, floors, args.keep)
+            rows += enc_rows(server, jetdir, work, size, repeats, m_ver, verify(sdir["BENCH"]), figures, checks,
+                             floors, args.keep)
         else:
             skipped.append("encrypted streams (--no-enc)")
 
@@ -1386,10 +1430,12 @@ def main() -> int:
             f"jetdir verify of the server's backup: ok={rep.get('ok')} (2.15 writes V2 = NATSARC1, which "
             "carries no record checksums: verify checks S2 CRCs, structure and state)"
         )
-        m_vb = measure("jetdir verify, deep (server backup of BENCH)", verify(backup), blk["BENCH"], repeats)
-        figures.append(m_vb)
+        m_vb, v_vb = measure_beside("jetdir verify, deep (server backup of BENCH)", verify(backup), blk["BENCH"],
+                                    "jetdir verify, deep (BENCH), in turn with its backup", verify(sdir["BENCH"]),
+                                    blk["BENCH"], repeats)
+        figures += [m_vb, v_vb]
         rows.append(ratio_row("verify of a V2 backup vs verify of the same stream on disk",
-                              m_vb, m_ver, "time", 2.0, 10.0))
+                              m_vb, v_vb, "time", 2.0, 10.0))
         rows.append(rss_row("verify of a backup: peak RSS", m_vb))
         if floors:
             rows += floor_rows(floors, blk_files(sdir["BENCH"]), backup / "stream.tar.s2", repeats, m_cat, m_ver,
@@ -1421,8 +1467,9 @@ def main() -> int:
                 f"V1 backup {dir_bytes(backup1) / MIB:.1f} MiB; jetdir verify of it: ok={rep.get('ok')}, "
                 f"{got.get('messages')} messages"
             )
-            m_v29 = measure(f"jetdir verify, deep ({n} on disk, 2.9 layout)", verify(d29), b29, repeats)
-            m_vb1 = measure(f"jetdir verify, deep (V1 backup of {n})", verify(backup1), b29, repeats)
+            m_vb1, m_v29 = measure_beside(f"jetdir verify, deep (V1 backup of {n})", verify(backup1), b29,
+                                          f"jetdir verify, deep ({n} on disk, 2.9 layout)", verify(d29), b29,
+                                          repeats)
             figures += [m_snap1, m_v29, m_vb1]
             rows.append(ratio_row("verify of a V1 backup (2.9.10) vs verify of that stream on disk",
                                   m_vb1, m_v29, "time", 2.0, 10.0))
@@ -1505,7 +1552,10 @@ def render(args, repeats, notes, checks, rows, figures, skipped) -> str:
              f"ran {repeats} times, each after one untimed warm-up run of the same command (page cache warm); "
              "times are min / median / max of those runs, throughputs max / median / min (the same runs), and "
              "ratios compare best with best / median with median / worst with worst. A target is judged on the "
-             "best-with-best ratio. Peak RSS is the highest peak RSS (GNU time `%M`) of those runs. "
+             "best-with-best ratio. A judged ratio of two jetdir commands, and verify against `cat`, "
+             "comes from runs of the two taken in turn (X, then its baseline, round after round), so that "
+             "this machine's drift in speed hits both alike; those baselines have rows of their own "
+             "('in turn with ...'). Peak RSS is the highest peak RSS (GNU time `%M`) of those runs. "
              "MB = 10^6 bytes of block files on disk.")
     if args.smoke:
         L.append("")
