@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+#[path = "common.rs"]
+mod common;
+use common::cpu_secs;
+
 /// The stream's name from `…/NAME/msgs/N.blk`.
 fn stream_of(p: &Path) -> io::Result<String> {
     p.parent()
@@ -29,21 +33,12 @@ fn stream_of(p: &Path) -> io::Result<String> {
         .ok_or_else(|| io::Error::other(format!("{}: no stream dir", p.display())))
 }
 
-/// CPU seconds (user + system, every thread) of this process so far, from `/proc/self/stat`.
-fn cpu_secs() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
-
 /// One run over every file: (wall seconds, CPU seconds, messages, bytes rendered).
 fn run(files: &[(PathBuf, String, String)], threads: usize) -> io::Result<(f64, f64, u64, u64)> {
     let next = AtomicUsize::new(0);
     let c0 = cpu_secs();
     let t = Instant::now();
-    let res: Vec<io::Result<(u64, u64)>> = std::thread::scope(|s| {
+    let res = std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -81,21 +76,10 @@ fn run(files: &[(PathBuf, String, String)], threads: usize) -> io::Result<(f64, 
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("thread panicked")))
-            })
-            .collect()
+        common::join_sum(hs)
     });
-    let secs = t.elapsed().as_secs_f64();
-    let (mut n, mut bytes) = (0, 0);
-    for r in res {
-        let (a, b) = r?;
-        n += a;
-        bytes += b;
-    }
-    Ok((secs, cpu_secs() - c0, n, bytes))
+    let (n, bytes) = res?;
+    Ok((t.elapsed().as_secs_f64(), cpu_secs() - c0, n, bytes))
 }
 
 /// The end of the records that start at `at` and fill about 3 MiB of block (by the records'

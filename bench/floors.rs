@@ -55,6 +55,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+#[path = "common.rs"]
+mod common;
+use common::cpu_secs;
+
 use jetdir::filestore::hash_block_records as hash_block;
 
 /// The block's index and its stream's name from `…/NAME/msgs/N.blk`.
@@ -113,7 +117,7 @@ fn par_each(
 ) -> io::Result<(f64, u64, u64)> {
     let next = AtomicUsize::new(0);
     let t = Instant::now();
-    let res: Vec<io::Result<(u64, u64)>> = std::thread::scope(|s| {
+    let res = std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -131,21 +135,10 @@ fn par_each(
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("thread panicked")))
-            })
-            .collect()
+        common::join_sum(hs)
     });
-    let secs = t.elapsed().as_secs_f64();
-    let (mut n, mut bad) = (0, 0);
-    for r in res {
-        let (a, b) = r?;
-        n += a;
-        bad += b;
-    }
-    Ok((secs, n, bad))
+    let (n, bad) = res?;
+    Ok((t.elapsed().as_secs_f64(), n, bad))
 }
 
 /// The account of a block file, from `…/ACC/streams/NAME/msgs/N.blk`.
@@ -264,16 +257,6 @@ fn v1_run(file: &Path, stream: &str, threads: usize) -> io::Result<(f64, f64, u6
     let blocks = walked?;
     let (n, bad) = hashed.iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
     Ok((t.elapsed().as_secs_f64(), cpu_secs() - c0, n, bad, blocks))
-}
-
-/// CPU seconds (user + system, every thread) of this process so far, from `/proc/self/stat`.
-fn cpu_secs() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // after the command: state is field 3, utime 14, stime 15 (clock ticks, 100 per second)
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
 }
 
 /// SHA-256 of what is written, and its length.

@@ -732,34 +732,26 @@ mod tests {
     /// content, and a change in any field changes the digest.
     #[test]
     fn content_sum_tells_fields_apart() {
-        let base = content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\n", b"payload");
-        assert_ne!(
-            base,
-            content_sum(b"a.", b"bNATS/1.0\r\nK: v\r\n\r\n", b"payload")
+        let (subject, headers, payload) = (
+            &b"a.b"[..],
+            &b"NATS/1.0\r\nK: v\r\n\r\n"[..],
+            &b"payload"[..],
         );
-        assert_ne!(
-            base,
-            content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\np", b"ayload")
-        );
-        assert_ne!(
-            base,
-            content_sum(b"a.b", b"", b"NATS/1.0\r\nK: v\r\n\r\npayload")
-        );
-        assert_ne!(
-            base,
-            content_sum(b"a.c", b"NATS/1.0\r\nK: v\r\n\r\n", b"payload")
-        );
-        assert_ne!(
-            base,
-            content_sum(b"a.b", b"NATS/1.0\r\nK: w\r\n\r\n", b"payload")
-        );
-        assert_ne!(
-            base,
-            content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\n", b"payloaD")
-        );
-        assert_eq!(
-            base,
-            content_sum(b"a.b", b"NATS/1.0\r\nK: v\r\n\r\n", b"payload")
-        );
+        let base = content_sum(subject, headers, payload);
+        for (s, h, p) in [
+            (
+                &b"a."[..],
+                &b"bNATS/1.0\r\nK: v\r\n\r\n"[..],
+                &b"payload"[..],
+            ),
+            (b"a.b", b"NATS/1.0\r\nK: v\r\n\r\np", b"ayload"),
+            (b"a.b", b"", b"NATS/1.0\r\nK: v\r\n\r\npayload"),
+            (b"a.c", headers, payload),
+            (b"a.b", b"NATS/1.0\r\nK: w\r\n\r\n", payload),
+            (b"a.b", headers, b"payloaD"),
+        ] {
+            assert_ne!(base, content_sum(s, h, p), "{s:?} {h:?} {p:?}");
+        }
+        assert_eq!(base, content_sum(subject, headers, payload));
     }
 }
