@@ -27,3 +27,9 @@ pub fn join_sum(
     }
     Ok((a, b))
 }
+
+/// Seconds of every run as a JSON array (microsecond precision).
+pub fn secs(v: &[f64]) -> String {
+    let parts: Vec<String> = v.iter().map(|s| format!("{s:.6}")).collect();
+    format!("[{}]", parts.join(", "))
+}

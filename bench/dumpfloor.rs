@@ -21,7 +21,7 @@ use std::time::Instant;
 
 #[path = "common.rs"]
 mod common;
-use common::cpu_secs;
+use common::{cpu_secs, secs};
 
 /// The stream's name from `…/NAME/msgs/N.blk`.
 fn stream_of(p: &Path) -> io::Result<String> {
@@ -98,11 +98,6 @@ fn piece_end(b: &[u8], at: usize) -> usize {
     } else {
         k
     }
-}
-
-fn secs(v: &[f64]) -> String {
-    let parts: Vec<String> = v.iter().map(|s| format!("{s:.6}")).collect();
-    format!("[{}]", parts.join(", "))
 }
 
 fn main() -> io::Result<()> {

@@ -57,7 +57,7 @@ use std::time::Instant;
 
 #[path = "common.rs"]
 mod common;
-use common::cpu_secs;
+use common::{cpu_secs, secs};
 
 use jetdir::filestore::hash_block_records as hash_block;
 
@@ -295,11 +295,6 @@ fn pack_run(files: &[(PathBuf, String, u32)], threads: usize) -> io::Result<(f64
     let sink = w.finish()?;
     std::hint::black_box(sink.h.finalize());
     Ok((t.elapsed().as_secs_f64(), cpu_secs() - c0, sink.n))
-}
-
-fn secs(v: &[f64]) -> String {
-    let parts: Vec<String> = v.iter().map(|s| format!("{s:.6}")).collect();
-    format!("[{}]", parts.join(", "))
 }
 
 fn main() -> io::Result<()> {
