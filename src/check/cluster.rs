@@ -894,9 +894,7 @@ fn replay_release(given: Option<&Release>, sd: Option<&discover::StreamDir>) -> 
         return (r.clone(), "--server-version".into());
     }
     if let Some(sd) = sd {
-        let src = DirSource {
-            dir: sd.dir.clone(),
-        };
+        let src = DirSource::new(sd.dir.clone());
         let pre = prelude_for(&src, &sd.account, &sd.name, "", None);
         if let Some(found) = load::writer_release_from(&pre) {
             return found;

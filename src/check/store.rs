@@ -2203,9 +2203,7 @@ pub fn verify_stream_dir(
     opts: &Options,
     progress: &dyn Progress,
 ) -> (StreamReport, Vec<Problem>) {
-    let plain = DirSource {
-        dir: sd.dir.clone(),
-    };
+    let plain = DirSource::new(sd.dir.clone());
     // An encrypted stream is read through its keys (a plaintext view of the dir).
     let enc = (opts.keys.has_key() && encrypted::has_key_files(&plain.files()))
         .then(|| encrypted::EncryptedDir::open(&sd.dir, &sd.account, &sd.name, &opts.keys));
@@ -2249,9 +2247,13 @@ pub fn verify_stream_dir(
         keep_live: false,
         stop_at_damage: false,
     };
+    // One block per job: rayon would otherwise hand each thread long runs of blocks to
+    // scan in turn, and the last run left one core working alone at the end (15 ms of a
+    // 1 GiB encrypted stream's 0.27 s on 2 cores).
     let scans: Vec<BlockScan> = pre
         .blocks
         .par_iter()
+        .with_max_len(1)
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
             let path = sd.dir.join(&rel);
@@ -2310,9 +2312,7 @@ pub struct PlainVerify {
 impl PlainVerify {
     /// `None` for a stream whose files are encrypted (read it with [`verify_stream_dir`]).
     pub fn start(sd: &StreamDir, opts: &Options) -> Option<PlainVerify> {
-        let src = DirSource {
-            dir: sd.dir.clone(),
-        };
+        let src = DirSource::new(sd.dir.clone());
         if encrypted::has_key_files(&src.files()) {
             return None;
         }
@@ -2551,6 +2551,7 @@ fn verify_store_with(
     let results: Vec<(StreamReport, Vec<Problem>)> = lay
         .streams
         .par_iter()
+        .with_max_len(1) // one item per job: no long run left to one core at the end
         .map(|sd| verify_stream_dir(sd, opts, progress))
         .collect();
     // A running server may change files while they are read: say so.

@@ -85,8 +85,52 @@ pub fn decoded_block(raw: Vec<u8>) -> (OwnedDecoded, u64) {
     }
 }
 
+/// A stream dir on disk. Its files are listed once, on first use: the dir is a stopped
+/// server's, which does not change while it is read (a listing per question cost a walk of
+/// the dir each time, and a `stat` per block for [`StreamSource::can_refetch`]).
 pub struct DirSource {
     pub dir: PathBuf,
+    listing: std::sync::OnceLock<Listing>,
+}
+
+/// The files under a stream dir (relative paths, sorted) and, for each, whether it is a
+/// regular file once symbolic links are followed (what `Path::is_file` says).
+struct Listing {
+    names: Vec<String>,
+    regular: Vec<bool>,
+}
+
+impl DirSource {
+    pub fn new(dir: impl Into<PathBuf>) -> DirSource {
+        DirSource {
+            dir: dir.into(),
+            listing: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn listing(&self) -> &Listing {
+        self.listing.get_or_init(|| {
+            let mut v: Vec<(String, bool)> = walkdir::WalkDir::new(&self.dir)
+                .min_depth(1)
+                .into_iter()
+                .filter_map(|e| e.ok())
+                .filter(|e| !e.file_type().is_dir())
+                .filter_map(|e| {
+                    let ft = e.file_type();
+                    // only a link needs a stat to say what it points at
+                    let regular = ft.is_file()
+                        || (ft.is_symlink() && fs::metadata(e.path()).is_ok_and(|m| m.is_file()));
+                    e.path()
+                        .strip_prefix(&self.dir)
+                        .ok()
+                        .map(|p| (p.to_string_lossy().replace('\\', "/"), regular))
+                })
+                .collect();
+            v.sort();
+            let (names, regular) = v.into_iter().unzip();
+            Listing { names, regular }
+        })
+    }
 }
 
 /// The most bytes read of a file at `rel` (a path relative to a stream dir): the layout's
@@ -203,23 +247,15 @@ impl StreamSource for DirSource {
         }
     }
     fn can_refetch(&self, rel: &str) -> bool {
-        self.dir.join(rel).is_file()
+        let l = self.listing();
+        match l.names.binary_search_by(|n| n.as_str().cmp(rel)) {
+            Ok(k) => l.regular.get(k).copied().unwrap_or(false),
+            // a path the listing does not spell that way ("./x", "a/../x")
+            Err(_) => self.dir.join(rel).is_file(),
+        }
     }
     fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = walkdir::WalkDir::new(&self.dir)
-            .min_depth(1)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .filter(|e| !e.file_type().is_dir())
-            .filter_map(|e| {
-                e.path()
-                    .strip_prefix(&self.dir)
-                    .ok()
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-            })
-            .collect();
-        v.sort();
-        v
+        self.listing().names.clone()
     }
 }
 
@@ -338,6 +374,53 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The listing taken once answers `can_refetch` as `Path::is_file` does for every kind of
+    /// entry: a file, a link to a file, a dangling link, a link to a dir, a dir, a fifo, a
+    /// missing file, and paths the listing does not spell that way.
+    #[test]
+    fn can_refetch_from_the_listing_is_what_is_file_says() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("msgs")).unwrap();
+        fs::create_dir_all(d.join("obs/C")).unwrap();
+        fs::write(d.join("msgs/1.blk"), b"x").unwrap();
+        fs::write(d.join("meta.inf"), b"{}").unwrap();
+        std::os::unix::fs::symlink(d.join("msgs/1.blk"), d.join("msgs/2.blk")).unwrap();
+        std::os::unix::fs::symlink(d.join("msgs/none"), d.join("msgs/3.blk")).unwrap();
+        std::os::unix::fs::symlink(d.join("obs"), d.join("msgs/4.blk")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(d.join("msgs/5.blk"))
+            .status()
+            .is_ok_and(|s| s.success());
+        let src = DirSource::new(d);
+        let mut asked = vec![
+            "msgs/1.blk",
+            "msgs/2.blk",
+            "msgs/3.blk",
+            "msgs/4.blk",
+            "msgs/5.blk",
+            "msgs/6.blk",
+            "meta.inf",
+            "./meta.inf",
+            "msgs/../meta.inf",
+            "obs",
+            "obs/C",
+            "msgs",
+        ];
+        let listed = src.files();
+        asked.extend(listed.iter().map(String::as_str));
+        for rel in asked {
+            assert_eq!(src.can_refetch(rel), d.join(rel).is_file(), "{rel}");
+        }
+        assert!(listed.contains(&"msgs/2.blk".to_string()), "{listed:?}");
+        assert!(
+            !listed.iter().any(|n| n == "obs/C" || n == "msgs"),
+            "{listed:?}"
+        );
+        assert_eq!(listed.contains(&"msgs/5.blk".to_string()), fifo);
+        assert!(src.can_refetch("msgs/2.blk") && !src.can_refetch("msgs/3.blk"));
+    }
 
     /// Block files a few bytes apart (each block ends with the record that crossed 8 MiB)
     /// are read into one buffer per thread that never moves: before, the reused buffer grew by

@@ -627,9 +627,7 @@ fn dir_source(
     sd: &StreamDir,
     keys: &crate::filestore::keys::KeyRing,
 ) -> anyhow::Result<Box<dyn StreamSource>> {
-    let plain = DirSource {
-        dir: sd.dir.clone(),
-    };
+    let plain = DirSource::new(sd.dir.clone());
     if !crate::filestore::encrypted::has_key_files(&plain.files()) {
         return Ok(Box::new(plain));
     }
@@ -671,15 +669,12 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         keep_live: false,
         stop_at_damage: false,
     };
-    let encrypted = crate::filestore::encrypted::has_key_files(
-        &DirSource {
-            dir: sd.dir.clone(),
-        }
-        .files(),
-    );
+    let encrypted =
+        crate::filestore::encrypted::has_key_files(&DirSource::new(sd.dir.clone()).files());
     let scans: Vec<BlockScan> = pre
         .blocks
         .par_iter()
+        .with_max_len(1) // one item per job: no long run left to one core at the end
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
             let read = if encrypted {
@@ -1118,10 +1113,7 @@ impl StreamWalker {
     /// Every file of the stream (relative to the stream dir), sorted; empty for V2 archives.
     pub fn file_names(&self) -> Vec<String> {
         match (&self.kind, &self.sref.origin) {
-            (Shape::Blocks(_), Origin::Dir(sd)) => DirSource {
-                dir: sd.dir.clone(),
-            }
-            .files(),
+            (Shape::Blocks(_), Origin::Dir(sd)) => DirSource::new(sd.dir.clone()).files(),
             (Shape::Blocks(plan), Origin::Archive(_)) => plan.mem.files(),
             _ => Vec::new(),
         }
@@ -1238,12 +1230,8 @@ impl StreamWalker {
             return ControlFlow::Continue(());
         };
         // (an opened encrypted dir does not list its key files: ask the dir itself)
-        let encrypted = crate::filestore::encrypted::has_key_files(
-            &DirSource {
-                dir: sd.dir.clone(),
-            }
-            .files(),
-        );
+        let encrypted =
+            crate::filestore::encrypted::has_key_files(&DirSource::new(sd.dir.clone()).files());
         // the blocks to hand out, and which are read ahead (plain files of a real size) while
         // the one before is handed out: encrypted and big blocks go through the source
         // (decrypted, or decoded as they are read), one at a time

@@ -403,6 +403,7 @@ pub fn rewrite_dir(
         type Done = (u32, Option<([u8; 8], [u8; 8])>, u64, bool, Vec<Carried>);
         let outs: Vec<anyhow::Result<Done>> = blocks
             .par_iter()
+            .with_max_len(1) // one item per job: no long run left to one core at the end
             .map(|(rel, i)| {
                 // a block above a normal one's size (one huge record) is re-keyed while no
                 // other is in memory, in a buffer malloc gives back when it is freed

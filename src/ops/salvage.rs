@@ -577,6 +577,7 @@ fn dir_files(root: &Path) -> Vec<PackedFile> {
         .collect();
     let mut v: Vec<PackedFile> = entries
         .par_iter()
+        .with_max_len(1) // one item per job: no long run left to one core at the end
         .map(|e| {
             let rel = e
                 .path()

@@ -670,7 +670,7 @@ mod tests {
                 scans.push(scan_block(&ctx, i, &raw));
             }
             scans.sort_by_key(|s| s.index);
-            let src = DirSource { dir: dir.clone() };
+            let src = DirSource::new(dir.clone());
             let last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
             let v = ScannedStream {
                 server: None,
@@ -725,6 +725,9 @@ mod tests {
             }
             if let Some(s) = scans.iter().find(|s| s.msgs > 0) {
                 std::fs::remove_file(dir.join(&s.file)).unwrap();
+                // a source lists the dir once: the dir as it is now, read anew
+                let src = DirSource::new(dir.clone());
+                let v = ScannedStream { src: &src, ..v };
                 assert_eq!(v.count_live_from(1), None, "a block is gone: walk instead");
             }
         }

@@ -96,9 +96,7 @@ pub(crate) mod reference {
             .map(dir_name)
             .unwrap_or_else(|| "$G".to_string());
         let name = dir_name(stream_dir);
-        let src = DirSource {
-            dir: stream_dir.to_path_buf(),
-        };
+        let src = DirSource::new(stream_dir.to_path_buf());
         let pre = crate::state::prelude::prelude(&src, &account, &name, "");
         if pre.encrypted {
             return Err(MessagesError::Encrypted(stream_dir.display().to_string()));
@@ -116,6 +114,7 @@ pub(crate) mod reference {
         let firsts: Vec<(BlockLive, Vec<u64>)> = pre
             .blocks
             .par_iter()
+            .with_max_len(1) // one item per job: no long run left to one core at the end
             .map(|&i| {
                 match crate::filestore::source::read_file_capped(
                     stream_dir,

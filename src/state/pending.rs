@@ -477,9 +477,7 @@ mod tests {
 
     fn counts(damage: &[u64], start: u64, filters: &[&str]) -> u64 {
         let (t, db) = stream(damage);
-        let src = DirSource {
-            dir: t.path().to_path_buf(),
-        };
+        let src = DirSource::new(t.path().to_path_buf());
         let f: Vec<String> = filters.iter().map(|s| s.to_string()).collect();
         let files: Vec<String> = (1..=4).map(|i| format!("msgs/{i}.blk")).collect();
         let conds = [BlockCond::Intact; 4];
@@ -530,9 +528,7 @@ mod tests {
     fn cut_and_undecodable_blocks_count_as_the_server_counts_them() {
         let run = |release: &str, cond: BlockCond, starts: &[u64]| -> Vec<u64> {
             let (t, db) = stream(&[]);
-            let src = DirSource {
-                dir: t.path().to_path_buf(),
-            };
+            let src = DirSource::new(t.path().to_path_buf());
             let files: Vec<String> = (1..=4).map(|i| format!("msgs/{i}.blk")).collect();
             let mut conds = [BlockCond::Intact; 4];
             conds[1] = cond;

@@ -75,7 +75,7 @@ impl Plan {
 pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
     let dir = &src.sd.dir;
     let pre = crate::state::prelude::prelude(
-        &DirSource { dir: dir.clone() },
+        &DirSource::new(dir.clone()),
         &src.sd.account,
         &src.sd.name,
         "",
@@ -92,6 +92,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
     let firsts: Vec<First> = src
         .blocks
         .par_iter()
+        .with_max_len(1) // one item per job: no long run left to one core at the end
         .map(|&i| {
             // the same per-thread buffers verify used: no new 8 MiB allocation per block
             match crate::filestore::source::read_reusing(
