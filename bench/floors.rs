@@ -24,6 +24,11 @@
 //!   2.10+ streams a `.idx` per block and drops tombstones, so its output is not these exact
 //!   bytes). Also gives CPU seconds (`pack_cpu`, user + system of the process) and the output's
 //!   size (`pack_out`).
+//!   `pack_verified` (also with `--pack`): the same output with the verify pack makes of its
+//!   source: the blocks read on `--threads` threads, every record's HighwayHash-64 checked, then
+//!   written in order into that writer (see [`pack_verified_run`]); `pack_verified_cpu` its CPU
+//!   seconds, `pack_verified_bad` the checksums that did not match. What pack v1 of a plain
+//!   stream cannot go below: it reads, checks, compresses and hashes every block once.
 //!
 //! * `enc` (with `--key-file K`: the block files are those of an encrypted stream, written by
 //!   the server with the JetStream key in K): on `--threads` threads taking the files in turn,
@@ -297,6 +302,72 @@ fn pack_run(files: &[(PathBuf, String, u32)], threads: usize) -> io::Result<(f64
     Ok((t.elapsed().as_secs_f64(), cpu_secs() - c0, sink.n))
 }
 
+/// One run of the pack floor with the verify of its source (`pack_verified`): `threads`
+/// threads take the block files in turn, read each into a recycled buffer and check every
+/// record's HighwayHash-64 (pack's one pass does the same read and check); this thread takes
+/// the blocks back in order and writes them into the S2 framed writer (a copy into its
+/// chunks, as pack's tar writer does), whose output is SHA-256-hashed and dropped. At most
+/// `threads + 2` block buffers exist. Returns (wall seconds, CPU seconds, output bytes, bad).
+fn pack_verified_run(
+    files: &[(PathBuf, String, u32)],
+    threads: usize,
+) -> io::Result<(f64, f64, u64, u64)> {
+    use sha2::Digest;
+    use std::collections::BTreeMap;
+    use std::sync::{mpsc, Mutex};
+    let c0 = cpu_secs();
+    let t = Instant::now();
+    let next = AtomicUsize::new(0);
+    let (done_tx, done_rx) = mpsc::sync_channel::<io::Result<(usize, Vec<u8>, u64)>>(threads);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..threads + 2 {
+        let _ = free_tx.send(Vec::new());
+    }
+    let free_rx = Mutex::new(free_rx);
+    let sink = ShaSink {
+        h: sha2::Sha256::new(),
+        n: 0,
+    };
+    let mut w = jetdir::s2::encode::ParFrameWriter::with_threads(sink, threads);
+    let bad = std::thread::scope(|s| -> io::Result<u64> {
+        for _ in 0..threads {
+            let (done_tx, next, free_rx) = (done_tx.clone(), &next, &free_rx);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((p, stream, index)) = files.get(i) else {
+                    return;
+                };
+                let got = free_rx.lock().ok().and_then(|r| r.recv().ok());
+                let Some(mut buf) = got else { return };
+                let res = read_block(p, &mut buf).map(|()| {
+                    let bad = hash_block(stream, *index, &buf).1;
+                    (i, buf, bad)
+                });
+                if done_tx.send(res).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let (mut want, mut bad) = (0usize, 0u64);
+        let mut held: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        for r in done_rx.iter() {
+            let (i, buf, b) = r?;
+            bad += b;
+            held.insert(i, buf);
+            while let Some(buf) = held.remove(&want) {
+                w.write_all(&buf)?;
+                let _ = free_tx.send(buf);
+                want += 1;
+            }
+        }
+        Ok(bad)
+    })?;
+    let sink = w.finish()?;
+    std::hint::black_box(sink.h.finalize());
+    Ok((t.elapsed().as_secs_f64(), cpu_secs() - c0, sink.n, bad))
+}
+
 fn main() -> io::Result<()> {
     let mut repeats = 5usize;
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -373,8 +444,10 @@ fn main() -> io::Result<()> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut read_hash_cpu = Vec::new();
     let (mut pack_wall, mut pack_cpu, mut pack_out) = (Vec::new(), Vec::new(), 0u64);
+    let (mut pv_wall, mut pv_cpu, mut pv_bad) = (Vec::new(), Vec::new(), 0u64);
     if pack {
         pack_run(&files, threads)?; // untimed: the encoder's buffers and threads warm
+        pack_verified_run(&files, threads)?;
     }
     for _ in 0..repeats {
         read.push(par_run(&files, threads, false)?.0);
@@ -398,6 +471,10 @@ fn main() -> io::Result<()> {
             pack_wall.push(w);
             pack_cpu.push(c);
             pack_out = n;
+            let (w, c, _, b) = pack_verified_run(&files, threads)?;
+            pv_wall.push(w);
+            pv_cpu.push(c);
+            pv_bad = b;
         }
     }
     println!(
@@ -405,7 +482,8 @@ fn main() -> io::Result<()> {
          \"read\": {}, \"read_hash\": {}, \"read_hash_cpu\": {}, \"hash\": {}, \
          \"hash_bytes\": {held_bytes}, \
          \"s2_par\": {}, \"s2_par_cpu\": {}, \"s2_bytes\": {s2_bytes}, \"pack\": {}, \
-         \"pack_cpu\": {}, \"pack_out\": {pack_out}}}",
+         \"pack_cpu\": {}, \"pack_out\": {pack_out}, \"pack_verified\": {}, \
+         \"pack_verified_cpu\": {}, \"pack_verified_bad\": {pv_bad}}}",
         secs(&read),
         secs(&read_hash),
         secs(&read_hash_cpu),
@@ -413,7 +491,9 @@ fn main() -> io::Result<()> {
         secs(&s2_par),
         secs(&s2_cpu),
         secs(&pack_wall),
-        secs(&pack_cpu)
+        secs(&pack_cpu),
+        secs(&pv_wall),
+        secs(&pv_cpu)
     );
     Ok(())
 }
