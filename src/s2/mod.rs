@@ -1077,14 +1077,14 @@ impl<R: Read> FrameReader<R> {
                     what: "chunk",
                 })),
                 Ok(_) => match kind {
-                    Kind::Identifier => identifier(&body, at)
+                    Kind::Identifier => identifier(body, at)
                         .map(|m| self.mode = Some(m))
                         .map_err(ChunkErr::Format),
                     _ => {
                         self.out.end = 0;
                         self.pos = 0;
                         let m = self.mode.unwrap_or(Mode::S2);
-                        data_chunk_into(m, kind, &body, at, &mut self.out, u64::MAX)
+                        data_chunk_into(m, kind, body, at, &mut self.out, u64::MAX)
                             .map_err(ChunkErr::Format)
                     }
                 },
