@@ -713,6 +713,25 @@ def machine_notes(jetdir: str, server: str) -> list[str]:
     ]
 
 
+def resident_share(files: list[Path]) -> Optional[float]:
+    """The share of `files`' bytes in the page cache (util-linux `fincore`), or None when it
+    cannot be told. Every timed run assumes a warm page cache; this VM has been seen to drop
+    cached pages with most of its memory free, so the report says how warm it was."""
+    if not files or shutil.which("fincore") is None:
+        return None
+    r = subprocess.run(["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES,SIZE",
+                        *map(str, files)], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    res = size = 0
+    for line in r.stdout.split("\n"):
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            res += int(parts[0])
+            size += int(parts[1])
+    return res / size if size else None
+
+
 def flipped_byte_found(jetdir: str, stream: Path, work: Path) -> str:
     """Copies `stream`, flips one byte in the middle of its middle block (inside a record, so
     only the record checksum can tell) and runs the timed kind of verify (deep, human output)
@@ -1362,8 +1381,13 @@ def main() -> int:
         def verify(path: Path, *extra: str) -> list[str]:
             return [jetdir, "--no-progress", "verify", *extra, str(path)]
 
+        warm = resident_share(blk_files(sdir["BENCH"]))
         m_ver, m_cat = measure_beside("jetdir verify, deep (BENCH)", verify(sdir["BENCH"]), blk["BENCH"],
                                       "raw read `cat msgs/*.blk` (BENCH)", cat("BENCH"), blk["BENCH"], repeats)
+        after = resident_share(blk_files(sdir["BENCH"]))
+        if warm is not None and after is not None:
+            notes.append(f"page cache: BENCH's block files {100 * warm:.1f}% resident before the timed verify "
+                         f"and `cat` runs (and their warm-ups), {100 * after:.1f}% after them (fincore)")
         if args.enc_only:
             m_reb = measure_rebuild(server, sdir["BENCH"], facts["BENCH"]["messages"], blk["BENCH"], work, repeats)
             figures += [m_cat, m_ver, m_reb]
