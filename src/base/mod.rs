@@ -2,6 +2,7 @@
 pub(crate) mod bytes;
 pub mod hash;
 pub mod heap;
+pub mod par;
 pub mod problem;
 pub mod progress;
 pub mod release;

@@ -2247,13 +2247,7 @@ pub fn verify_stream_dir(
         keep_live: false,
         stop_at_damage: false,
     };
-    // One block per job: rayon would otherwise hand each thread long runs of blocks to
-    // scan in turn, and the last run left one core working alone at the end (15 ms of a
-    // 1 GiB encrypted stream's 0.27 s on 2 cores).
-    let scans: Vec<BlockScan> = pre
-        .blocks
-        .par_iter()
-        .with_max_len(1)
+    let scans: Vec<BlockScan> = crate::base::par::one_per_job(&pre.blocks)
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
             let path = sd.dir.join(&rel);
@@ -2548,10 +2542,7 @@ fn verify_store_with(
     }
     progress.start(total_block_bytes(&lay.streams));
     // streams in parallel too (many small streams), each with its blocks in parallel
-    let results: Vec<(StreamReport, Vec<Problem>)> = lay
-        .streams
-        .par_iter()
-        .with_max_len(1) // one item per job: no long run left to one core at the end
+    let results: Vec<(StreamReport, Vec<Problem>)> = crate::base::par::one_per_job(&lay.streams)
         .map(|sd| verify_stream_dir(sd, opts, progress))
         .collect();
     // A running server may change files while they are read: say so.

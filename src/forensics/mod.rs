@@ -671,10 +671,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
     };
     let encrypted =
         crate::filestore::encrypted::has_key_files(&DirSource::new(sd.dir.clone()).files());
-    let scans: Vec<BlockScan> = pre
-        .blocks
-        .par_iter()
-        .with_max_len(1) // one item per job: no long run left to one core at the end
+    let scans: Vec<BlockScan> = crate::base::par::one_per_job(&pre.blocks)
         .map(|&i| {
             let rel = format!("msgs/{i}.blk");
             let read = if encrypted {

@@ -401,9 +401,7 @@ pub fn rewrite_dir(
     let mut lasts: BTreeMap<u32, ([u8; 8], [u8; 8])> = BTreeMap::new();
     if renamed {
         type Done = (u32, Option<([u8; 8], [u8; 8])>, u64, bool, Vec<Carried>);
-        let outs: Vec<anyhow::Result<Done>> = blocks
-            .par_iter()
-            .with_max_len(1) // one item per job: no long run left to one core at the end
+        let outs: Vec<anyhow::Result<Done>> = crate::base::par::one_per_job(&blocks)
             .map(|(rel, i)| {
                 // a block above a normal one's size (one huge record) is re-keyed while no
                 // other is in memory, in a buffer malloc gives back when it is freed

@@ -575,9 +575,7 @@ fn dir_files(root: &Path) -> Vec<PackedFile> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file())
         .collect();
-    let mut v: Vec<PackedFile> = entries
-        .par_iter()
-        .with_max_len(1) // one item per job: no long run left to one core at the end
+    let mut v: Vec<PackedFile> = crate::base::par::one_per_job(&entries)
         .map(|e| {
             let rel = e
                 .path()

@@ -111,10 +111,7 @@ pub(crate) mod reference {
             stop_at_damage: false,
         };
         // Pass 1: live sequences per block and every tombstone.
-        let firsts: Vec<(BlockLive, Vec<u64>)> = pre
-            .blocks
-            .par_iter()
-            .with_max_len(1) // one item per job: no long run left to one core at the end
+        let firsts: Vec<(BlockLive, Vec<u64>)> = crate::base::par::one_per_job(&pre.blocks)
             .map(|&i| {
                 match crate::filestore::source::read_file_capped(
                     stream_dir,

@@ -89,10 +89,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         keep_live: false,
         stop_at_damage: false,
     };
-    let firsts: Vec<First> = src
-        .blocks
-        .par_iter()
-        .with_max_len(1) // one item per job: no long run left to one core at the end
+    let firsts: Vec<First> = crate::base::par::one_per_job(&src.blocks)
         .map(|&i| {
             // the same per-thread buffers verify used: no new 8 MiB allocation per block
             match crate::filestore::source::read_reusing(
