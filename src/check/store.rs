@@ -131,7 +131,7 @@ pub fn finish_stream(
     let limits = pre
         .meta
         .as_ref()
-        .map(|m| load::Limits::of(&m.json))
+        .map(|m| load::Limits::for_release(&m.json, load.release.as_ref()))
         .unwrap_or_default();
     // .idx/.fss describe the blocks as written: compare before the limits remove anything
     check_legacy(&pre, &scans, &mut problems, prefix);
@@ -3112,6 +3112,71 @@ mod tests {
         let r = verify_store(&d, &opts, &NoProgress).unwrap();
         assert_eq!(r.streams[0].messages, b.messages);
         assert!(r.streams[0].load.as_ref().unwrap().markers.is_empty());
+
+        // 2.11.0 and 2.11.1 expire the first block while recovering and write no marker for
+        // the subjects emptied there (their recovery drops the markers it asks for); the
+        // expiry after the load does the later blocks as 2.11.2+ do. Every subject of MULTI
+        // has its last message past block 1: one marker each, whatever the release.
+        for rel in ["2.11.1", "2.11.2"] {
+            let opts = Options {
+                target: crate::check::Target {
+                    release: Some(rel.parse().unwrap()),
+                    at_ns: at,
+                },
+                ..Default::default()
+            };
+            let r = verify_store(&d, &opts, &NoProgress).unwrap();
+            let l = r.streams[0].load.as_ref().unwrap();
+            assert_eq!(l.markers.len() as u64, n, "{rel}");
+            assert_eq!(l.removed[0].messages, b.messages.unwrap(), "{rel}");
+        }
+    }
+
+    /// A stream of one block with subject delete markers, all of it older than max_age:
+    /// 2.11.0 and 2.11.1 expire it while recovering and write no marker (matrix `expired`,
+    /// SDM: no message left, last seq kept); 2.11.2+ write one marker per subject.
+    #[test]
+    fn sdm_recovery_of_2_11_0_and_2_11_1_writes_no_marker() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        let before = run(&d, false);
+        let b = &before.streams[0];
+        let meta = d.join("meta.inf");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        cfg["max_age"] = 3_600_000_000_000i64.into();
+        cfg["allow_msg_ttl"] = true.into();
+        cfg["subject_delete_marker_ttl"] = 90_000_000_000i64.into();
+        let raw = serde_json::to_vec(&cfg).unwrap();
+        fs::write(&meta, &raw).unwrap();
+        fs::write(d.join("meta.sum"), meta::expected_sum("ORDERS", &raw)).unwrap();
+        let at = b.last_ts.unwrap() + 3_600_000_000_001;
+        let last = b.last_seq.unwrap();
+        let subjects = b.subjects.unwrap();
+        assert!(subjects > 0);
+        for (rel, markers) in [
+            ("2.11.0", 0),
+            ("2.11.1", 0),
+            ("2.11.2", subjects),
+            ("2.15.1", subjects),
+        ] {
+            let opts = Options {
+                target: crate::check::Target {
+                    release: Some(rel.parse().unwrap()),
+                    at_ns: at,
+                },
+                ..Default::default()
+            };
+            let r = verify_store(&d, &opts, &NoProgress).unwrap();
+            let s = &r.streams[0];
+            let l = s.load.as_ref().unwrap();
+            assert_eq!(l.markers.len() as u64, markers, "{rel}");
+            assert_eq!(s.messages, Some(markers), "{rel}");
+            assert_eq!(s.last_seq, Some(last + markers), "{rel}");
+            assert_eq!(s.first_seq, Some(last + 1), "{rel}");
+            assert_eq!(l.removed[0].messages, b.messages.unwrap(), "{rel}");
+        }
     }
 
     /// An undecodable compressed block when the server rebuilds: 2.10–2.12 drop the block,

@@ -20,16 +20,20 @@
 //!   0.5 to 1.5 s later): pending acks below the stream's first seq (2.10+: or at or below the
 //!   ack floor) are dropped; 2.10+ raise the ack floor to the highest dropped, and to delivered
 //!   when none is left.
-//! - 2.10 (`checkAckFloor`, right after): when the stream's first seq is past ack floor + 1,
-//!   pending acks below it are terminated as if acked (explicit: floor moves to just below the
-//!   next pending; all: floor moves to the acked one), and when the floor is still 50 or more
-//!   behind the first seq it is set to just below the lowest pending (or to delivered, at
-//!   least first − 1). 2.11.11, 2.12.8 and 2.15.1 run the same code but were not seen doing it
-//!   within seconds of the start (matrix `kill_mid`: floors kept at 16 with first seq 36286),
-//!   nor in their periodic check (every 1 to 2 minutes): floors kept for 190 s after the
-//!   start on 2.11.11 and 2.12.8, 150 s on 2.15.1 (`tests/support/ackfloor_watch.py`).
+//! - 2.10.0 to 2.11.2 (`checkAckFloor`, right after): when the stream's first seq is past ack
+//!   floor + 1, pending acks below it are terminated as if acked (explicit: floor moves to just
+//!   below the next pending; all: floor moves to the acked one), and when the floor is still 50
+//!   or more behind the first seq it is set to just below the lowest pending (or to delivered,
+//!   at least first − 1). Later releases run the same code, but it moves only the consumer's
+//!   in-memory floors, not its stored state, and from 2.11.3 (commit 237b8a7, "Consistent
+//!   filtered consumer state reporting") CONSUMER.INFO reports delivered and ack floor from the
+//!   stored state for every consumer, not only replicated ones: the floors are seen kept
+//!   (matrix `kill_mid`, every release 2.11.3 to 2.15.1: floors kept at 16 with first seq
+//!   36286; 2.11.0 to 2.11.2 and 2.10.x: raised to first − 1), also after their periodic check
+//!   (every 1 to 2 minutes): kept for 190 s after the start on 2.11.11 and 2.12.8, 150 s on
+//!   2.15.1 (`tests/support/ackfloor_watch.py`).
 //! - When the release is not known, 2.10+'s `checkPending` is modelled and neither the 2.14
-//!   reset nor 2.10's `checkAckFloor`.
+//!   reset nor `checkAckFloor`.
 use crate::base::release::Release;
 use crate::base::subject;
 use crate::filestore::block::{self, RecordKind};
@@ -522,8 +526,10 @@ pub fn at_load(
         }
     }
 
-    let ten = release.is_some_and(|r| r.major == 2 && r.minor == 10);
-    if ten && asflr != 0 && first != 0 && asflr < first - 1 {
+    // checkAckFloor's floors, as CONSUMER.INFO reports them (2.10.0 to 2.11.2; see above)
+    let floor_check = release
+        .is_some_and(|r| r.base() >= Release::new(2, 10, 0) && r.base() < Release::new(2, 11, 3));
+    if floor_check && asflr != 0 && first != 0 && asflr < first - 1 {
         let mut term: Vec<(u64, u64)> = if first - asflr - 1 < pending.len() as u64 {
             pending
                 .range(asflr + 1..first)
@@ -881,11 +887,15 @@ mod tests {
     }
 
     #[test]
-    fn floors_far_behind_are_kept_from_2_11() {
-        // seen (2.11.11, 2.12.8, 2.15.1 kill_mid): floors kept with first seq 36286
+    fn floors_far_behind_are_kept_from_2_11_3() {
+        // seen (every release 2.11.3 to 2.15.1, kill_mid): floors kept with first seq 36286
         let v = view(36286, 36400);
         let c = cfg(DeliverPolicy::All, AckPolicy::None);
-        for r in [Release::new(2, 11, 11), Release::new(2, 15, 1)] {
+        for r in [
+            Release::new(2, 11, 3),
+            Release::new(2, 11, 11),
+            Release::new(2, 15, 1),
+        ] {
             let (s, ch) = at_load(&c, Some(&state((15, 16), (15, 16), &[])), &v, Some(&r));
             assert_eq!(s.ack_floor.stream_seq, 16);
             assert_eq!(ch, ConsumerChanges::default());
@@ -894,14 +904,20 @@ mod tests {
 
     #[test]
     fn far_behind_floor_of_ack_none_jumps_to_first() {
-        // seen (2.10.26 kill_mid): every consumer's ack floor became first - 1 = 43535
+        // seen (2.10.25, 2.10.26, 2.11.0, 2.11.1, 2.11.2 kill_mid): every consumer's ack floor
+        // became first - 1 = 43535
         let v = view(43536, 43650);
         let c = cfg(DeliverPolicy::All, AckPolicy::None);
-        let r = Release::new(2, 10, 26);
-        let (s, _) = at_load(&c, Some(&state((16, 16), (16, 16), &[])), &v, Some(&r));
-        assert_eq!(s.ack_floor.stream_seq, 43535);
-        assert_eq!(s.ack_floor.consumer_seq, 16);
-        assert_eq!(s.delivered.stream_seq, 16);
+        for r in [
+            Release::new(2, 10, 26),
+            Release::new(2, 11, 0),
+            Release::new(2, 11, 2),
+        ] {
+            let (s, _) = at_load(&c, Some(&state((16, 16), (16, 16), &[])), &v, Some(&r));
+            assert_eq!(s.ack_floor.stream_seq, 43535);
+            assert_eq!(s.ack_floor.consumer_seq, 16);
+            assert_eq!(s.delivered.stream_seq, 16);
+        }
     }
 
     #[test]

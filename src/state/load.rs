@@ -335,6 +335,13 @@ pub struct Limits {
     /// load (not during it), skips `Nats-TTL: never` ones, and writes a delete marker for
     /// each subject it empties.
     pub sdm_ttl_s: Option<u64>,
+    /// 2.11.0 and 2.11.1 with `subject_delete_marker_ttl`: the server's recovery
+    /// (`expireMsgsOnRecover`) expires the old messages of the first block before the load is
+    /// over, `Nats-TTL: never` ones included, and the delete markers it asks for are never
+    /// written (the callback it gets back is dropped); it stops after that one block, and the
+    /// expiry after the load does the rest as 2.11.2+ do (2.11.2 skips that recovery pass
+    /// when markers are configured, commit d6d4ddc's release). Set by [`Limits::for_release`].
+    pub sdm_recovery_block: bool,
     /// `max_msgs_per_subject`.
     pub max_per_subject: Option<u64>,
     /// `allow_msg_ttl` without subject delete markers: messages expire at their `Nats-TTL`.
@@ -363,10 +370,24 @@ impl Limits {
             sdm_ttl_s: pos("subject_delete_marker_ttl")
                 .map(|ns| ns / 1_000_000_000)
                 .filter(|&s| s > 0),
+            sdm_recovery_block: false,
             max_per_subject: pos("max_msgs_per_subject"),
             msg_ttl: cfg.get("allow_msg_ttl").and_then(|v| v.as_bool()) == Some(true) && !sdm,
             acked_floor: None,
         }
+    }
+
+    /// [`Limits::of`] as `release` enforces them at load (`None`: the newest behaviour).
+    pub fn for_release(
+        cfg: &serde_json::Map<String, serde_json::Value>,
+        release: Option<&Release>,
+    ) -> Limits {
+        let mut l = Limits::of(cfg);
+        l.sdm_recovery_block = l.sdm_ttl_s.is_some()
+            && release.is_some_and(|r| {
+                r.base() >= Release::new(2, 11, 0) && r.base() < Release::new(2, 11, 2)
+            });
+        l
     }
 }
 
@@ -491,10 +512,17 @@ pub fn enforce_limits(
     })
     .collect();
     let mut front_done = !front_needed;
+    // the block 2.11.0/2.11.1's recovery expires (the first one, even when it holds nothing)
+    let recovery_block = scans
+        .iter()
+        .map(|s| s.index)
+        .min()
+        .filter(|_| limits.sdm_recovery_block);
     for s in scans.iter_mut() {
         if s.msgs == 0 {
             continue;
         }
+        let in_recovery = recovery_block == Some(s.index);
         let mut scratch = Vec::new();
         let Some((Ok((plain, _)), _)) = src.fetch_block(&s.file, Location::default(), &mut scratch)
         else {
@@ -526,7 +554,10 @@ pub fn enforce_limits(
                 } else if limits.max_bytes.is_some_and(|m| b > m) {
                     why = Some(1);
                 } else if cutoff.is_some_and(|c| r.ts <= c) {
-                    if let Some(ttl_s) = limits.sdm_ttl_s {
+                    if in_recovery {
+                        // expireMsgsOnRecover: removed, whatever its TTL, and no marker
+                        why = Some(2);
+                    } else if let Some(ttl_s) = limits.sdm_ttl_s {
                         // expireMsgs: `Nats-TTL: never` is skipped; the last message of a
                         // subject is replaced by a marker (unless it is a marker itself)
                         let ttl = r
