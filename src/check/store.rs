@@ -150,10 +150,7 @@ pub fn finish_stream(
         cut_last: scans
             .last()
             .is_some_and(|l| truncs.iter().any(|t| t.file == l.file)),
-        gaps_counted: load
-            .release
-            .as_ref()
-            .is_none_or(|r| *r >= Release::new(2, 12, 0)),
+        gaps_counted: load::checks_blocks_against_index(load.release.as_ref()),
     };
     let (mut rep, subjects, mut last) = stream_report(&pre, &scans, &late, &load.recovery, shape);
     let mut legacy_gaps: Vec<u64> = Vec::new();
@@ -441,8 +438,8 @@ fn missing_on_rebuild(
 }
 
 /// A block cut cleanly at a record boundary (no damaged record: the file just ends early)
-/// under a trusted index.db: 2.10 and 2.11 keep the index's numbers for it without a word
-/// and cannot serve the missing messages; 2.12+ notice and count only what is there (matrix
+/// under a trusted index.db: 2.10 to 2.12.2 keep the index's numbers for it without a word
+/// and cannot serve the missing messages; 2.12.3+ notice and count only what is there (matrix
 /// `trunc_mid_at_rec`). Returns the sequences counted from the index.
 fn count_short_blocks_from_index(
     pre: &Prelude,
@@ -455,7 +452,7 @@ fn count_short_blocks_from_index(
     else {
         return Vec::new();
     };
-    if *r >= Release::new(2, 12, 0) || load::is_legacy(r) {
+    if load::checks_blocks_against_index(Some(r)) || load::is_legacy(r) {
         return Vec::new();
     }
     let mut counted = Vec::new();
@@ -492,7 +489,7 @@ fn count_short_blocks_from_index(
                 .at(s.plain_len)
                 .seqs(from, be.last_seq),
             format!(
-                "the block ends at offset {} after seq {}, but index.db says it holds seqs up to {}: release {r} trusts index.db, counts seqs {} and cannot serve them (MSG.GET answers \"no message found\"); 2.12+ and a rebuild lose them",
+                "the block ends at offset {} after seq {}, but index.db says it holds seqs up to {}: release {r} trusts index.db, counts seqs {} and cannot serve them (MSG.GET answers \"no message found\"); 2.12.3+ and a rebuild lose them",
                 s.plain_len,
                 from - 1,
                 be.last_seq,
@@ -848,10 +845,7 @@ fn server_pending_model<'a>(
     let (Recovery::Index, Some(db), true) = (&load.recovery, pre.index_db.as_ref(), plain) else {
         return None;
     };
-    let newer = load
-        .release
-        .as_ref()
-        .is_none_or(|r| *r >= Release::new(2, 12, 0));
+    let newer = load::checks_blocks_against_index(load.release.as_ref());
     let (mut files, mut conds) = (Vec::new(), Vec::new());
     for b in &db.blocks {
         // a block gone: the index-totals count (index_totals_for_pending) models it
@@ -1393,8 +1387,8 @@ fn settle_timestamps(
 struct IndexShape {
     /// The last block was truncated at load: the stream ends where the kept part ends (M10b).
     cut_last: bool,
-    /// 2.12+ count every sequence missing between first and last as deleted, also one whose
-    /// record carries another (damaged) sequence (M9).
+    /// 2.12.3+ count every sequence missing between first and last as deleted, also one whose
+    /// record carries another (damaged) sequence (M9; [`load::checks_blocks_against_index`]).
     gaps_counted: bool,
 }
 
@@ -3229,6 +3223,60 @@ mod tests {
             p.message
         );
         assert_eq!(new.exit_code(), 1);
+    }
+
+    #[test]
+    fn plain_2_12_8_matches_server() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        check_against_server(&fixtures, "v2.12.8-plain");
+    }
+
+    /// A middle block cut at a record boundary under a trusted index.db (matrix
+    /// `trunc_mid_at_rec`, every release): 2.10 to 2.12.2 keep the index's numbers for it
+    /// (the missing messages counted, not served); 2.12.3+ count only what the block holds.
+    /// MULTI as 2.12.8 wrote it (index.db version 3, which every 2.12 reads).
+    #[test]
+    fn short_middle_block_is_counted_from_the_index_before_2_12_3() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/v2.12.8-plain/store/jetstream/$G/streams/MULTI");
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("MULTI");
+        testdata::copy_tree(&src, &d);
+        let blk = d.join("msgs/2.blk");
+        let raw = fs::read(&blk).unwrap();
+        let offs: Vec<usize> = crate::filestore::block::Records::new(&raw)
+            .map_while(|r| r.ok())
+            .map(|r| r.offset)
+            .collect();
+        assert!(offs.len() > 2);
+        truncate_to(&blk, offs[offs.len() / 2]);
+        let verify = |v: &str| {
+            let opts = Options {
+                target: crate::check::Target {
+                    release: Some(Release::parse(v).unwrap()),
+                    at_ns: crate::base::time::now_ns(),
+                },
+                ..Default::default()
+            };
+            verify_store(&d, &opts, &NoProgress).unwrap()
+        };
+        for v in ["2.12.0", "2.12.2"] {
+            let r = verify(v);
+            assert_eq!(r.streams[0].messages, Some(98), "{v}: the index's numbers");
+            assert!(
+                r.problems
+                    .iter()
+                    .any(|p| p.message.contains("trusts index.db, counts seqs")),
+                "{v}"
+            );
+        }
+        for v in ["2.12.3", "2.12.8", "2.15.1"] {
+            let r = verify(v);
+            assert!(
+                r.streams[0].messages < Some(98),
+                "{v}: what the blocks hold"
+            );
+        }
     }
 
     /// A block cut at a record boundary under an index.db that lists more: the server

@@ -878,6 +878,18 @@ pub enum SlotRule {
 }
 
 /// The slot rule of `r` (`None`: the newest).
+/// True when `r` (`None`: the newest) checks each block it loads under a trusted index.db
+/// against the index and reports what the block really holds: 2.12.3 and later (nats-server
+/// 8e732b2, "Filestore idx mismatch & 'no idx present' errors": holes in a block are always
+/// put in its delete map, a block whose records do not start where the index says is
+/// rebuilt; 72d9edd, "Surface filestore errors from `loadMsgsWithLock` correctly": a block
+/// that does not load fails the count that loads it). 2.10 to 2.12.2 keep the index's
+/// numbers (differential matrix on every release: `flip_seq`, `trunc_mid_at_rec`,
+/// `cmp_flip`, `cmp_trunc` split between 2.12.2 and 2.12.3).
+pub fn checks_blocks_against_index(r: Option<&Release>) -> bool {
+    r.is_none_or(|r| r.base() >= Release::new(2, 12, 3))
+}
+
 pub fn slot_rule(r: Option<&Release>) -> SlotRule {
     match r.map(Release::base) {
         Some(b) if is_legacy(&b) => SlotRule::Positional,

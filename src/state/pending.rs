@@ -35,9 +35,9 @@ pub enum BlockCond {
     /// and its numbers become `last`/`msgs`; 2.12+ then read the part kept, 2.10/2.11 read
     /// nothing that time (and the kept part after).
     CutOnLoad { offset: usize, last: u64, msgs: u64 },
-    /// Shorter than the index says, found so at load (2.12+): these numbers from the start.
+    /// Shorter than the index says, found so at load (2.12.3+): these numbers from the start.
     Short { last: u64, msgs: u64 },
-    /// Cannot be read (an undecodable compressed block): 2.12+ fail the count (it reports 0).
+    /// Cannot be read (an undecodable compressed block): 2.12.3+ fail the count (it reports 0).
     Unreadable,
 }
 
@@ -106,8 +106,11 @@ pub struct ServerPending<'a> {
     last: u64,
     /// Messages and last seq once the load is done (what STREAM.INFO then says).
     after: (u64, u64),
-    /// 2.12+: a block that fails to load fails the count.
+    /// 2.12.3+: a block that fails to load fails the count
+    /// ([`crate::state::load::checks_blocks_against_index`]).
     fails: bool,
+    /// 2.12+: a block cut by its first load is read (its kept part) in that same count.
+    reads_after_cut: bool,
     totals: Vec<(Vec<u8>, u64)>,
     blocks: std::cell::RefCell<Vec<BlockModel>>,
     src: &'a dyn StreamSource,
@@ -156,7 +159,8 @@ impl<'a> ServerPending<'a> {
             first: db.first_seq,
             last: db.last_seq,
             after,
-            fails: release.is_none_or(|r| r.base() >= Release::new(2, 12, 0)),
+            fails: crate::state::load::checks_blocks_against_index(release),
+            reads_after_cut: release.is_none_or(|r| r.base() >= Release::new(2, 12, 0)),
             totals: db
                 .subjects
                 .iter()
@@ -174,7 +178,7 @@ impl<'a> ServerPending<'a> {
     /// and whose filters are `filters` (none: every subject; several: `NumPendingMulti`, the
     /// same steps with a message matching any of them).
     pub fn count(&self, start: u64, filters: &[String]) -> u64 {
-        // a count that fails (a block that does not load, 2.12+) leaves it at 0
+        // a count that fails (a block that does not load, 2.12.3+) leaves it at 0
         let n = self.num_pending(start, filters).unwrap_or(0);
         let (msgs, last) = self.after;
         let start = start.max(self.first);
@@ -232,7 +236,7 @@ impl<'a> ServerPending<'a> {
             BlockCond::Unreadable => return Ok(Default::default()),
             BlockCond::CutOnLoad { .. } => {
                 b.cut();
-                if !self.fails {
+                if !self.reads_after_cut {
                     // 2.10/2.11 cut the block and return the error: nothing read this time
                     return Ok(Default::default());
                 }
