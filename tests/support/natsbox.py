@@ -49,8 +49,11 @@ def find_server(which: str) -> Optional[str]:
 
 # Every release the differential matrix knows, oldest first, and where
 # scripts/install-deps.sh puts it. JETDIR_SERVERS="2.12.8=/path/bin,2.9.10=/x"
-# overrides single entries.
-RELEASES = ["2.9.10", "2.10.26", "2.11.6", "2.11.11", "2.12.8", "2.14.6", "2.15.1"]
+# overrides single entries. 2.11.1, 2.11.2 and 2.12.2 stand on the old side of the
+# boundaries a run on every PyPI release found (subject delete markers at recovery: 2.11.2;
+# ack floors in CONSUMER.INFO: 2.11.3; blocks checked against index.db: 2.12.3).
+RELEASES = ["2.9.10", "2.10.26", "2.11.1", "2.11.2", "2.11.6", "2.11.11", "2.12.2", "2.12.8",
+            "2.14.6", "2.15.1"]
 
 
 def _release_default(version: str) -> str:
