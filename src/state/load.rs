@@ -339,8 +339,8 @@ pub struct Limits {
     /// (`expireMsgsOnRecover`) expires the old messages of the first block before the load is
     /// over, `Nats-TTL: never` ones included, and the delete markers it asks for are never
     /// written (the callback it gets back is dropped); it stops after that one block, and the
-    /// expiry after the load does the rest as 2.11.2+ do (2.11.2 skips that recovery pass
-    /// when markers are configured, commit d6d4ddc's release). Set by [`Limits::for_release`].
+    /// expiry after the load does the rest as 2.11.2+ do (nats-server 5dad5aa, "Don't expire
+    /// MaxAge on recover when SDM enabled", in 2.11.2). Set by [`Limits::for_release`].
     pub sdm_recovery_block: bool,
     /// `max_msgs_per_subject`.
     pub max_per_subject: Option<u64>,
@@ -877,7 +877,6 @@ pub enum SlotRule {
     MoveUpOnly,
 }
 
-/// The slot rule of `r` (`None`: the newest).
 /// True when `r` (`None`: the newest) checks each block it loads under a trusted index.db
 /// against the index and reports what the block really holds: 2.12.3 and later (nats-server
 /// 8e732b2, "Filestore idx mismatch & 'no idx present' errors": holes in a block are always
@@ -890,6 +889,7 @@ pub fn checks_blocks_against_index(r: Option<&Release>) -> bool {
     r.is_none_or(|r| r.base() >= Release::new(2, 12, 3))
 }
 
+/// The slot rule of `r` (`None`: the newest).
 pub fn slot_rule(r: Option<&Release>) -> SlotRule {
     match r.map(Release::base) {
         Some(b) if is_legacy(&b) => SlotRule::Positional,
