@@ -581,7 +581,7 @@ pub fn decompress_cmp_reader<R: std::io::Read>(
         }));
     };
     let body = std::io::Cursor::new(head[hdr..].to_vec()).chain(r.by_ref());
-    let mut fr = crate::s2::FrameReader::new(body.take(stream_len));
+    let mut fr = crate::s2::FrameReader::new(body.take(stream_len)).as_seekable();
     let limit = MAX_PLAIN_BLOCK - CMP_TAIL as u64;
     if let Err(e) = fr.by_ref().take(limit + 1).read_to_end(out) {
         return match crate::s2::s2_error_of(&e) {
@@ -638,11 +638,13 @@ pub fn decompress_cmp_block_into(buf: &[u8], out: &mut Vec<u8>) -> Result<(), cr
     // Decode up to the size of a real block first; only a block that decodes to more (one huge
     // record, or damage) is decoded again under the big-block lock, up to the largest block.
     reserve_for_block(out, hint.min(BIG_BLOCK));
-    let first = crate::s2::decode_stream_into(stream, out, BIG_BLOCK - CMP_TAIL as u64);
+    // as the server reads it (klauspost's S2 reader over a bytes.Reader): a skippable chunk
+    // running past the end ends the stream (an erase by 2.10/2.11 leaves such bytes, M3)
+    let first = crate::s2::decode_stream_into(stream, out, BIG_BLOCK - CMP_TAIL as u64, true);
     if let Err(crate::s2::S2Error::TooLarge { .. }) = first {
         let _g = big_block_guard(MAX_PLAIN_BLOCK);
         *out = Vec::new();
-        crate::s2::decode_stream_into(stream, out, MAX_PLAIN_BLOCK - CMP_TAIL as u64)
+        crate::s2::decode_stream_into(stream, out, MAX_PLAIN_BLOCK - CMP_TAIL as u64, true)
             .map_err(|e| e.shifted(hdr as u64))?;
     } else {
         first.map_err(|e| e.shifted(hdr as u64))?;

@@ -846,7 +846,7 @@ pub fn decode_parallel<R: Read + Send + 'static>(r: R, workers: usize) -> impl i
 /// Decodes a whole framed stream held in memory. Same rules as [`FrameReader`].
 pub fn decode_stream(src: &[u8]) -> Result<Vec<u8>, S2Error> {
     let mut out = Vec::new();
-    decode_stream_into(src, &mut out, u64::MAX)?;
+    decode_stream_into(src, &mut out, u64::MAX, false)?;
     Ok(out)
 }
 
@@ -854,15 +854,18 @@ pub fn decode_stream(src: &[u8]) -> Result<Vec<u8>, S2Error> {
 /// exceed `max_out` bytes (a guard against decompression bombs).
 pub fn decode_stream_limited(src: &[u8], max_out: u64) -> Result<Vec<u8>, S2Error> {
     let mut out = Vec::new();
-    decode_stream_into(src, &mut out, max_out)?;
+    decode_stream_into(src, &mut out, max_out, false)?;
     Ok(out)
 }
 
 /// Appends the decoded stream to `out`; the stream's output may be at most `max_out` bytes.
+/// With `seekable`, a skippable chunk whose body runs past the end of `src` ends the stream
+/// cleanly, as for nats-server reading a compressed block (see [`FrameReader::as_seekable`]).
 pub(crate) fn decode_stream_into(
     src: &[u8],
     out: &mut Vec<u8>,
     max_out: u64,
+    seekable: bool,
 ) -> Result<(), S2Error> {
     let start_len = out.len();
     // Reserve the declared output once (bounded, so a hostile header cannot force a huge
@@ -888,6 +891,9 @@ pub(crate) fn decode_stream_into(
         let kind = classify(mode, kind_byte, len, at)?;
         let body_start = pos + CHUNK_HEADER;
         let Some(body) = src.get(body_start..body_start + len) else {
+            if seekable && kind == Kind::Skip {
+                return Ok(());
+            }
             return Err(S2Error::Truncated {
                 offset: at,
                 end,
@@ -948,6 +954,8 @@ pub struct FrameReader<R: Read> {
     mode: Option<Mode>,
     failed: Option<Failure>,
     eof: bool,
+    /// See [`FrameReader::as_seekable`].
+    seekable: bool,
 }
 
 /// Error from reading one chunk: a format error, or an error of the underlying reader.
@@ -986,7 +994,19 @@ impl<R: Read> FrameReader<R> {
             mode: None,
             failed: None,
             eof: false,
+            seekable: false,
         }
+    }
+
+    /// Reads the stream as nats-server reads a compressed block's bytes: through a Go
+    /// `bytes.Reader`, which the S2 reader (klauspost/compress `Reader.skippable`) skips a
+    /// skippable chunk (0x80-0xfe) on by seeking past it. Seeking past the end of the bytes
+    /// succeeds, and the next chunk header then meets a clean end of input: a skippable chunk
+    /// whose body runs past the end ends the stream without an error (a strict reader calls
+    /// it truncated). Every other rule is the same.
+    pub fn as_seekable(mut self) -> Self {
+        self.seekable = true;
+        self
     }
 
     /// Bytes consumed from the underlying reader so far.
@@ -1054,6 +1074,10 @@ impl<R: Read> FrameReader<R> {
                 let mut limited = (&mut self.inner).take(want);
                 let skipped = io::copy(&mut limited, &mut io::sink()).map_err(io_fail)?;
                 self.offset += skipped;
+                if skipped < want && self.seekable {
+                    // seeked past the end: the next header read finds none
+                    return Ok(false);
+                }
                 if skipped < want {
                     return Err(ChunkErr::Format(S2Error::Truncated {
                         offset: at,

@@ -990,6 +990,63 @@ fn cmp_block_errors() {
     assert_eq!(decompress_cmp_block(&tiny).unwrap(), b"12345678");
 }
 
+/// A compressed block is read as nats-server reads it (klauspost's S2 reader over a Go
+/// bytes.Reader, which it seeks past a skippable chunk): trailing bytes that form a skippable
+/// chunk running past the end end the stream; a backup's stream (read strictly) is truncated
+/// there. A reserved chunk type, a data chunk or a header cut short fail either way. The
+/// buffer decoder and the streaming one (`decompress_cmp_reader`) agree.
+#[test]
+fn cmp_block_trailing_skippable_chunk_past_the_end() {
+    let plain: Vec<u8> = (0..5000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    let good = compress_cmp_block(&plain);
+    let (body, tail) = good.split_at(good.len() - 8);
+    let with = |extra: &[u8]| {
+        let mut m = body.to_vec();
+        m.extend_from_slice(extra);
+        m.extend_from_slice(tail);
+        m
+    };
+    let streamed = |m: &[u8]| {
+        let mut out = Vec::new();
+        crate::filestore::block::decompress_cmp_reader(m, m.len() as u64, &mut out)
+            .unwrap()
+            .map(|()| out)
+    };
+    // skippable types (0x80-0xfd) and padding (0xfe), body declared past the end
+    for kind in [0x80u8, 0xe7, 0xfd, 0xfe] {
+        let m = with(&[kind, 0x59, 0xe5, 0xd9, 0, 0, 0]);
+        assert_eq!(decompress_cmp_block(&m).unwrap(), plain, "{kind:#x}");
+        assert_eq!(streamed(&m).unwrap(), plain, "{kind:#x}");
+        // the same bytes in a backup's stream: truncated
+        let mut strict = body.to_vec();
+        strict.extend_from_slice(&[kind, 0x59, 0xe5, 0xd9, 0, 0, 0]);
+        let stream = &strict[hl_of(&good)..];
+        assert!(matches!(
+            decode_stream(stream),
+            Err(S2Error::Truncated { what: "chunk", .. })
+        ));
+        assert!(read_all(FrameReader::new(stream), 7).is_err());
+    }
+    // a reserved unskippable type, a data chunk past the end, a header cut short: errors
+    for extra in [
+        &[0x3cu8, 0x0d, 0x00, 0x0c, 1, 2][..],
+        &[0x00, 0x40, 0x00, 0x00, 1, 2, 3, 4],
+        &[0x01, 0x40, 0x00, 0x00, 1, 2, 3, 4],
+        &[0xe7, 0x01],
+    ] {
+        let m = with(extra);
+        assert!(decompress_cmp_block(&m).is_err(), "{extra:x?}");
+        assert!(streamed(&m).is_err(), "{extra:x?}");
+    }
+}
+
+/// Length of a cmp block's header (magic, algorithm, size varint).
+fn hl_of(block: &[u8]) -> usize {
+    let mut c = crate::base::bytes::Cursor::new(&block[4..]);
+    c.uvarint().unwrap();
+    4 + c.pos()
+}
+
 #[test]
 fn cmp_blocks_decoded_into_one_reused_buffer() {
     // verify decodes every compressed block of a thread into the same buffer: whatever the
