@@ -2603,6 +2603,31 @@ mod tests {
         .unwrap()
     }
 
+    /// Deep verify of `p` modelling `release` (`None`: the writer's) loading at `at_ns`.
+    fn run_as(p: &Path, release: Option<&str>, at_ns: i64) -> Report {
+        let opts = Options {
+            target: crate::check::Target {
+                release: release.map(|v| Release::parse(v).unwrap()),
+                at_ns,
+            },
+            ..Default::default()
+        };
+        verify_store(p, &opts, &NoProgress).unwrap()
+    }
+
+    /// Gives stream `name` in `d` max_age 1 h, message TTLs and subject delete markers
+    /// (90 s), with a matching meta.sum.
+    fn with_delete_markers(d: &Path, name: &str) {
+        let meta = d.join("meta.inf");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        cfg["max_age"] = 3_600_000_000_000i64.into();
+        cfg["allow_msg_ttl"] = true.into();
+        cfg["subject_delete_marker_ttl"] = 90_000_000_000i64.into();
+        let raw = serde_json::to_vec(&cfg).unwrap();
+        fs::write(&meta, &raw).unwrap();
+        fs::write(d.join("meta.sum"), meta::expected_sum(name, &raw)).unwrap();
+    }
+
     /// Every stream in the sample: our state equals what the server reported before it stopped.
     fn check_sample_against_server(sample: &str) {
         let t = testdata::sample(sample);
@@ -3039,23 +3064,9 @@ mod tests {
         let d = multi(&t);
         let before = run(&d, false);
         let b = &before.streams[0];
-        let meta = d.join("meta.inf");
-        let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
-        cfg["max_age"] = 3_600_000_000_000i64.into();
-        cfg["allow_msg_ttl"] = true.into();
-        cfg["subject_delete_marker_ttl"] = 90_000_000_000i64.into();
-        let raw = serde_json::to_vec(&cfg).unwrap();
-        fs::write(&meta, &raw).unwrap();
-        fs::write(d.join("meta.sum"), meta::expected_sum("MULTI", &raw)).unwrap();
+        with_delete_markers(&d, "MULTI");
         let at = b.last_ts.unwrap() + 3_600_000_000_001;
-        let opts = Options {
-            target: crate::check::Target {
-                release: None,
-                at_ns: at,
-            },
-            ..Default::default()
-        };
-        let r = verify_store(&d, &opts, &NoProgress).unwrap();
+        let r = run_as(&d, None, at);
         let s = &r.streams[0];
         let n = b.subjects.unwrap();
         let last = b.last_seq.unwrap();
@@ -3085,14 +3096,7 @@ mod tests {
         assert_eq!(l.removed[0].messages, b.messages.unwrap());
         assert_eq!(r.exit_code(), 0, "{:#?}", r.problems);
         // before max_age: nothing expires, no marker
-        let opts = Options {
-            target: crate::check::Target {
-                release: None,
-                at_ns: b.last_ts.unwrap() + 1,
-            },
-            ..Default::default()
-        };
-        let r = verify_store(&d, &opts, &NoProgress).unwrap();
+        let r = run_as(&d, None, b.last_ts.unwrap() + 1);
         assert_eq!(r.streams[0].messages, b.messages);
         assert!(r.streams[0].load.as_ref().unwrap().markers.is_empty());
 
@@ -3101,14 +3105,7 @@ mod tests {
         // expiry after the load does the later blocks as 2.11.2+ do. Every subject of MULTI
         // has its last message past block 1: one marker each, whatever the release.
         for rel in ["2.11.1", "2.11.2"] {
-            let opts = Options {
-                target: crate::check::Target {
-                    release: Some(rel.parse().unwrap()),
-                    at_ns: at,
-                },
-                ..Default::default()
-            };
-            let r = verify_store(&d, &opts, &NoProgress).unwrap();
+            let r = run_as(&d, Some(rel), at);
             let l = r.streams[0].load.as_ref().unwrap();
             assert_eq!(l.markers.len() as u64, n, "{rel}");
             assert_eq!(l.removed[0].messages, b.messages.unwrap(), "{rel}");
@@ -3126,14 +3123,7 @@ mod tests {
             .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
         let before = run(&d, false);
         let b = &before.streams[0];
-        let meta = d.join("meta.inf");
-        let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
-        cfg["max_age"] = 3_600_000_000_000i64.into();
-        cfg["allow_msg_ttl"] = true.into();
-        cfg["subject_delete_marker_ttl"] = 90_000_000_000i64.into();
-        let raw = serde_json::to_vec(&cfg).unwrap();
-        fs::write(&meta, &raw).unwrap();
-        fs::write(d.join("meta.sum"), meta::expected_sum("ORDERS", &raw)).unwrap();
+        with_delete_markers(&d, "ORDERS");
         let at = b.last_ts.unwrap() + 3_600_000_000_001;
         let last = b.last_seq.unwrap();
         let subjects = b.subjects.unwrap();
@@ -3144,14 +3134,7 @@ mod tests {
             ("2.11.2", subjects),
             ("2.15.1", subjects),
         ] {
-            let opts = Options {
-                target: crate::check::Target {
-                    release: Some(rel.parse().unwrap()),
-                    at_ns: at,
-                },
-                ..Default::default()
-            };
-            let r = verify_store(&d, &opts, &NoProgress).unwrap();
+            let r = run_as(&d, Some(rel), at);
             let s = &r.streams[0];
             let l = s.load.as_ref().unwrap();
             assert_eq!(l.markers.len() as u64, markers, "{rel}");
@@ -3173,16 +3156,7 @@ mod tests {
         let len = fs::metadata(&blk).unwrap().len() as usize;
         truncate_to(&blk, len / 2);
         fs::remove_file(d.join("msgs/index.db")).unwrap();
-        let for_release = |v: &str| {
-            let opts = Options {
-                target: crate::check::Target {
-                    release: Some(Release::parse(v).unwrap()),
-                    at_ns: crate::base::time::now_ns(),
-                },
-                ..Default::default()
-            };
-            verify_store(&d, &opts, &NoProgress).unwrap()
-        };
+        let for_release = |v: &str| run_as(&d, Some(v), crate::base::time::now_ns());
         let old = for_release("2.12.8");
         let s = &old.streams[0];
         assert_eq!(s.load.as_ref().unwrap().verdict, Verdict::LosesData);
@@ -3253,14 +3227,7 @@ mod tests {
                 server["state"]["first_seq"].as_u64().unwrap(),
                 server["state"]["last_seq"].as_u64().unwrap(),
             );
-            let opts = Options {
-                target: crate::check::Target {
-                    release: Some(Release::parse(rel).unwrap()),
-                    at_ns: crate::base::time::now_ns(),
-                },
-                ..Default::default()
-            };
-            let r = verify_store(&d, &opts, &NoProgress).unwrap();
+            let r = run_as(&d, Some(rel), crate::base::time::now_ns());
             let st = &r.streams[0];
             assert_eq!(st.messages, server["state"]["messages"].as_u64(), "{rel}");
             assert_eq!(st.deleted, server["state"]["num_deleted"].as_u64(), "{rel}");
@@ -3298,16 +3265,7 @@ mod tests {
             .collect();
         assert!(offs.len() > 2);
         truncate_to(&blk, offs[offs.len() / 2]);
-        let verify = |v: &str| {
-            let opts = Options {
-                target: crate::check::Target {
-                    release: Some(Release::parse(v).unwrap()),
-                    at_ns: crate::base::time::now_ns(),
-                },
-                ..Default::default()
-            };
-            verify_store(&d, &opts, &NoProgress).unwrap()
-        };
+        let verify = |v: &str| run_as(&d, Some(v), crate::base::time::now_ns());
         for v in ["2.12.0", "2.12.2"] {
             let r = verify(v);
             assert_eq!(r.streams[0].messages, Some(98), "{v}: the index's numbers");
@@ -3364,16 +3322,7 @@ mod tests {
     /// keep their state (2 messages, last seq 2, C1 delivered 5).
     #[test]
     fn legacy_idx_damage_and_a_short_block_as_2_9_loads_them() {
-        let for_29 = |d: &Path| {
-            let opts = Options {
-                target: crate::check::Target {
-                    release: Some(Release::new(2, 9, 10)),
-                    at_ns: crate::base::time::now_ns(),
-                },
-                ..Default::default()
-            };
-            verify_store(d, &opts, &NoProgress).unwrap()
-        };
+        let for_29 = |d: &Path| run_as(d, Some("2.9.10"), crate::base::time::now_ns());
         let t = testdata::sample("v2.9.10-legacy");
         let d = t
             .path()
