@@ -7,7 +7,7 @@
 #                                     # when a disagreement appears, changes or goes
 #                                     # away against tests/matrix-sample-baseline.json
 #   bash scripts/matrix.sh --full     # every release x every failure x every
-#                                     # workload (~4 min); writes tests/matrix-results.md
+#                                     # workload (~7 min); writes tests/matrix-results.md
 #   bash scripts/matrix.sh --full --releases 2.12.8 --failures clean,flip_len
 #
 # Installs the servers (scripts/install-deps.sh), builds jetdir (release), runs
