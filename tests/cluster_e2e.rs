@@ -113,7 +113,14 @@ fn a_stopped_3_node_cluster_gives_the_raft_listing_and_the_orphans_the_server_de
         assert_eq!(g["cluster_size"], 3);
         let term = g["term"].as_u64().unwrap();
         assert!(term >= 1, "{g:#}");
-        assert!(peers.contains(g["vote"].as_str().unwrap()), "{g:#}");
+        // the vote of the group's current term: one of the peers, or none when this node
+        // did not vote in that term (tav.idx then holds the term alone: seen, run to run, for
+        // the stream group on 2.11 and 2.12 releases, whose election n1 took no part in)
+        if let Some(v) = g["vote"].as_str() {
+            assert!(peers.contains(v), "{g:#}");
+        } else {
+            assert!(g["vote"].is_null(), "{g:#}");
+        }
         assert_eq!(g["wal"]["bad_records"], 0, "{g:#}");
         for s in g["snapshots"].as_array().unwrap() {
             assert_eq!(s["checksum_ok"], true, "{g:#}");

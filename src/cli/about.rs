@@ -13,7 +13,7 @@ pub const LONG_VERSION: &str = concat!(
     "backups: nats stream backup V1 (tar in S2) and V2 (NATSARC1), bare stream.tar.s2, \
      .tgz/.tar.gz, .tar, nats account backup dirs; pack writes v1, v2 and tgz\n",
     "releases tested: nats-server 2.9.10 and every PyPI release 2.10.25 to 2.15.1 (load model, \
-     encrypted stores, pack and extract; the test suite runs a sample of them); configs \
+     encrypted stores, pack and extract, clusters; the test suite runs a sample of them); configs \
      judged up to 2.15.1"
 );
 
