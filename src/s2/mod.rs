@@ -999,8 +999,8 @@ impl<R: Read> FrameReader<R> {
     }
 
     /// Reads the stream as nats-server reads a compressed block's bytes: through a Go
-    /// `bytes.Reader`, which the S2 reader (klauspost/compress `Reader.skippable`) skips a
-    /// skippable chunk (0x80-0xfe) on by seeking past it. Seeking past the end of the bytes
+    /// `bytes.Reader`, on which the S2 reader (klauspost/compress `Reader.skippable`) skips a
+    /// skippable chunk (0x80-0xfe) by seeking past it. Seeking past the end of the bytes
     /// succeeds, and the next chunk header then meets a clean end of input: a skippable chunk
     /// whose body runs past the end ends the stream without an error (a strict reader calls
     /// it truncated). Every other rule is the same.
