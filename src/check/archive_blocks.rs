@@ -172,7 +172,10 @@ impl StreamSource for ArchiveBlocks<'_> {
             k.xor_block(0, &mut raw);
         }
         let _big = crate::filestore::block::big_block_guard(raw.len() as u64);
-        Some(crate::filestore::source::decoded_block(raw))
+        Some(crate::filestore::source::decoded_block(
+            raw,
+            crate::filestore::block::CmpReader::default(),
+        ))
     }
 }
 

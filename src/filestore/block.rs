@@ -557,13 +557,37 @@ fn cmp_header(buf: &[u8]) -> Result<(usize, u64), crate::s2::S2Error> {
     Ok((c.pos(), hint))
 }
 
+/// How the server's S2 reader treats a skippable chunk (0x80-0xfe) whose body runs past the
+/// end of a compressed block's bytes. nats-server reads a `cmp` block with klauspost's
+/// `s2.NewReader(bytes.NewReader(..))`; the bytes an erase by 2.10 to 2.11.6 leaves after the
+/// S2 stream can form such a chunk header (matrix finding M3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CmpReader {
+    /// klauspost/compress before 1.19.1 (nats-server 2.10.0 to 2.14.4): the chunk is skipped
+    /// with `Seek`, which succeeds past the end, and the stream ends there without an error:
+    /// the block decodes.
+    #[default]
+    SeeksPastEnd,
+    /// klauspost/compress 1.19.1 and later (nats-server 2.14.5 and later, "add defensive
+    /// checks"): the seek is made only when the chunk ends within the bytes; otherwise the
+    /// chunk is read and comes up short: "s2: corrupt input", the block does not decode.
+    ChecksEnd,
+}
+
+impl CmpReader {
+    fn seeks_past_end(self) -> bool {
+        self == CmpReader::SeeksPastEnd
+    }
+}
+
 /// Decodes a `cmp` block file from `r` as it is read (the compressed bytes are never all in
-/// memory): the same result and errors as [`decompress_cmp_block`] on the file's bytes.
+/// memory): the same result and errors as [`decompress_cmp_block_into`] on the file's bytes.
 /// `file_len` is the file's length; the plain block goes to `out` (cleared first).
 pub fn decompress_cmp_reader<R: std::io::Read>(
     mut r: R,
     file_len: u64,
     out: &mut Vec<u8>,
+    rd: CmpReader,
 ) -> std::io::Result<Result<(), crate::s2::S2Error>> {
     use std::io::Read as _;
     out.clear();
@@ -581,7 +605,10 @@ pub fn decompress_cmp_reader<R: std::io::Read>(
         }));
     };
     let body = std::io::Cursor::new(head[hdr..].to_vec()).chain(r.by_ref());
-    let mut fr = crate::s2::FrameReader::new(body.take(stream_len)).as_seekable();
+    let mut fr = crate::s2::FrameReader::new(body.take(stream_len));
+    if rd.seeks_past_end() {
+        fr = fr.as_seekable();
+    }
     let limit = MAX_PLAIN_BLOCK - CMP_TAIL as u64;
     if let Err(e) = fr.by_ref().take(limit + 1).read_to_end(out) {
         return match crate::s2::s2_error_of(&e) {
@@ -612,14 +639,18 @@ pub fn decompress_cmp_reader<R: std::io::Read>(
 
 pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
     let mut out = Vec::new();
-    decompress_cmp_block_into(buf, &mut out)?;
+    decompress_cmp_block_into(buf, &mut out, CmpReader::default())?;
     Ok(out)
 }
 
 /// [`decompress_cmp_block`] into `out` (cleared first; its capacity is reused, so a caller
 /// that keeps one buffer per thread allocates and page-faults no 8 MiB per block). On error
-/// `out` holds whatever was decoded.
-pub fn decompress_cmp_block_into(buf: &[u8], out: &mut Vec<u8>) -> Result<(), crate::s2::S2Error> {
+/// `out` holds whatever was decoded. `rd`: as which release's S2 reader ([`CmpReader`]).
+pub fn decompress_cmp_block_into(
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    rd: CmpReader,
+) -> Result<(), crate::s2::S2Error> {
     out.clear();
     let (hdr, hint) = cmp_header(buf)?;
     let Some(stream_end) = buf.len().checked_sub(CMP_TAIL).filter(|&e| e >= hdr) else {
@@ -638,13 +669,15 @@ pub fn decompress_cmp_block_into(buf: &[u8], out: &mut Vec<u8>) -> Result<(), cr
     // Decode up to the size of a real block first; only a block that decodes to more (one huge
     // record, or damage) is decoded again under the big-block lock, up to the largest block.
     reserve_for_block(out, hint.min(BIG_BLOCK));
-    // as the server reads it (klauspost's S2 reader over a bytes.Reader): a skippable chunk
-    // running past the end ends the stream (an erase by 2.10/2.11 leaves such bytes, M3)
-    let first = crate::s2::decode_stream_into(stream, out, BIG_BLOCK - CMP_TAIL as u64, true);
+    // as the server reads it (klauspost's S2 reader over a bytes.Reader): before 2.14.5, a
+    // skippable chunk running past the end ends the stream (an erase by 2.10/2.11 leaves
+    // such bytes, M3)
+    let seek = rd.seeks_past_end();
+    let first = crate::s2::decode_stream_into(stream, out, BIG_BLOCK - CMP_TAIL as u64, seek);
     if let Err(crate::s2::S2Error::TooLarge { .. }) = first {
         let _g = big_block_guard(MAX_PLAIN_BLOCK);
         *out = Vec::new();
-        crate::s2::decode_stream_into(stream, out, MAX_PLAIN_BLOCK - CMP_TAIL as u64, true)
+        crate::s2::decode_stream_into(stream, out, MAX_PLAIN_BLOCK - CMP_TAIL as u64, seek)
             .map_err(|e| e.shifted(hdr as u64))?;
     } else {
         first.map_err(|e| e.shifted(hdr as u64))?;
@@ -681,7 +714,8 @@ pub fn compress_cmp_block(plain: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Turn the file bytes into the plain record stream (decompress `cmp` blocks).
+/// Turn the file bytes into the plain record stream (decompress `cmp` blocks, as the S2
+/// reader of nats-server up to 2.14.4 reads them: [`CmpReader::SeeksPastEnd`]).
 pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), crate::s2::S2Error> {
     if is_cmp_block(raw) {
         Ok((std::borrow::Cow::Owned(decompress_cmp_block(raw)?), true))
@@ -691,13 +725,14 @@ pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), cra
 }
 
 /// [`plain_block`] decoding a `cmp` block into `dec` (its capacity reused) instead of a new
-/// buffer.
+/// buffer, as `rd` reads it.
 pub fn plain_block_in<'a>(
     raw: &'a [u8],
     dec: &'a mut Vec<u8>,
+    rd: CmpReader,
 ) -> Result<(std::borrow::Cow<'a, [u8]>, bool), crate::s2::S2Error> {
     if is_cmp_block(raw) {
-        decompress_cmp_block_into(raw, dec)?;
+        decompress_cmp_block_into(raw, dec, rd)?;
         Ok((std::borrow::Cow::Borrowed(&dec[..]), true))
     } else {
         Ok((std::borrow::Cow::Borrowed(raw), false))
@@ -900,12 +935,15 @@ mod tests {
             let want = decompress_cmp_block(&b);
             assert!(want.is_ok());
             let mut got = Vec::new();
-            let r = decompress_cmp_reader(&b[..], b.len() as u64, &mut got).unwrap();
+            let r = decompress_cmp_reader(&b[..], b.len() as u64, &mut got, CmpReader::default())
+                .unwrap();
             assert_eq!(r.map(|()| got.clone()), want);
             let step = (b.len() / 53).max(1);
             for cut in (0..b.len()).step_by(step) {
                 let want = decompress_cmp_block(&b[..cut]);
-                let r = decompress_cmp_reader(&b[..cut], cut as u64, &mut got).unwrap();
+                let r =
+                    decompress_cmp_reader(&b[..cut], cut as u64, &mut got, CmpReader::default())
+                        .unwrap();
                 assert_eq!(r.is_ok(), want.is_ok(), "cut {cut}");
                 if let (Ok(()), Ok(w)) = (&r, &want) {
                     assert_eq!(&got, w);
@@ -915,7 +953,9 @@ mod tests {
                 let mut c = b.clone();
                 c[at] ^= 0x20;
                 let want = decompress_cmp_block(&c);
-                let r = decompress_cmp_reader(&c[..], c.len() as u64, &mut got).unwrap();
+                let r =
+                    decompress_cmp_reader(&c[..], c.len() as u64, &mut got, CmpReader::default())
+                        .unwrap();
                 assert_eq!(r.is_ok(), want.is_ok(), "flip at {at}");
                 if let (Ok(()), Ok(w)) = (&r, &want) {
                     assert_eq!(&got, w, "flip at {at}");

@@ -834,6 +834,12 @@ impl StreamSource for EncryptedDir {
             },
         }
     }
+    fn cmp_reader(&self) -> crate::filestore::block::CmpReader {
+        self.inner.cmp_reader()
+    }
+    fn set_cmp_reader(&self, rd: crate::filestore::block::CmpReader) {
+        self.inner.set_cmp_reader(rd);
+    }
 }
 
 #[cfg(test)]

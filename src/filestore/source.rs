@@ -64,21 +64,55 @@ pub trait StreamSource: Sync {
         problems: &mut Vec<Problem>,
     ) -> Option<(OwnedDecoded, u64)> {
         match self.fetch(rel, loc, problems) {
-            FileRead::Bytes(raw) => Some(decoded_block(raw)),
+            FileRead::Bytes(raw) => Some(decoded_block(raw, self.cmp_reader())),
             FileRead::Absent | FileRead::Unreadable => None,
         }
+    }
+    /// How [`StreamSource::fetch_block`] decodes `cmp` blocks: as the S2 reader of the release
+    /// whose load is modelled ([`StreamSource::set_cmp_reader`]).
+    fn cmp_reader(&self) -> CmpReader {
+        CmpReader::default()
+    }
+    /// Decode `cmp` blocks as `rd` from now on (set once the release to model is known).
+    /// Sources that decode no blocks ignore it.
+    fn set_cmp_reader(&self, _rd: CmpReader) {}
+}
+
+pub use crate::filestore::block::CmpReader;
+
+/// A [`CmpReader`] kept by a source, settable through `&self`.
+#[derive(Debug, Default)]
+pub struct CmpReaderCell(std::sync::atomic::AtomicBool);
+
+impl CmpReaderCell {
+    /// The reader set last (the default before).
+    pub fn get(&self) -> CmpReader {
+        if self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            CmpReader::ChecksEnd
+        } else {
+            CmpReader::SeeksPastEnd
+        }
+    }
+    /// Sets the reader.
+    pub fn set(&self, rd: CmpReader) {
+        self.0.store(
+            rd == CmpReader::ChecksEnd,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 
 /// An owned plain block and whether it was compressed, or why it does not decode.
 pub type OwnedDecoded = Result<(Vec<u8>, bool), crate::s2::S2Error>;
 
-/// A whole block file's bytes as [`StreamSource::fetch_block`] gives them: decoded when it is
-/// a `cmp` block, with the file's length.
-pub fn decoded_block(raw: Vec<u8>) -> (OwnedDecoded, u64) {
+/// A whole block file's bytes as [`StreamSource::fetch_block`] gives them: decoded (as `rd`
+/// reads it) when it is a `cmp` block, with the file's length.
+pub fn decoded_block(raw: Vec<u8>, rd: CmpReader) -> (OwnedDecoded, u64) {
     let n = raw.len() as u64;
     if crate::filestore::block::is_cmp_block(&raw) {
-        let d = crate::filestore::block::decompress_cmp_block(&raw).map(|p| (p, true));
+        let mut p = Vec::new();
+        let d = crate::filestore::block::decompress_cmp_block_into(&raw, &mut p, rd)
+            .map(|()| (p, true));
         (d, n)
     } else {
         (Ok((raw, false)), n)
@@ -91,6 +125,7 @@ pub fn decoded_block(raw: Vec<u8>) -> (OwnedDecoded, u64) {
 pub struct DirSource {
     pub dir: PathBuf,
     listing: std::sync::OnceLock<Listing>,
+    cmp: CmpReaderCell,
 }
 
 /// The files under a stream dir (relative paths, sorted) and, for each, whether it is a
@@ -105,6 +140,7 @@ impl DirSource {
         DirSource {
             dir: dir.into(),
             listing: std::sync::OnceLock::new(),
+            cmp: CmpReaderCell::default(),
         }
     }
 
@@ -220,7 +256,7 @@ impl StreamSource for DirSource {
         if size <= BIG_BLOCK || !is_cmp_block(head.get(..n).unwrap_or(&[])) {
             let mut scratch = Vec::new();
             let r = match self.fetch(rel, loc, &mut scratch) {
-                FileRead::Bytes(raw) => Some(decoded_block(raw)),
+                FileRead::Bytes(raw) => Some(decoded_block(raw, self.cmp.get())),
                 FileRead::Absent | FileRead::Unreadable => None,
             };
             problems.append(&mut scratch);
@@ -232,6 +268,7 @@ impl StreamSource for DirSource {
                 std::io::BufReader::with_capacity(1 << 20, f),
                 size,
                 &mut out,
+                self.cmp.get(),
             )
         });
         match res {
@@ -257,6 +294,12 @@ impl StreamSource for DirSource {
     fn files(&self) -> Vec<String> {
         self.listing().names.clone()
     }
+    fn cmp_reader(&self) -> CmpReader {
+        self.cmp.get()
+    }
+    fn set_cmp_reader(&self, rd: CmpReader) {
+        self.cmp.set(rd);
+    }
 }
 
 /// A block file as read for a scan: its plain records (or why a `cmp` block does not
@@ -268,9 +311,11 @@ pub(crate) type Decoded<'a> = Result<(std::borrow::Cow<'a, [u8]>, bool), crate::
 /// full length. A `cmp` file above [`BIG_BLOCK`](crate::filestore::block::BIG_BLOCK) is
 /// decoded as it is read (its compressed bytes are never all in memory), and such files are
 /// handled one at a time across threads. (Memory-mapping was measured too: no faster on a
-/// warm page cache, and a file truncated under a mapping raises SIGBUS.)
+/// warm page cache, and a file truncated under a mapping raises SIGBUS.) `rd`: how a `cmp`
+/// block is decoded.
 pub(crate) fn read_reusing<T>(
     path: &Path,
+    rd: CmpReader,
     f: impl FnOnce(Decoded<'_>, u64) -> T,
 ) -> std::io::Result<(T, u64)> {
     use crate::filestore::block::{big_block_guard, is_cmp_block, BIG_BLOCK, MAX_BLOCK_FILE};
@@ -287,7 +332,7 @@ pub(crate) fn read_reusing<T>(
                 let file = fs::File::open(path)?;
                 let r = std::io::BufReader::with_capacity(1 << 20, file);
                 Some(crate::filestore::block::decompress_cmp_reader(
-                    r, size, &mut buf,
+                    r, size, &mut buf, rd,
                 )?)
             } else {
                 None
@@ -304,7 +349,10 @@ pub(crate) fn read_reusing<T>(
                 let n = read_capped_into(path, MAX_BLOCK_FILE, &mut buf)?;
                 DECODE_BUF.with(|dec| {
                     let mut dec = dec.borrow_mut();
-                    let out = f(crate::filestore::block::plain_block_in(&buf, &mut dec), n);
+                    let out = f(
+                        crate::filestore::block::plain_block_in(&buf, &mut dec, rd),
+                        n,
+                    );
                     drop_outsized(&mut dec);
                     out
                 })
@@ -327,6 +375,7 @@ fn drop_outsized(buf: &mut Vec<u8>) {
 /// `xform` XORs its keystream over the file's bytes), then decoded.
 pub(crate) fn read_reusing_with<T>(
     path: &Path,
+    rd: CmpReader,
     xform: impl FnOnce(&mut [u8]),
     f: impl FnOnce(Decoded<'_>, u64) -> T,
 ) -> std::io::Result<(T, u64)> {
@@ -339,7 +388,10 @@ pub(crate) fn read_reusing_with<T>(
         xform(&mut buf[..]);
         let out = DECODE_BUF.with(|dec| {
             let mut dec = dec.borrow_mut();
-            let out = f(crate::filestore::block::plain_block_in(&buf, &mut dec), n);
+            let out = f(
+                crate::filestore::block::plain_block_in(&buf, &mut dec, rd),
+                n,
+            );
             drop_outsized(&mut dec);
             out
         });
@@ -442,7 +494,10 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..2 {
             for (p, &n) in paths.iter().zip(&sizes) {
-                let (len, _) = read_reusing(p, |d, _| d.map(|(b, _)| b.len()).unwrap()).unwrap();
+                let (len, _) = read_reusing(p, CmpReader::default(), |d, _| {
+                    d.map(|(b, _)| b.len()).unwrap()
+                })
+                .unwrap();
                 assert_eq!(len, n);
                 seen.push(READ_BUF.with(|b| {
                     let b = b.borrow();

@@ -484,6 +484,8 @@ struct Plan {
     mem: MemFiles,
     /// A tarball of an encrypted stream dir opened with the keys: its blocks' keys.
     enc: Option<std::sync::Arc<crate::filestore::encrypted::EncryptedDir>>,
+    /// How the modelled release decodes `cmp` blocks (the walk reads them as the scan did).
+    cmp: block::CmpReader,
 }
 
 /// How a stream is read: from blocks (with the first pass's plan) or from V2 entries.
@@ -658,6 +660,8 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         );
     }
     let (release, release_from) = store::model_release(opts, &pre);
+    let rd = crate::state::load::cmp_reader(release.as_ref());
+    src.set_cmp_reader(rd);
     let recovery = crate::state::load::decide(&pre, release.as_ref(), src);
     let dead = crate::state::load::dead_set_for(&pre, &recovery);
     let ctx = ScanCtx {
@@ -689,7 +693,9 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
                     None => Err(io::Error::other("cannot be read or decrypted")),
                 }
             } else {
-                read_reusing(&sd.dir.join(&rel), |d, n| scan::scan_decoded(&ctx, i, n, d))
+                read_reusing(&sd.dir.join(&rel), rd, |d, n| {
+                    scan::scan_decoded(&ctx, i, n, d)
+                })
             };
             match read {
                 Ok((mut s, n)) => {
@@ -719,6 +725,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         tar_order: Vec::new(),
         mem: MemFiles::default(),
         enc: None,
+        cmp: rd,
     };
     Ok((plan, problems, rep))
 }
@@ -861,6 +868,8 @@ fn plan_tar(
             tar_order: Vec::new(),
             mem,
             enc,
+            // archives' blocks are read as every release before 2.14.5 reads them
+            cmp: block::CmpReader::default(),
         };
         return Ok((plan, problems, None));
     }
@@ -904,6 +913,7 @@ fn plan_tar(
         tar_order: order,
         mem,
         enc,
+        cmp: block::CmpReader::default(),
     };
     Ok((plan, problems, Some(rep)))
 }
@@ -1226,6 +1236,7 @@ impl StreamWalker {
         let Ok(src) = dir_source(sd, &self.keys) else {
             return ControlFlow::Continue(());
         };
+        src.set_cmp_reader(plan.cmp);
         // (an opened encrypted dir does not list its key files: ask the dir itself)
         let encrypted =
             crate::filestore::encrypted::has_key_files(&DirSource::new(sd.dir.clone()).files());
@@ -1282,7 +1293,7 @@ impl StreamWalker {
                 }
                 // a compressed block decodes into one reused buffer (a fresh 8 MiB per
                 // block stays in this thread's malloc arena: diff of two S2 copies 66 MiB)
-                let Ok((plain, _)) = block::plain_block_in(&buf, &mut dec) else {
+                let Ok((plain, _)) = block::plain_block_in(&buf, &mut dec, plan.cmp) else {
                     continue;
                 };
                 self.emit_block(plan, b, &plain, rel, c)?;
@@ -1412,7 +1423,7 @@ impl StreamWalker {
                         Err(_) => return Ok(()),
                     }
                 }
-                let Ok((plain, _)) = block::plain_block_in(&buf, &mut dec) else {
+                let Ok((plain, _)) = block::plain_block_in(&buf, &mut dec, plan.cmp) else {
                     return Ok(());
                 };
                 let file = format!("{label}:{}", m.path);

@@ -1006,17 +1006,32 @@ fn cmp_block_trailing_skippable_chunk_past_the_end() {
         m.extend_from_slice(tail);
         m
     };
-    let streamed = |m: &[u8]| {
+    use crate::filestore::block::{decompress_cmp_block_into, CmpReader};
+    let streamed_as = |m: &[u8], rd| {
         let mut out = Vec::new();
-        crate::filestore::block::decompress_cmp_reader(m, m.len() as u64, &mut out)
+        crate::filestore::block::decompress_cmp_reader(m, m.len() as u64, &mut out, rd)
             .unwrap()
             .map(|()| out)
+    };
+    let streamed = |m: &[u8]| streamed_as(m, CmpReader::SeeksPastEnd);
+    let whole_as = |m: &[u8], rd| {
+        let mut out = Vec::new();
+        decompress_cmp_block_into(m, &mut out, rd).map(|()| out)
     };
     // skippable types (0x80-0xfd) and padding (0xfe), body declared past the end
     for kind in [0x80u8, 0xe7, 0xfd, 0xfe] {
         let m = with(&[kind, 0x59, 0xe5, 0xd9, 0, 0, 0]);
         assert_eq!(decompress_cmp_block(&m).unwrap(), plain, "{kind:#x}");
         assert_eq!(streamed(&m).unwrap(), plain, "{kind:#x}");
+        // the reader of 2.14.5 and later checks the end first: "corrupt input"
+        assert!(whole_as(&m, CmpReader::ChecksEnd).is_err(), "{kind:#x}");
+        assert!(streamed_as(&m, CmpReader::ChecksEnd).is_err(), "{kind:#x}");
+        // a skippable chunk that ends within the bytes is skipped by both readers
+        let inside = with(&[kind, 0x03, 0x00, 0x00, 7, 7, 7]);
+        for rd in [CmpReader::SeeksPastEnd, CmpReader::ChecksEnd] {
+            assert_eq!(whole_as(&inside, rd).unwrap(), plain, "{kind:#x} {rd:?}");
+            assert_eq!(streamed_as(&inside, rd).unwrap(), plain, "{kind:#x} {rd:?}");
+        }
         // the same bytes in a backup's stream: truncated
         let mut strict = body.to_vec();
         strict.extend_from_slice(&[kind, 0x59, 0xe5, 0xd9, 0, 0, 0]);
@@ -1072,7 +1087,8 @@ fn cmp_blocks_decoded_into_one_reused_buffer() {
     let mut dec = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
         let fresh = plain_block(b).map(|(p, c)| (p.into_owned(), c));
-        let reused = plain_block_in(b, &mut dec).map(|(p, c)| (p.into_owned(), c));
+        let reused =
+            plain_block_in(b, &mut dec, Default::default()).map(|(p, c)| (p.into_owned(), c));
         assert_eq!(reused, fresh, "block {i}");
     }
     assert!(
@@ -1080,7 +1096,7 @@ fn cmp_blocks_decoded_into_one_reused_buffer() {
         "the damaged block is damaged"
     );
     let mut out = vec![1u8; 10];
-    decompress_cmp_block_into(&blocks[2], &mut out).unwrap();
+    decompress_cmp_block_into(&blocks[2], &mut out, Default::default()).unwrap();
     assert_eq!(out, small);
 }
 

@@ -889,6 +889,20 @@ pub fn checks_blocks_against_index(r: Option<&Release>) -> bool {
     r.is_none_or(|r| r.base() >= Release::new(2, 12, 3))
 }
 
+/// How `r`'s S2 reader decodes a `cmp` block whose stream ends in a skippable chunk running
+/// past the end (`None`: the newest). 2.14.5 took klauspost/compress 1.19.2, whose "defensive
+/// checks" (1.19.1) seek past a skippable chunk only when it ends within the bytes: a block
+/// that an erase by 2.10 to 2.11.6 left that way (M3) decodes up to 2.14.4 and fails from
+/// 2.14.5 (a rebuild then does not load the stream: "error reading compression reader: s2:
+/// corrupt input"). Differential matrix `from_2.10.25+noidx` on 2.14.4, 2.14.5, 2.15.1.
+pub fn cmp_reader(r: Option<&Release>) -> crate::filestore::block::CmpReader {
+    use crate::filestore::block::CmpReader;
+    match r {
+        Some(r) if r.base() < Release::new(2, 14, 5) => CmpReader::SeeksPastEnd,
+        _ => CmpReader::ChecksEnd,
+    }
+}
+
 /// The slot rule of `r` (`None`: the newest).
 pub fn slot_rule(r: Option<&Release>) -> SlotRule {
     match r.map(Release::base) {

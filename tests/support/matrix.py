@@ -890,6 +890,9 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     # the store was written by another release (clean stop), loaded by this one
     "from_prev_release": (f_none, "from_prev"),
     "from_2.9.10": (f_none, "from_2.9.10"),
+    # ... and without its index.db: 2.10.26 writes the erase-damaged CMP block (M3), which
+    # later releases rebuild or refuse each in their own way
+    "from_2.10.26+noidx": (f_idx_missing, "from_2.10.26"),
 }
 SAMPLE_RELEASES = ["2.9.10", "2.10.26", "2.11.11", "2.12.8", "2.15.1"]
 SAMPLE_FAILURES = [

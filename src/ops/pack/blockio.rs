@@ -60,26 +60,28 @@ pub(super) fn open<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<Block<'b
         let r = io::BufReader::with_capacity(1 << 20, crate::ops::target_dir::open(path)?);
         buf.clear();
         buf.reserve(crate::filestore::source::MMAP_ALWAYS as usize);
-        return Ok(match block::decompress_cmp_reader(r, size, buf)? {
-            Ok(()) => Block {
-                data: BlockData::Mem { undecodable: None },
-                buf: &buf[..],
-                size,
-            },
-            Err(err) => {
-                buf.clear();
-                f.seek(SeekFrom::Start(0))?;
-                Block {
-                    data: BlockData::RawFile {
-                        file: f,
-                        len: size,
-                        err,
-                    },
-                    buf: &buf[..0],
+        return Ok(
+            match block::decompress_cmp_reader(r, size, buf, block::CmpReader::default())? {
+                Ok(()) => Block {
+                    data: BlockData::Mem { undecodable: None },
+                    buf: &buf[..],
                     size,
+                },
+                Err(err) => {
+                    buf.clear();
+                    f.seek(SeekFrom::Start(0))?;
+                    Block {
+                        data: BlockData::RawFile {
+                            file: f,
+                            len: size,
+                            err,
+                        },
+                        buf: &buf[..0],
+                        size,
+                    }
                 }
-            }
-        });
+            },
+        );
     }
     block::reserve_for_block(buf, size.min(MAX_BLOCK_FILE));
     buf.extend_from_slice(head.get(..got).unwrap_or(&[]));

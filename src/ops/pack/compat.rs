@@ -94,6 +94,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
             // the same per-thread buffers verify used: no new 8 MiB allocation per block
             match crate::filestore::source::read_reusing(
                 &dir.join(format!("msgs/{i}.blk")),
+                crate::filestore::block::CmpReader::default(),
                 |d, n| scan::scan_decoded(&ctx, i, n, d),
             ) {
                 Ok((s, _)) => First::of(s),

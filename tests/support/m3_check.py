@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""A compressed block damaged by the server's own erase (fixtures/m3-erased-cmp), loaded by
+other releases: does jetdir say what each does?
+
+  m3_check.py --fixture fixtures/m3-erased-cmp/v2.10.25/CMP --releases 2.14.4,2.14.5,2.15.1
+              [--jetdir target/release/jetdir] [--out facts.json]
+
+For each release (found as natsbox.find_release does; JETDIR_SERVERS overrides) and each of
+"index kept" (the trusted index.db) and "index removed" (a rebuild): copy the stream dir into
+a fresh store, run `jetdir verify --json --server-version R` on it, start the release on the
+same files, record whether it loaded the stream, its state, which sequences STREAM.MSG.GET
+serves and every consumer's num_pending, stop it (SIGTERM to its PID), and compare: loaded or
+not (jetdir's verdict `skipped`), messages, first/last seq, deleted count, the sequences the
+server does not serve against jetdir's lost and unreadable ones, subject counts and pending
+counts. Exit 0 when every case agrees, 1 when one differs, 4 when a release is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import natsbox as nb  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def record(url: str, stream: str) -> dict:
+    nc = await nb.connect(url)
+    try:
+        await nb.wait_jetstream(nc)
+        names = await nb.stream_names(nc)
+        if stream not in names:
+            return {"loaded": False}
+        info = await nb.stream_info(nc, stream)
+        st = info["state"]
+        served = []
+        for seq in range(st.get("first_seq", 0), st.get("last_seq", 0) + 1):
+            try:
+                r = await nb.js_api(nc, f"$JS.API.STREAM.MSG.GET.{stream}", {"seq": seq})
+                served.append(r["message"]["seq"])
+            except nb.JsApiError:
+                pass
+        pending = {}
+        for c in await nb.consumer_names(nc, stream):
+            pending[c] = (await nb.consumer_info(nc, stream, c)).get("num_pending")
+        return {"loaded": True, "state": st, "served": served, "pending": pending}
+    finally:
+        await nc.close()
+
+
+def ranges(rs) -> set[int]:
+    return {q for a, b in rs for q in range(a, b + 1)}
+
+
+def compare(server: dict, jd: dict) -> list[str]:
+    s = jd["streams"][0]
+    load = s.get("load") or {}
+    diffs = []
+    skipped = load.get("verdict") == "skipped"
+    if server["loaded"] == skipped:
+        diffs.append(f"loaded: server {server['loaded']}, jetdir verdict {load.get('verdict')}")
+    if not server["loaded"] or skipped:
+        return diffs
+    st = server["state"]
+    for k, jk in (("messages", "messages"), ("first_seq", "first_seq"), ("last_seq", "last_seq"),
+                  ("num_deleted", "deleted")):
+        if st.get(k, 0) != (s.get(jk) or 0):
+            diffs.append(f"{k}: server {st.get(k, 0)}, jetdir {s.get(jk)}")
+    deleted = set(st.get("deleted") or [])
+    unserved = {q for q in range(st["first_seq"], st["last_seq"] + 1)
+                if q not in deleted and q not in set(server["served"])}
+    gone = (ranges(load.get("unreadable") or []) | ranges(load.get("lost") or [])) - deleted
+    if unserved != gone:
+        diffs.append(f"not served: server {sorted(unserved)}, jetdir {sorted(gone)}")
+    if (st.get("subjects") or {}) != (s.get("subject_counts") or {}):
+        diffs.append(f"subjects: server {st.get('subjects')}, jetdir {s.get('subject_counts')}")
+    for c in s.get("consumers") or []:
+        want = server["pending"].get(c["name"])
+        if want is not None and c.get("num_pending") != want:
+            diffs.append(f"{c['name']}.num_pending: server {want}, jetdir {c.get('num_pending')}")
+    return diffs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fixture", required=True)
+    ap.add_argument("--releases", required=True)
+    ap.add_argument("--jetdir", default=str(REPO / "target" / "release" / "jetdir"))
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    fixture = Path(a.fixture)
+    stream = fixture.name
+    facts, bad = [], 0
+    for rel in a.releases.split(","):
+        binary = nb.find_release(rel)
+        if binary is None:
+            print(f"m3_check: release {rel} not installed", file=sys.stderr)
+            return 4
+        for index in ("kept", "removed"):
+            with tempfile.TemporaryDirectory(prefix="m3check-") as t:
+                store = Path(t) / "store"
+                sd = store / "jetstream" / "$G" / "streams" / stream
+                shutil.copytree(fixture, sd)
+                if index == "removed":
+                    (sd / "msgs" / "index.db").unlink(missing_ok=True)
+                # `--at` now: the fixture's messages have no age limit
+                j = subprocess.run([a.jetdir, "--json", "--no-progress", "verify", str(sd), "--server-version", rel],
+                                   capture_output=True, text=True)
+                jd = json.loads(j.stdout)
+                srv = nb.NatsServer(binary, store, work_dir=Path(t) / "work")
+                srv.start()
+                try:
+                    server = asyncio.run(record(srv.url, stream))
+                finally:
+                    srv.stop()
+                log = [ln.strip() for ln in srv.log_path.read_text(errors="replace").splitlines()
+                       if stream in ln and ("[WRN]" in ln or "[ERR]" in ln)]
+                diffs = compare(server, jd)
+                bad += bool(diffs)
+                s = jd["streams"][0]
+                facts.append({"release": rel, "index": index, "server": server, "log": log,
+                              "jetdir": {"verdict": (s.get("load") or {}).get("verdict"),
+                                         "messages": s.get("messages"),
+                                         "problems": sorted({p["kind"] for p in jd.get("problems", [])})},
+                              "diffs": diffs})
+                print(f"{rel} index {index}: server {'loaded' if server['loaded'] else 'NOT loaded'}"
+                      f", jetdir {(s.get('load') or {}).get('verdict')}: "
+                      f"{'agree' if not diffs else '; '.join(diffs)}")
+                for ln in log[:3]:
+                    print(f"    {ln[:200]}")
+    if a.out:
+        Path(a.out).write_text(json.dumps(facts, indent=1) + "\n")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
