@@ -19,18 +19,30 @@ pub struct Common {
     /// "now" of `--since 2h`.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// Serve the messages as this nats-server release would after loading the files
+    /// (default: the release that wrote them, from their metadata and formats).
+    #[arg(long, value_name = "X.Y.Z")]
+    server_version: Option<String>,
     #[command(flatten)]
     keys: crate::KeyArgs,
 }
 
 impl Common {
-    fn at_ns(&self) -> Result<i64, String> {
-        match &self.at {
-            None => Ok(jetdir::base::time::now_ns()),
-            Some(a) => jetdir::base::time::parse_rfc3339(a).ok_or_else(|| {
+    /// The load to model: `--at` (default now) by `--server-version`.
+    fn target(&self) -> Result<jetdir::check::Target, String> {
+        let mut t = jetdir::check::Target::default();
+        if let Some(a) = &self.at {
+            t.at_ns = jetdir::base::time::parse_rfc3339(a).ok_or_else(|| {
                 format!("--at {a:?}: not an RFC 3339 time (e.g. 2026-11-30T10:00:00Z)")
-            }),
+            })?;
         }
+        if let Some(v) = &self.server_version {
+            t.release = Some(
+                jetdir::base::release::Release::parse(v)
+                    .map_err(|e| format!("--server-version: {e}"))?,
+            );
+        }
+        Ok(t)
     }
 }
 
@@ -209,13 +221,15 @@ fn err(line: &str) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
-/// The command and the `--at` of this run, for the JSON envelope (set once in `run_*`).
-static RUN: std::sync::OnceLock<(&'static str, Option<String>)> = std::sync::OnceLock::new();
+/// The command, `--at` and `--server-version` of this run, for the JSON envelope (set once in
+/// `run_*`).
+type RunOpts = (&'static str, Option<String>, Option<String>);
+static RUN: std::sync::OnceLock<RunOpts> = std::sync::OnceLock::new();
 
 /// `body` in the common JSON envelope (`schema_version`, `command`, `options`, `exit_code`),
 /// the body's fields after it.
 fn envelope(body: serde_json::Value, exit_code: i32) -> serde_json::Value {
-    let (command, at) = RUN.get().cloned().unwrap_or(("dump", None));
+    let (command, at, version) = RUN.get().cloned().unwrap_or(("dump", None, None));
     let mut m = serde_json::Map::new();
     m.insert(
         "schema_version".into(),
@@ -224,7 +238,7 @@ fn envelope(body: serde_json::Value, exit_code: i32) -> serde_json::Value {
     m.insert("command".into(), command.into());
     m.insert(
         "options".into(),
-        serde_json::json!({"quick": false, "at": at, "server_version": null}),
+        serde_json::json!({"quick": false, "at": at, "server_version": version}),
     );
     m.insert("exit_code".into(), exit_code.into());
     if let serde_json::Value::Object(b) = body {
@@ -356,11 +370,12 @@ fn text_head(
 
 /// `jetdir dump`: exit 0 without error findings, 1 with, 2 when it could not run.
 pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
-    let _ = RUN.set(("dump", a.common.at.clone()));
-    let at = match a.common.at_ns() {
+    let _ = RUN.set(("dump", a.common.at.clone(), a.common.server_version.clone()));
+    let target = match a.common.target() {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
+    let at = target.at_ns;
     let keys = match a.common.keys.ring_for(a.common.account.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(json, &e),
@@ -417,7 +432,7 @@ pub fn run_dump(a: &DumpArgs, json: bool) -> ExitCode {
     let many = list.len() > 1;
     let mut could_not = false;
     for s in &list {
-        let w = match forensics::open_with_keys(s, at, &keys) {
+        let w = match forensics::open_with_keys(s, &target, &keys) {
             Ok(w) => w,
             Err(e) if many => {
                 // one stream that cannot be read (e.g. encrypted) does not stop the others
@@ -537,8 +552,8 @@ fn code(bad: bool) -> ExitCode {
 /// `jetdir kv`: exit 0 found / clean, 1 key not found or the bucket's stream has damage, 2
 /// could not run.
 pub fn run_kv(a: &KvArgs, json: bool) -> ExitCode {
-    let _ = RUN.set(("kv", a.common.at.clone()));
-    let at = match a.common.at_ns() {
+    let _ = RUN.set(("kv", a.common.at.clone(), a.common.server_version.clone()));
+    let target = match a.common.target() {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
@@ -546,7 +561,13 @@ pub fn run_kv(a: &KvArgs, json: bool) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(json, &e),
     };
-    let b = match kv::open_with_keys(&a.path, &a.bucket, a.common.account.as_deref(), at, &keys) {
+    let b = match kv::open_with_keys(
+        &a.path,
+        &a.bucket,
+        a.common.account.as_deref(),
+        &target,
+        &keys,
+    ) {
         Ok(b) => b,
         Err(e) => return fail(json, &format!("{e:#}")),
     };
@@ -688,8 +709,12 @@ fn info_json(i: &forensics::object::ObjectInfo) -> serde_json::Value {
 /// `jetdir object`: exit 0 listed / written, 1 not found, digest/size mismatch (nothing
 /// written) or damage in the listing's stream, 2 could not run.
 pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
-    let _ = RUN.set(("object", a.common.at.clone()));
-    let at = match a.common.at_ns() {
+    let _ = RUN.set((
+        "object",
+        a.common.at.clone(),
+        a.common.server_version.clone(),
+    ));
+    let target = match a.common.target() {
         Ok(t) => t,
         Err(e) => return fail(json, &e),
     };
@@ -701,7 +726,7 @@ pub fn run_object(a: &ObjectArgs, json: bool) -> ExitCode {
         &a.path,
         &a.bucket,
         a.common.account.as_deref(),
-        at,
+        &target,
         &keys,
     ) {
         Ok(b) => b,

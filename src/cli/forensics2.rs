@@ -25,9 +25,8 @@ pub struct DiffArgs {
     /// Only streams of this account (store dirs with accounts).
     #[arg(long)]
     account: Option<String>,
-    /// Model each copy's load at this time, RFC 3339 (max_age, TTLs; default now).
-    #[arg(long, value_name = "TIME")]
-    at: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     keys: KeyArgs,
 }
@@ -109,11 +108,12 @@ fn run_of(json: bool, command: &'static str, at: Option<i64>) -> Run {
 /// `jetdir diff A B [C…]`.
 pub fn run_diff(a: &DiffArgs, json: bool) -> ExitCode {
     let mut run = run_of(json, "diff", None);
-    let at = match at_ns(&a.at) {
+    run.options.server_version = a.model.server_version.clone();
+    let target = match a.model.target() {
         Ok(t) => t,
         Err(e) => return fail(&run, &e),
     };
-    run.options.at = Some(jetdir::base::time::rfc3339_full(at));
+    run.options.at = Some(jetdir::base::time::rfc3339_full(target.at_ns));
     let keys = match a.keys.ring_for(a.account.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(&run, &e),
@@ -121,7 +121,7 @@ pub fn run_diff(a: &DiffArgs, json: bool) -> ExitCode {
     let opts = diff::DiffOptions {
         stream: a.stream.clone(),
         account: a.account.clone(),
-        at_ns: at,
+        target,
         keys,
     };
     match diff::diff(&a.paths, &opts) {

@@ -30,8 +30,8 @@ pub struct DiffOptions {
     pub stream: Option<String>,
     /// Only streams of this account (store dirs).
     pub account: Option<String>,
-    /// The load is modelled at this time (ns).
-    pub at_ns: i64,
+    /// The load modelled: when, by which release (`None`: each copy's writer).
+    pub target: crate::check::Target,
     /// The keys of encrypted copies (empty: none given).
     pub keys: crate::filestore::keys::KeyRing,
 }
@@ -285,11 +285,11 @@ pub fn diff(paths: &[PathBuf], opts: &DiffOptions) -> anyhow::Result<DiffReport>
 /// Walk one copy on this thread, sending digests to `tx`.
 fn walk_copy(
     sref: StreamRef,
-    at_ns: i64,
+    target: &crate::check::Target,
     keys: &crate::filestore::keys::KeyRing,
     tx: mpsc::SyncSender<Item>,
 ) {
-    let mut w = match super::open_with_keys(&sref, at_ns, keys) {
+    let mut w = match super::open_with_keys(&sref, target, keys) {
         Ok(w) => w,
         Err(e) => {
             let _ = tx.send(Item::Failed(format!("{e:#}")));
@@ -453,8 +453,7 @@ fn diff_stream(
                 Some(s) => {
                     let (tx, rx) = mpsc::sync_channel(4);
                     let s2 = s.clone();
-                    let at = opts.at_ns;
-                    scope.spawn(move || walk_copy(s2, at, &opts.keys, tx));
+                    scope.spawn(move || walk_copy(s2, &opts.target, &opts.keys, tx));
                     feeds.push(Feed {
                         rx: Some(rx),
                         batch: Vec::new().into_iter(),
@@ -544,7 +543,7 @@ fn merge(
             if differs {
                 sd.differing += 1;
                 if sd.first_difference.is_none() {
-                    let (fields, versions) = versions(seq, &holding, refs, opts.at_ns)?;
+                    let (fields, versions) = versions(seq, &holding, refs, &opts.target)?;
                     sd.first_difference = Some(Difference {
                         seq,
                         fields,
@@ -585,13 +584,13 @@ fn versions(
     seq: u64,
     holding: &[usize],
     refs: &[Option<StreamRef>],
-    at_ns: i64,
+    target: &crate::check::Target,
 ) -> anyhow::Result<(Vec<String>, Vec<Version>)> {
     let mut out = Vec::new();
     let mut sums: Vec<[u64; 3]> = Vec::new();
     for &i in holding {
         let Some(s) = &refs[i] else { continue };
-        let w = super::open(s, at_ns)?;
+        let w = super::open(s, target)?;
         let filter = Filter {
             seq: (seq, seq),
             ..Default::default()

@@ -518,7 +518,7 @@ pub(crate) fn open_bucket_stream(
     prefix: &str,
     bucket: &str,
     account: Option<&str>,
-    at_ns: i64,
+    target: &crate::check::Target,
     keys: &crate::filestore::keys::KeyRing,
 ) -> anyhow::Result<StreamWalker> {
     if !kv::valid_bucket(bucket) {
@@ -537,26 +537,25 @@ pub(crate) fn open_bucket_stream(
                 .join(", ")
         );
     }
-    open_with_keys(&sel[0], at_ns, keys)
+    open_with_keys(&sel[0], target, keys)
 }
 
-/// The load is modelled at `at_ns` (max_age, TTLs), by the release that wrote the files.
-pub fn open(sref: &StreamRef, at_ns: i64) -> anyhow::Result<StreamWalker> {
-    open_with_keys(sref, at_ns, &crate::filestore::keys::KeyRing::default())
+/// The load is modelled as `target` says: at its time (max_age, TTLs), by its release (`None`:
+/// the release that wrote the files).
+pub fn open(sref: &StreamRef, target: &crate::check::Target) -> anyhow::Result<StreamWalker> {
+    open_with_keys(sref, target, &crate::filestore::keys::KeyRing::default())
 }
 
 /// [`open`] for a store that may be encrypted at rest: its files are read through `keys`.
 pub fn open_with_keys(
     sref: &StreamRef,
-    at_ns: i64,
+    target: &crate::check::Target,
     keys: &crate::filestore::keys::KeyRing,
 ) -> anyhow::Result<StreamWalker> {
+    let at_ns = target.at_ns;
     let opts = Options {
         quick: false,
-        target: crate::check::Target {
-            at_ns,
-            ..Default::default()
-        },
+        target: target.clone(),
         keys: keys.clone(),
     };
     let (kind, mut problems, report) = match &sref.origin {
@@ -2168,7 +2167,7 @@ mod tests {
     ) -> (Vec<Got>, Vec<Problem>, WalkSummary) {
         let all = streams(path).unwrap();
         let s = select(all, path, Some(stream), None).unwrap();
-        let w = open(&s[0], crate::base::time::now_ns()).unwrap();
+        let w = open(&s[0], &Default::default()).unwrap();
         let mut msgs = Vec::new();
         let mut probs = Vec::new();
         let sum = w
@@ -2187,6 +2186,57 @@ mod tests {
             })
             .unwrap();
         (msgs, probs, sum)
+    }
+
+    /// A dump as a given release serves the stream (`--server-version`): the erase-damaged
+    /// compressed blocks of fixtures/m3-erased-cmp, with and without index.db, started by
+    /// ten releases each (`releases.json`): the sequences dumped are exactly those MSG.GET
+    /// served, on every release that loads the stream.
+    #[test]
+    fn dump_as_a_release_serves_what_that_release_served() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/m3-erased-cmp");
+        let mut checked = 0;
+        for writer in ["v2.10.25", "v2.11.0"] {
+            let facts: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(root.join(writer).join("releases.json")).unwrap(),
+            )
+            .unwrap();
+            for run in facts["runs"].as_array().unwrap() {
+                if run["loaded"] != true {
+                    continue;
+                }
+                let rel = run["release"].as_str().unwrap();
+                let t = tempfile::tempdir().unwrap();
+                let d = t.path().join("CMP");
+                crate::testdata::copy_tree(&root.join(writer).join("CMP"), &d);
+                if run["index.db"] == "removed" {
+                    std::fs::remove_file(d.join("msgs/index.db")).unwrap();
+                }
+                let all = streams(&d).unwrap();
+                let target = crate::check::Target {
+                    release: Some(crate::base::release::Release::parse(rel).unwrap()),
+                    ..Default::default()
+                };
+                let w = open(&all[0], &target).unwrap();
+                let mut got = Vec::new();
+                w.walk(&Filter::default(), &mut |ev| {
+                    if let Event::Msg(m) = ev {
+                        got.push(m.seq);
+                    }
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+                let want: Vec<u64> = run["served"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect();
+                assert_eq!(got, want, "{writer} by {rel}, index.db {}", run["index.db"]);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 30, "{checked}");
     }
 
     /// Every stream of the real-server samples (2.15 plain and S2-compressed, 2.11 S2, 2.9
@@ -2261,7 +2311,7 @@ mod tests {
         b[at] ^= 0xff;
         std::fs::write(&blk, b).unwrap();
         let all = streams(&d).unwrap();
-        let w = open(&all[0], crate::base::time::now_ns()).unwrap();
+        let w = open(&all[0], &Default::default()).unwrap();
         let mut order = Vec::new();
         let sum = w
             .walk(&Filter::default(), &mut |ev| {
@@ -2301,7 +2351,7 @@ mod tests {
         };
         for path in [&store, &plain_store] {
             for s in streams(path).unwrap() {
-                let w = open(&s, crate::base::time::now_ns()).unwrap();
+                let w = open(&s, &Default::default()).unwrap();
                 for filter in [
                     Filter::default(),
                     Filter {
@@ -2436,7 +2486,7 @@ mod tests {
         for (what, bytes) in cases {
             std::fs::write(d.join("msgs/1.blk"), &bytes).unwrap();
             let all = streams(&d).unwrap();
-            let w = open(&all[0], crate::base::time::now_ns()).unwrap();
+            let w = open(&all[0], &Default::default()).unwrap();
             for filter in [
                 Filter::default(),
                 Filter {
@@ -2483,7 +2533,7 @@ mod tests {
                 std::fs::write(&p, b).unwrap();
             }
             let all = streams(&d).unwrap();
-            let Ok(w) = open(&all[0], crate::base::time::now_ns()) else {
+            let Ok(w) = open(&all[0], &Default::default()) else {
                 continue;
             };
             for include_deleted in [false, true] {

@@ -88,13 +88,13 @@ pub fn open(
     path: &Path,
     bucket: &str,
     account: Option<&str>,
-    at_ns: i64,
+    target: &crate::check::Target,
 ) -> anyhow::Result<Bucket> {
     open_with_keys(
         path,
         bucket,
         account,
-        at_ns,
+        target,
         &crate::filestore::keys::KeyRing::default(),
     )
 }
@@ -104,12 +104,12 @@ pub fn open_with_keys(
     path: &Path,
     bucket: &str,
     account: Option<&str>,
-    at_ns: i64,
+    target: &crate::check::Target,
     keys: &crate::filestore::keys::KeyRing,
 ) -> anyhow::Result<Bucket> {
     Ok(Bucket {
         name: bucket.to_string(),
-        walker: super::open_bucket_stream(path, "OBJ_", bucket, account, at_ns, keys)?,
+        walker: super::open_bucket_stream(path, "OBJ_", bucket, account, target, keys)?,
     })
 }
 

@@ -342,7 +342,13 @@ pub fn salvage(
             out_dir.join(&sref.name).display()
         )));
     }
-    let w = forensics::open_with_keys(&sref, opts.at_ns, &opts.keys)?;
+    // the input is read as the release that wrote it serves it (`server_version` is the
+    // release that will restore the output)
+    let target = crate::check::Target {
+        release: None,
+        at_ns: opts.at_ns,
+    };
+    let w = forensics::open_with_keys(&sref, &target, &opts.keys)?;
     if w.is_v2() {
         return salvage_v2(&sref, opts, progress, report);
     }

@@ -3,7 +3,7 @@
 other releases: does jetdir say what each does?
 
   m3_check.py --fixture fixtures/m3-erased-cmp/v2.10.25/CMP --releases 2.14.4,2.14.5,2.15.1
-              [--jetdir target/release/jetdir] [--out facts.json]
+              [--jetdir target/release/jetdir] [--out releases.json]
 
 For each release (found as natsbox.find_release does; JETDIR_SERVERS overrides) and each of
 "index kept" (the trusted index.db) and "index removed" (a rebuild): copy the stream dir into
@@ -13,6 +13,8 @@ serves and every consumer's num_pending, stop it (SIGTERM to its PID), and compa
 not (jetdir's verdict `skipped`), messages, first/last seq, deleted count, the sequences the
 server does not serve against jetdir's lost and unreadable ones, subject counts and pending
 counts. Exit 0 when every case agrees, 1 when one differs, 4 when a release is missing.
+--out writes what each server did (the fixtures' `releases.json`, which
+`erase_damaged_compressed_block_as_later_releases_load_it` checks jetdir against).
 """
 
 from __future__ import annotations
@@ -126,18 +128,25 @@ def main() -> int:
                 diffs = compare(server, jd)
                 bad += bool(diffs)
                 s = jd["streams"][0]
-                facts.append({"release": rel, "index": index, "server": server, "log": log,
-                              "jetdir": {"verdict": (s.get("load") or {}).get("verdict"),
-                                         "messages": s.get("messages"),
-                                         "problems": sorted({p["kind"] for p in jd.get("problems", [])})},
-                              "diffs": diffs})
+                run = {"release": rel, "index.db": index, "loaded": server["loaded"]}
+                if server["loaded"]:
+                    st = server["state"]
+                    run["state"] = {k: st.get(k) for k in ("messages", "first_seq", "last_seq",
+                                                           "num_deleted", "deleted", "subjects")}
+                    run["served"] = server["served"]
+                    run["num_pending"] = server["pending"]
+                run["log"] = [ln.split("[WRN]")[-1].strip() for ln in log]
+                facts.append(run)
                 print(f"{rel} index {index}: server {'loaded' if server['loaded'] else 'NOT loaded'}"
                       f", jetdir {(s.get('load') or {}).get('verdict')}: "
                       f"{'agree' if not diffs else '; '.join(diffs)}")
                 for ln in log[:3]:
                     print(f"    {ln[:200]}")
     if a.out:
-        Path(a.out).write_text(json.dumps(facts, indent=1) + "\n")
+        doc = {"what": f"{fixture} started by each release, with its index.db (kept) and "
+                       f"without it (removed): tests/support/m3_check.py --releases {a.releases}",
+               "runs": facts}
+        Path(a.out).write_text(json.dumps(doc, indent=1) + "\n")
     return 1 if bad else 0
 
 
