@@ -557,7 +557,10 @@ fn rebuilt_pending_model<'a>(
     let mut blocks = Vec::new();
     let (mut files, mut conds) = (Vec::new(), Vec::new());
     for s in scans {
-        if s.unreadable || !src.can_refetch(&s.file) {
+        if s.unreadable {
+            continue; // a block that does not decode: the rebuild drops it (2.10 to 2.13)
+        }
+        if !src.can_refetch(&s.file) {
             return None;
         }
         let (Some(first), Some(last)) = (s.min_seq, s.max_seq) else {

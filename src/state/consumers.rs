@@ -449,9 +449,21 @@ pub fn at_load(
         None => {
             ch.derived_start = true;
             let sseq = starting_seq(cfg, stream);
+            // without a stored state the server stores its start (`SetStarting`): 2.14+ as
+            // both delivered and ack floor, earlier releases as delivered only (matrix
+            // `from_2.10.26+noidx`: C_PUSH, deliver last, no o.dat, ack floor 99 on 2.14.6
+            // and 2.15.1)
+            let floor = if since(14, 0) {
+                sseq.saturating_sub(1)
+            } else {
+                0
+            };
             ConsumerState {
                 version: 2,
-                ack_floor: SeqPair::default(),
+                ack_floor: SeqPair {
+                    consumer_seq: 0,
+                    stream_seq: floor,
+                },
                 delivered: SeqPair {
                     consumer_seq: 0,
                     stream_seq: sseq.saturating_sub(1),
