@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixture", required=True)
     ap.add_argument("--releases", required=True)
-    ap.add_argument("--jetdir", default=str(REPO / "target" / "release" / "jetdir"))
+    # where cargo builds it (CARGO_TARGET_DIR, as scripts/matrix.sh's `cargo build` honours it)
+    ap.add_argument("--jetdir", default=str(
+        Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target").resolve() / "release" / "jetdir"))
     ap.add_argument("--out")
     a = ap.parse_args()
     fixture = Path(a.fixture)

@@ -1477,7 +1477,9 @@ def main() -> int:
     ap.add_argument("--workloads")
     ap.add_argument("--out", help="case dirs (default matrix-out/sample or matrix-out/full)")
     ap.add_argument("--results")
-    ap.add_argument("--jetdir", default=str(REPO / "target" / "release" / "jetdir"))
+    # where cargo builds it (CARGO_TARGET_DIR, as scripts/matrix.sh's `cargo build` honours it)
+    ap.add_argument("--jetdir", default=str(
+        Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target").resolve() / "release" / "jetdir"))
     ap.add_argument("--baseline", help="known disagreements (JSON); exit 1 when the run differs")
     ap.add_argument("--write-baseline", help="write this run's disagreements to this JSON file")
     a = ap.parse_args()
