@@ -301,8 +301,10 @@ pub fn finish_stream(
     lr.markers = marker_reports(&enforced.markers, last);
     lr.unreadable = load::ranges(unreadable);
     legacy_gaps.extend(vanished_seqs);
+    legacy_gaps.extend(dropped_on_rebuild(&pre, &scans, load));
     if !legacy_gaps.is_empty() {
-        // 2.9 neither counts nor serves these: lost, though not listed as deleted
+        // neither counted nor served after the load (2.9's gaps and cut tails, blocks the
+        // rebuild cannot see or decode): lost
         let mut all: Vec<u64> = lr.lost.iter().flat_map(|&(a, b)| a..=b).collect();
         all.extend(legacy_gaps);
         all.sort_unstable();
@@ -456,6 +458,51 @@ fn cut_compressed_on_rebuild(
         }
     }
     any
+}
+
+/// The sequences of the blocks that do not decode when the server rebuilds the stream and
+/// drops them (2.10 to 2.13, [`undecodable_on_rebuild`]; 2.14+ do not load the stream): from
+/// an (outdated) index.db's entry for the block, its range less its delete map; without one,
+/// the sequences between the readable blocks around it (those among them deleted before
+/// cannot be told apart: the server lists them all as deleted). None when the block has no
+/// readable neighbour on a side and no index entry.
+fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> Vec<u64> {
+    let drops = load
+        .release
+        .as_ref()
+        .is_some_and(|r| r.base() >= Release::new(2, 10, 0) && r.base() < Release::new(2, 14, 0));
+    if !load.recovery.rebuilds() || !drops {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (k, s) in scans.iter().enumerate().filter(|(_, s)| s.unreadable) {
+        let entry = pre
+            .index_db
+            .as_ref()
+            .and_then(|db| db.blocks.iter().find(|b| b.index == s.index));
+        if let Some(e) = entry {
+            if e.last_seq >= e.first_seq && e.last_seq - e.first_seq < 1 << 24 {
+                let del: std::collections::HashSet<u64> = e.deleted.iter().copied().collect();
+                out.extend((e.first_seq..=e.last_seq).filter(|q| !del.contains(q)));
+            }
+            continue;
+        }
+        let before = scans[..k]
+            .iter()
+            .rev()
+            .find(|o| !o.unreadable)
+            .and_then(|o| o.max_seq);
+        let after = scans[k + 1..]
+            .iter()
+            .find(|o| !o.unreadable)
+            .and_then(|o| o.min_seq);
+        if let (Some(b), Some(a)) = (before, after) {
+            if a > b + 1 && a - b < 1 << 24 {
+                out.extend(b + 1..a);
+            }
+        }
+    }
+    out
 }
 
 /// Compressed blocks that decode but hold a record a rebuilding server rejects, when the

@@ -1190,6 +1190,11 @@ def compare_case(jet: dict, truth: dict, time_sensitive_ok: bool, release: str =
         if verdict == "loses_data" and unread and (tstreams.get(name) or {}).get("live") and not any(
                 q in served for a, b in unread for q in range(a, b + 1)):
             c["error_justified"] = True
+        # or when the sequences jetdir calls lost are indeed gone (a block the rebuild drops)
+        jlost = ((jstreams.get(name) or {}).get("load") or {}).get("lost") or []
+        if verdict == "loses_data" and jlost and (tstreams.get(name) or {}).get("live") and not any(
+                q in served for a, b in jlost for q in range(a, b + 1)):
+            c["error_justified"] = True
         live = (tstreams.get(name) or {}).get("live") or {}
         if live.get("errors"):
             c["server_get_errors"] = {str(k): v for k, v in list(live["errors"].items())[:5]}
