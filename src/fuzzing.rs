@@ -67,6 +67,7 @@ fn scan(raw: &[u8]) {
             file_prefix: "",
             keep_live: true,
             stop_at_damage,
+            cmp: Default::default(),
         };
         let sc = crate::state::scan::scan_block(&ctx, 1, raw);
         let _ = serde_json::to_vec(&sc.problems);

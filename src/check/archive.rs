@@ -681,6 +681,12 @@ fn verify_v1<R: Read>(
                         let (account, prefix, dead) =
                             (account.clone(), prefix.clone(), &empty_dead);
                         let quick = opts.quick;
+                        // blocks are decoded as the modelled release reads them:
+                        // `--server-version`, else the writer's (meta.inf, before the blocks)
+                        let cmp = crate::state::load::archive_cmp_reader(
+                            opts.target.release.as_ref(),
+                            mem.files.get("meta.inf").map(Vec::as_slice),
+                        );
                         worker = Some(scope.spawn(move || {
                             let ctx = ScanCtx {
                                 account: &account,
@@ -690,6 +696,7 @@ fn verify_v1<R: Read>(
                                 file_prefix: &prefix,
                                 keep_live: true,
                                 stop_at_damage: false,
+                                cmp,
                             };
                             rx.iter()
                                 .map(|(i, mut b, plain, is_big)| {
@@ -828,7 +835,12 @@ fn verify_v1<R: Read>(
     let again = reopen.map(|r| {
         let mut o = topts.clone();
         o.stream = Some(pre.cfg_name.clone());
-        crate::check::archive_blocks::ArchiveBlocks::new(src, enc, r, o)
+        crate::check::archive_blocks::ArchiveBlocks::new(src, enc, r, o).with_cmp(
+            crate::state::load::archive_cmp_reader(
+                opts.target.release.as_ref(),
+                mem.files.get("meta.inf").map(Vec::as_slice),
+            ),
+        )
     });
     let mut input = store::LoadInput::new(opts, recovery, release, &dead);
     input.blocks_again = again.as_ref().map(|a| a as &dyn StreamSource);
@@ -1280,6 +1292,54 @@ mod tests {
         let want = view(&on_disk);
         assert!(want.1 .2 > 0, "{:#?}", on_disk.problems);
         assert_eq!(view(&packed), want, "{:#?}", packed.problems);
+    }
+
+    /// A tarball of a stream dir with an erase-damaged compressed block
+    /// (fixtures/m3-erased-cmp/v2.10.25), read as each release reads it (`--server-version`):
+    /// its blocks decode as that release's S2 reader decodes them and every rule of the load
+    /// model applies as on disk, so the numbers, verdict, lost and unreadable sequences and the
+    /// subject counts of the `.tgz` equal those of the dir, with index.db and without it (the
+    /// dir's are checked against the real releases in `releases.json`).
+    #[test]
+    fn a_tgz_of_an_erase_damaged_dir_loads_as_the_dir_on_every_release() {
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/m3-erased-cmp/v2.10.25/CMP");
+        for index in [true, false] {
+            let t = tempfile::tempdir().unwrap();
+            let d = t.path().join("CMP");
+            crate::testdata::copy_tree(&fixture, &d);
+            if !index {
+                fs::remove_file(d.join("msgs/index.db")).unwrap();
+            }
+            let tgz = t.path().join("CMP.tgz");
+            let mut ar = tar::Builder::new(flate2::write::GzEncoder::new(
+                fs::File::create(&tgz).unwrap(),
+                flate2::Compression::fast(),
+            ));
+            ar.append_dir_all("CMP", &d).unwrap();
+            ar.into_inner().unwrap().finish().unwrap();
+            for rel in ["2.10.25", "2.12.2", "2.12.3", "2.14.4", "2.14.5", "2.15.1"] {
+                let opts = Options {
+                    target: crate::check::Target {
+                        release: Some(crate::base::release::Release::parse(rel).unwrap()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let view = |r: &Report| {
+                    let s = &r.streams[0];
+                    let l = s.load.as_ref().unwrap();
+                    (
+                        (s.messages, s.first_seq, s.last_seq, s.deleted),
+                        (l.verdict, l.lost.clone(), l.unreadable.clone()),
+                        s.subject_counts.clone(),
+                    )
+                };
+                let on_disk = view(&crate::check::verify_path(&d, &opts, &NoProgress).unwrap());
+                let packed = view(&crate::check::verify_path(&tgz, &opts, &NoProgress).unwrap());
+                assert_eq!(packed, on_disk, "{rel}, index.db {index}");
+            }
+        }
     }
 
     fn samples() -> PathBuf {

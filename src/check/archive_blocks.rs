@@ -112,6 +112,8 @@ pub(crate) struct ArchiveBlocks<'a> {
     pub reopen: &'a Reopen,
     pub opts: TarOptions,
     walk: Mutex<Option<Walk>>,
+    /// How a `cmp` block is decoded (as the first pass's scans decoded it).
+    cmp: crate::filestore::block::CmpReader,
 }
 
 impl<'a> ArchiveBlocks<'a> {
@@ -127,7 +129,14 @@ impl<'a> ArchiveBlocks<'a> {
             reopen,
             opts,
             walk: Mutex::new(None),
+            cmp: Default::default(),
         }
+    }
+
+    /// Decode `cmp` blocks as `rd` ([`crate::state::load::archive_cmp_reader`]).
+    pub fn with_cmp(mut self, rd: crate::filestore::block::CmpReader) -> Self {
+        self.cmp = rd;
+        self
     }
 
     /// The raw bytes of block member `rel`: from the current walk when it lies ahead, else
@@ -172,10 +181,7 @@ impl StreamSource for ArchiveBlocks<'_> {
             k.xor_block(0, &mut raw);
         }
         let _big = crate::filestore::block::big_block_guard(raw.len() as u64);
-        Some(crate::filestore::source::decoded_block(
-            raw,
-            crate::filestore::block::CmpReader::default(),
-        ))
+        Some(crate::filestore::source::decoded_block(raw, self.cmp))
     }
 }
 

@@ -93,6 +93,7 @@ pub fn finish_stream(
         file_prefix: prefix,
         keep_live: false,
         stop_at_damage: false,
+        cmp: src.cmp_reader(),
     };
     let indexed: Vec<u32> = pre.idx.keys().copied().collect();
     let truncs = load::truncate_blocks(
@@ -168,7 +169,13 @@ pub fn finish_stream(
     };
     let (mut rep, mut subjects, mut last) =
         stream_report(&pre, &scans, &late, &load.recovery, shape);
-    let psim_extra = cut_compressed_subjects(&scans, &cut_cmp, &refused, src, &mut unreadable);
+    let psim_extra = cut_compressed_subjects(
+        &scans,
+        &cut_cmp,
+        &refused,
+        load.blocks_again.unwrap_or(src),
+        &mut unreadable,
+    );
     if !psim_extra.is_empty() {
         for (subj, d) in &psim_extra {
             let e = subjects.entry(subj.clone()).or_insert(0);
@@ -2540,6 +2547,7 @@ pub fn verify_stream_dir(
         file_prefix: "",
         keep_live: false,
         stop_at_damage: false,
+        cmp: rd,
     };
     let scans: Vec<BlockScan> = crate::base::par::one_per_job(&pre.blocks)
         .map(|&i| {
@@ -2649,6 +2657,7 @@ impl PlainVerify {
             file_prefix: "",
             keep_live: false,
             stop_at_damage: false,
+            cmp: self.src.cmp_reader(),
         }
     }
 

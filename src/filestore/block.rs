@@ -717,8 +717,18 @@ pub fn compress_cmp_block(plain: &[u8]) -> Vec<u8> {
 /// Turn the file bytes into the plain record stream (decompress `cmp` blocks, as the S2
 /// reader of nats-server up to 2.14.4 reads them: [`CmpReader::SeeksPastEnd`]).
 pub fn plain_block(raw: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, bool), crate::s2::S2Error> {
+    plain_block_as(raw, CmpReader::default())
+}
+
+/// [`plain_block`] as `rd` reads a `cmp` block.
+pub fn plain_block_as(
+    raw: &[u8],
+    rd: CmpReader,
+) -> Result<(std::borrow::Cow<'_, [u8]>, bool), crate::s2::S2Error> {
     if is_cmp_block(raw) {
-        Ok((std::borrow::Cow::Owned(decompress_cmp_block(raw)?), true))
+        let mut out = Vec::new();
+        decompress_cmp_block_into(raw, &mut out, rd)?;
+        Ok((std::borrow::Cow::Owned(out), true))
     } else {
         Ok((std::borrow::Cow::Borrowed(raw), false))
     }

@@ -671,6 +671,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         file_prefix: "",
         keep_live: false,
         stop_at_damage: false,
+        cmp: rd,
     };
     let encrypted =
         crate::filestore::encrypted::has_key_files(&DirSource::new(sd.dir.clone()).files());
@@ -814,6 +815,7 @@ fn plan_tar(
         file_prefix: &prefix,
         keep_live: true,
         stop_at_damage: false,
+        cmp: Default::default(),
     };
     let mut mem = MemFiles::default();
     let mut scans = Vec::new();
@@ -835,7 +837,13 @@ fn plan_tar(
                         Err(_) => return Ok(()), // reported by the key file's finding
                     }
                 }
-                scans.push(scan::scan_block(&ctx, n, &buf));
+                // as the release modelled reads the block: `--server-version`, else the writer's
+                // (meta.inf, before the blocks in a backup)
+                let cmp = crate::state::load::archive_cmp_reader(
+                    opts.target.release.as_ref(),
+                    mem.files.get("meta.inf").map(Vec::as_slice),
+                );
+                scans.push(scan::scan_block(&ScanCtx { cmp, ..ctx }, n, &buf));
                 order.push(n);
                 if buf.capacity() as u64 > block::BIG_BLOCK {
                     buf = Vec::new();
@@ -865,10 +873,12 @@ fn plan_tar(
             gone: Vec::new(),
             revived: HashSet::default(),
             tar_order: Vec::new(),
+            cmp: crate::state::load::archive_cmp_reader(
+                opts.target.release.as_ref(),
+                mem.files.get("meta.inf").map(Vec::as_slice),
+            ),
             mem,
             enc,
-            // archives' blocks are read as every release before 2.14.5 reads them
-            cmp: block::CmpReader::default(),
         };
         return Ok((plan, problems, None));
     }
@@ -895,7 +905,11 @@ fn plan_tar(
     let mut again_opts = topts.clone();
     again_opts.stream = Some(cfg_name.clone());
     let again =
-        crate::check::archive_blocks::ArchiveBlocks::new(&mem, enc.as_deref(), &reopen, again_opts);
+        crate::check::archive_blocks::ArchiveBlocks::new(&mem, enc.as_deref(), &reopen, again_opts)
+            .with_cmp(crate::state::load::archive_cmp_reader(
+                opts.target.release.as_ref(),
+                mem.files.get("meta.inf").map(Vec::as_slice),
+            ));
     let mut input = LoadInput::new(opts, recovery, release, &dead);
     input.blocks_again = Some(&again);
     let (rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix, &input);
@@ -910,9 +924,12 @@ fn plan_tar(
         revived: revived_of(&rep),
         dead,
         tar_order: order,
+        cmp: crate::state::load::archive_cmp_reader(
+            opts.target.release.as_ref(),
+            mem.files.get("meta.inf").map(Vec::as_slice),
+        ),
         mem,
         enc,
-        cmp: block::CmpReader::default(),
     };
     Ok((plan, problems, Some(rep)))
 }

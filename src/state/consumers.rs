@@ -671,6 +671,7 @@ mod tests {
                 file_prefix: "",
                 keep_live: false,
                 stop_at_damage: false,
+                cmp: Default::default(),
             };
             let mut scans = Vec::new();
             for b in std::fs::read_dir(dir.join("msgs")).unwrap() {

@@ -903,6 +903,30 @@ pub fn cmp_reader(r: Option<&Release>) -> crate::filestore::block::CmpReader {
     }
 }
 
+/// [`cmp_reader`] for a backup's blocks, decoded as they stream by, before the stream's
+/// model is settled: of `given` (`--server-version`), else of the release meta.inf records
+/// (`_nats.ver`), else the reader of the releases that record none (before 2.11), which seeks.
+pub fn archive_cmp_reader(
+    given: Option<&Release>,
+    meta: Option<&[u8]>,
+) -> crate::filestore::block::CmpReader {
+    if let Some(r) = given {
+        return cmp_reader(Some(r));
+    }
+    let written = meta
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|m| {
+            m.get("metadata")
+                .and_then(|v| v.get("_nats.ver"))
+                .and_then(|v| v.as_str())
+                .and_then(|v| Release::parse(v).ok())
+        });
+    match written {
+        Some(r) => cmp_reader(Some(&r)),
+        None => crate::filestore::block::CmpReader::SeeksPastEnd,
+    }
+}
+
 /// The slot rule of `r` (`None`: the newest).
 pub fn slot_rule(r: Option<&Release>) -> SlotRule {
     match r.map(Release::base) {

@@ -109,6 +109,7 @@ pub(crate) mod reference {
             file_prefix: "",
             keep_live: false,
             stop_at_damage: false,
+            cmp: Default::default(),
         };
         // Pass 1: live sequences per block and every tombstone.
         let firsts: Vec<(BlockLive, Vec<u64>)> = crate::base::par::one_per_job(&pre.blocks)

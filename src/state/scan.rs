@@ -47,6 +47,9 @@ pub struct ScanCtx<'a> {
     /// Stop at the first record a rebuilding server rejects (bad framing or checksum), as
     /// the server's truncation does: the scan then describes what the server keeps.
     pub stop_at_damage: bool,
+    /// How [`scan_block`] decodes a `cmp` block: as the modelled release's S2 reader
+    /// ([`crate::state::load::cmp_reader`]).
+    pub cmp: crate::filestore::block::CmpReader,
 }
 
 /// The first record of a block that a rebuilding server rejects: it truncates the block here.
@@ -320,7 +323,7 @@ pub fn scan_block(ctx: &ScanCtx, index: u32, raw: &[u8]) -> BlockScan {
         ctx,
         index,
         raw.len() as u64,
-        crate::filestore::block::plain_block(raw),
+        crate::filestore::block::plain_block_as(raw, ctx.cmp),
     )
 }
 

@@ -88,6 +88,7 @@ pub(super) fn plan(src: &StreamSrc) -> anyhow::Result<Plan> {
         file_prefix: "",
         keep_live: false,
         stop_at_damage: false,
+        cmp: Default::default(),
     };
     let firsts: Vec<First> = crate::base::par::one_per_job(&src.blocks)
         .map(|&i| {
