@@ -1271,13 +1271,7 @@ mod tests {
         }
         b[off] ^= 1;
         fs::write(&blk, &b).unwrap();
-        let tgz = t.path().join("MULTI.tgz");
-        let mut ar = tar::Builder::new(flate2::write::GzEncoder::new(
-            fs::File::create(&tgz).unwrap(),
-            flate2::Compression::fast(),
-        ));
-        ar.append_dir_all("MULTI", &d).unwrap();
-        ar.into_inner().unwrap().finish().unwrap();
+        let tgz = tgz_of(&d, t.path());
         let opts = crate::check::Options::default();
         let on_disk = crate::check::verify_path(&d, &opts, &NoProgress).unwrap();
         let packed = crate::check::verify_path(&tgz, &opts, &NoProgress).unwrap();
@@ -1311,13 +1305,7 @@ mod tests {
             if !index {
                 fs::remove_file(d.join("msgs/index.db")).unwrap();
             }
-            let tgz = t.path().join("CMP.tgz");
-            let mut ar = tar::Builder::new(flate2::write::GzEncoder::new(
-                fs::File::create(&tgz).unwrap(),
-                flate2::Compression::fast(),
-            ));
-            ar.append_dir_all("CMP", &d).unwrap();
-            ar.into_inner().unwrap().finish().unwrap();
+            let tgz = tgz_of(&d, t.path());
             for rel in ["2.10.25", "2.12.2", "2.12.3", "2.14.4", "2.14.5", "2.15.1"] {
                 let opts = Options {
                     target: crate::check::Target {
@@ -1344,6 +1332,19 @@ mod tests {
 
     fn samples() -> PathBuf {
         crate::testdata::samples_dir().join("backups")
+    }
+
+    /// `<out>/<NAME>.tgz` of the stream dir `d` (named NAME), as `tar czf` makes it.
+    fn tgz_of(d: &Path, out: &Path) -> PathBuf {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        let tgz = out.join(format!("{name}.tgz"));
+        let mut ar = tar::Builder::new(flate2::write::GzEncoder::new(
+            fs::File::create(&tgz).unwrap(),
+            flate2::Compression::fast(),
+        ));
+        ar.append_dir_all(&name, d).unwrap();
+        ar.into_inner().unwrap().finish().unwrap();
+        tgz
     }
 
     fn run(p: &Path) -> Report {

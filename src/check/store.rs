@@ -467,6 +467,15 @@ fn cut_compressed_on_rebuild(
     any
 }
 
+/// Whether the modelled release, rebuilding a stream with a compressed block it cannot use
+/// (undecodable, or refused by its cache), still loads the stream: 2.10 to 2.13 (they drop
+/// or refuse the block); 2.14+ do not load it ([`undecodable_on_rebuild`]).
+fn rebuild_keeps_stream_past_bad_cmp_block(load: &LoadInput) -> bool {
+    load.release
+        .as_ref()
+        .is_some_and(|r| r.base() >= Release::new(2, 10, 0) && r.base() < Release::new(2, 14, 0))
+}
+
 /// The sequences of the blocks that do not decode when the server rebuilds the stream and
 /// drops them (2.10 to 2.13, [`undecodable_on_rebuild`]; 2.14+ do not load the stream): from
 /// an (outdated) index.db's entry for the block, its range less its delete map; without one,
@@ -474,11 +483,7 @@ fn cut_compressed_on_rebuild(
 /// cannot be told apart: the server lists them all as deleted). None when the block has no
 /// readable neighbour on a side and no index entry.
 fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> Vec<u64> {
-    let drops = load
-        .release
-        .as_ref()
-        .is_some_and(|r| r.base() >= Release::new(2, 10, 0) && r.base() < Release::new(2, 14, 0));
-    if !load.recovery.rebuilds() || !drops {
+    if !load.recovery.rebuilds() || !rebuild_keeps_stream_past_bad_cmp_block(load) {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -525,11 +530,7 @@ fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> V
 ///   block does not remove a message of it (the removal loads the block), its messages are
 ///   not in the subject counts, and a pending count that reads it fails (0).
 fn cut_compressed_kept(scans: &[BlockScan], load: &LoadInput) -> Vec<u32> {
-    let keeps = load
-        .release
-        .as_ref()
-        .is_some_and(|r| r.base() >= Release::new(2, 10, 0) && r.base() < Release::new(2, 14, 0));
-    if !load.recovery.rebuilds() || !keeps {
+    if !load.recovery.rebuilds() || !rebuild_keeps_stream_past_bad_cmp_block(load) {
         return Vec::new();
     }
     scans
