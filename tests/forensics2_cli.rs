@@ -589,3 +589,42 @@ fn explain_tells_the_load_models_story() {
     assert_eq!(code(&o), 2);
     assert_eq!(doc(&o)["exit_code"], 2);
 }
+
+/// `explain` of the erase-damaged compressed blocks of fixtures/m3-erased-cmp without
+/// index.db tells each release's own story (what the real releases did is in the fixture's
+/// releases.json): 2.15.1 does not load the stream because recovering it fails (not because
+/// of meta.inf), 2.12.3 counts the block's messages but cannot serve them (no index.db is
+/// involved), 2.12.2 drops the undecodable block of 2.11.0 and loses its sequences.
+#[test]
+fn explain_tells_why_an_erase_damaged_compressed_stream_loads_or_not() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let story = |writer: &str, release: &str| -> Value {
+        let d = tmp.path().join(format!("{writer}-{release}")).join("CMP");
+        copy_dir(&fixture(&format!("m3-erased-cmp/{writer}/CMP")), &d);
+        std::fs::remove_file(d.join("msgs/index.db")).unwrap();
+        let o = jetdir(&["explain", "--json", p(&d), "--server-version", release]);
+        assert_eq!(code(&o), 1);
+        doc(&o)["streams"][0].clone()
+    };
+    let s = story("v2.10.25", "2.15.1");
+    assert_eq!(s["verdict"], "skipped");
+    let text = s["sentences"].to_string();
+    assert!(text.contains("recovering it fails"), "{text}");
+    assert!(!text.contains("meta.sum"), "{text}");
+    assert!(!s["next_step"].as_str().unwrap().contains("meta.sum"));
+    let s = story("v2.10.25", "2.12.3");
+    assert_eq!(s["verdict"], "loses_data");
+    let text = s["sentences"].to_string();
+    assert!(
+        text.contains("It counts sequences 31..59 but cannot read their records"),
+        "{text}"
+    );
+    assert!(!text.contains("from index.db"), "{text}");
+    let s = story("v2.11.0", "2.12.2");
+    assert_eq!(s["verdict"], "loses_data");
+    let text = s["sentences"].to_string();
+    assert!(
+        text.contains("drops the block(s) it cannot decode") && text.contains("sequences 31..60"),
+        "{text}"
+    );
+}

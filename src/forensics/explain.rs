@@ -229,6 +229,12 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         return st;
     };
     let overlap = errors.iter().any(|p| p.kind == Kind::SubjectsOverlap);
+    let meta_damaged = errors.iter().any(|p| {
+        matches!(
+            p.kind,
+            Kind::MetaSumMismatch | Kind::MetaCorrupt | Kind::MetaMissing
+        )
+    });
     if overlap {
         // told by the finding itself: which stream it collides with and what the release does
         for p in errors.iter().filter(|p| p.kind == Kind::SubjectsOverlap) {
@@ -238,25 +244,45 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             reads(s, l, &mut o);
         }
     } else if l.verdict == Verdict::Skipped {
-        o.push("The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string());
+        o.push(if meta_damaged {
+            "The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string()
+        } else {
+            "The server does not load this stream: recovering it fails (it logs \"Error recreating stream\" and leaves the files on disk).".to_string()
+        });
         for p in &errors {
             o.push(format!("Why: {}", p.message));
         }
     } else {
         reads(s, l, &mut o);
     }
-    if l.lost_messages > 0 {
-        o.push(format!(
-            "It truncates the damaged block(s) at the first bad record and loses {}: {}.",
-            plural(l.lost_messages, "message"),
-            seqs(&l.lost)
-        ));
+    let undecodable = errors.iter().any(|p| p.kind == Kind::BlockDecompress);
+    if l.lost_messages > 0 && l.verdict != Verdict::Skipped {
+        o.push(if undecodable && l.recovery == "rebuild" {
+            format!(
+                "It drops the block(s) it cannot decode and truncates damaged ones at the first bad record: it loses {}: {}.",
+                plural(l.lost_messages, "message"),
+                seqs(&l.lost)
+            )
+        } else {
+            format!(
+                "It truncates the damaged block(s) at the first bad record and loses {}: {}.",
+                plural(l.lost_messages, "message"),
+                seqs(&l.lost)
+            )
+        });
     }
-    if !l.unreadable.is_empty() {
-        o.push(format!(
-            "It counts {} from index.db but their records are damaged: a direct get answers \"no message found\" and consumers skip them.",
-            seqs(&l.unreadable)
-        ));
+    if !l.unreadable.is_empty() && l.verdict != Verdict::Skipped {
+        o.push(if l.recovery == "index.db" {
+            format!(
+                "It counts {} from index.db but their records are damaged: a direct get answers \"no message found\" and consumers skip them.",
+                seqs(&l.unreadable)
+            )
+        } else {
+            format!(
+                "It counts {} but cannot read their records (damaged, or in a block it does not load): a direct get answers \"no message found\" and consumers skip them.",
+                seqs(&l.unreadable)
+            )
+        });
     }
     if !l.revived.is_empty() {
         let r: Vec<(u64, u64)> = l.revived.iter().map(|&q| (q, q)).collect();
@@ -353,6 +379,10 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         ),
         Verdict::MayNotLoad => l.next_step.clone().unwrap_or_default(),
         Verdict::Skipped if overlap => l.next_step.clone().unwrap_or_default(),
+        Verdict::Skipped if undecodable || !meta_damaged => format!(
+            "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one), or write every good record as a stream the server loads: `jetdir salvage {path} --stream {} -o OUT`",
+            s.name
+        ),
         Verdict::Skipped => format!(
             "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one), or, when meta.inf still reads as a config, write the stream again with a fresh meta.sum: `jetdir salvage {path} --stream {} -o OUT`",
             s.name
