@@ -890,6 +890,9 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     # the store was written by another release (clean stop), loaded by this one
     "from_prev_release": (f_none, "from_prev"),
     "from_2.9.10": (f_none, "from_2.9.10"),
+    # a store 2.10.26 wrote (index.db version 1, no o.dat for consumers that never
+    # delivered), loaded by each later release ...
+    "from_2.10.26": (f_none, "from_2.10.26"),
     # ... and without its index.db: 2.10.26 writes the erase-damaged CMP block (M3), which
     # later releases rebuild or refuse each in their own way
     "from_2.10.26+noidx": (f_idx_missing, "from_2.10.26"),
@@ -1189,6 +1192,9 @@ def compare_case(jet: dict, truth: dict, time_sensitive_ok: bool, release: str =
         served = set(((tstreams.get(name) or {}).get("live") or {}).get("seqs") or [])
         if verdict == "loses_data" and unread and (tstreams.get(name) or {}).get("live") and not any(
                 q in served for a, b in unread for q in range(a, b + 1)):
+            c["error_justified"] = True
+        # or when jetdir says the server does not load the stream, and it did not
+        if verdict == "skipped" and name not in tstreams:
             c["error_justified"] = True
         # or when the sequences jetdir calls lost are indeed gone (a block the rebuild drops)
         jlost = ((jstreams.get(name) or {}).get("load") or {}).get("lost") or []
