@@ -890,16 +890,24 @@ pub fn checks_blocks_against_index(r: Option<&Release>) -> bool {
 }
 
 /// How `r`'s S2 reader decodes a `cmp` block whose stream ends in a skippable chunk running
-/// past the end (`None`: the newest). 2.14.5 took klauspost/compress 1.19.2, whose "defensive
-/// checks" (1.19.1) seek past a skippable chunk only when it ends within the bytes: a block
-/// that an erase by 2.10 to 2.11.6 left that way (M3) decodes up to 2.14.4 and fails from
-/// 2.14.5 (a rebuild then does not load the stream: "error reading compression reader: s2:
-/// corrupt input"). Differential matrix `from_2.10.25+noidx` on 2.14.4, 2.14.5, 2.15.1.
+/// past the end (`None`: the newest). klauspost/compress 1.19.1 ("add defensive checks")
+/// seeks past a skippable chunk only when it ends within the bytes, so a block that an erase
+/// by 2.10 to 2.11.6 left that way (M3) decodes with earlier versions and fails with later
+/// ones (a rebuild on 2.14+ then does not load the stream: "error reading compression
+/// reader: s2: corrupt input"). The releases' go.mod: 2.14.5 took 1.19.2 (2.14.4: 1.19.0),
+/// and so did 2.12.15 (2.12.14: 1.19.0); every 2.10 and 2.11 release up to 2.11.17 has 1.18.x.
+/// Run against the real 2.14.4, 2.14.5 and 2.15.1 (`fixtures/m3-erased-cmp`,
+/// `tests/support/m3_check.py`); 2.12.15 is not on PyPI and was not run.
 pub fn cmp_reader(r: Option<&Release>) -> crate::filestore::block::CmpReader {
     use crate::filestore::block::CmpReader;
-    match r {
-        Some(r) if r.base() < Release::new(2, 14, 5) => CmpReader::SeeksPastEnd,
-        _ => CmpReader::ChecksEnd,
+    let Some(b) = r.map(Release::base) else {
+        return CmpReader::ChecksEnd;
+    };
+    let checks = b >= Release::new(2, 14, 5) || (b.minor == 12 && b >= Release::new(2, 12, 15));
+    if checks {
+        CmpReader::ChecksEnd
+    } else {
+        CmpReader::SeeksPastEnd
     }
 }
 
@@ -998,6 +1006,26 @@ pub fn unserved_by_slots(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The S2 reader's end check by release: 1.19.1+ of klauspost/compress in 2.12.15 and
+    /// 2.14.5 on (go.mod), none in 2.10, 2.11, 2.12.0-2.12.14 and 2.14.0-2.14.4.
+    #[test]
+    fn s2_end_check_by_release() {
+        use crate::filestore::block::CmpReader::{ChecksEnd, SeeksPastEnd};
+        for (v, want) in [
+            ("2.10.0", SeeksPastEnd),
+            ("2.10.29", SeeksPastEnd),
+            ("2.11.17", SeeksPastEnd),
+            ("2.12.14", SeeksPastEnd),
+            ("2.12.15", ChecksEnd),
+            ("2.14.4", SeeksPastEnd),
+            ("2.14.5", ChecksEnd),
+            ("2.15.1", ChecksEnd),
+        ] {
+            assert_eq!(cmp_reader(Some(&Release::parse(v).unwrap())), want, "{v}");
+        }
+        assert_eq!(cmp_reader(None), ChecksEnd);
+    }
 
     /// Fuzz regression (`verify_archive`): a tarball whose block holds sequence 1 twice, past
     /// max_age. The scan counts the sequence once; the limits removed it twice and the count of
