@@ -308,16 +308,28 @@ pub fn finish_stream(
     lr.markers = marker_reports(&enforced.markers, last);
     lr.unreadable = load::ranges(unreadable);
     legacy_gaps.extend(vanished_seqs);
-    legacy_gaps.extend(dropped_on_rebuild(&pre, &scans, load));
     if !legacy_gaps.is_empty() {
-        // neither counted nor served after the load (2.9's gaps and cut tails, blocks the
-        // rebuild cannot see or decode): lost
+        // 2.9 neither counts nor serves these (nor a rebuild what it cannot see): lost, though
+        // not listed as deleted
         let mut all: Vec<u64> = lr.lost.iter().flat_map(|&(a, b)| a..=b).collect();
         all.extend(legacy_gaps);
         all.sort_unstable();
         all.dedup();
         lr.lost_messages = all.len() as u64;
         lr.lost = load::ranges(all);
+        if lr.verdict != crate::base::report::Verdict::Skipped {
+            lr.verdict = crate::base::report::Verdict::LosesData;
+        }
+    }
+    let dropped = dropped_on_rebuild(&pre, &scans, load);
+    if !dropped.is_empty() {
+        // the blocks a rebuild cannot decode and drops: lost (the server lists them deleted)
+        lr.lost = union_ranges(&lr.lost, &dropped);
+        lr.lost_messages = lr
+            .lost
+            .iter()
+            .map(|&(a, b)| (b - a).saturating_add(1))
+            .fold(0u64, u64::saturating_add);
         if lr.verdict != crate::base::report::Verdict::Skipped {
             lr.verdict = crate::base::report::Verdict::LosesData;
         }
@@ -482,7 +494,7 @@ fn rebuild_keeps_stream_past_bad_cmp_block(load: &LoadInput) -> bool {
 /// the sequences between the readable blocks around it (those among them deleted before
 /// cannot be told apart: the server lists them all as deleted). None when the block has no
 /// readable neighbour on a side and no index entry.
-fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> Vec<u64> {
+fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> Vec<(u64, u64)> {
     if !load.recovery.rebuilds() || !rebuild_keeps_stream_past_bad_cmp_block(load) {
         return Vec::new();
     }
@@ -493,9 +505,20 @@ fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> V
             .as_ref()
             .and_then(|db| db.blocks.iter().find(|b| b.index == s.index));
         if let Some(e) = entry {
-            if e.last_seq >= e.first_seq && e.last_seq - e.first_seq < 1 << 24 {
-                let del: std::collections::HashSet<u64> = e.deleted.iter().copied().collect();
-                out.extend((e.first_seq..=e.last_seq).filter(|q| !del.contains(q)));
+            // the range less the delete map, as ranges (never one entry per sequence)
+            let mut next = e.first_seq;
+            for &d in e
+                .deleted
+                .iter()
+                .filter(|&&d| d >= e.first_seq && d <= e.last_seq)
+            {
+                if d > next {
+                    out.push((next, d - 1));
+                }
+                next = next.max(d.saturating_add(1));
+            }
+            if next <= e.last_seq {
+                out.push((next, e.last_seq));
             }
             continue;
         }
@@ -509,9 +532,23 @@ fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> V
             .find(|o| !o.unreadable)
             .and_then(|o| o.min_seq);
         if let (Some(b), Some(a)) = (before, after) {
-            if a > b + 1 && a - b < 1 << 24 {
-                out.extend(b + 1..a);
+            if a > b.saturating_add(1) {
+                out.push((b + 1, a - 1));
             }
+        }
+    }
+    out
+}
+
+/// `a` and `b` (sorted or not) as sorted, disjoint, coalesced ranges.
+fn union_ranges(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut all: Vec<(u64, u64)> = a.iter().chain(b).copied().collect();
+    all.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+    for (lo, hi) in all {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
         }
     }
     out
@@ -611,6 +648,8 @@ fn rebuilt_pending_model<'a>(
     use crate::state::pending::BlockCond;
     let mut blocks = Vec::new();
     let (mut files, mut conds) = (Vec::new(), Vec::new());
+    // deleted sequences kept in the model, at most (8 MiB)
+    let mut budget: u64 = 1 << 20;
     for s in scans {
         if s.unreadable {
             continue; // a block that does not decode: the rebuild drops it (2.10 to 2.13)
@@ -621,10 +660,14 @@ fn rebuilt_pending_model<'a>(
         let (Some(first), Some(last)) = (s.min_seq, s.max_seq) else {
             continue; // no message: the rebuild keeps no such block
         };
-        let deleted: Vec<u64> = (first..=last)
-            .take(1 << 24)
-            .filter(|&q| !s.live_bits.get(q))
-            .collect();
+        // a block's sequences are at most its records (a few hundred thousand); damage can
+        // claim any range: not modelled past a budget (memory stays bounded)
+        if last - first >= 1 << 22 {
+            return None;
+        }
+        let dead = (last - first + 1).saturating_sub(s.msgs);
+        budget = budget.checked_sub(dead)?;
+        let deleted: Vec<u64> = (first..=last).filter(|&q| !s.live_bits.get(q)).collect();
         blocks.push(BlockEntry {
             index: s.index,
             bytes: s.bytes,

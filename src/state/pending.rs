@@ -90,6 +90,15 @@ const NONE: u32 = u32::MAX;
 /// bounded on streams of many blocks; a block dropped is read again when needed).
 const KEPT_READS: usize = 16;
 
+/// The most sequences kept across those reads (4 bytes each): 16 MiB, whatever sequence
+/// ranges a damaged index.db claims for its blocks.
+const KEPT_SLOTS: usize = 1 << 22;
+
+/// The widest sequence range of one block that is read slot by slot: a block holds at most
+/// the records written into it (about 280,000 of the smallest, 30 bytes, in an 8 MiB block),
+/// and compaction only removes records, so a range past this is damage, not a real block.
+const MAX_BLOCK_SPAN: u64 = 1 << 20;
+
 impl BlockRead {
     /// The subject `q` reads back with, if it does.
     fn served(&self, q: u64) -> Option<&[u8]> {
@@ -225,7 +234,10 @@ impl<'a> ServerPending<'a> {
         if let Some(r) = &blocks[i].read {
             return Ok(r.clone());
         }
-        if blocks.iter().filter(|b| b.read.is_some()).count() >= KEPT_READS {
+        // at most KEPT_READS blocks' reads, and at most KEPT_SLOTS sequences among them
+        let kept = blocks.iter().filter_map(|b| b.read.as_ref());
+        let slots: usize = kept.clone().map(|r| r.served.len()).sum();
+        if kept.count() >= KEPT_READS || slots >= KEPT_SLOTS {
             for b in blocks.iter_mut() {
                 b.read = None;
             }
@@ -274,7 +286,7 @@ impl<'a> ServerPending<'a> {
                     continue;
                 }
                 let want = (r.seq - b.first) as usize;
-                if want > slots.len() && want - slots.len() < 1 << 24 {
+                if want > slots.len() && ((want - slots.len()) as u64) < MAX_BLOCK_SPAN {
                     slots.resize(want, None);
                 }
                 let next = ids.len() as u32;
@@ -296,7 +308,7 @@ impl<'a> ServerPending<'a> {
                 .map(|(id, (n, f, l))| (id, n, f, l))
                 .collect();
             out.base = b.first;
-            let last = b.last.min(b.first.saturating_add(1 << 24));
+            let last = b.last.min(b.first.saturating_add(MAX_BLOCK_SPAN));
             out.served = (b.first..=last.max(b.first))
                 .map(|q| match slots.get((q - b.first) as usize) {
                     Some(Some((seq, id, true))) if *seq == q && !b.deleted.contains(&q) => *id,
