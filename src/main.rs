@@ -347,17 +347,26 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn target(&self) -> Result<jetdir::check::Target, String> {
-        let mut t = jetdir::check::Target::default();
-        if let Some(v) = &self.server_version {
-            t.release = Some(jetdir::base::release::Release::parse(v).map_err(|e| e.to_string())?);
-        }
-        if let Some(at) = &self.at {
-            t.at_ns = jetdir::base::time::parse_rfc3339(at).ok_or_else(|| {
-                format!("--at {at:?}: not an RFC 3339 time (e.g. 2026-11-30T10:00:00Z)")
-            })?;
-        }
-        Ok(t)
+        model_target(self.at.as_deref(), self.server_version.as_deref())
     }
+}
+
+/// The load to model from `--at` (default now) and `--server-version` (default: the release
+/// that wrote the files).
+fn model_target(
+    at: Option<&str>,
+    server_version: Option<&str>,
+) -> Result<jetdir::check::Target, String> {
+    let mut t = jetdir::check::Target::default();
+    if let Some(v) = server_version {
+        t.release = Some(jetdir::base::release::Release::parse(v).map_err(|e| e.to_string())?);
+    }
+    if let Some(at) = at {
+        t.at_ns = jetdir::base::time::parse_rfc3339(at).ok_or_else(|| {
+            format!("--at {at:?}: not an RFC 3339 time (e.g. 2026-11-30T10:00:00Z)")
+        })?;
+    }
+    Ok(t)
 }
 
 /// Write to stdout; a reader that went away (`jetdir ... | head -1`: EPIPE) ends the output

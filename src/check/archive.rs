@@ -643,6 +643,9 @@ fn verify_v1<R: Read>(
     let mut big_done_tx = Some(big_done_tx);
     let mut big_in_flight = false;
     let mut errors_txt: Vec<(String, String)> = Vec::new();
+    // how the blocks were decoded (set when the first one reaches the checker): the second
+    // reads of the archive decode them the same way
+    let mut scan_cmp: Option<crate::filestore::block::CmpReader> = None;
     let (summary, scans) = std::thread::scope(|scope| {
         let mut worker: Option<std::thread::ScopedJoinHandle<'_, Vec<BlockScan>>> = None;
         let summary = tar_walk::walk_tar(r, &topts, |m, rd| {
@@ -687,6 +690,7 @@ fn verify_v1<R: Read>(
                             opts.target.release.as_ref(),
                             mem.files.get("meta.inf").map(Vec::as_slice),
                         );
+                        scan_cmp = Some(cmp);
                         worker = Some(scope.spawn(move || {
                             let ctx = ScanCtx {
                                 account: &account,
@@ -835,12 +839,8 @@ fn verify_v1<R: Read>(
     let again = reopen.map(|r| {
         let mut o = topts.clone();
         o.stream = Some(pre.cfg_name.clone());
-        crate::check::archive_blocks::ArchiveBlocks::new(src, enc, r, o).with_cmp(
-            crate::state::load::archive_cmp_reader(
-                opts.target.release.as_ref(),
-                mem.files.get("meta.inf").map(Vec::as_slice),
-            ),
-        )
+        crate::check::archive_blocks::ArchiveBlocks::new(src, enc, r, o)
+            .with_cmp(scan_cmp.unwrap_or_default())
     });
     let mut input = store::LoadInput::new(opts, recovery, release, &dead);
     input.blocks_again = again.as_ref().map(|a| a as &dyn StreamSource);

@@ -457,10 +457,7 @@ fn cut_compressed_on_rebuild(
         return false;
     }
     let mut any = false;
-    for s in scans
-        .iter()
-        .filter(|s| s.compressed && !s.unreadable && s.damage.is_some())
-    {
+    for s in scans.iter().filter(|s| decodes_but_is_cut(s)) {
         any = true;
         let file = format!("{prefix}{}", s.file);
         if let Some(p) = problems.iter_mut().find(|p| {
@@ -477,6 +474,12 @@ fn cut_compressed_on_rebuild(
         }
     }
     any
+}
+
+/// A compressed block that decodes but holds a record a rebuilding server rejects: the
+/// rebuild cuts its state there, but cannot cut the compressed file.
+fn decodes_but_is_cut(s: &BlockScan) -> bool {
+    s.compressed && !s.unreadable && s.damage.is_some()
 }
 
 /// Whether the modelled release, rebuilding a stream with a compressed block it cannot use
@@ -572,7 +575,7 @@ fn cut_compressed_kept(scans: &[BlockScan], load: &LoadInput) -> Vec<u32> {
     }
     scans
         .iter()
-        .filter(|s| s.compressed && !s.unreadable && s.damage.is_some())
+        .filter(|s| decodes_but_is_cut(s))
         .map(|s| s.index)
         .collect()
 }

@@ -30,19 +30,7 @@ pub struct Common {
 impl Common {
     /// The load to model: `--at` (default now) by `--server-version`.
     fn target(&self) -> Result<jetdir::check::Target, String> {
-        let mut t = jetdir::check::Target::default();
-        if let Some(a) = &self.at {
-            t.at_ns = jetdir::base::time::parse_rfc3339(a).ok_or_else(|| {
-                format!("--at {a:?}: not an RFC 3339 time (e.g. 2026-11-30T10:00:00Z)")
-            })?;
-        }
-        if let Some(v) = &self.server_version {
-            t.release = Some(
-                jetdir::base::release::Release::parse(v)
-                    .map_err(|e| format!("--server-version: {e}"))?,
-            );
-        }
-        Ok(t)
+        crate::model_target(self.at.as_deref(), self.server_version.as_deref())
     }
 }
 

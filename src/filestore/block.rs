@@ -638,8 +638,13 @@ pub fn decompress_cmp_reader<R: std::io::Read>(
 }
 
 pub fn decompress_cmp_block(buf: &[u8]) -> Result<Vec<u8>, crate::s2::S2Error> {
+    decompress_cmp_block_as(buf, CmpReader::default())
+}
+
+/// [`decompress_cmp_block`] as `rd` reads a `cmp` block.
+pub fn decompress_cmp_block_as(buf: &[u8], rd: CmpReader) -> Result<Vec<u8>, crate::s2::S2Error> {
     let mut out = Vec::new();
-    decompress_cmp_block_into(buf, &mut out, CmpReader::default())?;
+    decompress_cmp_block_into(buf, &mut out, rd)?;
     Ok(out)
 }
 
@@ -726,9 +731,10 @@ pub fn plain_block_as(
     rd: CmpReader,
 ) -> Result<(std::borrow::Cow<'_, [u8]>, bool), crate::s2::S2Error> {
     if is_cmp_block(raw) {
-        let mut out = Vec::new();
-        decompress_cmp_block_into(raw, &mut out, rd)?;
-        Ok((std::borrow::Cow::Owned(out), true))
+        Ok((
+            std::borrow::Cow::Owned(decompress_cmp_block_as(raw, rd)?),
+            true,
+        ))
     } else {
         Ok((std::borrow::Cow::Borrowed(raw), false))
     }

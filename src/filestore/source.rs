@@ -110,9 +110,7 @@ pub type OwnedDecoded = Result<(Vec<u8>, bool), crate::s2::S2Error>;
 pub fn decoded_block(raw: Vec<u8>, rd: CmpReader) -> (OwnedDecoded, u64) {
     let n = raw.len() as u64;
     if crate::filestore::block::is_cmp_block(&raw) {
-        let mut p = Vec::new();
-        let d = crate::filestore::block::decompress_cmp_block_into(&raw, &mut p, rd)
-            .map(|()| (p, true));
+        let d = crate::filestore::block::decompress_cmp_block_as(&raw, rd).map(|p| (p, true));
         (d, n)
     } else {
         (Ok((raw, false)), n)

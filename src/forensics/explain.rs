@@ -257,32 +257,27 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
     }
     let undecodable = errors.iter().any(|p| p.kind == Kind::BlockDecompress);
     if l.lost_messages > 0 && l.verdict != Verdict::Skipped {
-        o.push(if undecodable && l.recovery == "rebuild" {
-            format!(
-                "It drops the block(s) it cannot decode and truncates damaged ones at the first bad record: it loses {}: {}.",
-                plural(l.lost_messages, "message"),
-                seqs(&l.lost)
-            )
+        let how = if undecodable && l.recovery == "rebuild" {
+            "It drops the block(s) it cannot decode and truncates damaged ones at the first bad record: it loses"
         } else {
-            format!(
-                "It truncates the damaged block(s) at the first bad record and loses {}: {}.",
-                plural(l.lost_messages, "message"),
-                seqs(&l.lost)
-            )
-        });
+            "It truncates the damaged block(s) at the first bad record and loses"
+        };
+        o.push(format!(
+            "{how} {}: {}.",
+            plural(l.lost_messages, "message"),
+            seqs(&l.lost)
+        ));
     }
     if !l.unreadable.is_empty() && l.verdict != Verdict::Skipped {
-        o.push(if l.recovery == "index.db" {
-            format!(
-                "It counts {} from index.db but their records are damaged: a direct get answers \"no message found\" and consumers skip them.",
-                seqs(&l.unreadable)
-            )
+        let why = if l.recovery == "index.db" {
+            "from index.db but their records are damaged"
         } else {
-            format!(
-                "It counts {} but cannot read their records (damaged, or in a block it does not load): a direct get answers \"no message found\" and consumers skip them.",
-                seqs(&l.unreadable)
-            )
-        });
+            "but cannot read their records (damaged, or in a block it does not load)"
+        };
+        o.push(format!(
+            "It counts {} {why}: a direct get answers \"no message found\" and consumers skip them.",
+            seqs(&l.unreadable)
+        ));
     }
     if !l.revived.is_empty() {
         let r: Vec<(u64, u64)> = l.revived.iter().map(|&q| (q, q)).collect();

@@ -821,6 +821,9 @@ fn plan_tar(
     let mut scans = Vec::new();
     let mut order = Vec::new();
     let mut buf = Vec::new();
+    // how the blocks are decoded, settled at the first one: the walk and the second reads
+    // decode them the same way
+    let mut scan_cmp: Option<block::CmpReader> = None;
     let summary = tar_walk::walk_tar(tar_stream(d)?, &topts, |m, rd| {
         mem.names.push(m.path.clone());
         match &m.layout {
@@ -839,10 +842,12 @@ fn plan_tar(
                 }
                 // as the release modelled reads the block: `--server-version`, else the writer's
                 // (meta.inf, before the blocks in a backup)
-                let cmp = crate::state::load::archive_cmp_reader(
-                    opts.target.release.as_ref(),
-                    mem.files.get("meta.inf").map(Vec::as_slice),
-                );
+                let cmp = *scan_cmp.get_or_insert_with(|| {
+                    crate::state::load::archive_cmp_reader(
+                        opts.target.release.as_ref(),
+                        mem.files.get("meta.inf").map(Vec::as_slice),
+                    )
+                });
                 scans.push(scan::scan_block(&ScanCtx { cmp, ..ctx }, n, &buf));
                 order.push(n);
                 if buf.capacity() as u64 > block::BIG_BLOCK {
@@ -873,10 +878,7 @@ fn plan_tar(
             gone: Vec::new(),
             revived: HashSet::default(),
             tar_order: Vec::new(),
-            cmp: crate::state::load::archive_cmp_reader(
-                opts.target.release.as_ref(),
-                mem.files.get("meta.inf").map(Vec::as_slice),
-            ),
+            cmp: Default::default(), // no block to read
             mem,
             enc,
         };
@@ -906,10 +908,7 @@ fn plan_tar(
     again_opts.stream = Some(cfg_name.clone());
     let again =
         crate::check::archive_blocks::ArchiveBlocks::new(&mem, enc.as_deref(), &reopen, again_opts)
-            .with_cmp(crate::state::load::archive_cmp_reader(
-                opts.target.release.as_ref(),
-                mem.files.get("meta.inf").map(Vec::as_slice),
-            ));
+            .with_cmp(scan_cmp.unwrap_or_default());
     let mut input = LoadInput::new(opts, recovery, release, &dead);
     input.blocks_again = Some(&again);
     let (rep, mut p) = store::finish_stream(pre, scans, &mem, &prefix, &input);
@@ -924,10 +923,7 @@ fn plan_tar(
         revived: revived_of(&rep),
         dead,
         tar_order: order,
-        cmp: crate::state::load::archive_cmp_reader(
-            opts.target.release.as_ref(),
-            mem.files.get("meta.inf").map(Vec::as_slice),
-        ),
+        cmp: scan_cmp.unwrap_or_default(),
         mem,
         enc,
     };

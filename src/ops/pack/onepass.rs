@@ -114,12 +114,7 @@ pub(super) fn run(
             MAX_BLOCK_FILE,
             &mut raw,
         )
-        .map(|n| (raw, n));
-        let mut dec = Vec::new();
-        let read = read
-            .as_ref()
-            .map(|(raw, n)| (block::plain_block_in(raw, &mut dec, pv.cmp_reader()), *n))
-            .map_err(|e| std::io::Error::new(e.kind(), e.to_string()));
+        .map(|n| (block::plain_block_as(&raw, pv.cmp_reader()), n));
         let s = pv.scan(last_block, read);
         let ns = if s.last_live.is_some() { s.last_ts } else { 0 };
         (ns.max(0) / 1_000_000_000) as u64
@@ -189,14 +184,7 @@ pub(super) fn run(
                         crate::filestore::source::read_capped_into(&path, MAX_BLOCK_FILE, &mut buf);
                     let (scan, plain) = match read {
                         Ok(len) if block::is_cmp_block(&buf) => {
-                            let mut plain = Vec::new();
-                            match block::decompress_cmp_block_into(
-                                &buf,
-                                &mut plain,
-                                pv.cmp_reader(),
-                            )
-                            .map(|()| plain)
-                            {
+                            match block::decompress_cmp_block_as(&buf, pv.cmp_reader()) {
                                 Ok(plain) => {
                                     let s = pv
                                         .scan(i, Ok((Ok((Cow::Borrowed(&plain[..]), true)), len)));
