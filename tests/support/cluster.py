@@ -87,6 +87,30 @@ def start_all(nodes: list[Node]):
         n.start([m.cport for m in nodes])
 
 
+# The meta leader places a replica only on a peer whose statsz it has heard (2.10 sends
+# them every 10 s once the fast start-up ones are past); on a loaded machine the first
+# may miss the routes, so stream creation waits longer than other requests.
+PLACEMENT_WAIT = 90.0
+
+
+def log_tails(out: Path, lines: int = 25) -> str:
+    """The last lines of every server log under `out`, for a failure's message."""
+    parts = []
+    for log in sorted(out.glob("*/server.log")):
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"--- {log} (last {len(text)} lines)\n" + "\n".join(text))
+    return "\n".join(parts)
+
+
+def run_phase(out: Path, f):
+    """Run one phase; when it fails, print the servers' log tails before the traceback."""
+    try:
+        return f()
+    except BaseException:
+        print(log_tails(out), file=sys.stderr)
+        raise
+
+
 async def retry(f, timeout=30.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -110,18 +134,18 @@ async def setup(binary: str, out: Path) -> dict:
         api = natsbox.js_api
         await retry(lambda: api(nc, "$JS.API.INFO", timeout=2))
         await retry(lambda: natsbox.create_stream(
-            nc, {"name": "R3A", "subjects": ["r3a.>"], "num_replicas": 3}), 30)
+            nc, {"name": "R3A", "subjects": ["r3a.>"], "num_replicas": 3}), PLACEMENT_WAIT)
         for i in range(5):
             await retry(lambda i=i: natsbox.publish(nc, f"r3a.{i}", f"x{i}".encode()))
         await retry(lambda: natsbox.create_consumer(
             nc, "R3A", {"durable_name": "DUR", "ack_policy": "explicit"}))
         await retry(lambda: natsbox.create_stream(
             nc, {"name": "ONE", "subjects": ["one.>"], "num_replicas": 1,
-                 "placement": {"tags": ["n2"]}}))
+                 "placement": {"tags": ["n2"]}}), PLACEMENT_WAIT)
         await retry(lambda: natsbox.publish(nc, "one.a", b"1"))
         # the orphan case: a stream and a consumer the meta group will not know
         await retry(lambda: natsbox.create_stream(
-            nc, {"name": "GONE", "subjects": ["gone.>"], "num_replicas": 1}))
+            nc, {"name": "GONE", "subjects": ["gone.>"], "num_replicas": 1}), PLACEMENT_WAIT)
         await retry(lambda: natsbox.publish(nc, "gone.a", b"g"))
         await retry(lambda: natsbox.create_consumer(
             nc, "R3A", {"durable_name": "GC", "ack_policy": "explicit"}))
@@ -219,11 +243,12 @@ def main():
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.phase == "setup":
-        facts = asyncio.run(setup(a.server, out))
+        facts = run_phase(out, lambda: asyncio.run(setup(a.server, out)))
         facts["dirs"] = dirs_of(Path(facts["store"]))
         (out / "facts.json").write_text(json.dumps(facts, indent=1))
     else:
-        (out / "after.json").write_text(json.dumps(asyncio.run(restart(a.server, out, a.expect_gone)), indent=1))
+        after = run_phase(out, lambda: asyncio.run(restart(a.server, out, a.expect_gone)))
+        (out / "after.json").write_text(json.dumps(after, indent=1))
 
 
 if __name__ == "__main__":

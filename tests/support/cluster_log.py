@@ -38,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import natsbox  # noqa: E402
-from cluster import NAMES, Node, connect, peer_id, retry, start_all  # noqa: E402
+from cluster import (  # noqa: E402
+    NAMES, PLACEMENT_WAIT, Node, connect, peer_id, retry, run_phase, start_all)
 
 
 def kill(n: Node):
@@ -115,7 +116,7 @@ async def setup(binary: str, out: Path) -> dict:
         nc = await connect(nodes[0])
         await retry(lambda: natsbox.js_api(nc, "$JS.API.INFO", timeout=2))
         await retry(lambda: natsbox.create_stream(
-            nc, {"name": "LOG", "subjects": ["log.>"], "num_replicas": 3}), 30)
+            nc, {"name": "LOG", "subjects": ["log.>"], "num_replicas": 3}), PLACEMENT_WAIT)
         for i in range(5):
             await retry(lambda i=i: natsbox.publish(nc, f"log.{i}", f"m{i}".encode()))
         await retry(lambda: natsbox.create_consumer(
@@ -261,11 +262,13 @@ def main():
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.phase == "setup":
-        (out / "facts.json").write_text(json.dumps(asyncio.run(setup(a.server, out)), indent=1))
+        facts = run_phase(out, lambda: asyncio.run(setup(a.server, out)))
+        (out / "facts.json").write_text(json.dumps(facts, indent=1))
     elif a.phase == "alone":
-        asyncio.run(alone(a.server, out))
+        run_phase(out, lambda: asyncio.run(alone(a.server, out)))
     else:
-        (out / "after.json").write_text(json.dumps(asyncio.run(all_nodes(a.server, out)), indent=1))
+        after = run_phase(out, lambda: asyncio.run(all_nodes(a.server, out)))
+        (out / "after.json").write_text(json.dumps(after, indent=1))
 
 
 if __name__ == "__main__":

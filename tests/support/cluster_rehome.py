@@ -85,7 +85,8 @@ async def scenario(url: str) -> dict:
             "num_replicas": 3,
             "placement": {"cluster": "C1"},
         }
-        await until(lambda: natsbox.create_stream(nc, cfg), "stream create")
+        # placement waits for the peers' statsz (see cluster.py's PLACEMENT_WAIT)
+        await until(lambda: natsbox.create_stream(nc, cfg), "stream create", 90.0)
         for i in range(20):
             await natsbox.publish(nc, f"cl.{i % 4}", f"x{i}".encode(),
                                   headers={"X-I": str(i)} if i % 5 == 0 else None)
