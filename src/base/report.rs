@@ -5,10 +5,13 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// A consumer as the server will load it (`CONSUMER.INFO`).
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ConsumerReport {
     /// Durable name (the `obs/<name>` directory).
     pub name: String,
+    /// Whether the server loads this consumer at start (false: it logs an error and the
+    /// stream has no such consumer; the numbers below are then what the files hold).
+    pub loads: bool,
     /// Stream sequence of the last delivered message.
     pub delivered_stream_seq: Option<u64>,
     /// Stream sequence below which every message is acknowledged.
@@ -38,6 +41,27 @@ pub struct ConsumerReport {
     /// o.dat's numbers when the load changes them (the numbers above are the server's after
     /// the load); absent when the server keeps o.dat as it is.
     pub on_disk: Option<ConsumerNumbers>,
+}
+
+impl Default for ConsumerReport {
+    fn default() -> Self {
+        ConsumerReport {
+            name: String::new(),
+            loads: true,
+            delivered_stream_seq: None,
+            ack_floor_stream_seq: None,
+            pending: None,
+            num_pending: None,
+            delivered_consumer_seq: None,
+            ack_floor_consumer_seq: None,
+            redelivered: None,
+            durable: None,
+            ack_policy: None,
+            filter_subject: None,
+            state_from: None,
+            on_disk: None,
+        }
+    }
 }
 
 /// A consumer's sequences as o.dat stores them.

@@ -83,6 +83,7 @@ pub fn finish_stream(
     load: &LoadInput,
 ) -> (StreamReport, Vec<Problem>) {
     let mut problems = pre.problems.clone();
+    sealed_block_findings(&pre, load.release.as_ref(), &mut problems);
     let loc = pre.loc();
     scans.sort_by_key(|s| s.index);
     let ctx = ScanCtx {
@@ -1201,7 +1202,8 @@ fn server_pending_model<'a>(
     for b in &db.blocks {
         // a block gone: the index-totals count (index_totals_for_pending) models it
         let s = scans.iter().find(|s| s.index == b.index)?;
-        if !src.can_refetch(&s.file) {
+        // an unreadable block is never read by the model (a block without its key included)
+        if !s.unreadable && !src.can_refetch(&s.file) {
             return None;
         }
         let cond = if s.unreadable {
@@ -2426,9 +2428,68 @@ fn check_consumers(
         if let (Some(cfg), true) = (&cfg, modelled) {
             rep.num_pending = consumers::num_pending(cfg, st.delivered.stream_seq, view);
         }
+        sealed_consumer(pre, &c, &cfg, view, model, &mut rep, problems);
         out.push(rep);
     }
     out
+}
+
+/// An encrypted consumer whose files do not open with the key that opens its stream (matrix
+/// `--cipher`, `consumer_key_flip`, `consumer_meta_flip`, `odat_flip`): without its meta.key
+/// or meta.inf no release loads it ("error creating store for consumer"); without its o.dat,
+/// 2.11.3+ do not load it either ("Error adding consumer ... message authentication failed"),
+/// and 2.9-2.11.2 load it with no state: delivered stream and consumer seq 0 - 1 (2^64 - 1, as
+/// CONSUMER.INFO shows it), ack floor 0, nothing pending, every message of the stream
+/// unprocessed ("Error restoring consumer state").
+fn sealed_consumer(
+    pre: &Prelude,
+    name: &str,
+    cfg: &Option<ConsumerCfg>,
+    view: &dyn StreamView,
+    release: Option<&Release>,
+    rep: &mut ConsumerReport,
+    problems: &mut [Problem],
+) {
+    let config = pre.unopened.consumer_config.contains(name);
+    let state = pre.unopened.consumer_state.contains(name);
+    if !config && !state {
+        return;
+    }
+    let loads_stateless = !config && release.is_some_and(|r| r.base() < Release::new(2, 11, 3));
+    let rel = release.map_or("the newest release".to_string(), |r| r.to_string());
+    let what = if loads_stateless {
+        rep.delivered_stream_seq = Some(u64::MAX);
+        rep.delivered_consumer_seq = Some(u64::MAX);
+        rep.ack_floor_stream_seq = Some(0);
+        rep.ack_floor_consumer_seq = Some(0);
+        rep.pending = Some(0);
+        rep.redelivered = Some(0);
+        // counted from its start sequence, 0 (the deliver policy is not applied)
+        rep.num_pending = cfg
+            .as_ref()
+            .and_then(|c| consumers::num_pending(c, 0, view));
+        format!("the server ({rel}) loads it without its state (\"Error restoring consumer state\"): it delivers the stream again from its start")
+    } else {
+        rep.loads = false;
+        format!("the server ({rel}) does not load this consumer (\"error creating store for consumer\"); recreate it, or restore it from a backup")
+    };
+    let file = if config { "meta.key" } else { "o.dat" };
+    for p in problems.iter_mut().filter(|p| {
+        p.kind == Kind::EncryptedCorrupt
+            && p.loc.file.as_deref().is_some_and(|f| {
+                f.ends_with(&format!("obs/{name}/{file}"))
+                    || (config && f.ends_with(&format!("obs/{name}/meta.inf")))
+            })
+    }) {
+        if let Some(i) = p
+            .message
+            .find("damaged; the server cannot load this consumer")
+        {
+            p.message.truncate(i);
+            p.message.push_str("damaged; ");
+            p.message.push_str(&what);
+        }
+    }
 }
 
 fn numbers(st: &ConsumerState) -> ConsumerNumbers {
@@ -2767,6 +2828,62 @@ pub(crate) fn model_release(opts: &Options, pre: &Prelude) -> (Option<Release>, 
     }
 }
 
+/// True when the server does not load an encrypted stream for what does not open with its
+/// key (matrix `--cipher`): meta.key or meta.inf, on every release ("Error decrypting our
+/// stream metafile"); a block's key file, missing or damaged, on 2.9, which opens every
+/// block's key as it recovers the stream ("Error recreating stream: corrupt state file" or
+/// "cipher: message authentication failed"; 2.10+ lose the block instead).
+fn sealed_skips_stream(pre: &Prelude, release: Option<&Release>) -> bool {
+    let u = &pre.unopened;
+    u.stream
+        || (release.is_some_and(|r| r.base() < Release::new(2, 10, 0))
+            && !(u.block_key_missing.is_empty() && u.block_key_corrupt.is_empty()))
+}
+
+/// The findings on block key files that do not open, in the modelled release's words: 2.9
+/// skips the stream; 2.10+ cannot read the block, and write a new key file for one whose
+/// key file is missing when they first read it (the block's own key is then lost for good).
+fn sealed_block_findings(pre: &Prelude, release: Option<&Release>, problems: &mut [Problem]) {
+    let u = &pre.unopened;
+    if u.block_key_missing.is_empty() && u.block_key_corrupt.is_empty() {
+        return;
+    }
+    let rel = release.map_or("the newest release".to_string(), |r| r.to_string());
+    let on_29 = release.is_some_and(|r| r.base() < Release::new(2, 10, 0));
+    for p in problems
+        .iter_mut()
+        .filter(|p| p.kind == Kind::EncryptedCorrupt)
+    {
+        let Some(i) = p
+            .loc
+            .file
+            .as_deref()
+            .and_then(|f| f.rsplit_once("msgs/"))
+            .and_then(|(_, n)| n.strip_suffix(".key"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(cut) = p.message.find("the server cannot decrypt this block") else {
+            continue;
+        };
+        p.message.truncate(cut);
+        if on_29 {
+            p.message.push_str(&format!(
+                "the server ({rel}) opens every block's key as it recovers the stream and does not load this stream (\"Error recreating stream\")"
+            ));
+        } else if u.block_key_missing.contains(&i) {
+            p.message.push_str(&format!(
+                "the server ({rel}) cannot decrypt this block and loses its messages; when it first reads the block it writes a new msgs/{i}.key (a new random key: keep a copy of these files before starting it)"
+            ));
+        } else {
+            p.message.push_str(&format!(
+                "the server ({rel}) cannot decrypt this block and loses its messages"
+            ));
+        }
+    }
+}
+
 /// The load model's report for the stream, from what the load does and the findings.
 fn load_report(
     pre: &Prelude,
@@ -2791,7 +2908,7 @@ fn load_report(
             p.kind,
             Kind::MetaSumMismatch | Kind::MetaCorrupt | Kind::MetaMissing
         )
-    });
+    }) || sealed_skips_stream(pre, load.release.as_ref());
     let errors = problems
         .iter()
         .any(|p| p.severity == crate::base::problem::Severity::Error);

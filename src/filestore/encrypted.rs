@@ -224,7 +224,63 @@ pub struct EncryptedDir {
     /// Decrypted small files (meta.inf, meta.sum, index.db, .idx, consumer files).
     plain: BTreeMap<String, Opened>,
     files: Vec<String>,
+    /// What does not open although the key fits the stream (the load model's input).
+    pub unopened: Unopened,
 }
+
+/// The parts of an encrypted stream that do not open with the key that opens the rest:
+/// what the server, with the same key, fails on at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unopened {
+    /// meta.key or meta.inf: the server skips the stream ("Error decrypting our stream
+    /// metafile").
+    pub stream: bool,
+    /// Blocks whose key file is missing (the server makes a new key for such a block when it
+    /// first reads it, and writes it to `msgs/N.key`).
+    pub block_key_missing: std::collections::BTreeSet<u32>,
+    /// Blocks whose key file is there but does not open.
+    pub block_key_corrupt: std::collections::BTreeSet<u32>,
+    /// Consumers whose meta.key or meta.inf does not open (the server does not load them).
+    pub consumer_config: std::collections::BTreeSet<String>,
+    /// Consumers whose o.dat does not open (meta.key and meta.inf do).
+    pub consumer_state: std::collections::BTreeSet<String>,
+}
+
+impl Unopened {
+    /// True when a block of the stream cannot be decrypted by the server.
+    pub fn block(&self, i: u32) -> bool {
+        self.block_key_missing.contains(&i) || self.block_key_corrupt.contains(&i)
+    }
+
+    /// Sort (file, why) failures of opening into what they mean for the load.
+    fn of(failed: &[(String, String)]) -> Unopened {
+        let mut u = Unopened::default();
+        for (file, why) in failed {
+            match layout::classify_path(file) {
+                Some(StreamFile::MetaKey | StreamFile::MetaInf) => u.stream = true,
+                Some(StreamFile::BlockKey(i)) => {
+                    let Ok(i) = u32::try_from(i) else { continue };
+                    if why == MISSING {
+                        u.block_key_missing.insert(i);
+                    } else {
+                        u.block_key_corrupt.insert(i);
+                    }
+                }
+                Some(StreamFile::ConsumerKey(c) | StreamFile::ConsumerMetaInf(c)) => {
+                    u.consumer_config.insert(c);
+                }
+                Some(StreamFile::ConsumerState(c)) => {
+                    u.consumer_state.insert(c);
+                }
+                _ => {}
+            }
+        }
+        u
+    }
+}
+
+/// The reason [`Tally`] records for a key file that is not there.
+const MISSING: &str = "missing";
 
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
@@ -266,7 +322,7 @@ impl Tally<'_> {
         opened: Option<Result<AssetKey, keys::KeyFileError>>,
     ) -> Option<AssetKey> {
         let Some(opened) = opened else {
-            self.failed.push((rel.to_string(), "missing".into()));
+            self.failed.push((rel.to_string(), MISSING.into()));
             return None;
         };
         match opened {
@@ -419,6 +475,7 @@ impl EncryptedDir {
             block_keys: BTreeMap::new(),
             plain: BTreeMap::new(),
             files: all.iter().filter(|n| !is_key(n)).cloned().collect(),
+            unopened: Unopened::default(),
         };
         let mut t = Tally {
             ring,
@@ -586,7 +643,11 @@ impl EncryptedDir {
             };
             e.plain.insert(sum, Ok(view));
         }
+        let unopened = Unopened::of(&t.failed);
         e.findings(account, dir_name, ring, t.failed);
+        if !e.wrong_key {
+            e.unopened = unopened;
+        }
         e.inner = inner;
         e
     }
@@ -839,6 +900,9 @@ impl StreamSource for EncryptedDir {
     }
     fn set_cmp_reader(&self, rd: crate::filestore::block::CmpReader) {
         self.inner.set_cmp_reader(rd);
+    }
+    fn unopened(&self) -> Option<&Unopened> {
+        Some(&self.unopened)
     }
 }
 

@@ -76,6 +76,11 @@ pub trait StreamSource: Sync {
     /// Decode `cmp` blocks as `rd` from now on (set once the release to model is known).
     /// Sources that decode no blocks ignore it.
     fn set_cmp_reader(&self, _rd: CmpReader) {}
+    /// The parts of an encrypted stream that do not open with its key (`None`: a plaintext
+    /// source, or one that does not tell).
+    fn unopened(&self) -> Option<&crate::filestore::encrypted::Unopened> {
+        None
+    }
 }
 
 pub use crate::filestore::block::CmpReader;

@@ -884,7 +884,10 @@ fn plan_tar(
         };
         return Ok((plan, problems, None));
     }
-    let pre = crate::state::prelude::prelude_for(&mem, &account, dir_name, &prefix, None);
+    let mut pre = crate::state::prelude::prelude_for(&mem, &account, dir_name, &prefix, None);
+    if let Some(e) = &enc {
+        pre.unopened = e.unopened.clone();
+    }
     if pre.encrypted {
         anyhow::bail!(
             "{}: stream is encrypted at rest (key needed; decryption is not implemented)",

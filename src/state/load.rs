@@ -148,7 +148,15 @@ pub fn decide(pre: &Prelude, release: Option<&Release>, src: &dyn StreamSource) 
             );
         }
     }
-    // The block that was last when the index was written must still end with its checksum.
+    // The block that was last when the index was written must still end with its checksum;
+    // one the server cannot decrypt (its key file missing or damaged) ends with garbage to
+    // it (matrix `--cipher`, `key_missing_last`, `key_flip_last`: 2.10-2.15 rebuild).
+    if pre.unopened.block(db.last_block) {
+        return rebuild(
+            "index.db is outdated: \"last block has additional entries\" (the last block does not decrypt)",
+            true,
+        );
+    }
     let last_rel = format!("msgs/{}.blk", db.last_block);
     match src.tail(&last_rel, 8) {
         Ok(Some(t)) => {

@@ -28,6 +28,8 @@ pub struct Prelude {
     pub blocks: Vec<u32>,
     /// The release configs are checked against, when the caller named one.
     pub release: Option<Release>,
+    /// What of an encrypted stream does not open with the key that opens the rest.
+    pub unopened: crate::filestore::encrypted::Unopened,
 }
 
 impl Prelude {
@@ -65,6 +67,7 @@ pub fn prelude_for(
         files: files.clone(),
         blocks: Vec::new(),
         release: release.cloned(),
+        unopened: src.unopened().cloned().unwrap_or_default(),
     };
     let f = |n: &str| format!("{prefix}{n}");
     p.encrypted = files

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import natsbox  # noqa: E402
 from cluster import (  # noqa: E402
-    NAMES, PLACEMENT_WAIT, Node, connect, peer_id, retry, run_phase, start_all)
+    NAMES, Node, connect, peer_id, retry, run_phase, start_all, start_placed)
 
 
 def kill(n: Node):
@@ -111,12 +111,8 @@ async def consumers(nc, names: list[str]) -> dict:
 async def setup(binary: str, out: Path) -> dict:
     nodes = [Node(binary, out, n) for n in NAMES]
     extra = ["LN", "LS"] + (["LR"] if has_reset(binary) else [])
-    start_all(nodes)
+    nc = await start_placed(nodes, {"name": "LOG", "subjects": ["log.>"], "num_replicas": 3})
     try:
-        nc = await connect(nodes[0])
-        await retry(lambda: natsbox.js_api(nc, "$JS.API.INFO", timeout=2))
-        await retry(lambda: natsbox.create_stream(
-            nc, {"name": "LOG", "subjects": ["log.>"], "num_replicas": 3}), PLACEMENT_WAIT)
         for i in range(5):
             await retry(lambda i=i: natsbox.publish(nc, f"log.{i}", f"m{i}".encode()))
         await retry(lambda: natsbox.create_consumer(

@@ -26,6 +26,14 @@ For every release (natsbox.find_release) this
 Nothing here predicts anything: the expectation is always what the server
 said after loading the files.
 
+With `--cipher chacha|aes` every store is encrypted (`jetstream { key, cipher }`,
+the same key for every release) and jetdir reads it with `--key-file`; the
+record-level damage finds its records through `jetdir dump` of the undamaged
+copy (the blocks are XOR-encrypted, so a record sits at the same offset in the
+ciphertext), and the failures ENC_FAILURES (a block's key file missing or
+damaged, meta.key damaged) join the list. Results go to --results (never to
+tests/matrix-results.md or README).
+
 Time-sensitive streams (AGE: max_age 6s; TTL: per-message TTL 6s) are only
 compared in the rows restarted within a few seconds of the build (clean,
 kill_*) and in `expired` (restarted after their age has passed); in every
@@ -57,6 +65,19 @@ import natsbox as nb  # noqa: E402
 
 REPO = nb.REPO
 AGE_S = 6  # max_age of AGE and the short TTL of TTL, seconds
+
+# --cipher: {"cipher": "chacha"|"aes", "key_file": path, "jetdir": binary}; None: plaintext
+ENC: Optional[dict] = None
+ENC_KEY = "jetdir-matrix-key-0123456789abcdef"
+
+
+def server_extra() -> Optional[dict]:
+    """The `jetstream { ... }` settings of every server this run starts."""
+    return {"key": ENC_KEY, "cipher": ENC["cipher"]} if ENC else None
+
+
+def key_args() -> list[str]:
+    return ["--key-file", str(ENC["key_file"])] if ENC else []
 
 
 def vt(v: str) -> tuple[int, ...]:
@@ -474,14 +495,14 @@ def build_store(binary: str, version: str, out: Path, mode: str, workloads: list
     order = list(WORKLOADS)
     wl.sort(key=lambda w: (w in TIME_SENSITIVE, order.index(w)))
     log: list = []
-    srv = nb.NatsServer(binary, store, work_dir=out / "build")
+    srv = nb.NatsServer(binary, store, work_dir=out / "build", jetstream_extra=server_extra())
     srv.start()
     try:
         asyncio.run(run_phase(srv.url, version, 1, wl, log))
     finally:
         srv.stop()
     save_index_files(store, out / "stale")
-    srv = nb.NatsServer(binary, store, work_dir=out / "build2")
+    srv = nb.NatsServer(binary, store, work_dir=out / "build2", jetstream_extra=server_extra())
     srv.start()
     info: dict = {"mode": mode, "workloads": wl, "log": log}
     try:
@@ -560,12 +581,67 @@ def blocks(sd: Path) -> list[Path]:
 
 
 def is_compressed(p: Path) -> bool:
+    if ENC:
+        # compressed, then encrypted: only the stream's config tells; the server compresses
+        # a block once it is full, so every block of CMP but its last
+        return p.parent.parent.name == "CMP" and p != blocks(p.parent.parent)[-1]
     with open(p, "rb") as f:
         return f.read(4) == b"cmp\x01"
 
 
+TOMB_LEN = 30  # a tombstone: 22-byte head, no subject, header or payload, 8-byte checksum
+
+
+def dumped_records(p: Path) -> list[dict]:
+    """The records of block file `p` of an encrypted stream, from `jetdir dump --json
+    --include-deleted` of its stream dir (every message record, deleted or not, with its
+    offset and length); what lies between them is tombstones (30 bytes each, seq unknown)."""
+    sd = p.parent.parent
+    o = subprocess.run([ENC["jetdir"], "dump", "--json", "--include-deleted", "--no-progress",
+                        "--payload", "none", *key_args(), str(sd)],
+                       capture_output=True, text=True, timeout=600)
+    msgs = []
+    for line in o.stdout.splitlines():
+        m = json.loads(line)
+        if "seq" in m and m.get("file") == f"msgs/{p.name}":
+            msgs.append(m)
+    msgs.sort(key=lambda m: m["offset"])
+    out, at = [], 0
+    for m in msgs:
+        while m["offset"] - at >= TOMB_LEN:
+            out.append({"off": at, "rl": TOMB_LEN, "hbit": False, "seq": None, "erased": False,
+                        "tomb": True, "slen": 0, "subj_off": at + 22, "payload_off": at + 22,
+                        "payload_len": 0, "cksum_off": at + 22})
+            at += TOMB_LEN
+        off, rl = m["offset"], m["size"]
+        slen = len(m["subject"].encode())
+        extra = rl - 30 - slen - m["payload_size"]  # the header block and its length, if any
+        r = {"off": off, "rl": rl, "hbit": extra > 0, "seq": m["seq"],
+             "erased": m.get("deleted") == "erased", "tomb": False, "slen": slen,
+             "subj_off": off + 22}
+        q = off + 22 + slen
+        if extra > 0:
+            r["hdr_off"], r["hlen"] = q + 4, extra - 4
+            q += extra
+        r["payload_off"], r["payload_len"], r["cksum_off"] = q, m["payload_size"], off + rl - 8
+        out.append(r)
+        at = off + rl
+    size = p.stat().st_size
+    while size - at >= TOMB_LEN:
+        out.append({"off": at, "rl": TOMB_LEN, "hbit": False, "seq": None, "erased": False,
+                    "tomb": True, "slen": 0, "subj_off": at + 22, "payload_off": at + 22,
+                    "payload_len": 0, "cksum_off": at + 22})
+        at += TOMB_LEN
+    return out
+
+
+def block_records(p: Path) -> list[dict]:
+    """The records of block file `p` (uncompressed), as `records` gives them."""
+    return dumped_records(p) if ENC else records(p.read_bytes())
+
+
 def live_records(p: Path) -> list[dict]:
-    return [r for r in records(p.read_bytes()) if not r["erased"] and not r["tomb"]]
+    return [r for r in block_records(p) if not r["erased"] and not r["tomb"]]
 
 
 def flip(p: Path, off: int, mask: int = 0x01) -> str:
@@ -737,7 +813,7 @@ def mk_trunc(which: str, inside: bool, noidx: bool = False) -> Callable:
         p = bl[1] if which == "mid" else bl[-1]
         if len(bl) < 3 and which == "mid":
             raise Skip("fewer than 3 blocks")
-        recs = records(p.read_bytes())
+        recs = block_records(p)
         if len(recs) < 2:
             raise Skip("block has fewer than 2 records")
         r = recs[len(recs) // 2] if which == "mid" else recs[-3 if len(recs) >= 3 else -1]
@@ -814,7 +890,7 @@ def f_lost_tombstones(store: Path, ctx: dict) -> str:
     earlier blocks' messages are recorded there)."""
     sd = sdir(store)
     p = blocks(sd)[-1]
-    recs = records(p.read_bytes())
+    recs = block_records(p)
     tombs = [r for r in recs if r["tomb"]]
     if not tombs:
         raise Skip("no tombstone in the last block")
@@ -897,6 +973,65 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     # later releases rebuild or refuse each in their own way
     "from_2.10.26+noidx": (f_idx_missing, "from_2.10.26"),
 }
+
+
+def key_file_of(sd: Path, p: Path) -> Path:
+    k = p.with_suffix(".key")
+    if not k.exists():
+        raise Skip(f"no {k.name} (not encrypted)")
+    return k
+
+
+def mk_key_damage(which: str, how: str, noidx: bool = False) -> Callable:
+    """A block's key file (`msgs/N.key`: the block's cipher seed, sealed with the stream's
+    key) removed or with one byte flipped."""
+    def f(store: Path, ctx: dict) -> str:
+        sd = sdir(store)
+        bl = blocks(sd)
+        if which == "mid" and len(bl) < 3:
+            raise Skip("fewer than 3 blocks")
+        k = key_file_of(sd, bl[1] if which == "mid" else bl[-1])
+        if how == "missing":
+            k.unlink()
+            d = f"PLAIN removed {k.name}"
+        else:
+            d = "PLAIN " + flip(k, k.stat().st_size // 2)
+        return d + ("; " + drop_index(sd) if noidx else "")
+
+    return f
+
+
+def f_meta_key_flip(store: Path, ctx: dict) -> str:
+    sd = sdir(store)
+    k = sd / "meta.key"
+    if not k.exists():
+        raise Skip("no meta.key (not encrypted)")
+    return "PLAIN " + flip(k, k.stat().st_size // 2)
+
+
+def mk_consumer_flip(name: str) -> Callable:
+    """C_EXPL's `name` (meta.key: its key; meta.inf: its sealed config) with a byte flipped."""
+    def f(store: Path, ctx: dict) -> str:
+        p = sdir(store) / "obs" / "C_EXPL" / name
+        if not p.exists() or not (p.parent / "meta.key").exists():
+            raise Skip(f"no {name} (not encrypted)")
+        return "PLAIN consumer C_EXPL " + flip(p, p.stat().st_size // 2)
+
+    return f
+
+
+# only with --cipher
+ENC_FAILURES: dict[str, tuple[Callable, str]] = {
+    "key_missing_mid": (mk_key_damage("mid", "missing"), "clean"),
+    "key_missing_mid+noidx": (mk_key_damage("mid", "missing", True), "clean"),
+    "key_flip_mid": (mk_key_damage("mid", "flip"), "clean"),
+    "key_flip_mid+noidx": (mk_key_damage("mid", "flip", True), "clean"),
+    "key_missing_last": (mk_key_damage("last", "missing"), "clean"),
+    "key_flip_last": (mk_key_damage("last", "flip"), "clean"),
+    "meta_key_flip": (f_meta_key_flip, "clean"),
+    "consumer_key_flip": (mk_consumer_flip("meta.key"), "clean"),
+    "consumer_meta_flip": (mk_consumer_flip("meta.inf"), "clean"),
+}
 SAMPLE_RELEASES = ["2.9.10", "2.10.26", "2.11.11", "2.12.8", "2.15.1"]
 SAMPLE_FAILURES = [
     "clean", "kill_mid", "flip_len+noidx", "idx_missing", "idx_stale", "flip_payload",
@@ -972,7 +1107,7 @@ async def record_truth(url: str, skip_gets: set[str], settle: float = 0.0) -> di
 
 
 def server_truth(binary: str, store: Path, work: Path, settle: float = 0.0) -> dict:
-    srv = nb.NatsServer(binary, store, work_dir=work)
+    srv = nb.NatsServer(binary, store, work_dir=work, jetstream_extra=server_extra())
     t0 = time.time()
     truth: dict = {"restarted_at": t0}
     try:
@@ -1010,7 +1145,7 @@ def run_jetdir(jetdir: str, store: Path, version: str, at: Optional[float] = Non
         when = ["--at", dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat()
                 .replace("+00:00", "Z")]
     p = subprocess.run([jetdir, "verify", "--json", "--no-progress", "--server-version", version,
-                        *when, str(store)],
+                        *when, *key_args(), str(store)],
                        capture_output=True, text=True, timeout=600)
     res: dict = {"exit": p.returncode, "stderr_tail": p.stderr[-2000:]}
     try:
@@ -1124,7 +1259,8 @@ def compare_stream(j: Optional[dict], t: Optional[dict], release: str = "") -> d
             diffs.append(("live_seqs", summarize_set(jl - sl, "only jetdir"),
                           summarize_set(sl - jl, "only server")))
     # consumers
-    jc = {c["name"]: c for c in j.get("consumers") or []}
+    # a consumer jetdir says the server does not load is absent from its side
+    jc = {c["name"]: c for c in j.get("consumers") or [] if c.get("loads", True)}
     tc = t.get("consumers") or {}
     for name in sorted(set(jc) | set(tc)):
         if name == "_error":
@@ -1493,8 +1629,19 @@ def main() -> int:
         Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target").resolve() / "release" / "jetdir"))
     ap.add_argument("--baseline", help="known disagreements (JSON); exit 1 when the run differs")
     ap.add_argument("--write-baseline", help="write this run's disagreements to this JSON file")
+    ap.add_argument("--cipher", choices=["chacha", "aes"],
+                    help="encrypted stores (see above); needs --out and --results")
     a = ap.parse_args()
     mode = "full" if a.full else "sample"
+    if a.cipher:
+        if not (a.out and a.results):
+            ap.error("--cipher needs --out and --results")
+        global ENC
+        FAILURES.update(ENC_FAILURES)
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        kf = Path(a.out).resolve() / "key"
+        kf.write_text(ENC_KEY)
+        ENC = {"cipher": a.cipher, "key_file": kf, "jetdir": a.jetdir}
     releases = a.releases.split(",") if a.releases else (
         nb.RELEASES if mode == "full" else SAMPLE_RELEASES)
     failures = a.failures.split(",") if a.failures else (
@@ -1570,7 +1717,7 @@ def main() -> int:
     took = time.time() - t_start
     (out / f"results-{mode}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     write_results(results, results_path, used, mode, took, rev)
-    if mode == "full" and not a.results and set(used) == set(nb.RELEASES) \
+    if mode == "full" and not a.results and not ENC and set(used) == set(nb.RELEASES) \
             and set(failures) == set(FAILURES):
         when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
         if update_readme(results, used, f"{when}, jetdir {rev}, {took / 60:.1f} min"):
