@@ -40,9 +40,17 @@ fi
 # The sampled differential matrix (tests/support/matrix.py, about 70 s): jetdir against
 # nats-server 2.10.26, 2.12.8 and 2.15.1 on damaged and killed stores; fails when a known
 # disagreement (tests/matrix-sample-baseline.json) changes. JETDIR_SKIP_MATRIX=1 skips it.
+# Then the same on encrypted stores (`--cipher chacha`, stream PLAIN only, about 30 s): a
+# block's key file missing or damaged, meta.key, a consumer's files, a damaged record.
 if [ "${JETDIR_SKIP_MATRIX:-0}" != 1 ]; then
     step matrix-sample "$REPO/.venv/bin/python" tests/support/matrix.py --sample \
         --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-baseline.json
+    step matrix-sample-encrypted "$REPO/.venv/bin/python" tests/support/matrix.py --sample \
+        --cipher chacha --workloads PLAIN \
+        --failures clean,flip_payload,idx_damaged,key_missing_mid,key_flip_mid,key_missing_last,meta_key_flip,odat_flip,consumer_key_flip \
+        --out "$REPO/matrix-out/sample-encrypted" \
+        --results "$REPO/matrix-out/sample-encrypted/results.md" \
+        --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-encrypted-baseline.json
 fi
 
 # The benchmark's smoke run (bench/run.py --smoke, about 11 s plus the first `cargo build

@@ -642,3 +642,74 @@ fn salvage_writes_plaintext_from_an_encrypted_stream() {
             .ends_with(".key")));
     }
 }
+
+/// What each release does with an encrypted file that does not open, as the differential
+/// matrix on encrypted stores measured it on the real servers (`matrix.py --cipher chacha`,
+/// rows `meta_key_flip`, `key_missing_last`, `key_flip_last`, `odat_flip`,
+/// `consumer_key_flip`; 2.9.10-2.15.1; `tests/matrix-findings.md` M17), on the 2.15.1
+/// fixture's SECRET (one block, consumer D1): jetdir's verdict and consumer as each release.
+#[test]
+fn undecryptable_files_as_each_release_loads_them() {
+    let k = tempfile::tempdir().unwrap();
+    let kf = key_file(k.path(), "key", KEY);
+    let sdir = |t: &tempfile::TempDir| t.path().join("jetstream/$G/streams/SECRET");
+    let verify = |t: &tempfile::TempDir, release: &str| {
+        let out = jetdir_env(
+            &[
+                "verify",
+                "--json",
+                "--no-progress",
+                "--key-file",
+                &kf,
+                "--server-version",
+                release,
+                &t.path().display().to_string(),
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(1), "{release}");
+        stream(&json(&out), "SECRET").clone()
+    };
+    // meta.key: every release skips the stream
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("meta.key"), 20);
+    for r in ["2.9.10", "2.10.26", "2.12.8", "2.15.1"] {
+        assert_eq!(verify(&t, r)["load"]["verdict"], "skipped", "{r}");
+    }
+    // the (last) block's key file missing: 2.9 skips the stream; 2.10+ rebuild without the
+    // block, its messages lost
+    let t = store_copy("v2.15.1-enc-chacha");
+    std::fs::remove_file(sdir(&t).join("msgs/1.key")).unwrap();
+    assert_eq!(verify(&t, "2.9.10")["load"]["verdict"], "skipped");
+    for r in ["2.10.26", "2.12.8", "2.15.1"] {
+        let s = verify(&t, r);
+        assert_eq!(s["load"]["verdict"], "loses_data", "{r}");
+        assert_eq!(s["load"]["recovery"], "rebuild", "{r}: {s:#}");
+        assert_eq!(s["messages"], 0, "{r}");
+    }
+    // o.dat: 2.11.3+ do not load the consumer; before, it loads without its state
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("obs/D1/o.dat"), 1);
+    for (r, loads) in [
+        ("2.9.10", true),
+        ("2.11.2", true),
+        ("2.11.3", false),
+        ("2.15.1", false),
+    ] {
+        let s = verify(&t, r);
+        let c = &s["consumers"][0];
+        assert_eq!(c["name"], "D1");
+        assert_eq!(c["loads"], loads, "{r}: {c:#}");
+        if loads {
+            assert_eq!(c["delivered_stream_seq"], u64::MAX, "{r}: {c:#}");
+            assert_eq!(c["ack_floor_stream_seq"], 0, "{r}: {c:#}");
+            assert_eq!(c["num_pending"], s["messages"], "{r}: {c:#}");
+        }
+    }
+    // the consumer's meta.key: no release loads it
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("obs/D1/meta.key"), 20);
+    for r in ["2.9.10", "2.11.2", "2.15.1"] {
+        assert_eq!(verify(&t, r)["consumers"][0]["loads"], false, "{r}");
+    }
+}

@@ -100,7 +100,7 @@ pub fn finish_stream(
     let truncs = load::truncate_blocks(
         &load.recovery,
         load.release.as_ref(),
-        &indexed,
+        (&indexed, pre.index_db.as_ref()),
         &mut scans,
         &ctx,
         src,
@@ -170,6 +170,8 @@ pub fn finish_stream(
     };
     let (mut rep, mut subjects, mut last) =
         stream_report(&pre, &scans, &late, &load.recovery, shape);
+    apply_keyless(&pre, load, &mut rep);
+    empty_rebuild_on_210(load, removed.is_empty(), &mut rep);
     let psim_extra = cut_compressed_subjects(
         &scans,
         &cut_cmp,
@@ -1198,6 +1200,18 @@ fn server_pending_model<'a>(
         return None;
     };
     let newer = load::checks_blocks_against_index(load.release.as_ref());
+    // 2.12+ empty such a block as the stream loads, before any consumer counts; 2.10 and 2.11
+    // when a count first reads it, which depends on the consumers' order (not modelled: the
+    // block counts as unreadable)
+    let keyless: Vec<u32> = if load
+        .release
+        .as_ref()
+        .is_none_or(|r| r.base() >= Release::new(2, 12, 0))
+    {
+        keyless_blocks(pre, load).iter().map(|k| k.0).collect()
+    } else {
+        Vec::new()
+    };
     let (mut files, mut conds) = (Vec::new(), Vec::new());
     for b in &db.blocks {
         // a block gone: the index-totals count (index_totals_for_pending) models it
@@ -1206,7 +1220,9 @@ fn server_pending_model<'a>(
         if !s.unreadable && !src.can_refetch(&s.file) {
             return None;
         }
-        let cond = if s.unreadable {
+        let cond = if s.unreadable && keyless.contains(&b.index) {
+            BlockCond::Keyless
+        } else if s.unreadable {
             BlockCond::Unreadable
         } else if let Some(t) = truncs.iter().find(|t| t.file == s.file) {
             BlockCond::CutOnLoad {
@@ -1796,14 +1812,15 @@ fn stream_report(
         .map(|s| s.last_ts)
         .next();
     // a rebuild that keeps an outdated index's last seq keeps its time too (matrix
-    // `blk_missing_last`: the last block gone, last_ts is the index's)
+    // `blk_missing_last`: the last block gone, last_ts is the index's; `--cipher` on 2.10.26
+    // to 2.11.5: an AGE stream whose only block the server wrote undecryptable, nothing read)
     if let Recovery::Rebuild {
         prior_last: Some((pl, pts)),
         ..
     } = recovery
     {
         let blocks_last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
-        if *pl == last && *pl > blocks_last && msgs > 0 {
+        if *pl == last && *pl > blocks_last && (msgs > 0 || blocks_last == 0) {
             last_ts = Some(*pts);
         }
     }
@@ -1822,6 +1839,11 @@ fn stream_report(
     } else {
         Vec::new()
     };
+    if msgs == 0 && first == 0 && last == 0 && deleted == 1 {
+        // an empty stream that never had a message (or lost them all, none known): the
+        // server counts sequence 0 deleted and lists it (matrix `--cipher` kill rows)
+        deleted_seqs = vec![0];
+    }
     if let (Recovery::Index, Some(db)) = (recovery, pre.index_db.as_ref()) {
         // a cut last block leaves the index's deletes past the new end in the list (and
         // the count), as the server reports them (M10b)
@@ -2826,6 +2848,85 @@ pub(crate) fn model_release(opts: &Options, pre: &Prelude) -> (Option<Release>, 
             None => (None, None),
         },
     }
+}
+
+/// Encrypted blocks whose key file is missing, under a trusted index.db (2.10+; the last
+/// block's makes the server rebuild, see `load::decide`), as (index, first, last, messages,
+/// bytes) from the index. At load the server makes a new key for such a block, writes it to
+/// `msgs/N.key` and rebuilds the block's state from what it decrypts: nothing (matrix
+/// `--cipher`, `key_missing_mid`, 2.10.26-2.15.1, "indexCacheBuf corrupt record state").
+fn keyless_blocks(pre: &Prelude, load: &LoadInput) -> Vec<(u32, u64, u64, u64, u64)> {
+    let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) else {
+        return Vec::new();
+    };
+    if load
+        .release
+        .as_ref()
+        .is_some_and(|r| r.base() < Release::new(2, 10, 0))
+    {
+        return Vec::new();
+    }
+    db.blocks
+        .iter()
+        .filter(|b| pre.unopened.block_key_missing.contains(&b.index) && b.msgs() > 0)
+        .filter(|b| b.last_seq - b.first_seq < 1 << 22)
+        .map(|b| (b.index, b.first_seq, b.last_seq, b.msgs(), b.bytes))
+        .collect()
+}
+
+/// 2.10 rebuilding a stream from an outdated index.db in which no block yields a message
+/// (nothing removed by limits) reports first seq 0 and every sequence from 0 to the last as deleted (matrix `--cipher`,
+/// 2.10.26: AGE, whose only block 2.10.26-2.11.5 wrote undecryptable, rebuilt with the
+/// outdated index's last seq 40: first 0, 41 deleted, `[0..40]`; 2.11+ report first 41 and
+/// none deleted).
+fn empty_rebuild_on_210(load: &LoadInput, nothing_removed: bool, rep: &mut StreamReport) {
+    let on_210 = load
+        .release
+        .as_ref()
+        .is_some_and(|r| r.base() >= Release::new(2, 10, 0) && r.base() < Release::new(2, 11, 0));
+    // with an outdated index.db ("prior state file"); without one the stream reads as 2.11's
+    let from_prior = matches!(
+        load.recovery,
+        Recovery::Rebuild {
+            prior_last: Some(_),
+            ..
+        }
+    );
+    if !on_210 || !from_prior || !nothing_removed || rep.messages != Some(0) {
+        return;
+    }
+    let last = rep.last_seq.unwrap_or(0);
+    rep.first_seq = Some(0);
+    rep.deleted = Some(last + 1);
+    rep.deleted_seqs = (0..=last)
+        .take(crate::state::stream::MAX_LISTED_DELETES)
+        .collect();
+}
+
+/// STREAM.INFO after the server emptied the [`keyless_blocks`]: every sequence of such a
+/// block is listed deleted (the count adds the block's whole range, deletes it already had
+/// included, as the server's list repeats them), and before 2.12.3 its messages and bytes
+/// leave the totals (2.12.3+ keep counting them).
+fn apply_keyless(pre: &Prelude, load: &LoadInput, rep: &mut StreamReport) {
+    let keyless = keyless_blocks(pre, load);
+    if keyless.is_empty() {
+        return;
+    }
+    let counts_them = load::checks_blocks_against_index(load.release.as_ref());
+    let mut listed: std::collections::BTreeSet<u64> = rep.deleted_seqs.iter().copied().collect();
+    for &(_, first, last, msgs, bytes) in &keyless {
+        rep.deleted = rep.deleted.map(|d| d + (last - first + 1));
+        if !counts_them {
+            // the scan counted the index's messages (see count_undecodable_from_index)
+            rep.messages = rep.messages.map(|m| m.saturating_sub(msgs));
+            rep.bytes = rep.bytes.map(|b| b.saturating_sub(bytes));
+        }
+        listed.extend(first..=last);
+    }
+    rep.deleted_seqs = listed
+        .into_iter()
+        .take(crate::state::stream::MAX_LISTED_DELETES)
+        .collect();
 }
 
 /// True when the server does not load an encrypted stream for what does not open with its

@@ -451,8 +451,9 @@ fn consumer_table(r: &Report) -> String {
         .iter()
         .flat_map(|s| {
             s.consumers.iter().map(move |c| {
+                let not = if c.loads { "" } else { " (not loaded)" };
                 vec![
-                    format!("{} > {}", stream_label(r, s), c.name),
+                    format!("{} > {}{not}", stream_label(r, s), c.name),
                     opt(c.pending),
                     opt(c.num_pending),
                     opt(c.redelivered),

@@ -258,7 +258,7 @@ pub fn ranges_text(r: &[(u64, u64)]) -> String {
 pub fn truncate_blocks(
     recovery: &Recovery,
     release: Option<&Release>,
-    legacy_indexed: &[u32],
+    (legacy_indexed, index): (&[u32], Option<&crate::filestore::index_db::IndexDb>),
     scans: &mut [BlockScan],
     ctx: &ScanCtx,
     src: &dyn StreamSource,
@@ -315,7 +315,25 @@ pub fn truncate_blocks(
             .filter(|q| !kept_tombs.contains(q))
             .filter(|_| !matches!(recovery, Recovery::Index))
             .collect();
-        let torn = d.framing && d.nothing_after && Some(s.index) == last_index && lost.is_empty();
+        // Nothing of the block reads, yet index.db (written after its records, at a clean
+        // stop) lists messages in it: not a torn write but a block that does not read (an
+        // encrypted block the server wrote undecryptable, matrix `--cipher` AGE on 2.10.26 to
+        // 2.11.5): the index's messages are lost.
+        let index_knew = index
+            .and_then(|db| db.blocks.iter().find(|b| b.index == s.index))
+            .filter(|b| d.offset == 0 && b.msgs() > 0 && b.last_seq - b.first_seq < 1 << 22);
+        let lost = match index_knew {
+            Some(b) if lost.is_empty() && kept.live_bits.first().is_none() => {
+                let gone: std::collections::HashSet<u64> = b.deleted.iter().copied().collect();
+                ranges((b.first_seq..=b.last_seq).filter(|q| !gone.contains(q)))
+            }
+            _ => lost,
+        };
+        let torn = d.framing
+            && d.nothing_after
+            && Some(s.index) == last_index
+            && lost.is_empty()
+            && index_knew.is_none();
         kept.problems = std::mem::take(&mut s.problems);
         kept.damage = s.damage;
         out.push(Truncation {

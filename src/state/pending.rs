@@ -39,6 +39,12 @@ pub enum BlockCond {
     Short { last: u64, msgs: u64 },
     /// Cannot be read (an undecodable compressed block): 2.12.3+ fail the count (it reports 0).
     Unreadable,
+    /// An encrypted block whose key file is missing: at load the server makes a new key for
+    /// it and rebuilds its state from what that key decrypts, nothing; the block then holds no
+    /// message and ends before it starts (a count from a sequence inside it begins at the
+    /// next block), while the stream's subject totals still count its messages (matrix
+    /// `--cipher`, `key_missing_mid`, 2.10.26-2.15.1).
+    Keyless,
 }
 
 /// One block as a trusted-index load sees it, read on demand.
@@ -148,6 +154,7 @@ impl<'a> ServerPending<'a> {
             .map(|(b, (file, &cond))| {
                 let (last, msgs) = match cond {
                     BlockCond::Short { last, msgs } => (last, msgs),
+                    BlockCond::Keyless => (b.first_seq.saturating_sub(1), 0),
                     _ => (b.last_seq, b.msgs()),
                 };
                 BlockModel {
@@ -245,7 +252,7 @@ impl<'a> ServerPending<'a> {
         let b = &mut blocks[i];
         match b.cond {
             BlockCond::Unreadable if self.fails => return Err(()),
-            BlockCond::Unreadable => return Ok(Default::default()),
+            BlockCond::Unreadable | BlockCond::Keyless => return Ok(Default::default()),
             BlockCond::CutOnLoad { .. } => {
                 b.cut();
                 if !self.reads_after_cut {
