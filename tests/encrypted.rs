@@ -687,6 +687,17 @@ fn undecryptable_files_as_each_release_loads_them() {
         assert_eq!(s["load"]["recovery"], "rebuild", "{r}: {s:#}");
         assert_eq!(s["messages"], 0, "{r}");
     }
+    // ... and without index.db: 2.14+ make a new key for it in the rebuild, cannot read the
+    // block with it and do not load the stream; 2.10-2.12 drop the block
+    std::fs::remove_file(sdir(&t).join("msgs/index.db")).unwrap();
+    for (r, verdict) in [
+        ("2.9.10", "skipped"),
+        ("2.12.8", "loses_data"),
+        ("2.14.6", "skipped"),
+        ("2.15.1", "skipped"),
+    ] {
+        assert_eq!(verify(&t, r)["load"]["verdict"], verdict, "{r}");
+    }
     // o.dat: 2.11.3+ do not load the consumer; before, it loads without its state
     let t = store_copy("v2.15.1-enc-chacha");
     flip(&sdir(&t).join("obs/D1/o.dat"), 1);

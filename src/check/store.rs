@@ -125,7 +125,7 @@ pub fn finish_stream(
         .flat_map(|(_, v)| v.iter().copied())
         .collect();
     problems.extend(vanished.into_iter().map(|(p, _)| p));
-    let not_loaded = undecodable_on_rebuild(&scans, load, prefix, &mut problems);
+    let not_loaded = undecodable_on_rebuild(&pre, &scans, load, prefix, &mut problems);
     let cut_cmp = cut_compressed_kept(&scans, load);
     // 2.12.3-2.13: the cache refuses such a block (see cut_compressed_kept)
     let refused: Vec<u32> = if load::checks_blocks_against_index(load.release.as_ref()) {
@@ -407,6 +407,7 @@ pub(crate) fn add_markers(rep: &mut StreamReport, markers: &[load::Marker], last
 /// Both seen in the differential matrix (`cmp_flip+noidx`, `cmp_trunc+noidx`). Returns true
 /// when the modelled release does not load the stream.
 fn undecodable_on_rebuild(
+    pre: &Prelude,
     scans: &[BlockScan],
     load: &LoadInput,
     prefix: &str,
@@ -417,8 +418,34 @@ fn undecodable_on_rebuild(
     }
     let fails = load.release.as_ref().map(|r| *r >= Release::new(2, 14, 0));
     let mut any = false;
-    for s in scans.iter().filter(|s| s.unreadable) {
+    // A block whose key file is damaged fails only its own recovery: the server goes on
+    // without it (matrix `--cipher`, `key_flip_mid+noidx`). One whose key file is missing
+    // gets a new key and fails as an undecodable block ("Error recreating stream: malformed or
+    // corrupt message in 2.blk", `key_missing_mid+noidx`, 2.14.6 and 2.15.1; 2.10-2.12 drop
+    // it), unless it is index.db's last block: checking the index against it made that key
+    // already, and the rebuild reads the block with it (`key_missing_last`: loads).
+    let index_last = pre.index_db.as_ref().map(|d| d.last_block);
+    let keyless = |i: u32| pre.unopened.block_key_missing.contains(&i) && index_last != Some(i);
+    for s in scans
+        .iter()
+        .filter(|s| s.unreadable && (!pre.unopened.block(s.index) || keyless(s.index)))
+    {
         any = true;
+        if keyless(s.index) {
+            let key = format!("{prefix}msgs/{}.key", s.index);
+            if let (Some(true), Some(p)) = (
+                fails,
+                problems.iter_mut().find(|p| {
+                    p.kind == Kind::EncryptedCorrupt && p.loc.file.as_deref() == Some(key.as_str())
+                }),
+            ) {
+                if let Some(i) = p.message.find("the server (") {
+                    p.message.truncate(i);
+                    p.message.push_str("the server rebuilds this stream, makes a new key for the block, cannot read the block with it and does not load the stream (\"Error recreating stream: malformed or corrupt message\"; 2.14 and later)");
+                }
+            }
+            continue;
+        }
         let file = format!("{prefix}{}", s.file);
         let Some(p) = problems.iter_mut().find(|p| {
             p.kind == Kind::BlockDecompress && p.loc.file.as_deref() == Some(file.as_str())

@@ -244,8 +244,19 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             reads(s, l, &mut o);
         }
     } else if l.verdict == Verdict::Skipped {
+        // an encrypted stream's key files that do not open (see check::store::sealed_skips_stream)
+        let sealed = errors.iter().any(|p| {
+            p.kind == Kind::EncryptedCorrupt
+                && p.loc.file.as_deref().is_some_and(|f| {
+                    f.ends_with("meta.key") && !f.contains("obs/")
+                        || f.ends_with("meta.inf") && !f.contains("obs/")
+                        || (f.contains("msgs/") && f.ends_with(".key"))
+                })
+        });
         o.push(if meta_damaged {
             "The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string()
+        } else if sealed {
+            "The server does not load this stream: a key file of it does not open with the key that opens the rest (it logs \"Error decrypting our stream metafile\", or on 2.9 \"Error recreating stream\" for a block's key).".to_string()
         } else {
             "The server does not load this stream: recovering it fails (it logs \"Error recreating stream\" and leaves the files on disk).".to_string()
         });

@@ -1197,6 +1197,9 @@ def compare_stream(j: Optional[dict], t: Optional[dict], release: str = "") -> d
         if (j.get("load") or {}).get("verdict") == "skipped":
             return {"diffs": [], "compared": ["stream"]}  # listed, and predicted not loaded
         return {"diffs": [("stream", "present", "absent (not loaded)")], "compared": ["stream"]}
+    if (j.get("load") or {}).get("verdict") == "skipped" and "error" not in t:
+        # jetdir says the server does not load it, and it did
+        return {"diffs": [("stream", "not loaded", "loaded")], "compared": ["stream"]}
     if "error" in t:
         return {"diffs": [("stream", "present", f"info error {t['error']}")], "compared": ["stream"]}
     st = t["state"]
