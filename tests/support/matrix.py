@@ -1344,6 +1344,18 @@ def compare_case(jet: dict, truth: dict, time_sensitive_ok: bool, release: str =
         if verdict == "loses_data" and jlost and (tstreams.get(name) or {}).get("live") and not any(
                 q in served for a, b in jlost for q in range(a, b + 1)):
             c["error_justified"] = True
+        # or when the error is a consumer's whose state is lost as jetdir says: one it says the
+        # server does not load and the server has not, or one loaded without its state
+        # (delivered 2^64-1 on both sides)
+        tcons = (tstreams.get(name) or {}).get("consumers") or {}
+        for jc in (jstreams.get(name) or {}).get("consumers") or []:
+            tc = tcons.get(jc["name"])
+            gone = tc is None or "consumer not found" in str((tc or {}).get("error", ""))
+            if jc.get("loads") is False and gone:
+                c["error_justified"] = True
+            if jc.get("delivered_stream_seq") == 2**64 - 1 and not gone and \
+                    dig(tc, ("delivered", "stream_seq")) == 2**64 - 1:
+                c["error_justified"] = True
         live = (tstreams.get(name) or {}).get("live") or {}
         if live.get("errors"):
             c["server_get_errors"] = {str(k): v for k, v in list(live["errors"].items())[:5]}
