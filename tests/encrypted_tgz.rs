@@ -216,3 +216,77 @@ fn damaged_encrypted_tarballs_never_panic() {
     }
     let _ = common::repo();
 }
+
+/// A tarball of an encrypted stream dir whose key files or consumer state do not open reads as
+/// the dir: the same verdict, numbers and consumers (`loads`), release by release (what the
+/// releases do is `tests/encrypted.rs`'s `undecryptable_files_as_each_release_loads_them`).
+#[test]
+fn undecryptable_files_in_a_tarball_read_as_in_the_dir() {
+    let t = tempfile::tempdir().unwrap();
+    let kf = t.path().join("key");
+    std::fs::write(&kf, KEY).unwrap();
+    let kf = kf.display().to_string();
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage); 4] = [
+        ("meta.key", |d| {
+            let p = d.join("meta.key");
+            let mut b = std::fs::read(&p).unwrap();
+            b[20] ^= 1;
+            std::fs::write(p, b).unwrap();
+        }),
+        ("no 1.key", |d| {
+            std::fs::remove_file(d.join("msgs/1.key")).unwrap()
+        }),
+        ("no 1.key, no index.db", |d| {
+            std::fs::remove_file(d.join("msgs/1.key")).unwrap();
+            std::fs::remove_file(d.join("msgs/index.db")).unwrap();
+        }),
+        ("o.dat", |d| {
+            let p = d.join("obs/D1/o.dat");
+            let mut b = std::fs::read(&p).unwrap();
+            let n = b.len();
+            b[n - 1] ^= 1;
+            std::fs::write(p, b).unwrap();
+        }),
+    ];
+    for (what, damage) in cases {
+        let w = tempfile::tempdir().unwrap();
+        let dir = w.path().join("SECRET");
+        common::copy_dir(&stream_dir("v2.15.1-enc-chacha", "SECRET"), &dir);
+        damage(&dir);
+        let tar = w.path().join("SECRET.tgz");
+        tgz(&dir, "SECRET", &tar);
+        for release in ["2.9.10", "2.11.2", "2.15.1"] {
+            let run = |p: &Path| {
+                let o = jetdir(&[
+                    "verify",
+                    "--json",
+                    "--no-progress",
+                    "--key-file",
+                    &kf,
+                    "--server-version",
+                    release,
+                    &p.display().to_string(),
+                ]);
+                let v = json(&o);
+                let s = v["streams"][0].clone();
+                (
+                    o.status.code(),
+                    s["load"]["verdict"].clone(),
+                    s["messages"].clone(),
+                    s["consumers"]
+                        .as_array()
+                        .map(|c| {
+                            c.iter()
+                                .map(|c| (c["loads"].clone(), c["delivered_stream_seq"].clone()))
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default(),
+                )
+            };
+            let (d, a) = (run(&dir), run(&tar));
+            assert_eq!(d, a, "{what}, as {release}: the dir, then the tarball");
+            assert_eq!(d.0, Some(1), "{what}, as {release}");
+        }
+    }
+}

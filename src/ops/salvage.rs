@@ -77,6 +77,8 @@ pub struct SalvageOptions {
 pub struct SalvagedConsumer {
     /// Its name.
     pub name: String,
+    /// Always true: a consumer written into the output is one the server loads from it.
+    pub loads: bool,
     /// Last delivered stream sequence written.
     pub delivered_stream_seq: u64,
     /// Ack floor stream sequence written.
@@ -838,6 +840,7 @@ fn write_stream(
             ));
             st.consumers.push(SalvagedConsumer {
                 name: c,
+                loads: true,
                 delivered_stream_seq: 0,
                 ack_floor_stream_seq: 0,
                 num_ack_pending: None,
@@ -873,6 +876,7 @@ fn write_stream(
         stage.write_file(&format!("{base}/o.dat"), &consumer_state::encode(&cs))?;
         st.consumers.push(SalvagedConsumer {
             name: c,
+            loads: true,
             delivered_stream_seq: cs.delivered.stream_seq,
             ack_floor_stream_seq: cs.ack_floor.stream_seq,
             num_ack_pending: Some(cs.pending.len() as u64),
