@@ -676,6 +676,24 @@ fn undecryptable_files_as_each_release_loads_them() {
     for r in ["2.9.10", "2.10.26", "2.12.8", "2.15.1"] {
         assert_eq!(verify(&t, r)["load"]["verdict"], "skipped", "{r}");
     }
+    // dump tells it too (the messages still come out: forensics), and exits 1
+    let out = jetdir_env(
+        &[
+            "dump",
+            "--json",
+            "--key-file",
+            &kf,
+            &t.path().display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"kind\":\"encrypted_corrupt\"") && l.contains("meta.key")),
+        "{text}"
+    );
     // the (last) block's key file missing: 2.9 skips the stream; 2.10+ rebuild without the
     // block, its messages lost
     let t = store_copy("v2.15.1-enc-chacha");

@@ -802,7 +802,7 @@ fn verify_v1<R: Read>(
         Some(e) => e,
         None => &mem,
     };
-    let mut pre = crate::state::prelude::prelude_for(
+    let pre = crate::state::prelude::prelude_for(
         src,
         &account,
         &dir_name,
@@ -811,10 +811,8 @@ fn verify_v1<R: Read>(
     );
     if pre.encrypted || enc.is_some_and(|e| e.wrong_key) {
         // without the key (or with the wrong one): what can be told, no state
+        // (the key files' findings are the prelude's: `StreamSource::open_findings`)
         problems.extend(pre.problems);
-        if let Some(e) = enc {
-            problems.extend(e.problems.iter().cloned());
-        }
         let sizes = summary
             .members
             .iter()
@@ -826,9 +824,6 @@ fn verify_v1<R: Read>(
         };
         let rep = unread_encrypted(account, name.unwrap_or(dir_name), encryption, &mem);
         return (Some(rep), problems);
-    }
-    if let Some(e) = enc {
-        pre.problems.extend(e.problems.iter().cloned());
     }
     // The load model decides from the index files; damaged blocks were cut as they streamed
     // by. The limits the server enforces at load read the blocks again: the archive is

@@ -2667,12 +2667,10 @@ pub fn verify_stream_dir(
         Some(e) => e,
         None => &plain,
     };
-    let mut pre = prelude_for(src, &sd.account, &sd.name, "", opts.target.release.as_ref());
+    let pre = prelude_for(src, &sd.account, &sd.name, "", opts.target.release.as_ref());
     if pre.encrypted || enc.as_ref().is_some_and(|e| e.wrong_key) {
-        let mut problems = pre.problems.clone();
-        if let Some(e) = &enc {
-            problems.extend(e.problems.iter().cloned());
-        }
+        // (the key files' findings are the prelude's: `StreamSource::open_findings`)
+        let problems = pre.problems.clone();
         let rep = StreamReport {
             account: sd.account.clone(),
             name: sd.name.clone(),
@@ -2687,9 +2685,6 @@ pub fn verify_stream_dir(
             ..Default::default()
         };
         return (rep, problems);
-    }
-    if let Some(e) = &enc {
-        pre.problems.extend(e.problems.iter().cloned());
     }
     let (release, release_from) = model_release(opts, &pre);
     let rd = load::cmp_reader(release.as_ref());

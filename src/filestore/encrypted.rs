@@ -904,6 +904,9 @@ impl StreamSource for EncryptedDir {
     fn unopened(&self) -> Option<&Unopened> {
         Some(&self.unopened)
     }
+    fn open_findings(&self) -> &[Problem] {
+        &self.problems
+    }
 }
 
 #[cfg(test)]

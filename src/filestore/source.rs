@@ -81,6 +81,11 @@ pub trait StreamSource: Sync {
     fn unopened(&self) -> Option<&crate::filestore::encrypted::Unopened> {
         None
     }
+    /// Findings the source made when it was opened (an encrypted stream's key and sealed
+    /// files): part of every stream read through it.
+    fn open_findings(&self) -> &[Problem] {
+        &[]
+    }
 }
 
 pub use crate::filestore::block::CmpReader;

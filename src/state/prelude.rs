@@ -69,6 +69,7 @@ pub fn prelude_for(
         release: release.cloned(),
         unopened: src.unopened().cloned().unwrap_or_default(),
     };
+    p.problems.extend(src.open_findings().iter().cloned());
     let f = |n: &str| format!("{prefix}{n}");
     p.encrypted = files
         .iter()
