@@ -716,6 +716,20 @@ fn undecryptable_files_as_each_release_loads_them() {
     ] {
         assert_eq!(verify(&t, r)["load"]["verdict"], verdict, "{r}");
     }
+    // the block's key file damaged (index.db no longer matches: a rebuild): 2.14.0-2.14.3
+    // cannot recover the stream ("unable to recover keys"); the others drop the block
+    let t = store_copy("v2.15.1-enc-chacha");
+    flip(&sdir(&t).join("msgs/1.key"), 20);
+    for (r, verdict) in [
+        ("2.9.10", "skipped"),
+        ("2.12.8", "loses_data"),
+        ("2.14.0", "skipped"),
+        ("2.14.3", "skipped"),
+        ("2.14.4", "loses_data"),
+        ("2.15.1", "loses_data"),
+    ] {
+        assert_eq!(verify(&t, r)["load"]["verdict"], verdict, "{r}");
+    }
     // o.dat: 2.11.3+ do not load the consumer; before, it loads without its state
     let t = store_copy("v2.15.1-enc-chacha");
     flip(&sdir(&t).join("obs/D1/o.dat"), 1);

@@ -424,15 +424,26 @@ fn undecodable_on_rebuild(
     // corrupt message in 2.blk", `key_missing_mid+noidx`, 2.14.6 and 2.15.1; 2.10-2.12 drop
     // it), unless it is index.db's last block: checking the index against it made that key
     // already, and the rebuild reads the block with it (`key_missing_last`: loads).
+    // A damaged one fails the stream on 2.14.0-2.14.3 ("Error recreating stream: unable to
+    // recover keys"; the sweep of every PyPI release, `key_flip_mid+noidx`, `key_flip_last`).
     let index_last = pre.index_db.as_ref().map(|d| d.last_block);
     let keyless = |i: u32| pre.unopened.block_key_missing.contains(&i) && index_last != Some(i);
-    for s in scans
-        .iter()
-        .filter(|s| s.unreadable && (!pre.unopened.block(s.index) || keyless(s.index)))
-    {
+    let bad_key_fails = load
+        .release
+        .as_ref()
+        .is_some_and(|r| r.base() >= Release::new(2, 14, 0) && r.base() < Release::new(2, 14, 4));
+    let bad_key = |i: u32| pre.unopened.block_key_corrupt.contains(&i) && bad_key_fails;
+    for s in scans.iter().filter(|s| {
+        s.unreadable && (!pre.unopened.block(s.index) || keyless(s.index) || bad_key(s.index))
+    }) {
         any = true;
-        if keyless(s.index) {
+        if keyless(s.index) || bad_key(s.index) {
             let key = format!("{prefix}msgs/{}.key", s.index);
+            let what = if keyless(s.index) {
+                "the server rebuilds this stream, makes a new key for the block, cannot read the block with it and does not load the stream (\"Error recreating stream: malformed or corrupt message\"; 2.14 and later)"
+            } else {
+                "the server rebuilds this stream, cannot open the block's key and does not load the stream (\"Error recreating stream: unable to recover keys\"; 2.14.0 to 2.14.3)"
+            };
             if let (Some(true), Some(p)) = (
                 fails,
                 problems.iter_mut().find(|p| {
@@ -441,7 +452,7 @@ fn undecodable_on_rebuild(
             ) {
                 if let Some(i) = p.message.find("the server (") {
                     p.message.truncate(i);
-                    p.message.push_str("the server rebuilds this stream, makes a new key for the block, cannot read the block with it and does not load the stream (\"Error recreating stream: malformed or corrupt message\"; 2.14 and later)");
+                    p.message.push_str(what);
                 }
             }
             continue;
@@ -528,11 +539,18 @@ fn rebuild_keeps_stream_past_bad_cmp_block(load: &LoadInput) -> bool {
 /// cannot be told apart: the server lists them all as deleted). None when the block has no
 /// readable neighbour on a side and no index entry.
 fn dropped_on_rebuild(pre: &Prelude, scans: &[BlockScan], load: &LoadInput) -> Vec<(u64, u64)> {
-    if !load.recovery.rebuilds() || !rebuild_keeps_stream_past_bad_cmp_block(load) {
+    if !load.recovery.rebuilds() {
         return Vec::new();
     }
+    // an undecodable block: 2.10-2.13 drop it; one whose key file does not open: every release
+    // that goes on with the stream (see undecodable_on_rebuild)
+    let cmp_dropped = rebuild_keeps_stream_past_bad_cmp_block(load);
     let mut out = Vec::new();
-    for (k, s) in scans.iter().enumerate().filter(|(_, s)| s.unreadable) {
+    for (k, s) in scans
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.unreadable && (cmp_dropped || pre.unopened.block(s.index)))
+    {
         let entry = pre
             .index_db
             .as_ref()
