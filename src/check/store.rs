@@ -2909,7 +2909,11 @@ fn keyless_blocks(pre: &Prelude, load: &LoadInput) -> Vec<(u32, u64, u64, u64, u
     db.blocks
         .iter()
         .filter(|b| pre.unopened.block_key_missing.contains(&b.index) && b.msgs() > 0)
-        .filter(|b| b.last_seq - b.first_seq < 1 << 22)
+        .filter(|b| {
+            b.last_seq
+                .checked_sub(b.first_seq)
+                .is_some_and(|w| w < 1 << 22)
+        })
         .map(|b| (b.index, b.first_seq, b.last_seq, b.msgs(), b.bytes))
         .collect()
 }
@@ -2937,7 +2941,7 @@ fn empty_rebuild_on_210(load: &LoadInput, nothing_removed: bool, rep: &mut Strea
     }
     let last = rep.last_seq.unwrap_or(0);
     rep.first_seq = Some(0);
-    rep.deleted = Some(last + 1);
+    rep.deleted = Some(last.saturating_add(1));
     rep.deleted_seqs = (0..=last)
         .take(crate::state::stream::MAX_LISTED_DELETES)
         .collect();
@@ -2955,7 +2959,7 @@ fn apply_keyless(pre: &Prelude, load: &LoadInput, rep: &mut StreamReport) {
     let counts_them = load::checks_blocks_against_index(load.release.as_ref());
     let mut listed: std::collections::BTreeSet<u64> = rep.deleted_seqs.iter().copied().collect();
     for &(_, first, last, msgs, bytes) in &keyless {
-        rep.deleted = rep.deleted.map(|d| d + (last - first + 1));
+        rep.deleted = rep.deleted.map(|d| d.saturating_add(last - first + 1));
         if !counts_them {
             // the scan counted the index's messages (see count_undecodable_from_index)
             rep.messages = rep.messages.map(|m| m.saturating_sub(msgs));

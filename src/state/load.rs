@@ -321,7 +321,13 @@ pub fn truncate_blocks(
         // 2.11.5): the index's messages are lost.
         let index_knew = index
             .and_then(|db| db.blocks.iter().find(|b| b.index == s.index))
-            .filter(|b| d.offset == 0 && b.msgs() > 0 && b.last_seq - b.first_seq < 1 << 22);
+            .filter(|b| {
+                d.offset == 0
+                    && b.msgs() > 0
+                    && b.last_seq
+                        .checked_sub(b.first_seq)
+                        .is_some_and(|w| w < 1 << 22)
+            });
         let lost = match index_knew {
             Some(b) if lost.is_empty() && kept.live_bits.first().is_none() => {
                 let gone: std::collections::HashSet<u64> = b.deleted.iter().copied().collect();

@@ -43,7 +43,8 @@ pub enum BlockCond {
     /// it and rebuilds its state from what that key decrypts, nothing; the block then holds no
     /// message and ends before it starts (a count from a sequence inside it begins at the
     /// next block), while the stream's subject totals still count its messages (matrix
-    /// `--cipher`, `key_missing_mid`, 2.10.26-2.15.1).
+    /// `--cipher`, `key_missing_mid`, 2.12.0-2.15.1; 2.10 and 2.11 empty it only when a count
+    /// first reads it, not modelled).
     Keyless,
 }
 
