@@ -3454,6 +3454,52 @@ mod tests {
         (r.offset, r)
     }
 
+    /// A damaged index.db that claims a block of 2^40 sequences (and a consumer past all of
+    /// them): the model's pending counts read at most `MAX_BLOCK_SPAN` sequences of it and walk
+    /// no more, so verify finishes (it walked the claimed range, 2^40 steps, before).
+    #[test]
+    fn an_index_claiming_a_huge_block_range_is_counted_in_bounded_steps() {
+        use crate::filestore::index_db;
+        let t = testdata::sample("v2.15.1-plain");
+        let d = testdata::stream_dir(&t, "v2.15.1-plain", "ORDERS");
+        let raw = fs::read(d.join("msgs/index.db")).unwrap();
+        let (body, _) = index_db::split_trailer(&raw).unwrap();
+        let mut db = index_db::parse(body).unwrap();
+        let huge = 1u64 << 40;
+        db.last_seq = huge;
+        db.blocks[0].last_seq = huge;
+        // each release with the index.db version it writes (and reads)
+        for (release, version) in [(None, db.version), (Some("2.11.6"), 2), (Some("2.12.8"), 3)] {
+            fs::write(
+                d.join("msgs/index.db"),
+                index_db::encode_version(&db, "ORDERS", version),
+            )
+            .unwrap();
+            // on a thread: a guard against the walk (2^40 steps take hours), not a speed test
+            let (tx, rx) = std::sync::mpsc::channel();
+            let dir = d.clone();
+            std::thread::spawn(move || {
+                let opts = Options {
+                    target: crate::check::Target {
+                        release: release.map(|r: &str| r.parse().unwrap()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let _ = tx.send(verify_store(&dir, &opts, &NoProgress).unwrap());
+            });
+            let r = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{release:?}: verify walks the claimed range"));
+            let s = &r.streams[0];
+            assert_eq!(s.last_seq, Some(huge), "{release:?}");
+            assert!(
+                s.consumers.iter().all(|c| c.num_pending.is_some()),
+                "{release:?}"
+            );
+        }
+    }
+
     #[test]
     fn payload_flip_is_located_with_the_sequences_a_server_would_lose() {
         let t = testdata::sample("v2.15.1-plain");

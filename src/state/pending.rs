@@ -382,7 +382,8 @@ impl<'a> ServerPending<'a> {
                     }
                 }
                 if partial {
-                    t = (sseq.max(b.first)..=b.last)
+                    // no sequence past the read's span is served (damage can claim any range)
+                    t = (sseq.max(b.first)..=b.last.min(b.first.saturating_add(MAX_BLOCK_SPAN)))
                         .filter(|&q| r.served(q).is_some_and(|s| Self::matches(filter, s)))
                         .count() as u64;
                 }
@@ -422,7 +423,7 @@ impl<'a> ServerPending<'a> {
                 let blocks = self.blocks.borrow();
                 let b = &blocks[i];
                 let end = sseq.min(b.last);
-                adjust += (b.first..end)
+                adjust += (b.first..end.min(b.first.saturating_add(MAX_BLOCK_SPAN + 1)))
                     .filter(|&q| r.served(q).is_some_and(|s| Self::matches(filter, s)))
                     .count() as u64;
             }
