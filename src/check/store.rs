@@ -450,10 +450,7 @@ fn undecodable_on_rebuild(
                     p.kind == Kind::EncryptedCorrupt && p.loc.file.as_deref() == Some(key.as_str())
                 }),
             ) {
-                if let Some(i) = p.message.find("the server (") {
-                    p.message.truncate(i);
-                    p.message.push_str(what);
-                }
+                retell(p, "the server (", what);
             }
             continue;
         }
@@ -2548,14 +2545,7 @@ fn sealed_consumer(
                     || (config && f.ends_with(&format!("obs/{name}/meta.inf")))
             })
     }) {
-        if let Some(i) = p
-            .message
-            .find("damaged; the server cannot load this consumer")
-        {
-            p.message.truncate(i);
-            p.message.push_str("damaged; ");
-            p.message.push_str(&what);
-        }
+        retell(p, "the server cannot load this consumer", &what);
     }
 }
 
@@ -2899,11 +2889,7 @@ fn keyless_blocks(pre: &Prelude, load: &LoadInput) -> Vec<(u32, u64, u64, u64, u
     let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) else {
         return Vec::new();
     };
-    if load
-        .release
-        .as_ref()
-        .is_some_and(|r| r.base() < Release::new(2, 10, 0))
-    {
+    if load.release.as_ref().is_some_and(load::is_legacy) {
         return Vec::new();
     }
     db.blocks
@@ -2979,10 +2965,16 @@ fn apply_keyless(pre: &Prelude, load: &LoadInput, rep: &mut StreamReport) {
 /// block's key as it recovers the stream ("Error recreating stream: corrupt state file" or
 /// "cipher: message authentication failed"; 2.10+ lose the block instead).
 fn sealed_skips_stream(pre: &Prelude, release: Option<&Release>) -> bool {
-    let u = &pre.unopened;
-    u.stream
-        || (release.is_some_and(|r| r.base() < Release::new(2, 10, 0))
-            && !(u.block_key_missing.is_empty() && u.block_key_corrupt.is_empty()))
+    pre.unopened.stream || (release.is_some_and(load::is_legacy) && pre.unopened.any_block())
+}
+
+/// What the server does, in a finding made before the release was known (an encrypted
+/// asset's, `filestore::encrypted`): its text from `from` on becomes `what`.
+fn retell(p: &mut Problem, from: &str, what: &str) {
+    if let Some(i) = p.message.find(from) {
+        p.message.truncate(i);
+        p.message.push_str(what);
+    }
 }
 
 /// The findings on block key files that do not open, in the modelled release's words: 2.9
@@ -2990,11 +2982,11 @@ fn sealed_skips_stream(pre: &Prelude, release: Option<&Release>) -> bool {
 /// key file is missing when they first read it (the block's own key is then lost for good).
 fn sealed_block_findings(pre: &Prelude, release: Option<&Release>, problems: &mut [Problem]) {
     let u = &pre.unopened;
-    if u.block_key_missing.is_empty() && u.block_key_corrupt.is_empty() {
+    if !u.any_block() {
         return;
     }
     let rel = release.map_or("the newest release".to_string(), |r| r.to_string());
-    let on_29 = release.is_some_and(|r| r.base() < Release::new(2, 10, 0));
+    let on_29 = release.is_some_and(load::is_legacy);
     for p in problems
         .iter_mut()
         .filter(|p| p.kind == Kind::EncryptedCorrupt)
@@ -3009,23 +3001,14 @@ fn sealed_block_findings(pre: &Prelude, release: Option<&Release>, problems: &mu
         else {
             continue;
         };
-        let Some(cut) = p.message.find("the server cannot decrypt this block") else {
-            continue;
-        };
-        p.message.truncate(cut);
-        if on_29 {
-            p.message.push_str(&format!(
-                "the server ({rel}) opens every block's key as it recovers the stream and does not load this stream (\"Error recreating stream\")"
-            ));
+        let what = if on_29 {
+            format!("the server ({rel}) opens every block's key as it recovers the stream and does not load this stream (\"Error recreating stream\")")
         } else if u.block_key_missing.contains(&i) {
-            p.message.push_str(&format!(
-                "the server ({rel}) cannot decrypt this block and loses its messages; when it first reads the block it writes a new msgs/{i}.key (a new random key: keep a copy of these files before starting it)"
-            ));
+            format!("the server ({rel}) cannot decrypt this block and loses its messages; when it first reads the block it writes a new msgs/{i}.key (a new random key: keep a copy of these files before starting it)")
         } else {
-            p.message.push_str(&format!(
-                "the server ({rel}) cannot decrypt this block and loses its messages"
-            ));
-        }
+            format!("the server ({rel}) cannot decrypt this block and loses its messages")
+        };
+        retell(p, "the server cannot decrypt this block", &what);
     }
 }
 

@@ -252,6 +252,11 @@ impl Unopened {
         self.block_key_missing.contains(&i) || self.block_key_corrupt.contains(&i)
     }
 
+    /// True when some block's key file does not open.
+    pub fn any_block(&self) -> bool {
+        !(self.block_key_missing.is_empty() && self.block_key_corrupt.is_empty())
+    }
+
     /// Sort (file, why) failures of opening into what they mean for the load.
     fn of(failed: &[(String, String)]) -> Unopened {
         let mut u = Unopened::default();
