@@ -420,6 +420,17 @@ fn a_corrupt_asset_is_told_apart_from_a_wrong_key() {
         kinds(&v)
     );
     assert_eq!(outcome(&v, "msgs/1.idx").as_deref(), Some("corrupt"));
+    // as 2.9.10 loads it (the differential matrix, `idx_damaged`): rebuilt without loss, a
+    // warning, and not also reported missing
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "idx_corrupt")
+        .unwrap();
+    assert_eq!(p["severity"], "warning");
+    assert!(!kinds(&v).iter().any(|(k, _)| k == "idx_missing"), "{v}");
+    assert_eq!(stream(&v, "SECRET")["load"]["verdict"], "repaired");
 }
 
 #[test]

@@ -81,7 +81,7 @@ kinds! {
     FssCorrupt = "fss_corrupt", Error;
     FssMismatch = "fss_mismatch", Warning;
     FssStale = "fss_stale", Warning;
-    IdxCorrupt = "idx_corrupt", Error;
+    IdxCorrupt = "idx_corrupt", Warning;
     IdxInconsistent = "idx_inconsistent", Warning;
     IdxMismatch = "idx_mismatch", Error;
     IdxMissing = "idx_missing", Warning;

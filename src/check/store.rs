@@ -2191,11 +2191,18 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
                 ));
             }
         } else if !pre.idx.is_empty() {
-            problems.push(Problem::new(
-                Kind::IdxMissing,
-                pre.loc().file(format!("{prefix}msgs/{}.idx", s.index)),
-                "legacy layout but this block has no .idx: the server rebuilds it (deletes recorded only there are forgotten and those messages come back)",
-            ));
+            let file = format!("{prefix}msgs/{}.idx", s.index);
+            // an .idx that does not parse or decrypt is there: `idx_corrupt` says so
+            if !problems
+                .iter()
+                .any(|p| p.kind == Kind::IdxCorrupt && p.loc.file.as_deref() == Some(&file))
+            {
+                problems.push(Problem::new(
+                    Kind::IdxMissing,
+                    pre.loc().file(file),
+                    "legacy layout but this block has no .idx: the server rebuilds it (deletes recorded only there are forgotten and those messages come back)",
+                ));
+            }
         }
         if let Some(fs) = pre.fss.get(&s.index) {
             let file = format!("{prefix}msgs/{}.fss", s.index);
@@ -3051,7 +3058,11 @@ fn load_report(
             // 2.9 rebuilds a block whose .idx/.fss it cannot use
             matches!(
                 p.kind,
-                Kind::IdxStale | Kind::IdxInconsistent | Kind::IdxMissing | Kind::FssStale
+                Kind::IdxStale
+                    | Kind::IdxInconsistent
+                    | Kind::IdxMissing
+                    | Kind::IdxCorrupt
+                    | Kind::FssStale
             )
         })
     {
@@ -4113,6 +4124,49 @@ mod tests {
         let c1 = s.consumers.iter().find(|c| c.name == "C1").unwrap();
         assert_eq!(c1.delivered_stream_seq, Some(5));
         assert!(kinds(&r).contains(&"block_short"));
+
+        // an .idx that does not parse: 2.9.10 rebuilds the block from its records
+        // (`recoverMsgBlock`: readIndexInfo fails), and deletes recorded only in that .idx
+        // come back. The real 2.9.10 on this copy, each stream's msgs/1.idx cut to 3 bytes:
+        // MULTI 99 messages, 102907 bytes, deleted [40]; ORDERS 9, 641, deleted [6].
+        let t = testdata::sample("v2.9.10-legacy");
+        let streams = t.path().join("v2.9.10-legacy/store/jetstream/$G/streams");
+        for s in ["MULTI", "ORDERS"] {
+            truncate_to(&streams.join(s).join("msgs/1.idx"), 3);
+        }
+        let r = run_as(
+            &t.path().join("v2.9.10-legacy/store"),
+            Some("2.9.10"),
+            crate::base::time::now_ns(),
+        );
+        for (name, msgs, bytes, deleted) in [("MULTI", 99, 102907, 40), ("ORDERS", 9, 641, 6)] {
+            let s = r.streams.iter().find(|s| s.name == name).unwrap();
+            assert_eq!(
+                (s.messages, s.bytes, &s.deleted_seqs[..]),
+                (Some(msgs), Some(bytes), &[deleted][..]),
+                "{name}"
+            );
+            assert_eq!(
+                s.load.as_ref().unwrap().verdict,
+                Verdict::Repaired,
+                "{name}"
+            );
+        }
+        let idx: Vec<_> = r
+            .problems
+            .iter()
+            .filter(|p| p.kind.as_str().starts_with("idx_"))
+            .map(|p| (p.kind.as_str(), p.severity, p.loc.file.as_deref()))
+            .collect();
+        assert_eq!(
+            idx,
+            vec![
+                ("idx_corrupt", Severity::Warning, Some("msgs/1.idx")),
+                ("idx_corrupt", Severity::Warning, Some("msgs/1.idx"))
+            ],
+            "no idx_missing beside an .idx that is there"
+        );
+        assert_eq!(r.exit_code(), 0);
     }
 
     /// An empty o.dat is a state of zeros (the server sees the file and reads nothing):

@@ -692,7 +692,7 @@ impl EncryptedDir {
                 ),
                 Some(StreamFile::BlockIdx(_)) => (
                     Kind::IdxCorrupt,
-                    format!("legacy index does not decrypt ({why}) although the key opens its block: damaged; the server rebuilds it from the block"),
+                    format!("legacy index does not decrypt ({why}) although the key opens its block: damaged; the server rebuilds it from the block (deletes recorded only there are forgotten and those messages come back)"),
                 ),
                 Some(StreamFile::MetaKey | StreamFile::MetaInf) => (
                     Kind::EncryptedCorrupt,

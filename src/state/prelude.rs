@@ -171,7 +171,7 @@ pub fn prelude_for(
                 Some(Err(e)) => p.problems.push(Problem::new(
                     Kind::IdxCorrupt,
                     p.loc().file(f(n)).at(e.offset() as u64),
-                    format!("legacy index: {e}; the server rebuilds it from the block"),
+                    format!("legacy index: {e}; the server rebuilds it from the block (deletes recorded only there are forgotten and those messages come back)"),
                 )),
                 None => {}
             }
