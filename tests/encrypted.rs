@@ -767,3 +767,103 @@ fn undecryptable_files_as_each_release_loads_them() {
         assert_eq!(verify(&t, r)["consumers"][0]["loads"], false, "{r}");
     }
 }
+
+/// A block of an encrypted stream written in plaintext, as nats-server 2.10.0-2.11.5 leave
+/// one on disk (2.15.1's SECRET with `msgs/1.blk` replaced by its own plaintext, its key file
+/// kept): verify names it (`block_plaintext`) and says the server loses its messages, `dump
+/// --include-deleted` shows them as lost, `salvage` writes every one of them out; with the
+/// key file moved aside (what the finding advises) the server converts the block and the
+/// stream verifies with the server's numbers of the intact stream.
+#[test]
+fn a_block_written_in_plaintext_is_reported_and_salvaged() {
+    use jetdir::filestore::{encrypted::EncryptedDir, keys};
+    let t = store_copy("v2.15.1-enc-chacha");
+    let sd = t.path().join("jetstream/$G/streams/SECRET");
+    let ring = keys::KeyRing {
+        key: Some(keys::ServerKey::new(KEY)),
+        ..Default::default()
+    };
+    let plain = EncryptedDir::open(&sd, "$G", "SECRET", &ring)
+        .read_file("msgs/1.blk")
+        .unwrap()
+        .unwrap();
+    std::fs::write(sd.join("msgs/1.blk"), plain).unwrap();
+    let store = t.path().display().to_string();
+    let env = [("JETDIR_KEY", KEY)];
+    let out = jetdir_env(&["-j", "-q", "verify", &store], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "block_plaintext")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(p["file"], "msgs/1.blk");
+    let msg = p["message"].as_str().unwrap();
+    assert!(
+        msg.contains("10 message record(s), seqs 1..10") && msg.contains("move msgs/1.key out"),
+        "{msg}"
+    );
+    let s = stream(&v, "SECRET");
+    assert_eq!(s["load"]["verdict"], "loses_data");
+    assert_eq!(s["messages"], 0);
+    // every message record of the block, as lost (deleted seq 4 as deleted)
+    let d = jetdir_env(
+        &[
+            "dump",
+            "--json",
+            "--include-deleted",
+            "--payload",
+            "none",
+            &store,
+        ],
+        &env,
+    );
+    let gone: Vec<(u64, String)> = String::from_utf8_lossy(&d.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m.get("seq").is_some())
+        .map(|m| {
+            let why = m["deleted"].as_str().unwrap_or("served").to_string();
+            (m["seq"].as_u64().unwrap(), why)
+        })
+        .collect();
+    let want: Vec<(u64, String)> = (1..=10)
+        .map(|q| (q, if q == 4 { "deleted" } else { "lost" }.to_string()))
+        .collect();
+    assert_eq!(gone, want);
+    // salvage: all 9 messages, out of the block the server cannot read
+    let o = tempfile::tempdir().unwrap();
+    let dest = o.path().join("SECRET");
+    let r = jetdir_env(
+        &[
+            "-j",
+            "-q",
+            "salvage",
+            &sd.display().to_string(),
+            "-o",
+            &dest.display().to_string(),
+        ],
+        &env,
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let got = json(&jetdir_env(
+        &["-j", "-q", "verify", &dest.display().to_string()],
+        &[],
+    ));
+    assert_eq!(got["exit_code"], 0, "{got:#}");
+    assert_eq!(got["streams"][0]["messages"], 9);
+    // the advice taken: with no key file the server converts the block
+    std::fs::rename(sd.join("msgs/1.key"), o.path().join("1.key")).unwrap();
+    let out = jetdir_env(&["-j", "-q", "verify", &store], &env);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(kinds(&v).contains(&("block_plaintext_converted".into(), "msgs/1.blk".into())));
+    assert_matches_server(&v, "v2.15.1-enc-chacha");
+}

@@ -164,6 +164,8 @@ kinds! {
     EncryptedKeyNeeded = "encrypted_key_needed", Error;
     EncryptedWrongKey = "encrypted_wrong_key", Error;
     EncryptedCorrupt = "encrypted_corrupt", Error;
+    BlockPlaintext = "block_plaintext", Error;
+    BlockPlaintextConverted = "block_plaintext_converted", Warning;
     EncryptedPreviousKey = "encrypted_previous_key", Warning;
     EncryptedOtherCipher = "encrypted_other_cipher", Warning;
     EncryptedConsumerPreviousKey = "encrypted_consumer_previous_key", Error;

@@ -2722,7 +2722,7 @@ pub fn verify_stream_dir(
             let path = sd.dir.join(&rel);
             let read = match &enc {
                 Some(e) => e
-                    .block_key(i)
+                    .block_view(i)
                     .map_err(|why| {
                         std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
                     })
@@ -2730,7 +2730,11 @@ pub fn verify_stream_dir(
                         read_reusing_with(
                             &path,
                             rd,
-                            |b| k.xor_block(0, b),
+                            |b| {
+                                if let Some(k) = k {
+                                    k.xor_block(0, b)
+                                }
+                            },
                             |d, n| scan::scan_decoded(&ctx, i, n, d),
                         )
                     }),

@@ -226,6 +226,83 @@ pub struct EncryptedDir {
     files: Vec<String>,
     /// What does not open although the key fits the stream (the load model's input).
     pub unopened: Unopened,
+    /// Blocks that hold plaintext records (see [`PlainBlock`]), by block index.
+    pub plaintext: BTreeMap<u32, PlainBlock>,
+}
+
+/// A block of an encrypted stream whose bytes are plaintext records: they frame, and their
+/// checksums (keyed by the stream's name and the block's index, not by the encryption key)
+/// verify as they lie, where ciphertext passes one time in 2^64. nats-server 2.10.0-2.11.5
+/// write such blocks (fixed in 2.11.6 and 2.12.0: nats-io/nats-server 06b3e2aa6): they load
+/// a block's keys only when they first read it, and a last block shorter than 8 bytes at
+/// start was never read, so what they then wrote to it went to disk unencrypted. Read
+/// through its key file, such a block is garbage to every release (whose log says
+/// "indexCacheBuf corrupt record state"), and its messages are lost; with no key file the
+/// server takes it for a plaintext block to convert and encrypts it with a new key, losing
+/// nothing (both checked against 2.10.26-2.15.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlainBlock {
+    /// Message records in it whose checksum verifies (deleted ones included).
+    pub messages: u64,
+    /// Their bytes (record lengths).
+    pub bytes: u64,
+    /// Their first and last sequence.
+    pub seqs: Option<(u64, u64)>,
+    /// Written compressed (`cmp`).
+    pub compressed: bool,
+    /// It has no key file: the server converts it (reads it as it is, and encrypts it).
+    pub no_key: bool,
+}
+
+/// `rel` (a block of `size` bytes) as a [`PlainBlock`], when its bytes are plaintext records
+/// under the record key `key`. Reads the first record's head, and the block only when that
+/// head could start a record (or a `cmp` block) of this file, which ciphertext does a few
+/// times in a thousand.
+fn plaintext_block(
+    src: &dyn StreamSource,
+    rel: &str,
+    size: u64,
+    key: &highway::Key,
+) -> Option<PlainBlock> {
+    use crate::filestore::block::{self, EMPTY_RECORD_LEN, HBIT, HDR_LEN, MAX_RECORD_LEN};
+    let head = src.head(rel, HDR_LEN).ok()??;
+    let cmp = block::is_cmp_block(&head);
+    let rl = head
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & !HBIT)?;
+    if !cmp && !(rl as usize >= EMPTY_RECORD_LEN && rl <= MAX_RECORD_LEN && u64::from(rl) <= size) {
+        return None;
+    }
+    if !cmp {
+        // the first record alone first: a block is read whole only when it verifies
+        let first = src.head(rel, rl as usize).ok()??;
+        if !block::parse_record(&first, 0).is_ok_and(|r| r.checksum_ok(key)) {
+            return None;
+        }
+    }
+    let raw = src.read(rel).ok()??;
+    let (plain, compressed) = block::plain_block(&raw).ok()?;
+    let mut pb = PlainBlock {
+        compressed,
+        ..PlainBlock::default()
+    };
+    for r in block::Records::new(&plain) {
+        let Ok(r) = r else { break };
+        if !r.checksum_ok(key) {
+            break;
+        }
+        if r.kind() == block::RecordKind::Message {
+            pb.messages += 1;
+            pb.bytes += u64::from(r.len);
+            pb.seqs = Some(
+                pb.seqs
+                    .map_or((r.seq, r.seq), |(a, b)| (a.min(r.seq), b.max(r.seq))),
+            );
+        }
+    }
+    // a cmp block whose first record does not verify is not one
+    (pb.messages > 0 || block::parse_record(&plain, 0).is_ok_and(|r| r.checksum_ok(key)))
+        .then_some(pb)
 }
 
 /// The parts of an encrypted stream that do not open with the key that opens the rest:
@@ -481,6 +558,7 @@ impl EncryptedDir {
             plain: BTreeMap::new(),
             files: all.iter().filter(|n| !is_key(n)).cloned().collect(),
             unopened: Unopened::default(),
+            plaintext: BTreeMap::new(),
         };
         let mut t = Tally {
             ring,
@@ -553,6 +631,14 @@ impl EncryptedDir {
                 .read(&format!("msgs/{i}.key"))
                 .map(|b| ring.open_key_file(account, &keys::block_context(&e.cfg_name, i), &b));
             let idx = format!("msgs/{i}.idx");
+            let blk = format!("msgs/{i}.blk");
+            let size = e.sizes.get(&blk).copied().unwrap_or(0);
+            let plain = (size > 0)
+                .then(|| {
+                    let k = crate::filestore::block::block_key(&e.cfg_name, i);
+                    plaintext_block(t.src, &blk, size, &k)
+                })
+                .flatten();
             (
                 i,
                 key,
@@ -560,13 +646,17 @@ impl EncryptedDir {
                     .contains(idx.as_str())
                     .then(|| t.read(&idx))
                     .flatten(),
+                plain,
             )
         };
         let opened: Vec<_> = {
             use rayon::prelude::*;
             blocks.par_iter().map(read_open).collect()
         };
-        for (i, key, idx_raw) in opened {
+        for (i, key, idx_raw, plain) in opened {
+            if let Some(pb) = plain {
+                e.plaintext.insert(i, pb);
+            }
             let kf = format!("msgs/{i}.key");
             let k = t.key_opened(&mut e, &kf, key);
             let idx = format!("msgs/{i}.idx");
@@ -648,8 +738,18 @@ impl EncryptedDir {
             };
             e.plain.insert(sum, Ok(view));
         }
+        // a plaintext block with no key file is converted by the server, not lost
+        for (i, pb) in &mut e.plaintext {
+            let kf = format!("msgs/{i}.key");
+            let before = t.failed.len();
+            t.failed.retain(|(f, why)| !(why == MISSING && *f == kf));
+            pb.no_key = t.failed.len() < before;
+        }
         let unopened = Unopened::of(&t.failed);
         e.findings(account, dir_name, ring, t.failed);
+        if !e.wrong_key {
+            e.plaintext_findings(account, dir_name);
+        }
         if !e.wrong_key {
             e.unopened = unopened;
         }
@@ -808,6 +908,69 @@ impl EncryptedDir {
         }
     }
 
+    /// A finding per block that holds plaintext records ([`PlainBlock`]).
+    fn plaintext_findings(&mut self, account: &str, dir_name: &str) {
+        const WHY: &str = "nats-server 2.10.0-2.11.5 write such blocks (fixed in 2.11.6 and 2.12.0): what they wrote to a last block that was empty when they started went to disk unencrypted";
+        for (i, pb) in &self.plaintext {
+            let blk = format!("msgs/{i}.blk");
+            let seqs = match pb.seqs {
+                Some((a, b)) if a == b => format!(", seq {a}"),
+                Some((a, b)) => format!(", seqs {a}..{b}"),
+                None => String::new(),
+            };
+            let cmp = if pb.compressed { ", compressed" } else { "" };
+            let what = format!(
+                "{} message record(s){seqs}, {} bytes{cmp}",
+                pb.messages, pb.bytes
+            );
+            let (kind, msg) = if pb.no_key {
+                (
+                    Kind::BlockPlaintextConverted,
+                    format!("{blk} holds {what} in plaintext and has no key file: the server takes it for a plaintext block, encrypts it with a new key (msgs/{i}.key) when it first reads it, and loses nothing ({WHY})"),
+                )
+            } else {
+                let through = match self.block_keys.get(i) {
+                    Some(Ok(_)) => format!("decrypted with msgs/{i}.key it is garbage to every release, which loses these messages (and rewrites or removes the block once it reads it)"),
+                    _ => format!("its key file msgs/{i}.key does not open either, so the server cannot read it and loses these messages"),
+                };
+                (
+                    Kind::BlockPlaintext,
+                    format!("{blk} is not encrypted: it holds {what} in plaintext ({WHY}); {through}. Before starting the server, move msgs/{i}.key out of the stream dir (keep it): with no key file the server encrypts the block with a new key and loses nothing; or `jetdir salvage` writes the messages out"),
+                )
+            };
+            self.problems.push(Problem::new(
+                kind,
+                Location::stream(account, dir_name).file(&blk),
+                msg,
+            ));
+        }
+    }
+
+    /// Blocks whose records can be read as written although the server cannot read them:
+    /// plaintext blocks ([`PlainBlock`]) that have a key file.
+    pub fn rescued_blocks(&self) -> Vec<u32> {
+        self.plaintext
+            .iter()
+            .filter(|(_, p)| !p.no_key)
+            .map(|(i, _)| *i)
+            .collect()
+    }
+
+    /// A file of the stream as the server reads it: decrypted (a block in its plaintext
+    /// view; `Ok(None)` when there is no such file).
+    pub fn read_file(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        StreamSource::read(self, rel)
+    }
+
+    /// How the server reads block `i`: through its key (`Ok(Some)`), as it is (`Ok(None)`:
+    /// a plaintext block without a key file, which the server converts), or not at all.
+    pub fn block_view(&self, i: u32) -> Result<Option<&AssetKey>, &str> {
+        if self.plaintext.get(&i).is_some_and(|p| p.no_key) {
+            return Ok(None);
+        }
+        self.block_key(i).map(Some)
+    }
+
     /// The key of block `i`, or why there is none.
     pub fn block_key(&self, i: u32) -> Result<&AssetKey, &str> {
         match self.block_keys.get(&i) {
@@ -845,6 +1008,9 @@ impl StreamSource for EncryptedDir {
                     return Ok(None);
                 };
                 let i = u32::try_from(i).map_err(|_| invalid("block number".into()))?;
+                if self.plaintext.get(&i).is_some_and(|p| p.no_key) {
+                    return Ok(Some(b)); // the server converts it: read as it is
+                }
                 let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
                 k.xor_block(0, &mut b);
                 Ok(Some(b))
@@ -859,8 +1025,9 @@ impl StreamSource for EncryptedDir {
         // told without reading (the default reads, and a block would be decrypted whole)
         match layout::classify_path(rel) {
             Some(StreamFile::Block(i)) => {
-                u32::try_from(i).is_ok_and(|i| self.block_key(i).is_ok())
-                    && self.inner.can_refetch(rel)
+                u32::try_from(i).is_ok_and(|i| {
+                    self.block_key(i).is_ok() || self.plaintext.get(&i).is_some_and(|p| p.no_key)
+                }) && self.inner.can_refetch(rel)
             }
             _ => matches!(self.read(rel), Ok(Some(_))),
         }
@@ -877,6 +1044,9 @@ impl StreamSource for EncryptedDir {
         let Some(mut t) = self.inner.tail(rel, n)? else {
             return Ok(None);
         };
+        if self.plaintext.get(&i).is_some_and(|p| p.no_key) {
+            return Ok(Some(t));
+        }
         let len = self.size(rel);
         let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
         k.xor_block(len.saturating_sub(t.len() as u64), &mut t);
@@ -911,6 +1081,9 @@ impl StreamSource for EncryptedDir {
     }
     fn open_findings(&self) -> &[Problem] {
         &self.problems
+    }
+    fn rescued_blocks(&self) -> Vec<u32> {
+        EncryptedDir::rescued_blocks(self)
     }
 }
 
@@ -964,6 +1137,52 @@ mod tests {
             assert_eq!(&blk[blk.len() - 8..], &tail[..]);
             let (plain, _) = crate::filestore::block::plain_block(&blk).unwrap();
             assert!(crate::filestore::block::Records::new(&plain).all(|r| r.is_ok()));
+        }
+    }
+
+    /// A block written in plaintext into an encrypted stream ([`PlainBlock`], what
+    /// nats-server 2.10.0-2.11.5 leave on disk) is told apart from ciphertext, compressed or
+    /// not: with its key file the server's view of it is garbage, and forensics reads it as
+    /// written; without one the server converts it, so it reads as it is and nothing is lost.
+    #[test]
+    fn a_block_written_in_plaintext_is_found() {
+        for (sample, stream) in [
+            ("v2.15.1-enc-chacha", "SECRET"),
+            ("v2.15.1-enc-aes", "ENCCMP"),
+        ] {
+            let t = testdata::sample(sample);
+            let d = testdata::stream_dir(&t, sample, stream);
+            let e = EncryptedDir::open(&d, "$G", stream, &ring());
+            assert!(
+                e.plaintext.is_empty() && e.rescued_blocks().is_empty(),
+                "{sample}"
+            );
+            let plain = e.read("msgs/1.blk").unwrap().unwrap();
+            let cmp = crate::filestore::block::is_cmp_block(&plain);
+            std::fs::write(d.join("msgs/1.blk"), &plain).unwrap();
+            let e = EncryptedDir::open(&d, "$G", stream, &ring());
+            let pb = e
+                .plaintext
+                .get(&1)
+                .unwrap_or_else(|| panic!("{sample}: not found"));
+            assert!(pb.messages > 0 && !pb.no_key, "{sample}: {pb:?}");
+            assert_eq!(pb.compressed, cmp, "{sample}");
+            assert_eq!(e.rescued_blocks(), vec![1]);
+            let kinds: Vec<Kind> = e.problems.iter().map(|p| p.kind).collect();
+            assert_eq!(kinds, vec![Kind::BlockPlaintext], "{sample}");
+            assert_ne!(e.read("msgs/1.blk").unwrap().unwrap(), plain, "{sample}");
+            assert!(matches!(e.block_view(1), Ok(Some(_))));
+
+            std::fs::remove_file(d.join("msgs/1.key")).unwrap();
+            let e = EncryptedDir::open(&d, "$G", stream, &ring());
+            assert!(e.plaintext[&1].no_key, "{sample}");
+            assert!(e.rescued_blocks().is_empty());
+            assert!(!e.unopened.any_block(), "{sample}: {:?}", e.unopened);
+            let kinds: Vec<Kind> = e.problems.iter().map(|p| p.kind).collect();
+            assert_eq!(kinds, vec![Kind::BlockPlaintextConverted], "{sample}");
+            assert_eq!(e.read("msgs/1.blk").unwrap().unwrap(), plain, "{sample}");
+            assert!(matches!(e.block_view(1), Ok(None)));
+            assert!(e.can_refetch("msgs/1.blk"));
         }
     }
 

@@ -37,6 +37,14 @@ pub trait StreamSource: Sync {
             .read(rel)?
             .map(|b| b[b.len().saturating_sub(n)..].to_vec()))
     }
+    /// The first `n` bytes of a file (all of it when shorter), like [`StreamSource::read`].
+    /// Sources that can read part of a file read only those bytes.
+    fn head(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.read(rel)?.map(|mut b| {
+            b.truncate(n);
+            b
+        }))
+    }
     /// [`StreamSource::read`] for a check: a file that exists but cannot be read is reported
     /// at `loc` as `io_error` (never as missing, never silently skipped).
     fn fetch(&self, rel: &str, loc: Location, problems: &mut Vec<Problem>) -> FileRead {
@@ -85,6 +93,13 @@ pub trait StreamSource: Sync {
     /// files): part of every stream read through it.
     fn open_findings(&self) -> &[Problem] {
         &[]
+    }
+    /// Blocks whose records can be read as written (in the source's underlying files)
+    /// although the server, reading them through this source, cannot: an encrypted
+    /// stream's blocks written in plaintext that have a key file
+    /// ([`crate::filestore::encrypted::PlainBlock`]). Forensics reads them as written.
+    fn rescued_blocks(&self) -> Vec<u32> {
+        Vec::new()
     }
 }
 
@@ -241,6 +256,17 @@ impl StreamSource for DirSource {
         let len = f.metadata()?.len();
         f.seek(SeekFrom::Start(len.saturating_sub(n as u64)))?;
         let mut b = Vec::with_capacity(n);
+        f.take(n as u64).read_to_end(&mut b)?;
+        Ok(Some(b))
+    }
+    fn head(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let f = match fs::File::open(self.dir.join(rel)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut b = Vec::with_capacity(n.min(1 << 20));
         f.take(n as u64).read_to_end(&mut b)?;
         Ok(Some(b))
     }

@@ -433,6 +433,9 @@ struct BlockPlan {
     min: Option<u64>,
     max: Option<u64>,
     unreadable: bool,
+    /// Read as written, although the server cannot read it
+    /// ([`StreamSource::rescued_blocks`]): its messages are gone for the server.
+    rescued: bool,
 }
 
 impl BlockPlan {
@@ -443,6 +446,7 @@ impl BlockPlan {
             min: s.min_seq,
             max: s.max_seq,
             unreadable: s.unreadable,
+            rescued: false,
         }
     }
 }
@@ -708,10 +712,27 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         .collect();
     let mut blocks: Vec<BlockPlan> = scans.iter().map(BlockPlan::of).collect();
     blocks.sort_by_key(|b| b.index);
-    let tombs: HashSet<u64, FxBuild> = scans
+    let mut tombs: HashSet<u64, FxBuild> = scans
         .iter()
         .flat_map(|s| s.tombstones.iter().copied())
         .collect();
+    // blocks the server cannot read, read as written (an encrypted stream's blocks written in
+    // plaintext): the walk hands out their records, as gone
+    for i in src.rescued_blocks() {
+        let rel = format!("msgs/{i}.blk");
+        let Ok((s, _)) = read_reusing(&sd.dir.join(&rel), rd, |d, n| {
+            scan::scan_decoded(&ctx, i, n, d)
+        }) else {
+            continue;
+        };
+        if let Some(b) = blocks.iter_mut().find(|b| b.index == i) {
+            *b = BlockPlan {
+                rescued: true,
+                ..BlockPlan::of(&s)
+            };
+            tombs.extend(s.tombstones.iter().copied());
+        }
+    }
     let cfg_name = pre.cfg_name.clone();
     let input = LoadInput::new(opts, recovery, (release, release_from), &dead);
     let (rep, problems) = store::finish_stream(pre, scans, src, "", &input);
@@ -1315,7 +1336,13 @@ impl StreamWalker {
                 continue;
             }
             let mut scratch = Vec::new();
-            let Some((decoded, _)) = src.fetch_block(rel, Default::default(), &mut scratch) else {
+            let fetched = if b.rescued {
+                // as written: the server's view of it (through its key) is garbage
+                DirSource::new(sd.dir.clone()).fetch_block(rel, Default::default(), &mut scratch)
+            } else {
+                src.fetch_block(rel, Default::default(), &mut scratch)
+            };
+            let Some((decoded, _)) = fetched else {
                 continue;
             };
             let Ok((plain, _)) = decoded else { continue };
@@ -1493,6 +1520,8 @@ impl StreamWalker {
                 .find(|g| g.0 <= r.seq && r.seq <= g.1)
                 .map(|g| g.2)
         };
+        // a block the server cannot read serves nothing, whatever else the model says
+        let gone = gone.or(v.b.rescued.then_some(Gone::Lost));
         Some(Msg::of_record(
             r,
             &self.sref.account,

@@ -706,10 +706,28 @@ def last_block_record(sd: Path) -> tuple[Path, dict]:
     return p, recs[len(recs) // 2]
 
 
-def mk_flip(field: str, noidx: bool = False, last: bool = False) -> Callable:
+def first_block_record(sd: Path, which: str) -> tuple[Path, dict]:
+    """The first live record of the first block (`which` = "first": the stream's first
+    message), or its middle one ("mid")."""
+    bl = blocks(sd)
+    if len(bl) < 3:
+        raise Skip(f"{sd.name} has {len(bl)} blocks")
+    p = bl[0]
+    if is_compressed(p):
+        raise Skip("compressed block")
+    recs = live_records(p)
+    if not recs:
+        raise Skip("no live record in the first block")
+    return p, recs[0] if which == "first" else recs[len(recs) // 2]
+
+
+def mk_flip(field: str, noidx: bool = False, last: bool = False,
+            first: Optional[str] = None) -> Callable:
     def f(store: Path, ctx: dict) -> str:
         sd = sdir(store)
-        if last:
+        if first:
+            p, r = first_block_record(sd, first)
+        elif last:
             p, r = last_block_record(sd)
         else:
             p, r = target_record(sd, want_hdr=(field in ("hdr", "hdrlen")))
@@ -953,6 +971,11 @@ FAILURES: dict[str, tuple[Callable, str]] = {
        for fld in ("len", "seq", "payload", "cksum")},
     **{f"flip_last_{fld}+noidx": (mk_flip(fld, True, last=True), "clean")
        for fld in ("len", "payload")},
+    # the first block (the stream's first message; a record in its middle)
+    **{f"flip_first_{fld}": (mk_flip(fld, first="first"), "clean")
+       for fld in ("len", "payload")},
+    "flip_first_mid_len": (mk_flip("len", first="mid"), "clean"),
+    "flip_first_len+noidx": (mk_flip("len", True, first="first"), "clean"),
     "lost_tombstones": (f_lost_tombstones, "clean"),
     "first_blk_empty+noidx": (f_first_blk_empty, "clean"),
     "odat_flip": (f_odat_flip, "clean"),
@@ -990,7 +1013,9 @@ def mk_key_damage(which: str, how: str, noidx: bool = False) -> Callable:
         bl = blocks(sd)
         if which == "mid" and len(bl) < 3:
             raise Skip("fewer than 3 blocks")
-        k = key_file_of(sd, bl[1] if which == "mid" else bl[-1])
+        if which == "first" and len(bl) < 3:
+            raise Skip("fewer than 3 blocks")
+        k = key_file_of(sd, {"first": bl[0], "mid": bl[1] if len(bl) > 1 else bl[0]}.get(which, bl[-1]))
         if how == "missing":
             k.unlink()
             d = f"PLAIN removed {k.name}"
@@ -1026,6 +1051,8 @@ ENC_FAILURES: dict[str, tuple[Callable, str]] = {
     "key_missing_mid+noidx": (mk_key_damage("mid", "missing", True), "clean"),
     "key_flip_mid": (mk_key_damage("mid", "flip"), "clean"),
     "key_flip_mid+noidx": (mk_key_damage("mid", "flip", True), "clean"),
+    "key_missing_first": (mk_key_damage("first", "missing"), "clean"),
+    "key_flip_first": (mk_key_damage("first", "flip"), "clean"),
     "key_missing_last": (mk_key_damage("last", "missing"), "clean"),
     "key_flip_last": (mk_key_damage("last", "flip"), "clean"),
     "meta_key_flip": (f_meta_key_flip, "clean"),
