@@ -171,6 +171,7 @@ pub fn finish_stream(
     let (mut rep, mut subjects, mut last) =
         stream_report(&pre, &scans, &late, &load.recovery, shape);
     apply_keyless(&pre, load, &mut rep);
+    keep_emptied_first_block(&pre, load, &scans, &truncs, &mut rep);
     empty_rebuild_on_210(load, removed.is_empty(), &mut rep);
     let psim_extra = cut_compressed_subjects(
         &scans,
@@ -1158,6 +1159,21 @@ fn legacy_numbers(
                             ),
                         ));
                         cut_seqs.extend(gone);
+                    }
+                }
+            }
+            // a rebuilt block cut at its first record, whose head frames but whose checksum
+            // fails, takes that record's sequence and time as its first (2.9 sets them before
+            // it checks the checksum), and the stream starts there (matrix
+            // `flip_first_len+noidx`, 2.9.10: first seq 1 and its time, nothing of the block left)
+            if let (None, None, Some(d)) = (first, s.first_live, s.damage) {
+                if let Some(q) = bad_in(problems, &file, Kind::RecordChecksum)
+                    .find(|p| p.loc.offset == Some(d.offset as u64))
+                    .and_then(|p| p.loc.seq)
+                    .filter(|&q| q > 0 && s.min_seq.is_none_or(|m| q <= m))
+                {
+                    if let Some(ts) = record_ts(src, &s.file, d.offset) {
+                        first = Some((q, ts));
                     }
                 }
             }
@@ -2944,6 +2960,57 @@ fn empty_rebuild_on_210(load: &LoadInput, nothing_removed: bool, rep: &mut Strea
         .collect();
 }
 
+/// STREAM.INFO after a cut at load (under a trusted index.db, 2.10+) left the stream's first
+/// block without a message: the server keeps the block, with the first sequence and time
+/// index.db gave it (its rebuild sets them only from a message it reads), and takes the
+/// stream's first sequence from its first block. The stream so still starts there: the cut
+/// range is listed deleted, the block's own deletes a second time in the count (STREAM.INFO
+/// lists the range missing before the next block, then every block's delete map), and the
+/// consumers' floors stay (matrix `flip_first_len`, 2.10.26-2.15.1: first 1, 1..30 deleted,
+/// 34 counted with seq 10 twice).
+fn keep_emptied_first_block(
+    pre: &Prelude,
+    load: &LoadInput,
+    scans: &[BlockScan],
+    truncs: &[load::Truncation],
+    rep: &mut StreamReport,
+) {
+    let (Recovery::Index, Some(db)) = (&load.recovery, pre.index_db.as_ref()) else {
+        return;
+    };
+    if load.release.as_ref().is_some_and(load::is_legacy) {
+        return;
+    }
+    let Some(s) = scans.first() else { return };
+    if s.first_live.is_some() || !truncs.iter().any(|t| t.file == s.file) {
+        return;
+    }
+    let Some(b) = db.blocks.iter().find(|b| b.index == s.index) else {
+        return;
+    };
+    let (Some(now), Some(msgs)) = (rep.first_seq, rep.messages) else {
+        return;
+    };
+    // (a block's range is bounded by what it can hold: see MAX_BLOCK_SPAN)
+    if msgs == 0 || b.first_seq == 0 || b.first_seq >= now || now - b.first_seq > 1 << 24 {
+        return;
+    }
+    let own = b
+        .deleted
+        .iter()
+        .filter(|&&q| q >= b.first_seq && q < now)
+        .count() as u64;
+    rep.first_seq = Some(b.first_seq);
+    rep.first_ts = Some(b.first_ts);
+    rep.deleted = rep.deleted.map(|d| d + (now - b.first_seq) + own);
+    let mut listed: std::collections::BTreeSet<u64> = rep.deleted_seqs.iter().copied().collect();
+    listed.extend(b.first_seq..now);
+    rep.deleted_seqs = listed
+        .into_iter()
+        .take(crate::state::stream::MAX_LISTED_DELETES)
+        .collect();
+}
+
 /// STREAM.INFO after the server emptied the [`keyless_blocks`]: every sequence of such a
 /// block is listed deleted (the count adds the block's whole range, deletes it already had
 /// included, as the server's list repeats them), and before 2.12.3 its messages and bytes
@@ -4171,6 +4238,80 @@ mod tests {
             "no idx_missing beside an .idx that is there"
         );
         assert_eq!(r.exit_code(), 0);
+    }
+
+    /// The first record of a stream's first block misframed (its length one less; matrix
+    /// `flip_first_len`). Under a trusted index.db (2.10+) the server, once it reads the
+    /// block, cuts it at offset 0 but keeps the block with index.db's first sequence and
+    /// time, so the stream still starts at seq 1, the cut range listed deleted with the
+    /// block's own delete (10) twice. The real servers on this copy of the 2.15.1 fixture's
+    /// MULTI, after a MSG.GET of every sequence: 2.15.1 and 2.14.6 69 messages, 71716 bytes,
+    /// first 1 (seq 1's time), 32 deleted, 1..30 and 40 (right after start they
+    /// still report 98: nothing has read the block yet); 2.12.8 cannot read 2.15.1's index.db
+    /// and rebuilds: first 31, only 40 deleted. 2.9.10 rebuilding the 2.9 fixture's MULTI
+    /// without its .idx/.fss takes the damaged record's sequence and time as the first (it
+    /// sets them before it checks the checksum): 70 messages, 72780 bytes, first 1 (seq 1's
+    /// time), none deleted.
+    #[test]
+    fn a_misframed_first_record_keeps_the_streams_first_sequence() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t.path().join("v2.15.1-plain/store");
+        let state = |r: &Report| {
+            let s = r.streams.iter().find(|s| s.name == "MULTI").unwrap();
+            (
+                s.messages,
+                s.bytes,
+                s.first_seq,
+                s.first_ts,
+                s.deleted,
+                s.deleted_seqs.clone(),
+            )
+        };
+        // the stream's first time before the damage (the sample's own)
+        let ts_2_15 = state(&run_as(&d, Some("2.15.1"), crate::base::time::now_ns())).3;
+        flip(&d.join("jetstream/$G/streams/MULTI/msgs/1.blk"), 0);
+        let mut listed: Vec<u64> = (1..=30).collect();
+        listed.push(40);
+        for v in ["2.15.1", "2.14.6"] {
+            let r = run_as(&d, Some(v), crate::base::time::now_ns());
+            assert_eq!(
+                state(&r),
+                (
+                    Some(69),
+                    Some(71716),
+                    Some(1),
+                    ts_2_15,
+                    Some(32),
+                    listed.clone()
+                ),
+                "{v}"
+            );
+            // the consumers' floors stay where they were: the stream still starts at 1
+            assert!(!kinds(&r).contains(&"consumer_floor_moved"), "{v}");
+        }
+        let r = run_as(&d, Some("2.12.8"), crate::base::time::now_ns());
+        assert_eq!(
+            (state(&r).0, state(&r).2, state(&r).4, state(&r).5),
+            (Some(69), Some(31), Some(1), vec![40])
+        );
+
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t.path().join("v2.9.10-legacy/store");
+        let ts_2_9 = state(&run_as(&d, Some("2.9.10"), crate::base::time::now_ns())).3;
+        let m = d.join("jetstream/$G/streams/MULTI/msgs");
+        for e in std::fs::read_dir(&m).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "idx" || x == "fss") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        flip(&m.join("1.blk"), 0);
+        let r = run_as(&d, Some("2.9.10"), crate::base::time::now_ns());
+        let s = state(&r);
+        assert_eq!(
+            (s.0, s.1, s.2, s.3, s.4),
+            (Some(70), Some(72780), Some(1), ts_2_9, Some(0))
+        );
     }
 
     /// An empty o.dat is a state of zeros (the server sees the file and reads nothing):
