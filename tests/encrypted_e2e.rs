@@ -377,3 +377,149 @@ fn a_rotated_key_reads_with_the_previous_key_and_the_unloaded_consumer_is_predic
         assert_eq!(s["last_seq"], st["last_seq"], "{name}");
     }
 }
+
+/// nats-server 2.10.0-2.11.5 write an encrypted stream's first block unencrypted when the
+/// stream was empty at their start (`filestore::encrypted::PlainBlock`). A store 2.10.26
+/// wrote so: jetdir names the block (`block_plaintext`) and, as 2.15.1 loads the store, gives
+/// 2.15.1's numbers (the block's messages lost). With `msgs/1.key` moved aside (the finding's
+/// advice) jetdir says the server converts the block (`block_plaintext_converted`), and 2.15.1
+/// serves all 99 messages. `salvage` of the damaged copy writes all 99, and a server without
+/// a key loads them.
+#[test]
+#[cfg_attr(
+    jetdir_no_server,
+    ignore = "needs nats-server 2.10.26 and 2.15 and nats-py: bash scripts/install-deps.sh"
+)]
+fn a_plaintext_block_is_lost_by_the_server_unless_its_key_file_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kf = tmp.path().join("key");
+    std::fs::write(&kf, KEY).unwrap();
+    let kf = kf.display().to_string();
+    let server = common::server_215().display().to_string();
+    let built = tmp.path().join("built");
+    enc_check(&[
+        "plainblock",
+        "--server",
+        "2.10.26",
+        "--cipher",
+        "chacha",
+        "--out",
+        &built.display().to_string(),
+    ]);
+    let store = built.join("store");
+    let stream_dir = store.join("jetstream/$G/streams/E");
+    // what 2.15.1 makes of a copy, and what jetdir says it makes of it
+    let load = |label: &str, copy: &std::path::Path| -> (Value, Value) {
+        let c = copy.display().to_string();
+        let rep = json(&jetdir(&[
+            "verify",
+            "-q",
+            "--json",
+            "--key-file",
+            &kf,
+            "--server-version",
+            "2.15.1",
+            &c,
+        ]));
+        let res = tmp.path().join(format!("{label}.json"));
+        enc_check(&[
+            "load",
+            "--server",
+            &server,
+            "--cipher",
+            "chacha",
+            "--store",
+            &c,
+            "--out",
+            &res.display().to_string(),
+        ]);
+        (rep, read_json(&res)["streams"]["E"].clone())
+    };
+    let same = |label: &str, rep: &Value, got: &Value| {
+        let s = &rep["streams"][0];
+        let st = &got["info"]["state"];
+        for (ours, theirs) in [
+            ("messages", "messages"),
+            ("bytes", "bytes"),
+            ("first_seq", "first_seq"),
+            ("last_seq", "last_seq"),
+            ("deleted", "num_deleted"),
+        ] {
+            assert_eq!(s[ours], st[theirs], "{label} {ours}");
+        }
+        let c = &s["consumers"][0];
+        assert_eq!(
+            c["num_pending"], got["consumers"]["C"]["num_pending"],
+            "{label} C"
+        );
+    };
+    let kinds = |rep: &Value| -> Vec<String> {
+        rep["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let as_is = tmp.path().join("as-is");
+    common::copy_dir(&store, &as_is);
+    let (rep, got) = load("as-is", &as_is);
+    assert!(
+        kinds(&rep).contains(&"block_plaintext".to_string()),
+        "{rep:#}"
+    );
+    assert_eq!(rep["streams"][0]["load"]["verdict"], "loses_data");
+    same("as is", &rep, &got);
+    assert!(got["info"]["state"]["messages"].as_u64().unwrap() < 99);
+
+    let nokey = tmp.path().join("nokey");
+    common::copy_dir(&store, &nokey);
+    std::fs::remove_file(nokey.join("jetstream/$G/streams/E/msgs/1.key")).unwrap();
+    let (rep, got) = load("nokey", &nokey);
+    assert!(
+        kinds(&rep).contains(&"block_plaintext_converted".to_string()),
+        "{rep:#}"
+    );
+    assert_eq!(rep["exit_code"], 0, "{rep:#}");
+    same("key file moved aside", &rep, &got);
+    assert_eq!(got["info"]["state"]["messages"], 99);
+    assert_eq!(got["messages"].as_array().unwrap().len(), 99, "all served");
+
+    // salvage, loaded by a server without a key
+    let fresh = tmp.path().join("fresh");
+    let out = fresh.join("jetstream/$G/streams/E");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let r = jetdir(&[
+        "salvage",
+        "-q",
+        "--key-file",
+        &kf,
+        &stream_dir.display().to_string(),
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let res = tmp.path().join("salvaged.json");
+    enc_check(&[
+        "load",
+        "--server",
+        &server,
+        "--cipher",
+        "chacha",
+        "--key",
+        "",
+        "--store",
+        &fresh.display().to_string(),
+        "--out",
+        &res.display().to_string(),
+    ]);
+    let got = &read_json(&res)["streams"]["E"];
+    assert_eq!(got["info"]["state"]["messages"], 99);
+    assert_eq!(got["messages"].as_array().unwrap().len(), 99);
+}

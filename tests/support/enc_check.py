@@ -7,6 +7,12 @@ exit code 4 when it is missing).
   enc_check.py build --server BIN --out DIR --cipher chacha|aes --streams SECRET,ENCCMP
       Start BIN with `jetstream { key, cipher }` on DIR/store, run the recipes, record every
       stream (STREAM.INFO, CONSUMER.INFO, messages), stop (SIGTERM); write DIR/facts.json.
+  enc_check.py plainblock --server BIN --out DIR --cipher chacha|aes
+      The plaintext block of nats-server 2.10.0-2.11.5: stream E (subjects e.>, max_bytes
+      120000: ~31 KB blocks) and consumer C created, the server stopped and started again
+      (E is empty at that start), 100 messages of ~750 bytes published, seq 3 deleted,
+      stopped; DIR/facts.json as for build. A release with the bug writes E's first block
+      unencrypted.
   enc_check.py load --server BIN --store DIR --cipher chacha|aes --out OUT.json
                     [--key KEY --prev-key OLD]
       Start BIN with the key on an existing store (e.g. what `jetdir extract` wrote), record
@@ -44,6 +50,29 @@ async def build(url: str, streams: list[str]) -> dict:
         await nc.close()
 
 
+async def plainblock_create(url: str) -> None:
+    nc = await nb.connect(url)
+    try:
+        await nb.wait_jetstream(nc)
+        await nb.create_stream(nc, {"name": "E", "subjects": ["e.>"], "max_bytes": 120000})
+        await nb.create_consumer(nc, "E", {"durable_name": "C", "ack_policy": "explicit",
+                                           "deliver_policy": "all"})
+    finally:
+        await nc.close()
+
+
+async def plainblock_fill(url: str) -> dict:
+    nc = await nb.connect(url)
+    try:
+        await nb.wait_jetstream(nc)
+        for i in range(100):
+            await nb.publish(nc, f"e.{i % 3}", (f"message {i} payload " * 40).encode())
+        await nb.delete_msg(nc, "E", 3, False)
+        return {"E": await nb.record_stream(nc, "E")}
+    finally:
+        await nc.close()
+
+
 async def record_all(url: str) -> dict:
     nc = await nb.connect(url)
     try:
@@ -55,7 +84,7 @@ async def record_all(url: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["build", "load"])
+    ap.add_argument("mode", choices=["build", "load", "plainblock"])
     ap.add_argument("--server", required=True)
     ap.add_argument("--cipher", required=True, choices=["chacha", "aes"])
     ap.add_argument("--out", required=True)
@@ -82,6 +111,28 @@ def main() -> int:
         srv.start()
         try:
             streams = asyncio.run(build(srv.url, a.streams.split(",")))
+        except BaseException:
+            srv.stop()
+            print(srv.log_tail(), file=sys.stderr)
+            raise
+        rc = srv.stop()
+        facts = {"version": nb.server_version(a.server), "cipher": a.cipher, "exit_code": rc,
+                 "streams": streams}
+        (out / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
+        return 0
+    if a.mode == "plainblock":
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        srv = nb.NatsServer(a.server, out / "store", jetstream_extra=extra, work_dir=out / "w1")
+        srv.start()
+        try:
+            asyncio.run(plainblock_create(srv.url))
+        finally:
+            srv.stop()
+        srv = nb.NatsServer(a.server, out / "store", jetstream_extra=extra, work_dir=out / "w2")
+        srv.start()
+        try:
+            streams = asyncio.run(plainblock_fill(srv.url))
         except BaseException:
             srv.stop()
             print(srv.log_tail(), file=sys.stderr)
