@@ -808,6 +808,13 @@ fn a_block_written_in_plaintext_is_reported_and_salvaged() {
     let s = stream(&v, "SECRET");
     assert_eq!(s["load"]["verdict"], "loses_data");
     assert_eq!(s["messages"], 0);
+    // explain tells the fix first
+    let e = json(&jetdir_env(&["-j", "-q", "explain", &store], &env));
+    let next = e["streams"][0]["next_step"].as_str().unwrap();
+    assert!(
+        next.starts_with("before starting the server, move msgs/1.key out"),
+        "{next}"
+    );
     // every message record of the block, as lost (deleted seq 4 as deleted)
     let d = jetdir_env(
         &[

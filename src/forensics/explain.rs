@@ -267,6 +267,25 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         reads(s, l, &mut o);
     }
     let undecodable = errors.iter().any(|p| p.kind == Kind::BlockDecompress);
+    // blocks written unencrypted (filestore::encrypted::PlainBlock): their key files go
+    let plain_blocks: Vec<&str> = errors
+        .iter()
+        .filter(|p| p.kind == Kind::BlockPlaintext)
+        .filter_map(|p| p.loc.file.as_deref())
+        .collect();
+    let plain_keys: Vec<String> = plain_blocks
+        .iter()
+        .map(|f| f.trim_end_matches(".blk").to_string() + ".key")
+        .collect();
+    if !plain_blocks.is_empty() && l.verdict != Verdict::Skipped {
+        o.push(format!(
+            "{} written unencrypted (nats-server 2.10.0-2.11.5 do so when the stream was empty at their start): the server decrypts it with its key file and reads garbage, while the messages are intact on disk.",
+            match plain_blocks.as_slice() {
+                [one] => format!("{one} was"),
+                more => format!("{} were", more.join(", ")),
+            }
+        ));
+    }
     if l.lost_messages > 0 && l.verdict != Verdict::Skipped {
         let how = if undecodable && l.recovery == "rebuild" {
             "It drops the block(s) it cannot decode and truncates damaged ones at the first bad record: it loses"
@@ -374,6 +393,12 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         ));
     }
     let next = match l.verdict {
+        _ if !plain_keys.is_empty() && l.verdict != Verdict::Skipped => format!(
+            "before starting the server, move {} out of stream {}'s directory (keep a copy): with no key file the server encrypts such a block with a new key and loses nothing (`jetdir verify` then says `block_plaintext_converted`); or keep every good record with `jetdir salvage {path} --stream {} -o OUT`",
+            plain_keys.join(", "),
+            s.name,
+            s.name
+        ),
         Verdict::Loads => "nothing to do: it loads as it is".to_string(),
         Verdict::Repaired => l
             .next_step
