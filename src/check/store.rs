@@ -171,7 +171,7 @@ pub fn finish_stream(
     let (mut rep, mut subjects, mut last) =
         stream_report(&pre, &scans, &late, &load.recovery, shape);
     apply_keyless(&pre, load, &mut rep);
-    keep_emptied_first_block(&pre, load, &scans, &truncs, &mut rep);
+    state_after_cuts_under_index(&pre, load, &scans, &truncs, &mut rep);
     empty_rebuild_on_210(load, removed.is_empty(), &mut rep);
     let psim_extra = cut_compressed_subjects(
         &scans,
@@ -2960,15 +2960,15 @@ fn empty_rebuild_on_210(load: &LoadInput, nothing_removed: bool, rep: &mut Strea
         .collect();
 }
 
-/// STREAM.INFO after a cut at load (under a trusted index.db, 2.10+) left the stream's first
-/// block without a message: the server keeps the block, with the first sequence and time
-/// index.db gave it (its rebuild sets them only from a message it reads), and takes the
-/// stream's first sequence from its first block. The stream so still starts there: the cut
-/// range is listed deleted, the block's own deletes a second time in the count (STREAM.INFO
-/// lists the range missing before the next block, then every block's delete map), and the
-/// consumers' floors stay (matrix `flip_first_len`, 2.10.26-2.15.1: first 1, 1..30 deleted,
-/// 34 counted with seq 10 twice).
-fn keep_emptied_first_block(
+/// STREAM.INFO after cuts at load under a trusted index.db (2.10+): the server rebuilds a cut
+/// block keeping its delete map, so the deletes past the block's new end are counted twice
+/// (STREAM.INFO lists the range missing before the next block, then every block's delete
+/// map). A cut that leaves the stream's first block without a message keeps the block with
+/// the first sequence and time index.db gave it (the rebuild sets them only from a message it
+/// reads), and the stream takes its first sequence from its first block: it still starts
+/// there, the cut range is listed deleted, and the consumers' floors stay (matrix
+/// `flip_first_len`, 2.10.26-2.15.1: first 1, 1..30 deleted, 34 counted with seq 10 twice).
+fn state_after_cuts_under_index(
     pre: &Prelude,
     load: &LoadInput,
     scans: &[BlockScan],
@@ -2981,28 +2981,41 @@ fn keep_emptied_first_block(
     if load.release.as_ref().is_some_and(load::is_legacy) {
         return;
     }
+    if rep.messages.is_none_or(|m| m == 0) {
+        return;
+    }
+    // Every block cut at load keeps its delete map, also the deletes past its new end, which
+    // STREAM.INFO then lists twice: in the range missing before the next block, and in the
+    // map (matrix `flip_second_first_len`, 2.15.1: 40 twice, 32 counted). (A block file that
+    // is empty reads as no data, and the server clears its map: `trunc_mid_zero`.)
+    let cut: Vec<&BlockScan> = scans
+        .iter()
+        .filter(|s| truncs.iter().any(|t| t.file == s.file) && s.plain_len > 0)
+        .collect();
+    let twice: u64 = cut
+        .iter()
+        .filter_map(|s| {
+            let b = db.blocks.iter().find(|b| b.index == s.index)?;
+            let end = s.max_seq.unwrap_or(0);
+            Some(b.deleted.iter().filter(|&&q| q > end).count() as u64)
+        })
+        .sum();
+    rep.deleted = rep.deleted.map(|d| d + twice);
     let Some(s) = scans.first() else { return };
-    if s.first_live.is_some() || !truncs.iter().any(|t| t.file == s.file) {
+    if s.first_live.is_some() || !cut.iter().any(|c| c.file == s.file) {
         return;
     }
     let Some(b) = db.blocks.iter().find(|b| b.index == s.index) else {
         return;
     };
-    let (Some(now), Some(msgs)) = (rep.first_seq, rep.messages) else {
-        return;
-    };
+    let Some(now) = rep.first_seq else { return };
     // (a block's range is bounded by what it can hold: see MAX_BLOCK_SPAN)
-    if msgs == 0 || b.first_seq == 0 || b.first_seq >= now || now - b.first_seq > 1 << 24 {
+    if b.first_seq == 0 || b.first_seq >= now || now - b.first_seq > 1 << 24 {
         return;
     }
-    let own = b
-        .deleted
-        .iter()
-        .filter(|&&q| q >= b.first_seq && q < now)
-        .count() as u64;
     rep.first_seq = Some(b.first_seq);
     rep.first_ts = Some(b.first_ts);
-    rep.deleted = rep.deleted.map(|d| d + (now - b.first_seq) + own);
+    rep.deleted = rep.deleted.map(|d| d + (now - b.first_seq));
     let mut listed: std::collections::BTreeSet<u64> = rep.deleted_seqs.iter().copied().collect();
     listed.extend(b.first_seq..now);
     rep.deleted_seqs = listed
@@ -4254,7 +4267,9 @@ mod tests {
     /// MULTI, after a MSG.GET of every sequence: 2.15.1 and 2.14.6 69 messages, 71716 bytes,
     /// first 1 (seq 1's time), 32 deleted, 1..30 and 40 (right after start they
     /// still report 98: nothing has read the block yet); 2.12.8 cannot read 2.15.1's index.db
-    /// and rebuilds: first 31, only 40 deleted. 2.9.10 rebuilding the 2.9 fixture's MULTI
+    /// and rebuilds: first 31, only 40 deleted. The same of the second block's first record,
+    /// and of the second block emptied to 0 bytes, on 2.15.1 after the reads: see below.
+    /// 2.9.10 rebuilding the 2.9 fixture's MULTI
     /// without its .idx/.fss takes the damaged record's sequence and time as the first (it
     /// sets them before it checks the checksum): 70 messages, 72780 bytes, first 1 (seq 1's
     /// time), none deleted.
@@ -4300,6 +4315,27 @@ mod tests {
             (state(&r).0, state(&r).2, state(&r).4, state(&r).5),
             (Some(69), Some(31), Some(1), vec![40])
         );
+        // the second block's first record instead: the block's delete (40) counted twice
+        // (2.15.1: 32 deleted, 10 and 31..60); the second block emptied to 0 bytes: the
+        // server clears its delete map (31)
+        let mut listed: Vec<u64> = vec![10];
+        listed.extend(31..=60);
+        for (how, deleted) in [("flip", 32), ("empty", 31)] {
+            let t = testdata::sample("v2.15.1-plain");
+            let d = t.path().join("v2.15.1-plain/store");
+            let blk = d.join("jetstream/$G/streams/MULTI/msgs/2.blk");
+            if how == "flip" {
+                flip(&blk, 0);
+            } else {
+                fs::write(&blk, b"").unwrap();
+            }
+            let s = state(&run_as(&d, Some("2.15.1"), crate::base::time::now_ns()));
+            assert_eq!(
+                (s.0, s.2, s.4, s.5),
+                (Some(69), Some(1), Some(deleted), listed.clone()),
+                "{how}"
+            );
+        }
 
         let t = testdata::sample("v2.9.10-legacy");
         let d = t.path().join("v2.9.10-legacy/store");

@@ -708,11 +708,14 @@ def last_block_record(sd: Path) -> tuple[Path, dict]:
 
 def first_block_record(sd: Path, which: str) -> tuple[Path, dict]:
     """The first live record of the first block (`which` = "first": the stream's first
-    message), or its middle one ("mid")."""
+    message), or its middle one ("mid"), or the first live record of the second block
+    ("second")."""
     bl = blocks(sd)
     if len(bl) < 3:
         raise Skip(f"{sd.name} has {len(bl)} blocks")
-    p = bl[0]
+    p = bl[1] if which == "second" else bl[0]
+    if which == "second":
+        which = "first"
     if is_compressed(p):
         raise Skip("compressed block")
     recs = live_records(p)
@@ -848,6 +851,21 @@ def mk_trunc(which: str, inside: bool, noidx: bool = False) -> Callable:
     return f
 
 
+def mk_trunc_zero(which: str) -> Callable:
+    """A block file emptied (0 bytes): the first block ("first") or the second ("mid")."""
+    def f(store: Path, ctx: dict) -> str:
+        sd = sdir(store)
+        bl = blocks(sd)
+        if len(bl) < 3:
+            raise Skip("fewer than 3 blocks")
+        p = bl[0] if which == "first" else bl[1]
+        size = p.stat().st_size
+        os.truncate(p, 0)
+        return f"PLAIN {p.name} truncated {size}->0"
+
+    return f
+
+
 def f_cmp_flip(store: Path, ctx: dict, noidx: bool = False) -> str:
     sd = sdir(store, "CMP")
     bl = [p for p in blocks(sd) if is_compressed(p)]
@@ -975,6 +993,9 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     **{f"flip_first_{fld}": (mk_flip(fld, first="first"), "clean")
        for fld in ("len", "payload")},
     "flip_first_mid_len": (mk_flip("len", first="mid"), "clean"),
+    "flip_second_first_len": (mk_flip("len", first="second"), "clean"),
+    "trunc_first_zero": (mk_trunc_zero("first"), "clean"),
+    "trunc_mid_zero": (mk_trunc_zero("mid"), "clean"),
     "flip_first_len+noidx": (mk_flip("len", True, first="first"), "clean"),
     "lost_tombstones": (f_lost_tombstones, "clean"),
     "first_blk_empty+noidx": (f_first_blk_empty, "clean"),
