@@ -273,6 +273,8 @@ fn plaintext_block(
     if !cmp && !(rl as usize >= EMPTY_RECORD_LEN && rl <= MAX_RECORD_LEN && u64::from(rl) <= size) {
         return None;
     }
+    // a big block (or record) is held by one thread at a time, as every block reader does
+    let _big = block::big_block_guard(size.min(block::MAX_BLOCK_FILE));
     if !cmp {
         // the first record alone first: a block is read whole only when it verifies
         let first = src.head(rel, rl as usize).ok()??;
