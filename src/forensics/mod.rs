@@ -476,6 +476,10 @@ struct Plan {
     cfg_name: String,
     blocks: Vec<BlockPlan>,
     tombs: HashSet<u64, FxBuild>,
+    /// Tombstones in blocks read as written that the server cannot read
+    /// ([`BlockPlan::rescued`]): they delete only records of such blocks (the server never
+    /// sees them).
+    rescued_tombs: HashSet<u64, FxBuild>,
     dead: DeadSet,
     /// Sequences the load takes away, with why.
     gone: Vec<(u64, u64, Gone)>,
@@ -712,10 +716,11 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         .collect();
     let mut blocks: Vec<BlockPlan> = scans.iter().map(BlockPlan::of).collect();
     blocks.sort_by_key(|b| b.index);
-    let mut tombs: HashSet<u64, FxBuild> = scans
+    let tombs: HashSet<u64, FxBuild> = scans
         .iter()
         .flat_map(|s| s.tombstones.iter().copied())
         .collect();
+    let mut rescued_tombs: HashSet<u64, FxBuild> = HashSet::default();
     // blocks the server cannot read, read as written (an encrypted stream's blocks written in
     // plaintext): the walk hands out their records, as gone
     for i in src.rescued_blocks() {
@@ -730,7 +735,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
                 rescued: true,
                 ..BlockPlan::of(&s)
             };
-            tombs.extend(s.tombstones.iter().copied());
+            rescued_tombs.extend(s.tombstones.iter().copied());
         }
     }
     let cfg_name = pre.cfg_name.clone();
@@ -740,6 +745,7 @@ fn plan_dir(sd: &StreamDir, opts: &Options) -> anyhow::Result<Planned> {
         cfg_name,
         blocks,
         tombs,
+        rescued_tombs,
         gone: gone_ranges(&rep),
         revived: revived_of(&rep),
         dead: dead.clone(),
@@ -895,6 +901,7 @@ fn plan_tar(
             cfg_name: name.to_string(),
             blocks: Vec::new(),
             tombs: HashSet::default(),
+            rescued_tombs: HashSet::default(),
             dead: DeadSet::default(),
             gone: Vec::new(),
             revived: HashSet::default(),
@@ -943,6 +950,7 @@ fn plan_tar(
         cfg_name,
         blocks,
         tombs,
+        rescued_tombs: HashSet::default(),
         gone: gone_ranges(&rep),
         revived: revived_of(&rep),
         dead,
@@ -1520,8 +1528,13 @@ impl StreamWalker {
                 .find(|g| g.0 <= r.seq && r.seq <= g.1)
                 .map(|g| g.2)
         };
-        // a block the server cannot read serves nothing, whatever else the model says
-        let gone = gone.or(v.b.rescued.then_some(Gone::Lost));
+        // a block the server cannot read serves nothing, whatever else the model says; what
+        // such blocks delete stays deleted
+        let gone = if v.b.rescued && plan.rescued_tombs.contains(&r.seq) {
+            Some(Gone::Deleted)
+        } else {
+            gone.or(v.b.rescued.then_some(Gone::Lost))
+        };
         Some(Msg::of_record(
             r,
             &self.sref.account,
