@@ -912,7 +912,7 @@ impl EncryptedDir {
 
     /// A finding per block that holds plaintext records ([`PlainBlock`]).
     fn plaintext_findings(&mut self, account: &str, dir_name: &str) {
-        const WHY: &str = "nats-server 2.10.0-2.11.5 write such blocks (fixed in 2.11.6 and 2.12.0): what they wrote to a last block that was empty when they started went to disk unencrypted";
+        const WHY: &str = "nats-server 2.10.0-2.11.5 write such blocks (fixed in 2.11.6 and 2.12.0): what they wrote to a last block that was empty when they started went to disk unencrypted; a conversion of a plaintext store to encryption that stopped between writing a block's key file and the block leaves one too";
         for (i, pb) in &self.plaintext {
             let blk = format!("msgs/{i}.blk");
             let seqs = match pb.seqs {
