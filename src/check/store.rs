@@ -874,6 +874,12 @@ fn count_short_blocks_from_index(
         for &q in &missing {
             s.live_bits.set(q);
         }
+        // a block with nothing left takes its first time from the index too (matrix
+        // `trunc_first_zero`, 2.10.26-2.12.2: the stream's first time is seq 1's)
+        if s.first_live.is_none() {
+            s.first_ts = be.first_ts;
+            s.min_seq = s.min_seq.or(Some(be.first_seq));
+        }
         s.msgs += missing.len() as u64;
         s.bytes = be.bytes;
         s.first_live = s.live_bits.first();
@@ -1166,6 +1172,14 @@ fn legacy_numbers(
             // fails, takes that record's sequence and time as its first (2.9 sets them before
             // it checks the checksum), and the stream starts there (matrix
             // `flip_first_len+noidx`, 2.9.10: first seq 1 and its time, nothing of the block left)
+            // A first block with nothing left whose .idx is there but stale keeps the .idx's
+            // first sequence and time: 2.9's rebuild resets neither (matrix
+            // `trunc_first_zero`, 2.9.10: first 1, at seq 1's time)
+            if let (None, None, Some(x)) = (first, s.first_live, pre.idx.get(&s.index)) {
+                if x.first_seq > 0 && s.damage.is_none() && s.min_seq.is_none() {
+                    first = Some((x.first_seq, x.first_ts));
+                }
+            }
             if let (None, None, Some(d)) = (first, s.first_live, s.damage) {
                 if let Some(q) = bad_in(problems, &file, Kind::RecordChecksum)
                     .find(|p| p.loc.offset == Some(d.offset as u64))
@@ -1278,7 +1292,17 @@ fn server_pending_model<'a>(
         if !s.unreadable && !src.can_refetch(&s.file) {
             return None;
         }
+        let reads_after_cut = load
+            .release
+            .as_ref()
+            .is_none_or(|r| r.base() >= Release::new(2, 12, 0));
+        let emptied = |t: &Truncation| t.offset == 0 && s.msgs == 0 && reads_after_cut;
         let cond = if s.unreadable && keyless.contains(&b.index) {
+            BlockCond::Keyless
+        } else if truncs.iter().any(|t| t.file == s.file && emptied(t)) {
+            // cut at its first record (2.12+): whichever count reads it first empties it, and a
+            // count from a sequence inside it begins at the next block (matrix
+            // `flip_second_first_len`: C_EXPL 38)
             BlockCond::Keyless
         } else if s.unreadable {
             BlockCond::Unreadable
@@ -2984,6 +3008,24 @@ fn state_after_cuts_under_index(
     if rep.messages.is_none_or(|m| m == 0) {
         return;
     }
+    // The first block's file empty (2.12.3+ count what is there): the server reads no data,
+    // drops the block's messages and moves its first sequence past them, but keeps its first
+    // time, which the stream then reports (matrix `trunc_first_zero`: first 31 at seq 1's time)
+    if let (Some(s), Some(b)) = (
+        scans.first(),
+        scans
+            .first()
+            .and_then(|s| db.blocks.iter().find(|b| b.index == s.index)),
+    ) {
+        if s.plain_len == 0
+            && s.file_len == 0
+            && b.msgs() > 0
+            && rep.first_seq == Some(b.last_seq.saturating_add(1))
+            && load::checks_blocks_against_index(load.release.as_ref())
+        {
+            rep.first_ts = Some(b.first_ts);
+        }
+    }
     // Every block cut at load keeps its delete map, also the deletes past its new end, which
     // STREAM.INFO then lists twice: in the range missing before the next block, and in the
     // map (matrix `flip_second_first_len`, 2.15.1: 40 twice, 32 counted). (A block file that
@@ -4315,6 +4357,17 @@ mod tests {
             (state(&r).0, state(&r).2, state(&r).4, state(&r).5),
             (Some(69), Some(31), Some(1), vec![40])
         );
+        // the first block emptied to 0 bytes: no data, so the server drops its messages and
+        // moves its first sequence past them, keeping its first time (2.15.1: first 31 at
+        // seq 1's time, 40 deleted)
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t.path().join("v2.15.1-plain/store");
+        fs::write(d.join("jetstream/$G/streams/MULTI/msgs/1.blk"), b"").unwrap();
+        let s = state(&run_as(&d, Some("2.15.1"), crate::base::time::now_ns()));
+        assert_eq!(
+            (s.0, s.2, s.3, s.4, s.5),
+            (Some(69), Some(31), ts_2_15, Some(1), vec![40])
+        );
         // the second block's first record instead: the block's delete (40) counted twice
         // (2.15.1: 32 deleted, 10 and 31..60); the second block emptied to 0 bytes: the
         // server clears its delete map (31)
@@ -4353,6 +4406,16 @@ mod tests {
         assert_eq!(
             (s.0, s.1, s.2, s.3, s.4),
             (Some(70), Some(72780), Some(1), ts_2_9, Some(0))
+        );
+        // its first block emptied, .idx kept: 2.9's rebuild keeps the stale .idx's first
+        // sequence and time (2.9.10: 69 messages, first 1 at seq 1's time, 10 and 40 deleted)
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t.path().join("v2.9.10-legacy/store");
+        fs::write(d.join("jetstream/$G/streams/MULTI/msgs/1.blk"), b"").unwrap();
+        let s = state(&run_as(&d, Some("2.9.10"), crate::base::time::now_ns()));
+        assert_eq!(
+            (s.0, s.2, s.3, s.4, s.5),
+            (Some(69), Some(1), ts_2_9, Some(2), vec![10, 40])
         );
     }
 
