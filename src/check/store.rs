@@ -3029,13 +3029,16 @@ fn state_after_cuts_under_index(
     // Every block cut at load keeps its delete map, also the deletes past its new end, which
     // STREAM.INFO then lists twice: in the range missing before the next block, and in the
     // map (matrix `flip_second_first_len`, 2.15.1: 40 twice, 32 counted). (A block file that
-    // is empty reads as no data, and the server clears its map: `trunc_mid_zero`.)
+    // is empty reads as no data, and the server clears its map: `trunc_mid_zero`. The last
+    // block has no next block: what its map holds past the cut is listed once, M10b.)
     let cut: Vec<&BlockScan> = scans
         .iter()
         .filter(|s| truncs.iter().any(|t| t.file == s.file) && s.plain_len > 0)
         .collect();
+    let last_block = scans.iter().map(|s| s.index).max();
     let twice: u64 = cut
         .iter()
+        .filter(|s| Some(s.index) != last_block)
         .filter_map(|s| {
             let b = db.blocks.iter().find(|b| b.index == s.index)?;
             let end = s.max_seq.unwrap_or(0);
