@@ -39,47 +39,57 @@ import recipes  # noqa: E402
 KEY = "jetdir-sample-key-0123456789abcdef"
 
 
-async def build(url: str, streams: list[str]) -> dict:
+async def session(url: str, work) -> object:
+    """Connect to the server at `url`, wait for JetStream, run `work(nc)`, close."""
     nc = await nb.connect(url)
     try:
         await nb.wait_jetstream(nc)
-        for s in streams:
-            await recipes.RECIPES[s](nc)
-        return {n: await nb.record_stream(nc, n) for n in await nb.stream_names(nc)}
+        return await work(nc)
     finally:
         await nc.close()
 
 
-async def plainblock_create(url: str) -> None:
-    nc = await nb.connect(url)
+async def record_streams(nc) -> dict:
+    return {n: await nb.record_stream(nc, n) for n in await nb.stream_names(nc)}
+
+
+async def build(nc, streams: list[str]) -> dict:
+    for s in streams:
+        await recipes.RECIPES[s](nc)
+    return await record_streams(nc)
+
+
+async def plainblock_create(nc) -> None:
+    await nb.create_stream(nc, {"name": "E", "subjects": ["e.>"], "max_bytes": 120000})
+    await nb.create_consumer(nc, "E", {"durable_name": "C", "ack_policy": "explicit",
+                                       "deliver_policy": "all"})
+
+
+async def plainblock_fill(nc) -> dict:
+    for i in range(100):
+        await nb.publish(nc, f"e.{i % 3}", (f"message {i} payload " * 40).encode())
+    await nb.delete_msg(nc, "E", 3, False)
+    return {"E": await nb.record_stream(nc, "E")}
+
+
+def run_server(binary: str, store: Path, extra, work_dir: Path, work) -> tuple[object, int]:
+    """Start `binary` on `store`, run `work(nc)` in a session, stop it (SIGTERM): the
+    result and the exit code (the log tail on stderr when the work fails)."""
+    srv = nb.NatsServer(binary, store, jetstream_extra=extra, work_dir=work_dir)
+    srv.start()
     try:
-        await nb.wait_jetstream(nc)
-        await nb.create_stream(nc, {"name": "E", "subjects": ["e.>"], "max_bytes": 120000})
-        await nb.create_consumer(nc, "E", {"durable_name": "C", "ack_policy": "explicit",
-                                           "deliver_policy": "all"})
-    finally:
-        await nc.close()
+        res = asyncio.run(session(srv.url, work))
+    except BaseException:
+        srv.stop()
+        print(srv.log_tail(), file=sys.stderr)
+        raise
+    return res, srv.stop()
 
 
-async def plainblock_fill(url: str) -> dict:
-    nc = await nb.connect(url)
-    try:
-        await nb.wait_jetstream(nc)
-        for i in range(100):
-            await nb.publish(nc, f"e.{i % 3}", (f"message {i} payload " * 40).encode())
-        await nb.delete_msg(nc, "E", 3, False)
-        return {"E": await nb.record_stream(nc, "E")}
-    finally:
-        await nc.close()
-
-
-async def record_all(url: str) -> dict:
-    nc = await nb.connect(url)
-    try:
-        await nb.wait_jetstream(nc)
-        return {n: await nb.record_stream(nc, n) for n in await nb.stream_names(nc)}
-    finally:
-        await nc.close()
+def write_facts(out: Path, binary: str, cipher: str, rc: int, streams: dict) -> None:
+    facts = {"version": nb.server_version(binary), "cipher": cipher, "exit_code": rc,
+             "streams": streams}
+    (out / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
 
 
 def main() -> int:
@@ -107,47 +117,23 @@ def main() -> int:
     if a.mode == "build":
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        srv = nb.NatsServer(a.server, out / "store", jetstream_extra=extra, work_dir=out / "work")
-        srv.start()
-        try:
-            streams = asyncio.run(build(srv.url, a.streams.split(",")))
-        except BaseException:
-            srv.stop()
-            print(srv.log_tail(), file=sys.stderr)
-            raise
-        rc = srv.stop()
-        facts = {"version": nb.server_version(a.server), "cipher": a.cipher, "exit_code": rc,
-                 "streams": streams}
-        (out / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
+        streams, rc = run_server(a.server, out / "store", extra, out / "work",
+                                 lambda nc: build(nc, a.streams.split(",")))
+        write_facts(out, a.server, a.cipher, rc, streams)
         return 0
     if a.mode == "plainblock":
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        srv = nb.NatsServer(a.server, out / "store", jetstream_extra=extra, work_dir=out / "w1")
-        srv.start()
-        try:
-            asyncio.run(plainblock_create(srv.url))
-        finally:
-            srv.stop()
-        srv = nb.NatsServer(a.server, out / "store", jetstream_extra=extra, work_dir=out / "w2")
-        srv.start()
-        try:
-            streams = asyncio.run(plainblock_fill(srv.url))
-        except BaseException:
-            srv.stop()
-            print(srv.log_tail(), file=sys.stderr)
-            raise
-        rc = srv.stop()
-        facts = {"version": nb.server_version(a.server), "cipher": a.cipher, "exit_code": rc,
-                 "streams": streams}
-        (out / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
+        run_server(a.server, out / "store", extra, out / "w1", plainblock_create)
+        streams, rc = run_server(a.server, out / "store", extra, out / "w2", plainblock_fill)
+        write_facts(out, a.server, a.cipher, rc, streams)
         return 0
     store = Path(a.store)
     work = tempfile.mkdtemp(prefix="enc-check-")
     srv = nb.NatsServer(a.server, store, jetstream_extra=extra, work_dir=Path(work) / "x")
     srv.start()
     try:
-        streams = asyncio.run(record_all(srv.url))
+        streams = asyncio.run(session(srv.url, record_streams))
     finally:
         srv.stop()
     try:
