@@ -270,7 +270,9 @@ fn plaintext_block(
     let rl = head
         .get(..4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & !HBIT)?;
-    if !cmp && !(rl as usize >= EMPTY_RECORD_LEN && rl <= MAX_RECORD_LEN && u64::from(rl) <= size) {
+    let could_start =
+        rl as usize >= EMPTY_RECORD_LEN && rl <= MAX_RECORD_LEN && u64::from(rl) <= size;
+    if !(cmp || could_start) {
         return None;
     }
     // a big block (or record) is held by one thread at a time, as every block reader does
