@@ -3061,12 +3061,12 @@ fn state_after_cuts_under_index(
     rep.first_seq = Some(b.first_seq);
     rep.first_ts = Some(b.first_ts);
     rep.deleted = rep.deleted.map(|d| d + (now - b.first_seq));
+    // (the range lies below every delete listed so far: its first ones are what the bounded
+    // list keeps, whatever range a damaged index.db claims)
+    let max = crate::state::stream::MAX_LISTED_DELETES;
     let mut listed: std::collections::BTreeSet<u64> = rep.deleted_seqs.iter().copied().collect();
-    listed.extend(b.first_seq..now);
-    rep.deleted_seqs = listed
-        .into_iter()
-        .take(crate::state::stream::MAX_LISTED_DELETES)
-        .collect();
+    listed.extend((b.first_seq..now).take(max));
+    rep.deleted_seqs = listed.into_iter().take(max).collect();
 }
 
 /// STREAM.INFO after the server emptied the [`keyless_blocks`]: every sequence of such a
@@ -3078,6 +3078,7 @@ fn apply_keyless(pre: &Prelude, load: &LoadInput, rep: &mut StreamReport) {
     if keyless.is_empty() {
         return;
     }
+    let max = crate::state::stream::MAX_LISTED_DELETES;
     let counts_them = load::checks_blocks_against_index(load.release.as_ref());
     // the stream's first block is read at start, and emptied for good: 2.12.3+ too drop its
     // messages (matrix `--cipher` `key_missing_first`: 67 of 96 on 2.12.8-2.15.1)
@@ -3093,7 +3094,8 @@ fn apply_keyless(pre: &Prelude, load: &LoadInput, rep: &mut StreamReport) {
             rep.messages = rep.messages.map(|m| m.saturating_sub(msgs));
             rep.bytes = rep.bytes.map(|b| b.saturating_sub(bytes));
         }
-        listed.extend(first..=last);
+        // (the list keeps its first `max`: no more of a range can be among them)
+        listed.extend((first..=last).take(max));
     }
     rep.deleted_seqs = listed
         .into_iter()
