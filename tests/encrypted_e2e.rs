@@ -7,7 +7,7 @@
 mod common;
 use serde_json::Value;
 
-use common::enc::{enc_check, jetdir, json, read_json, KEY};
+use common::enc::{enc_check, enc_load, jetdir, json, read_json, KEY};
 
 /// jetdir's report of every stream equals the server's STREAM.INFO / CONSUMER.INFO.
 fn assert_same(label: &str, rep: &Value, server: &Value) {
@@ -172,19 +172,7 @@ fn pack_writes_plaintext_and_a_keyed_server_encrypts_what_extract_wrote() {
         assert_eq!(m["name"], name);
     }
     // a server with the key loads them, with the same messages, and encrypts them at start
-    let res = tmp.path().join("loaded.json");
-    enc_check(&[
-        "load",
-        "--server",
-        &server,
-        "--cipher",
-        "chacha",
-        "--store",
-        &fresh.display().to_string(),
-        "--out",
-        &res.display().to_string(),
-    ]);
-    let loaded = read_json(&res);
+    let loaded = enc_load(&server, &fresh, &tmp.path().join("loaded.json"), &[]);
     for name in ["SECRET", "ENCCMP"] {
         let want = &facts["streams"][name];
         let got = &loaded["streams"][name];
@@ -421,19 +409,13 @@ fn a_plaintext_block_is_lost_by_the_server_unless_its_key_file_goes() {
             "2.15.1",
             &c,
         ]));
-        let res = tmp.path().join(format!("{label}.json"));
-        enc_check(&[
-            "load",
-            "--server",
+        let got = enc_load(
             &server,
-            "--cipher",
-            "chacha",
-            "--store",
-            &c,
-            "--out",
-            &res.display().to_string(),
-        ]);
-        (rep, read_json(&res)["streams"]["E"].clone())
+            copy,
+            &tmp.path().join(format!("{label}.json")),
+            &[],
+        );
+        (rep, got["streams"]["E"].clone())
     };
     let same = |label: &str, rep: &Value, got: &Value| {
         let s = &rep["streams"][0];
@@ -505,21 +487,13 @@ fn a_plaintext_block_is_lost_by_the_server_unless_its_key_file_goes() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    let res = tmp.path().join("salvaged.json");
-    enc_check(&[
-        "load",
-        "--server",
+    let salvaged = enc_load(
         &server,
-        "--cipher",
-        "chacha",
-        "--key",
-        "",
-        "--store",
-        &fresh.display().to_string(),
-        "--out",
-        &res.display().to_string(),
-    ]);
-    let got = &read_json(&res)["streams"]["E"];
+        &fresh,
+        &tmp.path().join("salvaged.json"),
+        &["--key", ""],
+    );
+    let got = &salvaged["streams"]["E"];
     assert_eq!(got["info"]["state"]["messages"], 99);
     assert_eq!(got["messages"].as_array().unwrap().len(), 99);
 }

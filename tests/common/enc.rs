@@ -23,6 +23,18 @@ pub fn enc_check(args: &[&str]) {
     );
 }
 
+/// `enc_check.py load`: `server` (chacha, the fixtures' key; `extra` adds or overrides
+/// arguments, e.g. `["--key", ""]`) loads `store`; what it recorded, from `out`.
+pub fn enc_load(server: &str, store: &Path, out: &Path, extra: &[&str]) -> Value {
+    let (s, o) = (store.display().to_string(), out.display().to_string());
+    let mut args = vec![
+        "load", "--server", server, "--cipher", "chacha", "--store", &s, "--out", &o,
+    ];
+    args.extend_from_slice(extra);
+    enc_check(&args);
+    read_json(out)
+}
+
 pub fn jetdir(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jetdir"))
         .args(args)
