@@ -1275,11 +1275,8 @@ fn server_pending_model<'a>(
     // 2.12+ empty such a block as the stream loads, before any consumer counts; 2.10 and 2.11
     // when a count first reads it, which depends on the consumers' order (not modelled: the
     // block counts as unreadable)
-    let keyless: Vec<u32> = if load
-        .release
-        .as_ref()
-        .is_none_or(|r| r.base() >= Release::new(2, 12, 0))
-    {
+    let empties = load::reads_after_cut(load.release.as_ref());
+    let keyless: Vec<u32> = if empties {
         keyless_blocks(pre, load).iter().map(|k| k.0).collect()
     } else {
         Vec::new()
@@ -1292,21 +1289,15 @@ fn server_pending_model<'a>(
         if !s.unreadable && !src.can_refetch(&s.file) {
             return None;
         }
-        let reads_after_cut = load
-            .release
-            .as_ref()
-            .is_none_or(|r| r.base() >= Release::new(2, 12, 0));
-        let emptied = |t: &Truncation| t.offset == 0 && s.msgs == 0 && reads_after_cut;
-        let cond = if s.unreadable && keyless.contains(&b.index) {
-            BlockCond::Keyless
-        } else if truncs.iter().any(|t| t.file == s.file && emptied(t)) {
-            // cut at its first record (2.12+): whichever count reads it first empties it, and a
-            // count from a sequence inside it begins at the next block (matrix
-            // `flip_second_first_len`: C_EXPL 38)
+        let cut = truncs.iter().find(|t| t.file == s.file);
+        // a block cut at its first record empties as a keyless one does (2.12+): whichever
+        // count reads it first empties it (matrix `flip_second_first_len`: C_EXPL 38)
+        let emptied = empties && cut.is_some_and(|t| t.offset == 0 && s.msgs == 0);
+        let cond = if (s.unreadable && keyless.contains(&b.index)) || emptied {
             BlockCond::Keyless
         } else if s.unreadable {
             BlockCond::Unreadable
-        } else if let Some(t) = truncs.iter().find(|t| t.file == s.file) {
+        } else if let Some(t) = cut {
             BlockCond::CutOnLoad {
                 offset: t.offset,
                 last: s.max_seq.unwrap_or(b.first_seq.saturating_sub(1)),
@@ -3008,15 +2999,14 @@ fn state_after_cuts_under_index(
     if rep.messages.is_none_or(|m| m == 0) {
         return;
     }
+    // the stream's first block, as scanned and as index.db lists it
+    let first = scans
+        .first()
+        .and_then(|s| Some((s, db.blocks.iter().find(|b| b.index == s.index)?)));
     // The first block's file empty (2.12.3+ count what is there): the server reads no data,
     // drops the block's messages and moves its first sequence past them, but keeps its first
     // time, which the stream then reports (matrix `trunc_first_zero`: first 31 at seq 1's time)
-    if let (Some(s), Some(b)) = (
-        scans.first(),
-        scans
-            .first()
-            .and_then(|s| db.blocks.iter().find(|b| b.index == s.index)),
-    ) {
+    if let Some((s, b)) = first {
         if s.plain_len == 0
             && s.file_len == 0
             && b.msgs() > 0
@@ -3046,13 +3036,10 @@ fn state_after_cuts_under_index(
         })
         .sum();
     rep.deleted = rep.deleted.map(|d| d + twice);
-    let Some(s) = scans.first() else { return };
+    let Some((s, b)) = first else { return };
     if s.first_live.is_some() || !cut.iter().any(|c| c.file == s.file) {
         return;
     }
-    let Some(b) = db.blocks.iter().find(|b| b.index == s.index) else {
-        return;
-    };
     let Some(now) = rep.first_seq else { return };
     // (a block's range is bounded by what it can hold: see MAX_BLOCK_SPAN)
     if b.first_seq == 0 || b.first_seq >= now || now - b.first_seq > 1 << 24 {

@@ -1012,11 +1012,10 @@ impl StreamSource for EncryptedDir {
                     return Ok(None);
                 };
                 let i = u32::try_from(i).map_err(|_| invalid("block number".into()))?;
-                if self.plaintext.get(&i).is_some_and(|p| p.no_key) {
-                    return Ok(Some(b)); // the server converts it: read as it is
+                // (none: a plaintext block the server converts, read as it is)
+                if let Some(k) = self.block_view(i).map_err(|e| invalid(e.to_string()))? {
+                    k.xor_block(0, &mut b);
                 }
-                let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
-                k.xor_block(0, &mut b);
                 Ok(Some(b))
             }
             _ => self.inner.read(rel),
@@ -1029,9 +1028,8 @@ impl StreamSource for EncryptedDir {
         // told without reading (the default reads, and a block would be decrypted whole)
         match layout::classify_path(rel) {
             Some(StreamFile::Block(i)) => {
-                u32::try_from(i).is_ok_and(|i| {
-                    self.block_key(i).is_ok() || self.plaintext.get(&i).is_some_and(|p| p.no_key)
-                }) && self.inner.can_refetch(rel)
+                u32::try_from(i).is_ok_and(|i| self.block_view(i).is_ok())
+                    && self.inner.can_refetch(rel)
             }
             _ => matches!(self.read(rel), Ok(Some(_))),
         }
@@ -1048,12 +1046,10 @@ impl StreamSource for EncryptedDir {
         let Some(mut t) = self.inner.tail(rel, n)? else {
             return Ok(None);
         };
-        if self.plaintext.get(&i).is_some_and(|p| p.no_key) {
-            return Ok(Some(t));
-        }
         let len = self.size(rel);
-        let k = self.block_key(i).map_err(|e| invalid(e.to_string()))?;
-        k.xor_block(len.saturating_sub(t.len() as u64), &mut t);
+        if let Some(k) = self.block_view(i).map_err(|e| invalid(e.to_string()))? {
+            k.xor_block(len.saturating_sub(t.len() as u64), &mut t);
+        }
         Ok(Some(t))
     }
     fn fetch(&self, rel: &str, loc: Location, problems: &mut Vec<Problem>) -> FileRead {

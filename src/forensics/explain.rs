@@ -277,7 +277,8 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         .iter()
         .map(|f| f.trim_end_matches(".blk").to_string() + ".key")
         .collect();
-    if !plain_blocks.is_empty() && l.verdict != Verdict::Skipped {
+    let plaintext = !plain_blocks.is_empty() && l.verdict != Verdict::Skipped;
+    if plaintext {
         o.push(format!(
             "{} written unencrypted (nats-server 2.10.0-2.11.5 do so when the stream was empty at their start): the server decrypts it with its key file and reads garbage, while the messages are intact on disk.",
             match plain_blocks.as_slice() {
@@ -393,7 +394,7 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         ));
     }
     let next = match l.verdict {
-        _ if !plain_keys.is_empty() && l.verdict != Verdict::Skipped => format!(
+        _ if plaintext => format!(
             "before starting the server, move {} out of stream {}'s directory (keep a copy): with no key file the server encrypts such a block with a new key and loses nothing (`jetdir verify` then says `block_plaintext_converted`); or keep every good record with `jetdir salvage {path} --stream {} -o OUT`",
             plain_keys.join(", "),
             s.name,

@@ -921,6 +921,15 @@ pub fn checks_blocks_against_index(r: Option<&Release>) -> bool {
     r.is_none_or(|r| r.base() >= Release::new(2, 12, 3))
 }
 
+/// True when `r` (`None`: the newest) reads on in a block it has just rebuilt under a trusted
+/// index.db, so a block that is emptied (its key file missing, or cut at its first record)
+/// holds nothing for every pending count, which then begins at the next block: 2.12.0 and
+/// later. 2.10 and 2.11 return the error to the count that found it (matrix `key_missing_mid`,
+/// `flip_second_first_len`, split between 2.11.11 and 2.12.0).
+pub fn reads_after_cut(r: Option<&Release>) -> bool {
+    r.is_none_or(|r| r.base() >= Release::new(2, 12, 0))
+}
+
 /// How `r`'s S2 reader decodes a `cmp` block whose stream ends in a skippable chunk running
 /// past the end (`None`: the newest). klauspost/compress 1.19.1 ("add defensive checks")
 /// seeks past a skippable chunk only when it ends within the bytes, so a block that an erase

@@ -44,7 +44,8 @@ pub enum BlockCond {
     /// message and ends before it starts (a count from a sequence inside it begins at the
     /// next block), while the stream's subject totals still count its messages (matrix
     /// `--cipher`, `key_missing_mid`, 2.12.0-2.15.1; 2.10 and 2.11 empty it only when a count
-    /// first reads it, not modelled).
+    /// first reads it, not modelled). Also a block cut at its first record on 2.12+
+    /// ([`crate::state::load::reads_after_cut`]).
     Keyless,
 }
 
@@ -177,7 +178,7 @@ impl<'a> ServerPending<'a> {
             last: db.last_seq,
             after,
             fails: crate::state::load::checks_blocks_against_index(release),
-            reads_after_cut: release.is_none_or(|r| r.base() >= Release::new(2, 12, 0)),
+            reads_after_cut: crate::state::load::reads_after_cut(release),
             totals: db
                 .subjects
                 .iter()
