@@ -301,10 +301,28 @@ fn run(server: &Path) {
             )
         })
         .collect();
-    let t0 = std::time::Instant::now();
-    cluster_log_py(server, out, "alone");
-    eprintln!("{}: alone {:.1?}", server.display(), t0.elapsed());
-    let (d2, _) = jetdir_cluster(&store);
+    // n1 applies its log within the phase's 5 s on an idle machine; under load (the whole
+    // suite on 2 cores) 2.9.10 has been seen to stop before it re-applied the acks. What it
+    // has not applied yet it applies on the next start alone, and a start alone never applies
+    // more than its log commits: so up to three starts, until the dirs hold the prediction
+    let on_disk = |d: &Value| -> Vec<[u64; 5]> {
+        names
+            .iter()
+            .map(|n| seqs(&consumer_group(d, n)["consumer_log"]["on_disk"]))
+            .collect()
+    };
+    let want: Vec<[u64; 5]> = predictions.iter().map(|p| p.1).collect();
+    let mut d2 = Value::Null;
+    for round in 1..=3 {
+        let t0 = std::time::Instant::now();
+        cluster_log_py(server, out, "alone");
+        eprintln!("{}: alone #{round} {:.1?}", server.display(), t0.elapsed());
+        d2 = jetdir_cluster(&store).0;
+        let s_last = group(&d2, "stream")["stream_log"]["stream_last_seq"].as_u64();
+        if s_last == Some(reapply_last) && on_disk(&d2) == want {
+            break;
+        }
+    }
     let s2 = &group(&d2, "stream")["stream_log"];
     assert_eq!(
         s2["stream_last_seq"].as_u64(),
