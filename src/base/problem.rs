@@ -63,6 +63,7 @@ kinds! {
     RecordFraming = "record_framing", Error;
     RecordTimestamp = "record_timestamp", Error;
     TornTail = "torn_tail", Warning;
+    ZeroedTail = "zeroed_tail", Error;
     SeqOrder = "seq_order", Error;
     SeqOrderAcrossBlocks = "seq_order_across_blocks", Error;
     SubjectNotUtf8 = "subject_not_utf8", Warning;

@@ -1020,6 +1020,23 @@ fn idx_trusted(x: &crate::filestore::legacy::LegacyIdx, s: &BlockScan) -> bool {
         || s.last_record_erased
 }
 
+/// The stream's first sequence and time as 2.9 recovers them (`recoverMsgs`, v2.9.10): blocks
+/// in the order the directory lists them (by file name: `10.blk` before `2.blk`), each taking
+/// the stream's first when there is none yet (0) or its own is lower. A block rebuilt to
+/// nothing without an `.idx` has first 0 and so resets it: the next block listed sets it again
+/// (matrix `zero_mid_all+noidx`, 2.9.10: block 2 zeroed, first 61 with 1..30 still counted;
+/// `zero_last_all+noidx`: the last block zeroed, first 0 at time 0).
+fn legacy_first(mut firsts: Vec<(String, (u64, i64))>) -> Option<(u64, i64)> {
+    firsts.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut first: Option<(u64, i64)> = None;
+    for (_, f) in firsts {
+        if first.is_none_or(|(q, _)| q == 0 || f.0 < q) {
+            first = Some(f);
+        }
+    }
+    first
+}
+
 /// 2.9's stream numbers (M13 of the matrix findings): a block with a trusted `.idx` counts
 /// what the `.idx` says (messages, bytes, first/last, its delete map; subjects from a trusted
 /// `.fss`), even when records in it are damaged, which it then cannot serve; a rebuilt block
@@ -1041,7 +1058,8 @@ fn legacy_numbers(
     let mut msgs = 0u64;
     let mut served = scan::SeqBits::default();
     let mut bytes = 0u64;
-    let mut first: Option<(u64, i64)> = None;
+    // each block's first sequence and time as 2.9 recovers it, by file name
+    let mut firsts: Vec<(String, (u64, i64))> = Vec::new();
     let mut last: (u64, i64) = (0, 0);
     let mut deleted: Vec<u64> = Vec::new();
     let mut unreadable = Vec::new();
@@ -1060,13 +1078,11 @@ fn legacy_numbers(
         let idx = pre
             .idx
             .get(&s.index)
-            .filter(|x| idx_trusted(x, s) && x.consistent());
+            .filter(|x| idx_trusted(x, s) && x.consistent() && !s.legacy_cache_fails);
         if let Some(x) = idx {
             msgs += x.msgs;
             bytes += x.bytes;
-            if x.msgs > 0 && first.is_none() {
-                first = Some((x.first_seq, x.first_ts));
-            }
+            firsts.push((s.file.clone(), (x.first_seq, x.first_ts)));
             if x.last_seq >= last.0 {
                 last = (x.last_seq, x.last_ts);
             }
@@ -1127,8 +1143,12 @@ fn legacy_numbers(
             msgs += s.msgs;
             bytes += s.bytes;
             served.union_with(&s.live_bits);
-            if let (None, Some(f)) = (first, s.first_live) {
-                first = Some((f, s.first_ts));
+            // the rebuild starts from the .idx's first when it reads one (stale or not), else
+            // from 0, and takes the first record it keeps
+            let readable_idx = pre.idx.get(&s.index).filter(|x| x.consistent());
+            let mut bfirst = readable_idx.map_or((0, 0), |x| (x.first_seq, x.first_ts));
+            if let Some(f) = s.first_live {
+                bfirst = (f, s.first_ts);
             }
             let (lo, hi) = (s.min_seq.unwrap_or(0), s.max_seq.unwrap_or(0));
             if hi >= last.0 && s.max_seq.is_some() {
@@ -1152,17 +1172,25 @@ fn legacy_numbers(
                         .filter(|q| !pre.dead.seqs.contains(q))
                         .collect();
                     if let (Some(&a), Some(&z)) = (gone.first(), gone.last()) {
-                        cut.push(Problem::new(
-                            Kind::BlockShort,
-                            pre.loc().file(&file).at(s.plain_len).seqs(a, z),
-                            format!(
-                                "{} ends at offset {} after seq {}, but its .idx lists seqs up to {}: the server rebuilds the block and loses seqs {}",
+                        let lost = load::ranges_text(&load::ranges(gone.iter().copied()));
+                        let (at, why) = match s.damage.filter(|_| s.legacy_cache_fails) {
+                            // (matrix `zero_mid_page`, 2.9.10: 77 messages where its .idx said 96)
+                            Some(d) => (d.offset as u64, format!(
+                                "{} does not read past offset {} (2.9 gives up indexing it when it first loads it: at start for a consumer whose position lies in it, else on the first read of one of its messages): the server then rebuilds the block from its .idx's first, cuts it there and loses seqs {lost}, which its .idx lists up to {}",
+                                s.file, d.offset, x.last_seq
+                            )),
+                            None => (s.plain_len, format!(
+                                "{} ends at offset {} after seq {}, but its .idx lists seqs up to {}: the server rebuilds the block and loses seqs {lost}",
                                 s.file,
                                 s.plain_len,
                                 after - 1,
                                 x.last_seq,
-                                load::ranges_text(&load::ranges(gone.iter().copied()))
-                            ),
+                            )),
+                        };
+                        cut.push(Problem::new(
+                            Kind::BlockShort,
+                            pre.loc().file(&file).at(at).seqs(a, z),
+                            why,
                         ));
                         cut_seqs.extend(gone);
                     }
@@ -1175,22 +1203,18 @@ fn legacy_numbers(
             // A first block with nothing left whose .idx is there but stale keeps the .idx's
             // first sequence and time: 2.9's rebuild resets neither (matrix
             // `trunc_first_zero`, 2.9.10: first 1, at seq 1's time)
-            if let (None, None, Some(x)) = (first, s.first_live, pre.idx.get(&s.index)) {
-                if x.first_seq > 0 && s.damage.is_none() && s.min_seq.is_none() {
-                    first = Some((x.first_seq, x.first_ts));
-                }
-            }
-            if let (None, None, Some(d)) = (first, s.first_live, s.damage) {
+            if let (None, Some(d)) = (s.first_live, s.damage) {
                 if let Some(q) = bad_in(problems, &file, Kind::RecordChecksum)
                     .find(|p| p.loc.offset == Some(d.offset as u64))
                     .and_then(|p| p.loc.seq)
-                    .filter(|&q| q > 0 && s.min_seq.is_none_or(|m| q <= m))
+                    .filter(|&q| q > bfirst.0 && s.min_seq.is_none_or(|m| q <= m))
                 {
                     if let Some(ts) = record_ts(src, &s.file, d.offset) {
-                        first = Some((q, ts));
+                        bfirst = (q, ts);
                     }
                 }
             }
+            firsts.push((s.file.clone(), bfirst));
             // a rebuilt block cut at a damaged record keeps that record's sequence as its last
             if let Some(d) = s.damage {
                 if let Some(p) = problems.iter().find(|p| {
@@ -1223,7 +1247,10 @@ fn legacy_numbers(
     deleted.dedup();
     rep.messages = Some(msgs);
     rep.bytes = Some(bytes);
-    match first {
+    // where the blocks' sequences start, whatever 2.9 reports as first: the gaps below are
+    // looked for from there
+    let lowest = firsts.iter().map(|f| f.1 .0).filter(|&q| q > 0).min();
+    match legacy_first(firsts) {
         Some((f, ts)) if msgs > 0 => {
             rep.first_seq = Some(f);
             rep.first_ts = Some(ts);
@@ -1241,7 +1268,7 @@ fn legacy_numbers(
     rep.subject_counts = subjects;
     // sequences between first and last that no block holds and no delete map lists
     let mut gaps = Vec::new();
-    let lo = rep.first_seq.unwrap_or(last_seq + 1);
+    let lo = lowest.unwrap_or(last_seq + 1);
     if msgs > 0 && last_seq.saturating_sub(lo) < 1 << 24 {
         let listed: std::collections::HashSet<u64> = rep.deleted_seqs.iter().copied().collect();
         gaps.extend((lo..=last_seq).filter(|q| !served.get(*q) && !listed.contains(q)));
@@ -1598,6 +1625,20 @@ fn describe_damage(
             Recovery::Legacy => String::new(),
         };
         let note = match t {
+            Some(t) if t.torn && d.zero_tail => {
+                *p = Problem::new(
+                    Kind::ZeroedTail,
+                    p.loc.clone(),
+                    format!(
+                        "{} holds only zeros from offset {} to its end ({} bytes): not a write cut short but data the disk never got, what a power loss leaves on a file system that logged the file's new size before its data; {how}{}truncates it there: the messages written there are gone from this node (acknowledged ones too, unless the server ran with sync_always), and which sequences they were cannot be read from this block",
+                        s.file,
+                        t.offset,
+                        s.plain_len.saturating_sub(t.offset as u64),
+                        if how.is_empty() { "the server " } else { " and " },
+                    ),
+                );
+                continue;
+            }
             Some(t) if t.torn => {
                 *p = Problem::new(
                     Kind::TornTail,
@@ -4291,6 +4332,90 @@ mod tests {
             "no idx_missing beside an .idx that is there"
         );
         assert_eq!(r.exit_code(), 0);
+    }
+
+    /// What a power loss leaves (zeros where data had not reached the disk), as 2.9 loads it
+    /// (matrix `zero_*`, M20). The real 2.9.10 on copies of the fixture's MULTI (4 blocks of
+    /// 30, 10 and 40 deleted in their .idx): a 4 KiB page of 2.blk zeroed, after a read of
+    /// every message, 79 messages, 82086 bytes, first 1, deleted [10, 40], lost 43..60 (seq 42,
+    /// whose checksum the zeros cut, goes too); 2.blk all zeros, .idx and .fss gone: 70
+    /// messages, first 61 at seq 61's time; 4.blk all zeros, the same: 90 messages, first 0,
+    /// last 90.
+    #[test]
+    fn zeroed_blocks_as_2_9_loads_them() {
+        let zero = |p: &Path, lo: usize, hi: usize| {
+            let mut b = fs::read(p).unwrap();
+            let hi = hi.min(b.len());
+            b[lo..hi].fill(0);
+            fs::write(p, b).unwrap();
+        };
+        let multi = |t: &tempfile::TempDir| {
+            t.path()
+                .join("v2.9.10-legacy/store/jetstream/$G/streams/MULTI")
+        };
+        let no_index = |d: &Path| {
+            for e in fs::read_dir(d.join("msgs")).unwrap() {
+                let p = e.unwrap().path();
+                if matches!(p.extension().and_then(|x| x.to_str()), Some("idx" | "fss")) {
+                    fs::remove_file(p).unwrap();
+                }
+            }
+        };
+        let for_29 = |d: &Path| run_as(d, Some("2.9.10"), crate::base::time::now_ns());
+
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = multi(&t);
+        zero(&d.join("msgs/2.blk"), 12288, 16384);
+        let r = for_29(&d);
+        let s = &r.streams[0];
+        assert_eq!(
+            (
+                s.messages,
+                s.bytes,
+                s.first_seq,
+                s.last_seq,
+                &s.deleted_seqs[..]
+            ),
+            (Some(79), Some(82086), Some(1), Some(100), &[10, 40][..]),
+            "{:#?}",
+            r.problems
+        );
+        let l = s.load.as_ref().unwrap();
+        assert_eq!(
+            (l.verdict, &l.lost[..]),
+            (Verdict::LosesData, &[(42, 60)][..])
+        );
+        assert!(kinds(&r).contains(&"block_short"), "{:#?}", r.problems);
+
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = multi(&t);
+        let first_of_3 = first_ts_of(&d.join("msgs/3.blk"));
+        zero(&d.join("msgs/2.blk"), 0, usize::MAX);
+        no_index(&d);
+        let r = for_29(&d);
+        let s = &r.streams[0];
+        assert_eq!(
+            (s.messages, s.bytes, s.first_seq, s.first_ts, s.last_seq),
+            (Some(70), Some(72780), Some(61), Some(first_of_3), Some(100))
+        );
+        assert_eq!(s.load.as_ref().unwrap().lost, vec![(31, 60)]);
+
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = multi(&t);
+        zero(&d.join("msgs/4.blk"), 0, usize::MAX);
+        no_index(&d);
+        let r = for_29(&d);
+        let s = &r.streams[0];
+        assert_eq!(
+            (s.messages, s.bytes, s.first_seq, s.last_seq),
+            (Some(90), Some(93573), Some(0), Some(90))
+        );
+    }
+
+    /// The time of the first record of a plain block file.
+    fn first_ts_of(p: &Path) -> i64 {
+        let b = fs::read(p).unwrap();
+        i64::from_le_bytes(b[12..20].try_into().unwrap())
     }
 
     /// The first record of a stream's first block misframed (its length one less; matrix

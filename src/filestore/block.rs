@@ -159,6 +159,29 @@ fn le_u64(b: &[u8], at: usize) -> Option<u64> {
     })
 }
 
+/// Whether 2.9's indexing of a block it loads gives up on `plain` (`msgBlock.indexCacheBuf`,
+/// v2.9.10): record by record, it fails on a header cut short by the end, a length below the
+/// header's or above 32 MiB, or a subject longer than the record; it checks nothing else (no
+/// checksum) and stops without error when a length jumps past the end. When it fails, 2.9
+/// rebuilds the block (`rebuildStateLocked`), cutting it at the first record that does not
+/// frame or whose checksum fails; a misframing it passes over only leaves the records after
+/// it unserved.
+pub fn legacy_cache_index_fails(plain: &[u8]) -> bool {
+    let mut at = 0usize;
+    while at < plain.len() {
+        let (Some(rl), Some(slen)) = (le_u32(plain, at), plain.get(at + 20..at + HDR_LEN)) else {
+            return true;
+        };
+        let rl = rl & !HBIT;
+        let slen = u16::from_le_bytes([slen[0], slen[1]]) as u32;
+        if (rl as usize) < HDR_LEN || slen > rl - HDR_LEN as u32 || rl > MAX_RECORD_LEN {
+            return true;
+        }
+        at += rl as usize;
+    }
+    false
+}
+
 /// Parse one record starting at `off`, applying the server's sanity rules plus a header-length check.
 pub fn parse_record(buf: &[u8], off: usize) -> Result<Record<'_>, FrameError> {
     let err = |what: String| FrameError { offset: off, what };
@@ -758,6 +781,41 @@ pub fn plain_block_in<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2.9's cache indexing gives up on zeros and on a header cut by the end, not on a length
+    /// that jumps past the end or on a bad checksum.
+    #[test]
+    fn legacy_cache_indexing_gives_up_as_2_9_does() {
+        let key = block_key("S", 1);
+        let mut b = Vec::new();
+        for seq in 1..=3 {
+            encode_record(&mut b, &key, seq, 7, b"s.x", None, &[b'a'; 40]);
+        }
+        let rl = b.len() / 3;
+        assert!(!legacy_cache_index_fails(&b));
+        let mut bad_sum = b.clone();
+        bad_sum[rl - 1] ^= 1;
+        assert!(!legacy_cache_index_fails(&bad_sum));
+        let mut zeros = b.clone();
+        zeros[rl..].fill(0);
+        assert!(legacy_cache_index_fails(&zeros));
+        let mut tail = b.clone();
+        tail.extend_from_slice(&[0u8; 21]);
+        assert!(legacy_cache_index_fails(&tail));
+        // the first length one less: the second header is read one byte early, its length
+        // from the first record's last checksum byte and the second's length, which jumps
+        // past the end: 2.9 stops there without error
+        let mut short = b.clone();
+        short[0] -= 1;
+        short[rl - 1] = 0;
+        short[rl] = 0x00;
+        short[rl + 1] = 0x40;
+        assert!(!legacy_cache_index_fails(&short));
+        // a subject length longer than the record
+        let mut subj = b.clone();
+        subj[rl + 20] = 0xff;
+        assert!(legacy_cache_index_fails(&subj));
+    }
 
     /// The subject rule byte by byte, as it reads: no empty token (leading, trailing or
     /// doubled '.'), no space, control byte or DEL.

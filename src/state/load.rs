@@ -278,8 +278,9 @@ pub fn truncate_blocks(
                     || s.suppressed.contains_key(Kind::RecordFraming.as_str()))
                     && !release.is_some_and(is_legacy)
             }
-            // 2.9 rebuilds a block whose .idx is missing, and truncates it as 2.10+ do
-            Recovery::Legacy => !legacy_indexed.contains(&s.index),
+            // 2.9 rebuilds a block whose .idx is missing, and truncates it as 2.10+ do; and
+            // one its cache indexing gives up on, when it first loads it
+            Recovery::Legacy => !legacy_indexed.contains(&s.index) || s.legacy_cache_fails,
         };
         if !truncates {
             continue;

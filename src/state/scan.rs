@@ -61,6 +61,9 @@ pub struct Damage {
     pub framing: bool,
     /// No intact record follows in the block (what a torn write leaves).
     pub nothing_after: bool,
+    /// Nothing follows but zeros, at least a record header's worth: what a power loss leaves
+    /// where the file system logged the block's new size before its data (not a torn write).
+    pub zero_tail: bool,
 }
 
 /// A message record counted live by the scan, kept so later deaths can be subtracted.
@@ -256,6 +259,9 @@ pub struct BlockScan {
     /// The block's last record is an erased one (2.9 does not update `.idx`/`.fss` last
     /// checksums when it erases, so their mismatch is expected then).
     pub last_record_erased: bool,
+    /// 2.9 gives up indexing this damaged block when it loads it and rebuilds it
+    /// ([`block::legacy_cache_index_fails`]); never set on a block without damage.
+    pub legacy_cache_fails: bool,
     /// first_ts/last_ts no longer belong to first_live/last_live (set by [`BlockScan::kill`]).
     pub ts_stale: bool,
     /// The first record a rebuilding server rejects, if any (checksums only when not quick).
@@ -382,6 +388,7 @@ pub fn scan_decoded(
                     offset: r.offset,
                     framing: false,
                     nothing_after: false,
+                    zero_tail: false,
                 });
                 if ctx.stop_at_damage {
                     break;
@@ -430,6 +437,7 @@ pub fn scan_decoded(
                 offset: fe.offset,
                 framing: true,
                 nothing_after: false,
+                zero_tail: false,
             });
         }
         if ctx.stop_at_damage {
@@ -447,12 +455,15 @@ pub fn scan_decoded(
             None => {
                 if let Some(d) = sc.damage.as_mut().filter(|d| d.offset == fe.offset) {
                     d.nothing_after = true;
+                    let rest = plain.get(fe.offset..).unwrap_or_default();
+                    d.zero_tail = rest.len() >= block::HDR_LEN && rest.iter().all(|&b| b == 0);
                 }
                 break;
             }
         }
     }
     annotate_losses(&mut sc);
+    sc.legacy_cache_fails = sc.damage.is_some() && block::legacy_cache_index_fails(&plain);
     sc
 }
 
