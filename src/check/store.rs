@@ -3852,6 +3852,40 @@ mod tests {
         );
     }
 
+    /// A last block ending in zeros is not a torn write but data the disk never got (a power
+    /// loss): an error, the stream losing data on this node, however many bytes; the server
+    /// truncates the zeros as it truncates a torn tail (matrix `zero_last_tail`: 2.10.26 to
+    /// 2.15.1 and 2.9.10 count what jetdir counts). A tail shorter than a record header, or
+    /// not all zeros, stays a torn tail.
+    #[test]
+    fn a_tail_of_zeros_is_lost_data_not_a_torn_write() {
+        for (zeros, kind, code) in [(4096, "zeroed_tail", 1), (22, "zeroed_tail", 1), (21, "torn_tail", 0)] {
+            let t = testdata::sample("v2.15.1-plain");
+            let d = multi(&t);
+            let blk = d.join("msgs/4.blk");
+            let mut b = fs::read(&blk).unwrap();
+            b.extend(std::iter::repeat_n(0u8, zeros));
+            fs::write(&blk, &b).unwrap();
+            let rep = run(&d, false);
+            let s = &rep.streams[0];
+            assert!(kinds(&rep).contains(&kind), "{zeros}: {:#?}", rep.problems);
+            assert_eq!(rep.exit_code(), code, "{zeros}: {:#?}", rep.problems);
+            assert_eq!(s.messages, Some(98), "{zeros}");
+            let want = if code == 1 { Verdict::LosesData } else { Verdict::Repaired };
+            assert_eq!(s.load.as_ref().unwrap().verdict, want, "{zeros}");
+        }
+        // a torn record followed by zeros is a torn write, not a power loss
+        let t = testdata::sample("v2.15.1-plain");
+        let d = multi(&t);
+        let blk = d.join("msgs/4.blk");
+        let mut b = fs::read(&blk).unwrap();
+        b.extend_from_slice(&b[..40].to_vec());
+        b.extend(std::iter::repeat_n(0u8, 200));
+        fs::write(&blk, &b).unwrap();
+        let rep = run(&d, false);
+        assert!(kinds(&rep).contains(&"torn_tail"), "{:#?}", rep.problems);
+    }
+
     /// Limits are enforced at load: the oldest messages go first, per-subject history too,
     /// and max_age counts from `--at`.
     #[test]
