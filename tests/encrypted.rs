@@ -887,3 +887,45 @@ fn a_block_written_in_plaintext_is_reported_and_salvaged() {
     assert!(kinds(&v).contains(&("block_plaintext_converted".into(), "msgs/1.blk".into())));
     assert_matches_server(&v, "v2.15.1-enc-chacha");
 }
+
+/// Zeros at the end of an encrypted block (a power loss) decrypt to the keystream, so the
+/// block's plain view shows garbage, not zeros: jetdir looks at the bytes as stored and
+/// reports `zeroed_tail` (data the disk never got: an error), not a torn write.
+#[test]
+fn zeros_in_an_encrypted_block_are_a_power_loss_not_a_torn_write() {
+    let t = store_copy("v2.15.1-enc-chacha");
+    let blk = t.path().join("jetstream/$G/streams/SECRET/msgs/1.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    b.extend(std::iter::repeat_n(0u8, 4096));
+    std::fs::write(&blk, &b).unwrap();
+    let store = t.path().display().to_string();
+    let out = jetdir_env(&["-j", "-q", "verify", &store], &[("JETDIR_KEY", KEY)]);
+    let v = json(&out);
+    let kinds: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["stream"] == "SECRET")
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"zeroed_tail"), "{v:#}");
+    assert!(!kinds.contains(&"torn_tail"), "{v:#}");
+    assert_eq!(out.status.code(), Some(1));
+    // the same 4096 bytes, not zeros, stored: a torn write (the key's garbage after it)
+    let t = store_copy("v2.15.1-enc-chacha");
+    let blk = t.path().join("jetstream/$G/streams/SECRET/msgs/1.blk");
+    let mut b = std::fs::read(&blk).unwrap();
+    b.extend(std::iter::repeat_n(0x5au8, 4096));
+    std::fs::write(&blk, &b).unwrap();
+    let store = t.path().display().to_string();
+    let out = jetdir_env(&["-j", "-q", "verify", &store], &[("JETDIR_KEY", KEY)]);
+    let v = json(&out);
+    assert!(
+        !v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "zeroed_tail"),
+        "{v:#}"
+    );
+}

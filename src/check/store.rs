@@ -119,7 +119,13 @@ pub fn finish_stream(
             *suppressed.entry(k).or_insert(0) += n;
         }
     }
-    let mut unreadable = describe_damage(&scans, &truncs, &load.recovery, prefix, &mut problems);
+    let mut unreadable = describe_damage(
+        &scans,
+        &truncs,
+        &load.recovery,
+        (src, prefix),
+        &mut problems,
+    );
     let vanished_seqs: Vec<u64> = vanished
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
@@ -1566,7 +1572,7 @@ fn describe_damage(
     scans: &[BlockScan],
     truncs: &[Truncation],
     recovery: &Recovery,
-    prefix: &str,
+    (src, prefix): (&dyn StreamSource, &str),
     problems: &mut Vec<Problem>,
 ) -> Vec<u64> {
     let mut unreadable = Vec::new();
@@ -1625,7 +1631,7 @@ fn describe_damage(
             Recovery::Legacy => String::new(),
         };
         let note = match t {
-            Some(t) if t.torn && d.zero_tail => {
+            Some(t) if t.torn && (d.zero_tail || stored_zeros(src, s, t.offset)) => {
                 *p = Problem::new(
                     Kind::ZeroedTail,
                     p.loc.clone(),
@@ -1684,6 +1690,23 @@ fn describe_damage(
         p.message = format!("{}; {note}", p.message);
     }
     unreadable
+}
+
+/// Whether block `s` is stored as zeros from `offset` to its end, at least a record header's
+/// worth: an encrypted block's zeros decrypt to its keystream, so its plain view does not show
+/// them ([`scan::Damage::zero_tail`] does for plain blocks). Not for `cmp` blocks, whose
+/// offsets are not the file's.
+fn stored_zeros(src: &dyn StreamSource, s: &BlockScan, offset: usize) -> bool {
+    let n = s.file_len.saturating_sub(offset as u64);
+    !s.compressed
+        && s.file_len == s.plain_len
+        && n >= crate::filestore::block::HDR_LEN as u64
+        && n <= crate::filestore::block::MAX_BLOCK_FILE
+        && src
+            .stored_tail(&s.file, n as usize)
+            .ok()
+            .flatten()
+            .is_some_and(|b| b.len() as u64 == n && b.iter().all(|&x| x == 0))
 }
 
 /// Blocks must hold ascending, non-overlapping sequence ranges.
@@ -3859,7 +3882,11 @@ mod tests {
     /// not all zeros, stays a torn tail.
     #[test]
     fn a_tail_of_zeros_is_lost_data_not_a_torn_write() {
-        for (zeros, kind, code) in [(4096, "zeroed_tail", 1), (22, "zeroed_tail", 1), (21, "torn_tail", 0)] {
+        for (zeros, kind, code) in [
+            (4096, "zeroed_tail", 1),
+            (22, "zeroed_tail", 1),
+            (21, "torn_tail", 0),
+        ] {
             let t = testdata::sample("v2.15.1-plain");
             let d = multi(&t);
             let blk = d.join("msgs/4.blk");
@@ -3871,7 +3898,11 @@ mod tests {
             assert!(kinds(&rep).contains(&kind), "{zeros}: {:#?}", rep.problems);
             assert_eq!(rep.exit_code(), code, "{zeros}: {:#?}", rep.problems);
             assert_eq!(s.messages, Some(98), "{zeros}");
-            let want = if code == 1 { Verdict::LosesData } else { Verdict::Repaired };
+            let want = if code == 1 {
+                Verdict::LosesData
+            } else {
+                Verdict::Repaired
+            };
             assert_eq!(s.load.as_ref().unwrap().verdict, want, "{zeros}");
         }
         // a torn record followed by zeros is a torn write, not a power loss

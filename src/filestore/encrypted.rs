@@ -1034,6 +1034,9 @@ impl StreamSource for EncryptedDir {
             _ => matches!(self.read(rel), Ok(Some(_))),
         }
     }
+    fn stored_tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
+        self.inner.tail(rel, n)
+    }
     fn tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
         let Some(Ok(i)) = layout::classify_path(rel)
             .and_then(|f| f.block())

@@ -37,6 +37,11 @@ pub trait StreamSource: Sync {
             .read(rel)?
             .map(|b| b[b.len().saturating_sub(n)..].to_vec()))
     }
+    /// The last `n` bytes of a file as it is stored: an encrypted stream's blocks not
+    /// decrypted (what the disk holds), like [`StreamSource::tail`] otherwise.
+    fn stored_tail(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {
+        self.tail(rel, n)
+    }
     /// The first `n` bytes of a file (all of it when shorter), like [`StreamSource::read`].
     /// Sources that can read part of a file read only those bytes.
     fn head(&self, rel: &str, n: usize) -> io::Result<Option<Vec<u8>>> {

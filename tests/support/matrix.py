@@ -943,6 +943,29 @@ def f_meta_sum_bad(store: Path, ctx: dict) -> str:
     return "PLAIN " + flip(sd / "meta.sum", 0)
 
 
+def mk_zero_file(which: str) -> Callable:
+    """A small state file of PLAIN all zeros at its size (what a power loss leaves of a file
+    rewritten just before it): `index` (index.db, or 2.9's first .idx), `meta` (meta.inf),
+    `odat` / `cmeta` (C_EXPL's o.dat / meta.inf)."""
+    def f(store: Path, ctx: dict) -> str:
+        sd = sdir(store)
+        p = {"index": sd / "msgs" / "index.db", "meta": sd / "meta.inf",
+             "odat": sd / "obs" / "C_EXPL" / "o.dat",
+             "cmeta": sd / "obs" / "C_EXPL" / "meta.inf"}[which]
+        if which == "index" and not p.exists():
+            idx = sorted((sd / "msgs").glob("*.idx"))
+            if not idx:
+                raise Skip("no index")
+            p = idx[0]
+        if not p.exists():
+            raise Skip(f"no {p.name}")
+        n = p.stat().st_size
+        p.write_bytes(bytes(n))
+        return f"PLAIN {p.relative_to(sd)} zeroed ({n} bytes)"
+
+    return f
+
+
 def f_first_blk_empty(store: Path, ctx: dict) -> str:
     sd = sdir(store)
     p = blocks(sd)[0]
@@ -1035,6 +1058,7 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     "first_blk_empty+noidx": (f_first_blk_empty, "clean"),
     "odat_flip": (f_odat_flip, "clean"),
     "meta_sum_bad": (f_meta_sum_bad, "clean"),
+    **{f"zero_{w}_file": (mk_zero_file(w), "clean") for w in ("index", "meta", "odat", "cmeta")},
     "idx_from_prev_release": (f_idx_from_prev, "clean"),
     "cmp_flip": (f_cmp_flip, "clean"),
     "cmp_trunc": (f_cmp_trunc, "clean"),
