@@ -291,6 +291,13 @@ pub fn finish_stream(
                 (rep.messages.unwrap_or(0), last),
             )
         },
+        legacy_deleted: (load.release.as_ref().is_some_and(load::is_legacy)
+            && rep.deleted.unwrap_or(0) == rep.deleted_seqs.len() as u64)
+            .then(|| {
+                let mut d = rep.deleted_seqs.clone();
+                d.sort_unstable();
+                d
+            }),
     };
     rep.consumers = check_consumers(
         &pre,
@@ -3910,7 +3917,8 @@ mod tests {
         let d = multi(&t);
         let blk = d.join("msgs/4.blk");
         let mut b = fs::read(&blk).unwrap();
-        b.extend_from_slice(&b[..40].to_vec());
+        let head = b[..40].to_vec();
+        b.extend_from_slice(&head);
         b.extend(std::iter::repeat_n(0u8, 200));
         fs::write(&blk, &b).unwrap();
         let rep = run(&d, false);

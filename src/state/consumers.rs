@@ -184,6 +184,11 @@ pub struct ScannedStream<'a> {
     pub index_totals: Option<IndexTotals>,
     /// See [`StreamView::server_pending`].
     pub server: Option<crate::state::pending::ServerPending<'a>>,
+    /// 2.9's count for a consumer without a filter (`fileStore.FilteredState`, v2.9.10): by
+    /// sequence arithmetic, last − start + 1 less the sequences its delete maps hold in that
+    /// range (these, sorted). Sequences a block lost or that lie between blocks stay counted
+    /// (matrix `blk_missing_mid`, 2.9.10: C_ALL 85 with a block of 30 gone).
+    pub legacy_deleted: Option<Vec<u64>>,
 }
 
 impl StreamView for ScannedStream<'_> {
@@ -194,6 +199,15 @@ impl StreamView for ScannedStream<'_> {
         self.index_totals.as_ref()
     }
     fn server_pending(&self, start: u64, filters: &[String]) -> Option<u64> {
+        if let (Some(deleted), true) = (&self.legacy_deleted, filters.is_empty()) {
+            let s = start.max(self.first);
+            if s > self.last {
+                return Some(0);
+            }
+            let lo = deleted.partition_point(|&d| d < s);
+            let hi = deleted.partition_point(|&d| d <= self.last);
+            return Some((self.last - s + 1).saturating_sub((hi - lo) as u64));
+        }
         Some(self.server.as_ref()?.count(start, filters))
     }
     fn max_per_subject(&self) -> i64 {
@@ -693,6 +707,7 @@ mod tests {
             let last = scans.iter().filter_map(|s| s.max_seq).max().unwrap_or(0);
             let v = ScannedStream {
                 server: None,
+                legacy_deleted: None,
                 first: 1,
                 last,
                 max_per_subject: 0,
@@ -798,6 +813,32 @@ mod tests {
             redelivered: vec![],
             base_ts_secs: 0,
         }
+    }
+
+    /// 2.9 counts an unfiltered consumer's pending by sequence arithmetic less its delete
+    /// maps: the real 2.9.10 in the matrix's `blk_missing_mid` (block 2, seqs 31..60 with 40
+    /// deleted in its .idx, removed; deletes 10, 77, 99 left): C_ALL delivered 13 -> 85,
+    /// C_EXPL delivered 31 -> 67, C_START delivered 54 -> 44, where 30 messages are gone.
+    #[test]
+    fn legacy_pending_is_sequence_arithmetic_less_the_delete_maps() {
+        let t = tempfile::tempdir().unwrap();
+        let src = crate::filestore::source::DirSource::new(t.path().to_path_buf());
+        let v = ScannedStream {
+            server: None,
+            legacy_deleted: Some(vec![10, 77, 99]),
+            first: 1,
+            last: 100,
+            max_per_subject: 0,
+            scans: &[],
+            src: &src,
+            index_totals: None,
+        };
+        let c = cfg(DeliverPolicy::All, AckPolicy::Explicit);
+        for (delivered, want) in [(13, 85), (31, 67), (54, 44), (100, 0), (0, 97)] {
+            assert_eq!(num_pending(&c, delivered, &v), Some(want), "{delivered}");
+        }
+        // a filter is not counted this way
+        assert_eq!(v.server_pending(14, &["plain.2".to_string()]), None);
     }
 
     #[test]
