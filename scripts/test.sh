@@ -47,7 +47,7 @@ if [ "${JETDIR_SKIP_MATRIX:-0}" != 1 ]; then
         --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-baseline.json
     step matrix-sample-encrypted "$REPO/.venv/bin/python" tests/support/matrix.py --sample \
         --cipher chacha --workloads PLAIN \
-        --failures clean,flip_payload,idx_damaged,key_missing_mid,key_flip_mid,key_flip_first,key_missing_last,meta_key_flip,odat_flip,consumer_key_flip \
+        --failures clean,flip_payload,idx_damaged,key_missing_mid,key_flip_mid,key_flip_first,key_missing_last,meta_key_flip,odat_flip,consumer_key_flip,zero_last_tail \
         --out "$REPO/matrix-out/sample-encrypted" \
         --results "$REPO/matrix-out/sample-encrypted/results.md" \
         --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-encrypted-baseline.json

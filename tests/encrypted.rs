@@ -893,13 +893,17 @@ fn a_block_written_in_plaintext_is_reported_and_salvaged() {
 /// reports `zeroed_tail` (data the disk never got: an error), not a torn write.
 #[test]
 fn zeros_in_an_encrypted_block_are_a_power_loss_not_a_torn_write() {
-    let t = store_copy("v2.15.1-enc-chacha");
-    let blk = t.path().join("jetstream/$G/streams/SECRET/msgs/1.blk");
-    let mut b = std::fs::read(&blk).unwrap();
-    b.extend(std::iter::repeat_n(0u8, 4096));
-    std::fs::write(&blk, &b).unwrap();
-    let store = t.path().display().to_string();
-    let out = jetdir_env(&["-j", "-q", "verify", &store], &[("JETDIR_KEY", KEY)]);
+    // verify of the fixture with 4096 bytes of `fill` stored after its block's end
+    let with_tail = |fill: u8| {
+        let t = store_copy("v2.15.1-enc-chacha");
+        let blk = t.path().join("jetstream/$G/streams/SECRET/msgs/1.blk");
+        let mut b = std::fs::read(&blk).unwrap();
+        b.extend(std::iter::repeat_n(fill, 4096));
+        std::fs::write(&blk, &b).unwrap();
+        let store = t.path().display().to_string();
+        jetdir_env(&["-j", "-q", "verify", &store], &[("JETDIR_KEY", KEY)])
+    };
+    let out = with_tail(0);
     let v = json(&out);
     let kinds: Vec<&str> = v["problems"]
         .as_array()
@@ -912,14 +916,7 @@ fn zeros_in_an_encrypted_block_are_a_power_loss_not_a_torn_write() {
     assert!(!kinds.contains(&"torn_tail"), "{v:#}");
     assert_eq!(out.status.code(), Some(1));
     // the same 4096 bytes, not zeros, stored: a torn write (the key's garbage after it)
-    let t = store_copy("v2.15.1-enc-chacha");
-    let blk = t.path().join("jetstream/$G/streams/SECRET/msgs/1.blk");
-    let mut b = std::fs::read(&blk).unwrap();
-    b.extend(std::iter::repeat_n(0x5au8, 4096));
-    std::fs::write(&blk, &b).unwrap();
-    let store = t.path().display().to_string();
-    let out = jetdir_env(&["-j", "-q", "verify", &store], &[("JETDIR_KEY", KEY)]);
-    let v = json(&out);
+    let v = json(&with_tail(0x5a));
     assert!(
         !v["problems"]
             .as_array()

@@ -1143,7 +1143,7 @@ SAMPLE_RELEASES = ["2.9.10", "2.10.26", "2.11.11", "2.12.8", "2.15.1"]
 SAMPLE_FAILURES = [
     "clean", "kill_mid", "flip_len+noidx", "idx_missing", "idx_stale", "flip_payload",
     "flip_payload+noidx", "flip_seq", "lost_tombstones", "trunc_last_in_rec+noidx", "expired",
-    "flip_first_len",
+    "flip_first_len", "zero_mid_page",
 ]
 
 
