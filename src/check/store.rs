@@ -2458,6 +2458,8 @@ fn check_consumers(
         };
         let file = |n: &str| loc.clone().file(format!("{prefix}{}", rel(n)));
         let mut cfg = None;
+        // meta.inf / o.dat there but not readable as the server reads them
+        let (mut meta_corrupt, mut state_corrupt) = (false, false);
         match src.fetch(&rel("meta.inf"), file("meta.inf"), problems) {
             FileRead::Unreadable => {}
             FileRead::Absent => problems.push(Problem::new(
@@ -2498,11 +2500,14 @@ fn check_consumers(
                         rep.filter_subject = m.str_field("filter_subject").map(str::to_string);
                         cfg = Some(ConsumerCfg::of(&m.json, pre.meta.as_ref().map(|s| &s.json)));
                     }
-                    Err(e) => problems.push(Problem::new(
-                        Kind::ConsumerMetaCorrupt,
-                        loc.clone().file(format!("{prefix}{}", rel("meta.inf"))),
-                        format!("consumer meta.inf: {e}"),
-                    )),
+                    Err(e) => {
+                        meta_corrupt = true;
+                        problems.push(Problem::new(
+                            Kind::ConsumerMetaCorrupt,
+                            loc.clone().file(format!("{prefix}{}", rel("meta.inf"))),
+                            format!("consumer meta.inf: {e}"),
+                        ))
+                    }
                 }
             }
         }
@@ -2537,6 +2542,7 @@ fn check_consumers(
                     s
                 }
                 Err(e) => {
+                    state_corrupt = true;
                     problems.push(Problem::new(
                         Kind::ConsumerStateCorrupt,
                         loc.clone()
@@ -2601,7 +2607,15 @@ fn check_consumers(
         if let (Some(cfg), true) = (&cfg, modelled) {
             rep.num_pending = consumers::num_pending(cfg, st.delivered.stream_seq, view);
         }
-        sealed_consumer(pre, &c, &cfg, view, model, &mut rep, problems);
+        sealed_consumer(
+            pre,
+            (&c, meta_corrupt, state_corrupt),
+            &cfg,
+            view,
+            model,
+            &mut rep,
+            problems,
+        );
         out.push(rep);
     }
     out
@@ -2614,17 +2628,24 @@ fn check_consumers(
 /// and 2.9-2.11.2 load it with no state: delivered stream and consumer seq 0 - 1 (2^64 - 1, as
 /// CONSUMER.INFO shows it), ack floor 0, nothing pending, every message of the stream
 /// unprocessed ("Error restoring consumer state").
+///
+/// The same for a plain consumer whose meta.inf does not parse (`meta_corrupt`: no release
+/// loads it, "Error unmarshalling consumer metafile") or whose o.dat does not decode
+/// (`state_corrupt`: 2.9-2.11.2 load it without state, "Error restoring consumer state:
+/// corrupt state file"; 2.11.3+ do not load it): matrix `zero_cmeta_file`, `zero_odat_file`,
+/// every release.
 fn sealed_consumer(
     pre: &Prelude,
-    name: &str,
+    (name, meta_corrupt, state_corrupt): (&str, bool, bool),
     cfg: &Option<ConsumerCfg>,
     view: &dyn StreamView,
     release: Option<&Release>,
     rep: &mut ConsumerReport,
     problems: &mut [Problem],
 ) {
-    let config = pre.unopened.consumer_config.contains(name);
-    let state = pre.unopened.consumer_state.contains(name);
+    let sealed_config = pre.unopened.consumer_config.contains(name);
+    let config = sealed_config || meta_corrupt;
+    let state = pre.unopened.consumer_state.contains(name) || state_corrupt;
     if !config && !state {
         return;
     }
@@ -2644,7 +2665,14 @@ fn sealed_consumer(
         format!("the server ({rel}) loads it without its state (\"Error restoring consumer state\"): it delivers the stream again from its start")
     } else {
         rep.loads = false;
-        format!("the server ({rel}) does not load this consumer (\"error creating store for consumer\"); recreate it, or restore it from a backup")
+        let log = if sealed_config {
+            "error creating store for consumer"
+        } else if config {
+            "Error unmarshalling consumer metafile"
+        } else {
+            "Error restoring consumer state"
+        };
+        format!("the server ({rel}) does not load this consumer (\"{log}\"); recreate it, or restore it from a backup")
     };
     let file = if config { "meta.key" } else { "o.dat" };
     for p in problems.iter_mut().filter(|p| {
@@ -2655,6 +2683,23 @@ fn sealed_consumer(
             })
     }) {
         retell(p, "the server cannot load this consumer", &what);
+    }
+    // a plain file the server cannot read: said after the finding's own words
+    let plain = if meta_corrupt {
+        Some((Kind::ConsumerMetaCorrupt, "meta.inf"))
+    } else {
+        Some((Kind::ConsumerStateCorrupt, "o.dat")).filter(|_| state_corrupt && !config)
+    };
+    if let Some((kind, file)) = plain {
+        for p in problems.iter_mut().filter(|p| {
+            p.kind == kind
+                && p.loc
+                    .file
+                    .as_deref()
+                    .is_some_and(|f| f.ends_with(&format!("obs/{name}/{file}")))
+        }) {
+            p.message = format!("{}: {what}", p.message);
+        }
     }
 }
 
@@ -4483,6 +4528,75 @@ mod tests {
             (s.messages, s.bytes, s.first_seq, s.last_seq),
             (Some(90), Some(93573), Some(0), Some(90))
         );
+    }
+
+    /// A consumer's o.dat or meta.inf zeroed (a power loss; matrix `zero_odat_file`,
+    /// `zero_cmeta_file`, every release): meta.inf that does not parse, no release loads the
+    /// consumer; o.dat that does not decode, 2.9-2.11.2 load it without state (delivered
+    /// 2^64-1, ack floor 0, every message unprocessed) and 2.11.3+ do not load it. The real
+    /// servers on this copy (ORDERS's C1, 8 messages): 2.11.2 delivered 2^64-1, ack floor 0,
+    /// 8 unprocessed; 2.11.6 "consumer not found"; meta.inf zeroed, 2.10.26 and 2.15.1 "consumer
+    /// not found".
+    #[test]
+    fn a_zeroed_consumer_file_is_loaded_as_each_release_does() {
+        let c1 = |r: &Report| {
+            r.streams[0]
+                .consumers
+                .iter()
+                .find(|c| c.name == "C1")
+                .cloned()
+                .unwrap()
+        };
+        let zeroed = |file: &str| {
+            let t = testdata::sample("v2.15.1-plain");
+            let p = t
+                .path()
+                .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS/obs/C1")
+                .join(file);
+            let n = fs::metadata(&p).unwrap().len() as usize;
+            fs::write(&p, vec![0u8; n]).unwrap();
+            t
+        };
+        let orders = |t: &tempfile::TempDir| {
+            t.path()
+                .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS")
+        };
+        let t = zeroed("o.dat");
+        let old = c1(&run_as(
+            &orders(&t),
+            Some("2.11.2"),
+            crate::base::time::now_ns(),
+        ));
+        assert!(old.loads, "{old:?}");
+        assert_eq!(
+            (
+                old.delivered_stream_seq,
+                old.ack_floor_stream_seq,
+                old.num_pending
+            ),
+            (Some(u64::MAX), Some(0), Some(8))
+        );
+        let new = c1(&run_as(
+            &orders(&t),
+            Some("2.11.6"),
+            crate::base::time::now_ns(),
+        ));
+        assert!(!new.loads, "{new:?}");
+        let t = zeroed("meta.inf");
+        for rel in ["2.10.26", "2.15.1"] {
+            let r = run_as(&orders(&t), Some(rel), crate::base::time::now_ns());
+            assert!(!c1(&r).loads, "{rel}");
+            let p = r
+                .problems
+                .iter()
+                .find(|p| p.kind == Kind::ConsumerMetaCorrupt)
+                .unwrap();
+            assert!(
+                p.message.contains("does not load this consumer"),
+                "{}",
+                p.message
+            );
+        }
     }
 
     /// The time of the first record of a plain block file.

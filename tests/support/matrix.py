@@ -1075,7 +1075,13 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     # ... and without its index.db: 2.10.26 writes the erase-damaged CMP block (M3), which
     # later releases rebuild or refuse each in their own way
     "from_2.10.26+noidx": (f_idx_missing, "from_2.10.26"),
+    # downgrades: the store the next newer release of the matrix wrote (clean stop), and the
+    # one the newest wrote, loaded by this one (a rollback after an upgrade)
+    "from_next_release": (f_none, "from_next"),
+    "from_2.15.1": (f_none, "from_2.15.1"),
 }
+
+DOWNGRADES = {"from_next", "from_2.15.1"}
 
 
 def key_file_of(sd: Path, p: Path) -> Path:
@@ -1860,16 +1866,25 @@ def main() -> int:
             try:
                 bbin, bver, kind = binary, v, bmode
                 if bmode.startswith("from_"):
-                    bver = (nb.RELEASES[nb.RELEASES.index(v) - 1] if v in nb.RELEASES
-                            and nb.RELEASES.index(v) > 0 else None) \
-                        if bmode == "from_prev" else bmode[5:]
+                    i = nb.RELEASES.index(v) if v in nb.RELEASES else None
+                    if bmode == "from_prev":
+                        bver = nb.RELEASES[i - 1] if i else None
+                    elif bmode == "from_next":
+                        bver = nb.RELEASES[i + 1] if i is not None and i + 1 < len(
+                            nb.RELEASES) else None
+                    else:
+                        bver = bmode[5:]
                     bbin = nb.find_release(bver) if bver else None
                     kind = "clean"
-                    if bver is None or vt(bver) >= vt(v):
-                        r = {"release": v, "failure": f, "skipped": "no older release"}
+                    # a downgrade: the store written by a newer release
+                    down = bmode in DOWNGRADES
+                    wrong_way = bver is None or (vt(bver) <= vt(v) if down else vt(bver) >= vt(v))
+                    if wrong_way:
+                        r = {"release": v, "failure": f,
+                             "skipped": "no newer release" if down else "no older release"}
                     elif bbin is None:
                         r = {"release": v, "failure": f, "skipped": f"{bver} not installed"}
-                    if bver is None or bbin is None or vt(bver) >= vt(v):
+                    if wrong_way or bbin is None:
                         results.append(r)
                         print(f"[{time.time() - t_start:6.0f}s] {v} {f}: {r['skipped']}")
                         continue
