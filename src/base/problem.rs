@@ -75,6 +75,7 @@ kinds! {
     IndexDbChecksum = "index_db_checksum", Warning;
     IndexDbCorrupt = "index_db_corrupt", Warning;
     IndexDbMismatch = "index_db_mismatch", Error;
+    FormatTooNew = "format_too_new", Error;
     IndexDbMissingBlock = "index_db_missing_block", Error;
     IndexDbStale = "index_db_stale", Warning;
     // Legacy .idx/.fss (2.9)

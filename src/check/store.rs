@@ -157,6 +157,7 @@ pub fn finish_stream(
         .unwrap_or_default();
     // .idx/.fss describe the blocks as written: compare before the limits remove anything
     check_legacy(&pre, &scans, &mut problems, prefix);
+    too_new_for_2_9(&pre, &scans, load.release.as_ref(), &mut problems);
     let mut limits = limits;
     limits.acked_floor = acked_floor(&pre, src);
     let before_limits = subject_totals(&scans);
@@ -1025,6 +1026,56 @@ fn check_subjects_in_config(pre: &Prelude, rep: &StreamReport, problems: &mut Ve
     }
 }
 
+/// A store written by 2.10 or later, loaded by 2.9 (a downgrade across the file store's
+/// format change; matrix `from_next_release`, `from_2.15.1` on 2.9.10): 2.9 knows no
+/// tombstones and reads each as a message whose sequence is the deleted one plus 2^62 (its
+/// checksum verifies), so the stream's last sequence jumps past 4.6e18 and new messages follow
+/// it; it cannot read compressed blocks, and ignores index.db. (2.9.10 on PLAIN, 96 messages
+/// and 7 tombstones: 103 messages, last 4611686018427388003.) jetdir's numbers stay the
+/// store's; this finding says what 2.9 would make of it.
+fn too_new_for_2_9(
+    pre: &Prelude,
+    scans: &[BlockScan],
+    release: Option<&Release>,
+    problems: &mut Vec<Problem>,
+) {
+    if !release.is_some_and(load::is_legacy) {
+        return;
+    }
+    let tombs: u64 = scans.iter().map(|s| s.tombstones.len() as u64).sum();
+    let top = scans
+        .iter()
+        .flat_map(|s| s.tombstones.iter())
+        .max()
+        .copied();
+    let cmp = scans.iter().filter(|s| s.compressed).count();
+    // (index.db alone it ignores: it rebuilds, as jetdir's numbers for it say)
+    if tombs == 0 && cmp == 0 {
+        return;
+    }
+    let r = release.map_or(String::new(), |r| r.to_string());
+    let mut what = Vec::new();
+    if let (true, Some(t)) = (tombs > 0, top) {
+        what.push(format!(
+            "reads its {tombs} delete marker(s) (tombstones) as messages with sequences past 2^62 (up to {}), which the stream's sequences then take (new messages follow them)",
+            t | crate::filestore::block::TBIT
+        ));
+    }
+    if cmp > 0 {
+        what.push(format!(
+            "cannot read its {cmp} compressed block(s): their messages are lost to it"
+        ));
+    }
+    problems.push(Problem::new(
+        Kind::FormatTooNew,
+        pre.loc(),
+        format!(
+            "this stream was written by nats-server 2.10 or later, whose file store {r} does not know: it {}; do not start {r} on these files (run 2.10 or later, or restore a backup made for {r})",
+            what.join("; it ")
+        ),
+    ));
+}
+
 /// A legacy `.idx` that describes its block as it is (2.9 trusts it: its last checksum is the
 /// block's, or the block is empty as the index says, or its last record was erased after).
 fn idx_trusted(x: &crate::filestore::legacy::LegacyIdx, s: &BlockScan) -> bool {
@@ -1268,6 +1319,9 @@ fn legacy_numbers(
             rep.first_seq = Some(f);
             rep.first_ts = Some(ts);
         }
+        // no message: the blocks' first as well (an emptied block's 0: the real 2.9.10 on
+        // 2.15.1's EMPTY, one empty block without .idx, first 0 and last 0)
+        Some((f, _)) if f <= last_seq + 1 => rep.first_seq = Some(f),
         _ => rep.first_seq = Some(last_seq + 1),
     }
     rep.last_seq = Some(last_seq);
@@ -2075,6 +2129,10 @@ fn check_index_db(
     let Some(db) = &pre.index_db else {
         return;
     };
+    // 2.9 does not read index.db (a store a later release wrote: `format_too_new`)
+    if pre.release.as_ref().is_some_and(load::is_legacy) {
+        return;
+    }
     let Loaded {
         rep,
         subjects,
@@ -3283,7 +3341,8 @@ fn load_report(
             p.kind,
             Kind::MetaSumMismatch | Kind::MetaCorrupt | Kind::MetaMissing
         )
-    }) || sealed_skips_stream(pre, load.release.as_ref());
+    }) || sealed_skips_stream(pre, load.release.as_ref())
+        || pre.offline;
     let errors = problems
         .iter()
         .any(|p| p.severity == crate::base::problem::Severity::Error);
@@ -3315,6 +3374,11 @@ fn load_report(
         Verdict::Repaired => Some("nothing to do: the server repairs this at start".to_string()),
         Verdict::MayNotLoad => Some(
             "give one of the overlapping streams other subjects (`jetdir extract --as NEW --subjects S,...` from a backup) or move it to another account before starting the server"
+                .to_string(),
+        ),
+        // (matrix `from_2.15.1`, 2.11.11: "stream is offline: unsupported - config error")
+        Verdict::Skipped if pre.offline => Some(
+            "the server lists the stream as offline and leaves its files as they are: start a release that supports its config (the findings say what it needs), or restore it from a backup into a release that does"
                 .to_string(),
         ),
         Verdict::LosesData | Verdict::Skipped => Some(
@@ -4597,6 +4661,75 @@ mod tests {
                 p.message
             );
         }
+    }
+
+    /// A 2.15.1 store loaded by 2.9.10 (a downgrade across the format change): the real 2.9.10
+    /// on the fixture read the tombstones as messages past 2^62 (KV_config last seq
+    /// 4611686018427387909, MULTI ...944, ORDERS ...910) and EMPTY's empty block as first 0.
+    /// jetdir says so in `format_too_new` (an error), stream by stream, and leaves the
+    /// index.db it does not read alone.
+    #[test]
+    fn a_store_of_2_10_or_later_is_misread_by_2_9() {
+        let t = testdata::sample("v2.15.1-plain");
+        let r = run_as(
+            &t.path().join("v2.15.1-plain/store"),
+            Some("2.9.10"),
+            crate::base::time::now_ns(),
+        );
+        for (name, top) in [
+            ("KV_config", 4611686018427387909u64),
+            ("MULTI", 4611686018427387944),
+            ("ORDERS", 4611686018427387910),
+        ] {
+            let p = r
+                .problems
+                .iter()
+                .find(|p| p.kind == Kind::FormatTooNew && p.loc.stream.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{name}: {:#?}", r.problems));
+            assert!(p.message.contains(&format!("up to {top}")), "{}", p.message);
+        }
+        let empty = r.streams.iter().find(|s| s.name == "EMPTY").unwrap();
+        assert_eq!((empty.first_seq, empty.last_seq), (Some(0), Some(0)));
+        assert!(
+            !kinds(&r).contains(&"index_db_mismatch"),
+            "{:#?}",
+            r.problems
+        );
+        assert_eq!(r.exit_code(), 1);
+    }
+
+    /// A stream whose config a release does not support (a field of a later one) is listed
+    /// offline by 2.11.9+, not loaded, its files left alone (matrix `from_2.15.1` on 2.11.11:
+    /// COUNTER, BATCH, SCHED answer "stream is offline: unsupported - config error: unknown
+    /// field"); 2.11.6 loads it without the field.
+    #[test]
+    fn an_unsupported_config_leaves_the_stream_offline_from_2_11_9() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
+        m["allow_msg_counter"] = serde_json::Value::Bool(true);
+        let raw = serde_json::to_vec(&m).unwrap();
+        fs::write(d.join("meta.inf"), &raw).unwrap();
+        fs::write(
+            d.join("meta.sum"),
+            crate::filestore::meta::expected_sum("ORDERS", &raw),
+        )
+        .unwrap();
+        let r = run_as(&d, Some("2.11.11"), crate::base::time::now_ns());
+        let l = r.streams[0].load.clone().unwrap();
+        assert_eq!(l.verdict, Verdict::Skipped, "{:#?}", r.problems);
+        assert!(l.next_step.unwrap().contains("offline"));
+        // (repaired: it rebuilds, as it cannot read index.db version 4)
+        let r = run_as(&d, Some("2.11.6"), crate::base::time::now_ns());
+        assert_eq!(
+            r.streams[0].load.as_ref().unwrap().verdict,
+            Verdict::Repaired,
+            "{:#?}",
+            r.problems
+        );
     }
 
     /// The time of the first record of a plain block file.

@@ -30,6 +30,10 @@ pub struct Prelude {
     pub release: Option<Release>,
     /// What of an encrypted stream does not open with the key that opens the rest.
     pub unopened: crate::filestore::encrypted::Unopened,
+    /// The release marks the stream offline for its config (an unknown field, or an API level
+    /// above its own: 2.11.9+, [`config_fields::ConfigCheck::offline`]): listed, not loaded,
+    /// its files left as they are.
+    pub offline: bool,
 }
 
 impl Prelude {
@@ -68,6 +72,7 @@ pub fn prelude_for(
         blocks: Vec::new(),
         release: release.cloned(),
         unopened: src.unopened().cloned().unwrap_or_default(),
+        offline: false,
     };
     p.problems.extend(src.open_findings().iter().cloned());
     let f = |n: &str| format!("{prefix}{n}");
@@ -127,6 +132,7 @@ pub fn prelude_for(
                         p.cfg_name = n.to_string();
                     }
                     let c = config_fields::check_config(&m.json, ConfigDoc::StreamMeta, release);
+                    p.offline = c.offline();
                     let loc = p.loc().file(f("meta.inf"));
                     p.problems
                         .extend(config_fields::problems(&c, "meta.inf", &loc));
