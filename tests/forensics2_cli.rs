@@ -628,3 +628,53 @@ fn explain_tells_why_an_erase_damaged_compressed_stream_loads_or_not() {
         "{text}"
     );
 }
+
+/// A stream whose config the modelled release does not support (a field of a later one) is
+/// listed offline by 2.11.9+ (matrix `from_2.15.1` on 2.11.11): explain says so, and its next
+/// step is a release that supports the config, not a restore.
+#[test]
+fn explain_tells_an_offline_stream_apart() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let store = store_copy(tmp.path(), "store");
+    let d = store.join("jetstream/$G/streams/ORDERS");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("meta.inf")).unwrap()).unwrap();
+    m["allow_msg_counter"] = serde_json::Value::Bool(true);
+    let raw = serde_json::to_vec(&m).unwrap();
+    std::fs::write(d.join("meta.inf"), &raw).unwrap();
+    // meta.sum: HighwayHash-64 of meta.inf keyed by SHA-256 of the stream name, as hex
+    let sum = jetdir::base::hash::hh64(&jetdir::base::hash::key_for("ORDERS"), &[&raw]);
+    let hex: String = sum
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(d.join("meta.sum"), hex).unwrap();
+    let o = jetdir(&[
+        "explain",
+        "--json",
+        p(&store),
+        "--server-version",
+        "2.11.11",
+    ]);
+    assert_eq!(code(&o), 1);
+    let d = doc(&o);
+    let s = d["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ORDERS")
+        .unwrap();
+    assert_eq!(s["verdict"], "skipped", "{s:#}");
+    assert!(
+        s["sentences"][0].as_str().unwrap().contains("offline"),
+        "{s:#}"
+    );
+    assert!(
+        s["next_step"]
+            .as_str()
+            .unwrap()
+            .contains("start a release that supports its config"),
+        "{s:#}"
+    );
+}

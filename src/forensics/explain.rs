@@ -229,6 +229,13 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         return st;
     };
     let overlap = errors.iter().any(|p| p.kind == Kind::SubjectsOverlap);
+    // a config the release does not support, as an error: it lists the stream offline
+    // (config_fields::ConfigCheck::offline; check::store gives the verdict and next step)
+    let offline = l.verdict == Verdict::Skipped
+        && errors.iter().any(|p| {
+            matches!(p.kind, Kind::ConfigUnknownField | Kind::ConfigApiLevel)
+                && p.loc.consumer.is_none()
+        });
     let meta_damaged = errors.iter().any(|p| {
         matches!(
             p.kind,
@@ -255,6 +262,8 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         });
         o.push(if meta_damaged {
             "The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string()
+        } else if offline {
+            "The server lists this stream as offline and does not load it: its config asks for what this release does not support (it logs \"Detected unsupported stream\" and leaves the files as they are).".to_string()
         } else if sealed {
             "The server does not load this stream: a key file of it does not open with the key that opens the rest (it logs \"Error decrypting our stream metafile\", or on 2.9 \"Error recreating stream\" for a block's key).".to_string()
         } else {
@@ -410,7 +419,7 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             s.name
         ),
         Verdict::MayNotLoad => l.next_step.clone().unwrap_or_default(),
-        Verdict::Skipped if overlap => l.next_step.clone().unwrap_or_default(),
+        Verdict::Skipped if overlap || offline => l.next_step.clone().unwrap_or_default(),
         Verdict::Skipped if undecodable || !meta_damaged => format!(
             "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one), or write every good record as a stream the server loads: `jetdir salvage {path} --stream {} -o OUT`",
             s.name
