@@ -86,6 +86,12 @@ pub fn finish_stream(
     sealed_block_findings(&pre, load.release.as_ref(), &mut problems);
     let loc = pre.loc();
     scans.sort_by_key(|s| s.index);
+    // 2.9's cache indexing (a 2.10+ release reading a 2.9 store indexes its own way)
+    if !load.release.as_ref().is_some_and(load::is_legacy) {
+        for s in &mut scans {
+            s.legacy_cache_fails = false;
+        }
+    }
     let ctx = ScanCtx {
         account: &pre.account,
         stream: &pre.cfg_name,
