@@ -1231,7 +1231,7 @@ fn legacy_numbers(
             );
             // a stale .idx's delete map stays (2.9.10 listed 99 as deleted after cutting its
             // block at 98: `trunc_last_at_rec`)
-            if let Some(x) = pre.idx.get(&s.index).filter(|x| x.consistent()) {
+            if let Some(x) = readable_idx {
                 deleted.extend(x.deleted.iter().copied().filter(|&q| q >= lo));
                 // messages the stale .idx lists past the block's end are gone (F7: ORDERS'
                 // 1.blk cut at 139, 2.9.10 loads 2 messages, last seq 2)

@@ -1173,9 +1173,10 @@ def parse_ts(s: Optional[str]) -> Optional[int]:
     return int(base.timestamp()) * 1_000_000_000 + int(frac)
 
 
-async def live_seqs(nc, stream: str, first: int, last: int) -> dict:
+async def live_seqs(nc, stream: str, asked) -> dict:
+    """STREAM.MSG.GET of each sequence `asked`: those served, and errors other than 404."""
     seqs, errors = [], {}
-    for seq in range(first, last + 1) if last >= first > 0 else []:
+    for seq in asked:
         try:
             r = await nb.js_api(nc, f"$JS.API.STREAM.MSG.GET.{stream}", {"seq": seq}, timeout=5)
             seqs.append(r["message"]["seq"])
@@ -1187,15 +1188,14 @@ async def live_seqs(nc, stream: str, first: int, last: int) -> dict:
     return {"seqs": seqs, "errors": errors}
 
 
-async def live_seqs_of(nc, stream: str, seqs: list[int]) -> list[int]:
-    """The sequences of `seqs` STREAM.MSG.GET serves."""
-    out = []
-    for seq in seqs:
+async def consumer_infos(nc, stream: str, names) -> dict:
+    """CONSUMER.INFO of each consumer named, or the error it answered."""
+    out = {}
+    for c in names:
         try:
-            r = await nb.js_api(nc, f"$JS.API.STREAM.MSG.GET.{stream}", {"seq": seq}, timeout=5)
-            out.append(r["message"]["seq"])
-        except Exception:  # noqa: BLE001
-            pass
+            out[c] = await nb.consumer_info(nc, stream, c)
+        except Exception as e:  # noqa: BLE001
+            out[c] = {"error": repr(e)}
     return out
 
 
@@ -1217,43 +1217,33 @@ async def record_truth(url: str, skip_gets: set[str], settle: float = 0.0) -> di
             except Exception as e:  # noqa: BLE001
                 out[n] = {"error": repr(e)}
                 continue
-            cons = {}
             try:
-                for c in await nb.consumer_names(nc, n):
-                    try:
-                        cons[c] = await nb.consumer_info(nc, n, c)
-                    except Exception as e:  # noqa: BLE001
-                        cons[c] = {"error": repr(e)}
+                cons = await consumer_infos(nc, n, await nb.consumer_names(nc, n))
             except Exception as e:  # noqa: BLE001
                 cons = {"_error": repr(e)}
             st = info["state"]
             rec = {"state": st, "config": info.get("config"), "consumers": cons}
             if n not in skip_gets and 0 < st["last_seq"] - st["first_seq"] + 1 <= MAX_GET:
-                rec["live"] = await live_seqs(nc, n, st["first_seq"], st["last_seq"])
+                first, last = st["first_seq"], st["last_seq"]
+                rec["live"] = await live_seqs(
+                    nc, n, range(first, last + 1) if last >= first > 0 else [])
                 # A damaged block is cut (or 2.9 rebuilds it) when the server first reads it:
                 # the read that does so answers "no message found", and STREAM.INFO before it
                 # shows the index's numbers. jetdir reports the stream once every block has
                 # been read, so each sequence not served is asked for once more, and the
                 # state after the reads is kept when it differs.
                 got = set(rec["live"]["seqs"])
-                again = [q for q in range(st["first_seq"], st["last_seq"] + 1)
+                again = [q for q in range(first, last + 1)
                          if q not in got and q not in rec["live"]["errors"]]
-                retry = await live_seqs_of(nc, n, again)
+                retry = (await live_seqs(nc, n, again))["seqs"]
                 if retry:
                     rec["live"]["seqs"] = sorted(got | set(retry))
                     rec["live"]["served_on_second_read"] = retry
                 after = (await nb.stream_info(nc, n))["state"]
                 if any(after.get(k) != st.get(k) for k in AFTER_READS_FIELDS):
                     rec["state_after_reads"] = after
-                    later = {}
-                    for c in cons if isinstance(cons, dict) else {}:
-                        if c == "_error":
-                            continue
-                        try:
-                            later[c] = await nb.consumer_info(nc, n, c)
-                        except Exception as e:  # noqa: BLE001
-                            later[c] = {"error": repr(e)}
-                    rec["consumers_after_reads"] = later
+                    rec["consumers_after_reads"] = await consumer_infos(
+                        nc, n, [c for c in cons if c != "_error"])
             out[n] = rec
         return out
     finally:
@@ -1882,20 +1872,18 @@ def main() -> int:
                     kind = "clean"
                     # a downgrade: the store written by a newer release
                     down = bmode in DOWNGRADES
-                    wrong_way = bver is None or (vt(bver) <= vt(v) if down else vt(bver) >= vt(v))
-                    if wrong_way:
-                        r = {"release": v, "failure": f,
-                             "skipped": "no newer release" if down else "no older release"}
+                    skip = None
+                    if bver is None or (vt(bver) <= vt(v) if down else vt(bver) >= vt(v)):
+                        skip = "no newer release" if down else "no older release"
                     elif down and v.startswith("2.9."):
                         # 2.9 reads a 2.10+ store's tombstones as messages past 2^62 and cannot
                         # read its compressed blocks: jetdir says so (`format_too_new`, M21)
                         # instead of modelling the numbers that make
-                        wrong_way = True
-                        r = {"release": v, "failure": f,
-                             "skipped": "2.9 misreads a 2.10+ store (format_too_new)"}
+                        skip = "2.9 misreads a 2.10+ store (format_too_new)"
                     elif bbin is None:
-                        r = {"release": v, "failure": f, "skipped": f"{bver} not installed"}
-                    if wrong_way or bbin is None:
+                        skip = f"{bver} not installed"
+                    if skip:
+                        r = {"release": v, "failure": f, "skipped": skip}
                         results.append(r)
                         print(f"[{time.time() - t_start:6.0f}s] {v} {f}: {r['skipped']}")
                         continue
