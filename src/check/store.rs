@@ -306,13 +306,14 @@ pub fn finish_stream(
                 d
             }),
     };
-    rep.consumers = check_consumers(
+    let (consumers, stopped_by) = check_consumers(
         &pre,
         src,
         (&view, load.release.as_ref()),
         &mut problems,
         prefix,
     );
+    rep.consumers = consumers;
     // deletes only the index knew are forgotten by a rebuild: those messages come back
     let revived: Vec<u64> = if load.recovery.rebuilds() {
         let mut v: Vec<u64> = pre
@@ -328,7 +329,13 @@ pub fn finish_stream(
         Vec::new()
     };
     add_markers(&mut rep, &enforced.markers, last, load.at_ns);
-    let mut lr = load_report(&pre, load, &truncs, removed, &revived, &problems);
+    let mut lr = load_report(
+        &pre,
+        (load, stopped_by.as_deref()),
+        (&truncs, removed),
+        &revived,
+        &problems,
+    );
     lr.markers = marker_reports(&enforced.markers, last);
     lr.unreadable = load::ranges(unreadable);
     legacy_gaps.extend(vanished_seqs);
@@ -2494,13 +2501,17 @@ fn check_leftovers(pre: &Prelude, problems: &mut Vec<Problem>, prefix: &str) {
     }
 }
 
+/// The consumers' reports, and the first consumer (in the server's order, by name) whose
+/// config the release does not support: 2.11.9+ register it offline and, on a single server,
+/// stop its stream ("Stopping unsupported stream", STREAM.INFO "stream is offline: stopped -
+/// unsupported consumer"; checked on 2.11.11 and 2.15.1).
 fn check_consumers(
     pre: &Prelude,
     src: &dyn StreamSource,
     (view, model): (&dyn StreamView, Option<&Release>),
     problems: &mut Vec<Problem>,
     prefix: &str,
-) -> Vec<ConsumerReport> {
+) -> (Vec<ConsumerReport>, Option<String>) {
     let (first_seq, last_seq) = view.first_last();
     let names = consumer_names(pre);
     // Consumers are checked against the stream's release: the caller's, else the one its
@@ -2513,6 +2524,7 @@ fn check_consumers(
         }
     });
     let mut out = Vec::new();
+    let mut stopped_by = None;
     for c in names {
         let loc = pre.loc().consumer(&c);
         let rel = |n: &str| format!("obs/{c}/{n}");
@@ -2559,6 +2571,9 @@ fn check_consumers(
                         );
                         let floc = loc.clone().file(format!("{prefix}{}", rel("meta.inf")));
                         problems.extend(config_fields::problems(&cc, "meta.inf", &floc));
+                        if cc.offline() && stopped_by.is_none() {
+                            stopped_by = Some(c.clone());
+                        }
                         rep.durable = m.str_field("durable_name").map(str::to_string);
                         rep.ack_policy = m.str_field("ack_policy").map(str::to_string);
                         rep.filter_subject = m.str_field("filter_subject").map(str::to_string);
@@ -2682,7 +2697,7 @@ fn check_consumers(
         );
         out.push(rep);
     }
-    out
+    (out, stopped_by)
 }
 
 /// An encrypted consumer whose files do not open with the key that opens its stream (matrix
@@ -3323,12 +3338,13 @@ fn sealed_block_findings(pre: &Prelude, release: Option<&Release>, problems: &mu
     }
 }
 
-/// The load model's report for the stream, from what the load does and the findings.
+/// The load model's report for the stream, from what the load does and the findings;
+/// `stopped_by`: the consumer whose config makes the release stop the stream
+/// ([`check_consumers`]).
 fn load_report(
     pre: &Prelude,
-    load: &LoadInput,
-    truncs: &[Truncation],
-    removed: &[LimitRemoval],
+    (load, stopped_by): (&LoadInput, Option<&str>),
+    (truncs, removed): (&[Truncation], &[LimitRemoval]),
     forgotten: &[u64],
     problems: &[Problem],
 ) -> LoadReport {
@@ -3348,7 +3364,8 @@ fn load_report(
             Kind::MetaSumMismatch | Kind::MetaCorrupt | Kind::MetaMissing
         )
     }) || sealed_skips_stream(pre, load.release.as_ref())
-        || pre.offline;
+        || pre.offline
+        || stopped_by.is_some();
     let errors = problems
         .iter()
         .any(|p| p.severity == crate::base::problem::Severity::Error);
@@ -3387,6 +3404,13 @@ fn load_report(
             "the server lists the stream as offline and leaves its files as they are: start a release that supports its config (the findings say what it needs), or restore it from a backup into a release that does"
                 .to_string(),
         ),
+        // (2.11.11 and 2.15.1 with a consumer's meta.inf they do not support: "stream is
+        // offline: stopped - unsupported consumer \"C1\"", no message served)
+        Verdict::Skipped if stopped_by.is_some() => Some(format!(
+            "the server stops this stream (it lists it offline: stopped - unsupported consumer {:?}) and leaves its files as they are: start a release that supports that consumer's config (the findings say what it needs), or move obs/{} out of the stream dir to load the stream without that consumer",
+            stopped_by.unwrap_or_default(),
+            stopped_by.unwrap_or_default()
+        )),
         Verdict::LosesData | Verdict::Skipped => Some(
             "restore this stream from a backup or a healthy replica before starting the server on these files"
                 .to_string(),
@@ -4736,6 +4760,48 @@ mod tests {
             "{:#?}",
             r.problems
         );
+    }
+
+    /// A consumer whose config a release does not support (an unknown field, a required API
+    /// level above its own) makes 2.11.9+ stop its stream on a single server: 2.11.11 and
+    /// 2.15.1 on this copy of the fixture answer STREAM.INFO ORDERS with "stream is offline:
+    /// stopped - unsupported consumer \"C1\"", serve no message and list the stream offline
+    /// (matrix `cmeta_unknown_field`, `cmeta_req_level`). 2.11.6 loads it (it drops the
+    /// field and does not check the level). The consumer's meta.sum no release checks.
+    #[test]
+    fn an_unsupported_consumer_config_stops_its_stream_from_2_11_9() {
+        let t = testdata::sample("v2.15.1-plain");
+        let d = t
+            .path()
+            .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
+        let meta = d.join("obs/C1/meta.inf");
+        let orig: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+        let edits: [(&str, fn(&mut serde_json::Value)); 2] = [
+            ("unknown field", |m| m["x_jetdir_unknown"] = true.into()),
+            ("API level", |m| {
+                m["metadata"] = serde_json::json!({"_nats.req.level": "99"});
+            }),
+        ];
+        for (what, edit) in edits {
+            let mut m = orig.clone();
+            edit(&mut m);
+            fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
+            let r = run_as(&d, Some("2.11.11"), crate::base::time::now_ns());
+            let l = r.streams[0].load.clone().unwrap();
+            assert_eq!(l.verdict, Verdict::Skipped, "{what}: {:#?}", r.problems);
+            let next = l.next_step.unwrap();
+            assert!(
+                next.contains("unsupported consumer \"C1\"") && next.contains("obs/C1"),
+                "{what}: {next}"
+            );
+            let r = run_as(&d, Some("2.11.6"), crate::base::time::now_ns());
+            assert_eq!(
+                r.streams[0].load.as_ref().unwrap().verdict,
+                Verdict::Repaired,
+                "{what}: {:#?}",
+                r.problems
+            );
+        }
     }
 
     /// The time of the first record of a plain block file.

@@ -231,11 +231,15 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
     let overlap = errors.iter().any(|p| p.kind == Kind::SubjectsOverlap);
     // a config the release does not support, as an error: it lists the stream offline
     // (config_fields::ConfigCheck::offline; check::store gives the verdict and next step)
-    let offline = l.verdict == Verdict::Skipped
-        && errors.iter().any(|p| {
-            matches!(p.kind, Kind::ConfigUnknownField | Kind::ConfigApiLevel)
-                && p.loc.consumer.is_none()
-        });
+    let offline_by = |of_consumer: bool| {
+        l.verdict == Verdict::Skipped
+            && errors.iter().any(|p| {
+                matches!(p.kind, Kind::ConfigUnknownField | Kind::ConfigApiLevel)
+                    && p.loc.consumer.is_some() == of_consumer
+            })
+    };
+    // a consumer's config it does not support: the release stops the stream
+    let (offline, stopped) = (offline_by(false), offline_by(true));
     let meta_damaged = errors.iter().any(|p| {
         matches!(
             p.kind,
@@ -264,6 +268,8 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             "The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string()
         } else if offline {
             "The server lists this stream as offline and does not load it: its config asks for what this release does not support (it logs \"Detected unsupported stream\" and leaves the files as they are).".to_string()
+        } else if stopped {
+            "The server stops this stream and lists it as offline (\"stopped - unsupported consumer\"): a consumer's config asks for what this release does not support (it logs \"Stopping unsupported stream\"); no message is served, no consumer runs, and the files are left as they are.".to_string()
         } else if sealed {
             "The server does not load this stream: a key file of it does not open with the key that opens the rest (it logs \"Error decrypting our stream metafile\", or on 2.9 \"Error recreating stream\" for a block's key).".to_string()
         } else {
@@ -419,7 +425,9 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             s.name
         ),
         Verdict::MayNotLoad => l.next_step.clone().unwrap_or_default(),
-        Verdict::Skipped if overlap || offline => l.next_step.clone().unwrap_or_default(),
+        Verdict::Skipped if overlap || offline || stopped => {
+            l.next_step.clone().unwrap_or_default()
+        }
         Verdict::Skipped if undecodable || !meta_damaged => format!(
             "restore this stream from a backup or a healthy replica (`jetdir diff` to pick one), or write every good record as a stream the server loads: `jetdir salvage {path} --stream {} -o OUT`",
             s.name

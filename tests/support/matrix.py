@@ -939,6 +939,29 @@ def f_odat_flip(store: Path, ctx: dict) -> str:
     return "PLAIN consumer C_EXPL " + flip(p, p.stat().st_size // 2)
 
 
+def mk_cmeta_edit(how: str) -> Callable:
+    """C_EXPL's meta.inf (plaintext) with a config the release may not support: an unknown
+    field, or a required API level above every release's (`_nats.req.level` 99). 2.11.9+
+    register the consumer offline and stop its stream ("stopped - unsupported consumer");
+    earlier releases load it (they drop the field; the level is not checked before 2.11.9).
+    meta.sum is left as it was: no release checks a consumer's."""
+    def f(store: Path, ctx: dict) -> str:
+        p = sdir(store) / "obs" / "C_EXPL" / "meta.inf"
+        if (p.parent / "meta.key").exists():
+            raise Skip("encrypted consumer config")
+        m = json.loads(p.read_bytes())
+        if how == "unknown_field":
+            m["x_jetdir_unknown"] = True
+            d = 'field "x_jetdir_unknown" added'
+        else:
+            m.setdefault("metadata", {})["_nats.req.level"] = "99"
+            d = '"_nats.req.level": "99" added to its metadata'
+        p.write_bytes(json.dumps(m).encode())
+        return f"PLAIN consumer C_EXPL meta.inf: {d}"
+
+    return f
+
+
 def f_meta_sum_bad(store: Path, ctx: dict) -> str:
     sd = sdir(store)
     return "PLAIN " + flip(sd / "meta.sum", 0)
@@ -1059,6 +1082,8 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     "first_blk_empty+noidx": (f_first_blk_empty, "clean"),
     "odat_flip": (f_odat_flip, "clean"),
     "meta_sum_bad": (f_meta_sum_bad, "clean"),
+    "cmeta_unknown_field": (mk_cmeta_edit("unknown_field"), "clean"),
+    "cmeta_req_level": (mk_cmeta_edit("req_level"), "clean"),
     **{f"zero_{w}_file": (mk_zero_file(w), "clean") for w in ("index", "meta", "odat", "cmeta")},
     "idx_from_prev_release": (f_idx_from_prev, "clean"),
     "cmp_flip": (f_cmp_flip, "clean"),
