@@ -4776,15 +4776,17 @@ mod tests {
             .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
         let meta = d.join("obs/C1/meta.inf");
         let orig: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
-        let edits: [(&str, fn(&mut serde_json::Value)); 2] = [
-            ("unknown field", |m| m["x_jetdir_unknown"] = true.into()),
-            ("API level", |m| {
-                m["metadata"] = serde_json::json!({"_nats.req.level": "99"});
-            }),
+        let edits = [
+            ("unknown field", "x_jetdir_unknown", serde_json::json!(true)),
+            (
+                "API level",
+                "metadata",
+                serde_json::json!({"_nats.req.level": "99"}),
+            ),
         ];
-        for (what, edit) in edits {
+        for (what, key, value) in edits {
             let mut m = orig.clone();
-            edit(&mut m);
+            m[key] = value;
             fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
             let r = run_as(&d, Some("2.11.11"), crate::base::time::now_ns());
             let l = r.streams[0].load.clone().unwrap();
