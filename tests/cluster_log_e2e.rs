@@ -354,7 +354,21 @@ fn run(server: &Path) {
     ignore = "needs nats-server and nats-py: bash scripts/install-deps.sh"
 )]
 fn a_restart_re_applies_what_jetdir_says_the_raft_logs_hold_past_the_dirs() {
-    for s in servers() {
-        run(&s);
-    }
+    // one thread per release: each cluster has its own dirs and free ports, and the servers
+    // mostly wait (elections, the phases' pauses), so the releases run side by side
+    let runs: Vec<(PathBuf, std::thread::JoinHandle<()>)> = servers()
+        .into_iter()
+        .map(|s| {
+            let t = s.clone();
+            (s, std::thread::spawn(move || run(&t)))
+        })
+        .collect();
+    let failed: Vec<String> = runs
+        .into_iter()
+        .filter_map(|(s, h)| h.join().err().map(|_| s.display().to_string()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed with {failed:?} (their panics above)"
+    );
 }
