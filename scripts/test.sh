@@ -31,7 +31,8 @@ step() {
 
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
-step test cargo test --all-targets
+# the test profile: optimized, with debug assertions and overflow checks (Cargo.toml, `ci`)
+step test cargo test --profile ci --all-targets
 # Every fuzz target (fuzz/, cargo-fuzz) for 4 seconds each, about a minute plus the build of the
 # instrumented targets: scripts/fuzz.sh; JETDIR_SKIP_FUZZ=1 skips it.
 if [ "${JETDIR_SKIP_FUZZ:-0}" != 1 ]; then
@@ -44,13 +45,13 @@ fi
 # block's key file missing or damaged, meta.key, a consumer's files, a damaged record.
 if [ "${JETDIR_SKIP_MATRIX:-0}" != 1 ]; then
     step matrix-sample "$REPO/.venv/bin/python" tests/support/matrix.py --sample \
-        --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-baseline.json
+        --jetdir "$REPO/target/ci/jetdir" --baseline tests/matrix-sample-baseline.json
     step matrix-sample-encrypted "$REPO/.venv/bin/python" tests/support/matrix.py --sample \
         --cipher chacha --workloads PLAIN \
         --failures clean,flip_payload,idx_damaged,key_missing_mid,key_flip_mid,key_flip_first,key_missing_last,meta_key_flip,odat_flip,consumer_key_flip,zero_last_tail \
         --out "$REPO/matrix-out/sample-encrypted" \
         --results "$REPO/matrix-out/sample-encrypted/results.md" \
-        --jetdir "$REPO/target/debug/jetdir" --baseline tests/matrix-sample-encrypted-baseline.json
+        --jetdir "$REPO/target/ci/jetdir" --baseline tests/matrix-sample-encrypted-baseline.json
 fi
 
 # The benchmark's smoke run (bench/run.py --smoke, about 11 s plus the first `cargo build
