@@ -166,6 +166,28 @@ pub fn finish_stream(
     too_new_for_2_9(&pre, &scans, load.release.as_ref(), &mut problems);
     let mut limits = limits;
     limits.acked_floor = acked_floor(&pre, src);
+    // 2.9 removes what is over max_msgs / max_bytes from its first sequence on; when its
+    // recovery left that at 0 (the last block listed, rebuilt to nothing, resets it) the first
+    // removal fails and it stops (`enforceBytesLimit`: `deleteFirstMsg` of seq 0), then
+    // rebuilds its first block and takes the stream's first from it (`rebuildFirst`): the
+    // stream loads over its limits (matrix `kill_mid`, 2.9.10: an empty last block with an
+    // empty .idx after the kill, 120 messages and 124440 bytes kept under max_bytes 120000,
+    // first seq 16351; without that block it removes 5)
+    let over = |lim: Option<u64>, n: u64| lim.is_some_and(|m| n > m);
+    let first_rebuilt = load.release.as_ref().is_some_and(load::is_legacy)
+        && (over(limits.max_msgs, scans.iter().map(|s| s.msgs).sum())
+            || over(limits.max_bytes, scans.iter().map(|s| s.bytes).sum()))
+        && legacy_recovered_first(
+            &pre,
+            &scans,
+            &problems,
+            load.blocks_again.unwrap_or(src),
+            prefix,
+        ) == Some(0);
+    if first_rebuilt {
+        limits.max_msgs = None;
+        limits.max_bytes = None;
+    }
     let before_limits = subject_totals(&scans);
     let enforced = load::enforce_limits(
         &limits,
@@ -211,6 +233,20 @@ pub fn finish_stream(
     if matches!(load.recovery, Recovery::Legacy) && removed.is_empty() {
         let (l, more, gaps, cut) = legacy_numbers(&pre, src, &scans, &problems, &mut rep, prefix);
         problems.extend(cut);
+        // `rebuildFirst` after a failed removal: the first block's first record (its deletes
+        // known only to its .idx come back with the rebuild: not modelled)
+        if let Some(s) = scans
+            .iter()
+            .filter(|_| first_rebuilt)
+            .min_by_key(|s| s.index)
+        {
+            let f = match s.first_live {
+                Some(q) => (q, s.first_ts),
+                None => rebuilt_first(&pre, s, &problems, src, &format!("{prefix}{}", s.file)),
+            };
+            rep.first_seq = Some(f.0);
+            rep.first_ts = Some(f.1).filter(|&t| t != 0);
+        }
         last = l;
         legacy_gaps = gaps;
         unreadable.extend(more);
@@ -1114,6 +1150,69 @@ fn legacy_first(mut firsts: Vec<(String, (u64, i64))>) -> Option<(u64, i64)> {
     first
 }
 
+/// The first sequence and time of a block 2.9 rebuilds from its records: the first record it
+/// keeps, else the .idx's first when it reads one (stale or not), else 0.
+fn rebuilt_first(
+    pre: &Prelude,
+    s: &BlockScan,
+    problems: &[Problem],
+    src: &dyn StreamSource,
+    file: &str,
+) -> (u64, i64) {
+    let readable_idx = pre.idx.get(&s.index).filter(|x| x.consistent());
+    let mut bfirst = readable_idx.map_or((0, 0), |x| (x.first_seq, x.first_ts));
+    if let Some(f) = s.first_live {
+        bfirst = (f, s.first_ts);
+    }
+    // a rebuilt block cut at its first record, whose head frames but whose checksum fails,
+    // takes that record's sequence and time as its first (2.9 sets them before it checks the
+    // checksum), and the stream starts there (matrix `flip_first_len+noidx`, 2.9.10: first
+    // seq 1 and its time, nothing of the block left). A first block with nothing left whose
+    // .idx is there but stale keeps the .idx's first sequence and time: 2.9's rebuild resets
+    // neither (matrix `trunc_first_zero`, 2.9.10: first 1, at seq 1's time)
+    if let (None, Some(d)) = (s.first_live, s.damage) {
+        if let Some(q) = problems
+            .iter()
+            .filter(|p| p.kind == Kind::RecordChecksum && p.loc.file.as_deref() == Some(file))
+            .find(|p| p.loc.offset == Some(d.offset as u64))
+            .and_then(|p| p.loc.seq)
+            .filter(|&q| q > bfirst.0 && s.min_seq.is_none_or(|m| q <= m))
+        {
+            if let Some(ts) = record_ts(src, &s.file, d.offset) {
+                bfirst = (q, ts);
+            }
+        }
+    }
+    bfirst
+}
+
+/// The stream's first sequence as 2.9 has it right after it recovered its blocks (before the
+/// limits: `recoverMsgs`): each block's from a trusted `.idx`, else from its rebuild
+/// ([`rebuilt_first`]), in file-name order ([`legacy_first`]).
+fn legacy_recovered_first(
+    pre: &Prelude,
+    scans: &[BlockScan],
+    problems: &[Problem],
+    src: &dyn StreamSource,
+    prefix: &str,
+) -> Option<u64> {
+    let firsts = scans
+        .iter()
+        .map(|s| {
+            let idx = pre
+                .idx
+                .get(&s.index)
+                .filter(|x| idx_trusted(x, s) && x.consistent());
+            let f = match idx {
+                Some(x) => (x.first_seq, x.first_ts),
+                None => rebuilt_first(pre, s, problems, src, &format!("{prefix}{}", s.file)),
+            };
+            (s.file.clone(), f)
+        })
+        .collect();
+    legacy_first(firsts).map(|f| f.0)
+}
+
 /// 2.9's stream numbers (M13 of the matrix findings): a block with a trusted `.idx` counts
 /// what the `.idx` says (messages, bytes, first/last, its delete map; subjects from a trusted
 /// `.fss`), even when records in it are damaged, which it then cannot serve; a rebuilt block
@@ -1223,10 +1322,6 @@ fn legacy_numbers(
             // the rebuild starts from the .idx's first when it reads one (stale or not), else
             // from 0, and takes the first record it keeps
             let readable_idx = pre.idx.get(&s.index).filter(|x| x.consistent());
-            let mut bfirst = readable_idx.map_or((0, 0), |x| (x.first_seq, x.first_ts));
-            if let Some(f) = s.first_live {
-                bfirst = (f, s.first_ts);
-            }
             let (lo, hi) = (s.min_seq.unwrap_or(0), s.max_seq.unwrap_or(0));
             if hi >= last.0 && s.max_seq.is_some() {
                 last = (hi, s.last_ts);
@@ -1273,25 +1368,7 @@ fn legacy_numbers(
                     }
                 }
             }
-            // a rebuilt block cut at its first record, whose head frames but whose checksum
-            // fails, takes that record's sequence and time as its first (2.9 sets them before
-            // it checks the checksum), and the stream starts there (matrix
-            // `flip_first_len+noidx`, 2.9.10: first seq 1 and its time, nothing of the block left)
-            // A first block with nothing left whose .idx is there but stale keeps the .idx's
-            // first sequence and time: 2.9's rebuild resets neither (matrix
-            // `trunc_first_zero`, 2.9.10: first 1, at seq 1's time)
-            if let (None, Some(d)) = (s.first_live, s.damage) {
-                if let Some(q) = bad_in(problems, &file, Kind::RecordChecksum)
-                    .find(|p| p.loc.offset == Some(d.offset as u64))
-                    .and_then(|p| p.loc.seq)
-                    .filter(|&q| q > bfirst.0 && s.min_seq.is_none_or(|m| q <= m))
-                {
-                    if let Some(ts) = record_ts(src, &s.file, d.offset) {
-                        bfirst = (q, ts);
-                    }
-                }
-            }
-            firsts.push((s.file.clone(), bfirst));
+            firsts.push((s.file.clone(), rebuilt_first(pre, s, problems, src, &file)));
             // a rebuilt block cut at a damaged record keeps that record's sequence as its last
             if let Some(d) = s.damage {
                 if let Some(p) = problems.iter().find(|p| {
@@ -4544,6 +4621,54 @@ mod tests {
             "no idx_missing beside an .idx that is there"
         );
         assert_eq!(r.exit_code(), 0);
+    }
+
+    /// 2.9 enforces max_msgs / max_bytes at load from its first sequence, which its recovery
+    /// leaves at 0 when the last block listed is rebuilt to nothing (an empty block with an
+    /// empty .idx, as a kill leaves it: matrix `kill_mid`): the removal of seq 0 fails, it
+    /// stops and takes the first from its first block. The real 2.9.10 on copies of the
+    /// fixture's MULTI (98 messages, 1..100) with max_msgs 90: with an empty 5.blk and 5.idx
+    /// 98 messages, 101843 bytes, first 1; without them 90 messages, 93547 bytes, first 9.
+    #[test]
+    fn limits_are_not_enforced_by_2_9_when_its_recovered_first_is_0() {
+        let t = testdata::sample("v2.9.10-legacy");
+        let d = t
+            .path()
+            .join("v2.9.10-legacy/store/jetstream/$G/streams/MULTI");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
+        m["max_msgs"] = 90.into();
+        let raw = serde_json::to_vec(&m).unwrap();
+        fs::write(d.join("meta.inf"), &raw).unwrap();
+        fs::write(
+            d.join("meta.sum"),
+            crate::filestore::meta::expected_sum("MULTI", &raw),
+        )
+        .unwrap();
+        let numbers = |r: &crate::base::report::Report| {
+            let s = &r.streams[0];
+            (s.messages, s.bytes, s.first_seq, s.last_seq)
+        };
+        let r = run_as(&d, Some("2.9.10"), crate::base::time::now_ns());
+        assert_eq!(
+            numbers(&r),
+            (Some(90), Some(93547), Some(9), Some(100)),
+            "{:#?}",
+            r.problems
+        );
+        fs::write(d.join("msgs/5.blk"), b"").unwrap();
+        fs::write(d.join("msgs/5.idx"), b"").unwrap();
+        let r = run_as(&d, Some("2.9.10"), crate::base::time::now_ns());
+        assert_eq!(
+            numbers(&r),
+            (Some(98), Some(101843), Some(1), Some(100)),
+            "{:#?}",
+            r.problems
+        );
+        assert!(r.streams[0].load.as_ref().unwrap().removed.is_empty());
+        // a 2.10+ release enforces them (it rebuilds the empty block to its own first)
+        let r = run_as(&d, Some("2.15.1"), crate::base::time::now_ns());
+        assert_eq!(r.streams[0].messages, Some(90), "{:#?}", r.problems);
     }
 
     /// What a power loss leaves (zeros where data had not reached the disk), as 2.9 loads it
