@@ -426,7 +426,7 @@ fn timed(args: &[&str]) -> (Option<i32>, String, u64) {
 /// payloads written by 2.15.1 with a key) is verified and extracted (`.tar`), verified and
 /// inspected without the key (`.tgz`) in less than 64 MiB: it is never held, nor extracted to
 /// disk to be read. (Not dump: on a tarball whose blocks are out of order it reads the archive
-/// once per block. The debug build makes this a minute or two.)
+/// once per block. A few seconds in the `ci` test profile, a minute or two in `dev`.)
 #[test]
 #[cfg_attr(
     jetdir_no_server,

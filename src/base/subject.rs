@@ -23,6 +23,11 @@ pub fn matches(filter: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether a subject filter has a wildcard token (`*` or `>`).
+pub fn has_wildcard(filter: &[u8]) -> bool {
+    filter.split(|&c| c == b'.').any(|t| t == b"*" || t == b">")
+}
+
 /// Whether two NATS subject filters can match a common subject (`*` one token, `>` the rest):
 /// the server's `SubjectsCollide`, which refuses a stream whose subjects collide with another's
 /// in the same account.

@@ -341,6 +341,10 @@ pub fn finish_stream(
                 d.sort_unstable();
                 d
             }),
+        legacy_blocks: (load.release.as_ref().is_some_and(load::is_legacy)
+            && matches!(load.recovery, Recovery::Legacy)
+            && removed.is_empty())
+        .then(|| legacy_blocks(&pre, &scans, &problems, src, prefix)),
     };
     let (consumers, stopped_by) = check_consumers(
         &pre,
@@ -1150,6 +1154,55 @@ fn legacy_first(mut firsts: Vec<(String, (u64, i64))>) -> Option<(u64, i64)> {
     first
 }
 
+/// The `.fss` 2.9 takes a block's subject counts from, when the block's `.idx` is trusted
+/// (`x`): 2.9 regenerates them from the block when the `.fss`'s total is not the `.idx`'s
+/// message count (`populateGlobalPerSubjectInfo`; matrix `kill_idle` WQ: an acknowledged
+/// message removed after the .fss was written)
+fn trusted_fss<'p>(
+    pre: &'p Prelude,
+    s: &BlockScan,
+    x: &crate::filestore::legacy::LegacyIdx,
+) -> Option<&'p crate::filestore::legacy::LegacyFss> {
+    pre.fss.get(&s.index).filter(|f| {
+        f.hash_ok
+            && Some(f.last_checksum) == s.last_checksum
+            && f.subjects
+                .iter()
+                .filter(|e| !e.subject.is_empty())
+                .map(|e| e.msgs)
+                .sum::<u64>()
+                == x.msgs
+    })
+}
+
+/// The blocks as 2.9's filtered pending count sees them ([`consumers::LegacyBlocks`]): first
+/// and last from a trusted `.idx` (with its trusted `.fss`), else from the rebuild.
+fn legacy_blocks<'p>(
+    pre: &'p Prelude,
+    scans: &[BlockScan],
+    problems: &[Problem],
+    src: &dyn StreamSource,
+    prefix: &str,
+) -> consumers::LegacyBlocks<'p> {
+    let blocks = scans
+        .iter()
+        .map(|s| {
+            let idx = pre
+                .idx
+                .get(&s.index)
+                .filter(|x| idx_trusted(x, s) && x.consistent() && !s.legacy_cache_fails);
+            match idx {
+                Some(x) => (x.first_seq, x.last_seq, trusted_fss(pre, s, x)),
+                None => {
+                    let f = rebuilt_first(pre, s, problems, src, &format!("{prefix}{}", s.file));
+                    (f.0, s.max_seq.unwrap_or(0).max(f.0), None)
+                }
+            }
+        })
+        .collect();
+    consumers::LegacyBlocks { blocks }
+}
+
 /// The first sequence and time of a block 2.9 rebuilds from its records: the first record it
 /// keeps, else the .idx's first when it reads one (stale or not), else 0.
 fn rebuilt_first(
@@ -1297,17 +1350,7 @@ fn legacy_numbers(
             // 2.9 regenerates the subject counts from the block when the .fss's total is not
             // the .idx's message count (`populateGlobalPerSubjectInfo`; matrix `kill_idle` WQ:
             // an acknowledged message removed after the .fss was written)
-            let fss = pre.fss.get(&s.index).filter(|f| {
-                f.hash_ok
-                    && Some(f.last_checksum) == s.last_checksum
-                    && f.subjects
-                        .iter()
-                        .filter(|e| !e.subject.is_empty())
-                        .map(|e| e.msgs)
-                        .sum::<u64>()
-                        == x.msgs
-            });
-            if let Some(f) = fss {
+            if let Some(f) = trusted_fss(pre, s, x) {
                 for e in f.subjects.iter().filter(|e| e.msgs > 0) {
                     *subjects
                         .entry(String::from_utf8_lossy(&e.subject).into_owned())
@@ -3484,7 +3527,7 @@ fn load_report(
         // (2.11.11 and 2.15.1 with a consumer's meta.inf they do not support: "stream is
         // offline: stopped - unsupported consumer \"C1\"", no message served)
         Verdict::Skipped if stopped_by.is_some() => Some(format!(
-            "the server stops this stream (it lists it offline: stopped - unsupported consumer {:?}) and leaves its files as they are: start a release that supports that consumer's config (the findings say what it needs), or move obs/{} out of the stream dir to load the stream without that consumer",
+            "a single server stops this stream (it lists it offline: stopped - unsupported consumer {:?}) and leaves its files as they are: start a release that supports that consumer's config (the findings say what it needs), or move obs/{} out of the stream dir to load the stream without that consumer",
             stopped_by.unwrap_or_default(),
             stopped_by.unwrap_or_default()
         )),

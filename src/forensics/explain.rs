@@ -269,7 +269,7 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         } else if offline {
             "The server lists this stream as offline and does not load it: its config asks for what this release does not support (it logs \"Detected unsupported stream\" and leaves the files as they are).".to_string()
         } else if stopped {
-            "The server stops this stream and lists it as offline (\"stopped - unsupported consumer\"): a consumer's config asks for what this release does not support (it logs \"Stopping unsupported stream\"); no message is served, no consumer runs, and the files are left as they are.".to_string()
+            "A single server stops this stream and lists it as offline (\"stopped - unsupported consumer\"): a consumer's config asks for what this release does not support (it logs \"Stopping unsupported stream\"); no message is served, no consumer runs, and the files are left as they are.".to_string()
         } else if sealed {
             "The server does not load this stream: a key file of it does not open with the key that opens the rest (it logs \"Error decrypting our stream metafile\", or on 2.9 \"Error recreating stream\" for a block's key).".to_string()
         } else {

@@ -189,6 +189,73 @@ pub struct ScannedStream<'a> {
     /// range (these, sorted). Sequences a block lost or that lie between blocks stay counted
     /// (matrix `blk_missing_mid`, 2.9.10: C_ALL 85 with a block of 30 gone).
     pub legacy_deleted: Option<Vec<u64>>,
+    /// 2.9's count for a consumer with one filter without wildcards: see [`LegacyBlocks`].
+    pub legacy_blocks: Option<LegacyBlocks<'a>>,
+}
+
+/// 2.9's count for a consumer with one filter subject without wildcards (`FilteredState` and
+/// `filteredPendingLocked`, v2.9.10): block by block (by index) from the first whose last seq
+/// is at or after the start, the block's per-subject state for the subject, from its `.fss`
+/// when 2.9 trusts that (which counts records that no longer read back: matrix
+/// `flip_last_len`, C_FILT 9 where 8 messages read back), else from the records that read
+/// back: nothing when the subject's last is before the start; its messages when the start is
+/// at or before its first; its messages less those before the start when its sequences are
+/// contiguous; otherwise the block is read, and either the matching records that read back
+/// from the start to the subject's last are counted, or (when fewer sequences lie before the
+/// start than after it, from the block's first) the subject's messages less the matching
+/// records that read back before the start.
+pub struct LegacyBlocks<'a> {
+    /// Per block in index order: its first and last seq as 2.9 has them, and its `.fss` when
+    /// 2.9 takes its counts from it.
+    pub blocks: Vec<(u64, u64, Option<&'a crate::filestore::legacy::LegacyFss>)>,
+}
+
+impl ScannedStream<'_> {
+    /// See [`LegacyBlocks`].
+    fn legacy_filtered(&self, lb: &LegacyBlocks, start: u64, subj: &[u8]) -> u64 {
+        let sseq = start.max(self.first);
+        if sseq > self.last {
+            return 0;
+        }
+        let blocks: Vec<_> = lb.blocks.iter().filter(|b| b.1 >= sseq).collect();
+        // the matching records that read back, per block: (before the start, from it on)
+        let mut read = vec![(0u64, 0u64); blocks.len()];
+        let from = blocks.iter().map(|b| b.0).min().unwrap_or(sseq).min(sseq);
+        self.walk_from(from, &mut |q, s, _| {
+            if s == subj {
+                if let Some(i) = blocks.iter().position(|b| b.0 <= q && q <= b.1) {
+                    if q < sseq {
+                        read[i].0 += 1;
+                    } else {
+                        read[i].1 += 1;
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        let mut total = 0u64;
+        for (i, &&(bfirst, _, fss)) in blocks.iter().enumerate() {
+            let Some(e) = fss.and_then(|f| f.subjects.iter().find(|e| e.subject == subj)) else {
+                // its state built from the records that read back: exactly those from the start
+                total += read[i].1;
+                continue;
+            };
+            let (msgs, first, last) = (e.msgs, e.first_seq, e.last_seq);
+            if msgs == 0 || sseq > last {
+                continue;
+            }
+            if sseq <= first {
+                total += msgs;
+            } else if msgs == last - first + 1 {
+                total += msgs - (sseq - first);
+            } else if last - sseq < sseq.saturating_sub(bfirst) {
+                total += read[i].1;
+            } else {
+                total += msgs.saturating_sub(read[i].0);
+            }
+        }
+        total
+    }
 }
 
 impl StreamView for ScannedStream<'_> {
@@ -207,6 +274,11 @@ impl StreamView for ScannedStream<'_> {
             let lo = deleted.partition_point(|&d| d < s);
             let hi = deleted.partition_point(|&d| d <= self.last);
             return Some((self.last - s + 1).saturating_sub((hi - lo) as u64));
+        }
+        if let (Some(lb), [f]) = (&self.legacy_blocks, filters) {
+            if !crate::base::subject::has_wildcard(f.as_bytes()) {
+                return Some(self.legacy_filtered(lb, start, f.as_bytes()));
+            }
         }
         Some(self.server.as_ref()?.count(start, filters))
     }
@@ -708,6 +780,7 @@ mod tests {
             let v = ScannedStream {
                 server: None,
                 legacy_deleted: None,
+                legacy_blocks: None,
                 first: 1,
                 last,
                 max_per_subject: 0,
@@ -815,6 +888,62 @@ mod tests {
         }
     }
 
+    /// 2.9 counts a consumer with one filter from the blocks' subject state (their `.fss`
+    /// when trusted), block by block: the steps of `filteredPendingLocked` (v2.9.10). Here no
+    /// record reads back (no block to walk), which isolates what comes from the `.fss`: a
+    /// block whose subject starts at or after the start counts it whole (the real 2.9.10 in
+    /// the matrix's `flip_last_len`: C_FILT 9, one of them a record past the damage), a
+    /// contiguous one by arithmetic, and a partial one either by reading from the start (0
+    /// here) or, when fewer sequences lie before the start, as its count less what reads
+    /// back before it (all of it here).
+    #[test]
+    fn legacy_filtered_pending_follows_the_blocks_subject_state() {
+        use crate::filestore::legacy::{FssEntry, LegacyFss};
+        let fss = |msgs, first_seq, last_seq| LegacyFss {
+            subjects: vec![
+                FssEntry {
+                    subject: b"other".to_vec(),
+                    msgs: 1,
+                    first_seq,
+                    last_seq: first_seq,
+                },
+                FssEntry {
+                    subject: b"plain.2".to_vec(),
+                    msgs,
+                    first_seq,
+                    last_seq,
+                },
+            ],
+            hash: [0; 8],
+            last_checksum: [0; 8],
+            hash_ok: true,
+        };
+        let (a, c) = (fss(5, 10, 14), fss(2, 92, 97));
+        let t = tempfile::tempdir().unwrap();
+        let src = crate::filestore::source::DirSource::new(t.path().to_path_buf());
+        let v = ScannedStream {
+            server: None,
+            legacy_deleted: None,
+            legacy_blocks: Some(LegacyBlocks {
+                blocks: vec![(1, 30, Some(&a)), (31, 60, None), (91, 100, Some(&c))],
+            }),
+            first: 1,
+            last: 100,
+            max_per_subject: 0,
+            scans: &[],
+            src: &src,
+            index_totals: None,
+        };
+        let mut c = cfg(DeliverPolicy::All, AckPolicy::Explicit);
+        c.filters = vec!["plain.2".into()];
+        for (delivered, want) in [(0, 7), (11, 5), (47, 2), (94, 0), (92, 2), (97, 0)] {
+            assert_eq!(num_pending(&c, delivered, &v), Some(want), "{delivered}");
+        }
+        // a wildcard filter is not counted this way (2.9's order of subjects is Go's map's)
+        c.filters = vec!["plain.*".into()];
+        assert_eq!(v.server_pending(1, &c.filters), None);
+    }
+
     /// 2.9 counts an unfiltered consumer's pending by sequence arithmetic less its delete
     /// maps: the real 2.9.10 in the matrix's `blk_missing_mid` (block 2, seqs 31..60 with 40
     /// deleted in its .idx, removed; deletes 10, 77, 99 left): C_ALL delivered 13 -> 85,
@@ -826,6 +955,7 @@ mod tests {
         let v = ScannedStream {
             server: None,
             legacy_deleted: Some(vec![10, 77, 99]),
+            legacy_blocks: None,
             first: 1,
             last: 100,
             max_per_subject: 0,

@@ -990,6 +990,29 @@ def mk_zero_file(which: str) -> Callable:
     return f
 
 
+def mk_aux_damage(which: str, how: str) -> Callable:
+    """An auxiliary state file damaged: `thw` (TTL's msgs/thw.db, the TTL hash wheel), `sched`
+    (SCHED's msgs/sched.db, 2.12+), `sources` (SRC's sources.db); `zero` (zeroed at its size),
+    `cut` (its second half gone) or `gone` (removed)."""
+    stream, rel = {"thw": ("TTL", "msgs/thw.db"), "sched": ("SCHED", "msgs/sched.db"),
+                   "sources": ("SRC", "sources.db")}[which]
+
+    def f(store: Path, ctx: dict) -> str:
+        p = sdir(store, stream) / rel
+        if not p.exists():
+            raise Skip(f"no {stream}/{rel}")
+        n = p.stat().st_size
+        if how == "zero":
+            p.write_bytes(bytes(n))
+        elif how == "cut":
+            p.write_bytes(p.read_bytes()[: n // 2])
+        else:
+            p.unlink()
+        return f"{stream} {rel} {how} ({n} bytes)"
+
+    return f
+
+
 def f_first_blk_empty(store: Path, ctx: dict) -> str:
     sd = sdir(store)
     p = blocks(sd)[0]
@@ -1085,6 +1108,8 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     "cmeta_unknown_field": (mk_cmeta_edit("unknown_field"), "clean"),
     "cmeta_req_level": (mk_cmeta_edit("req_level"), "clean"),
     **{f"zero_{w}_file": (mk_zero_file(w), "clean") for w in ("index", "meta", "odat", "cmeta")},
+    **{f"aux_{w}_{how}": (mk_aux_damage(w, how), "clean")
+       for w in ("thw", "sched", "sources") for how in ("zero", "cut", "gone")},
     "idx_from_prev_release": (f_idx_from_prev, "clean"),
     "cmp_flip": (f_cmp_flip, "clean"),
     "cmp_trunc": (f_cmp_trunc, "clean"),
@@ -1455,10 +1480,12 @@ def compare_stream(j: Optional[dict], t: Optional[dict], release: str = "") -> d
                           ("absent" if b is None else b.get("error", "present"))))
             continue
         for jf, path in CONSUMER_FIELDS:
-            # 2.9's FilteredState with a filter reads the blocks' subject state (and loads a
-            # block a start lies in): not modelled; without one it is sequence arithmetic
+            # 2.9's FilteredState with a wildcard filter takes the blocks' subjects in Go's
+            # map order and stops at the first block it must read: not modelled (one filter
+            # without wildcards is, and without a filter it is sequence arithmetic)
+            fsub = (b.get("config") or {}).get("filter_subject") or ""
             if jf == "num_pending" and release.startswith("2.9.") and \
-                    ((b.get("config") or {}).get("filter_subject")
+                    ("*" in fsub.split(".") or ">" in fsub.split(".")
                      or (b.get("config") or {}).get("filter_subjects")):
                 continue
             compared.append(f"consumer.{jf}")
