@@ -293,7 +293,13 @@ pub fn finish_stream(
     };
     check_index_db(&pre, &scans, &state, &mut problems, prefix);
     check_leftovers(&pre, &mut problems, prefix);
-    check_aux(&pre, src, last, &mut problems, prefix);
+    check_aux(
+        &pre,
+        src,
+        (last, load.release.as_ref()),
+        &mut problems,
+        prefix,
+    );
     // consumers are set up before a cut block is loaded: under a trusted index they see the
     // index's last sequence (M10b with index.db: 2.14+ do not reset them, 2.10 starts a
     // consumer without o.dat from it)
@@ -2531,11 +2537,13 @@ fn check_legacy(pre: &Prelude, scans: &[BlockScan], problems: &mut Vec<Problem>,
 }
 
 /// thw.db, sched.db, sources.db: no checksum of their own; a damaged one is rebuilt by the
-/// server (warning), one claiming sequences past the stream is stale.
+/// server (warning), one claiming sequences past the stream is stale. A sched.db whose entries
+/// stop before its count panics 2.12.0-2.12.11 and 2.14.0-2.14.2 at start (an error: the
+/// server does not start; [`aux_state::sched_panics_unchecked_decoder`]).
 fn check_aux(
     pre: &Prelude,
     src: &dyn StreamSource,
-    last_seq: u64,
+    (last_seq, release): (u64, Option<&Release>),
     problems: &mut Vec<Problem>,
     prefix: &str,
 ) {
@@ -2555,6 +2563,24 @@ fn check_aux(
             _ => aux_state::parse_sources(&b).map(|x| x.high_seq),
         };
         let loc = pre.loc().file(format!("{prefix}{rel}"));
+        let schedules = pre
+            .meta
+            .as_ref()
+            .and_then(|m| m.json.get("allow_msg_schedules"))
+            == Some(&serde_json::Value::Bool(true));
+        if rel == "msgs/sched.db"
+            && schedules
+            && release.is_some_and(load::sched_decoder_unchecked)
+            && aux_state::sched_panics_unchecked_decoder(&b)
+        {
+            let r = release.map(|r| r.to_string()).unwrap_or_default();
+            problems.push(Problem::new(
+                Kind::AuxFileCrashesServer,
+                loc,
+                format!("{what} ({rel}): its entries stop before the count in its header, and nats-server {r} reads past the end of the file at start and panics (\"index out of range\" in MsgScheduling.decode): the server does not start, no stream loads. Move {rel} out of the stream dir before starting it (the server rebuilds it by scanning the stream's messages), or start 2.12.12+ / 2.14.3+, which discard it"),
+            ));
+            continue;
+        }
         match high {
             Err(e) => problems.push(Problem::new(
                 Kind::AuxFileCorrupt,
@@ -3458,6 +3484,43 @@ fn sealed_block_findings(pre: &Prelude, release: Option<&Release>, problems: &mu
     }
 }
 
+/// The file of a stream that makes the release panic at start (`aux_file_crashes_server`).
+fn crashing_file(problems: &[Problem]) -> Option<&str> {
+    problems
+        .iter()
+        .find(|p| p.kind == Kind::AuxFileCrashesServer)
+        .and_then(|p| p.loc.file.as_deref())
+}
+
+/// A file of one stream panics the release at start ([`check_aux`]): the server does not start
+/// and no stream of the store loads, so every other stream is skipped too, pointing at it.
+fn server_does_not_start(rep: &mut Report) {
+    let Some(p) = rep
+        .problems
+        .iter()
+        .find(|p| p.kind == Kind::AuxFileCrashesServer)
+    else {
+        return;
+    };
+    let culprit = format!(
+        "{} > {}'s {}",
+        p.loc.account.as_deref().unwrap_or("?"),
+        p.loc.stream.as_deref().unwrap_or("?"),
+        p.loc.file.as_deref().unwrap_or("?")
+    );
+    for s in &mut rep.streams {
+        if let Some(l) = s.load.as_mut().filter(|l| l.verdict != Verdict::Skipped) {
+            l.verdict = Verdict::Skipped;
+            l.next_step = Some(format!(
+                "the server does not start on this store: it panics on {culprit}; move that file out of its stream dir first (this stream then loads as the findings say)"
+            ));
+        }
+    }
+    rep.notes.push(format!(
+        "the server does not start on this store: {culprit} makes it panic at start (see its finding)"
+    ));
+}
+
 /// The load model's report for the stream, from what the load does and the findings;
 /// `stopped_by`: the consumer whose config makes the release stop the stream
 /// ([`check_consumers`]).
@@ -3485,7 +3548,8 @@ fn load_report(
         )
     }) || sealed_skips_stream(pre, load.release.as_ref())
         || pre.offline
-        || stopped_by.is_some();
+        || stopped_by.is_some()
+        || crashing_file(problems).is_some();
     let errors = problems
         .iter()
         .any(|p| p.severity == crate::base::problem::Severity::Error);
@@ -3520,6 +3584,10 @@ fn load_report(
                 .to_string(),
         ),
         // (matrix `from_2.15.1`, 2.11.11: "stream is offline: unsupported - config error")
+        Verdict::Skipped if crashing_file(problems).is_some() => Some(format!(
+            "do not start this release on these files: it panics at start on {} and no stream loads; move that file out of the stream dir first (the server rebuilds it), or start a release that discards it",
+            crashing_file(problems).unwrap_or_default()
+        )),
         Verdict::Skipped if pre.offline => Some(
             "the server lists the stream as offline and leaves its files as they are: start a release that supports its config (the findings say what it needs), or restore it from a backup into a release that does"
                 .to_string(),
@@ -3624,6 +3692,7 @@ fn verify_store_with(
         rep.streams.push(s);
         rep.problems.append(&mut p);
     }
+    server_does_not_start(&mut rep);
     if lay.raft_groups.is_empty() {
         super::account::check_overlaps(
             &lay.streams,
@@ -4928,6 +4997,59 @@ mod tests {
             "{:#?}",
             r.problems
         );
+    }
+
+    /// A sched.db whose entries stop before its count (here a header that claims one entry
+    /// and nothing after it) panics 2.12.0-2.12.11 and 2.14.0-2.14.2 at start: the real 2.12.8
+    /// on this copy of the fixture exits with status 2 before any stream loads (and 2.12.2 and
+    /// 2.12.8 on the matrix's `aux_sched_cut`); 2.14.6 logs "Error decoding message scheduling
+    /// state: unexpected EOF", rebuilds it and loads ORDERS with its 8 messages.
+    #[test]
+    fn a_sched_db_that_panics_the_release_stops_the_whole_server() {
+        let t = testdata::sample("v2.15.1-plain");
+        let store = t.path().join("v2.15.1-plain/store");
+        let d = store.join("jetstream/$G/streams/ORDERS");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
+        m["allow_msg_schedules"] = true.into();
+        let raw = serde_json::to_vec(&m).unwrap();
+        fs::write(d.join("meta.inf"), &raw).unwrap();
+        fs::write(
+            d.join("meta.sum"),
+            crate::filestore::meta::expected_sum("ORDERS", &raw),
+        )
+        .unwrap();
+        let mut sched = vec![1u8];
+        sched.extend_from_slice(&1u64.to_le_bytes());
+        sched.extend_from_slice(&10u64.to_le_bytes());
+        fs::write(d.join("msgs/sched.db"), &sched).unwrap();
+        let r = run_as(&store, Some("2.12.8"), crate::base::time::now_ns());
+        let kinds =
+            |r: &Report| -> Vec<&str> { r.problems.iter().map(|p| p.kind.as_str()).collect() };
+        assert!(
+            kinds(&r).contains(&"aux_file_crashes_server"),
+            "{:#?}",
+            r.problems
+        );
+        assert_eq!(r.exit_code(), 1);
+        for s in &r.streams {
+            let l = s.load.as_ref().unwrap();
+            assert_eq!(l.verdict, Verdict::Skipped, "{}", s.name);
+            assert!(
+                l.next_step.as_deref().unwrap().contains("msgs/sched.db"),
+                "{}: {:?}",
+                s.name,
+                l.next_step
+            );
+        }
+        for fixed in ["2.12.12", "2.14.6"] {
+            let r = run_as(&store, Some(fixed), crate::base::time::now_ns());
+            assert!(!kinds(&r).contains(&"aux_file_crashes_server"), "{fixed}");
+            assert!(kinds(&r).contains(&"aux_file_corrupt"), "{fixed}");
+            let orders = r.streams.iter().find(|s| s.name == "ORDERS").unwrap();
+            assert_ne!(orders.load.as_ref().unwrap().verdict, Verdict::Skipped);
+            assert_eq!(orders.messages, Some(8));
+        }
     }
 
     /// A consumer whose config a release does not support (an unknown field, a required API

@@ -77,6 +77,60 @@ pub struct SchedDb {
     pub trailing: usize,
 }
 
+/// Whether `sched.db` makes the decoder of nats-server 2.12.0-2.12.11 and 2.14.0-2.14.2
+/// (`MsgScheduling.decode`) index past the end of the file: it reads each entry's 2-byte
+/// subject length without checking that 2 bytes are left, and takes a varint cut short as
+/// 0 bytes long, so a file whose entries stop before its header's count says (cut short, or
+/// a count raised by damage) panics the whole server at start ("index out of range",
+/// seen on 2.12.2 and 2.12.8: matrix `aux_sched_cut`). Fixed in 2.12.12 and 2.14.3
+/// (nats-server 4fb527a0, "Reject malformed TTL and schedule state on decode"). A file those
+/// releases reject with an error (too short a header, another version, a subject cut short,
+/// a varint past 10 bytes) does not panic.
+pub fn sched_panics_unchecked_decoder(buf: &[u8]) -> bool {
+    // Go's binary.Uvarint: the bytes taken, 0 when the buffer ends first, negative on overflow
+    fn uvarint_len(b: &[u8]) -> isize {
+        for (i, &x) in b.iter().enumerate() {
+            if i == 10 {
+                return -(i as isize + 1);
+            }
+            if x < 0x80 {
+                if i == 9 && x > 1 {
+                    return -(i as isize + 1);
+                }
+                return i as isize + 1;
+            }
+        }
+        0
+    }
+    let (Some(&1), Some(count)) = (buf.first(), buf.get(1..9)) else {
+        return false;
+    };
+    let Some(mut b) = buf.get(17..) else {
+        return false;
+    };
+    let count = u64::from_le_bytes(count.try_into().unwrap_or([0; 8]));
+    // every entry takes at least its 2-byte length, so the loop ends within len / 2 entries
+    for _ in 0..count {
+        let [l0, l1, rest @ ..] = b else {
+            return true;
+        };
+        let sl = usize::from(u16::from_le_bytes([*l0, *l1]));
+        let Some(after) = rest.get(sl..) else {
+            return false;
+        };
+        let tn = uvarint_len(after);
+        if tn < 0 {
+            return false;
+        }
+        let vn = uvarint_len(&after[tn as usize..]);
+        if vn < 0 {
+            return false;
+        }
+        b = &after[(tn + vn) as usize..];
+    }
+    false
+}
+
 /// Parse `sched.db`: header, `count × {u16 LE len, subject, varint ts, uvarint seq}`.
 pub fn parse_sched(buf: &[u8]) -> Result<SchedDb, ParseError> {
     let mut c = Cursor::new(buf);
@@ -205,6 +259,17 @@ mod tests {
         b.extend_from_slice(b"a.b.c");
         put_varint(&mut b, 99);
         put_uvarint(&mut b, 11);
+        // the decoder of 2.12.0-2.12.11 / 2.14.0-2.14.2 indexes past the end when the entries
+        // stop before the count: at a length field with fewer than 2 bytes left
+        let panics: Vec<usize> = (0..=b.len())
+            .filter(|&cut| sched_panics_unchecked_decoder(&b[..cut]))
+            .collect();
+        assert_eq!(panics, vec![17, 18], "{} bytes", b.len());
+        let mut more = b.clone();
+        more[1] = 2; // a count past the entries there
+        assert!(sched_panics_unchecked_decoder(&more));
+        more[0] = 2; // another version: rejected before the entries
+        assert!(!sched_panics_unchecked_decoder(&more));
         let s = parse_sched(&b).unwrap();
         assert_eq!(
             (

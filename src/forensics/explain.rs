@@ -240,6 +240,12 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
     };
     // a consumer's config it does not support: the release stops the stream
     let (offline, stopped) = (offline_by(false), offline_by(true));
+    // a file of some stream of the store panics the release at start (check::store::check_aux)
+    let crash = rep
+        .problems
+        .iter()
+        .find(|p| p.kind == Kind::AuxFileCrashesServer)
+        .filter(|_| l.verdict == Verdict::Skipped);
     let meta_damaged = errors.iter().any(|p| {
         matches!(
             p.kind,
@@ -264,7 +270,14 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
                         || (f.contains("msgs/") && f.ends_with(".key"))
                 })
         });
-        o.push(if meta_damaged {
+        o.push(if let Some(c) = crash {
+            format!(
+                "The server does not start on this store: {} > {}'s {} makes it panic at start, before any stream is loaded; no stream loads until that file is moved out of its stream dir.",
+                c.loc.account.as_deref().unwrap_or("?"),
+                c.loc.stream.as_deref().unwrap_or("?"),
+                c.loc.file.as_deref().unwrap_or("?")
+            )
+        } else if meta_damaged {
             "The server does not load this stream: its meta.inf (the stream's config) is missing, damaged or does not match meta.sum.".to_string()
         } else if offline {
             "The server lists this stream as offline and does not load it: its config asks for what this release does not support (it logs \"Detected unsupported stream\" and leaves the files as they are).".to_string()
@@ -425,7 +438,7 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
             s.name
         ),
         Verdict::MayNotLoad => l.next_step.clone().unwrap_or_default(),
-        Verdict::Skipped if overlap || offline || stopped => {
+        Verdict::Skipped if overlap || offline || stopped || crash.is_some() => {
             l.next_step.clone().unwrap_or_default()
         }
         Verdict::Skipped if undecodable || !meta_damaged => format!(

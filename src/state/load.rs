@@ -355,6 +355,15 @@ pub fn truncate_blocks(
     out
 }
 
+/// Releases whose `MsgScheduling.decode` reads a sched.db without checking that its entries
+/// are there (2.12.0-2.12.11, 2.14.0-2.14.2; fixed in 2.12.12 and 2.14.3): see
+/// [`crate::filestore::aux_state::sched_panics_unchecked_decoder`].
+pub fn sched_decoder_unchecked(r: &Release) -> bool {
+    let b = r.base();
+    (b >= Release::new(2, 12, 0) && b < Release::new(2, 12, 12))
+        || (b >= Release::new(2, 14, 0) && b < Release::new(2, 14, 3))
+}
+
 /// The limits of a stream config that the server enforces at load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
