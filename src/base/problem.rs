@@ -101,7 +101,7 @@ kinds! {
     // Auxiliary state (thw.db, sched.db, sources.db)
     AuxFileAhead = "aux_file_ahead", Warning;
     AuxFileCorrupt = "aux_file_corrupt", Warning;
-    AuxFileCrashesServer = "aux_file_crashes_server", Error;
+    AuxFileStopsServer = "aux_file_stops_server", Error;
     // Files of a stream dir
     LeftoverBatch = "leftover_batch", Warning;
     LeftoverProbe = "leftover_probe", Warning;

@@ -2575,9 +2575,34 @@ fn check_aux(
         {
             let r = release.map(|r| r.to_string()).unwrap_or_default();
             problems.push(Problem::new(
-                Kind::AuxFileCrashesServer,
+                Kind::AuxFileStopsServer,
                 loc,
                 format!("{what} ({rel}): its entries stop before the count in its header, and nats-server {r} reads past the end of the file at start and panics (\"index out of range\" in MsgScheduling.decode): the server does not start, no stream loads. Move {rel} out of the stream dir before starting it (the server rebuilds it by scanning the stream's messages), or start 2.12.12+ / 2.14.3+, which discard it"),
+            ));
+            continue;
+        }
+        // (2^32 steps: about a minute at the 13 ns a step took the real 2.12.8 here)
+        const STUCK_STEPS: u64 = 1 << 32;
+        let ttl = pre.meta.as_ref().and_then(|m| m.json.get("allow_msg_ttl"))
+            == Some(&serde_json::Value::Bool(true));
+        let steps =
+            (rel == "msgs/thw.db" && ttl && release.is_some_and(load::ttl_decoder_unchecked))
+                .then(|| aux_state::thw_steps_unchecked_decoder(&b))
+                .flatten()
+                .filter(|&n| n >= STUCK_STEPS);
+        if let Some(n) = steps {
+            let r = release.map(|r| r.to_string()).unwrap_or_default();
+            let secs = n as f64 * 13e-9;
+            let took = match secs {
+                s if s < 3600.0 => format!("{:.0} minutes", s / 60.0),
+                s if s < 86400.0 * 2.0 => format!("{:.0} hours", s / 3600.0),
+                s if s < 86400.0 * 730.0 => format!("{:.0} days", s / 86400.0),
+                s => format!("{:.0} years", s / (86400.0 * 365.0)),
+            };
+            problems.push(Problem::new(
+                Kind::AuxFileStopsServer,
+                loc,
+                format!("{what} ({rel}): its header counts {n} entries, far more than the file holds, and nats-server {r} walks every one at start, past the file's end (about 13 ns each where measured: some {took}): the server does not start, no stream loads. Move {rel} out of the stream dir before starting it (the server rebuilds it by scanning the stream's messages), or start 2.12.12+ / 2.14.3+, which discard it"),
             ));
             continue;
         }
@@ -3484,21 +3509,21 @@ fn sealed_block_findings(pre: &Prelude, release: Option<&Release>, problems: &mu
     }
 }
 
-/// The file of a stream that makes the release panic at start (`aux_file_crashes_server`).
+/// The file of a stream the release does not get past at start (`aux_file_stops_server`).
 fn crashing_file(problems: &[Problem]) -> Option<&str> {
     problems
         .iter()
-        .find(|p| p.kind == Kind::AuxFileCrashesServer)
+        .find(|p| p.kind == Kind::AuxFileStopsServer)
         .and_then(|p| p.loc.file.as_deref())
 }
 
-/// A file of one stream panics the release at start ([`check_aux`]): the server does not start
+/// The release does not get past a file of one stream at start ([`check_aux`]): the server does not start
 /// and no stream of the store loads, so every other stream is skipped too, pointing at it.
 fn server_does_not_start(rep: &mut Report) {
     let Some(p) = rep
         .problems
         .iter()
-        .find(|p| p.kind == Kind::AuxFileCrashesServer)
+        .find(|p| p.kind == Kind::AuxFileStopsServer)
     else {
         return;
     };
@@ -3512,12 +3537,12 @@ fn server_does_not_start(rep: &mut Report) {
         if let Some(l) = s.load.as_mut().filter(|l| l.verdict != Verdict::Skipped) {
             l.verdict = Verdict::Skipped;
             l.next_step = Some(format!(
-                "the server does not start on this store: it panics on {culprit}; move that file out of its stream dir first (this stream then loads as the findings say)"
+                "the server does not start on this store: it does not get past {culprit}; move that file out of its stream dir first (this stream then loads as the findings say)"
             ));
         }
     }
     rep.notes.push(format!(
-        "the server does not start on this store: {culprit} makes it panic at start (see its finding)"
+        "the server does not start on this store: it does not get past {culprit} (see its finding)"
     ));
 }
 
@@ -3585,7 +3610,7 @@ fn load_report(
         ),
         // (matrix `from_2.15.1`, 2.11.11: "stream is offline: unsupported - config error")
         Verdict::Skipped if crashing_file(problems).is_some() => Some(format!(
-            "do not start this release on these files: it panics at start on {} and no stream loads; move that file out of the stream dir first (the server rebuilds it), or start a release that discards it",
+            "do not start this release on these files: it does not get past {} at start (see its finding) and no stream loads; move that file out of the stream dir first (the server rebuilds it), or start a release that discards it",
             crashing_file(problems).unwrap_or_default()
         )),
         Verdict::Skipped if pre.offline => Some(
@@ -4999,6 +5024,41 @@ mod tests {
         );
     }
 
+    /// A thw.db whose header counts far more entries than it holds is walked to the count by
+    /// 2.11.x, 2.12.0-2.12.11 and 2.14.0-2.14.2 at start: the real 2.12.8 with the fixture's
+    /// KV_config thw.db (no entries) given a count of 2^36 was not ready after 25 s (with 2^28
+    /// on another store it took 3.6 s); 2.14.6 discards the file and starts at once.
+    #[test]
+    fn a_thw_db_counting_billions_of_entries_stops_the_old_releases() {
+        let t = testdata::sample("v2.15.1-plain");
+        let store = t.path().join("v2.15.1-plain/store");
+        let thw = store.join("jetstream/$G/streams/KV_config/msgs/thw.db");
+        let mut b = fs::read(&thw).unwrap();
+        b[1..9].copy_from_slice(&(1u64 << 36).to_le_bytes());
+        fs::write(&thw, &b).unwrap();
+        let stops = |v: &str| {
+            let r = run_as(&store, Some(v), crate::base::time::now_ns());
+            let hit = r
+                .problems
+                .iter()
+                .any(|p| p.kind == "aux_file_stops_server" && p.message.contains("68719476736"));
+            let skipped = r
+                .streams
+                .iter()
+                .all(|s| s.load.as_ref().unwrap().verdict == Verdict::Skipped);
+            assert_eq!(hit, skipped, "{v}: {:#?}", r.problems);
+            hit
+        };
+        assert!(stops("2.12.8"));
+        assert!(stops("2.11.6"));
+        assert!(!stops("2.14.6"));
+        assert!(!stops("2.15.1"));
+        // a count the decoder walks in seconds: the warning of a damaged file only
+        b[1..9].copy_from_slice(&(1u64 << 28).to_le_bytes());
+        fs::write(&thw, &b).unwrap();
+        assert!(!stops("2.12.8"));
+    }
+
     /// A sched.db whose entries stop before its count (here a header that claims one entry
     /// and nothing after it) panics 2.12.0-2.12.11 and 2.14.0-2.14.2 at start: the real 2.12.8
     /// on this copy of the fixture exits with status 2 before any stream loads (and 2.12.2 and
@@ -5027,7 +5087,7 @@ mod tests {
         let kinds =
             |r: &Report| -> Vec<&str> { r.problems.iter().map(|p| p.kind.as_str()).collect() };
         assert!(
-            kinds(&r).contains(&"aux_file_crashes_server"),
+            kinds(&r).contains(&"aux_file_stops_server"),
             "{:#?}",
             r.problems
         );
@@ -5044,7 +5104,7 @@ mod tests {
         }
         for fixed in ["2.12.12", "2.14.6"] {
             let r = run_as(&store, Some(fixed), crate::base::time::now_ns());
-            assert!(!kinds(&r).contains(&"aux_file_crashes_server"), "{fixed}");
+            assert!(!kinds(&r).contains(&"aux_file_stops_server"), "{fixed}");
             assert!(kinds(&r).contains(&"aux_file_corrupt"), "{fixed}");
             let orders = r.streams.iter().find(|s| s.name == "ORDERS").unwrap();
             assert_ne!(orders.load.as_ref().unwrap().verdict, Verdict::Skipped);

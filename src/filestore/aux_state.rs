@@ -87,21 +87,6 @@ pub struct SchedDb {
 /// releases reject with an error (too short a header, another version, a subject cut short,
 /// a varint past 10 bytes) does not panic.
 pub fn sched_panics_unchecked_decoder(buf: &[u8]) -> bool {
-    // Go's binary.Uvarint: the bytes taken, 0 when the buffer ends first, negative on overflow
-    fn uvarint_len(b: &[u8]) -> isize {
-        for (i, &x) in b.iter().enumerate() {
-            if i == 10 {
-                return -(i as isize + 1);
-            }
-            if x < 0x80 {
-                if i == 9 && x > 1 {
-                    return -(i as isize + 1);
-                }
-                return i as isize + 1;
-            }
-        }
-        0
-    }
     let (Some(&1), Some(count)) = (buf.first(), buf.get(1..9)) else {
         return false;
     };
@@ -118,17 +103,66 @@ pub fn sched_panics_unchecked_decoder(buf: &[u8]) -> bool {
         let Some(after) = rest.get(sl..) else {
             return false;
         };
-        let tn = uvarint_len(after);
+        let tn = go_uvarint_len(after);
         if tn < 0 {
             return false;
         }
-        let vn = uvarint_len(&after[tn as usize..]);
+        let vn = go_uvarint_len(&after[tn as usize..]);
         if vn < 0 {
             return false;
         }
         b = &after[(tn + vn) as usize..];
     }
     false
+}
+
+/// How many entries the TTL decoder of nats-server 2.11.x, 2.12.0-2.12.11 and 2.14.0-2.14.2
+/// (`HashWheel.Decode`) walks at start when `thw.db`'s header counts more entries than the
+/// file holds, `None` when it holds them all (or the decoder rejects the file first). That
+/// decoder takes a varint cut short as 0 bytes long, so past the file's end it adds an empty
+/// entry for each one the count has left: `count` steps (the real 2.12.8 with a count of 2^28
+/// started in 3.6 s, with 2^36 not within 20 s). Fixed with the sched.db decoder.
+pub fn thw_steps_unchecked_decoder(buf: &[u8]) -> Option<u64> {
+    let (Some(&1), Some(count)) = (buf.first(), buf.get(1..9)) else {
+        return None;
+    };
+    let mut b = buf.get(17..)?;
+    let count = u64::from_le_bytes(count.try_into().ok()?);
+    let mut entries = 0u64;
+    while entries < count {
+        let tn = go_uvarint_len(b);
+        if tn < 0 {
+            return None;
+        }
+        let vn = go_uvarint_len(&b[tn as usize..]);
+        if vn < 0 {
+            return None;
+        }
+        if tn == 0 || vn == 0 {
+            // the file ends before this entry: the rest of the count is walked as empty ones
+            return Some(count);
+        }
+        b = &b[(tn + vn) as usize..];
+        entries += 1;
+    }
+    None
+}
+
+/// Go's `binary.Uvarint` (and `Varint`) length: the bytes taken, 0 when the buffer ends first,
+/// negative on overflow.
+fn go_uvarint_len(b: &[u8]) -> isize {
+    for (i, &x) in b.iter().enumerate() {
+        if i == 10 {
+            return -(i as isize + 1);
+        }
+        if x < 0x80 {
+            if i == 9 && x > 1 {
+                return -(i as isize + 1);
+            }
+            return i as isize + 1;
+        }
+    }
+    0
 }
 
 /// Parse `sched.db`: header, `count × {u16 LE len, subject, varint ts, uvarint seq}`.
@@ -234,6 +268,16 @@ mod tests {
             put_varint(&mut b, ts);
             put_uvarint(&mut b, seq);
         }
+        // the TTL decoder of 2.11.x / 2.12.0-2.12.11 / 2.14.0-2.14.2 walks a count the file
+        // does not hold to its end
+        assert_eq!(thw_steps_unchecked_decoder(&b), None);
+        assert_eq!(thw_steps_unchecked_decoder(&b[..17]), Some(2));
+        assert_eq!(thw_steps_unchecked_decoder(&b[..b.len() - 1]), Some(2));
+        let mut more = b.clone();
+        more[1..9].copy_from_slice(&(1u64 << 36).to_le_bytes());
+        assert_eq!(thw_steps_unchecked_decoder(&more), Some(1 << 36));
+        more[0] = 0;
+        assert_eq!(thw_steps_unchecked_decoder(&more), None);
         let t = parse_thw(&b).unwrap();
         assert_eq!(
             t.entries,

@@ -240,11 +240,11 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
     };
     // a consumer's config it does not support: the release stops the stream
     let (offline, stopped) = (offline_by(false), offline_by(true));
-    // a file of some stream of the store panics the release at start (check::store::check_aux)
+    // a file of some stream of the store the release does not get past at start (check::store::check_aux)
     let crash = rep
         .problems
         .iter()
-        .find(|p| p.kind == Kind::AuxFileCrashesServer)
+        .find(|p| p.kind == Kind::AuxFileStopsServer)
         .filter(|_| l.verdict == Verdict::Skipped);
     let meta_damaged = errors.iter().any(|p| {
         matches!(
@@ -272,7 +272,7 @@ fn story(rep: &Report, s: &StreamReport, path: &str) -> StreamStory {
         });
         o.push(if let Some(c) = crash {
             format!(
-                "The server does not start on this store: {} > {}'s {} makes it panic at start, before any stream is loaded; no stream loads until that file is moved out of its stream dir.",
+                "The server does not start on this store: it does not get past {} > {}'s {} at start (a panic, or a walk of minutes or longer: see that stream's finding); no stream loads until that file is moved out of its stream dir.",
                 c.loc.account.as_deref().unwrap_or("?"),
                 c.loc.stream.as_deref().unwrap_or("?"),
                 c.loc.file.as_deref().unwrap_or("?")

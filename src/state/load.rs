@@ -364,6 +364,15 @@ pub fn sched_decoder_unchecked(r: &Release) -> bool {
         || (b >= Release::new(2, 14, 0) && b < Release::new(2, 14, 3))
 }
 
+/// Releases whose `HashWheel.Decode` walks a thw.db's whole count even past the file's end
+/// (every 2.11.x, 2.12.0-2.12.11, 2.14.0-2.14.2): see
+/// [`crate::filestore::aux_state::thw_steps_unchecked_decoder`].
+pub fn ttl_decoder_unchecked(r: &Release) -> bool {
+    let b = r.base();
+    (b >= Release::new(2, 11, 0) && b < Release::new(2, 12, 12))
+        || (b >= Release::new(2, 14, 0) && b < Release::new(2, 14, 3))
+}
+
 /// The limits of a stream config that the server enforces at load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {

@@ -993,7 +993,8 @@ def mk_zero_file(which: str) -> Callable:
 def mk_aux_damage(which: str, how: str) -> Callable:
     """An auxiliary state file damaged: `thw` (TTL's msgs/thw.db, the TTL hash wheel), `sched`
     (SCHED's msgs/sched.db, 2.12+), `sources` (SRC's sources.db); `zero` (zeroed at its size),
-    `cut` (its second half gone) or `gone` (removed)."""
+    `cut` (its second half gone), `gone` (removed) or `count` (its header's entry count set to
+    2^40: releases before 2.12.12 / 2.14.3 walk it at start and do not get past it)."""
     stream, rel = {"thw": ("TTL", "msgs/thw.db"), "sched": ("SCHED", "msgs/sched.db"),
                    "sources": ("SRC", "sources.db")}[which]
 
@@ -1004,6 +1005,10 @@ def mk_aux_damage(which: str, how: str) -> Callable:
         n = p.stat().st_size
         if how == "zero":
             p.write_bytes(bytes(n))
+        elif how == "count":
+            b = bytearray(p.read_bytes())
+            b[1:9] = (1 << 40).to_bytes(8, "little")
+            p.write_bytes(bytes(b))
         elif how == "cut":
             p.write_bytes(p.read_bytes()[: n // 2])
         else:
@@ -1110,6 +1115,7 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     **{f"zero_{w}_file": (mk_zero_file(w), "clean") for w in ("index", "meta", "odat", "cmeta")},
     **{f"aux_{w}_{how}": (mk_aux_damage(w, how), "clean")
        for w in ("thw", "sched", "sources") for how in ("zero", "cut", "gone")},
+    "aux_thw_count": (mk_aux_damage("thw", "count"), "clean"),
     "idx_from_prev_release": (f_idx_from_prev, "clean"),
     "cmp_flip": (f_cmp_flip, "clean"),
     "cmp_trunc": (f_cmp_trunc, "clean"),
