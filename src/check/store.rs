@@ -3781,6 +3781,20 @@ mod tests {
         .unwrap()
     }
 
+    /// Sets `key` of stream dir `d`'s config (meta.inf) to `value`, with a matching meta.sum.
+    fn set_config(d: &Path, name: &str, key: &str, value: impl Into<serde_json::Value>) {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
+        m[key] = value.into();
+        let raw = serde_json::to_vec(&m).unwrap();
+        fs::write(d.join("meta.inf"), &raw).unwrap();
+        fs::write(
+            d.join("meta.sum"),
+            crate::filestore::meta::expected_sum(name, &raw),
+        )
+        .unwrap();
+    }
+
     /// Deep verify of `p` modelling `release` (`None`: the writer's) loading at `at_ns`.
     fn run_as(p: &Path, release: Option<&str>, at_ns: i64) -> Report {
         let opts = Options {
@@ -4772,16 +4786,7 @@ mod tests {
         let d = t
             .path()
             .join("v2.9.10-legacy/store/jetstream/$G/streams/MULTI");
-        let mut m: serde_json::Value =
-            serde_json::from_slice(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
-        m["max_msgs"] = 90.into();
-        let raw = serde_json::to_vec(&m).unwrap();
-        fs::write(d.join("meta.inf"), &raw).unwrap();
-        fs::write(
-            d.join("meta.sum"),
-            crate::filestore::meta::expected_sum("MULTI", &raw),
-        )
-        .unwrap();
+        set_config(&d, "MULTI", "max_msgs", 90);
         let numbers = |r: &crate::base::report::Report| {
             let s = &r.streams[0];
             (s.messages, s.bytes, s.first_seq, s.last_seq)
@@ -5000,16 +5005,7 @@ mod tests {
         let d = t
             .path()
             .join("v2.15.1-plain/store/jetstream/$G/streams/ORDERS");
-        let mut m: serde_json::Value =
-            serde_json::from_slice(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
-        m["allow_msg_counter"] = serde_json::Value::Bool(true);
-        let raw = serde_json::to_vec(&m).unwrap();
-        fs::write(d.join("meta.inf"), &raw).unwrap();
-        fs::write(
-            d.join("meta.sum"),
-            crate::filestore::meta::expected_sum("ORDERS", &raw),
-        )
-        .unwrap();
+        set_config(&d, "ORDERS", "allow_msg_counter", true);
         let r = run_as(&d, Some("2.11.11"), crate::base::time::now_ns());
         let l = r.streams[0].load.clone().unwrap();
         assert_eq!(l.verdict, Verdict::Skipped, "{:#?}", r.problems);
@@ -5069,16 +5065,7 @@ mod tests {
         let t = testdata::sample("v2.15.1-plain");
         let store = t.path().join("v2.15.1-plain/store");
         let d = store.join("jetstream/$G/streams/ORDERS");
-        let mut m: serde_json::Value =
-            serde_json::from_slice(&fs::read(d.join("meta.inf")).unwrap()).unwrap();
-        m["allow_msg_schedules"] = true.into();
-        let raw = serde_json::to_vec(&m).unwrap();
-        fs::write(d.join("meta.inf"), &raw).unwrap();
-        fs::write(
-            d.join("meta.sum"),
-            crate::filestore::meta::expected_sum("ORDERS", &raw),
-        )
-        .unwrap();
+        set_config(&d, "ORDERS", "allow_msg_schedules", true);
         let mut sched = vec![1u8];
         sched.extend_from_slice(&1u64.to_le_bytes());
         sched.extend_from_slice(&10u64.to_le_bytes());

@@ -888,6 +888,26 @@ mod tests {
         }
     }
 
+    /// A 2.9 stream of seqs 1..100 without blocks to read, counted by its delete maps or its
+    /// blocks' subject state.
+    fn legacy_view<'a>(
+        src: &'a dyn StreamSource,
+        legacy_deleted: Option<Vec<u64>>,
+        legacy_blocks: Option<LegacyBlocks<'a>>,
+    ) -> ScannedStream<'a> {
+        ScannedStream {
+            server: None,
+            legacy_deleted,
+            legacy_blocks,
+            first: 1,
+            last: 100,
+            max_per_subject: 0,
+            scans: &[],
+            src,
+            index_totals: None,
+        }
+    }
+
     /// 2.9 counts a consumer with one filter from the blocks' subject state (their `.fss`
     /// when trusted), block by block: the steps of `filteredPendingLocked` (v2.9.10). Here no
     /// record reads back (no block to walk), which isolates what comes from the `.fss`: a
@@ -921,19 +941,13 @@ mod tests {
         let (a, c) = (fss(5, 10, 14), fss(2, 92, 97));
         let t = tempfile::tempdir().unwrap();
         let src = crate::filestore::source::DirSource::new(t.path().to_path_buf());
-        let v = ScannedStream {
-            server: None,
-            legacy_deleted: None,
-            legacy_blocks: Some(LegacyBlocks {
+        let v = legacy_view(
+            &src,
+            None,
+            Some(LegacyBlocks {
                 blocks: vec![(1, 30, Some(&a)), (31, 60, None), (91, 100, Some(&c))],
             }),
-            first: 1,
-            last: 100,
-            max_per_subject: 0,
-            scans: &[],
-            src: &src,
-            index_totals: None,
-        };
+        );
         let mut c = cfg(DeliverPolicy::All, AckPolicy::Explicit);
         c.filters = vec!["plain.2".into()];
         for (delivered, want) in [(0, 7), (11, 5), (47, 2), (94, 0), (92, 2), (97, 0)] {
@@ -952,17 +966,7 @@ mod tests {
     fn legacy_pending_is_sequence_arithmetic_less_the_delete_maps() {
         let t = tempfile::tempdir().unwrap();
         let src = crate::filestore::source::DirSource::new(t.path().to_path_buf());
-        let v = ScannedStream {
-            server: None,
-            legacy_deleted: Some(vec![10, 77, 99]),
-            legacy_blocks: None,
-            first: 1,
-            last: 100,
-            max_per_subject: 0,
-            scans: &[],
-            src: &src,
-            index_totals: None,
-        };
+        let v = legacy_view(&src, Some(vec![10, 77, 99]), None);
         let c = cfg(DeliverPolicy::All, AckPolicy::Explicit);
         for (delivered, want) in [(13, 85), (31, 67), (54, 44), (100, 0), (0, 97)] {
             assert_eq!(num_pending(&c, delivered, &v), Some(want), "{delivered}");
