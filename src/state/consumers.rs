@@ -211,11 +211,15 @@ pub struct LegacyBlocks<'a> {
 }
 
 impl ScannedStream<'_> {
-    /// See [`LegacyBlocks`].
-    fn legacy_filtered(&self, lb: &LegacyBlocks, start: u64, subj: &[u8]) -> u64 {
+    /// See [`LegacyBlocks`]. `None` when the blocks cannot be read again (a stream inside an
+    /// archive, read once): the count is then left to [`num_pending`].
+    fn legacy_filtered(&self, lb: &LegacyBlocks, start: u64, subj: &[u8]) -> Option<u64> {
+        if !self.scans.iter().all(|s| self.src.can_refetch(&s.file)) {
+            return None;
+        }
         let sseq = start.max(self.first);
         if sseq > self.last {
-            return 0;
+            return Some(0);
         }
         let blocks: Vec<_> = lb.blocks.iter().filter(|b| b.1 >= sseq).collect();
         // the matching records that read back, per block: (before the start, from it on)
@@ -254,7 +258,7 @@ impl ScannedStream<'_> {
                 total += msgs.saturating_sub(read[i].0);
             }
         }
-        total
+        Some(total)
     }
 }
 
@@ -277,7 +281,9 @@ impl StreamView for ScannedStream<'_> {
         }
         if let (Some(lb), [f]) = (&self.legacy_blocks, filters) {
             if !crate::base::subject::has_wildcard(f.as_bytes()) {
-                return Some(self.legacy_filtered(lb, start, f.as_bytes()));
+                if let Some(n) = self.legacy_filtered(lb, start, f.as_bytes()) {
+                    return Some(n);
+                }
             }
         }
         Some(self.server.as_ref()?.count(start, filters))
