@@ -225,9 +225,17 @@ impl ScannedStream<'_> {
         // the matching records that read back, per block: (before the start, from it on)
         let mut read = vec![(0u64, 0u64); blocks.len()];
         let from = blocks.iter().map(|b| b.0).min().unwrap_or(sseq).min(sseq);
+        let mut cur = 0usize; // the walk goes block by block: the last block matched first
         self.walk_from(from, &mut |q, s, _| {
             if s == subj {
-                if let Some(i) = blocks.iter().position(|b| b.0 <= q && q <= b.1) {
+                let holds = |b: &&(u64, u64, _)| b.0 <= q && q <= b.1;
+                let at = if blocks.get(cur).is_some_and(holds) {
+                    Some(cur)
+                } else {
+                    blocks.iter().position(holds)
+                };
+                if let Some(i) = at {
+                    cur = i;
                     if q < sseq {
                         read[i].0 += 1;
                     } else {
