@@ -425,7 +425,7 @@ WORKLOADS: dict[str, tuple[Callable, str, bool]] = {
     "SCHED": (w_sched, "2.12.0", False),
 }
 TIME_SENSITIVE = {"AGE", "TTL", "SDM"}
-SAMPLE_WORKLOADS = ["PLAIN", "CMP", "KV_cfg", "LIM_MSGS", "LIM_SUBJ", "AGE", "TTL", "SDM", "INTEREST"]
+SAMPLE_WORKLOADS = ["PLAIN", "CMP", "KV_cfg", "LIM_MSGS", "LIM_SUBJ", "AGE", "TTL", "SDM", "INTEREST", "SCHED"]
 
 
 # --------------------------------------------------------------------------
@@ -1205,7 +1205,7 @@ SAMPLE_RELEASES = ["2.9.10", "2.10.26", "2.11.11", "2.12.8", "2.15.1"]
 SAMPLE_FAILURES = [
     "clean", "kill_mid", "flip_len+noidx", "idx_missing", "idx_stale", "flip_payload",
     "flip_payload+noidx", "flip_seq", "lost_tombstones", "trunc_last_in_rec+noidx", "expired",
-    "flip_first_len", "zero_mid_page",
+    "flip_first_len", "zero_mid_page", "cmeta_unknown_field", "aux_sched_cut",
 ]
 
 
