@@ -1193,20 +1193,45 @@ fn legacy_blocks<'p>(
     let blocks = scans
         .iter()
         .map(|s| {
-            let idx = pre
-                .idx
-                .get(&s.index)
-                .filter(|x| idx_trusted(x, s) && x.consistent() && !s.legacy_cache_fails);
-            match idx {
-                Some(x) => (x.first_seq, x.last_seq, trusted_fss(pre, s, x)),
-                None => {
-                    let f = rebuilt_first(pre, s, problems, src, &format!("{prefix}{}", s.file));
-                    (f.0, s.max_seq.unwrap_or(0).max(f.0), None)
-                }
-            }
+            let (first, last, idx) = legacy_block(pre, s, (problems, src, prefix), true);
+            (first.0, last, idx.and_then(|x| trusted_fss(pre, s, x)))
         })
         .collect();
     consumers::LegacyBlocks { blocks }
+}
+
+/// The `.idx` 2.9 takes a block's numbers from: one that describes the block as it is
+/// ([`idx_trusted`]) and reads consistently; `after_reads`: not one whose block 2.9's cache
+/// indexing gives up on when it first reads it (the block is then rebuilt).
+fn used_idx<'p>(
+    pre: &'p Prelude,
+    s: &BlockScan,
+    after_reads: bool,
+) -> Option<&'p crate::filestore::legacy::LegacyIdx> {
+    pre.idx
+        .get(&s.index)
+        .filter(|x| idx_trusted(x, s) && x.consistent() && !(after_reads && s.legacy_cache_fails))
+}
+
+/// A block's first (seq, time) and last seq as 2.9 has them, and the `.idx` they come from:
+/// a used one ([`used_idx`]), else the rebuild's ([`rebuilt_first`], its last record).
+fn legacy_block<'p>(
+    pre: &'p Prelude,
+    s: &BlockScan,
+    (problems, src, prefix): (&[Problem], &dyn StreamSource, &str),
+    after_reads: bool,
+) -> (
+    (u64, i64),
+    u64,
+    Option<&'p crate::filestore::legacy::LegacyIdx>,
+) {
+    match used_idx(pre, s, after_reads) {
+        Some(x) => ((x.first_seq, x.first_ts), x.last_seq, Some(x)),
+        None => {
+            let f = rebuilt_first(pre, s, problems, src, &format!("{prefix}{}", s.file));
+            (f, s.max_seq.unwrap_or(0).max(f.0), None)
+        }
+    }
 }
 
 /// The first sequence and time of a block 2.9 rebuilds from its records: the first record it
@@ -1258,15 +1283,8 @@ fn legacy_recovered_first(
     let firsts = scans
         .iter()
         .map(|s| {
-            let idx = pre
-                .idx
-                .get(&s.index)
-                .filter(|x| idx_trusted(x, s) && x.consistent());
-            let f = match idx {
-                Some(x) => (x.first_seq, x.first_ts),
-                None => rebuilt_first(pre, s, problems, src, &format!("{prefix}{}", s.file)),
-            };
-            (s.file.clone(), f)
+            let (first, _, _) = legacy_block(pre, s, (problems, src, prefix), false);
+            (s.file.clone(), first)
         })
         .collect();
     legacy_first(firsts).map(|f| f.0)
@@ -1310,11 +1328,7 @@ fn legacy_numbers(
     }
     for s in scans {
         let file = format!("{prefix}{}", s.file);
-        let idx = pre
-            .idx
-            .get(&s.index)
-            .filter(|x| idx_trusted(x, s) && x.consistent() && !s.legacy_cache_fails);
-        if let Some(x) = idx {
+        if let Some(x) = used_idx(pre, s, true) {
             msgs += x.msgs;
             bytes += x.bytes;
             firsts.push((s.file.clone(), (x.first_seq, x.first_ts)));
@@ -1603,11 +1617,7 @@ fn slot_unserved(
                 (b.first_seq, b.last_seq, b.deleted.clone())
             }
             (Recovery::Legacy, _) => {
-                let Some(x) = pre
-                    .idx
-                    .get(&s.index)
-                    .filter(|x| idx_trusted(x, s) && x.consistent())
-                else {
+                let Some(x) = used_idx(pre, s, false) else {
                     continue;
                 };
                 (x.first_seq, x.last_seq, x.deleted.clone())
@@ -2563,46 +2573,11 @@ fn check_aux(
             _ => aux_state::parse_sources(&b).map(|x| x.high_seq),
         };
         let loc = pre.loc().file(format!("{prefix}{rel}"));
-        let schedules = pre
-            .meta
-            .as_ref()
-            .and_then(|m| m.json.get("allow_msg_schedules"))
-            == Some(&serde_json::Value::Bool(true));
-        if rel == "msgs/sched.db"
-            && schedules
-            && release.is_some_and(load::sched_decoder_unchecked)
-            && aux_state::sched_panics_unchecked_decoder(&b)
-        {
-            let r = release.map(|r| r.to_string()).unwrap_or_default();
+        if let Some(why) = aux_stops_server(pre, rel, &b, release) {
             problems.push(Problem::new(
                 Kind::AuxFileStopsServer,
                 loc,
-                format!("{what} ({rel}): its entries stop before the count in its header, and nats-server {r} reads past the end of the file at start and panics (\"index out of range\" in MsgScheduling.decode): the server does not start, no stream loads. Move {rel} out of the stream dir before starting it (the server rebuilds it by scanning the stream's messages), or start 2.12.12+ / 2.14.3+, which discard it"),
-            ));
-            continue;
-        }
-        // (2^32 steps: about a minute at the 13 ns a step took the real 2.12.8 here)
-        const STUCK_STEPS: u64 = 1 << 32;
-        let ttl = pre.meta.as_ref().and_then(|m| m.json.get("allow_msg_ttl"))
-            == Some(&serde_json::Value::Bool(true));
-        let steps =
-            (rel == "msgs/thw.db" && ttl && release.is_some_and(load::ttl_decoder_unchecked))
-                .then(|| aux_state::thw_steps_unchecked_decoder(&b))
-                .flatten()
-                .filter(|&n| n >= STUCK_STEPS);
-        if let Some(n) = steps {
-            let r = release.map(|r| r.to_string()).unwrap_or_default();
-            let secs = n as f64 * 13e-9;
-            let took = match secs {
-                s if s < 3600.0 => format!("{:.0} minutes", s / 60.0),
-                s if s < 86400.0 * 2.0 => format!("{:.0} hours", s / 3600.0),
-                s if s < 86400.0 * 730.0 => format!("{:.0} days", s / 86400.0),
-                s => format!("{:.0} years", s / (86400.0 * 365.0)),
-            };
-            problems.push(Problem::new(
-                Kind::AuxFileStopsServer,
-                loc,
-                format!("{what} ({rel}): its header counts {n} entries, far more than the file holds, and nats-server {r} walks every one at start, past the file's end (about 13 ns each where measured: some {took}): the server does not start, no stream loads. Move {rel} out of the stream dir before starting it (the server rebuilds it by scanning the stream's messages), or start 2.12.12+ / 2.14.3+, which discard it"),
+                format!("{what} ({rel}): {why}: the server does not start, no stream loads. Move {rel} out of the stream dir before starting it (the server rebuilds it by scanning the stream's messages), or start 2.12.12+ / 2.14.3+, which discard it"),
             ));
             continue;
         }
@@ -2619,6 +2594,43 @@ fn check_aux(
             )),
             Ok(_) => {}
         }
+    }
+}
+
+/// Why `release` does not get past the auxiliary file `rel` (bytes `b`) at start, if it does
+/// not: a sched.db its decoder panics on, or a thw.db whose count it walks for a minute or
+/// more (2^32 steps at the 13 ns a step took the real 2.12.8). Only a stream whose config
+/// asks for schedules / message TTLs has the file read.
+fn aux_stops_server(
+    pre: &Prelude,
+    rel: &str,
+    b: &[u8],
+    release: Option<&Release>,
+) -> Option<String> {
+    const STUCK_STEPS: u64 = 1 << 32;
+    let r = release?;
+    let allows = |key: &str| {
+        pre.meta.as_ref().and_then(|m| m.json.get(key)) == Some(&serde_json::Value::Bool(true))
+    };
+    match rel {
+        "msgs/sched.db"
+            if allows("allow_msg_schedules")
+                && load::sched_decoder_unchecked(r)
+                && crate::filestore::aux_state::sched_panics_unchecked_decoder(b) =>
+        {
+            Some(format!("its entries stop before the count in its header, and nats-server {r} reads past the end of the file at start and panics (\"index out of range\" in MsgScheduling.decode)"))
+        }
+        "msgs/thw.db" if allows("allow_msg_ttl") && load::ttl_decoder_unchecked(r) => {
+            let n = crate::filestore::aux_state::thw_steps_unchecked_decoder(b).filter(|&n| n >= STUCK_STEPS)?;
+            let took = match n as f64 * 13e-9 {
+                s if s < 3600.0 => format!("{:.0} minutes", s / 60.0),
+                s if s < 86400.0 * 2.0 => format!("{:.0} hours", s / 3600.0),
+                s if s < 86400.0 * 730.0 => format!("{:.0} days", s / 86400.0),
+                s => format!("{:.0} years", s / (86400.0 * 365.0)),
+            };
+            Some(format!("its header counts {n} entries, far more than the file holds, and nats-server {r} walks every one at start, past the file's end (about 13 ns each where measured: some {took})"))
+        }
+        _ => None,
     }
 }
 
@@ -3566,6 +3578,7 @@ fn load_report(
         .collect();
     revived.sort_unstable();
     revived.dedup();
+    let crashing = crashing_file(problems);
     let skipped = pre.problems.iter().any(|p| {
         matches!(
             p.kind,
@@ -3574,7 +3587,7 @@ fn load_report(
     }) || sealed_skips_stream(pre, load.release.as_ref())
         || pre.offline
         || stopped_by.is_some()
-        || crashing_file(problems).is_some();
+        || crashing.is_some();
     let errors = problems
         .iter()
         .any(|p| p.severity == crate::base::problem::Severity::Error);
@@ -3609,9 +3622,9 @@ fn load_report(
                 .to_string(),
         ),
         // (matrix `from_2.15.1`, 2.11.11: "stream is offline: unsupported - config error")
-        Verdict::Skipped if crashing_file(problems).is_some() => Some(format!(
+        Verdict::Skipped if crashing.is_some() => Some(format!(
             "do not start this release on these files: it does not get past {} at start (see its finding) and no stream loads; move that file out of the stream dir first (the server rebuilds it), or start a release that discards it",
-            crashing_file(problems).unwrap_or_default()
+            crashing.unwrap_or_default()
         )),
         Verdict::Skipped if pre.offline => Some(
             "the server lists the stream as offline and leaves its files as they are: start a release that supports its config (the findings say what it needs), or restore it from a backup into a release that does"
