@@ -1526,6 +1526,12 @@ def compare_case(jet: dict, truth: dict, time_sensitive_ok: bool, release: str =
         res["jetdir_error"] = (js or {}).get("error") or jet.get("stderr_tail", "")[-300:]
     if "start_error" in truth or "streams" not in truth:
         res["server_error"] = truth.get("start_error") or truth.get("error")
+    if "start_error" in truth:
+        # the server did not start: did jetdir say so? (a file the release does not get
+        # past at start, and every stream of the store not loaded)
+        kinds = {p.get("kind") for p in (js or {}).get("problems") or []}
+        verdicts = {((s.get("load") or {}).get("verdict")) for s in (js or {}).get("streams") or []}
+        res["start_predicted"] = "aux_file_stops_server" in kinds and verdicts <= {"skipped"}
     jstreams = {s["name"]: s for s in (js or {}).get("streams", []) if s.get("account") == "$G"}
     tstreams = truth.get("streams") or {}
     problems = (js or {}).get("problems") or []
@@ -1673,8 +1679,10 @@ def summary_table(results: list[dict], releases: list[str]) -> list[str]:
                 cells.append("")
             elif "skipped" in r:
                 cells.append("n/a")
+            elif r.get("start_predicted"):
+                cells.append("no start, as jetdir says")
             elif r.get("server_error"):
-                cells.append("server error")
+                cells.append("**server error**")
             elif r.get("jetdir_error"):
                 cells.append("jetdir error")
             else:
@@ -1724,7 +1732,10 @@ def write_results(results: list[dict], path: Path, releases: list[str], mode: st
         "(`(jetdir err)`: numbers equal but jetdir reported an error-severity problem); "
         "`≠ fields` = disagreement (details below); `as clean` = the same disagreement, "
         "field for field, as in this release's `clean` row (listed there only); `skip` = time-sensitive stream restarted "
-        "after its age passed (see `expired`); `-` = stream not in this release. "
+        "after its age passed (see `expired`); `-` = stream not in this release; `no start, as "
+        "jetdir says` = the server did not start and jetdir said so (`aux_file_stops_server`, "
+        "every stream not loaded); `server error` = it did not start, or its answers could not "
+        "be taken, and jetdir did not say so (a disagreement). "
         "Compared: " + ", ".join(f[0] for f in STREAM_FIELDS) + ", first_ts, last_ts, "
         "deleted_seqs, subject_counts, live_seqs (STREAM.MSG.GET of every seq when the range "
         f"is ≤ {MAX_GET}, and once more of each not served: the read that cuts a damaged "
@@ -1753,7 +1764,8 @@ def write_results(results: list[dict], path: Path, releases: list[str], mode: st
                 lines.append(f"| {r['failure']} | skipped: {r['skipped']} |" + " |" * (len(cols) + 1))
                 continue
             if r.get("server_error"):
-                lines.append(f"| {r['failure']} | server error: {fmt_val(r['server_error'])} |"
+                said = "no start, as jetdir says; " if r.get("start_predicted") else "**server error**: "
+                lines.append(f"| {r['failure']} | {said}{fmt_val(r['server_error'])} |"
                              + " |" * (len(cols) + 1))
                 continue
             if r.get("jetdir_error"):
@@ -1768,7 +1780,7 @@ def write_results(results: list[dict], path: Path, releases: list[str], mode: st
     lines += ["## Disagreements", ""]
     for r in done:
         bad = {s: c for s, c in r["streams"].items() if c.get("diffs") and not c.get("as_clean")}
-        if not bad and not r.get("jetdir_error") and not r.get("server_error"):
+        if not bad and not r.get("jetdir_error") and (not r.get("server_error") or r.get("start_predicted")):
             continue
         lines.append(f"### {r['release']} {r['failure']}")
         lines.append("")
@@ -1802,7 +1814,7 @@ def disagreement_keys(results: list[dict]) -> dict[str, list[str]]:
         if "skipped" in r:
             continue
         key = f"{r['release']} {r['failure']}"
-        if r.get("server_error"):
+        if r.get("server_error") and not r.get("start_predicted"):
             out[key] = ["server error"]
         if r.get("jetdir_error"):
             out[key] = ["jetdir error"]
