@@ -340,6 +340,11 @@ pub fn aux_state(data: &[u8]) {
     if let Err(e) = aux_state::parse_sources(data) {
         assert!(e.offset() <= data.len(), "{e}");
     }
+    // the walks of the old releases' decoders (does the server get past this file at start?)
+    let _ = aux_state::sched_panics_unchecked_decoder(data);
+    if let Some(steps) = aux_state::thw_steps_unchecked_decoder(data) {
+        assert!(steps > 0, "a walk of no step is no walk past the end");
+    }
 }
 
 /// A message schedule (`Nats-Schedule`, with `Nats-Schedule-Time-Zone`: header values read
