@@ -2757,6 +2757,20 @@ fn check_consumers(
                         if cc.offline() && stopped_by.is_none() {
                             stopped_by = Some(c.clone());
                         }
+                        // a value the release cannot decode: the whole meta.inf does not
+                        // decode, and the consumer is not loaded (the stream is)
+                        if let Some(why) = config_fields::undecodable_value(
+                            &m.json,
+                            ConfigDoc::ConsumerMeta,
+                            release.as_ref(),
+                        ) {
+                            meta_corrupt = true;
+                            problems.push(Problem::new(
+                                Kind::ConsumerMetaCorrupt,
+                                loc.clone().file(format!("{prefix}{}", rel("meta.inf"))),
+                                format!("consumer meta.inf: {why}"),
+                            ));
+                        }
                         rep.durable = m.str_field("durable_name").map(str::to_string);
                         rep.ack_policy = m.str_field("ack_policy").map(str::to_string);
                         rep.filter_subject = m.str_field("filter_subject").map(str::to_string);

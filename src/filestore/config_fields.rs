@@ -384,6 +384,42 @@ pub fn check_config(
     }
 }
 
+/// A value of a known field that `release` cannot decode, so that decoding the whole config
+/// fails (`None`: every value decodes; before the release knows the field, it is an unknown
+/// field instead, dropped or refused by [`check_config`]). A consumer's `priority_policy`:
+/// 2.11 knows `none`, `overflow` and `pinned_client`, 2.12 adds `prioritized`; 2.11.1, 2.11.6
+/// and 2.11.11 do not load a consumer whose meta.inf says `prioritized` ("Error unmarshalling
+/// consumer metafile ...: unknown priority policy"), and load its stream without it.
+pub fn undecodable_value(
+    json: &Map<String, Value>,
+    doc: ConfigDoc,
+    release: Option<&Release>,
+) -> Option<String> {
+    if doc != ConfigDoc::ConsumerMeta {
+        return None;
+    }
+    let (release, _) = target_release(release, json);
+    let v = (release.major, release.minor, release.patch);
+    if v < V2_11 {
+        return None;
+    }
+    let (key, value) = json
+        .iter()
+        .find(|(k, _)| go_fold_eq("priority_policy", k))?;
+    let known: &[&str] = if v < V2_12 {
+        &["none", "overflow", "pinned_client"]
+    } else {
+        &["none", "overflow", "pinned_client", "prioritized"]
+    };
+    // (only a string is judged: what a newer release writes; other JSON types are left alone)
+    match value {
+        Value::String(s) if !known.contains(&s.as_str()) => Some(format!(
+            "nats-server {release} cannot decode \"{key}\": {value} (unknown priority policy), so the whole file does not decode"
+        )),
+        _ => None,
+    }
+}
+
 /// Why config bytes could not be checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigBytesError {
@@ -681,6 +717,56 @@ mod tests {
         assert_eq!(
             (c.release, c.release_from),
             (newest_known(), ReleaseFrom::Assumed)
+        );
+    }
+
+    /// A priority policy of 2.12 in a consumer's meta.inf: 2.11 cannot decode the file (the
+    /// real 2.11.1, 2.11.6 and 2.11.11 do not load the consumer: matrix `cmeta_new_value`);
+    /// 2.10 does not know the field (dropped), 2.12+ know the value.
+    #[test]
+    fn a_priority_policy_of_2_12_does_not_decode_on_2_11() {
+        let cfg = |v: &str| -> Map<String, Value> {
+            serde_json::from_str(&format!(
+                r#"{{"durable_name":"C","ack_policy":"explicit","priority_policy":"{v}","priority_groups":["g"],"Name":"C"}}"#
+            ))
+            .unwrap()
+        };
+        for (r, v, bad) in [
+            ("2.10.26", "prioritized", false),
+            ("2.11.0", "prioritized", true),
+            ("2.11.1", "prioritized", true),
+            ("2.11.11", "prioritized", true),
+            ("2.11.11", "pinned_client", false),
+            ("2.11.11", "overflow", false),
+            ("2.11.11", "none", false),
+            ("2.12.0", "prioritized", false),
+            ("2.15.1", "prioritized", false),
+            ("2.15.1", "someday", true),
+        ] {
+            let got = undecodable_value(&cfg(v), ConfigDoc::ConsumerMeta, Some(&rel(r)));
+            assert_eq!(got.is_some(), bad, "{r} {v}: {got:?}");
+            if let Some(why) = got {
+                assert!(
+                    why.contains(&format!(
+                        "nats-server {r} cannot decode \"priority_policy\""
+                    )),
+                    "{why}"
+                );
+            }
+        }
+        // a stream's meta.inf has no such field; a consumer without it decodes
+        let none: Map<String, Value> = serde_json::from_str(r#"{"durable_name":"C"}"#).unwrap();
+        assert_eq!(
+            undecodable_value(&none, ConfigDoc::ConsumerMeta, Some(&rel("2.11.1"))),
+            None
+        );
+        assert_eq!(
+            undecodable_value(
+                &cfg("prioritized"),
+                ConfigDoc::StreamMeta,
+                Some(&rel("2.11.1"))
+            ),
+            None
         );
     }
 

@@ -944,6 +944,7 @@ def mk_cmeta_edit(how: str) -> Callable:
     field, or a required API level above every release's (`_nats.req.level` 99). 2.11.9+
     register the consumer offline and stop its stream ("stopped - unsupported consumer");
     earlier releases load it (they drop the field; the level is not checked before 2.11.9).
+    `new_value`: a priority policy of 2.12 (`prioritized`), which 2.11 cannot decode.
     meta.sum is left as it was: no release checks a consumer's."""
     def f(store: Path, ctx: dict) -> str:
         p = sdir(store) / "obs" / "C_EXPL" / "meta.inf"
@@ -953,6 +954,12 @@ def mk_cmeta_edit(how: str) -> Callable:
         if how == "unknown_field":
             m["x_jetdir_unknown"] = True
             d = 'field "x_jetdir_unknown" added'
+        elif how == "new_value":
+            # a value 2.12+ write (a priority group consumer) that 2.11 cannot decode: it
+            # does not load the consumer, and loads the stream without it
+            m["priority_policy"] = "prioritized"
+            m["priority_groups"] = ["g"]
+            d = '"priority_policy": "prioritized" (2.12+) set'
         else:
             m.setdefault("metadata", {})["_nats.req.level"] = "99"
             d = '"_nats.req.level": "99" added to its metadata'
@@ -1112,6 +1119,7 @@ FAILURES: dict[str, tuple[Callable, str]] = {
     "meta_sum_bad": (f_meta_sum_bad, "clean"),
     "cmeta_unknown_field": (mk_cmeta_edit("unknown_field"), "clean"),
     "cmeta_req_level": (mk_cmeta_edit("req_level"), "clean"),
+    "cmeta_new_value": (mk_cmeta_edit("new_value"), "clean"),
     **{f"zero_{w}_file": (mk_zero_file(w), "clean") for w in ("index", "meta", "odat", "cmeta")},
     **{f"aux_{w}_{how}": (mk_aux_damage(w, how), "clean")
        for w in ("thw", "sched", "sources") for how in ("zero", "cut", "gone")},
@@ -1205,7 +1213,7 @@ SAMPLE_RELEASES = ["2.9.10", "2.10.26", "2.11.11", "2.12.8", "2.15.1"]
 SAMPLE_FAILURES = [
     "clean", "kill_mid", "flip_len+noidx", "idx_missing", "idx_stale", "flip_payload",
     "flip_payload+noidx", "flip_seq", "lost_tombstones", "trunc_last_in_rec+noidx", "expired",
-    "flip_first_len", "zero_mid_page", "cmeta_unknown_field", "aux_sched_cut",
+    "flip_first_len", "zero_mid_page", "cmeta_unknown_field", "cmeta_new_value", "aux_sched_cut",
 ]
 
 
