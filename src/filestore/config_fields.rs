@@ -400,7 +400,8 @@ pub fn undecodable_value(
     }
     let (release, _) = target_release(release, json);
     let v = (release.major, release.minor, release.patch);
-    if v < V2_11 {
+    // (past the newest release jetdir knows, a value it has not seen may be a new one)
+    if v < V2_11 || release.base() > newest_known() {
         return None;
     }
     let (key, value) = json
@@ -742,6 +743,7 @@ mod tests {
             ("2.12.0", "prioritized", false),
             ("2.15.1", "prioritized", false),
             ("2.15.1", "someday", true),
+            ("2.16.0", "someday", false),
         ] {
             let got = undecodable_value(&cfg(v), ConfigDoc::ConsumerMeta, Some(&rel(r)));
             assert_eq!(got.is_some(), bad, "{r} {v}: {got:?}");
